@@ -1,0 +1,957 @@
+"""The FIX session layer as a state machine without I/O (FIXT 1.1 / FIX 4.4 Vol. 2).
+
+A :class:`Session` is fed frames and the time, and hands back ordered *actions* for its driver
+(bytes to persist and send, a resend range to serve from the store, a store reset, a close)
+and *events* for the application (logged on, an application message, logged out). It never
+reads a clock or touches a socket or a database: the asyncio layer in ``gateway.server`` does.
+
+Behaviour follows the FIX Session Layer Test Cases and, where they leave room, QuickFIX, the
+engine counterparties compare us with: sequence number checks (too high -> ResendRequest and the
+message queued; too low -> Logout unless PossDupFlag), PossDup/OrigSendingTime rules, SendingTime
+accuracy, heartbeats and TestRequests from the HeartBtInt, gap fills for administrative messages
+on resend, SequenceReset in gap-fill and reset mode, Reject with SessionRejectReason/RefTagID/
+RefMsgType, and the Logout handshake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .codec import FrameParser, Garbled, GarbledMessage, StreamError, encode, split_fields
+from .dictionary import APPL_VER_BY_NAME, APPL_VER_IDS, DataDictionary
+from .fixtime import NS, TimestampFormatter, parse_utc_timestamp
+from .message import Message
+from .states import State, next_state
+from .tags import (
+    ADMIN_TYPES,
+    BR_CONDITIONALLY_REQUIRED_FIELD_MISSING,
+    BUSINESS_REJECT_TEXT,
+    COMPID_PROBLEM,
+    HEARTBEAT,
+    INVALID_TAG_NUMBER,
+    LOGON,
+    LOGOUT,
+    REJECT,
+    REJECT_TEXT,
+    REQUIRED_TAG_MISSING,
+    RESEND_REQUEST,
+    SENDING_TIME_ACCURACY,
+    SEQUENCE_RESET,
+    TEST_REQUEST,
+    VALUE_INCORRECT,
+)
+from .validation import SessionReject, ValidationSettings, parse_message, validate
+
+# --------------------------------------------------------------------------------------------
+# identities and settings
+
+
+@dataclass(frozen=True, slots=True)
+class SessionID:
+    """BeginString + our SenderCompID + the counterparty's CompID (+ qualifier)."""
+
+    begin_string: str
+    sender_comp_id: str
+    target_comp_id: str
+    qualifier: str = ""
+
+    def __str__(self) -> str:
+        q = f":{self.qualifier}" if self.qualifier else ""
+        return f"{self.begin_string}:{self.sender_comp_id}->{self.target_comp_id}{q}"
+
+    @property
+    def file_prefix(self) -> str:
+        """QuickFIX's log file prefix, e.g. ``FIX.4.4-ISLD-TW44``."""
+        q = f"-{self.qualifier}" if self.qualifier else ""
+        return f"{self.begin_string}-{self.sender_comp_id}-{self.target_comp_id}{q}"
+
+    @property
+    def is_fixt(self) -> bool:
+        return self.begin_string.startswith("FIXT")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    session_id: SessionID
+    default_appl_ver_id: str | None = None
+    """FIXT only: our DefaultApplVerID (1137), e.g. ``FIX.5.0SP2``."""
+    check_latency: bool = True
+    max_latency: float = 120.0
+    """SendingTime (52) may differ from our clock by this many seconds [MaxLatency]."""
+    logon_timeout: float = 10.0
+    """A connection that has not logged on after this long is dropped."""
+    logout_timeout: float = 2.0
+    reset_on_logon: bool = False
+    reset_on_logout: bool = False
+    reset_on_disconnect: bool = False
+    send_next_expected_msg_seq_num: bool = False
+    """Send NextExpectedMsgSeqNum (789) in our Logon (FIX 4.4+ "sequence number recovery")."""
+    timestamp_precision: int = 3
+    test_request_factor: float = 1.2
+    """Send TestRequest after HeartBtInt x this of silence; drop after twice that."""
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    require_authentication: bool = False
+    """When set, a Logon is held in AUTHENTICATING until the driver calls
+    :meth:`Session.logon_authenticated` (credentials are checked off the event loop)."""
+
+
+# --------------------------------------------------------------------------------------------
+# outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write ``data`` to the counterparty. When ``persist``, store it (for resend) with its
+    MsgSeqNum and commit before writing (Invariant 1)."""
+
+    data: bytes
+    seq: int
+    persist: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """Serve a ResendRequest: feed stored messages begin..end to :meth:`Session.resender`."""
+
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResetStore:
+    """Sequence numbers went back to 1: forget the stored messages (before the next Send)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: str
+
+
+Action = Send | Resend | ResetStore | Close
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOn:
+    reset: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppMessage:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticationRequired:
+    username: str | None
+    password: str | None
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A line for the session's event log."""
+
+    text: str
+
+
+Event = LoggedOn | AppMessage | LoggedOut | AuthenticationRequired | Note
+
+
+class SessionNotReady(RuntimeError):
+    """Our own misuse: an application message sent on a session that is not logged on."""
+
+
+class _FieldMissing(Exception):  # noqa: N818
+    def __init__(self, tag: int) -> None:
+        self.tag = tag
+
+
+class _WrongVersion(Exception):  # noqa: N818
+    pass
+
+
+_ROUTE_SWAP = ((115, 128), (116, 129), (128, 115), (129, 116))
+_LOCATION_SWAP = ((144, 145), (145, 144))
+
+
+def _version_key(begin_string: bytes) -> tuple[int, int]:
+    """FIX.4.2 -> (4, 2); FIXT.1.1 counts as newer than every FIX 4.x."""
+    s = begin_string.decode("ascii", "replace")
+    if s.startswith("FIXT"):
+        return (5, 0)
+    try:
+        major, minor = s[4:].split(".")[:2]
+        return int(major), int(minor[:1])
+    except ValueError:
+        return (0, 0)
+
+
+class Session:
+    """One FIX session (acceptor side). It outlives connections: ``connect`` starts one."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        session_dd: DataDictionary,
+        app_dds: dict[str, DataDictionary] | None = None,
+        *,
+        next_sender: int = 1,
+        next_target: int = 1,
+        allow_resend: Callable[[Message], bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sid = settings.session_id
+        self.session_dd = session_dd
+        self.app_dds = app_dds or {settings.session_id.begin_string: session_dd}
+        self.next_sender = next_sender
+        self.next_target = next_target
+        self._allow_resend = allow_resend
+        self._begin = self.sid.begin_string.encode()
+        self._sender = self.sid.sender_comp_id.encode()
+        self._target = self.sid.target_comp_id.encode()
+        self._is_fixt = self.sid.is_fixt
+        self._our_appl_ver = (
+            APPL_VER_BY_NAME.get(settings.default_appl_ver_id or "", b"") if self._is_fixt else b""
+        )
+        self._target_appl_ver: str = settings.default_appl_ver_id or self.sid.begin_string
+        self._ts = TimestampFormatter(settings.timestamp_precision)
+        self._actions: list[Action] = []
+        self._events: list[Event] = []
+        self._queue: dict[int, Message] = {}
+        self._parser: FrameParser | None = None
+        self.state = State.DISCONNECTED
+        self._reset_connection(0.0)
+
+    # ---------------------------------------------------------------------------------------
+    # connection lifecycle
+
+    def _reset_connection(self, now: float) -> None:
+        self.received_logon = False
+        self.sent_logout = False
+        self._received_reset = False
+        self.heart_bt_int = 0
+        self._connected_at = now
+        self._last_sent = now
+        self._last_received = now
+        self._test_requests = 0
+        self._logout_deadline: float | None = None
+        self._resend_range: tuple[int, int] | None = None
+        self._held: list[bytes] = []
+        self._auth_msg: Message | None = None
+        self._queue.clear()
+
+    def connect(self, now: float) -> None:
+        """A transport is up; the counterparty must log on within ``logon_timeout``."""
+        self._reset_connection(now)
+        self._parser = None
+        self.state = State.AWAITING_LOGON
+
+    def connection_lost(self, now: float) -> None:
+        was_logged_on = self.received_logon
+        self.state = State.DISCONNECTED
+        self._reset_connection(now)
+        if self.settings.reset_on_disconnect:
+            self._reset_seq()
+        if was_logged_on:
+            self._events.append(LoggedOut("disconnected"))
+
+    @property
+    def is_logged_on(self) -> bool:
+        return self.received_logon and self.state in (State.LOGGED_ON, State.LOGOUT_SENT)
+
+    # ---------------------------------------------------------------------------------------
+    # outputs
+
+    def next_actions(self) -> list[Action]:
+        out, self._actions = self._actions, []
+        return out
+
+    def events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    def _note(self, text: str) -> None:
+        self._events.append(Note(text))
+
+    def _close(self, reason: str) -> None:
+        if self.state is not State.DISCONNECTED:
+            self._note(f"Disconnecting: {reason}")
+            self._actions.append(Close(reason))
+            was_logged_on = self.received_logon
+            self.state = State.DISCONNECTED
+            self.received_logon = False
+            if was_logged_on:
+                self._events.append(LoggedOut(reason))
+
+    # ---------------------------------------------------------------------------------------
+    # input
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed raw bytes (the session frames them itself)."""
+        if self._parser is None:
+            self._parser = FrameParser()
+        self._parser.feed(data)
+        for ev in self._parser.frames():
+            if isinstance(ev, StreamError):
+                self._close(f"unrecoverable stream: {ev.reason}")
+                return
+            if isinstance(ev, Garbled):
+                self.receive_garbled(ev.reason, now)
+            else:
+                self.receive_frame(ev.data, now)
+
+    def receive_garbled(self, reason: str, now: float) -> None:
+        self._note(f"Garbled message ignored: {reason}")
+        if self.state is State.AWAITING_LOGON:
+            self._close("first message is garbled")
+
+    def receive_frame(self, data: bytes, now: float) -> None:
+        """One framed message off the wire."""
+        if self.state is State.DISCONNECTED:
+            return
+        if self.state is State.AUTHENTICATING:
+            self._held.append(data)
+            return
+        try:
+            msg = self._parse(data)
+        except GarbledMessage as exc:
+            self._note(f"Invalid message ignored: {exc}")
+            if self.state is State.AWAITING_LOGON:
+                self._close(f"first message is not a valid FIX message: {exc}")
+            return
+        self._next(msg, now, queued=False)
+
+    def _app_dd_for(self, appl_ver: str) -> DataDictionary:
+        dd = self.app_dds.get(appl_ver)
+        if dd is None:
+            dd = self.app_dds.get(self._target_appl_ver) or next(iter(self.app_dds.values()))
+        return dd
+
+    def _parse(self, data: bytes) -> Message:
+        if not self._is_fixt:
+            return parse_message(data, self.session_dd, self.session_dd)
+        msg = parse_message(data, self.session_dd, self._app_dd_for(self._target_appl_ver))
+        av = msg.header.get(1128)
+        if av is not None:
+            name = APPL_VER_IDS.get(av)
+            if name and name != self._target_appl_ver and name in self.app_dds:
+                msg = parse_message(data, self.session_dd, self.app_dds[name], verify=False)
+        return msg
+
+    # ---------------------------------------------------------------------------------------
+    # the receive path (QuickFIX Session::next(Message))
+
+    def _next(self, msg: Message, now: float, queued: bool) -> None:
+        h = msg.header
+        msg_type = msg.msg_type
+        try:
+            if 49 not in h:
+                raise _FieldMissing(49)
+            if 56 not in h:
+                raise _FieldMissing(56)
+            if h.get(8) != self._begin:
+                raise _WrongVersion
+            allowed = next_state(self.state, msg_type)
+            if allowed is None:
+                if self.state is State.AWAITING_LOGON:
+                    self._close("first message is not a Logon")
+                else:
+                    self._close(f"MsgType {msg_type!r} not allowed in state {self.state.value}")
+                return
+            if msg_type == LOGON and self._is_fixt:
+                dav = msg.get(1137)
+                if dav is None:
+                    raise _FieldMissing(1137)
+                name = APPL_VER_IDS.get(dav)
+                if name is not None:
+                    self._target_appl_ver = name
+            is_app = msg_type not in ADMIN_TYPES
+            if self._is_fixt and is_app:
+                av = h.get(1128)
+                app_dd = self._app_dd_for(
+                    APPL_VER_IDS.get(av, self._target_appl_ver) if av else self._target_appl_ver
+                )
+                validate(msg, self.session_dd, app_dd, self.settings.validation)
+            else:
+                validate(msg, self.session_dd, self.session_dd, self.settings.validation)
+
+            if msg_type == LOGON:
+                self._on_logon(msg, now)
+            elif msg_type == HEARTBEAT:
+                if self._verify(msg, now):
+                    self.next_target += 1
+            elif msg_type == TEST_REQUEST:
+                if self._verify(msg, now):
+                    self._send_admin(HEARTBEAT, [(112, msg.get(112) or b"")], now)
+                    self.next_target += 1
+            elif msg_type == SEQUENCE_RESET:
+                self._on_sequence_reset(msg, now)
+            elif msg_type == LOGOUT:
+                self._on_logout(msg, now)
+            elif msg_type == RESEND_REQUEST:
+                self._on_resend_request(msg, now)
+            elif msg_type == REJECT:
+                if self._verify(msg, now):
+                    self.next_target += 1
+            else:
+                if self._verify(msg, now):
+                    self.next_target += 1
+                    self._events.append(AppMessage(msg))
+        except _FieldMissing as exc:
+            if msg.msg_type not in ADMIN_TYPES and _version_key(h.get(8) or b"") >= (4, 2):
+                self._business_reject(
+                    msg, BR_CONDITIONALLY_REQUIRED_FIELD_MISSING, exc.tag, now, increment=True
+                )
+            else:
+                self._reject(msg, REQUIRED_TAG_MISSING, now, tag=exc.tag)
+                if msg_type == LOGON:
+                    self._close("Required field missing from logon")
+        except SessionReject as exc:
+            self._reject(msg, exc.reason, now, tag=exc.tag, text=exc.text)
+            if msg_type == LOGON:
+                self._close(f"Logon rejected: {exc.text}")
+        except _WrongVersion:
+            if msg_type == LOGOUT:
+                self._on_logout(msg, now)
+            elif self.state is State.AWAITING_LOGON:
+                self._close("Incorrect BeginString")
+            else:
+                self._logout(now, "Incorrect BeginString")
+                self.next_target += 1
+        if not queued:
+            self._next_queued(now)
+
+    def _next_queued(self, now: float) -> None:
+        while self.state is not State.DISCONNECTED and self.next_target in self._queue:
+            msg = self._queue.pop(self.next_target)
+            self._note(f"Processing QUEUED message: {self.next_target}")
+            if msg.msg_type in (LOGON, RESEND_REQUEST):
+                self.next_target += 1
+            else:
+                self._next(msg, now, queued=True)
+        if self._queue:
+            for seq in [s for s in self._queue if s < self.next_target]:
+                del self._queue[seq]
+
+    # ---------------------------------------------------------------------------------------
+    # checks shared by every message type (QuickFIX Session::verify)
+
+    def _valid_logon_state(self, msg_type: bytes) -> bool:
+        if self._received_reset:
+            return True
+        if msg_type == LOGON:
+            return not self.received_logon
+        if self.received_logon:
+            return True
+        return msg_type in (SEQUENCE_RESET, REJECT) or self.sent_logout
+
+    def _verify(
+        self, msg: Message, now: float, check_too_high: bool = True, check_too_low: bool = True
+    ) -> bool:
+        h = msg.header
+        msg_type = msg.msg_type
+        sending_raw = h.get(52)
+        seq_raw = h.get(34)
+        if sending_raw is None or ((check_too_high or check_too_low) and seq_raw is None):
+            self._close("message without SendingTime or MsgSeqNum")
+            return False
+        if not self._valid_logon_state(msg_type):
+            self._close("Logon state is not valid for message")
+            return False
+        try:
+            sending_ns = parse_utc_timestamp(sending_raw)
+        except ValueError:
+            self._close("unreadable SendingTime")
+            return False
+        if self.settings.check_latency and abs(now * NS - sending_ns) > self.settings.max_latency * NS:
+            self._reject(msg, SENDING_TIME_ACCURACY, now)
+            if self.state is not State.DISCONNECTED:
+                self._logout(now)
+            return False
+        if h.get(49) != self._target or h.get(56) != self._sender:
+            self._reject(msg, COMPID_PROBLEM, now)
+            if self.state is not State.DISCONNECTED:
+                self._logout(now)
+            return False
+        seq = int(seq_raw) if seq_raw is not None and seq_raw.isdigit() else 0
+        if check_too_high and seq > self.next_target:
+            self._target_too_high(msg, seq, now)
+            return False
+        if check_too_low and seq < self.next_target:
+            return self._target_too_low(msg, seq, sending_ns, now)
+        if (check_too_high or check_too_low) and self._resend_range is not None:
+            if seq >= self._resend_range[1]:
+                self._note(
+                    f"ResendRequest for messages FROM: {self._resend_range[0]} "
+                    f"TO: {self._resend_range[1]} has been satisfied."
+                )
+                self._resend_range = None
+        self._last_received = now
+        self._test_requests = 0
+        return True
+
+    def _target_too_high(self, msg: Message, seq: int, now: float) -> None:
+        self._note(f"MsgSeqNum too high, expecting {self.next_target} but received {seq}")
+        self._queue[seq] = msg
+        if self._resend_range is not None and seq >= self._resend_range[0]:
+            self._note(
+                f"Already sent ResendRequest FROM: {self._resend_range[0]} "
+                f"TO: {self._resend_range[1]}.  Not sending another."
+            )
+            return
+        begin = self.next_target
+        self._send_admin(RESEND_REQUEST, [(7, b"%d" % begin), (16, b"0")], now)
+        self._resend_range = (begin, seq - 1)
+        self._note(f"Sent ResendRequest FROM: {begin} TO: {seq - 1}")
+
+    def _target_too_low(self, msg: Message, seq: int, sending_ns: int, now: float) -> bool:
+        if msg.header.get(43) != b"Y":
+            text = f"MsgSeqNum too low, expecting {self.next_target} but received {seq}"
+            self._logout(now, text)
+            self._close(text)
+            return False
+        if msg.msg_type != SEQUENCE_RESET:
+            orig = msg.header.get(122)
+            if orig is None:
+                self._reject(msg, REQUIRED_TAG_MISSING, now, tag=122)
+                return False
+            try:
+                orig_ns = parse_utc_timestamp(orig)
+            except ValueError:
+                orig_ns = sending_ns + 1
+            if orig_ns > sending_ns:
+                self._reject(msg, SENDING_TIME_ACCURACY, now)
+                self._logout(now)
+                return False
+        return False
+
+    # ---------------------------------------------------------------------------------------
+    # administrative messages
+
+    def _on_logon(self, msg: Message, now: float) -> None:
+        if self.state is State.AWAITING_LOGON and self.settings.require_authentication:
+            self.state = State.AUTHENTICATING
+            self._auth_msg = msg
+            self._events.append(
+                AuthenticationRequired(msg.get_str(553), msg.get_str(554), msg)
+            )
+            return
+        self._complete_logon(msg, now)
+
+    def logon_authenticated(self, ok: bool, reason: str, now: float) -> None:
+        """The driver's answer to :class:`AuthenticationRequired`: complete or refuse the Logon,
+        then process the frames that arrived meanwhile."""
+        if self.state is not State.AUTHENTICATING or self._auth_msg is None:
+            return
+        logon, self._auth_msg = self._auth_msg, None
+        held, self._held = self._held, []
+        self.state = State.AWAITING_LOGON
+        if not ok:
+            self._note(f"Logon rejected: {reason}")
+            self._close(f"authentication failed: {reason}")
+            return
+        self._complete_logon(logon, now)
+        for data in held:
+            self.receive_frame(data, now)
+
+    def _complete_logon(self, msg: Message, now: float) -> None:
+        reset = msg.get(141) == b"Y"
+        self._received_reset = reset
+        if reset:
+            self._note("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
+            self._reset_seq()
+        elif self.settings.reset_on_logon and not self.received_logon:
+            self._reset_seq()
+        if not self._verify(msg, now, check_too_high=False, check_too_low=True):
+            self._received_reset = False
+            if self.state is not State.DISCONNECTED and not self.received_logon:
+                self._close("Logon failed verification")
+            return
+        self.received_logon = True
+        self.state = State.LOGGED_ON
+        hb = msg.get_int(108) or 0
+        self.heart_bt_int = hb
+        self._note("Received logon request")
+        body: list[tuple[int, bytes]] = [(98, b"0"), (108, b"%d" % hb)]
+        if reset:
+            body.append((141, b"Y"))
+        if self.settings.send_next_expected_msg_seq_num:
+            body.append((789, b"%d" % (self.next_target + 1)))
+        if self._is_fixt:
+            body.append((1137, self._our_appl_ver))
+        self._send_admin(LOGON, body, now)
+        self._note("Responding to logon request")
+        self._received_reset = False
+        seq = msg.seq_num or 0
+        if seq > self.next_target and not reset:
+            self._target_too_high(msg, seq, now)
+        else:
+            self.next_target += 1
+            self._next_queued(now)
+        self._events.append(LoggedOn(reset))
+
+    def _reset_seq(self) -> None:
+        self.next_sender = 1
+        self.next_target = 1
+        self._queue.clear()
+        self._resend_range = None
+        self._actions.append(ResetStore())
+
+    def _on_logout(self, msg: Message, now: float) -> None:
+        if not self._verify(msg, now, check_too_high=False, check_too_low=False):
+            return
+        if not self.sent_logout:
+            self._note("Received logout request")
+            self._logout(now)
+            self._note("Sending logout response")
+        else:
+            self._note("Received logout response")
+        self.next_target += 1
+        if self.settings.reset_on_logout:
+            self._reset_seq()
+        self._close("logout")
+
+    def _on_sequence_reset(self, msg: Message, now: float) -> None:
+        gap_fill = msg.get(123) == b"Y"
+        if not self._verify(msg, now, check_too_high=gap_fill, check_too_low=gap_fill):
+            return
+        new = msg.get(36)
+        if new is None or not new.isdigit():
+            return
+        new_seq = int(new)
+        self._note(f"Received SequenceReset FROM: {self.next_target} TO: {new_seq}")
+        if new_seq > self.next_target:
+            self.next_target = new_seq
+        elif new_seq < self.next_target:
+            self._reject(msg, VALUE_INCORRECT, now)
+
+    def _on_resend_request(self, msg: Message, now: float) -> None:
+        if not self._verify(msg, now, check_too_high=False, check_too_low=False):
+            return
+        begin = msg.get_int(7) or 0
+        end = msg.get_int(16) or 0
+        self._note(f"Received ResendRequest FROM: {begin} TO: {end}")
+        last = self.next_sender - 1
+        if end == 0 or end >= self.next_sender:
+            end = last
+        if begin <= end:
+            self._actions.append(Resend(max(begin, 1), end))
+        seq = msg.seq_num or 0
+        if seq == self.next_target:
+            self.next_target += 1
+
+    # ---------------------------------------------------------------------------------------
+    # timers
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` must next be called (None: nothing pending)."""
+        if self.state is State.DISCONNECTED:
+            return None
+        deadlines: list[float] = []
+        if not self.received_logon:
+            deadlines.append(self._connected_at + self.settings.logon_timeout)
+        if self._logout_deadline is not None:
+            deadlines.append(self._logout_deadline)
+        hb = self.heart_bt_int
+        if self.received_logon and hb > 0:
+            f = self.settings.test_request_factor
+            deadlines.append(self._last_received + 2 * f * hb)
+            deadlines.append(self._last_received + f * (self._test_requests + 1) * hb)
+            if self._test_requests == 0:
+                deadlines.append(self._last_sent + hb)
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        if self.state is State.DISCONNECTED:
+            return
+        if not self.received_logon:
+            if now >= self._connected_at + self.settings.logon_timeout:
+                self._close("no Logon received within the logon timeout")
+            return
+        if self._logout_deadline is not None and now >= self._logout_deadline:
+            self._close("Timed out waiting for logout response")
+            return
+        hb = self.heart_bt_int
+        if hb <= 0:
+            return
+        if now - self._last_sent < hb and now - self._last_received < hb:
+            return
+        f = self.settings.test_request_factor
+        if now - self._last_received >= 2 * f * hb:
+            self._close("Timed out waiting for heartbeat")
+        elif now - self._last_received >= f * (self._test_requests + 1) * hb:
+            self._send_admin(TEST_REQUEST, [(112, b"TEST")], now)
+            self._test_requests += 1
+            self._note("Sent test request TEST")
+        elif now - self._last_sent >= hb and self._test_requests == 0:
+            self._send_admin(HEARTBEAT, [], now)
+
+    # ---------------------------------------------------------------------------------------
+    # sending
+
+    def _header(
+        self, msg_type: bytes, seq: int, now: float, extra: Iterable[tuple[int, bytes]] = ()
+    ) -> list[tuple[int, bytes]]:
+        sending = self._ts.format(now)
+        hdr = [(34, b"%d" % seq), (49, self._sender), (52, sending), (56, self._target), *extra]
+        hdr.sort(key=_tag)
+        return [(35, msg_type), *hdr]
+
+    def _emit(
+        self,
+        msg_type: bytes,
+        body: Iterable[tuple[int, bytes]],
+        now: float,
+        header_extra: Iterable[tuple[int, bytes]] = (),
+    ) -> int:
+        seq = self.next_sender
+        fields = self._header(msg_type, seq, now, header_extra)
+        fields.extend(body)
+        data = encode(self._begin, fields)
+        self.next_sender = seq + 1
+        self._last_sent = now
+        self._actions.append(Send(data, seq, True))
+        return seq
+
+    def _send_admin(
+        self,
+        msg_type: bytes,
+        body: list[tuple[int, bytes]],
+        now: float,
+        header_extra: Iterable[tuple[int, bytes]] = (),
+    ) -> int:
+        return self._emit(msg_type, body, now, header_extra)
+
+    def send(
+        self,
+        msg_type: bytes,
+        body: Iterable[tuple[int, bytes]],
+        now: float,
+        header_extra: Iterable[tuple[int, bytes]] = (),
+    ) -> int:
+        """Send an application message; returns its MsgSeqNum."""
+        if not self.is_logged_on:
+            raise SessionNotReady(f"{self.sid} is not logged on")
+        extra = [(t, v) for t, v in header_extra if t not in _FILLED_HEADER]
+        return self._emit(msg_type, body, now, extra)
+
+    def logout(self, now: float, text: str | None = None) -> None:
+        """Start the Logout handshake (closes after the answer or ``logout_timeout``)."""
+        if self.is_logged_on and not self.sent_logout:
+            self._logout(now, text)
+        elif self.state is not State.DISCONNECTED and not self.received_logon:
+            self._close(text or "logout")
+
+    def _logout(self, now: float, text: str | None = None) -> None:
+        body = [(58, text.encode())] if text else []
+        self._send_admin(LOGOUT, body, now)
+        self.sent_logout = True
+        self._logout_deadline = now + self.settings.logout_timeout
+        if self.state is State.LOGGED_ON:
+            self.state = State.LOGOUT_SENT
+
+    def _reverse_route(self, h: Message | object) -> list[tuple[int, bytes]]:
+        assert isinstance(h, Message)
+        hdr = h.header
+        out: list[tuple[int, bytes]] = []
+        for src, dst in _ROUTE_SWAP:
+            v = hdr.get(src)
+            if v:
+                out.append((dst, v))
+        if _version_key(hdr.get(8) or b"") >= (4, 1):
+            for src, dst in _LOCATION_SWAP:
+                v = hdr.get(src)
+                if v:
+                    out.append((dst, v))
+        return out
+
+    def _reject(
+        self, msg: Message, reason: int, now: float, tag: int = 0, text: str | None = None
+    ) -> None:
+        """Reject (35=3) as QuickFIX's generateReject writes it."""
+        h = msg.header
+        msg_type = msg.msg_type
+        seq_raw = h.get(34)
+        body: list[tuple[int, bytes]] = []
+        if seq_raw:
+            body.append((45, seq_raw))
+        reason_text = text if text is not None else REJECT_TEXT.get(reason)
+        version = _version_key(self._begin)
+        if reason_text:
+            if tag or reason == INVALID_TAG_NUMBER:
+                if version >= (4, 2):
+                    body.append((58, reason_text.encode()))
+                    body.append((371, b"%d" % tag))
+                else:
+                    body.append((58, f"{reason_text} ({tag})".encode()))
+            else:
+                body.append((58, reason_text.encode()))
+        if version >= (4, 2):
+            if msg_type:
+                body.append((372, msg_type))
+            if version > (4, 2) or reason <= 11:
+                body.append((373, b"%d" % reason))
+        seq = int(seq_raw) if seq_raw and seq_raw.isdigit() else -1
+        if msg_type not in (LOGON, SEQUENCE_RESET) and seq == self.next_target:
+            self.next_target += 1
+        self._note(f"Message {seq_raw!r} Rejected: {reason_text} ({tag})")
+        if not self.received_logon:
+            self._close("Tried to send a reject while not logged on")
+            return
+        body.sort(key=_tag)
+        self._send_admin(REJECT, body, now, self._reverse_route(msg))
+
+    def _business_reject(
+        self,
+        msg: Message,
+        reason: int,
+        tag: int,
+        now: float,
+        *,
+        increment: bool,
+        text: str | None = None,
+        ref_id: bytes | None = None,
+    ) -> None:
+        body: list[tuple[int, bytes]] = []
+        seq_raw = msg.header.get(34)
+        if seq_raw:
+            body.append((45, seq_raw))
+        reason_text = text if text is not None else BUSINESS_REJECT_TEXT.get(reason, "Rejected")
+        body.append((58, (f"{reason_text} ({tag})" if tag else reason_text).encode()))
+        body.append((372, msg.msg_type))
+        if ref_id is not None:
+            body.append((379, ref_id))
+        body.append((380, b"%d" % reason))
+        if self._is_fixt:
+            body.append((1137, self._our_appl_ver))
+        if increment:
+            self.next_target += 1
+        if not self.is_logged_on:
+            self._close("Tried to send a business reject while not logged on")
+            return
+        self._emit(b"j", body, now)
+
+    def business_reject(
+        self,
+        msg: Message,
+        reason: int,
+        now: float,
+        *,
+        tag: int = 0,
+        text: str | None = None,
+        ref_id: bytes | None = None,
+    ) -> None:
+        """The application's BusinessMessageReject (35=j) for an application message."""
+        self._business_reject(msg, reason, tag, now, increment=False, text=text, ref_id=ref_id)
+
+    # ---------------------------------------------------------------------------------------
+    # resend
+
+    def resender(self, begin: int, end: int, now: float) -> Resender:
+        return Resender(self, begin, end, now)
+
+
+_FILLED_HEADER = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
+
+
+def _tag(f: tuple[int, bytes]) -> int:
+    return f[0]
+
+
+class Resender:
+    """Turns stored messages begin..end into what answers a ResendRequest.
+
+    Application messages are resent with PossDupFlag=Y, OrigSendingTime = their SendingTime and
+    a new SendingTime; administrative messages and missing numbers become SequenceReset-GapFill.
+    Feed stored (seq, bytes) in ascending chunks (large ranges need not be held in memory),
+    write what each call returns, then write what :meth:`finish` returns.
+    """
+
+    def __init__(self, session: Session, begin: int, end: int, now: float) -> None:
+        self.s = session
+        self.begin = begin
+        self.end = end
+        self.now = now
+        self._cur = begin
+        self._gap: int | None = None
+
+    def add(self, stored: Iterable[tuple[int, bytes]]) -> list[bytes]:
+        out: list[bytes] = []
+        for seq, data in stored:
+            if seq < self._cur or seq > self.end:
+                continue
+            if seq > self._cur and self._gap is None:
+                self._gap = self._cur
+            resent = self._rewrite(data)
+            if resent is None:
+                if self._gap is None:
+                    self._gap = seq
+            else:
+                if self._gap is not None:
+                    out.append(self._gap_fill(self._gap, seq))
+                    self._gap = None
+                out.append(resent)
+                self.s._note(f"Resending Message: {seq}")
+            self._cur = seq + 1
+        return out
+
+    def finish(self) -> list[bytes]:
+        if self._gap is None and self._cur <= self.end:
+            self._gap = self._cur
+        if self._gap is None:
+            return []
+        new_seq = min(self.end + 1, self.s.next_sender)
+        gap, self._gap = self._gap, None
+        return [self._gap_fill(gap, new_seq)]
+
+    def _gap_fill(self, begin: int, new_seq: int) -> bytes:
+        s = self.s
+        sending = s._ts.format(self.now)
+        hdr = [(34, b"%d" % begin), (43, b"Y"), (49, s._sender), (52, sending), (56, s._target),
+               (122, sending)]
+        s._last_sent = self.now
+        s._note(f"Sent SequenceReset TO: {new_seq}")
+        return encode(s._begin, [(35, SEQUENCE_RESET), *hdr, (36, b"%d" % new_seq), (123, b"Y")])
+
+    def _rewrite(self, data: bytes) -> bytes | None:
+        """The resend form of a stored application message; None for admin (gap-filled)."""
+        try:
+            fields = split_fields(data)
+        except GarbledMessage:
+            return None
+        if len(fields) < 3 or fields[2][0] != 35 or fields[2][1] in ADMIN_TYPES:
+            return None
+        s = self.s
+        msg_type = fields[2][1]
+        header: list[tuple[int, bytes]] = []
+        rest: list[tuple[int, bytes]] = []
+        orig = b""
+        dd = s.session_dd
+        in_header = True
+        for t, v in fields[3:]:
+            if t == 10:
+                continue
+            if in_header and dd.is_header(t):
+                if t == 52:
+                    orig = v
+                elif t not in (43, 122):
+                    header.append((t, v))
+            else:
+                in_header = False
+                rest.append((t, v))
+        if s._allow_resend is not None:
+            probe = Message()
+            probe.header.fields.extend([(35, msg_type), *header])
+            probe.fields.extend(rest)
+            if not s._allow_resend(probe):
+                return None
+        header += [(43, b"Y"), (52, s._ts.format(self.now)), (122, orig)]
+        header.sort(key=_tag)
+        s._last_sent = self.now
+        return encode(s._begin, [(35, msg_type), *header, *rest])

@@ -1,0 +1,60 @@
+"""What the asyncio layer needs from the rest of the gateway (structural interfaces)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from gateway.fix.message import Message
+from gateway.fix.session import Session, SessionID
+from gateway.store.sessions import SessionRecord
+
+
+class SessionStorePort(Protocol):
+    async def load(self, session_id: str) -> SessionRecord: ...
+
+    async def save(
+        self,
+        session_id: str,
+        *,
+        sent: Sequence[tuple[int, bytes]] = (),
+        next_sender: int | None = None,
+        next_target: int | None = None,
+    ) -> None: ...
+
+    def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None: ...
+
+    async def get_sent(
+        self, session_id: str, begin: int, end: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]: ...
+
+    async def reset(self, session_id: str) -> None: ...
+
+
+class Application(Protocol):
+    """The application behind the sessions (the order path, or the conformance echo).
+
+    Called on the event loop; must not block. It answers by calling ``session.send`` (the
+    driver flushes what it queued) or schedules its own async work.
+    """
+
+    def on_logon(self, session: Session, now: float) -> None: ...
+
+    def on_logout(self, session: Session, now: float) -> None: ...
+
+    def on_message(self, session: Session, message: Message, now: float) -> None: ...
+
+
+class FileLogPort(Protocol):
+    def incoming(self, data: bytes, when: datetime) -> None: ...
+
+    def outgoing(self, data: bytes, when: datetime) -> None: ...
+
+    def event(self, text: str, when: datetime) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileLogFactory(Protocol):
+    def __call__(self, sid: SessionID) -> FileLogPort: ...

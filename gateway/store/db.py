@@ -1,0 +1,71 @@
+"""Engine creation for the fixgw store.
+
+Two back ends are supported:
+
+* ``sqlite:///path/to/fixgw.db`` -- the embedded default. Every new DBAPI connection is put in
+  WAL journal mode with ``synchronous=NORMAL`` and a busy timeout, and SQLAlchemy (not the
+  ``sqlite3`` module's legacy transaction control) emits ``BEGIN IMMEDIATE`` so that a
+  transaction takes the write lock up front instead of failing with "database is locked" when it
+  upgrades from reading to writing (SQLAlchemy docs, "Transactions with SQLite and the sqlite3
+  driver"). WAL + ``synchronous=NORMAL`` keeps every commit across a process crash (SIGKILL);
+  only an operating-system crash or power loss may lose the last commits
+  (https://www.sqlite.org/pragma.html#pragma_synchronous).
+* ``postgresql+psycopg://user@host:port/db`` -- the production store (psycopg 3).
+
+Engines are synchronous: the store uses them from one dedicated writer thread only
+(see :mod:`gateway.store.sessions`), never from the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite connection waits for another process's lock before failing."""
+
+
+def is_sqlite(url: str) -> bool:
+    """True when ``url`` names a SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create (without connecting) a synchronous engine for ``url``.
+
+    Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+    raise ValueError(
+        f"unsupported store URL backend {backend!r}: use sqlite:// or postgresql+psycopg://"
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (legacy mode does not BEGIN
+        # before DDL or SELECT); SQLAlchemy emits BEGIN IMMEDIATE itself below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

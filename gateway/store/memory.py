@@ -1,0 +1,63 @@
+"""An in-memory session store with the same interface as :class:`gateway.store.sessions.SessionStore`.
+
+For unit tests and the in-memory initiator/acceptor pair; nothing survives the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from .sessions import SessionRecord
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._seq: dict[str, tuple[int, int, datetime]] = {}
+        self._sent: dict[str, dict[int, bytes]] = {}
+        self.logged: list[tuple[str, str, bytes, datetime]] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def load(self, session_id: str) -> SessionRecord:
+        if session_id not in self._seq:
+            self._seq[session_id] = (1, 1, datetime.now(UTC))
+        s, t, c = self._seq[session_id]
+        return SessionRecord(next_sender=s, next_target=t, creation_time=c)
+
+    async def save(
+        self,
+        session_id: str,
+        *,
+        sent: Sequence[tuple[int, bytes]] = (),
+        next_sender: int | None = None,
+        next_target: int | None = None,
+    ) -> None:
+        s, t, c = self._seq.get(session_id, (1, 1, datetime.now(UTC)))
+        self._seq[session_id] = (
+            s if next_sender is None else next_sender,
+            t if next_target is None else next_target,
+            c,
+        )
+        box = self._sent.setdefault(session_id, {})
+        for seq, data in sent:
+            box[seq] = data
+
+    def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None:
+        self.logged.append((session_id, direction, data, when))
+
+    async def get_sent(
+        self, session_id: str, begin: int, end: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        box = self._sent.get(session_id, {})
+        hi = end if end else max(box, default=0)
+        seqs = sorted(s for s in box if begin <= s <= hi)[:limit]
+        return [(s, box[s]) for s in seqs]
+
+    async def reset(self, session_id: str) -> None:
+        self._seq[session_id] = (1, 1, datetime.now(UTC))
+        self._sent.pop(session_id, None)

@@ -1,0 +1,1 @@
+"""Alembic revisions of the fixgw store, oldest first (``rNNNN_<slug>.py``)."""

@@ -1,0 +1,614 @@
+"""FIX session store: sequence numbers, sent messages for resend, message log -- with group commit.
+
+Invariant 7 (DESIGN.md): the event loop never blocks on the database. Every database operation
+runs in ONE dedicated writer thread that owns a synchronous SQLAlchemy engine. The async methods
+enqueue a request and await a future that the writer resolves with
+``loop.call_soon_threadsafe``.
+
+Group commit: the writer takes everything queued (all sessions, all kinds of request) and applies
+it in ONE transaction, then resolves the futures of the whole batch. Under load many saves share
+one commit, so throughput grows with concurrency instead of being bounded by commit latency.
+Within a batch requests are applied in arrival order (consecutive writes are merged into
+``executemany`` statements), so a read sees every write queued before it.
+
+Invariant 1 (write-ahead): :meth:`SessionStore.save` returns only after the transaction holding
+its messages has committed; the caller writes to the socket after that. Reads are also answered
+only after their batch committed, so nothing returned is ever rolled back.
+
+If a batch fails (a bad request, a lost connection), it is rolled back and every request of it is
+retried alone in its own transaction, so one bad request fails only its own caller. Writes are
+upserts, so retrying a batch whose commit outcome was unknown is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeAlias
+
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from gateway.audit.filelog import mask_secrets
+from gateway.store.db import make_engine
+from gateway.store.migrate import upgrade
+from gateway.store.schema import message_log, messages, sessions
+
+logger = logging.getLogger(__name__)
+
+Direction: TypeAlias = Literal["in", "out"]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """The persisted state of one FIX session."""
+
+    next_sender: int
+    """MsgSeqNum (34) of the next message we send."""
+    next_target: int
+    """MsgSeqNum (34) we expect on the next message from the counterparty."""
+    creation_time: datetime
+    """When the sequence numbers were created or last reset (UTC)."""
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Counters of the writer thread (for tests and metrics)."""
+
+    batches: int
+    """Transactions committed by the writer (one per group commit)."""
+    requests: int
+    """Requests served, log appends included."""
+    largest_batch: int
+
+
+class StoreClosedError(RuntimeError):
+    """The store is not running (not started yet, closed, or its writer thread died)."""
+
+
+# --- requests handed to the writer thread ---------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True, eq=False)
+class _Load:
+    waiter: _Waiter
+    session_id: str
+    now: datetime
+
+
+@dataclass(slots=True, eq=False)
+class _Save:
+    waiter: _Waiter
+    session_id: str
+    sent: tuple[tuple[int, bytes], ...]
+    next_sender: int | None
+    next_target: int | None
+
+
+@dataclass(slots=True, eq=False)
+class _GetSent:
+    waiter: _Waiter
+    session_id: str
+    begin: int
+    end: int
+    limit: int
+
+
+@dataclass(slots=True, eq=False)
+class _Reset:
+    waiter: _Waiter
+    session_id: str
+    now: datetime
+
+
+@dataclass(slots=True, eq=False)
+class _Log:
+    session_id: str
+    direction: Direction
+    data: bytes
+    when: datetime
+
+
+@dataclass(slots=True, eq=False)
+class _Stop:
+    waiter: _Waiter
+
+
+_Request: TypeAlias = _Load | _Save | _GetSent | _Reset | _Log
+_Outcome: TypeAlias = tuple[_Waiter, Any, BaseException | None]
+
+
+@dataclass(slots=True)
+class _PendingWrites:
+    """Writes merged across consecutive requests of a batch, flushed before any read."""
+
+    sent: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    seqs: dict[str, list[int | None]] = field(default_factory=dict)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.seqs or self.logs)
+
+
+class _Statements:
+    """Dialect-specific statements, built once per engine."""
+
+    def __init__(self, dialect_name: str) -> None:
+        insert: Callable[..., Any]
+        if dialect_name == "postgresql":
+            insert = postgresql.insert
+        elif dialect_name == "sqlite":
+            insert = sqlite.insert
+        else:  # pragma: no cover - make_engine refuses other back ends
+            raise ValueError(f"unsupported dialect {dialect_name}")
+
+        ins_session = insert(sessions)
+        self.create_session: Insert = ins_session.on_conflict_do_nothing(
+            index_elements=[sessions.c.session_id]
+        )
+        self.reset_session: Insert = ins_session.on_conflict_do_update(
+            index_elements=[sessions.c.session_id],
+            set_={
+                "next_sender": ins_session.excluded.next_sender,
+                "next_target": ins_session.excluded.next_target,
+                "creation_time": ins_session.excluded.creation_time,
+            },
+        )
+        ins_message = insert(messages)
+        self.upsert_message: Insert = ins_message.on_conflict_do_update(
+            index_elements=[messages.c.session_id, messages.c.seq],
+            set_={"data": ins_message.excluded.data},
+        )
+        self.update_seqs = (
+            update(sessions)
+            .where(sessions.c.session_id == bindparam("b_session_id"))
+            .values(
+                next_sender=func.coalesce(
+                    bindparam("b_next_sender", type_=BigInteger), sessions.c.next_sender
+                ),
+                next_target=func.coalesce(
+                    bindparam("b_next_target", type_=BigInteger), sessions.c.next_target
+                ),
+            )
+        )
+
+
+class SessionStore:
+    """Persistent FIX session state behind one writer thread with group commit.
+
+    ``url`` is ``sqlite:///path`` or ``postgresql+psycopg://user@host:port/db``. ``clock``
+    returns the current UTC time (creation times); tests may pass their own.
+
+    Usage::
+
+        store = SessionStore("sqlite:///data/fixgw.db")
+        await store.start()                      # migrates, starts the writer
+        record = await store.load("FIX.4.4:ISLD->TW44")
+        await store.save(sid, sent=[(seq, raw)], next_sender=seq + 1)   # then write raw
+        await store.close()
+    """
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._engine: Engine = make_engine(url)  # does not connect
+        self._clock = clock or _utcnow
+        self._queue: queue.SimpleQueue[_Request | _Stop] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
+        self._thread: threading.Thread | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._batches = 0
+        # Writer-thread only: sessions whose row is committed (rows are never deleted), so a
+        # save need not re-create them; _new_sessions become known when their batch commits.
+        self._known_sessions: set[str] = set()
+        self._new_sessions: set[str] = set()
+        self._requests = 0
+        self._largest_batch = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the migrations and start the writer thread (both off the event loop)."""
+        with self._lock:
+            if self._state != "new":
+                raise StoreClosedError(f"store cannot start: it is {self._state}")
+            self._state = "starting"
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+        self._started = started
+        self._thread = threading.Thread(
+            target=self._run, args=(_Waiter(loop, started),), name="fixgw-store", daemon=True
+        )
+        self._thread.start()
+        try:
+            await started
+        except BaseException:
+            with self._lock:
+                self._state = "closed"
+            raise
+        with self._lock:
+            if self._state == "starting":
+                self._state = "running"
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop the writer thread. Idempotent."""
+        if self._started is not None and not self._started.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._started)  # close during start: let it finish
+        with self._lock:
+            if self._state == "new":
+                self._state = "closed"
+                self._engine.dispose()
+                return
+            if self._state == "running":
+                loop = asyncio.get_running_loop()
+                self._stopped = loop.create_future()
+                self._queue.put(_Stop(_Waiter(loop, self._stopped)))
+                self._state = "closing"
+            stopped = self._stopped
+        if stopped is not None:
+            await asyncio.shield(stopped)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    async def __aenter__(self) -> SessionStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def stats(self) -> StoreStats:
+        return StoreStats(self._batches, self._requests, self._largest_batch)
+
+    # --- API ----------------------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> SessionRecord:
+        """The session's state; creates it as (1, 1, now) when absent."""
+        _check_session_id(session_id)
+        waiter = self._waiter()
+        self._submit(_Load(waiter, session_id, self._now()))
+        result: SessionRecord = await waiter.future
+        return result
+
+    async def save(
+        self,
+        session_id: str,
+        *,
+        sent: Sequence[tuple[int, bytes]] = (),
+        next_sender: int | None = None,
+        next_target: int | None = None,
+    ) -> None:
+        """Store sent messages ``(MsgSeqNum, raw bytes)`` and the new sequence numbers.
+
+        Returns only once committed (write-ahead: write to the socket afterwards). Re-saving a
+        (session, seq) overwrites it (PossDupFlag resends, SequenceReset-GapFill). A session
+        never loaded is created. If the awaiting task is cancelled the save may still commit.
+        """
+        _check_session_id(session_id)
+        rows = tuple((_positive("seq", seq), bytes(raw)) for seq, raw in sent)
+        if next_sender is not None:
+            _positive("next_sender", next_sender)
+        if next_target is not None:
+            _positive("next_target", next_target)
+        waiter = self._waiter()
+        self._submit(_Save(waiter, session_id, rows, next_sender, next_target))
+        await waiter.future
+
+    def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None:
+        """Append to the message log (fire-and-forget; joins the next group commit).
+
+        Never blocks. Secrets (Password 554, Signature 89, ...) are masked by the writer, see
+        :func:`gateway.audit.filelog.mask_secrets`. A log entry whose commit fails is dropped
+        and reported through :mod:`logging`.
+        """
+        _check_session_id(session_id)
+        if direction != "in" and direction != "out":
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        checked: Direction = "in" if direction == "in" else "out"
+        self._submit(_Log(session_id, checked, bytes(data), _aware(when)))
+
+    async def get_sent(
+        self, session_id: str, begin: int, end: int, limit: int = 1000
+    ) -> list[tuple[int, bytes]]:
+        """Sent messages with ``begin <= seq <= end`` (``end`` 0 = infinity), by seq, at most
+        ``limit`` of them (answering a ResendRequest 2: BeginSeqNo 7, EndSeqNo 16)."""
+        _check_session_id(session_id)
+        if begin < 0 or end < 0:
+            raise ValueError(f"negative sequence range {begin}..{end}")
+        if limit < 1:
+            raise ValueError(f"limit must be positive, not {limit}")
+        waiter = self._waiter()
+        self._submit(_GetSent(waiter, session_id, begin, end, limit))
+        result: list[tuple[int, bytes]] = await waiter.future
+        return result
+
+    async def reset(self, session_id: str) -> None:
+        """Delete the sent messages; sequence numbers back to 1/1 with a new creation time.
+
+        The message log is kept (audit).
+        """
+        _check_session_id(session_id)
+        waiter = self._waiter()
+        self._submit(_Reset(waiter, session_id, self._now()))
+        await waiter.future
+
+    # --- event-loop side helpers --------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return _aware(self._clock())
+
+    def _waiter(self) -> _Waiter:
+        loop = asyncio.get_running_loop()
+        return _Waiter(loop, loop.create_future())
+
+    def _submit(self, request: _Request) -> None:
+        with self._lock:
+            if self._state != "running":
+                raise StoreClosedError(f"session store is {self._state}")
+            self._queue.put(request)
+
+    # --- writer thread ------------------------------------------------------------------------
+
+    def _run(self, started: _Waiter) -> None:
+        try:
+            upgrade(self._engine)
+            statements = _Statements(self._engine.dialect.name)
+        except BaseException as exc:
+            self._engine.dispose()
+            _resolve([(started, None, exc)])
+            return
+        _resolve([(started, None, None)])
+        stop: _Stop | None = None
+        batch: list[_Request] = []
+        try:
+            while stop is None:
+                item = self._queue.get()
+                batch = []
+                while True:
+                    if isinstance(item, _Stop):
+                        stop = item  # nothing is queued after a stop (see _submit)
+                        break
+                    batch.append(item)
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._process(statements, batch)
+                    batch = []
+        except BaseException as exc:  # a bug: fail everyone rather than hang them
+            logger.exception("session store writer thread died")
+            self._die(batch, exc)
+            raise
+        finally:
+            self._engine.dispose()
+            with self._lock:
+                self._state = "closed"
+        assert stop is not None
+        _resolve([(stop.waiter, None, None)])
+
+    def _die(self, batch: list[_Request], exc: BaseException) -> None:
+        with self._lock:
+            self._state = "closed"
+        outcomes: list[_Outcome] = [(r.waiter, None, exc) for r in batch if not isinstance(r, _Log)]
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, _Log):
+                outcomes.append((item.waiter, None, exc))
+        _resolve(outcomes)
+
+    def _process(self, statements: _Statements, batch: list[_Request]) -> None:
+        try:
+            with self._engine.begin() as conn:
+                outcomes = self._apply(conn, statements, batch)
+            self._commit_known()
+        except Exception as exc:
+            self._new_sessions.clear()
+            if len(batch) == 1:
+                outcomes = self._failed(batch[0], exc)
+            else:
+                logger.warning(
+                    "group commit of %d requests failed (%s); retrying them one by one",
+                    len(batch),
+                    exc,
+                )
+                outcomes = []
+                for request in batch:
+                    try:
+                        with self._engine.begin() as conn:
+                            outcomes.extend(self._apply(conn, statements, [request]))
+                        self._commit_known()
+                    except Exception as one_exc:
+                        self._new_sessions.clear()
+                        outcomes.extend(self._failed(request, one_exc))
+        self._requests += len(batch)
+        self._largest_batch = max(self._largest_batch, len(batch))
+        _resolve(outcomes)
+
+    def _commit_known(self) -> None:
+        self._batches += 1
+        self._known_sessions |= self._new_sessions
+        self._new_sessions.clear()
+
+    @staticmethod
+    def _failed(request: _Request, exc: Exception) -> list[_Outcome]:
+        if isinstance(request, _Log):
+            logger.error(
+                "message log entry for %s dropped: %s", request.session_id, exc, exc_info=exc
+            )
+            return []
+        return [(request.waiter, None, exc)]
+
+    def _apply(self, conn: Connection, st: _Statements, batch: list[_Request]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        pending = _PendingWrites()
+        for request in batch:
+            if isinstance(request, _Log):
+                pending.logs.append(
+                    {
+                        "session_id": request.session_id,
+                        "direction": request.direction,
+                        "logged_at": request.when,
+                        "data": mask_secrets(request.data),
+                    }
+                )
+            elif isinstance(request, _Save):
+                for seq, raw in request.sent:
+                    pending.sent[(request.session_id, seq)] = raw
+                seqs = pending.seqs.setdefault(request.session_id, [None, None])
+                if request.next_sender is not None:
+                    seqs[0] = request.next_sender
+                if request.next_target is not None:
+                    seqs[1] = request.next_target
+                outcomes.append((request.waiter, None, None))
+            else:
+                self._flush(conn, st, pending)
+                pending = _PendingWrites()
+                outcomes.append((request.waiter, self._read(conn, st, request), None))
+        self._flush(conn, st, pending)
+        return outcomes
+
+    def _read(self, conn: Connection, st: _Statements, request: _Load | _GetSent | _Reset) -> Any:
+        if isinstance(request, _Load):
+            conn.execute(
+                st.create_session,
+                {
+                    "session_id": request.session_id,
+                    "next_sender": 1,
+                    "next_target": 1,
+                    "creation_time": request.now,
+                },
+            )
+            row = conn.execute(
+                select(
+                    sessions.c.next_sender, sessions.c.next_target, sessions.c.creation_time
+                ).where(sessions.c.session_id == request.session_id)
+            ).one()
+            self._new_sessions.add(request.session_id)
+            return SessionRecord(int(row[0]), int(row[1]), row[2])
+        if isinstance(request, _GetSent):
+            query = (
+                select(messages.c.seq, messages.c.data)
+                .where(messages.c.session_id == request.session_id)
+                .where(messages.c.seq >= request.begin)
+                .order_by(messages.c.seq)
+                .limit(request.limit)
+            )
+            if request.end != 0:
+                query = query.where(messages.c.seq <= request.end)
+            return [(int(seq), bytes(data)) for seq, data in conn.execute(query)]
+        conn.execute(delete(messages).where(messages.c.session_id == request.session_id))
+        conn.execute(
+            st.reset_session,
+            {
+                "session_id": request.session_id,
+                "next_sender": 1,
+                "next_target": 1,
+                "creation_time": request.now,
+            },
+        )
+        self._new_sessions.add(request.session_id)
+        return None
+
+    def _flush(self, conn: Connection, st: _Statements, pending: _PendingWrites) -> None:
+        if pending.seqs:
+            # a save of a session never loaded creates it (skipped for sessions known to exist)
+            unknown = [sid for sid in pending.seqs if sid not in self._known_sessions]
+            if unknown:
+                now = self._now()
+                conn.execute(
+                    st.create_session,
+                    [
+                        {
+                            "session_id": sid,
+                            "next_sender": 1,
+                            "next_target": 1,
+                            "creation_time": now,
+                        }
+                        for sid in unknown
+                    ],
+                )
+                self._new_sessions.update(unknown)
+            changes = [
+                {"b_session_id": sid, "b_next_sender": ns, "b_next_target": nt}
+                for sid, (ns, nt) in pending.seqs.items()
+                if ns is not None or nt is not None
+            ]
+            if changes:
+                updated = conn.execute(st.update_seqs, changes).rowcount
+                if updated != len(changes):  # a session row vanished under us: never ack that
+                    raise RuntimeError(f"updated {updated} of {len(changes)} session rows")
+        if pending.sent:
+            conn.execute(
+                st.upsert_message,
+                [
+                    {"session_id": sid, "seq": seq, "data": raw}
+                    for (sid, seq), raw in pending.sent.items()
+                ],
+            )
+        if pending.logs:
+            conn.execute(message_log.insert(), pending.logs)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    """Hand results to their event loops: one call_soon_threadsafe per loop per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_set_all, items)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+
+def _set_all(items: list[_Outcome]) -> None:
+    for waiter, value, exc in items:
+        if waiter.future.done():  # cancelled by its caller
+            continue
+        if exc is not None:
+            waiter.future.set_exception(exc)
+        else:
+            waiter.future.set_result(value)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"naive datetime {when!r}: pass a UTC (aware) datetime")
+    return when.astimezone(UTC)
+
+
+def _check_session_id(session_id: str) -> None:
+    if not session_id or len(session_id) > 255:
+        raise ValueError(f"session id must be 1..255 characters: {session_id!r}")
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value}")
+    return int(value)

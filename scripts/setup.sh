@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything fixgw needs into a project-local venv (.venv). Idempotent.
+# Usage: scripts/setup.sh [--dev] [--interop]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+if ! command -v "$PY" >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv >/dev/null || true
+  fi
+  command -v "$PY" >/dev/null 2>&1 || PY=python3
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+extras=""
+for a in "$@"; do
+  case "$a" in
+    --dev) extras="${extras:+$extras,}dev" ;;
+    --interop) extras="${extras:+$extras,}dev" ; want_interop=1 ;;
+  esac
+done
+stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-${extras:-base}"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  if [ -n "$extras" ]; then
+    .venv/bin/python -m pip install -q -e ".[$extras]"
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  touch "$stamp"
+fi
+if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev/null 2>&1; then
+  # QuickFIX's Python package is a C++ build of several minutes: build the wheel once and keep it
+  # in a cache outside the checkout, so later runs (and CI on this machine) only install it.
+  cache="${FIXGW_WHEEL_CACHE:-$HOME/.cache/fixgw/wheels}"
+  mkdir -p "$cache"
+  if ! ls "$cache"/quickfix-*.whl >/dev/null 2>&1; then
+    echo "building the quickfix wheel (one time, several minutes)..." >&2
+    .venv/bin/python -m pip wheel -q --no-deps -w "$cache" "quickfix>=1.15.1"
+  fi
+  .venv/bin/python -m pip install -q --no-index --find-links "$cache" quickfix
+fi
