@@ -47,7 +47,6 @@ async def _conformance(args: argparse.Namespace) -> int:
     file_log = None
     if args.log_dir:
         log_dir = Path(args.log_dir)
-        log_dir.mkdir(parents=True, exist_ok=True)
 
         def file_log(sid: SessionID) -> FileLog:
             return FileLog(log_dir, sid.file_prefix)
@@ -63,6 +62,44 @@ async def _conformance(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run(args: argparse.Namespace) -> int:
+    from gateway.app import build_gateway, tls_context
+    from gateway.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fixgw: {exc}", file=sys.stderr)
+        return 2
+    url = cfg.gateway.store
+    store = open_store(url)
+    start = getattr(store, "start", None)
+    if start is not None:
+        await start()
+    gw = build_gateway(cfg, store)
+    ssl_ctx = tls_context(cfg.gateway.tls) if cfg.gateway.tls is not None else None
+    host, port = await gw.acceptor.start(cfg.gateway.host, cfg.gateway.port, ssl_ctx)
+    names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
+    print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})", flush=True)
+    await _serve_until_signal(None)
+    await gw.acceptor.stop()
+    close = getattr(store, "close", None)
+    if close is not None:
+        await close()
+    return 0
+
+
+def _sqlite_paths(config: str) -> list[Path]:
+    import tomllib
+
+    try:
+        raw = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    url = str(raw.get("gateway", {}).get("store", "sqlite:///data/fixgw.db"))
+    return [Path(url[len("sqlite:///"):])] if url.startswith("sqlite:///") else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fixgw", description="FIX gateway for crypto venues")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -75,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="store URL (sqlite:///..., postgresql+psycopg://..., memory:)")
     c.add_argument("--log-dir", default=None, help="write QuickFIX-format FIX log files here")
 
+    r = sub.add_parser("run", help="run the gateway")
+    r.add_argument("--config", default="config/gateway.toml")
+
+    h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
+    h.add_argument("password", nargs="?", help="read from stdin when omitted")
+
     args = ap.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -82,9 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "conformance-server":
+        if args.log_dir:
+            Path(args.log_dir).mkdir(parents=True, exist_ok=True)
         if args.store.startswith("sqlite:///"):
             Path(args.store[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         return asyncio.run(_conformance(args))
+    if args.command == "run":
+        for url in _sqlite_paths(args.config):
+            url.parent.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(_run(args))
+    if args.command == "hash-password":
+        import bcrypt
+
+        pw = args.password if args.password is not None else sys.stdin.readline().rstrip("\n")
+        print(bcrypt.hashpw(pw.encode(), bcrypt.gensalt()).decode())
+        return 0
     return 2
 
 

@@ -321,9 +321,11 @@ def read_messages(path: Path | str) -> Iterator[tuple[datetime, bytes]]:
     """Parse a QuickFIX-format log file back into ``(UTC time, raw message)`` pairs.
 
     Streams the file. A line that does not start with a timestamp continues the previous
-    message (a DATA field holding a newline). Accepts 0 to 9 fractional digits and CRLF line
-    ends. Raises :class:`ValueError` if the file does not start with a timestamped line.
-    Also reads event files (the text as bytes).
+    message (a DATA field holding a newline; the format's one ambiguity, shared with QuickFIX,
+    is a DATA value with a newline followed by text shaped like a timestamp, which is read as a
+    new record). Accepts 0 to 9 fractional digits and CRLF line ends. Raises
+    :class:`ValueError` if the file does not start with a timestamped line. Also reads event
+    files (the text as bytes).
     """
     when: datetime | None = None
     parts: list[bytes] = []

@@ -162,7 +162,8 @@ class FrameParser:
                 if len(buf) - soh1 < 3:
                     return out
                 # not a message start: skip it and look for the next BeginString
-                out.append(Garbled(bytes(buf[start : soh1 + 1]), "BodyLength (9) is not the second field"))
+                reason = "BodyLength (9) is not the second field"
+                out.append(Garbled(bytes(buf[start : soh1 + 1]), reason))
                 self._pos = soh1 + 1
                 continue
             soh2 = buf.find(SOH, soh1 + 3)

@@ -469,7 +469,8 @@ class Session:
         except ValueError:
             self._close("unreadable SendingTime")
             return False
-        if self.settings.check_latency and abs(now * NS - sending_ns) > self.settings.max_latency * NS:
+        latency = abs(now * NS - sending_ns)
+        if self.settings.check_latency and latency > self.settings.max_latency * NS:
             self._reject(msg, SENDING_TIME_ACCURACY, now)
             if self.state is not State.DISCONNECTED:
                 self._logout(now)

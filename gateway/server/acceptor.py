@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.dictionary import DataDictionary
+from gateway.fix.schedule import Schedule
 from gateway.fix.session import (
     AppMessage,
     AuthenticationRequired,
@@ -27,8 +28,8 @@ from gateway.fix.session import (
     LoggedOn,
     LoggedOut,
     Note,
-    ResetStore,
     Resend,
+    ResetStore,
     Send,
     Session,
     SessionID,
@@ -66,6 +67,7 @@ class SessionDef:
     password_hash: bytes | None = None
     allowed_networks: Sequence[Network] | None = None
     limits: Limits = field(default_factory=Limits)
+    schedule: Schedule = field(default_factory=Schedule)
 
     @property
     def sid(self) -> SessionID:
@@ -86,6 +88,7 @@ class Template:
 class _Entry:
     definition: SessionDef
     session: Session
+    period_start: float | None
     connection: Connection | None = None
 
 
@@ -190,8 +193,18 @@ class Acceptor:
                     d.settings, d.session_dd, d.app_dds,
                     next_sender=rec.next_sender, next_target=rec.next_target,
                 )
-                e = self._entries[sid] = _Entry(d, session)
+                e = self._entries[sid] = _Entry(
+                    d, session, d.schedule.period_start(rec.creation_time.timestamp())
+                )
         return e
+
+    async def new_period_check(self, e: _Entry, now: float) -> None:
+        """Sequence numbers start again at 1 in a new session period (schedules)."""
+        current = e.definition.schedule.period_start(now)
+        if current is not None and current != e.period_start:
+            await self.store.reset(str(e.definition.sid))
+            e.session.next_sender = e.session.next_target = 1
+            e.period_start = current
 
     def session(self, sid: SessionID) -> Session | None:
         e = self._entries.get(sid)
@@ -243,6 +256,17 @@ class Connection:
             self._close_reason = reason
             log.info("%s: closing: %s", self.peer, reason)
             self.writer.close()
+        self._detach()
+
+    def _detach(self) -> None:
+        """Release the session at once, so a reconnect is not taken for a duplicate."""
+        entry = self.entry
+        if entry is None or entry.connection is not self:
+            return
+        entry.connection = None
+        entry.session.connection_lost(self.acceptor.clock())
+        self._event(f"Disconnected ({self._close_reason or 'peer closed'})")
+        self._dispatch_events()
 
     async def run(self) -> None:
         try:
@@ -314,6 +338,14 @@ class Connection:
             if ip is None or not any(ip in net for net in d.allowed_networks):
                 self.abort(f"{sid}: address {self.peer_ip} not allowed")
                 return False
+        if entry.connection is not None:
+            self.abort(f"{sid}: session already connected (duplicate identity)")
+            return False
+        now = self.acceptor.clock()
+        if not d.schedule.is_session_time(now):
+            self.abort(f"{sid}: Logon outside of the session schedule")
+            return False
+        await self.acceptor.new_period_check(entry, now)
         if entry.connection is not None:
             self.abort(f"{sid}: session already connected (duplicate identity)")
             return False
@@ -544,6 +576,8 @@ class Connection:
                 return
             now = self.acceptor.clock()
             session.on_timer(now)
+            if session.is_logged_on and not entry.definition.schedule.is_session_time(now):
+                session.logout(now, "end of the session schedule")
             if (
                 self._partial_since is not None
                 and now - self._partial_since > limits.partial_message_timeout
@@ -556,17 +590,12 @@ class Connection:
     async def _finish(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        entry = self.entry
         if not self._closed:
             self._closed = True
             self.writer.close()
+        entry = self.entry
+        self._detach()
         if entry is not None:
-            if entry.connection is self:
-                entry.connection = None
-            now = self.acceptor.clock()
-            entry.session.connection_lost(now)
-            self._event(f"Disconnected ({self._close_reason or 'peer closed'})")
-            self._dispatch_events()
             session = entry.session
             try:
                 await self.acceptor.store.save(

@@ -1,4 +1,4 @@
-"""An in-memory session store with the same interface as :class:`gateway.store.sessions.SessionStore`.
+"""An in-memory session store with the interface of :class:`gateway.store.sessions.SessionStore`.
 
 For unit tests and the in-memory initiator/acceptor pair; nothing survives the process.
 """

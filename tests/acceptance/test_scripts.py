@@ -202,10 +202,9 @@ class AcceptanceRun:
             thread.join(timeout=60)
 
 
-STORES = ("sqlite", "postgres")
-
-
-@pytest.fixture(scope="module", params=STORES)
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def acceptance_run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AcceptanceRun]:
@@ -214,7 +213,7 @@ def acceptance_run(
     if store == "sqlite":
         url = f"sqlite:///{tmp}/acc.db"
     else:
-        url = request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_url_module")
     comparator = Comparator(load_patterns(ACCEPTANCE_DIR / "fields.fmt"), _mode())
     acceptor = _start_server(store, url, tmp / "server.log")
     run = AcceptanceRun(acceptor, comparator)

@@ -1,0 +1,161 @@
+"""Composition root: configuration -> store -> sessions -> acceptor (STYLE 13).
+
+Everything else receives what it needs as arguments; this is the one module that knows how the
+pieces fit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from gateway.audit.filelog import FileLog
+from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig
+from gateway.fix import dictionary
+from gateway.fix.dictionary import DataDictionary
+from gateway.fix.message import Message
+from gateway.fix.schedule import Schedule
+from gateway.fix.session import Session, SessionID, SessionSettings
+from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
+from gateway.fix.validation import ValidationSettings
+from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
+from gateway.server.ports import Application, SessionStorePort
+
+log = logging.getLogger("fixgw")
+
+
+class UnavailableApplication:
+    """Answers every application message with BusinessMessageReject (380=4). Used until an
+    order path is configured; the session layer works in full."""
+
+    def on_logon(self, session: Session, now: float) -> None:
+        log.info("%s logged on", session.sid)
+
+    def on_logout(self, session: Session, now: float) -> None:
+        log.info("%s logged out", session.sid)
+
+    def on_message(self, session: Session, message: Message, now: float) -> None:
+        session.business_reject(message, BR_APPLICATION_NOT_AVAILABLE, now)
+
+
+@cache
+def _user_dictionary(path: Path) -> DataDictionary:
+    return dictionary.load_dictionary(path)
+
+
+def _dictionaries(opts: SessionOptions) -> tuple[DataDictionary, dict[str, DataDictionary]]:
+    if opts.begin_string == "FIXT.1.1":
+        apps = {name: dictionary.standard(name) for name in ("FIX.5.0", "FIX.5.0SP2")}
+        if opts.data_dictionary is not None:
+            assert opts.default_appl_ver_id is not None
+            apps[opts.default_appl_ver_id] = _user_dictionary(opts.data_dictionary)
+        return dictionary.standard("FIXT.1.1"), apps
+    dd = (
+        _user_dictionary(opts.data_dictionary)
+        if opts.data_dictionary is not None
+        else dictionary.standard(opts.begin_string)
+    )
+    return dd, {opts.begin_string: dd}
+
+
+def _schedule(opts: SessionOptions) -> Schedule:
+    s = opts.schedule
+    return Schedule(
+        start=s.start_time,
+        end=s.end_time,
+        start_day=WEEKDAYS[s.start_day[:3].lower()] if s.start_day else None,
+        end_day=WEEKDAYS[s.end_day[:3].lower()] if s.end_day else None,
+        timezone=s.timezone,
+        non_stop=s.non_stop,
+    )
+
+
+def session_definition(sid: SessionID, opts: SessionOptions) -> SessionDef:
+    v = opts.validation
+    settings = SessionSettings(
+        sid,
+        default_appl_ver_id=opts.default_appl_ver_id,
+        max_latency=opts.max_latency,
+        logon_timeout=opts.logon_timeout,
+        logout_timeout=opts.logout_timeout,
+        reset_on_logon=opts.reset_on_logon,
+        reset_on_logout=opts.reset_on_logout,
+        reset_on_disconnect=opts.reset_on_disconnect,
+        send_next_expected_msg_seq_num=opts.send_next_expected_msg_seq_num,
+        timestamp_precision=opts.timestamp_precision,
+        validation=ValidationSettings(**v.model_dump()),
+        require_authentication=opts.password_hash is not None or opts.username is not None,
+    )
+    session_dd, app_dds = _dictionaries(opts)
+    networks = (
+        [ipaddress.ip_network(n, strict=False) for n in opts.allowed_addresses]
+        if opts.allowed_addresses is not None
+        else None
+    )
+    limits = Limits(
+        max_message_size=opts.max_message_size,
+        max_outbound_bytes=opts.max_outbound_bytes,
+        partial_message_timeout=opts.partial_message_timeout,
+        first_message_timeout=opts.logon_timeout,
+        rate_limit=opts.rate_limit,
+        rate_burst=opts.rate_burst,
+        rate_action=opts.rate_action,
+    )
+    return SessionDef(
+        settings, session_dd, app_dds,
+        username=opts.username,
+        password_hash=opts.password_hash.encode() if opts.password_hash else None,
+        allowed_networks=networks,
+        limits=limits,
+        schedule=_schedule(opts),
+    )
+
+
+def tls_context(cfg: TLSConfig) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+    if cfg.client_ca_file is not None:
+        ctx.load_verify_locations(str(cfg.client_ca_file))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+@dataclass
+class Gateway:
+    config: Config
+    store: SessionStorePort
+    acceptor: Acceptor
+
+
+def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None = None) -> Gateway:
+    ours = cfg.gateway.sender_comp_id
+    defs = [
+        session_definition(SessionID(s.begin_string, ours, s.target_comp_id), s)
+        for s in cfg.session
+    ]
+    templates = []
+    for t in cfg.template:
+        def make(sid: SessionID, opts: SessionOptions = t) -> SessionDef:
+            return session_definition(sid, opts)
+
+        templates.append(
+            Template(t.begin_string, ours, frozenset(t.allowed_target_comp_ids), make)
+        )
+    file_log = None
+    log_dir = cfg.gateway.log_dir
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+        def file_log(sid: SessionID) -> FileLog:
+            assert log_dir is not None
+            return FileLog(log_dir, sid.file_prefix)
+
+    acceptor = Acceptor(
+        defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log
+    )
+    return Gateway(cfg, store, acceptor)

@@ -1,0 +1,194 @@
+"""Gateway configuration: a TOML file validated with pydantic; errors name the key at fault.
+
+See config/gateway.toml for the embedded default and the README for every key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+BEGIN_STRINGS = ("FIX.4.4", "FIXT.1.1")
+APPL_VERSIONS = ("FIX.5.0", "FIX.5.0SP2", "FIX.4.4")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScheduleConfig(_Strict):
+    non_stop: bool = True
+    start_time: time = time(0, 0)
+    end_time: time = time(0, 0)
+    start_day: str | None = None
+    end_day: str | None = None
+    timezone: str = "UTC"
+
+    @field_validator("start_day", "end_day")
+    @classmethod
+    def _day(cls, v: str | None) -> str | None:
+        if v is not None and v[:3].lower() not in WEEKDAYS:
+            raise ValueError(f"day must be one of {', '.join(WEEKDAYS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _days_together(self) -> ScheduleConfig:
+        if (self.start_day is None) != (self.end_day is None):
+            raise ValueError("start_day and end_day go together")
+        return self
+
+
+class ValidationConfig(_Strict):
+    check_fields_out_of_order: bool = True
+    check_fields_have_values: bool = True
+    check_user_defined_fields: bool = False
+    reject_unknown_fields: bool = False
+    """Reject a tag the dictionary does not define (off: a counterparty is never rejected for a
+    tag the gateway merely does not know)."""
+    reject_fields_not_in_message: bool = True
+    check_required: bool = True
+    check_values: bool = True
+
+
+class SessionOptions(_Strict):
+    """Options shared by [[session]] and [[template]] entries (and [defaults])."""
+
+    begin_string: Literal["FIX.4.4", "FIXT.1.1"] = "FIX.4.4"
+    default_appl_ver_id: Literal["FIX.5.0", "FIX.5.0SP2"] | None = None
+    data_dictionary: Path | None = None
+    """A user dictionary (QuickFIX XML) for FIX.4.4 sessions; for FIXT the application one."""
+    username: str | None = None
+    password_hash: str | None = None
+    """bcrypt hash of the Logon Password (554): `fixgw hash-password`."""
+    allowed_addresses: list[str] | None = None
+    max_latency: float = 120.0
+    logon_timeout: float = 10.0
+    logout_timeout: float = 2.0
+    reset_on_logon: bool = False
+    reset_on_logout: bool = False
+    reset_on_disconnect: bool = False
+    send_next_expected_msg_seq_num: bool = False
+    timestamp_precision: Literal[0, 3, 6, 9] = 3
+    max_message_size: int = Field(default=1 << 20, gt=64)
+    max_outbound_bytes: int = Field(default=8 << 20, gt=1024)
+    partial_message_timeout: float = Field(default=30.0, gt=0)
+    rate_limit: float | None = Field(default=None, gt=0)
+    rate_burst: int = Field(default=100, gt=0)
+    rate_action: Literal["reject", "logout"] = "reject"
+    validation: ValidationConfig = ValidationConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+
+    @field_validator("allowed_addresses")
+    @classmethod
+    def _networks(cls, v: list[str] | None) -> list[str] | None:
+        for net in v or []:
+            ipaddress.ip_network(net, strict=False)
+        return v
+
+    @field_validator("password_hash")
+    @classmethod
+    def _bcrypt(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("$2a$", "$2b$", "$2y$")):
+            raise ValueError("password_hash must be a bcrypt hash ($2b$...): fixgw hash-password")
+        return v
+
+    @model_validator(mode="after")
+    def _fixt(self) -> SessionOptions:
+        if self.begin_string == "FIXT.1.1" and self.default_appl_ver_id is None:
+            raise ValueError("a FIXT.1.1 session needs default_appl_ver_id")
+        if self.begin_string == "FIX.4.4" and self.default_appl_ver_id is not None:
+            raise ValueError("default_appl_ver_id is for FIXT.1.1 sessions only")
+        return self
+
+
+class SessionConfig(SessionOptions):
+    target_comp_id: str = Field(min_length=1)
+
+
+class TemplateConfig(SessionOptions):
+    allowed_target_comp_ids: list[str] = Field(min_length=1)
+
+
+class TLSConfig(_Strict):
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    """When set, clients must present a certificate signed by this CA."""
+
+
+class GatewayConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9876, ge=0, le=65535)
+    sender_comp_id: str = Field(default="GATEWAY", min_length=1)
+    store: str = "sqlite:///data/fixgw.db"
+    log_dir: Path | None = Path("data/log")
+    tls: TLSConfig | None = None
+
+
+class Config(_Strict):
+    gateway: GatewayConfig = GatewayConfig()
+    session: list[SessionConfig] = []
+    template: list[TemplateConfig] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        seen: set[tuple[str, str]] = set()
+        for s in self.session:
+            key = (s.begin_string, s.target_comp_id)
+            if key in seen:
+                raise ValueError(f"session {s.begin_string} {s.target_comp_id} defined twice")
+            seen.add(key)
+        return self
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid; the message says where."""
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError(f"{p}: invalid configuration:\n" + "\n".join(lines)) from None
+    base = p.resolve().parent
+    return _resolve_paths(cfg, base)
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    def fix(opt: Path | None) -> Path | None:
+        return None if opt is None or opt.is_absolute() else base / opt
+
+    sessions = [
+        s.model_copy(update={"data_dictionary": fix(s.data_dictionary)}) if s.data_dictionary else s
+        for s in cfg.session
+    ]
+    templates = [
+        t.model_copy(update={"data_dictionary": fix(t.data_dictionary)}) if t.data_dictionary else t
+        for t in cfg.template
+    ]
+    tls = cfg.gateway.tls
+    if tls is not None:
+        tls = tls.model_copy(update={
+            "cert_file": fix(tls.cert_file) or tls.cert_file,
+            "key_file": fix(tls.key_file) or tls.key_file,
+            "client_ca_file": fix(tls.client_ca_file),
+        })
+    gw = cfg.gateway.model_copy(update={"tls": tls})
+    return cfg.model_copy(update={"session": sessions, "template": templates, "gateway": gw})
