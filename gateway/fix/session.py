@@ -582,14 +582,30 @@ class Session:
         body: list[tuple[int, bytes]] = [(98, b"0"), (108, b"%d" % hb)]
         if reset:
             body.append((141, b"Y"))
+        seq = msg.seq_num or 0
         if self.settings.send_next_expected_msg_seq_num:
-            body.append((789, b"%d" % (self.next_target + 1)))
+            expected = self.next_target + 1 if seq == self.next_target else self.next_target
+            body.append((789, b"%d" % expected))
         if self._is_fixt:
             body.append((1137, self._our_appl_ver))
+        their_expected = msg.get_int(789) if self.settings.send_next_expected_msg_seq_num else None
+        last_sent = self.next_sender - 1
         self._send_admin(LOGON, body, now)
         self._note("Responding to logon request")
         self._received_reset = False
-        seq = msg.seq_num or 0
+        if their_expected is not None and not reset:
+            # FIX 4.4 / FIXT 1.1 sequence recovery: the counterparty says what it expects next;
+            # what we sent from there is resent (gap-filled for admin) right after our Logon.
+            if their_expected > last_sent + 1:
+                text = (
+                    f"NextExpectedMsgSeqNum (789) too high, expecting at most {last_sent + 1} "
+                    f"but received {their_expected}"
+                )
+                self._logout(now, text)
+                self._close(text)
+                return
+            if their_expected <= last_sent:
+                self._actions.append(Resend(max(their_expected, 1), last_sent))
         if seq > self.next_target and not reset:
             self._target_too_high(msg, seq, now)
         else:
