@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -37,11 +38,11 @@ def require_postgres() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test.
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped afterwards.
 
-    One database per test (``CREATE DATABASE ... TEMPLATE template0``: never busy, so parallel
+    One database each (``CREATE DATABASE ... TEMPLATE template0``: never busy, so parallel
     runs do not collide) isolates everything, migrations and alembic_version included.
     """
     require_postgres()
@@ -57,6 +58,20 @@ def pg_url() -> Iterator[str]:
                 (name,),
             )
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_url_module() -> Iterator[str]:
+    """A fresh PostgreSQL database shared by a module (a server started once for many tests)."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -184,9 +184,8 @@ class Player:
         if kind is StepKind.CONNECT:
             self._connect(step)
         elif kind is StepKind.DISCONNECT:
-            connection = self._connections.pop(step.connection, None)
-            if connection is not None:
-                connection.close_gracefully(self.close_timeout)
+            self._open(step, "disconnect")
+            self._connections.pop(step.connection).close_gracefully(self.close_timeout)
         elif kind is StepKind.SEND:
             self._send(step)
         elif kind is StepKind.EXPECT:

@@ -113,13 +113,22 @@ class Initiator:
         hdr.sort(key=lambda f: f[0])
         return encode(self.begin_string, [(35, msg_type), *hdr, *body])
 
-    def logon(self, now: float, heart_bt_int: int = 30, *, reset: bool = False,
-              seq: int | None = None) -> bytes:
+    def logon(
+        self,
+        now: float,
+        heart_bt_int: int = 30,
+        *,
+        reset: bool = False,
+        seq: int | None = None,
+        next_expected: int | None = None,
+    ) -> bytes:
         body = [(98, b"0"), (108, b"%d" % heart_bt_int)]
         if reset:
             body.append((141, b"Y"))
             if seq is None:
                 self.next_seq = 1
+        if next_expected is not None:
+            body.append((789, b"%d" % next_expected))
         return self.build(b"A", body, now, seq=seq)
 
     def heartbeat(self, now: float, test_req_id: bytes | None = None) -> bytes:
