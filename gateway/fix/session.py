@@ -108,6 +108,9 @@ class Send:
     data: bytes
     seq: int
     persist: bool = True
+    write: bool = True
+    """False for a message produced just before the transport went away: it is stored (and
+    resent on request) but never written to a later connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,11 @@ class Session:
         self.state = State.AWAITING_LOGON
 
     def connection_lost(self, now: float) -> None:
+        self._actions = [
+            Send(a.data, a.seq, a.persist, write=False) if isinstance(a, Send) else a
+            for a in self._actions
+            if not isinstance(a, Resend | Close)
+        ]
         was_logged_on = self.received_logon
         self.state = State.DISCONNECTED
         self._reset_connection(now)

@@ -1,10 +1,11 @@
 """The asyncio FIX acceptor: many sessions on one port, told apart by their CompIDs.
 
 It owns sockets, timers and the order of writes, nothing else: framing and every session rule
-live in :mod:`gateway.fix`. One :class:`Connection` drives one socket; a session (and its
-sequence numbers) outlives its connections. Per connection it enforces the limits a shared
-gateway needs: a maximum message size, an inbound message rate, a bounded outbound buffer, a
-deadline for a partial message and for the Logon.
+live in :mod:`gateway.fix`. One :class:`Connection` reads one socket; a
+:class:`~gateway.server.handle.SessionHandle` carries out its session's actions, and outlives
+its connections. Per connection the acceptor enforces the limits a shared gateway needs: a
+maximum message size, an inbound message rate, a bounded outbound buffer, a deadline for a
+partial message and for the Logon.
 """
 
 from __future__ import annotations
@@ -15,63 +16,17 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
-from gateway.fix.dictionary import DataDictionary
-from gateway.fix.schedule import Schedule
-from gateway.fix.session import (
-    AppMessage,
-    AuthenticationRequired,
-    Close,
-    LoggedOn,
-    LoggedOut,
-    Note,
-    Resend,
-    ResetStore,
-    Send,
-    Session,
-    SessionID,
-    SessionSettings,
-)
+from gateway.fix.session import AuthenticationRequired, Session, SessionID
 
+from .handle import Limits, SessionDef, SessionHandle, utc
 from .ports import Application, FileLogFactory, FileLogPort, SessionStorePort
 
+__all__ = ["Acceptor", "Connection", "Limits", "SessionDef", "Template", "check_password"]
+
 log = logging.getLogger("fixgw.acceptor")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_message_size: int = 1 << 20
-    max_outbound_bytes: int = 8 << 20
-    """A reader this far behind is disconnected (memory stays bounded)."""
-    partial_message_timeout: float = 30.0
-    """Bytes of an incomplete message held longer than this drop the connection."""
-    first_message_timeout: float = 10.0
-    rate_limit: float | None = None
-    """Inbound messages per second (token bucket, burst = ``rate_burst``)."""
-    rate_burst: int = 100
-    rate_action: str = "reject"
-    """"reject": excess application messages get BusinessMessageReject; "logout": Logout."""
-
-
-@dataclass(slots=True)
-class SessionDef:
-    settings: SessionSettings
-    session_dd: DataDictionary
-    app_dds: dict[str, DataDictionary]
-    username: str | None = None
-    password_hash: bytes | None = None
-    allowed_networks: Sequence[Network] | None = None
-    limits: Limits = field(default_factory=Limits)
-    schedule: Schedule = field(default_factory=Schedule)
-
-    @property
-    def sid(self) -> SessionID:
-        return self.settings.session_id
 
 
 @dataclass(slots=True)
@@ -82,18 +37,6 @@ class Template:
     sender_comp_id: str
     allowed: frozenset[str]
     make: Callable[[SessionID], SessionDef]
-
-
-@dataclass(slots=True, eq=False)
-class _Entry:
-    definition: SessionDef
-    session: Session
-    period_start: float | None
-    connection: Connection | None = None
-
-
-def _utc(now: float) -> datetime:
-    return datetime.fromtimestamp(now, UTC)
 
 
 def check_password(password: str | None, password_hash: bytes) -> bool:
@@ -121,12 +64,11 @@ class Acceptor:
     ) -> None:
         self._defs = {d.sid: d for d in definitions}
         self._templates = list(templates)
-        self._entries: dict[SessionID, _Entry] = {}
+        self._handles: dict[SessionID, SessionHandle] = {}
         self._loading: dict[SessionID, asyncio.Lock] = {}
         self.store = store
         self.app = app
         self._file_log = file_log
-        self._logs: dict[SessionID, FileLogPort] = {}
         self.clock = clock
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
@@ -146,10 +88,13 @@ class Acceptor:
             self._server.close()
         for conn in list(self._connections):
             conn.abort("acceptor stopping")
+        for h in self._handles.values():
+            await h.flush()
         if self._server is not None:
             await self._server.wait_closed()
-        for fl in self._logs.values():
-            fl.close()
+        for h in self._handles.values():
+            if h.file_log is not None:
+                h.file_log.close()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(self, reader, writer)
@@ -177,55 +122,54 @@ class Acceptor:
                 return d
         return None
 
-    async def entry(self, sid: SessionID) -> _Entry | None:
-        e = self._entries.get(sid)
-        if e is not None:
-            return e
+    async def handle(self, sid: SessionID) -> SessionHandle | None:
+        """The session's handle, loading its sequence numbers from the store the first time."""
+        h = self._handles.get(sid)
+        if h is not None:
+            return h
         d = self.definition_for(sid)
         if d is None:
             return None
         lock = self._loading.setdefault(sid, asyncio.Lock())
         async with lock:
-            e = self._entries.get(sid)
-            if e is None:
+            h = self._handles.get(sid)
+            if h is None:
                 rec = await self.store.load(str(sid))
                 session = Session(
                     d.settings, d.session_dd, d.app_dds,
                     next_sender=rec.next_sender, next_target=rec.next_target,
                 )
-                e = self._entries[sid] = _Entry(
-                    d, session, d.schedule.period_start(rec.creation_time.timestamp())
+                file_log: FileLogPort | None = None
+                if self._file_log is not None:
+                    file_log = self._file_log(sid)
+                h = self._handles[sid] = SessionHandle(
+                    d, session, self.store, self.app, file_log,
+                    d.schedule.period_start(rec.creation_time.timestamp()),
                 )
-        return e
+        return h
 
-    async def new_period_check(self, e: _Entry, now: float) -> None:
+    async def new_period_check(self, h: SessionHandle, now: float) -> None:
         """Sequence numbers start again at 1 in a new session period (schedules)."""
-        current = e.definition.schedule.period_start(now)
-        if current is not None and current != e.period_start:
-            await self.store.reset(str(e.definition.sid))
-            e.session.next_sender = e.session.next_target = 1
-            e.period_start = current
+        current = h.definition.schedule.period_start(now)
+        if current is not None and current != h.period_start:
+            await self.store.reset(h.sid_str)
+            h.session.next_sender = h.session.next_target = 1
+            h.period_start = current
 
     def session(self, sid: SessionID) -> Session | None:
-        e = self._entries.get(sid)
-        return None if e is None else e.session
-
-    def file_log(self, sid: SessionID) -> FileLogPort | None:
-        if self._file_log is None:
-            return None
-        fl = self._logs.get(sid)
-        if fl is None:
-            fl = self._logs[sid] = self._file_log(sid)
-        return fl
+        h = self._handles.get(sid)
+        return None if h is None else h.session
 
     async def flush(self, sid: SessionID) -> None:
-        """Write what the application queued on ``sid`` (call after ``session.send``)."""
-        e = self._entries.get(sid)
-        if e is not None and e.connection is not None:
-            await e.connection.flush()
+        """Carry out what the application queued on ``sid`` (call after ``session.send``)."""
+        h = self._handles.get(sid)
+        if h is not None:
+            await h.flush()
 
 
 class Connection:
+    """Reads one socket, feeds its frames to the session, runs the session's timers."""
+
     def __init__(
         self, acceptor: Acceptor, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -235,24 +179,20 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.peer_ip = peer[0] if isinstance(peer, tuple) else None
-        self.entry: _Entry | None = None
+        self.handle: SessionHandle | None = None
         self.parser = FrameParser(Limits().max_message_size)
-        self._lock = asyncio.Lock()
-        self._closed = False
+        self.closed = False
         self._close_reason = ""
         self._partial_since: float | None = None
         self._timer: asyncio.Task[None] | None = None
         self._tokens = 0.0
         self._token_time = 0.0
-        self._sid_str = ""
-        self._log: FileLogPort | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._saved: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------------------------------
     def abort(self, reason: str) -> None:
-        if not self._closed:
-            self._closed = True
+        """Close the socket (after what is already written) and release the session."""
+        if not self.closed:
+            self.closed = True
             self._close_reason = reason
             log.info("%s: closing: %s", self.peer, reason)
             self.writer.close()
@@ -260,13 +200,28 @@ class Connection:
 
     def _detach(self) -> None:
         """Release the session at once, so a reconnect is not taken for a duplicate."""
-        entry = self.entry
-        if entry is None or entry.connection is not self:
+        h = self.handle
+        if h is None or h.connection is not self:
             return
-        entry.connection = None
-        entry.session.connection_lost(self.acceptor.clock())
-        self._event(f"Disconnected ({self._close_reason or 'peer closed'})")
-        self._dispatch_events()
+        h.connection = None
+        now = self.acceptor.clock()
+        h.session.connection_lost(now)
+        h.note(f"Disconnected ({self._close_reason or 'peer closed'})", now)
+        h.dispatch(now)
+
+    def write(self, data: bytes, max_buffered: int) -> None:
+        if self.closed:
+            return
+        self.writer.write(data)
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > max_buffered:
+            if self.handle is not None:
+                self.handle.note(
+                    "Disconnecting: slow reader (outbound buffer over the limit)",
+                    self.acceptor.clock(),
+                )
+            self.abort("slow reader")
+            transport.abort()
 
     async def run(self) -> None:
         try:
@@ -277,11 +232,11 @@ class Connection:
                 return
             self._timer = asyncio.create_task(self._timer_loop())
             await self._receive(first)
-            while not self._closed:
+            while not self.closed:
                 data = await self.reader.read(1 << 16)
                 if not data:
                     break
-                self._feed(data)
+                self.parser.feed(data)
                 await self._drain_frames()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
             log.info("%s: connection error: %s", self.peer, exc)
@@ -289,8 +244,7 @@ class Connection:
             await self._finish()
 
     async def _first_frame(self) -> bytes | None:
-        limits = Limits()
-        deadline = self.acceptor.clock() + limits.first_message_timeout
+        deadline = self.acceptor.clock() + Limits().first_message_timeout
         while True:
             for ev in self.parser.frames():
                 if isinstance(ev, Frame):
@@ -325,11 +279,11 @@ class Connection:
             return False
         sid = SessionID(begin.decode(errors="replace"), ours.decode(errors="replace"),
                         theirs.decode(errors="replace"))
-        entry = await self.acceptor.entry(sid)
-        if entry is None:
+        h = await self.acceptor.handle(sid)
+        if h is None:
             self.abort(f"unknown session {sid}")
             return False
-        d = entry.definition
+        d = h.definition
         if d.allowed_networks is not None:
             try:
                 ip = ipaddress.ip_address(self.peer_ip or "")
@@ -338,74 +292,68 @@ class Connection:
             if ip is None or not any(ip in net for net in d.allowed_networks):
                 self.abort(f"{sid}: address {self.peer_ip} not allowed")
                 return False
-        if entry.connection is not None:
-            self.abort(f"{sid}: session already connected (duplicate identity)")
-            return False
         now = self.acceptor.clock()
         if not d.schedule.is_session_time(now):
             self.abort(f"{sid}: Logon outside of the session schedule")
             return False
-        await self.acceptor.new_period_check(entry, now)
-        if entry.connection is not None:
+        if h.connection is not None:
             self.abort(f"{sid}: session already connected (duplicate identity)")
             return False
-        entry.connection = self
-        self.entry = entry
+        h.connection = self
+        self.handle = h
+        async with asyncio.timeout(30):
+            await h.flush()  # what the previous connection left (stored, never written here)
+        await self.acceptor.new_period_check(h, now)
         self.parser.max_size = d.limits.max_message_size
         self._tokens = float(d.limits.rate_burst)
-        self._token_time = self.acceptor.clock()
-        self._sid_str = str(sid)
-        self._log = self.acceptor.file_log(sid)
-        entry.session.connect(self.acceptor.clock())
-        self._event(f"Accepted connection from {self.peer}")
+        self._token_time = now
+        h.session.connect(now)
+        h.note(f"Accepted connection from {self.peer}", now)
         return True
 
-    def _feed(self, data: bytes) -> None:
-        self.parser.feed(data)
-
     async def _drain_frames(self) -> None:
+        h = self.handle
+        assert h is not None
         for ev in self.parser.frames():
             if isinstance(ev, StreamError):
-                self._event(f"Disconnecting: unrecoverable stream: {ev.reason}")
-                await self.flush()
+                h.note(f"Disconnecting: unrecoverable stream: {ev.reason}", self.acceptor.clock())
+                await h.flush()
                 self.abort(ev.reason)
                 return
             if isinstance(ev, Garbled):
-                assert self.entry is not None
-                self.entry.session.receive_garbled(ev.reason, self.acceptor.clock())
-                self._dispatch_events()
+                now = self.acceptor.clock()
+                h.session.receive_garbled(ev.reason, now)
+                h.dispatch(now)
                 continue
             await self._receive(ev.data, flush=False)
-        await self.flush()
+        await h.flush()
         now = self.acceptor.clock()
         self._partial_since = (self._partial_since or now) if self.parser.buffered else None
 
     async def _receive(self, data: bytes, flush: bool = True) -> None:
-        entry = self.entry
-        assert entry is not None
+        h = self.handle
+        assert h is not None
         now = self.acceptor.clock()
-        when = _utc(now)
-        self.acceptor.store.log(self._sid_str, "in", data, when)
-        if self._log is not None:
-            self._log.incoming(data, when)
-        session = entry.session
-        if not self._take_token(now):
-            if entry.definition.limits.rate_action == "logout":
-                session.logout(now, "message rate limit exceeded")
-                self._dispatch_events()
-                await self.flush()
-                return
+        when = utc(now)
+        h.store.log(h.sid_str, "in", data, when)
+        if h.file_log is not None:
+            h.file_log.incoming(data, when)
+        session = h.session
+        if self._take_token(now):
             session.receive_frame(data, now)
-            self._throttle_events()
+            h.dispatch(now)
+        elif h.definition.limits.rate_action == "logout":
+            session.logout(now, "message rate limit exceeded")
+            h.dispatch(now)
         else:
             session.receive_frame(data, now)
-            self._dispatch_events()
+            h.dispatch(now, throttled=True)
         if flush:
-            await self.flush()
+            await h.flush()
 
     def _take_token(self, now: float) -> bool:
-        assert self.entry is not None
-        limits = self.entry.definition.limits
+        assert self.handle is not None
+        limits = self.handle.definition.limits
         if limits.rate_limit is None:
             return True
         self._tokens = min(
@@ -417,192 +365,62 @@ class Connection:
             return True
         return False
 
-    def _throttle_events(self) -> None:
-        """Over the rate: administrative messages are still honoured; application messages
-        get BusinessMessageReject (380=99, "Throttle limit exceeded") instead of processing."""
-        assert self.entry is not None
-        session = self.entry.session
-        now = self.acceptor.clock()
-        for ev in session.events():
-            if isinstance(ev, AppMessage):
-                session.business_reject(ev.message, 99, now, text="Throttle limit exceeded")
-            else:
-                self._handle_event(ev)
-
-    def _dispatch_events(self) -> None:
-        assert self.entry is not None
-        for ev in self.entry.session.events():
-            self._handle_event(ev)
-
-    def _handle_event(self, ev: object) -> None:
-        entry = self.entry
-        assert entry is not None
-        session = entry.session
-        now = self.acceptor.clock()
-        app = self.acceptor.app
-        if isinstance(ev, Note):
-            self._event(ev.text)
-        elif isinstance(ev, AppMessage):
-            try:
-                app.on_message(session, ev.message, now)
-            except Exception:
-                log.exception("%s: application failed on %r", self._sid_str, ev.message)
-                session.business_reject(ev.message, 4, now, text="Application error")
-        elif isinstance(ev, LoggedOn):
-            self._event("Logon complete")
-            app.on_logon(session, now)
-        elif isinstance(ev, LoggedOut):
-            self._event(f"Logged out: {ev.reason}")
-            app.on_logout(session, now)
-        elif isinstance(ev, AuthenticationRequired):
-            task = asyncio.create_task(self._authenticate(ev))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _authenticate(self, ev: AuthenticationRequired) -> None:
-        entry = self.entry
-        assert entry is not None
-        d = entry.definition
+    async def authenticate(self, ev: AuthenticationRequired) -> None:
+        h = self.handle
+        assert h is not None
+        d = h.definition
         ok, reason = True, ""
         if d.username is not None and ev.username != d.username:
             ok, reason = False, "unknown Username (553)"
         elif d.password_hash is not None:
             ok = await asyncio.to_thread(check_password, ev.password, d.password_hash)
             reason = "" if ok else "wrong Password (554)"
-        entry.session.logon_authenticated(ok, reason, self.acceptor.clock())
-        self._dispatch_events()
-        await self.flush()
-
-    def _event(self, text: str) -> None:
-        if self._log is not None:
-            self._log.event(text, _utc(self.acceptor.clock()))
-        log.debug("%s: %s", self._sid_str or self.peer, text)
-
-    # ------------------------------------------------------------------------------------------
-    async def flush(self) -> None:
-        """Carry out the session's actions in order: persist+send, resend, reset, close."""
-        entry = self.entry
-        if entry is None:
-            return
-        async with self._lock:
-            session = entry.session
-            store = self.acceptor.store
-            while True:
-                actions = session.next_actions()
-                if not actions:
-                    break
-                batch: list[Send] = []
-                for a in actions:
-                    if isinstance(a, Send):
-                        batch.append(a)
-                        continue
-                    await self._write_sends(batch)
-                    batch = []
-                    if isinstance(a, Resend):
-                        await self._serve_resend(a)
-                    elif isinstance(a, ResetStore):
-                        await store.reset(self._sid_str)
-                    elif isinstance(a, Close):
-                        self.abort(a.reason)
-                await self._write_sends(batch)
-            # keep the target sequence number durable even when nothing was sent
-            if (session.next_target, session.next_sender) != self._saved:
-                await store.save(
-                    self._sid_str,
-                    next_sender=session.next_sender,
-                    next_target=session.next_target,
-                )
-                self._saved = (session.next_target, session.next_sender)
-
-    async def _write_sends(self, batch: list[Send]) -> None:
-        if not batch:
-            return
-        entry = self.entry
-        assert entry is not None
-        session = entry.session
-        await self.acceptor.store.save(
-            self._sid_str,
-            sent=[(s.seq, s.data) for s in batch if s.persist],
-            next_sender=session.next_sender,
-            next_target=session.next_target,
-        )
-        self._saved = (session.next_target, session.next_sender)
-        self._write([s.data for s in batch])
-
-    def _write(self, chunks: list[bytes]) -> None:
-        if self._closed or not chunks:
+        if h.connection is not self:
             return
         now = self.acceptor.clock()
-        when = _utc(now)
-        for c in chunks:
-            self.acceptor.store.log(self._sid_str, "out", c, when)
-            if self._log is not None:
-                self._log.outgoing(c, when)
-        self.writer.write(b"".join(chunks))
-        assert self.entry is not None
-        limit = self.entry.definition.limits.max_outbound_bytes
-        transport = self.writer.transport
-        if transport.get_write_buffer_size() > limit:
-            self._event("Disconnecting: slow reader (outbound buffer over the limit)")
-            self.abort("slow reader")
-            transport.abort()
-
-    async def _serve_resend(self, a: Resend) -> None:
-        entry = self.entry
-        assert entry is not None
-        now = self.acceptor.clock()
-        resender = entry.session.resender(a.begin, a.end, now)
-        cursor, chunk_size = a.begin, 1000
-        while cursor <= a.end:
-            stored = await self.acceptor.store.get_sent(self._sid_str, cursor, a.end, chunk_size)
-            self._write(resender.add(stored))
-            if len(stored) < chunk_size:
-                break
-            cursor = stored[-1][0] + 1
-        self._write(resender.finish())
+        h.session.logon_authenticated(ok, reason, now)
+        h.dispatch(now)
+        await h.flush()
 
     # ------------------------------------------------------------------------------------------
     async def _timer_loop(self) -> None:
-        entry = self.entry
-        assert entry is not None
-        session = entry.session
-        limits = entry.definition.limits
-        while not self._closed:
-            now = self.acceptor.clock()
+        h = self.handle
+        assert h is not None
+        session = h.session
+        limits = h.definition.limits
+        while not self.closed:
             deadline = session.next_deadline()
+            now = self.acceptor.clock()
             wait = 1.0 if deadline is None else min(max(deadline - now, 0.0), 1.0)
             await asyncio.sleep(wait)
-            if self._closed:
+            if self.closed:
                 return
             now = self.acceptor.clock()
             session.on_timer(now)
-            if session.is_logged_on and not entry.definition.schedule.is_session_time(now):
+            if session.is_logged_on and not h.definition.schedule.is_session_time(now):
                 session.logout(now, "end of the session schedule")
             if (
                 self._partial_since is not None
                 and now - self._partial_since > limits.partial_message_timeout
             ):
-                self._event("Disconnecting: partial message held too long")
+                h.note("Disconnecting: partial message held too long", now)
                 self.abort("partial message timeout")
-            self._dispatch_events()
-            await self.flush()
+            h.dispatch(now)
+            await h.flush()
 
     async def _finish(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if not self._closed:
-            self._closed = True
+        if not self.closed:
+            self.closed = True
             self.writer.close()
-        entry = self.entry
+        h = self.handle
         self._detach()
-        if entry is not None:
-            session = entry.session
+        if h is not None:
             try:
-                await self.acceptor.store.save(
-                    self._sid_str, next_sender=session.next_sender, next_target=session.next_target
-                )
+                await h.flush()  # persists what was queued but never written
             except Exception:
-                log.exception("%s: could not save sequence numbers", self._sid_str)
+                log.exception("%s: could not save the session state", h.sid_str)
         try:
             await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError):
