@@ -173,7 +173,7 @@ def load_config(path: str | Path) -> Config:
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
     def fix(opt: Path | None) -> Path | None:
-        return None if opt is None or opt.is_absolute() else base / opt
+        return None if opt is None else opt if opt.is_absolute() else base / opt
 
     sessions = [
         s.model_copy(update={"data_dictionary": fix(s.data_dictionary)}) if s.data_dictionary else s

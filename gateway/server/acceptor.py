@@ -72,6 +72,14 @@ class Acceptor:
         self.clock = clock
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
+        self._client_tasks: set[asyncio.Task[object]] = set()
+        # before the first message names the session, the most generous configured limits apply
+        known = [*definitions, *(t.make(SessionID(t.begin_string, t.sender_comp_id, "*"))
+                                 for t in templates)]
+        self.pre_logon = Limits(
+            max_message_size=max((d.limits.max_message_size for d in known), default=1 << 20),
+            first_message_timeout=max((d.settings.logon_timeout for d in known), default=10.0),
+        )
 
     # ------------------------------------------------------------------------------------------
     async def start(
@@ -88,6 +96,8 @@ class Acceptor:
             self._server.close()
         for conn in list(self._connections):
             conn.abort("acceptor stopping")
+        if self._client_tasks:
+            await asyncio.wait(list(self._client_tasks), timeout=5)
         for h in self._handles.values():
             await h.flush()
         if self._server is not None:
@@ -99,12 +109,17 @@ class Acceptor:
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(self, reader, writer)
         self._connections.add(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._client_tasks.add(task)
         try:
             await conn.run()
         except Exception:  # a bug must not take other sessions down
             log.exception("connection from %s failed", conn.peer)
         finally:
             self._connections.discard(conn)
+            if task is not None:
+                self._client_tasks.discard(task)
 
     # ------------------------------------------------------------------------------------------
     def definition_for(self, sid: SessionID) -> SessionDef | None:
@@ -180,7 +195,8 @@ class Connection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.peer_ip = peer[0] if isinstance(peer, tuple) else None
         self.handle: SessionHandle | None = None
-        self.parser = FrameParser(Limits().max_message_size)
+        self.parser = FrameParser(acceptor.pre_logon.max_message_size)
+        self._pending: list[Frame | Garbled] = []
         self.closed = False
         self._close_reason = ""
         self._partial_since: float | None = None
@@ -232,6 +248,8 @@ class Connection:
                 return
             self._timer = asyncio.create_task(self._timer_loop())
             await self._receive(first)
+            await self._process(self._pending)
+            self._pending = []
             while not self.closed:
                 data = await self.reader.read(1 << 16)
                 if not data:
@@ -244,10 +262,16 @@ class Connection:
             await self._finish()
 
     async def _first_frame(self) -> bytes | None:
-        deadline = self.acceptor.clock() + Limits().first_message_timeout
+        deadline = self.acceptor.clock() + self.acceptor.pre_logon.first_message_timeout
         while True:
-            for ev in self.parser.frames():
+            events = self.parser.frames()
+            for i, ev in enumerate(events):
                 if isinstance(ev, Frame):
+                    rest = events[i + 1 :]
+                    if any(isinstance(e, StreamError) for e in rest):
+                        self.abort("unrecoverable stream after the first message")
+                        return None
+                    self._pending = [e for e in rest if isinstance(e, Frame | Garbled)]
                     return ev.data
                 if isinstance(ev, StreamError | Garbled):
                     self.abort(f"first message unusable: {ev.reason}")
@@ -312,9 +336,14 @@ class Connection:
         return True
 
     async def _drain_frames(self) -> None:
+        await self._process(self.parser.frames())
+
+    async def _process(self, events: Sequence[Frame | Garbled | StreamError]) -> None:
         h = self.handle
         assert h is not None
-        for ev in self.parser.frames():
+        for ev in events:
+            if self.closed:
+                return
             if isinstance(ev, StreamError):
                 h.note(f"Disconnecting: unrecoverable stream: {ev.reason}", self.acceptor.clock())
                 await h.flush()

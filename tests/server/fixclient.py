@@ -6,6 +6,9 @@ Written for the tests only: it builds messages with the codec's :func:`encode` (
 timeout.
 """
 
+# The ``timeout`` parameters are this client's interface (``await recv(timeout)``).
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
 import asyncio

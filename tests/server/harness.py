@@ -56,16 +56,19 @@ async def serving(
         yield Served(gw, host, port)
     finally:
         await gw.acceptor.stop()
-        await _connections_finished(gw)
+        await _connections_finished()
 
 
-async def _connections_finished(gw: Gateway, timeout: float = 3.0) -> None:
+async def _connections_finished(wait: float = 3.0) -> None:
     """``Acceptor.stop`` aborts the connections but returns before their handlers have run
-    ``_finish``; wait for that, or the loop's shutdown cancels them and asyncio logs noise."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while gw.acceptor._connections and loop.time() < deadline:
-        await asyncio.sleep(0.01)
+    ``_finish``; wait for those tasks, or the loop's shutdown cancels them and asyncio logs
+    noise."""
+    handlers = [
+        t for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "") == "Acceptor._on_client"
+    ]
+    if handlers:
+        await asyncio.wait(handlers, timeout=wait)
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:

@@ -1,0 +1,177 @@
+"""Configuration: errors name the key at fault; ``fixgw run`` reports them and exits 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from gateway.app import build_gateway, session_definition
+from gateway.config import ConfigError, load_config
+from gateway.fix.session import SessionID
+from gateway.store.memory import MemoryStore
+
+REPO = Path(__file__).resolve().parents[2]
+FIXGW = Path(sys.executable).with_name("fixgw")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    return p
+
+
+BAD = {
+    "bad-toml": ('[gateway\nport = 1\n', ["not valid TOML"]),
+    "unknown-key": (
+        '[[session]]\ntarget_comp_id = "C1"\ncolour = "red"\n',
+        ["session.0.colour", "Extra inputs are not permitted"],
+    ),
+    "unknown-gateway-key": ('[gateway]\nprot = 9876\n', ["gateway.prot"]),
+    "unknown-table": ('[sessions]\ntarget_comp_id = "C1"\n', ["sessions"]),
+    "fixt-without-default-appl-ver-id": (
+        '[[session]]\ntarget_comp_id = "C1"\nbegin_string = "FIXT.1.1"\n',
+        ["session.0", "default_appl_ver_id"],
+    ),
+    "bad-bcrypt-hash": (
+        '[[session]]\ntarget_comp_id = "C1"\npassword_hash = "plaintext"\n',
+        ["session.0.password_hash", "bcrypt"],
+    ),
+    "bad-network": (
+        '[[session]]\ntarget_comp_id = "C1"\nallowed_addresses = ["10.0.0.0/33"]\n',
+        ["session.0.allowed_addresses", "10.0.0.0/33"],
+    ),
+    "not-a-network": (
+        '[[template]]\nallowed_target_comp_ids = ["A"]\nallowed_addresses = ["localhost"]\n',
+        ["template.0.allowed_addresses", "localhost"],
+    ),
+    "bad-begin-string": (
+        '[[session]]\ntarget_comp_id = "C1"\nbegin_string = "FIX.4.2"\n',
+        ["session.0.begin_string"],
+    ),
+    "port-out-of-range": ('[gateway]\nport = 70000\n', ["gateway.port"]),
+    "bad-rate-action": (
+        '[[session]]\ntarget_comp_id = "C1"\nrate_action = "ignore"\n',
+        ["session.0.rate_action"],
+    ),
+    "duplicate-session": (
+        '[[session]]\ntarget_comp_id = "C1"\n[[session]]\ntarget_comp_id = "C1"\n',
+        ["defined twice"],
+    ),
+    "empty-template": ('[[template]]\nallowed_target_comp_ids = []\n',
+                       ["template.0.allowed_target_comp_ids"]),
+    "half-a-schedule": (
+        '[[session]]\ntarget_comp_id = "C1"\n[session.schedule]\nstart_day = "mon"\n',
+        ["session.0.schedule", "start_day and end_day go together"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_config_errors_are_clear(tmp_path: Path, case: str) -> None:
+    text, expected = BAD[case]
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    for part in expected:
+        assert part in message, message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("case", ["bad-toml", "unknown-key", "bad-bcrypt-hash", "bad-network"])
+def test_run_with_a_bad_config_exits_2(tmp_path: Path, case: str) -> None:
+    text, expected = BAD[case]
+    path = _write(tmp_path, text)
+    proc = subprocess.run(
+        [str(FIXGW), "run", "--config", str(path)],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("fixgw: ")
+    for part in expected:
+        assert part in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_run_with_a_missing_config_exits_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(FIXGW), "run", "--config", str(tmp_path / "absent.toml")],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "no such file" in proc.stderr
+
+
+def test_shipped_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_config(REPO / "config" / "gateway.toml")
+    assert cfg.gateway.sender_comp_id == "GATEWAY"
+    assert cfg.gateway.port == 9876
+    assert [(s.begin_string, s.target_comp_id) for s in cfg.session] == [
+        ("FIX.4.4", "CLIENT1"), ("FIXT.1.1", "CLIENT50")
+    ]
+    assert cfg.session[1].default_appl_ver_id == "FIX.5.0SP2"
+    monkeypatch.chdir(tmp_path)  # log_dir is relative: keep build_gateway's mkdir out of the repo
+    gw = build_gateway(cfg, MemoryStore())
+    for sid in (SessionID("FIX.4.4", "GATEWAY", "CLIENT1"),
+                SessionID("FIXT.1.1", "GATEWAY", "CLIENT50")):
+        assert gw.acceptor.definition_for(sid) is not None
+
+
+def test_hash_password_output_is_accepted_and_checks(tmp_path: Path) -> None:
+    proc = subprocess.run([str(FIXGW), "hash-password"], input="hunter2\n", capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    digest = proc.stdout.strip()
+    assert bcrypt.checkpw(b"hunter2", digest.encode())
+    path = _write(tmp_path, f'[[session]]\ntarget_comp_id = "C1"\npassword_hash = "{digest}"\n')
+    cfg = load_config(path)
+    d = session_definition(SessionID("FIX.4.4", "GATEWAY", "C1"), cfg.session[0])
+    assert d.password_hash == digest.encode()
+    assert d.settings.require_authentication
+
+
+def _paths_config(tmp_path: Path) -> tuple[Path, Path]:
+    sub = tmp_path / "etc"
+    sub.mkdir()
+    path = sub / "gw.toml"
+    path.write_text(
+        "[gateway.tls]\n"
+        'cert_file = "tls/server.crt"\nkey_file = "/abs/server.key"\n'
+        'client_ca_file = "/abs/ca.crt"\n'
+        '[[session]]\ntarget_comp_id = "C1"\ndata_dictionary = "/abs/FIX44.xml"\n'
+        '[[session]]\ntarget_comp_id = "C2"\ndata_dictionary = "dd/FIX44.xml"\n'
+    )
+    return sub, path
+
+
+def test_relative_paths_are_resolved_against_the_config_file(tmp_path: Path) -> None:
+    sub, path = _paths_config(tmp_path)
+    cfg = load_config(path)
+    tls = cfg.gateway.tls
+    assert tls is not None
+    assert tls.cert_file == sub / "tls/server.crt"
+    assert tls.key_file == Path("/abs/server.key")
+    assert cfg.session[1].data_dictionary == sub / "dd/FIX44.xml"
+
+
+def test_absolute_client_ca_file_is_kept(tmp_path: Path) -> None:
+    """An absolute client_ca_file must not be dropped (that silently turns mutual TLS off)."""
+    _, path = _paths_config(tmp_path)
+    tls = load_config(path).gateway.tls
+    assert tls is not None
+    assert tls.client_ca_file == Path("/abs/ca.crt")
+
+
+def test_absolute_data_dictionary_is_kept(tmp_path: Path) -> None:
+    _, path = _paths_config(tmp_path)
+    assert load_config(path).session[0].data_dictionary == Path("/abs/FIX44.xml")
