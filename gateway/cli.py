@@ -51,7 +51,8 @@ async def _conformance(args: argparse.Namespace) -> int:
         def file_log(sid: SessionID) -> FileLog:
             return FileLog(log_dir, sid.file_prefix)
 
-    acceptor = Acceptor(conformance_sessions(), store, EchoApplication(), file_log=file_log)
+    sessions = conformance_sessions(not args.standard_bmr)
+    acceptor = Acceptor(sessions, store, EchoApplication(), file_log=file_log)
     host, port = await acceptor.start(args.host, args.port)
     print(f"listening on {host}:{port}", flush=True)
     await _serve_until_signal(None)
@@ -111,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--store", default="sqlite:///data/conformance.db",
                    help="store URL (sqlite:///..., postgresql+psycopg://..., memory:)")
     c.add_argument("--log-dir", default=None, help="write QuickFIX-format FIX log files here")
+    c.add_argument("--standard-bmr", action="store_true",
+                   help="no DefaultApplVerID (1137) in BusinessMessageReject (QuickFIX puts it "
+                        "there; the FIX 5.0SP2 dictionary does not allow it)")
 
     r = sub.add_parser("run", help="run the gateway")
     r.add_argument("--config", default="config/gateway.toml")

@@ -47,7 +47,7 @@ class EchoApplication:
         session.send(msg_type, body, now, header_extra=extra)
 
 
-def conformance_sessions() -> list[SessionDef]:
+def conformance_sessions(appl_ver_id_in_business_reject: bool = True) -> list[SessionDef]:
     strict = ValidationSettings.strict()
     fixt = dictionary.standard("FIXT.1.1")
     out = []
@@ -60,6 +60,7 @@ def conformance_sessions() -> list[SessionDef]:
             SessionID(begin, "ISLD", target),
             default_appl_ver_id=appl,
             reset_on_logon=True,
+            appl_ver_id_in_business_reject=appl_ver_id_in_business_reject,
             validation=strict,
         )
         if appl is None:

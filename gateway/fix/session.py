@@ -91,6 +91,11 @@ class SessionSettings:
     test_request_factor: float = 1.2
     """Send TestRequest after HeartBtInt x this of silence; drop after twice that."""
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    appl_ver_id_in_business_reject: bool = False
+    """QuickFIX writes DefaultApplVerID (1137) into the body of a BusinessMessageReject on FIXT
+    sessions (its acceptance scripts expect it); the FIX 5.0SP2 dictionary does not define 1137
+    there and strict counterparties (QuickFIX's own validator) reject it, so it is off by
+    default."""
     require_authentication: bool = False
     """When set, a Logon is held in AUTHENTICATING until the driver calls
     :meth:`Session.logon_authenticated` (credentials are checked off the event loop)."""
@@ -853,7 +858,7 @@ class Session:
         if ref_id is not None:
             body.append((379, ref_id))
         body.append((380, b"%d" % reason))
-        if self._is_fixt:
+        if self._is_fixt and self.settings.appl_ver_id_in_business_reject:
             body.append((1137, self._our_appl_ver))
         if increment:
             self.next_target += 1

@@ -293,7 +293,7 @@ class Initiator:
         self.inbox = Inbox(self.app.events)
         self._store_factory = fix.FileStoreFactory(self.settings)
         self._log_factory = fix.FileLogFactory(self.settings)
-        self._initiator = fix.SocketInitiator(
+        self._initiator: fix.SocketInitiator | None = fix.SocketInitiator(
             self.app, self._store_factory, self.settings, self._log_factory
         )
         self.session_id = fix.SessionID(
@@ -313,16 +313,23 @@ class Initiator:
         self.stop()
 
     def start(self) -> None:
+        assert self._initiator is not None, "already stopped"
         self._initiator.start()
         self._running = True
 
     def stop(self) -> None:
-        """Stops the engine at once (call :meth:`logout` first for a clean Logout)."""
-        if self._running:
-            self._running = False
-            self._initiator.stop(True)
+        """Stops the engine at once (call :meth:`logout` first for a clean Logout) and frees
+        it: QuickFIX keeps one process-wide registry of sessions by SessionID, and a session
+        left alive (say by a failed test's traceback) would shadow the next test's one."""
+        initiator, self._initiator = self._initiator, None
+        if initiator is not None:
+            if self._running:
+                initiator.stop(True)
+            del initiator  # the C++ destructor deletes (and unregisters) the session
+        self._running = False
 
     def session(self) -> fix.Session:
+        assert self._initiator is not None, "already stopped"
         session = fix.Session.lookupSession(self.session_id)
         assert session is not None, f"QuickFIX has no session {self.session_id.toString()}"
         return session
