@@ -244,14 +244,15 @@ def split_fields(
     for part in parts:
         k, sep, v = part.partition(b"=")
         t = cache.get(k)
-        if t is None:
-            if not sep:
-                raise GarbledMessage(f"field without '=': {part[:20]!r}")
-            t = parse_tag(k)
-            if t is None:
+        if t is None or not sep:
+            if t is None and sep:
+                t = parse_tag(k)
+            if t is None or not sep:
+                if has_length:  # a data value holding SOH: read it by its length instead
+                    return _split_with_data(data, lengths)
+                if not sep:
+                    raise GarbledMessage(f"field without '=': {part[:20]!r}")
                 raise GarbledMessage(f"tag is not a number: {k[:20]!r}")
-        elif not sep:
-            raise GarbledMessage(f"field without '=': {part[:20]!r}")
         if t in lengths:
             has_length = True
         append((t, v))

@@ -114,6 +114,9 @@ class Send:
     seq: int
     persist: bool = True
     write: bool = True
+    ref: str | None = None
+    """The application's reference for what this message reports (an ExecID): stored with the
+    message in one commit, so "the client was told" is never lost nor recorded twice."""
     """False for a message produced just before the transport went away: it is stored (and
     resent on request) but never written to a later connection."""
 
@@ -233,6 +236,8 @@ class Session:
         self._events: list[Event] = []
         self._queue: dict[int, Message] = {}
         self._parser: FrameParser | None = None
+        self.logon_message: Message | None = None
+        """The counterparty's Logon of the current connection (its options, e.g. 8013)."""
         self.state = State.DISCONNECTED
         self._reset_connection(0.0)
 
@@ -262,7 +267,7 @@ class Session:
 
     def connection_lost(self, now: float) -> None:
         self._actions = [
-            Send(a.data, a.seq, a.persist, write=False) if isinstance(a, Send) else a
+            Send(a.data, a.seq, a.persist, write=False, ref=a.ref) if isinstance(a, Send) else a
             for a in self._actions
             if not isinstance(a, Resend | Close)
         ]
@@ -588,6 +593,7 @@ class Session:
                 self._close("Logon failed verification")
             return
         self.received_logon = True
+        self.logon_message = msg
         self.state = State.LOGGED_ON
         hb = msg.get_int(108) or 0
         self.heart_bt_int = hb
@@ -710,16 +716,15 @@ class Session:
         hb = self.heart_bt_int
         if hb <= 0:
             return
-        if now - self._last_sent < hb and now - self._last_received < hb:
-            return
+        # the same expressions as next_deadline(), so a call at a deadline always acts
         f = self.settings.test_request_factor
-        if now - self._last_received >= 2 * f * hb:
+        if now >= self._last_received + 2 * f * hb:
             self._close("Timed out waiting for heartbeat")
-        elif now - self._last_received >= f * (self._test_requests + 1) * hb:
+        elif now >= self._last_received + f * (self._test_requests + 1) * hb:
             self._send_admin(TEST_REQUEST, [(112, b"TEST")], now)
             self._test_requests += 1
             self._note("Sent test request TEST")
-        elif now - self._last_sent >= hb and self._test_requests == 0:
+        elif now >= self._last_sent + hb and self._test_requests == 0:
             self._send_admin(HEARTBEAT, [], now)
 
     # ---------------------------------------------------------------------------------------
@@ -739,6 +744,7 @@ class Session:
         body: Iterable[tuple[int, bytes]],
         now: float,
         header_extra: Iterable[tuple[int, bytes]] = (),
+        ref: str | None = None,
     ) -> int:
         seq = self.next_sender
         fields = self._header(msg_type, seq, now, header_extra)
@@ -746,7 +752,7 @@ class Session:
         data = encode(self._begin, fields)
         self.next_sender = seq + 1
         self._last_sent = now
-        self._actions.append(Send(data, seq, True))
+        self._actions.append(Send(data, seq, True, ref=ref))
         return seq
 
     def _send_admin(
@@ -764,12 +770,14 @@ class Session:
         body: Iterable[tuple[int, bytes]],
         now: float,
         header_extra: Iterable[tuple[int, bytes]] = (),
+        ref: str | None = None,
     ) -> int:
-        """Send an application message; returns its MsgSeqNum."""
+        """Send an application message; returns its MsgSeqNum. ``ref`` (an ExecID) is stored
+        with the message in the same commit."""
         if not self.is_logged_on:
             raise SessionNotReady(f"{self.sid} is not logged on")
         extra = [(t, v) for t, v in header_extra if t not in _FILLED_HEADER]
-        return self._emit(msg_type, body, now, extra)
+        return self._emit(msg_type, body, now, extra, ref)
 
     def logout(self, now: float, text: str | None = None) -> None:
         """Start the Logout handshake (closes after the answer or ``logout_timeout``)."""

@@ -185,12 +185,22 @@ class SessionHandle:
         if not batch:
             return
         s = self.session
-        await self.store.save(
-            self.sid_str,
-            sent=[(a.seq, a.data) for a in batch if a.persist],
-            next_sender=s.next_sender,
-            next_target=s.next_target,
-        )
+        reports = [(a.ref, a.seq) for a in batch if a.ref is not None]
+        if reports:
+            await self.store.save(
+                self.sid_str,
+                sent=[(a.seq, a.data) for a in batch if a.persist],
+                next_sender=s.next_sender,
+                next_target=s.next_target,
+                reports=reports,
+            )
+        else:
+            await self.store.save(
+                self.sid_str,
+                sent=[(a.seq, a.data) for a in batch if a.persist],
+                next_sender=s.next_sender,
+                next_target=s.next_target,
+            )
         self._saved = (s.next_sender, s.next_target)
         self._write([a.data for a in batch if a.write])
 

@@ -21,6 +21,7 @@ class SessionStorePort(Protocol):
         sent: Sequence[tuple[int, bytes]] = (),
         next_sender: int | None = None,
         next_target: int | None = None,
+        reports: Sequence[tuple[str, int]] = (),
     ) -> None: ...
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None: ...

@@ -16,6 +16,7 @@ class MemoryStore:
         self._seq: dict[str, tuple[int, int, datetime]] = {}
         self._sent: dict[str, dict[int, bytes]] = {}
         self.logged: list[tuple[str, str, bytes, datetime]] = []
+        self.reports: dict[str, tuple[str, int]] = {}
 
     async def start(self) -> None:
         return None
@@ -36,6 +37,7 @@ class MemoryStore:
         sent: Sequence[tuple[int, bytes]] = (),
         next_sender: int | None = None,
         next_target: int | None = None,
+        reports: Sequence[tuple[str, int]] = (),
     ) -> None:
         s, t, c = self._seq.get(session_id, (1, 1, datetime.now(UTC)))
         self._seq[session_id] = (
@@ -43,6 +45,8 @@ class MemoryStore:
             t if next_target is None else next_target,
             c,
         )
+        for exec_id, seq in reports:
+            self.reports[exec_id] = (session_id, seq)
         box = self._sent.setdefault(session_id, {})
         for seq, data in sent:
             box[seq] = data

@@ -10,7 +10,15 @@ from __future__ import annotations
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.fix.codec import SOH, Frame, FrameParser, GarbledMessage, encode, verify_frame
+from gateway.fix.codec import (
+    SOH,
+    Frame,
+    FrameParser,
+    GarbledMessage,
+    encode,
+    split_fields,
+    verify_frame,
+)
 from gateway.fix.dictionary import standard
 from gateway.fix.session import (
     Close,
@@ -84,15 +92,29 @@ def mutate(draw: st.DrawFn, base: bytes) -> bytes:
     return bytes(b)
 
 
-def split(draw: st.DrawFn, data: bytes) -> list[bytes]:
-    points = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
-    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+def split(data: st.DataObject, stream: bytes) -> list[bytes]:
+    points = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    return [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
 
+
+def reframe(body: bytes) -> bytes:
+    """Wrap a body with a correct BodyLength and CheckSum, so a mutation gets past them."""
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    return head + body + b"10=%03d\x01" % (sum(head + body) % 256)
+
+
+def _body(msg: bytes) -> bytes:
+    start = msg.index(b"\x01", msg.index(b"\x019=") + 1) + 1
+    return msg[start : msg.rindex(b"10=")]
+
+
+mutated_inside = st.sampled_from(SAMPLES).map(_body).flatmap(mutate).map(reframe)
 
 streams = st.one_of(
     st.binary(max_size=400),
     st.lists(st.sampled_from(INTERESTING) | st.binary(max_size=4), max_size=60).map(b"".join),
     st.lists(st.sampled_from(SAMPLES).flatmap(mutate), min_size=1, max_size=4).map(b"".join),
+    st.lists(mutated_inside, min_size=1, max_size=4).map(b"".join),
 )
 
 
@@ -106,7 +128,7 @@ def test_codec_and_validation_raise_only_documented_errors(
     data: st.DataObject, stream: bytes, max_size: int
 ) -> None:
     parser = FrameParser(max_size)
-    for chunk in split(data.draw, stream):
+    for chunk in split(data, stream):
         parser.feed(chunk)
         for ev in parser.frames():  # never raises
             if not isinstance(ev, Frame):
@@ -116,6 +138,15 @@ def test_codec_and_validation_raise_only_documented_errors(
 
 
 def _structure(raw: bytes) -> None:
+    verify_frame(raw)  # returns a reason, never raises
+    try:
+        split_fields(raw)
+    except GarbledMessage:
+        pass
+    try:
+        parse_message(raw, None, None, verify=False)
+    except GarbledMessage:
+        pass
     try:
         msg = parse_message(raw, DD, DD)
     except GarbledMessage:
@@ -135,7 +166,7 @@ def test_any_split_of_valid_messages_gives_the_messages(
 ) -> None:
     parser = FrameParser()
     out: list[bytes] = []
-    for chunk in split(data.draw, b"".join(msgs)):
+    for chunk in split(data, b"".join(msgs)):
         parser.feed(chunk)
         out.extend(ev.data for ev in parser.frames() if isinstance(ev, Frame))
     assert out == msgs
@@ -221,6 +252,9 @@ class Checked:
             assert s.state is State.DISCONNECTED
 
     def reconnect(self) -> None:
+        """What the driver does after a Close: report the lost transport, accept a new one."""
+        self.s.connection_lost(self.now)
+        self.drain()
         self.closed = False
         self.s.connect(self.now)
         self.drain()
@@ -290,7 +324,7 @@ def test_session_survives_random_streams_and_keeps_its_invariants(data: st.DataO
             stream = b"".join(msgs)
             if op == "mutated":
                 stream = data.draw(mutate(stream))
-        for chunk in split(data.draw, stream):
+        for chunk in split(data, stream):
             d.feed(chunk)
         if data.draw(st.booleans()):
             deadline = d.s.next_deadline()

@@ -32,6 +32,10 @@ def pair() -> Pair:
     return p
 
 
+def state(p: Pair) -> State:
+    return p.session.state
+
+
 def types(msgs: list[Received]) -> list[bytes]:
     return [m.msg_type for m in msgs]
 
@@ -62,7 +66,7 @@ def test_logon_and_logout_initiated_by_the_client() -> None:
     )
     assert reply.get(141) is None
     assert p.take_events().count(LoggedOn(reset=False)) == 1
-    assert p.session.state is State.LOGGED_ON
+    assert state(p) is State.LOGGED_ON
     assert (p.session.next_sender, p.session.next_target) == (2, 2)
 
     out = p.send(p.client.logout(p.now))
@@ -70,7 +74,7 @@ def test_logon_and_logout_initiated_by_the_client() -> None:
     assert out[0].seq == 2
     assert p.closed == "logout"
     assert any(isinstance(e, LoggedOut) for e in p.take_events())
-    assert p.session.state is State.DISCONNECTED
+    assert state(p) is State.DISCONNECTED
     # the Logout answer is sent (and persisted) before the connection is closed
     kinds = [type(a) for a in p.actions]
     assert kinds.index(Close) > max(i for i, k in enumerate(kinds) if k is Send)
@@ -81,7 +85,7 @@ def test_logout_initiated_by_the_acceptor(pair: Pair) -> None:
     pair.pump()
     assert types(pair.client.received[-1:]) == [b"5"]
     assert pair.client.received[-1][58] == b"end of day"
-    assert pair.session.state is State.LOGOUT_SENT
+    assert state(pair) is State.LOGOUT_SENT
     assert pair.closed is None
     pair.send(pair.client.logout(pair.now))
     assert pair.closed == "logout"
@@ -159,8 +163,7 @@ def test_timer_fires_at_its_own_deadline() -> None:
         s.on_timer(deadline)
         acts = s.next_actions()
         assert acts, f"on_timer did nothing at its deadline T0+{deadline - T0!r} after {seen}"
-        a = acts[0]
-        seen.append((deadline - T0, a.reason if isinstance(a, Close) else repr(a.data[:40])))
+        seen.append((deadline - T0, repr(acts[0])[:60]))
     assert isinstance(acts[0], Close)
 
 
@@ -262,8 +265,10 @@ def test_resend_request_resends_app_messages_and_gap_fills_admin(pair: Pair) -> 
     pair.pump()
     assert s.next_sender == 7
     pair.advance(5)
+    expected = s.next_target
 
     out = pair.send(pair.client.resend_request(pair.now, 1, 0))
+    assert s.next_target == expected + 1  # the ResendRequest itself is consumed
     assert [a for a in pair.actions if isinstance(a, Resend)] == [Resend(1, 6)]
     # Logon(1) gap-filled to 2; 2, 3, 4 resent; Heartbeat(5) gap-filled to 6; 6 resent
     assert [(m.msg_type, m.seq) for m in out] == [
@@ -426,7 +431,7 @@ def test_first_message_not_a_logon_closes() -> None:
     assert out == []
     assert p.closed == "first message is not a Logon"
     assert not any(isinstance(a, Send) for a in p.actions)
-    assert p.session.state is State.DISCONNECTED
+    assert state(p) is State.DISCONNECTED
 
 
 def test_first_message_garbled_closes() -> None:
