@@ -237,6 +237,9 @@ class Session:
         self._queue: dict[int, Message] = {}
         self._parser: FrameParser | None = None
         self.logon_message: Message | None = None
+        self.logout_initiator = ""
+        """How the last connection ended: "counterparty" (it sent Logout), "local" (we did and
+        it answered) or "disconnect" (the transport went away without the handshake)."""
         """The counterparty's Logon of the current connection (its options, e.g. 8013)."""
         self.state = State.DISCONNECTED
         self._reset_connection(0.0)
@@ -262,6 +265,7 @@ class Session:
     def connect(self, now: float) -> None:
         """A transport is up; the counterparty must log on within ``logon_timeout``."""
         self._reset_connection(now)
+        self.logout_initiator = "disconnect"
         self._parser = None
         self.state = State.AWAITING_LOGON
 
@@ -646,8 +650,10 @@ class Session:
             self._note("Received logout request")
             self._logout(now)
             self._note("Sending logout response")
+            self.logout_initiator = "counterparty"
         else:
             self._note("Received logout response")
+            self.logout_initiator = "local"
         self.next_target += 1
         if self.settings.reset_on_logout:
             self._reset_seq()

@@ -1,0 +1,389 @@
+"""The connector contract: what every venue (native, ccxt-based or simulated) implements.
+
+The gateway speaks to venues only through :class:`Connector`. Quantities and prices are
+``Decimal``; times are UTC nanoseconds since the epoch; symbols are canonical (``BTC/USDT`` for
+spot, ``BTC/USDT:USDT`` for linear perpetuals) and each connector maps them to its venue's form.
+
+Orders are identified at the venue by a *venue client order id* derived from the gateway's
+OrderID (:func:`venue_client_order_id`): unique, within each venue's length and charset rules,
+and the same on every retry, so a place request that timed out can be found by query and never
+creates a second order (Invariant 3).
+
+Every change of an order's state at the venue reaches the gateway as a :data:`VenueEvent` on
+:meth:`Connector.events`. Events may arrive twice or out of order (WebSocket reconnects,
+reconciliation): the gateway deduplicates them by trade id and status (Invariant 2).
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+
+class Side(Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(Enum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    GTD = "gtd"
+
+
+class Liquidity(Enum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+class VenueStatus(Enum):
+    """An order's state as the venue reports it."""
+
+    PENDING = "pending"  # accepted for processing, not yet resting (e.g. stop not triggered)
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (VenueStatus.PENDING, VenueStatus.NEW, VenueStatus.PARTIALLY_FILLED)
+
+
+class InstrumentKind(Enum):
+    SPOT = "spot"
+    PERPETUAL = "perpetual"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    """Canonical: BASE/QUOTE or BASE/QUOTE:SETTLE."""
+    venue_symbol: str
+    base: str
+    quote: str
+    kind: InstrumentKind = InstrumentKind.SPOT
+    settle: str | None = None
+    tick_size: Decimal = Decimal("0.01")
+    lot_size: Decimal = Decimal("0.00001")
+    min_qty: Decimal = Decimal("0")
+    min_notional: Decimal = Decimal("0")
+    max_qty: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A new order as the venue should receive it (already within the instrument rules)."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_time_ns: int | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AmendRequest:
+    """A native amend: new quantity (total, not remaining) and/or price."""
+
+    client_order_id: str
+    symbol: str
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    new_client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """An order as the venue knows it (answer to queries and reconciliation)."""
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: Side
+    status: VenueStatus
+    quantity: Decimal
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    price: Decimal | None = None
+    updated_ns: int = 0
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    client_order_id: str
+    venue_order_id: str
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    client_order_id: str
+    reason: RejectReason
+    text: str
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    client_order_id: str
+    venue_order_id: str
+    trade_id: str
+    """The venue's own trade id: unique per venue, the key for exactly-once delivery."""
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal | None
+    fee_currency: str | None
+    liquidity: Liquidity | None
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    client_order_id: str
+    venue_order_id: str
+    ts_ns: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderExpired:
+    client_order_id: str
+    venue_order_id: str
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmended:
+    client_order_id: str
+    venue_order_id: str
+    quantity: Decimal
+    price: Decimal | None
+    ts_ns: int
+    new_client_order_id: str | None = None
+
+
+VenueEvent = (
+    OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderExpired | OrderAmended
+)
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+class RejectReason(Enum):
+    """Why a venue refused a request; mapped to OrdRejReason (103) / CxlRejReason (102)."""
+
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    PRICE_FILTER = "price_filter"
+    LOT_FILTER = "lot_filter"
+    MIN_NOTIONAL = "min_notional"
+    UNSUPPORTED = "unsupported"
+    POST_ONLY_WOULD_TAKE = "post_only_would_take"
+    UNKNOWN_ORDER = "unknown_order"
+    TOO_LATE = "too_late"
+    DUPLICATE_ORDER = "duplicate_order"
+    RATE_LIMIT = "rate_limit"
+    VENUE_UNAVAILABLE = "venue_unavailable"
+    OTHER = "other"
+
+
+class VenueError(Exception):
+    """Base class of what a connector raises."""
+
+
+class VenueRejected(VenueError):  # noqa: N818 - the venue's answer, not our failure
+    """The venue definitely refused the request (nothing happened there)."""
+
+    def __init__(self, reason: RejectReason, text: str) -> None:
+        super().__init__(f"{reason.value}: {text}")
+        self.reason = reason
+        self.text = text
+
+
+class VenueAmbiguous(VenueError):  # noqa: N818
+    """Timeout or dropped connection: the request may or may not have reached the venue.
+    Never turn this into a reject: query the venue by client order id (Invariant 3)."""
+
+
+class VenueUnavailable(VenueError):  # noqa: N818
+    """The request was definitely not sent (venue down, banned, circuit open)."""
+
+
+# ---- capabilities and the contract ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    order_types: frozenset[OrderType] = frozenset({OrderType.MARKET, OrderType.LIMIT})
+    time_in_force: frozenset[TimeInForce] = frozenset(
+        {TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}
+    )
+    post_only: bool = True
+    reduce_only: bool = False
+    amend: bool = False
+    """A native amend exists (otherwise the gateway cancels, then places)."""
+    amend_keeps_priority_on_qty_down: bool = False
+    bulk_cancel: bool = True
+    batch_place: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOrderIdRules:
+    max_length: int = 36
+    pattern: str = r"^[A-Za-z0-9]+$"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    quantity: Decimal
+    """Signed: positive long, negative short."""
+    entry_price: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    connected: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+@dataclass(slots=True)
+class VenueInfo:
+    name: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    client_order_id_rules: ClientOrderIdRules = field(default_factory=ClientOrderIdRules)
+
+
+class Connector(abc.ABC):
+    """One venue account. Methods are coroutines; none may block the event loop."""
+
+    info: VenueInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.info.capabilities
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect streams, load instruments."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def instruments(self) -> Sequence[Instrument]: ...
+
+    @abc.abstractmethod
+    async def place(self, request: OrderRequest) -> OrderAccepted:
+        """Place an order. Raises VenueRejected, VenueAmbiguous or VenueUnavailable. The venue's
+        acknowledgement and what follows also arrive on :meth:`events`."""
+
+    @abc.abstractmethod
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        """Request a cancel; the outcome arrives as OrderCanceled (or VenueRejected here)."""
+
+    async def amend(self, request: AmendRequest) -> None:
+        """Native amend; only where ``capabilities.amend``."""
+        raise VenueRejected(RejectReason.UNSUPPORTED, f"{self.name} has no native amend")
+
+    @abc.abstractmethod
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        """Cancel every open order (of ``symbol``); returns how many were cancelled."""
+
+    @abc.abstractmethod
+    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """The order with this client order id, or None when the venue never saw it."""
+
+    @abc.abstractmethod
+    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]: ...
+
+    @abc.abstractmethod
+    async def fills_since(self, since_ns: int) -> Sequence[OrderFilled]: ...
+
+    @abc.abstractmethod
+    async def balances(self) -> Sequence[Balance]: ...
+
+    async def positions(self) -> Sequence[Position]:
+        return ()
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[VenueEvent]:
+        """The stream of normalized order events (one consumer)."""
+
+    @abc.abstractmethod
+    async def health(self) -> Health: ...
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        """The venue's last traded (or mid) price as last seen, for pre-trade price checks;
+        None when unknown. Must not do I/O."""
+        return None
+
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def venue_client_order_id(order_id: str, version: int, rules: ClientOrderIdRules) -> str:
+    """The venue client order id of the ``version``-th venue order of a gateway order.
+
+    Deterministic (a retry reuses it), unique across orders and versions, and within the venue's
+    rules: ``fgw`` + the OrderID's characters the pattern allows (+ ``v<version>``); when that
+    is too long, a 128-bit digest of OrderID and version in base 36 stands instead.
+    """
+    suffix = f"v{version}" if version else ""
+    allowed = re.compile(rules.pattern)
+    plain = "fgw" + re.sub(r"[^A-Za-z0-9]", "", order_id) + suffix
+    fits = len(plain) <= rules.max_length and allowed.match(plain) is not None
+    if fits and plain == "fgw" + order_id + suffix:
+        return plain
+    digest = int.from_bytes(hashlib.sha256(f"{order_id}/{version}".encode()).digest()[:16], "big")
+    out = ""
+    while digest:
+        digest, r = divmod(digest, 36)
+        out = _B36[r] + out
+    cid = ("fgw" + out)[: rules.max_length]
+    if not allowed.match(cid):
+        raise ValueError(f"no client order id fits the rules {rules}")
+    return cid

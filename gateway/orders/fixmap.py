@@ -1,0 +1,328 @@
+"""FIX application messages <-> orders (FIX 4.4 and FIX 5.0SP2 share these tags).
+
+Parsing turns a validated NewOrderSingle (D), OrderCancelRequest (F),
+OrderCancelReplaceRequest (G), OrderStatusRequest (H), OrderMassStatusRequest (AF) and
+OrderMassCancelRequest (q) into plain requests; a value the gateway cannot act on becomes a
+:class:`Refusal` with the OrdRejReason (103) / CxlRejReason (102) and a text naming the problem.
+Building writes ExecutionReport (8), OrderCancelReject (9) and OrderMassCancelReport (r) bodies
+with only tags the standard dictionaries define for them (a test validates them strictly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from connectors.base import Liquidity, OrderType, RejectReason, Side, TimeInForce
+from gateway.fix.fixtime import TimestampFormatter
+from gateway.fix.message import FieldValueError, Message
+
+from .lifecycle import OrdStatus
+from .model import Order
+
+# OrdRejReason (103)
+ORD_REJ_BROKER = b"0"
+ORD_REJ_UNKNOWN_SYMBOL = b"1"
+ORD_REJ_EXCHANGE_CLOSED = b"2"
+ORD_REJ_EXCEEDS_LIMIT = b"3"
+ORD_REJ_TOO_LATE = b"4"
+ORD_REJ_DUPLICATE = b"6"
+ORD_REJ_UNSUPPORTED = b"11"
+ORD_REJ_INCORRECT_QTY = b"13"
+ORD_REJ_OTHER = b"99"
+
+# CxlRejReason (102)
+CXL_REJ_TOO_LATE = b"0"
+CXL_REJ_UNKNOWN_ORDER = b"1"
+CXL_REJ_BROKER = b"2"
+CXL_REJ_PENDING = b"3"
+CXL_REJ_DUPLICATE_CLORDID = b"6"
+CXL_REJ_OTHER = b"99"
+
+VENUE_REASON_TO_ORD_REJ = {
+    RejectReason.INSUFFICIENT_BALANCE: ORD_REJ_EXCEEDS_LIMIT,
+    RejectReason.UNKNOWN_SYMBOL: ORD_REJ_UNKNOWN_SYMBOL,
+    RejectReason.PRICE_FILTER: ORD_REJ_OTHER,
+    RejectReason.LOT_FILTER: ORD_REJ_INCORRECT_QTY,
+    RejectReason.MIN_NOTIONAL: ORD_REJ_INCORRECT_QTY,
+    RejectReason.UNSUPPORTED: ORD_REJ_UNSUPPORTED,
+    RejectReason.POST_ONLY_WOULD_TAKE: ORD_REJ_OTHER,
+    RejectReason.DUPLICATE_ORDER: ORD_REJ_DUPLICATE,
+    RejectReason.RATE_LIMIT: ORD_REJ_BROKER,
+    RejectReason.VENUE_UNAVAILABLE: ORD_REJ_EXCHANGE_CLOSED,
+    RejectReason.TOO_LATE: ORD_REJ_TOO_LATE,
+    RejectReason.UNKNOWN_ORDER: ORD_REJ_OTHER,
+    RejectReason.OTHER: ORD_REJ_OTHER,
+}
+
+VENUE_REASON_TO_CXL_REJ = {
+    RejectReason.UNKNOWN_ORDER: CXL_REJ_UNKNOWN_ORDER,
+    RejectReason.TOO_LATE: CXL_REJ_TOO_LATE,
+}
+
+_SIDES = {b"1": Side.BUY, b"2": Side.SELL}
+_SIDE_CODE = {Side.BUY: b"1", Side.SELL: b"2"}
+_TYPES = {b"1": OrderType.MARKET, b"2": OrderType.LIMIT, b"3": OrderType.STOP,
+          b"4": OrderType.STOP_LIMIT}
+_TYPE_CODE = {v: k for k, v in _TYPES.items()}
+_TIFS = {b"0": TimeInForce.DAY, b"1": TimeInForce.GTC, b"3": TimeInForce.IOC,
+         b"4": TimeInForce.FOK, b"6": TimeInForce.GTD}
+_TIF_CODE = {v: k for k, v in _TIFS.items()}
+
+
+class Refusal(Exception):  # noqa: N818 - an answer to the client, not our failure
+    def __init__(self, reason: bytes, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    cl_ord_id: str
+    account: str | None
+    symbol: str | None
+    security_id: str | None
+    security_id_source: str | None
+    destination: str | None
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    price: Decimal | None
+    stop_price: Decimal | None
+    time_in_force: TimeInForce
+    expire_time_ns: int | None
+    post_only: bool
+    reduce_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceRequest:
+    cl_ord_id: str
+    orig_cl_ord_id: str | None
+    order_id: str | None
+    type: OrderType
+    quantity: Decimal | None
+    price: Decimal | None
+    stop_price: Decimal | None
+    time_in_force: TimeInForce | None
+
+
+def _text(v: bytes | None) -> str | None:
+    return None if v is None else v.decode("utf-8", "replace")
+
+
+def _positive(msg: Message, tag: int, name: str) -> Decimal | None:
+    try:
+        v = msg.get_decimal(tag)
+    except FieldValueError:
+        raise Refusal(ORD_REJ_OTHER, f"{name} ({tag}) is not a number") from None
+    if v is not None and (not v.is_finite() or v <= 0):
+        raise Refusal(ORD_REJ_INCORRECT_QTY if tag == 38 else ORD_REJ_OTHER,
+                      f"{name} ({tag}) must be positive")
+    return v
+
+
+def parse_new_order(msg: Message) -> NewOrder:
+    cl = _text(msg.get(11)) or ""
+    side = _SIDES.get(msg.get(54) or b"")
+    if side is None:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"Side (54) {_text(msg.get(54))} is not supported")
+    otype = _TYPES.get(msg.get(40) or b"")
+    if otype is None:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"OrdType (40) {_text(msg.get(40))} is not supported")
+    qty = _positive(msg, 38, "OrderQty")
+    if qty is None:
+        raise Refusal(ORD_REJ_INCORRECT_QTY, "OrderQty (38) is required")
+    price = _positive(msg, 44, "Price")
+    stop = _positive(msg, 99, "StopPx")
+    if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price is None:
+        raise Refusal(ORD_REJ_OTHER, "Price (44) is required for a limit order")
+    if otype in (OrderType.STOP, OrderType.STOP_LIMIT) and stop is None:
+        raise Refusal(ORD_REJ_OTHER, "StopPx (99) is required for a stop order")
+    if otype is OrderType.MARKET and price is not None:
+        raise Refusal(ORD_REJ_OTHER, "Price (44) is not allowed on a market order")
+    tif_raw = msg.get(59) or b"0"
+    tif = _TIFS.get(tif_raw)
+    if tif is None:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"TimeInForce (59) {_text(tif_raw)} is not supported")
+    expire = msg.get_time_ns(126) if 126 in msg else None
+    if tif is TimeInForce.GTD and expire is None:
+        raise Refusal(ORD_REJ_OTHER, "ExpireTime (126) is required for GTD")
+    inst = set(msg.get_multi(18))
+    unknown = inst - {"6", "E"}
+    if unknown:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"ExecInst (18) {' '.join(sorted(unknown))} is not "
+                      "supported (6 post-only and E reduce-only are)")
+    return NewOrder(
+        cl_ord_id=cl, account=_text(msg.get(1)), symbol=_text(msg.get(55)),
+        security_id=_text(msg.get(48)), security_id_source=_text(msg.get(22)),
+        destination=_text(msg.get(100)) or _text(msg.get(207)),
+        side=side, type=otype, quantity=qty, price=price, stop_price=stop, time_in_force=tif,
+        expire_time_ns=expire, post_only="6" in inst, reduce_only="E" in inst,
+    )
+
+
+def parse_cancel(msg: Message) -> CancelRequest:
+    return CancelRequest(_text(msg.get(11)) or "", _text(msg.get(41)), _text(msg.get(37)))
+
+
+def parse_replace(msg: Message) -> ReplaceRequest:
+    otype = _TYPES.get(msg.get(40) or b"")
+    if otype is None:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"OrdType (40) {_text(msg.get(40))} is not supported")
+    tif_raw = msg.get(59)
+    tif = None if tif_raw is None else _TIFS.get(tif_raw)
+    if tif_raw is not None and tif is None:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"TimeInForce (59) {_text(tif_raw)} is not supported")
+    return ReplaceRequest(
+        _text(msg.get(11)) or "", _text(msg.get(41)), _text(msg.get(37)), otype,
+        _positive(msg, 38, "OrderQty"), _positive(msg, 44, "Price"), _positive(msg, 99, "StopPx"),
+        tif,
+    )
+
+
+def _d(v: Decimal) -> bytes:
+    """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros."""
+    s = format(v.normalize(), "f")
+    return s.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What an ExecutionReport says beyond the order's state."""
+
+    exec_id: str
+    exec_type: bytes
+    last_qty: Decimal | None = None
+    last_px: Decimal | None = None
+    liquidity: Liquidity | None = None
+    commission: Decimal | None = None
+    commission_currency: str | None = None
+    text: str | None = None
+    ord_rej_reason: bytes | None = None
+    status: OrdStatus | None = None
+    """Override OrdStatus (39); default the order's."""
+    cl_ord_id: str | None = None
+    orig_cl_ord_id: str | None = None
+    mass_status_req_id: str | None = None
+    tot_num_reports: int | None = None
+    last_rpt_requested: bool | None = None
+
+
+def execution_report(
+    o: Order, ex: Execution, transact_ns: int, ts: TimestampFormatter
+) -> list[tuple[int, bytes]]:
+    """ExecutionReport (35=8) body for ``o`` after the event ``ex`` describes."""
+    status = ex.status or o.status
+    cl = ex.cl_ord_id or o.cl_ord_id
+    f: list[tuple[int, bytes]] = []
+    if o.account:
+        f.append((1, o.account.encode()))
+    f.append((6, _d(o.avg_px)))
+    f.append((11, cl.encode()))
+    if ex.commission is not None:
+        f += [(12, _d(ex.commission)), (13, b"3")]
+    f.append((14, _d(o.cum_qty)))
+    f.append((17, ex.exec_id.encode()))
+    inst = [c for c, on in (("6", o.post_only), ("E", o.reduce_only)) if on]
+    if inst:
+        f.append((18, " ".join(inst).encode()))
+    if ex.last_px is not None:
+        f.append((31, _d(ex.last_px)))
+    if ex.last_qty is not None:
+        f.append((32, _d(ex.last_qty)))
+    f.append((37, o.order_id.encode()))
+    f.append((38, _d(o.quantity)))
+    f.append((39, status.value.encode()))
+    f.append((40, _TYPE_CODE[o.type]))
+    orig = ex.orig_cl_ord_id if ex.orig_cl_ord_id is not None else None
+    if orig:
+        f.append((41, orig.encode()))
+    if o.price is not None:
+        f.append((44, _d(o.price)))
+    f.append((54, _SIDE_CODE[o.side]))
+    f.append((55, o.symbol.encode()))
+    if ex.text:
+        f.append((58, ex.text.encode()))
+    f.append((59, _TIF_CODE[o.time_in_force]))
+    f.append((60, ts.format(transact_ns / 1e9)))
+    if o.stop_price is not None:
+        f.append((99, _d(o.stop_price)))
+    if ex.ord_rej_reason is not None:
+        f.append((103, ex.ord_rej_reason))
+    if o.expire_time_ns is not None:
+        f.append((126, ts.format(o.expire_time_ns / 1e9)))
+    f.append((150, ex.exec_type))
+    leaves = o.quantity - o.cum_qty if status.is_open else Decimal(0)
+    f.append((151, _d(leaves)))
+    if o.venue_order_id:
+        f.append((198, o.venue_order_id.encode()))
+    if ex.commission_currency:
+        f.append((479, ex.commission_currency.encode()))
+    if ex.mass_status_req_id is not None:
+        f.append((584, ex.mass_status_req_id.encode()))
+    if ex.liquidity is not None:
+        f.append((851, b"1" if ex.liquidity is Liquidity.MAKER else b"2"))
+    if ex.tot_num_reports is not None:
+        f.append((911, b"%d" % ex.tot_num_reports))
+    if ex.last_rpt_requested is not None:
+        f.append((912, b"Y" if ex.last_rpt_requested else b"N"))
+    return f
+
+
+def cancel_reject(
+    *,
+    order_id: str,
+    cl_ord_id: str,
+    orig_cl_ord_id: str | None,
+    status: OrdStatus,
+    response_to_replace: bool,
+    reason: bytes,
+    text: str,
+) -> list[tuple[int, bytes]]:
+    """OrderCancelReject (35=9) body; OrderID is ``NONE`` when the order is unknown."""
+    f: list[tuple[int, bytes]] = [
+        (11, cl_ord_id.encode()),
+        (37, order_id.encode()),
+        (39, status.value.encode()),
+        (41, (orig_cl_ord_id or "NONE").encode()),
+        (58, text.encode()),
+        (102, reason),
+        (434, b"2" if response_to_replace else b"1"),
+    ]
+    return f
+
+
+def mass_cancel_report(
+    *,
+    cl_ord_id: str,
+    report_id: str,
+    request_type: bytes,
+    response: bytes,
+    affected: int,
+    reject_reason: bytes | None,
+    text: str | None,
+    symbol: str | None,
+    fixt: bool,
+) -> list[tuple[int, bytes]]:
+    """OrderMassCancelReport (35=r) body."""
+    f: list[tuple[int, bytes]] = [(11, cl_ord_id.encode()), (37, report_id.encode())]
+    if symbol:
+        f.append((55, symbol.encode()))
+    if text:
+        f.append((58, text.encode()))
+    f += [(530, request_type), (531, response)]
+    if reject_reason is not None:
+        f.append((532, reject_reason))
+    f.append((533, b"%d" % affected))
+    if fixt:
+        f.append((1369, report_id.encode()))
+    return f

@@ -1,0 +1,31 @@
+"""What the order path needs from the store (structural interface)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.store.orders import FillRecord
+
+from .model import Order, OrderEvent
+
+
+class OrderStorePort(Protocol):
+    async def append_order_events(
+        self,
+        events: Sequence[OrderEvent],
+        orders: Sequence[Order],
+        fills: Sequence[FillRecord] = (),
+    ) -> None: ...
+
+    async def load_open_orders(self) -> list[Order]: ...
+
+    async def load_order(self, order_id: str) -> Order | None: ...
+
+    async def find_order(self, session_id: str, cl_ord_id: str) -> Order | None: ...
+
+    async def unreported_events(self, session_id: str) -> list[OrderEvent]: ...
+
+    async def known_trade_ids(self, venue: str, trade_ids: Sequence[str]) -> set[str]: ...
+
+    async def reserve(self, counter: str, n: int) -> int: ...

@@ -1,0 +1,119 @@
+"""Pre-trade checks per session and account, and the kill switch.
+
+Each limit is optional. A refused order gets ExecutionReport(Rejected) with OrdRejReason (103)
+3 "Order exceeds limit" (or 2 "Exchange closed" for the kill switch) and a text that names the
+limit, e.g. ``risk: notional 150000 exceeds max_notional 100000``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from connectors.base import OrderType
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    max_order_qty: Decimal | None = None
+    max_notional: Decimal | None = None
+    """Quantity x price (limit price, else the last price) in the quote currency."""
+    price_band: Decimal | None = None
+    """Largest allowed distance of a limit price from the last price, as a fraction (0.05)."""
+    max_open_orders: int | None = None
+    max_orders_per_second: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: bytes  # OrdRejReason (103)
+    text: str
+
+
+@dataclass(slots=True)
+class _Book:
+    open_orders: int = 0
+    recent: deque[float] = field(default_factory=deque)
+
+
+class RiskEngine:
+    """Stateful checks: open-order counts and the order rate are tracked per (session, account).
+
+    ``limits`` maps a session id (and optionally ``session_id/account``) to its limits; the
+    most specific entry wins. ``killed`` holds session ids (or ``*`` for everything) whose new
+    orders are refused.
+    """
+
+    def __init__(self, limits: dict[str, RiskLimits] | None = None) -> None:
+        self.limits = limits or {}
+        self.killed: set[str] = set()
+        self._books: dict[tuple[str, str], _Book] = defaultdict(_Book)
+
+    def limits_for(self, session_id: str, account: str | None) -> RiskLimits | None:
+        if account is not None:
+            lim = self.limits.get(f"{session_id}/{account}")
+            if lim is not None:
+                return lim
+        return self.limits.get(session_id) or self.limits.get("*")
+
+    def is_killed(self, session_id: str) -> bool:
+        return "*" in self.killed or session_id in self.killed
+
+    def check(
+        self,
+        *,
+        session_id: str,
+        account: str | None,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal | None,
+        last_price: Decimal | None,
+        now: float,
+    ) -> Refused | None:
+        if self.is_killed(session_id):
+            return Refused(b"2", "risk: kill switch is on: new orders are refused")
+        lim = self.limits_for(session_id, account)
+        if lim is None:
+            return None
+        book = self._books[(session_id, account or "")]
+        if lim.max_order_qty is not None and quantity > lim.max_order_qty:
+            return Refused(b"3", f"risk: quantity {quantity} exceeds max_order_qty "
+                                 f"{lim.max_order_qty}")
+        ref_price = price if price is not None else last_price
+        if lim.max_notional is not None:
+            if ref_price is None:
+                return Refused(b"3", "risk: no price to check max_notional against")
+            notional = quantity * ref_price
+            if notional > lim.max_notional:
+                return Refused(b"3", f"risk: notional {notional.normalize():f} exceeds "
+                                     f"max_notional {lim.max_notional}")
+        if (
+            lim.price_band is not None
+            and price is not None
+            and last_price is not None
+            and order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        ):
+            distance = abs(price - last_price) / last_price
+            if distance > lim.price_band:
+                return Refused(b"3", f"risk: price {price} is {distance:.2%} from the last price "
+                                     f"{last_price}, beyond price_band {lim.price_band}")
+        if lim.max_open_orders is not None and book.open_orders >= lim.max_open_orders:
+            return Refused(b"3", f"risk: {book.open_orders} open orders, max_open_orders is "
+                                 f"{lim.max_open_orders}")
+        if lim.max_orders_per_second is not None:
+            window = book.recent
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= lim.max_orders_per_second:
+                return Refused(b"3", f"risk: order rate over max_orders_per_second "
+                                     f"{lim.max_orders_per_second}")
+            window.append(now)
+        return None
+
+    def opened(self, session_id: str, account: str | None) -> None:
+        self._books[(session_id, account or "")].open_orders += 1
+
+    def closed(self, session_id: str, account: str | None) -> None:
+        b = self._books[(session_id, account or "")]
+        b.open_orders = max(0, b.open_orders - 1)

@@ -1,0 +1,69 @@
+"""Venue and account resolution, and the symbol map (DESIGN "Identities").
+
+The venue is chosen by ExDestination (100) or SecurityExchange (207), else by the Account (1)
+when the session maps accounts to venues, else the session's default. The symbol is canonical
+(Symbol 55, ``BTC/USDT``) or the venue's native one through SecurityID (48) with
+SecurityIDSource (22) = 8 (exchange symbol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from connectors.base import Instrument
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRouting:
+    default_venue: str
+    venues: frozenset[str]
+    accounts: dict[str, str] = field(default_factory=dict)
+    """Account (1) -> venue connector name."""
+
+
+class RoutingError(ValueError):
+    pass
+
+
+class SymbolMap:
+    def __init__(self) -> None:
+        self._by_symbol: dict[str, dict[str, Instrument]] = {}
+        self._by_native: dict[str, dict[str, Instrument]] = {}
+
+    def load(self, venue: str, instruments: Iterable[Instrument]) -> None:
+        self._by_symbol[venue] = {i.symbol: i for i in instruments}
+        self._by_native[venue] = {i.venue_symbol: i for i in self._by_symbol[venue].values()}
+
+    def instrument(
+        self, venue: str, symbol: str | None, security_id: str | None, source: str | None
+    ) -> Instrument:
+        table = self._by_symbol.get(venue, {})
+        if symbol:
+            inst = table.get(symbol)
+            if inst is not None:
+                return inst
+        if security_id and source == "8":
+            inst = self._by_native.get(venue, {}).get(security_id)
+            if inst is not None:
+                return inst
+        named = symbol or security_id or "?"
+        raise RoutingError(f"unknown symbol {named} at {venue}")
+
+
+def resolve_venue(
+    routing: SessionRouting, destination: str | None, account: str | None
+) -> str:
+    if destination:
+        if destination not in routing.venues:
+            raise RoutingError(f"venue {destination} is not enabled for this session")
+        if account and account in routing.accounts and routing.accounts[account] != destination:
+            raise RoutingError(f"account {account} does not trade at {destination}")
+        return destination
+    if account:
+        if routing.accounts:
+            venue = routing.accounts.get(account)
+            if venue is None:
+                raise RoutingError(f"unknown account {account}")
+            return venue
+    return routing.default_venue
