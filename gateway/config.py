@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from datetime import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +57,16 @@ class ValidationConfig(_Strict):
     check_values: bool = True
 
 
+class RiskConfig(_Strict):
+    max_order_qty: Decimal | None = Field(default=None, gt=0)
+    max_notional: Decimal | None = Field(default=None, gt=0)
+    price_band: Decimal | None = Field(default=None, gt=0)
+    """Largest distance of a limit price from the last price, as a fraction (0.05 = 5%)."""
+    max_open_orders: int | None = Field(default=None, gt=0)
+    max_orders_per_second: float | None = Field(default=None, gt=0)
+    kill_switch: bool = False
+
+
 class SessionOptions(_Strict):
     """Options shared by [[session]] and [[template]] entries (and [defaults])."""
 
@@ -83,6 +94,17 @@ class SessionOptions(_Strict):
     rate_action: Literal["reject", "logout"] = "reject"
     validation: ValidationConfig = ValidationConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    # the order path
+    default_venue: str | None = None
+    """Where orders go without ExDestination (100) / SecurityExchange (207) / Account (1)."""
+    venues: list[str] | None = None
+    """Venues this session may trade (default: the default venue)."""
+    accounts: dict[str, str] = {}
+    """Account (1) -> venue name."""
+    cancel_on_disconnect: Literal["off", "disconnect", "logout", "both"] = "off"
+    cancel_on_disconnect_grace: float = Field(default=0.0, ge=0)
+    report_pending_new: bool = False
+    risk: RiskConfig = RiskConfig()
 
     @field_validator("allowed_addresses")
     @classmethod
@@ -122,6 +144,19 @@ class TLSConfig(_Strict):
     """When set, clients must present a certificate signed by this CA."""
 
 
+class VenueConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["paper"] = "paper"
+    seed: int = 1
+    maker_fee: Decimal = Decimal("0.0002")
+    taker_fee: Decimal = Decimal("0.0005")
+    balances: dict[str, Decimal] = {"BTC": Decimal(10), "ETH": Decimal(100),
+                                    "SOL": Decimal(1000), "USDT": Decimal(1_000_000)}
+    tick_interval: float = Field(default=0.5, gt=0)
+    amend: bool = True
+    """The simulated venue amends natively; false makes the gateway cancel, then place."""
+
+
 class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9876, ge=0, le=65535)
@@ -135,6 +170,21 @@ class Config(_Strict):
     gateway: GatewayConfig = GatewayConfig()
     session: list[SessionConfig] = []
     template: list[TemplateConfig] = []
+    venue: list[VenueConfig] = []
+
+    @model_validator(mode="after")
+    def _venues_known(self) -> Config:
+        names = {v.name for v in self.venue}
+        if len(names) != len(self.venue):
+            raise ValueError("two [[venue]] entries have the same name")
+        for s in [*self.session, *self.template]:
+            used = {*(s.venues or []), *s.accounts.values()}
+            if s.default_venue:
+                used.add(s.default_venue)
+            unknown = used - names
+            if unknown:
+                raise ValueError(f"unknown venue(s) {', '.join(sorted(unknown))}")
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> Config:

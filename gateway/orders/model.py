@@ -8,7 +8,7 @@ CumQty, LeavesQty and AvgPx are kept consistent by :func:`apply` alone; Decimal 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -97,21 +97,32 @@ class OrderEvent:
 _DEC_FIELDS = ("quantity", "price", "stop_price", "cum_qty", "avg_px")
 
 
+_PLAIN_FIELDS = (
+    "order_id", "session_id", "cl_ord_id", "account", "venue", "symbol", "expire_time_ns",
+    "post_only", "reduce_only", "created_ns", "venue_order_id", "venue_client_order_id",
+    "venue_version", "orig_cl_ord_id", "text", "updated_ns", "last_event_id", "exec_count",
+)
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
 def order_to_json(o: Order) -> dict[str, Any]:
-    d = asdict(o)
+    """The order as JSON-ready data (Decimals as exact strings). Hot path: no deep copies."""
+    d: dict[str, Any] = {k: getattr(o, k) for k in _PLAIN_FIELDS}
     for k in _DEC_FIELDS:
-        if d[k] is not None:
-            d[k] = str(d[k])
+        d[k] = _s(getattr(o, k))
     d["side"] = o.side.value
     d["type"] = o.type.value
     d["time_in_force"] = o.time_in_force.value
     d["status"] = o.status.value
     d["trade_ids"] = sorted(o.trade_ids)
-    if o.pending is not None:
-        p = d["pending"]
-        for k in ("quantity", "price", "stop_price"):
-            if p[k] is not None:
-                p[k] = str(p[k])
+    p = o.pending
+    d["pending"] = None if p is None else {
+        "kind": p.kind, "cl_ord_id": p.cl_ord_id, "orig_cl_ord_id": p.orig_cl_ord_id,
+        "quantity": _s(p.quantity), "price": _s(p.price), "stop_price": _s(p.stop_price),
+    }
     return d
 
 

@@ -13,6 +13,18 @@ Tables (DESIGN.md, "Storage"):
 * ``messages`` -- every message we sent, by (session, MsgSeqNum), kept for ResendRequest (2)
   answers.
 * ``message_log`` -- both directions, append-only, for audit (secrets masked).
+
+Orders (:mod:`gateway.store.orders`; ids and amounts are the caller's, amounts as exact decimal
+strings):
+
+* ``order_events`` -- append-only event log, by the caller's monotonic ``event_id``; replaying it
+  rebuilds every order. ``exec_id`` is the ExecID (17) the client is (to be) told it by; unique.
+* ``orders`` -- the latest snapshot of each order (JSON of ``order_to_json``) plus the columns
+  it is looked up by.
+* ``fills`` -- one row per venue trade, keyed by (venue, trade id): a replayed trade is ignored.
+* ``reports`` -- every ExecID sent to a client, with the MsgSeqNum (34) that carried it; written in
+  the transaction that stores the sent message.
+* ``counters`` -- named counters from which OrderIDs and event ids are reserved in blocks.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -33,7 +46,9 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 NAMING_CONVENTION = {
@@ -48,6 +63,10 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 SESSION_ID_LENGTH = 255
+ID_LENGTH = 255
+"""External identifiers: ClOrdID (11), ExecID (17), venue trade ids, symbols."""
+NAME_LENGTH = 64
+"""Short names: gateway OrderIDs (37), venues, event kinds, currencies, counters."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -113,4 +132,71 @@ message_log = Table(
     Column("data", LargeBinary, nullable=False),
     CheckConstraint("direction IN ('in', 'out')", name="direction"),
     Index(None, "session_id", "logged_at"),
+)
+
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("event_id", BigInteger, nullable=False, autoincrement=False),
+    Column("order_id", String(NAME_LENGTH), nullable=False),
+    Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
+    Column("kind", String(NAME_LENGTH), nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("exec_id", String(ID_LENGTH), nullable=True),
+    Column("data", Text, nullable=False),
+    PrimaryKeyConstraint("event_id"),
+    UniqueConstraint("exec_id"),
+    Index(None, "session_id", "event_id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(NAME_LENGTH), nullable=False),
+    Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
+    Column("cl_ord_id", String(ID_LENGTH), nullable=False),
+    Column("venue", String(NAME_LENGTH), nullable=False),
+    Column("symbol", String(ID_LENGTH), nullable=False),
+    Column("status", String(1), nullable=False),
+    Column("is_open", Boolean, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("snapshot", Text, nullable=False),
+    PrimaryKeyConstraint("order_id"),
+    Index(None, "is_open"),
+    Index(None, "session_id", "cl_ord_id"),
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("venue", String(NAME_LENGTH), nullable=False),
+    Column("trade_id", String(ID_LENGTH), nullable=False),
+    Column("order_id", String(NAME_LENGTH), nullable=False),
+    Column("quantity", Text, nullable=False),
+    Column("price", Text, nullable=False),
+    Column("fee", Text, nullable=True),
+    Column("fee_currency", String(NAME_LENGTH), nullable=True),
+    Column("liquidity", String(NAME_LENGTH), nullable=True),
+    Column("ts_ns", BigInteger, nullable=False),
+    PrimaryKeyConstraint("venue", "trade_id"),
+    Index(None, "order_id"),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("exec_id", String(ID_LENGTH), nullable=False),
+    Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("exec_id"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name"),
 )

@@ -15,6 +15,10 @@ Invariant 1 (write-ahead): :meth:`SessionStore.save` returns only after the tran
 its messages has committed; the caller writes to the socket after that. Reads are also answered
 only after their batch committed, so nothing returned is ever rolled back.
 
+Orders (:mod:`gateway.store.orders`: event log, order snapshots, fills, reported ExecIDs, id
+counters) go through the same writer and group commit; ``save(..., reports=...)`` stores the
+ExecIDs a sent message carries in the transaction that stores the message.
+
 If a batch fails (a bad request, a lost connection), it is rolled back and every request of it is
 retried alone in its own transaction, so one bad request fails only its own caller. Writes are
 upserts, so retrying a batch whose commit outcome was unknown is harmless.
@@ -30,7 +34,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,11 +43,19 @@ from sqlalchemy.sql.dml import Insert
 from gateway.audit.filelog import mask_secrets
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
-from gateway.store.schema import message_log, messages, sessions
+from gateway.store.orders import (
+    OrderAppend,
+    OrderQuery,
+    OrderStatements,
+    OrderStore,
+    PendingOrderWrites,
+)
+from gateway.store.schema import ID_LENGTH, message_log, messages, sessions
 
 logger = logging.getLogger(__name__)
 
 Direction: TypeAlias = Literal["in", "out"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class _Save:
     sent: tuple[tuple[int, bytes], ...]
     next_sender: int | None
     next_target: int | None
+    reports: tuple[tuple[str, int], ...]
 
 
 @dataclass(slots=True, eq=False)
@@ -123,11 +136,23 @@ class _Log:
 
 
 @dataclass(slots=True, eq=False)
+class _OrderWrite:
+    waiter: _Waiter
+    append: OrderAppend
+
+
+@dataclass(slots=True, eq=False)
+class _OrderRead:
+    waiter: _Waiter
+    query: OrderQuery[Any]
+
+
+@dataclass(slots=True, eq=False)
 class _Stop:
     waiter: _Waiter
 
 
-_Request: TypeAlias = _Load | _Save | _GetSent | _Reset | _Log
+_Request: TypeAlias = _Load | _Save | _GetSent | _Reset | _Log | _OrderWrite | _OrderRead
 _Outcome: TypeAlias = tuple[_Waiter, Any, BaseException | None]
 
 
@@ -138,9 +163,10 @@ class _PendingWrites:
     sent: dict[tuple[str, int], bytes] = field(default_factory=dict)
     seqs: dict[str, list[int | None]] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    orders: PendingOrderWrites = field(default_factory=PendingOrderWrites)
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.seqs or self.logs)
+        return bool(self.sent or self.seqs or self.logs or self.orders)
 
 
 class _Statements:
@@ -184,9 +210,10 @@ class _Statements:
                 ),
             )
         )
+        self.orders = OrderStatements(insert)
 
 
-class SessionStore:
+class SessionStore(OrderStore):
     """Persistent FIX session state behind one writer thread with group commit.
 
     ``url`` is ``sqlite:///path`` or ``postgresql+psycopg://user@host:port/db``. ``clock``
@@ -198,7 +225,12 @@ class SessionStore:
         await store.start()                      # migrates, starts the writer
         record = await store.load("FIX.4.4:ISLD->TW44")
         await store.save(sid, sent=[(seq, raw)], next_sender=seq + 1)   # then write raw
+        first = await store.reserve("event_id", 1000)        # ids first .. first + 999
+        await store.append_order_events([event], [order], [fill])   # then call the venue / report
+        await store.save(sid, sent=[(seq, er)], next_sender=seq + 1, reports=[(exec_id, seq)])
         await store.close()
+
+    The order-side methods are documented in :class:`gateway.store.orders.OrderStore`.
     """
 
     def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -292,12 +324,17 @@ class SessionStore:
         sent: Sequence[tuple[int, bytes]] = (),
         next_sender: int | None = None,
         next_target: int | None = None,
+        reports: Sequence[tuple[str, int]] = (),
     ) -> None:
         """Store sent messages ``(MsgSeqNum, raw bytes)`` and the new sequence numbers.
 
         Returns only once committed (write-ahead: write to the socket afterwards). Re-saving a
         (session, seq) overwrites it (PossDupFlag resends, SequenceReset-GapFill). A session
         never loaded is created. If the awaiting task is cancelled the save may still commit.
+
+        ``reports`` are ``(ExecID, MsgSeqNum)`` of the ExecutionReports among ``sent``: stored in
+        the same transaction, so an event is marked reported exactly when its message is stored
+        (see :meth:`unreported_events`). Re-reporting an ExecID records the newer MsgSeqNum.
         """
         _check_session_id(session_id)
         rows = tuple((_positive("seq", seq), bytes(raw)) for seq, raw in sent)
@@ -305,8 +342,9 @@ class SessionStore:
             _positive("next_sender", next_sender)
         if next_target is not None:
             _positive("next_target", next_target)
+        report_rows = tuple((_exec_id(exec_id), _positive("seq", seq)) for exec_id, seq in reports)
         waiter = self._waiter()
-        self._submit(_Save(waiter, session_id, rows, next_sender, next_target))
+        self._submit(_Save(waiter, session_id, rows, next_sender, next_target, report_rows))
         await waiter.future
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None:
@@ -346,6 +384,17 @@ class SessionStore:
         waiter = self._waiter()
         self._submit(_Reset(waiter, session_id, self._now()))
         await waiter.future
+
+    async def _order_write(self, append: OrderAppend) -> None:
+        waiter = self._waiter()
+        self._submit(_OrderWrite(waiter, append))
+        await waiter.future
+
+    async def _order_read(self, query: OrderQuery[T]) -> T:
+        waiter = self._waiter()
+        self._submit(_OrderRead(waiter, query))
+        result: T = await waiter.future
+        return result
 
     # --- event-loop side helpers --------------------------------------------------------------
 
@@ -478,6 +527,11 @@ class SessionStore:
                     seqs[0] = request.next_sender
                 if request.next_target is not None:
                     seqs[1] = request.next_target
+                if request.reports:
+                    pending.orders.add_reports(request.session_id, request.reports)
+                outcomes.append((request.waiter, None, None))
+            elif isinstance(request, _OrderWrite):
+                pending.orders.add(request.append)
                 outcomes.append((request.waiter, None, None))
             else:
                 self._flush(conn, st, pending)
@@ -486,7 +540,11 @@ class SessionStore:
         self._flush(conn, st, pending)
         return outcomes
 
-    def _read(self, conn: Connection, st: _Statements, request: _Load | _GetSent | _Reset) -> Any:
+    def _read(
+        self, conn: Connection, st: _Statements, request: _Load | _GetSent | _Reset | _OrderRead
+    ) -> Any:
+        if isinstance(request, _OrderRead):
+            return request.query(conn, st.orders)
         if isinstance(request, _Load):
             conn.execute(
                 st.create_session,
@@ -566,6 +624,7 @@ class SessionStore:
             )
         if pending.logs:
             conn.execute(message_log.insert(), pending.logs)
+        pending.orders.flush(conn, st.orders)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -606,6 +665,12 @@ def _aware(when: datetime) -> datetime:
 def _check_session_id(session_id: str) -> None:
     if not session_id or len(session_id) > 255:
         raise ValueError(f"session id must be 1..255 characters: {session_id!r}")
+
+
+def _exec_id(exec_id: str) -> str:
+    if not exec_id or len(exec_id) > ID_LENGTH:
+        raise ValueError(f"ExecID must be 1..{ID_LENGTH} characters: {exec_id!r}")
+    return str(exec_id)
 
 
 def _positive(name: str, value: int) -> int:

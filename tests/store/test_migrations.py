@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from gateway.orders.model import OrderEvent
 from gateway.store import migrate
 from gateway.store.db import make_engine
-from gateway.store.schema import metadata
+from gateway.store.schema import messages, metadata, sessions
+from gateway.store.sessions import SessionRecord, SessionStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +25,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0001"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0002"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -72,3 +76,47 @@ def test_migration_files_are_shipped_as_package_data() -> None:
     assert any(s.startswith("store/migrations/versions/r0001") for s in scripts)
     for script in scripts:
         assert any(fnmatch.fnmatch(script, pattern) for pattern in patterns), script
+
+
+def test_upgrade_from_0001_keeps_the_session_data_and_adds_the_order_tables(
+    store_url: str,
+) -> None:
+    """A database created by an older fixgw (r0001, with sessions in it) is upgraded in place
+    when the store starts, and both halves work afterwards."""
+    migrate.upgrade(store_url, "0001")
+    assert migrate.current_revision(store_url) == "0001"
+    created = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    engine = make_engine(store_url)
+    try:
+        assert "orders" not in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            conn.execute(
+                sessions.insert(),
+                {"session_id": "S", "next_sender": 3, "next_target": 5, "creation_time": created},
+            )
+            conn.execute(
+                messages.insert(),
+                [{"session_id": "S", "seq": s, "data": b"m%d" % s} for s in (1, 2)],
+            )
+    finally:
+        engine.dispose()
+
+    async def body() -> None:
+        async with SessionStore(store_url) as store:
+            assert await store.load("S") == SessionRecord(3, 5, created)
+            assert await store.get_sent("S", 1, 0) == [(1, b"m1"), (2, b"m2")]
+            event = OrderEvent(1, "O1", "S", "created", 7, {"k": "v"}, exec_id="E1")
+            await store.append_order_events([event], [])
+            assert await store.unreported_events("S") == [event]
+            await store.save("S", sent=[(3, b"m3")], next_sender=4, reports=[("E1", 3)])
+            assert await store.unreported_events("S") == []
+            assert await store.reserve("order_id", 10) == 1
+
+    asyncio.run(body())
+    assert migrate.current_revision(store_url) == "0002"
+    engine = make_engine(store_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"order_events", "orders", "fills", "reports", "counters"} <= tables

@@ -1,0 +1,440 @@
+"""Order-side persistence: event log, order snapshots, fills, reported ExecIDs, id counters.
+
+These share the session store's database, writer thread and group commit
+(:mod:`gateway.store.sessions`), so an ExecutionReport's sent message and its ``reports`` row
+(``save(..., reports=...)``) commit in one transaction, and many callers' appends share a commit.
+This module holds the order-side half: the API (:class:`OrderStore`, a base of
+:class:`~gateway.store.sessions.SessionStore`), the statements, and the writes merged across the
+requests of a batch (:class:`PendingOrderWrites`). The writer thread does the rest.
+
+Arguments are serialised on the caller's side when the call starts running (at once for
+``await store.append_order_events(...)``; for a task, when the task first runs): an
+:class:`Order` is mutable and may change again before the writer runs, but the snapshot stored
+is the one it had then.
+
+Retrying a write is harmless (the writer retries a failed group commit request by request):
+an ``event_id`` already stored is skipped, an order snapshot never goes back to an older
+``last_event_id``, a (venue, trade id) already stored is skipped, a report is an upsert. A
+second event with an ExecID already stored is an error (``IntegrityError``) for its caller alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeAlias, TypeVar
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.sql.dml import Insert
+
+from gateway.orders.model import Order, OrderEvent, order_from_json, order_to_json
+from gateway.store.schema import (
+    ID_LENGTH,
+    NAME_LENGTH,
+    SESSION_ID_LENGTH,
+    counters,
+    fills,
+    order_events,
+    orders,
+    reports,
+)
+
+T = TypeVar("T")
+
+_IN_CHUNK = 500
+"""Trade ids per ``IN (...)`` query (well under every back end's bind parameter limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    """One venue trade of an order. Amounts are stored as exact decimal strings."""
+
+    venue: str
+    trade_id: str
+    order_id: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal | None
+    fee_currency: str | None
+    liquidity: str | None
+    """"maker" / "taker" (:class:`connectors.base.Liquidity` values), None when unknown."""
+    ts_ns: int
+
+
+# --- requests (built on the caller's side, applied by the writer thread) ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAppend:
+    """The rows of one :meth:`OrderStore.append_order_events` call, ready to insert."""
+
+    events: tuple[dict[str, Any], ...]
+    orders: tuple[dict[str, Any], ...]
+    fills: tuple[dict[str, Any], ...]
+
+
+OrderQuery: TypeAlias = Callable[[Connection, "OrderStatements"], T]
+"""A read (or a read-modify-write such as :meth:`OrderStore.reserve`) run by the writer."""
+
+
+class OrderStatements:
+    """Dialect-specific statements, built once per engine. ``insert`` is the dialect's
+    ``insert`` (:func:`sqlalchemy.dialects.postgresql.insert` or the SQLite one)."""
+
+    def __init__(self, insert: Callable[..., Any]) -> None:
+        self.insert_event: Insert = insert(order_events).on_conflict_do_nothing(
+            index_elements=[order_events.c.event_id]
+        )
+        ins_order = insert(orders)
+        self.upsert_order: Insert = ins_order.on_conflict_do_update(
+            index_elements=[orders.c.order_id],
+            set_={c.name: ins_order.excluded[c.name] for c in orders.c if c.name != "order_id"},
+            where=orders.c.last_event_id <= ins_order.excluded.last_event_id,
+        )
+        self.insert_fill: Insert = insert(fills).on_conflict_do_nothing(
+            index_elements=[fills.c.venue, fills.c.trade_id]
+        )
+        ins_report = insert(reports)
+        self.upsert_report: Insert = ins_report.on_conflict_do_update(
+            index_elements=[reports.c.exec_id],
+            set_={"session_id": ins_report.excluded.session_id, "seq": ins_report.excluded.seq},
+        )
+        ins_counter = insert(counters)
+        self.add_to_counter: Insert = ins_counter.on_conflict_do_update(
+            index_elements=[counters.c.name],
+            set_={"value": counters.c.value + ins_counter.excluded.value},
+        ).returning(counters.c.value)
+
+
+@dataclass(slots=True)
+class PendingOrderWrites:
+    """Order-side writes merged across consecutive requests of a batch, flushed as one
+    ``executemany`` per table. Of two snapshots of an order the later one is kept (unless its
+    ``last_event_id`` is older), of two fills with one key the first (as the database keeps the
+    stored one), of two reports of one ExecID the last."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fills: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.orders or self.fills or self.reports)
+
+    def add(self, append: OrderAppend) -> None:
+        self.events.extend(append.events)
+        for row in append.orders:
+            # one row per order: PostgreSQL refuses to upsert a row twice in one statement
+            known = self.orders.get(row["order_id"])
+            if known is None or known["last_event_id"] <= row["last_event_id"]:
+                self.orders[row["order_id"]] = row
+        for row in append.fills:
+            self.fills.setdefault((row["venue"], row["trade_id"]), row)
+
+    def add_reports(self, session_id: str, rows: Iterable[tuple[str, int]]) -> None:
+        for exec_id, seq in rows:
+            self.reports[exec_id] = {"exec_id": exec_id, "session_id": session_id, "seq": seq}
+
+    def flush(self, conn: Connection, st: OrderStatements) -> None:
+        if self.events:
+            conn.execute(st.insert_event, self.events)
+        if self.orders:
+            conn.execute(st.upsert_order, list(self.orders.values()))
+        if self.fills:
+            conn.execute(st.insert_fill, list(self.fills.values()))
+        if self.reports:
+            conn.execute(st.upsert_report, list(self.reports.values()))
+
+
+# --- the API (a base class of SessionStore) ----------------------------------------------------
+
+
+class OrderStore:
+    """The order-side methods of :class:`~gateway.store.sessions.SessionStore`.
+
+    Every method is queued to the writer thread and returns after the commit of its batch;
+    a read sees every write queued before it.
+    """
+
+    async def _order_write(self, append: OrderAppend) -> None:
+        raise NotImplementedError
+
+    async def _order_read(self, query: OrderQuery[T]) -> T:
+        raise NotImplementedError
+
+    async def append_order_events(
+        self,
+        events: Sequence[OrderEvent],
+        orders: Sequence[Order],
+        fills: Sequence[FillRecord] = (),
+    ) -> None:
+        """Append ``events`` (append-only; an ``event_id`` already stored is skipped), store the
+        snapshots of ``orders`` as they are now, and insert ``fills`` (a (venue, trade id)
+        already stored is skipped). One transaction; many callers' appends share a commit.
+
+        Event data must be JSON-serialisable; a Decimal in it is stored (and read back) as its
+        exact string. Raises ``IntegrityError`` when an event's ExecID is already stored.
+        """
+        append = OrderAppend(
+            tuple(_event_row(e) for e in events),
+            tuple(_order_row(o) for o in orders),
+            tuple(_fill_row(f) for f in fills),
+        )
+        await self._order_write(append)
+
+    async def load_open_orders(self) -> list[Order]:
+        """Every order whose snapshot is open (not filled, canceled, rejected or expired)."""
+        return await self._order_read(_load_open_orders)
+
+    async def load_order(self, order_id: str) -> Order | None:
+        return await self._order_read(lambda conn, _st: _load_order(conn, order_id))
+
+    async def find_order(self, session_id: str, cl_ord_id: str) -> Order | None:
+        """The order the session knows by ``cl_ord_id`` now (the latest updated if several)."""
+        return await self._order_read(lambda conn, _st: _find_order(conn, session_id, cl_ord_id))
+
+    async def unreported_events(self, session_id: str) -> list[OrderEvent]:
+        """The session's events that have an ExecID no sent message carried (no ``reports``
+        row), by event_id: what the client was not told. Scans the session's events."""
+        return await self._order_read(lambda conn, _st: _unreported_events(conn, session_id))
+
+    async def replay_events(self, after_event_id: int, limit: int) -> list[OrderEvent]:
+        """At most ``limit`` events with ``event_id > after_event_id``, by event_id."""
+        if after_event_id < 0:
+            raise ValueError(f"after_event_id must be >= 0, not {after_event_id}")
+        if limit < 1:
+            raise ValueError(f"limit must be positive, not {limit}")
+        return await self._order_read(lambda conn, _st: _replay_events(conn, after_event_id, limit))
+
+    async def known_trade_ids(self, venue: str, trade_ids: Sequence[str]) -> set[str]:
+        """Those of ``trade_ids`` that have a stored fill at ``venue``."""
+        wanted = sorted(set(trade_ids))
+        if not wanted:
+            return set()
+        return await self._order_read(lambda conn, _st: _known_trade_ids(conn, venue, wanted))
+
+    async def fills_for_order(self, order_id: str) -> list[FillRecord]:
+        """The order's fills, by time then trade id."""
+        return await self._order_read(lambda conn, _st: _fills_for_order(conn, order_id))
+
+    async def reserve(self, counter: str, n: int) -> int:
+        """Add ``n`` to ``counter`` (created at 0) and return the first value reserved: the
+        caller owns ``first .. first + n - 1``. Committed before it returns, atomic across
+        gateway nodes sharing a database, so reserved values never repeat, across restarts too
+        (a retried request may skip a block, never repeat one)."""
+        _check_length("counter", counter, NAME_LENGTH)
+        if n < 1:
+            raise ValueError(f"n must be positive, not {n}")
+        return await self._order_read(lambda conn, st: _reserve(conn, st, counter, n))
+
+    async def max_event_id(self) -> int:
+        """The largest stored event_id (0 when there is none)."""
+        return await self._order_read(_max_event_id)
+
+
+# --- serialisation (caller's side) -------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+_json = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False
+).encode
+"""Compact, key-sorted JSON (one encoder: ``json.dumps`` with options builds one per call)."""
+
+
+def _check_length(name: str, value: str, limit: int) -> None:
+    if not value or len(value) > limit:
+        raise ValueError(f"{name} must be 1..{limit} characters: {value!r}")
+
+
+def _event_row(e: OrderEvent) -> dict[str, Any]:
+    if e.event_id < 1:
+        raise ValueError(f"event_id must be >= 1, not {e.event_id}")
+    _check_length("order_id", e.order_id, NAME_LENGTH)
+    _check_length("session_id", e.session_id, SESSION_ID_LENGTH)
+    _check_length("kind", e.kind, NAME_LENGTH)
+    if e.exec_id is not None:
+        _check_length("exec_id", e.exec_id, ID_LENGTH)
+    return {
+        "event_id": e.event_id,
+        "order_id": e.order_id,
+        "session_id": e.session_id,
+        "kind": e.kind,
+        "ts_ns": e.ts_ns,
+        "exec_id": e.exec_id,
+        "data": _json(e.data),
+    }
+
+
+def _order_row(o: Order) -> dict[str, Any]:
+    _check_length("order_id", o.order_id, NAME_LENGTH)
+    _check_length("session_id", o.session_id, SESSION_ID_LENGTH)
+    return {
+        "order_id": o.order_id,
+        "session_id": o.session_id,
+        "cl_ord_id": o.cl_ord_id,
+        "venue": o.venue,
+        "symbol": o.symbol,
+        "status": o.status.value,
+        "is_open": o.is_open,
+        "updated_ns": o.updated_ns,
+        "last_event_id": o.last_event_id,
+        "snapshot": _json(order_to_json(o)),
+    }
+
+
+def _fill_row(f: FillRecord) -> dict[str, Any]:
+    _check_length("venue", f.venue, NAME_LENGTH)
+    _check_length("trade_id", f.trade_id, ID_LENGTH)
+    _check_length("order_id", f.order_id, NAME_LENGTH)
+    return {
+        "venue": f.venue,
+        "trade_id": f.trade_id,
+        "order_id": f.order_id,
+        "quantity": str(f.quantity),
+        "price": str(f.price),
+        "fee": None if f.fee is None else str(f.fee),
+        "fee_currency": f.fee_currency,
+        "liquidity": f.liquidity,
+        "ts_ns": f.ts_ns,
+    }
+
+
+# --- reads (writer thread) -----------------------------------------------------------------------
+
+_EVENT_COLUMNS = (
+    order_events.c.event_id,
+    order_events.c.order_id,
+    order_events.c.session_id,
+    order_events.c.kind,
+    order_events.c.ts_ns,
+    order_events.c.data,
+    order_events.c.exec_id,
+)
+
+
+def _event(row: Sequence[Any]) -> OrderEvent:
+    return OrderEvent(
+        event_id=int(row[0]),
+        order_id=row[1],
+        session_id=row[2],
+        kind=row[3],
+        ts_ns=int(row[4]),
+        data=json.loads(row[5]),
+        exec_id=row[6],
+    )
+
+
+def _order(snapshot: str) -> Order:
+    return order_from_json(json.loads(snapshot))
+
+
+def _load_open_orders(conn: Connection, _st: OrderStatements) -> list[Order]:
+    query = select(orders.c.snapshot).where(orders.c.is_open).order_by(orders.c.order_id)
+    return [_order(snapshot) for (snapshot,) in conn.execute(query)]
+
+
+def _load_order(conn: Connection, order_id: str) -> Order | None:
+    snapshot = conn.execute(
+        select(orders.c.snapshot).where(orders.c.order_id == order_id)
+    ).scalar_one_or_none()
+    return None if snapshot is None else _order(snapshot)
+
+
+def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Order | None:
+    snapshot = conn.execute(
+        select(orders.c.snapshot)
+        .where(orders.c.session_id == session_id, orders.c.cl_ord_id == cl_ord_id)
+        .order_by(orders.c.updated_ns.desc(), orders.c.last_event_id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return None if snapshot is None else _order(snapshot)
+
+
+def _unreported_events(conn: Connection, session_id: str) -> list[OrderEvent]:
+    query = (
+        select(*_EVENT_COLUMNS)
+        .select_from(order_events.outerjoin(reports, reports.c.exec_id == order_events.c.exec_id))
+        .where(
+            order_events.c.session_id == session_id,
+            order_events.c.exec_id.is_not(None),
+            reports.c.exec_id.is_(None),
+        )
+        .order_by(order_events.c.event_id)
+    )
+    return [_event(row) for row in conn.execute(query)]
+
+
+def _replay_events(conn: Connection, after_event_id: int, limit: int) -> list[OrderEvent]:
+    query = (
+        select(*_EVENT_COLUMNS)
+        .where(order_events.c.event_id > after_event_id)
+        .order_by(order_events.c.event_id)
+        .limit(limit)
+    )
+    return [_event(row) for row in conn.execute(query)]
+
+
+def _known_trade_ids(conn: Connection, venue: str, trade_ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(trade_ids), _IN_CHUNK):
+        chunk = trade_ids[start : start + _IN_CHUNK]
+        known.update(
+            conn.execute(
+                select(fills.c.trade_id).where(fills.c.venue == venue, fills.c.trade_id.in_(chunk))
+            ).scalars()
+        )
+    return known
+
+
+def _fills_for_order(conn: Connection, order_id: str) -> list[FillRecord]:
+    query = (
+        select(
+            fills.c.venue,
+            fills.c.trade_id,
+            fills.c.order_id,
+            fills.c.quantity,
+            fills.c.price,
+            fills.c.fee,
+            fills.c.fee_currency,
+            fills.c.liquidity,
+            fills.c.ts_ns,
+        )
+        .where(fills.c.order_id == order_id)
+        .order_by(fills.c.ts_ns, fills.c.trade_id)
+    )
+    return [_fill(row) for row in conn.execute(query)]
+
+
+def _fill(r: Sequence[Any]) -> FillRecord:
+    return FillRecord(
+        venue=r[0],
+        trade_id=r[1],
+        order_id=r[2],
+        quantity=Decimal(r[3]),
+        price=Decimal(r[4]),
+        fee=None if r[5] is None else Decimal(r[5]),
+        fee_currency=r[6],
+        liquidity=r[7],
+        ts_ns=int(r[8]),
+    )
+
+
+def _reserve(conn: Connection, st: OrderStatements, counter: str, n: int) -> int:
+    last = int(conn.execute(st.add_to_counter, {"name": counter, "value": n}).scalar_one())
+    return last - n + 1
+
+
+def _max_event_id(conn: Connection, _st: OrderStatements) -> int:
+    return int(
+        conn.execute(select(func.coalesce(func.max(order_events.c.event_id), 0))).scalar_one()
+    )
