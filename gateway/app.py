@@ -9,12 +9,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
+from connectors.base import Connector
+from connectors.paper.config import PaperConfig
+from connectors.paper.venue import PaperConnector
 from gateway.audit.filelog import FileLog
-from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig
+from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig, VenueConfig
 from gateway.fix import dictionary
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.message import Message
@@ -22,6 +25,10 @@ from gateway.fix.schedule import Schedule
 from gateway.fix.session import Session, SessionID, SessionSettings
 from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
 from gateway.fix.validation import ValidationSettings
+from gateway.orders.manager import OrderManager, SessionPolicy
+from gateway.orders.ports import OrderStorePort
+from gateway.risk.checks import RiskEngine, RiskLimits
+from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
 from gateway.server.ports import Application, SessionStorePort
 
@@ -130,10 +137,75 @@ class Gateway:
     config: Config
     store: SessionStorePort
     acceptor: Acceptor
+    orders: OrderManager | None = None
+
+    async def start(self) -> tuple[str, int]:
+        """Start the order path (reconciling with the venues), then accept connections."""
+        if self.orders is not None:
+            await self.orders.start()
+        tls = self.config.gateway.tls
+        return await self.acceptor.start(
+            self.config.gateway.host, self.config.gateway.port,
+            tls_context(tls) if tls is not None else None,
+        )
+
+    async def stop(self) -> None:
+        await self.acceptor.stop()
+        if self.orders is not None:
+            await self.orders.close()
+
+
+def build_connector(v: VenueConfig) -> Connector:
+    if v.kind == "paper":
+        conn = PaperConnector(PaperConfig(
+            balances=dict(v.balances), maker_fee=v.maker_fee, taker_fee=v.taker_fee, seed=v.seed,
+            tick_interval_s=v.tick_interval, name=v.name,
+        ))
+        if not v.amend:
+            conn.info = replace(conn.info, capabilities=replace(conn.capabilities, amend=False))
+        return conn
+    raise ValueError(f"unknown venue kind {v.kind}")  # pragma: no cover - config refuses it
+
+
+def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | None:
+    default = opts.default_venue or (venues[0] if len(venues) == 1 else None)
+    if default is None:
+        return None
+    allowed = frozenset(opts.venues or [default]) | frozenset(opts.accounts.values())
+    return SessionPolicy(
+        SessionRouting(default, allowed | {default}, dict(opts.accounts)),
+        cancel_on_disconnect=opts.cancel_on_disconnect,
+        cod_grace=opts.cancel_on_disconnect_grace,
+        report_pending_new=opts.report_pending_new,
+    )
+
+
+def risk_limits(opts: SessionOptions) -> RiskLimits:
+    r = opts.risk
+    return RiskLimits(r.max_order_qty, r.max_notional, r.price_band, r.max_open_orders,
+                      r.max_orders_per_second)
 
 
 def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None = None) -> Gateway:
     ours = cfg.gateway.sender_comp_id
+    orders: OrderManager | None = None
+    if app is None and cfg.venue:
+        connectors = {v.name: build_connector(v) for v in cfg.venue}
+        names = [v.name for v in cfg.venue]
+        policies: dict[str, SessionPolicy] = {}
+        risk = RiskEngine()
+        for s in cfg.session:
+            sid = str(SessionID(s.begin_string, ours, s.target_comp_id))
+            policy = session_policy(s, names)
+            if policy is not None:
+                policies[sid] = policy
+                risk.limits[sid] = risk_limits(s)
+                if s.risk.kill_switch:
+                    risk.killed.add(sid)
+        if not isinstance(store, OrderStorePort):
+            raise TypeError(f"{type(store).__name__} cannot keep orders")
+        orders = OrderManager(store, connectors, policies, risk)
+        app = orders
     defs = [
         session_definition(SessionID(s.begin_string, ours, s.target_comp_id), s)
         for s in cfg.session
@@ -158,4 +230,6 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
     acceptor = Acceptor(
         defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log
     )
-    return Gateway(cfg, store, acceptor)
+    if orders is not None:
+        orders.bind(acceptor.flush)
+    return Gateway(cfg, store, acceptor, orders)

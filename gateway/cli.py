@@ -64,7 +64,7 @@ async def _conformance(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from gateway.app import build_gateway, tls_context
+    from gateway.app import build_gateway
     from gateway.config import ConfigError, load_config
 
     try:
@@ -78,12 +78,11 @@ async def _run(args: argparse.Namespace) -> int:
     if start is not None:
         await start()
     gw = build_gateway(cfg, store)
-    ssl_ctx = tls_context(cfg.gateway.tls) if cfg.gateway.tls is not None else None
-    host, port = await gw.acceptor.start(cfg.gateway.host, cfg.gateway.port, ssl_ctx)
+    host, port = await gw.start()
     names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
     print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})", flush=True)
     await _serve_until_signal(None)
-    await gw.acceptor.stop()
+    await gw.stop()
     close = getattr(store, "close", None)
     if close is not None:
         await close()

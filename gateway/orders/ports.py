@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.store.orders import FillRecord
 
 from .model import Order, OrderEvent
 
 
+@runtime_checkable
 class OrderStorePort(Protocol):
     async def append_order_events(
         self,

@@ -1,0 +1,745 @@
+"""The paper exchange's core: one account, its orders, matching, settlement and events.
+
+Synchronous and free of I/O: every operation takes the time (UTC ns) as an argument and appends
+what happened to an event list the caller drains (:meth:`PaperExchange.drain_events`). The
+asyncio face, faults and the event stream are :class:`connectors.paper.venue.PaperConnector`.
+
+Accounting (all ``Decimal``, exact for spot):
+
+* spot buy: locks ``remaining x limit x (1 + max fee rate)`` of the quote asset (a market buy's
+  limit is its protection price), spot sell: locks ``remaining`` of the base asset; a fill
+  releases its share of the lock, pays ``qty x price`` plus the fee (quote), delivers the other
+  asset; closing the order releases what is left;
+* perpetual: locks ``remaining x price x (1 / leverage + max fee rate)`` of the settle asset
+  (reduce-only orders lock nothing); a fill moves the margin of what it opens into the position
+  (isolated), realises the PnL of what it closes, and pays its fee. There is no liquidation
+  engine: a loss beyond what the account holds is absorbed (counted in :attr:`absorbed`) rather
+  than driving a balance negative.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+from connectors.base import (
+    AmendRequest,
+    Balance,
+    ClientOrderIdRules,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    Position,
+    RejectReason,
+    Side,
+    TimeInForce,
+    VenueEvent,
+    VenueRejected,
+    VenueStatus,
+)
+from connectors.paper.book import BookOrder, OrderBook, StopBook
+from connectors.paper.config import PaperConfig
+from connectors.paper.market import SyntheticMarket, round_up_to_tick
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+DAY_NS = 86_400 * 1_000_000_000
+CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]+$")
+
+_OPEN = (VenueStatus.PENDING, VenueStatus.NEW, VenueStatus.PARTIALLY_FILLED)
+_MARKET_LIKE = (OrderType.MARKET, OrderType.STOP)
+
+
+@dataclass(slots=True, eq=False)
+class PaperOrder:
+    """One of our orders as the paper venue keeps it (every order, open or not, is kept)."""
+
+    seq: int
+    venue_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal
+    price: Decimal | None
+    """The limit price (None for market and stop orders)."""
+    stop_price: Decimal | None
+    limit: Decimal
+    """What the order matches against: its price, or a market order's protection price."""
+    post_only: bool
+    reduce_only: bool
+    status: VenueStatus
+    lock_asset: str | None
+    lock_per_unit: Decimal
+    locked: Decimal
+    expire_ns: int | None
+    updated_ns: int
+    filled: Decimal = ZERO
+    notional: Decimal = ZERO
+    entry: BookOrder[PaperOrder] | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.quantity - self.filled
+
+    def state(self) -> OrderState:
+        return OrderState(
+            client_order_id=self.client_order_id,
+            venue_order_id=self.venue_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            status=self.status,
+            quantity=self.quantity,
+            filled_quantity=self.filled,
+            average_price=self.notional / self.filled if self.filled else None,
+            price=self.price,
+            updated_ns=self.updated_ns,
+        )
+
+
+@dataclass(slots=True)
+class _Asset:
+    free: Decimal
+    locked: Decimal = ZERO
+
+
+@dataclass(slots=True)
+class _Position:
+    quantity: Decimal = ZERO
+    entry: Decimal | None = None
+    margin: Decimal = ZERO
+
+
+@dataclass(slots=True, eq=False)
+class _Market:
+    instrument: Instrument
+    book: OrderBook[PaperOrder]
+    stops: StopBook[PaperOrder]
+    market: SyntheticMarket[PaperOrder]
+    last: Decimal
+    perp: bool
+    reduce_only: set[PaperOrder] = field(default_factory=set)
+
+
+_MARGIN_QUANTUM = Decimal("1e-12")
+
+
+def _cents(value: Decimal) -> Decimal:
+    """Perpetual margin and PnL amounts, cut to a fixed precision so sums stay exact."""
+    return value.quantize(_MARGIN_QUANTUM, rounding=ROUND_DOWN)
+
+
+def _on_grid(value: Decimal, step: Decimal) -> bool:
+    try:
+        return value % step == 0
+    except InvalidOperation:  # too many steps to count: far out of any sane range
+        return False
+
+
+def _is_pending(order: PaperOrder) -> bool:
+    return order.status is VenueStatus.PENDING
+
+
+def _reject(reason: RejectReason, text: str) -> VenueRejected:
+    return VenueRejected(reason, text)
+
+
+class PaperExchange:
+    """An in-process venue holding one account."""
+
+    def __init__(self, config: PaperConfig | None = None) -> None:
+        self.config = config = config or PaperConfig()
+        self.rules = CLIENT_ORDER_ID_RULES
+        self._cid_re = re.compile(self.rules.pattern)
+        self._maker_fee = config.maker_fee
+        self._taker_fee = config.taker_fee
+        self._fee_reserve = max(config.maker_fee, config.taker_fee)
+        self._margin_rate = ONE / config.leverage
+        self._protect_up = ONE + config.market_protection
+        self._protect_down = ONE - config.market_protection
+        self._assets: dict[str, _Asset] = {
+            a: _Asset(Decimal(v)) for a, v in config.balances.items()
+        }
+        self._positions: dict[str, _Position] = {}
+        self._markets: dict[str, _Market] = {}
+        self._orders: dict[str, PaperOrder] = {}  # by every client order id an order has had
+        self._open: dict[str, PaperOrder] = {}  # by venue order id, in arrival order
+        self._fills: list[OrderFilled] = []
+        self._events: list[VenueEvent] = []
+        self._expiries: list[tuple[int, int, PaperOrder]] = []
+        self._taken: list[BookOrder[PaperOrder]] = []
+        self._order_seq = 0
+        self._trade_seq = 0
+        self._now = 0
+        self._perp_filled = False
+        self.absorbed = ZERO
+        """Perpetual losses and fees the account could not pay (no liquidation engine)."""
+        for mc in config.markets:
+            inst = mc.instrument
+            perp = inst.kind is InstrumentKind.PERPETUAL
+            for asset in (inst.base, inst.quote) if not perp else (inst.settle or inst.quote,):
+                self._assets.setdefault(asset, _Asset(ZERO))
+            if perp:
+                self._positions[inst.symbol] = _Position()
+            market: SyntheticMarket[PaperOrder] = SyntheticMarket(mc, config.seed)
+            mk = _Market(inst, OrderBook(), StopBook(), market, market.mid, perp)
+            self._markets[inst.symbol] = mk
+            self._cur = mk
+            market.requote(mk.book, self._on_fill)
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def instruments(self) -> list[Instrument]:
+        return [mk.instrument for mk in self._markets.values()]
+
+    def book(self, symbol: str) -> OrderBook[PaperOrder]:
+        return self._markets[symbol].book
+
+    def market(self, symbol: str) -> SyntheticMarket[PaperOrder]:
+        return self._markets[symbol].market
+
+    def last_price(self, symbol: str) -> Decimal:
+        return self._markets[symbol].last
+
+    def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        order = self._orders.get(client_order_id)
+        if order is None or order.symbol != symbol:
+            return None
+        return order.state()
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderState]:
+        return [o.state() for o in self._open.values() if symbol is None or o.symbol == symbol]
+
+    def fills_since(self, since_ns: int) -> list[OrderFilled]:
+        return [f for f in self._fills if f.ts_ns >= since_ns]
+
+    def balances(self) -> list[Balance]:
+        return [Balance(a, v.free, v.locked) for a, v in sorted(self._assets.items())]
+
+    def positions(self) -> list[Position]:
+        return [
+            Position(symbol, p.quantity, p.entry)
+            for symbol, p in sorted(self._positions.items())
+            if p.quantity
+        ]
+
+    def drain_events(self) -> list[VenueEvent]:
+        """What happened since the last drain, in order."""
+        out, self._events = self._events, []
+        return out
+
+    # ---- placing -------------------------------------------------------------------------------
+
+    def place(self, req: OrderRequest, now_ns: int) -> OrderAccepted:
+        """Validate, lock, accept, match; raises VenueRejected (and then nothing happened)."""
+        self._now = now_ns
+        mk = self._markets.get(req.symbol)
+        if mk is None:
+            raise _reject(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {req.symbol!r}")
+        inst = mk.instrument
+        cid = req.client_order_id
+        self._check_client_order_id(cid)
+        if cid in self._orders:  # first: a retry of an accepted order must learn it exists
+            raise _reject(RejectReason.DUPLICATE_ORDER, f"client order id {cid!r} already used")
+        otype, side, qty = req.type, req.side, req.quantity
+        self._check_quantity(inst, qty)
+        if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            self._check_price(inst, req.price, "price")
+        if otype in (OrderType.STOP, OrderType.STOP_LIMIT):
+            self._check_price(inst, req.stop_price, "stop price")
+        tif = req.time_in_force
+        if req.post_only and (
+            otype is not OrderType.LIMIT or tif in (TimeInForce.IOC, TimeInForce.FOK)
+        ):
+            raise _reject(RejectReason.UNSUPPORTED, "post-only needs a GTC, DAY or GTD limit order")
+        if req.reduce_only and not mk.perp:
+            raise _reject(RejectReason.UNSUPPORTED, "reduce-only is for perpetuals")
+        expire_ns: int | None = None
+        if tif is TimeInForce.GTD:
+            if req.expire_time_ns is None or req.expire_time_ns <= now_ns:
+                raise _reject(RejectReason.OTHER, "GTD needs an expire time in the future")
+            expire_ns = req.expire_time_ns
+        elif tif is TimeInForce.DAY:
+            expire_ns = (now_ns // DAY_NS + 1) * DAY_NS  # the next UTC midnight
+
+        book = mk.book
+        if otype is OrderType.MARKET:
+            best = book.best_ask() if side is Side.BUY else book.best_bid()
+            if best is None:
+                raise _reject(RejectReason.OTHER, "no liquidity for a market order")
+            ref, limit = best, self._protection(inst, side, best)
+        elif otype is OrderType.STOP:
+            assert req.stop_price is not None
+            ref, limit = req.stop_price, self._protection(inst, side, req.stop_price)
+        else:
+            assert req.price is not None
+            ref = limit = req.price
+        if qty * ref < inst.min_notional:
+            raise _reject(RejectReason.MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
+        if req.post_only and book.crosses(side, limit):
+            raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+        if req.reduce_only and self._reducible(inst.symbol, side) <= 0:
+            raise _reject(RejectReason.OTHER, "reduce-only order would not reduce the position")
+
+        asset, per_unit = self._lock_terms(mk, side, req.reduce_only, limit, ref)
+        need = qty * per_unit
+        if asset is not None:
+            acct = self._assets[asset]
+            if need > acct.free:
+                raise _reject(
+                    RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {asset}, {acct.free} free"
+                )
+            acct.free -= need
+            acct.locked += need
+
+        self._order_seq += 1
+        seq = self._order_seq
+        stop = otype in (OrderType.STOP, OrderType.STOP_LIMIT)
+        order = PaperOrder(
+            seq=seq,
+            venue_order_id=f"P{seq}",
+            client_order_id=cid,
+            symbol=inst.symbol,
+            side=side,
+            type=otype,
+            time_in_force=tif,
+            quantity=qty,
+            price=req.price if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+            stop_price=req.stop_price if stop else None,
+            limit=limit,
+            post_only=req.post_only,
+            reduce_only=req.reduce_only,
+            status=VenueStatus.PENDING if stop else VenueStatus.NEW,
+            lock_asset=asset,
+            lock_per_unit=per_unit,
+            locked=need if asset is not None else ZERO,
+            expire_ns=expire_ns,
+            updated_ns=now_ns,
+        )
+        self._orders[cid] = order
+        self._open[order.venue_order_id] = order
+        if req.reduce_only:
+            mk.reduce_only.add(order)
+        if expire_ns is not None:
+            heapq.heappush(self._expiries, (expire_ns, seq, order))
+        accepted = OrderAccepted(cid, order.venue_order_id, now_ns)
+        self._events.append(accepted)
+        self._cur = mk
+        if stop:
+            assert req.stop_price is not None
+            mk.stops.add(side, req.stop_price, order)
+        else:
+            self._execute(mk, order)
+        self._settle_knock_on(mk)
+        return accepted
+
+    def _check_client_order_id(self, cid: str) -> None:
+        if len(cid) > self.rules.max_length or not self._cid_re.match(cid):
+            raise _reject(RejectReason.OTHER, f"client order id {cid!r} breaks {self.rules}")
+
+    @staticmethod
+    def _check_quantity(inst: Instrument, qty: Decimal) -> None:
+        if not qty.is_finite() or qty <= 0 or not _on_grid(qty, inst.lot_size):
+            raise _reject(
+                RejectReason.LOT_FILTER, f"quantity {qty} is not a multiple of {inst.lot_size}"
+            )
+        if qty < inst.min_qty or (inst.max_qty is not None and qty > inst.max_qty):
+            raise _reject(
+                RejectReason.LOT_FILTER, f"quantity {qty} outside [{inst.min_qty}, {inst.max_qty}]"
+            )
+
+    @staticmethod
+    def _check_price(inst: Instrument, price: Decimal | None, what: str) -> None:
+        if price is None:
+            raise _reject(RejectReason.PRICE_FILTER, f"{what} required")
+        if not price.is_finite() or price <= 0 or not _on_grid(price, inst.tick_size):
+            raise _reject(
+                RejectReason.PRICE_FILTER, f"{what} {price} is not a multiple of {inst.tick_size}"
+            )
+
+    def _protection(self, inst: Instrument, side: Side, ref: Decimal) -> Decimal:
+        if side is Side.BUY:
+            return round_up_to_tick(ref * self._protect_up, inst.tick_size)
+        return max(round_up_to_tick(ref * self._protect_down, inst.tick_size), inst.tick_size)
+
+    def _lock_terms(
+        self, mk: _Market, side: Side, reduce_only: bool, limit: Decimal, ref: Decimal
+    ) -> tuple[str | None, Decimal]:
+        """Which asset an order locks, and how much per unit of its quantity."""
+        inst = mk.instrument
+        if mk.perp:
+            if reduce_only:
+                return None, ZERO
+            price = limit if side is Side.BUY else ref
+            return inst.settle or inst.quote, price * (self._margin_rate + self._fee_reserve)
+        if side is Side.BUY:
+            return inst.quote, limit * (ONE + self._fee_reserve)
+        return inst.base, ONE
+
+    def _reducible(self, symbol: str, side: Side) -> Decimal:
+        """How much an order on ``side`` can reduce the position of ``symbol``."""
+        pos = self._positions[symbol].quantity
+        if side is Side.SELL:
+            return pos if pos > 0 else ZERO
+        return -pos if pos < 0 else ZERO
+
+    def _cap(self, entry: BookOrder[PaperOrder]) -> Decimal:
+        owner = entry.owner
+        return ZERO if owner is None else self._reducible(owner.symbol, owner.side)
+
+    # ---- matching and settlement ---------------------------------------------------------------
+
+    def _execute(self, mk: _Market, order: PaperOrder) -> None:
+        """``order`` arrives at the book: take what it can, then rest, or cancel the rest."""
+        entry: BookOrder[PaperOrder] = BookOrder(
+            order.side, order.limit, order.remaining, order, order.reduce_only
+        )
+        order.entry = entry
+        book = mk.book
+        tif = order.time_in_force
+        if tif is TimeInForce.FOK and not book.fillable(order.side, entry.remaining, order.limit):
+            self._cancel(order, "fok: cannot be filled completely")
+            return
+        if order.reduce_only and self._reducible(order.symbol, order.side) <= 0:
+            self._cancel(order, "reduce-only: no position to reduce")
+            return
+        result = book.match(entry, order.limit, self._on_fill, self._cap if mk.perp else None)
+        self._drop(result.dropped)
+        if order.status not in _OPEN:
+            return
+        if result.capped:
+            self._cancel(order, "reduce-only: no position to reduce")
+        elif order.type in _MARKET_LIKE:
+            self._cancel(order, "market: no more liquidity within the protection band")
+        elif tif in (TimeInForce.IOC, TimeInForce.FOK):
+            self._cancel(order, "ioc: not filled immediately")
+        else:
+            book.rest(entry)
+
+    def _drop(self, dropped: list[BookOrder[PaperOrder]]) -> None:
+        """Cancel reduce-only orders the book took out because they had nothing to reduce."""
+        for entry in dropped:
+            if entry.owner is not None and entry.owner.status in _OPEN:
+                self._cancel(entry.owner, "reduce-only: no position to reduce")
+
+    def _on_fill(
+        self,
+        resting: BookOrder[PaperOrder],
+        taker: BookOrder[PaperOrder],
+        qty: Decimal,
+        price: Decimal,
+    ) -> None:
+        self._cur.last = price
+        mine = resting.owner
+        if mine is None:
+            self._taken.append(resting)
+        else:
+            self._fill(mine, qty, price, Liquidity.MAKER)
+        mine = taker.owner
+        if mine is not None:
+            self._fill(mine, qty, price, Liquidity.TAKER)
+
+    def _fill(self, order: PaperOrder, qty: Decimal, price: Decimal, liquidity: Liquidity) -> None:
+        mk = self._cur
+        inst = mk.instrument
+        notional = qty * price
+        fee = notional * (self._maker_fee if liquidity is Liquidity.MAKER else self._taker_fee)
+        order.filled += qty
+        order.notional += notional
+        done = order.filled == order.quantity
+        order.status = VenueStatus.FILLED if done else VenueStatus.PARTIALLY_FILLED
+        order.updated_ns = self._now
+        if mk.perp:
+            self._settle_perp(mk, order, qty, price, fee)
+            fee_asset = inst.settle or inst.quote
+        else:
+            fee_asset = inst.quote
+            quote = self._assets[inst.quote]
+            if order.side is Side.BUY:
+                release = qty * order.lock_per_unit
+                order.locked -= release
+                quote.locked -= release
+                quote.free += release - notional - fee
+                self._assets[inst.base].free += qty
+            else:
+                base = self._assets[inst.base]
+                order.locked -= qty
+                base.locked -= qty
+                quote.free += notional - fee
+        self._trade_seq += 1
+        event = OrderFilled(
+            client_order_id=order.client_order_id,
+            venue_order_id=order.venue_order_id,
+            trade_id=f"T{self._trade_seq}",
+            quantity=qty,
+            price=price,
+            fee=fee,
+            fee_currency=fee_asset,
+            liquidity=liquidity,
+            ts_ns=self._now,
+        )
+        self._fills.append(event)
+        self._events.append(event)
+        if done:
+            self._close(order)
+
+    def _settle_perp(
+        self, mk: _Market, order: PaperOrder, qty: Decimal, price: Decimal, fee: Decimal
+    ) -> None:
+        self._perp_filled = True
+        acct = self._assets[mk.instrument.settle or mk.instrument.quote]
+        pos = self._positions[mk.instrument.symbol]
+        if order.lock_asset is not None:
+            release = qty * order.lock_per_unit
+            order.locked -= release
+            acct.locked -= release
+            acct.free += release
+        buy = order.side is Side.BUY
+        closing = ZERO
+        if pos.quantity and (pos.quantity > 0) != buy:
+            assert pos.entry is not None
+            size = abs(pos.quantity)
+            closing = min(qty, size)
+            pnl = (
+                (price - pos.entry) * closing if pos.quantity > 0 else (pos.entry - price) * closing
+            )
+            margin = pos.margin if closing == size else _cents(pos.margin * closing / size)
+            pos.margin -= margin
+            acct.locked -= margin
+            acct.free += margin
+            pos.quantity += closing if buy else -closing
+            if not pos.quantity:
+                pos.entry = None
+            self._credit(acct, _cents(pnl))
+        opening = qty - closing
+        if opening:
+            margin = min(_cents(opening * price * self._margin_rate), acct.free)
+            acct.free -= margin
+            acct.locked += margin
+            pos.margin += margin
+            size = abs(pos.quantity)
+            old_entry = pos.entry if pos.entry is not None else price
+            pos.entry = (old_entry * size + price * opening) / (size + opening)
+            pos.quantity += opening if buy else -opening
+        self._credit(acct, -fee)
+
+    def _credit(self, acct: _Asset, amount: Decimal) -> None:
+        acct.free += amount
+        if acct.free < 0:
+            self.absorbed -= acct.free
+            acct.free = ZERO
+
+    def _settle_knock_on(self, mk: _Market) -> None:
+        """After a change at the book: the market maker restores what was taken, stops the last
+        price reached trigger, reduce-only orders left with nothing to reduce are cancelled."""
+        self._cur = mk
+        while True:
+            if self._taken:
+                taken, self._taken = self._taken, []
+                cap = self._cap if mk.perp else None
+                self._drop(mk.market.replenish(mk.book, taken, self._on_fill, cap))
+            triggered = mk.stops.triggered(mk.last, _is_pending)
+            for order in triggered:
+                order.status = VenueStatus.NEW
+                order.updated_ns = self._now
+                if order.type is OrderType.STOP and not self._arm_stop_market(mk, order):
+                    continue
+                self._execute(mk, order)
+            if not triggered and not self._taken:
+                break
+        if self._perp_filled:
+            self._perp_filled = False
+            for order in sorted(mk.reduce_only, key=lambda o: o.seq):
+                if (
+                    order.status is not VenueStatus.PENDING
+                    and self._reducible(order.symbol, order.side) <= 0
+                ):
+                    self._cancel(order, "reduce-only: no position to reduce")
+
+    def _arm_stop_market(self, mk: _Market, order: PaperOrder) -> bool:
+        """A triggered stop becomes a market order: protection band and lock from the best
+        price now (not the stop price); False when it cannot (then it is cancelled)."""
+        best = mk.book.best_ask() if order.side is Side.BUY else mk.book.best_bid()
+        if best is None:
+            self._cancel(order, "stop triggered: no liquidity")
+            return False
+        limit = self._protection(mk.instrument, order.side, best)
+        asset, per_unit = self._lock_terms(mk, order.side, order.reduce_only, limit, best)
+        locked = order.remaining * per_unit
+        if asset is not None:
+            acct = self._assets[asset]
+            delta = locked - order.locked
+            if delta > acct.free:
+                self._cancel(order, f"stop triggered: needs {delta} more {asset}")
+                return False
+            acct.free -= delta
+            acct.locked += delta
+        order.limit, order.lock_per_unit, order.locked = limit, per_unit, locked
+        return True
+
+    # ---- closing -------------------------------------------------------------------------------
+
+    def _close(self, order: PaperOrder) -> None:
+        """Release what the order still locks and forget it as open (status already set)."""
+        if order.locked and order.lock_asset is not None:
+            acct = self._assets[order.lock_asset]
+            acct.locked -= order.locked
+            acct.free += order.locked
+            order.locked = ZERO
+        self._open.pop(order.venue_order_id, None)
+        if order.reduce_only:
+            self._markets[order.symbol].reduce_only.discard(order)
+
+    def _end(self, order: PaperOrder, status: VenueStatus) -> None:
+        entry = order.entry
+        if entry is not None and entry.live:
+            self._markets[order.symbol].book.remove(entry)
+        order.status = status
+        order.updated_ns = self._now
+        self._close(order)
+
+    def _cancel(self, order: PaperOrder, reason: str) -> None:
+        self._end(order, VenueStatus.CANCELED)
+        self._events.append(
+            OrderCanceled(order.client_order_id, order.venue_order_id, self._now, reason)
+        )
+
+    def _open_order(self, symbol: str, client_order_id: str) -> PaperOrder:
+        order = self._orders.get(client_order_id)
+        if order is None or order.symbol != symbol:
+            raise _reject(RejectReason.UNKNOWN_ORDER, f"no order {client_order_id!r} on {symbol}")
+        if order.status not in _OPEN:
+            raise _reject(
+                RejectReason.TOO_LATE, f"order {client_order_id!r} is {order.status.value}"
+            )
+        return order
+
+    def cancel(self, symbol: str, client_order_id: str, now_ns: int) -> None:
+        self._now = now_ns
+        self._cancel(self._open_order(symbol, client_order_id), "")
+
+    def cancel_all(self, symbol: str | None, now_ns: int) -> int:
+        self._now = now_ns
+        if symbol is not None and symbol not in self._markets:
+            raise _reject(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        doomed = [o for o in self._open.values() if symbol is None or o.symbol == symbol]
+        for order in doomed:
+            self._cancel(order, "cancel_all")
+        return len(doomed)
+
+    # ---- amending ------------------------------------------------------------------------------
+
+    def amend(self, req: AmendRequest, now_ns: int) -> None:
+        """Change quantity (total) and/or price. Quantity down at the same price keeps the
+        order's place in the queue; a price change or more quantity sends it to the back (and
+        it may trade at once)."""
+        self._now = now_ns
+        order = self._open_order(req.symbol, req.client_order_id)
+        mk = self._markets[order.symbol]
+        inst = mk.instrument
+        qty = order.quantity if req.quantity is None else req.quantity
+        if req.quantity is not None:
+            self._check_quantity(inst, qty)
+        if qty <= order.filled:
+            raise _reject(RejectReason.OTHER, f"quantity {qty} not above the filled {order.filled}")
+        price = order.price
+        if req.price is not None:
+            if order.type in _MARKET_LIKE:
+                raise _reject(RejectReason.UNSUPPORTED, f"a {order.type.value} order has no price")
+            self._check_price(inst, req.price, "price")
+            price = req.price
+        new_cid = req.new_client_order_id
+        if new_cid is not None and new_cid != order.client_order_id:
+            self._check_client_order_id(new_cid)
+            if new_cid in self._orders:
+                raise _reject(
+                    RejectReason.DUPLICATE_ORDER, f"client order id {new_cid!r} already used"
+                )
+        limit = price if price is not None else order.limit
+        ref = price if price is not None else (order.stop_price or order.limit)
+        if qty * ref < inst.min_notional:
+            raise _reject(RejectReason.MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
+        repriced = price != order.price
+        waiting = order.status is VenueStatus.PENDING
+        if order.post_only and repriced and not waiting and mk.book.crosses(order.side, limit):
+            raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+        asset, per_unit = self._lock_terms(mk, order.side, order.reduce_only, limit, ref)
+        locked = (qty - order.filled) * per_unit
+        if asset is not None:
+            acct = self._assets[asset]
+            delta = locked - order.locked
+            if delta > acct.free:
+                raise _reject(
+                    RejectReason.INSUFFICIENT_BALANCE,
+                    f"needs {delta} more {asset}, {acct.free} free",
+                )
+            acct.free -= delta
+            acct.locked += delta
+        loses_place = repriced or qty > order.quantity
+        old_cid = order.client_order_id
+        order.quantity, order.price, order.limit = qty, price, limit
+        order.lock_per_unit, order.locked = per_unit, locked
+        order.updated_ns = now_ns
+        if new_cid is not None and new_cid != old_cid:
+            order.client_order_id = new_cid
+            self._orders[new_cid] = order
+        self._events.append(
+            OrderAmended(old_cid, order.venue_order_id, qty, price, now_ns, new_cid)
+        )
+        entry = order.entry
+        if waiting or entry is None or not entry.live:
+            return
+        self._cur = mk
+        if loses_place:
+            mk.book.remove(entry)
+            self._execute(mk, order)
+            self._settle_knock_on(mk)
+        else:
+            entry.remaining = order.remaining
+
+    # ---- time ----------------------------------------------------------------------------------
+
+    def tick(self, now_ns: int) -> None:
+        """Advance to ``now_ns``: expire GTD/DAY orders that are due, move every market's mid
+        (a synthetic print at the mid is the new last price), let the market maker requote,
+        trigger stops."""
+        self._now = now_ns
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now_ns:
+            _, _, order = heapq.heappop(expiries)
+            if order.status in _OPEN:
+                self._end(order, VenueStatus.EXPIRED)
+                self._events.append(
+                    OrderExpired(order.client_order_id, order.venue_order_id, now_ns)
+                )
+        for mk in self._markets.values():
+            self._cur = mk
+            mk.last = mk.market.advance(now_ns)
+            self._drop(mk.market.requote(mk.book, self._on_fill, self._cap if mk.perp else None))
+            self._taken.clear()  # requote restored everything it quotes
+            self._settle_knock_on(mk)
+
+    # ---- inspection for tests ------------------------------------------------------------------
+
+    def orders(self) -> Iterable[PaperOrder]:
+        """Every order ever accepted (each once)."""
+        seen: set[int] = set()
+        for order in self._orders.values():
+            if order.seq not in seen:
+                seen.add(order.seq)
+                yield order
+
+    def fills(self) -> Sequence[OrderFilled]:
+        return self._fills

@@ -1,0 +1,200 @@
+"""The synthetic market of one instrument: a mid price and a market maker quoting around it.
+
+The mid follows a seeded random walk in whole ticks (the random draw is the only float; the mid
+is ``Decimal`` on the tick grid), or replays a recorded path of ``(ts_ns, mid)`` points. The
+market maker keeps ``levels`` price levels per side, ``level_size`` each, the best
+``half_spread_ticks`` away from the mid and ``level_step_ticks`` apart. Its orders live in the
+venue's :class:`~connectors.paper.book.OrderBook` like anyone's (owner ``None``): when a quote
+lands on our resting orders they trade, at our price, and our order is the maker.
+
+The market maker is not an account: its side of a trade produces no event and no balance.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Generic
+
+from connectors.base import Instrument, InstrumentKind, Side
+from connectors.paper.book import BookOrder, CapCallback, FillCallback, O, OrderBook
+
+
+def round_to_tick(value: Decimal, tick: Decimal, rounding: str = ROUND_FLOOR) -> Decimal:
+    """``value`` on the ``tick`` grid (rounded down unless told otherwise)."""
+    return (value / tick).to_integral_value(rounding=rounding) * tick
+
+
+def round_up_to_tick(value: Decimal, tick: Decimal) -> Decimal:
+    return round_to_tick(value, tick, ROUND_CEILING)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    instrument: Instrument
+    mid: Decimal
+    """Starting mid (rounded to the tick)."""
+    levels: int = 10
+    """Market-maker levels per side; 0 leaves the book to our own orders."""
+    level_size: Decimal = Decimal("1")
+    half_spread_ticks: int = 1
+    level_step_ticks: int = 1
+    volatility: Decimal = Decimal("0.00002")
+    """Standard deviation of one tick's relative mid move (0: the mid stays put)."""
+    path: Sequence[tuple[int, Decimal]] | None = None
+    """A recorded market: ``(ts_ns, mid)`` points, ascending; replaces the random walk. The mid
+    at time ``t`` is that of the last point at or before ``t`` (the first point before it)."""
+
+
+def _spot(base: str, quote: str, tick: str, lot: str, min_notional: str) -> Instrument:
+    return Instrument(
+        symbol=f"{base}/{quote}",
+        venue_symbol=f"{base}-{quote}",
+        base=base,
+        quote=quote,
+        tick_size=Decimal(tick),
+        lot_size=Decimal(lot),
+        min_qty=Decimal(lot),
+        min_notional=Decimal(min_notional),
+    )
+
+
+BTC_USDT = _spot("BTC", "USDT", "0.01", "0.00001", "5")
+ETH_USDT = _spot("ETH", "USDT", "0.01", "0.0001", "5")
+SOL_USDT = _spot("SOL", "USDT", "0.01", "0.001", "5")
+BTC_USDT_PERP = Instrument(
+    symbol="BTC/USDT:USDT",
+    venue_symbol="BTC-USDT-PERP",
+    base="BTC",
+    quote="USDT",
+    kind=InstrumentKind.PERPETUAL,
+    settle="USDT",
+    tick_size=Decimal("0.1"),
+    lot_size=Decimal("0.001"),
+    min_qty=Decimal("0.001"),
+    min_notional=Decimal("5"),
+)
+
+
+def default_markets() -> tuple[MarketConfig, ...]:
+    """BTC, ETH and SOL spot against USDT and the BTC linear perpetual, near late-2026 prices."""
+    return (
+        MarketConfig(BTC_USDT, Decimal("97000"), level_size=Decimal("0.5")),
+        MarketConfig(ETH_USDT, Decimal("3400"), level_size=Decimal("5")),
+        MarketConfig(SOL_USDT, Decimal("180"), level_size=Decimal("50")),
+        MarketConfig(BTC_USDT_PERP, Decimal("97000"), level_size=Decimal("1")),
+    )
+
+
+class SyntheticMarket(Generic[O]):
+    """Mid price and market-maker quotes of one instrument."""
+
+    def __init__(self, config: MarketConfig, seed: int) -> None:
+        inst = config.instrument
+        if config.levels < 0 or config.half_spread_ticks < 1 or config.level_step_ticks < 1:
+            raise ValueError("levels >= 0, half_spread_ticks >= 1 and level_step_ticks >= 1")
+        if config.path is not None:
+            if not config.path:
+                raise ValueError("a recorded path needs at least one point")
+            if any(a[0] > b[0] for a, b in zip(config.path, config.path[1:], strict=False)):
+                raise ValueError("a recorded path must be in time order")
+        self.config = config
+        self.tick_size = inst.tick_size
+        self.size = round_to_tick(config.level_size, inst.lot_size)
+        if config.levels and self.size <= 0:
+            raise ValueError("level_size rounds to zero lots")
+        self._rng = random.Random(f"{seed}/{inst.symbol}")  # noqa: S311 - simulation, not crypto
+        self._path_ts = [ts for ts, _ in config.path] if config.path else []
+        start = config.path[0][1] if config.path else config.mid
+        self._floor = (
+            config.half_spread_ticks + config.levels * config.level_step_ticks + 1
+        ) * self.tick_size
+        self.mid = max(round_to_tick(start, self.tick_size), self._floor)
+        # sigma of one step, in ticks (a float only feeds the random draw)
+        self._sigma_ticks = float(config.volatility * self.mid / self.tick_size)
+        self.quotes: dict[tuple[Side, Decimal], BookOrder[O]] = {}
+
+    # ---- the mid -------------------------------------------------------------------------------
+
+    def advance(self, now_ns: int) -> Decimal:
+        """Move the mid to time ``now_ns`` and return it."""
+        path = self.config.path
+        if path:
+            i = bisect_right(self._path_ts, now_ns) - 1
+            mid = path[max(i, 0)][1]
+        elif self._sigma_ticks > 0:
+            step = round(self._rng.gauss(0.0, self._sigma_ticks))
+            mid = self.mid + step * self.tick_size
+        else:
+            return self.mid
+        self.mid = max(round_to_tick(mid, self.tick_size), self._floor)
+        return self.mid
+
+    def targets(self) -> list[tuple[Side, Decimal]]:
+        """The market maker's quote prices around the current mid, best first per side."""
+        cfg, tick = self.config, self.tick_size
+        out: list[tuple[Side, Decimal]] = []
+        for i in range(cfg.levels):
+            off = (cfg.half_spread_ticks + i * cfg.level_step_ticks) * tick
+            out.append((Side.BUY, self.mid - off))
+            out.append((Side.SELL, self.mid + off))
+        return out
+
+    # ---- the market maker ----------------------------------------------------------------------
+
+    def requote(
+        self, book: OrderBook[O], on_fill: FillCallback[O], cap: CapCallback[O] | None = None
+    ) -> list[BookOrder[O]]:
+        """Quote around the current mid: withdraw quotes that are off it, top up the rest, add
+        the missing ones (which trade first with whatever of ours they cross). Returns the
+        reduce-only orders of ours the book dropped meanwhile (see :meth:`OrderBook.match`)."""
+        targets = self.targets()
+        wanted = set(targets)
+        for key in [k for k in self.quotes if k not in wanted]:
+            order = self.quotes.pop(key)
+            book.remove(order)
+        dropped: list[BookOrder[O]] = []
+        for key in targets:
+            self._refill(book, key, on_fill, cap, dropped)
+        return dropped
+
+    def replenish(
+        self,
+        book: OrderBook[O],
+        taken: Iterable[BookOrder[O]],
+        on_fill: FillCallback[O],
+        cap: CapCallback[O] | None = None,
+    ) -> list[BookOrder[O]]:
+        """Restore quotes that were taken (one pass); returns dropped orders like requote."""
+        dropped: list[BookOrder[O]] = []
+        for order in taken:
+            key = (order.side, order.price)
+            if self.quotes.get(key) is order:
+                self._refill(book, key, on_fill, cap, dropped)
+        return dropped
+
+    def _refill(
+        self,
+        book: OrderBook[O],
+        key: tuple[Side, Decimal],
+        on_fill: FillCallback[O],
+        cap: CapCallback[O] | None,
+        dropped: list[BookOrder[O]],
+    ) -> None:
+        existing = self.quotes.get(key)
+        if existing is not None and existing.live:
+            if existing.remaining >= self.size:
+                return
+            if book.is_last_in_level(existing):  # nobody behind: topping up loses no one's place
+                existing.remaining = self.size
+                return
+            book.remove(existing)
+        side, price = key
+        order: BookOrder[O] = BookOrder(side, price, self.size)
+        dropped += book.match(order, price, on_fill, cap).dropped
+        if order.remaining > 0:
+            book.rest(order)
+        self.quotes[key] = order
