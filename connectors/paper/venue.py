@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import random
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from typing import Any, Final
 
 from connectors.base import (
@@ -304,6 +305,12 @@ class PaperConnector(Connector):
     async def positions(self) -> Sequence[Position]:
         await self._enter()
         return self.exchange.positions()
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        try:
+            return self.exchange.last_price(symbol)
+        except KeyError:
+            return None
 
     async def health(self) -> Health:
         faults = self._faults

@@ -129,6 +129,8 @@ class OrderManager:
         self._flush_scheduled = False
         self._id_blocks = {c: IdBlocks(store.reserve, c) for c in ("order", "event")}
         self._cancel_when_acked: set[str] = set()
+        self._cl_keys: dict[str, list[tuple[str, str]]] = {}
+        self._coid_keys: dict[str, list[tuple[str, str]]] = {}
         self._ambiguous_retry = ambiguous_retry
         self._ambiguous_patience = ambiguous_patience
         self._consumers: list[asyncio.Task[None]] = []
@@ -328,18 +330,31 @@ class OrderManager:
 
     def _index(self, o: Order) -> None:
         self.orders[o.order_id] = o
-        self._by_cl[(o.session_id, o.cl_ord_id)] = o.order_id
+        self._map_cl(o, o.cl_ord_id)
         if o.pending is not None:
-            self._by_cl[(o.session_id, o.pending.cl_ord_id)] = o.order_id
+            self._map_cl(o, o.pending.cl_ord_id)
         if o.venue_client_order_id:
-            self._by_coid[(o.venue, o.venue_client_order_id)] = o.order_id
+            self._map_coid(o, o.venue_client_order_id)
+
+    def _map_cl(self, o: Order, cl_ord_id: str) -> None:
+        key = (o.session_id, cl_ord_id)
+        self._by_cl[key] = o.order_id
+        self._cl_keys.setdefault(o.order_id, []).append(key)
+
+    def _map_coid(self, o: Order, coid: str) -> None:
+        key = (o.venue, coid)
+        self._by_coid[key] = o.order_id
+        self._coid_keys.setdefault(o.order_id, []).append(key)
 
     def _forget(self, o: Order) -> None:
-        self.orders.pop(o.order_id, None)
-        for key in [k for k, v in self._by_cl.items() if v == o.order_id and k[0] == o.session_id]:
-            del self._by_cl[key]
-        for key in [k for k, v in self._by_coid.items() if v == o.order_id]:
-            del self._by_coid[key]
+        if self.orders.pop(o.order_id, None) is None:
+            return
+        for key in self._cl_keys.pop(o.order_id, ()):
+            if self._by_cl.get(key) == o.order_id:
+                del self._by_cl[key]
+        for key in self._coid_keys.pop(o.order_id, ()):
+            if self._by_coid.get(key) == o.order_id:
+                del self._by_coid[key]
         self.risk.closed(o.session_id, o.account)
 
     # ---------------------------------------------------------------------------------------
@@ -689,7 +704,7 @@ class OrderManager:
         self._record(o, "cancel_requested", {"cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig},
                      Execution(self._exec_id(o), EXEC_PENDING_CANCEL, cl_ord_id=req.cl_ord_id,
                                orig_cl_ord_id=orig))
-        self._by_cl[(o.session_id, req.cl_ord_id)] = o.order_id
+        self._map_cl(o, req.cl_ord_id)
         self._spawn(self._venue_cancel(o))
 
     async def _venue_cancel(self, o: Order) -> None:
@@ -786,7 +801,7 @@ class OrderManager:
         self._record(o, "replace_requested", data,
                      Execution(self._exec_id(o), EXEC_PENDING_REPLACE, cl_ord_id=req.cl_ord_id,
                                orig_cl_ord_id=orig))
-        self._by_cl[(o.session_id, req.cl_ord_id)] = o.order_id
+        self._map_cl(o, req.cl_ord_id)
         self._spawn(self._venue_replace(o))
 
     async def _venue_replace(self, o: Order) -> None:
@@ -835,7 +850,7 @@ class OrderManager:
         conn = self.connectors[o.venue]
         version = o.venue_version + 1
         coid = venue_client_order_id(o.order_id, version, conn.info.client_order_id_rules)
-        self._by_coid[(o.venue, coid)] = o.order_id
+        self._map_coid(o, coid)
         qty = (p.quantity or o.quantity) - o.cum_qty
         req = OrderRequest(
             client_order_id=coid, symbol=o.symbol, side=o.side, type=o.type, quantity=qty,
