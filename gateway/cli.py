@@ -1,5 +1,6 @@
 """``fixgw`` command line: ``run`` (the gateway), ``conformance-server`` (the acceptance-test
-application), ``client`` (a small FIX initiator for trying the gateway out)."""
+application), ``venue-sim`` (the simulated venue as its own process), ``client`` (a small FIX
+initiator for trying the gateway out)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,23 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _venue_sim(args: argparse.Namespace) -> int:
+    from connectors.paper.config import PaperConfig
+    from connectors.paper.server import VenueSimServer, VenueSimulator
+
+    interval = args.tick_interval
+    venue = VenueSimulator(PaperConfig(seed=args.seed, tick_interval_s=interval or 1.0))
+    if interval:
+        await venue.start()  # the market clock; 0: only the tick op moves the markets
+    server = VenueSimServer(venue)
+    host, port = await server.start(args.host, args.port)
+    print(f"listening on {host}:{port}", flush=True)
+    await _serve_until_signal(None)
+    await server.close()
+    await venue.close()
+    return 0
+
+
 def _sqlite_paths(config: str) -> list[Path]:
     import tomllib
 
@@ -118,10 +136,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("run", help="run the gateway")
     r.add_argument("--config", default="config/gateway.toml")
 
+    v = sub.add_parser("venue-sim", help="run the simulated venue as its own process "
+                       "(for [[venue]] kind = \"paper-remote\")")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, required=True, help="0: any free port (printed)")
+    v.add_argument("--seed", type=int, default=1)
+    v.add_argument("--tick-interval", type=float, default=0.5,
+                   help="seconds between market ticks; 0: only the tick op advances the market")
+
+    cl = sub.add_parser("client", help="a small FIX client: buy, sell, cancel, replace, status, "
+                        "orders, cancel-all (fixgw client -h)", add_help=False)
+    cl.add_argument("client_args", nargs=argparse.REMAINDER)
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
     args = ap.parse_args(argv)
+    if args.command == "client":
+        from gateway.client import main as client_main
+
+        return client_main(args.client_args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -137,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for url in _sqlite_paths(args.config):
             url.parent.mkdir(parents=True, exist_ok=True)
         return asyncio.run(_run(args))
+    if args.command == "venue-sim":
+        if args.tick_interval < 0:
+            ap.error("--tick-interval must not be negative")
+        return asyncio.run(_venue_sim(args))
     if args.command == "hash-password":
         import bcrypt
 
