@@ -151,11 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
-    args = ap.parse_args(argv)
-    if args.command == "client":
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["client"]:  # everything after "client" is the client's own (incl. -h)
         from gateway.client import main as client_main
 
-        return client_main(args.client_args)
+        return client_main(raw[1:])
+    args = ap.parse_args(raw)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
