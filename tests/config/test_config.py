@@ -13,6 +13,7 @@ from gateway.app import build_gateway, session_definition
 from gateway.config import ConfigError, load_config
 from gateway.fix.session import SessionID
 from gateway.store.memory import MemoryStore
+from gateway.store.sessions import SessionStore
 
 REPO = Path(__file__).resolve().parents[2]
 FIXGW = Path(sys.executable).with_name("fixgw")
@@ -120,11 +121,16 @@ def test_shipped_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         ("FIX.4.4", "CLIENT1"), ("FIXT.1.1", "CLIENT50")
     ]
     assert cfg.session[1].default_appl_ver_id == "FIX.5.0SP2"
+    assert [v.name for v in cfg.venue] == ["paper"]
+    assert all(s.default_venue == "paper" for s in cfg.session)
     monkeypatch.chdir(tmp_path)  # log_dir is relative: keep build_gateway's mkdir out of the repo
-    gw = build_gateway(cfg, MemoryStore())
+    gw = build_gateway(cfg, SessionStore(f"sqlite:///{tmp_path / 'x.db'}"))
+    assert gw.orders is not None and set(gw.orders.connectors) == {"paper"}
     for sid in (SessionID("FIX.4.4", "GATEWAY", "CLIENT1"),
                 SessionID("FIXT.1.1", "GATEWAY", "CLIENT50")):
         assert gw.acceptor.definition_for(sid) is not None
+    with pytest.raises(TypeError, match="cannot keep orders"):
+        build_gateway(cfg, MemoryStore())
 
 
 def test_hash_password_output_is_accepted_and_checks(tmp_path: Path) -> None:
