@@ -98,6 +98,14 @@ class DataDictionary:
     messages: dict[bytes, MessageDef]
     data_fields: dict[int, int]
     """length tag -> data tag, for values that may contain SOH."""
+    sections: dict[int, int] = field(default_factory=dict)
+    """tag -> 0 (header) or 2 (trailer); body tags are absent. Filled by __post_init__."""
+
+    def __post_init__(self) -> None:
+        self.sections = {
+            **dict.fromkeys(STANDARD_HEADER, 0), **dict.fromkeys(self.header.fields, 0),
+            **dict.fromkeys(STANDARD_TRAILER, 2), **dict.fromkeys(self.trailer.fields, 2),
+        }
 
     def is_header(self, tag: int) -> bool:
         return tag in self.header.fields or tag in STANDARD_HEADER

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from .codec import GarbledMessage, split_fields, verify_frame
-from .dictionary import FLOAT_TYPES, INT_TYPES, DataDictionary, Group, Layout
+from .dictionary import (
+    FLOAT_TYPES,
+    INT_TYPES,
+    STANDARD_HEADER,
+    STANDARD_TRAILER,
+    DataDictionary,
+    Group,
+    Layout,
+)
 from .fixtime import is_utc_date_only, is_utc_time_only, parse_utc_timestamp
 from .message import FieldMap, Message, is_fix_float
 from .tags import (
@@ -99,42 +107,38 @@ def parse_message(
         mdef = app_dd.messages.get(msg_type)
         if mdef is not None:
             body_groups = mdef.layout.groups
-    is_header = sdd.is_header if sdd is not None else _std_header
-    is_trailer = sdd.is_trailer if sdd is not None else _std_trailer
+    where = sdd.sections if sdd is not None else _STD_SECTIONS
     section = 0  # 0 header, 1 body, 2 trailer
     i, n = 3, len(fields)
     while i < n:
-        tag, value = fields[i]
+        f = fields[i]
+        tag = f[0]
         i += 1
-        if is_header(tag):
-            if section != 0 and not msg.out_of_order_tag:
-                msg.out_of_order_tag = tag
-            add_h((tag, value))
-            g = header_groups.get(tag)
-            if g is not None:
-                i = _read_group(fields, i, g, header)
-        elif is_trailer(tag):
-            section = 2
-            add_t((tag, value))
-        else:
+        s = where.get(tag, 1)
+        if s == 1:
             if section == 2 and not msg.out_of_order_tag:
                 msg.out_of_order_tag = tag
-            section = max(section, 1)
-            add_b((tag, value))
-            g = body_groups.get(tag)
-            if g is not None:
-                i = _read_group(fields, i, g, body)
+            section = 1 if section == 0 else section
+            add_b(f)
+            if body_groups:
+                g = body_groups.get(tag)
+                if g is not None:
+                    i = _read_group(fields, i, g, body)
+        elif s == 0:
+            if section != 0 and not msg.out_of_order_tag:
+                msg.out_of_order_tag = tag
+            add_h(f)
+            if header_groups:
+                g = header_groups.get(tag)
+                if g is not None:
+                    i = _read_group(fields, i, g, header)
+        else:
+            section = 2
+            add_t(f)
     return msg
 
 
-def _std_header(tag: int) -> bool:
-    from .dictionary import STANDARD_HEADER
-
-    return tag in STANDARD_HEADER
-
-
-def _std_trailer(tag: int) -> bool:
-    return tag in (93, 89, 10)
+_STD_SECTIONS = {**dict.fromkeys(STANDARD_HEADER, 0), **dict.fromkeys(STANDARD_TRAILER, 2)}
 
 
 def _read_group(fields: list[tuple[int, bytes]], i: int, group: Group, parent: FieldMap) -> int:
