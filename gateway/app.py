@@ -6,15 +6,16 @@ pieces fit.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 
 from connectors.base import Connector
 from connectors.paper.config import PaperConfig
+from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from gateway.audit.filelog import FileLog
 from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig, VenueConfig
@@ -49,7 +50,7 @@ class UnavailableApplication:
         session.business_reject(message, BR_APPLICATION_NOT_AVAILABLE, now)
 
 
-@cache
+@functools.cache
 def _user_dictionary(path: Path) -> DataDictionary:
     return dictionary.load_dictionary(path)
 
@@ -164,6 +165,9 @@ def build_connector(v: VenueConfig) -> Connector:
         if not v.amend:
             conn.info = replace(conn.info, capabilities=replace(conn.capabilities, amend=False))
         return conn
+    if v.kind == "paper-remote":
+        assert v.port is not None  # the config requires it
+        return RemotePaperConnector(v.host or "127.0.0.1", v.port, name=v.name, amend=v.amend)
     raise ValueError(f"unknown venue kind {v.kind}")  # pragma: no cover - config refuses it
 
 
@@ -206,6 +210,10 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk)
         app = orders
+        for name, conn in connectors.items():
+            if isinstance(conn, RemotePaperConnector):
+                # Invariant 4: what happened at the venue while we were cut off is reconciled
+                conn.on_reconnect.append(functools.partial(orders.reconcile, name))
     defs = [
         session_definition(SessionID(s.begin_string, ours, s.target_comp_id), s)
         for s in cfg.session

@@ -26,13 +26,15 @@ def open_store(url: str) -> SessionStorePort:
     return SessionStore(url)
 
 
-async def _serve_until_signal(stop_coro: object) -> None:
+def _stop_on_signal() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM. Install it before announcing "listening": whoever
+    started us may stop us at once."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 async def _conformance(args: argparse.Namespace) -> int:
@@ -55,8 +57,9 @@ async def _conformance(args: argparse.Namespace) -> int:
     sessions = conformance_sessions(not args.standard_bmr)
     acceptor = Acceptor(sessions, store, EchoApplication(), file_log=file_log)
     host, port = await acceptor.start(args.host, args.port)
+    stop = _stop_on_signal()
     print(f"listening on {host}:{port}", flush=True)
-    await _serve_until_signal(None)
+    await stop.wait()
     await acceptor.stop()
     close = getattr(store, "close", None)
     if close is not None:
@@ -65,6 +68,7 @@ async def _conformance(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from connectors.base import VenueError
     from gateway.app import build_gateway
     from gateway.config import ConfigError, load_config
 
@@ -79,10 +83,19 @@ async def _run(args: argparse.Namespace) -> int:
     if start is not None:
         await start()
     gw = build_gateway(cfg, store)
-    host, port = await gw.start()
+    try:
+        host, port = await gw.start()
+    except VenueError as exc:  # e.g. a paper-remote venue whose venue-sim is not running
+        print(f"fixgw: a venue cannot be reached: {exc}", file=sys.stderr)
+        await gw.stop()
+        close = getattr(store, "close", None)
+        if close is not None:
+            await close()
+        return 1
     names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
+    stop = _stop_on_signal()
     print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})", flush=True)
-    await _serve_until_signal(None)
+    await stop.wait()
     await gw.stop()
     close = getattr(store, "close", None)
     if close is not None:
@@ -100,8 +113,9 @@ async def _venue_sim(args: argparse.Namespace) -> int:
         await venue.start()  # the market clock; 0: only the tick op moves the markets
     server = VenueSimServer(venue)
     host, port = await server.start(args.host, args.port)
+    stop = _stop_on_signal()
     print(f"listening on {host}:{port}", flush=True)
-    await _serve_until_signal(None)
+    await stop.wait()
     await server.close()
     await venue.close()
     return 0

@@ -144,9 +144,18 @@ class TLSConfig(_Strict):
     """When set, clients must present a certificate signed by this CA."""
 
 
+_PAPER_ONLY = ("seed", "maker_fee", "taker_fee", "balances", "tick_interval")
+
+
 class VenueConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["paper"] = "paper"
+    kind: Literal["paper", "paper-remote"] = "paper"
+    """paper: the simulated venue inside the gateway; paper-remote: the simulated venue of a
+    ``fixgw venue-sim`` process at ``host``:``port`` (it outlives the gateway)."""
+    host: str | None = None
+    """paper-remote: the venue simulator's address (default 127.0.0.1)."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """paper-remote: the venue simulator's port (required)."""
     seed: int = 1
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0005")
@@ -155,6 +164,21 @@ class VenueConfig(_Strict):
     tick_interval: float = Field(default=0.5, gt=0)
     amend: bool = True
     """The simulated venue amends natively; false makes the gateway cancel, then place."""
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> VenueConfig:
+        if self.kind == "paper-remote":
+            if self.port is None:
+                raise ValueError('kind = "paper-remote" needs port (the port of fixgw venue-sim)')
+            misplaced = [k for k in _PAPER_ONLY if k in self.model_fields_set]
+            if misplaced:
+                raise ValueError(
+                    f'{", ".join(misplaced)}: not for kind = "paper-remote" (the venue simulator '
+                    "has its own: fixgw venue-sim --seed N --tick-interval S)"
+                )
+        elif self.host is not None or self.port is not None:
+            raise ValueError('host and port are for kind = "paper-remote" only')
+        return self
 
 
 class GatewayConfig(_Strict):
