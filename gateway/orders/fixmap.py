@@ -189,6 +189,16 @@ def parse_replace(msg: Message) -> ReplaceRequest:
     )
 
 
+def _utc(ts: TimestampFormatter, ns: int) -> bytes:
+    """UTCTimestamp of integer nanoseconds, exact (seconds as a float would lose the last
+    millisecond: an ExpireTime echoed one millisecond early)."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    whole = ts.format(sec)
+    if ts.precision == 0:
+        return whole
+    return whole[: -ts.precision] + b"%0*d" % (ts.precision, frac // 10 ** (9 - ts.precision))
+
+
 def _d(v: Decimal) -> bytes:
     """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros."""
     s = format(v.normalize(), "f")
@@ -253,13 +263,13 @@ def execution_report(
     if ex.text:
         f.append((58, ex.text.encode()))
     f.append((59, _TIF_CODE[o.time_in_force]))
-    f.append((60, ts.format(transact_ns / 1e9)))
+    f.append((60, _utc(ts, transact_ns)))
     if o.stop_price is not None:
         f.append((99, _d(o.stop_price)))
     if ex.ord_rej_reason is not None:
         f.append((103, ex.ord_rej_reason))
     if o.expire_time_ns is not None:
-        f.append((126, ts.format(o.expire_time_ns / 1e9)))
+        f.append((126, _utc(ts, o.expire_time_ns)))
     f.append((150, ex.exec_type))
     leaves = o.quantity - o.cum_qty if status.is_open else Decimal(0)
     f.append((151, _d(leaves)))

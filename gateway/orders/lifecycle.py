@@ -72,6 +72,8 @@ TRANSITIONS: dict[tuple[OrdStatus, Ev], OrdStatus | None] = {
     (S.PENDING_CANCEL, Ev.FILL_FULL): S.FILLED,
     (S.PENDING_CANCEL, Ev.EXPIRED): S.EXPIRED,
     (S.PENDING_CANCEL, Ev.ACCEPTED): S.PENDING_CANCEL,
+    # cancel requested before the venue acknowledged, and the venue refused the order
+    (S.PENDING_CANCEL, Ev.REJECTED): S.REJECTED,
     (S.PENDING_REPLACE, Ev.REPLACED): None,
     (S.PENDING_REPLACE, Ev.REPLACE_REFUSED): None,
     (S.PENDING_REPLACE, Ev.FILL): S.PENDING_REPLACE,

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import (
@@ -60,7 +61,7 @@ from . import fixmap
 from .fixmap import Execution, NewOrder, Refusal
 from .ids import IdBlocks
 from .lifecycle import OrdStatus
-from .model import Order, OrderEvent, StaleEvent, apply, order_to_json
+from .model import Order, OrderEvent, Pending, StaleEvent, apply, order_to_json
 from .ports import OrderStorePort
 
 log = logging.getLogger("fixgw.orders")
@@ -135,6 +136,11 @@ class OrderManager:
         self._ambiguous_patience = ambiguous_patience
         self._consumers: list[asyncio.Task[None]] = []
         self._replace_after_cancel: dict[str, tuple[int, str]] = {}
+        self._replacing: set[str] = set()
+        """Cancel-then-new: the old venue order is canceled, the new one being placed."""
+        self._cancel_after_pending: set[str] = set()
+        """Orders to cancel (cancel-on-disconnect, mass cancel) once their pending cancel or
+        replace is resolved."""
 
     # ---------------------------------------------------------------------------------------
     # lifecycle
@@ -355,6 +361,10 @@ class OrderManager:
         for key in self._coid_keys.pop(o.order_id, ()):
             if self._by_coid.get(key) == o.order_id:
                 del self._by_coid[key]
+        self._cancel_when_acked.discard(o.order_id)
+        self._cancel_after_pending.discard(o.order_id)
+        self._replace_after_cancel.pop(o.order_id, None)
+        self._replacing.discard(o.order_id)
         self.risk.closed(o.session_id, o.account)
 
     # ---------------------------------------------------------------------------------------
@@ -393,10 +403,12 @@ class OrderManager:
         o.venue_client_order_id = venue_client_order_id(
             order_id, 0, conn.info.client_order_id_rules
         )
-        refusal = self._pre_trade(session, req, o, conn, inst, now)
+        o.updated_ns = o.created_ns  # as new_order() has it when the log is replayed
         if (sid, cl) in self._by_cl:
-            refusal = Refusal(fixmap.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {cl}: a live order "
-                              "has it")
+            refusal: Refusal | None = Refusal(
+                fixmap.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {cl}: a live order has it")
+        else:
+            refusal = self._pre_trade(session, req, o, conn, inst, now)
         created = OrderEvent(0, o.order_id, sid, "created", o.created_ns,
                              {"order": order_to_json(o)})
         if refusal is not None:
@@ -445,7 +457,7 @@ class OrderManager:
         if req.reduce_only and not caps.reduce_only:
             return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                            f"reduce-only is not supported at {conn.name}")
-        rules = _instrument_rules(inst, req)
+        rules = _instrument_rules(inst, req.quantity, req.price, req.stop_price)
         if rules is not None:
             return rules
         refused = self.risk.check(
@@ -491,7 +503,7 @@ class OrderManager:
             self._on_accepted(o, ack.venue_order_id)
 
     def _venue_rejected(self, o: Order, reason: RejectReason, text: str) -> None:
-        if o.status is not OrdStatus.PENDING_NEW:
+        if not _unacknowledged(o):
             return
         self._record(o, "rejected", {"text": text, "by": "venue"},
                      Execution(self._exec_id(o), EXEC_REJECTED, text=f"{o.venue}: {text}",
@@ -499,11 +511,11 @@ class OrderManager:
                                    reason, fixmap.ORD_REJ_OTHER)))
 
     def _on_accepted(self, o: Order, venue_order_id: str) -> None:
-        if o.status is OrdStatus.PENDING_NEW:
+        if _unacknowledged(o):
+            # also when a cancel is already pending (PendingCancel stays): the acknowledgement
+            # is an event like any other, so the stored log rebuilds the venue's order id
             self._record(o, "accepted", {"venue_order_id": venue_order_id},
                          Execution(self._exec_id(o), EXEC_NEW))
-        elif o.venue_order_id is None:
-            o.venue_order_id = venue_order_id
         if o.order_id in self._cancel_when_acked:
             self._cancel_when_acked.discard(o.order_id)
             self._spawn(self._venue_cancel(o))
@@ -511,7 +523,7 @@ class OrderManager:
     async def _resolve_ambiguous(self, o: Order, conn: Connector) -> None:
         """Invariant 3: ask the venue by client order id until it answers."""
         waited = 0.0
-        while o.status is OrdStatus.PENDING_NEW:
+        while _unacknowledged(o):
             try:
                 state = await conn.query_order(o.symbol, o.venue_client_order_id)
             except VenueError as exc:
@@ -552,17 +564,15 @@ class OrderManager:
             self._on_accepted(o, ev.venue_order_id)
         elif isinstance(ev, OrderRejected):
             self._venue_rejected(o, ev.reason, ev.text)
-        elif isinstance(ev, OrderCanceled):
-            self._on_canceled(o, ev.client_order_id, ev.reason)
-        elif isinstance(ev, OrderExpired):
-            self._record(o, "expired", {}, Execution(self._exec_id(o), EXEC_EXPIRED))
+        elif isinstance(ev, OrderCanceled | OrderExpired):
+            self._spawn(self._on_venue_closed(venue, o, ev))
         elif isinstance(ev, OrderAmended):
             self._on_amended(o, ev)
 
     def _on_fill(self, o: Order, ev: OrderFilled) -> None:
         if ev.trade_id in o.trade_ids:
             return
-        if o.status is OrdStatus.PENDING_NEW and ev.venue_order_id:
+        if _unacknowledged(o) and ev.venue_order_id:
             self._on_accepted(o, ev.venue_order_id)
         fill = FillRecord(
             venue=o.venue, trade_id=ev.trade_id, order_id=o.order_id, quantity=ev.quantity,
@@ -576,41 +586,76 @@ class OrderManager:
             liquidity=ev.liquidity, commission=ev.fee, commission_currency=ev.fee_currency,
         ), fill)
 
+    async def _on_venue_closed(
+        self, venue: str, o: Order, ev: OrderCanceled | OrderExpired
+    ) -> None:
+        """A venue order is canceled or has expired. Events may arrive out of order: fills of
+        it still on their way are fetched first, so the order never closes with a fill missing
+        (once closed, a late fill would find no open order to apply to)."""
+        conn = self.connectors[venue]
+        try:
+            state = await conn.query_order(o.symbol, ev.client_order_id)
+        except VenueError as exc:
+            log.warning("%s: query after %r failed: %s", o.order_id, ev, exc)
+            state = None
+        if state is not None and state.filled_quantity > 0:
+            await self._catch_up_fills(o, conn, ev.client_order_id)
+        if not o.is_open:
+            return
+        if isinstance(ev, OrderCanceled):
+            self._on_canceled(o, ev.client_order_id, ev.reason)
+        elif ev.client_order_id == o.venue_client_order_id:
+            self._record(o, "expired", {}, Execution(self._exec_id(o), EXEC_EXPIRED))
+
+    async def _catch_up_fills(self, o: Order, conn: Connector, coid: str) -> None:
+        """Apply the venue's fills of ``coid`` that ``o`` has not seen (dropped or late)."""
+        for f in await conn.fills_since(o.created_ns - 1):
+            if f.client_order_id == coid:
+                self._on_fill(o, f)
+
     def _on_canceled(self, o: Order, coid: str, reason: str) -> None:
         p = o.pending
-        if p is not None and p.kind == "replace" and coid in self._replace_coids(o):
-            # cancel-then-new: the old venue order is gone; place the next one
+        marker = self._replace_after_cancel.get(o.order_id)
+        if p is not None and p.kind == "replace" and marker is not None and marker[1] == coid:
+            # cancel-then-new: the old venue order is gone; place the next one. The marker
+            # goes now, so a duplicated cancel event cannot place a second one.
+            del self._replace_after_cancel[o.order_id]
+            self._replacing.add(o.order_id)
             self._spawn(self._replace_place(o))
             return
-        orig = p.orig_cl_ord_id if p is not None else None
+        if coid != o.venue_client_order_id or o.order_id in self._replacing:
+            return  # an earlier venue order of this order (cancel-then-new): not the order
         cl = p.cl_ord_id if p is not None else None
+        orig = p.orig_cl_ord_id if p is not None and not _unsolicited(p) else None
         self._record(o, "canceled", {"text": reason},
                      Execution(self._exec_id(o), EXEC_CANCELED, text=reason or None,
                                cl_ord_id=cl, orig_cl_ord_id=orig))
 
-    def _replace_coids(self, o: Order) -> set[str]:
-        pending = self._replace_after_cancel.get(o.order_id)
-        return {pending[1]} if pending else set()
-
     def _on_amended(self, o: Order, ev: OrderAmended) -> None:
+        self._amended(o, ev.venue_order_id)
+
+    def _amended(self, o: Order, venue_order_id: str) -> None:
         p = o.pending
         if p is None or p.kind != "replace":
             return
-        self._record(o, "replaced", {"venue_order_id": ev.venue_order_id},
+        self._record(o, "replaced", {"venue_order_id": venue_order_id},
                      Execution(self._exec_id(o), EXEC_REPLACED, cl_ord_id=p.cl_ord_id,
                                orig_cl_ord_id=p.orig_cl_ord_id))
+        self._after_pending(o)
 
     async def _apply_state(self, o: Order, conn: Connector, state: OrderState) -> None:
         """Bring ``o`` in line with the venue's view of it (reconciliation, ambiguity)."""
-        if state.venue_order_id and o.status is OrdStatus.PENDING_NEW and (
+        if state.venue_order_id and _unacknowledged(o) and (
             state.status is not VenueStatus.REJECTED
         ):
             self._on_accepted(o, state.venue_order_id)
-        if state.filled_quantity > o.cum_qty:
-            for f in await conn.fills_since(o.created_ns - 1):
-                if f.client_order_id == o.venue_client_order_id:
-                    self._on_fill(o, f)
-        if state.status is VenueStatus.REJECTED and o.status is OrdStatus.PENDING_NEW:
+        if state.filled_quantity > 0:
+            await self._catch_up_fills(o, conn, state.client_order_id)
+        p = o.pending
+        if (p is not None and p.kind == "replace" and state.status.is_open
+                and self._amends(conn, o) and _shows_amend(state, p)):
+            self._amended(o, state.venue_order_id)  # the amend's event was lost
+        if state.status is VenueStatus.REJECTED and _unacknowledged(o):
             self._venue_rejected(o, RejectReason.OTHER, "rejected by the venue")
         elif state.status is VenueStatus.CANCELED and o.is_open:
             self._on_canceled(o, o.venue_client_order_id, "canceled at the venue")
@@ -681,8 +726,8 @@ class OrderManager:
         sid = str(session.sid)
         o = self._find(sid, req.orig_cl_ord_id, req.order_id)
         if o is None:
-            self._cancel_reject(session, req, None, fixmap.CXL_REJ_UNKNOWN_ORDER,
-                                "unknown order (or no longer open)", replace_)
+            # not open: the store tells "too late" (done) from "unknown"
+            self._spawn(self._reject_closed_or_unknown(session, req, replace_))
             return None
         if (sid, req.cl_ord_id) in self._by_cl:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_DUPLICATE_CLORDID,
@@ -694,6 +739,21 @@ class OrderManager:
                                 "a cancel or replace is already pending", replace_)
             return None
         return o
+
+    async def _reject_closed_or_unknown(
+        self, session: Session, req: fixmap.CancelRequest | fixmap.ReplaceRequest, replace_: bool,
+    ) -> None:
+        sid = str(session.sid)
+        o = await self.store.find_order(sid, req.orig_cl_ord_id) if req.orig_cl_ord_id else None
+        if o is None and req.order_id:
+            found = await self.store.load_order(req.order_id)
+            o = found if found is not None and found.session_id == sid else None
+        if o is not None and not o.is_open:
+            self._cancel_reject(session, req, o, fixmap.CXL_REJ_TOO_LATE,
+                                f"too late: the order is {o.status.name.lower()}", replace_)
+            return
+        self._cancel_reject(session, req, None, fixmap.CXL_REJ_UNKNOWN_ORDER,
+                            "unknown order", replace_)
 
     def _on_cancel(self, session: Session, msg: Message, now: float) -> None:
         req = fixmap.parse_cancel(msg)
@@ -724,17 +784,23 @@ class OrderManager:
                 return
             self._refuse_pending(o, exc.text, fixmap.VENUE_REASON_TO_CXL_REJ.get(
                 exc.reason, fixmap.CXL_REJ_OTHER))
-        except VenueAmbiguous:
+        except VenueAmbiguous as exc:
             state = await self._query_quietly(conn, o)
             if state is not None:
                 await self._apply_state(o, conn, state)
+                if state.status.is_open and o.status is OrdStatus.PENDING_CANCEL:
+                    # the venue still has it open: the cancel did not happen
+                    self._refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
+                                         fixmap.CXL_REJ_OTHER)
         except VenueUnavailable as exc:
             self._refuse_pending(o, f"venue unavailable: {exc}", fixmap.CXL_REJ_OTHER)
 
-    async def _query_quietly(self, conn: Connector, o: Order) -> OrderState | None:
+    async def _query_quietly(
+        self, conn: Connector, o: Order, coid: str | None = None
+    ) -> OrderState | None:
         for _ in range(10):
             try:
-                return await conn.query_order(o.symbol, o.venue_client_order_id)
+                return await conn.query_order(o.symbol, coid or o.venue_client_order_id)
             except VenueError:
                 await asyncio.sleep(self._ambiguous_retry)
         return None
@@ -745,7 +811,8 @@ class OrderManager:
             return
         is_replace = p.kind == "replace"
         kind = "replace_refused" if is_replace else "cancel_refused"
-        exec_id = self._exec_id(o)
+        told = not _unsolicited(p)  # a cancel the gateway started has no one to answer
+        exec_id = self._exec_id(o) if told else None
         body_args = dict(order_id=o.order_id, cl_ord_id=p.cl_ord_id,
                          orig_cl_ord_id=p.orig_cl_ord_id)
         ts = time.time_ns()
@@ -756,18 +823,28 @@ class OrderManager:
         except StaleEvent:
             return
         self._by_cl.pop((o.session_id, p.cl_ord_id), None)
-        body = fixmap.cancel_reject(status=o.status, response_to_replace=is_replace,
-                                    reason=reason, text=text, **body_args)
-        ev.data["er"] = [[t, v.decode()] for t, v in body]
-        ev.data["msg_type"] = "9"
+        body = None
+        if told:
+            body = fixmap.cancel_reject(status=o.status, response_to_replace=is_replace,
+                                        reason=reason, text=text, **body_args)
+            ev.data["er"] = [[t, v.decode()] for t, v in body]
+            ev.data["msg_type"] = "9"
         snapshot = replace(o, trade_ids=set(o.trade_ids))
         self._spawn(self._persist_reply(ev, snapshot, body))
+        self._after_pending(o)
 
     async def _persist_reply(
-        self, ev: OrderEvent, snapshot: Order, body: list[tuple[int, bytes]]
+        self, ev: OrderEvent, snapshot: Order, body: list[tuple[int, bytes]] | None
     ) -> None:
         await self.store.append_order_events([ev], [snapshot])
-        self._deliver(ev.session_id, b"9", body, ev.exec_id)
+        if body is not None:
+            self._deliver(ev.session_id, b"9", body, ev.exec_id)
+
+    def _after_pending(self, o: Order) -> None:
+        """A pending cancel or replace is resolved: carry out a cancellation that waited."""
+        if o.order_id in self._cancel_after_pending and o.pending is None and o.is_open:
+            self._cancel_after_pending.discard(o.order_id)
+            self._cancel_orders([o], reason="deferred cancel")
 
     def _on_replace(self, session: Session, msg: Message, now: float) -> None:
         try:
@@ -779,6 +856,10 @@ class OrderManager:
             return
         o = self._check_cancelable(session, req, True)
         if o is None:
+            return
+        if o.status is OrdStatus.PENDING_NEW:
+            self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER,
+                                "the venue has not acknowledged the order yet", True)
             return
         qty = req.quantity if req.quantity is not None else o.quantity
         if qty <= o.cum_qty:
@@ -794,33 +875,53 @@ class OrderManager:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER,
                                 "Price (44) is required to replace a limit order", True)
             return
+        inst = self.symbols.instrument(o.venue, o.symbol, None, None)
+        rules = _instrument_rules(inst, qty, req.price, req.stop_price)
+        if rules is not None:
+            self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER, rules.text, True)
+            return
         orig = o.cl_ord_id
         data = {"cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig, "quantity": str(qty),
                 "price": str(req.price) if req.price is not None else None,
                 "stop_price": str(req.stop_price) if req.stop_price is not None else None}
-        self._record(o, "replace_requested", data,
-                     Execution(self._exec_id(o), EXEC_PENDING_REPLACE, cl_ord_id=req.cl_ord_id,
-                               orig_cl_ord_id=orig))
+        persisted = self._record(
+            o, "replace_requested", data,
+            Execution(self._exec_id(o), EXEC_PENDING_REPLACE, cl_ord_id=req.cl_ord_id,
+                      orig_cl_ord_id=orig))
         self._map_cl(o, req.cl_ord_id)
-        self._spawn(self._venue_replace(o))
+        self._spawn(self._venue_replace(o, persisted))
 
-    async def _venue_replace(self, o: Order) -> None:
+    def _amends(self, conn: Connector, o: Order) -> bool:
+        """Whether the pending replace goes by native amend (else cancel, then new): the amend
+        changes quantity and price only."""
+        p = o.pending
+        return conn.capabilities.amend and p is not None and (
+            p.stop_price is None or p.stop_price == o.stop_price
+        )
+
+    async def _venue_replace(self, o: Order, persisted: asyncio.Task[None] | None) -> None:
+        if persisted is not None:
+            await persisted  # write-ahead: the replace is stored before the venue hears of it
         conn = self.connectors[o.venue]
         p = o.pending
         if p is None:
             return
-        if conn.capabilities.amend and o.status is not OrdStatus.PENDING_NEW:
+        if self._amends(conn, o):
             try:
                 await conn.amend(AmendRequest(o.venue_client_order_id, o.symbol,
                                               quantity=p.quantity, price=p.price))
             except VenueRejected as exc:
                 self._refuse_pending(o, f"{o.venue}: {exc.text}", fixmap.VENUE_REASON_TO_CXL_REJ
                                      .get(exc.reason, fixmap.CXL_REJ_OTHER))
-            except (VenueAmbiguous, VenueUnavailable) as exc:
+            except VenueUnavailable as exc:
+                self._refuse_pending(o, f"{o.venue}: unavailable ({exc})", fixmap.CXL_REJ_OTHER)
+            except VenueAmbiguous as exc:
                 state = await self._query_quietly(conn, o)
-                if state is None or (p.price is not None and state.price != p.price) or (
-                    p.quantity is not None and state.quantity != p.quantity
-                ):
+                if o.pending is not p:
+                    return  # resolved meanwhile (the amend's event, a fill, a cancel)
+                if state is not None and state.status.is_open and _shows_amend(state, p):
+                    self._amended(o, state.venue_order_id)
+                else:
                     self._refuse_pending(o, f"{o.venue}: amend not confirmed ({exc})",
                                          fixmap.CXL_REJ_OTHER)
             return
@@ -835,23 +936,38 @@ class OrderManager:
         except (VenueAmbiguous, VenueUnavailable) as exc:
             state = await self._query_quietly(conn, o)
             if state is not None and not state.status.is_open:
-                if state.status is VenueStatus.CANCELED:
+                # canceled: place the next one, unless the cancel event did so already
+                if (state.status is VenueStatus.CANCELED
+                        and self._replace_after_cancel.pop(o.order_id, None) is not None):
+                    self._replacing.add(o.order_id)
+                    await self._catch_up_fills(o, conn, state.client_order_id)
                     await self._replace_place(o)
                 return
-            self._replace_after_cancel.pop(o.order_id, None)
-            self._refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
-                                 fixmap.CXL_REJ_OTHER)
+            if self._replace_after_cancel.pop(o.order_id, None) is not None:
+                self._refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
+                                     fixmap.CXL_REJ_OTHER)
 
     async def _replace_place(self, o: Order) -> None:
-        self._replace_after_cancel.pop(o.order_id, None)
+        """Cancel-then-new, the old venue order being canceled: place the new one."""
+        try:
+            await self._replace_place_new(o)
+        finally:
+            self._replacing.discard(o.order_id)
+
+    async def _replace_place_new(self, o: Order) -> None:
         p = o.pending
-        if p is None:
+        if p is None or not o.is_open:
             return
         conn = self.connectors[o.venue]
         version = o.venue_version + 1
         coid = venue_client_order_id(o.order_id, version, conn.info.client_order_id_rules)
         self._map_coid(o, coid)
         qty = (p.quantity or o.quantity) - o.cum_qty
+        if qty <= 0:  # the old order filled up to the new quantity before it was canceled
+            self._record(o, "replaced", {}, Execution(
+                self._exec_id(o), EXEC_REPLACED, cl_ord_id=p.cl_ord_id,
+                orig_cl_ord_id=p.orig_cl_ord_id))
+            return
         req = OrderRequest(
             client_order_id=coid, symbol=o.symbol, side=o.side, type=o.type, quantity=qty,
             price=p.price if p.price is not None else o.price,
@@ -859,19 +975,46 @@ class OrderManager:
             time_in_force=o.time_in_force, expire_time_ns=o.expire_time_ns,
             post_only=o.post_only, reduce_only=o.reduce_only, account=o.account,
         )
+        failure: str | None = None
+        venue_order_id = ""
         try:
-            ack = await conn.place(req)
+            venue_order_id = (await conn.place(req)).venue_order_id
+        except VenueAmbiguous as exc:
+            # Invariant 3: ask the venue whether the new order exists
+            state = await self._find_at_venue(conn, o.symbol, coid)
+            if state is None or state.status is VenueStatus.REJECTED:
+                failure = f"the venue never received it (checked by query after: {exc})"
+            else:
+                venue_order_id = state.venue_order_id
         except VenueError as exc:
+            failure = str(exc)
+        if failure is not None:
             # the old order is cancelled and the new one refused: the order is over
-            text = f"replace failed at {o.venue} after the old order was canceled: {exc}"
+            text = f"replace failed at {o.venue} after the old order was canceled: {failure}"
             self._record(o, "canceled", {"text": text},
                          Execution(self._exec_id(o), EXEC_CANCELED, text=text,
                                    cl_ord_id=p.cl_ord_id, orig_cl_ord_id=p.orig_cl_ord_id))
             return
-        self._record(o, "replaced", {"venue_order_id": ack.venue_order_id,
+        self._record(o, "replaced", {"venue_order_id": venue_order_id,
                                      "venue_client_order_id": coid, "venue_version": version},
                      Execution(self._exec_id(o), EXEC_REPLACED, cl_ord_id=p.cl_ord_id,
                                orig_cl_ord_id=p.orig_cl_ord_id))
+        self._after_pending(o)
+
+    async def _find_at_venue(self, conn: Connector, symbol: str, coid: str) -> OrderState | None:
+        """The venue's order with client order id ``coid``, asked until it answers; None when
+        it still does not know it after the patience."""
+        waited = 0.0
+        while True:
+            try:
+                state = await conn.query_order(symbol, coid)
+            except VenueError as exc:
+                log.warning("query of %s failed (%s); retrying", coid, exc)
+            else:
+                if state is not None or waited >= self._ambiguous_patience:
+                    return state
+            await asyncio.sleep(self._ambiguous_retry)
+            waited += self._ambiguous_retry
 
     # ---------------------------------------------------------------------------------------
     # status and mass requests
@@ -927,7 +1070,8 @@ class OrderManager:
         if req_type not in (b"1", b"7") or (req_type == b"1" and not symbol):
             body = fixmap.mass_cancel_report(
                 cl_ord_id=cl, report_id=report_id, request_type=req_type, response=b"0",
-                affected=0, reject_reason=b"1" if req_type != b"1" else b"99",
+                # MassCancelRejectReason (532): 0 not supported, 1 unknown security
+                affected=0, reject_reason=b"0" if req_type != b"1" else b"1",
                 text="MassCancelRequestType 1 (with Symbol) and 7 are supported",
                 symbol=symbol, fixt=session.sid.is_fixt)
             self._send_now(session, b"r", body)
@@ -945,6 +1089,9 @@ class OrderManager:
         by_venue: dict[str, list[Order]] = {}
         for o in targets:
             if o.pending is not None:
+                # a cancel or replace of the client's is in flight: cancel once it is resolved
+                # (a replaced order is live again)
+                self._cancel_after_pending.add(o.order_id)
                 continue
             self._record(o, "cancel_requested",
                          {"cl_ord_id": o.cl_ord_id, "orig_cl_ord_id": o.cl_ord_id}, None)
@@ -955,8 +1102,10 @@ class OrderManager:
     async def _cancel_at_venue(self, venue: str, orders: list[Order]) -> None:
         conn = self.connectors[venue]
         ids = {o.order_id for o in orders}
-        everything_ours = all(o.order_id in ids for o in self.orders.values() if o.venue == venue
-                              and o.is_open and o.status is not OrdStatus.PENDING_NEW)
+        # the bulk cancel cancels every order of the account: only when all are to go, those
+        # still being placed (PendingNew) included
+        everything_ours = all(o.order_id in ids for o in self.orders.values()
+                              if o.venue == venue and o.is_open)
         live = [o for o in orders if o.venue_order_id is not None]
         for o in orders:
             if o.venue_order_id is None:
@@ -980,29 +1129,47 @@ class OrderManager:
         self._cancel_orders(targets, reason="cancel on disconnect")
 
 
-def _instrument_rules(inst: Instrument, req: NewOrder) -> Refusal | None:
+def _instrument_rules(
+    inst: Instrument, quantity: Decimal, price: Decimal | None, stop_price: Decimal | None
+) -> Refusal | None:
     """The venue's filters, checked before sending so the venue never sees a malformed order."""
-    if inst.lot_size > 0 and req.quantity % inst.lot_size != 0:
+    if inst.lot_size > 0 and quantity % inst.lot_size != 0:
         return Refusal(fixmap.ORD_REJ_INCORRECT_QTY,
-                       f"OrderQty {req.quantity} is not a multiple of the lot size "
+                       f"OrderQty {quantity} is not a multiple of the lot size "
                        f"{inst.lot_size} of {inst.symbol}")
-    if req.quantity < inst.min_qty:
+    if quantity < inst.min_qty:
         return Refusal(fixmap.ORD_REJ_INCORRECT_QTY,
-                       f"OrderQty {req.quantity} is below the minimum {inst.min_qty} of "
+                       f"OrderQty {quantity} is below the minimum {inst.min_qty} of "
                        f"{inst.symbol}")
-    if inst.max_qty is not None and req.quantity > inst.max_qty:
+    if inst.max_qty is not None and quantity > inst.max_qty:
         return Refusal(fixmap.ORD_REJ_INCORRECT_QTY,
-                       f"OrderQty {req.quantity} is above the maximum {inst.max_qty}")
-    for name, px in (("Price", req.price), ("StopPx", req.stop_price)):
+                       f"OrderQty {quantity} is above the maximum {inst.max_qty}")
+    for name, px in (("Price", price), ("StopPx", stop_price)):
         if px is not None and inst.tick_size > 0 and px % inst.tick_size != 0:
             return Refusal(fixmap.ORD_REJ_OTHER,
                            f"{name} {px} is not a multiple of the tick size {inst.tick_size} "
                            f"of {inst.symbol}")
-    if req.price is not None and inst.min_notional > 0:
-        notional = req.price * req.quantity
+    if price is not None and inst.min_notional > 0:
+        notional = price * quantity
         if notional < inst.min_notional:
             return Refusal(fixmap.ORD_REJ_INCORRECT_QTY,
                            f"notional {notional} is below the minimum {inst.min_notional} of "
                            f"{inst.symbol}")
     return None
 
+
+def _unacknowledged(o: Order) -> bool:
+    """Open, and the venue has not acknowledged it (PendingNew, or PendingCancel before the
+    acknowledgement)."""
+    return o.venue_order_id is None and o.is_open
+
+
+def _unsolicited(p: Pending) -> bool:
+    """A cancel the gateway started (cancel-on-disconnect, mass cancel): no client ClOrdID."""
+    return p.cl_ord_id == p.orig_cl_ord_id
+
+
+def _shows_amend(state: OrderState, p: Pending) -> bool:
+    return (p.price is None or state.price == p.price) and (
+        p.quantity is None or state.quantity == p.quantity
+    )

@@ -211,6 +211,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if target is None:
             raise StaleEvent(f"{o.order_id}: rejected in status {o.status.name}")
         o.status = target
+        o.pending = None
         o.text = d.get("text")
     elif k == "cancel_requested":
         target = transition(o.status, Ev.CANCEL_REQUESTED, o.live_status)
