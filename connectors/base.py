@@ -170,6 +170,10 @@ class OrderCanceled:
     venue_order_id: str
     ts_ns: int
     reason: str = ""
+    filled_quantity: Decimal | None = None
+    """What the venue order had filled when it ended (venues report it: Binance ``z``, OKX
+    ``accFillSz``, Bybit ``cumExecQty``); None when unknown. Lets the gateway see that a fill
+    is still on its way without asking."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +181,7 @@ class OrderExpired:
     client_order_id: str
     venue_order_id: str
     ts_ns: int
+    filled_quantity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -613,7 +613,8 @@ class PaperExchange:
     def _cancel(self, order: PaperOrder, reason: str) -> None:
         self._end(order, VenueStatus.CANCELED)
         self._events.append(
-            OrderCanceled(order.client_order_id, order.venue_order_id, self._now, reason)
+            OrderCanceled(order.client_order_id, order.venue_order_id, self._now, reason,
+                          filled_quantity=order.filled)
         )
 
     def _open_order(self, symbol: str, client_order_id: str) -> PaperOrder:
@@ -722,7 +723,8 @@ class PaperExchange:
             if order.status in _OPEN:
                 self._end(order, VenueStatus.EXPIRED)
                 self._events.append(
-                    OrderExpired(order.client_order_id, order.venue_order_id, now_ns)
+                    OrderExpired(order.client_order_id, order.venue_order_id, now_ns,
+                                 filled_quantity=order.filled)
                 )
         for mk in self._markets.values():
             self._cur = mk

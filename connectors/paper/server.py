@@ -33,8 +33,9 @@ Event (server -> every client, no ``id``), in the order the venue produced them:
     {"event": "rejected", "client_order_id", "reason", "text", "ts_ns"}
     {"event": "filled", "client_order_id", "venue_order_id", "trade_id", "quantity", "price",
                         "fee", "fee_currency", "liquidity", "ts_ns"}
-    {"event": "canceled", "client_order_id", "venue_order_id", "ts_ns", "reason"}
-    {"event": "expired", "client_order_id", "venue_order_id", "ts_ns"}
+    {"event": "canceled", "client_order_id", "venue_order_id", "ts_ns", "reason",
+     "filled_quantity"}
+    {"event": "expired", "client_order_id", "venue_order_id", "ts_ns", "filled_quantity"}
     {"event": "amended", "client_order_id", "venue_order_id", "quantity", "price", "ts_ns",
                          "new_client_order_id"}
     {"event": "market", "ts_ns", "last": {symbol: price}}   # after every market tick

@@ -61,7 +61,7 @@ from . import fixmap
 from .fixmap import Execution, NewOrder, Refusal
 from .ids import IdBlocks
 from .lifecycle import OrdStatus
-from .model import Order, OrderEvent, Pending, StaleEvent, apply, order_to_json
+from .model import ZERO, Order, OrderEvent, Pending, StaleEvent, apply, order_to_json
 from .ports import OrderStorePort
 
 log = logging.getLogger("fixgw.orders")
@@ -131,6 +131,8 @@ class OrderManager:
         self._id_blocks = {c: IdBlocks(store.reserve, c) for c in ("order", "event")}
         self._cancel_when_acked: set[str] = set()
         self._cl_keys: dict[str, list[tuple[str, str]]] = {}
+        self._coid_filled: dict[tuple[str, str], Decimal] = {}
+        """What each venue order has filled as far as this process has applied."""
         self._coid_keys: dict[str, list[tuple[str, str]]] = {}
         self._ambiguous_retry = ambiguous_retry
         self._ambiguous_patience = ambiguous_patience
@@ -359,6 +361,7 @@ class OrderManager:
             if self._by_cl.get(key) == o.order_id:
                 del self._by_cl[key]
         for key in self._coid_keys.pop(o.order_id, ()):
+            self._coid_filled.pop(key, None)
             if self._by_coid.get(key) == o.order_id:
                 del self._by_coid[key]
         self._cancel_when_acked.discard(o.order_id)
@@ -581,10 +584,13 @@ class OrderManager:
         )
         data = {"trade_id": ev.trade_id, "quantity": str(ev.quantity), "price": str(ev.price),
                 "venue_order_id": ev.venue_order_id}
-        self._record(o, "fill", data, Execution(
+        applied = self._record(o, "fill", data, Execution(
             f"{o.order_id}.T{ev.trade_id}", EXEC_TRADE, last_qty=ev.quantity, last_px=ev.price,
             liquidity=ev.liquidity, commission=ev.fee, commission_currency=ev.fee_currency,
         ), fill)
+        if applied is not None:
+            key = (o.venue, ev.client_order_id)
+            self._coid_filled[key] = self._coid_filled.get(key, ZERO) + ev.quantity
 
     async def _on_venue_closed(
         self, venue: str, o: Order, ev: OrderCanceled | OrderExpired
@@ -593,13 +599,15 @@ class OrderManager:
         it still on their way are fetched first, so the order never closes with a fill missing
         (once closed, a late fill would find no open order to apply to)."""
         conn = self.connectors[venue]
-        try:
-            state = await conn.query_order(o.symbol, ev.client_order_id)
-        except VenueError as exc:
-            log.warning("%s: query after %r failed: %s", o.order_id, ev, exc)
-            state = None
-        if state is not None and state.filled_quantity > 0:
-            await self._catch_up_fills(o, conn, ev.client_order_id)
+        seen = self._coid_filled.get((venue, ev.client_order_id), ZERO)
+        if ev.filled_quantity is None or ev.filled_quantity > seen:
+            try:
+                state = await conn.query_order(o.symbol, ev.client_order_id)
+            except VenueError as exc:
+                log.warning("%s: query after %r failed: %s", o.order_id, ev, exc)
+                state = None
+            if state is not None and state.filled_quantity > seen:
+                await self._catch_up_fills(o, conn, ev.client_order_id)
         if not o.is_open:
             return
         if isinstance(ev, OrderCanceled):
