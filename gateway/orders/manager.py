@@ -888,6 +888,14 @@ class OrderManager:
         if rules is not None:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER, rules.text, True)
             return
+        refused = self.risk.check_replace(
+            session_id=o.session_id, account=o.account, order_type=o.type, quantity=qty,
+            price=req.price if req.price is not None else o.price,
+            last_price=self.connectors[o.venue].last_price(o.symbol),
+        )
+        if refused is not None:
+            self._cancel_reject(session, req, o, fixmap.CXL_REJ_BROKER, refused.text, True)
+            return
         orig = o.cl_ord_id
         data = {"cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig, "quantity": str(qty),
                 "price": str(req.price) if req.price is not None else None,

@@ -71,12 +71,56 @@ class RiskEngine:
         last_price: Decimal | None,
         now: float,
     ) -> Refused | None:
+        """A new order: every limit."""
         if self.is_killed(session_id):
             return Refused(b"2", "risk: kill switch is on: new orders are refused")
         lim = self.limits_for(session_id, account)
         if lim is None:
             return None
+        refused = self._order_limits(lim, order_type, quantity, price, last_price)
+        if refused is not None:
+            return refused
         book = self._books[(session_id, account or "")]
+        if lim.max_open_orders is not None and book.open_orders >= lim.max_open_orders:
+            return Refused(b"3", f"risk: {book.open_orders} open orders, max_open_orders is "
+                                 f"{lim.max_open_orders}")
+        if lim.max_orders_per_second is not None:
+            window = book.recent
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= lim.max_orders_per_second:
+                return Refused(b"3", f"risk: order rate over max_orders_per_second "
+                                     f"{lim.max_orders_per_second}")
+            window.append(now)
+        return None
+
+    def check_replace(
+        self,
+        *,
+        session_id: str,
+        account: str | None,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal | None,
+        last_price: Decimal | None,
+    ) -> Refused | None:
+        """A replace: the size and price limits (it opens no order and is not a new order for
+        the rate). The kill switch refuses replaces too."""
+        if self.is_killed(session_id):
+            return Refused(b"2", "risk: kill switch is on: replaces are refused")
+        lim = self.limits_for(session_id, account)
+        if lim is None:
+            return None
+        return self._order_limits(lim, order_type, quantity, price, last_price)
+
+    def _order_limits(
+        self,
+        lim: RiskLimits,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal | None,
+        last_price: Decimal | None,
+    ) -> Refused | None:
         if lim.max_order_qty is not None and quantity > lim.max_order_qty:
             return Refused(b"3", f"risk: quantity {quantity} exceeds max_order_qty "
                                  f"{lim.max_order_qty}")
@@ -98,17 +142,6 @@ class RiskEngine:
             if distance > lim.price_band:
                 return Refused(b"3", f"risk: price {price} is {distance:.2%} from the last price "
                                      f"{last_price}, beyond price_band {lim.price_band}")
-        if lim.max_open_orders is not None and book.open_orders >= lim.max_open_orders:
-            return Refused(b"3", f"risk: {book.open_orders} open orders, max_open_orders is "
-                                 f"{lim.max_open_orders}")
-        if lim.max_orders_per_second is not None:
-            window = book.recent
-            while window and now - window[0] >= 1.0:
-                window.popleft()
-            if len(window) >= lim.max_orders_per_second:
-                return Refused(b"3", f"risk: order rate over max_orders_per_second "
-                                     f"{lim.max_orders_per_second}")
-            window.append(now)
         return None
 
     def opened(self, session_id: str, account: str | None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from server.harness import run
 
 from .support import BTC, ETH, D, running, session
@@ -80,8 +79,6 @@ def test_pre_trade_limits(tmp_path: Path) -> None:
     run(body())
 
 
-@pytest.mark.xfail(strict=True, reason="a replace is not checked against [session.risk]: "
-                   "RiskEngine needs a check for replaces (no open-order count, no rate)")
 def test_replace_is_checked_against_the_limits(tmp_path: Path) -> None:
     async def body() -> None:
         async with running(tmp_path, [session(risk={"max_order_qty": "1"})]) as r:
