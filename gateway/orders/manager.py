@@ -171,6 +171,19 @@ class OrderManager:
             self._consumers.append(asyncio.create_task(self._consume(name, conn)))
         for name in self.connectors:
             await self.reconcile(name)
+        for o in list(self.orders.values()):
+            # what was in flight when the last process stopped is asked again (both idempotent)
+            if o.is_open and o.pending is not None:
+                if o.pending.kind == "cancel":
+                    self._spawn(self._venue_cancel(o))
+                else:
+                    self._spawn(self._venue_replace(o, None))
+        for sid, st in self._sessions.items():
+            # every session is disconnected now: a promise to cancel on disconnect still holds
+            if st.policy.cancel_on_disconnect in ("disconnect", "both") and any(
+                o.session_id == sid for o in self.orders.values()
+            ):
+                st.cod_task = self._spawn(self._cancel_on_disconnect(sid, st.policy.cod_grace))
 
     async def close(self) -> None:
         for t in self._consumers:
@@ -240,7 +253,10 @@ class OrderManager:
             return
         mt = message.msg_type
         if mt == b"D":
-            self._on_new_order(session, message, now)
+            if message.header.get(97) == b"Y":
+                self._spawn(self._on_possible_resend(session, message, now))
+            else:
+                self._on_new_order(session, message, now)
         elif mt == b"F":
             self._on_cancel(session, message, now)
         elif mt == b"G":
@@ -372,6 +388,20 @@ class OrderManager:
 
     # ---------------------------------------------------------------------------------------
     # NewOrderSingle
+
+    async def _on_possible_resend(self, session: Session, msg: Message, now: float) -> None:
+        """PossResend (97=Y): the client may have sent this order before under another
+        MsgSeqNum. An order it already placed is answered with its status, not placed again."""
+        sid = str(session.sid)
+        cl = msg.get_str(11) or ""
+        oid = self._by_cl.get((sid, cl))
+        o = self.orders.get(oid) if oid is not None else await self.store.find_order(sid, cl)
+        if o is None:
+            self._on_new_order(session, msg, now)
+            return
+        ex = Execution(f"{o.order_id}.S{time.time_ns()}", EXEC_STATUS,
+                       text="PossResend: this order was already received")
+        self._send_now(session, b"8", fixmap.execution_report(o, ex, time.time_ns(), self._ts))
 
     def _on_new_order(self, session: Session, msg: Message, now: float) -> None:
         sid = str(session.sid)

@@ -1,0 +1,116 @@
+"""What was in flight when the gateway stopped is finished after it starts again: a cancel the
+venue never heard of, a cancel-on-disconnect promise, and a PossResend of a known order."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from server.harness import run
+
+from gateway.app import build_gateway
+from gateway.store.sessions import SessionStore
+
+from .support import BTC, NOW, config, running, session
+
+
+def _venue_survives(run_: Any) -> None:
+    """The venue outlives the gateway: stopping the gateway does not close it."""
+    async def stay_open() -> None:
+        return None
+
+    run_.venue().close = stay_open
+
+
+async def _restart(run_: Any, store: SessionStore, sessions: list[dict[str, Any]]) -> Any:
+    """A second gateway on the same store and the same (surviving) venue."""
+    venue = run_.venue()
+    gw = build_gateway(config(sessions), store)
+    assert gw.orders is not None
+    gw.orders.connectors["paper"] = venue
+    return gw
+
+
+def test_a_pending_cancel_is_sent_again_after_a_restart(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session()]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            await c.order("rest", price="90000", tif="1")
+            await c.er(t11="rest", t39="0")
+
+            async def never_sent(o: Any) -> None:  # the process dies before the venue call
+                return None
+
+            r.orders._venue_cancel = never_sent  # type: ignore[method-assign]
+            await c.cancel("rest-x", "rest")
+            await c.er(t11="rest-x", t39="6")
+            assert len(await r.open_at_venue()) == 1
+            _venue_survives(r)
+            first = r
+        gw = await _restart(first, store, sessions)
+        host, port = await gw.start()
+        try:
+            assert gw.orders is not None
+            await asyncio.wait_for(gw.orders.idle(), 5)
+            assert await first.open_at_venue() == []
+            first.host, first.port, first.gw = host, port, gw
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            m = await c2.er(t11="rest-x", t39="4")
+            assert m[41] == "rest"
+        finally:
+            await gw.stop()
+            await store.close()
+
+    run(body())
+
+
+def test_cancel_on_disconnect_still_holds_after_a_restart(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session(cancel_on_disconnect="disconnect")]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            for i in range(3):
+                await c.order(f"o{i}", price="90000", tif="1")
+                await c.er(t11=f"o{i}", t39="0")
+            # the process dies: its own cancel-on-disconnect never runs
+            r.orders._sessions["FIX.4.4:GATEWAY->CLIENT1"].cod_override = "off"
+            _venue_survives(r)
+            first = r
+        assert len(await first.open_at_venue()) == 3
+        gw = await _restart(first, store, sessions)
+        await gw.start()
+        try:
+            assert gw.orders is not None
+            await asyncio.wait_for(gw.orders.idle(), 5)
+            assert await first.open_at_venue() == []
+        finally:
+            await gw.stop()
+            await store.close()
+
+    run(body())
+
+
+def test_a_possresend_order_already_placed_is_answered_with_its_status(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as r:
+            c = await r.client()
+            await c.order("dup", price="98000", qty="0.01")
+            await c.er(t11="dup", t39="0")
+            await c.er(t11="dup", t39="2")
+            await c.send("D", [(11, "dup"), (21, "1"), (38, "0.01"), (40, "2"),
+                               (44, "98000"), (54, "1"), (55, BTC), (60, NOW)],
+                         header=[(97, "Y")])
+            m = await c.er(t11="dup", t150="I")
+            assert m[39] == "2" and "PossResend" in m[58]
+            assert len(await r.venue().fills_since(0)) == 1
+            await c.order("new", price="98000", qty="0.01")
+            await c.er(t11="new", t39="0")
+            await c.er(t11="new", t39="2")
+
+    run(body())
