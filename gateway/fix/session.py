@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .codec import FrameParser, Garbled, GarbledMessage, StreamError, encode, split_fields
 from .dictionary import APPL_VER_BY_NAME, APPL_VER_IDS, DataDictionary
@@ -105,6 +106,16 @@ class SessionSettings:
 # outputs
 
 
+class Attachment(Protocol):
+    """What an application stores with a message: ``payload`` is opaque to the session and
+    given to the driver's store; ``committed`` is called once the commit is done."""
+
+    @property
+    def payload(self) -> object: ...
+
+    def committed(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Send:
     """Write ``data`` to the counterparty. When ``persist``, store it (for resend) with its
@@ -117,6 +128,9 @@ class Send:
     ref: str | None = None
     """The application's reference for what this message reports (an ExecID): stored with the
     message in one commit, so "the client was told" is never lost nor recorded twice."""
+    attachment: Attachment | None = None
+    """Application state to store in the same commit as the message (e.g. the order event the
+    report tells of); told when that commit is done."""
     """False for a message produced just before the transport went away: it is stored (and
     resent on request) but never written to a later connection."""
 
@@ -271,7 +285,8 @@ class Session:
 
     def connection_lost(self, now: float) -> None:
         self._actions = [
-            Send(a.data, a.seq, a.persist, write=False, ref=a.ref) if isinstance(a, Send) else a
+            Send(a.data, a.seq, a.persist, False, a.ref, a.attachment) if isinstance(a, Send)
+            else a
             for a in self._actions
             if not isinstance(a, Resend | Close)
         ]
@@ -751,6 +766,7 @@ class Session:
         now: float,
         header_extra: Iterable[tuple[int, bytes]] = (),
         ref: str | None = None,
+        attachment: Attachment | None = None,
     ) -> int:
         seq = self.next_sender
         fields = self._header(msg_type, seq, now, header_extra)
@@ -758,7 +774,7 @@ class Session:
         data = encode(self._begin, fields)
         self.next_sender = seq + 1
         self._last_sent = now
-        self._actions.append(Send(data, seq, True, ref=ref))
+        self._actions.append(Send(data, seq, True, ref=ref, attachment=attachment))
         return seq
 
     def _send_admin(
@@ -777,13 +793,14 @@ class Session:
         now: float,
         header_extra: Iterable[tuple[int, bytes]] = (),
         ref: str | None = None,
+        attachment: Attachment | None = None,
     ) -> int:
-        """Send an application message; returns its MsgSeqNum. ``ref`` (an ExecID) is stored
-        with the message in the same commit."""
+        """Send an application message; returns its MsgSeqNum. ``ref`` (an ExecID) and
+        ``attachment`` are stored with the message in the same commit."""
         if not self.is_logged_on:
             raise SessionNotReady(f"{self.sid} is not logged on")
         extra = [(t, v) for t, v in header_extra if t not in _FILLED_HEADER]
-        return self._emit(msg_type, body, now, extra, ref)
+        return self._emit(msg_type, body, now, extra, ref, attachment)
 
     def logout(self, now: float, text: str | None = None) -> None:
         """Start the Logout handshake (closes after the answer or ``logout_timeout``)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -55,7 +55,7 @@ from gateway.fix.session import Session, SessionID
 from gateway.fix.tags import BR_UNSUPPORTED_MESSAGE_TYPE
 from gateway.risk.checks import RiskEngine
 from gateway.routing.router import RoutingError, SessionRouting, SymbolMap, resolve_venue
-from gateway.store.orders import FillRecord
+from gateway.store.orders import FillRecord, OrderAppend, build_append
 
 from . import fixmap
 from .fixmap import Execution, NewOrder, Refusal
@@ -286,18 +286,41 @@ class OrderManager:
         for sid in due:
             self._spawn(self._flush(sid))
 
-    def _deliver(
-        self, session_id: str, msg_type: bytes, body: list[tuple[int, bytes]], ref: str | None
-    ) -> None:
-        st = self._sessions.get(session_id)
-        if st is None:
-            return
-        s = st.session
-        if s is not None and s.is_logged_on:
-            s.send(msg_type, body, self.clock(), ref=ref)
-            self._request_flush(s.sid)
-        elif ref is not None:
-            st.unreported.append((msg_type, body, ref))
+    def _store_and_tell(
+        self,
+        ev: OrderEvent,
+        o: Order,
+        fill: FillRecord | None,
+        msg_type: bytes,
+        body: list[tuple[int, bytes]] | None,
+    ) -> asyncio.Future[None]:
+        """Persist ``ev`` with the order as it is now (and ``fill``); when ``body`` is given,
+        report it. A report to a logged-on session is stored in the same commit as the
+        event (the session's write-ahead flush); otherwise the event is stored alone, with the
+        report kept for the client's next logon. The future resolves after the commit."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        st = self._sessions.get(ev.session_id)
+        session = st.session if st is not None else None
+        fills = (fill,) if fill is not None else ()
+        if body is not None and session is not None and session.is_logged_on:
+            stored = _Stored(build_append((ev,), (o,), fills), future)
+            session.send(msg_type, body, self.clock(), ref=ev.exec_id, attachment=stored)
+            self._request_flush(session.sid)
+            return future
+        if body is not None and st is not None and ev.exec_id is not None:
+            ev.data["er"] = [[t, v.decode()] for t, v in body]
+            if msg_type != b"8":
+                ev.data["msg_type"] = msg_type.decode()
+            st.unreported.append((msg_type, body, ev.exec_id))
+        self._spawn(self._append(build_append((ev,), (o,), fills), future))
+        return future
+
+    async def _append(self, append: OrderAppend, future: asyncio.Future[None]) -> None:
+        try:
+            await self.store.append_built(append)
+        finally:
+            if not future.done():
+                future.set_result(None)
 
     def _send_now(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> None:
         """A reply that is not an order event (rejects of requests, status answers)."""
@@ -316,10 +339,10 @@ class OrderManager:
         execution: Execution | None = None,
         fill: FillRecord | None = None,
         created: bool = False,
-    ) -> asyncio.Task[None] | None:
-        """Apply an event now; persist it; report it once it is committed.
+    ) -> asyncio.Future[None] | None:
+        """Apply an event now, then persist it and report it (see :meth:`_store_and_tell`).
 
-        Returns the task that persists and reports (None when the event is stale)."""
+        Returns a future resolved once it is committed (None when the event is stale)."""
         ts = time.time_ns()
         exec_id = execution.exec_id if execution is not None else None
         ev = OrderEvent(self._take_id("event"), o.order_id, o.session_id, kind, ts, data, exec_id)
@@ -332,22 +355,9 @@ class OrderManager:
         body = None
         if execution is not None:
             body = fixmap.execution_report(o, execution, ts, self._ts)
-            data["er"] = [[t, v.decode()] for t, v in body]
-        snapshot = replace(o, trade_ids=set(o.trade_ids))
         if not o.is_open:
             self._forget(o)
-        return self._spawn(self._persist(ev, snapshot, fill, body))
-
-    async def _persist(
-        self,
-        ev: OrderEvent,
-        snapshot: Order,
-        fill: FillRecord | None,
-        body: list[tuple[int, bytes]] | None,
-    ) -> None:
-        await self.store.append_order_events([ev], [snapshot], [fill] if fill else ())
-        if body is not None:
-            self._deliver(ev.session_id, b"8", body, ev.exec_id)
+        return self._store_and_tell(ev, o, fill, b"8", body)
 
     def _exec_id(self, o: Order) -> str:
         return f"{o.order_id}.{o.exec_count + 1}"
@@ -447,7 +457,7 @@ class OrderManager:
         if refusal is not None:
             o.status = OrdStatus.PENDING_NEW
             ev = replace(created, event_id=self._take_id("event"))
-            self._spawn(self.store.append_order_events([ev], [replace(o)]))
+            self._store_and_tell(ev, o, None, b"8", None)
             self._record(o, "rejected", {"text": refusal.text, "by": "gateway"},
                          Execution(self._exec_id(o), EXEC_REJECTED, text=refusal.text,
                                    ord_rej_reason=refusal.reason))
@@ -466,12 +476,11 @@ class OrderManager:
 
     def _record_created(
         self, ev: OrderEvent, o: Order, execution: Execution | None
-    ) -> asyncio.Task[None]:
+    ) -> asyncio.Future[None]:
         body = None
         if execution is not None:
             body = fixmap.execution_report(o, execution, ev.ts_ns, self._ts)
-            ev.data["er"] = [[t, v.decode()] for t, v in body]
-        return self._spawn(self._persist(ev, replace(o, trade_ids=set()), None, body))
+        return self._store_and_tell(ev, o, None, b"8", body)
 
     def _pre_trade(
         self, session: Session, req: NewOrder, o: Order, conn: Connector, inst: Instrument,
@@ -515,7 +524,7 @@ class OrderManager:
                  (103, reason), (150, EXEC_REJECTED), (151, b"0")]
         self._send_now(session, b"8", body)
 
-    async def _place(self, o: Order, conn: Connector, persisted: asyncio.Task[None]) -> None:
+    async def _place(self, o: Order, conn: Connector, persisted: Awaitable[None]) -> None:
         await persisted  # write-ahead: the intent is stored before the venue hears of it
         req = OrderRequest(
             client_order_id=o.venue_client_order_id, symbol=o.symbol, side=o.side, type=o.type,
@@ -865,18 +874,8 @@ class OrderManager:
         if told:
             body = fixmap.cancel_reject(status=o.status, response_to_replace=is_replace,
                                         reason=reason, text=text, **body_args)
-            ev.data["er"] = [[t, v.decode()] for t, v in body]
-            ev.data["msg_type"] = "9"
-        snapshot = replace(o, trade_ids=set(o.trade_ids))
-        self._spawn(self._persist_reply(ev, snapshot, body))
+        self._store_and_tell(ev, o, None, b"9", body)
         self._after_pending(o)
-
-    async def _persist_reply(
-        self, ev: OrderEvent, snapshot: Order, body: list[tuple[int, bytes]] | None
-    ) -> None:
-        await self.store.append_order_events([ev], [snapshot])
-        if body is not None:
-            self._deliver(ev.session_id, b"9", body, ev.exec_id)
 
     def _after_pending(self, o: Order) -> None:
         """A pending cancel or replace is resolved: carry out a cancellation that waited."""
@@ -945,7 +944,7 @@ class OrderManager:
             p.stop_price is None or p.stop_price == o.stop_price
         )
 
-    async def _venue_replace(self, o: Order, persisted: asyncio.Task[None] | None) -> None:
+    async def _venue_replace(self, o: Order, persisted: Awaitable[None] | None) -> None:
         if persisted is not None:
             await persisted  # write-ahead: the replace is stored before the venue hears of it
         conn = self.connectors[o.venue]
@@ -1219,3 +1218,17 @@ def _shows_amend(state: OrderState, p: Pending) -> bool:
     return (p.price is None or state.price == p.price) and (
         p.quantity is None or state.quantity == p.quantity
     )
+
+
+class _Stored:
+    """An order event stored with the message that reports it (a session Send attachment)."""
+
+    __slots__ = ("payload", "_future")
+
+    def __init__(self, payload: OrderAppend, future: asyncio.Future[None]) -> None:
+        self.payload = payload
+        self._future = future
+
+    def committed(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from gateway.store.orders import FillRecord
+from gateway.store.orders import FillRecord, OrderAppend
 
 from .model import Order, OrderEvent
 
@@ -18,6 +18,8 @@ class OrderStorePort(Protocol):
         orders: Sequence[Order],
         fills: Sequence[FillRecord] = (),
     ) -> None: ...
+
+    async def append_built(self, append: OrderAppend) -> None: ...
 
     async def load_open_orders(self) -> list[Order]: ...
 

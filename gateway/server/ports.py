@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.fix.message import Message
 from gateway.fix.session import Session, SessionID
@@ -22,6 +22,7 @@ class SessionStorePort(Protocol):
         next_sender: int | None = None,
         next_target: int | None = None,
         reports: Sequence[tuple[str, int]] = (),
+        appends: Sequence[Any] = (),
     ) -> None: ...
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None: ...

@@ -38,6 +38,7 @@ class MemoryStore:
         next_sender: int | None = None,
         next_target: int | None = None,
         reports: Sequence[tuple[str, int]] = (),
+        appends: Sequence[object] = (),
     ) -> None:
         s, t, c = self._seq.get(session_id, (1, 1, datetime.now(UTC)))
         self._seq[session_id] = (

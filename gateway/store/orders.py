@@ -177,11 +177,10 @@ class OrderStore:
         Event data must be JSON-serialisable; a Decimal in it is stored (and read back) as its
         exact string. Raises ``IntegrityError`` when an event's ExecID is already stored.
         """
-        append = OrderAppend(
-            tuple(_event_row(e) for e in events),
-            tuple(_order_row(o) for o in orders),
-            tuple(_fill_row(f) for f in fills),
-        )
+        await self._order_write(build_append(events, orders, fills))
+
+    async def append_built(self, append: OrderAppend) -> None:
+        """:meth:`append_order_events` of rows already made by :func:`build_append`."""
         await self._order_write(append)
 
     async def load_open_orders(self) -> list[Order]:
@@ -235,6 +234,18 @@ class OrderStore:
 
 
 # --- serialisation (caller's side) -------------------------------------------------------------
+
+
+def build_append(
+    events: Sequence[OrderEvent], orders: Sequence[Order], fills: Sequence[FillRecord] = ()
+) -> OrderAppend:
+    """Serialise now (on the caller's thread: the snapshot is the order as it is now) what an
+    :meth:`OrderStore.append_order_events` or a ``save(..., appends=...)`` stores."""
+    return OrderAppend(
+        tuple(_event_row(e) for e in events),
+        tuple(_order_row(o) for o in orders),
+        tuple(_fill_row(f) for f in fills),
+    )
 
 
 def _json_default(value: Any) -> Any:

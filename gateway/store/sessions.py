@@ -109,6 +109,7 @@ class _Save:
     next_sender: int | None
     next_target: int | None
     reports: tuple[tuple[str, int], ...]
+    appends: tuple[OrderAppend, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -325,6 +326,7 @@ class SessionStore(OrderStore):
         next_sender: int | None = None,
         next_target: int | None = None,
         reports: Sequence[tuple[str, int]] = (),
+        appends: Sequence[OrderAppend] = (),
     ) -> None:
         """Store sent messages ``(MsgSeqNum, raw bytes)`` and the new sequence numbers.
 
@@ -335,6 +337,10 @@ class SessionStore(OrderStore):
         ``reports`` are ``(ExecID, MsgSeqNum)`` of the ExecutionReports among ``sent``: stored in
         the same transaction, so an event is marked reported exactly when its message is stored
         (see :meth:`unreported_events`). Re-reporting an ExecID records the newer MsgSeqNum.
+
+        ``appends`` (from :func:`~gateway.store.orders.build_append`) are order events, snapshots
+        and fills committed in the same transaction: a venue event and the ExecutionReport
+        that tells the client of it are stored together, before the report is written.
         """
         _check_session_id(session_id)
         rows = tuple((_positive("seq", seq), bytes(raw)) for seq, raw in sent)
@@ -344,7 +350,9 @@ class SessionStore(OrderStore):
             _positive("next_target", next_target)
         report_rows = tuple((_exec_id(exec_id), _positive("seq", seq)) for exec_id, seq in reports)
         waiter = self._waiter()
-        self._submit(_Save(waiter, session_id, rows, next_sender, next_target, report_rows))
+        self._submit(
+            _Save(waiter, session_id, rows, next_sender, next_target, report_rows, tuple(appends))
+        )
         await waiter.future
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None:
@@ -529,6 +537,8 @@ class SessionStore(OrderStore):
                     seqs[1] = request.next_target
                 if request.reports:
                     pending.orders.add_reports(request.session_id, request.reports)
+                for append in request.appends:
+                    pending.orders.add(append)
                 outcomes.append((request.waiter, None, None))
             elif isinstance(request, _OrderWrite):
                 pending.orders.add(request.append)
