@@ -1,0 +1,85 @@
+"""``fixgw run`` with instruments, for the profile part of scripts/bench_orders.py.
+
+Same start-up as ``gateway.cli._run`` (config -> store -> build_gateway -> start, prints the
+``listening on`` line), and on SIGTERM/SIGINT, before stopping, prints one line of JSON: the
+store's writer counters (commits, requests, largest batch) and the event loop's CPU time.
+With ``--cprofile FILE`` the event-loop thread runs under cProfile (the store's writer thread is
+not profiled) and the stats are dumped to FILE.
+
+    python scripts/benchlib/gw_inproc.py --config gw.toml [--cprofile out.pstats]
+                                         [--switch-interval 0.0005]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import logging
+import signal
+import sys
+import time
+
+
+async def _run(args: argparse.Namespace) -> None:
+    from gateway.app import build_gateway
+    from gateway.config import load_config
+    from gateway.store.sessions import SessionStore
+
+    cfg = load_config(args.config)
+    store = SessionStore(cfg.gateway.store)
+    await store.start()
+    gw = build_gateway(cfg, store)
+    host, port = await gw.start()
+    print(f"listening on {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    mark = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, mark.set)
+    prof = cProfile.Profile() if args.cprofile else None
+    base = (store.stats, time.thread_time())
+
+    async def marker() -> None:
+        # SIGUSR1 starts the measured window (stats and cProfile), SIGUSR2 would be overkill
+        nonlocal base
+        await mark.wait()
+        base = (store.stats, time.thread_time())
+        if prof is not None:
+            prof.enable()
+
+    task = asyncio.create_task(marker())
+    await stop.wait()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.cprofile)
+    task.cancel()
+    s0, t0 = base
+    s1 = store.stats
+    print(json.dumps({"commits": s1.batches - s0.batches, "requests": s1.requests - s0.requests,
+                      "largest_batch": s1.largest_batch,
+                      "loop_cpu_s": time.thread_time() - t0}), flush=True)
+    await gw.stop()
+    await store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--cprofile", default=None)
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="sys.setswitchinterval (s): how long a thread may keep the GIL when "
+                         "another asks for it (default 0.005)")
+    args = ap.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    main()

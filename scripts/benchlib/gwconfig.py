@@ -1,0 +1,44 @@
+"""The gateway configuration of the benchmarks (a TOML file in a temporary directory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_config(
+    path: Path, *, store: str, log_dir: Path | None, port: int = 0,
+    cancel_on_disconnect: str = "off", grace: float = 0.0,
+) -> Path:
+    """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON.
+
+    The limits are those of config/gateway.toml except max_open_orders (the memory benchmark
+    keeps 20,000 orders open); balances are large enough for 20,000 resting buys."""
+    log = f'log_dir = "{log_dir}"' if log_dir is not None else ""
+    path.write_text(f"""
+[gateway]
+host = "127.0.0.1"
+port = {port}
+sender_comp_id = "GATEWAY"
+store = "{store}"
+{log}
+
+[[venue]]
+name = "paper"
+kind = "paper"
+seed = 1
+balances = {{ BTC = "1000", ETH = "100", SOL = "1000", USDT = "100000000" }}
+
+[[session]]
+target_comp_id = "CLIENT1"
+begin_string = "FIX.4.4"
+default_venue = "paper"
+cancel_on_disconnect = "{cancel_on_disconnect}"
+cancel_on_disconnect_grace = {grace}
+
+[session.risk]
+max_order_qty = "100"
+max_notional = "1000000"
+price_band = "0.10"
+max_open_orders = 1000000
+""")
+    return path

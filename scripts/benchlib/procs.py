@@ -1,0 +1,98 @@
+"""Server processes of the benchmarks: start, wait for ``listening on HOST:PORT``, measure, stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LISTENING = re.compile(rb"listening on ([0-9.]+):(\d+)")
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    startup_s: float
+    """From just before the process was spawned to its ``listening on`` line."""
+    tail: bytes = b""
+    """What the process wrote on stdout after its ``listening on`` line (read by ``stop``)."""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kb(self) -> int:
+        return status_kb(self.pid, "VmRSS")
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system, all threads) the process has used so far."""
+        return cpu_seconds(self.pid)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.tail = self.proc.stdout.read()
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def start(name: str, argv: list[str], *, stderr_path: Path, timeout: float = 120.0,
+          cwd: Path | None = None, env: dict[str, str] | None = None) -> Server:
+    """Spawn ``argv`` and wait (at most ``timeout`` s) for its ``listening on`` line."""
+    err = open(stderr_path, "ab")  # noqa: SIM115 - handed to the child
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=cwd,
+                            env={**os.environ, **(env or {})})
+    err.close()
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    out = b""
+    deadline = t0 + timeout
+    try:
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise RuntimeError(f"{name}: no 'listening on' within {timeout}s")
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"{name} exited ({proc.wait()}): see {stderr_path}")
+            out += chunk
+            m = LISTENING.search(out)
+            if m:
+                elapsed = time.perf_counter() - t0
+                return Server(name, proc, m.group(1).decode(), int(m.group(2)), elapsed)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        sel.close()
