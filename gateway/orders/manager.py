@@ -131,6 +131,7 @@ class OrderManager:
         self._id_blocks = {c: IdBlocks(store.reserve, c) for c in ("order", "event")}
         self._cancel_when_acked: set[str] = set()
         self._cl_keys: dict[str, list[tuple[str, str]]] = {}
+        self._batching: list[tuple[OrderAppend, asyncio.Future[None]]] | None = None
         self._coid_filled: dict[tuple[str, str], Decimal] = {}
         """What each venue order has filled as far as this process has applied."""
         self._coid_keys: dict[str, list[tuple[str, str]]] = {}
@@ -302,6 +303,9 @@ class OrderManager:
         st = self._sessions.get(ev.session_id)
         session = st.session if st is not None else None
         fills = (fill,) if fill is not None else ()
+        if body is None and self._batching is not None:
+            self._batching.append((build_append((ev,), (o,), fills), future))
+            return future
         if body is not None and session is not None and session.is_logged_on:
             stored = _Stored(build_append((ev,), (o,), fills), future)
             session.send(msg_type, body, self.clock(), ref=ev.exec_id, attachment=stored)
@@ -314,6 +318,14 @@ class OrderManager:
             st.unreported.append((msg_type, body, ev.exec_id))
         self._spawn(self._append(build_append((ev,), (o,), fills), future))
         return future
+
+    async def _append_many(self, batch: list[tuple[OrderAppend, asyncio.Future[None]]]) -> None:
+        try:
+            await self.store.append_built(merge_appends([a for a, _ in batch]))
+        finally:
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
     async def _append(self, append: OrderAppend, future: asyncio.Future[None]) -> None:
         try:
@@ -1138,11 +1150,22 @@ class OrderManager:
                 # (a replaced order is live again)
                 self._cancel_after_pending.add(o.order_id)
                 continue
-            self._record(o, "cancel_requested",
-                         {"cl_ord_id": o.cl_ord_id, "orig_cl_ord_id": o.cl_ord_id}, None)
             by_venue.setdefault(o.venue, []).append(o)
+        # the venue hears first (a cancel needs no write-ahead: if we die before storing the
+        # request, reconciliation finds the order cancelled); the requests are then stored in
+        # one append, not one per order
         for venue, orders in by_venue.items():
             self._spawn(self._cancel_at_venue(venue, orders))
+        self._batching = []
+        try:
+            for orders in by_venue.values():
+                for o in orders:
+                    self._record(o, "cancel_requested",
+                                 {"cl_ord_id": o.cl_ord_id, "orig_cl_ord_id": o.cl_ord_id}, None)
+        finally:
+            batch, self._batching = self._batching, None
+        if batch:
+            self._spawn(self._append_many(batch))
 
     async def _cancel_at_venue(self, venue: str, orders: list[Order]) -> None:
         conn = self.connectors[venue]
@@ -1217,6 +1240,15 @@ def _unsolicited(p: Pending) -> bool:
 def _shows_amend(state: OrderState, p: Pending) -> bool:
     return (p.price is None or state.price == p.price) and (
         p.quantity is None or state.quantity == p.quantity
+    )
+
+
+def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
+    """Several appends as one (rows in order)."""
+    return OrderAppend(
+        tuple(r for a in appends for r in a.events),
+        tuple(r for a in appends for r in a.orders),
+        tuple(r for a in appends for r in a.fills),
     )
 
 
