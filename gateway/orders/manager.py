@@ -1156,16 +1156,20 @@ class OrderManager:
         # one append, not one per order
         for venue, orders in by_venue.items():
             self._spawn(self._cancel_at_venue(venue, orders))
+        self._spawn(self._record_cancel_requests([o for os in by_venue.values() for o in os]))
+
+    async def _record_cancel_requests(self, orders: list[Order]) -> None:
+        """Runs after the venue calls have gone out (tasks start in order)."""
         self._batching = []
         try:
-            for orders in by_venue.values():
-                for o in orders:
+            for o in orders:
+                if o.is_open and o.pending is None:
                     self._record(o, "cancel_requested",
                                  {"cl_ord_id": o.cl_ord_id, "orig_cl_ord_id": o.cl_ord_id}, None)
         finally:
             batch, self._batching = self._batching, None
         if batch:
-            self._spawn(self._append_many(batch))
+            await self._append_many(batch)
 
     async def _cancel_at_venue(self, venue: str, orders: list[Order]) -> None:
         conn = self.connectors[venue]
