@@ -14,10 +14,17 @@ Two back ends are supported:
 
 Engines are synchronous: the store uses them from one dedicated writer thread only
 (see :mod:`gateway.store.sessions`), never from the event loop.
+
+The writer's hot path (the merged writes of a group commit) bypasses SQLAlchemy's statement
+machinery: :func:`insert_sql` renders an ``INSERT ... ON CONFLICT`` once per engine in the DBAPI's
+parameter style (:func:`placeholder`), and the writer runs it with the DBAPI cursor's
+``executemany``. Both back ends accept the same upsert syntax (SQLite >= 3.24, PostgreSQL >= 9.5).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -69,3 +76,50 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def placeholder(dialect_name: str) -> str:
+    """The positional parameter marker of the DBAPI behind ``dialect_name``: ``sqlite3`` takes
+    ``?`` (qmark), ``psycopg`` takes ``%s`` (format)."""
+    if dialect_name == "sqlite":
+        return "?"
+    if dialect_name == "postgresql":
+        return "%s"
+    raise ValueError(f"unsupported dialect {dialect_name}")
+
+
+def insert_sql(
+    table: str,
+    columns: Sequence[str],
+    mark: str,
+    *,
+    conflict: Sequence[str] = (),
+    update: Sequence[str] = (),
+    where: str = "",
+) -> str:
+    """``INSERT INTO table (columns) VALUES (mark, ...)``, parameters in ``columns`` order.
+
+    With ``conflict`` (the columns of a unique constraint) it becomes an upsert:
+    ``ON CONFLICT (conflict) DO UPDATE SET c = excluded.c`` for each of ``update`` (optionally
+    ``WHERE where``), or ``DO NOTHING`` when ``update`` is empty. Names must be plain lower-case
+    identifiers (they are not quoted).
+    """
+    for name in (table, *columns, *conflict, *update):
+        if not _IDENTIFIER.fullmatch(name):
+            raise ValueError(f"not a plain identifier: {name!r}")
+    values = ", ".join(mark for _ in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"  # noqa: S608 - names checked
+    if not conflict:
+        if update or where:
+            raise ValueError("update/where need a conflict target")
+        return sql
+    sql += f" ON CONFLICT ({', '.join(conflict)}) "
+    if not update:
+        if where:
+            raise ValueError("where needs update columns")
+        return sql + "DO NOTHING"
+    sql += "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+    return sql + (f" WHERE {where}" if where else "")

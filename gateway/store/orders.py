@@ -7,6 +7,11 @@ This module holds the order-side half: the API (:class:`OrderStore`, a base of
 :class:`~gateway.store.sessions.SessionStore`), the statements, and the writes merged across the
 requests of a batch (:class:`PendingOrderWrites`). The writer thread does the rest.
 
+Writes take the writer's fast path: rows are built as tuples in the column order of the SQL
+(``EVENT_COLUMNS``, ...) on the caller's side, and flushed with the DBAPI cursor's
+``executemany`` (no SQLAlchemy statement compilation or parameter processing; see
+:mod:`gateway.store.db`). Reads use SQLAlchemy Core.
+
 Arguments are serialised on the caller's side when the call starts running (at once for
 ``await store.append_order_events(...)``; for a task, when the task first runs): an
 :class:`Order` is mutable and may change again before the writer runs, but the snapshot stored
@@ -30,6 +35,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.dml import Insert
 
 from gateway.orders.model import Order, OrderEvent, order_from_json, order_to_json
+from gateway.store.db import insert_sql
 from gateway.store.schema import (
     ID_LENGTH,
     NAME_LENGTH,
@@ -45,6 +51,37 @@ T = TypeVar("T")
 
 _IN_CHUNK = 500
 """Trade ids per ``IN (...)`` query (well under every back end's bind parameter limit)."""
+
+# Column order of the rows built by build_append / add_reports and of the SQL that stores them.
+EVENT_COLUMNS = ("event_id", "order_id", "session_id", "kind", "ts_ns", "exec_id", "data")
+ORDER_COLUMNS = (
+    "order_id",
+    "session_id",
+    "cl_ord_id",
+    "venue",
+    "symbol",
+    "status",
+    "is_open",
+    "updated_ns",
+    "last_event_id",
+    "snapshot",
+)
+FILL_COLUMNS = (
+    "venue",
+    "trade_id",
+    "order_id",
+    "quantity",
+    "price",
+    "fee",
+    "fee_currency",
+    "liquidity",
+    "ts_ns",
+)
+REPORT_COLUMNS = ("exec_id", "session_id", "seq")
+_ORDER_ID = ORDER_COLUMNS.index("order_id")
+_LAST_EVENT_ID = ORDER_COLUMNS.index("last_event_id")
+_VENUE = FILL_COLUMNS.index("venue")
+_TRADE_ID = FILL_COLUMNS.index("trade_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +105,12 @@ class FillRecord:
 
 @dataclass(frozen=True, slots=True)
 class OrderAppend:
-    """The rows of one :meth:`OrderStore.append_order_events` call, ready to insert."""
+    """The rows of one :meth:`OrderStore.append_order_events` call, ready to insert: tuples
+    in the order of :data:`EVENT_COLUMNS`, :data:`ORDER_COLUMNS` and :data:`FILL_COLUMNS`."""
 
-    events: tuple[dict[str, Any], ...]
-    orders: tuple[dict[str, Any], ...]
-    fills: tuple[dict[str, Any], ...]
+    events: tuple[tuple[Any, ...], ...]
+    orders: tuple[tuple[Any, ...], ...]
+    fills: tuple[tuple[Any, ...], ...]
 
 
 OrderQuery: TypeAlias = Callable[[Connection, "OrderStatements"], T]
@@ -81,25 +119,34 @@ OrderQuery: TypeAlias = Callable[[Connection, "OrderStatements"], T]
 
 class OrderStatements:
     """Dialect-specific statements, built once per engine. ``insert`` is the dialect's
-    ``insert`` (:func:`sqlalchemy.dialects.postgresql.insert` or the SQLite one)."""
+    ``insert`` (:func:`sqlalchemy.dialects.postgresql.insert` or the SQLite one), ``mark`` its
+    DBAPI parameter marker (:func:`gateway.store.db.placeholder`).
 
-    def __init__(self, insert: Callable[..., Any]) -> None:
-        self.insert_event: Insert = insert(order_events).on_conflict_do_nothing(
-            index_elements=[order_events.c.event_id]
+    The writes (``insert_event`` ... ``upsert_report``) are SQL text for the DBAPI cursor, with
+    parameters in the order of the ``*_COLUMNS`` tuples; ``add_to_counter`` is a SQLAlchemy
+    statement (reads and read-modify-writes go through SQLAlchemy)."""
+
+    def __init__(self, insert: Callable[..., Any], mark: str) -> None:
+        self.insert_event = insert_sql(
+            order_events.name, EVENT_COLUMNS, mark, conflict=["event_id"]
         )
-        ins_order = insert(orders)
-        self.upsert_order: Insert = ins_order.on_conflict_do_update(
-            index_elements=[orders.c.order_id],
-            set_={c.name: ins_order.excluded[c.name] for c in orders.c if c.name != "order_id"},
-            where=orders.c.last_event_id <= ins_order.excluded.last_event_id,
+        self.upsert_order = insert_sql(
+            orders.name,
+            ORDER_COLUMNS,
+            mark,
+            conflict=["order_id"],
+            update=[c for c in ORDER_COLUMNS if c != "order_id"],
+            where="orders.last_event_id <= excluded.last_event_id",
         )
-        self.insert_fill: Insert = insert(fills).on_conflict_do_nothing(
-            index_elements=[fills.c.venue, fills.c.trade_id]
+        self.insert_fill = insert_sql(
+            fills.name, FILL_COLUMNS, mark, conflict=["venue", "trade_id"]
         )
-        ins_report = insert(reports)
-        self.upsert_report: Insert = ins_report.on_conflict_do_update(
-            index_elements=[reports.c.exec_id],
-            set_={"session_id": ins_report.excluded.session_id, "seq": ins_report.excluded.seq},
+        self.upsert_report = insert_sql(
+            reports.name,
+            REPORT_COLUMNS,
+            mark,
+            conflict=["exec_id"],
+            update=["session_id", "seq"],
         )
         ins_counter = insert(counters)
         self.add_to_counter: Insert = ins_counter.on_conflict_do_update(
@@ -113,12 +160,12 @@ class PendingOrderWrites:
     """Order-side writes merged across consecutive requests of a batch, flushed as one
     ``executemany`` per table. Of two snapshots of an order the later one is kept (unless its
     ``last_event_id`` is older), of two fills with one key the first (as the database keeps the
-    stored one), of two reports of one ExecID the last."""
+    stored one), of two reports of one ExecID the last. Rows are tuples (``*_COLUMNS`` order)."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fills: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    orders: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    fills: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    reports: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.events or self.orders or self.fills or self.reports)
@@ -127,25 +174,28 @@ class PendingOrderWrites:
         self.events.extend(append.events)
         for row in append.orders:
             # one row per order: PostgreSQL refuses to upsert a row twice in one statement
-            known = self.orders.get(row["order_id"])
-            if known is None or known["last_event_id"] <= row["last_event_id"]:
-                self.orders[row["order_id"]] = row
+            known = self.orders.get(row[_ORDER_ID])
+            if known is None or known[_LAST_EVENT_ID] <= row[_LAST_EVENT_ID]:
+                self.orders[row[_ORDER_ID]] = row
         for row in append.fills:
-            self.fills.setdefault((row["venue"], row["trade_id"]), row)
+            self.fills.setdefault((row[_VENUE], row[_TRADE_ID]), row)
 
-    def add_reports(self, session_id: str, rows: Iterable[tuple[str, int]]) -> None:
-        for exec_id, seq in rows:
-            self.reports[exec_id] = {"exec_id": exec_id, "session_id": session_id, "seq": seq}
+    def add_reports(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Add ``(exec_id, session_id, seq)`` rows (:data:`REPORT_COLUMNS`)."""
+        for row in rows:
+            self.reports[row[0]] = row
 
-    def flush(self, conn: Connection, st: OrderStatements) -> None:
+    def flush(self, run: Callable[[str, Sequence[Any]], None], st: OrderStatements) -> None:
+        """Write everything with ``run(sql, rows)``: the writer's ``executemany`` on its DBAPI
+        cursor (``SessionStore._execute``, which raises DBAPI errors as SQLAlchemy's)."""
         if self.events:
-            conn.execute(st.insert_event, self.events)
+            run(st.insert_event, self.events)
         if self.orders:
-            conn.execute(st.upsert_order, list(self.orders.values()))
+            run(st.upsert_order, list(self.orders.values()))
         if self.fills:
-            conn.execute(st.insert_fill, list(self.fills.values()))
+            run(st.insert_fill, list(self.fills.values()))
         if self.reports:
-            conn.execute(st.upsert_report, list(self.reports.values()))
+            run(st.upsert_report, list(self.reports.values()))
 
 
 # --- the API (a base class of SessionStore) ----------------------------------------------------
@@ -267,7 +317,7 @@ def _check_length(name: str, value: str, limit: int) -> None:
         raise ValueError(f"{name} must be 1..{limit} characters: {value!r}")
 
 
-def _event_row(e: OrderEvent) -> dict[str, Any]:
+def _event_row(e: OrderEvent) -> tuple[Any, ...]:
     if e.event_id < 1:
         raise ValueError(f"event_id must be >= 1, not {e.event_id}")
     _check_length("order_id", e.order_id, NAME_LENGTH)
@@ -275,49 +325,42 @@ def _event_row(e: OrderEvent) -> dict[str, Any]:
     _check_length("kind", e.kind, NAME_LENGTH)
     if e.exec_id is not None:
         _check_length("exec_id", e.exec_id, ID_LENGTH)
-    return {
-        "event_id": e.event_id,
-        "order_id": e.order_id,
-        "session_id": e.session_id,
-        "kind": e.kind,
-        "ts_ns": e.ts_ns,
-        "exec_id": e.exec_id,
-        "data": _json(e.data),
-    }
+    # EVENT_COLUMNS order
+    return (e.event_id, e.order_id, e.session_id, e.kind, e.ts_ns, e.exec_id, _json(e.data))
 
 
-def _order_row(o: Order) -> dict[str, Any]:
+def _order_row(o: Order) -> tuple[Any, ...]:
     _check_length("order_id", o.order_id, NAME_LENGTH)
     _check_length("session_id", o.session_id, SESSION_ID_LENGTH)
-    return {
-        "order_id": o.order_id,
-        "session_id": o.session_id,
-        "cl_ord_id": o.cl_ord_id,
-        "venue": o.venue,
-        "symbol": o.symbol,
-        "status": o.status.value,
-        "is_open": o.is_open,
-        "updated_ns": o.updated_ns,
-        "last_event_id": o.last_event_id,
-        "snapshot": _json(order_to_json(o)),
-    }
+    return (  # ORDER_COLUMNS order
+        o.order_id,
+        o.session_id,
+        o.cl_ord_id,
+        o.venue,
+        o.symbol,
+        o.status.value,
+        bool(o.is_open),
+        o.updated_ns,
+        o.last_event_id,
+        _json(order_to_json(o)),
+    )
 
 
-def _fill_row(f: FillRecord) -> dict[str, Any]:
+def _fill_row(f: FillRecord) -> tuple[Any, ...]:
     _check_length("venue", f.venue, NAME_LENGTH)
     _check_length("trade_id", f.trade_id, ID_LENGTH)
     _check_length("order_id", f.order_id, NAME_LENGTH)
-    return {
-        "venue": f.venue,
-        "trade_id": f.trade_id,
-        "order_id": f.order_id,
-        "quantity": str(f.quantity),
-        "price": str(f.price),
-        "fee": None if f.fee is None else str(f.fee),
-        "fee_currency": f.fee_currency,
-        "liquidity": f.liquidity,
-        "ts_ns": f.ts_ns,
-    }
+    return (  # FILL_COLUMNS order
+        f.venue,
+        f.trade_id,
+        f.order_id,
+        str(f.quantity),
+        str(f.price),
+        None if f.fee is None else str(f.fee),
+        f.fee_currency,
+        f.liquidity,
+        f.ts_ns,
+    )
 
 
 # --- reads (writer thread) -----------------------------------------------------------------------

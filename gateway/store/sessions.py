@@ -21,7 +21,17 @@ ExecIDs a sent message carries in the transaction that stores the message.
 
 If a batch fails (a bad request, a lost connection), it is rolled back and every request of it is
 retried alone in its own transaction, so one bad request fails only its own caller. Writes are
-upserts, so retrying a batch whose commit outcome was unknown is harmless.
+upserts, so retrying a batch whose commit outcome was unknown is harmless. A batch that failed
+because the connection was lost is first retried whole on a new connection.
+
+Hot path: the writer keeps one connection for its lifetime. The merged writes of a batch are
+executed as SQL text rendered once per engine (:class:`_Statements`) with the DBAPI cursor's
+``executemany`` -- no SQLAlchemy compilation, parameter or result processing -- from row tuples
+built on the caller's side (``save``, :func:`~gateway.store.orders.build_append`). A batch of
+writes only is also begun and committed on the DBAPI connection; a batch with a read runs in a
+SQLAlchemy transaction (the reads use SQLAlchemy Core), its writes on the same DBAPI connection.
+DBAPI errors are re-raised as SQLAlchemy's (``sqlalchemy.exc.IntegrityError``, ...), as if the
+statements had run through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -36,12 +46,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from sqlalchemy import BigInteger, Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Dialect, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, DBAPIModule
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from gateway.audit.filelog import mask_secrets
-from gateway.store.db import make_engine
+from gateway.store.db import insert_sql, make_engine, placeholder
 from gateway.store.migrate import upgrade
 from gateway.store.orders import (
     OrderAppend,
@@ -105,10 +117,12 @@ class _Load:
 class _Save:
     waiter: _Waiter
     session_id: str
-    sent: tuple[tuple[int, bytes], ...]
+    sent: tuple[tuple[str, int, bytes], ...]
+    """``messages`` rows: (session_id, seq, data)."""
     next_sender: int | None
     next_target: int | None
-    reports: tuple[tuple[str, int], ...]
+    reports: tuple[tuple[str, str, int], ...]
+    """``reports`` rows: (exec_id, session_id, seq)."""
     appends: tuple[OrderAppend, ...] = ()
 
 
@@ -155,15 +169,18 @@ class _Stop:
 
 _Request: TypeAlias = _Load | _Save | _GetSent | _Reset | _Log | _OrderWrite | _OrderRead
 _Outcome: TypeAlias = tuple[_Waiter, Any, BaseException | None]
+_WRITES: frozenset[type] = frozenset((_Save, _Log, _OrderWrite))
+"""Requests that only write: a batch of these alone is begun and committed on the DBAPI level."""
 
 
 @dataclass(slots=True)
 class _PendingWrites:
-    """Writes merged across consecutive requests of a batch, flushed before any read."""
+    """Writes merged across consecutive requests of a batch, flushed before any read.
+    Rows are tuples in the column order of the :class:`_Statements` SQL."""
 
-    sent: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    sent: dict[tuple[str, int], tuple[str, int, bytes]] = field(default_factory=dict)
     seqs: dict[str, list[int | None]] = field(default_factory=dict)
-    logs: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[tuple[str, str, Any, bytes]] = field(default_factory=list)
     orders: PendingOrderWrites = field(default_factory=PendingOrderWrites)
 
     def __bool__(self) -> bool:
@@ -171,9 +188,16 @@ class _PendingWrites:
 
 
 class _Statements:
-    """Dialect-specific statements, built once per engine."""
+    """Dialect-specific statements, built once per engine.
 
-    def __init__(self, dialect_name: str) -> None:
+    The reads (and ``create_session`` / ``reset_session`` of load and reset) are SQLAlchemy
+    statements; the batch writes (``create_sessions``, ``update_seqs``, ``upsert_message``,
+    ``insert_log``, ``orders.insert_event`` ...) are SQL text for the DBAPI cursor with
+    positional parameters: the same SQL SQLAlchemy renders for those statements.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        dialect_name = dialect.name
         insert: Callable[..., Any]
         if dialect_name == "postgresql":
             insert = postgresql.insert
@@ -181,6 +205,7 @@ class _Statements:
             insert = sqlite.insert
         else:  # pragma: no cover - make_engine refuses other back ends
             raise ValueError(f"unsupported dialect {dialect_name}")
+        mark = placeholder(dialect_name)
 
         ins_session = insert(sessions)
         self.create_session: Insert = ins_session.on_conflict_do_nothing(
@@ -194,24 +219,35 @@ class _Statements:
                 "creation_time": ins_session.excluded.creation_time,
             },
         )
-        ins_message = insert(messages)
-        self.upsert_message: Insert = ins_message.on_conflict_do_update(
-            index_elements=[messages.c.session_id, messages.c.seq],
-            set_={"data": ins_message.excluded.data},
+        # --- the batch writes: SQL text, rows are tuples in the order of the column lists
+        self.create_sessions = insert_sql(
+            sessions.name,
+            ("session_id", "next_sender", "next_target", "creation_time"),
+            mark,
+            conflict=["session_id"],
         )
-        self.update_seqs = (
-            update(sessions)
-            .where(sessions.c.session_id == bindparam("b_session_id"))
-            .values(
-                next_sender=func.coalesce(
-                    bindparam("b_next_sender", type_=BigInteger), sessions.c.next_sender
-                ),
-                next_target=func.coalesce(
-                    bindparam("b_next_target", type_=BigInteger), sessions.c.next_target
-                ),
-            )
+        self.update_seqs = (  # rows: (next_sender, next_target, session_id), None = keep
+            f"UPDATE sessions SET next_sender = coalesce({mark}, next_sender), "  # noqa: S608 - mark is ? or %s
+            f"next_target = coalesce({mark}, next_target) WHERE session_id = {mark}"
         )
-        self.orders = OrderStatements(insert)
+        self.upsert_message = insert_sql(
+            messages.name,
+            ("session_id", "seq", "data"),
+            mark,
+            conflict=["session_id", "seq"],
+            update=["data"],
+        )
+        self.insert_log = insert_sql(
+            message_log.name, ("session_id", "direction", "logged_at", "data"), mark
+        )
+        self.begin: str | None = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else None
+        """What begins a write transaction on the DBAPI connection (see gateway.store.db);
+        psycopg begins one implicitly."""
+        self.bind_time: Callable[[datetime], Any] = (
+            _sqlite_time if dialect_name == "sqlite" else _utc
+        )
+        """An aware datetime as the UTCDateTime columns bind it (a test checks they agree)."""
+        self.orders = OrderStatements(insert, mark)
 
 
 class SessionStore(OrderStore):
@@ -250,6 +286,12 @@ class SessionStore(OrderStore):
         self._new_sessions: set[str] = set()
         self._requests = 0
         self._largest_batch = 0
+        # Writer-thread only: the connection kept for the writer's lifetime (replaced when lost),
+        # its DBAPI connection and a cursor on it (the hot path's executemany).
+        self._conn: Connection | None = None
+        self._dbapi: DBAPIConnection | None = None
+        self._cursor: DBAPICursor | None = None
+        self._dbapi_error: type[DBAPIModule.Error] = self._engine.dialect.loaded_dbapi.Error
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -343,12 +385,14 @@ class SessionStore(OrderStore):
         that tells the client of it are stored together, before the report is written.
         """
         _check_session_id(session_id)
-        rows = tuple((_positive("seq", seq), bytes(raw)) for seq, raw in sent)
+        rows = tuple((session_id, _positive("seq", seq), bytes(raw)) for seq, raw in sent)
         if next_sender is not None:
             _positive("next_sender", next_sender)
         if next_target is not None:
             _positive("next_target", next_target)
-        report_rows = tuple((_exec_id(exec_id), _positive("seq", seq)) for exec_id, seq in reports)
+        report_rows = tuple(
+            (_exec_id(exec_id), session_id, _positive("seq", seq)) for exec_id, seq in reports
+        )
         waiter = self._waiter()
         self._submit(
             _Save(waiter, session_id, rows, next_sender, next_target, report_rows, tuple(appends))
@@ -424,7 +468,7 @@ class SessionStore(OrderStore):
     def _run(self, started: _Waiter) -> None:
         try:
             upgrade(self._engine)
-            statements = _Statements(self._engine.dialect.name)
+            statements = _Statements(self._engine.dialect)
         except BaseException as exc:
             self._engine.dispose()
             _resolve([(started, None, exc)])
@@ -453,6 +497,7 @@ class SessionStore(OrderStore):
             self._die(batch, exc)
             raise
         finally:
+            self._disconnect()
             self._engine.dispose()
             with self._lock:
                 self._state = "closed"
@@ -474,31 +519,140 @@ class SessionStore(OrderStore):
 
     def _process(self, statements: _Statements, batch: list[_Request]) -> None:
         try:
-            with self._engine.begin() as conn:
-                outcomes = self._apply(conn, statements, batch)
-            self._commit_known()
+            outcomes = self._transaction(statements, batch)
         except Exception as exc:
             self._new_sessions.clear()
-            if len(batch) == 1:
-                outcomes = self._failed(batch[0], exc)
-            else:
-                logger.warning(
-                    "group commit of %d requests failed (%s); retrying them one by one",
-                    len(batch),
-                    exc,
-                )
-                outcomes = []
-                for request in batch:
-                    try:
-                        with self._engine.begin() as conn:
-                            outcomes.extend(self._apply(conn, statements, [request]))
-                        self._commit_known()
-                    except Exception as one_exc:
-                        self._new_sessions.clear()
-                        outcomes.extend(self._failed(request, one_exc))
+            outcomes = self._retry(statements, batch, exc)
         self._requests += len(batch)
         self._largest_batch = max(self._largest_batch, len(batch))
         _resolve(outcomes)
+
+    def _retry(
+        self, statements: _Statements, batch: list[_Request], exc: Exception
+    ) -> list[_Outcome]:
+        if self._conn is not None and self._conn.invalidated:
+            # the connection was lost (a database restart, an idle timeout): what a check on
+            # checkout (pool_pre_ping) would have caught -- try once more on a new connection
+            logger.warning("store connection lost (%s); retrying on a new connection", exc)
+            try:
+                return self._transaction(statements, batch)
+            except Exception as again:
+                self._new_sessions.clear()
+                exc = again
+        if len(batch) == 1:
+            return self._failed(batch[0], exc)
+        logger.warning(
+            "group commit of %d requests failed (%s); retrying them one by one", len(batch), exc
+        )
+        outcomes: list[_Outcome] = []
+        for request in batch:
+            try:
+                outcomes.extend(self._transaction(statements, [request]))
+            except Exception as one_exc:
+                self._new_sessions.clear()
+                outcomes.extend(self._failed(request, one_exc))
+        return outcomes
+
+    def _transaction(self, st: _Statements, batch: list[_Request]) -> list[_Outcome]:
+        """Apply ``batch`` in one transaction and commit it (raises if it was rolled back)."""
+        conn = self._connect()
+        for request in batch:
+            if type(request) not in _WRITES:
+                with conn.begin():  # reads go through SQLAlchemy: its transaction
+                    outcomes = self._apply(conn, st, batch)
+                break
+        else:  # writes only: begin and commit on the DBAPI connection
+            dbapi, cursor = self._dbapi, self._cursor
+            assert dbapi is not None and cursor is not None
+            statement = st.begin or "BEGIN"
+            try:
+                try:
+                    if st.begin is not None:
+                        cursor.execute(st.begin)
+                    outcomes = self._apply(conn, st, batch)
+                    statement = "COMMIT"
+                    dbapi.commit()
+                except self._dbapi_error as exc:  # begin or commit (statements wrap their own)
+                    raise self._wrap(exc, statement, None) from exc
+            except BaseException:
+                self._rollback()
+                raise
+        self._commit_known()
+        return outcomes
+
+    # --- the writer's connection ----------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        """The writer's connection: kept open, replaced when it was invalidated (lost)."""
+        conn = self._conn
+        if conn is not None and not conn.invalidated:
+            return conn
+        self._disconnect()
+        conn = self._engine.connect()  # the pool checks it first (pool_pre_ping on PostgreSQL)
+        try:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            self._cursor = dbapi.cursor()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._dbapi = conn, dbapi
+        return conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn, self._dbapi, self._cursor = self._conn, None, None, None
+        if conn is not None:
+            try:
+                conn.close()  # back to the pool (discarded if invalidated)
+            except Exception:
+                logger.warning("closing the store connection failed", exc_info=True)
+
+    def _rollback(self) -> None:
+        """Roll back the DBAPI transaction; a connection that cannot is invalidated."""
+        conn, dbapi = self._conn, self._dbapi
+        if conn is None or dbapi is None or conn.invalidated:
+            return
+        try:
+            dbapi.rollback()
+        except Exception as exc:
+            logger.warning("store rollback failed (%s); dropping the connection", exc)
+            conn.invalidate(exc)
+
+    def _execute(self, sql: str, rows: Sequence[Any]) -> None:
+        """Run ``sql`` once per row of ``rows`` (parameter tuples) on the DBAPI cursor."""
+        cursor = self._cursor
+        assert cursor is not None
+        try:
+            if len(rows) == 1:
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
+        except self._dbapi_error as exc:
+            raise self._wrap(exc, sql, rows) from exc
+
+    def _wrap(self, exc: DBAPIModule.Error, sql: str, rows: Sequence[Any] | None) -> BaseException:
+        """``exc`` (a DBAPI error) as SQLAlchemy raises it: ``sqlalchemy.exc.IntegrityError``
+        for ``sqlite3.IntegrityError`` / ``psycopg.errors.UniqueViolation``, ... A
+        disconnection invalidates the connection (it is replaced before the next transaction)."""
+        dialect = self._engine.dialect
+        conn = self._conn
+        lost = False
+        if conn is not None and not conn.invalidated:
+            lost = dialect.is_disconnect(exc, self._dbapi, self._cursor)
+            if lost:
+                conn.invalidate(exc)
+        params = None if rows is None else (rows[0] if len(rows) == 1 else list(rows))
+        wrapped = DBAPIError.instance(
+            sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+            ismulti=rows is not None and len(rows) > 1,
+        )
+        assert isinstance(wrapped, BaseException)
+        return wrapped
 
     def _commit_known(self) -> None:
         self._batches += 1
@@ -518,36 +672,39 @@ class SessionStore(OrderStore):
         outcomes: list[_Outcome] = []
         pending = _PendingWrites()
         for request in batch:
-            if isinstance(request, _Log):
-                pending.logs.append(
-                    {
-                        "session_id": request.session_id,
-                        "direction": request.direction,
-                        "logged_at": request.when,
-                        "data": mask_secrets(request.data),
-                    }
-                )
-            elif isinstance(request, _Save):
-                for seq, raw in request.sent:
-                    pending.sent[(request.session_id, seq)] = raw
-                seqs = pending.seqs.setdefault(request.session_id, [None, None])
+            if isinstance(request, _Save):
+                sent = pending.sent
+                for row in request.sent:
+                    sent[(row[0], row[1])] = row
+                seqs = pending.seqs.get(request.session_id)
+                if seqs is None:
+                    seqs = pending.seqs[request.session_id] = [None, None]
                 if request.next_sender is not None:
                     seqs[0] = request.next_sender
                 if request.next_target is not None:
                     seqs[1] = request.next_target
                 if request.reports:
-                    pending.orders.add_reports(request.session_id, request.reports)
+                    pending.orders.add_reports(request.reports)
                 for append in request.appends:
                     pending.orders.add(append)
                 outcomes.append((request.waiter, None, None))
+            elif isinstance(request, _Log):
+                pending.logs.append(
+                    (
+                        request.session_id,
+                        request.direction,
+                        st.bind_time(request.when),
+                        mask_secrets(request.data),
+                    )
+                )
             elif isinstance(request, _OrderWrite):
                 pending.orders.add(request.append)
                 outcomes.append((request.waiter, None, None))
             else:
-                self._flush(conn, st, pending)
+                self._flush(st, pending)
                 pending = _PendingWrites()
                 outcomes.append((request.waiter, self._read(conn, st, request), None))
-        self._flush(conn, st, pending)
+        self._flush(st, pending)
         return outcomes
 
     def _read(
@@ -596,45 +753,31 @@ class SessionStore(OrderStore):
         self._new_sessions.add(request.session_id)
         return None
 
-    def _flush(self, conn: Connection, st: _Statements, pending: _PendingWrites) -> None:
+    def _flush(self, st: _Statements, pending: _PendingWrites) -> None:
+        run = self._execute
         if pending.seqs:
             # a save of a session never loaded creates it (skipped for sessions known to exist)
             unknown = [sid for sid in pending.seqs if sid not in self._known_sessions]
             if unknown:
-                now = self._now()
-                conn.execute(
-                    st.create_session,
-                    [
-                        {
-                            "session_id": sid,
-                            "next_sender": 1,
-                            "next_target": 1,
-                            "creation_time": now,
-                        }
-                        for sid in unknown
-                    ],
-                )
+                now = st.bind_time(self._now())
+                run(st.create_sessions, [(sid, 1, 1, now) for sid in unknown])
                 self._new_sessions.update(unknown)
             changes = [
-                {"b_session_id": sid, "b_next_sender": ns, "b_next_target": nt}
+                (ns, nt, sid)
                 for sid, (ns, nt) in pending.seqs.items()
                 if ns is not None or nt is not None
             ]
             if changes:
-                updated = conn.execute(st.update_seqs, changes).rowcount
+                run(st.update_seqs, changes)
+                assert self._cursor is not None
+                updated = self._cursor.rowcount
                 if updated != len(changes):  # a session row vanished under us: never ack that
                     raise RuntimeError(f"updated {updated} of {len(changes)} session rows")
         if pending.sent:
-            conn.execute(
-                st.upsert_message,
-                [
-                    {"session_id": sid, "seq": seq, "data": raw}
-                    for (sid, seq), raw in pending.sent.items()
-                ],
-            )
+            run(st.upsert_message, list(pending.sent.values()))
         if pending.logs:
-            conn.execute(message_log.insert(), pending.logs)
-        pending.orders.flush(conn, st.orders)
+            run(st.insert_log, pending.logs)
+        pending.orders.flush(run, st.orders)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -664,6 +807,17 @@ def _set_all(items: list[_Outcome]) -> None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _sqlite_time(when: datetime) -> str:
+    """What SQLAlchemy binds for a UTCDateTime on SQLite: naive UTC as text,
+    ``2024-05-01 12:00:00.123456`` (microseconds always)."""
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _utc(when: datetime) -> datetime:
+    """What SQLAlchemy binds for a UTCDateTime on PostgreSQL (timestamptz): aware UTC."""
+    return when.astimezone(UTC)
 
 
 def _aware(when: datetime) -> datetime:
