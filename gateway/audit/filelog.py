@@ -66,7 +66,12 @@ LENGTH_TO_DATA: dict[int, int] = {
 FIXT 1.1 and FIX 5.0 SP2 data dictionaries (QuickFIX ``spec/*.xml``). A DATA value may contain
 SOH, so the masker must skip it by length rather than by separator."""
 
-_SECRET_PROBES = tuple(f"{tag}=".encode() for tag in sorted(PLAIN_SECRET_TAGS | DATA_SECRET_TAGS))
+_SECRET_PROBE = re.compile(
+    b"(?:^|\x01)0*(?:"
+    + b"|".join(b"%d" % t for t in sorted(PLAIN_SECRET_TAGS | DATA_SECRET_TAGS))
+    + b")="
+)
+"""One C-level scan tells whether a message can hold a secret at all (the common case: no)."""
 _MAX_TAG_DIGITS = 9
 
 
@@ -83,7 +88,7 @@ def mask_secrets(message: bytes) -> bytes:
     are NOT re-computed, so a masked message fails integrity checks -- it is for reading, not
     for re-sending. Malformed input never raises: it is masked as far as it can be parsed.
     """
-    if not any(probe in message for probe in _SECRET_PROBES):
+    if _SECRET_PROBE.search(message) is None:
         return message
     out: list[bytes] = []
     changed = False
