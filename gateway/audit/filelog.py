@@ -66,12 +66,11 @@ LENGTH_TO_DATA: dict[int, int] = {
 FIXT 1.1 and FIX 5.0 SP2 data dictionaries (QuickFIX ``spec/*.xml``). A DATA value may contain
 SOH, so the masker must skip it by length rather than by separator."""
 
-_SECRET_PROBE = re.compile(
-    b"(?:^|\x01)0*(?:"
-    + b"|".join(b"%d" % t for t in sorted(PLAIN_SECRET_TAGS | DATA_SECRET_TAGS))
-    + b")="
-)
-"""One C-level scan tells whether a message can hold a secret at all (the common case: no)."""
+_SECRET_ALTERNATIVES = b"|".join(b"%d" % t for t in sorted(PLAIN_SECRET_TAGS | DATA_SECRET_TAGS))
+_SECRET_PROBE = re.compile(b"\x010*(?:" + _SECRET_ALTERNATIVES + b")=")
+_SECRET_FIRST = re.compile(b"0*(?:" + _SECRET_ALTERNATIVES + b")=")
+"""Two C-level scans tell whether a message can hold a secret at all (the common case: no);
+a ``^`` alternative in one pattern would make the scan ~8x slower."""
 _MAX_TAG_DIGITS = 9
 
 
@@ -88,7 +87,7 @@ def mask_secrets(message: bytes) -> bytes:
     are NOT re-computed, so a masked message fails integrity checks -- it is for reading, not
     for re-sending. Malformed input never raises: it is masked as far as it can be parsed.
     """
-    if _SECRET_PROBE.search(message) is None:
+    if _SECRET_PROBE.search(message) is None and _SECRET_FIRST.match(message) is None:
         return message
     out: list[bytes] = []
     changed = False
