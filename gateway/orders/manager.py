@@ -254,7 +254,8 @@ class OrderManager:
             return
         mt = message.msg_type
         if mt == b"D":
-            if message.header.get(97) == b"Y":
+            h = message.header
+            if h.get(97) == b"Y" or h.get(43) == b"Y":
                 self._spawn(self._on_possible_resend(session, message, now))
             else:
                 self._on_new_order(session, message, now)
@@ -412,8 +413,10 @@ class OrderManager:
     # NewOrderSingle
 
     async def _on_possible_resend(self, session: Session, msg: Message, now: float) -> None:
-        """PossResend (97=Y): the client may have sent this order before under another
-        MsgSeqNum. An order it already placed is answered with its status, not placed again."""
+        """PossResend (97=Y), or PossDupFlag (43=Y) on a message we are told we never
+        processed (a crash can lose the target sequence number but never the stored intent):
+        the client may have sent this order before. An order already placed is answered with
+        its status, not placed again."""
         sid = str(session.sid)
         cl = msg.get_str(11) or ""
         oid = self._by_cl.get((sid, cl))
@@ -422,7 +425,7 @@ class OrderManager:
             self._on_new_order(session, msg, now)
             return
         ex = Execution(f"{o.order_id}.S{time.time_ns()}", EXEC_STATUS,
-                       text="PossResend: this order was already received")
+                       text="possible duplicate: this order was already received")
         self._send_now(session, b"8", fixmap.execution_report(o, ex, time.time_ns(), self._ts))
 
     def _on_new_order(self, session: Session, msg: Message, now: float) -> None:

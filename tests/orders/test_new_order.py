@@ -49,7 +49,9 @@ def test_order_types_and_time_in_force(tmp_path: Path, begin: str) -> None:
             consistent(await c.er(t11="l1", t39="0", t150="0", t59="1", t151="0.1", t14="0"))
             await c.order("l2", price=far_below, tif="0")
             await c.er(t11="l2", t39="0", t59="0")
-            expire = (time.time_ns() // 10**6 + 3_600_000) * 10**6
+            # soon, so that moving the venue's clock past it never crosses UTC midnight (which
+            # would expire the Day order too)
+            expire = (time.time_ns() // 10**6 + 2_000) * 10**6
             await c.order("g1", price=far_below, tif="6", extra=[(126, _fixtime(expire))])
             g1 = await c.er(t11="g1", t39="0", t59="6")
             assert g1[126] == _fixtime(expire)

@@ -107,7 +107,7 @@ def test_a_possresend_order_already_placed_is_answered_with_its_status(tmp_path:
                                (44, "98000"), (54, "1"), (55, BTC), (60, NOW)],
                          header=[(97, "Y")])
             m = await c.er(t11="dup", t150="I")
-            assert m[39] == "2" and "PossResend" in m[58]
+            assert m[39] == "2" and "already received" in m[58]
             assert len(await r.venue().fills_since(0)) == 1
             await c.order("new", price="98000", qty="0.01")
             await c.er(t11="new", t39="0")
