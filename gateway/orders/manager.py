@@ -300,10 +300,10 @@ class OrderManager:
         report it. A report to a logged-on session is stored in the same commit as the
         event (the session's write-ahead flush); otherwise the event is stored alone, with the
         report kept for the client's next logon. The future resolves after the commit."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         st = self._sessions.get(ev.session_id)
         session = st.session if st is not None else None
         fills = (fill,) if fill is not None else ()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if body is None and self._batching is not None:
             self._batching.append((build_append((ev,), (o,), fills), future))
             return future
@@ -317,8 +317,9 @@ class OrderManager:
             if msg_type != b"8":
                 ev.data["msg_type"] = msg_type.decode()
             st.unreported.append((msg_type, body, ev.exec_id))
-        self._spawn(self._append(build_append((ev,), (o,), fills), future))
-        return future
+        alone = self.store.append_now(build_append((ev,), (o,), fills))
+        alone.add_done_callback(_log_store_failure)
+        return alone
 
     async def _append_many(self, batch: list[tuple[OrderAppend, asyncio.Future[None]]]) -> None:
         try:
@@ -327,13 +328,6 @@ class OrderManager:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
-
-    async def _append(self, append: OrderAppend, future: asyncio.Future[None]) -> None:
-        try:
-            await self.store.append_built(append)
-        finally:
-            if not future.done():
-                future.set_result(None)
 
     def _send_now(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> None:
         """A reply that is not an order event (rejects of requests, status answers)."""
@@ -1248,6 +1242,11 @@ def _shows_amend(state: OrderState, p: Pending) -> bool:
     return (p.price is None or state.price == p.price) and (
         p.quantity is None or state.quantity == p.quantity
     )
+
+
+def _log_store_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("storing an order event failed", exc_info=future.exception())
 
 
 def merge_appends(appends: list[OrderAppend]) -> OrderAppend:

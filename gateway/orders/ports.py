@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +21,8 @@ class OrderStorePort(Protocol):
     ) -> None: ...
 
     async def append_built(self, append: OrderAppend) -> None: ...
+
+    def append_now(self, append: OrderAppend) -> asyncio.Future[None]: ...
 
     async def load_open_orders(self) -> list[Order]: ...
 

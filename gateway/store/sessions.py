@@ -438,9 +438,15 @@ class SessionStore(OrderStore):
         await waiter.future
 
     async def _order_write(self, append: OrderAppend) -> None:
+        await self.append_now(append)
+
+    def append_now(self, append: OrderAppend) -> asyncio.Future[None]:
+        """Queue ``append`` at once (so it joins the writer's next batch with whatever else is
+        queued in this turn of the event loop); the future resolves after its commit."""
         waiter = self._waiter()
         self._submit(_OrderWrite(waiter, append))
-        await waiter.future
+        future: asyncio.Future[None] = waiter.future
+        return future
 
     async def _order_read(self, query: OrderQuery[T]) -> T:
         waiter = self._waiter()
