@@ -16,8 +16,6 @@ from gateway.fix.tags import BR_UNSUPPORTED_MESSAGE_TYPE
 from gateway.fix.validation import ValidationSettings, ordered_fields
 from gateway.server.acceptor import Limits, SessionDef
 
-_ECHO_HEADER_SKIP = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
-
 
 class EchoApplication:
     def __init__(self) -> None:
@@ -43,8 +41,8 @@ class EchoApplication:
         dd = session._app_dd_for(session._target_appl_ver)
         mdef = dd.messages.get(msg_type)
         body = ordered_fields(message, mdef.layout if mdef else None)
-        extra = [(t, v) for t, v in message.header.fields if t not in _ECHO_HEADER_SKIP]
-        session.send(msg_type, body, now, header_extra=extra)
+        # session.send drops the header fields it fills itself (8, 9, 34, 35, 43, 49, ...)
+        session.send(msg_type, body, now, header_extra=message.header.fields)
 
 
 def conformance_sessions(appl_ver_id_in_business_reject: bool = True) -> list[SessionDef]:

@@ -16,7 +16,7 @@ caller disconnects.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SOH = b"\x01"
@@ -305,14 +305,4 @@ def encode(
     body = b"".join([tag_prefix(t) + v + SOH for t, v in fields])
     head = b"8=" + begin_string + b"\x019=%d\x01" % len(body)
     msg = head + body
-    return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)
-
-
-def encode_body(fields: Sequence[tuple[int, bytes]]) -> bytes:
-    return b"".join([tag_prefix(t) + v + SOH for t, v in fields])
-
-
-def frame(begin_string: bytes, body: bytes) -> bytes:
-    """Wrap an encoded body (starting at ``35=``) with 8, 9 and 10."""
-    msg = b"8=" + begin_string + b"\x019=%d\x01" % len(body) + body
     return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)

@@ -116,16 +116,6 @@ class DataDictionary:
     def tag(self, name: str) -> int:
         return self.names[name]
 
-    def merge(self, other: DataDictionary) -> DataDictionary:
-        """A copy with ``other``'s fields and messages added (user extensions)."""
-        fields = {**self.fields, **other.fields}
-        names = {**self.names, **other.names}
-        messages = {**self.messages, **other.messages}
-        return DataDictionary(
-            self.begin_string, fields, names, self.header, self.trailer, messages,
-            {**self.data_fields, **other.data_fields},
-        )
-
 
 class DictionaryError(ValueError):
     """The dictionary file is malformed."""

@@ -7,10 +7,9 @@ between the seconds and nanoseconds forms FIX allows. Nothing here reads the clo
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 NS = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_utc_timestamp(value: bytes) -> int:
@@ -88,8 +87,3 @@ class TimestampFormatter:
 
 def format_utc(now: float, precision: int = 3) -> bytes:
     return TimestampFormatter(precision).format(now)
-
-
-def to_datetime(ns: int) -> datetime:
-    """Nanoseconds since the epoch -> aware UTC datetime (microsecond resolution)."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)

@@ -425,7 +425,7 @@ class Session:
                     self.next_target += 1
             elif msg_type == TEST_REQUEST:
                 if self._verify(msg, now):
-                    self._send_admin(HEARTBEAT, [(112, msg.get(112) or b"")], now)
+                    self._emit(HEARTBEAT, [(112, msg.get(112) or b"")], now)
                     self.next_target += 1
             elif msg_type == SEQUENCE_RESET:
                 self._on_sequence_reset(msg, now)
@@ -544,7 +544,7 @@ class Session:
             )
             return
         begin = self.next_target
-        self._send_admin(RESEND_REQUEST, [(7, b"%d" % begin), (16, b"0")], now)
+        self._emit(RESEND_REQUEST, [(7, b"%d" % begin), (16, b"0")], now)
         self._resend_range = (begin, seq - 1)
         self._note(f"Sent ResendRequest FROM: {begin} TO: {seq - 1}")
 
@@ -628,7 +628,7 @@ class Session:
             body.append((1137, self._our_appl_ver))
         their_expected = msg.get_int(789) if self.settings.send_next_expected_msg_seq_num else None
         last_sent = self.next_sender - 1
-        self._send_admin(LOGON, body, now)
+        self._emit(LOGON, body, now)
         self._note("Responding to logon request")
         self._received_reset = False
         if their_expected is not None and not reset:
@@ -742,11 +742,11 @@ class Session:
         if now >= self._last_received + 2 * f * hb:
             self._close("Timed out waiting for heartbeat")
         elif now >= self._last_received + f * (self._test_requests + 1) * hb:
-            self._send_admin(TEST_REQUEST, [(112, b"TEST")], now)
+            self._emit(TEST_REQUEST, [(112, b"TEST")], now)
             self._test_requests += 1
             self._note("Sent test request TEST")
         elif now >= self._last_sent + hb and self._test_requests == 0:
-            self._send_admin(HEARTBEAT, [], now)
+            self._emit(HEARTBEAT, [], now)
 
     # ---------------------------------------------------------------------------------------
     # sending
@@ -777,15 +777,6 @@ class Session:
         self._actions.append(Send(data, seq, True, ref=ref, attachment=attachment))
         return seq
 
-    def _send_admin(
-        self,
-        msg_type: bytes,
-        body: list[tuple[int, bytes]],
-        now: float,
-        header_extra: Iterable[tuple[int, bytes]] = (),
-    ) -> int:
-        return self._emit(msg_type, body, now, header_extra)
-
     def send(
         self,
         msg_type: bytes,
@@ -811,15 +802,14 @@ class Session:
 
     def _logout(self, now: float, text: str | None = None) -> None:
         body = [(58, text.encode())] if text else []
-        self._send_admin(LOGOUT, body, now)
+        self._emit(LOGOUT, body, now)
         self.sent_logout = True
         self._logout_deadline = now + self.settings.logout_timeout
         if self.state is State.LOGGED_ON:
             self.state = State.LOGOUT_SENT
 
-    def _reverse_route(self, h: Message | object) -> list[tuple[int, bytes]]:
-        assert isinstance(h, Message)
-        hdr = h.header
+    def _reverse_route(self, msg: Message) -> list[tuple[int, bytes]]:
+        hdr = msg.header
         out: list[tuple[int, bytes]] = []
         for src, dst in _ROUTE_SWAP:
             v = hdr.get(src)
@@ -866,7 +856,7 @@ class Session:
             self._close("Tried to send a reject while not logged on")
             return
         body.sort(key=_tag)
-        self._send_admin(REJECT, body, now, self._reverse_route(msg))
+        self._emit(REJECT, body, now, self._reverse_route(msg))
 
     def _business_reject(
         self,

@@ -16,7 +16,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.session import AuthenticationRequired, Session, SessionID
@@ -454,8 +454,3 @@ class Connection:
             await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError):
             pass
-
-
-def session_def_from(base: SessionDef, sid: SessionID) -> SessionDef:
-    """A copy of ``base`` for another SessionID (used by templates)."""
-    return replace(base, settings=replace(base.settings, session_id=sid))

@@ -187,24 +187,16 @@ class SessionHandle:
         s = self.session
         reports = [(a.ref, a.seq) for a in batch if a.ref is not None]
         attached = [a.attachment for a in batch if a.attachment is not None]
-        if reports or attached:
-            await self.store.save(
-                self.sid_str,
-                sent=[(a.seq, a.data) for a in batch if a.persist],
-                next_sender=s.next_sender,
-                next_target=s.next_target,
-                reports=reports,
-                appends=[x.payload for x in attached],
-            )
-            for x in attached:
-                x.committed()
-        else:
-            await self.store.save(
-                self.sid_str,
-                sent=[(a.seq, a.data) for a in batch if a.persist],
-                next_sender=s.next_sender,
-                next_target=s.next_target,
-            )
+        await self.store.save(
+            self.sid_str,
+            sent=[(a.seq, a.data) for a in batch if a.persist],
+            next_sender=s.next_sender,
+            next_target=s.next_target,
+            reports=reports,
+            appends=[x.payload for x in attached],
+        )
+        for x in attached:
+            x.committed()
         self._saved = (s.next_sender, s.next_target)
         self._write([a.data for a in batch if a.write])
 
