@@ -219,6 +219,14 @@ class PaperExchange:
             return None
         return order.state()
 
+    def order(self, client_order_id: str) -> PaperOrder | None:
+        """The order that has (or had) this client order id, whatever its symbol."""
+        return self._orders.get(client_order_id)
+
+    def order_state(self, client_order_id: str) -> OrderState | None:
+        order = self._orders.get(client_order_id)
+        return order.state() if order is not None else None
+
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
         return [o.state() for o in self._open.values() if symbol is None or o.symbol == symbol]
 
@@ -711,6 +719,35 @@ class PaperExchange:
             entry.remaining = order.remaining
 
     # ---- time ----------------------------------------------------------------------------------
+
+    def trade_against(
+        self, symbol: str, side: Side, quantity: Decimal, price: Decimal | None, now_ns: int
+    ) -> tuple[Decimal, Decimal]:
+        """A taker order of an outside counterparty (the market maker: no account, events or
+        balance) crosses the book on ``side`` for ``quantity``, best price first, no further
+        than ``price`` (default: the market-protection band). The account's resting orders fill
+        at their price as makers. Returns (quantity traded, of which the account's orders)."""
+        mk = self._markets.get(symbol)
+        if mk is None:
+            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        if not quantity.is_finite() or quantity <= 0:
+            raise VenueRejected(RejectReason.LOT_FILTER, f"quantity {quantity} must be positive")
+        book = mk.book
+        if price is None:
+            best = book.best_bid() if side is Side.SELL else book.best_ask()
+            if best is None:
+                return Decimal(0), Decimal(0)
+            price = self._protection(mk.instrument, side, best)
+        self._now = now_ns
+        self._cur = mk
+        fills_before = len(self._fills)
+        taker: BookOrder[PaperOrder] = BookOrder(side, price, quantity)  # owner None: not ours
+        result = book.match(taker, price, self._on_fill, self._cap if mk.perp else None)
+        self._drop(result.dropped)
+        self._settle_knock_on(mk)
+        # the account's fills this made, as makers (the knock-on may add more of its own)
+        ours = sum((f.quantity for f in self._fills[fills_before:]), Decimal(0))
+        return result.filled, ours
 
     def tick(self, now_ns: int) -> None:
         """Advance to ``now_ns``: expire GTD/DAY orders that are due, move every market's mid

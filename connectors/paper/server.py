@@ -118,9 +118,8 @@ from connectors.base import (
     VenueRejected,
     VenueUnavailable,
 )
-from connectors.paper.book import BookOrder
 from connectors.paper.config import Faults, PaperConfig
-from connectors.paper.exchange import PaperExchange, PaperOrder
+from connectors.paper.exchange import PaperExchange
 from connectors.paper.venue import PaperConnector
 
 log = logging.getLogger("fixgw.venue_sim")
@@ -261,42 +260,12 @@ def dumps(obj: Any) -> bytes:
 # ---- the simulated venue ------------------------------------------------------------------------
 
 
-class SimExchange(PaperExchange):
-    """The paper exchange plus an outside taker (see ``trade_against`` in the module doc)."""
-
-    def trade_against(
-        self, symbol: str, side: Side, quantity: Decimal, price: Decimal | None, now_ns: int
-    ) -> tuple[Decimal, Decimal]:
-        """Returns (quantity traded, of which the account's orders)."""
-        mk = self._markets.get(symbol)
-        if mk is None:
-            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
-        if not quantity.is_finite() or quantity <= 0:
-            raise VenueRejected(RejectReason.LOT_FILTER, f"quantity {quantity} must be positive")
-        book = mk.book
-        if price is None:
-            best = book.best_bid() if side is Side.SELL else book.best_ask()
-            if best is None:
-                return Decimal(0), Decimal(0)
-            price = self._protection(mk.instrument, side, best)
-        self._now = now_ns
-        self._cur = mk
-        fills_before = len(self._fills)
-        taker: BookOrder[PaperOrder] = BookOrder(side, price, quantity)  # owner None: not ours
-        result = book.match(taker, price, self._on_fill, self._cap if mk.perp else None)
-        self._drop(result.dropped)
-        self._settle_knock_on(mk)
-        # the account's fills this made, as makers (the knock-on may add more of its own)
-        ours = sum((f.quantity for f in self._fills[fills_before:]), Decimal(0))
-        return result.filled, ours
-
-
 class VenueSimulator(PaperConnector):
-    """A :class:`PaperConnector` over a :class:`SimExchange`."""
+    """A :class:`PaperConnector` whose exchange can be traded against from outside."""
 
     def __init__(self, config: PaperConfig | None = None) -> None:
         super().__init__(config)
-        self.sim = SimExchange(self.config)
+        self.sim = PaperExchange(self.config)
         self.exchange = self.sim
 
     def trade_against(
