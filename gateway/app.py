@@ -14,9 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from connectors.base import Connector
+from connectors.common.credentials import load_credentials
+from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
 from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
+from connectors.registry import exchange_connector
 from gateway.audit.filelog import FileLog
 from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig, VenueConfig
 from gateway.fix import dictionary
@@ -168,7 +171,15 @@ def build_connector(v: VenueConfig) -> Connector:
     if v.kind == "paper-remote":
         assert v.port is not None  # the config requires it
         return RemotePaperConnector(v.host or "127.0.0.1", v.port, name=v.name, amend=v.amend)
-    raise ValueError(f"unknown venue kind {v.kind}")  # pragma: no cover - config refuses it
+    creds = load_credentials(v.credentials_env, v.secrets_file)
+    settings = VenueSettings(
+        name=v.name, credentials=creds, testnet=v.testnet, urls=dict(v.urls),
+        markets=frozenset(v.markets), symbols=tuple(v.symbols) if v.symbols else None,
+        dead_man_s=v.dead_man_switch or None, recv_window_ms=v.recv_window_ms,
+        request_timeout_s=v.request_timeout,
+    )
+    return exchange_connector(v.kind, settings, exchange_id=v.exchange_id,
+                              options=v.ccxt_options, poll_interval=v.poll_interval)
 
 
 def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | None:
@@ -211,9 +222,10 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
         orders = OrderManager(store, connectors, policies, risk)
         app = orders
         for name, conn in connectors.items():
-            if isinstance(conn, RemotePaperConnector):
+            hooks = getattr(conn, "on_reconnect", None)
+            if isinstance(hooks, list):
                 # Invariant 4: what happened at the venue while we were cut off is reconciled
-                conn.on_reconnect.append(functools.partial(orders.reconcile, name))
+                hooks.append(functools.partial(orders.reconcile, name))
     defs = [
         session_definition(SessionID(s.begin_string, ours, s.target_comp_id), s)
         for s in cfg.session

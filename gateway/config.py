@@ -10,7 +10,7 @@ import tomllib
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -145,13 +145,18 @@ class TLSConfig(_Strict):
 
 
 _PAPER_ONLY = ("seed", "maker_fee", "taker_fee", "balances", "tick_interval")
+_NATIVE = ("binance", "okx", "bybit", "ccxt")
+_EXCHANGE_ONLY = ("credentials_env", "secrets_file", "testnet", "urls", "markets", "symbols",
+                  "dead_man_switch", "recv_window_ms", "request_timeout", "exchange_id",
+                  "ccxt_options", "poll_interval")
 
 
 class VenueConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["paper", "paper-remote"] = "paper"
+    kind: Literal["paper", "paper-remote", "binance", "okx", "bybit", "ccxt"] = "paper"
     """paper: the simulated venue inside the gateway; paper-remote: the simulated venue of a
-    ``fixgw venue-sim`` process at ``host``:``port`` (it outlives the gateway)."""
+    ``fixgw venue-sim`` process at ``host``:``port`` (it outlives the gateway); binance, okx,
+    bybit: the native connectors; ccxt: any venue ccxt knows (``exchange_id``)."""
     host: str | None = None
     """paper-remote: the venue simulator's address (default 127.0.0.1)."""
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -164,6 +169,29 @@ class VenueConfig(_Strict):
     tick_interval: float = Field(default=0.5, gt=0)
     amend: bool = True
     """The simulated venue amends natively; false makes the gateway cancel, then place."""
+    # ---- exchanges (binance, okx, bybit, ccxt) ----
+    credentials_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    """Prefix of the environment variables with the API credentials: ``<P>_API_KEY``,
+    ``<P>_API_SECRET``, ``<P>_API_PASSPHRASE`` (OKX), ``<P>_PRIVATE_KEY_FILE`` (Binance Ed25519)."""
+    secrets_file: Path | None = None
+    """A TOML file with ``api_key``, ``api_secret``, ``passphrase``, ``private_key_file``."""
+    testnet: bool = False
+    """The venue's testnet / demo-trading endpoints."""
+    urls: dict[str, str] = {}
+    """Endpoint overrides by the connector's keys (``rest``, ``ws_private``, ``ws_api``)."""
+    markets: list[Literal["spot", "perpetual"]] = ["spot"]
+    symbols: list[str] | None = None
+    """Canonical symbols to trade (default: every instrument of the markets)."""
+    dead_man_switch: float | None = Field(default=60, ge=0)
+    """Seconds of the venue-side cancel-all-after timer, refreshed while the gateway runs (0 or
+    absent where the venue has none: no timer)."""
+    recv_window_ms: int = Field(default=5000, ge=100, le=60000)
+    request_timeout: float = Field(default=10.0, gt=0)
+    exchange_id: str | None = None
+    """ccxt: the exchange's ccxt id (``kraken``, ``coinbase``, ...)."""
+    ccxt_options: dict[str, Any] = {}
+    poll_interval: float = Field(default=1.0, gt=0)
+    """ccxt: how often orders and trades are polled where the venue has no watcher."""
 
     @model_validator(mode="after")
     def _kind_keys(self) -> VenueConfig:
@@ -178,6 +206,19 @@ class VenueConfig(_Strict):
                 )
         elif self.host is not None or self.port is not None:
             raise ValueError('host and port are for kind = "paper-remote" only')
+        if self.kind in _NATIVE:
+            misplaced = [k for k in _PAPER_ONLY if k in self.model_fields_set]
+            if misplaced:
+                raise ValueError(f'{", ".join(misplaced)}: for the simulated venue only')
+            if self.credentials_env is None and self.secrets_file is None:
+                raise ValueError(f'kind = "{self.kind}" needs credentials_env or secrets_file')
+            if self.kind == "ccxt" and not self.exchange_id:
+                raise ValueError('kind = "ccxt" needs exchange_id (e.g. "kraken")')
+        else:
+            misplaced = [k for k in _EXCHANGE_ONLY if k in self.model_fields_set]
+            if misplaced:
+                raise ValueError(f'{", ".join(misplaced)}: for exchange venues only '
+                                 '(kind = "binance", "okx", "bybit" or "ccxt")')
         return self
 
 
@@ -265,4 +306,9 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
             "client_ca_file": fix(tls.client_ca_file),
         })
     gw = cfg.gateway.model_copy(update={"tls": tls})
-    return cfg.model_copy(update={"session": sessions, "template": templates, "gateway": gw})
+    venues = [
+        v.model_copy(update={"secrets_file": fix(v.secrets_file)}) if v.secrets_file else v
+        for v in cfg.venue
+    ]
+    return cfg.model_copy(update={"session": sessions, "template": templates, "gateway": gw,
+                                  "venue": venues})

@@ -64,6 +64,20 @@ BAD = {
     ),
     "empty-template": ('[[template]]\nallowed_target_comp_ids = []\n',
                        ["template.0.allowed_target_comp_ids"]),
+    "exchange-without-credentials": (
+        '[[venue]]\nname = "bn"\nkind = "binance"\n', ["venue.0", "credentials_env"],
+    ),
+    "ccxt-without-exchange-id": (
+        '[[venue]]\nname = "k"\nkind = "ccxt"\ncredentials_env = "K"\n',
+        ["venue.0", "exchange_id"],
+    ),
+    "paper-key-on-exchange": (
+        '[[venue]]\nname = "o"\nkind = "okx"\ncredentials_env = "OKX"\nseed = 3\n',
+        ["venue.0", "seed", "simulated venue only"],
+    ),
+    "exchange-key-on-paper": (
+        '[[venue]]\nname = "p"\ntestnet = true\n', ["venue.0", "testnet", "exchange venues"],
+    ),
     "half-a-schedule": (
         '[[session]]\ntarget_comp_id = "C1"\n[session.schedule]\nstart_day = "mon"\n',
         ["session.0.schedule", "start_day and end_day go together"],
