@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC109
 import asyncio
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +12,7 @@ from .servers import Server
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     async def wait() -> None:
-        while not cond():
+        while not cond():  # noqa: ASYNC110 - the state polled has no event to wait on
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(wait(), timeout)

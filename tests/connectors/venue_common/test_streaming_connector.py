@@ -1,7 +1,7 @@
 """StreamingConnector: duplicates dropped, and what a stream missed caught up by REST."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 from connectors.base import (

@@ -1,0 +1,626 @@
+"""``BinanceConnector``: Binance Spot through its REST API and the WebSocket API user data
+stream.
+
+* REST (Spot REST API): SIGNED requests carry ``timestamp`` (our clock plus the offset measured
+  against ``GET /api/v3/time``), ``recvWindow`` and ``signature`` in the query string, the key in
+  ``X-MBX-APIKEY`` ("Request Security", "Timing security"). Limits ("LIMITS"): REQUEST_WEIGHT
+  6000 per minute with each endpoint's documented weight, ORDERS 100 per 10 s and 200000 per day;
+  ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S``/``-1D`` are folded into our limiter.
+* Private stream (WebSocket API, "User Data Stream requests"): ``userDataStream.subscribe.
+  signature`` on ``/ws-api/v3`` (the listenKey flow is deprecated); ``executionReport`` events
+  become our events. The server pings every 20 s (aiohttp answers); a WebSocket API ``ping``
+  request every 20 s keeps our idle timer fed; a connection lives at most 24 h and is re-opened,
+  followed by the REST catch-up of :class:`StreamingConnector`.
+* Amend is ``POST /api/v3/order/cancelReplace`` (STOP_ON_FAILURE): the venue order is replaced by
+  a new one (new ``orderId``), under the same client order id unless the request names a new
+  one. Its CANCELED/NEW stream events are folded into one ``OrderAmended``; fills of the earlier
+  venue orders are carried, so queries show the gateway's one order (total quantity and fills).
+* No dead-man switch: Binance spot has none (``countdownCancelAll`` is USD-M futures only), so
+  ``settings.dead_man_s`` is ignored. No perpetuals here (spot API only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import msgspec
+import orjson
+
+from connectors.base import (
+    AmendRequest,
+    Balance,
+    Capabilities,
+    ClientOrderIdRules,
+    Health,
+    Instrument,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    RejectReason,
+    TimeInForce,
+    VenueAmbiguous,
+    VenueInfo,
+    VenueRejected,
+)
+from connectors.binance import errors as E
+from connectors.binance import schemas as S
+from connectors.binance.signing import Signer, ws_payload
+from connectors.common.backoff import Backoff
+from connectors.common.http import Prepared, RestClient, RestResponse
+from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
+from connectors.common.settings import VenueSettings
+from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
+from connectors.common.venue import StreamingConnector
+
+log = logging.getLogger(__name__)
+
+REST_URL = "https://api.binance.com"
+REST_TESTNET = "https://testnet.binance.vision"
+WS_API_URL = "wss://ws-api.binance.com:443/ws-api/v3"
+WS_API_TESTNET = "wss://ws-api.testnet.binance.vision/ws-api/v3"
+
+CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[a-zA-Z0-9_-]{1,36}$")
+"""``^[a-zA-Z0-9-_]{1,36}$`` (Spot API, client order id fields)."""
+
+WINDOWS = (
+    WindowSpec("weight", 6000, 60.0),
+    WindowSpec("orders_10s", 100, 10.0),
+    WindowSpec("orders_1d", 200_000, 86_400.0),
+)
+_HEADERS = {"x-mbx-used-weight-1m": "weight", "x-mbx-order-count-10s": "orders_10s",
+            "x-mbx-order-count-1d": "orders_1d"}
+
+TIME_RESYNC_S = 300.0
+TICKER_POLL_S = 15.0
+MS = 1_000_000
+ZERO = Decimal(0)
+
+
+def _fmt(d: Decimal) -> str:
+    return format(d.normalize(), "f") if d == d.to_integral_value() else format(d, "f")
+
+
+class BinanceConnector(StreamingConnector):
+    def __init__(self, settings: VenueSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.info = VenueInfo(
+            name=settings.name,
+            capabilities=Capabilities(
+                order_types=frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP,
+                                       OrderType.STOP_LIMIT}),
+                time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
+                post_only=True,  # LIMIT_MAKER
+                reduce_only=False,
+                amend=True,  # cancelReplace (loses queue priority)
+                amend_keeps_priority_on_qty_down=False,
+                bulk_cancel=True,  # DELETE /api/v3/openOrders, per symbol
+                batch_place=False,
+            ),
+            client_order_id_rules=CLIENT_ORDER_ID_RULES,
+        )
+        urls = settings.urls
+        self.rest_url = urls.get("rest") or (REST_TESTNET if settings.testnet else REST_URL)
+        self.ws_url = urls.get("ws_api") or (WS_API_TESTNET if settings.testnet else WS_API_URL)
+        self.signer = Signer(settings.credentials)
+        self.limiter = RateLimiter(WINDOWS)
+        self.rest = RestClient(
+            self.rest_url, name=settings.name, limiter=self.limiter,
+            timeout_s=settings.request_timeout_s, on_headers=self._on_headers,
+            max_429_wait_s=settings.max_429_wait_s,
+        )
+        ping_s = max(0.5, min(20.0, settings.stream_idle_timeout_s / 3))
+        self.stream = WsStream(
+            self.ws_url, name=f"{settings.name}-user", on_open=self._on_open,
+            on_message=self._on_message, on_reconnected=self.after_reconnect,
+            ping=PingPolicy(ping_s, lambda: '{"id":"ping","method":"ping"}'),
+            idle_timeout_s=settings.stream_idle_timeout_s,
+            backoff=Backoff(settings.reconnect_base_s, settings.reconnect_cap_s),
+        )
+        self.offset_ms = 0
+        """Binance's clock minus ours (measured at start and every few minutes)."""
+        self._instruments: dict[str, Instrument] = {}
+        self._by_venue: dict[str, Instrument] = {}
+        self._last_px: dict[str, Decimal] = {}
+        self._oid_coid: dict[int, str] = {}
+        self._traded: set[str] = set()
+        self._carry: dict[str, Decimal] = {}
+        """Client order id -> what its earlier (replaced) venue orders filled."""
+        self._replacing: dict[str, int] = {}
+        """Client order id of the new order of a cancelReplace under way -> the old orderId."""
+        self._replaced_ids: set[int] = set()
+        self._replacement_ids: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ws_seq = 0
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self.balances_seen: dict[str, Balance] = {}
+        """The latest ``outboundAccountPosition`` balances (logged only)."""
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.dead_man_s:
+            log.info("%s: Binance spot has no dead-man switch; dead_man_s is ignored",
+                     self.name)
+        if "perpetual" in self.settings.markets:
+            log.warning("%s: the Binance spot connector loads no perpetuals", self.name)
+        await self.sync_time()
+        await self._load_instruments()
+        await self.stream.start(wait_s=max(2.0, self.settings.request_timeout_s * 4))
+        if not self.stream.connected.is_set():
+            log.warning("%s: user data stream not connected yet; it keeps trying", self.name)
+        self._task = asyncio.create_task(self._background(), name=f"{self.name}-background")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.stream.close()
+        await self.rest.close()
+
+    async def _background(self) -> None:
+        last_sync = time.monotonic()
+        while True:
+            await asyncio.sleep(TICKER_POLL_S)
+            try:
+                if time.monotonic() - last_sync > TIME_RESYNC_S:
+                    await self.sync_time()
+                    last_sync = time.monotonic()
+                await self.poll_prices()
+            except Exception as exc:  # a poll failing must not end the loop
+                log.warning("%s: background poll failed: %s", self.name, exc)
+
+    # ---- REST plumbing -------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return time.time_ns() // MS + self.offset_ms
+
+    def _on_headers(self, status: int, headers: Mapping[str, str]) -> None:
+        for header, window in _HEADERS.items():
+            value = headers.get(header)
+            if value is not None and value.isdigit():
+                self.limiter.observe(window, int(value))
+
+    async def _request(
+        self, method: str, path: str, params: Mapping[str, str] | None = None, *,
+        weight: int, orders: int = 0, priority: Priority = Priority.BACKGROUND,
+        mutating: bool = False, signed: bool = True,
+    ) -> RestResponse:
+        base = urlencode(params or {})
+        rw = self.settings.recv_window_ms
+        key = self.signer.api_key
+
+        def prepare() -> Prepared:
+            if not signed:
+                return Prepared(method, path, base)
+            q = f"{base}&" if base else ""
+            q += f"recvWindow={rw}&timestamp={self.now_ms()}"
+            q += "&signature=" + quote(self.signer.sign(q), safe="")
+            return Prepared(method, path, q, None, {"X-MBX-APIKEY": key})
+
+        costs = {"weight": weight}
+        if orders:
+            costs |= {"orders_10s": orders, "orders_1d": orders}
+        resp = await self.rest.send(prepare, costs=costs, priority=priority, mutating=mutating)
+        if resp.status != 200:
+            err = self._error(resp)
+            if err is not None and err.code == E.TIMEOUT and mutating:
+                raise VenueAmbiguous(f"{self.name}: {path}: {err.msg}")
+            if err is not None and err.code == E.INVALID_TIMESTAMP:
+                task = asyncio.get_running_loop().create_task(self._resync_quietly())
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
+        return resp
+
+    @staticmethod
+    def _error(resp: RestResponse) -> S.BinanceError | None:
+        try:
+            return S.ERROR.decode(resp.body)
+        except msgspec.DecodeError:
+            return None
+
+    def _refused(self, resp: RestResponse, what: str) -> VenueRejected:
+        err = self._error(resp)
+        if err is None:
+            return VenueRejected(RejectReason.OTHER, f"{what}: HTTP {resp.status}")
+        return VenueRejected(E.reject_reason(err.code, err.msg), f"{err.code} {err.msg}")
+
+    async def _resync_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sync_time()
+
+    async def sync_time(self) -> int:
+        """The offset of Binance's clock from ours (``GET /api/v3/time``, midpoint of the
+        round trip)."""
+        t0 = time.time_ns()
+        resp = await self._request("GET", "/api/v3/time", weight=1, signed=False)
+        t1 = time.time_ns()
+        if resp.status != 200:
+            raise self._refused(resp, "server time")
+        server = S.SERVER_TIME.decode(resp.body).serverTime
+        self.offset_ms = server - (t0 + t1) // 2 // MS
+        return self.offset_ms
+
+    # ---- instruments and prices ----------------------------------------------------------------
+
+    def _venue_symbol(self, symbol: str) -> str:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        return inst.venue_symbol
+
+    def _canonical(self, venue_symbol: str) -> str:
+        inst = self._by_venue.get(venue_symbol)
+        return inst.symbol if inst is not None else venue_symbol
+
+    async def _load_instruments(self) -> None:
+        params = {"permissions": "SPOT"}
+        wanted = self.settings.symbols
+        if wanted:
+            spot = [s for s in wanted if ":" not in s]
+            params = {"symbols": orjson.dumps([s.replace("/", "") for s in spot]).decode()}
+        resp = await self._request("GET", "/api/v3/exchangeInfo", params, weight=20,
+                                   signed=False)
+        if resp.status != 200:
+            raise self._refused(resp, "exchangeInfo")
+        for inst in S.EXCHANGE_INFO.decode(resp.body).to_instruments():
+            if wanted and inst.symbol not in wanted:
+                continue
+            self._instruments[inst.symbol] = inst
+            self._by_venue[inst.venue_symbol] = inst
+
+    async def instruments(self) -> Sequence[Instrument]:
+        return list(self._instruments.values())
+
+    async def poll_prices(self) -> None:
+        wanted = [i.venue_symbol for i in self._instruments.values()]
+        params = {"symbols": orjson.dumps(wanted).decode()} if self.settings.symbols else {}
+        resp = await self._request("GET", "/api/v3/ticker/price", params, weight=4,
+                                   signed=False)
+        if resp.status != 200:
+            return
+        for t in S.TICKER_PRICES.decode(resp.body):
+            if t.symbol in self._by_venue:
+                self._last_px[self._by_venue[t.symbol].symbol] = Decimal(t.price)
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        return self._last_px.get(symbol)
+
+    # ---- orders --------------------------------------------------------------------------------
+
+    def _order_params(self, req: OrderRequest) -> dict[str, str]:
+        if req.reduce_only:
+            raise VenueRejected(RejectReason.UNSUPPORTED, "Binance spot has no reduce-only")
+        if req.time_in_force not in self.capabilities.time_in_force:
+            raise VenueRejected(RejectReason.UNSUPPORTED,
+                                f"Binance spot has no {req.time_in_force.name} orders")
+        p = {"symbol": self._venue_symbol(req.symbol), "side": req.side.name,
+             "quantity": _fmt(req.quantity), "newClientOrderId": req.client_order_id,
+             "newOrderRespType": "RESULT"}
+        tif = req.time_in_force.name
+        if req.type is OrderType.MARKET:
+            p["type"] = "MARKET"
+        elif req.type is OrderType.LIMIT:
+            if req.price is None:
+                raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
+            p["price"] = _fmt(req.price)
+            if req.post_only:
+                if req.time_in_force is not TimeInForce.GTC:
+                    raise VenueRejected(RejectReason.UNSUPPORTED, "post-only is GTC only")
+                p["type"] = "LIMIT_MAKER"
+            else:
+                p |= {"type": "LIMIT", "timeInForce": tif}
+        elif req.type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            if req.stop_price is None:
+                raise VenueRejected(RejectReason.PRICE_FILTER, "a stop order needs a stop price")
+            p["stopPrice"] = _fmt(req.stop_price)
+            if req.type is OrderType.STOP:
+                p["type"] = "STOP_LOSS"
+            else:
+                if req.price is None:
+                    raise VenueRejected(RejectReason.PRICE_FILTER, "a stop limit needs a price")
+                p |= {"type": "STOP_LOSS_LIMIT", "price": _fmt(req.price), "timeInForce": tif}
+        if req.post_only and req.type is not OrderType.LIMIT:
+            raise VenueRejected(RejectReason.UNSUPPORTED, "post-only is for limit orders")
+        return p
+
+    async def place(self, request: OrderRequest) -> OrderAccepted:
+        """``POST /api/v3/order`` (weight 1, 1 order)."""
+        params = self._order_params(request)
+        coid = request.client_order_id
+        self.track(coid, request.symbol)
+        self._traded.add(request.symbol)
+        try:
+            resp = await self._request("POST", "/api/v3/order", params, weight=1, orders=1,
+                                       priority=Priority.ORDER, mutating=True)
+        except VenueRejected:
+            self.untrack(coid)
+            raise
+        if resp.status != 200:
+            refused = self._refused(resp, "new order")
+            if refused.reason is not RejectReason.DUPLICATE_ORDER:
+                self.untrack(coid)
+            raise refused
+        order = S.ORDER.decode(resp.body)
+        self._oid_coid[order.orderId] = coid
+        accepted = order.to_accepted()
+        self.emit(accepted)
+        return accepted
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        """``DELETE /api/v3/order`` by ``origClientOrderId`` (weight 1)."""
+        params = {"symbol": self._venue_symbol(symbol), "origClientOrderId": client_order_id}
+        resp = await self._request("DELETE", "/api/v3/order", params, weight=1,
+                                   priority=Priority.ORDER, mutating=True)
+        if resp.status != 200:
+            raise self._refused(resp, "cancel")
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        """``DELETE /api/v3/openOrders`` per symbol (weight 1); without a symbol, every symbol
+        that has open orders. -2011 there means none were open."""
+        if symbol is not None:
+            symbols = [symbol]
+        else:
+            symbols = sorted({s.symbol for s in await self.open_orders()})
+        count = 0
+        for sym in symbols:
+            resp = await self._request("DELETE", "/api/v3/openOrders",
+                                       {"symbol": self._venue_symbol(sym)}, weight=1,
+                                       priority=Priority.ORDER, mutating=True)
+            if resp.status == 200:
+                count += len(S.CANCELED_LIST.decode(resp.body))
+                continue
+            err = self._error(resp)
+            if err is not None and err.code == E.CANCEL_REJECTED:
+                continue
+            raise self._refused(resp, "cancel all")
+        return count
+
+    async def _fetch_order(self, symbol: str, client_order_id: str | None = None,
+                           order_id: int | None = None,
+                           priority: Priority = Priority.QUERY) -> S.BinanceOrder | None:
+        params = {"symbol": self._venue_symbol(symbol)}
+        if order_id is not None:
+            params["orderId"] = str(order_id)
+        if client_order_id is not None:
+            params["origClientOrderId"] = client_order_id
+        resp = await self._request("GET", "/api/v3/order", params, weight=4, priority=priority)
+        if resp.status == 200:
+            order = S.ORDER.decode(resp.body)
+            self._oid_coid[order.orderId] = order.clientOrderId
+            return order
+        err = self._error(resp)
+        if err is not None and err.code == E.NO_SUCH_ORDER:
+            return None
+        raise self._refused(resp, "query order")
+
+    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """``GET /api/v3/order`` (weight 4); None on -2013 "Order does not exist."."""
+        order = await self._fetch_order(symbol, client_order_id)
+        if order is None:
+            return None
+        return order.to_state(symbol, self._carry.get(client_order_id, ZERO))
+
+    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
+        """``GET /api/v3/openOrders`` (weight 6 for a symbol, 80 for all)."""
+        params = {"symbol": self._venue_symbol(symbol)} if symbol else {}
+        resp = await self._request("GET", "/api/v3/openOrders", params,
+                                   weight=6 if symbol else 80)
+        if resp.status != 200:
+            raise self._refused(resp, "open orders")
+        out = []
+        for o in S.ORDERS.decode(resp.body):
+            self._oid_coid[o.orderId] = o.clientOrderId
+            out.append(o.to_state(self._canonical(o.symbol),
+                                  self._carry.get(o.clientOrderId, ZERO)))
+        return out
+
+    async def fills_since(self, since_ns: int) -> Sequence[OrderFilled]:
+        """``GET /api/v3/myTrades`` (weight 20) per symbol traded or configured, from
+        ``startTime``, paged by ``fromId``; client order ids from what we know of the order ids
+        (else ``GET /api/v3/order`` by ``orderId``)."""
+        symbols = set(self._traded) | set(self.tracked.values())
+        if self.settings.symbols:
+            symbols |= {s for s in self.settings.symbols if s in self._instruments}
+        out: list[OrderFilled] = []
+        for symbol in sorted(symbols):
+            params = {"symbol": self._venue_symbol(symbol),
+                      "startTime": str(max(0, since_ns // MS)), "limit": "1000"}
+            while True:
+                resp = await self._request("GET", "/api/v3/myTrades", params, weight=20)
+                if resp.status != 200:
+                    raise self._refused(resp, "my trades")
+                trades = S.MY_TRADES.decode(resp.body)
+                for t in trades:
+                    coid = self._oid_coid.get(t.orderId)
+                    if coid is None:
+                        order = await self._fetch_order(symbol, order_id=t.orderId,
+                                                        priority=Priority.BACKGROUND)
+                        coid = order.clientOrderId if order is not None else str(t.orderId)
+                    out.append(t.to_fill(coid))
+                if len(trades) < 1000:
+                    break
+                params = {"symbol": params["symbol"], "fromId": str(trades[-1].id + 1),
+                          "limit": "1000"}
+        return out
+
+    async def amend(self, request: AmendRequest) -> None:
+        """``POST /api/v3/order/cancelReplace`` with STOP_ON_FAILURE (weight 1, 1 order). The
+        quantity asked is the order's total: the new venue order gets what is left of it."""
+        coid = request.client_order_id
+        old = await self._fetch_order(request.symbol, coid, priority=Priority.ORDER)
+        if old is None:
+            raise VenueRejected(RejectReason.UNKNOWN_ORDER, f"no order {coid!r}")
+        state = old.to_state(request.symbol, self._carry.get(coid, ZERO))
+        if not state.status.is_open:
+            raise VenueRejected(RejectReason.TOO_LATE, f"order {coid!r} is {old.status}")
+        total = request.quantity if request.quantity is not None else state.quantity
+        left = total - state.filled_quantity
+        if left <= 0:
+            raise VenueRejected(RejectReason.OTHER,
+                                f"quantity {total} not above the filled {state.filled_quantity}")
+        price = request.price if request.price is not None else state.price
+        new_coid = request.new_client_order_id or coid
+        btype = old.type or "LIMIT"
+        params = {"symbol": old.symbol, "side": old.side or "BUY", "type": btype,
+                  "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": str(old.orderId),
+                  "cancelOrigClientOrderId": coid, "newClientOrderId": new_coid,
+                  "quantity": _fmt(left), "newOrderRespType": "RESULT"}
+        if btype in ("LIMIT", "STOP_LOSS_LIMIT"):
+            params["timeInForce"] = old.timeInForce or "GTC"
+        if btype in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT"):
+            if price is None:
+                raise VenueRejected(RejectReason.PRICE_FILTER, "no price to amend to")
+            params["price"] = _fmt(price)
+        elif request.price is not None:
+            raise VenueRejected(RejectReason.UNSUPPORTED, f"a {btype} order has no price")
+        if btype in ("STOP_LOSS", "STOP_LOSS_LIMIT") and old.stopPrice:
+            params["stopPrice"] = _fmt(Decimal(old.stopPrice))
+        self._replaced_ids.add(old.orderId)
+        self._replacing[new_coid] = old.orderId
+        resp = await self._request("POST", "/api/v3/order/cancelReplace", params, weight=1,
+                                   orders=1, priority=Priority.ORDER, mutating=True)
+        # (VenueAmbiguous leaves the markers: the gateway resolves by query)
+        self._replacing.pop(new_coid, None)
+        carried = state.filled_quantity
+        if resp.status == 200:
+            result = S.CANCEL_REPLACE.decode(resp.body)
+            cancelled = S.ORDER.decode(result.cancelResponse)
+            new = S.ORDER.decode(result.newOrderResponse)
+            carried = self._carry.get(coid, ZERO) + Decimal(cancelled.executedQty or "0")
+            self._carry[new_coid] = carried
+            self._replacement_ids.add(new.orderId)
+            self._oid_coid[new.orderId] = new_coid
+            self.emit(OrderAmended(coid, str(new.orderId), carried + Decimal(new.origQty or "0"),
+                                   price, (new.transactTime or 0) * MS,
+                                   new_coid if new_coid != coid else None))
+            return
+        self._replaced_ids.discard(old.orderId)
+        try:
+            failed = S.CANCEL_REPLACE_ERROR.decode(resp.body)
+        except msgspec.DecodeError:
+            raise self._refused(resp, "cancel-replace") from None
+        data = failed.data
+        if data is None:
+            raise VenueRejected(E.reject_reason(failed.code, failed.msg),
+                                f"{failed.code} {failed.msg}")
+        if data.cancelResult == "SUCCESS" and S.present(data.cancelResponse):
+            cancelled = S.ORDER.decode(data.cancelResponse)
+            sub = _sub_error(data.newOrderResponse)
+            self.emit(OrderCanceled(coid, str(old.orderId), (cancelled.transactTime or 0) * MS,
+                                    f"cancel-replace: the new order was refused: {sub.msg}",
+                                    self._carry.get(coid, ZERO)
+                                    + Decimal(cancelled.executedQty or "0")))
+            raise VenueRejected(E.reject_reason(sub.code, sub.msg), f"{sub.code} {sub.msg}")
+        sub = _sub_error(data.cancelResponse)
+        raise VenueRejected(E.reject_reason(sub.code, sub.msg), f"{sub.code} {sub.msg}")
+
+    # ---- account -------------------------------------------------------------------------------
+
+    async def balances(self) -> Sequence[Balance]:
+        """``GET /api/v3/account`` (weight 20), non-zero balances."""
+        resp = await self._request("GET", "/api/v3/account", {"omitZeroBalances": "true"},
+                                   weight=20)
+        if resp.status != 200:
+            raise self._refused(resp, "account")
+        return S.ACCOUNT.decode(resp.body).to_balances()
+
+    async def health(self) -> Health:
+        if self.limiter.banned:
+            return Health(False, f"banned by Binance for {self.limiter.banned_for:.0f} s")
+        if not self.stream.connected.is_set():
+            return Health(False, "user data stream disconnected")
+        return Health(True, f"clock offset {self.offset_ms} ms")
+
+    # ---- the user data stream ------------------------------------------------------------------
+
+    async def _on_open(self, ws: Ws) -> None:
+        """``userDataStream.subscribe.signature``: the subscription is signed like any SIGNED
+        WebSocket API request (parameters sorted by name)."""
+        self._ws_seq += 1
+        rid = f"sub-{self._ws_seq}"
+        params: dict[str, Any] = {"apiKey": self.signer.api_key, "timestamp": self.now_ms(),
+                                  "recvWindow": self.settings.recv_window_ms}
+        params["signature"] = self.signer.sign(ws_payload(params))
+        await ws.send_str(orjson.dumps({"id": rid, "method": "userDataStream.subscribe.signature",
+                                        "params": params}).decode())
+        deadline = time.monotonic() + max(1.0, self.settings.request_timeout_s)
+        while True:
+            raw = await asyncio.wait_for(ws.receive_str(), max(0.01, deadline - time.monotonic()))
+            answer = S.WS_RESPONSE.decode(raw)
+            if answer.id != rid:
+                continue
+            if answer.status != 200 or answer.error is not None:
+                err = answer.error
+                detail = f"{err.code} {err.msg}" if err else f"status {answer.status}"
+                raise StreamError(f"{self.name}: user data subscription refused: {detail}")
+            return
+
+    def _on_message(self, text: str) -> None:
+        frame = S.WS_FRAME.decode(text)
+        if not S.present(frame.event):
+            if frame.status is not None and frame.status != 200:
+                log.warning("%s: WebSocket API answered %s: %.200s", self.name, frame.status,
+                            text)
+            return
+        try:
+            event = S.USER_EVENT.decode(frame.event)
+        except msgspec.ValidationError:
+            log.debug("%s: user data event ignored: %.200s", self.name, text)
+            return
+        if isinstance(event, S.ExecutionReport):
+            self._on_report(event)
+        elif isinstance(event, S.OutboundAccountPosition):
+            for b in event.to_balances():
+                self.balances_seen[b.asset] = b
+        elif isinstance(event, S.BalanceUpdate):
+            log.info("%s: balance update %s %s", self.name, event.a, event.delta)
+        elif isinstance(event, S.EventStreamTerminated):
+            log.warning("%s: the user data stream was terminated by Binance", self.name)
+
+    def _on_report(self, r: S.ExecutionReport) -> None:
+        coid = r.client_order_id
+        self._oid_coid[r.i] = coid
+        symbol = self._canonical(r.s)
+        if r.x == "TRADE":
+            self._last_px[symbol] = Decimal(r.L)
+        if r.x == "CANCELED" and r.i in self._replaced_ids:
+            return  # the old order of a cancelReplace: reported as OrderAmended
+        if r.x == "NEW" and (r.i in self._replacement_ids
+                             or (coid in self._replacing and self._replacing[coid] != r.i)):
+            return  # the new order of a cancelReplace
+        ev = r.to_event()
+        if ev is None:
+            return
+        carried = self._carry.get(coid)
+        if carried and isinstance(ev, OrderCanceled | OrderExpired):
+            filled = (ev.filled_quantity or ZERO) + carried
+            ev = (OrderCanceled(ev.client_order_id, ev.venue_order_id, ev.ts_ns, ev.reason,
+                                filled) if isinstance(ev, OrderCanceled) else
+                  OrderExpired(ev.client_order_id, ev.venue_order_id, ev.ts_ns, filled))
+        self.emit(ev)
+
+
+def _sub_error(raw: msgspec.Raw) -> S.BinanceError:
+    if not S.present(raw):
+        return S.BinanceError(0, "no detail")
+    try:
+        return S.ERROR.decode(raw)
+    except msgspec.DecodeError:
+        return S.BinanceError(0, "no detail")
+
+

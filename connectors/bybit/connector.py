@@ -1,0 +1,628 @@
+"""The Bybit v5 connector: spot and linear (USDT) perpetuals of one unified account.
+
+REST (https://bybit-exchange.github.io/docs/v5/intro) for orders, queries and reconciliation;
+the private WebSocket (``/v5/private``; topics ``order`` and ``execution``) for what happens to
+the orders; Disconnect Cancel All (DCP, https://bybit-exchange.github.io/docs/v5/order/dcp) as
+the venue-side dead-man switch. Canonical symbols map to ``(category, symbol)``: ``BTC/USDT`` is
+``("spot", "BTCUSDT")``, ``BTC/USDT:USDT`` is ``("linear", "BTCUSDT")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import msgspec
+import orjson
+
+from connectors.base import (
+    AmendRequest,
+    Balance,
+    Capabilities,
+    ClientOrderIdRules,
+    Health,
+    Instrument,
+    InstrumentKind,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    Position,
+    RejectReason,
+    Side,
+    TimeInForce,
+    VenueAmbiguous,
+    VenueEvent,
+    VenueInfo,
+    VenueRejected,
+    VenueStatus,
+    VenueUnavailable,
+)
+from connectors.bybit import errors, schemas
+from connectors.bybit.limits import IP_BAN_S, window_name, windows
+from connectors.bybit.schemas import Envelope, Execution, Order
+from connectors.bybit.signing import rest_headers, sign_ws_auth
+from connectors.common.backoff import Backoff
+from connectors.common.http import Prepared, RestClient, RestResponse
+from connectors.common.ratelimit import Priority, RateLimiter
+from connectors.common.settings import VenueSettings
+from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
+from connectors.common.venue import StreamingConnector
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REST_URL = "https://api.bybit.com"
+REST_URL_TESTNET = "https://api-testnet.bybit.com"
+WS_PRIVATE_URL = "wss://stream.bybit.com/v5/private"
+WS_PRIVATE_URL_TESTNET = "wss://stream-testnet.bybit.com/v5/private"
+
+CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]{1,36}$")
+"""orderLinkId: at most 36 characters of letters, digits, ``-`` and ``_`` (Place Order)."""
+
+PING_INTERVAL_S = 20.0
+"""The docs recommend a ``{"op": "ping"}`` every 20 s to keep the connection."""
+DCP_MIN_S, DCP_MAX_S = 3, 300
+DCP_REARM_S = 60.0
+MIN_RETRY_S = 0.05
+
+_TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+
+
+class BybitConnector(StreamingConnector):
+    def __init__(self, settings: VenueSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.info = VenueInfo(
+            name=settings.name,
+            capabilities=Capabilities(
+                order_types=frozenset(
+                    {OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT}
+                ),
+                time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
+                post_only=True,
+                reduce_only=True,
+                amend=True,
+                amend_keeps_priority_on_qty_down=True,
+                bulk_cancel=True,
+                batch_place=False,
+            ),
+            client_order_id_rules=CLIENT_ORDER_ID_RULES,
+        )
+        self._creds = settings.credentials
+        urls = settings.urls
+        self.rest_url = urls.get("rest") or (REST_URL_TESTNET if settings.testnet else REST_URL)
+        self.ws_url = urls.get("ws_private") or (
+            WS_PRIVATE_URL_TESTNET if settings.testnet else WS_PRIVATE_URL
+        )
+        self.limiter = RateLimiter(windows())
+        self.rest = RestClient(
+            self.rest_url, name=settings.name, limiter=self.limiter,
+            timeout_s=settings.request_timeout_s, max_429_wait_s=settings.max_429_wait_s,
+        )
+        self.offset_ms = 0
+        """Venue clock minus ours (measured against GET /v5/market/time)."""
+        self._instruments: dict[str, Instrument] = {}
+        self._by_venue: dict[tuple[str, str], str] = {}
+        self._last_price: dict[str, Decimal] = {}
+        self._live: dict[str, tuple[Decimal, Decimal | None]] = {}
+        """client order id -> (qty, price) last seen of open orders (amend detection)."""
+        self._stream: WsStream | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dcp_armed = False
+        self.dcp_detail = ""
+
+    # ---- time and requests -------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    async def sync_time(self) -> None:
+        """Measure the venue's clock against ours (GET /v5/market/time, timeNano)."""
+        t0 = time.time_ns()
+        env = await self._call(schemas.SERVER_TIME, "GET", "/v5/market/time", signed=False)
+        t1 = time.time_ns()
+        self.offset_ms = (env.result.to_ns() - (t0 + t1) // 2) // 1_000_000
+
+    def _prepare(self, method: str, path: str, params: Mapping[str, Any] | None,
+                 signed: bool) -> Prepared:
+        recv = self.settings.recv_window_ms
+        if method == "GET":
+            query = urllib.parse.urlencode(
+                {k: v for k, v in (params or {}).items() if v is not None}
+            )
+            payload, body = query, None
+        else:
+            query = ""
+            body = orjson.dumps(dict(params or {}))
+            payload = body.decode()
+        headers: dict[str, str] = {}
+        if method != "GET":
+            headers["Content-Type"] = "application/json"
+        if signed:
+            headers.update(rest_headers(self._creds.api_key, self._creds.secret, self.now_ms(),
+                                        recv, payload))
+        return Prepared(method, path, query, body, headers)
+
+    async def _send(self, method: str, path: str, params: Mapping[str, Any] | None, *,
+                    category: str | None, priority: Priority, mutating: bool,
+                    signed: bool) -> tuple[schemas.Head, RestResponse]:
+        window = window_name(path, category)
+        costs = {"ip": 1} | ({window: 1} if window else {})
+        waited = 0.0
+        resynced = False
+        while True:
+            resp = await self.rest.send(
+                lambda: self._prepare(method, path, params, signed),
+                costs=costs, priority=priority, mutating=mutating,
+            )
+            if resp.status == 403:
+                self.limiter.ban_for(IP_BAN_S)
+                raise VenueUnavailable(f"{self.name}: HTTP 403 from {path} (IP rate limit or "
+                                       f"access denied); nothing is sent for {IP_BAN_S:.0f} s")
+            try:
+                head = schemas.HEAD.decode(resp.body)
+            except msgspec.DecodeError:
+                what = f"{self.name}: {method} {path}: HTTP {resp.status} {resp.body[:200]!r}"
+                raise VenueRejected(RejectReason.OTHER, what) from None
+            if head.retCode != errors.TOO_MANY_VISITS:  # over the limit: its reset time rules
+                self._observe(window, resp.headers)
+            else:
+                wait = self._reset_wait(resp.headers)
+                if waited + wait > self.settings.max_429_wait_s:
+                    raise VenueRejected(RejectReason.RATE_LIMIT,
+                                        f"{self.name}: 10006 Too many visits on {path}")
+                log.warning("%s: 10006 on %s, retrying in %.2f s", self.name, path, wait)
+                self.limiter.block_for(wait)
+                waited += wait
+                continue
+            if head.retCode == errors.TIMESTAMP_EXPIRED and not resynced:
+                resynced = True
+                await self.sync_time()
+                continue
+            return head, resp
+
+    def _observe(self, window: str | None, headers: Mapping[str, str]) -> None:
+        if window is None:
+            return
+        limit, status = headers.get("X-Bapi-Limit"), headers.get("X-Bapi-Limit-Status")
+        if limit is not None and status is not None:
+            with contextlib.suppress(ValueError):
+                self.limiter.observe(window, max(0, int(limit) - int(status)))
+
+    def _reset_wait(self, headers: Mapping[str, str]) -> float:
+        reset = headers.get("X-Bapi-Limit-Reset-Timestamp")
+        wait = 1.0
+        if reset is not None:
+            with contextlib.suppress(ValueError):
+                wait = (int(reset) - self.now_ms()) / 1000
+        return max(MIN_RETRY_S, min(wait, 5.0))
+
+    async def _call(self, decoder: msgspec.json.Decoder[Envelope[T]], method: str, path: str,
+                    params: Mapping[str, Any] | None = None, *, category: str | None = None,
+                    priority: Priority = Priority.BACKGROUND, mutating: bool = False,
+                    signed: bool = True) -> Envelope[T]:
+        head, resp = await self._send(method, path, params, category=category,
+                                      priority=priority, mutating=mutating, signed=signed)
+        if head.retCode != errors.OK:
+            self._raise(head, mutating, path)
+        return decoder.decode(resp.body)
+
+    def _raise(self, head: schemas.Head, mutating: bool, path: str) -> None:
+        text = f"{head.retCode} {head.retMsg}"
+        if head.retCode in errors.AMBIGUOUS:
+            if mutating:
+                raise VenueAmbiguous(f"{self.name}: {path}: {text}")
+            raise VenueUnavailable(f"{self.name}: {path}: {text}")
+        raise VenueRejected(errors.reason_for(head.retCode, head.retMsg), text)
+
+    # ---- symbols -----------------------------------------------------------------------------
+
+    def _venue(self, symbol: str) -> tuple[str, str]:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"{symbol} is not loaded")
+        return ("linear" if inst.kind is InstrumentKind.PERPETUAL else "spot"), inst.venue_symbol
+
+    def _canonical(self, category: str, venue_symbol: str) -> str | None:
+        return self._by_venue.get((category, venue_symbol))
+
+    def _categories(self) -> list[str]:
+        out = []
+        if "spot" in self.settings.markets:
+            out.append("spot")
+        if "perpetual" in self.settings.markets:
+            out.append("linear")
+        return out
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.sync_time()
+        await self.load_instruments()
+        self._stream = WsStream(
+            self.ws_url, name=f"{self.name}-private", on_open=self._on_open,
+            on_message=self.on_message, on_reconnected=self.after_reconnect,
+            ping=PingPolicy(PING_INTERVAL_S, lambda: '{"op":"ping"}'),
+            idle_timeout_s=self.settings.stream_idle_timeout_s,
+            backoff=Backoff(self.settings.reconnect_base_s, self.settings.reconnect_cap_s),
+        )
+        await self._stream.start(wait_s=max(self.settings.request_timeout_s, 5.0))
+        if self.settings.dead_man_s:
+            await self.arm_dead_man()
+            self._tasks.append(asyncio.create_task(self._rearm_loop(), name="bybit-dcp"))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        if self._stream is not None:
+            await self._stream.close()
+        await self.rest.close()
+
+    async def load_instruments(self) -> None:
+        wanted = set(self.settings.symbols) if self.settings.symbols else None
+        for category in self._categories():
+            cursor = ""
+            while True:
+                params = {"category": category, "limit": 1000 if category == "linear" else None,
+                          "cursor": cursor or None}
+                env = await self._call(schemas.INSTRUMENTS, "GET", "/v5/market/instruments-info",
+                                       params, signed=False)
+                for info in env.result.list:
+                    if info.status != "Trading":
+                        continue
+                    if category == "linear" and info.contractType != "LinearPerpetual":
+                        continue
+                    inst = info.to_instrument(category)
+                    if wanted is not None and inst.symbol not in wanted:
+                        continue
+                    self._instruments[inst.symbol] = inst
+                    self._by_venue[(category, inst.venue_symbol)] = inst.symbol
+                cursor = env.result.nextPageCursor
+                if not cursor:
+                    break
+
+    async def instruments(self) -> Sequence[Instrument]:
+        return list(self._instruments.values())
+
+    # ---- the dead-man switch (DCP) ---------------------------------------------------------
+
+    def _dcp_products(self) -> list[str]:
+        out = []
+        if "spot" in self.settings.markets:
+            out.append("SPOT")
+        if "perpetual" in self.settings.markets:
+            out.append("DERIVATIVES")
+        return out
+
+    async def arm_dead_man(self) -> None:
+        """POST /v5/order/disconnected-cancel-all per product (SPOT, DERIVATIVES) with
+        ``timeWindow`` = dead_man_s within [3, 300]. The venue cancels the product's orders when
+        the private stream (subscribed to ``dcp.*``) has been gone that long; the stream's pings
+        are what keeps it from firing. Needs the account to have DCP enabled."""
+        assert self.settings.dead_man_s is not None
+        window = int(min(max(round(self.settings.dead_man_s), DCP_MIN_S), DCP_MAX_S))
+        try:
+            for product in self._dcp_products():
+                await self._call(schemas.HEAD_ENVELOPE, "POST",
+                                  "/v5/order/disconnected-cancel-all",
+                                  {"product": product, "timeWindow": window})
+        except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:
+            self.dcp_armed = False
+            self.dcp_detail = f"DCP not armed: {exc}"
+            log.warning("%s: %s", self.name, self.dcp_detail)
+            return
+        self.dcp_armed = True
+        self.dcp_detail = f"DCP armed ({window} s)"
+
+    async def _rearm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(DCP_REARM_S)
+            await self.arm_dead_man()
+
+    # ---- the private stream ------------------------------------------------------------------
+
+    def _topics(self) -> list[str]:
+        topics = ["order", "execution"]
+        if self.settings.dead_man_s:
+            topics += ["dcp.spot" if p == "SPOT" else "dcp.future" for p in self._dcp_products()]
+        return topics
+
+    async def _on_open(self, ws: Ws) -> None:
+        """Authenticate, then subscribe; each answered before the next (WebSocket Connect)."""
+        expires = self.now_ms() + 10_000
+        await ws.send_str(orjson.dumps({
+            "req_id": "auth", "op": "auth",
+            "args": [self._creds.api_key, expires, sign_ws_auth(self._creds.secret, expires)],
+        }).decode())
+        reply = schemas.WS_OP.decode(await ws.receive_str(timeout=10))
+        if reply.op != "auth" or not reply.success:
+            raise StreamError(f"auth refused: {reply.ret_msg}")
+        await ws.send_str(orjson.dumps(
+            {"req_id": "sub", "op": "subscribe", "args": self._topics()}
+        ).decode())
+        reply = schemas.WS_OP.decode(await ws.receive_str(timeout=10))
+        if reply.op != "subscribe" or not reply.success:
+            raise StreamError(f"subscription refused: {reply.ret_msg}")
+
+    def on_message(self, raw: str) -> None:
+        probe = schemas.WS_PROBE.decode(raw)
+        if probe.topic == "order":
+            for order in schemas.WS_ORDER.decode(raw).data:
+                self._on_order(order)
+        elif probe.topic == "execution":
+            for ex in schemas.WS_EXECUTION.decode(raw).data:
+                if ex.execType == "Trade":
+                    self._on_execution(ex)
+
+    def _symbol_of(self, category: str, venue_symbol: str) -> str:
+        return self._canonical(category or "spot", venue_symbol) or venue_symbol
+
+    def _on_execution(self, ex: Execution) -> None:
+        symbol = self._symbol_of(ex.category, ex.symbol)
+        fill = ex.to_fill(self._fee_default(symbol))
+        self._last_price[symbol] = fill.price
+        self.emit(fill)
+
+    def _fee_default(self, symbol: str) -> str | None:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            return None
+        return inst.settle if inst.kind is InstrumentKind.PERPETUAL else inst.quote
+
+    def _on_order(self, order: Order) -> None:
+        for ev in self.order_events(order):
+            self.emit(ev)
+
+    def order_events(self, order: Order) -> list[VenueEvent]:
+        """The events one ``order`` push means (OrderAccepted on first sight; OrderAmended when
+        qty or price of a live order changed; the terminal event)."""
+        coid, oid = order.orderLinkId, order.orderId
+        ts = int(order.updatedTime or 0) * 1_000_000
+        status = order.status
+        out: list[VenueEvent] = []
+        if status is VenueStatus.REJECTED:
+            reason = (RejectReason.POST_ONLY_WOULD_TAKE
+                      if order.rejectReason == errors.POST_ONLY_WOULD_TAKE else RejectReason.OTHER)
+            self._live.pop(coid, None)
+            return [OrderRejected(coid, reason, order.rejectReason or "rejected", ts)]
+        out.append(OrderAccepted(coid, oid, ts))
+        qty, price = Decimal(order.qty), order.price_or_none
+        if status.is_open:
+            before = self._live.get(coid)
+            if before is not None and before != (qty, price):
+                out.append(OrderAmended(coid, oid, qty, price, ts))
+            self._live[coid] = (qty, price)
+        else:
+            self._live.pop(coid, None)
+        if status is VenueStatus.CANCELED:
+            why = order.rejectReason if order.rejectReason not in ("", "EC_NoError") else (
+                order.cancelType)
+            out.append(OrderCanceled(coid, oid, ts, why, Decimal(order.cumExecQty or "0")))
+        return out
+
+    # ---- orders ------------------------------------------------------------------------------
+
+    def order_body(self, req: OrderRequest) -> dict[str, Any]:
+        """The POST /v5/order/create body of ``req`` (Place Order)."""
+        category, vsym = self._venue(req.symbol)
+        if req.time_in_force not in _TIF:
+            raise VenueRejected(RejectReason.UNSUPPORTED,
+                                f"Bybit has no {req.time_in_force.value} time in force")
+        if req.reduce_only and category == "spot":
+            raise VenueRejected(RejectReason.UNSUPPORTED, "reduce-only is for derivatives")
+        limit = req.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        body: dict[str, Any] = {
+            "category": category, "symbol": vsym,
+            "side": "Buy" if req.side is Side.BUY else "Sell",
+            "orderType": "Limit" if limit else "Market",
+            "qty": str(req.quantity), "orderLinkId": req.client_order_id,
+        }
+        if limit:
+            if req.price is None:
+                raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
+            body["price"] = str(req.price)
+            body["timeInForce"] = "PostOnly" if req.post_only else _TIF[req.time_in_force]
+        elif req.post_only:
+            raise VenueRejected(RejectReason.UNSUPPORTED, "post-only needs a limit order")
+        if category == "spot" and req.type in (OrderType.MARKET, OrderType.STOP):
+            body["marketUnit"] = "baseCoin"  # a spot market buy's qty is quote coin otherwise
+        if req.type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            if req.stop_price is None:
+                raise VenueRejected(RejectReason.PRICE_FILTER, "a stop order needs a stop price")
+            body["triggerPrice"] = str(req.stop_price)
+            if category == "spot":
+                body["orderFilter"] = "StopOrder"
+            else:  # 1: triggers when the price rises to it, 2: when it falls to it
+                body["triggerDirection"] = 1 if req.side is Side.BUY else 2
+        if req.reduce_only:
+            body["reduceOnly"] = True
+        return body
+
+    async def place(self, request: OrderRequest) -> OrderAccepted:
+        body = self.order_body(request)
+        self.track(request.client_order_id, request.symbol)
+        try:
+            env = await self._call(schemas.ORDER_IDS, "POST", "/v5/order/create", body,
+                                   category=body["category"], priority=Priority.ORDER,
+                                   mutating=True)
+        except VenueRejected as exc:
+            if exc.reason is not RejectReason.DUPLICATE_ORDER:
+                self.untrack(request.client_order_id)
+            raise
+        return OrderAccepted(env.result.orderLinkId or request.client_order_id,
+                             env.result.orderId, self.now_ms() * 1_000_000)
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        category, vsym = self._venue(symbol)
+        try:
+            await self._call(schemas.ORDER_IDS, "POST", "/v5/order/cancel",
+                             {"category": category, "symbol": vsym,
+                              "orderLinkId": client_order_id},
+                             category=category, priority=Priority.ORDER, mutating=True)
+        except VenueRejected as exc:
+            if exc.reason is RejectReason.UNKNOWN_ORDER:
+                await self._refine_unknown(symbol, client_order_id, exc)
+            raise
+
+    async def _refine_unknown(self, symbol: str, coid: str, exc: VenueRejected) -> None:
+        """Bybit answers "order not exists or too late to cancel" for both: ask which."""
+        try:
+            state = await self.query_order(symbol, coid)
+        except VenueRejected:
+            return
+        if state is not None and not state.status.is_open:
+            raise VenueRejected(RejectReason.TOO_LATE, f"{exc.text} ({state.status.value})")
+
+    async def amend(self, request: AmendRequest) -> None:
+        if request.new_client_order_id not in (None, request.client_order_id):
+            raise VenueRejected(RejectReason.UNSUPPORTED, "Bybit cannot change an orderLinkId")
+        category, vsym = self._venue(request.symbol)
+        body: dict[str, Any] = {"category": category, "symbol": vsym,
+                                "orderLinkId": request.client_order_id}
+        if request.quantity is not None:
+            body["qty"] = str(request.quantity)
+        if request.price is not None:
+            body["price"] = str(request.price)
+        try:
+            env = await self._call(schemas.ORDER_IDS, "POST", "/v5/order/amend", body,
+                                   category=category, priority=Priority.ORDER, mutating=True)
+        except VenueRejected as exc:
+            if exc.reason is RejectReason.UNKNOWN_ORDER:
+                await self._refine_unknown(request.symbol, request.client_order_id, exc)
+            raise
+        state = await self.query_order(request.symbol, request.client_order_id)
+        if state is not None and state.status.is_open:
+            self._live[state.client_order_id] = (state.quantity, state.price)
+            self.emit(OrderAmended(state.client_order_id, env.result.orderId, state.quantity,
+                                   state.price, state.updated_ns))
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        if symbol is not None:
+            category, vsym = self._venue(symbol)
+            targets = [(category, {"category": category, "symbol": vsym})]
+        else:
+            targets = [(c, {"category": c} | ({"settleCoin": "USDT"} if c == "linear" else {}))
+                       for c in self._categories()]
+        count = 0
+        for category, body in targets:
+            env = await self._call(schemas.CANCEL_ALL, "POST", "/v5/order/cancel-all", body,
+                                   category=category, priority=Priority.ORDER, mutating=True)
+            count += len(env.result.list)
+        return count
+
+    async def _orders(self, path: str, params: dict[str, Any], category: str,
+                      priority: Priority) -> list[Order]:
+        out: list[Order] = []
+        cursor = ""
+        while True:
+            page = await self._call(schemas.ORDERS, "GET", path,
+                                    params | {"cursor": cursor or None}, category=category,
+                                    priority=priority)
+            out += page.result.list
+            cursor = page.result.nextPageCursor
+            if not cursor or not page.result.list:
+                return out
+
+    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """GET /v5/order/realtime by orderLinkId (open and recent orders), then
+        /v5/order/history; None when neither knows it."""
+        category, vsym = self._venue(symbol)
+        params = {"category": category, "symbol": vsym, "orderLinkId": client_order_id}
+        for path in ("/v5/order/realtime", "/v5/order/history"):
+            found = await self._orders(path, params, category, Priority.QUERY)
+            for order in found:
+                if order.orderLinkId == client_order_id:
+                    return order.to_state(symbol)
+        return None
+
+    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
+        if symbol is not None:
+            category, vsym = self._venue(symbol)
+            queries = [(category, {"category": category, "symbol": vsym, "limit": 50})]
+        else:
+            queries = [(c, {"category": c, "limit": 50}
+                        | ({"settleCoin": "USDT"} if c == "linear" else {}))
+                       for c in self._categories()]
+        out: list[OrderState] = []
+        for category, params in queries:
+            for order in await self._orders("/v5/order/realtime", params, category,
+                                            Priority.BACKGROUND):
+                sym = self._canonical(category, order.symbol)
+                if sym is not None and order.status.is_open:
+                    out.append(order.to_state(sym))
+        return out
+
+    async def fills_since(self, since_ns: int) -> Sequence[OrderFilled]:
+        """GET /v5/execution/list from ``since_ns`` (execType Trade only)."""
+        out: list[OrderFilled] = []
+        start_ms = max(0, since_ns // 1_000_000)
+        for category in self._categories():
+            cursor = ""
+            while True:
+                params = {"category": category, "startTime": start_ms, "limit": 100,
+                          "cursor": cursor or None}
+                page = await self._call(schemas.EXECUTIONS, "GET", "/v5/execution/list",
+                                        params, category=category)
+                for ex in page.result.list:
+                    if ex.execType != "Trade":
+                        continue
+                    sym = self._symbol_of(category, ex.symbol)
+                    fill = ex.to_fill(self._fee_default(sym))
+                    if fill.ts_ns >= since_ns:
+                        out.append(fill)
+                cursor = page.result.nextPageCursor
+                if not cursor or not page.result.list:
+                    break
+        return sorted(out, key=lambda f: f.ts_ns)
+
+    async def balances(self) -> Sequence[Balance]:
+        env = await self._call(schemas.WALLET, "GET", "/v5/account/wallet-balance",
+                               {"accountType": "UNIFIED"})
+        return [c.to_balance() for acct in env.result.list for c in acct.coin]
+
+    async def positions(self) -> Sequence[Position]:
+        if "perpetual" not in self.settings.markets:
+            return ()
+        out: list[Position] = []
+        cursor = ""
+        while True:
+            params = {"category": "linear", "settleCoin": "USDT", "limit": 200,
+                      "cursor": cursor or None}
+            page = await self._call(schemas.POSITIONS, "GET", "/v5/position/list", params,
+                                    category="linear")
+            for p in page.result.list:
+                sym = self._canonical("linear", p.symbol)
+                if sym is not None and Decimal(p.size or "0"):
+                    out.append(p.to_position(sym))
+            cursor = page.result.nextPageCursor
+            if not cursor or not page.result.list:
+                return out
+
+    async def health(self) -> Health:
+        stream = self._stream
+        connected = stream is not None and stream.connected.is_set()
+        detail = "stream connected" if connected else "stream down"
+        if self.limiter.banned:
+            connected, detail = False, f"IP banned for {self.limiter.banned_for:.0f} s"
+        if self.dcp_detail:
+            detail += f"; {self.dcp_detail}"
+        return Health(connected, detail)
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        return self._last_price.get(symbol)

@@ -1,0 +1,354 @@
+"""Bybit v5 payloads as frozen msgspec structs, keeping Bybit's own field names.
+
+Every REST answer is an envelope ``{"retCode", "retMsg", "result", "retExtInfo", "time"}``
+(https://bybit-exchange.github.io/docs/v5/intro); :class:`Head` reads the code first (an error's
+``result`` is ``{}``), then the endpoint's :class:`Envelope` decodes the result. Numbers are
+strings on the wire and become ``Decimal`` in ``to_<ours>()``; times are ms strings and become
+UTC ns.
+"""
+
+from __future__ import annotations
+
+import builtins
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+import msgspec
+
+from connectors.base import (
+    Balance,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderFilled,
+    OrderState,
+    Position,
+    Side,
+    VenueStatus,
+)
+
+T = TypeVar("T")
+
+MS = 1_000_000
+
+
+def _d(value: str) -> Decimal:
+    return Decimal(value) if value else Decimal(0)
+
+
+def _ns(ms: str | int) -> int:
+    return int(ms) * MS if ms not in ("", None) else 0
+
+
+class Head(msgspec.Struct, frozen=True):
+    retCode: int
+    retMsg: str = ""
+    time: int = 0
+
+
+class Envelope(msgspec.Struct, Generic[T], frozen=True):
+    retCode: int
+    retMsg: str
+    result: T
+    time: int = 0
+
+
+# ---- market (https://bybit-exchange.github.io/docs/v5/market/time, .../instrument) --------------
+
+
+class ServerTime(msgspec.Struct, frozen=True):
+    timeSecond: str
+    timeNano: str
+
+    def to_ns(self) -> int:
+        return int(self.timeNano)
+
+
+class PriceFilter(msgspec.Struct, frozen=True):
+    tickSize: str
+    minPrice: str = ""
+    maxPrice: str = ""
+
+
+class LotSizeFilter(msgspec.Struct, frozen=True):
+    """Spot: basePrecision, minOrderQty, maxOrderQty, minOrderAmt, maxOrderAmt; linear: qtyStep,
+    minOrderQty, maxOrderQty, minNotionalValue."""
+
+    minOrderQty: str = ""
+    maxOrderQty: str = ""
+    basePrecision: str = ""
+    quotePrecision: str = ""
+    minOrderAmt: str = ""
+    maxOrderAmt: str = ""
+    qtyStep: str = ""
+    minNotionalValue: str = ""
+
+
+class InstrumentInfo(msgspec.Struct, frozen=True):
+    symbol: str
+    baseCoin: str
+    quoteCoin: str
+    status: str
+    priceFilter: PriceFilter
+    lotSizeFilter: LotSizeFilter
+    settleCoin: str = ""
+    contractType: str = ""
+
+    def to_instrument(self, category: str) -> Instrument:
+        lot = self.lotSizeFilter
+        max_qty = Decimal(lot.maxOrderQty) if lot.maxOrderQty else None
+        if category == "linear":
+            settle = self.settleCoin or self.quoteCoin
+            return Instrument(
+                symbol=f"{self.baseCoin}/{self.quoteCoin}:{settle}",
+                venue_symbol=self.symbol, base=self.baseCoin, quote=self.quoteCoin,
+                kind=InstrumentKind.PERPETUAL, settle=settle,
+                tick_size=Decimal(self.priceFilter.tickSize), lot_size=_d(lot.qtyStep),
+                min_qty=_d(lot.minOrderQty), min_notional=_d(lot.minNotionalValue),
+                max_qty=max_qty,
+            )
+        return Instrument(
+            symbol=f"{self.baseCoin}/{self.quoteCoin}", venue_symbol=self.symbol,
+            base=self.baseCoin, quote=self.quoteCoin,
+            tick_size=Decimal(self.priceFilter.tickSize), lot_size=_d(lot.basePrecision),
+            min_qty=_d(lot.minOrderQty), min_notional=_d(lot.minOrderAmt), max_qty=max_qty,
+        )
+
+
+class InstrumentsPage(msgspec.Struct, frozen=True):
+    category: str
+    list: builtins.list[InstrumentInfo]
+    nextPageCursor: str = ""
+
+
+# ---- orders (https://bybit-exchange.github.io/docs/v5/order/create-order, .../open-order) -----
+
+
+class OrderIds(msgspec.Struct, frozen=True):
+    orderId: str
+    orderLinkId: str
+
+
+class CancelAllResult(msgspec.Struct, frozen=True):
+    list: builtins.list[OrderIds]
+    success: str = ""
+
+
+STATUS = {
+    "Created": VenueStatus.PENDING,
+    "New": VenueStatus.NEW,
+    "Untriggered": VenueStatus.PENDING,
+    "Triggered": VenueStatus.NEW,
+    "PartiallyFilled": VenueStatus.PARTIALLY_FILLED,
+    "Filled": VenueStatus.FILLED,
+    "Cancelled": VenueStatus.CANCELED,
+    "PartiallyFilledCanceled": VenueStatus.CANCELED,
+    "Deactivated": VenueStatus.CANCELED,
+    "Rejected": VenueStatus.REJECTED,
+}
+"""orderStatus (https://bybit-exchange.github.io/docs/v5/enum#orderstatus)."""
+
+
+class Order(msgspec.Struct, frozen=True):
+    """An order as GET /v5/order/realtime, /v5/order/history and the ``order`` topic give it."""
+
+    orderId: str
+    orderLinkId: str
+    symbol: str
+    side: str
+    orderType: str
+    price: str
+    qty: str
+    orderStatus: str
+    cumExecQty: str
+    avgPrice: str = ""
+    leavesQty: str = ""
+    cumExecValue: str = ""
+    cumExecFee: str = ""
+    timeInForce: str = ""
+    triggerPrice: str = ""
+    reduceOnly: bool = False
+    rejectReason: str = ""
+    cancelType: str = ""
+    createdTime: str = ""
+    updatedTime: str = ""
+    category: str = ""
+    feeCurrency: str = ""
+
+    @property
+    def status(self) -> VenueStatus:
+        return STATUS.get(self.orderStatus, VenueStatus.NEW)
+
+    @property
+    def price_or_none(self) -> Decimal | None:
+        p = _d(self.price)
+        return p if p else None
+
+    def to_state(self, symbol: str) -> OrderState:
+        avg = _d(self.avgPrice)
+        return OrderState(
+            client_order_id=self.orderLinkId,
+            venue_order_id=self.orderId,
+            symbol=symbol,
+            side=Side.BUY if self.side == "Buy" else Side.SELL,
+            status=self.status,
+            quantity=_d(self.qty),
+            filled_quantity=_d(self.cumExecQty),
+            average_price=avg if avg else None,
+            price=self.price_or_none,
+            updated_ns=_ns(self.updatedTime),
+        )
+
+
+class OrderPage(msgspec.Struct, frozen=True):
+    list: builtins.list[Order]
+    category: str = ""
+    nextPageCursor: str = ""
+
+
+# ---- executions (https://bybit-exchange.github.io/docs/v5/order/execution) ----------------------
+
+
+class Execution(msgspec.Struct, frozen=True):
+    """A trade as GET /v5/execution/list and the ``execution`` topic give it."""
+
+    symbol: str
+    orderId: str
+    orderLinkId: str
+    side: str
+    execId: str
+    execPrice: str
+    execQty: str
+    execFee: str
+    execTime: str
+    isMaker: bool
+    execType: str = "Trade"
+    feeCurrency: str = ""
+    feeRate: str = ""
+    execValue: str = ""
+    orderPrice: str = ""
+    orderQty: str = ""
+    leavesQty: str = ""
+    category: str = ""
+
+    def to_fill(self, fee_currency: str | None) -> OrderFilled:
+        """``fee_currency``: when Bybit does not name it (derivatives), the settle coin."""
+        return OrderFilled(
+            client_order_id=self.orderLinkId,
+            venue_order_id=self.orderId,
+            trade_id=self.execId,
+            quantity=Decimal(self.execQty),
+            price=Decimal(self.execPrice),
+            fee=_d(self.execFee),
+            fee_currency=self.feeCurrency or fee_currency,
+            liquidity=Liquidity.MAKER if self.isMaker else Liquidity.TAKER,
+            ts_ns=_ns(self.execTime),
+        )
+
+
+class ExecutionPage(msgspec.Struct, frozen=True):
+    list: builtins.list[Execution]
+    category: str = ""
+    nextPageCursor: str = ""
+
+
+# ---- account and positions (.../v5/account/wallet-balance, .../v5/position) -------------------
+
+
+class WalletCoin(msgspec.Struct, frozen=True):
+    coin: str
+    walletBalance: str
+    locked: str = ""
+    """Spot: held by open orders."""
+    totalOrderIM: str = ""
+    totalPositionIM: str = ""
+    equity: str = ""
+
+    def to_balance(self) -> Balance:
+        total = _d(self.walletBalance)
+        held = _d(self.locked) + _d(self.totalOrderIM) + _d(self.totalPositionIM)
+        held = min(held, total)
+        return Balance(self.coin, total - held, held)
+
+
+class WalletAccount(msgspec.Struct, frozen=True):
+    accountType: str
+    coin: list[WalletCoin]
+
+
+class WalletBalance(msgspec.Struct, frozen=True):
+    list: builtins.list[WalletAccount]
+
+
+class PositionInfo(msgspec.Struct, frozen=True):
+    symbol: str
+    side: str
+    """Buy (long), Sell (short), "" (none)."""
+    size: str
+    avgPrice: str = ""
+
+    def to_position(self, symbol: str) -> Position:
+        size = _d(self.size)
+        avg = _d(self.avgPrice)
+        return Position(symbol, -size if self.side == "Sell" else size, avg if avg else None)
+
+
+class PositionPage(msgspec.Struct, frozen=True):
+    list: builtins.list[PositionInfo]
+    category: str = ""
+    nextPageCursor: str = ""
+
+
+# ---- private WebSocket (https://bybit-exchange.github.io/docs/v5/websocket/private/order) ------
+
+
+class WsProbe(msgspec.Struct, frozen=True):
+    """Just enough of any private-stream message to route it."""
+
+    topic: str = ""
+    op: str = ""
+
+
+class WsOpReply(msgspec.Struct, frozen=True):
+    """The answer to auth / subscribe / ping (``op`` is ``pong`` for a private-stream ping)."""
+
+    op: str
+    success: bool = True
+    ret_msg: str = ""
+    conn_id: str = ""
+    req_id: str = ""
+    args: list[str] = []
+
+
+class WsOrderPush(msgspec.Struct, frozen=True):
+    topic: str
+    data: list[Order]
+    id: str = ""
+    creationTime: int = 0
+
+
+class WsExecutionPush(msgspec.Struct, frozen=True):
+    topic: str
+    data: list[Execution]
+    id: str = ""
+    creationTime: int = 0
+
+
+class Empty(msgspec.Struct, frozen=True):
+    """A result of ``{}`` (or one whose fields nobody reads)."""
+
+
+HEAD = msgspec.json.Decoder(Head)
+HEAD_ENVELOPE = msgspec.json.Decoder(Envelope[Empty])
+SERVER_TIME = msgspec.json.Decoder(Envelope[ServerTime])
+INSTRUMENTS = msgspec.json.Decoder(Envelope[InstrumentsPage])
+ORDER_IDS = msgspec.json.Decoder(Envelope[OrderIds])
+CANCEL_ALL = msgspec.json.Decoder(Envelope[CancelAllResult])
+ORDERS = msgspec.json.Decoder(Envelope[OrderPage])
+EXECUTIONS = msgspec.json.Decoder(Envelope[ExecutionPage])
+WALLET = msgspec.json.Decoder(Envelope[WalletBalance])
+POSITIONS = msgspec.json.Decoder(Envelope[PositionPage])
+WS_PROBE = msgspec.json.Decoder(WsProbe)
+WS_OP = msgspec.json.Decoder(WsOpReply)
+WS_ORDER = msgspec.json.Decoder(WsOrderPush)
+WS_EXECUTION = msgspec.json.Decoder(WsExecutionPush)

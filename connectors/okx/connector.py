@@ -1,0 +1,614 @@
+"""The OKX connector (API v5): spot and USDT-margined linear perpetual swaps.
+
+REST for order entry, queries and reconciliation, the private WebSocket ``orders`` channel for
+order updates and fills, and OKX's "Cancel All After" as the dead-man switch.
+
+Quantities: our quantities are base units; OKX swaps trade in contracts of ``ctVal`` base units
+(BTC-USDT-SWAP: 0.01 BTC), so a swap's ``sz`` is ``quantity / ctVal`` and every size OKX reports
+for a swap is multiplied back by ``ctVal``. Instrument lot and minimum sizes are reported in base
+units accordingly. Spot market orders are sent with ``tgtCcy=base_ccy`` (OKX's default for a spot
+market *buy* is a quote amount).
+
+OKX publishes no minimum notional for spot or swaps (only ``minSz``), so ``min_notional`` is 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import msgspec
+
+from connectors.base import (
+    AmendRequest,
+    Balance,
+    Capabilities,
+    ClientOrderIdRules,
+    Health,
+    Instrument,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderFilled,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    Position,
+    RejectReason,
+    TimeInForce,
+    VenueInfo,
+    VenueRejected,
+    VenueUnavailable,
+)
+from connectors.common.http import Prepared, RestClient, RestResponse
+from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
+from connectors.common.settings import VenueSettings
+from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
+from connectors.common.venue import StreamingConnector
+from connectors.okx import errors, schemas
+from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
+
+log = logging.getLogger(__name__)
+
+REST_URL = "https://www.okx.com"
+WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
+WS_PRIVATE_DEMO_URL = "wss://wspap.okx.com:8443/ws/v5/private"
+
+CLIENT_ORDER_ID_RULES = ClientOrderIdRules(32, r"^[a-zA-Z0-9]{1,32}$")
+"""docs-v5 "Trade / Place order": clOrdId is case-sensitive alphanumerics, 1-32 characters."""
+
+CAPABILITIES = Capabilities(
+    order_types=frozenset({OrderType.MARKET, OrderType.LIMIT}),
+    time_in_force=frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK}),
+    post_only=True,
+    reduce_only=True,
+    amend=True,
+    bulk_cancel=True,
+    batch_place=True,
+)
+
+# docs-v5 "Overview / Rate Limits" and each endpoint's "Rate Limit:" line. Trade endpoints are
+# limited per user *and instrument*: their windows are named "<kind>:<instId>".
+PER_INSTRUMENT = (("order", 60, 2.0), ("cancel", 60, 2.0), ("amend", 60, 2.0),
+                  ("batch", 300, 2.0), ("cancel_batch", 300, 2.0))
+WINDOWS = (
+    WindowSpec("time", 10, 2.0),
+    WindowSpec("instruments", 20, 2.0),
+    WindowSpec("order_query", 60, 2.0),
+    WindowSpec("orders_pending", 60, 2.0),
+    WindowSpec("fills", 60, 2.0),
+    WindowSpec("fills_history", 10, 2.0),
+    WindowSpec("balance", 10, 2.0),
+    WindowSpec("positions", 10, 2.0),
+    WindowSpec("cancel_all_after", 1, 1.0),
+)
+BATCH_MAX = 20
+"""At most 20 orders per batch-orders / cancel-batch-orders request."""
+PAGE = 100
+FILLS_RECENT_MS = 3 * 86_400_000 - 3_600_000
+"""/trade/fills covers the last 3 days (an hour's margin); older needs /trade/fills-history."""
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True)
+class _Inst:
+    instrument: Instrument
+    inst_type: str
+    ct_val: Decimal | None
+
+
+def _s(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
+
+
+class OkxConnector(StreamingConnector):
+    """See the module doc. Venue options come from :class:`VenueSettings` (``urls`` keys:
+    ``rest``, ``ws_private``; ``testnet`` selects OKX demo trading)."""
+
+    DEAD_MAN_MIN_S = 10
+    DEAD_MAN_MAX_S = 120
+    """Cancel All After accepts a timeOut of 0 (off) or 10..120 s."""
+
+    def __init__(self, settings: VenueSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.info = VenueInfo(name=settings.name, capabilities=CAPABILITIES,
+                              client_order_id_rules=CLIENT_ORDER_ID_RULES)
+        creds = settings.credentials
+        if not creds.secret or not creds.passphrase:
+            raise ValueError(f"{settings.name}: OKX needs an API key, secret and passphrase")
+        self._rest_url = settings.urls.get("rest", REST_URL)
+        self._ws_url = settings.urls.get(
+            "ws_private", WS_PRIVATE_DEMO_URL if settings.testnet else WS_PRIVATE_URL)
+        self.limiter = RateLimiter(WINDOWS)
+        self.rest = RestClient(self._rest_url, name=settings.name, limiter=self.limiter,
+                               timeout_s=settings.request_timeout_s,
+                               max_429_wait_s=settings.max_429_wait_s)
+        self.offset_ms = 0
+        """Venue clock minus ours, measured at start against /api/v5/public/time."""
+        self._by_symbol: dict[str, _Inst] = {}
+        self._by_inst_id: dict[str, _Inst] = {}
+        self._last: dict[str, Decimal] = {}
+        self._stream: WsStream | None = None
+        self._dead_man: asyncio.Task[None] | None = None
+        self.dead_man_refreshes = 0
+        self._rtt_ms: float | None = None
+
+    # ---- signing and requests --------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    def _prepare(self, method: str, path: str, params: Mapping[str, str] | None,
+                 body: Any, signed: bool) -> Prepared:
+        query = urlencode(params) if params else ""
+        text = msgspec.json.encode(body).decode() if body is not None else ""
+        headers: dict[str, str] = {"Content-Type": "application/json"}
+        if self.settings.testnet:
+            headers["x-simulated-trading"] = "1"
+        if signed:
+            creds = self.settings.credentials
+            ts = iso_timestamp(self.now_ms())
+            target = path + (f"?{query}" if query else "")
+            headers.update({
+                "OK-ACCESS-KEY": creds.api_key,
+                "OK-ACCESS-SIGN": sign(creds.secret, ts, method, target, text),
+                "OK-ACCESS-TIMESTAMP": ts,
+                "OK-ACCESS-PASSPHRASE": creds.passphrase or "",
+            })
+        return Prepared(method, path, query, text.encode() if text else None, headers)
+
+    async def _call(
+        self, method: str, path: str, decoder: msgspec.json.Decoder[schemas.Envelope[E]], *,
+        params: Mapping[str, str] | None = None, body: Any = None, cost: str,
+        priority: Priority = Priority.BACKGROUND, mutating: bool = False, signed: bool = True,
+    ) -> tuple[RestResponse, schemas.Envelope[E]]:
+        resp = await self.rest.send(
+            lambda: self._prepare(method, path, params, body, signed),
+            costs={cost: 1}, priority=priority, mutating=mutating,
+        )
+        try:
+            env = decoder.decode(resp.body)
+        except msgspec.DecodeError:
+            head = schemas.ERROR.decode(resp.body) if resp.body.startswith(b"{") else None
+            if head is not None and head.code != "0":
+                raise VenueRejected(errors.reason_for(head.code, head.msg),
+                                    f"OKX {head.code}: {head.msg}") from None
+            raise VenueUnavailable(f"{self.name}: {method} {path}: unreadable answer "
+                                   f"(HTTP {resp.status}) {resp.body[:200]!r}") from None
+        if resp.status != 200 and not env.data:
+            raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                f"OKX {env.code}: {env.msg} (HTTP {resp.status})")
+        return resp, env
+
+    @staticmethod
+    def _ack(env: schemas.Envelope[schemas.OrderAck], what: str) -> schemas.OrderAck:
+        if not env.data:
+            raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                f"OKX {what}: {env.code} {env.msg}")
+        ack = env.data[0]
+        if ack.sCode != "0":
+            raise VenueRejected(errors.reason_for(ack.sCode, ack.sMsg),
+                                f"OKX {what}: {ack.sCode} {ack.sMsg}")
+        return ack
+
+    def _inst(self, symbol: str) -> _Inst:
+        inst = self._by_symbol.get(symbol)
+        if inst is None:
+            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"{self.name}: no symbol {symbol!r}")
+        return inst
+
+    def _sz(self, inst: _Inst, quantity: Decimal) -> str:
+        if inst.ct_val is None:
+            return _s(quantity)
+        return _s(quantity / inst.ct_val)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def sync_time(self) -> int:
+        """Measure the venue clock's offset (docs-v5 "Public Data / Get system time")."""
+        before = time.time_ns() // 1_000_000
+        _, env = await self._call("GET", "/api/v5/public/time", schemas.TIME, cost="time",
+                                  signed=False)
+        after = time.time_ns() // 1_000_000
+        if not env.data:
+            raise VenueUnavailable(f"{self.name}: no server time")
+        self.offset_ms = int(env.data[0].ts) - (before + after) // 2
+        self._rtt_ms = float(after - before)
+        return self.offset_ms
+
+    async def start(self) -> None:
+        await self.sync_time()
+        await self.load_instruments()
+        self._stream = WsStream(
+            self._ws_url, name=f"{self.name}-private", on_open=self._on_open,
+            on_message=self._on_message, on_reconnected=self.after_reconnect,
+            ping=PingPolicy(20.0, lambda: "ping"),
+            idle_timeout_s=self.settings.stream_idle_timeout_s,
+        )
+        self._stream.backoff.base = self.settings.reconnect_base_s
+        self._stream.backoff.cap = self.settings.reconnect_cap_s
+        await self._stream.start()
+        if self.settings.dead_man_s:
+            await self.refresh_dead_man()
+            self._dead_man = asyncio.create_task(self._dead_man_loop(),
+                                                 name=f"{self.name}-dead-man")
+
+    async def close(self) -> None:
+        """Stop; the dead-man switch is disabled (timeOut 0), so orders stay as they are."""
+        if self._dead_man is not None:
+            self._dead_man.cancel()
+            self._dead_man = None
+            with contextlib.suppress(Exception):
+                await self._set_cancel_all_after(0)
+        await self.kill()
+
+    async def kill(self) -> None:
+        """Drop every task and connection without a word to the venue (what a crash does; the
+        dead-man switch then fires). For tests and emergencies."""
+        if self._dead_man is not None:
+            self._dead_man.cancel()
+            self._dead_man = None
+        if self._stream is not None:
+            await self._stream.close()
+            self._stream = None
+        await self.rest.close()
+
+    async def load_instruments(self) -> None:
+        types = [t for m, t in (("spot", "SPOT"), ("perpetual", "SWAP"))
+                 if m in self.settings.markets]
+        wanted = set(self.settings.symbols) if self.settings.symbols else None
+        for inst_type in types:
+            _, env = await self._call("GET", "/api/v5/public/instruments", schemas.INSTRUMENTS,
+                                      params={"instType": inst_type}, cost="instruments",
+                                      signed=False)
+            for info in env.data:
+                inst = info.to_instrument()
+                if inst is None or (wanted is not None and inst.symbol not in wanted):
+                    continue
+                entry = _Inst(inst, info.instType, info.ct_val)
+                self._by_symbol[inst.symbol] = entry
+                self._by_inst_id[inst.venue_symbol] = entry
+                for kind, limit, interval in PER_INSTRUMENT:
+                    self.limiter.add_window(WindowSpec(f"{kind}:{inst.venue_symbol}", limit,
+                                                       interval))
+
+    async def instruments(self) -> Sequence[Instrument]:
+        return [e.instrument for e in self._by_symbol.values()]
+
+    # ---- the dead-man switch ------------------------------------------------------------------
+
+    def dead_man_timeout_s(self) -> int:
+        assert self.settings.dead_man_s
+        wanted = math.ceil(self.settings.dead_man_s)
+        return max(self.DEAD_MAN_MIN_S, min(self.DEAD_MAN_MAX_S, wanted))
+
+    async def _set_cancel_all_after(self, timeout_s: int) -> schemas.CancelAllAfterAck:
+        """docs-v5 "Trade / Cancel All After": every pending order is cancelled ``timeOut``
+        seconds after the last call (cancelSource 20); 0 disables it."""
+        _, env = await self._call("POST", "/api/v5/trade/cancel-all-after",
+                                  schemas.CANCEL_ALL_AFTER, body={"timeOut": str(timeout_s)},
+                                  cost="cancel_all_after", priority=Priority.ORDER)
+        if env.code != "0" or not env.data:
+            raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                f"OKX cancel-all-after: {env.code} {env.msg}")
+        return env.data[0]
+
+    async def refresh_dead_man(self) -> None:
+        await self._set_cancel_all_after(self.dead_man_timeout_s())
+        self.dead_man_refreshes += 1
+
+    async def _dead_man_loop(self) -> None:
+        timeout = self.dead_man_timeout_s()
+        interval = max(timeout / 3, 1.05)  # < timeout/2, and within the 1 request/s limit
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh_dead_man()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("%s: dead-man refresh failed: %s", self.name, exc)
+
+    # ---- orders -------------------------------------------------------------------------------
+
+    def _order_body(self, req: OrderRequest) -> tuple[_Inst, dict[str, str]]:
+        inst = self._inst(req.symbol)
+        if req.type is OrderType.MARKET:
+            ord_type = "market"
+        elif req.type is OrderType.LIMIT:
+            if req.post_only:
+                if req.time_in_force is not TimeInForce.GTC:
+                    raise VenueRejected(RejectReason.UNSUPPORTED, "post-only needs GTC on OKX")
+                ord_type = "post_only"
+            else:
+                ord_type = {TimeInForce.GTC: "limit", TimeInForce.IOC: "ioc",
+                            TimeInForce.FOK: "fok"}.get(req.time_in_force, "")
+                if not ord_type:
+                    raise VenueRejected(RejectReason.UNSUPPORTED,
+                                        f"OKX has no {req.time_in_force.value} orders")
+        else:
+            raise VenueRejected(RejectReason.UNSUPPORTED, f"OKX: no {req.type.value} orders here")
+        swap = inst.ct_val is not None
+        body = {
+            "instId": inst.instrument.venue_symbol,
+            "tdMode": "cross" if swap else "cash",
+            "clOrdId": req.client_order_id,
+            "side": req.side.value,
+            "ordType": ord_type,
+            "sz": self._sz(inst, req.quantity),
+        }
+        if req.type is OrderType.LIMIT:
+            if req.price is None:
+                raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
+            body["px"] = _s(req.price)
+        elif not swap:
+            body["tgtCcy"] = "base_ccy"
+        if req.reduce_only:
+            if not swap:
+                raise VenueRejected(RejectReason.UNSUPPORTED, "reduce-only is for swaps")
+            body["reduceOnly"] = "true"
+        return inst, body
+
+    async def place(self, request: OrderRequest) -> OrderAccepted:
+        """docs-v5 "Trade / Place order" (POST /api/v5/trade/order)."""
+        inst, body = self._order_body(request)
+        self.track(request.client_order_id, request.symbol)
+        try:
+            _, env = await self._call("POST", "/api/v5/trade/order", schemas.ACKS, body=body,
+                                      cost=f"order:{body['instId']}", priority=Priority.ORDER,
+                                      mutating=True)
+            ack = self._ack(env, "place")
+        except VenueRejected as exc:
+            if exc.reason is not RejectReason.DUPLICATE_ORDER:
+                self.untrack(request.client_order_id)
+            raise
+        return OrderAccepted(request.client_order_id, ack.ordId,
+                             int(ack.ts) * schemas.MS if ack.ts else time.time_ns())
+
+    async def place_batch(self, requests: Sequence[OrderRequest]
+                          ) -> list[OrderAccepted | VenueRejected]:
+        """docs-v5 "Trade / Place multiple orders": up to 20 per request; one outcome per
+        order, in order."""
+        out: list[OrderAccepted | VenueRejected] = []
+        for start in range(0, len(requests), BATCH_MAX):
+            chunk = requests[start:start + BATCH_MAX]
+            bodies = [self._order_body(r)[1] for r in chunk]
+            for r in chunk:
+                self.track(r.client_order_id, r.symbol)
+            _, env = await self._call("POST", "/api/v5/trade/batch-orders", schemas.ACKS,
+                                      body=bodies, cost=f"batch:{bodies[0]['instId']}",
+                                      priority=Priority.ORDER, mutating=True)
+            acks = {a.clOrdId: a for a in env.data}
+            for r in chunk:
+                ack = acks.get(r.client_order_id)
+                if ack is not None and ack.sCode == "0":
+                    out.append(OrderAccepted(r.client_order_id, ack.ordId,
+                                             int(ack.ts or 0) * schemas.MS or time.time_ns()))
+                    continue
+                code, msg = (ack.sCode, ack.sMsg) if ack else (env.code, env.msg)
+                reason = errors.reason_for(code, msg)
+                if reason is not RejectReason.DUPLICATE_ORDER:
+                    self.untrack(r.client_order_id)
+                out.append(VenueRejected(reason, f"OKX batch place: {code} {msg}"))
+        return out
+
+    async def cancel(self, symbol: str, client_order_id: str) -> None:
+        """docs-v5 "Trade / Cancel order"."""
+        inst = self._inst(symbol)
+        iid = inst.instrument.venue_symbol
+        _, env = await self._call("POST", "/api/v5/trade/cancel-order", schemas.ACKS,
+                                  body={"instId": iid, "clOrdId": client_order_id},
+                                  cost=f"cancel:{iid}", priority=Priority.ORDER, mutating=True)
+        self._ack(env, "cancel")
+
+    async def amend(self, request: AmendRequest) -> None:
+        """docs-v5 "Trade / Amend order": ``newSz`` is the new total (filled included). OKX keeps
+        the clOrdId: a new client order id cannot be given."""
+        if request.new_client_order_id not in (None, request.client_order_id):
+            raise VenueRejected(RejectReason.UNSUPPORTED, "OKX amend keeps the clOrdId")
+        inst = self._inst(request.symbol)
+        iid = inst.instrument.venue_symbol
+        body = {"instId": iid, "clOrdId": request.client_order_id}
+        if request.quantity is not None:
+            body["newSz"] = self._sz(inst, request.quantity)
+        if request.price is not None:
+            body["newPx"] = _s(request.price)
+        _, env = await self._call("POST", "/api/v5/trade/amend-order", schemas.ACKS, body=body,
+                                  cost=f"amend:{iid}", priority=Priority.ORDER, mutating=True)
+        self._ack(env, "amend")
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        """OKX has no cancel-all for spot: the open orders, cancelled 20 at a time with
+        "Cancel multiple orders"."""
+        open_now = await self._pending(symbol, Priority.ORDER)
+        by_inst: dict[str, list[schemas.OrderInfo]] = {}
+        for o in open_now:
+            by_inst.setdefault(o.instId, []).append(o)
+        done = 0
+        for iid, orders in by_inst.items():
+            for start in range(0, len(orders), BATCH_MAX):
+                chunk = orders[start:start + BATCH_MAX]
+                body = [{"instId": iid, "clOrdId": o.clOrdId} if o.clOrdId
+                        else {"instId": iid, "ordId": o.ordId} for o in chunk]
+                _, env = await self._call("POST", "/api/v5/trade/cancel-batch-orders",
+                                          schemas.ACKS, body=body, cost=f"cancel_batch:{iid}",
+                                          priority=Priority.ORDER, mutating=True)
+                done += sum(1 for a in env.data if a.sCode == "0")
+        return done
+
+    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """docs-v5 "Trade / Get order details"; None on 51603 (order does not exist)."""
+        inst = self._inst(symbol)
+        _, env = await self._call(
+            "GET", "/api/v5/trade/order", schemas.ORDERS,
+            params={"instId": inst.instrument.venue_symbol, "clOrdId": client_order_id},
+            cost="order_query", priority=Priority.QUERY)
+        if env.code == errors.ORDER_NOT_FOUND:
+            return None
+        if env.code != "0":
+            raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                f"OKX order query: {env.code} {env.msg}")
+        if not env.data:
+            return None
+        return env.data[0].to_state(inst.instrument.symbol, inst.ct_val)
+
+    async def _pending(self, symbol: str | None, priority: Priority) -> list[schemas.OrderInfo]:
+        params: dict[str, str] = {"limit": str(PAGE)}
+        if symbol is not None:
+            params["instId"] = self._inst(symbol).instrument.venue_symbol
+        out: list[schemas.OrderInfo] = []
+        while True:
+            _, env = await self._call("GET", "/api/v5/trade/orders-pending", schemas.ORDERS,
+                                      params=dict(params), cost="orders_pending",
+                                      priority=priority)
+            if env.code != "0":
+                raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                    f"OKX orders-pending: {env.code} {env.msg}")
+            out += [o for o in env.data if o.instId in self._by_inst_id]
+            if len(env.data) < PAGE:
+                return out
+            params["after"] = env.data[-1].ordId
+
+    async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
+        """docs-v5 "Trade / Get order List" (orders-pending), paged by ``after`` = ordId."""
+        out = []
+        for o in await self._pending(symbol, Priority.BACKGROUND):
+            inst = self._by_inst_id[o.instId]
+            out.append(o.to_state(inst.instrument.symbol, inst.ct_val))
+        return out
+
+    async def fills_since(self, since_ns: int) -> Sequence[OrderFilled]:
+        """docs-v5 "Trade / Get transaction details (last 3 days)" (``/trade/fills``), or for
+        an older ``since`` "... (last 3 months)" (``/trade/fills-history``, one instType at a
+        time): newest first, ``begin`` in ms, paged backwards by ``after`` = billId."""
+        begin_ms = max(0, since_ns // schemas.MS)
+        if self.now_ms() - begin_ms < FILLS_RECENT_MS:
+            return await self._fills("/api/v5/trade/fills", {"begin": str(begin_ms)})
+        out: list[OrderFilled] = []
+        for inst_type in sorted({e.inst_type for e in self._by_symbol.values()}):
+            out += await self._fills("/api/v5/trade/fills-history",
+                                     {"instType": inst_type, "begin": str(begin_ms)})
+        out.sort(key=lambda f: f.ts_ns)
+        return out
+
+    async def _fills(self, path: str, first: Mapping[str, str]) -> list[OrderFilled]:
+        params = {**first, "limit": str(PAGE)}
+        out: list[OrderFilled] = []
+        while True:
+            _, env = await self._call("GET", path, schemas.FILLS, params=dict(params),
+                                      cost="fills" if path.endswith("fills") else "fills_history")
+            if env.code != "0":
+                raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                    f"OKX fills: {env.code} {env.msg}")
+            for f in env.data:
+                inst = self._by_inst_id.get(f.instId)
+                if inst is not None:
+                    out.append(f.to_fill(inst.ct_val))
+            if len(env.data) < PAGE:
+                break
+            params["after"] = env.data[-1].billId
+        out.sort(key=lambda f: f.ts_ns)
+        return out
+
+    async def balances(self) -> Sequence[Balance]:
+        """docs-v5 "Trading Account / Get balance"."""
+        _, env = await self._call("GET", "/api/v5/account/balance", schemas.BALANCE,
+                                  cost="balance")
+        return [d.to_balance() for acct in env.data for d in acct.details]
+
+    async def positions(self) -> Sequence[Position]:
+        """docs-v5 "Trading Account / Get positions" (SWAP; ``pos`` in contracts)."""
+        if not any(e.ct_val is not None for e in self._by_symbol.values()):
+            return ()
+        _, env = await self._call("GET", "/api/v5/account/positions", schemas.POSITIONS,
+                                  params={"instType": "SWAP"}, cost="positions")
+        out = []
+        for p in env.data:
+            inst = self._by_inst_id.get(p.instId)
+            if inst is not None and p.pos and Decimal(p.pos):
+                out.append(p.to_position(inst.instrument.symbol, inst.ct_val))
+        return out
+
+    async def health(self) -> Health:
+        connected = self._stream is not None and self._stream.connected.is_set()
+        detail = "stream connected" if connected else "private stream down"
+        if self.limiter.banned:
+            connected, detail = False, "banned by the venue"
+        return Health(connected, detail, self._rtt_ms)
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        return self._last.get(symbol)
+
+    # ---- the private stream -------------------------------------------------------------------
+
+    async def _expect(self, ws: Ws, event: str) -> None:
+        while True:
+            text = await asyncio.wait_for(ws.receive_str(), 10.0)
+            if text == "pong":
+                continue
+            ev = schemas.WS_EVENT.decode(text)
+            if ev.event == "error":
+                raise StreamError(f"{self.name}: OKX {ev.code} {ev.msg}")
+            if ev.event == event:
+                if ev.code not in ("", "0"):
+                    raise StreamError(f"{self.name}: OKX {event} {ev.code} {ev.msg}")
+                return
+
+    async def _on_open(self, ws: Ws) -> None:
+        """docs-v5 "WebSocket / Login" then "Subscribe" to ``orders`` for every instType."""
+        creds = self.settings.credentials
+        ts = str(self.now_ms() // 1000)
+        login = {"op": "login", "args": [{
+            "apiKey": creds.api_key, "passphrase": creds.passphrase or "", "timestamp": ts,
+            "sign": ws_login_sign(creds.secret, ts)}]}
+        await ws.send_str(msgspec.json.encode(login).decode())
+        await self._expect(ws, "login")
+        sub = {"op": "subscribe", "args": [{"channel": "orders", "instType": "ANY"}]}
+        await ws.send_str(msgspec.json.encode(sub).decode())
+        await self._expect(ws, "subscribe")
+
+    def _on_message(self, text: str) -> None:
+        if text == "pong":
+            return
+        if text.startswith('{"event"') or '"event":' in text[:40]:
+            ev = schemas.WS_EVENT.decode(text)
+            if ev.event == "error":
+                log.warning("%s: OKX stream error %s %s", self.name, ev.code, ev.msg)
+            return
+        push = schemas.WS_ORDERS.decode(text)
+        if push.arg.channel != "orders":
+            return
+        for o in push.data:
+            self.handle_order_update(o)
+
+    def handle_order_update(self, o: schemas.WsOrder) -> None:
+        """One ``orders`` channel update as events (docs-v5 "Trade / WS / Order channel")."""
+        inst = self._by_inst_id.get(o.instId)
+        if inst is None:
+            return
+        ct = inst.ct_val
+        ts = int(o.uTime or o.cTime or 0) * schemas.MS or time.time_ns()
+        fill = o.fill(ct)
+        if fill is not None:
+            self._last[inst.instrument.symbol] = fill.price
+            self.emit(fill)
+        if o.amendResult == "0" and o.state in ("live", "partially_filled"):
+            self.emit(OrderAmended(o.clOrdId, o.ordId, schemas.base_qty(o.sz, ct),
+                                   Decimal(o.px) if o.px else None, ts))
+        elif o.state == "live" and not o.amendResult and fill is None:
+            self.emit(OrderAccepted(o.clOrdId, o.ordId, ts))
+        elif o.state in ("canceled", "mmp_canceled"):
+            why = errors.CANCEL_SOURCES.get(o.cancelSource, f"cancelSource {o.cancelSource}")
+            self.emit(OrderCanceled(o.clOrdId, o.ordId, ts, why,
+                                    schemas.base_qty(o.accFillSz, ct)))

@@ -1,0 +1,190 @@
+"""How the OKX emulator writes the paper exchange's orders, fills and balances in OKX's JSON
+(the shapes of docs-v5 "Trade / Get order details", "Get transaction details", "Get balance",
+"Get positions", "Get instruments" and the WebSocket "Order channel")."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import (
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderType,
+    TimeInForce,
+    VenueEvent,
+    VenueStatus,
+)
+from connectors.paper.exchange import PaperExchange, PaperOrder
+
+ORD_ID_BASE = 2_000_000_000_000_000_000
+MS = 1_000_000
+
+STATE = {
+    VenueStatus.PENDING: "live",
+    VenueStatus.NEW: "live",
+    VenueStatus.PARTIALLY_FILLED: "partially_filled",
+    VenueStatus.FILLED: "filled",
+    VenueStatus.CANCELED: "canceled",
+    VenueStatus.EXPIRED: "canceled",
+    VenueStatus.REJECTED: "canceled",
+}
+
+
+def s(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    return format(value.normalize(), "f") if value else "0"
+
+
+def ord_id(venue_order_id: str) -> str:
+    """The paper exchange's ``P<seq>`` as an OKX-like numeric ordId."""
+    return str(ORD_ID_BASE + int(venue_order_id[1:]))
+
+
+def seq_of(trade_id: str) -> int:
+    return int(trade_id[1:])
+
+
+def cancel_source(reason: str) -> str:
+    if reason == "cancel_all":
+        return "20"  # the dead-man switch is the only cancel-all of the emulator
+    if reason.startswith("fok"):
+        return "13"
+    if reason.startswith("ioc"):
+        return "14"
+    if reason.startswith("post-only"):
+        return "31"
+    return "1" if not reason else "0"
+
+
+def ord_type(o: PaperOrder) -> str:
+    if o.type in (OrderType.MARKET, OrderType.STOP):
+        return "market"
+    if o.post_only:
+        return "post_only"
+    return {TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}.get(o.time_in_force, "limit")
+
+
+class Wire:
+    """Converts for one emulator (its instruments, contract values and the clOrdIds it
+    generated for orders placed without one)."""
+
+    def __init__(self, exchange: PaperExchange, instruments: dict[str, Instrument],
+                 ct_vals: dict[str, Decimal]) -> None:
+        self.exchange = exchange
+        self.by_symbol = {i.symbol: i for i in instruments.values()}
+        self.ct_vals = ct_vals
+        self.auto_cids: set[str] = set()
+        self.req_ids: dict[str, str] = {}
+        self.cancel_sources: dict[str, str] = {}
+
+    def inst_type(self, inst: Instrument) -> str:
+        return "SWAP" if inst.kind is InstrumentKind.PERPETUAL else "SPOT"
+
+    def contracts(self, inst: Instrument, qty: Decimal) -> Decimal:
+        ct = self.ct_vals.get(inst.venue_symbol)
+        return qty / ct if ct is not None else qty
+
+    def cid(self, o: PaperOrder) -> str:
+        return "" if o.client_order_id in self.auto_cids else o.client_order_id
+
+    def instrument(self, inst: Instrument) -> dict[str, Any]:
+        ct = self.ct_vals.get(inst.venue_symbol)
+        out: dict[str, Any] = {
+            "instType": self.inst_type(inst), "instId": inst.venue_symbol, "uly": "",
+            "instFamily": "", "baseCcy": "", "quoteCcy": "", "settleCcy": "", "ctVal": "",
+            "ctMult": "", "ctValCcy": "", "ctType": "", "tickSz": s(inst.tick_size),
+            "lotSz": s(self.contracts(inst, inst.lot_size)),
+            "minSz": s(self.contracts(inst, inst.min_qty)),
+            "maxLmtSz": s(self.contracts(inst, inst.max_qty)) if inst.max_qty else "99999999",
+            "state": "live", "listTime": "1606468572000", "expTime": "", "lever": "",
+        }
+        if ct is None:
+            out.update(baseCcy=inst.base, quoteCcy=inst.quote)
+        else:
+            fam = f"{inst.base}-{inst.quote}"
+            out.update(uly=fam, instFamily=fam, settleCcy=inst.settle or inst.quote,
+                       ctVal=s(ct), ctMult="1", ctValCcy=inst.base, ctType="linear",
+                       lever="100")
+        return out
+
+    def order(self, o: PaperOrder) -> dict[str, Any]:
+        inst = self.by_symbol[o.symbol]
+        fees = sum((f.fee or Decimal(0) for f in self.exchange.fills()
+                    if f.venue_order_id == o.venue_order_id), Decimal(0))
+        return {
+            "instType": self.inst_type(inst), "instId": inst.venue_symbol,
+            "ordId": ord_id(o.venue_order_id), "clOrdId": self.cid(o), "tag": "",
+            "px": s(o.price), "sz": s(self.contracts(inst, o.quantity)),
+            "ordType": ord_type(o), "side": o.side.value,
+            "posSide": "net" if self.inst_type(inst) == "SWAP" else "",
+            "tdMode": "cross" if self.inst_type(inst) == "SWAP" else "cash",
+            "accFillSz": s(self.contracts(inst, o.filled)),
+            "avgPx": s(o.notional / o.filled) if o.filled else "",
+            "state": STATE[o.status], "fee": s(-fees),
+            "feeCcy": inst.settle or inst.quote, "reduceOnly": str(o.reduce_only).lower(),
+            "cancelSource": self.cancel_sources.get(o.venue_order_id, ""),
+            "cTime": str(o.updated_ns // MS), "uTime": str(o.updated_ns // MS),
+        }
+
+    def fill(self, f: OrderFilled) -> dict[str, Any]:
+        o = self.exchange.order(f.client_order_id)
+        assert o is not None
+        inst = self.by_symbol[o.symbol]
+        seq = str(seq_of(f.trade_id))
+        return {
+            "instType": self.inst_type(inst), "instId": inst.venue_symbol, "tradeId": seq,
+            "ordId": ord_id(f.venue_order_id), "clOrdId": self.cid(o), "billId": seq,
+            "tag": "", "fillPx": s(f.price), "fillSz": s(self.contracts(inst, f.quantity)),
+            "side": o.side.value, "posSide": "net" if inst.kind is InstrumentKind.PERPETUAL
+            else "", "execType": "M" if f.liquidity is Liquidity.MAKER else "T",
+            "feeCcy": f.fee_currency or "", "fee": s(-(f.fee or Decimal(0))),
+            "ts": str(f.ts_ns // MS), "fillTime": str(f.ts_ns // MS),
+        }
+
+    def push(self, ev: VenueEvent) -> dict[str, Any] | None:
+        """One ``orders`` channel item for an event of the paper exchange, with the order's
+        state as of that event (not as of now)."""
+        o = self.exchange.order(ev.client_order_id)
+        if o is None:
+            return None
+        item = self.order(o)
+        inst = self.by_symbol[o.symbol]
+        item.update(tradeId="", fillSz="", fillPx="", fillFee="", fillFeeCcy="", execType="",
+                    fillTime="", amendResult="", reqId="", code="0", msg="")
+        fills = [f for f in self.exchange.fills() if f.venue_order_id == o.venue_order_id]
+        if isinstance(ev, OrderFilled):
+            upto = [f for f in fills if seq_of(f.trade_id) <= seq_of(ev.trade_id)]
+            acc = sum((f.quantity for f in upto), Decimal(0))
+            notional = sum((f.quantity * f.price for f in upto), Decimal(0))
+            fee = sum((f.fee or Decimal(0) for f in upto), Decimal(0))
+            item.update(
+                state="filled" if acc == o.quantity else "partially_filled",
+                accFillSz=s(self.contracts(inst, acc)), avgPx=s(notional / acc),
+                fee=s(-fee), tradeId=str(seq_of(ev.trade_id)),
+                fillSz=s(self.contracts(inst, ev.quantity)), fillPx=s(ev.price),
+                fillFee=s(-(ev.fee or Decimal(0))), fillFeeCcy=ev.fee_currency or "",
+                execType="M" if ev.liquidity is Liquidity.MAKER else "T",
+                fillTime=str(ev.ts_ns // MS), uTime=str(ev.ts_ns // MS),
+            )
+        elif isinstance(ev, OrderCanceled | OrderExpired):
+            filled = ev.filled_quantity or Decimal(0)
+            src = cancel_source(ev.reason) if isinstance(ev, OrderCanceled) else "0"
+            self.cancel_sources[o.venue_order_id] = src
+            item.update(state="canceled", accFillSz=s(self.contracts(inst, filled)),
+                        cancelSource=src, uTime=str(ev.ts_ns // MS))
+        elif isinstance(ev, OrderAmended):
+            item.update(sz=s(self.contracts(inst, ev.quantity)), px=s(ev.price),
+                        amendResult="0", reqId=self.req_ids.get(o.venue_order_id, ""),
+                        state="partially_filled" if o.filled else "live",
+                        uTime=str(ev.ts_ns // MS))
+        else:  # accepted
+            item.update(state="live", accFillSz="0", avgPx="", fee="0",
+                        uTime=str(ev.ts_ns // MS), cancelSource="")
+        return item

@@ -1,0 +1,324 @@
+"""OKX API v5 payloads as msgspec schemas (field names are OKX's own; every number is a string
+on the wire and becomes a ``Decimal`` in our types).
+
+Perpetual swaps are traded in *contracts*: an OKX ``sz``/``fillSz``/``accFillSz``/``pos`` of a
+SWAP is a count of contracts of ``ctVal`` base units each (BTC-USDT-SWAP: 0.01 BTC). Our types
+always carry base units, so every conversion takes the instrument's ``ctVal`` (None for spot).
+
+Doc sections (www.okx.com/docs-v5/en/): "Public Data / Get system time", "Public Data / Get
+instruments", "Trade / Place order" (and batch, cancel, amend, "Cancel All After"), "Trade /
+Get order details", "Trade / Get order List", "Trade / Get transaction details (last 3 days)",
+"Trading Account / Get balance", "Trading Account / Get positions", "WebSocket / Login",
+"WebSocket / Subscribe", "Trade / WS / Order channel".
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+import msgspec
+
+from connectors.base import (
+    Balance,
+    Instrument,
+    InstrumentKind,
+    Liquidity,
+    OrderFilled,
+    OrderState,
+    Position,
+    Side,
+    VenueStatus,
+)
+
+T = TypeVar("T")
+
+MS = 1_000_000
+
+
+def _d(value: str) -> Decimal:
+    return Decimal(value) if value else Decimal(0)
+
+
+def _opt(value: str) -> Decimal | None:
+    return Decimal(value) if value else None
+
+
+def _ns(ms: str) -> int:
+    return int(ms) * MS if ms else 0
+
+
+def base_qty(value: str, ct_val: Decimal | None) -> Decimal:
+    """An OKX size as base units (SWAP: contracts x ctVal)."""
+    qty = _d(value)
+    return qty * ct_val if ct_val is not None else qty
+
+
+STATES = {
+    "live": VenueStatus.NEW,
+    "partially_filled": VenueStatus.PARTIALLY_FILLED,
+    "filled": VenueStatus.FILLED,
+    "canceled": VenueStatus.CANCELED,
+    "mmp_canceled": VenueStatus.CANCELED,
+}
+
+
+class Envelope(msgspec.Struct, Generic[T], frozen=True):
+    """Every REST answer: ``{"code": "0", "msg": "", "data": [...]}`` ("Overview / REST API").
+    ``code`` "1" (all failed) / "2" (some failed) on order endpoints carry per-item ``sCode``."""
+
+    code: str
+    msg: str = ""
+    data: list[T] = []
+
+
+class ServerTime(msgspec.Struct, frozen=True):
+    ts: str
+
+
+class InstrumentInfo(msgspec.Struct, frozen=True):
+    instType: str
+    instId: str
+    tickSz: str
+    lotSz: str
+    minSz: str
+    baseCcy: str = ""
+    quoteCcy: str = ""
+    settleCcy: str = ""
+    ctVal: str = ""
+    ctValCcy: str = ""
+    ctType: str = ""
+    uly: str = ""
+    maxLmtSz: str = ""
+    state: str = "live"
+
+    @property
+    def ct_val(self) -> Decimal | None:
+        return Decimal(self.ctVal) if self.instType == "SWAP" and self.ctVal else None
+
+    def to_instrument(self) -> Instrument | None:
+        """Our instrument (sizes in base units), or None for what we do not trade (not live,
+        inverse swaps, other instrument types)."""
+        if self.state != "live":
+            return None
+        if self.instType == "SPOT":
+            return Instrument(
+                symbol=f"{self.baseCcy}/{self.quoteCcy}", venue_symbol=self.instId,
+                base=self.baseCcy, quote=self.quoteCcy, tick_size=Decimal(self.tickSz),
+                lot_size=Decimal(self.lotSz), min_qty=Decimal(self.minSz),
+                max_qty=_opt(self.maxLmtSz),
+            )
+        ct = self.ct_val
+        if self.instType != "SWAP" or self.ctType != "linear" or ct is None:
+            return None
+        base, _, quote = self.uly.partition("-")
+        max_qty = _opt(self.maxLmtSz)
+        return Instrument(
+            symbol=f"{base}/{quote}:{self.settleCcy}", venue_symbol=self.instId, base=base,
+            quote=quote, kind=InstrumentKind.PERPETUAL, settle=self.settleCcy,
+            tick_size=Decimal(self.tickSz), lot_size=Decimal(self.lotSz) * ct,
+            min_qty=Decimal(self.minSz) * ct,
+            max_qty=max_qty * ct if max_qty is not None else None,
+        )
+
+
+class OrderAck(msgspec.Struct, frozen=True):
+    """One item of the answer to place/cancel/amend (and their batch forms)."""
+
+    sCode: str
+    sMsg: str = ""
+    ordId: str = ""
+    clOrdId: str = ""
+    tag: str = ""
+    reqId: str = ""
+    ts: str = ""
+
+
+class CancelAllAfterAck(msgspec.Struct, frozen=True):
+    triggerTime: str
+    ts: str = ""
+    tag: str = ""
+
+
+class OrderInfo(msgspec.Struct, frozen=True):
+    """An order as "Get order details" and "Get order List" (orders-pending) return it."""
+
+    instType: str
+    instId: str
+    ordId: str
+    clOrdId: str
+    side: str
+    ordType: str
+    sz: str
+    state: str
+    px: str = ""
+    accFillSz: str = "0"
+    avgPx: str = ""
+    fee: str = ""
+    feeCcy: str = ""
+    cancelSource: str = ""
+    cTime: str = ""
+    uTime: str = ""
+
+    def to_state(self, symbol: str, ct_val: Decimal | None) -> OrderState:
+        return OrderState(
+            client_order_id=self.clOrdId, venue_order_id=self.ordId, symbol=symbol,
+            side=Side(self.side), status=STATES.get(self.state, VenueStatus.NEW),
+            quantity=base_qty(self.sz, ct_val), filled_quantity=base_qty(self.accFillSz, ct_val),
+            average_price=_opt(self.avgPx) if _d(self.accFillSz) else None, price=_opt(self.px),
+            updated_ns=_ns(self.uTime or self.cTime),
+        )
+
+
+def trade_key(inst_id: str, trade_id: str, ord_id: str) -> str:
+    """Our trade id of an OKX fill: OKX ``tradeId`` counts per instrument and is shared by the
+    two sides of a trade, so the instrument and the order qualify it."""
+    return f"{inst_id}:{trade_id}:{ord_id}"
+
+
+def liquidity(exec_type: str) -> Liquidity | None:
+    return {"T": Liquidity.TAKER, "M": Liquidity.MAKER}.get(exec_type)
+
+
+class FillInfo(msgspec.Struct, frozen=True):
+    """One of "Get transaction details (last 3 days)" (``/api/v5/trade/fills``). ``fee`` is
+    negative when charged, positive for a rebate."""
+
+    instType: str
+    instId: str
+    tradeId: str
+    ordId: str
+    fillPx: str
+    fillSz: str
+    side: str
+    clOrdId: str = ""
+    billId: str = ""
+    execType: str = ""
+    fee: str = "0"
+    feeCcy: str = ""
+    ts: str = ""
+    fillTime: str = ""
+
+    def to_fill(self, ct_val: Decimal | None) -> OrderFilled:
+        return OrderFilled(
+            client_order_id=self.clOrdId, venue_order_id=self.ordId,
+            trade_id=trade_key(self.instId, self.tradeId, self.ordId),
+            quantity=base_qty(self.fillSz, ct_val), price=Decimal(self.fillPx),
+            fee=-_d(self.fee), fee_currency=self.feeCcy or None,
+            liquidity=liquidity(self.execType), ts_ns=_ns(self.fillTime or self.ts),
+        )
+
+
+class BalanceDetail(msgspec.Struct, frozen=True):
+    ccy: str
+    availBal: str = ""
+    frozenBal: str = ""
+    cashBal: str = ""
+    eq: str = ""
+
+    def to_balance(self) -> Balance:
+        free = _d(self.availBal) if self.availBal else _d(self.cashBal)
+        return Balance(self.ccy, free, _d(self.frozenBal))
+
+
+class AccountBalance(msgspec.Struct, frozen=True):
+    details: list[BalanceDetail]
+    totalEq: str = ""
+    uTime: str = ""
+
+
+class PositionInfo(msgspec.Struct, frozen=True):
+    instType: str
+    instId: str
+    pos: str
+    posSide: str = "net"
+    avgPx: str = ""
+    mgnMode: str = ""
+
+    def to_position(self, symbol: str, ct_val: Decimal | None) -> Position:
+        qty = base_qty(self.pos, ct_val)
+        if self.posSide == "short":
+            qty = -abs(qty)
+        return Position(symbol, qty, _opt(self.avgPx))
+
+
+# ---- WebSocket -----------------------------------------------------------------------------
+
+
+class WsArg(msgspec.Struct, frozen=True):
+    channel: str = ""
+    instType: str = ""
+    instId: str = ""
+    uid: str = ""
+
+
+class WsEvent(msgspec.Struct, frozen=True):
+    """``{"event": "login" | "subscribe" | "error", "code": ..., "msg": ..., "connId": ...}``"""
+
+    event: str
+    code: str = "0"
+    msg: str = ""
+    connId: str = ""
+    arg: WsArg | None = None
+
+
+class WsOrder(msgspec.Struct, frozen=True):
+    """One order update of the ``orders`` channel: one per change, one per fill (``tradeId``,
+    ``fillSz``, ``fillPx``, ``fillFee`` of that fill; ``accFillSz`` the order's total)."""
+
+    instType: str
+    instId: str
+    ordId: str
+    clOrdId: str
+    side: str
+    state: str
+    sz: str
+    px: str = ""
+    ordType: str = ""
+    accFillSz: str = "0"
+    avgPx: str = ""
+    tradeId: str = ""
+    fillSz: str = ""
+    fillPx: str = ""
+    fillFee: str = ""
+    fillFeeCcy: str = ""
+    fee: str = ""
+    feeCcy: str = ""
+    execType: str = ""
+    fillTime: str = ""
+    amendResult: str = ""
+    reqId: str = ""
+    cancelSource: str = ""
+    code: str = "0"
+    msg: str = ""
+    cTime: str = ""
+    uTime: str = ""
+
+    def fill(self, ct_val: Decimal | None) -> OrderFilled | None:
+        if not self.tradeId or not _d(self.fillSz):
+            return None
+        return OrderFilled(
+            client_order_id=self.clOrdId, venue_order_id=self.ordId,
+            trade_id=trade_key(self.instId, self.tradeId, self.ordId),
+            quantity=base_qty(self.fillSz, ct_val), price=Decimal(self.fillPx),
+            fee=-_d(self.fillFee), fee_currency=self.fillFeeCcy or None,
+            liquidity=liquidity(self.execType), ts_ns=_ns(self.fillTime or self.uTime),
+        )
+
+
+class WsOrderPush(msgspec.Struct, frozen=True):
+    arg: WsArg
+    data: list[WsOrder]
+
+
+TIME = msgspec.json.Decoder(Envelope[ServerTime])
+INSTRUMENTS = msgspec.json.Decoder(Envelope[InstrumentInfo])
+ACKS = msgspec.json.Decoder(Envelope[OrderAck])
+CANCEL_ALL_AFTER = msgspec.json.Decoder(Envelope[CancelAllAfterAck])
+ORDERS = msgspec.json.Decoder(Envelope[OrderInfo])
+FILLS = msgspec.json.Decoder(Envelope[FillInfo])
+BALANCE = msgspec.json.Decoder(Envelope[AccountBalance])
+POSITIONS = msgspec.json.Decoder(Envelope[PositionInfo])
+ERROR = msgspec.json.Decoder(Envelope[msgspec.Raw])
+WS_EVENT = msgspec.json.Decoder(WsEvent)
+WS_ORDERS = msgspec.json.Decoder(WsOrderPush)

@@ -1,0 +1,252 @@
+"""The whole path against each native exchange connector: FIX client -> gateway -> connector
+-> the venue's emulator (its documented REST and WebSocket protocol on loopback) -> fills back
+as ExecutionReports, with the venue failures every connector must survive.
+
+Every wait is a bounded read of the next FIX message or a bounded poll of the emulator's state.
+"""
+
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.base import Side
+from connectors.common.credentials import Credentials
+from connectors.common.emulator import EmulatorServer
+from gateway.store.sessions import SessionStore
+
+from .support import BTC, OrderClient, Run, fields, running, session
+
+KINDS = ("binance", "okx", "bybit")
+CREDS = Credentials("e2e-test-key-0001", "e2e-test-secret-0001", passphrase="e2e-Pass-1")
+D = Decimal
+GTC = "1"  # crypto venues have no Day orders (FIX's default): every order says GTC
+
+
+def emulator_class(kind: str) -> type[EmulatorServer]:
+    module = importlib.import_module(f"connectors.{kind}")
+    found = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, EmulatorServer) and v is not EmulatorServer]
+    assert len(found) == 1, f"connectors.{kind} must export one emulator, found {found}"
+    return found[0]
+
+
+@pytest.fixture
+def creds_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("E2E_API_KEY", CREDS.api_key)
+    monkeypatch.setenv("E2E_API_SECRET", CREDS.secret)
+    assert CREDS.passphrase is not None
+    monkeypatch.setenv("E2E_API_PASSPHRASE", CREDS.passphrase)
+    return "E2E"
+
+
+@asynccontextmanager
+async def emulated(kind: str) -> AsyncIterator[EmulatorServer]:
+    emu = emulator_class(kind)(CREDS)  # type: ignore[call-arg]
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+def venue_entry(kind: str, emu: EmulatorServer, **kw: Any) -> dict[str, Any]:
+    return {"name": kind, "kind": kind, "credentials_env": "E2E", "urls": emu.urls,
+            "symbols": [BTC], "dead_man_switch": 0, "request_timeout": 0.5, **kw}
+
+
+def best_bid(emu: EmulatorServer) -> Decimal:
+    bid = emu.core.exchange.book(BTC).best_bid()
+    assert bid is not None
+    return bid
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait() -> None:
+        while not cond():  # noqa: ASYNC110 - the state polled has no event to wait on
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+def open_at(emu: EmulatorServer) -> list[str]:
+    return [s.client_order_id for s in emu.core.exchange.open_orders()]
+
+
+async def resting_buy(c: OrderClient, emu: EmulatorServer, cl: str, qty: str = "0.01"
+                      ) -> Decimal:
+    """A buy at the top of the book (better than the market maker's bid): it rests, and is the
+    first to fill when an outside seller comes."""
+    price = best_bid(emu) + D("0.01")
+    await c.order(cl, qty=qty, price=price, tif=GTC)
+    await c.er(t11=cl, t150="0", t39="0")
+    return price
+
+
+def gateway(tmp_path: Path, kind: str, emu: EmulatorServer, *, store: SessionStore | None = None,
+            session_kw: dict[str, Any] | None = None, **venue_kw: Any
+            ) -> Any:
+    return running(tmp_path, [session(default_venue=kind, **(session_kw or {}))],
+                   [venue_entry(kind, emu, **venue_kw)], store=store)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_order_fill_and_cancel(tmp_path: Path, creds_env: str, kind: str) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            price = await resting_buy(c, emu, "o1", "0.02")
+            emu.core.trade_against(BTC, Side.SELL, D("0.005"), price)
+            m = await c.er(t11="o1", t150="F", t39="1")
+            assert D(fields(m)[32]) == D("0.005") and D(fields(m)[31]) == price
+            assert fields(m)[198]  # the venue's order id
+            emu.core.trade_against(BTC, Side.SELL, D("0.015"), price)
+            m = await c.er(t11="o1", t150="F", t39="2")
+            assert D(fields(m)[14]) == D("0.02") and D(fields(m)[151]) == 0
+            await c.order("o2", qty="0.01", price=best_bid(emu) - 1000, tif=GTC)
+            await c.er(t11="o2", t150="0")
+            await c.cancel("c2", "o2", qty="0.01")
+            await c.er(t11="c2", t150="6")
+            await c.er(t11="c2", t150="4", t39="4")
+            assert open_at(emu) == []
+            await c.quiet()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_venue_refusals_are_clear_rejects_and_no_secret_is_logged(
+    tmp_path: Path, creds_env: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            # far beyond the balance
+            await c.order("big", qty="500", price=best_bid(emu) - 500, tif=GTC)
+            m = await c.er(t11="big", t150="8", t39="8")
+            assert "balance" in (m.get(58) or "").lower(), str(m)
+            assert open_at(emu) == []
+
+    asyncio.run(main())
+    text = caplog.text
+    assert CREDS.secret not in text and CREDS.passphrase not in text  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fill_while_the_stream_is_down_is_reported_once(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            price = await resting_buy(c, emu, "o1")
+            emu.core.faults.streams_down = True
+            assert await emu.drop_streams() >= 1
+            emu.core.trade_against(BTC, Side.SELL, D("0.01"), price)  # nobody hears of it
+            emu.core.faults.streams_down = False  # the connector reconnects and catches up
+            await c.er(t11="o1", t150="F", t39="2", timeout=15)
+            await c.quiet(0.5)
+            fills = [m for m in c.received if m.get(150) == "F"]
+            assert len(fills) == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_order_whose_answer_timed_out_is_found_not_duplicated(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            emu.core.faults.timeout_next = 1  # executed at the venue, the answer never comes
+            await c.order("o1", qty="0.01", price=best_bid(emu) - 500, tif=GTC)
+            await c.er(t11="o1", t150="0", t39="0", timeout=15)
+            assert len(open_at(emu)) == 1
+            await c.quiet(0.5)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_storm_of_429s_loses_no_order(tmp_path: Path, creds_env: str, kind: str) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            emu.core.faults.rate_limit_next = 8
+            emu.core.faults.retry_after_s = 0
+            for i in range(3):
+                await c.order(f"o{i}", qty="0.01", price=best_bid(emu) - 500 - i, tif=GTC)
+            for _ in range(3):
+                await c.er(t150="0", timeout=15)
+            assert len(open_at(emu)) == 3 and emu.core.faults.rate_limit_next == 0
+            await c.quiet(0.3)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancel_on_disconnect_cancels_at_the_venue(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(
+            tmp_path, kind, emu, session_kw={"cancel_on_disconnect": "disconnect"}
+        ) as run:
+            c = await run.client()
+            for i in range(3):
+                await c.order(f"o{i}", qty="0.01", price=best_bid(emu) - 500 - i, tif=GTC)
+                await c.er(t11=f"o{i}", t150="0")
+            assert len(open_at(emu)) == 3
+            await c.close()  # dropped, no Logout
+            await until(lambda: open_at(emu) == [])
+            c2 = await run.reconnect(c)
+            got = [(await c2.er(t150="4", t39="4")).get(11) for _ in range(3)]
+            assert sorted(got) == ["o0", "o1", "o2"]  # type: ignore[type-var]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_restart_reconciles_what_happened_meanwhile(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    async def main() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        try:
+            async with emulated(kind) as emu:
+                async with gateway(tmp_path, kind, emu, store=store) as run:
+                    c = await run.client()
+                    price = await resting_buy(c, emu, "o1")
+                    await c.order("o2", qty="0.01", price=best_bid(emu) - 700, tif=GTC)
+                    await c.er(t11="o2", t150="0")
+                    next_seq = c.next_seq
+                # the gateway is down: o1 fills, o2 is cancelled by someone at the venue
+                emu.core.trade_against(BTC, Side.SELL, D("0.01"), price)
+                coid = next(s.client_order_id for s in emu.core.exchange.open_orders())
+                emu.core.run(lambda now: emu.core.exchange.cancel(BTC, coid, now))
+                async with gateway(tmp_path, kind, emu, store=store) as run2:
+                    c2 = await run2.client(reset=False, next_seq=next_seq)
+                    got = {m.get(11): m.get(150) for m in
+                           [await c2.er(timeout=15), await c2.er(timeout=15)]}
+                    assert got == {"o1": "F", "o2": "4"}
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+_ = Run
