@@ -256,6 +256,10 @@ class Capabilities:
     amend: bool = False
     """A native amend exists (otherwise the gateway cancels, then places)."""
     amend_keeps_priority_on_qty_down: bool = False
+    amend_new_client_order_id: bool = False
+    """The native amend replaces the venue order with a new one that needs a client order id of
+    its own (Binance cancelReplace): the gateway passes ``AmendRequest.new_client_order_id``,
+    derived from its OrderID like every other, so it survives a restart."""
     bulk_cancel: bool = True
     batch_place: bool = False
 

@@ -106,6 +106,7 @@ class BinanceConnector(StreamingConnector):
                 reduce_only=False,
                 amend=True,  # cancelReplace (loses queue priority)
                 amend_keeps_priority_on_qty_down=False,
+                amend_new_client_order_id=True,  # cancelReplace places a new order
                 bulk_cancel=True,  # DELETE /api/v3/openOrders, per symbol
                 batch_place=False,
             ),

@@ -311,17 +311,25 @@ class BybitConnector(StreamingConnector):
         return out
 
     async def arm_dead_man(self) -> None:
-        """POST /v5/order/disconnected-cancel-all per product (SPOT, DERIVATIVES) with
-        ``timeWindow`` = dead_man_s within [3, 300]. The venue cancels the product's orders when
-        the private stream (subscribed to ``dcp.*``) has been gone that long; the stream's pings
-        are what keeps it from firing. Needs the account to have DCP enabled."""
+        """POST /v5/order/disconnected-cancel-all per product (SPOT, DERIVATIVES; the venue's
+        default is OPTIONS) with ``timeWindow`` = dead_man_s within [3, 300]
+        (https://bybit-exchange.github.io/docs/v5/order/dcp). The venue cancels the product's
+        orders once every private connection subscribed to its ``dcp.spot`` / ``dcp.future``
+        topic has been gone that long (.../v5/websocket/private/dcp); the stream's pings keep it
+        from firing. DCP must be enabled for the account by Bybit ("only available for Ins
+        clients"); otherwise the venue refuses and health() says so. The documented answer is
+        just ``{"retCode": 0, "retMsg": "success"}`` (no ``result``)."""
         assert self.settings.dead_man_s is not None
         window = int(min(max(round(self.settings.dead_man_s), DCP_MIN_S), DCP_MAX_S))
+        path = "/v5/order/disconnected-cancel-all"
         try:
             for product in self._dcp_products():
-                await self._call(schemas.HEAD_ENVELOPE, "POST",
-                                  "/v5/order/disconnected-cancel-all",
-                                  {"product": product, "timeWindow": window})
+                head, _ = await self._send("POST", path,
+                                           {"product": product, "timeWindow": window},
+                                           category=None, priority=Priority.BACKGROUND,
+                                           mutating=False, signed=True)
+                if head.retCode != errors.OK:
+                    self._raise(head, False, path)
         except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:
             self.dcp_armed = False
             self.dcp_detail = f"DCP not armed: {exc}"

@@ -51,26 +51,28 @@ from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketCon
 
 ORDER_ENTRY = frozenset({"/v5/order/create", "/v5/order/amend", "/v5/order/cancel",
                          "/v5/order/cancel-all"})
+DCP_PATH = "/v5/order/disconnected-cancel-all"
 LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+"""orderLinkId (Place Order): at most 36 characters of numbers, letters (upper and lower
+cases), dashes and underscores."""
 
 _SPOT_CODES: dict[RejectReason, tuple[int, str]] = {
-    RejectReason.INSUFFICIENT_BALANCE: (errors.SPOT_INSUFFICIENT, "Insufficient balance."),
+    RejectReason.INSUFFICIENT_BALANCE: (errors.SPOT_INSUFFICIENT, "Balance insufficient"),
     RejectReason.UNKNOWN_SYMBOL: (errors.SPOT_INVALID_SYMBOL, "Invalid symbol."),
     RejectReason.PRICE_FILTER: (errors.SPOT_PRICE_DECIMALS, "Order price decimal too long."),
-    RejectReason.LOT_FILTER: (errors.SPOT_QTY_DECIMALS, "Order volume decimal too long."),
-    RejectReason.MIN_NOTIONAL: (errors.SPOT_BELOW_MIN_AMOUNT,
-                                "Order value exceeded lower limit."),
-    RejectReason.DUPLICATE_ORDER: (errors.SPOT_DUPLICATE_CLIENT_ID, "Duplicate clientOrderId."),
+    RejectReason.LOT_FILTER: (errors.SPOT_QTY_DECIMALS, "Order volume decimal too long"),
+    RejectReason.MIN_NOTIONAL: (errors.SPOT_BELOW_MIN_AMOUNT, "Order value exceeded lower limit"),
+    RejectReason.DUPLICATE_ORDER: (errors.SPOT_DUPLICATE_CLIENT_ID, "Duplicate clientOrderId"),
     RejectReason.UNKNOWN_ORDER: (errors.SPOT_ORDER_NOT_EXISTS, "Order does not exist."),
     RejectReason.TOO_LATE: (errors.SPOT_ORDER_NOT_EXISTS, "Order does not exist."),
 }
 _LINEAR_CODES: dict[RejectReason, tuple[int, str]] = {
     RejectReason.INSUFFICIENT_BALANCE: (errors.INSUFFICIENT_AB, "ab not enough for new order"),
-    RejectReason.UNKNOWN_SYMBOL: (errors.PARAMS_ERROR, "params error: symbol invalid"),
+    RejectReason.UNKNOWN_SYMBOL: (errors.PARAMS_ERROR, "Not supported symbols"),
     RejectReason.PRICE_FILTER: (errors.PARAMS_ERROR, "params error: price invalid"),
     RejectReason.LOT_FILTER: (errors.PARAMS_ERROR, "params error: qty invalid"),
     RejectReason.MIN_NOTIONAL: (errors.BELOW_MIN_NOTIONAL,
-                                "Order does not meet minimum order value"),
+                                "Order notional value below the lower limit"),
     RejectReason.DUPLICATE_ORDER: (errors.DUPLICATE_LINK_ID, "OrderLinkedID is duplicate"),
     RejectReason.UNKNOWN_ORDER: (errors.ORDER_NOT_EXISTS,
                                  "order not exists or too late to cancel"),
@@ -252,6 +254,9 @@ class BybitEmulator(EmulatorServer):
             return self._reply(exc.code, exc.msg, headers=headers)
         if path in ORDER_ENTRY and core.take("timeout_next"):
             await core.hang()
+        if path == DCP_PATH:  # the documented answer has neither result nor time
+            return web.json_response({"retCode": errors.OK, "retMsg": "success"},
+                                     headers=headers)
         return self._reply(errors.OK, "OK", result, headers=headers)
 
     def _authenticate(self, request: web.Request, payload: str,
@@ -396,12 +401,14 @@ class BybitEmulator(EmulatorServer):
                 doc["lotSizeFilter"] = {
                     "basePrecision": str(inst.lot_size), "quotePrecision": "0.00000001",
                     "minOrderQty": str(inst.min_qty), "maxOrderQty": max_qty,
-                    "minOrderAmt": str(inst.min_notional), "maxOrderAmt": "2000000"}
+                    "minOrderAmt": str(inst.min_notional), "maxOrderAmt": "8000000",
+                    "maxLimitOrderQty": max_qty, "maxMarketOrderQty": max_qty}
             else:
                 doc |= {"contractType": "LinearPerpetual", "settleCoin": inst.settle}
                 doc["lotSizeFilter"] = {
                     "qtyStep": str(inst.lot_size), "minOrderQty": str(inst.min_qty),
-                    "maxOrderQty": max_qty, "minNotionalValue": str(inst.min_notional)}
+                    "maxOrderQty": max_qty, "maxMktOrderQty": max_qty,
+                    "minNotionalValue": str(inst.min_notional)}
             out.append(doc)
         return {"category": category, "list": out, "nextPageCursor": ""}
 

@@ -1,14 +1,28 @@
-"""Bybit v5 request limits (https://bybit-exchange.github.io/docs/v5/rate-limit).
+"""Bybit v5 request limits.
 
-* IP: 600 requests per 5-second window across every endpoint; beyond it the venue answers HTTP
-  403 ("access too frequent") and blocks the IP for at least 10 minutes.
-* API (per UID, per endpoint and category, per second): over it the venue answers HTTP 200 with
-  ``retCode`` 10006 ("Too many visits!"). Every response carries ``X-Bapi-Limit`` (the limit),
-  ``X-Bapi-Limit-Status`` (what remains) and ``X-Bapi-Limit-Reset-Timestamp`` (ms; when the
-  window resets once exceeded, else the current time).
+Where each number comes from (checked against the docs' markdown source, github.com/
+bybit-exchange/docs, ``docs/v5/rate-limit/rate-limit.mdx``, published as
+https://bybit-exchange.github.io/docs/v5/rate-limit):
 
-The per-second figures are the documented defaults of a non-PRO unified account (order create:
-10/s derivatives, 20/s spot).
+* IP: "600 requests within a 5-second window per IP"; beyond it the venue answers
+  "403, access too frequent" and one must "wait for at least 10 minutes" (section "HTTP IP
+  limit") -> :data:`IP_WINDOW`, :data:`IP_BAN_S`.
+* API (per UID, per endpoint, "rolling time window per second"): over it the JSON answer is
+  ``"retCode": 10006, "retMsg": "Too many visits!"`` (section "API Rate Limit"). The docs do not
+  state the HTTP status of that answer; Bybit's own SDK (pybit ``_http_manager.py``) reads
+  10006 only from HTTP 200 answers and waits until ``X-Bapi-Limit-Reset-Timestamp`` before
+  retrying, so the emulator answers it with HTTP 200. Every response carries ``X-Bapi-Limit``
+  (the limit), ``X-Bapi-Limit-Status`` (remaining) and ``X-Bapi-Limit-Reset-Timestamp`` (ms; when
+  the limit resets once exceeded, else just the current time).
+* Per-endpoint figures: "API Rate Limit Table", "Trade" table (columns inverse+linear share one
+  cell, then option, then spot): create 10/s linear, 20/s spot; amend 10/s both; cancel 10/s
+  linear, 20/s spot; cancel-all 10/s linear, 20/s spot (the 1/s is the *option* column);
+  create-batch / amend-batch / cancel-batch 10/s linear, 20/s spot; disconnected-cancel-all 5/s
+  (all products); order/realtime, order/history, execution/list 50/s. "Position" table:
+  position/list 50/s. "Account" table: wallet-balance (accountType=UNIFIED) 50/s.
+  The market endpoints (server time, instruments-info) are only under the IP limit.
+* Batch endpoints have their own limit (not shared with the single-order endpoint) and consume
+  one unit per order in the request ("Instructions for batch endpoints").
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ ENDPOINT_WINDOWS: dict[str, str] = {
     "/v5/order/cancel": "cancel",
     "/v5/order/cancel-all": "cancel_all",
     "/v5/order/create-batch": "create_batch",
+    "/v5/order/amend-batch": "amend_batch",
     "/v5/order/cancel-batch": "cancel_batch",
     "/v5/order/realtime": "realtime",
     "/v5/order/history": "history",
@@ -38,8 +53,9 @@ PER_SECOND: dict[str, int] = {
     "create:linear": 10, "create:spot": 20,
     "amend:linear": 10, "amend:spot": 10,
     "cancel:linear": 10, "cancel:spot": 20,
-    "cancel_all:linear": 1, "cancel_all:spot": 20,
+    "cancel_all:linear": 10, "cancel_all:spot": 20,
     "create_batch:linear": 10, "create_batch:spot": 20,
+    "amend_batch:linear": 10, "amend_batch:spot": 20,
     "cancel_batch:linear": 10, "cancel_batch:spot": 20,
     "realtime:linear": 50, "realtime:spot": 50,
     "history:linear": 50, "history:spot": 50,

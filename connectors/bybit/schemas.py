@@ -71,8 +71,10 @@ class PriceFilter(msgspec.Struct, frozen=True):
 
 
 class LotSizeFilter(msgspec.Struct, frozen=True):
-    """Spot: basePrecision, minOrderQty, maxOrderQty, minOrderAmt, maxOrderAmt; linear: qtyStep,
-    minOrderQty, maxOrderQty, minNotionalValue."""
+    """Spot: basePrecision, minOrderAmt, maxLimitOrderQty, maxMarketOrderQty (minOrderQty,
+    maxOrderQty and maxOrderAmt are deprecated: "no longer check minOrderQty, check minOrderAmt
+    instead"); linear: qtyStep, minOrderQty, maxOrderQty (limit and PostOnly), maxMktOrderQty,
+    minNotionalValue (Get Instruments Info, response parameters)."""
 
     minOrderQty: str = ""
     maxOrderQty: str = ""
@@ -80,8 +82,11 @@ class LotSizeFilter(msgspec.Struct, frozen=True):
     quotePrecision: str = ""
     minOrderAmt: str = ""
     maxOrderAmt: str = ""
+    maxLimitOrderQty: str = ""
+    maxMarketOrderQty: str = ""
     qtyStep: str = ""
     minNotionalValue: str = ""
+    maxMktOrderQty: str = ""
 
 
 class InstrumentInfo(msgspec.Struct, frozen=True):
@@ -96,7 +101,8 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
 
     def to_instrument(self, category: str) -> Instrument:
         lot = self.lotSizeFilter
-        max_qty = Decimal(lot.maxOrderQty) if lot.maxOrderQty else None
+        max_limit = lot.maxLimitOrderQty or lot.maxOrderQty
+        max_qty = Decimal(max_limit) if max_limit else None
         if category == "linear":
             settle = self.settleCoin or self.quoteCoin
             return Instrument(
@@ -111,8 +117,8 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
             symbol=f"{self.baseCoin}/{self.quoteCoin}", venue_symbol=self.symbol,
             base=self.baseCoin, quote=self.quoteCoin,
             tick_size=Decimal(self.priceFilter.tickSize), lot_size=_d(lot.basePrecision),
-            min_qty=_d(lot.minOrderQty), min_notional=_d(lot.minOrderAmt), max_qty=max_qty,
-        )
+            min_qty=_d(lot.basePrecision), min_notional=_d(lot.minOrderAmt), max_qty=max_qty,
+        )  # spot minOrderQty is deprecated and no longer checked: one basePrecision step
 
 
 class InstrumentsPage(msgspec.Struct, frozen=True):

@@ -55,6 +55,30 @@ VENUE_REASON_TO_ORD_REJ = {
     RejectReason.OTHER: ORD_REJ_OTHER,
 }
 
+VENUE_REASON_TEXT = {
+    RejectReason.INSUFFICIENT_BALANCE: "insufficient balance",
+    RejectReason.UNKNOWN_SYMBOL: "unknown symbol",
+    RejectReason.PRICE_FILTER: "price not allowed (tick size or band)",
+    RejectReason.LOT_FILTER: "quantity not allowed (lot size)",
+    RejectReason.MIN_NOTIONAL: "below the minimum notional",
+    RejectReason.UNSUPPORTED: "not supported",
+    RejectReason.POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
+    RejectReason.DUPLICATE_ORDER: "duplicate order",
+    RejectReason.RATE_LIMIT: "rate limit",
+    RejectReason.VENUE_UNAVAILABLE: "venue unavailable",
+    RejectReason.TOO_LATE: "too late",
+    RejectReason.UNKNOWN_ORDER: "unknown order",
+}
+
+
+def venue_reason_text(venue: str, reason: RejectReason, text: str) -> str:
+    """Text (58) of a venue's refusal: the venue, our reading of it, then the venue's words."""
+    phrase = VENUE_REASON_TEXT.get(reason)
+    if phrase is None or phrase in text.lower():
+        return f"{venue}: {text}"
+    return f"{venue}: {phrase}: {text}"
+
+
 VENUE_REASON_TO_CXL_REJ = {
     RejectReason.UNKNOWN_ORDER: CXL_REJ_UNKNOWN_ORDER,
     RejectReason.TOO_LATE: CXL_REJ_TOO_LATE,

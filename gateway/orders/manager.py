@@ -557,7 +557,8 @@ class OrderManager:
         if not _unacknowledged(o):
             return
         self._record(o, "rejected", {"text": text, "by": "venue"},
-                     Execution(self._exec_id(o), EXEC_REJECTED, text=f"{o.venue}: {text}",
+                     Execution(self._exec_id(o), EXEC_REJECTED,
+                               text=fixmap.venue_reason_text(o.venue, reason, text),
                                ord_rej_reason=fixmap.VENUE_REASON_TO_ORD_REJ.get(
                                    reason, fixmap.ORD_REJ_OTHER)))
 
@@ -688,13 +689,25 @@ class OrderManager:
                                cl_ord_id=cl, orig_cl_ord_id=orig))
 
     def _on_amended(self, o: Order, ev: OrderAmended) -> None:
-        self._amended(o, ev.venue_order_id)
+        self._amended(o, ev.venue_order_id, ev.new_client_order_id)
 
-    def _amended(self, o: Order, venue_order_id: str) -> None:
+    def _amend_coid(self, conn: Connector, o: Order) -> str | None:
+        """The client order id the venue order replacing ``o``'s gets, where the venue's amend
+        needs one: the next version's, so a retry after a restart asks for the same."""
+        if not conn.capabilities.amend_new_client_order_id:
+            return None
+        return venue_client_order_id(o.order_id, o.venue_version + 1,
+                                     conn.info.client_order_id_rules)
+
+    def _amended(self, o: Order, venue_order_id: str, new_coid: str | None = None) -> None:
         p = o.pending
         if p is None or p.kind != "replace":
             return
-        self._record(o, "replaced", {"venue_order_id": venue_order_id},
+        data: dict[str, Any] = {"venue_order_id": venue_order_id}
+        if new_coid and new_coid != o.venue_client_order_id:
+            data["venue_client_order_id"] = new_coid
+            data["venue_version"] = o.venue_version + 1
+        self._record(o, "replaced", data,
                      Execution(self._exec_id(o), EXEC_REPLACED, cl_ord_id=p.cl_ord_id,
                                orig_cl_ord_id=p.orig_cl_ord_id))
         self._after_pending(o)
@@ -736,6 +749,21 @@ class OrderManager:
         for o in list(ours):
             if not o.is_open:
                 continue
+            new_coid = self._amend_coid(conn, o) if (
+                o.pending is not None and o.pending.kind == "replace" and self._amends(conn, o)
+            ) else None
+            if new_coid is not None:
+                # an amend that replaces the venue order was under way: its new order, if it
+                # exists, is the order now (the old one is canceled by the amend)
+                st = at_venue.get(new_coid)
+                if st is None:
+                    try:
+                        st = await conn.query_order(o.symbol, new_coid)
+                    except VenueError:
+                        continue
+                if st is not None and st.status is not VenueStatus.REJECTED:
+                    self._map_coid(o, new_coid)
+                    self._amended(o, st.venue_order_id, new_coid)
             state = at_venue.get(o.venue_client_order_id)
             if state is None:
                 try:
@@ -961,19 +989,27 @@ class OrderManager:
         if p is None:
             return
         if self._amends(conn, o):
+            new_coid = self._amend_coid(conn, o)
+            if new_coid is not None:
+                self._map_coid(o, new_coid)
             try:
                 await conn.amend(AmendRequest(o.venue_client_order_id, o.symbol,
-                                              quantity=p.quantity, price=p.price))
+                                              quantity=p.quantity, price=p.price,
+                                              new_client_order_id=new_coid))
             except VenueRejected as exc:
                 self._refuse_pending(o, f"{o.venue}: {exc.text}", fixmap.VENUE_REASON_TO_CXL_REJ
                                      .get(exc.reason, fixmap.CXL_REJ_OTHER))
             except VenueUnavailable as exc:
                 self._refuse_pending(o, f"{o.venue}: unavailable ({exc})", fixmap.CXL_REJ_OTHER)
             except VenueAmbiguous as exc:
-                state = await self._query_quietly(conn, o)
+                state = await self._query_quietly(conn, o, new_coid)
                 if o.pending is not p:
                     return  # resolved meanwhile (the amend's event, a fill, a cancel)
-                if state is not None and state.status.is_open and _shows_amend(state, p):
+                if new_coid is not None and state is not None and (
+                    state.status is not VenueStatus.REJECTED
+                ):
+                    self._amended(o, state.venue_order_id, new_coid)  # the new order exists
+                elif state is not None and state.status.is_open and _shows_amend(state, p):
                     self._amended(o, state.venue_order_id)
                 else:
                     self._refuse_pending(o, f"{o.venue}: amend not confirmed ({exc})",

@@ -125,6 +125,57 @@ def test_order_fill_and_cancel(tmp_path: Path, creds_env: str, kind: str) -> Non
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_replace_then_fill(tmp_path: Path, creds_env: str, kind: str) -> None:
+    """A replace goes by the venue's amend (Binance: cancelReplace, a new venue order with a
+    client order id of its own); fills of the order before and after it add up."""
+
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            price = await resting_buy(c, emu, "o1", "0.03")
+            emu.core.trade_against(BTC, Side.SELL, D("0.01"), price)
+            await c.er(t11="o1", t150="F", t39="1")
+            new_price = price  # still the best bid: the outside seller below meets it first
+            await c.replace("r1", "o1", qty="0.05", price=new_price, extra=[(59, GTC)])
+            await c.er(t11="r1", t150="E", t39="E")
+            m = await c.er(t11="r1", t150="5")
+            assert D(fields(m)[38]) == D("0.05") and D(fields(m)[14]) == D("0.01")
+            assert D(fields(m)[151]) == D("0.04")
+            (coid,) = open_at(emu)
+            # Binance's cancelReplace placed a new venue order: the next version's client id
+            assert coid.endswith("v1") == (kind == "binance"), coid
+            emu.core.trade_against(BTC, Side.SELL, D("0.04"), new_price)
+            m = await c.er(t11="r1", t150="F", t39="2")
+            assert D(fields(m)[14]) == D("0.05") and D(fields(m)[31]) == new_price
+            assert open_at(emu) == []
+            await c.quiet(0.3)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_amend_whose_answer_timed_out_is_resolved_by_query(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            price = await resting_buy(c, emu, "o1", "0.02")
+            emu.core.faults.timeout_next = 1  # the amend is executed, its answer never comes
+            await c.replace("r1", "o1", qty="0.03", price=price, extra=[(59, GTC)])
+            await c.er(t11="r1", t150="E")
+            m = await c.er(t11="r1", t150="5", t39="0", timeout=15)
+            assert D(fields(m)[38]) == D("0.03")
+            (state,) = emu.core.exchange.open_orders()
+            assert state.quantity - state.filled_quantity == D("0.03")
+            emu.core.trade_against(BTC, Side.SELL, D("0.03"), price)
+            await c.er(t11="r1", t150="F", t39="2")
+            await c.quiet(0.3)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_venue_refusals_are_clear_rejects_and_no_secret_is_logged(
     tmp_path: Path, creds_env: str, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:

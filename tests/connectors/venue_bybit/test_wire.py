@@ -16,7 +16,8 @@ from connectors.base import (
     VenueStatus,
 )
 from connectors.bybit import errors, schemas
-from connectors.bybit.signing import rest_headers, sign_rest, sign_ws_auth
+from connectors.bybit.limits import PER_SECOND, window_name
+from connectors.bybit.signing import rest_headers, rest_origin, sign_rest, sign_ws_auth
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -25,10 +26,19 @@ def load(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-# Bybit's "Integration Guidance / Authentication" page describes the algorithm (timestamp +
-# api_key + recv_window + queryString|jsonBodyString, HMAC-SHA256, hex) but publishes no signed
-# example; these expected values were computed independently with
+# Bybit's "Integration Guidance / Create A Request" page (docs/v5/guide.mdx) gives the string to
+# sign for a GET and a POST example and a "resulting example signature", but not the secret that
+# produced it, so only the origin strings can be checked against the docs. The expected HMACs
+# below were computed independently with
 # `printf '%s' '<origin>' | openssl dgst -sha256 -hmac YYYYYYYYYY`.
+def test_rest_origin_matches_the_docs_examples() -> None:
+    assert rest_origin(1658384314791, "XXXXXXXXXX", 5000,
+                       "category=option&symbol=BTC-29JUL22-25000-C") == (
+        "1658384314791XXXXXXXXXX5000category=option&symbol=BTC-29JUL22-25000-C")
+    assert rest_origin(1658385579423, "XXXXXXXXXX", 5000, '{"category": "option"}') == (
+        '1658385579423XXXXXXXXXX5000{"category": "option"}')
+
+
 def test_rest_signature_get() -> None:
     sig = sign_rest("YYYYYYYYYY", 1658384314791, "XXXXXXXXXX", 5000,
                     "category=option&symbol=BTC-29JUL22-25000-C")
@@ -67,9 +77,10 @@ def test_instruments_spot() -> None:
     inst = env.result.list[0].to_instrument("spot")
     assert inst.symbol == "BTC/USDT" and inst.venue_symbol == "BTCUSDT"
     assert inst.kind is InstrumentKind.SPOT
-    assert inst.tick_size == Decimal("0.01") and inst.lot_size == Decimal("0.000001")
-    assert inst.min_qty == Decimal("0.000048") and inst.min_notional == Decimal("1")
-    assert inst.max_qty == Decimal("71.73956243")
+    assert inst.tick_size == Decimal("0.1") and inst.lot_size == Decimal("0.000001")
+    # minOrderQty is deprecated for spot ("no longer check minOrderQty, check minOrderAmt")
+    assert inst.min_qty == Decimal("0.000001") and inst.min_notional == Decimal("5")
+    assert inst.max_qty == Decimal("83")  # maxLimitOrderQty
 
 
 def test_instruments_linear() -> None:
@@ -78,12 +89,35 @@ def test_instruments_linear() -> None:
     assert inst.symbol == "BTC/USDT:USDT" and inst.kind is InstrumentKind.PERPETUAL
     assert inst.settle == "USDT" and inst.tick_size == Decimal("0.10")
     assert inst.lot_size == Decimal("0.001") and inst.min_notional == Decimal("5")
+    assert inst.min_qty == Decimal("0.001") and inst.max_qty == Decimal("1190.000")
 
 
 def test_order_create() -> None:
     env = schemas.ORDER_IDS.decode(load("rest_order_create.json"))
     assert env.result.orderId == "1321003749386327552"
     assert env.result.orderLinkId == "spot-test-postonly"
+
+
+def test_order_amend_and_cancel() -> None:
+    for name in ("rest_order_amend.json", "rest_order_cancel.json"):
+        env = schemas.ORDER_IDS.decode(load(name))
+        assert env.result.orderId == "c6f055d9-7f21-4079-913d-e6523a9cfffa"
+        assert env.result.orderLinkId == "linear-004"
+
+
+def test_order_history_post_only_cancelled() -> None:
+    # The docs' Get Order History example: a PostOnly order that would have taken liquidity is
+    # Cancelled with rejectReason EC_PostOnlyWillTakeLiquidity.
+    env = schemas.ORDERS.decode(load("rest_order_history.json"))
+    order = env.result.list[0]
+    assert order.status is VenueStatus.CANCELED
+    assert order.rejectReason == errors.POST_ONLY_WOULD_TAKE
+    assert order.timeInForce == "PostOnly"
+
+
+def test_dcp_answer_has_no_result() -> None:
+    head = schemas.HEAD.decode(load("rest_dcp.json"))
+    assert head.retCode == 0 and head.retMsg == "success"
 
 
 def test_order_realtime() -> None:
@@ -108,8 +142,14 @@ def test_execution_list() -> None:
 def test_wallet_balance() -> None:
     env = schemas.WALLET.decode(load("rest_wallet_balance.json"))
     bal = {b.asset: b for c in env.result.list for b in (x.to_balance() for x in c.coin)}
-    assert bal["USDT"].free == Decimal("800.0") and bal["USDT"].locked == Decimal("200.5")
-    assert bal["BTC"].total == 0
+    assert bal["BTC"].total == 0 and bal["BTC"].locked == 0
+
+
+def test_wallet_coin_locked_is_held() -> None:
+    coin = schemas.WalletCoin(coin="USDT", walletBalance="1000.5", locked="200.5",
+                              totalOrderIM="0", totalPositionIM="0")
+    bal = coin.to_balance()
+    assert bal.free == Decimal("800.0") and bal.locked == Decimal("200.5")
 
 
 def test_position_list() -> None:
@@ -132,6 +172,21 @@ def test_errors(name: str, code: int, reason: RejectReason) -> None:
     head = schemas.HEAD.decode(load(name))
     assert head.retCode == code
     assert errors.reason_for(head.retCode, head.retMsg) is reason
+
+
+def test_rate_limit_table() -> None:
+    # docs/v5/rate-limit/rate-limit.mdx, "Trade" table (1/s cancel-all is the option column)
+    assert PER_SECOND[window_name("/v5/order/create", "linear") or ""] == 10
+    assert PER_SECOND[window_name("/v5/order/create", "spot") or ""] == 20
+    assert PER_SECOND[window_name("/v5/order/cancel-all", "linear") or ""] == 10
+    assert PER_SECOND[window_name("/v5/order/cancel-all", "spot") or ""] == 20
+    assert PER_SECOND[window_name("/v5/order/disconnected-cancel-all", None) or ""] == 5
+
+
+def test_auth_failure_is_not_ambiguous() -> None:
+    assert 10007 not in errors.AMBIGUOUS  # "User authentication failed."
+    assert errors.reason_for(170381, "") is RejectReason.LOT_FILTER
+    assert errors.reason_for(170222, "") is RejectReason.RATE_LIMIT
 
 
 def test_reason_mapping() -> None:
