@@ -116,8 +116,8 @@ async def bench(kind: str, n: int) -> dict[str, float]:
         conn = gw.orders.connectors[kind]
         assert isinstance(conn, StreamingConnector)
         captured: list[str] = []
-        for s in streams_of(conn):
-            handler = s.on_message
+        handlers = [s.on_message for s in streams_of(conn)]
+        for s, handler in zip(streams_of(conn), handlers, strict=True):
 
             def tap(raw: str, handler: Any = handler) -> None:
                 captured.append(raw)
@@ -154,7 +154,7 @@ async def bench(kind: str, n: int) -> dict[str, float]:
             await store.close()
             await emu.stop()
     # decode only: the captured messages through the connector's own handlers, 5 rounds
-    handler = streams_of(conn)[0].on_message
+    handler = handlers[0]  # the connector's own (not the tap)
     best = float("inf")
     events = 0
     for _ in range(5):

@@ -9,6 +9,15 @@ beyond 600 requests per 5 s, then a ban), answers with Bybit's error codes, push
 accepts-then-cancels a PostOnly order that would take (``EC_PostOnlyWillTakeLiquidity``), and
 runs Disconnect Cancel All: once the last private connection subscribed to a ``dcp`` topic is
 gone for ``timeWindow`` seconds, every order of that product is cancelled.
+
+Sources (Bybit's docs, markdown in github.com/bybit-exchange/docs under ``docs/v5``): HTTP 401
+for a wrong key or missing auth headers and 403 for the IP limit ("Error Codes" / HTTP Code);
+``retCode`` values and their texts ("Error Codes"); limits and ``X-Bapi-Limit*`` headers
+("Rate Limit Rules"); auth / subscribe / private pong shapes ("WebSocket Connect"); DCP
+(``order/dcp``, ``websocket/private/dcp``: topics ``dcp.spot``/``dcp.future``/``dcp.option``,
+products SPOT/DERIVATIVES/OPTIONS, timeWindow [3, 300], answer ``{"retCode":0,
+"retMsg":"success"}``). Not documented, so chosen here: the HTTP status of ``retCode`` errors
+(200, as Bybit's SDK pybit expects, including 10006 and 10004) and the body of a 401.
 """
 
 from __future__ import annotations
@@ -635,8 +644,13 @@ class BybitEmulator(EmulatorServer):
         return ws
 
     def _on_ws(self, conn: _Conn, data: dict[str, Any]) -> dict[str, Any]:
-        op, req_id = data.get("op"), str(data.get("req_id", ""))
-        base = {"req_id": req_id, "conn_id": conn.id}
+        # Shapes of the private-channel answers: "WebSocket Connect" (docs/v5/ws/connect):
+        # auth/subscribe {"success", "ret_msg", "op", "conn_id"} (req_id echoed when sent),
+        # ping -> {"req_id", "op": "pong", "args": [ms], "conn_id"}.
+        op = data.get("op")
+        base: dict[str, Any] = {"conn_id": conn.id}
+        if "req_id" in data:
+            base["req_id"] = str(data["req_id"])
         if op == "auth":
             args = data.get("args") or []
             ok, why = False, "Params Error"

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import bisect
 from decimal import Decimal
 from typing import Any
 
@@ -71,6 +72,9 @@ def ord_type(o: PaperOrder) -> str:
     return {TimeInForce.IOC: "ioc", TimeInForce.FOK: "fok"}.get(o.time_in_force, "limit")
 
 
+ZERO_D = Decimal(0)
+
+
 class Wire:
     """Converts for one emulator (its instruments, contract values and the clOrdIds it
     generated for orders placed without one)."""
@@ -82,6 +86,10 @@ class Wire:
         self.ct_vals = ct_vals
         self.auto_cids: set[str] = set()
         self.req_ids: dict[str, str] = {}
+        self._by_order: dict[str, list[OrderFilled]] = {}
+        self._sums: dict[str, list[tuple[int, Decimal, Decimal, Decimal]]] = {}
+        """venue order id -> per fill: (trade seq, filled, notional, fee) so far."""
+        self._indexed = 0
         self.cancel_sources: dict[str, str] = {}
 
     def inst_type(self, inst: Instrument) -> str:
@@ -114,10 +122,21 @@ class Wire:
                        lever="100")
         return out
 
+    def fills_of(self, venue_order_id: str) -> list[OrderFilled]:
+        """The exchange's fills of one order, indexed as they appear (no scan of them all)."""
+        fills = self.exchange.fills()
+        for f in fills[self._indexed:]:
+            self._by_order.setdefault(f.venue_order_id, []).append(f)
+            sums = self._sums.setdefault(f.venue_order_id, [])
+            acc, notional, fee = sums[-1][1:] if sums else (ZERO_D, ZERO_D, ZERO_D)
+            sums.append((seq_of(f.trade_id), acc + f.quantity, notional + f.quantity * f.price,
+                         fee + (f.fee or ZERO_D)))
+        self._indexed = len(fills)
+        return self._by_order.get(venue_order_id, [])
+
     def order(self, o: PaperOrder) -> dict[str, Any]:
         inst = self.by_symbol[o.symbol]
-        fees = sum((f.fee or Decimal(0) for f in self.exchange.fills()
-                    if f.venue_order_id == o.venue_order_id), Decimal(0))
+        fees = sum((f.fee or Decimal(0) for f in self.fills_of(o.venue_order_id)), Decimal(0))
         return {
             "instType": self.inst_type(inst), "instId": inst.venue_symbol,
             "ordId": ord_id(o.venue_order_id), "clOrdId": self.cid(o), "tag": "",
@@ -158,12 +177,11 @@ class Wire:
         inst = self.by_symbol[o.symbol]
         item.update(tradeId="", fillSz="", fillPx="", fillFee="", fillFeeCcy="", execType="",
                     fillTime="", amendResult="", reqId="", code="0", msg="")
-        fills = [f for f in self.exchange.fills() if f.venue_order_id == o.venue_order_id]
+        self.fills_of(o.venue_order_id)
         if isinstance(ev, OrderFilled):
-            upto = [f for f in fills if seq_of(f.trade_id) <= seq_of(ev.trade_id)]
-            acc = sum((f.quantity for f in upto), Decimal(0))
-            notional = sum((f.quantity * f.price for f in upto), Decimal(0))
-            fee = sum((f.fee or Decimal(0) for f in upto), Decimal(0))
+            sums = self._sums[o.venue_order_id]
+            at = bisect.bisect_right(sums, seq_of(ev.trade_id), key=lambda t: t[0]) - 1
+            _, acc, notional, fee = sums[at]
             item.update(
                 state="filled" if acc == o.quantity else "partially_filled",
                 accFillSz=s(self.contracts(inst, acc)), avgPx=s(notional / acc),
