@@ -25,7 +25,7 @@ from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorServer
 from gateway.store.sessions import SessionStore
 
-from .support import BTC, OrderClient, Run, fields, running, session
+from .support import BTC, OrderClient, fields, running, session
 
 KINDS = ("binance", "okx", "bybit")
 CREDS = Credentials("e2e-test-key-0001", "e2e-test-secret-0001", passphrase="e2e-Pass-1")
@@ -300,4 +300,29 @@ def test_a_restart_reconciles_what_happened_meanwhile(
     asyncio.run(main())
 
 
-_ = Run
+
+
+def test_the_generic_ccxt_connector_end_to_end(tmp_path: Path, creds_env: str) -> None:
+    """kind = "ccxt": ccxt's own binance client against the Binance emulator, events polled."""
+
+    async def main() -> None:
+        async with emulated("binance") as emu:
+            entry = venue_entry("ccxt", emu, exchange_id="binance", poll_interval=0.05,
+                                ccxt_options={"fetchCurrencies": False, "rateLimit": 5,
+                                              "fetchMargins": False,
+                                              "fetchMarkets": {"types": ["spot"]},
+                                              "events": "poll"})
+            async with running(tmp_path, [session(default_venue="ccxt")], [entry]) as run:
+                c = await run.client()
+                price = await resting_buy(c, emu, "o1")
+                emu.core.trade_against(BTC, Side.SELL, D("0.01"), price)
+                m = await c.er(t11="o1", t150="F", t39="2", timeout=10)
+                assert D(fields(m)[31]) == price
+                await c.order("o2", qty="0.01", price=best_bid(emu) - 900, tif=GTC)
+                await c.er(t11="o2", t150="0")
+                await c.cancel("c2", "o2", qty="0.01")
+                await c.er(t11="c2", t150="6")
+                await c.er(t11="c2", t150="4", timeout=10)
+                assert open_at(emu) == []
+
+    asyncio.run(main())
