@@ -49,7 +49,7 @@ from connectors.base import (
     VenueUnavailable,
 )
 from connectors.bybit import errors, schemas
-from connectors.bybit.limits import IP_BAN_S, window_name, windows
+from connectors.bybit.limits import BATCH_MAX, IP_BAN_S, window_name, windows
 from connectors.bybit.schemas import Envelope, Execution, Order
 from connectors.bybit.signing import rest_headers, sign_ws_auth
 from connectors.common.backoff import Backoff
@@ -96,7 +96,7 @@ class BybitConnector(StreamingConnector):
                 amend=True,
                 amend_keeps_priority_on_qty_down=True,
                 bulk_cancel=True,
-                batch_place=False,
+                batch_place=True,
             ),
             client_order_id_rules=CLIENT_ORDER_ID_RULES,
         )
@@ -157,9 +157,11 @@ class BybitConnector(StreamingConnector):
 
     async def _send(self, method: str, path: str, params: Mapping[str, Any] | None, *,
                     category: str | None, priority: Priority, mutating: bool,
-                    signed: bool) -> tuple[schemas.Head, RestResponse]:
+                    signed: bool, weight: int = 1) -> tuple[schemas.Head, RestResponse]:
+        """``weight``: units of the endpoint's window the request consumes (batch endpoints:
+        one per order, "Instructions for batch endpoints")."""
         window = window_name(path, category)
-        costs = {"ip": 1} | ({window: 1} if window else {})
+        costs = {"ip": 1} | ({window: weight} if window else {})
         waited = 0.0
         resynced = False
         while True:
@@ -475,6 +477,89 @@ class BybitConnector(StreamingConnector):
             raise
         return OrderAccepted(env.result.orderLinkId or request.client_order_id,
                              env.result.orderId, self.now_ms() * 1_000_000)
+
+    async def place_batch(self, requests: Sequence[OrderRequest]
+                          ) -> list[OrderAccepted | VenueRejected]:
+        """POST /v5/order/create-batch (https://bybit-exchange.github.io/docs/v5/order/batch-place),
+        at most :data:`BATCH_MAX` orders per request, all of one ``category``. One outcome per
+        request, in order: an order the venue (or :meth:`order_body`) refused is a
+        VenueRejected in the list. A whole request that times out or fails with 5xx raises
+        VenueAmbiguous (the orders of earlier chunks are placed and tracked; query them by
+        client order id); a whole request the venue refuses makes every order of it a
+        VenueRejected."""
+        out: list[OrderAccepted | VenueRejected | None] = [None] * len(requests)
+        bodies: list[tuple[int, OrderRequest, dict[str, Any]]] = []
+        for i, req in enumerate(requests):
+            try:
+                bodies.append((i, req, self.order_body(req)))
+            except VenueRejected as exc:
+                out[i] = exc
+        categories = {body["category"] for _, _, body in bodies}
+        if len(categories) > 1:
+            raise VenueRejected(RejectReason.UNSUPPORTED,
+                                f"one batch is one category, not {sorted(categories)}")
+        path = "/v5/order/create-batch"
+        for start in range(0, len(bodies), BATCH_MAX):
+            chunk = bodies[start:start + BATCH_MAX]
+            category = chunk[0][2]["category"]
+            items = [{k: v for k, v in body.items() if k != "category"} for _, _, body in chunk]
+            for _, req, _ in chunk:
+                self.track(req.client_order_id, req.symbol)
+            try:
+                env = await self._batch(path, category, items)
+            except VenueRejected as exc:
+                for i, req, _ in chunk:
+                    if exc.reason is not RejectReason.DUPLICATE_ORDER:
+                        self.untrack(req.client_order_id)
+                    out[i] = VenueRejected(exc.reason, exc.text)
+                continue
+            unsure: list[str] = []
+            for (i, req, _), (item, code, msg) in zip(chunk, env.outcomes(len(chunk)),
+                                                      strict=True):
+                coid = req.client_order_id
+                if code == errors.OK and item is not None:
+                    ts = int(item.createAt) * 1_000_000 if item.createAt.isdigit() else (
+                        self.now_ms() * 1_000_000)
+                    out[i] = OrderAccepted(item.orderLinkId or coid, item.orderId, ts)
+                elif code in errors.AMBIGUOUS:
+                    state = await self.query_order(req.symbol, coid)
+                    if state is None:
+                        unsure.append(coid)
+                    else:
+                        out[i] = OrderAccepted(coid, state.venue_order_id, state.updated_ns)
+                else:
+                    reason = errors.reason_for(code, msg)
+                    if reason is not RejectReason.DUPLICATE_ORDER:
+                        self.untrack(coid)
+                    out[i] = VenueRejected(reason, f"{code} {msg}")
+            if unsure:  # never turn "the venue does not know" into a reject
+                raise VenueAmbiguous(f"{self.name}: {path}: outcome unknown for {unsure}")
+        done = [o for o in out if o is not None]
+        assert len(done) == len(requests)
+        return done
+
+    async def cancel_batch(self, symbol: str, client_order_ids: Sequence[str]) -> int:
+        """POST /v5/order/cancel-batch (https://bybit-exchange.github.io/docs/v5/order/
+        batch-cancel), at most :data:`BATCH_MAX` orders per request: how many the venue accepted
+        to cancel (its answer is the acknowledgement; the ``order`` topic confirms)."""
+        category, vsym = self._venue(symbol)
+        path = "/v5/order/cancel-batch"
+        done = 0
+        for start in range(0, len(client_order_ids), BATCH_MAX):
+            chunk = client_order_ids[start:start + BATCH_MAX]
+            env = await self._batch(path, category,
+                                    [{"symbol": vsym, "orderLinkId": c} for c in chunk])
+            done += sum(1 for _, code, _ in env.outcomes(len(chunk)) if code == errors.OK)
+        return done
+
+    async def _batch(self, path: str, category: str,
+                     items: list[dict[str, Any]]) -> schemas.BatchEnvelope:
+        head, resp = await self._send("POST", path, {"category": category, "request": items},
+                                      category=category, priority=Priority.ORDER,
+                                      mutating=True, signed=True, weight=len(items))
+        if head.retCode != errors.OK:
+            self._raise(head, True, path)
+        return schemas.BATCH.decode(resp.body)
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
         category, vsym = self._venue(symbol)

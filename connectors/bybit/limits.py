@@ -22,7 +22,13 @@ https://bybit-exchange.github.io/docs/v5/rate-limit):
   position/list 50/s. "Account" table: wallet-balance (accountType=UNIFIED) 50/s.
   The market endpoints (server time, instruments-info) are only under the IP limit.
 * Batch endpoints have their own limit (not shared with the single-order endpoint) and consume
-  one unit per order in the request ("Instructions for batch endpoints").
+  one unit per order in the request; "If part of the last batch of orders requested within 1s
+  exceeds the limit, the part that exceeds the limit will fail, and the part that does not
+  exceed the limit will succeed" ("Instructions for batch endpoints").
+* Orders per batch request: "A maximum of 20 orders (option) & 10 orders (linear) & 10 orders
+  (spot) can be placed per request" (``docs/v5/order/batch-place.mdx``); "10 orders (linear),
+  10 orders (spot) can be cancelled per request" (``docs/v5/order/batch-cancel.mdx``)
+  -> :data:`BATCH_MAX`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from connectors.common.ratelimit import WindowSpec
 
 IP_WINDOW = WindowSpec("ip", 600, 5.0)
 IP_BAN_S = 600.0
+BATCH_MAX = 10
+"""Orders per create-batch / cancel-batch request (spot and linear)."""
+BATCH_PATHS = frozenset({"/v5/order/create-batch", "/v5/order/amend-batch",
+                         "/v5/order/cancel-batch"})
+"""Endpoints whose window is charged one unit per order in the request."""
 
 ENDPOINT_WINDOWS: dict[str, str] = {
     "/v5/order/create": "create",

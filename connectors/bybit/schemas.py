@@ -140,6 +140,70 @@ class CancelAllResult(msgspec.Struct, frozen=True):
     success: str = ""
 
 
+class BatchItem(msgspec.Struct, frozen=True):
+    """One entry of ``result.list`` of Batch Place Order (with ``createAt``) and Batch Cancel
+    Order (without). A failed entry has an empty ``orderId`` (and ``createAt``)."""
+
+    category: str = ""
+    symbol: str = ""
+    orderId: str = ""
+    orderLinkId: str = ""
+    createAt: str = ""
+
+
+class BatchCode(msgspec.Struct, frozen=True):
+    """One entry of ``retExtInfo.list``: that order's own success/error code and message."""
+
+    code: int | str = 0
+    msg: str = ""
+
+    @property
+    def value(self) -> int:
+        try:
+            return int(self.code)
+        except ValueError:
+            return -1
+
+
+class BatchList(msgspec.Struct, frozen=True):
+    list: builtins.list[BatchItem] = []
+
+
+class BatchCodes(msgspec.Struct, frozen=True):
+    list: builtins.list[BatchCode] = []
+
+
+class BatchEnvelope(msgspec.Struct, frozen=True):
+    """The answer to POST /v5/order/create-batch and /v5/order/cancel-batch
+    (https://bybit-exchange.github.io/docs/v5/order/batch-place, .../batch-cancel): "The returned
+    data list is divided into two lists. The first list indicates whether or not the order
+    creation was successful and the second list details the created order information. The
+    structure of the two lists are completely consistent" -- entry ``i`` of ``result.list`` and
+    of ``retExtInfo.list`` both answer order ``i`` of the request."""
+
+    retCode: int
+    retMsg: str
+    result: BatchList | None = None
+    retExtInfo: BatchCodes | None = None
+    time: int = 0
+
+    def outcomes(self, n: int) -> builtins.list[tuple[BatchItem | None, int, str]]:
+        """(entry, code, msg) of the ``n`` orders sent, by position. A missing code counts as
+        success only when the entry carries an orderId; a missing entry is ``None``."""
+        items = self.result.list if self.result is not None else []
+        codes = self.retExtInfo.list if self.retExtInfo is not None else []
+        out: builtins.list[tuple[BatchItem | None, int, str]] = []
+        for i in range(n):
+            item = items[i] if i < len(items) else None
+            if i < len(codes):
+                out.append((item, codes[i].value, codes[i].msg))
+            elif item is not None and item.orderId:
+                out.append((item, 0, "OK"))
+            else:
+                out.append((item, -1, "no outcome for this order in the answer"))
+        return out
+
+
 STATUS = {
     "Created": VenueStatus.PENDING,
     "New": VenueStatus.NEW,
@@ -350,6 +414,7 @@ SERVER_TIME = msgspec.json.Decoder(Envelope[ServerTime])
 INSTRUMENTS = msgspec.json.Decoder(Envelope[InstrumentsPage])
 ORDER_IDS = msgspec.json.Decoder(Envelope[OrderIds])
 CANCEL_ALL = msgspec.json.Decoder(Envelope[CancelAllResult])
+BATCH = msgspec.json.Decoder(BatchEnvelope)
 ORDERS = msgspec.json.Decoder(Envelope[OrderPage])
 EXECUTIONS = msgspec.json.Decoder(Envelope[ExecutionPage])
 WALLET = msgspec.json.Decoder(Envelope[WalletBalance])

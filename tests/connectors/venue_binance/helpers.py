@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from connectors.base import VenueEvent
+from venue_common.support import Collector, until
+
 from connectors.binance import BinanceConnector, BinanceEmulator
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
+
+wait_for = until
 
 CRED = Credentials("emu-api-key-000000000001", "emu-secret-000000000001")
 
@@ -26,36 +28,6 @@ def settings_for(emu: BinanceEmulator, credentials: Credentials = CRED,
     )
     base.update(kw)
     return VenueSettings(**base)
-
-
-async def wait_for(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll ``cond`` until true (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-class Collector:
-    """Every event the connector emits, in order."""
-
-    def __init__(self, conn: BinanceConnector) -> None:
-        self.events: list[VenueEvent] = []
-        self._task = asyncio.create_task(self._run(conn))
-
-    async def _run(self, conn: BinanceConnector) -> None:
-        async for ev in conn.events():
-            self.events.append(ev)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 @contextlib.asynccontextmanager

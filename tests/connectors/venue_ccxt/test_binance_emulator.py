@@ -4,14 +4,14 @@ WebSocket API user data stream, which ccxt.pro's binance does not use this way).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from venue_common.support import drain, run, until
 
 from connectors.base import (
     Liquidity,
@@ -45,10 +45,6 @@ OPTIONS = {"fetchCurrencies": False, "fetchMarkets": {"types": ["spot"]}, "fetch
            "events": "poll", "poll_interval_s": 0.02}
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, 15))
-
-
 @asynccontextmanager
 async def venue(creds: Credentials = CREDS, core: EmulatorCore | None = None,
                 **kw: Any) -> AsyncIterator[tuple[CcxtConnector, Any]]:
@@ -64,22 +60,6 @@ async def venue(creds: Credentials = CREDS, core: EmulatorCore | None = None,
     finally:
         await conn.close()
         await emu.stop()
-
-
-async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll ``cond`` (bounded): for a condition another task makes true."""
-    for _ in range(int(within_s / 0.01)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
-def drain(conn: CcxtConnector) -> list[VenueEvent]:
-    out = []
-    while not conn._events.empty():
-        out.append(conn._events.get_nowait())
-    return out
 
 
 def collect(conn: CcxtConnector, into: list[VenueEvent]) -> list[VenueEvent]:

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import aiohttp
 import ccxt.async_support as ccxt_async
 import pytest
+from venue_common.support import drain, run, until
 
 from connectors.base import (
     AmendRequest,
@@ -24,7 +24,6 @@ from connectors.base import (
     Side,
     TimeInForce,
     VenueAmbiguous,
-    VenueEvent,
     VenueRejected,
     VenueStatus,
     VenueUnavailable,
@@ -36,10 +35,6 @@ from connectors.common.settings import VenueSettings
 from .fake import FakeExchange
 
 T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, 10))
 
 
 def settings(**kw: Any) -> VenueSettings:
@@ -57,26 +52,10 @@ async def started(fake: FakeExchange | None = None, *, options: dict[str, Any] |
     return conn, fake
 
 
-def drain(conn: CcxtConnector) -> list[VenueEvent]:
-    out = []
-    while not conn._events.empty():
-        out.append(conn._events.get_nowait())
-    return out
-
-
 def limit(coid: str = "c1", qty: str = "0.01", price: str = "97000.5",
           **kw: Any) -> OrderRequest:
     return OrderRequest(coid, "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal(qty),
                         Decimal(price), **kw)
-
-
-async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll ``cond`` (bounded): for a condition another task makes true."""
-    for _ in range(int(within_s / 0.01)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def test_kind_and_capabilities() -> None:

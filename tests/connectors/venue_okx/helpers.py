@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import OrderRequest, OrderType, Side, VenueEvent
+from venue_common.support import Collector, run, until
+
+from connectors.base import OrderRequest, OrderType, Side
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
 from connectors.okx import OkxConnector, OkxEmulator
+
+__all__ = ["CREDS", "Collector", "limit_buy", "run", "settings", "venue", "wait_for"]
 
 CREDS = Credentials("okx-test-key-0001", "okx-test-secret", passphrase="okx-pass")
 
@@ -44,42 +46,11 @@ async def venue(core: EmulatorCore | None = None, emulator_kw: dict[str, Any] | 
         await emu.stop()
 
 
-async def wait_for(cond: Callable[[], Any], within: float = 5.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-class Collector:
-    """Drains a connector's events into a list in the background."""
-
-    def __init__(self, conn: OkxConnector) -> None:
-        self.events: list[VenueEvent] = []
-        self._task = asyncio.create_task(self._run(conn))
-
-    async def _run(self, conn: OkxConnector) -> None:
-        async for ev in conn.events():
-            self.events.append(ev)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
 def limit_buy(cid: str, qty: str = "0.01", price: str = "96000", symbol: str = "BTC/USDT",
               **kw: Any) -> OrderRequest:
     return OrderRequest(cid, symbol, Side.BUY, OrderType.LIMIT, Decimal(qty), Decimal(price),
                         **kw)
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+async def wait_for(cond: Callable[[], Any], within: float = 5.0) -> Any:
+    return await until(cond, within)
