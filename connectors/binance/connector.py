@@ -411,6 +411,7 @@ class BinanceConnector(StreamingConnector):
 
     async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
         """``GET /api/v3/order`` (weight 4); None on -2013 "Order does not exist."."""
+        self._traded.add(symbol)  # its fills are wanted too (myTrades is per symbol)
         order = await self._fetch_order(symbol, client_order_id)
         if order is None:
             return None
@@ -426,8 +427,9 @@ class BinanceConnector(StreamingConnector):
         out = []
         for o in S.ORDERS.decode(resp.body):
             self._oid_coid[o.orderId] = o.clientOrderId
-            out.append(o.to_state(self._canonical(o.symbol),
-                                  self._carry.get(o.clientOrderId, ZERO)))
+            canonical = self._canonical(o.symbol)
+            self._traded.add(canonical)
+            out.append(o.to_state(canonical, self._carry.get(o.clientOrderId, ZERO)))
         return out
 
     async def fills_since(self, since_ns: int) -> Sequence[OrderFilled]:
