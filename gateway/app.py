@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from connectors.base import Connector
-from connectors.common.credentials import load_credentials
+from connectors.common.credentials import CredentialsError, load_credentials
 from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
 from connectors.paper.remote import RemotePaperConnector
@@ -171,7 +171,10 @@ def build_connector(v: VenueConfig) -> Connector:
     if v.kind == "paper-remote":
         assert v.port is not None  # the config requires it
         return RemotePaperConnector(v.host or "127.0.0.1", v.port, name=v.name, amend=v.amend)
-    creds = load_credentials(v.credentials_env, v.secrets_file)
+    try:
+        creds = load_credentials(v.credentials_env, v.secrets_file)
+    except CredentialsError as exc:
+        raise CredentialsError(f"[[venue]] {v.name}: {exc}") from None
     settings = VenueSettings(
         name=v.name, credentials=creds, testnet=v.testnet, urls=dict(v.urls),
         markets=frozenset(v.markets), symbols=tuple(v.symbols) if v.symbols else None,

@@ -69,6 +69,7 @@ async def _conformance(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from connectors.base import VenueError
+    from connectors.common.credentials import CredentialsError
     from gateway.app import build_gateway
     from gateway.config import ConfigError, load_config
 
@@ -82,7 +83,14 @@ async def _run(args: argparse.Namespace) -> int:
     start = getattr(store, "start", None)
     if start is not None:
         await start()
-    gw = build_gateway(cfg, store)
+    try:
+        gw = build_gateway(cfg, store)
+    except CredentialsError as exc:
+        print(f"fixgw: {exc}", file=sys.stderr)
+        close = getattr(store, "close", None)
+        if close is not None:
+            await close()
+        return 2
     try:
         host, port = await gw.start()
     except VenueError as exc:  # e.g. a paper-remote venue whose venue-sim is not running

@@ -118,6 +118,18 @@ def test_run_with_a_bad_config_exits_2(tmp_path: Path, case: str) -> None:
     assert proc.stdout == ""
 
 
+def test_run_with_missing_venue_credentials_exits_2(tmp_path: Path) -> None:
+    path = _write(tmp_path, f'[gateway]\nport = 0\nstore = "sqlite:///{tmp_path}/x.db"\n'
+                            'log_dir = "log"\n[[venue]]\nname = "okx"\nkind = "okx"\n'
+                            'credentials_env = "FIXGW_TEST_ABSENT"\n[[session]]\n'
+                            'target_comp_id = "C1"\ndefault_venue = "okx"\n')
+    proc = subprocess.run([str(FIXGW), "run", "--config", str(path)], capture_output=True,
+                          text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "fixgw: [[venue]] okx: no API key found in $FIXGW_TEST_ABSENT_API_KEY" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_run_with_a_missing_config_exits_2(tmp_path: Path) -> None:
     proc = subprocess.run(
         [str(FIXGW), "run", "--config", str(tmp_path / "absent.toml")],
