@@ -236,3 +236,41 @@ def test_ws_execution() -> None:
     assert fill.trade_id == "0ab1bdf7-4219-438b-b30a-32ec863018f7"
     assert fill.fee == Decimal("26.3725275") and fill.fee_currency == "USDT"
     assert fill.quantity == Decimal("0.5") and fill.liquidity is Liquidity.TAKER
+
+
+def test_batch_place() -> None:
+    # docs/v5/order/batch-place.mdx, "Response Example": result.list and retExtInfo.list answer
+    # the orders of the request by position.
+    env = schemas.BATCH.decode(load("rest_batch_place.json"))
+    outcomes = env.outcomes(2)
+    assert [(item.orderLinkId if item else None, code) for item, code, _ in outcomes] == [
+        ("spot-btc-03", 0), ("spot-atom-03", 0)]
+    item = outcomes[0][0]
+    assert item is not None and item.orderId == "1666800494330512128"
+    assert item.createAt == "1713434102752" and item.category == "spot"
+
+
+def test_batch_cancel_with_a_per_order_failure() -> None:
+    # docs/v5/order/batch-cancel.mdx, "Response Example": the second order does not exist.
+    env = schemas.BATCH.decode(load("rest_batch_cancel.json"))
+    (ok, ok_code, _), (bad, bad_code, bad_msg) = env.outcomes(2)
+    assert ok is not None and ok.orderId == "1666800494330512128" and ok_code == 0
+    assert bad is not None and bad.orderId == "" and bad.orderLinkId == "1666800494330512129"
+    assert bad_code == 170213 and bad_msg == "Order does not exist."
+    assert errors.reason_for(bad_code, bad_msg) is RejectReason.UNKNOWN_ORDER
+
+
+def test_batch_outcomes_of_a_short_answer() -> None:
+    env = schemas.BATCH.decode(b'{"retCode":0,"retMsg":"OK","result":{"list":[{"orderId":"1",'
+                               b'"orderLinkId":"a"}]},"retExtInfo":{},"time":1}')
+    (_, code_a, _), (item_b, code_b, _) = env.outcomes(2)
+    assert code_a == 0 and item_b is None and code_b == -1
+
+
+def test_batch_rate_limit_table() -> None:
+    # docs/v5/rate-limit/rate-limit.mdx, "Trade" table; batch-place.mdx: 10 orders per request
+    from connectors.bybit.limits import BATCH_MAX
+    assert BATCH_MAX == 10
+    assert PER_SECOND[window_name("/v5/order/create-batch", "linear") or ""] == 10
+    assert PER_SECOND[window_name("/v5/order/create-batch", "spot") or ""] == 20
+    assert PER_SECOND[window_name("/v5/order/cancel-batch", "spot") or ""] == 20
