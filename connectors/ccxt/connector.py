@@ -63,6 +63,8 @@ from connectors.ccxt.exchange import (
     capabilities,
     client_order_id_rules,
     queries_by_client_order_id,
+    watch_fee_negated,
+    ws_override,
 )
 from connectors.ccxt.schemas import (
     BALANCE,
@@ -84,6 +86,9 @@ MS = 1_000_000
 TERMINAL_WAIT_ROUNDS = 3
 """Polling rounds a terminal status waits for its fills before it is emitted anyway."""
 BAN_DEFAULT_S = 120.0
+SETTLE_S = 0.5
+"""A WebSocket that ccxt reopened and that stayed up this long without a message counts as
+back (for the catch-up after a reconnect)."""
 RECENT_S = 60.0
 """How long the trades of an order the venue reports as more filled are polled for."""
 
@@ -113,7 +118,7 @@ class CcxtConnector(StreamingConnector):
         self.exchange_id = exchange_id
         # REST pointed elsewhere (an emulator) without a WebSocket override: never let the
         # stream go to the real venue
-        ws_ok = "ws" in settings.urls or "rest" not in settings.urls
+        ws_ok = ws_override(settings.urls) is not None or "rest" not in settings.urls
         if exchange is None:
             exchange = build_exchange(exchange_id, settings, opts,
                                       pro=mode == "stream" or (mode == "auto" and ws_ok))
@@ -129,6 +134,7 @@ class CcxtConnector(StreamingConnector):
             client_order_id_rules=client_order_id_rules(exchange_id),
         )
         self._by_client_id = queries_by_client_order_id(exchange_id)
+        self._negate_watch_fee = watch_fee_negated(exchange_id)
         self._instruments: dict[str, Instrument] = {}
         self._vid: dict[str, str] = {}
         """client order id -> venue order id"""
@@ -146,6 +152,9 @@ class CcxtConnector(StreamingConnector):
         whose fills were not all emitted yet"""
         self._last_price: dict[str, Decimal] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._down_since_ms: int | None = None
+        """When a watch first failed (ms, our clock), until the catch-up after it ran."""
+        self._reconnect_waiter: asyncio.Task[None] | None = None
         self._poll_since_ms = 0
         self.clock_offset_ms = 0
         """The venue's clock minus ours, measured at start()."""
@@ -648,6 +657,8 @@ class CcxtConnector(StreamingConnector):
     def _on_trades(self, items: Sequence[Any]) -> None:
         for raw in items:
             trade = TRADE.convert(raw)
+            if self._negate_watch_fee:
+                trade = trade.negated_fee()
             coid = self._coid.get(trade.order or "")
             if trade.id and coid:
                 self.emit(trade.to_fill(coid))
@@ -662,17 +673,24 @@ class CcxtConnector(StreamingConnector):
 
     async def _watch(self, name: str, watch: Callable[[], Awaitable[Any]],
                      handle: Callable[[Sequence[Any]], None]) -> None:
-        """ccxt.pro's watch loop; after an error (the socket dropped) the next success is a
-        reconnect: the REST catch-up runs (StreamingConnector.after_reconnect)."""
+        """ccxt.pro's watch loop. After an error (the socket dropped) the REST catch-up
+        (StreamingConnector.after_reconnect) runs once ccxt is connected again (see
+        :meth:`_when_reconnected`: a quiet account sends nothing that would end the next
+        ``watch``), or at the latest when the next ``watch`` returns."""
         backoff = Backoff(self.settings.reconnect_base_s, self.settings.reconnect_cap_s)
         failed = False
         while not self._closed:
+            if failed and (self._reconnect_waiter is None or self._reconnect_waiter.done()):
+                self._reconnect_waiter = asyncio.ensure_future(self._when_reconnected())
+                self._tasks.append(self._reconnect_waiter)
             try:
                 items = await watch()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failed = True
+                if self._down_since_ms is None:
+                    self._down_since_ms = time.time_ns() // MS
                 log.warning("%s: watch %s failed: %s", self.name, name, redact(str(exc)))
                 await asyncio.sleep(backoff.next())
                 continue
@@ -680,8 +698,40 @@ class CcxtConnector(StreamingConnector):
             if failed:
                 failed = False
                 backoff.reset()
-                self._spawn(self.after_reconnect())
+                if self._down_since_ms is not None:  # not caught up by the waiter yet
+                    self._down_since_ms = None
+                    self._spawn(self.after_reconnect())
             handle(items or [])
+
+    async def _when_reconnected(self) -> None:
+        """Runs the catch-up once ccxt has a WebSocket connection made after the failure
+        that has received a message (OKX: the login answer, after which ccxt subscribes at
+        once) or has been up for ``SETTLE_S``. Events between that moment and ccxt's
+        subscription taking effect at the venue would be missed until the next reconnect:
+        the window is one WebSocket round trip."""
+        while self._down_since_ms is not None and not self._closed:
+            if self._ws_back(self._down_since_ms):
+                self._down_since_ms = None
+                await self.after_reconnect()
+                return
+            await asyncio.sleep(0.02)
+
+    def _ws_back(self, since_ms: int) -> bool:
+        clients = getattr(self.exchange, "clients", None)
+        if not isinstance(clients, Mapping):
+            return False
+        now_ms = time.time_ns() // MS
+        for client in list(clients.values()):
+            est = getattr(client, "connectionEstablished", None)
+            if not isinstance(est, int) or est < since_ms:
+                continue
+            with contextlib.suppress(Exception):
+                if client.closed():
+                    continue
+            last = getattr(client, "last_message_at", None)
+            if (isinstance(last, int) and last >= est) or now_ms - est >= SETTLE_S * 1000:
+                return True
+        return False
 
     async def _poll_loop(self) -> None:
         while not self._closed:

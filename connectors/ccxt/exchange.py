@@ -32,6 +32,10 @@ class KnownVenue:
     """ccxt's editOrder keeps the order (False where it cancels and replaces, as ccxt's
     Binance spot editOrder does through ``order/cancelReplace``)."""
     default_options: Mapping[str, Any] = field(default_factory=dict)
+    watch_fee_negated: bool = False
+    """ccxt.pro's watchMyTrades gives the fee with the venue's sign where fetchMyTrades
+    gives it as a cost (ccxt 4.5 okx: ``order_to_trade`` copies ``fillFee``, negative when
+    charged, where ``parse_trade`` negates ``fee``): the stream's fee is negated here."""
 
 
 _ALNUM = r"^[A-Za-z0-9]+$"
@@ -43,7 +47,7 @@ KNOWN: dict[str, KnownVenue] = {
     "binanceusdm": KnownVenue(ClientOrderIdRules(36, _ALNUM), True, True,
                               {"warnOnFetchOpenOrdersWithoutSymbol": False}),
     # clOrdId: alphanumerics, up to 32 (OKX API v5, "Place order")
-    "okx": KnownVenue(ClientOrderIdRules(32, _ALNUM), True, True),
+    "okx": KnownVenue(ClientOrderIdRules(32, _ALNUM), True, True, watch_fee_negated=True),
     # orderLinkId: up to 36 of numbers, letters, - and _ (Bybit V5, "Place Order")
     "bybit": KnownVenue(ClientOrderIdRules(36, _ALNUM), True, True),
 }
@@ -57,7 +61,8 @@ def build_exchange(exchange_id: str, settings: VenueSettings, options: Mapping[s
                    *, pro: bool) -> Any:
     """The ccxt exchange (``ccxt.pro``'s class when ``pro``, which has the same REST methods
     plus ``watch_*``) with our credentials, ccxt's own throttler (``options["rateLimit"]``
-    overrides its ms per cost unit), sandbox mode when
+    overrides its ms per cost unit; ``options["has"]`` is merged into ccxt's ``has``, where
+    an option cannot turn a call off), sandbox mode when
     ``settings.testnet``, and the URL overrides of ``settings.urls``."""
     module: Any = ccxt_async
     if pro:
@@ -72,6 +77,7 @@ def build_exchange(exchange_id: str, settings: VenueSettings, options: Mapping[s
     opts["recvWindow"] = settings.recv_window_ms
     opts.update(options)
     rate_limit_ms = opts.pop("rateLimit", None)
+    has_override = opts.pop("has", None)
     creds = settings.credentials
     config: dict[str, Any] = {
         "apiKey": creds.api_key,
@@ -82,6 +88,8 @@ def build_exchange(exchange_id: str, settings: VenueSettings, options: Mapping[s
     }
     if rate_limit_ms is not None:  # ccxt's throttler: ms per unit of request cost
         config["rateLimit"] = rate_limit_ms
+    if has_override:  # e.g. {"fetchCurrencies": False}: ccxt's load_markets skips that call
+        config["has"] = dict(has_override)
     if creds.passphrase:
         config["password"] = creds.passphrase
     ex = cls(config)
@@ -95,12 +103,30 @@ def _rebase(url: str, base: str) -> str:
     return _HOST.sub(base.rstrip("/"), url, count=1)
 
 
+WS_KEYS = ("ws", "ws_private")
+"""The settings.urls keys that point ccxt.pro's WebSocket entries elsewhere: ``ws``, or the
+native connectors' ``ws_private`` (an emulator's ``urls``), of which only the scheme
+and host are used: ccxt keeps its own paths (OKX: ``/ws/v5`` + ``/private``)."""
+
+
+def ws_override(urls: Mapping[str, str]) -> str | None:
+    """The base the WebSocket entries go to: ``ws`` as given, else the scheme and host of
+    ``ws_private``."""
+    if urls.get("ws"):
+        return urls["ws"]
+    private = urls.get("ws_private")
+    host = _HOST.match(private) if private else None
+    return host.group(0) if host else None
+
+
 def override_urls(ex: Any, urls: Mapping[str, str]) -> None:
     """``rest``: every HTTP(S) entry of ``urls['api']`` keeps its path but goes to this scheme
-    and host (``https://api.binance.com/api/v3`` -> ``http://127.0.0.1:8080/api/v3``); ``ws``:
-    the same for its WebSocket entries; ``api.<key>``: that one entry, verbatim."""
+    and host (``https://api.binance.com/api/v3`` -> ``http://127.0.0.1:8080/api/v3``, OKX's
+    ``https://{hostname}`` -> ``http://127.0.0.1:8080``); ``ws`` (or ``ws_private``,
+    see :data:`WS_KEYS`): the same for its WebSocket entries (``wss://ws.okx.com:443/ws/v5`` ->
+    ``ws://127.0.0.1:8080/ws/v5``); ``api.<key>``: that one entry, verbatim."""
     api = ex.urls.get("api")
-    rest, ws = urls.get("rest"), urls.get("ws")
+    rest, ws = urls.get("rest"), ws_override(urls)
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
@@ -179,6 +205,11 @@ def capabilities(ex: Any, markets: frozenset[str], exchange_id: str,
 def client_order_id_rules(exchange_id: str) -> ClientOrderIdRules:
     known = KNOWN.get(exchange_id)
     return known.client_order_id_rules if known else DEFAULT_RULES
+
+
+def watch_fee_negated(exchange_id: str) -> bool:
+    known = KNOWN.get(exchange_id)
+    return known.watch_fee_negated if known else False
 
 
 def queries_by_client_order_id(exchange_id: str) -> bool:

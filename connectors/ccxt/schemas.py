@@ -220,6 +220,13 @@ class CcxtTrade(msgspec.Struct, frozen=True):
     takerOrMaker: str | None = None
     fee: CcxtFee | None = None
 
+    def negated_fee(self) -> CcxtTrade:
+        """The same trade with the fee's sign flipped (see KnownVenue.watch_fee_negated)."""
+        fee = self.fee
+        if fee is None or fee.cost is None:
+            return self
+        return msgspec.structs.replace(self, fee=msgspec.structs.replace(fee, cost=-fee.cost))
+
     def to_fill(self, client_order_id: str) -> OrderFilled:
         fee = self.fee
         return OrderFilled(
