@@ -58,12 +58,20 @@ from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
 
 log = logging.getLogger(__name__)
 
-REST_URL = "https://www.okx.com"
+REST_URL = "https://openapi.okx.com"
+"""docs-v5 "Overview / Production Trading Services" (2026; earlier revisions named
+https://www.okx.com). US/AU and EEA accounts must use us.okx.com / eea.okx.com instead
+(docs-v5 "Overview"): set ``urls["rest"]``. Demo trading uses the same REST host with the header
+``x-simulated-trading: 1`` ("Overview / Demo Trading Services")."""
 WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
 WS_PRIVATE_DEMO_URL = "wss://wspap.okx.com:8443/ws/v5/private"
+"""Private WebSocket of production / demo trading (docs-v5 "Overview / ... Trading Services")."""
 
 CLIENT_ORDER_ID_RULES = ClientOrderIdRules(32, r"^[a-zA-Z0-9]{1,32}$")
-"""docs-v5 "Trade / Place order": clOrdId is case-sensitive alphanumerics, 1-32 characters."""
+"""docs-v5 "Trade / POST Place order": clOrdId is "a combination of case-sensitive alphanumerics,
+all numbers, or all letters of up to 32 characters". It must be unique among the account's
+*pending* orders only: once an order is filled or canceled its clOrdId may be reused, and
+"Get order details" then returns the latest order with it."""
 
 CAPABILITIES = Capabilities(
     order_types=frozenset({OrderType.MARKET, OrderType.LIMIT}),
@@ -75,21 +83,48 @@ CAPABILITIES = Capabilities(
     batch_place=True,
 )
 
-# docs-v5 "Overview / Rate Limits" and each endpoint's "Rate Limit:" line. Trade endpoints are
-# limited per user *and instrument*: their windows are named "<kind>:<instId>".
 PER_INSTRUMENT = (("order", 60, 2.0), ("cancel", 60, 2.0), ("amend", 60, 2.0),
-                  ("batch", 300, 2.0), ("cancel_batch", 300, 2.0))
+                  ("batch", 300, 2.0), ("cancel_batch", 300, 2.0), ("order_query", 60, 2.0))
+"""Windows per instrument, named ``"<kind>:<instId>"`` (added as instruments load).
+
+Each number is the "Rate Limit:" line of the endpoint's docs-v5 section, with its "Rate limit
+rule" (www.okx.com/docs-v5/en/, snapshot of 2026-06):
+
+- ``order``: "Trade / POST Place order", 60 requests per 2 s, User ID + Instrument ID.
+- ``cancel``: "Trade / POST Cancel order", 60 requests per 2 s, User ID + Instrument ID.
+- ``amend``: "Trade / POST Amend order", 60 requests per 2 s, User ID + Instrument ID.
+- ``batch``: "Trade / POST Place multiple orders", 300 *orders* per 2 s, User ID + Instrument ID;
+  a batch of one order counts against ``order`` instead ("Overview / Rate Limits / Trading-related
+  APIs"), so each order of a batch costs 1 on its own instrument's window.
+- ``cancel_batch``: "Trade / POST Cancel multiple orders", 300 orders per 2 s, same rule.
+- ``order_query``: "Trade / GET Order details", 60 requests per 2 s, User ID + Instrument ID.
+"""
 WINDOWS = (
     WindowSpec("time", 10, 2.0),
-    WindowSpec("instruments", 20, 2.0),
-    WindowSpec("order_query", 60, 2.0),
+    WindowSpec("instruments:SPOT", 20, 2.0),
+    WindowSpec("instruments:SWAP", 20, 2.0),
     WindowSpec("orders_pending", 60, 2.0),
     WindowSpec("fills", 60, 2.0),
     WindowSpec("fills_history", 10, 2.0),
     WindowSpec("balance", 10, 2.0),
     WindowSpec("positions", 10, 2.0),
     WindowSpec("cancel_all_after", 1, 1.0),
+    WindowSpec("sub_account", 1000, 2.0),
 )
+"""Account-wide windows (docs-v5 "Rate Limit:" line of each section, snapshot of 2026-06):
+
+- ``time``: "Public Data / GET System time", 10 requests per 2 s per IP.
+- ``instruments:<instType>``: "Public Data / GET Instruments", 20 requests per 2 s per IP +
+  instrument type.
+- ``orders_pending``: "Trade / GET Order List", 60 requests per 2 s per User ID.
+- ``fills``: "Trade / GET Transaction details (last 3 days)", 60 requests per 2 s per User ID.
+- ``fills_history``: "Trade / GET Transaction details (last 3 months)", 10 requests per 2 s.
+- ``balance``: "Trading Account / GET Balance", 10 requests per 2 s per User ID.
+- ``positions``: "Trading Account / GET Positions", 10 requests per 2 s per User ID.
+- ``cancel_all_after``: "Trade / POST Cancel All After", 1 request per second, User ID + tag.
+- ``sub_account``: "Overview / Rate Limits / Sub-account rate limit", 1000 new and amended orders
+  per 2 s per (sub-)account, each order of a batch counted (error 50061).
+"""
 BATCH_MAX = 20
 """At most 20 orders per batch-orders / cancel-batch-orders request."""
 PAGE = 100
@@ -104,6 +139,21 @@ class _Inst:
     instrument: Instrument
     inst_type: str
     ct_val: Decimal | None
+
+
+def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, str]],
+                 also: str | None = None) -> dict[str, int]:
+    """Rate-limit costs of a batch request: one per order on its instrument's ``kind`` window,
+    or on the ``single`` window for a batch of one ("Overview / Rate Limits / Trading-related
+    APIs"); ``also`` names an account window every order counts against."""
+    name = kind if len(items) > 1 else single
+    costs: dict[str, int] = {}
+    for item in items:
+        key = f"{name}:{item['instId']}"
+        costs[key] = costs.get(key, 0) + 1
+    if also is not None:
+        costs[also] = len(items)
+    return costs
 
 
 def _s(value: Decimal) -> str:
@@ -170,12 +220,14 @@ class OkxConnector(StreamingConnector):
 
     async def _call(
         self, method: str, path: str, decoder: msgspec.json.Decoder[schemas.Envelope[E]], *,
-        params: Mapping[str, str] | None = None, body: Any = None, cost: str,
+        params: Mapping[str, str] | None = None, body: Any = None,
+        cost: str | Mapping[str, int],
         priority: Priority = Priority.BACKGROUND, mutating: bool = False, signed: bool = True,
     ) -> tuple[RestResponse, schemas.Envelope[E]]:
         resp = await self.rest.send(
             lambda: self._prepare(method, path, params, body, signed),
-            costs={cost: 1}, priority=priority, mutating=mutating,
+            costs={cost: 1} if isinstance(cost, str) else dict(cost), priority=priority,
+            mutating=mutating,
         )
         try:
             env = decoder.decode(resp.body)
@@ -270,7 +322,8 @@ class OkxConnector(StreamingConnector):
         wanted = set(self.settings.symbols) if self.settings.symbols else None
         for inst_type in types:
             _, env = await self._call("GET", "/api/v5/public/instruments", schemas.INSTRUMENTS,
-                                      params={"instType": inst_type}, cost="instruments",
+                                      params={"instType": inst_type},
+                                      cost=f"instruments:{inst_type}",
                                       signed=False)
             for info in env.data:
                 inst = info.to_instrument()
@@ -361,12 +414,16 @@ class OkxConnector(StreamingConnector):
         return inst, body
 
     async def place(self, request: OrderRequest) -> OrderAccepted:
-        """docs-v5 "Trade / Place order" (POST /api/v5/trade/order)."""
+        """docs-v5 "Trade / Place order" (POST /api/v5/trade/order). OKX refuses a clOrdId
+        already used by a *pending* order (51016, mapped to DUPLICATE_ORDER); a retry after the
+        first order reached a terminal state would create a second order, so after
+        VenueAmbiguous look the order up with :meth:`query_order` before placing again."""
         inst, body = self._order_body(request)
         self.track(request.client_order_id, request.symbol)
         try:
             _, env = await self._call("POST", "/api/v5/trade/order", schemas.ACKS, body=body,
-                                      cost=f"order:{body['instId']}", priority=Priority.ORDER,
+                                      cost={f"order:{body['instId']}": 1, "sub_account": 1},
+                                      priority=Priority.ORDER,
                                       mutating=True)
             ack = self._ack(env, "place")
         except VenueRejected as exc:
@@ -387,11 +444,14 @@ class OkxConnector(StreamingConnector):
             for r in chunk:
                 self.track(r.client_order_id, r.symbol)
             _, env = await self._call("POST", "/api/v5/trade/batch-orders", schemas.ACKS,
-                                      body=bodies, cost=f"batch:{bodies[0]['instId']}",
+                                      body=bodies, cost=_batch_costs("batch", "order", bodies,
+                                                                     "sub_account"),
                                       priority=Priority.ORDER, mutating=True)
-            acks = {a.clOrdId: a for a in env.data}
-            for r in chunk:
-                ack = acks.get(r.client_order_id)
+            # answered in request order ("Orders will be placed in turn"); by clOrdId otherwise
+            by_cid = {a.clOrdId: a for a in env.data}
+            in_turn = len(env.data) == len(chunk)
+            for i, r in enumerate(chunk):
+                ack = env.data[i] if in_turn else by_cid.get(r.client_order_id)
                 if ack is not None and ack.sCode == "0":
                     out.append(OrderAccepted(r.client_order_id, ack.ordId,
                                              int(ack.ts or 0) * schemas.MS or time.time_ns()))
@@ -410,6 +470,7 @@ class OkxConnector(StreamingConnector):
         _, env = await self._call("POST", "/api/v5/trade/cancel-order", schemas.ACKS,
                                   body={"instId": iid, "clOrdId": client_order_id},
                                   cost=f"cancel:{iid}", priority=Priority.ORDER, mutating=True)
+        await self._settle_refusal(env, errors.CANCEL_FAILED, symbol, client_order_id)
         self._ack(env, "cancel")
 
     async def amend(self, request: AmendRequest) -> None:
@@ -425,8 +486,25 @@ class OkxConnector(StreamingConnector):
         if request.price is not None:
             body["newPx"] = _s(request.price)
         _, env = await self._call("POST", "/api/v5/trade/amend-order", schemas.ACKS, body=body,
-                                  cost=f"amend:{iid}", priority=Priority.ORDER, mutating=True)
+                                  cost={f"amend:{iid}": 1, "sub_account": 1},
+                                  priority=Priority.ORDER, mutating=True)
+        await self._settle_refusal(env, errors.AMEND_FAILED, request.symbol,
+                                   request.client_order_id)
         self._ack(env, "amend")
+
+    async def _settle_refusal(self, env: schemas.Envelope[schemas.OrderAck], code: str,
+                              symbol: str, client_order_id: str) -> None:
+        """OKX answers a cancel (51400) or amend (51503) of an order that is filled, canceled
+        *or* unknown with one code (51401/51402/51509/51510 are for Nitro Spread only): ask
+        the order, and refuse TOO_LATE when it exists, UNKNOWN_ORDER when it does not."""
+        ack = env.data[0] if env.data else None
+        if ack is None or ack.sCode != code:
+            return
+        what = "cancel" if code == errors.CANCEL_FAILED else "amend"
+        known = await self.query_order(symbol, client_order_id)
+        raise VenueRejected(RejectReason.TOO_LATE if known is not None
+                            else RejectReason.UNKNOWN_ORDER,
+                            f"OKX {what}: {ack.sCode} {ack.sMsg}")
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         """OKX has no cancel-all for spot: the open orders, cancelled 20 at a time with
@@ -442,7 +520,8 @@ class OkxConnector(StreamingConnector):
                 body = [{"instId": iid, "clOrdId": o.clOrdId} if o.clOrdId
                         else {"instId": iid, "ordId": o.ordId} for o in chunk]
                 _, env = await self._call("POST", "/api/v5/trade/cancel-batch-orders",
-                                          schemas.ACKS, body=body, cost=f"cancel_batch:{iid}",
+                                          schemas.ACKS, body=body,
+                                          cost=_batch_costs("cancel_batch", "cancel", body),
                                           priority=Priority.ORDER, mutating=True)
                 done += sum(1 for a in env.data if a.sCode == "0")
         return done
@@ -453,7 +532,7 @@ class OkxConnector(StreamingConnector):
         _, env = await self._call(
             "GET", "/api/v5/trade/order", schemas.ORDERS,
             params={"instId": inst.instrument.venue_symbol, "clOrdId": client_order_id},
-            cost="order_query", priority=Priority.QUERY)
+            cost=f"order_query:{inst.instrument.venue_symbol}", priority=Priority.QUERY)
         if env.code == errors.ORDER_NOT_FOUND:
             return None
         if env.code != "0":
@@ -536,7 +615,7 @@ class OkxConnector(StreamingConnector):
         out = []
         for p in env.data:
             inst = self._by_inst_id.get(p.instId)
-            if inst is not None and p.pos and Decimal(p.pos):
+            if inst is not None and p.instType == "SWAP" and p.pos and Decimal(p.pos):
                 out.append(p.to_position(inst.instrument.symbol, inst.ct_val))
         return out
 

@@ -2,11 +2,14 @@
 private WebSocket (login, ``orders`` channel, ``ping``/``pong``), over the paper exchange.
 
 It checks what OKX checks: the four ``OK-ACCESS-*`` headers, the signature (HTTP 401 with 50113
-"Invalid Sign"), the timestamp within 30 s of its clock (50102), the per-endpoint limits (HTTP
-429 ``{"code":"50011","msg":"Too Many Requests"}``), the parameters (51000 "Parameter {x}
-error"), and answers per order with ``sCode``/``sMsg`` inside ``{"code":"1"}``. A post-only
-order that would take is accepted and then cancelled with cancelSource 31, as on OKX. Cancel
-All After (the dead-man switch) cancels everything ``timeOut`` s after the last call.
+"Invalid signature."), the timestamp within 30 s of its clock (50102), the per-endpoint limits
+(HTTP 429 ``{"code":"50011","msg":"Too Many Requests"}``), the parameters (HTTP 400, 51000
+"Parameter {x} error"), and answers per order with ``sCode``/``sMsg``/``subCode`` inside
+``{"code":"1"}`` / ``{"code":"2"}``; every message is the documented text of
+:data:`connectors.okx.errors.MESSAGES`. A clOrdId is refused (51016) only while an order with it
+is pending; afterwards it may be reused, and lookups by clOrdId find the latest order. A
+post-only order that would take is accepted and then cancelled with cancelSource 31, as on OKX.
+Cancel All After (the dead-man switch) cancels everything ``timeOut`` s after the last call.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from connectors.base import (
     AmendRequest,
@@ -34,7 +37,6 @@ from connectors.base import (
     Side,
     TimeInForce,
     VenueRejected,
-    VenueStatus,
 )
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore, EmulatorServer, Published
@@ -73,7 +75,10 @@ LIMITS: dict[str, tuple[int, float]] = {
     "fills_history": (10, 2.0),
     "balance": (10, 2.0), "positions": (10, 2.0), "cancel_all_after": (1, 1.0),
 }
-"""docs-v5 rate limits per endpoint (trade endpoints per instrument: keys ``<name>:<instId>``)."""
+"""docs-v5 rate limits per endpoint, as documented in :mod:`connectors.okx.connector`
+(``PER_INSTRUMENT`` and ``WINDOWS`` cite each section). Counted per instrument (keys
+``<name>:<instId>``): order, cancel, amend, batch and cancel_batch (one per order; a batch of one
+counts as a single order) and order_query; instruments per instType."""
 
 _CLORDID = re.compile(r"^[a-zA-Z0-9]{1,32}$")
 _EXPIRY_MS = 30_000
@@ -89,9 +94,24 @@ def _err(code: str, msg: str, status: int) -> web.Response:
     return _json({"code": code, "msg": msg, "data": []}, status)
 
 
-def _ack(cid: str, oid: str, code: str = "0", msg: str = "", **extra: str) -> dict[str, str]:
+def _auth_err(code: str) -> web.Response:
+    """docs-v5 "Error Code": the authentication codes 50103-50113 come with HTTP 401."""
+    return _err(code, errors.MESSAGES[code], 401)
+
+
+def _fail_msg(code: str) -> str:
+    """The envelope ``msg`` of ``code`` "1" (all failed) / "2" (some failed)."""
+    return errors.MESSAGES.get(code, "")
+
+
+def _insufficient(ccy: str) -> str:
+    return errors.MESSAGES[errors.INSUFFICIENT].replace("{param0}", ccy)
+
+
+def _ack(cid: str, oid: str, code: str = "0", msg: str = "", sub: str = "", **extra: str
+         ) -> dict[str, str]:
     return {"clOrdId": cid, "ordId": oid, "tag": "", "ts": str(time.time_ns() // MS),
-            "sCode": code, "sMsg": msg, **extra}
+            "sCode": code, "sMsg": msg, "subCode": sub, **extra}
 
 
 class _Bad(Exception):  # noqa: N818 - a parameter error answered as 51000
@@ -101,7 +121,11 @@ class _Bad(Exception):  # noqa: N818 - a parameter error answered as 51000
 
 
 def _param(name: str) -> _Bad:
-    return _Bad(errors.PARAM_ERROR, f"Parameter {name} error")
+    return _Bad(errors.PARAM_ERROR, errors.MESSAGES[errors.PARAM_ERROR].replace("{param0}", name))
+
+
+def _bad(code: str) -> _Bad:
+    return _Bad(code, errors.MESSAGES[code])
 
 
 class OkxEmulator(EmulatorServer):
@@ -126,6 +150,8 @@ class OkxEmulator(EmulatorServer):
         self._windows: dict[str, tuple[float, int]] = {}
         self._auto = 0
         self._ghosts: dict[str, dict[str, Any]] = {}
+        self._latest: dict[str, str] = {}
+        """clOrdId -> our client order id of the latest order with it (when reused)."""
         """Post-only orders OKX accepted and at once cancelled (cancelSource 31)."""
         self._dead_man_deadline: float | None = None
         self._dead_man_task: asyncio.Task[Any] | None = None
@@ -175,33 +201,49 @@ class OkxEmulator(EmulatorServer):
         self._windows[key] = (start, used + count)
         return False
 
+    def _over(self, limit: str, request: web.Request, payload: Any) -> bool:
+        """Count the request on its windows; True when one is full (see :data:`LIMITS`)."""
+        if limit in ("batch", "cancel_batch") and isinstance(payload, list):
+            name = limit if len(payload) > 1 else ("order" if limit == "batch" else "cancel")
+            counts: dict[str, int] = {}
+            for item in payload:
+                iid = item.get("instId", "") if isinstance(item, dict) else ""
+                counts[f"{name}:{iid}"] = counts.get(f"{name}:{iid}", 0) + 1
+            return any(self._over_limit(key, n) for key, n in counts.items())
+        if limit in ("order", "cancel", "amend") and isinstance(payload, dict):
+            return self._over_limit(f"{limit}:{payload.get('instId', '')}")
+        if limit == "order_query":
+            return self._over_limit(f"{limit}:{request.query.get('instId', '')}")
+        if limit == "instruments":
+            return self._over_limit(f"{limit}:{request.query.get('instType', '')}")
+        return self._over_limit(limit)
+
     def _auth(self, request: web.Request, body: str) -> web.Response | None:
         """docs-v5 "REST Authentication": 401 with the venue's code when anything is off."""
         h = request.headers
         key, sig = h.get("OK-ACCESS-KEY"), h.get("OK-ACCESS-SIGN")
         ts, phrase = h.get("OK-ACCESS-TIMESTAMP"), h.get("OK-ACCESS-PASSPHRASE")
         if not key:
-            return _err("50103", 'Request header "OK-ACCESS-KEY" cannot be empty.', 401)
+            return _auth_err("50103")
         if not phrase:
-            return _err("50104", 'Request header "OK-ACCESS-PASSPHRASE" cannot be empty.', 401)
+            return _auth_err("50104")
         if not sig:
-            return _err("50106", 'Request header "OK-ACCESS-SIGN" cannot be empty.', 401)
+            return _auth_err("50106")
         if not ts:
-            return _err("50107", 'Request header "OK-ACCESS-TIMESTAMP" cannot be empty.', 401)
+            return _auth_err("50107")
         if key != self.credentials.api_key:
-            return _err(errors.INVALID_KEY, "Invalid OK-ACCESS-KEY", 401)
+            return _auth_err(errors.INVALID_KEY)
         if not hmac.compare_digest(phrase, self.credentials.passphrase or ""):
-            return _err(errors.PASSPHRASE_INCORRECT,
-                        'Request header "OK-ACCESS-PASSPHRASE" incorrect.', 401)
+            return _auth_err(errors.PASSPHRASE_INCORRECT)
         try:
             ts_ms = parse_iso_timestamp(ts)
         except ValueError:
-            return _err("50112", "Invalid OK-ACCESS-TIMESTAMP", 401)
+            return _auth_err("50112")
         if abs(ts_ms - self.core.now_ms()) > _EXPIRY_MS:
-            return _err(errors.TIMESTAMP_EXPIRED, "Timestamp request expired", 401)
+            return _auth_err(errors.TIMESTAMP_EXPIRED)
         want = sign(self.credentials.secret, ts, request.method, request.raw_path, body)
         if not hmac.compare_digest(want, sig):
-            return _err(errors.INVALID_SIGN, "Invalid Sign", 401)
+            return _auth_err(errors.INVALID_SIGN)
         return None
 
     def _wrap(self, fn: Callable[[web.Request, Any], Any], limit: str, *, signed: bool = True,
@@ -211,7 +253,7 @@ class OkxEmulator(EmulatorServer):
             core.requests.append((request.method, request.path))
             body = await request.text()
             if core.take("error_5xx_next"):
-                return _err("50001", "Service temporarily unavailable. Try again later", 503)
+                return _err("50001", errors.MESSAGES["50001"], 503)
             if core.take("rate_limit_next"):
                 self.rate_limited += 1
                 return _json({"code": errors.RATE_LIMIT, "msg": "Too Many Requests"}, 429,
@@ -223,12 +265,8 @@ class OkxEmulator(EmulatorServer):
             try:
                 payload = json.loads(body) if body else None
             except ValueError:
-                return _err("50002", "JSON syntax error", 400)
-            key = limit
-            if limit in ("order", "cancel", "amend") and isinstance(payload, dict):
-                key = f"{limit}:{payload.get('instId', '')}"
-            count = len(payload) if isinstance(payload, list) else 1
-            if self._over_limit(key, count):
+                return _err("50002", errors.MESSAGES["50002"], 400)
+            if self._over(limit, request, payload):
                 self.rate_limited += 1
                 return _json({"code": errors.RATE_LIMIT, "msg": "Too Many Requests"}, 429)
             try:
@@ -259,7 +297,7 @@ class OkxEmulator(EmulatorServer):
     def _inst(self, item: dict[str, Any]) -> Instrument:
         inst = self.instruments.get(str(item.get("instId", "")))
         if inst is None:
-            raise _Bad(errors.INSTRUMENT_UNKNOWN, "Instrument ID does not exist")
+            raise _bad(errors.INSTRUMENT_UNKNOWN)
         return inst
 
     def _size(self, inst: Instrument, value: Any, name: str) -> Decimal:
@@ -282,29 +320,27 @@ class OkxEmulator(EmulatorServer):
         return px
 
     @staticmethod
-    def _reason_code(exc: VenueRejected, op: str, status: VenueStatus | None) -> str:
+    def _reason_code(exc: VenueRejected, op: str) -> tuple[str, str]:
+        """(sCode, subCode) of a refusal of the paper exchange. Order-book cancels and amends of
+        a filled, canceled or unknown order all answer 51400 / 51503 (51401/51402/51509/51510
+        are documented for Nitro Spread only)."""
         r = exc.reason
         if r is RejectReason.INSUFFICIENT_BALANCE:
-            return "51502" if op == "amend" else errors.INSUFFICIENT
+            return (errors.AMEND_INSUFFICIENT, "1030") if op == "amend" else \
+                (errors.INSUFFICIENT, "1000")
         if r is RejectReason.UNKNOWN_SYMBOL:
-            return errors.INSTRUMENT_UNKNOWN
+            return errors.INSTRUMENT_UNKNOWN, ""
         if r is RejectReason.DUPLICATE_ORDER:
-            return errors.DUPLICATE_CLORDID
+            return errors.DUPLICATE_CLORDID, ""
         if r is RejectReason.LOT_FILTER:
-            return errors.LOT_MULTIPLE if "multiple" in exc.text else errors.BELOW_MIN_SIZE
+            return (errors.LOT_MULTIPLE if "multiple" in exc.text else errors.BELOW_MIN_SIZE), ""
         if r is RejectReason.MIN_NOTIONAL:
-            return errors.BELOW_MIN_SIZE
+            return errors.BELOW_MIN_SIZE, ""
         if r is RejectReason.POST_ONLY_WOULD_TAKE:
-            return errors.AMEND_POST_ONLY
+            return errors.AMEND_POST_ONLY, ""
         if r in (RejectReason.UNKNOWN_ORDER, RejectReason.TOO_LATE):
-            if op == "cancel":
-                return {VenueStatus.CANCELED: errors.CANCEL_ALREADY_CANCELED,
-                        VenueStatus.FILLED: errors.CANCEL_ALREADY_DONE}.get(
-                            status or VenueStatus.NEW, errors.CANCEL_FAILED)
-            return {VenueStatus.CANCELED: errors.AMEND_CANCELED,
-                    VenueStatus.FILLED: errors.AMEND_DONE}.get(
-                        status or VenueStatus.NEW, errors.AMEND_FAILED)
-        return errors.PARAM_ERROR
+            return (errors.CANCEL_FAILED if op == "cancel" else errors.AMEND_FAILED), ""
+        return errors.PARAM_ERROR, ""
 
     def _place_one(self, item: Any) -> dict[str, str]:
         """One order of place / batch-orders (docs-v5 "Trade / Place order")."""
@@ -333,20 +369,25 @@ class OkxEmulator(EmulatorServer):
                     item.get("tgtCcy", "quote_ccy") == "quote_ccy":
                 ask = book.best_ask()
                 if ask is None:
-                    raise _Bad("51000", "Parameter sz error")
+                    raise _param("sz")
                 qty = (self._size(inst, qty_value, "sz") / ask / inst.lot_size).to_integral_value(
                     rounding=ROUND_DOWN) * inst.lot_size
             else:
                 qty = self._size(inst, qty_value, "sz")
         except _Bad as bad:
             return _ack(cid, "", bad.code, bad.msg)
-        auto = not cid
-        if auto:
+        shown = cid
+        if not cid:
             self._auto += 1
             cid = f"okxauto{self._auto}"
             self.wire.auto_cids.add(cid)
-        if cid in self._ghosts:
-            return _ack(cid, "", errors.DUPLICATE_CLORDID, "Duplicated clOrdId")
+        elif self._pending_with(cid):
+            return _ack(shown, "", errors.DUPLICATE_CLORDID,
+                        errors.MESSAGES[errors.DUPLICATE_CLORDID])
+        elif self._internal(cid) in self._ghosts or self.core.exchange.order(cid) is not None:
+            self._auto += 1  # reused after its order ended: a new order under a new name of ours
+            cid = f"okxreuse{self._auto}"
+            self.wire.shown[cid] = shown
         req = OrderRequest(
             client_order_id=cid, symbol=inst.symbol, side=Side(side),
             type=OrderType.MARKET if ot == "market" else OrderType.LIMIT, quantity=qty,
@@ -354,19 +395,36 @@ class OkxEmulator(EmulatorServer):
             time_in_force={"ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}.get(ot, TimeInForce.GTC),
             post_only=ot == "post_only", reduce_only=str(item.get("reduceOnly")) == "true",
         )
-        shown = "" if auto else cid
         try:
             acc = self.core.run(lambda now: self.core.exchange.place(req, now))
         except VenueRejected as exc:
             if exc.reason is RejectReason.POST_ONLY_WOULD_TAKE:
+                self._named(shown, cid)
                 return self._ghost(inst, req, shown)
-            code = self._reason_code(exc, "place", None)
-            if code == errors.DUPLICATE_CLORDID:
-                return _ack(shown, "", code, "Duplicated clOrdId")
-            if code == errors.PARAM_ERROR and exc.reason is RejectReason.PRICE_FILTER:
-                return _ack(shown, "", code, "Parameter px error")
-            return _ack(shown, "", code, exc.text)
+            code, sub = self._reason_code(exc, "place")
+            if code == errors.INSUFFICIENT:
+                ccy = (inst.settle or inst.quote) if swap else \
+                    (inst.quote if side == "buy" else inst.base)
+                return _ack(shown, "", code, _insufficient(ccy), sub)
+            if code == errors.PARAM_ERROR:
+                name = "px" if exc.reason is RejectReason.PRICE_FILTER else "sz"
+                return _ack(shown, "", code, _param(name).msg)
+            return _ack(shown, "", code, errors.MESSAGES.get(code, exc.text), sub)
+        self._named(shown, cid)
         return _ack(shown, ord_id(acc.venue_order_id), "0", "Order placed")
+
+    def _internal(self, cl_ord_id: str) -> str:
+        """Our client order id of the latest order placed with ``cl_ord_id``."""
+        return self._latest.get(cl_ord_id, cl_ord_id)
+
+    def _named(self, shown: str, cid: str) -> None:
+        if shown:
+            self._latest[shown] = cid
+
+    def _pending_with(self, cl_ord_id: str) -> bool:
+        """docs-v5 "Place order": a clOrdId must be unique among the *pending* orders."""
+        o = self.core.exchange.order(self._internal(cl_ord_id))
+        return o is not None and o.status.is_open
 
     def _ghost(self, inst: Instrument, req: OrderRequest, cid: str) -> dict[str, str]:
         """OKX accepts a post-only order that would take, then cancels it (cancelSource 31)."""
@@ -395,17 +453,25 @@ class OkxEmulator(EmulatorServer):
 
     def _place(self, request: web.Request, body: Any) -> Any:
         ack = self._place_one(body)
-        ok = ack["sCode"] == "0"
-        return {"code": "0" if ok else "1", "msg": "" if ok else "All operations failed",
-                "data": [ack]}
+        code = "0" if ack["sCode"] == "0" else "1"
+        return {"code": code, "msg": _fail_msg(code), "data": [ack]}
 
     def _batch(self, request: web.Request, body: Any) -> Any:
         if not isinstance(body, list) or not 0 < len(body) <= 20:
-            raise _Bad("51111", "Maximum 20 orders can be placed in bulk")
-        acks = [self._place_one(item) for item in body]
+            raise _Bad(errors.BATCH_TOO_MANY,
+                       errors.MESSAGES[errors.BATCH_TOO_MANY].replace("{param0}", "20"))
+        acks, seen = [], set()
+        for item in body:  # clOrdIds unique among pending orders *and* this request
+            cid = str(item.get("clOrdId", "")) if isinstance(item, dict) else ""
+            if cid and cid in seen:
+                acks.append(_ack(cid, "", errors.DUPLICATE_CLORDID,
+                                 errors.MESSAGES[errors.DUPLICATE_CLORDID]))
+                continue
+            seen.add(cid)
+            acks.append(self._place_one(item))
         good = sum(1 for a in acks if a["sCode"] == "0")
         code = "0" if good == len(acks) else ("1" if not good else "2")
-        return {"code": code, "msg": "" if code == "0" else "Operation failed", "data": acks}
+        return {"code": code, "msg": _fail_msg(code), "data": acks}
 
     def _find(self, item: dict[str, Any]) -> tuple[Instrument, str]:
         """(instrument, our client order id) of an order named by clOrdId or ordId."""
@@ -413,17 +479,13 @@ class OkxEmulator(EmulatorServer):
         cid = str(item.get("clOrdId") or "")
         oid = str(item.get("ordId") or "")
         if not cid and not oid:
-            raise _Bad("51003", "Either client order ID or order ID is required")
+            raise _bad(errors.ORDER_ID_REQUIRED)
         if not cid:
             for o in self.core.exchange.orders():
                 if ord_id(o.venue_order_id) == oid:
                     return inst, o.client_order_id
             return inst, ""
-        return inst, cid
-
-    def _status(self, cid: str) -> VenueStatus | None:
-        o = self.core.exchange.order(cid)
-        return o.status if o is not None else None
+        return inst, self._internal(cid)
 
     def _cancel_one(self, item: Any) -> dict[str, str]:
         if not isinstance(item, dict):
@@ -433,32 +495,35 @@ class OkxEmulator(EmulatorServer):
         except _Bad as bad:
             return _ack(str(item.get("clOrdId", "")), str(item.get("ordId", "")), bad.code,
                         bad.msg)
-        shown = "" if cid in self.wire.auto_cids else cid
+        o = self.core.exchange.order(cid)
+        shown = self.wire.cid(o) if o is not None else str(item.get("clOrdId") or "")
         ghost = self._ghosts.get(cid)
         if ghost is not None:
-            return _ack(shown, ghost["ordId"], errors.CANCEL_ALREADY_CANCELED,
-                        "Cancellation failed as the order is already canceled")
+            return _ack(ghost["clOrdId"], ghost["ordId"], errors.CANCEL_FAILED,
+                        errors.MESSAGES[errors.CANCEL_FAILED])
         try:
             self.core.run(lambda now: self.core.exchange.cancel(inst.symbol, cid, now))
         except VenueRejected as exc:
-            return _ack(shown, str(item.get("ordId", "")),
-                        self._reason_code(exc, "cancel", self._status(cid)), exc.text)
+            code, sub = self._reason_code(exc, "cancel")
+            return _ack(shown, str(item.get("ordId", "")), code,
+                        errors.MESSAGES.get(code, exc.text), sub)
         o = self.core.exchange.order(cid)
         return _ack(shown, ord_id(o.venue_order_id) if o else "", "0", "")
 
     def _cancel(self, request: web.Request, body: Any) -> Any:
         ack = self._cancel_one(body)
-        ok = ack["sCode"] == "0"
-        return {"code": "0" if ok else "1", "msg": "" if ok else "All operations failed",
-                "data": [ack]}
+        code = "0" if ack["sCode"] == "0" else "1"
+        return {"code": code, "msg": _fail_msg(code), "data": [ack]}
 
     def _cancel_batch(self, request: web.Request, body: Any) -> Any:
         if not isinstance(body, list) or not 0 < len(body) <= 20:
-            raise _Bad("51501", "Maximum 20 orders can be canceled in bulk")
+            # docs-v5 "Cancel multiple orders" allows 20 per request; no code is documented
+            # for more, so this answers the generic parameter error.
+            raise _param("body")
         acks = [self._cancel_one(item) for item in body]
         good = sum(1 for a in acks if a["sCode"] == "0")
         code = "0" if good == len(acks) else ("1" if not good else "2")
-        return {"code": code, "msg": "" if code == "0" else "Operation failed", "data": acks}
+        return {"code": code, "msg": _fail_msg(code), "data": acks}
 
     def _amend(self, request: web.Request, body: Any) -> Any:
         """docs-v5 "Trade / Amend order": newSz (total) and/or newPx."""
@@ -466,14 +531,15 @@ class OkxEmulator(EmulatorServer):
             raise _param("body")
         req_id = str(body.get("reqId", ""))
 
-        def fail(code: str, msg: str, oid: str = "") -> Any:
-            return {"code": "1", "msg": "All operations failed",
-                    "data": [_ack(str(body.get("clOrdId", "")), oid, code, msg, reqId=req_id)]}
+        def fail(code: str, msg: str, sub: str = "") -> Any:
+            return {"code": "1", "msg": _fail_msg("1"),
+                    "data": [_ack(str(body.get("clOrdId", "")), "", code, msg, sub,
+                                  reqId=req_id)]}
 
         try:
             inst, cid = self._find(body)
             if body.get("newSz") is None and body.get("newPx") is None:
-                raise _Bad("51500", "Either order price or amount is required")
+                raise _bad(errors.AMEND_NOTHING)
             qty = self._size(inst, body["newSz"], "newSz") if body.get("newSz") else None
             px = self._price(body["newPx"], "newPx") if body.get("newPx") else None
         except _Bad as bad:
@@ -485,11 +551,11 @@ class OkxEmulator(EmulatorServer):
             self.core.run(lambda now: self.core.exchange.amend(
                 AmendRequest(cid, inst.symbol, quantity=qty, price=px), now))
         except VenueRejected as exc:
-            code = self._reason_code(exc, "amend", self._status(cid))
+            code, sub = self._reason_code(exc, "amend")
             if code == errors.PARAM_ERROR:
                 name = "newPx" if exc.reason is RejectReason.PRICE_FILTER else "newSz"
-                return fail(code, f"Parameter {name} error")
-            return fail(code, exc.text)
+                return fail(code, _param(name).msg)
+            return fail(code, errors.MESSAGES.get(code, exc.text), sub)
         assert o is not None
         return {"code": "0", "msg": "", "data": [
             _ack(self.wire.cid(o), ord_id(o.venue_order_id), "0", "", reqId=req_id)]}
@@ -536,9 +602,9 @@ class OkxEmulator(EmulatorServer):
         if ghost is not None and ghost["instId"] == inst.venue_symbol:
             return {"code": "0", "msg": "", "data": [ghost]}
         o = self.core.exchange.order(cid)
-        if o is None or o.symbol != inst.symbol or (
-                q.get("clOrdId") and q["clOrdId"] != o.client_order_id):
-            return {"code": errors.ORDER_NOT_FOUND, "msg": "Order does not exist", "data": []}
+        if o is None or o.symbol != inst.symbol:
+            return {"code": errors.ORDER_NOT_FOUND,
+                    "msg": errors.MESSAGES[errors.ORDER_NOT_FOUND], "data": []}
         return {"code": "0", "msg": "", "data": [self.wire.order(o)]}
 
     def _pending(self, request: web.Request, _: Any) -> Any:
@@ -621,21 +687,24 @@ class OkxEmulator(EmulatorServer):
 
     def _login(self, args: Any) -> tuple[str, str] | None:
         """None when the login is good, else (code, msg) (docs-v5 "WebSocket / Login")."""
+        def no(code: str) -> tuple[str, str]:
+            return code, errors.MESSAGES[code]
+
         if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
-            return "60012", "Illegal request"
+            return no(errors.WS_INVALID_REQUEST)
         a = args[0]
         if a.get("apiKey") != self.credentials.api_key:
-            return "60005", "Invalid OK-ACCESS-KEY"
+            return no(errors.WS_INVALID_KEY)
         if a.get("passphrase") != (self.credentials.passphrase or ""):
-            return "60024", "Wrong passphrase"
+            return no(errors.WS_WRONG_PASSPHRASE)
         ts = str(a.get("timestamp", ""))
         if not ts.isdigit():
-            return "60004", "Invalid timestamp"
+            return no(errors.WS_INVALID_TIMESTAMP)
         if abs(int(ts) * 1000 - self.core.now_ms()) > _EXPIRY_MS:
-            return errors.WS_TIMESTAMP_EXPIRED, "Timestamp request expired"
+            return no(errors.WS_TIMESTAMP_EXPIRED)
         if not hmac.compare_digest(ws_login_sign(self.credentials.secret, ts),
                                    str(a.get("sign", ""))):
-            return errors.WS_INVALID_SIGN, "Invalid sign"
+            return no(errors.WS_INVALID_SIGN)
         return None
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
@@ -649,15 +718,25 @@ class OkxEmulator(EmulatorServer):
         pump: asyncio.Task[Any] | None = None
         self._ws_state[ws] = False
 
+        close_code: int = WSCloseCode.OK
+        close_reason = b""
+
         async def reply(obj: dict[str, Any]) -> None:
             await ws.send_str(json.dumps({**obj, "connId": conn_id}, separators=(",", ":")))
+
+        def invalid(req: Any = None) -> dict[str, Any]:
+            """docs-v5 "Order channel" failure example: 60012 "Invalid request: <request>"."""
+            msg = errors.MESSAGES[errors.WS_INVALID_REQUEST]
+            text = msg if req is None else f"{msg}: {req}"
+            return {"event": "error", "code": errors.WS_INVALID_REQUEST, "msg": text}
 
         try:
             while not ws.closed:
                 try:
                     msg = await ws.receive(timeout=self.ws_idle_timeout_s)
-                except TimeoutError:
-                    break  # OKX closes a connection that sent nothing for 30 s
+                except TimeoutError:  # close frame 4004 (docs-v5 "Error Code / WebSocket")
+                    close_code, close_reason = 4004, b"No data received in 30s"
+                    break
                 if msg.type is not WSMsgType.TEXT:
                     break
                 if msg.data == "ping":
@@ -667,12 +746,13 @@ class OkxEmulator(EmulatorServer):
                     req = json.loads(msg.data)
                     op = req.get("op")
                 except (ValueError, AttributeError):
-                    await reply({"event": "error", "code": "60012", "msg": "Illegal request"})
+                    await reply(invalid(msg.data))
                     continue
                 if op == "login":
                     failure = self._login(req.get("args"))
                     if failure is not None:
                         await reply({"event": "error", "code": failure[0], "msg": failure[1]})
+                        close_code, close_reason = 4001, b"Login Failed"
                         break
                     logged_in = True
                     self.logins += 1
@@ -680,20 +760,23 @@ class OkxEmulator(EmulatorServer):
                 elif op == "subscribe":
                     if not logged_in:
                         await reply({"event": "error", "code": errors.WS_NOT_LOGGED_IN,
-                                     "msg": "Please log in"})
+                                     "msg": errors.MESSAGES[errors.WS_NOT_LOGGED_IN]})
                         continue
                     for arg in req.get("args") or []:
                         if arg.get("channel") != "orders":
-                            await reply({"event": "error", "code": "60018",
-                                         "msg": f"Wrong URL or channel:{arg.get('channel')}"})
+                            text = errors.MESSAGES[errors.WS_NO_CHANNEL].replace(
+                                "{0}", str(arg.get("channel")))
+                            await reply({"event": "error", "code": errors.WS_NO_CHANNEL,
+                                         "msg": text})
                             continue
-                        await reply({"event": "subscribe", "arg": arg})
+                        echo = {"id": str(req["id"])} if req.get("id") else {}
+                        await reply({**echo, "event": "subscribe", "arg": arg})
                         if q is None:
                             q = self.core.subscribe()
                             pump = self.spawn(self._pump(ws, q))
                             self._ws_state[ws] = True
                 else:
-                    await reply({"event": "error", "code": "60012", "msg": "Illegal request"})
+                    await reply(invalid(msg.data))
         finally:
             self._ws_state.pop(ws, None)
             if pump is not None:
@@ -701,5 +784,5 @@ class OkxEmulator(EmulatorServer):
             if q is not None:
                 self.core.unsubscribe(q)
             self.websockets.discard(ws)
-            await ws.close()
+            await ws.close(code=close_code, message=close_reason)
         return ws

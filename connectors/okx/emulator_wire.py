@@ -85,6 +85,8 @@ class Wire:
         self.by_symbol = {i.symbol: i for i in instruments.values()}
         self.ct_vals = ct_vals
         self.auto_cids: set[str] = set()
+        self.shown: dict[str, str] = {}
+        """Our client order id -> the clOrdId it shows, for orders that reuse a clOrdId."""
         self.req_ids: dict[str, str] = {}
         self._by_order: dict[str, list[OrderFilled]] = {}
         self._sums: dict[str, list[tuple[int, Decimal, Decimal, Decimal]]] = {}
@@ -100,7 +102,9 @@ class Wire:
         return qty / ct if ct is not None else qty
 
     def cid(self, o: PaperOrder) -> str:
-        return "" if o.client_order_id in self.auto_cids else o.client_order_id
+        if o.client_order_id in self.auto_cids:
+            return ""
+        return self.shown.get(o.client_order_id, o.client_order_id)
 
     def instrument(self, inst: Instrument) -> dict[str, Any]:
         ct = self.ct_vals.get(inst.venue_symbol)
@@ -203,6 +207,6 @@ class Wire:
                         state="partially_filled" if o.filled else "live",
                         uTime=str(ev.ts_ns // MS))
         else:  # accepted
-            item.update(state="live", accFillSz="0", avgPx="", fee="0",
+            item.update(state="live", accFillSz="0", avgPx="0", fee="0",
                         uTime=str(ev.ts_ns // MS), cancelSource="")
         return item

@@ -89,6 +89,7 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
     ctValCcy: str = ""
     ctType: str = ""
     uly: str = ""
+    instFamily: str = ""
     maxLmtSz: str = ""
     state: str = "live"
 
@@ -111,7 +112,7 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
         ct = self.ct_val
         if self.instType != "SWAP" or self.ctType != "linear" or ct is None:
             return None
-        base, _, quote = self.uly.partition("-")
+        base, _, quote = (self.instFamily or self.uly).partition("-")
         max_qty = _opt(self.maxLmtSz)
         return Instrument(
             symbol=f"{base}/{quote}:{self.settleCcy}", venue_symbol=self.instId, base=base,
@@ -123,10 +124,12 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
 
 
 class OrderAck(msgspec.Struct, frozen=True):
-    """One item of the answer to place/cancel/amend (and their batch forms)."""
+    """One item of the answer to place/cancel/amend (and their batch forms). ``subCode``
+    refines a failing ``sCode`` (e.g. 51008 / 1000), "" when there is none."""
 
     sCode: str
     sMsg: str = ""
+    subCode: str = ""
     ordId: str = ""
     clOrdId: str = ""
     tag: str = ""
@@ -135,6 +138,9 @@ class OrderAck(msgspec.Struct, frozen=True):
 
 
 class CancelAllAfterAck(msgspec.Struct, frozen=True):
+    """``triggerTime`` "0" when disabled. The docs do not state the unit of ``triggerTime``
+    and ``ts`` (their example shows 10-digit values); we do not interpret them."""
+
     triggerTime: str
     ts: str = ""
     tag: str = ""
@@ -157,14 +163,21 @@ class OrderInfo(msgspec.Struct, frozen=True):
     fee: str = ""
     feeCcy: str = ""
     cancelSource: str = ""
+    tgtCcy: str = ""
     cTime: str = ""
     uTime: str = ""
 
     def to_state(self, symbol: str, ct_val: Decimal | None) -> OrderState:
+        """A spot market order sized in the quote currency (``tgtCcy`` "quote_ccy", OKX's
+        default for a market buy) has ``sz`` in quote units while ``accFillSz`` is in base
+        units (docs-v5 "Get order details"): its base quantity is what filled."""
+        quantity = base_qty(self.sz, ct_val)
+        if self.tgtCcy == "quote_ccy" and self.ordType == "market":
+            quantity = base_qty(self.accFillSz, ct_val)
         return OrderState(
             client_order_id=self.clOrdId, venue_order_id=self.ordId, symbol=symbol,
             side=Side(self.side), status=STATES.get(self.state, VenueStatus.NEW),
-            quantity=base_qty(self.sz, ct_val), filled_quantity=base_qty(self.accFillSz, ct_val),
+            quantity=quantity, filled_quantity=base_qty(self.accFillSz, ct_val),
             average_price=_opt(self.avgPx) if _d(self.accFillSz) else None, price=_opt(self.px),
             updated_ns=_ns(self.uTime or self.cTime),
         )

@@ -216,6 +216,26 @@ def test_a_fill_while_the_stream_is_down_is_reported_once(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_duplicated_and_reordered_events_report_each_fill_once(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    async def main() -> None:
+        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+            c = await run.client()
+            price = await resting_buy(c, emu, "o1", "0.03")
+            emu.core.faults.duplicate_events = True
+            emu.core.faults.reorder_events = True
+            for _ in range(3):
+                emu.core.trade_against(BTC, Side.SELL, D("0.01"), price)
+            cums = [D(fields(await c.er(t11="o1", t150="F"))[14]) for _ in range(3)]
+            assert cums == [D("0.01"), D("0.02"), D("0.03")]
+            await c.quiet(0.5)
+            assert sum(m.get(150) == "F" for m in c.received) == 3
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_an_order_whose_answer_timed_out_is_found_not_duplicated(
     tmp_path: Path, creds_env: str, kind: str
 ) -> None:

@@ -88,9 +88,14 @@ def test_cancel_amend_open_orders_cancel_all() -> None:
             with pytest.raises(VenueRejected) as exc:
                 await conn.cancel("BTC/USDT", "fgwc0")
             assert exc.value.reason is RejectReason.TOO_LATE
+            assert "51400" in exc.value.text  # one code for filled, canceled and unknown ...
             with pytest.raises(VenueRejected) as exc:
                 await conn.cancel("BTC/USDT", "fgwnever")
-            assert exc.value.reason is RejectReason.UNKNOWN_ORDER
+            assert exc.value.reason is RejectReason.UNKNOWN_ORDER  # ... told apart by a query
+            assert "51400" in exc.value.text
+            with pytest.raises(VenueRejected) as exc:
+                await conn.amend(AmendRequest("fgwc0", "BTC/USDT", price=Decimal("90000")))
+            assert exc.value.reason is RejectReason.TOO_LATE and "51503" in exc.value.text
 
             await conn.amend(AmendRequest("fgwc1", "BTC/USDT", quantity=Decimal("0.02"),
                                           price=Decimal("90500")))
@@ -126,6 +131,9 @@ def test_venue_refusals_are_mapped() -> None:
                 with pytest.raises(VenueRejected) as exc:
                     await conn.place(req)
                 assert exc.value.reason is reason, (req, exc.value)
+                if reason is RejectReason.INSUFFICIENT_BALANCE:  # docs-v5 "Error Code" text
+                    assert "51008 Order failed. Insufficient USDT balance in account" in \
+                        exc.value.text
             assert "fgwr1" not in conn.tracked
 
     run(go())
@@ -153,11 +161,27 @@ def test_market_order_and_batch() -> None:
                                           Decimal("0.01")))
             await wait_for(lambda: col.of(OrderFilled))
             assert sum(f.quantity for f in col.of(OrderFilled)) == Decimal("0.01")
+            # docs-v5 "Place order": a clOrdId must be unique among *pending* orders only, and
+            # within one batch; a pending one (fgwb1) is refused with 51016
             out = await conn.place_batch([limit_buy("fgwb1"), limit_buy("fgwb2"),
-                                          limit_buy("fgwm1")])
+                                          limit_buy("fgwb1")])
             assert isinstance(out[0], OrderAccepted) and isinstance(out[1], OrderAccepted)
             assert isinstance(out[2], VenueRejected)
             assert out[2].reason is RejectReason.DUPLICATE_ORDER
+            again = await conn.place_batch([limit_buy("fgwb3"), limit_buy("fgwb2")])
+            assert isinstance(again[0], OrderAccepted)
+            assert isinstance(again[1], VenueRejected)
+            assert again[1].reason is RejectReason.DUPLICATE_ORDER
+            # ... while the clOrdId of the filled market order may be used again: a new order,
+            # which "Get order details" then returns (the latest with that clOrdId)
+            first = await conn.query_order("BTC/USDT", "fgwm1")
+            assert first is not None and first.status is VenueStatus.FILLED
+            reused = await conn.place(limit_buy("fgwm1"))
+            assert reused.venue_order_id != first.venue_order_id
+            latest = await conn.query_order("BTC/USDT", "fgwm1")
+            assert latest is not None and latest.status is VenueStatus.NEW
+            assert latest.venue_order_id == reused.venue_order_id
+            assert latest.client_order_id == "fgwm1"
             await col.stop()
 
     run(go())

@@ -41,10 +41,28 @@ def test_ws_login_ping_and_idle_close() -> None:
                     # silence: the venue closes the connection
                     msg = await ws.receive(timeout=3)
                     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                    assert ws.close_code == 4004  # "No data received in 30s"
+                async with s.ws_connect(emu.urls["ws_private"]) as ws:
+                    await ws.send_str(json.dumps({"id": "7", "op": "subscribe", "args": [
+                        {"channel": "orders", "instType": "ANY"}]}))
+                    assert json.loads(await ws.receive_str())["msg"] == "Please log in"
+                    await ws.send_str(_login(CREDS.secret))
+                    await ws.receive_str()
+                    await ws.send_str(json.dumps({"id": "7", "op": "subscribe", "args": [
+                        {"channel": "orders", "instType": "ANY"}]}))
+                    sub = json.loads(await ws.receive_str())  # docs-v5 "Order channel" shape
+                    assert sub == {"id": "7", "event": "subscribe", "arg": {
+                        "channel": "orders", "instType": "ANY"}, "connId": sub["connId"]}
+                    await ws.send_str("{}")
+                    bad = json.loads(await ws.receive_str())
+                    assert (bad["code"], bad["msg"]) == ("60012", "Invalid request: {}")
                 async with s.ws_connect(emu.urls["ws_private"]) as ws:
                     await ws.send_str(_login("wrong-secret"))
                     err = json.loads(await ws.receive_str())
-                    assert (err["event"], err["code"]) == ("error", "60007")
+                    assert (err["event"], err["code"], err["msg"]) == ("error", "60007",
+                                                                       "Invalid sign")
+                    msg = await ws.receive(timeout=3)
+                    assert ws.close_code == 4001  # close frame "Login Failed"
                 async with s.ws_connect(emu.urls["ws_private"]) as ws:
                     await ws.send_str(_login(CREDS.secret, offset_s=-120))
                     err = json.loads(await ws.receive_str())
