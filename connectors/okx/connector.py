@@ -224,11 +224,20 @@ class OkxConnector(StreamingConnector):
         cost: str | Mapping[str, int],
         priority: Priority = Priority.BACKGROUND, mutating: bool = False, signed: bool = True,
     ) -> tuple[RestResponse, schemas.Envelope[E]]:
-        resp = await self.rest.send(
-            lambda: self._prepare(method, path, params, body, signed),
-            costs={cost: 1} if isinstance(cost, str) else dict(cost), priority=priority,
-            mutating=mutating,
-        )
+        costs = {cost: 1} if isinstance(cost, str) else dict(cost)
+        for attempt in (1, 2):
+            resp = await self.rest.send(
+                lambda: self._prepare(method, path, params, body, signed),
+                costs=costs, priority=priority, mutating=mutating,
+            )
+            if attempt == 1 and signed and resp.status != 200 and (
+                b'"50102"' in resp.body  # "Timestamp request expired": refused, not executed
+            ):
+                log.warning("%s: OKX says our timestamp expired; measuring the clock again",
+                            self.name)
+                await self.sync_time()
+                continue
+            break
         try:
             env = decoder.decode(resp.body)
         except msgspec.DecodeError:
