@@ -67,6 +67,7 @@ class WsStream:
         self._closing = False
         self._last_rx = 0.0
         self._reconciling: asyncio.Task[None] | None = None
+        self._late_start = False
 
     @property
     def url(self) -> str:
@@ -78,8 +79,14 @@ class WsStream:
             self._session = aiohttp.ClientSession()
             self._task = asyncio.create_task(self._run(), name=f"ws-{self.name}")
         if wait_s:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.connected.wait(), wait_s)
+            except TimeoutError:
+                # the caller goes on without the stream: its first connection, when it comes,
+                # must catch up on what happened meanwhile, as a reconnect does
+                self._late_start = True
+                log.warning("%s: stream not connected after %.0f s; going on without it",
+                            self.name, wait_s)
 
     async def close(self) -> None:
         self._closing = True
@@ -115,7 +122,7 @@ class WsStream:
                     self.backoff.reset()
                     self.connected.set()
                     log.info("%s: stream connected (%d)", self.name, self.connects)
-                    if self.connects > 1 and self.on_reconnected is not None:
+                    if (self.connects > 1 or self._late_start) and self.on_reconnected is not None:
                         # reconcile while reading, so events keep flowing meanwhile
                         self._reconciling = asyncio.create_task(self._reconcile())
                     await self._read(ws)

@@ -26,8 +26,11 @@ class Venue:
         self.logins = 0
         self.pings = 0
         self.silent = False
+        self.refuse = False
 
-    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse:
+            return web.Response(status=503)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self.conns.append(ws)
@@ -102,6 +105,21 @@ def test_pings_and_reconnects_when_the_venue_goes_silent() -> None:
         venue.silent = True
         await until(lambda: s.connects == 2)
         assert venue.logins == 2 and "pong" in got
+        await s.close()
+
+    run(body)
+
+
+def test_a_stream_that_connects_late_catches_up_like_a_reconnect() -> None:
+    async def body(venue: Venue, url: str) -> None:
+        got: list[str] = []
+        rec: list[int] = []
+        venue.refuse = True
+        s = stream(url, got, rec)
+        await s.start(wait_s=0.2)  # the venue is not there yet: the caller goes on
+        assert not s.connected.is_set()
+        venue.refuse = False
+        await until(lambda: s.connects == 1 and rec == [1])
         await s.close()
 
     run(body)
