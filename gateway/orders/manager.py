@@ -879,6 +879,22 @@ class OrderManager:
         except VenueUnavailable as exc:
             self._refuse_pending(o, f"venue unavailable: {exc}", fixmap.CXL_REJ_OTHER)
 
+    async def _ask_while_pending(
+        self, conn: Connector, o: Order, p: Pending, coid: str | None
+    ) -> OrderState | None:
+        """The venue's answer about ``coid`` (None: it does not know it), asked until it
+        answers or ``p`` is resolved by events meanwhile (then None)."""
+        delay = self._ambiguous_retry
+        while o.pending is p:
+            try:
+                return await conn.query_order(o.symbol, coid or o.venue_client_order_id)
+            except VenueError as exc:
+                log.warning("%s: query after an unanswered request failed (%s); asking again "
+                            "in %.1f s", o.order_id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        return None
+
     async def _query_quietly(
         self, conn: Connector, o: Order, coid: str | None = None
     ) -> OrderState | None:
@@ -1002,7 +1018,8 @@ class OrderManager:
             except VenueUnavailable as exc:
                 self._refuse_pending(o, f"{o.venue}: unavailable ({exc})", fixmap.CXL_REJ_OTHER)
             except VenueAmbiguous as exc:
-                state = await self._query_quietly(conn, o, new_coid)
+                # Invariant 3: asked until the venue answers (a restart asks again)
+                state = await self._ask_while_pending(conn, o, p, new_coid)
                 if o.pending is not p:
                     return  # resolved meanwhile (the amend's event, a fill, a cancel)
                 if new_coid is not None and state is not None and (

@@ -23,9 +23,11 @@ import pytest
 from connectors.base import Side
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorServer
+from gateway.app import build_gateway
 from gateway.store.sessions import SessionStore
 
 from .support import BTC, OrderClient, fields, running, session
+from .support import config as support_config
 
 KINDS = ("binance", "okx", "bybit")
 CREDS = Credentials("e2e-test-key-0001", "e2e-test-secret-0001", passphrase="e2e-Pass-1")
@@ -346,5 +348,50 @@ def test_the_generic_ccxt_connector_end_to_end(tmp_path: Path, creds_env: str) -
                 await c.er(t11="c2", t150="6")
                 await c.er(t11="c2", t150="4", timeout=10)
                 assert open_at(emu) == []
+
+    asyncio.run(main())
+
+
+def test_a_restart_during_a_binance_amend_finds_the_new_order(
+    tmp_path: Path, creds_env: str
+) -> None:
+    """Binance executes a cancelReplace but its answer never comes, and the venue then stops
+    answering queries: the replace stays pending (never guessed) until the gateway stops. The
+    next start finds the new venue order by the next version's client order id and reports the
+    replace, not the old venue order's cancellation."""
+
+    async def main() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        try:
+            async with emulated("binance") as emu:
+                gw = build_gateway(support_config(
+                    [session(default_venue="binance")],
+                    [venue_entry("binance", emu, request_timeout=0.5)]), store)
+                host, port = await gw.start()
+                c = await OrderClient.connect(host, port, sender="CLIENT1", begin="FIX.4.4")
+                assert (await c.logon()).msg_type == "A"
+                price = await resting_buy(c, emu, "o1", "0.02")
+                emu.core.faults.timeout_next = 1  # executed; the answer never comes
+                await c.replace("r1", "o1", qty="0.03", price=price, extra=[(59, GTC)])
+                await c.er(t11="r1", t150="E")
+                replace = ("POST", "/api/v3/order/cancelReplace")
+                await until(lambda: replace in emu.core.requests)
+                emu.core.faults.error_5xx_next = 10**6  # and nothing more is answered
+                await c.quiet(1.5)  # no reject: the outcome is unknown
+                next_seq = c.next_seq
+                await c.close()
+                await gw.stop()
+                emu.core.faults.error_5xx_next = 0
+                async with gateway(tmp_path, "binance", emu, store=store) as run2:
+                    c2 = await run2.client(reset=False, next_seq=next_seq)
+                    m = await c2.er(t11="r1", t150="5", timeout=15)
+                    assert D(fields(m)[38]) == D("0.03")
+                    (st,) = emu.core.exchange.open_orders()
+                    assert st.client_order_id.endswith("v1")
+                    emu.core.trade_against(BTC, Side.SELL, D("0.03"), price)
+                    await c2.er(t11="r1", t150="F", t39="2")
+        finally:
+            await store.close()
 
     asyncio.run(main())
