@@ -62,7 +62,7 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import StreamingConnector
+from connectors.common.venue import BoundedDict, SeenSet, StreamingConnector
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,14 @@ class BinanceConnector(StreamingConnector):
         self._instruments: dict[str, Instrument] = {}
         self._by_venue: dict[str, Instrument] = {}
         self._last_px: dict[str, Decimal] = {}
-        self._oid_coid: dict[int, str] = {}
+        self._oid_coid: BoundedDict[int, str] = BoundedDict()  # else: GET order by id
         self._traded: set[str] = set()
-        self._carry: dict[str, Decimal] = {}
+        self._carry: BoundedDict[str, Decimal] = BoundedDict(50_000)
         """Client order id -> what its earlier (replaced) venue orders filled."""
         self._replacing: dict[str, int] = {}
         """Client order id of the new order of a cancelReplace under way -> the old orderId."""
-        self._replaced_ids: set[int] = set()
-        self._replacement_ids: set[int] = set()
+        self._replaced_ids = SeenSet(50_000)
+        self._replacement_ids = SeenSet(50_000)
         self._task: asyncio.Task[None] | None = None
         self._ws_seq = 0
         self._side_tasks: set[asyncio.Task[None]] = set()

@@ -16,8 +16,9 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from decimal import Decimal
+from typing import TypeVar
 
 from connectors.base import (
     Connector,
@@ -35,6 +36,9 @@ from connectors.base import (
 )
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 FILL_LOOKBACK_NS = 5_000_000_000
 """The fill catch-up after a reconnect starts this long before the last fill seen (venue clocks
@@ -59,6 +63,40 @@ class SeenSet:
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
+
+    def discard(self, key: object) -> None:
+        self._keys.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class BoundedDict(MutableMapping[K, V]):
+    """A dict of at most ``size`` entries: the least recently written is forgotten first. For
+    per-order lookups that have a fallback (a venue query) when an old entry is gone, so a
+    gateway that runs for months does not grow without end."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def __delitem__(self, key: K) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 def state_event(state: OrderState, ts_ns: int) -> VenueEvent | None:

@@ -112,3 +112,20 @@ def test_state_event_for_every_status() -> None:
                     Decimal("0.5"), None)
     ev = state_event(st, 5)
     assert isinstance(ev, OrderCanceled) and ev.filled_quantity == Decimal("0.5")
+
+
+def test_bounded_structures_forget_the_oldest() -> None:
+    from connectors.common.venue import BoundedDict, SeenSet
+
+    d: BoundedDict[int, str] = BoundedDict(3)
+    for i in range(5):
+        d[i] = str(i)
+    assert list(d) == [2, 3, 4] and d.get(0) is None and d[4] == "4"
+    d[2] = "again"  # written again: the most recent now
+    d[5] = "5"
+    assert list(d) == [4, 2, 5]
+    s = SeenSet(2)
+    assert s.add("a") and s.add("b") and not s.add("a") and s.add("c")
+    assert "a" not in s and len(s) == 2
+    s.discard("b")
+    assert "b" not in s and len(s) == 1
