@@ -601,6 +601,8 @@ class BinanceConnector(StreamingConnector):
         symbol = self._canonical(r.s)
         if r.x == "TRADE":
             self._last_px[symbol] = Decimal(r.L)
+            if r.X == "FILLED":
+                self.untrack(coid)  # done: nothing more to catch up on after a reconnect
         if r.x == "CANCELED" and r.i in self._replaced_ids:
             return  # the old order of a cancelReplace: reported as OrderAmended
         if r.x == "NEW" and (r.i in self._replacement_ids

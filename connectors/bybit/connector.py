@@ -420,6 +420,8 @@ class BybitConnector(StreamingConnector):
             self._live[coid] = (qty, price)
         else:
             self._live.pop(coid, None)
+            if status is VenueStatus.FILLED:
+                self.untrack(coid)  # done: nothing more to catch up on after a reconnect
         if status is VenueStatus.CANCELED:
             why = order.rejectReason if order.rejectReason not in ("", "EC_NoError") else (
                 order.cancelType)

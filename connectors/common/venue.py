@@ -202,6 +202,8 @@ class StreamingConnector(Connector):
             state = await self.query_order(symbol, coid)
             if state is None:
                 continue
+            if not state.status.is_open:
+                self.untrack(coid)  # filled (or ended): nothing more to watch
             ev = state_event(state, state.updated_ns)
             if ev is not None and not isinstance(ev, OrderAccepted):
                 self.emit(ev)

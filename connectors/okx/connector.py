@@ -700,3 +700,5 @@ class OkxConnector(StreamingConnector):
             why = errors.CANCEL_SOURCES.get(o.cancelSource, f"cancelSource {o.cancelSource}")
             self.emit(OrderCanceled(o.clOrdId, o.ordId, ts, why,
                                     schemas.base_qty(o.accFillSz, ct)))
+        elif o.state == "filled":
+            self.untrack(o.clOrdId)  # done: nothing more to catch up on after a reconnect

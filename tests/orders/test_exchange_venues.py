@@ -23,6 +23,7 @@ import pytest
 from connectors.base import Side
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorServer
+from connectors.common.venue import StreamingConnector
 from gateway.app import build_gateway
 from gateway.store.sessions import SessionStore
 
@@ -122,6 +123,9 @@ def test_order_fill_and_cancel(tmp_path: Path, creds_env: str, kind: str) -> Non
             await c.er(t11="c2", t150="4", t39="4")
             assert open_at(emu) == []
             await c.quiet()
+            conn = run.orders.connectors[kind]
+            assert isinstance(conn, StreamingConnector)
+            assert conn.tracked == {}  # filled and canceled orders are no longer watched
 
     asyncio.run(main())
 

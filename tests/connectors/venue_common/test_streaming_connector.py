@@ -97,7 +97,7 @@ def test_duplicates_dropped_and_missed_events_caught_up() -> None:
         assert [f.client_order_id for f in fills] == ["a1"]
         assert [x.client_order_id for x in cancels] == ["a2"]
         assert hooks == ["gateway reconciles"]
-        assert c.tracked == {"a1": "BTC/USDT"}  # a1 filled: still tracked until its state says
+        assert c.tracked == {}  # a1 filled, a2 canceled: nothing more to watch
         # the late stream delivery of what was missed: all duplicates now
         for ev in missed:
             assert not c.emit(ev) or not isinstance(ev, OrderFilled | OrderCanceled)
