@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import ccxt.async_support as ccxt_async
 
@@ -43,7 +43,9 @@ from connectors.base import (
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
+    OrderExpired,
     OrderFilled,
+    OrderRejected,
     OrderRequest,
     OrderState,
     OrderType,
@@ -78,7 +80,12 @@ from connectors.ccxt.schemas import (
 from connectors.common.backoff import Backoff
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
-from connectors.common.venue import FILL_LOOKBACK_NS, StreamingConnector, state_event
+from connectors.common.venue import (
+    FILL_LOOKBACK_NS,
+    BoundedDict,
+    StreamingConnector,
+    state_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +98,18 @@ SETTLE_S = 0.5
 back (for the catch-up after a reconnect)."""
 RECENT_S = 60.0
 """How long the trades of an order the venue reports as more filled are polled for."""
+CLOSED_KEPT = 100_000
+"""Ended orders remembered (ids, symbol, fills emitted) for late trades, cancels and queries;
+an older one is looked up at the venue instead."""
+
+
+class _Ended(NamedTuple):
+    """What is kept of an order that ended (or that this connector did not place)."""
+
+    venue_order_id: str
+    symbol: str
+    acked: bool
+    filled: Decimal
 
 
 def _plain(value: Decimal) -> str:
@@ -100,8 +119,14 @@ def _plain(value: Decimal) -> str:
 class CcxtConnector(StreamingConnector):
     """One account at one ccxt exchange. ``options`` are ccxt's exchange options, plus ours:
     ``poll_interval_s`` (1.0; or the ``poll_interval`` keyword), ``events`` ("auto", "stream"
-    or "poll"), ``rate_limit_retries`` (4) and ``amend`` (override of the native-amend
-    capability)."""
+    or "poll"), ``rate_limit_retries`` (4), ``amend`` (override of the native-amend
+    capability) and ``closed_orders_kept`` (``CLOSED_KEPT``).
+
+    Per-order state is bounded: the maps below hold only the orders being watched
+    (:attr:`tracked`); when one ends (its terminal event emitted, or found filled)
+    :meth:`_retire` moves it to ``_ended``/``_ended_coid``, which keep the last
+    ``closed_orders_kept`` ended or foreign orders, enough to map a late trade or answer a late
+    cancel; older ones are asked of the venue. ``_owed`` lasts ``RECENT_S`` at most."""
 
     def __init__(self, settings: VenueSettings, exchange_id: str,
                  options: Mapping[str, Any] | None = None, exchange: Any | None = None,
@@ -112,6 +137,7 @@ class CcxtConnector(StreamingConnector):
         mode = str(opts.pop("events", "auto"))
         self.rate_limit_retries = int(opts.pop("rate_limit_retries", 4))
         amend_override = opts.pop("amend", None)
+        closed_kept = int(opts.pop("closed_orders_kept", CLOSED_KEPT))
         if mode not in ("auto", "stream", "poll"):
             raise ValueError(f"events must be auto, stream or poll, not {mode!r}")
         self.settings = settings
@@ -136,6 +162,7 @@ class CcxtConnector(StreamingConnector):
         self._by_client_id = queries_by_client_order_id(exchange_id)
         self._negate_watch_fee = watch_fee_negated(exchange_id)
         self._instruments: dict[str, Instrument] = {}
+        # the orders being watched (keys of self._open) only; see _retire
         self._vid: dict[str, str] = {}
         """client order id -> venue order id"""
         self._coid: dict[str, str] = {}
@@ -146,10 +173,15 @@ class CcxtConnector(StreamingConnector):
         self._filled: dict[str, Decimal] = {}
         """client order id -> quantity of the fills emitted"""
         self._terminal_waits: dict[str, int] = {}
+        # ended orders and orders of others: the most recent closed_kept
+        self._ended: BoundedDict[str, _Ended] = BoundedDict(closed_kept)
+        """client order id -> what is kept of it"""
+        self._ended_coid: BoundedDict[str, str] = BoundedDict(closed_kept)
+        """venue order id -> client order id ("" when the venue has none)"""
         self._symbols_used: set[str] = set()
         self._owed: dict[str, tuple[str, Decimal, float]] = {}
         """client order id -> (symbol, filled quantity the venue reports, since when): orders
-        whose fills were not all emitted yet"""
+        whose fills were not all emitted yet; oldest first, dropped after ``RECENT_S``"""
         self._last_price: dict[str, Decimal] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._down_since_ms: int | None = None
@@ -255,8 +287,15 @@ class CcxtConnector(StreamingConnector):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        self._tasks.append(asyncio.ensure_future(coro))
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):  # stop_tasks() took the list already
+            self._tasks.remove(task)
 
     async def measure_clock(self) -> None:
         """The venue's clock against ours (ccxt ``fetch_time``), handed to ccxt as
@@ -354,12 +393,110 @@ class CcxtConnector(StreamingConnector):
         return out
 
     def _learn(self, client_order_id: str, venue_order_id: str, symbol: str) -> None:
-        if client_order_id and venue_order_id:
+        """Note an order's ids and symbol: in the maps of the watched orders when it is one,
+        else among the ended ones."""
+        if not client_order_id:
+            return
+        if symbol:
+            self._symbols_used.add(symbol)
+        if client_order_id not in self._open:
+            kept = self._ended.get(client_order_id)
+            if kept is not None:
+                self._ended[client_order_id] = kept._replace(
+                    venue_order_id=venue_order_id or kept.venue_order_id,
+                    symbol=symbol or kept.symbol)
+            elif venue_order_id:
+                self._ended[client_order_id] = _Ended(venue_order_id, symbol, False,
+                                                      Decimal(0))
+            if venue_order_id:
+                self._ended_coid[venue_order_id] = client_order_id
+            return
+        if venue_order_id:
+            old = self._vid.get(client_order_id)
+            if old and old != venue_order_id and self._coid.get(old) == client_order_id:
+                # a new venue id (amend): a late trade of the old one still maps
+                self._ended_coid[old] = self._coid.pop(old)
             self._vid[client_order_id] = venue_order_id
             self._coid[venue_order_id] = client_order_id
-        if client_order_id and symbol:
+        if symbol:
             self._symbol_of[client_order_id] = symbol
-            self._symbols_used.add(symbol)
+
+    def untrack(self, client_order_id: str) -> None:
+        super().untrack(client_order_id)
+        self._retire(client_order_id)
+
+    def _retire(self, coid: str) -> None:
+        """An order no longer watched (it ended, or its placing failed): its entries leave
+        the per-order maps; its ids, symbol and fills are kept among the ended orders."""
+        if coid in self._open:
+            return
+        vid = self._vid.pop(coid, None)
+        if vid is not None and self._coid.get(vid) == coid:
+            del self._coid[vid]
+        symbol = self._symbol_of.pop(coid, "")
+        self._requests.pop(coid, None)
+        acked = coid in self._acked
+        self._acked.discard(coid)
+        filled = self._filled.pop(coid, None)
+        self._terminal_waits.pop(coid, None)
+        if vid is None:
+            return
+        kept = self._ended.get(coid)
+        if kept is not None:
+            acked = acked or kept.acked
+            filled = filled if filled is not None else kept.filled
+        self._ended[coid] = _Ended(vid, symbol or (kept.symbol if kept else ""), acked,
+                                   filled if filled is not None else Decimal(0))
+        self._ended_coid[vid] = coid
+
+    def _vid_of(self, coid: str) -> str | None:
+        vid = self._vid.get(coid)
+        if vid is None:
+            kept = self._ended.get(coid)
+            vid = kept.venue_order_id if kept is not None else None
+        return vid
+
+    def _coid_of(self, vid: str) -> str | None:
+        coid = self._coid.get(vid)
+        return coid if coid is not None else self._ended_coid.get(vid)
+
+    def _symbol_for(self, coid: str) -> str | None:
+        sym = self._symbol_of.get(coid)
+        if sym is None:
+            kept = self._ended.get(coid)
+            sym = (kept.symbol or None) if kept is not None else None
+        return sym
+
+    def _was_acked(self, coid: str) -> bool:
+        if coid in self._acked:
+            return True
+        kept = self._ended.get(coid)
+        return kept is not None and kept.acked
+
+    def _mark_acked(self, coid: str) -> None:
+        if coid in self._open:
+            self._acked.add(coid)
+            return
+        kept = self._ended.get(coid)
+        if kept is not None:
+            self._ended[coid] = kept._replace(acked=True)
+
+    def _filled_of(self, coid: str) -> Decimal:
+        filled = self._filled.get(coid)
+        if filled is None:
+            kept = self._ended.get(coid)
+            filled = kept.filled if kept is not None else Decimal(0)
+        return filled
+
+    def _add_filled(self, coid: str, quantity: Decimal) -> Decimal:
+        if coid in self._open:
+            self._filled[coid] = total = self._filled.get(coid, Decimal(0)) + quantity
+            return total
+        kept = self._ended.get(coid)
+        if kept is None:
+            return quantity
+        self._ended[coid] = kept._replace(filled=kept.filled + quantity)
+        return kept.filled + quantity
 
     async def place(self, request: OrderRequest) -> OrderAccepted:
         """ccxt ``create_order`` with the client order id (ccxt Manual, "Placing Orders")."""
@@ -389,12 +526,12 @@ class CcxtConnector(StreamingConnector):
             self.untrack(coid)
             raise VenueRejected(RejectReason.OTHER, f"{self.name}: the venue rejected the order")
         ack = OrderAccepted(coid, state.venue_order_id, ts)
-        self._acked.add(coid)
+        self._mark_acked(coid)
         self.emit(ack)
         return ack
 
     async def _venue_id(self, symbol: str, client_order_id: str) -> str:
-        vid = self._vid.get(client_order_id)
+        vid = self._vid_of(client_order_id)
         if vid:
             return vid
         state = await self.query_order(symbol, client_order_id)
@@ -409,7 +546,7 @@ class CcxtConnector(StreamingConnector):
             raw = await self._call("cancelOrder", self.exchange.cancel_order, vid, symbol,
                                    mutating=True, priority=Priority.ORDER)
         except VenueRejected as exc:
-            if exc.reason is RejectReason.UNKNOWN_ORDER and client_order_id in self._acked:
+            if exc.reason is RejectReason.UNKNOWN_ORDER and self._was_acked(client_order_id):
                 # the venue acknowledged it once: it is no longer open (Binance -2011)
                 raise VenueRejected(RejectReason.TOO_LATE, exc.text) from None
             raise
@@ -450,16 +587,19 @@ class CcxtConnector(StreamingConnector):
         order = ORDER.convert(raw) if isinstance(raw, dict) else CcxtOrder()
         new_coid = request.new_client_order_id
         new_vid = order.id or vid
+        # the amend moves the watch to the new client order id (StreamingConnector.emit)
+        self.emit(OrderAmended(coid, new_vid, order.amount or new_qty, order.price or new_price,
+                               order.updated_ns or time.time_ns(), new_coid))
         self._learn(new_coid or coid, new_vid, request.symbol)
-        if original is not None:
+        if original is not None and (new_coid or coid) in self._open:
             self._requests[new_coid or coid] = OrderRequest(
                 new_coid or coid, original.symbol, original.side, original.type, new_qty,
                 new_price, original.stop_price, original.time_in_force, original.expire_time_ns,
                 original.post_only, original.reduce_only, original.account)
         if new_coid:
-            self._acked.add(new_coid)
-        self.emit(OrderAmended(coid, new_vid, order.amount or new_qty, order.price or new_price,
-                               order.updated_ns or time.time_ns(), new_coid))
+            self._mark_acked(new_coid)
+            self._retire(coid)  # the old id: kept among the ended orders
+            self._retire(new_coid)  # (only if it is not watched)
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         if symbol is None:
@@ -488,7 +628,7 @@ class CcxtConnector(StreamingConnector):
     # ---- queries -----------------------------------------------------------------------------
 
     def _state(self, order: CcxtOrder, symbol: str | None = None) -> OrderState:
-        coid = order.clientOrderId or self._coid.get(order.id or "", "")
+        coid = order.clientOrderId or self._coid_of(order.id or "") or ""
         state = order.to_state(coid, symbol)
         self._learn(state.client_order_id, state.venue_order_id, state.symbol)
         return state
@@ -496,7 +636,7 @@ class CcxtConnector(StreamingConnector):
     async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
         """By venue order id when known, else by client order id where ccxt can, else a scan
         of open and closed orders. None when the venue says the order does not exist."""
-        vid = self._vid.get(client_order_id)
+        vid = self._vid_of(client_order_id)
         try:
             if vid:
                 raw = await self._call("fetchOrder", self.exchange.fetch_order, vid, symbol,
@@ -549,7 +689,7 @@ class CcxtConnector(StreamingConnector):
 
     async def _resolve_client_id(self, trade: CcxtTrade) -> str | None:
         vid = trade.order or ""
-        coid = self._coid.get(vid)
+        coid = self._coid_of(vid)
         if coid is not None or not vid or not trade.symbol:
             return coid
         try:
@@ -557,7 +697,8 @@ class CcxtConnector(StreamingConnector):
         except VenueError:
             return None
         state = self._state(ORDER.convert(raw), trade.symbol)
-        self._coid.setdefault(vid, state.client_order_id)  # "" when the venue has none
+        if self._coid_of(vid) is None:
+            self._ended_coid[vid] = state.client_order_id  # "" when the venue has none
         return state.client_order_id or None
 
     async def _trades(self, symbols: Iterable[str], since_ms: int) -> list[OrderFilled]:
@@ -613,26 +754,36 @@ class CcxtConnector(StreamingConnector):
         queued = super().emit(ev)
         if not queued:
             return False
-        sym = self._symbol_of.get(ev.client_order_id)
+        coid = ev.client_order_id
         if isinstance(ev, OrderFilled):
-            coid = ev.client_order_id
-            self._filled[coid] = self._filled.get(coid, Decimal(0)) + ev.quantity
+            sym = self._symbol_for(coid)
+            filled = self._add_filled(coid, ev.quantity)
             if sym is not None:
                 self._last_price[sym] = ev.price
+            owed = self._owed.get(coid)
+            if owed is not None and filled >= owed[1]:
+                del self._owed[coid]
+        elif isinstance(ev, OrderCanceled | OrderExpired | OrderRejected):
+            self._retire(coid)  # no longer watched (StreamingConnector.emit)
         return True
 
     def _owe(self, state: OrderState) -> None:
         """Note that the venue reports more filled than the fills emitted: the trades of its
         symbol are fetched until they add up (or ``RECENT_S`` has passed)."""
         coid = state.client_order_id
-        if coid and state.filled_quantity > self._filled.get(coid, Decimal(0)):
-            self._owed[coid] = (state.symbol or self._symbol_of.get(coid, ""),
-                                state.filled_quantity, time.monotonic())
+        if coid and state.filled_quantity > self._filled_of(coid):
+            now = time.monotonic()
+            self._owed.pop(coid, None)  # kept in order of since: the expired ones lead
+            self._owed[coid] = (state.symbol or self._symbol_for(coid) or "",
+                                state.filled_quantity, now)
+            while (oldest := next(iter(self._owed))) != coid and \
+                    self._owed[oldest][2] < now - RECENT_S:
+                del self._owed[oldest]
 
     def _owed_symbols(self) -> list[str]:
         horizon = time.monotonic() - RECENT_S
         for coid, (_, filled, since) in list(self._owed.items()):
-            if self._filled.get(coid, Decimal(0)) >= filled or since < horizon:
+            if self._filled_of(coid) >= filled or since < horizon:
                 del self._owed[coid]
         return sorted({sym for sym, _, _ in self._owed.values() if sym})
 
@@ -643,11 +794,14 @@ class CcxtConnector(StreamingConnector):
         if not state.client_order_id:
             return
         self._owe(state)
+        if state.status is VenueStatus.FILLED and self.streaming:
+            # done: its trades map through the ended orders (polling waits for them instead)
+            self.untrack(state.client_order_id)
         ev = state_event(state, state.updated_ns or time.time_ns())
         if ev is None:
             return
         if isinstance(ev, OrderAccepted):
-            self._acked.add(state.client_order_id)
+            self._mark_acked(state.client_order_id)
         self.emit(ev)
 
     def _on_orders(self, items: Sequence[Any]) -> None:
@@ -659,7 +813,7 @@ class CcxtConnector(StreamingConnector):
             trade = TRADE.convert(raw)
             if self._negate_watch_fee:
                 trade = trade.negated_fee()
-            coid = self._coid.get(trade.order or "")
+            coid = self._coid_of(trade.order or "")
             if trade.id and coid:
                 self.emit(trade.to_fill(coid))
             elif trade.id:  # an order not (yet) known by its venue id: resolve over REST
@@ -681,8 +835,7 @@ class CcxtConnector(StreamingConnector):
         failed = False
         while not self._closed:
             if failed and (self._reconnect_waiter is None or self._reconnect_waiter.done()):
-                self._reconnect_waiter = asyncio.ensure_future(self._when_reconnected())
-                self._tasks.append(self._reconnect_waiter)
+                self._reconnect_waiter = self._spawn(self._when_reconnected())
             try:
                 items = await watch()
             except asyncio.CancelledError:
@@ -774,14 +927,15 @@ class CcxtConnector(StreamingConnector):
             newest = max(f.ts_ns for f in fills) // MS - FILL_LOOKBACK_NS // MS
             self._poll_since_ms = max(self._poll_since_ms, newest)
         for coid, st in open_now.items():
-            if coid in tracked and coid not in self._acked:
-                self._acked.add(coid)
+            if coid in tracked and not self._was_acked(coid):
+                self._mark_acked(coid)
                 self.emit(OrderAccepted(coid, st.venue_order_id, st.updated_ns or time.time_ns()))
         for coid, st in ended.items():
-            behind = self._filled.get(coid, Decimal(0)) < st.filled_quantity
+            behind = self._filled_of(coid) < st.filled_quantity
             waits = self._terminal_waits.get(coid, 0)
             if behind and waits < TERMINAL_WAIT_ROUNDS:
-                self._terminal_waits[coid] = waits + 1
+                if coid in self._open:  # (not if it ended meanwhile: never seen again)
+                    self._terminal_waits[coid] = waits + 1
                 continue
             self._terminal_waits.pop(coid, None)
             ev = state_event(st, st.updated_ns or time.time_ns())
