@@ -26,18 +26,12 @@ from connectors.base import (
     Side,
     VenueStatus,
 )
+from connectors.common.venue import dec_or_zero, ms_to_ns
 
 T = TypeVar("T")
 
-MS = 1_000_000
-
-
-def _d(value: str) -> Decimal:
-    return Decimal(value) if value else Decimal(0)
-
-
-def _ns(ms: str | int) -> int:
-    return int(ms) * MS if ms not in ("", None) else 0
+_d = dec_or_zero
+_ns = ms_to_ns
 
 
 class Head(msgspec.Struct, frozen=True):

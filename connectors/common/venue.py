@@ -209,6 +209,20 @@ class StreamingConnector(Connector):
                 self.emit(ev)
 
 
+MS = 1_000_000
+"""Nanoseconds per millisecond (venues stamp in ms; our types in ns)."""
+
+
+def dec_or_zero(value: str) -> Decimal:
+    """A venue's numeric string as Decimal; "" (the venues' "none") as 0."""
+    return Decimal(value) if value else Decimal(0)
+
+
+def ms_to_ns(ms: str | int | None) -> int:
+    """A venue's millisecond timestamp (string or int; "" or None: 0) as UTC ns."""
+    return int(ms) * MS if ms not in ("", None) else 0
+
+
 def dec(value: str | int | float | None) -> Decimal | None:
     """A venue's numeric string as Decimal; None or "" as None."""
     if value is None or value == "":

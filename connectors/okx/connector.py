@@ -52,7 +52,7 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import StreamingConnector
+from connectors.common.venue import MS, StreamingConnector
 from connectors.okx import errors, schemas
 from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
 
@@ -440,7 +440,7 @@ class OkxConnector(StreamingConnector):
                 self.untrack(request.client_order_id)
             raise
         return OrderAccepted(request.client_order_id, ack.ordId,
-                             int(ack.ts) * schemas.MS if ack.ts else time.time_ns())
+                             int(ack.ts) * MS if ack.ts else time.time_ns())
 
     async def place_batch(self, requests: Sequence[OrderRequest]
                           ) -> list[OrderAccepted | VenueRejected]:
@@ -463,7 +463,7 @@ class OkxConnector(StreamingConnector):
                 ack = env.data[i] if in_turn else by_cid.get(r.client_order_id)
                 if ack is not None and ack.sCode == "0":
                     out.append(OrderAccepted(r.client_order_id, ack.ordId,
-                                             int(ack.ts or 0) * schemas.MS or time.time_ns()))
+                                             int(ack.ts or 0) * MS or time.time_ns()))
                     continue
                 code, msg = (ack.sCode, ack.sMsg) if ack else (env.code, env.msg)
                 reason = errors.reason_for(code, msg)
@@ -580,7 +580,7 @@ class OkxConnector(StreamingConnector):
         """docs-v5 "Trade / Get transaction details (last 3 days)" (``/trade/fills``), or for
         an older ``since`` "... (last 3 months)" (``/trade/fills-history``, one instType at a
         time): newest first, ``begin`` in ms, paged backwards by ``after`` = billId."""
-        begin_ms = max(0, since_ns // schemas.MS)
+        begin_ms = max(0, since_ns // MS)
         if self.now_ms() - begin_ms < FILLS_RECENT_MS:
             return await self._fills("/api/v5/trade/fills", {"begin": str(begin_ms)})
         out: list[OrderFilled] = []
@@ -686,7 +686,7 @@ class OkxConnector(StreamingConnector):
         if inst is None:
             return
         ct = inst.ct_val
-        ts = int(o.uTime or o.cTime or 0) * schemas.MS or time.time_ns()
+        ts = int(o.uTime or o.cTime or 0) * MS or time.time_ns()
         fill = o.fill(ct)
         if fill is not None:
             self._last[inst.instrument.symbol] = fill.price

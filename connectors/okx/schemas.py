@@ -30,22 +30,13 @@ from connectors.base import (
     Side,
     VenueStatus,
 )
+from connectors.common.venue import dec, dec_or_zero, ms_to_ns
 
 T = TypeVar("T")
 
-MS = 1_000_000
-
-
-def _d(value: str) -> Decimal:
-    return Decimal(value) if value else Decimal(0)
-
-
-def _opt(value: str) -> Decimal | None:
-    return Decimal(value) if value else None
-
-
-def _ns(ms: str) -> int:
-    return int(ms) * MS if ms else 0
+_d = dec_or_zero
+_opt = dec
+_ns = ms_to_ns
 
 
 def base_qty(value: str, ct_val: Decimal | None) -> Decimal:
