@@ -135,9 +135,12 @@ class RiskEngine:
         if (
             lim.price_band is not None
             and price is not None
-            and last_price is not None
             and order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         ):
+            if last_price is None:
+                # fail safe, as for max_notional: a band that cannot be checked refuses
+                return Refused(b"3", "risk: the venue's last price is unknown, so price_band "
+                                     "cannot be checked")
             distance = abs(price - last_price) / last_price
             if distance > lim.price_band:
                 return Refused(b"3", f"risk: price {price} is {distance:.2%} from the last price "

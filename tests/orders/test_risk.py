@@ -89,3 +89,20 @@ def test_replace_is_checked_against_the_limits(tmp_path: Path) -> None:
             m = await c.expect("9", t11="b", t434="2")
             assert "max_order_qty" in m[58]
     run(body())
+
+
+def test_checks_that_need_a_price_refuse_when_the_venue_has_none() -> None:
+    """Fail safe: a venue that has not told its last price yet (a connector just started, a
+    symbol never traded) cannot pass a price band or a market order's notional check."""
+    from connectors.base import OrderType
+    from gateway.risk.checks import RiskEngine, RiskLimits
+
+    risk = RiskEngine()
+    risk.limits["S"] = RiskLimits(price_band=D("0.05"), max_notional=D("100000"))
+    kw = {"session_id": "S", "account": None, "quantity": D("1"), "now": 0.0}
+    band = risk.check(order_type=OrderType.LIMIT, price=D("90000"), last_price=None, **kw)
+    assert band is not None and "price_band cannot be checked" in band.text
+    market = risk.check(order_type=OrderType.MARKET, price=None, last_price=None, **kw)
+    assert market is not None and "max_notional" in market.text
+    ok = risk.check(order_type=OrderType.LIMIT, price=D("90000"), last_price=D("91000"), **kw)
+    assert ok is None
