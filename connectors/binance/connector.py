@@ -51,6 +51,7 @@ from connectors.base import (
     RejectReason,
     TimeInForce,
     VenueAmbiguous,
+    VenueError,
     VenueInfo,
     VenueRejected,
 )
@@ -83,7 +84,7 @@ _HEADERS = {"x-mbx-used-weight-1m": "weight", "x-mbx-order-count-10s": "orders_1
             "x-mbx-order-count-1d": "orders_1d"}
 
 TIME_RESYNC_S = 300.0
-TICKER_POLL_S = 15.0
+TICKER_POLL_S = 5.0
 MS = 1_000_000
 ZERO = Decimal(0)
 
@@ -162,6 +163,10 @@ class BinanceConnector(StreamingConnector):
         await self.stream.start(wait_s=max(2.0, self.settings.request_timeout_s * 4))
         if not self.stream.connected.is_set():
             log.warning("%s: user data stream not connected yet; it keeps trying", self.name)
+        try:
+            await self.poll_prices()  # last prices known at once (the gateway's price checks)
+        except VenueError as exc:
+            log.warning("%s: first price poll failed: %s", self.name, exc)
         self._task = asyncio.create_task(self._background(), name=f"{self.name}-background")
 
     async def close(self) -> None:

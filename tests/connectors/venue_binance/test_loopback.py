@@ -57,6 +57,8 @@ def test_instruments_and_balances() -> None:
 def test_place_ack_fill_and_fills_since() -> None:
     async def main() -> None:
         async with running() as (emu, conn, events):
+            # the tickers are read at start: the gateway's price checks have a price at once
+            assert conn.last_price("BTC/USDT") == emu.core.exchange.last_price("BTC/USDT")
             t0 = time.time_ns()
             acc = await conn.place(buy("fgwA1"))
             assert isinstance(acc, OrderAccepted) and acc.venue_order_id == "1"
