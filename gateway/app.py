@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from connectors.base import Connector
+from connectors.base import Connector, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
 from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
@@ -195,6 +195,8 @@ def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | N
         cancel_on_disconnect=opts.cancel_on_disconnect,
         cod_grace=opts.cancel_on_disconnect_grace,
         report_pending_new=opts.report_pending_new,
+        default_time_in_force=TimeInForce.GTC if opts.default_time_in_force == "gtc"
+        else TimeInForce.DAY,
     )
 
 

@@ -104,6 +104,9 @@ class SessionOptions(_Strict):
     cancel_on_disconnect: Literal["off", "disconnect", "logout", "both"] = "off"
     cancel_on_disconnect_grace: float = Field(default=0.0, ge=0)
     report_pending_new: bool = False
+    default_time_in_force: Literal["day", "gtc"] = "day"
+    """TimeInForce of a NewOrderSingle without 59: FIX's Day, or GTC (crypto venues have no Day
+    orders, so an OMS that omits 59 wants "gtc" there; reports carry 59 either way)."""
     risk: RiskConfig = RiskConfig()
 
     @field_validator("allowed_addresses")

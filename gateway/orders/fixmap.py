@@ -154,7 +154,7 @@ def _positive(msg: Message, tag: int, name: str) -> Decimal | None:
     return v
 
 
-def parse_new_order(msg: Message) -> NewOrder:
+def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) -> NewOrder:
     cl = _text(msg.get(11)) or ""
     side = _SIDES.get(msg.get(54) or b"")
     if side is None:
@@ -173,8 +173,8 @@ def parse_new_order(msg: Message) -> NewOrder:
         raise Refusal(ORD_REJ_OTHER, "StopPx (99) is required for a stop order")
     if otype is OrderType.MARKET and price is not None:
         raise Refusal(ORD_REJ_OTHER, "Price (44) is not allowed on a market order")
-    tif_raw = msg.get(59) or b"0"
-    tif = _TIFS.get(tif_raw)
+    tif_raw = msg.get(59)
+    tif = default_tif if tif_raw is None else _TIFS.get(tif_raw)
     if tif is None:
         raise Refusal(ORD_REJ_UNSUPPORTED, f"TimeInForce (59) {_text(tif_raw)} is not supported")
     expire = msg.get_time_ns(126) if 126 in msg else None

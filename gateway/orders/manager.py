@@ -41,6 +41,7 @@ from connectors.base import (
     OrderState,
     OrderType,
     RejectReason,
+    TimeInForce,
     VenueAmbiguous,
     VenueError,
     VenueEvent,
@@ -89,6 +90,8 @@ class SessionPolicy:
     """A reconnect within this many seconds cancels the cancellation."""
     report_pending_new: bool = False
     """Send ExecutionReport PendingNew (39=A) before the venue acknowledges."""
+    default_time_in_force: TimeInForce = TimeInForce.DAY
+    """What a NewOrderSingle without TimeInForce (59) means."""
 
 
 @dataclass(slots=True)
@@ -428,7 +431,7 @@ class OrderManager:
         cl = (msg.get_str(11) or "")
         order_id = str(self._take_id("order"))
         try:
-            req = fixmap.parse_new_order(msg)
+            req = fixmap.parse_new_order(msg, st.policy.default_time_in_force)
         except (Refusal, FieldValueError) as exc:
             reason = exc.reason if isinstance(exc, Refusal) else fixmap.ORD_REJ_OTHER
             self._reject_new(session, msg, order_id, reason, str(exc))

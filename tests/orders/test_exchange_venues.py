@@ -399,3 +399,26 @@ def test_a_restart_during_a_binance_amend_finds_the_new_order(
             await store.close()
 
     asyncio.run(main())
+
+
+def test_an_order_without_time_in_force_follows_the_session_default(
+    tmp_path: Path, creds_env: str
+) -> None:
+    """FIX's default is Day, which crypto venues do not have: refused with the reason, unless
+    the session says an order without 59 means GTC (the report then carries 59=1)."""
+
+    async def main() -> None:
+        async with emulated("bybit") as emu:
+            sessions = [session(default_venue="bybit"),
+                        session("GTCDESK", default_venue="bybit", default_time_in_force="gtc")]
+            async with running(tmp_path, sessions, [venue_entry("bybit", emu)]) as run:
+                day = await run.client()
+                await day.order("d1", qty="0.01", price=best_bid(emu) - 500)
+                m = await day.er(t11="d1", t39="8", t59="0")
+                assert "TimeInForce" in (m.get(58) or "")
+                gtc = await run.client("GTCDESK")
+                await gtc.order("g1", qty="0.01", price=best_bid(emu) - 500)
+                await gtc.er(t11="g1", t150="0", t39="0", t59="1")
+                assert len(open_at(emu)) == 1
+
+    asyncio.run(main())
