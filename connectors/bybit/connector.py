@@ -81,6 +81,10 @@ _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 
 
 class BybitConnector(StreamingConnector):
+    PRICE_POLL_S: float = 5.0
+    """Seconds between two polls of GET /v5/market/tickers (the last prices of the pre-trade
+    checks); tests lower it."""
+
     def __init__(self, settings: VenueSettings) -> None:
         super().__init__()
         self.settings = settings
@@ -264,6 +268,8 @@ class BybitConnector(StreamingConnector):
         if self.settings.dead_man_s:
             await self.arm_dead_man()
             self._tasks.append(asyncio.create_task(self._rearm_loop(), name="bybit-dcp"))
+        await self._poll_prices_logged()
+        self._tasks.append(asyncio.create_task(self._price_loop(), name="bybit-prices"))
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -301,6 +307,38 @@ class BybitConnector(StreamingConnector):
 
     async def instruments(self) -> Sequence[Instrument]:
         return list(self._instruments.values())
+
+    # ---- last prices ---------------------------------------------------------------------------
+
+    async def poll_prices(self, category: str) -> None:
+        """GET /v5/market/tickers?category=spot|linear
+        (https://bybit-exchange.github.io/docs/v5/market/tickers): public (not signed), under the
+        IP limit only (the "API Rate Limit Table" lists no market endpoint). One request per
+        category gives every symbol's ``lastPrice``; those of the loaded instruments become
+        :meth:`last_price` (the ``execution`` topic updates it between polls)."""
+        mine = [s for (c, s) in self._by_venue if c == category]
+        if not mine:
+            return
+        params = {"category": category, "symbol": mine[0] if len(mine) == 1 else None}
+        env = await self._call(schemas.TICKERS, "GET", "/v5/market/tickers", params,
+                               priority=Priority.BACKGROUND, signed=False)
+        for ticker in env.result.list:
+            symbol = self._canonical(category, ticker.symbol)
+            price = ticker.to_last_price()
+            if symbol is not None and price is not None:
+                self._last_price[symbol] = price
+
+    async def _poll_prices_logged(self) -> None:
+        for category in self._categories():
+            try:
+                await self.poll_prices(category)
+            except Exception as exc:  # a failed poll must not end the loop (or start())
+                log.warning("%s: polling %s tickers failed: %s", self.name, category, exc)
+
+    async def _price_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.PRICE_POLL_S)
+            await self._poll_prices_logged()
 
     # ---- the dead-man switch (DCP) ---------------------------------------------------------
 

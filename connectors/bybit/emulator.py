@@ -181,6 +181,7 @@ class BybitEmulator(EmulatorServer):
         self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
             ("GET", "/v5/market/time"): self._time,
             ("GET", "/v5/market/instruments-info"): self._instruments,
+            ("GET", "/v5/market/tickers"): self._tickers,
             ("POST", "/v5/order/create"): self._create,
             ("POST", "/v5/order/amend"): self._amend,
             ("POST", "/v5/order/cancel"): self._cancel,
@@ -451,6 +452,51 @@ class BybitEmulator(EmulatorServer):
                     "minNotionalValue": str(inst.min_notional)}
             out.append(doc)
         return {"category": category, "list": out, "nextPageCursor": ""}
+
+    def _tickers(self, params: dict[str, Any]) -> Any:
+        """GET /v5/market/tickers (https://bybit-exchange.github.io/docs/v5/market/tickers):
+        ``lastPrice`` is the exchange's last print, ``bid1``/``ask1`` the top of its book ("" on
+        an empty side). Having no history, the 24 h figures are the last price and zero volume.
+        An unknown symbol is ``10001 Not supported symbols`` (not in the docs' examples)."""
+        category = str(params.get("category", ""))
+        if category not in ("spot", "linear"):
+            raise BybitError(errors.PARAMS_ERROR, "params error: category invalid")
+        wanted = params.get("symbol")
+        if wanted is not None and (category, str(wanted)) not in self._symbols:
+            raise BybitError(errors.PARAMS_ERROR, "Not supported symbols")
+        exchange = self.core.exchange
+        out = []
+        for (cat, vsym), symbol in self._symbols.items():
+            if cat != category or wanted not in (None, vsym):
+                continue
+            book = exchange.book(symbol)
+            last = str(exchange.last_price(symbol))
+            top: dict[str, str] = {}
+            for side, name in ((Side.BUY, "bid1"), (Side.SELL, "ask1")):
+                best = book.best(side)
+                size = sum((o.remaining for o in book.queue(side, best)), Decimal(0)) if (
+                    best is not None) else None
+                top[f"{name}Price"] = "" if best is None else str(best)
+                top[f"{name}Size"] = "" if size is None else str(size)
+            day = {"prevPrice24h": last, "price24hPcnt": "0", "highPrice24h": last,
+                   "lowPrice24h": last, "turnover24h": "0", "volume24h": "0"}
+            if category == "spot":
+                out.append({"symbol": vsym, **top, "lastPrice": last, **day,
+                            "usdIndexPrice": last})
+            else:
+                out.append({"symbol": vsym, "lastPrice": last, "indexPrice": last,
+                            "markPrice": last, **day, "prevPrice1h": last, "openInterest": "0",
+                            "openInterestValue": "0", "fundingRate": "0.0001",
+                            "nextFundingTime": str(self._next_funding_ms()),
+                            "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "",
+                            "deliveryTime": "0", "ask1Size": top["ask1Size"],
+                            "bid1Price": top["bid1Price"], "ask1Price": top["ask1Price"],
+                            "bid1Size": top["bid1Size"]})
+        return {"category": category, "list": out}
+
+    def _next_funding_ms(self) -> int:
+        every = 8 * 3600 * 1000
+        return (self.core.now_ms() // every + 1) * every
 
     def _create(self, p: dict[str, Any]) -> Any:
         category, symbol = self._symbol(p)

@@ -20,7 +20,7 @@ https://bybit-exchange.github.io/docs/v5/rate-limit):
   create-batch / amend-batch / cancel-batch 10/s linear, 20/s spot; disconnected-cancel-all 5/s
   (all products); order/realtime, order/history, execution/list 50/s. "Position" table:
   position/list 50/s. "Account" table: wallet-balance (accountType=UNIFIED) 50/s.
-  The market endpoints (server time, instruments-info) are only under the IP limit.
+  The market endpoints (server time, instruments-info, tickers) are only under the IP limit.
 * Batch endpoints have their own limit (not shared with the single-order endpoint) and consume
   one unit per order in the request; "If part of the last batch of orders requested within 1s
   exceeds the limit, the part that exceeds the limit will fail, and the part that does not

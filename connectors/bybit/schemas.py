@@ -47,7 +47,7 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True):
     time: int = 0
 
 
-# ---- market (https://bybit-exchange.github.io/docs/v5/market/time, .../instrument) --------------
+# ---- market (https://bybit-exchange.github.io/docs/v5/market/time, .../instrument, .../tickers)
 
 
 class ServerTime(msgspec.Struct, frozen=True):
@@ -119,6 +119,40 @@ class InstrumentsPage(msgspec.Struct, frozen=True):
     category: str
     list: builtins.list[InstrumentInfo]
     nextPageCursor: str = ""
+
+
+class Ticker(msgspec.Struct, frozen=True):
+    """One entry of ``result.list`` of GET /v5/market/tickers
+    (https://bybit-exchange.github.io/docs/v5/market/tickers, response parameters, tabs "Spot"
+    and "Linear/Inverse"; both carry these fields, linear adds mark/index price, funding and open
+    interest, which nobody here reads). An empty string is a price the venue does not have."""
+
+    symbol: str
+    lastPrice: str = ""
+    bid1Price: str = ""
+    bid1Size: str = ""
+    ask1Price: str = ""
+    ask1Size: str = ""
+    markPrice: str = ""
+    """Linear only."""
+    indexPrice: str = ""
+    """Linear only."""
+
+    def to_last_price(self) -> Decimal | None:
+        """The last traded price; the mid of ``bid1Price`` and ``ask1Price`` when nothing has
+        traded; None when neither is known."""
+        last = _d(self.lastPrice)
+        if last > 0:
+            return last
+        bid, ask = _d(self.bid1Price), _d(self.ask1Price)
+        if bid > 0 and ask > 0:
+            return (bid + ask) / 2
+        return None
+
+
+class TickerList(msgspec.Struct, frozen=True):
+    category: str
+    list: builtins.list[Ticker]
 
 
 # ---- orders (https://bybit-exchange.github.io/docs/v5/order/create-order, .../open-order) -----
@@ -406,6 +440,7 @@ HEAD = msgspec.json.Decoder(Head)
 HEAD_ENVELOPE = msgspec.json.Decoder(Envelope[Empty])
 SERVER_TIME = msgspec.json.Decoder(Envelope[ServerTime])
 INSTRUMENTS = msgspec.json.Decoder(Envelope[InstrumentsPage])
+TICKERS = msgspec.json.Decoder(Envelope[TickerList])
 ORDER_IDS = msgspec.json.Decoder(Envelope[OrderIds])
 CANCEL_ALL = msgspec.json.Decoder(Envelope[CancelAllResult])
 BATCH = msgspec.json.Decoder(BatchEnvelope)
