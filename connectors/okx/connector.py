@@ -1,7 +1,9 @@
 """The OKX connector (API v5): spot and USDT-margined linear perpetual swaps.
 
 REST for order entry, queries and reconciliation, the private WebSocket ``orders`` channel for
-order updates and fills, and OKX's "Cancel All After" as the dead-man switch.
+order updates and fills, and OKX's "Cancel All After" as the dead-man switch. Last prices (for
+the gateway's pre-trade checks) come from polling "Market Data / Get tickers" in the background
+and from our own fills, whichever the venue stamped later.
 
 Quantities: our quantities are base units; OKX swaps trade in contracts of ``ctVal`` base units
 (BTC-USDT-SWAP: 0.01 BTC), so a swap's ``sz`` is ``quantity / ctVal`` and every size OKX reports
@@ -110,6 +112,7 @@ WINDOWS = (
     WindowSpec("positions", 10, 2.0),
     WindowSpec("cancel_all_after", 1, 1.0),
     WindowSpec("sub_account", 1000, 2.0),
+    WindowSpec("tickers", 20, 2.0),
 )
 """Account-wide windows (docs-v5 "Rate Limit:" line of each section, snapshot of 2026-06):
 
@@ -124,6 +127,8 @@ WINDOWS = (
 - ``cancel_all_after``: "Trade / POST Cancel All After", 1 request per second, User ID + tag.
 - ``sub_account``: "Overview / Rate Limits / Sub-account rate limit", 1000 new and amended orders
   per 2 s per (sub-)account, each order of a batch counted (error 50061).
+- ``tickers``: "Order Book Trading / Market Data / GET Tickers", 20 requests per 2 s per IP (all
+  instTypes together).
 """
 BATCH_MAX = 20
 """At most 20 orders per batch-orders / cancel-batch-orders request."""
@@ -168,6 +173,9 @@ class OkxConnector(StreamingConnector):
     DEAD_MAN_MIN_S = 10
     DEAD_MAN_MAX_S = 120
     """Cancel All After accepts a timeOut of 0 (off) or 10..120 s."""
+    PRICE_POLL_S = 5.0
+    """Seconds between two ticker polls (one request per instType loaded: far below the
+    20 requests / 2 s of "Get tickers")."""
 
     def __init__(self, settings: VenueSettings) -> None:
         super().__init__()
@@ -188,9 +196,11 @@ class OkxConnector(StreamingConnector):
         """Venue clock minus ours, measured at start against /api/v5/public/time."""
         self._by_symbol: dict[str, _Inst] = {}
         self._by_inst_id: dict[str, _Inst] = {}
-        self._last: dict[str, Decimal] = {}
+        self._last: dict[str, schemas.LastPrice] = {}
+        """Canonical symbol -> the last price and the venue's time of it (ticker or fill)."""
         self._stream: WsStream | None = None
         self._dead_man: asyncio.Task[None] | None = None
+        self._prices: asyncio.Task[None] | None = None
         self.dead_man_refreshes = 0
         self._rtt_ms: float | None = None
 
@@ -304,6 +314,8 @@ class OkxConnector(StreamingConnector):
             await self.refresh_dead_man()
             self._dead_man = asyncio.create_task(self._dead_man_loop(),
                                                  name=f"{self.name}-dead-man")
+        await self._poll_prices_quietly()  # prices known as soon as we are up
+        self._prices = asyncio.create_task(self._price_loop(), name=f"{self.name}-prices")
 
     async def close(self) -> None:
         """Stop; the dead-man switch is disabled (timeOut 0), so orders stay as they are."""
@@ -320,6 +332,11 @@ class OkxConnector(StreamingConnector):
         if self._dead_man is not None:
             self._dead_man.cancel()
             self._dead_man = None
+        if self._prices is not None:
+            self._prices.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prices
+            self._prices = None
         if self._stream is not None:
             await self._stream.close()
             self._stream = None
@@ -347,6 +364,49 @@ class OkxConnector(StreamingConnector):
 
     async def instruments(self) -> Sequence[Instrument]:
         return [e.instrument for e in self._by_symbol.values()]
+
+    # ---- last prices --------------------------------------------------------------------------
+
+    async def poll_prices(self) -> int:
+        """docs-v5 "Order Book Trading / Market Data / Get tickers" (public, no signature), one
+        request per instType loaded; the instruments we know go into the last-price map.
+        Returns how many prices were taken."""
+        taken = 0
+        for inst_type in sorted({e.inst_type for e in self._by_symbol.values()}):
+            _, env = await self._call("GET", "/api/v5/market/tickers", schemas.TICKERS,
+                                      params={"instType": inst_type}, cost="tickers",
+                                      priority=Priority.BACKGROUND, signed=False)
+            if env.code != "0":
+                raise VenueRejected(errors.reason_for(env.code, env.msg),
+                                    f"OKX tickers: {env.code} {env.msg}")
+            for t in env.data:
+                inst = self._by_inst_id.get(t.instId)
+                last = t.to_last_price() if inst is not None else None
+                if inst is not None and last is not None:
+                    if not last.ts_ns:
+                        last = last._replace(ts_ns=self.now_ms() * MS)
+                    taken += self._note_price(inst.instrument.symbol, last)
+        return taken
+
+    def _note_price(self, symbol: str, last: schemas.LastPrice) -> bool:
+        """Keep ``last`` unless what we have is newer (a poll answered after a fill may carry
+        an older price than the fill's)."""
+        held = self._last.get(symbol)
+        if held is not None and held.ts_ns > last.ts_ns:
+            return False
+        self._last[symbol] = last
+        return True
+
+    async def _poll_prices_quietly(self) -> None:
+        try:
+            await self.poll_prices()
+        except Exception as exc:  # a failed poll must not stop the connector or its loop
+            log.warning("%s: ticker poll failed: %s", self.name, exc)
+
+    async def _price_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.PRICE_POLL_S)
+            await self._poll_prices_quietly()
 
     # ---- the dead-man switch ------------------------------------------------------------------
 
@@ -636,7 +696,9 @@ class OkxConnector(StreamingConnector):
         return Health(connected, detail, self._rtt_ms)
 
     def last_price(self, symbol: str) -> Decimal | None:
-        return self._last.get(symbol)
+        """The last price seen (ticker poll or own fill), None when none yet; no I/O."""
+        last = self._last.get(symbol)
+        return last.price if last is not None else None
 
     # ---- the private stream -------------------------------------------------------------------
 
@@ -689,7 +751,8 @@ class OkxConnector(StreamingConnector):
         ts = int(o.uTime or o.cTime or 0) * MS or time.time_ns()
         fill = o.fill(ct)
         if fill is not None:
-            self._last[inst.instrument.symbol] = fill.price
+            seen = fill.ts_ns or self.now_ms() * MS
+            self._note_price(inst.instrument.symbol, schemas.LastPrice(fill.price, seen))
             self.emit(fill)
         if o.amendResult == "0" and o.state in ("live", "partially_filled"):
             self.emit(OrderAmended(o.clOrdId, o.ordId, schemas.base_qty(o.sz, ct),

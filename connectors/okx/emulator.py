@@ -1,5 +1,6 @@
-"""An OKX API v5 emulator on loopback for tests: the REST endpoints the connector uses and the
-private WebSocket (login, ``orders`` channel, ``ping``/``pong``), over the paper exchange.
+"""An OKX API v5 emulator on loopback for tests: the REST endpoints the connector uses (public
+time, instruments and tickers; the signed trade and account ones) and the private WebSocket
+(login, ``orders`` channel, ``ping``/``pong``), over the paper exchange.
 
 It checks what OKX checks: the four ``OK-ACCESS-*`` headers, the signature (HTTP 401 with 50113
 "Invalid signature."), the timestamp within 30 s of its clock (50102), the per-endpoint limits
@@ -74,6 +75,7 @@ LIMITS: dict[str, tuple[int, float]] = {
     "order_query": (60, 2.0), "orders_pending": (60, 2.0), "fills": (60, 2.0),
     "fills_history": (10, 2.0),
     "balance": (10, 2.0), "positions": (10, 2.0), "cancel_all_after": (1, 1.0),
+    "tickers": (20, 2.0),
 }
 """docs-v5 rate limits per endpoint, as documented in :mod:`connectors.okx.connector`
 (``PER_INSTRUMENT`` and ``WINDOWS`` cite each section). Counted per instrument (keys
@@ -169,6 +171,7 @@ class OkxEmulator(EmulatorServer):
         r.add_get("/api/v5/public/time", self._wrap(self._time, "time", signed=False))
         r.add_get("/api/v5/public/instruments",
                   self._wrap(self._instruments, "instruments", signed=False))
+        r.add_get("/api/v5/market/tickers", self._wrap(self._tickers, "tickers", signed=False))
         r.add_post("/api/v5/trade/order", self._wrap(self._place, "order", entry=True))
         r.add_post("/api/v5/trade/batch-orders", self._wrap(self._batch, "batch", entry=True))
         r.add_post("/api/v5/trade/cancel-order", self._wrap(self._cancel, "cancel", entry=True))
@@ -289,6 +292,17 @@ class OkxEmulator(EmulatorServer):
         if t not in ("SPOT", "SWAP", "FUTURES", "OPTION", "MARGIN"):
             raise _param("instType")
         data = [self.wire.instrument(i) for i in self.instruments.values()
+                if self.wire.inst_type(i) == t]
+        return {"code": "0", "msg": "", "data": data}
+
+    def _tickers(self, request: web.Request, _: Any) -> Any:
+        """docs-v5 "Order Book Trading / Market Data / Get tickers": ``last`` is the exchange's
+        last price, bid/ask the best levels of its book."""
+        t = request.query.get("instType")
+        if t not in ("SPOT", "SWAP", "FUTURES", "OPTION"):
+            raise _param("instType")
+        now = self.core.now_ms()
+        data = [self.wire.ticker(i, now) for i in self.instruments.values()
                 if self.wire.inst_type(i) == t]
         return {"code": "0", "msg": "", "data": data}
 

@@ -17,6 +17,7 @@ from connectors.base import (
     OrderExpired,
     OrderFilled,
     OrderType,
+    Side,
     TimeInForce,
     VenueEvent,
     VenueStatus,
@@ -125,6 +126,29 @@ class Wire:
                        ctVal=s(ct), ctMult="1", ctValCcy=inst.base, ctType="linear",
                        lever="100")
         return out
+
+    def ticker(self, inst: Instrument, now_ms: int) -> dict[str, Any]:
+        """One item of "Market Data / Get tickers" (sizes of a SWAP in contracts). The paper
+        exchange keeps no 24 h statistics: open/high/low are the last price, volumes 0."""
+        ex = self.exchange
+        book = ex.book(inst.symbol)
+        last = ex.last_price(inst.symbol)
+
+        def best(side: Side) -> tuple[str, str]:
+            levels = book.levels(side)
+            if not levels:
+                return "", ""
+            px, qty = levels[0]
+            return s(px), s(self.contracts(inst, qty))
+
+        bid_px, bid_sz = best(Side.BUY)
+        ask_px, ask_sz = best(Side.SELL)
+        return {
+            "instType": self.inst_type(inst), "instId": inst.venue_symbol, "last": s(last),
+            "lastSz": "0", "askPx": ask_px, "askSz": ask_sz, "bidPx": bid_px, "bidSz": bid_sz,
+            "open24h": s(last), "high24h": s(last), "low24h": s(last), "volCcy24h": "0",
+            "vol24h": "0", "sodUtc0": s(last), "sodUtc8": s(last), "ts": str(now_ms),
+        }
 
     def fills_of(self, venue_order_id: str) -> list[OrderFilled]:
         """The exchange's fills of one order, indexed as they appear (no scan of them all)."""

@@ -8,14 +8,14 @@ always carry base units, so every conversion takes the instrument's ``ctVal`` (N
 Doc sections (www.okx.com/docs-v5/en/): "Public Data / Get system time", "Public Data / Get
 instruments", "Trade / Place order" (and batch, cancel, amend, "Cancel All After"), "Trade /
 Get order details", "Trade / Get order List", "Trade / Get transaction details (last 3 days)",
-"Trading Account / Get balance", "Trading Account / Get positions", "WebSocket / Login",
-"WebSocket / Subscribe", "Trade / WS / Order channel".
+"Trading Account / Get balance", "Trading Account / Get positions", "Market Data / Get
+tickers", "WebSocket / Login", "WebSocket / Subscribe", "Trade / WS / Order channel".
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -249,6 +249,48 @@ class PositionInfo(msgspec.Struct, frozen=True):
 # ---- WebSocket -----------------------------------------------------------------------------
 
 
+class LastPrice(NamedTuple):
+    """A venue's last price as we keep it: the price and when the venue saw it (UTC ns)."""
+
+    price: Decimal
+    ts_ns: int
+
+
+class Ticker(msgspec.Struct, frozen=True):
+    """One item of docs-v5 "Order Book Trading / Market Data / Get tickers"
+    (``GET /api/v5/market/tickers?instType=...``). Prices are quote per base unit for spot and
+    linear swaps alike; ``lastSz``/``askSz``/``bidSz`` of a SWAP are contracts. ``last`` is ""
+    for an instrument that has not traded yet, and ``lastSz`` "0" when there is no volume."""
+
+    instType: str
+    instId: str
+    last: str = ""
+    lastSz: str = ""
+    askPx: str = ""
+    askSz: str = ""
+    bidPx: str = ""
+    bidSz: str = ""
+    open24h: str = ""
+    high24h: str = ""
+    low24h: str = ""
+    volCcy24h: str = ""
+    vol24h: str = ""
+    sodUtc0: str = ""
+    sodUtc8: str = ""
+    ts: str = ""
+
+    def to_last_price(self) -> LastPrice | None:
+        """The last traded price, or the mid of the best bid and ask when nothing has traded;
+        None when neither is known."""
+        price = _opt(self.last)
+        if price is None:
+            bid, ask = _opt(self.bidPx), _opt(self.askPx)
+            if bid is None or ask is None:
+                return None
+            price = (bid + ask) / 2
+        return LastPrice(price, _ns(self.ts))
+
+
 class WsArg(msgspec.Struct, frozen=True):
     channel: str = ""
     instType: str = ""
@@ -323,6 +365,7 @@ ORDERS = msgspec.json.Decoder(Envelope[OrderInfo])
 FILLS = msgspec.json.Decoder(Envelope[FillInfo])
 BALANCE = msgspec.json.Decoder(Envelope[AccountBalance])
 POSITIONS = msgspec.json.Decoder(Envelope[PositionInfo])
+TICKERS = msgspec.json.Decoder(Envelope[Ticker])
 ERROR = msgspec.json.Decoder(Envelope[msgspec.Raw])
 WS_EVENT = msgspec.json.Decoder(WsEvent)
 WS_ORDERS = msgspec.json.Decoder(WsOrderPush)

@@ -3,19 +3,22 @@
 Fixtures are the docs-v5 examples verbatim (www.okx.com/docs-v5/en/, snapshot of 2026-06) where
 the docs have one: order_ack, batch_orders, cancel_ack, amend_ack (its missing comma restored),
 cancel_all_after, order_details, orders_pending, fills, fills_history, balance, positions,
-instruments_spot, time, ws_login, ws_error (login failure), ws_subscribe and ws_subscribe_error
-("Order channel"), ws_orders_fill ("Order channel" push). The docs have no example for the
-others, which are composed from documented fields and the "Error Code" messages: order_ack_failed
-(the data item of the "WS / Place order" 51008 failure example in a REST envelope),
-batch_orders_partial, cancel_ack_failed, order_not_found, invalid_sign, rate_limited,
-instruments_swap and positions_swap (field sets of the SPOT / MARGIN examples with SWAP values),
-ws_orders_canceled and ws_orders_amended (the push example's fields).
+instruments_spot, time, tickers ("Market Data / Get tickers"), ws_login, ws_error (login
+failure), ws_subscribe and ws_subscribe_error ("Order channel"), ws_orders_fill ("Order channel"
+push). The docs have no example for the others, which are composed from documented fields and
+the "Error Code" messages: order_ack_failed (the data item of the "WS / Place order" 51008
+failure example in a REST envelope), batch_orders_partial, cancel_ack_failed, order_not_found,
+invalid_sign, rate_limited, instruments_swap and positions_swap (field sets of the SPOT / MARGIN
+examples with SWAP values), ws_orders_canceled and ws_orders_amended (the push example's
+fields).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+
+import msgspec
 
 from connectors.base import InstrumentKind, Liquidity, RejectReason, Side, VenueStatus
 from connectors.okx import errors, schemas
@@ -169,3 +172,18 @@ def test_error_bodies() -> None:
     assert rl.code == errors.RATE_LIMIT and rl.data == []
     bad = schemas.ACKS.decode(load("invalid_sign.json"))
     assert bad.code == errors.INVALID_SIGN and bad.msg == errors.MESSAGES[errors.INVALID_SIGN]
+
+
+def test_tickers() -> None:
+    env = schemas.TICKERS.decode(load("tickers.json"))
+    t = env.data[0]
+    assert (t.instType, t.instId) == ("SWAP", "LTC-USD-SWAP")
+    assert (t.bidPx, t.askPx, t.lastSz) == ("8888.88", "9999.99", "1")
+    last = t.to_last_price()
+    assert last == schemas.LastPrice(Decimal("9999.99"), 1597026383085 * 1_000_000)
+    assert isinstance(last.price, Decimal)
+    # nothing traded yet: the mid of the best bid and ask, or nothing at all
+    untraded = msgspec.structs.replace(t, last="")
+    mid = untraded.to_last_price()
+    assert mid is not None and mid.price == (Decimal("8888.88") + Decimal("9999.99")) / 2
+    assert msgspec.structs.replace(untraded, bidPx="").to_last_price() is None
