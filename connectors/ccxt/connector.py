@@ -17,6 +17,10 @@ It is less exact than the native connectors, and says so:
   venues known to support it; elsewhere it scans open and closed orders, so "not found" there
   is weaker evidence than a venue's "order does not exist".
 * The dead-man switch is ccxt's ``cancelAllOrdersAfter`` where the exchange has it.
+* :meth:`last_price` is the last price polled (at the end of ``start()`` and every
+  ``price_poll_s``, default 5 s, at background priority) with the cheapest unified call the
+  exchange has: ``fetchLastPrices`` (binance: GET /api/v3/ticker/price), else ``fetchTickers``,
+  else ``fetchTicker`` per symbol; or the price of this connector's last fill, if newer.
 
 Amounts and prices go to ccxt as strings made by ``amount_to_precision``/``price_to_precision``
 (an order the rounding would change is refused here, never silently altered); ccxt's floats
@@ -70,9 +74,11 @@ from connectors.ccxt.exchange import (
 )
 from connectors.ccxt.schemas import (
     BALANCE,
+    LAST_PRICE,
     MARKET,
     ORDER,
     POSITION,
+    TICKER,
     TRADE,
     CcxtOrder,
     CcxtTrade,
@@ -101,6 +107,8 @@ RECENT_S = 60.0
 CLOSED_KEPT = 100_000
 """Ended orders remembered (ids, symbol, fills emitted) for late trades, cancels and queries;
 an older one is looked up at the venue instead."""
+PRICE_POLL_S = 5.0
+"""How often last prices are polled (the Binance native connector's ticker poll period)."""
 
 
 class _Ended(NamedTuple):
@@ -120,7 +128,8 @@ class CcxtConnector(StreamingConnector):
     """One account at one ccxt exchange. ``options`` are ccxt's exchange options, plus ours:
     ``poll_interval_s`` (1.0; or the ``poll_interval`` keyword), ``events`` ("auto", "stream"
     or "poll"), ``rate_limit_retries`` (4), ``amend`` (override of the native-amend
-    capability) and ``closed_orders_kept`` (``CLOSED_KEPT``).
+    capability), ``closed_orders_kept`` (``CLOSED_KEPT``) and ``price_poll_s``
+    (``PRICE_POLL_S``; 0 turns the price poll off).
 
     Per-order state is bounded: the maps below hold only the orders being watched
     (:attr:`tracked`); when one ends (its terminal event emitted, or found filled)
@@ -138,6 +147,7 @@ class CcxtConnector(StreamingConnector):
         self.rate_limit_retries = int(opts.pop("rate_limit_retries", 4))
         amend_override = opts.pop("amend", None)
         closed_kept = int(opts.pop("closed_orders_kept", CLOSED_KEPT))
+        self.price_poll_s = float(opts.pop("price_poll_s", PRICE_POLL_S))
         if mode not in ("auto", "stream", "poll"):
             raise ValueError(f"events must be auto, stream or poll, not {mode!r}")
         self.settings = settings
@@ -271,6 +281,12 @@ class CcxtConnector(StreamingConnector):
         if dead_man and self.exchange.has.get("cancelAllOrdersAfter"):
             await self.refresh_dead_man()
             self._spawn(self._dead_man_loop(dead_man))
+        if self.price_poll_s > 0 and self._price_method() is not None:
+            try:
+                await self.poll_prices()
+            except Exception as exc:  # a price later is better than no venue at all
+                log.warning("%s: no last prices at start: %s", self.name, redact(str(exc)))
+            self._spawn(self._price_loop())
 
     async def close(self) -> None:
         self._closed = True
@@ -942,6 +958,74 @@ class CcxtConnector(StreamingConnector):
             if ev is not None and not isinstance(ev, OrderAccepted):
                 self.emit(ev)
             self.untrack(coid)
+
+    # ---- last prices -----------------------------------------------------------------------
+
+    def _price_method(self) -> str | None:
+        """The cheapest unified call for last prices the exchange has: one request for many
+        symbols (``fetchLastPrices``, else ``fetchTickers``), else one per symbol."""
+        has = self.exchange.has
+        for name in ("fetchLastPrices", "fetchTickers", "fetchTicker"):
+            if has.get(name):
+                return name
+        return None
+
+    def _price_symbols(self, bulk: bool) -> list[str]:
+        """The configured symbols, else those of the orders watched or placed in this
+        session; with none of those, every loaded instrument when one request gives them
+        all (``bulk``: the gateway's pre-trade checks need a price before the first order),
+        else none."""
+        if self.settings.symbols:
+            wanted: Iterable[str] = self.settings.symbols
+        else:
+            wanted = set(self.tracked.values()) | self._symbols_used
+        syms = sorted(s for s in wanted if s in self._instruments)
+        if not syms and not self.settings.symbols and bulk:
+            syms = sorted(self._instruments)
+        return syms
+
+    async def poll_prices(self) -> None:
+        """One round of the price poll (background priority): ccxt wants one market type
+        per multi-symbol call (``market_symbols(..., sameTypeOnly, sameSubTypeOnly)``), so
+        spot and perpetual symbols go in separate requests."""
+        method = self._price_method()
+        if method is None:
+            return
+        bulk = method != "fetchTicker"
+        syms = self._price_symbols(bulk)
+        if not bulk:
+            for sym in syms:
+                raw = await self._call(method, self.exchange.fetch_ticker, sym)
+                self._set_price(sym, TICKER.convert(raw).to_price())
+            return
+        groups: dict[bool, list[str]] = {}
+        for sym in syms:
+            groups.setdefault(self._instruments[sym].settle is None, []).append(sym)
+        for group in groups.values():
+            if method == "fetchLastPrices":
+                raws = await self._call(method, self.exchange.fetch_last_prices, group)
+                prices = {k: LAST_PRICE.convert(v).to_price() for k, v in (raws or {}).items()}
+            else:
+                raws = await self._call(method, self.exchange.fetch_tickers, group)
+                prices = {k: TICKER.convert(v).to_price() for k, v in (raws or {}).items()}
+            wanted = set(group)
+            for sym, price in prices.items():
+                if sym in wanted:
+                    self._set_price(sym, price)
+
+    def _set_price(self, symbol: str, price: Decimal | None) -> None:
+        if price is not None:
+            self._last_price[symbol] = price
+
+    async def _price_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.price_poll_s)
+            try:
+                await self.poll_prices()
+            except VenueError as exc:
+                log.warning("%s: price poll failed: %s", self.name, exc)
+            except Exception:
+                log.exception("%s: price poll failed", self.name)
 
     # ---- dead-man switch ---------------------------------------------------------------------
 

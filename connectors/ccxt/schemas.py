@@ -2,7 +2,8 @@
 
 ccxt turns every venue's JSON into the same dictionaries (the "unified API", documented in the
 ccxt Manual: https://docs.ccxt.com/#/README?id=unified-api — sections "Market structure",
-"Order structure", "Trade structure", "Balance structure", "Position structure"). These frozen
+"Order structure", "Trade structure", "Balance structure", "Position structure", "Ticker
+structure", "fetchLastPrices"). These frozen
 structs keep ccxt's own field names; one converter is built per structure, and each has a
 ``to_<ours>()``. ccxt gives numbers as Python floats (or None): they become Decimal through their
 shortest repr, never through binary arithmetic, and never reach our types as floats.
@@ -283,8 +284,42 @@ class CcxtPosition(msgspec.Struct, frozen=True):
         return Position(self.symbol, -qty if self.side == "short" else qty, self.entryPrice)
 
 
+# ---- prices -----------------------------------------------------------------------------------
+
+
+def _positive(value: Decimal | None) -> Decimal | None:
+    return value if value is not None and value > 0 else None
+
+
+class CcxtLastPrice(msgspec.Struct, frozen=True):
+    """One value of ``fetchLastPrices``' dict (ccxt 4.5 ``parse_last_price``: ``symbol``,
+    ``timestamp``, ``price``, ``side``; binance: GET /api/v3/ticker/price)."""
+
+    symbol: str | None = None
+    timestamp: int | None = None
+    price: Decimal | None = None
+
+    def to_price(self) -> Decimal | None:
+        return _positive(self.price)
+
+
+class CcxtTicker(msgspec.Struct, frozen=True):
+    """ccxt Manual, "Ticker structure" (fetchTicker, or a value of fetchTickers' dict):
+    ``last`` is the last trade's price; ``close`` is the same where ccxt fills both."""
+
+    symbol: str | None = None
+    timestamp: int | None = None
+    last: Decimal | None = None
+    close: Decimal | None = None
+
+    def to_price(self) -> Decimal | None:
+        return _positive(self.last if self.last is not None else self.close)
+
+
 MARKET = Schema(CcxtMarket)
 ORDER = Schema(CcxtOrder)
 TRADE = Schema(CcxtTrade)
 BALANCE = Schema(CcxtBalance)
 POSITION = Schema(CcxtPosition)
+LAST_PRICE = Schema(CcxtLastPrice)
+TICKER = Schema(CcxtTicker)

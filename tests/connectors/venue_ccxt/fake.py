@@ -62,6 +62,9 @@ class FakeExchange:
         self.closed = False
         self._ids = itertools.count(100)
         self.last_response_headers: dict[str, str] = {}
+        self.prices: dict[str, float] = {"BTC/USDT": 97000.01, "BTC/USDT:USDT": 97010.5}
+        """last prices served by fetch_last_prices/fetch_tickers/fetch_ticker, which are
+        off in ``has`` unless a test turns them on"""
 
     def _enter(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
@@ -188,6 +191,33 @@ class FakeExchange:
         self._enter("fetch_positions", symbols)
         return [{"symbol": "BTC/USDT:USDT", "contracts": 0.5, "contractSize": 1.0,
                  "side": "short", "entryPrice": 97000.5, "info": {}}]
+
+    def _one_type(self, symbols: list[str] | None) -> list[str]:
+        """ccxt's market_symbols(..., sameTypeOnly=True): one market type per call."""
+        syms = list(symbols) if symbols else [s for s in self.markets if "/" in s]
+        if len({self.markets[s]["type"] for s in syms}) > 1:
+            raise ccxt_async.BadRequest("fake symbols must be of the same type")
+        return syms
+
+    async def fetch_last_prices(self, symbols: list[str] | None = None
+                                ) -> dict[str, dict[str, Any]]:
+        self._enter("fetch_last_prices", symbols)
+        return {s: {"symbol": s, "timestamp": None, "price": self.prices[s], "side": None,
+                    "info": {}} for s in self._one_type(symbols) if s in self.prices}
+
+    def _ticker(self, symbol: str) -> dict[str, Any]:
+        price = self.prices[symbol]
+        return {"symbol": symbol, "timestamp": self.server_ms, "last": price, "close": price,
+                "bid": None, "ask": None, "info": {}}
+
+    async def fetch_tickers(self, symbols: list[str] | None = None
+                            ) -> dict[str, dict[str, Any]]:
+        self._enter("fetch_tickers", symbols)
+        return {s: self._ticker(s) for s in self._one_type(symbols) if s in self.prices}
+
+    async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
+        self._enter("fetch_ticker", symbol)
+        return self._ticker(symbol)
 
     async def close(self) -> None:
         self.closed = True

@@ -47,13 +47,14 @@ OPTIONS = {"fetchCurrencies": False, "fetchMarkets": {"types": ["spot"]}, "fetch
 
 @asynccontextmanager
 async def venue(creds: Credentials = CREDS, core: EmulatorCore | None = None,
+                options: dict[str, Any] | None = None,
                 **kw: Any) -> AsyncIterator[tuple[CcxtConnector, Any]]:
     emu = BinanceEmulator(CREDS, core)
     await emu.start()
     kw.setdefault("dead_man_s", None)
     kw.setdefault("request_timeout_s", 0.5)
     conn = CcxtConnector(VenueSettings(name="bn", credentials=creds, urls=emu.urls, **kw),
-                         "binance", OPTIONS)
+                         "binance", {**OPTIONS, **(options or {})})
     try:
         await conn.start()
         yield conn, emu
@@ -187,4 +188,27 @@ def test_no_dead_man_switch_on_binance_spot() -> None:
     async def go() -> None:
         async with venue(dead_man_s=1.0) as (conn, _):
             assert not conn.dead_man_armed  # ccxt binance has no cancelAllOrdersAfter
+    run(go())
+
+
+def test_last_price_from_ticker_price() -> None:
+    """ccxt binance fetchLastPrices: GET /api/v3/ticker/price (all symbols, one request),
+    at the end of start() and then every price_poll_s."""
+    async def go() -> None:
+        async with venue(options={"price_poll_s": 0.05}) as (conn, emu):
+            ex = emu.core.exchange
+            assert conn.last_price("BTC/USDT") == ex.last_price("BTC/USDT") == Decimal(97000)
+            assert conn.last_price("ETH/USDT") == ex.last_price("ETH/USDT")
+            assert ("GET", "/api/v3/ticker/price") in emu.core.requests
+            emu.core.trade_against("BTC/USDT", Side.SELL, Decimal("0.01"))
+            assert ex.last_price("BTC/USDT") == Decimal("96999.99")
+            await until(lambda: conn.last_price("BTC/USDT") == ex.last_price("BTC/USDT"))
+    run(go())
+
+
+def test_last_price_of_configured_symbols_only() -> None:
+    async def go() -> None:
+        async with venue(symbols=("BTC/USDT",)) as (conn, emu):
+            assert conn.last_price("BTC/USDT") == emu.core.exchange.last_price("BTC/USDT")
+            assert conn.last_price("ETH/USDT") is None
     run(go())

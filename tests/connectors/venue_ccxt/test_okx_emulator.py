@@ -175,3 +175,12 @@ def test_duplicated_stream_events_give_one_fill_each() -> None:
             assert len(canceled(events, "fgwD2")) == 1
             assert conn.duplicates_dropped > 0  # the duplicates reached the connector
     run(go())
+
+
+def test_last_price_from_tickers() -> None:
+    """ccxt okx has no fetchLastPrices: fetchTickers, GET market/tickers?instType=SPOT."""
+    async def go() -> None:
+        async with venue() as (conn, emu, _):
+            assert conn.last_price("BTC/USDT") == emu.core.exchange.last_price("BTC/USDT")
+            assert ("GET", "/api/v5/market/tickers") in emu.core.requests
+    run(go())
