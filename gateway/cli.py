@@ -93,7 +93,7 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         host, port = await gw.start()
-    except VenueError as exc:  # e.g. a paper-remote venue whose venue-sim is not running
+    except VenueError as exc:  # the store's own venue state cannot be read
         print(f"fixgw: a venue cannot be reached: {exc}", file=sys.stderr)
         await gw.stop()
         close = getattr(store, "close", None)

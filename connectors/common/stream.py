@@ -76,6 +76,7 @@ class WsStream:
     async def start(self, wait_s: float | None = 10.0) -> None:
         """Start the loop and wait (up to ``wait_s``) for the first successful connection."""
         if self._task is None:
+            self._closing = False  # a stream closed before may be started again
             self._session = aiohttp.ClientSession()
             self._task = asyncio.create_task(self._run(), name=f"ws-{self.name}")
         if wait_s:

@@ -20,6 +20,7 @@ order, so reports reach the client in the order of events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -115,6 +116,8 @@ class OrderManager:
         timestamp_precision: int = 3,
         ambiguous_retry: float = 0.5,
         ambiguous_patience: float = 5.0,
+        venue_start_timeout: float = 30.0,
+        venue_retry_cap: float = 60.0,
     ) -> None:
         self.store = store
         self.connectors = connectors
@@ -140,6 +143,10 @@ class OrderManager:
         self._coid_keys: dict[str, list[tuple[str, str]]] = {}
         self._ambiguous_retry = ambiguous_retry
         self._ambiguous_patience = ambiguous_patience
+        self._venue_start_timeout = venue_start_timeout
+        self._venue_retry_cap = venue_retry_cap
+        self.down: dict[str, str] = {}
+        """Venues that could not be started yet -> why; new orders for them are refused."""
         self._consumers: list[asyncio.Task[None]] = []
         self._replace_after_cancel: dict[str, tuple[int, str]] = {}
         self._replacing: set[str] = set()
@@ -155,12 +162,53 @@ class OrderManager:
         """How to make a session write what was queued on it (the acceptor's flush)."""
         self._flush = flush
 
+    async def _start_venue(self, name: str, conn: Connector) -> bool:
+        """Connect one venue and load its instruments; False (and why in :attr:`down`) when it
+        cannot be reached now."""
+        try:
+            await asyncio.wait_for(conn.start(), self._venue_start_timeout)
+            self.symbols.load(name, await conn.instruments())
+        except (VenueError, TimeoutError, OSError) as exc:
+            self.down[name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.error("venue %s cannot be started (%s); orders for it are refused until it "
+                      "can", name, self.down[name])
+            with contextlib.suppress(Exception):
+                await conn.close()
+            return False
+        self.down.pop(name, None)
+        return True
+
+    async def _start_later(self, name: str, conn: Connector) -> None:
+        """Keep trying a venue that was down at start; once up, catch up as a start does."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._venue_retry_cap)
+            if await self._start_venue(name, conn):
+                log.info("venue %s is up", name)
+                self._consumers.append(asyncio.create_task(self._consume(name, conn)))
+                await self.reconcile(name)
+                self._reissue_pending(name)
+                return
+
+    def _reissue_pending(self, venue: str | None) -> None:
+        for o in list(self.orders.values()):
+            # what was in flight when the last process stopped is asked again (both idempotent)
+            if (venue is None or o.venue == venue) and o.is_open and o.pending is not None:
+                if o.pending.kind == "cancel":
+                    self._spawn(self._venue_cancel(o))
+                else:
+                    self._spawn(self._venue_replace(o, None))
+
     async def start(self) -> None:
         for blocks in self._id_blocks.values():
             await blocks.start()
-        for name, conn in self.connectors.items():
-            await conn.start()
-            self.symbols.load(name, await conn.instruments())
+        started = [name for name, conn in self.connectors.items()
+                   if await self._start_venue(name, conn)]
+        for name in self.connectors:
+            if name not in started:
+                self._consumers.append(asyncio.create_task(
+                    self._start_later(name, self.connectors[name])))
         for o in await self.store.load_open_orders():
             self._index(o)
         for sid, st in self._sessions.items():
@@ -171,17 +219,12 @@ class OrderManager:
                     st.unreported.append((ev.data.get("msg_type", "8").encode(), body, ev.exec_id))
         for o in self.orders.values():
             self.risk.opened(o.session_id, o.account)
-        for name, conn in self.connectors.items():
-            self._consumers.append(asyncio.create_task(self._consume(name, conn)))
-        for name in self.connectors:
+        for name in started:
+            self._consumers.append(asyncio.create_task(self._consume(name, self.connectors[name])))
+        for name in started:
             await self.reconcile(name)
-        for o in list(self.orders.values()):
-            # what was in flight when the last process stopped is asked again (both idempotent)
-            if o.is_open and o.pending is not None:
-                if o.pending.kind == "cancel":
-                    self._spawn(self._venue_cancel(o))
-                else:
-                    self._spawn(self._venue_replace(o, None))
+        for name in started:
+            self._reissue_pending(name)
         for sid, st in self._sessions.items():
             # every session is disconnected now: a promise to cancel on disconnect still holds
             if st.policy.cancel_on_disconnect in ("disconnect", "both") and any(
@@ -441,6 +484,10 @@ class OrderManager:
             conn = self.connectors.get(venue)
             if conn is None:
                 raise RoutingError(f"venue {venue} is not configured")
+            if venue in self.down:
+                self._reject_new(session, msg, order_id, fixmap.ORD_REJ_EXCHANGE_CLOSED,
+                                 f"venue {venue} is unavailable ({self.down[venue]})")
+                return
             inst = self.symbols.instrument(venue, req.symbol, req.security_id,
                                            req.security_id_source)
         except RoutingError as exc:

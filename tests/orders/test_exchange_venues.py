@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -420,5 +421,36 @@ def test_an_order_without_time_in_force_follows_the_session_default(
                 await gtc.order("g1", qty="0.01", price=best_bid(emu) - 500)
                 await gtc.er(t11="g1", t150="0", t39="0", t59="1")
                 assert len(open_at(emu)) == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_venue_down_at_start_is_refused_until_it_comes_up(
+    tmp_path: Path, creds_env: str, kind: str
+) -> None:
+    """The gateway starts without the venue (it serves its clients; orders for the venue are
+    refused with the reason), keeps trying, and trades there once the venue answers."""
+
+    async def main() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        emu = emulator_class(kind)(CREDS)  # type: ignore[call-arg]
+        emu.port = port  # its URLs, before it listens
+        async with gateway(tmp_path, kind, emu, request_timeout=0.3) as run:
+            assert kind in run.orders.down
+            c = await run.client()
+            await c.order("o1", qty="0.01", price="90000", tif=GTC)
+            m = await c.er(t11="o1", t39="8", t103="2")
+            assert f"venue {kind} is unavailable" in (m.get(58) or "")
+            await emu.start(port)
+            try:
+                await until(lambda: kind not in run.orders.down, 15)
+                await c.order("o2", qty="0.01", price=best_bid(emu) - 500, tif=GTC)
+                await c.er(t11="o2", t150="0", t39="0")
+                assert len(open_at(emu)) == 1
+            finally:
+                await emu.stop()
 
     asyncio.run(main())
