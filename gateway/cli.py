@@ -129,6 +129,29 @@ async def _venue_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _venue_check(args: argparse.Namespace) -> int:
+    from connectors.common.credentials import CredentialsError
+    from gateway.app import build_connector
+    from gateway.config import ConfigError, load_config
+    from gateway.venuecheck import CheckFailed, check_venue, venue_of
+
+    try:
+        cfg = load_config(args.config)
+        name = venue_of(cfg, args.venue)
+        conn = build_connector(next(v for v in cfg.venue if v.name == name))
+    except (ConfigError, CheckFailed, CredentialsError) as exc:
+        print(f"fixgw: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await check_venue(conn, args.symbol, place=args.place,
+                          say=lambda line: print(line, flush=True))
+    except CheckFailed as exc:
+        print(f"fixgw: venue {name}: {exc}", file=sys.stderr)
+        return 1
+    print(f"venue {name}: OK", flush=True)
+    return 0
+
+
 def _sqlite_paths(config: str) -> list[Path]:
     import tomllib
 
@@ -170,6 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "orders, cancel-all (fixgw client -h)", add_help=False)
     cl.add_argument("client_args", nargs=argparse.REMAINDER)
 
+    vc = sub.add_parser("venue-check", help="start one configured venue's connector and report "
+                        "what the gateway relies on; --place: an order round trip")
+    vc.add_argument("--config", default="config/gateway.toml")
+    vc.add_argument("--venue", help="the [[venue]] name (default: the only one)")
+    vc.add_argument("--symbol", default="BTC/USDT")
+    vc.add_argument("--place", action="store_true",
+                    help="place the smallest post-only buy at half the last price, then cancel")
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -194,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for url in _sqlite_paths(args.config):
             url.parent.mkdir(parents=True, exist_ok=True)
         return asyncio.run(_run(args))
+    if args.command == "venue-check":
+        return asyncio.run(_venue_check(args))
     if args.command == "venue-sim":
         if args.tick_interval < 0:
             ap.error("--tick-interval must not be negative")

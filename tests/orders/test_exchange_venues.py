@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -452,5 +453,55 @@ def test_a_venue_down_at_start_is_refused_until_it_comes_up(
                 assert len(open_at(emu)) == 1
             finally:
                 await emu.stop()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_venue_check_does_an_order_round_trip(tmp_path: Path, creds_env: str, kind: str) -> None:
+    """``fixgw venue-check --place``: start, rules, prices, balances, then a post-only order far
+    below the market placed, acknowledged, queried and canceled; nothing left open."""
+    from gateway.app import build_connector
+    from gateway.config import VenueConfig
+    from gateway.venuecheck import check_venue
+
+    async def main() -> None:
+        async with emulated(kind) as emu:
+            conn = build_connector(VenueConfig.model_validate(venue_entry(kind, emu)))
+            lines: list[str] = []
+            await check_venue(conn, BTC, place=True, say=lines.append)
+            text = "\n".join(lines)
+            for part in ("started: connected", "BTC/USDT (", "last price 9", "placed fgwcheck",
+                         "acknowledged on the private stream", "query: new", "canceled"):
+                assert part in text, text
+            assert open_at(emu) == []
+            (order,) = emu.core.exchange.orders()
+            assert order.post_only and order.price is not None
+            assert order.price < best_bid(emu) / 2 + 1
+
+    asyncio.run(main())
+
+
+def test_venue_check_command(tmp_path: Path, creds_env: str) -> None:
+    async def main() -> None:
+        async with emulated("okx") as emu:
+            urls = ", ".join(f'{k} = "{v}"' for k, v in emu.urls.items())
+            cfg = tmp_path / "okx.toml"
+            cfg.write_text(f'[[venue]]\nname = "okx-test"\nkind = "okx"\n'
+                           f'credentials_env = "E2E"\nurls = {{ {urls} }}\n'
+                           f'symbols = ["BTC/USDT"]\ndead_man_switch = 0\n')
+            proc = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("fixgw")), "venue-check", "--config",
+                str(cfg), "--place", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, err.decode()
+            assert "venue okx-test: OK" in out.decode()
+            assert CREDS.secret not in out.decode() + err.decode()
+            bad = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("fixgw")), "venue-check", "--config",
+                str(cfg), "--venue", "nope", stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(bad.communicate(), 60)
+            assert bad.returncode == 2 and "no [[venue]] named 'nope'" in err.decode()
 
     asyncio.run(main())
