@@ -29,7 +29,7 @@ from connectors.common.venue import StreamingConnector
 from gateway.app import build_gateway
 from gateway.store.sessions import SessionStore
 
-from .support import BTC, OrderClient, fields, running, session
+from .support import BTC, OrderClient, Run, fields, running, session
 from .support import config as support_config
 
 KINDS = ("binance", "okx", "bybit")
@@ -105,11 +105,18 @@ def gateway(tmp_path: Path, kind: str, emu: EmulatorServer, *, store: SessionSto
                    [venue_entry(kind, emu, **venue_kw)], store=store)
 
 
+@asynccontextmanager
+async def trading(tmp_path: Path, kind: str
+                  ) -> AsyncIterator[tuple[EmulatorServer, Run, OrderClient]]:
+    """The venue's emulator, a gateway trading there, and a logged-on FIX client."""
+    async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
+        yield emu, run, await run.client()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_order_fill_and_cancel(tmp_path: Path, creds_env: str, kind: str) -> None:
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             price = await resting_buy(c, emu, "o1", "0.02")
             emu.core.trade_against(BTC, Side.SELL, D("0.005"), price)
             m = await c.er(t11="o1", t150="F", t39="1")
@@ -138,8 +145,7 @@ def test_replace_then_fill(tmp_path: Path, creds_env: str, kind: str) -> None:
     client order id of its own); fills of the order before and after it add up."""
 
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             price = await resting_buy(c, emu, "o1", "0.03")
             emu.core.trade_against(BTC, Side.SELL, D("0.01"), price)
             await c.er(t11="o1", t150="F", t39="1")
@@ -166,8 +172,7 @@ def test_an_amend_whose_answer_timed_out_is_resolved_by_query(
     tmp_path: Path, creds_env: str, kind: str
 ) -> None:
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             price = await resting_buy(c, emu, "o1", "0.02")
             emu.core.faults.timeout_next = 1  # the amend is executed, its answer never comes
             await c.replace("r1", "o1", qty="0.03", price=price, extra=[(59, GTC)])
@@ -190,8 +195,7 @@ def test_venue_refusals_are_clear_rejects_and_no_secret_is_logged(
     caplog.set_level(logging.DEBUG)
 
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             # far beyond the balance
             await c.order("big", qty="500", price=best_bid(emu) - 500, tif=GTC)
             m = await c.er(t11="big", t150="8", t39="8")
@@ -208,8 +212,7 @@ def test_a_fill_while_the_stream_is_down_is_reported_once(
     tmp_path: Path, creds_env: str, kind: str
 ) -> None:
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             price = await resting_buy(c, emu, "o1")
             emu.core.faults.streams_down = True
             assert await emu.drop_streams() >= 1
@@ -228,8 +231,7 @@ def test_duplicated_and_reordered_events_report_each_fill_once(
     tmp_path: Path, creds_env: str, kind: str
 ) -> None:
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             price = await resting_buy(c, emu, "o1", "0.03")
             emu.core.faults.duplicate_events = True
             emu.core.faults.reorder_events = True
@@ -248,8 +250,7 @@ def test_an_order_whose_answer_timed_out_is_found_not_duplicated(
     tmp_path: Path, creds_env: str, kind: str
 ) -> None:
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             emu.core.faults.timeout_next = 1  # executed at the venue, the answer never comes
             await c.order("o1", qty="0.01", price=best_bid(emu) - 500, tif=GTC)
             await c.er(t11="o1", t150="0", t39="0", timeout=15)
@@ -262,8 +263,7 @@ def test_an_order_whose_answer_timed_out_is_found_not_duplicated(
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_storm_of_429s_loses_no_order(tmp_path: Path, creds_env: str, kind: str) -> None:
     async def main() -> None:
-        async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-            c = await run.client()
+        async with trading(tmp_path, kind) as (emu, run, c):
             emu.core.faults.rate_limit_next = 8
             emu.core.faults.retry_after_s = 0
             for i in range(3):
