@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 import orjson
@@ -78,6 +78,8 @@ DCP_REARM_S = 60.0
 MIN_RETRY_S = 0.05
 
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+_DCP_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES"}
+"""category -> DCP ``product`` (https://bybit-exchange.github.io/docs/v5/order/dcp)."""
 
 
 class BybitConnector(StreamingConnector):
@@ -215,17 +217,42 @@ class BybitConnector(StreamingConnector):
                 wait = (int(reset) - self.now_ms()) / 1000
         return max(MIN_RETRY_S, min(wait, 5.0))
 
+    async def _ok(self, method: str, path: str, params: Mapping[str, Any] | None, *,
+                  category: str | None = None, priority: Priority = Priority.BACKGROUND,
+                  mutating: bool = False, signed: bool = True, weight: int = 1) -> RestResponse:
+        """:meth:`_send`, then a ``retCode`` other than 0 raised as :meth:`_raise` says."""
+        head, resp = await self._send(method, path, params, category=category,
+                                      priority=priority, mutating=mutating, signed=signed,
+                                      weight=weight)
+        if head.retCode != errors.OK:
+            self._raise(head, mutating, path)
+        return resp
+
     async def _call(self, decoder: msgspec.json.Decoder[Envelope[T]], method: str, path: str,
                     params: Mapping[str, Any] | None = None, *, category: str | None = None,
                     priority: Priority = Priority.BACKGROUND, mutating: bool = False,
                     signed: bool = True) -> Envelope[T]:
-        head, resp = await self._send(method, path, params, category=category,
-                                      priority=priority, mutating=mutating, signed=signed)
-        if head.retCode != errors.OK:
-            self._raise(head, mutating, path)
+        resp = await self._ok(method, path, params, category=category, priority=priority,
+                              mutating=mutating, signed=signed)
         return decoder.decode(resp.body)
 
-    def _raise(self, head: schemas.Head, mutating: bool, path: str) -> None:
+    async def _pages(self, decoder: msgspec.json.Decoder[Envelope[schemas.Page[T]]], path: str,
+                     params: dict[str, Any], *, category: str | None = None,
+                     priority: Priority = Priority.BACKGROUND,
+                     signed: bool = True) -> AsyncIterator[T]:
+        """Every entry of GET ``path``, page after page (``cursor`` = the last page's
+        ``nextPageCursor``) until a page has no cursor or no entries."""
+        cursor = ""
+        while True:
+            env = await self._call(decoder, "GET", path, params | {"cursor": cursor or None},
+                                   category=category, priority=priority, signed=signed)
+            for entry in env.result.list:
+                yield entry
+            cursor = env.result.nextPageCursor
+            if not cursor or not env.result.list:
+                return
+
+    def _raise(self, head: schemas.Head, mutating: bool, path: str) -> NoReturn:
         text = f"{head.retCode} {head.retMsg}"
         if head.retCode in errors.AMBIGUOUS:
             if mutating:
@@ -285,25 +312,18 @@ class BybitConnector(StreamingConnector):
     async def load_instruments(self) -> None:
         wanted = set(self.settings.symbols) if self.settings.symbols else None
         for category in self._categories():
-            cursor = ""
-            while True:
-                params = {"category": category, "limit": 1000 if category == "linear" else None,
-                          "cursor": cursor or None}
-                env = await self._call(schemas.INSTRUMENTS, "GET", "/v5/market/instruments-info",
-                                       params, signed=False)
-                for info in env.result.list:
-                    if info.status != "Trading":
-                        continue
-                    if category == "linear" and info.contractType != "LinearPerpetual":
-                        continue
-                    inst = info.to_instrument(category)
-                    if wanted is not None and inst.symbol not in wanted:
-                        continue
-                    self._instruments[inst.symbol] = inst
-                    self._by_venue[(category, inst.venue_symbol)] = inst.symbol
-                cursor = env.result.nextPageCursor
-                if not cursor:
-                    break
+            params = {"category": category, "limit": 1000 if category == "linear" else None}
+            async for info in self._pages(schemas.INSTRUMENTS, "/v5/market/instruments-info",
+                                          params, signed=False):
+                if info.status != "Trading":
+                    continue
+                if category == "linear" and info.contractType != "LinearPerpetual":
+                    continue
+                inst = info.to_instrument(category)
+                if wanted is not None and inst.symbol not in wanted:
+                    continue
+                self._instruments[inst.symbol] = inst
+                self._by_venue[(category, inst.venue_symbol)] = inst.symbol
 
     async def instruments(self) -> Sequence[Instrument]:
         return list(self._instruments.values())
@@ -343,12 +363,7 @@ class BybitConnector(StreamingConnector):
     # ---- the dead-man switch (DCP) ---------------------------------------------------------
 
     def _dcp_products(self) -> list[str]:
-        out = []
-        if "spot" in self.settings.markets:
-            out.append("SPOT")
-        if "perpetual" in self.settings.markets:
-            out.append("DERIVATIVES")
-        return out
+        return [_DCP_PRODUCT[c] for c in self._categories()]
 
     async def arm_dead_man(self) -> None:
         """POST /v5/order/disconnected-cancel-all per product (SPOT, DERIVATIVES; the venue's
@@ -364,12 +379,7 @@ class BybitConnector(StreamingConnector):
         path = "/v5/order/disconnected-cancel-all"
         try:
             for product in self._dcp_products():
-                head, _ = await self._send("POST", path,
-                                           {"product": product, "timeWindow": window},
-                                           category=None, priority=Priority.BACKGROUND,
-                                           mutating=False, signed=True)
-                if head.retCode != errors.OK:
-                    self._raise(head, False, path)
+                await self._ok("POST", path, {"product": product, "timeWindow": window})
         except (VenueRejected, VenueUnavailable, VenueAmbiguous) as exc:
             self.dcp_armed = False
             self.dcp_detail = f"DCP not armed: {exc}"
@@ -426,6 +436,9 @@ class BybitConnector(StreamingConnector):
         fill = ex.to_fill(self._fee_default(symbol))
         self._last_price[symbol] = fill.price
         self.emit(fill)
+
+    def _fill(self, category: str, ex: Execution) -> OrderFilled:
+        return ex.to_fill(self._fee_default(self._symbol_of(category, ex.symbol)))
 
     def _fee_default(self, symbol: str) -> str | None:
         inst = self._instruments.get(symbol)
@@ -594,11 +607,9 @@ class BybitConnector(StreamingConnector):
 
     async def _batch(self, path: str, category: str,
                      items: list[dict[str, Any]]) -> schemas.BatchEnvelope:
-        head, resp = await self._send("POST", path, {"category": category, "request": items},
-                                      category=category, priority=Priority.ORDER,
-                                      mutating=True, signed=True, weight=len(items))
-        if head.retCode != errors.OK:
-            self._raise(head, True, path)
+        resp = await self._ok("POST", path, {"category": category, "request": items},
+                              category=category, priority=Priority.ORDER, mutating=True,
+                              weight=len(items))
         return schemas.BATCH.decode(resp.body)
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
@@ -661,16 +672,8 @@ class BybitConnector(StreamingConnector):
 
     async def _orders(self, path: str, params: dict[str, Any], category: str,
                       priority: Priority) -> list[Order]:
-        out: list[Order] = []
-        cursor = ""
-        while True:
-            page = await self._call(schemas.ORDERS, "GET", path,
-                                    params | {"cursor": cursor or None}, category=category,
-                                    priority=priority)
-            out += page.result.list
-            cursor = page.result.nextPageCursor
-            if not cursor or not page.result.list:
-                return out
+        return [order async for order in self._pages(schemas.ORDERS, path, params,
+                                                     category=category, priority=priority)]
 
     async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
         """GET /v5/order/realtime by orderLinkId (open and recent orders), then
@@ -706,22 +709,14 @@ class BybitConnector(StreamingConnector):
         out: list[OrderFilled] = []
         start_ms = max(0, since_ns // 1_000_000)
         for category in self._categories():
-            cursor = ""
-            while True:
-                params = {"category": category, "startTime": start_ms, "limit": 100,
-                          "cursor": cursor or None}
-                page = await self._call(schemas.EXECUTIONS, "GET", "/v5/execution/list",
-                                        params, category=category)
-                for ex in page.result.list:
-                    if ex.execType != "Trade":
-                        continue
-                    sym = self._symbol_of(category, ex.symbol)
-                    fill = ex.to_fill(self._fee_default(sym))
-                    if fill.ts_ns >= since_ns:
-                        out.append(fill)
-                cursor = page.result.nextPageCursor
-                if not cursor or not page.result.list:
-                    break
+            params = {"category": category, "startTime": start_ms, "limit": 100}
+            async for ex in self._pages(schemas.EXECUTIONS, "/v5/execution/list", params,
+                                        category=category):
+                if ex.execType != "Trade":
+                    continue
+                fill = self._fill(category, ex)
+                if fill.ts_ns >= since_ns:
+                    out.append(fill)
         return sorted(out, key=lambda f: f.ts_ns)
 
     async def balances(self) -> Sequence[Balance]:
@@ -733,19 +728,13 @@ class BybitConnector(StreamingConnector):
         if "perpetual" not in self.settings.markets:
             return ()
         out: list[Position] = []
-        cursor = ""
-        while True:
-            params = {"category": "linear", "settleCoin": "USDT", "limit": 200,
-                      "cursor": cursor or None}
-            page = await self._call(schemas.POSITIONS, "GET", "/v5/position/list", params,
-                                    category="linear")
-            for p in page.result.list:
-                sym = self._canonical("linear", p.symbol)
-                if sym is not None and Decimal(p.size or "0"):
-                    out.append(p.to_position(sym))
-            cursor = page.result.nextPageCursor
-            if not cursor or not page.result.list:
-                return out
+        params = {"category": "linear", "settleCoin": "USDT", "limit": 200}
+        async for p in self._pages(schemas.POSITIONS, "/v5/position/list", params,
+                                   category="linear"):
+            sym = self._canonical("linear", p.symbol)
+            if sym is not None and Decimal(p.size or "0"):
+                out.append(p.to_position(sym))
+        return out
 
     async def health(self) -> Health:
         stream = self._stream

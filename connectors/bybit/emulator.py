@@ -324,10 +324,15 @@ class BybitEmulator(EmulatorServer):
 
     # ---- helpers -------------------------------------------------------------------------
 
-    def _symbol(self, params: Mapping[str, Any], required: bool = True) -> tuple[str, str | None]:
+    @staticmethod
+    def _category_of(params: Mapping[str, Any]) -> str:
         category = str(params.get("category", ""))
         if category not in ("spot", "linear"):
             raise BybitError(errors.PARAMS_ERROR, "params error: category invalid")
+        return category
+
+    def _symbol(self, params: Mapping[str, Any], required: bool = True) -> tuple[str, str | None]:
+        category = self._category_of(params)
         vsym = params.get("symbol")
         if vsym is None:
             if required:
@@ -458,9 +463,7 @@ class BybitEmulator(EmulatorServer):
         ``lastPrice`` is the exchange's last print, ``bid1``/``ask1`` the top of its book ("" on
         an empty side). Having no history, the 24 h figures are the last price and zero volume.
         An unknown symbol is ``10001 Not supported symbols`` (not in the docs' examples)."""
-        category = str(params.get("category", ""))
-        if category not in ("spot", "linear"):
-            raise BybitError(errors.PARAMS_ERROR, "params error: category invalid")
+        category = self._category_of(params)
         wanted = params.get("symbol")
         if wanted is not None and (category, str(wanted)) not in self._symbols:
             raise BybitError(errors.PARAMS_ERROR, "Not supported symbols")
@@ -611,9 +614,7 @@ class BybitEmulator(EmulatorServer):
     # BATCH_MAX orders, an empty list or a non-object entry (10001 "params error: ...").
 
     def _batch_items(self, p: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        category = str(p.get("category", ""))
-        if category not in ("spot", "linear"):
-            raise BybitError(errors.PARAMS_ERROR, "params error: category invalid")
+        category = self._category_of(p)
         items = p.get("request")
         if not isinstance(items, list) or not items:
             raise BybitError(errors.PARAMS_ERROR, "params error: request is required")
@@ -633,52 +634,46 @@ class BybitEmulator(EmulatorServer):
             doc["createAt"] = ""
         return doc, {"code": code, "msg": msg}
 
-    def _create_batch(self, p: dict[str, Any], fit: int) -> tuple[Any, list[Any]]:
+    def _batch(self, p: dict[str, Any], fit: int, place: bool,
+               one: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[Any, list[Any]]:
+        """Carry out the first ``fit`` orders of the batch with ``one`` (the result.list entry
+        of an order, or a BybitError); the rest fail with 10006."""
         category, items = self._batch_items(p)
         docs: list[Any] = []
         ext: list[Any] = []
         for n, item in enumerate(items):
             if n >= fit:
                 doc, code = self._batch_failed(category, item, errors.TOO_MANY_VISITS,
-                                               "Too many visits!", True)
+                                               "Too many visits!", place)
             else:
                 try:
-                    ids = self._create(item)
+                    ids = one(item)
                 except BybitError as exc:
-                    doc, code = self._batch_failed(category, item, exc.code, exc.msg, True)
-                else:
-                    created = self.created_ms.get(ids["orderLinkId"], self.core.now_ms())
-                    doc = {"category": category, "symbol": str(item["symbol"]),
-                           "orderId": ids["orderId"], "orderLinkId": ids["orderLinkId"],
-                           "createAt": str(created)}
-                    code = {"code": errors.OK, "msg": "OK"}
-            docs.append(doc)
-            ext.append(code)
-        return {"list": docs}, ext
-
-    def _cancel_batch(self, p: dict[str, Any], fit: int) -> tuple[Any, list[Any]]:
-        category, items = self._batch_items(p)
-        docs: list[Any] = []
-        ext: list[Any] = []
-        for n, item in enumerate(items):
-            if n >= fit:
-                doc, code = self._batch_failed(category, item, errors.TOO_MANY_VISITS,
-                                               "Too many visits!", False)
-            elif not item.get("orderId") and not item.get("orderLinkId"):
-                doc, code = self._batch_failed(
-                    category, item, errors.PARAMS_ERROR,
-                    "params error: orderId or orderLinkId is required", False)
-            else:
-                try:
-                    ids = self._cancel(item)
-                except BybitError as exc:
-                    doc, code = self._batch_failed(category, item, exc.code, exc.msg, False)
+                    doc, code = self._batch_failed(category, item, exc.code, exc.msg, place)
                 else:
                     doc = {"category": category, "symbol": str(item["symbol"])} | ids
                     code = {"code": errors.OK, "msg": "OK"}
             docs.append(doc)
             ext.append(code)
         return {"list": docs}, ext
+
+    def _create_batch(self, p: dict[str, Any], fit: int) -> tuple[Any, list[Any]]:
+        def one(item: dict[str, Any]) -> dict[str, Any]:
+            ids: dict[str, Any] = self._create(item)
+            created = self.created_ms.get(ids["orderLinkId"], self.core.now_ms())
+            return ids | {"createAt": str(created)}
+
+        return self._batch(p, fit, True, one)
+
+    def _cancel_batch(self, p: dict[str, Any], fit: int) -> tuple[Any, list[Any]]:
+        def one(item: dict[str, Any]) -> dict[str, Any]:
+            if not item.get("orderId") and not item.get("orderLinkId"):
+                raise BybitError(errors.PARAMS_ERROR,
+                                 "params error: orderId or orderLinkId is required")
+            ids: dict[str, Any] = self._cancel(item)
+            return ids
+
+        return self._batch(p, fit, False, one)
 
     def _orders(self, p: Mapping[str, Any], *, open_: bool) -> Any:
         category, symbol = self._symbol(p, required=False)

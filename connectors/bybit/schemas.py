@@ -47,6 +47,15 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True):
     time: int = 0
 
 
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """A ``result`` of one page of a list endpoint (instruments, orders, executions,
+    positions): the next page is asked for with ``cursor=nextPageCursor`` ("" on the last)."""
+
+    list: builtins.list[T]
+    category: str = ""
+    nextPageCursor: str = ""
+
+
 # ---- market (https://bybit-exchange.github.io/docs/v5/market/time, .../instrument, .../tickers)
 
 
@@ -113,12 +122,6 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
             tick_size=Decimal(self.priceFilter.tickSize), lot_size=_d(lot.basePrecision),
             min_qty=_d(lot.basePrecision), min_notional=_d(lot.minOrderAmt), max_qty=max_qty,
         )  # spot minOrderQty is deprecated and no longer checked: one basePrecision step
-
-
-class InstrumentsPage(msgspec.Struct, frozen=True):
-    category: str
-    list: builtins.list[InstrumentInfo]
-    nextPageCursor: str = ""
 
 
 class Ticker(msgspec.Struct, frozen=True):
@@ -298,12 +301,6 @@ class Order(msgspec.Struct, frozen=True):
         )
 
 
-class OrderPage(msgspec.Struct, frozen=True):
-    list: builtins.list[Order]
-    category: str = ""
-    nextPageCursor: str = ""
-
-
 # ---- executions (https://bybit-exchange.github.io/docs/v5/order/execution) ----------------------
 
 
@@ -342,12 +339,6 @@ class Execution(msgspec.Struct, frozen=True):
             liquidity=Liquidity.MAKER if self.isMaker else Liquidity.TAKER,
             ts_ns=_ns(self.execTime),
         )
-
-
-class ExecutionPage(msgspec.Struct, frozen=True):
-    list: builtins.list[Execution]
-    category: str = ""
-    nextPageCursor: str = ""
 
 
 # ---- account and positions (.../v5/account/wallet-balance, .../v5/position) -------------------
@@ -391,12 +382,6 @@ class PositionInfo(msgspec.Struct, frozen=True):
         return Position(symbol, -size if self.side == "Sell" else size, avg if avg else None)
 
 
-class PositionPage(msgspec.Struct, frozen=True):
-    list: builtins.list[PositionInfo]
-    category: str = ""
-    nextPageCursor: str = ""
-
-
 # ---- private WebSocket (https://bybit-exchange.github.io/docs/v5/websocket/private/order) ------
 
 
@@ -418,37 +403,27 @@ class WsOpReply(msgspec.Struct, frozen=True):
     args: list[str] = []
 
 
-class WsOrderPush(msgspec.Struct, frozen=True):
+class WsPush(msgspec.Struct, Generic[T], frozen=True):
+    """A message of the ``order`` or ``execution`` topic."""
+
     topic: str
-    data: list[Order]
+    data: list[T]
     id: str = ""
     creationTime: int = 0
-
-
-class WsExecutionPush(msgspec.Struct, frozen=True):
-    topic: str
-    data: list[Execution]
-    id: str = ""
-    creationTime: int = 0
-
-
-class Empty(msgspec.Struct, frozen=True):
-    """A result of ``{}`` (or one whose fields nobody reads)."""
 
 
 HEAD = msgspec.json.Decoder(Head)
-HEAD_ENVELOPE = msgspec.json.Decoder(Envelope[Empty])
 SERVER_TIME = msgspec.json.Decoder(Envelope[ServerTime])
-INSTRUMENTS = msgspec.json.Decoder(Envelope[InstrumentsPage])
+INSTRUMENTS = msgspec.json.Decoder(Envelope[Page[InstrumentInfo]])
 TICKERS = msgspec.json.Decoder(Envelope[TickerList])
 ORDER_IDS = msgspec.json.Decoder(Envelope[OrderIds])
 CANCEL_ALL = msgspec.json.Decoder(Envelope[CancelAllResult])
 BATCH = msgspec.json.Decoder(BatchEnvelope)
-ORDERS = msgspec.json.Decoder(Envelope[OrderPage])
-EXECUTIONS = msgspec.json.Decoder(Envelope[ExecutionPage])
+ORDERS = msgspec.json.Decoder(Envelope[Page[Order]])
+EXECUTIONS = msgspec.json.Decoder(Envelope[Page[Execution]])
 WALLET = msgspec.json.Decoder(Envelope[WalletBalance])
-POSITIONS = msgspec.json.Decoder(Envelope[PositionPage])
+POSITIONS = msgspec.json.Decoder(Envelope[Page[PositionInfo]])
 WS_PROBE = msgspec.json.Decoder(WsProbe)
 WS_OP = msgspec.json.Decoder(WsOpReply)
-WS_ORDER = msgspec.json.Decoder(WsOrderPush)
-WS_EXECUTION = msgspec.json.Decoder(WsExecutionPush)
+WS_ORDER = msgspec.json.Decoder(WsPush[Order])
+WS_EXECUTION = msgspec.json.Decoder(WsPush[Execution])

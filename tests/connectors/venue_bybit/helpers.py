@@ -2,57 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from connectors.base import VenueEvent
+from venue_common.support import Collector, run, until
+
 from connectors.bybit import BybitConnector, BybitEmulator
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
 
-T = TypeVar("T")
+__all__ = ["CREDS", "Pair", "pair", "run", "settings", "wait_until"]
 
 CREDS = Credentials("test-key-0001", "test-secret-0001")
 
 
-def run(coro: Awaitable[T], timeout: float = 15.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(bounded())
-
-
-async def wait_until(cond: Callable[[], bool], within_s: float = 5.0,
-                     what: str = "") -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.01)
+async def wait_until(cond: Callable[[], Any], within_s: float = 5.0, what: str = "") -> None:
+    """:func:`until`, failing with what was waited for."""
+    try:
+        await until(cond, within_s)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what or cond}") from None
 
 
 @dataclass
 class Pair:
     emulator: BybitEmulator
     connector: BybitConnector
-    events: list[VenueEvent] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
+    collector: Collector
 
     @property
     def core(self) -> EmulatorCore:
         return self.emulator.core
 
-    async def _read(self) -> None:
-        async for ev in self.connector.events():
-            self.events.append(ev)
-
     def of(self, kind: type[Any], coid: str | None = None) -> list[Any]:
-        return [e for e in self.events
-                if isinstance(e, kind) and (coid is None or e.client_order_id == coid)]
+        return [e for e in self.collector.of(kind)
+                if coid is None or e.client_order_id == coid]
 
     async def wait_event(self, kind: type[Any], coid: str | None = None, n: int = 1,
                          within_s: float = 5.0) -> list[Any]:
@@ -77,13 +64,13 @@ async def pair(core: EmulatorCore | None = None, credentials: Credentials = CRED
     emulator = BybitEmulator(credentials, core)
     await emulator.start()
     connector = BybitConnector(settings(emulator, **kw))
-    p = Pair(emulator, connector)
+    collector: Collector | None = None
     try:
         await connector.start()
-        p._reader = asyncio.create_task(p._read())
-        yield p
+        collector = Collector(connector)
+        yield Pair(emulator, connector, collector)
     finally:
-        if p._reader is not None:
-            p._reader.cancel()
+        if collector is not None:
+            await collector.stop()
         await connector.close()
         await emulator.stop()
