@@ -57,7 +57,6 @@ ONE = Decimal(1)
 DAY_NS = 86_400 * 1_000_000_000
 CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]+$")
 
-_OPEN = (VenueStatus.PENDING, VenueStatus.NEW, VenueStatus.PARTIALLY_FILLED)
 _MARKET_LIKE = (OrderType.MARKET, OrderType.STOP)
 
 
@@ -303,14 +302,9 @@ class PaperExchange:
 
         asset, per_unit = self._lock_terms(mk, side, req.reduce_only, limit, ref)
         need = qty * per_unit
-        if asset is not None:
-            acct = self._assets[asset]
-            if need > acct.free:
-                raise _reject(
-                    RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {asset}, {acct.free} free"
-                )
-            acct.free -= need
-            acct.locked += need
+        free = self._lock(asset, need)
+        if free is not None:
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {asset}, {free} free")
 
         self._order_seq += 1
         seq = self._order_seq
@@ -396,6 +390,18 @@ class PaperExchange:
             return inst.quote, limit * (ONE + self._fee_reserve)
         return inst.base, ONE
 
+    def _lock(self, asset: str | None, amount: Decimal) -> Decimal | None:
+        """Move ``amount`` of ``asset`` from free to locked (a negative amount releases); when
+        not that much is free, change nothing and return what is free. No asset: nothing to do."""
+        if asset is None:
+            return None
+        acct = self._assets[asset]
+        if amount > acct.free:
+            return acct.free
+        acct.free -= amount
+        acct.locked += amount
+        return None
+
     def _reducible(self, symbol: str, side: Side) -> Decimal:
         """How much an order on ``side`` can reduce the position of ``symbol``."""
         pos = self._positions[symbol].quantity
@@ -425,7 +431,7 @@ class PaperExchange:
             return
         result = book.match(entry, order.limit, self._on_fill, self._cap if mk.perp else None)
         self._drop(result.dropped)
-        if order.status not in _OPEN:
+        if not order.status.is_open:
             return
         if result.capped:
             self._cancel(order, "reduce-only: no position to reduce")
@@ -439,7 +445,7 @@ class PaperExchange:
     def _drop(self, dropped: list[BookOrder[PaperOrder]]) -> None:
         """Cancel reduce-only orders the book took out because they had nothing to reduce."""
         for entry in dropped:
-            if entry.owner is not None and entry.owner.status in _OPEN:
+            if entry.owner is not None and entry.owner.status.is_open:
                 self._cancel(entry.owner, "reduce-only: no position to reduce")
 
     def _on_fill(
@@ -586,14 +592,10 @@ class PaperExchange:
         limit = self._protection(mk.instrument, order.side, best)
         asset, per_unit = self._lock_terms(mk, order.side, order.reduce_only, limit, best)
         locked = order.remaining * per_unit
-        if asset is not None:
-            acct = self._assets[asset]
-            delta = locked - order.locked
-            if delta > acct.free:
-                self._cancel(order, f"stop triggered: needs {delta} more {asset}")
-                return False
-            acct.free -= delta
-            acct.locked += delta
+        delta = locked - order.locked
+        if self._lock(asset, delta) is not None:
+            self._cancel(order, f"stop triggered: needs {delta} more {asset}")
+            return False
         order.limit, order.lock_per_unit, order.locked = limit, per_unit, locked
         return True
 
@@ -629,7 +631,7 @@ class PaperExchange:
         order = self._orders.get(client_order_id)
         if order is None or order.symbol != symbol:
             raise _reject(RejectReason.UNKNOWN_ORDER, f"no order {client_order_id!r} on {symbol}")
-        if order.status not in _OPEN:
+        if not order.status.is_open:
             raise _reject(
                 RejectReason.TOO_LATE, f"order {client_order_id!r} is {order.status.value}"
             )
@@ -686,16 +688,12 @@ class PaperExchange:
             raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
         asset, per_unit = self._lock_terms(mk, order.side, order.reduce_only, limit, ref)
         locked = (qty - order.filled) * per_unit
-        if asset is not None:
-            acct = self._assets[asset]
-            delta = locked - order.locked
-            if delta > acct.free:
-                raise _reject(
-                    RejectReason.INSUFFICIENT_BALANCE,
-                    f"needs {delta} more {asset}, {acct.free} free",
-                )
-            acct.free -= delta
-            acct.locked += delta
+        delta = locked - order.locked
+        free = self._lock(asset, delta)
+        if free is not None:
+            raise _reject(
+                RejectReason.INSUFFICIENT_BALANCE, f"needs {delta} more {asset}, {free} free"
+            )
         loses_place = repriced or qty > order.quantity
         old_cid = order.client_order_id
         order.quantity, order.price, order.limit = qty, price, limit
@@ -757,7 +755,7 @@ class PaperExchange:
         expiries = self._expiries
         while expiries and expiries[0][0] <= now_ns:
             _, _, order = heapq.heappop(expiries)
-            if order.status in _OPEN:
+            if order.status.is_open:
                 self._end(order, VenueStatus.EXPIRED)
                 self._events.append(
                     OrderExpired(order.client_order_id, order.venue_order_id, now_ns,

@@ -50,6 +50,7 @@ from connectors.base import (
     VenueInfo,
     VenueUnavailable,
 )
+from connectors.common.backoff import Backoff
 from connectors.paper.config import Faults
 from connectors.paper.exchange import CLIENT_ORDER_ID_RULES
 from connectors.paper.server import (
@@ -68,6 +69,11 @@ MUTATING: Final = frozenset({"place", "cancel", "amend", "cancel_all", "tick", "
 """Ops that change something at the venue: a lost answer makes them ambiguous."""
 
 ReconnectHook = Callable[[], Awaitable[object]]
+
+
+def _unanswered(mutating: bool, text: str) -> VenueError:
+    """A request whose answer never came: it may have happened when it changes something."""
+    return VenueAmbiguous(text) if mutating else VenueUnavailable(text)
 
 
 class RemotePaperConnector(Connector):
@@ -100,13 +106,13 @@ class RemotePaperConnector(Connector):
         self.request_timeout = request_timeout
         self.start_timeout = start_timeout
         self.connect_timeout = connect_timeout
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self._backoff = Backoff(
+            backoff_initial, backoff_max, random.Random(seed)  # noqa: S311 - jitter
+        )
         self.on_reconnect: list[ReconnectHook] = []
         """Awaited (each in its own task) after every reconnect, not after the first connect."""
         self.connections = 0
         """How many times a connection was established."""
-        self._rng = random.Random(seed)  # noqa: S311 - backoff jitter
         self._events: asyncio.Queue[VenueEvent | None] = asyncio.Queue()
         self._pending: dict[int, tuple[asyncio.Future[Any], bool]] = {}
         self._next_id = 0
@@ -153,13 +159,9 @@ class RemotePaperConnector(Connector):
     def connected(self) -> bool:
         return self._ready
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial x 2^attempt)], never quite 0."""
-        cap = min(self.backoff_max, self.backoff_initial * (2 ** min(attempt, 30)))
-        return max(self._rng.uniform(0, cap), self.backoff_initial / 10)
-
     async def _supervise(self) -> None:
-        attempt = 0
+        backoff = self._backoff
+        backoff.reset()
         while not self._closed:
             try:
                 reader, writer = await asyncio.wait_for(
@@ -168,8 +170,7 @@ class RemotePaperConnector(Connector):
                 )
             except (OSError, TimeoutError) as exc:
                 self._last_error = str(exc) or type(exc).__name__
-                delay = self._backoff(attempt)
-                attempt += 1
+                delay = backoff.next()
                 log.debug("%s: connect failed (%s); retrying in %.2fs", self.name, exc, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -183,9 +184,8 @@ class RemotePaperConnector(Connector):
                 self._drop_connection("closed")
             self._last_error = why
             if self.connections > before:
-                attempt = 0
-            await asyncio.sleep(self._backoff(attempt))
-            attempt += 1
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
 
     async def _serve_connection(self, read: asyncio.Task[str]) -> str:
         """Greet the venue, announce the connection, wait until it ends; returns why it did."""
@@ -235,10 +235,7 @@ class RemotePaperConnector(Connector):
         pending, self._pending = self._pending, {}
         for fut, mutating in pending.values():
             if not fut.done():
-                fut.set_exception(
-                    VenueAmbiguous(f"{self.name}: connection lost ({why})") if mutating
-                    else VenueUnavailable(f"{self.name}: connection lost ({why})")
-                )
+                fut.set_exception(_unanswered(mutating, f"{self.name}: connection lost ({why})"))
 
     async def _read(self, reader: asyncio.StreamReader) -> str:
         """Read until the connection ends; then fail what is in flight and return why."""
@@ -302,13 +299,13 @@ class RemotePaperConnector(Connector):
             await writer.drain()
         except (OSError, RuntimeError) as exc:
             self._pending.pop(rid, None)
-            err = f"{self.name}: {op} not confirmed: {exc}"
-            raise (VenueAmbiguous(err) if mutating else VenueUnavailable(err)) from None
+            raise _unanswered(mutating, f"{self.name}: {op} not confirmed: {exc}") from None
         try:
             return await asyncio.wait_for(fut, self.request_timeout)
         except TimeoutError:
-            err = f"{self.name}: {op} timed out after {self.request_timeout}s"
-            raise (VenueAmbiguous(err) if mutating else VenueUnavailable(err)) from None
+            raise _unanswered(
+                mutating, f"{self.name}: {op} timed out after {self.request_timeout}s"
+            ) from None
         finally:
             self._pending.pop(rid, None)
 

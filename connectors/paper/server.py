@@ -90,6 +90,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import types
@@ -101,8 +102,6 @@ from typing import Any, Final, TypeVar
 
 from connectors.base import (
     AmendRequest,
-    Capabilities,
-    ClientOrderIdRules,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -118,8 +117,7 @@ from connectors.base import (
     VenueRejected,
     VenueUnavailable,
 )
-from connectors.paper.config import Faults, PaperConfig
-from connectors.paper.exchange import PaperExchange
+from connectors.paper.config import Faults
 from connectors.paper.venue import PaperConnector
 
 log = logging.getLogger("fixgw.venue_sim")
@@ -163,8 +161,11 @@ def to_wire(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} on the wire")
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+@functools.cache
+def _schema(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """The field types and names of the record ``cls`` (resolved once per class)."""
+    names = frozenset(f.name for f in dataclasses.fields(cls))
+    return typing.get_type_hints(cls), names
 
 
 def _value(tp: Any, data: Any) -> Any:
@@ -204,9 +205,8 @@ def from_wire(cls: type[T], data: Any) -> T:
     """The record ``cls`` from its wire form (unknown keys are refused, missing ones default)."""
     if not isinstance(data, dict):
         raise ValueError(f"{cls.__name__}: expected an object, got {data!r}")
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - names
+    hints, names = _schema(cls)  # type: ignore[arg-type]
+    unknown = data.keys() - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(sorted(unknown))}")
     kwargs = {name: _value(hints[name], v) for name, v in data.items()}
@@ -263,16 +263,11 @@ def dumps(obj: Any) -> bytes:
 class VenueSimulator(PaperConnector):
     """A :class:`PaperConnector` whose exchange can be traded against from outside."""
 
-    def __init__(self, config: PaperConfig | None = None) -> None:
-        super().__init__(config)
-        self.sim = PaperExchange(self.config)
-        self.exchange = self.sim
-
     def trade_against(
         self, symbol: str, side: Side, quantity: Decimal, price: Decimal | None = None
     ) -> tuple[Decimal, Decimal]:
         try:
-            return self.sim.trade_against(symbol, side, quantity, price, self._clock())
+            return self.exchange.trade_against(symbol, side, quantity, price, self._clock())
         finally:
             self._publish()
 
@@ -453,12 +448,10 @@ class VenueSimServer:
 
     async def _info(self, args: dict[str, Any]) -> dict[str, Any]:
         info = self.venue.info
-        caps: Capabilities = info.capabilities
-        rules: ClientOrderIdRules = info.client_order_id_rules
         return {
             "name": info.name,
-            "capabilities": to_wire(caps),
-            "client_order_id_rules": to_wire(rules),
+            "capabilities": to_wire(info.capabilities),
+            "client_order_id_rules": to_wire(info.client_order_id_rules),
             "last": self._last(),
         }
 

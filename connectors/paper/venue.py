@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from connectors.base import (
     AmendRequest,
@@ -41,6 +41,8 @@ from connectors.base import (
 )
 from connectors.paper.config import Faults, PaperConfig
 from connectors.paper.exchange import CLIENT_ORDER_ID_RULES, PaperExchange
+
+T = TypeVar("T")
 
 
 class PaperConnector(Connector):
@@ -120,13 +122,21 @@ class PaperConnector(Connector):
             return self._faults.timeout_mode
         return None
 
-    async def _mutating(self) -> str | None:
+    async def _change(self, change: Callable[[int], T], done: str) -> T:
+        """Carry out ``change(now_ns)`` on the exchange and publish what it caused, with the
+        faults of the calls that change something (``done`` names it in the timeout's text)."""
         await self._enter()
         self._injected_reject()
         timeout = self._injected_timeout()
         if timeout == "lost":
             raise VenueAmbiguous(f"{self.name}: timed out, request lost (injected)")
-        return timeout
+        try:
+            result = change(self._clock())
+        finally:
+            self._publish()
+        if timeout is not None:
+            raise VenueAmbiguous(f"{self.name}: timed out after {done} (injected)")
+        return result
 
     # ---- events --------------------------------------------------------------------------------
 
@@ -175,10 +185,6 @@ class PaperConnector(Connector):
             if item is None:
                 return
             yield item
-
-    def pending_events(self) -> int:
-        """How many events wait on the stream (for tests and the benchmark)."""
-        return self._queue.qsize()
 
     def drain_nowait(self) -> list[VenueEvent]:
         """Take every event already on the stream without waiting (tests, benchmark)."""
@@ -249,42 +255,22 @@ class PaperConnector(Connector):
                 return self.exchange.place(request, self._clock())
             finally:
                 self._publish()
-        timeout = await self._mutating()
-        try:
-            accepted = self.exchange.place(request, self._clock())
-        finally:
-            self._publish()
-        if timeout is not None:
-            raise VenueAmbiguous(f"{self.name}: timed out after the order was placed (injected)")
-        return accepted
+        return await self._change(
+            lambda now: self.exchange.place(request, now), "the order was placed"
+        )
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
-        timeout = await self._mutating()
-        try:
-            self.exchange.cancel(symbol, client_order_id, self._clock())
-        finally:
-            self._publish()
-        if timeout is not None:
-            raise VenueAmbiguous(f"{self.name}: timed out after the cancel was done (injected)")
+        await self._change(
+            lambda now: self.exchange.cancel(symbol, client_order_id, now), "the cancel was done"
+        )
 
     async def amend(self, request: AmendRequest) -> None:
-        timeout = await self._mutating()
-        try:
-            self.exchange.amend(request, self._clock())
-        finally:
-            self._publish()
-        if timeout is not None:
-            raise VenueAmbiguous(f"{self.name}: timed out after the amend was done (injected)")
+        await self._change(lambda now: self.exchange.amend(request, now), "the amend was done")
 
     async def cancel_all(self, symbol: str | None = None) -> int:
-        timeout = await self._mutating()
-        try:
-            count = self.exchange.cancel_all(symbol, self._clock())
-        finally:
-            self._publish()
-        if timeout is not None:
-            raise VenueAmbiguous(f"{self.name}: timed out after cancel_all was done (injected)")
-        return count
+        return await self._change(
+            lambda now: self.exchange.cancel_all(symbol, now), "cancel_all was done"
+        )
 
     async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
         await self._enter()

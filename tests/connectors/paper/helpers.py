@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from venue_common.support import run
 
 from connectors.base import (
     Instrument,
@@ -153,10 +154,10 @@ def balance(ex: PaperExchange, asset: str) -> tuple[Decimal, Decimal]:
 
 
 def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an ``async def`` test with ``asyncio.run`` (pytest-asyncio is not installed)."""
+    """Run an ``async def`` test with :func:`run` (pytest-asyncio is not installed)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))
+        run(fn(*args, **kwargs))
 
     return wrapper

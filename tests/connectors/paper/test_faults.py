@@ -205,10 +205,11 @@ async def test_unavailable_refuses_every_call_until_cleared() -> None:
 @async_test
 async def test_latency_delays_the_answer() -> None:
     venue = connector(faults=Faults(latency_s=0.05))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await venue.place(limit("a", BUY, "1", "99"))
-    assert loop.time() - started >= 0.05
+    placing = asyncio.create_task(venue.place(limit("a", BUY, "1", "99")))
+    await asyncio.sleep(0)  # the call has started: it waits out the latency first
+    assert not placing.done() and venue.exchange.order("a") is None
+    await placing
+    assert venue.exchange.order("a") is not None
     assert (await venue.health()).latency_ms == 50.0
 
 
