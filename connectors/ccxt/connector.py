@@ -18,9 +18,8 @@ It is less exact than the native connectors, and says so:
   is weaker evidence than a venue's "order does not exist".
 * The dead-man switch is ccxt's ``cancelAllOrdersAfter`` where the exchange has it.
 * :meth:`last_price` is the last price polled (at the end of ``start()`` and every
-  ``price_poll_s``, default 5 s, at background priority) with the cheapest unified call the
-  exchange has: ``fetchLastPrices`` (binance: GET /api/v3/ticker/price), else ``fetchTickers``,
-  else ``fetchTicker`` per symbol; or the price of this connector's last fill, if newer.
+  ``price_poll_s``, default 5 s, at background priority; see :mod:`connectors.ccxt.prices`),
+  or the price of this connector's last fill, if newer.
 
 Amounts and prices go to ccxt as strings made by ``amount_to_precision``/``price_to_precision``
 (an order the rounding would change is refused here, never silently altered); ccxt's floats
@@ -31,11 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import ccxt.async_support as ccxt_async
 
@@ -47,9 +47,7 @@ from connectors.base import (
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
-    OrderExpired,
     OrderFilled,
-    OrderRejected,
     OrderRequest,
     OrderState,
     OrderType,
@@ -71,76 +69,51 @@ from connectors.ccxt.exchange import (
     queries_by_client_order_id,
     watch_fee_negated,
     ws_override,
+    ws_reconnected,
 )
+from connectors.ccxt.prices import PRICE_POLL_S, fetch_last_prices, price_method, price_symbols
 from connectors.ccxt.schemas import (
     BALANCE,
-    LAST_PRICE,
     MARKET,
     ORDER,
     POSITION,
-    TICKER,
     TRADE,
     CcxtOrder,
     CcxtTrade,
 )
+from connectors.ccxt.tracking import CLOSED_KEPT, TrackingConnector
 from connectors.common.backoff import Backoff
+from connectors.common.http import retry_after
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
-from connectors.common.venue import (
-    FILL_LOOKBACK_NS,
-    BoundedDict,
-    StreamingConnector,
-    state_event,
-)
+from connectors.common.venue import FILL_LOOKBACK_NS, MS, state_event
 
 log = logging.getLogger(__name__)
 
-MS = 1_000_000
 TERMINAL_WAIT_ROUNDS = 3
 """Polling rounds a terminal status waits for its fills before it is emitted anyway."""
 BAN_DEFAULT_S = 120.0
 SETTLE_S = 0.5
 """A WebSocket that ccxt reopened and that stayed up this long without a message counts as
 back (for the catch-up after a reconnect)."""
-RECENT_S = 60.0
-"""How long the trades of an order the venue reports as more filled are polled for."""
-CLOSED_KEPT = 100_000
-"""Ended orders remembered (ids, symbol, fills emitted) for late trades, cancels and queries;
-an older one is looked up at the venue instead."""
-PRICE_POLL_S = 5.0
-"""How often last prices are polled (the Binance native connector's ticker poll period)."""
-
-
-class _Ended(NamedTuple):
-    """What is kept of an order that ended (or that this connector did not place)."""
-
-    venue_order_id: str
-    symbol: str
-    acked: bool
-    filled: Decimal
 
 
 def _plain(value: Decimal) -> str:
     return format(value, "f")
 
 
-class CcxtConnector(StreamingConnector):
+class CcxtConnector(TrackingConnector):
     """One account at one ccxt exchange. ``options`` are ccxt's exchange options, plus ours:
     ``poll_interval_s`` (1.0; or the ``poll_interval`` keyword), ``events`` ("auto", "stream"
     or "poll"), ``rate_limit_retries`` (4), ``amend`` (override of the native-amend
     capability), ``closed_orders_kept`` (``CLOSED_KEPT``) and ``price_poll_s``
     (``PRICE_POLL_S``; 0 turns the price poll off).
 
-    Per-order state is bounded: the maps below hold only the orders being watched
-    (:attr:`tracked`); when one ends (its terminal event emitted, or found filled)
-    :meth:`_retire` moves it to ``_ended``/``_ended_coid``, which keep the last
-    ``closed_orders_kept`` ended or foreign orders, enough to map a late trade or answer a late
-    cancel; older ones are asked of the venue. ``_owed`` lasts ``RECENT_S`` at most."""
+    What it remembers of each order stays bounded (:mod:`connectors.ccxt.tracking`)."""
 
     def __init__(self, settings: VenueSettings, exchange_id: str,
                  options: Mapping[str, Any] | None = None, exchange: Any | None = None,
                  *, poll_interval: float | None = None) -> None:
-        super().__init__()
         opts = dict(options or {})
         self.poll_interval_s = float(opts.pop("poll_interval_s", poll_interval or 1.0))
         mode = str(opts.pop("events", "auto"))
@@ -150,6 +123,7 @@ class CcxtConnector(StreamingConnector):
         self.price_poll_s = float(opts.pop("price_poll_s", PRICE_POLL_S))
         if mode not in ("auto", "stream", "poll"):
             raise ValueError(f"events must be auto, stream or poll, not {mode!r}")
+        super().__init__(closed_kept)
         self.settings = settings
         self.exchange_id = exchange_id
         # REST pointed elsewhere (an emulator) without a WebSocket override: never let the
@@ -172,26 +146,6 @@ class CcxtConnector(StreamingConnector):
         self._by_client_id = queries_by_client_order_id(exchange_id)
         self._negate_watch_fee = watch_fee_negated(exchange_id)
         self._instruments: dict[str, Instrument] = {}
-        # the orders being watched (keys of self._open) only; see _retire
-        self._vid: dict[str, str] = {}
-        """client order id -> venue order id"""
-        self._coid: dict[str, str] = {}
-        """venue order id -> client order id"""
-        self._symbol_of: dict[str, str] = {}
-        self._requests: dict[str, OrderRequest] = {}
-        self._acked: set[str] = set()
-        self._filled: dict[str, Decimal] = {}
-        """client order id -> quantity of the fills emitted"""
-        self._terminal_waits: dict[str, int] = {}
-        # ended orders and orders of others: the most recent closed_kept
-        self._ended: BoundedDict[str, _Ended] = BoundedDict(closed_kept)
-        """client order id -> what is kept of it"""
-        self._ended_coid: BoundedDict[str, str] = BoundedDict(closed_kept)
-        """venue order id -> client order id ("" when the venue has none)"""
-        self._symbols_used: set[str] = set()
-        self._owed: dict[str, tuple[str, Decimal, float]] = {}
-        """client order id -> (symbol, filled quantity the venue reports, since when): orders
-        whose fills were not all emitted yet; oldest first, dropped after ``RECENT_S``"""
         self._last_price: dict[str, Decimal] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._down_since_ms: int | None = None
@@ -204,7 +158,6 @@ class CcxtConnector(StreamingConnector):
         self.rate_limited = 0
         """429s (ccxt DDoSProtection/RateLimitExceeded) seen."""
         self.dead_man_armed = False
-        self._banned_until = 0.0
         self._last_ok = 0.0
         self._last_error = ""
         self._closed = False
@@ -221,9 +174,9 @@ class CcxtConnector(StreamingConnector):
         waited = 0.0
         attempts = 0
         while True:
-            if time.monotonic() < self._banned_until:
+            if self.limiter.banned:
                 raise VenueUnavailable(f"{self.name}: banned by the venue for "
-                                       f"{self._banned_until - time.monotonic():.0f} s more")
+                                       f"{self.limiter.banned_for:.0f} s more")
             await self.limiter.acquire({"requests": 1}, priority)
             started = time.monotonic()
             try:
@@ -231,7 +184,7 @@ class CcxtConnector(StreamingConnector):
             except ccxt_async.BaseError as exc:
                 if is_ban(exc):
                     wait = self._retry_after(BAN_DEFAULT_S)
-                    self._banned_until = time.monotonic() + wait
+                    self.limiter.ban_for(wait)
                     log.error("%s: banned by the venue for %.0f s", self.name, wait)
                 elif is_rate_limit(exc):
                     self.rate_limited += 1
@@ -258,13 +211,8 @@ class CcxtConnector(StreamingConnector):
             return result
 
     def _retry_after(self, default: float) -> float:
-        headers = getattr(self.exchange, "last_response_headers", None) or {}
-        for key in ("Retry-After", "retry-after"):
-            value = headers.get(key) if isinstance(headers, Mapping) else None
-            if value is not None:
-                with contextlib.suppress(ValueError):
-                    return max(0.0, float(value))
-        return default
+        headers = getattr(self.exchange, "last_response_headers", None)
+        return retry_after(headers, default) if isinstance(headers, Mapping) else default
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -281,7 +229,7 @@ class CcxtConnector(StreamingConnector):
         if dead_man and self.exchange.has.get("cancelAllOrdersAfter"):
             await self.refresh_dead_man()
             self._spawn(self._dead_man_loop(dead_man))
-        if self.price_poll_s > 0 and self._price_method() is not None:
+        if self.price_poll_s > 0 and price_method(self.exchange.has) is not None:
             try:
                 await self.poll_prices()
             except Exception as exc:  # a price later is better than no venue at all
@@ -388,131 +336,27 @@ class CcxtConnector(StreamingConnector):
             params["triggerPrice"] = self._price(req.symbol, req.stop_price)
         return ("limit" if is_limit else "market"), params
 
-    def _amount(self, symbol: str, quantity: Decimal) -> str:
+    def _precise(self, to_precision: Callable[[str, str], str], symbol: str, value: Decimal,
+                 reason: RejectReason, inexact: str) -> str:
+        """``value`` as ccxt's ``amount_to_precision``/``price_to_precision`` writes it;
+        refused (``reason``) where that would change it."""
         try:
-            out: str = self.exchange.amount_to_precision(symbol, _plain(quantity))
+            out = to_precision(symbol, _plain(value))
         except ccxt_async.BaseError as exc:
-            raise VenueRejected(RejectReason.LOT_FILTER, f"{self.name}: {exc}") from None
-        if Decimal(out) != quantity:
-            raise VenueRejected(RejectReason.LOT_FILTER,
-                                f"{self.name}: quantity {quantity} is not a multiple of the lot")
+            raise VenueRejected(reason, f"{self.name}: {exc}") from None
+        if Decimal(out) != value:
+            raise VenueRejected(reason, f"{self.name}: {inexact}")
         return out
+
+    def _amount(self, symbol: str, quantity: Decimal) -> str:
+        return self._precise(self.exchange.amount_to_precision, symbol, quantity,
+                             RejectReason.LOT_FILTER,
+                             f"quantity {quantity} is not a multiple of the lot")
 
     def _price(self, symbol: str, price: Decimal) -> str:
-        try:
-            out: str = self.exchange.price_to_precision(symbol, _plain(price))
-        except ccxt_async.BaseError as exc:
-            raise VenueRejected(RejectReason.PRICE_FILTER, f"{self.name}: {exc}") from None
-        if Decimal(out) != price:
-            raise VenueRejected(RejectReason.PRICE_FILTER,
-                                f"{self.name}: price {price} is not a multiple of the tick")
-        return out
-
-    def _learn(self, client_order_id: str, venue_order_id: str, symbol: str) -> None:
-        """Note an order's ids and symbol: in the maps of the watched orders when it is one,
-        else among the ended ones."""
-        if not client_order_id:
-            return
-        if symbol:
-            self._symbols_used.add(symbol)
-        if client_order_id not in self._open:
-            kept = self._ended.get(client_order_id)
-            if kept is not None:
-                self._ended[client_order_id] = kept._replace(
-                    venue_order_id=venue_order_id or kept.venue_order_id,
-                    symbol=symbol or kept.symbol)
-            elif venue_order_id:
-                self._ended[client_order_id] = _Ended(venue_order_id, symbol, False,
-                                                      Decimal(0))
-            if venue_order_id:
-                self._ended_coid[venue_order_id] = client_order_id
-            return
-        if venue_order_id:
-            old = self._vid.get(client_order_id)
-            if old and old != venue_order_id and self._coid.get(old) == client_order_id:
-                # a new venue id (amend): a late trade of the old one still maps
-                self._ended_coid[old] = self._coid.pop(old)
-            self._vid[client_order_id] = venue_order_id
-            self._coid[venue_order_id] = client_order_id
-        if symbol:
-            self._symbol_of[client_order_id] = symbol
-
-    def untrack(self, client_order_id: str) -> None:
-        super().untrack(client_order_id)
-        self._retire(client_order_id)
-
-    def _retire(self, coid: str) -> None:
-        """An order no longer watched (it ended, or its placing failed): its entries leave
-        the per-order maps; its ids, symbol and fills are kept among the ended orders."""
-        if coid in self._open:
-            return
-        vid = self._vid.pop(coid, None)
-        if vid is not None and self._coid.get(vid) == coid:
-            del self._coid[vid]
-        symbol = self._symbol_of.pop(coid, "")
-        self._requests.pop(coid, None)
-        acked = coid in self._acked
-        self._acked.discard(coid)
-        filled = self._filled.pop(coid, None)
-        self._terminal_waits.pop(coid, None)
-        if vid is None:
-            return
-        kept = self._ended.get(coid)
-        if kept is not None:
-            acked = acked or kept.acked
-            filled = filled if filled is not None else kept.filled
-        self._ended[coid] = _Ended(vid, symbol or (kept.symbol if kept else ""), acked,
-                                   filled if filled is not None else Decimal(0))
-        self._ended_coid[vid] = coid
-
-    def _vid_of(self, coid: str) -> str | None:
-        vid = self._vid.get(coid)
-        if vid is None:
-            kept = self._ended.get(coid)
-            vid = kept.venue_order_id if kept is not None else None
-        return vid
-
-    def _coid_of(self, vid: str) -> str | None:
-        coid = self._coid.get(vid)
-        return coid if coid is not None else self._ended_coid.get(vid)
-
-    def _symbol_for(self, coid: str) -> str | None:
-        sym = self._symbol_of.get(coid)
-        if sym is None:
-            kept = self._ended.get(coid)
-            sym = (kept.symbol or None) if kept is not None else None
-        return sym
-
-    def _was_acked(self, coid: str) -> bool:
-        if coid in self._acked:
-            return True
-        kept = self._ended.get(coid)
-        return kept is not None and kept.acked
-
-    def _mark_acked(self, coid: str) -> None:
-        if coid in self._open:
-            self._acked.add(coid)
-            return
-        kept = self._ended.get(coid)
-        if kept is not None:
-            self._ended[coid] = kept._replace(acked=True)
-
-    def _filled_of(self, coid: str) -> Decimal:
-        filled = self._filled.get(coid)
-        if filled is None:
-            kept = self._ended.get(coid)
-            filled = kept.filled if kept is not None else Decimal(0)
-        return filled
-
-    def _add_filled(self, coid: str, quantity: Decimal) -> Decimal:
-        if coid in self._open:
-            self._filled[coid] = total = self._filled.get(coid, Decimal(0)) + quantity
-            return total
-        kept = self._ended.get(coid)
-        if kept is None:
-            return quantity
-        self._ended[coid] = kept._replace(filled=kept.filled + quantity)
-        return kept.filled + quantity
+        return self._precise(self.exchange.price_to_precision, symbol, price,
+                             RejectReason.PRICE_FILTER,
+                             f"price {price} is not a multiple of the tick")
 
     async def place(self, request: OrderRequest) -> OrderAccepted:
         """ccxt ``create_order`` with the client order id (ccxt Manual, "Placing Orders")."""
@@ -608,23 +452,23 @@ class CcxtConnector(StreamingConnector):
                                order.updated_ns or time.time_ns(), new_coid))
         self._learn(new_coid or coid, new_vid, request.symbol)
         if original is not None and (new_coid or coid) in self._open:
-            self._requests[new_coid or coid] = OrderRequest(
-                new_coid or coid, original.symbol, original.side, original.type, new_qty,
-                new_price, original.stop_price, original.time_in_force, original.expire_time_ns,
-                original.post_only, original.reduce_only, original.account)
+            self._requests[new_coid or coid] = dataclasses.replace(
+                original, client_order_id=new_coid or coid, quantity=new_qty, price=new_price)
         if new_coid:
             self._mark_acked(new_coid)
             self._retire(coid)  # the old id: kept among the ended orders
             self._retire(new_coid)  # (only if it is not watched)
 
     async def cancel_all(self, symbol: str | None = None) -> int:
-        if symbol is None:
-            symbols = sorted({s.symbol for s in await self.open_orders()})
+        before_cancel: dict[str, list[OrderState]] = {}
+        if symbol is None:  # asked once for every symbol, not again per symbol
+            for st in await self.open_orders():
+                before_cancel.setdefault(st.symbol, []).append(st)
         else:
-            symbols = [symbol]
+            before_cancel[symbol] = list(await self.open_orders(symbol))
         count = 0
-        for sym in symbols:
-            before = await self.open_orders(sym)
+        for sym in sorted(before_cancel):
+            before = before_cancel[sym]
             if self.exchange.has.get("cancelAllOrders"):
                 raw = await self._call("cancelAllOrders", self.exchange.cancel_all_orders, sym,
                                        mutating=True, priority=Priority.ORDER)
@@ -751,9 +595,9 @@ class CcxtConnector(StreamingConnector):
         return [p for p in out if p.quantity]
 
     async def health(self) -> Health:
-        if time.monotonic() < self._banned_until:
-            return Health(False, f"banned by the venue for "
-                                 f"{self._banned_until - time.monotonic():.0f} s", None)
+        if self.limiter.banned:
+            return Health(False, f"banned by the venue for {self.limiter.banned_for:.0f} s",
+                          None)
         stale_after = max(30.0, 5 * self.poll_interval_s)
         ok = self._last_ok > 0 and time.monotonic() - self._last_ok < stale_after
         detail = "streaming" if self.streaming else f"polling every {self.poll_interval_s} s"
@@ -767,41 +611,14 @@ class CcxtConnector(StreamingConnector):
     # ---- events ------------------------------------------------------------------------------
 
     def emit(self, ev: VenueEvent) -> bool:
-        queued = super().emit(ev)
-        if not queued:
+        """As TrackingConnector's; a fill's price is also the last price of its symbol."""
+        if not super().emit(ev):
             return False
-        coid = ev.client_order_id
         if isinstance(ev, OrderFilled):
-            sym = self._symbol_for(coid)
-            filled = self._add_filled(coid, ev.quantity)
+            sym = self._symbol_for(ev.client_order_id)
             if sym is not None:
                 self._last_price[sym] = ev.price
-            owed = self._owed.get(coid)
-            if owed is not None and filled >= owed[1]:
-                del self._owed[coid]
-        elif isinstance(ev, OrderCanceled | OrderExpired | OrderRejected):
-            self._retire(coid)  # no longer watched (StreamingConnector.emit)
         return True
-
-    def _owe(self, state: OrderState) -> None:
-        """Note that the venue reports more filled than the fills emitted: the trades of its
-        symbol are fetched until they add up (or ``RECENT_S`` has passed)."""
-        coid = state.client_order_id
-        if coid and state.filled_quantity > self._filled_of(coid):
-            now = time.monotonic()
-            self._owed.pop(coid, None)  # kept in order of since: the expired ones lead
-            self._owed[coid] = (state.symbol or self._symbol_for(coid) or "",
-                                state.filled_quantity, now)
-            while (oldest := next(iter(self._owed))) != coid and \
-                    self._owed[oldest][2] < now - RECENT_S:
-                del self._owed[oldest]
-
-    def _owed_symbols(self) -> list[str]:
-        horizon = time.monotonic() - RECENT_S
-        for coid, (_, filled, since) in list(self._owed.items()):
-            if self._filled_of(coid) >= filled or since < horizon:
-                del self._owed[coid]
-        return sorted({sym for sym, _, _ in self._owed.values() if sym})
 
     def _on_order_update(self, order: CcxtOrder) -> None:
         """An order as ccxt reports it (watch_orders, cancel_all): its status event, if
@@ -879,28 +696,11 @@ class CcxtConnector(StreamingConnector):
         subscription taking effect at the venue would be missed until the next reconnect:
         the window is one WebSocket round trip."""
         while self._down_since_ms is not None and not self._closed:
-            if self._ws_back(self._down_since_ms):
+            if ws_reconnected(self.exchange, self._down_since_ms, SETTLE_S):
                 self._down_since_ms = None
                 await self.after_reconnect()
                 return
             await asyncio.sleep(0.02)
-
-    def _ws_back(self, since_ms: int) -> bool:
-        clients = getattr(self.exchange, "clients", None)
-        if not isinstance(clients, Mapping):
-            return False
-        now_ms = time.time_ns() // MS
-        for client in list(clients.values()):
-            est = getattr(client, "connectionEstablished", None)
-            if not isinstance(est, int) or est < since_ms:
-                continue
-            with contextlib.suppress(Exception):
-                if client.closed():
-                    continue
-            last = getattr(client, "last_message_at", None)
-            if (isinstance(last, int) and last >= est) or now_ms - est >= SETTLE_S * 1000:
-                return True
-        return False
 
     async def _poll_loop(self) -> None:
         while not self._closed:
@@ -961,61 +761,17 @@ class CcxtConnector(StreamingConnector):
 
     # ---- last prices -----------------------------------------------------------------------
 
-    def _price_method(self) -> str | None:
-        """The cheapest unified call for last prices the exchange has: one request for many
-        symbols (``fetchLastPrices``, else ``fetchTickers``), else one per symbol."""
-        has = self.exchange.has
-        for name in ("fetchLastPrices", "fetchTickers", "fetchTicker"):
-            if has.get(name):
-                return name
-        return None
-
-    def _price_symbols(self, bulk: bool) -> list[str]:
-        """The configured symbols, else those of the orders watched or placed in this
-        session; with none of those, every loaded instrument when one request gives them
-        all (``bulk``: the gateway's pre-trade checks need a price before the first order),
-        else none."""
-        if self.settings.symbols:
-            wanted: Iterable[str] = self.settings.symbols
-        else:
-            wanted = set(self.tracked.values()) | self._symbols_used
-        syms = sorted(s for s in wanted if s in self._instruments)
-        if not syms and not self.settings.symbols and bulk:
-            syms = sorted(self._instruments)
-        return syms
-
     async def poll_prices(self) -> None:
-        """One round of the price poll (background priority): ccxt wants one market type
-        per multi-symbol call (``market_symbols(..., sameTypeOnly, sameSubTypeOnly)``), so
-        spot and perpetual symbols go in separate requests."""
-        method = self._price_method()
+        """One round of the price poll (:mod:`connectors.ccxt.prices`), at background
+        priority."""
+        method = price_method(self.exchange.has)
         if method is None:
             return
-        bulk = method != "fetchTicker"
-        syms = self._price_symbols(bulk)
-        if not bulk:
-            for sym in syms:
-                raw = await self._call(method, self.exchange.fetch_ticker, sym)
-                self._set_price(sym, TICKER.convert(raw).to_price())
-            return
-        groups: dict[bool, list[str]] = {}
-        for sym in syms:
-            groups.setdefault(self._instruments[sym].settle is None, []).append(sym)
-        for group in groups.values():
-            if method == "fetchLastPrices":
-                raws = await self._call(method, self.exchange.fetch_last_prices, group)
-                prices = {k: LAST_PRICE.convert(v).to_price() for k, v in (raws or {}).items()}
-            else:
-                raws = await self._call(method, self.exchange.fetch_tickers, group)
-                prices = {k: TICKER.convert(v).to_price() for k, v in (raws or {}).items()}
-            wanted = set(group)
-            for sym, price in prices.items():
-                if sym in wanted:
-                    self._set_price(sym, price)
-
-    def _set_price(self, symbol: str, price: Decimal | None) -> None:
-        if price is not None:
-            self._last_price[symbol] = price
+        syms = price_symbols(self.settings.symbols,
+                             set(self.tracked.values()) | self._symbols_used,
+                             self._instruments, bulk=method != "fetchTicker")
+        await fetch_last_prices(self.exchange, self._call, method, syms, self._instruments,
+                                self._last_price)
 
     async def _price_loop(self) -> None:
         while not self._closed:

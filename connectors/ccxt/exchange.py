@@ -10,7 +10,9 @@ table of venues we know stands in; anything else gets conservative defaults.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ import ccxt.async_support as ccxt_async
 
 from connectors.base import Capabilities, ClientOrderIdRules, OrderType, TimeInForce
 from connectors.common.settings import VenueSettings
+from connectors.common.venue import MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,26 @@ def override_urls(ex: Any, urls: Mapping[str, str]) -> None:
         if key.startswith("api.") and isinstance(api, dict):
             api[key[4:]] = value
     ex.urls["api"] = api
+
+
+def ws_reconnected(ex: Any, since_ms: int, settle_s: float) -> bool:
+    """ccxt.pro has a WebSocket connection (``ex.clients``) made at or after ``since_ms`` (ms,
+    our clock) that is open and has received a message, or has been up for ``settle_s``."""
+    clients = getattr(ex, "clients", None)
+    if not isinstance(clients, Mapping):
+        return False
+    now_ms = time.time_ns() // MS
+    for client in list(clients.values()):
+        est = getattr(client, "connectionEstablished", None)
+        if not isinstance(est, int) or est < since_ms:
+            continue
+        with contextlib.suppress(Exception):
+            if client.closed():
+                continue
+        last = getattr(client, "last_message_at", None)
+        if (isinstance(last, int) and last >= est) or now_ms - est >= settle_s * 1000:
+            return True
+    return False
 
 
 def _features(ex: Any, markets: frozenset[str]) -> list[Mapping[str, Any]]:

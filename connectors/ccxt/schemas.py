@@ -27,13 +27,12 @@ from connectors.base import (
     Side,
     VenueStatus,
 )
+from connectors.common.venue import ms_to_ns
 
 # ccxt.base.decimal_to_precision: how a market's precision numbers are meant
 DECIMAL_PLACES = 2
 SIGNIFICANT_DIGITS = 3
 TICK_SIZE = 4
-
-MS = 1_000_000
 
 T = TypeVar("T")
 
@@ -51,10 +50,6 @@ class Schema(Generic[T]):
 
     def decode(self, data: bytes | str) -> T:
         return self._json.decode(data)
-
-
-def _ms_to_ns(ms: int | Decimal | None) -> int:
-    return int(ms) * MS if ms is not None else 0
 
 
 # ---- markets ----------------------------------------------------------------------------------
@@ -177,7 +172,7 @@ class CcxtOrder(msgspec.Struct, frozen=True):
     @property
     def updated_ns(self) -> int:
         ts = self.lastUpdateTimestamp or self.lastTradeTimestamp or self.timestamp
-        return _ms_to_ns(ts)
+        return ms_to_ns(ts)
 
     def to_state(self, client_order_id: str | None = None,
                  symbol: str | None = None) -> OrderState:
@@ -240,7 +235,7 @@ class CcxtTrade(msgspec.Struct, frozen=True):
             fee_currency=fee.currency if fee is not None else None,
             liquidity=(Liquidity.MAKER if self.takerOrMaker == "maker"
                        else Liquidity.TAKER if self.takerOrMaker == "taker" else None),
-            ts_ns=_ms_to_ns(self.timestamp),
+            ts_ns=ms_to_ns(self.timestamp),
         )
 
 

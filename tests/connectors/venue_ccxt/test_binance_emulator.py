@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from venue_common.support import drain, run, until
@@ -28,16 +28,12 @@ from connectors.base import (
     VenueStatus,
     VenueUnavailable,
 )
+from connectors.binance.emulator import BinanceEmulator, binance_balances, binance_markets
 from connectors.ccxt import CcxtConnector
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
 
-emulator = pytest.importorskip("connectors.binance.emulator",
-                               reason="the Binance emulator is not there yet")
-BinanceEmulator = emulator.BinanceEmulator
-
-T = TypeVar("T")
 CREDS = Credentials("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
                     "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j")
 OPTIONS = {"fetchCurrencies": False, "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False,
@@ -78,7 +74,7 @@ def test_instruments_and_clock() -> None:
     ahead_ns = 30_000_000_000  # the venue's clock runs 30 s ahead: beyond recvWindow
 
     async def go() -> None:
-        core = EmulatorCore(emulator.binance_markets(), balances=emulator.binance_balances(),
+        core = EmulatorCore(binance_markets(), balances=binance_balances(),
                             clock=lambda: time.time_ns() + ahead_ns)
         async with venue(core=core) as (conn, _):
             assert abs(conn.clock_offset_ms - 30_000) < 1000

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import ccxt.async_support as ccxt_async
@@ -33,8 +34,6 @@ from connectors.common.credentials import Credentials
 from connectors.common.settings import VenueSettings
 
 from .fake import FakeExchange
-
-T = TypeVar("T")
 
 
 def settings(**kw: Any) -> VenueSettings:
@@ -94,8 +93,7 @@ def test_start_clock_and_instruments() -> None:
     async def go() -> None:
         fake = FakeExchange()
         conn, _ = await started(fake)
-        assert abs(conn.clock_offset_ms - (fake.server_ms - __import__("time").time_ns()
-                                           // 1_000_000)) < 2000
+        assert abs(conn.clock_offset_ms - (fake.server_ms - time.time_ns() // 1_000_000)) < 2000
         assert fake.options["timeDifference"] == -conn.clock_offset_ms
         insts = await conn.instruments()
         assert [i.symbol for i in insts] == ["BTC/USDT"]
@@ -353,10 +351,9 @@ def test_dead_man_switch_armed_and_refreshed() -> None:
         conn, _ = await started(fake, dead_man_s=0.6)
         assert conn.dead_man_armed and fake.dead_man == [600]
         await until(lambda: len(fake.dead_man) >= 3)
+        loops = list(conn._tasks)
         await conn.stop_tasks()  # a crash: nothing refreshes it any more
-        n = len(fake.dead_man)
-        await asyncio.sleep(0)
-        assert len(fake.dead_man) == n
+        assert loops and all(t.done() for t in loops)
         await conn.close()
     run(go())
 
@@ -405,8 +402,7 @@ def test_watch_streams_and_catch_up_after_a_drop() -> None:
         evs = drain(conn)
         fills = [e.trade_id for e in evs if isinstance(e, OrderFilled)]
         assert fills == ["t1", "t2"]
-        assert isinstance(evs[-1], OrderCanceled) or any(
-            isinstance(e, OrderCanceled) for e in evs)
+        assert any(isinstance(e, OrderCanceled) for e in evs)
         assert not any(isinstance(e, OrderAccepted) for e in evs)
         await conn.close()
     run(go())

@@ -15,10 +15,9 @@ from venue_common.support import run, until
 from connectors.base import OrderRequest, OrderType, Side
 from connectors.ccxt import CcxtConnector
 from connectors.ccxt.schemas import LAST_PRICE, TICKER
-from connectors.common.credentials import Credentials
-from connectors.common.settings import VenueSettings
 
 from .fake import FakeExchange
+from .test_connector_fake import settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOTH = frozenset({"spot", "perpetual"})
@@ -26,11 +25,9 @@ CALL = {"fetchLastPrices": "fetch_last_prices", "fetchTickers": "fetch_tickers",
         "fetchTicker": "fetch_ticker"}
 
 
-def connector(fake: FakeExchange, **kw: Any) -> CcxtConnector:
-    kw.setdefault("dead_man_s", None)
-    settings = VenueSettings(name="fake", credentials=Credentials("key", "secret"), **kw)
-    return CcxtConnector(settings, "fake", {"poll_interval_s": 3600, "events": "poll",
-                                            "price_poll_s": 0.02}, exchange=fake)
+def connector(fake: FakeExchange, price_poll_s: float = 0.02, **kw: Any) -> CcxtConnector:
+    return CcxtConnector(settings(**kw), "fake", {"poll_interval_s": 3600, "events": "poll",
+                                                  "price_poll_s": price_poll_s}, exchange=fake)
 
 
 def price_calls(fake: FakeExchange) -> list[tuple[str, tuple[Any, ...]]]:
@@ -118,10 +115,7 @@ def test_failed_poll_at_start_does_not_stop_start() -> None:
 def test_price_poll_off() -> None:
     async def go() -> None:
         fake = FakeExchange(fetchLastPrices=True)
-        conn = CcxtConnector(VenueSettings(name="fake", credentials=Credentials("k", "s"),
-                                           dead_man_s=None),
-                             "fake", {"events": "poll", "poll_interval_s": 3600,
-                                      "price_poll_s": 0}, exchange=fake)
+        conn = connector(fake, price_poll_s=0)
         await conn.start()
         try:
             assert conn.last_price("BTC/USDT") is None and not price_calls(fake)
