@@ -63,7 +63,7 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import BoundedDict, SeenSet, StreamingConnector
+from connectors.common.venue import MS, BoundedDict, SeenSet, StreamingConnector, ms_to_ns
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ _HEADERS = {"x-mbx-used-weight-1m": "weight", "x-mbx-order-count-10s": "orders_1
 
 TIME_RESYNC_S = 300.0
 TICKER_POLL_S = 5.0
-MS = 1_000_000
 ZERO = Decimal(0)
 
 
@@ -514,7 +513,7 @@ class BinanceConnector(StreamingConnector):
             self._replacement_ids.add(new.orderId)
             self._oid_coid[new.orderId] = new_coid
             self.emit(OrderAmended(coid, str(new.orderId), carried + Decimal(new.origQty or "0"),
-                                   price, (new.transactTime or 0) * MS,
+                                   price, ms_to_ns(new.transactTime),
                                    new_coid if new_coid != coid else None))
             return
         self._replaced_ids.discard(old.orderId)
@@ -529,7 +528,7 @@ class BinanceConnector(StreamingConnector):
         if data.cancelResult == "SUCCESS" and S.present(data.cancelResponse):
             cancelled = S.ORDER.decode(data.cancelResponse)
             sub = _sub_error(data.newOrderResponse)
-            self.emit(OrderCanceled(coid, str(old.orderId), (cancelled.transactTime or 0) * MS,
+            self.emit(OrderCanceled(coid, str(old.orderId), ms_to_ns(cancelled.transactTime),
                                     f"cancel-replace: the new order was refused: {sub.msg}",
                                     self._carry.get(coid, ZERO)
                                     + Decimal(cancelled.executedQty or "0")))

@@ -72,6 +72,7 @@ from connectors.binance.emulator_support import (
 from connectors.binance.signing import Verifier, ws_payload
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore, EmulatorServer, Published
+from connectors.common.venue import MS
 from connectors.paper.exchange import PaperOrder
 
 
@@ -451,7 +452,7 @@ class BinanceEmulator(EmulatorServer):
         order = self.core.exchange.order(cid)
         assert order is not None
         oid = int(order.venue_order_id.lstrip("P"))
-        self._meta[cid] = Meta(coid, oid, symbol, btype, now // 1_000_000)
+        self._meta[cid] = Meta(coid, oid, symbol, btype, now // MS)
         self._cid_of[coid] = cid
         self._by_oid[oid] = cid
         return order
@@ -510,7 +511,7 @@ class BinanceEmulator(EmulatorServer):
         return {"symbol": meta.venue_symbol, "orderId": meta.order_id, "orderListId": -1,
                 "clientOrderId": meta.coid, **self._order_fields(order),
                 "stopPrice": num(order.stop_price), "icebergQty": "0.00000000",
-                "time": meta.created_ms, "updateTime": order.updated_ns // 1_000_000,
+                "time": meta.created_ms, "updateTime": order.updated_ns // MS,
                 "isWorking": order.status is not VenueStatus.PENDING,
                 "workingTime": meta.created_ms}
 
@@ -616,7 +617,7 @@ class BinanceEmulator(EmulatorServer):
                 continue
             meta = self._meta.get(order.client_order_id)
             oid = meta.order_id if meta else int(f.venue_order_id.lstrip("P"))
-            tid, ms = int(f.trade_id.lstrip("T")), f.ts_ns // 1_000_000
+            tid, ms = int(f.trade_id.lstrip("T")), f.ts_ns // MS
             if ms < start or ms > end or tid < from_id or (only is not None and oid != only):
                 continue
             out.append({"symbol": symbol, "id": tid, "orderId": oid, "orderListId": -1,
@@ -760,7 +761,7 @@ class BinanceEmulator(EmulatorServer):
             "q": num(order.quantity), "p": num(order.price), "P": num(order.stop_price),
             "F": "0.00000000", "g": -1, "C": "", "r": "NONE", "i": meta.order_id,
             "l": "0.00000000", "z": num(filled), "L": "0.00000000", "n": "0", "N": None,
-            "T": ev.ts_ns // 1_000_000, "t": -1, "I": now, "w": False, "m": False, "M": False,
+            "T": ev.ts_ns // MS, "t": -1, "I": now, "w": False, "m": False, "M": False,
             "O": meta.created_ms, "Z": num(quote), "Y": "0.00000000", "Q": "0.00000000",
             "W": meta.created_ms, "V": "EXPIRE_MAKER",
         }

@@ -18,8 +18,8 @@ from connectors.base import RejectReason, VenueRejected
 from connectors.binance import errors as E
 from connectors.paper.market import BTC_USDT, ETH_USDT, MarketConfig
 
-COID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
 COID_RULE = "^[a-zA-Z0-9-_]{1,36}$"
+COID_RE = re.compile(COID_RULE)
 ZERO = Decimal(0)
 
 

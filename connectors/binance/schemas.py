@@ -31,8 +31,8 @@ from connectors.base import (
     VenueEvent,
     VenueStatus,
 )
+from connectors.common.venue import MS, ms_to_ns
 
-MS = 1_000_000
 ZERO = Decimal(0)
 
 STATUS: dict[str, VenueStatus] = {
@@ -193,7 +193,7 @@ class BinanceOrder(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_accepted(self) -> OrderAccepted:
         return OrderAccepted(self.clientOrderId, str(self.orderId),
-                             (self.transactTime or self.time or 0) * MS)
+                             ms_to_ns(self.transactTime or self.time))
 
 
 class CancelReplaceResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -320,7 +320,7 @@ class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True, tag_field="e",
         """The order's own client order id (a cancel's ``c`` is the cancel request's id)."""
         return self.C if self.x == "CANCELED" and self.C else self.c
 
-    def to_event(self, symbol_map: dict[str, str] | None = None) -> VenueEvent | None:
+    def to_event(self) -> VenueEvent | None:
         ts = self.T * MS if self.T else self.E * MS
         coid, oid = self.client_order_id, str(self.i)
         filled = Decimal(self.z)

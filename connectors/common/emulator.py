@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from connectors.base import OrderState, Side, VenueEvent
-from connectors.paper.config import PaperConfig
+from connectors.paper.config import PaperConfig, default_balances
 from connectors.paper.exchange import PaperExchange
 from connectors.paper.market import MarketConfig
 
@@ -74,12 +74,9 @@ class EmulatorCore:
         seed: int = 0,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        cfg = PaperConfig(markets=markets, maker_fee=maker_fee, taker_fee=taker_fee, seed=seed,
-                          clock=clock, name="emulator")
-        if balances is not None:
-            cfg = PaperConfig(markets=markets, balances=balances, maker_fee=maker_fee,
-                              taker_fee=taker_fee, seed=seed, clock=clock, name="emulator")
-        self.exchange = PaperExchange(cfg)
+        self.exchange = PaperExchange(PaperConfig(
+            markets=markets, balances=default_balances() if balances is None else balances,
+            maker_fee=maker_fee, taker_fee=taker_fee, seed=seed, clock=clock, name="emulator"))
         self.faults = EmulatorFaults()
         self.clock = clock
         self._subscribers: list[asyncio.Queue[Published]] = []

@@ -141,13 +141,8 @@ class RestClient:
             except aiohttp.ClientConnectorError as exc:
                 raise VenueUnavailable(f"{self.name}: cannot connect: {exc}") from None
             except (TimeoutError, aiohttp.ClientError) as exc:
-                what = f"{self.name}: {req.method} {req.path}: {type(exc).__name__} {exc}"
-                if mutating:
-                    raise VenueAmbiguous(what) from None
-                failures += 1
-                if failures > self.get_retries:
-                    raise VenueUnavailable(what) from None
-                await asyncio.sleep(self._backoff.next())
+                failures = await self._failed(
+                    f"{req.method} {req.path}: {type(exc).__name__} {exc}", mutating, failures)
                 continue
             if self.on_headers is not None:
                 self.on_headers(status, headers)
@@ -169,13 +164,21 @@ class RestClient:
                           "until then", self.name, ban)
                 raise VenueUnavailable(f"{self.name}: banned by the venue for {ban:.0f} s")
             if status >= 500:
-                what = f"{self.name}: {req.method} {req.path}: HTTP {status} {body[:200]!r}"
-                if mutating:
-                    raise VenueAmbiguous(what)
-                failures += 1
-                if failures > self.get_retries:
-                    raise VenueUnavailable(what)
-                await asyncio.sleep(self._backoff.next())
+                failures = await self._failed(f"{req.method} {req.path}: HTTP {status} "
+                                              f"{body[:200]!r}", mutating, failures)
                 continue
             self._backoff.reset()
             return RestResponse(status, headers, body)
+
+    async def _failed(self, what: str, mutating: bool, failures: int) -> int:
+        """A timeout, a lost connection or a 5xx: the request may have been executed, so one
+        that changes state is ambiguous; a query is retried after a backoff, ``get_retries``
+        times at most. Returns the failures counted so far."""
+        what = f"{self.name}: {what}"
+        if mutating:
+            raise VenueAmbiguous(what) from None
+        failures += 1
+        if failures > self.get_retries:
+            raise VenueUnavailable(what) from None
+        await asyncio.sleep(self._backoff.next())
+        return failures

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -65,7 +64,6 @@ class WsStream:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._last_rx = 0.0
         self._reconciling: asyncio.Task[None] | None = None
         self._late_start = False
 
@@ -117,7 +115,6 @@ class WsStream:
                     self.url, heartbeat=self.heartbeat_s, autoping=True, max_msg_size=0
                 ) as ws:
                     self._ws = ws
-                    self._last_rx = time.monotonic()
                     await self.on_open(ws)
                     self.connects += 1
                     self.backoff.reset()
@@ -157,15 +154,13 @@ class WsStream:
                 except TimeoutError:
                     log.warning("%s: no message for %.0f s; reconnecting", self.name, timeout)
                     return
-                self._last_rx = time.monotonic()
-                if msg.type is aiohttp.WSMsgType.TEXT:
+                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    text = msg.data if msg.type is aiohttp.WSMsgType.TEXT else msg.data.decode()
                     try:
-                        self.on_message(msg.data)
+                        self.on_message(text)
                     except Exception:
                         log.exception("%s: a message could not be handled: %.300s", self.name,
-                                      msg.data)
-                elif msg.type is aiohttp.WSMsgType.BINARY:
-                    self.on_message(msg.data.decode())
+                                      text)
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                                   aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     log.info("%s: stream closed by the venue (%s)", self.name, msg.type.name)

@@ -124,6 +124,12 @@ def test_duplicated_and_reordered_events_emit_each_fill_once() -> None:
     asyncio.run(main())
 
 
-def test_dead_man_switch() -> None:
-    pytest.skip("Binance spot has no dead-man switch (countdownCancelAll exists for USD-M "
-                "futures only); the connector ignores dead_man_s and the emulator has none")
+def test_dead_man_switch_is_not_asked_for() -> None:
+    """Binance spot has no dead-man switch (countdownCancelAll exists for USD-M futures only):
+    with dead_man_s set the connector starts as usual and asks the venue for none."""
+    async def main() -> None:
+        async with running(dead_man_s=1.0) as (emu, conn, _events):
+            assert (await conn.health()).connected
+            assert {path for _, path in emu.core.requests} == {
+                "/api/v3/time", "/api/v3/exchangeInfo", "/ws-api/v3", "/api/v3/ticker/price"}
+    asyncio.run(main())

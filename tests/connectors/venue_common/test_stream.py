@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109
 import asyncio
 from collections.abc import Awaitable, Callable
 
@@ -8,14 +7,7 @@ from connectors.common.backoff import Backoff
 from connectors.common.stream import PingPolicy, Ws, WsStream
 
 from .servers import Server
-
-
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not cond():  # noqa: ASYNC110 - the state polled has no event to wait on
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
+from .support import until
 
 
 class Venue:

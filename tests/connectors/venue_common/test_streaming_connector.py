@@ -15,12 +15,13 @@ from connectors.base import (
     OrderState,
     OrderType,
     Side,
-    VenueEvent,
     VenueInfo,
     VenueStatus,
 )
 from connectors.common.venue import StreamingConnector, state_event
 from connectors.paper.exchange import PaperExchange
+
+from .support import drain
 
 
 class RestOnly(StreamingConnector):
@@ -58,13 +59,6 @@ class RestOnly(StreamingConnector):
 
     async def health(self) -> Health:
         return Health(True)
-
-
-def drain(c: StreamingConnector) -> list[VenueEvent]:
-    out = []
-    while not c._events.empty():
-        out.append(c._events.get_nowait())
-    return out
 
 
 def test_duplicates_dropped_and_missed_events_caught_up() -> None:
