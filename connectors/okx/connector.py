@@ -54,7 +54,7 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import MS, StreamingConnector
+from connectors.common.venue import MS, StreamingConnector, dec, dec_or_zero, ms_to_ns
 from connectors.okx import errors, schemas
 from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
 
@@ -162,8 +162,17 @@ def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, str]],
 
 
 def _s(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
+
+
+def _refused(what: str, code: str, msg: str) -> VenueRejected:
+    return VenueRejected(errors.reason_for(code, msg), f"OKX {what}: {code} {msg}")
+
+
+def _check(env: schemas.Envelope[Any], what: str) -> None:
+    """Refuse an answer whose envelope ``code`` is not "0" (list and account endpoints)."""
+    if env.code != "0":
+        raise _refused(what, env.code, env.msg)
 
 
 class OkxConnector(StreamingConnector):
@@ -207,7 +216,7 @@ class OkxConnector(StreamingConnector):
     # ---- signing and requests --------------------------------------------------------------
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
+        return time.time_ns() // MS + self.offset_ms
 
     def _prepare(self, method: str, path: str, params: Mapping[str, str] | None,
                  body: Any, signed: bool) -> Prepared:
@@ -265,12 +274,10 @@ class OkxConnector(StreamingConnector):
     @staticmethod
     def _ack(env: schemas.Envelope[schemas.OrderAck], what: str) -> schemas.OrderAck:
         if not env.data:
-            raise VenueRejected(errors.reason_for(env.code, env.msg),
-                                f"OKX {what}: {env.code} {env.msg}")
+            raise _refused(what, env.code, env.msg)
         ack = env.data[0]
         if ack.sCode != "0":
-            raise VenueRejected(errors.reason_for(ack.sCode, ack.sMsg),
-                                f"OKX {what}: {ack.sCode} {ack.sMsg}")
+            raise _refused(what, ack.sCode, ack.sMsg)
         return ack
 
     def _inst(self, symbol: str) -> _Inst:
@@ -278,6 +285,10 @@ class OkxConnector(StreamingConnector):
         if inst is None:
             raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"{self.name}: no symbol {symbol!r}")
         return inst
+
+    def _inst_types(self) -> list[str]:
+        """The OKX instTypes of the instruments loaded (SPOT, SWAP)."""
+        return sorted({e.inst_type for e in self._by_symbol.values()})
 
     def _sz(self, inst: _Inst, quantity: Decimal) -> str:
         if inst.ct_val is None:
@@ -372,13 +383,11 @@ class OkxConnector(StreamingConnector):
         request per instType loaded; the instruments we know go into the last-price map.
         Returns how many prices were taken."""
         taken = 0
-        for inst_type in sorted({e.inst_type for e in self._by_symbol.values()}):
+        for inst_type in self._inst_types():
             _, env = await self._call("GET", "/api/v5/market/tickers", schemas.TICKERS,
                                       params={"instType": inst_type}, cost="tickers",
                                       priority=Priority.BACKGROUND, signed=False)
-            if env.code != "0":
-                raise VenueRejected(errors.reason_for(env.code, env.msg),
-                                    f"OKX tickers: {env.code} {env.msg}")
+            _check(env, "tickers")
             for t in env.data:
                 inst = self._by_inst_id.get(t.instId)
                 last = t.to_last_price() if inst is not None else None
@@ -422,8 +431,7 @@ class OkxConnector(StreamingConnector):
                                   schemas.CANCEL_ALL_AFTER, body={"timeOut": str(timeout_s)},
                                   cost="cancel_all_after", priority=Priority.ORDER)
         if env.code != "0" or not env.data:
-            raise VenueRejected(errors.reason_for(env.code, env.msg),
-                                f"OKX cancel-all-after: {env.code} {env.msg}")
+            raise _refused("cancel-all-after", env.code, env.msg)
         return env.data[0]
 
     async def refresh_dead_man(self) -> None:
@@ -500,7 +508,7 @@ class OkxConnector(StreamingConnector):
                 self.untrack(request.client_order_id)
             raise
         return OrderAccepted(request.client_order_id, ack.ordId,
-                             int(ack.ts) * MS if ack.ts else time.time_ns())
+                             ms_to_ns(ack.ts) or time.time_ns())
 
     async def place_batch(self, requests: Sequence[OrderRequest]
                           ) -> list[OrderAccepted | VenueRejected]:
@@ -523,13 +531,13 @@ class OkxConnector(StreamingConnector):
                 ack = env.data[i] if in_turn else by_cid.get(r.client_order_id)
                 if ack is not None and ack.sCode == "0":
                     out.append(OrderAccepted(r.client_order_id, ack.ordId,
-                                             int(ack.ts or 0) * MS or time.time_ns()))
+                                             ms_to_ns(ack.ts) or time.time_ns()))
                     continue
                 code, msg = (ack.sCode, ack.sMsg) if ack else (env.code, env.msg)
-                reason = errors.reason_for(code, msg)
-                if reason is not RejectReason.DUPLICATE_ORDER:
+                refusal = _refused("batch place", code, msg)
+                if refusal.reason is not RejectReason.DUPLICATE_ORDER:
                     self.untrack(r.client_order_id)
-                out.append(VenueRejected(reason, f"OKX batch place: {code} {msg}"))
+                out.append(refusal)
         return out
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
@@ -604,9 +612,7 @@ class OkxConnector(StreamingConnector):
             cost=f"order_query:{inst.instrument.venue_symbol}", priority=Priority.QUERY)
         if env.code == errors.ORDER_NOT_FOUND:
             return None
-        if env.code != "0":
-            raise VenueRejected(errors.reason_for(env.code, env.msg),
-                                f"OKX order query: {env.code} {env.msg}")
+        _check(env, "order query")
         if not env.data:
             return None
         return env.data[0].to_state(inst.instrument.symbol, inst.ct_val)
@@ -620,9 +626,7 @@ class OkxConnector(StreamingConnector):
             _, env = await self._call("GET", "/api/v5/trade/orders-pending", schemas.ORDERS,
                                       params=dict(params), cost="orders_pending",
                                       priority=priority)
-            if env.code != "0":
-                raise VenueRejected(errors.reason_for(env.code, env.msg),
-                                    f"OKX orders-pending: {env.code} {env.msg}")
+            _check(env, "orders-pending")
             out += [o for o in env.data if o.instId in self._by_inst_id]
             if len(env.data) < PAGE:
                 return out
@@ -644,7 +648,7 @@ class OkxConnector(StreamingConnector):
         if self.now_ms() - begin_ms < FILLS_RECENT_MS:
             return await self._fills("/api/v5/trade/fills", {"begin": str(begin_ms)})
         out: list[OrderFilled] = []
-        for inst_type in sorted({e.inst_type for e in self._by_symbol.values()}):
+        for inst_type in self._inst_types():
             out += await self._fills("/api/v5/trade/fills-history",
                                      {"instType": inst_type, "begin": str(begin_ms)})
         out.sort(key=lambda f: f.ts_ns)
@@ -656,9 +660,7 @@ class OkxConnector(StreamingConnector):
         while True:
             _, env = await self._call("GET", path, schemas.FILLS, params=dict(params),
                                       cost="fills" if path.endswith("fills") else "fills_history")
-            if env.code != "0":
-                raise VenueRejected(errors.reason_for(env.code, env.msg),
-                                    f"OKX fills: {env.code} {env.msg}")
+            _check(env, "fills")
             for f in env.data:
                 inst = self._by_inst_id.get(f.instId)
                 if inst is not None:
@@ -684,7 +686,7 @@ class OkxConnector(StreamingConnector):
         out = []
         for p in env.data:
             inst = self._by_inst_id.get(p.instId)
-            if inst is not None and p.instType == "SWAP" and p.pos and Decimal(p.pos):
+            if inst is not None and p.instType == "SWAP" and dec_or_zero(p.pos):
                 out.append(p.to_position(inst.instrument.symbol, inst.ct_val))
         return out
 
@@ -748,7 +750,7 @@ class OkxConnector(StreamingConnector):
         if inst is None:
             return
         ct = inst.ct_val
-        ts = int(o.uTime or o.cTime or 0) * MS or time.time_ns()
+        ts = ms_to_ns(o.uTime or o.cTime) or time.time_ns()
         fill = o.fill(ct)
         if fill is not None:
             seen = fill.ts_ns or self.now_ms() * MS
@@ -756,7 +758,7 @@ class OkxConnector(StreamingConnector):
             self.emit(fill)
         if o.amendResult == "0" and o.state in ("live", "partially_filled"):
             self.emit(OrderAmended(o.clOrdId, o.ordId, schemas.base_qty(o.sz, ct),
-                                   Decimal(o.px) if o.px else None, ts))
+                                   dec(o.px), ts))
         elif o.state == "live" and not o.amendResult and fill is None:
             self.emit(OrderAccepted(o.clOrdId, o.ordId, ts))
         elif o.state in ("canceled", "mmp_canceled"):

@@ -41,8 +41,9 @@ from connectors.base import (
 )
 from connectors.common.credentials import Credentials
 from connectors.common.emulator import EmulatorCore, EmulatorServer, Published
+from connectors.common.venue import MS
 from connectors.okx import errors
-from connectors.okx.emulator_wire import MS, Wire, ord_id, s
+from connectors.okx.emulator_wire import NO_FILL, Wire, ord_id, s
 from connectors.okx.signing import parse_iso_timestamp, sign, ws_login_sign
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
 
@@ -110,6 +111,13 @@ def _insufficient(ccy: str) -> str:
     return errors.MESSAGES[errors.INSUFFICIENT].replace("{param0}", ccy)
 
 
+def _answer(acks: list[dict[str, str]]) -> dict[str, Any]:
+    """The envelope of per-order acks: code "0" (all succeeded), "1" (all failed) or "2" (some)."""
+    good = sum(1 for a in acks if a["sCode"] == "0")
+    code = "0" if good == len(acks) else ("1" if not good else "2")
+    return {"code": code, "msg": _fail_msg(code), "data": acks}
+
+
 def _ack(cid: str, oid: str, code: str = "0", msg: str = "", sub: str = "", **extra: str
          ) -> dict[str, str]:
     return {"clOrdId": cid, "ordId": oid, "tag": "", "ts": str(time.time_ns() // MS),
@@ -152,9 +160,9 @@ class OkxEmulator(EmulatorServer):
         self._windows: dict[str, tuple[float, int]] = {}
         self._auto = 0
         self._ghosts: dict[str, dict[str, Any]] = {}
+        """Post-only orders OKX accepted and at once cancelled (cancelSource 31)."""
         self._latest: dict[str, str] = {}
         """clOrdId -> our client order id of the latest order with it (when reused)."""
-        """Post-only orders OKX accepted and at once cancelled (cancelSource 31)."""
         self._dead_man_deadline: float | None = None
         self._dead_man_task: asyncio.Task[Any] | None = None
         self.dead_man_fired = 0
@@ -315,16 +323,13 @@ class OkxEmulator(EmulatorServer):
         return inst
 
     def _size(self, inst: Instrument, value: Any, name: str) -> Decimal:
-        try:
-            sz = Decimal(str(value))
-        except (InvalidOperation, ValueError):
-            raise _param(name) from None
-        if not sz.is_finite() or sz <= 0:
-            raise _param(name)
+        """A positive ``sz`` in base units (a SWAP's contracts times ctVal)."""
+        sz = self._price(value, name)
         ct = self.wire.ct_vals.get(inst.venue_symbol)
         return sz * ct if ct is not None else sz
 
     def _price(self, value: Any, name: str) -> Decimal:
+        """A positive finite number, else 51000 "Parameter ``name`` error"."""
         try:
             px = Decimal(str(value))
         except (InvalidOperation, ValueError):
@@ -445,15 +450,13 @@ class OkxEmulator(EmulatorServer):
         self._auto += 1
         oid = str(3_000_000_000_000_000_000 + self._auto)
         now = str(self.core.now_ms())
-        contracts = req.quantity / self.wire.ct_vals.get(inst.venue_symbol, Decimal(1))
+        contracts = self.wire.contracts(inst, req.quantity)
         base = {
             "instType": self.wire.inst_type(inst), "instId": inst.venue_symbol, "ordId": oid,
             "clOrdId": cid, "tag": "", "px": s(req.price), "sz": s(contracts),
             "ordType": "post_only", "side": req.side.value, "accFillSz": "0", "avgPx": "",
             "fee": "0", "feeCcy": inst.settle or inst.quote, "cTime": now, "uTime": now,
-            "tradeId": "", "fillSz": "", "fillPx": "", "fillFee": "", "fillFeeCcy": "",
-            "execType": "", "fillTime": "", "amendResult": "", "reqId": "", "code": "0",
-            "msg": "",
+            **NO_FILL,
         }
         live = {**base, "state": "live", "cancelSource": ""}
         dead = {**base, "state": "canceled", "cancelSource": "31"}
@@ -466,9 +469,7 @@ class OkxEmulator(EmulatorServer):
         return _ack(cid, oid, "0", "Order placed")
 
     def _place(self, request: web.Request, body: Any) -> Any:
-        ack = self._place_one(body)
-        code = "0" if ack["sCode"] == "0" else "1"
-        return {"code": code, "msg": _fail_msg(code), "data": [ack]}
+        return _answer([self._place_one(body)])
 
     def _batch(self, request: web.Request, body: Any) -> Any:
         if not isinstance(body, list) or not 0 < len(body) <= 20:
@@ -483,9 +484,7 @@ class OkxEmulator(EmulatorServer):
                 continue
             seen.add(cid)
             acks.append(self._place_one(item))
-        good = sum(1 for a in acks if a["sCode"] == "0")
-        code = "0" if good == len(acks) else ("1" if not good else "2")
-        return {"code": code, "msg": _fail_msg(code), "data": acks}
+        return _answer(acks)
 
     def _find(self, item: dict[str, Any]) -> tuple[Instrument, str]:
         """(instrument, our client order id) of an order named by clOrdId or ordId."""
@@ -525,19 +524,14 @@ class OkxEmulator(EmulatorServer):
         return _ack(shown, ord_id(o.venue_order_id) if o else "", "0", "")
 
     def _cancel(self, request: web.Request, body: Any) -> Any:
-        ack = self._cancel_one(body)
-        code = "0" if ack["sCode"] == "0" else "1"
-        return {"code": code, "msg": _fail_msg(code), "data": [ack]}
+        return _answer([self._cancel_one(body)])
 
     def _cancel_batch(self, request: web.Request, body: Any) -> Any:
         if not isinstance(body, list) or not 0 < len(body) <= 20:
             # docs-v5 "Cancel multiple orders" allows 20 per request; no code is documented
             # for more, so this answers the generic parameter error.
             raise _param("body")
-        acks = [self._cancel_one(item) for item in body]
-        good = sum(1 for a in acks if a["sCode"] == "0")
-        code = "0" if good == len(acks) else ("1" if not good else "2")
-        return {"code": code, "msg": _fail_msg(code), "data": acks}
+        return _answer([self._cancel_one(item) for item in body])
 
     def _amend(self, request: web.Request, body: Any) -> Any:
         """docs-v5 "Trade / Amend order": newSz (total) and/or newPx."""
@@ -672,10 +666,9 @@ class OkxEmulator(EmulatorServer):
                                                    str(self.core.now_ms()), "details": details}]}
 
     def _positions(self, request: web.Request, _: Any) -> Any:
-        by_symbol = {i.symbol: i for i in self.instruments.values()}
         rows = []
         for p in self.core.exchange.positions():
-            inst = by_symbol[p.symbol]
+            inst = self.wire.by_symbol[p.symbol]
             rows.append({"instType": "SWAP", "instId": inst.venue_symbol, "mgnMode": "cross",
                          "posSide": "net", "pos": s(self.wire.contracts(inst, p.quantity)),
                          "avgPx": s(p.entry_price), "ccy": inst.settle or inst.quote,

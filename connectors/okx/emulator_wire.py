@@ -22,10 +22,10 @@ from connectors.base import (
     VenueEvent,
     VenueStatus,
 )
+from connectors.common.venue import MS
 from connectors.paper.exchange import PaperExchange, PaperOrder
 
 ORD_ID_BASE = 2_000_000_000_000_000_000
-MS = 1_000_000
 
 STATE = {
     VenueStatus.PENDING: "live",
@@ -65,6 +65,10 @@ def cancel_source(reason: str) -> str:
     return "1" if not reason else "0"
 
 
+def exec_type(liquidity: Liquidity | None) -> str:
+    return "M" if liquidity is Liquidity.MAKER else "T"
+
+
 def ord_type(o: PaperOrder) -> str:
     if o.type in (OrderType.MARKET, OrderType.STOP):
         return "market"
@@ -74,6 +78,11 @@ def ord_type(o: PaperOrder) -> str:
 
 
 ZERO_D = Decimal(0)
+
+NO_FILL = {"tradeId": "", "fillSz": "", "fillPx": "", "fillFee": "", "fillFeeCcy": "",
+           "execType": "", "fillTime": "", "amendResult": "", "reqId": "", "code": "0",
+           "msg": ""}
+"""The ``orders`` channel fields beyond "Get order details", for an update that is no fill."""
 
 
 class Wire:
@@ -190,7 +199,7 @@ class Wire:
             "ordId": ord_id(f.venue_order_id), "clOrdId": self.cid(o), "billId": seq,
             "tag": "", "fillPx": s(f.price), "fillSz": s(self.contracts(inst, f.quantity)),
             "side": o.side.value, "posSide": "net" if inst.kind is InstrumentKind.PERPETUAL
-            else "", "execType": "M" if f.liquidity is Liquidity.MAKER else "T",
+            else "", "execType": exec_type(f.liquidity),
             "feeCcy": f.fee_currency or "", "fee": s(-(f.fee or Decimal(0))),
             "ts": str(f.ts_ns // MS), "fillTime": str(f.ts_ns // MS),
         }
@@ -203,8 +212,7 @@ class Wire:
             return None
         item = self.order(o)
         inst = self.by_symbol[o.symbol]
-        item.update(tradeId="", fillSz="", fillPx="", fillFee="", fillFeeCcy="", execType="",
-                    fillTime="", amendResult="", reqId="", code="0", msg="")
+        item.update(NO_FILL)
         self.fills_of(o.venue_order_id)
         if isinstance(ev, OrderFilled):
             sums = self._sums[o.venue_order_id]
@@ -216,7 +224,7 @@ class Wire:
                 fee=s(-fee), tradeId=str(seq_of(ev.trade_id)),
                 fillSz=s(self.contracts(inst, ev.quantity)), fillPx=s(ev.price),
                 fillFee=s(-(ev.fee or Decimal(0))), fillFeeCcy=ev.fee_currency or "",
-                execType="M" if ev.liquidity is Liquidity.MAKER else "T",
+                execType=exec_type(ev.liquidity),
                 fillTime=str(ev.ts_ns // MS), uTime=str(ev.ts_ns // MS),
             )
         elif isinstance(ev, OrderCanceled | OrderExpired):

@@ -34,14 +34,10 @@ from connectors.common.venue import dec, dec_or_zero, ms_to_ns
 
 T = TypeVar("T")
 
-_d = dec_or_zero
-_opt = dec
-_ns = ms_to_ns
-
 
 def base_qty(value: str, ct_val: Decimal | None) -> Decimal:
     """An OKX size as base units (SWAP: contracts x ctVal)."""
-    qty = _d(value)
+    qty = dec_or_zero(value)
     return qty * ct_val if ct_val is not None else qty
 
 
@@ -98,13 +94,13 @@ class InstrumentInfo(msgspec.Struct, frozen=True):
                 symbol=f"{self.baseCcy}/{self.quoteCcy}", venue_symbol=self.instId,
                 base=self.baseCcy, quote=self.quoteCcy, tick_size=Decimal(self.tickSz),
                 lot_size=Decimal(self.lotSz), min_qty=Decimal(self.minSz),
-                max_qty=_opt(self.maxLmtSz),
+                max_qty=dec(self.maxLmtSz),
             )
         ct = self.ct_val
         if self.instType != "SWAP" or self.ctType != "linear" or ct is None:
             return None
         base, _, quote = (self.instFamily or self.uly).partition("-")
-        max_qty = _opt(self.maxLmtSz)
+        max_qty = dec(self.maxLmtSz)
         return Instrument(
             symbol=f"{base}/{quote}:{self.settleCcy}", venue_symbol=self.instId, base=base,
             quote=quote, kind=InstrumentKind.PERPETUAL, settle=self.settleCcy,
@@ -169,8 +165,8 @@ class OrderInfo(msgspec.Struct, frozen=True):
             client_order_id=self.clOrdId, venue_order_id=self.ordId, symbol=symbol,
             side=Side(self.side), status=STATES.get(self.state, VenueStatus.NEW),
             quantity=quantity, filled_quantity=base_qty(self.accFillSz, ct_val),
-            average_price=_opt(self.avgPx) if _d(self.accFillSz) else None, price=_opt(self.px),
-            updated_ns=_ns(self.uTime or self.cTime),
+            average_price=dec(self.avgPx) if dec_or_zero(self.accFillSz) else None,
+            price=dec(self.px), updated_ns=ms_to_ns(self.uTime or self.cTime),
         )
 
 
@@ -208,8 +204,8 @@ class FillInfo(msgspec.Struct, frozen=True):
             client_order_id=self.clOrdId, venue_order_id=self.ordId,
             trade_id=trade_key(self.instId, self.tradeId, self.ordId),
             quantity=base_qty(self.fillSz, ct_val), price=Decimal(self.fillPx),
-            fee=-_d(self.fee), fee_currency=self.feeCcy or None,
-            liquidity=liquidity(self.execType), ts_ns=_ns(self.fillTime or self.ts),
+            fee=-dec_or_zero(self.fee), fee_currency=self.feeCcy or None,
+            liquidity=liquidity(self.execType), ts_ns=ms_to_ns(self.fillTime or self.ts),
         )
 
 
@@ -221,8 +217,8 @@ class BalanceDetail(msgspec.Struct, frozen=True):
     eq: str = ""
 
     def to_balance(self) -> Balance:
-        free = _d(self.availBal) if self.availBal else _d(self.cashBal)
-        return Balance(self.ccy, free, _d(self.frozenBal))
+        return Balance(self.ccy, dec_or_zero(self.availBal or self.cashBal),
+                       dec_or_zero(self.frozenBal))
 
 
 class AccountBalance(msgspec.Struct, frozen=True):
@@ -243,7 +239,7 @@ class PositionInfo(msgspec.Struct, frozen=True):
         qty = base_qty(self.pos, ct_val)
         if self.posSide == "short":
             qty = -abs(qty)
-        return Position(symbol, qty, _opt(self.avgPx))
+        return Position(symbol, qty, dec(self.avgPx))
 
 
 # ---- WebSocket -----------------------------------------------------------------------------
@@ -282,13 +278,13 @@ class Ticker(msgspec.Struct, frozen=True):
     def to_last_price(self) -> LastPrice | None:
         """The last traded price, or the mid of the best bid and ask when nothing has traded;
         None when neither is known."""
-        price = _opt(self.last)
+        price = dec(self.last)
         if price is None:
-            bid, ask = _opt(self.bidPx), _opt(self.askPx)
+            bid, ask = dec(self.bidPx), dec(self.askPx)
             if bid is None or ask is None:
                 return None
             price = (bid + ask) / 2
-        return LastPrice(price, _ns(self.ts))
+        return LastPrice(price, ms_to_ns(self.ts))
 
 
 class WsArg(msgspec.Struct, frozen=True):
@@ -341,15 +337,16 @@ class WsOrder(msgspec.Struct, frozen=True):
     uTime: str = ""
 
     def fill(self, ct_val: Decimal | None) -> OrderFilled | None:
-        if not self.tradeId or not _d(self.fillSz):
+        """The fill this update reports, read as the same fill of "Get transaction details"
+        (whose ``fee``/``feeCcy``/``ts`` are this push's ``fillFee``/``fillFeeCcy``/``uTime``)."""
+        if not self.tradeId or not dec_or_zero(self.fillSz):
             return None
-        return OrderFilled(
-            client_order_id=self.clOrdId, venue_order_id=self.ordId,
-            trade_id=trade_key(self.instId, self.tradeId, self.ordId),
-            quantity=base_qty(self.fillSz, ct_val), price=Decimal(self.fillPx),
-            fee=-_d(self.fillFee), fee_currency=self.fillFeeCcy or None,
-            liquidity=liquidity(self.execType), ts_ns=_ns(self.fillTime or self.uTime),
-        )
+        return FillInfo(
+            instType=self.instType, instId=self.instId, tradeId=self.tradeId, ordId=self.ordId,
+            fillPx=self.fillPx, fillSz=self.fillSz, side=self.side, clOrdId=self.clOrdId,
+            execType=self.execType, fee=self.fillFee, feeCcy=self.fillFeeCcy, ts=self.uTime,
+            fillTime=self.fillTime,
+        ).to_fill(ct_val)
 
 
 class WsOrderPush(msgspec.Struct, frozen=True):

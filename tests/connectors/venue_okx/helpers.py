@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -52,5 +52,4 @@ def limit_buy(cid: str, qty: str = "0.01", price: str = "96000", symbol: str = "
                         **kw)
 
 
-async def wait_for(cond: Callable[[], Any], within: float = 5.0) -> Any:
-    return await until(cond, within)
+wait_for = until

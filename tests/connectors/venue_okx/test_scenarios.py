@@ -128,10 +128,10 @@ def test_dead_man_switch_cancels_everything_after_a_crash() -> None:
             await conn.place(limit_buy("fgwk1", "0.01", "95000"))
             await conn.place(limit_buy("fgwk2", "0.01", "94000"))
             # refreshed while alive: nothing is cancelled past the first 3 s
-            await wait_for(lambda: conn.dead_man_refreshes >= 4, within=6)
+            await wait_for(lambda: conn.dead_man_refreshes >= 4, within_s=6)
             assert len(emu.core.exchange.open_orders()) == 2 and emu.dead_man_fired == 0
             await conn.kill()  # a crash: no disarm, no refresh
-            await wait_for(lambda: not emu.core.exchange.open_orders(), within=6)
+            await wait_for(lambda: not emu.core.exchange.open_orders(), within_s=6)
             assert emu.dead_man_fired == 1
             states = [o.status for o in emu.core.exchange.orders()]
             assert states == [VenueStatus.CANCELED, VenueStatus.CANCELED]

@@ -9,11 +9,12 @@ import time
 from dataclasses import replace
 
 import aiohttp
+import pytest
 
-from connectors.okx import OkxEmulator
+from connectors.okx import OkxConnector, OkxEmulator
 from connectors.okx.signing import ws_login_sign
 
-from .helpers import CREDS, run, venue, wait_for
+from .helpers import CREDS, run, settings, venue, wait_for
 
 
 def _login(secret: str, offset_s: int = 0) -> str:
@@ -114,14 +115,6 @@ def test_health_follows_the_stream() -> None:
 
 
 def test_connector_refuses_credentials_without_passphrase() -> None:
-    from .helpers import settings
-
     emu = OkxEmulator(CREDS)
-    try:
-        from connectors.okx import OkxConnector
-
+    with pytest.raises(ValueError, match="passphrase"):
         OkxConnector(settings(emu, credentials=replace(CREDS, passphrase=None)))
-    except ValueError as exc:
-        assert "passphrase" in str(exc)
-    else:
-        raise AssertionError("no error")
