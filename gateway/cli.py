@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from gateway.server.ports import SessionStorePort
@@ -24,6 +24,23 @@ def open_store(url: str) -> SessionStorePort:
     from gateway.store.sessions import SessionStore
 
     return SessionStore(url)
+
+
+@contextlib.asynccontextmanager
+async def _started_store(url: str) -> AsyncIterator[SessionStorePort]:
+    """The store at ``url`` (a sqlite file's folder created), started, and closed on exit."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    store = open_store(url)
+    start = getattr(store, "start", None)
+    if start is not None:
+        await start()
+    try:
+        yield store
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            await close()
 
 
 def _stop_on_signal() -> asyncio.Event:
@@ -43,10 +60,6 @@ async def _conformance(args: argparse.Namespace) -> int:
     from gateway.fix.session import SessionID
     from gateway.server.acceptor import Acceptor
 
-    store = open_store(args.store)
-    start = getattr(store, "start", None)
-    if start is not None:
-        await start()
     file_log = None
     if args.log_dir:
         log_dir = Path(args.log_dir)
@@ -54,16 +67,14 @@ async def _conformance(args: argparse.Namespace) -> int:
         def file_log(sid: SessionID) -> FileLog:
             return FileLog(log_dir, sid.file_prefix)
 
-    sessions = conformance_sessions(not args.standard_bmr)
-    acceptor = Acceptor(sessions, store, EchoApplication(), file_log=file_log)
-    host, port = await acceptor.start(args.host, args.port)
-    stop = _stop_on_signal()
-    print(f"listening on {host}:{port}", flush=True)
-    await stop.wait()
-    await acceptor.stop()
-    close = getattr(store, "close", None)
-    if close is not None:
-        await close()
+    async with _started_store(args.store) as store:
+        sessions = conformance_sessions(not args.standard_bmr)
+        acceptor = Acceptor(sessions, store, EchoApplication(), file_log=file_log)
+        host, port = await acceptor.start(args.host, args.port)
+        stop = _stop_on_signal()
+        print(f"listening on {host}:{port}", flush=True)
+        await stop.wait()
+        await acceptor.stop()
     return 0
 
 
@@ -78,36 +89,24 @@ async def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"fixgw: {exc}", file=sys.stderr)
         return 2
-    url = cfg.gateway.store
-    store = open_store(url)
-    start = getattr(store, "start", None)
-    if start is not None:
-        await start()
-    try:
-        gw = build_gateway(cfg, store)
-    except CredentialsError as exc:
-        print(f"fixgw: {exc}", file=sys.stderr)
-        close = getattr(store, "close", None)
-        if close is not None:
-            await close()
-        return 2
-    try:
-        host, port = await gw.start()
-    except VenueError as exc:  # the store's own venue state cannot be read
-        print(f"fixgw: a venue cannot be reached: {exc}", file=sys.stderr)
+    async with _started_store(cfg.gateway.store) as store:
+        try:
+            gw = build_gateway(cfg, store)
+        except CredentialsError as exc:
+            print(f"fixgw: {exc}", file=sys.stderr)
+            return 2
+        try:
+            host, port = await gw.start()
+        except VenueError as exc:  # the store's own venue state cannot be read
+            print(f"fixgw: a venue cannot be reached: {exc}", file=sys.stderr)
+            await gw.stop()
+            return 1
+        names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
+        stop = _stop_on_signal()
+        print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})",
+              flush=True)
+        await stop.wait()
         await gw.stop()
-        close = getattr(store, "close", None)
-        if close is not None:
-            await close()
-        return 1
-    names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
-    stop = _stop_on_signal()
-    print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})", flush=True)
-    await stop.wait()
-    await gw.stop()
-    close = getattr(store, "close", None)
-    if close is not None:
-        await close()
     return 0
 
 
@@ -150,17 +149,6 @@ async def _venue_check(args: argparse.Namespace) -> int:
         return 1
     print(f"venue {name}: OK", flush=True)
     return 0
-
-
-def _sqlite_paths(config: str) -> list[Path]:
-    import tomllib
-
-    try:
-        raw = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return []
-    url = str(raw.get("gateway", {}).get("store", "sqlite:///data/fixgw.db"))
-    return [Path(url[len("sqlite:///"):])] if url.startswith("sqlite:///") else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -218,12 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "conformance-server":
         if args.log_dir:
             Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-        if args.store.startswith("sqlite:///"):
-            Path(args.store[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         return asyncio.run(_conformance(args))
     if args.command == "run":
-        for url in _sqlite_paths(args.config):
-            url.parent.mkdir(parents=True, exist_ok=True)
         return asyncio.run(_run(args))
     if args.command == "venue-check":
         return asyncio.run(_venue_check(args))
