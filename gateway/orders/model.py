@@ -30,6 +30,12 @@ class Pending:
     price: Decimal | None = None
     stop_price: Decimal | None = None
 
+    @property
+    def unsolicited(self) -> bool:
+        """A cancel the gateway started (cancel-on-disconnect, mass cancel): no client
+        ClOrdID."""
+        return self.cl_ord_id == self.orig_cl_ord_id
+
 
 @dataclass(slots=True)
 class Order:
@@ -76,6 +82,12 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status.is_open
+
+    @property
+    def unacknowledged(self) -> bool:
+        """Open, and the venue has not acknowledged it (PendingNew, or PendingCancel before the
+        acknowledgement)."""
+        return self.venue_order_id is None and self.is_open
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,14 @@ def new_order(ev: OrderEvent) -> Order:
     return o
 
 
+def _target(o: Order, event: Ev, what: str) -> OrdStatus:
+    """The status ``event`` moves ``o`` to (the lifecycle table); StaleEvent when none."""
+    target = transition(o.status, event, o.live_status)
+    if target is None:
+        raise StaleEvent(f"{o.order_id}: {what} in status {o.status.name}")
+    return target
+
+
 def apply(o: Order, ev: OrderEvent) -> None:
     """Apply ``ev`` to ``o`` in place. Raises StaleEvent when it does not fit."""
     if ev.event_id and ev.event_id <= o.last_event_id:
@@ -187,55 +207,36 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if new_cum > o.quantity:
             raise StaleEvent(f"{o.order_id}: fill of {qty} exceeds the order quantity")
         full = new_cum == o.quantity
-        target = transition(o.status, Ev.FILL_FULL if full else Ev.FILL, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: fill in status {o.status.name}")
+        target = _target(o, Ev.FILL_FULL if full else Ev.FILL, "fill")
         o.avg_px = (o.avg_px * o.cum_qty + px * qty) / new_cum
         o.cum_qty = new_cum
         o.trade_ids.add(trade_id)
-        if target is OrdStatus.PENDING_NEW:  # pragma: no cover - table never says so
-            target = OrdStatus.PARTIALLY_FILLED
         o.status = target
         if o.venue_order_id is None and d.get("venue_order_id"):
             o.venue_order_id = d["venue_order_id"]
         if full:
             o.pending = None
     elif k == "accepted":
-        target = transition(o.status, Ev.ACCEPTED, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: accepted in status {o.status.name}")
-        o.status = target
+        o.status = _target(o, Ev.ACCEPTED, "accepted")
         o.venue_order_id = d.get("venue_order_id") or o.venue_order_id
     elif k == "rejected":
-        target = transition(o.status, Ev.REJECTED, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: rejected in status {o.status.name}")
-        o.status = target
+        o.status = _target(o, Ev.REJECTED, "rejected")
         o.pending = None
         o.text = d.get("text")
     elif k == "cancel_requested":
-        target = transition(o.status, Ev.CANCEL_REQUESTED, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: cancel requested in status {o.status.name}")
-        o.status = target
+        o.status = _target(o, Ev.CANCEL_REQUESTED, "cancel requested")
         o.pending = Pending("cancel", d["cl_ord_id"], d["orig_cl_ord_id"])
     elif k == "replace_requested":
-        target = transition(o.status, Ev.REPLACE_REQUESTED, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: replace requested in status {o.status.name}")
-        o.status = target
+        o.status = _target(o, Ev.REPLACE_REQUESTED, "replace requested")
         o.pending = Pending("replace", d["cl_ord_id"], d["orig_cl_ord_id"], _dec(d.get("quantity")),
                             _dec(d.get("price")), _dec(d.get("stop_price")))
     elif k in ("cancel_refused", "replace_refused"):
         ev_kind = Ev.CANCEL_REFUSED if k == "cancel_refused" else Ev.REPLACE_REFUSED
-        target = transition(o.status, ev_kind, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: {k} in status {o.status.name}")
-        o.status = target
+        o.status = _target(o, ev_kind, k)
         o.pending = None
     elif k == "replaced":
-        target = transition(o.status, Ev.REPLACED, o.live_status)
-        if target is None or o.pending is None:
+        live = transition(o.status, Ev.REPLACED, o.live_status)
+        if live is None or o.pending is None:
             raise StaleEvent(f"{o.order_id}: replaced in status {o.status.name}")
         p = o.pending
         o.orig_cl_ord_id = p.orig_cl_ord_id
@@ -252,11 +253,9 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if d.get("venue_client_order_id"):
             o.venue_client_order_id = d["venue_client_order_id"]
             o.venue_version = int(d.get("venue_version", o.venue_version))
-        o.status = OrdStatus.FILLED if o.cum_qty >= o.quantity else target
+        o.status = OrdStatus.FILLED if o.cum_qty >= o.quantity else live
     elif k == "canceled":
-        target = transition(o.status, Ev.CANCELED, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: canceled in status {o.status.name}")
+        target = _target(o, Ev.CANCELED, "canceled")
         pend = o.pending
         if pend is not None:
             o.orig_cl_ord_id = pend.orig_cl_ord_id
@@ -265,16 +264,8 @@ def apply(o: Order, ev: OrderEvent) -> None:
         o.status = target
         o.text = d.get("text") or o.text
     elif k == "expired":
-        target = transition(o.status, Ev.EXPIRED, o.live_status)
-        if target is None:
-            raise StaleEvent(f"{o.order_id}: expired in status {o.status.name}")
-        o.status = target
+        o.status = _target(o, Ev.EXPIRED, "expired")
         o.pending = None
-    elif k == "venue_order":
-        # cancel-then-new: the next venue order of this gateway order
-        o.venue_client_order_id = d["venue_client_order_id"]
-        o.venue_version = int(d["venue_version"])
-        o.venue_order_id = d.get("venue_order_id")
     elif k == "status":
         pass  # an OrderStatusRequest answer: reported, changes nothing
     else:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from gateway.store.orders import FillRecord, OrderAppend
+from gateway.store.orders import OrderAppend
 
 from .model import Order, OrderEvent
 
 
 @runtime_checkable
 class OrderStorePort(Protocol):
-    async def append_order_events(
-        self,
-        events: Sequence[OrderEvent],
-        orders: Sequence[Order],
-        fills: Sequence[FillRecord] = (),
-    ) -> None: ...
-
     async def append_built(self, append: OrderAppend) -> None: ...
 
     def append_now(self, append: OrderAppend) -> asyncio.Future[None]: ...
@@ -31,7 +23,5 @@ class OrderStorePort(Protocol):
     async def find_order(self, session_id: str, cl_ord_id: str) -> Order | None: ...
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]: ...
-
-    async def known_trade_ids(self, venue: str, trade_ids: Sequence[str]) -> set[str]: ...
 
     async def reserve(self, counter: str, n: int) -> int: ...

@@ -26,6 +26,10 @@ class RoutingError(ValueError):
     pass
 
 
+class UnknownSymbol(RoutingError):  # noqa: N818 - read as "the symbol is unknown"
+    """The venue lists no such instrument (OrdRejReason 1)."""
+
+
 class SymbolMap:
     def __init__(self) -> None:
         self._by_symbol: dict[str, dict[str, Instrument]] = {}
@@ -48,7 +52,7 @@ class SymbolMap:
             if inst is not None:
                 return inst
         named = symbol or security_id or "?"
-        raise RoutingError(f"unknown symbol {named} at {venue}")
+        raise UnknownSymbol(f"unknown symbol {named} at {venue}")
 
 
 def resolve_venue(
