@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -14,6 +15,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from gateway.server.ports import SessionStorePort
+
+GC_THRESHOLD_0 = 50_000
+"""Allocations between young collections once started (CPython's default: 700)."""
 
 
 def open_store(url: str) -> SessionStorePort:
@@ -102,12 +106,29 @@ async def _run(args: argparse.Namespace) -> int:
             await gw.stop()
             return 1
         names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
+        _tune_gc()
         stop = _stop_on_signal()
         print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})",
               flush=True)
         await stop.wait()
         await gw.stop()
     return 0
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper cyclic collections on the order path.
+
+    The order path allocates many short-lived objects per order (messages, events, rows),
+    almost none of them in reference cycles; CPython's default first threshold (700
+    allocations) runs a young collection every few orders, and the oldest generation's
+    collections walk every open order. Objects alive once the gateway has started (the
+    dictionaries, configuration, orders loaded from the store) are moved out of the
+    collector's sight (:func:`gc.freeze`) and the young threshold is raised. Measured with
+    ``scripts/bench_orders.py``: p99 at 100 in flight about 40% lower (README, figures).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_0, 20, 100)
 
 
 async def _venue_sim(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -145,9 +146,13 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             await self.reconcile(name)
         for name in started:
             self._reissue_pending(name)
+        overrides = await self.store.load_cod_overrides()
         for sid, st in self._sessions.items():
-            # every session is disconnected now: a promise to cancel on disconnect still holds
-            if st.policy.cancel_on_disconnect in ("disconnect", "both") and any(
+            # every session is disconnected now (a restart is a disconnect, not a logout): a
+            # promise to cancel on disconnect still holds, as the client's last Logon set it
+            st.cod_override = overrides.get(sid)
+            mode = st.cod_override or st.policy.cancel_on_disconnect
+            if mode in ("disconnect", "both") and any(
                 o.session_id == sid for o in self.orders.values()
             ):
                 st.cod_task = self._spawn(self._cancel_on_disconnect(sid, st.policy.cod_grace))
@@ -182,11 +187,23 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         logon = session.logon_message
         flag = logon.get(8013) if logon is not None else None
         st.cod_override = {b"Y": "both", b"N": "off"}.get(flag) if flag else None
+        self._store_cod_override(str(session.sid), st.cod_override)
         pending, st.unreported = st.unreported, []
         for msg_type, body, exec_id in pending:
             session.send(msg_type, body, now, ref=exec_id)
         if pending:
             self._request_flush(session.sid)
+
+    def _store_cod_override(self, sid: str, mode: str | None) -> None:
+        """Persist a Logon's cancel-on-disconnect choice (tag 8013; None: none), so that
+        :meth:`start` re-arms with it after a restart. Queued now, during the Logon's
+        processing, so it commits no later than the Logon reply saved after it."""
+        try:
+            saved = self.store.save_cod_override(sid, mode)
+        except Exception:
+            log.exception("%s: storing the cancel-on-disconnect override failed", sid)
+            return
+        saved.add_done_callback(functools.partial(_log_cod_failure, sid))
 
     def on_logout(self, session: Session, now: float) -> None:
         st = self._sessions.get(str(session.sid))
@@ -466,3 +483,9 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             self._on_canceled(o, ev.client_order_id, ev.reason)
         elif ev.client_order_id == o.venue_client_order_id:
             self._record(o, "expired", {}, Execution(self._exec_id(o), EXEC_EXPIRED))
+
+
+def _log_cod_failure(sid: str, future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("%s: storing the cancel-on-disconnect override failed", sid,
+                  exc_info=future.exception())

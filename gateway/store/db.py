@@ -39,6 +39,12 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def is_file_sqlite(url: str) -> bool:
+    """True when ``url`` names a SQLite database in a file (not in memory)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create (without connecting) a synchronous engine for ``url``.
 

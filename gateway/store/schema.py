@@ -9,7 +9,9 @@ Tables (DESIGN.md, "Storage"):
 * ``sessions`` -- one row per FIX session id (e.g. ``FIX.4.4:ISLD->TW44``): the next sequence
   number we send (MsgSeqNum 34 of our next message), the next one we expect from the
   counterparty, and the session's creation time (QuickFIX's "creation time", reset with the
-  sequence numbers).
+  sequence numbers). ``cod_override`` is the cancel-on-disconnect mode the client's last Logon
+  chose with tag 8013 (``both`` for Y, ``off`` for N; NULL when it sent none), so the promise
+  outlives a gateway restart.
 * ``messages`` -- every message we sent, by (session, MsgSeqNum), kept for ResendRequest (2)
   answers.
 * ``message_log`` -- both directions, append-only, for audit (secrets masked).
@@ -67,6 +69,8 @@ ID_LENGTH = 255
 """External identifiers: ClOrdID (11), ExecID (17), venue trade ids, symbols."""
 NAME_LENGTH = 64
 """Short names: gateway OrderIDs (37), venues, event kinds, currencies, counters."""
+MODE_LENGTH = 16
+"""Setting values: a cancel-on-disconnect mode (``off``, ``disconnect``, ``logout``, ``both``)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -108,6 +112,7 @@ sessions = Table(
     Column("next_sender", BigInteger, nullable=False),
     Column("next_target", BigInteger, nullable=False),
     Column("creation_time", UTCDateTime, nullable=False),
+    Column("cod_override", String(MODE_LENGTH), nullable=True),
     PrimaryKeyConstraint("session_id"),
     CheckConstraint("next_sender >= 1", name="next_sender_positive"),
     CheckConstraint("next_target >= 1", name="next_target_positive"),

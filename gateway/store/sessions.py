@@ -24,6 +24,10 @@ retried alone in its own transaction, so one bad request fails only its own call
 upserts, so retrying a batch whose commit outcome was unknown is harmless. A batch that failed
 because the connection was lost is first retried whole on a new connection.
 
+On a SQLite file the writer's commits never run a WAL checkpoint themselves (which syncs the
+files to disk and held up one commit in a few dozen by milliseconds): a thread of its own does,
+see :mod:`gateway.store.checkpoint`.
+
 Hot path: the writer keeps one connection for its lifetime. The merged writes of a batch are
 executed as SQL text rendered once per engine (:class:`_Statements`) with the DBAPI cursor's
 ``executemany`` -- no SQLAlchemy compilation, parameter or result processing -- from row tuples
@@ -53,7 +57,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from gateway.audit.filelog import mask_secrets
-from gateway.store.db import insert_sql, make_engine, placeholder
+from gateway.store.checkpoint import CHECKPOINT_INTERVAL_S, Checkpointer, configure_writer
+from gateway.store.db import insert_sql, is_file_sqlite, make_engine, placeholder
 from gateway.store.migrate import upgrade
 from gateway.store.orders import (
     OrderAppend,
@@ -68,6 +73,9 @@ logger = logging.getLogger(__name__)
 
 Direction: TypeAlias = Literal["in", "out"]
 T = TypeVar("T")
+
+COD_MODES = frozenset(("off", "disconnect", "logout", "both"))
+"""The cancel-on-disconnect modes an override may be (:meth:`SessionStore.save_cod_override`)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,15 @@ class _Log:
 
 
 @dataclass(slots=True, eq=False)
+class _SetCodOverride:
+    waiter: _Waiter
+    session_id: str
+    mode: str | None
+    now: datetime
+    """The creation time of the session's row if it has none yet."""
+
+
+@dataclass(slots=True, eq=False)
 class _OrderWrite:
     waiter: _Waiter
     append: OrderAppend
@@ -167,9 +184,11 @@ class _Stop:
     waiter: _Waiter
 
 
-_Request: TypeAlias = _Load | _Save | _GetSent | _Reset | _Log | _OrderWrite | _OrderRead
+_Request: TypeAlias = (
+    _Load | _Save | _GetSent | _Reset | _Log | _SetCodOverride | _OrderWrite | _OrderRead
+)
 _Outcome: TypeAlias = tuple[_Waiter, Any, BaseException | None]
-_WRITES: frozenset[type] = frozenset((_Save, _Log, _OrderWrite))
+_WRITES: frozenset[type] = frozenset((_Save, _Log, _SetCodOverride, _OrderWrite))
 """Requests that only write: a batch of these alone is begun and committed on the DBAPI level."""
 
 
@@ -181,10 +200,12 @@ class _PendingWrites:
     sent: dict[tuple[str, int], tuple[str, int, bytes]] = field(default_factory=dict)
     seqs: dict[str, list[int | None]] = field(default_factory=dict)
     logs: list[tuple[str, str, Any, bytes]] = field(default_factory=list)
+    cod_overrides: dict[str, tuple[str, int, int, Any, str | None]] = field(default_factory=dict)
+    """``upsert_cod_override`` rows by session id (the last one of a session wins)."""
     orders: PendingOrderWrites = field(default_factory=PendingOrderWrites)
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.seqs or self.logs or self.orders)
+        return bool(self.sent or self.seqs or self.logs or self.cod_overrides or self.orders)
 
 
 class _Statements:
@@ -192,8 +213,9 @@ class _Statements:
 
     The reads (and ``create_session`` / ``reset_session`` of load and reset) are SQLAlchemy
     statements; the batch writes (``create_sessions``, ``update_seqs``, ``upsert_message``,
-    ``insert_log``, ``orders.insert_event`` ...) are SQL text for the DBAPI cursor with
-    positional parameters: the same SQL SQLAlchemy renders for those statements.
+    ``insert_log``, ``upsert_cod_override``, ``orders.insert_event`` ...) are SQL text for the
+    DBAPI cursor with positional parameters: the same SQL SQLAlchemy renders for those
+    statements.
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -240,6 +262,13 @@ class _Statements:
         self.insert_log = insert_sql(
             message_log.name, ("session_id", "direction", "logged_at", "data"), mark
         )
+        self.upsert_cod_override = insert_sql(  # a session never loaded is created (1, 1, now)
+            sessions.name,
+            ("session_id", "next_sender", "next_target", "creation_time", "cod_override"),
+            mark,
+            conflict=["session_id"],
+            update=["cod_override"],
+        )
         self.begin: str | None = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else None
         """What begins a write transaction on the DBAPI connection (see gateway.store.db);
         psycopg begins one implicitly."""
@@ -255,12 +284,14 @@ class SessionStore(OrderStore):
 
     ``url`` is ``sqlite:///path`` or ``postgresql+psycopg://user@host:port/db``. ``clock``
     returns the current UTC time (creation times); tests may pass their own.
+    ``checkpoint_interval``: seconds between WAL checkpoints of a SQLite file.
 
     Usage::
 
         store = SessionStore("sqlite:///data/fixgw.db")
         await store.start()                      # migrates, starts the writer
         record = await store.load("FIX.4.4:ISLD->TW44")
+        store.save_cod_override(sid, "both")     # a Logon's 8013=Y, before its reply is saved
         await store.save(sid, sent=[(seq, raw)], next_sender=seq + 1)   # then write raw
         first = await store.reserve("event_id", 1000)        # ids first .. first + 999
         await store.append_order_events([event], [order], [fill])   # then call the venue / report
@@ -270,7 +301,13 @@ class SessionStore(OrderStore):
     The order-side methods are documented in :class:`gateway.store.orders.OrderStore`.
     """
 
-    def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
+    ) -> None:
         self._engine: Engine = make_engine(url)  # does not connect
         self._clock = clock or _utcnow
         self._queue: queue.SimpleQueue[_Request | _Stop] = queue.SimpleQueue()
@@ -292,6 +329,10 @@ class SessionStore(OrderStore):
         self._dbapi: DBAPIConnection | None = None
         self._cursor: DBAPICursor | None = None
         self._dbapi_error: type[DBAPIModule.Error] = self._engine.dialect.loaded_dbapi.Error
+        self._checkpointer: Checkpointer | None = (
+            Checkpointer(self._engine, checkpoint_interval) if is_file_sqlite(url) else None
+        )
+        """SQLite file: WAL checkpoints in a thread of their own (gateway.store.checkpoint)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -349,6 +390,11 @@ class SessionStore(OrderStore):
     @property
     def stats(self) -> StoreStats:
         return StoreStats(self._batches, self._requests, self._largest_batch)
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The WAL checkpoint thread of a SQLite file store (None otherwise)."""
+        return self._checkpointer
 
     # --- API ----------------------------------------------------------------------------------
 
@@ -437,6 +483,27 @@ class SessionStore(OrderStore):
         self._submit(_Reset(waiter, session_id, self._now()))
         await waiter.future
 
+    def save_cod_override(self, session_id: str, mode: str | None) -> asyncio.Future[None]:
+        """Store the cancel-on-disconnect mode the session's Logon chose with tag 8013 (None:
+        the Logon chose none, the configured mode holds); a session never loaded is created.
+
+        Queued at once, not when a task first runs: whatever the caller saves afterwards (the
+        Logon reply) commits in the same transaction or a later one, so a client that got its
+        Logon reply has its choice stored. The future resolves after the commit."""
+        _check_session_id(session_id)
+        if mode is not None and mode not in COD_MODES:
+            raise ValueError(f"cancel-on-disconnect mode must be one of {sorted(COD_MODES)}, "
+                             f"not {mode!r}")
+        waiter = self._waiter()
+        self._submit(_SetCodOverride(waiter, session_id, mode, self._now()))
+        future: asyncio.Future[None] = waiter.future
+        return future
+
+    async def load_cod_overrides(self) -> dict[str, str]:
+        """Session id -> the mode stored by :meth:`save_cod_override`, for every session whose
+        last Logon chose one."""
+        return await self._order_read(_load_cod_overrides)
+
     async def _order_write(self, append: OrderAppend) -> None:
         await self.append_now(append)
 
@@ -480,6 +547,8 @@ class SessionStore(OrderStore):
             _resolve([(started, None, exc)])
             return
         _resolve([(started, None, None)])
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         stop: _Stop | None = None
         batch: list[_Request] = []
         try:
@@ -503,6 +572,8 @@ class SessionStore(OrderStore):
             self._die(batch, exc)
             raise
         finally:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             self._disconnect()
             self._engine.dispose()
             with self._lock:
@@ -598,6 +669,8 @@ class SessionStore(OrderStore):
         try:
             dbapi = conn.connection.dbapi_connection
             assert dbapi is not None
+            if self._checkpointer is not None:
+                configure_writer(dbapi)
             self._cursor = dbapi.cursor()
         except BaseException:
             conn.close()
@@ -703,6 +776,11 @@ class SessionStore(OrderStore):
                         mask_secrets(request.data),
                     )
                 )
+            elif isinstance(request, _SetCodOverride):
+                pending.cod_overrides[request.session_id] = (
+                    request.session_id, 1, 1, st.bind_time(request.now), request.mode
+                )
+                outcomes.append((request.waiter, None, None))
             elif isinstance(request, _OrderWrite):
                 pending.orders.add(request.append)
                 outcomes.append((request.waiter, None, None))
@@ -783,10 +861,20 @@ class SessionStore(OrderStore):
             run(st.upsert_message, list(pending.sent.values()))
         if pending.logs:
             run(st.insert_log, pending.logs)
+        if pending.cod_overrides:
+            run(st.upsert_cod_override, list(pending.cod_overrides.values()))
+            self._new_sessions.update(pending.cod_overrides)
         pending.orders.flush(run, st.orders)
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _load_cod_overrides(conn: Connection, _st: OrderStatements) -> dict[str, str]:
+    query = select(sessions.c.session_id, sessions.c.cod_override).where(
+        sessions.c.cod_override.is_not(None)
+    )
+    return {sid: mode for sid, mode in conn.execute(query)}
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:

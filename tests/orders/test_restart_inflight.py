@@ -1,5 +1,6 @@
 """What was in flight when the gateway stopped is finished after it starts again: a cancel the
-venue never heard of, a cancel-on-disconnect promise, and a PossResend of a known order."""
+venue never heard of, a cancel-on-disconnect promise (the configured one, or the one a client's
+Logon chose with 8013), and a PossResend of a known order."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from server.harness import run
 
 from gateway.app import build_gateway
 from gateway.store.sessions import SessionStore
 
-from .support import BTC, NOW, config, running, session
+from .support import BTC, NOW, config, running, session, sid
 
 
 def _venue_survives(run_: Any) -> None:
@@ -89,6 +91,81 @@ def test_cancel_on_disconnect_still_holds_after_a_restart(tmp_path: Path) -> Non
             assert gw.orders is not None
             await asyncio.wait_for(gw.orders.idle(), 5)
             assert await first.open_at_venue() == []
+        finally:
+            await gw.stop()
+            await store.close()
+
+    run(body())
+
+
+def test_a_logons_cancel_on_disconnect_y_still_holds_after_a_restart(tmp_path: Path) -> None:
+    """Configured off, the client asked for cancel-on-disconnect in its Logon (8013=Y); the
+    gateway dies before the promise is kept and restarts while the client stays away: after
+    the grace period its orders are cancelled, and it learns so at its next Logon."""
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session(cancel_on_disconnect="off", cancel_on_disconnect_grace=2.0)]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client(extra=[(8013, "Y")])
+            for i in range(3):
+                await c.order(f"o{i}", price="90000", tif="1")
+                await c.er(t11=f"o{i}", t39="0")
+
+            async def dies(session_id: str, grace: float) -> None:
+                return None  # the process dies within the grace period
+
+            r.orders._cancel_on_disconnect = dies  # type: ignore[method-assign]
+            _venue_survives(r)
+            first = r
+        assert len(await first.open_at_venue()) == 3
+        gw = await _restart(first, store, sessions)
+        host, port = await gw.start()
+        try:
+            assert gw.orders is not None
+            assert len(await first.open_at_venue()) == 3  # the grace period (2 s) runs first
+            await asyncio.wait_for(gw.orders.idle(), 10)
+            assert await first.open_at_venue() == []
+            first.host, first.port, first.gw = host, port, gw
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            got = {(await c2.er(t150="4", t39="4", t151="0"))[11] for _ in range(3)}
+            assert got == {"o0", "o1", "o2"}
+            # this Logon carried no 8013: the configured mode holds again, stored so too
+            assert gw.orders._sessions[sid()].cod_override is None
+            assert await store.load_cod_overrides() == {}
+        finally:
+            await gw.stop()
+            await store.close()
+
+    run(body())
+
+
+@pytest.mark.parametrize("mode", ["disconnect", "both"])
+def test_a_logons_cancel_on_disconnect_n_still_holds_after_a_restart(
+    tmp_path: Path, mode: str
+) -> None:
+    """Configured to cancel, the client declined in its Logon (8013=N): a restart (every
+    session is disconnected then) leaves its orders open."""
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session(cancel_on_disconnect=mode)]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client(extra=[(8013, "N")])
+            for i in range(3):
+                await c.order(f"o{i}", price="90000", tif="1")
+                await c.er(t11=f"o{i}", t39="0")
+            _venue_survives(r)
+            first = r
+        assert len(await first.open_at_venue()) == 3
+        gw = await _restart(first, store, sessions)
+        await gw.start()
+        try:
+            assert gw.orders is not None
+            await asyncio.wait_for(gw.orders.idle(), 5)
+            assert len(await first.open_at_venue()) == 3
+            st = gw.orders._sessions[sid()]
+            assert st.cod_override == "off" and st.cod_task is None
         finally:
             await gw.stop()
             await store.close()

@@ -25,7 +25,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0002"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0003"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -113,10 +113,38 @@ def test_upgrade_from_0001_keeps_the_session_data_and_adds_the_order_tables(
             assert await store.reserve("order_id", 10) == 1
 
     asyncio.run(body())
-    assert migrate.current_revision(store_url) == "0002"
+    assert migrate.current_revision(store_url) == migrate.head_revision()
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
     assert {"order_events", "orders", "fills", "reports", "counters"} <= tables
+
+
+def test_upgrade_from_0002_adds_the_cod_override_column_empty(store_url: str) -> None:
+    """Sessions stored by an older fixgw (r0002) have no override: their configured
+    cancel-on-disconnect mode holds until a Logon sets one."""
+    migrate.upgrade(store_url, "0002")
+    created = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    engine = make_engine(store_url)
+    try:
+        assert "cod_override" not in {c["name"] for c in inspect(engine).get_columns("sessions")}
+        with engine.begin() as conn:
+            conn.execute(
+                sessions.insert().values(
+                    session_id="S", next_sender=3, next_target=5, creation_time=created
+                )
+            )
+    finally:
+        engine.dispose()
+
+    async def body() -> None:
+        async with SessionStore(store_url) as store:
+            assert await store.load_cod_overrides() == {}
+            assert await store.load("S") == SessionRecord(3, 5, created)
+            await store.save_cod_override("S", "off")
+            assert await store.load_cod_overrides() == {"S": "off"}
+
+    asyncio.run(body())
+    assert migrate.current_revision(store_url) == "0003"

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.store import sessions as sessions_module
 from gateway.store.db import make_engine
-from gateway.store.schema import message_log
+from gateway.store.schema import message_log, sessions
 from gateway.store.sessions import SessionRecord, SessionStore, StoreClosedError
 
 T = TypeVar("T")
@@ -246,6 +246,69 @@ def test_a_failing_request_fails_only_its_caller(
 
     with_store(store_url, body)
     assert [row[3] for row in read_log(store_url)] == [b"logged"]
+
+
+# --- cancel-on-disconnect override (Logon tag 8013) ---------------------------------------------
+
+
+def test_cod_override_is_stored_and_survives_a_restart(store_url: str) -> None:
+    other, cleared = "FIX.4.4:ISLD->NEW", "FIX.4.4:ISLD->CLEARED"
+    clock = Clock(T0)
+
+    async def body(store: SessionStore) -> dict[str, str]:
+        await store.load(SID)
+        await store.save(SID, sent=[(1, fix(1))], next_sender=2, next_target=3)
+        await store.save_cod_override(SID, "both")
+        await store.save_cod_override(other, "off")  # a session never loaded is created
+        await store.save(other, next_sender=5)
+        await store.save_cod_override(cleared, "both")
+        await store.save_cod_override(cleared, None)  # a later Logon without 8013
+        # several in one batch: the last of a session wins
+        await asyncio.gather(
+            store.save_cod_override(SID, "off"), store.save_cod_override(SID, "both")
+        )
+        with pytest.raises(ValueError):
+            store.save_cod_override(SID, "sometimes")
+        return await store.load_cod_overrides()
+
+    assert with_store(store_url, body, clock=clock) == {SID: "both", other: "off"}
+
+    # a new store on the same database (a restarted gateway) reads them back, and the
+    # sequence numbers are untouched by them
+    async def check(store: SessionStore) -> tuple[dict[str, str], SessionRecord, SessionRecord]:
+        return await store.load_cod_overrides(), await store.load(SID), await store.load(other)
+
+    overrides, record, created = with_store(store_url, check)
+    assert overrides == {SID: "both", other: "off"}
+    assert record == SessionRecord(2, 3, T0)
+    assert created == SessionRecord(5, 1, T0)
+
+
+def test_cod_override_commits_no_later_than_a_save_queued_after_it(store_url: str) -> None:
+    """The Logon reply is saved (then written) after the override was queued: once that save
+    returns, the override is committed (another connection reads it)."""
+
+    async def body(store: SessionStore) -> None:
+        await store.load(SID)
+        for seq, mode in enumerate(("both", "off", None), start=1):
+            stored = store.save_cod_override(SID, mode)
+            await store.save(SID, sent=[(seq, fix(seq, b"35=A"))], next_sender=seq + 1)
+            assert stored.done() and stored.exception() is None
+            assert await asyncio.to_thread(read_cod_override, store_url, SID) == mode
+
+    with_store(store_url, body)
+
+
+def read_cod_override(url: str, session_id: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            mode: str | None = conn.execute(
+                select(sessions.c.cod_override).where(sessions.c.session_id == session_id)
+            ).scalar_one()
+        return mode
+    finally:
+        engine.dispose()
 
 
 # --- message log --------------------------------------------------------------------------------

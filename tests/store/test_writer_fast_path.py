@@ -106,9 +106,15 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
     ins_order = insert(orders)
     ins_report = insert(reports)
     ins_message = insert(messages)
+    session_columns = ("session_id", "next_sender", "next_target", "creation_time")
+    ins_cod = insert(sessions).values({c: None for c in (*session_columns, "cod_override")})
     return {
-        "create_sessions": insert(sessions).on_conflict_do_nothing(
-            index_elements=[sessions.c.session_id]
+        "create_sessions": insert(sessions)
+        .values({c: None for c in session_columns})
+        .on_conflict_do_nothing(index_elements=[sessions.c.session_id]),
+        "upsert_cod_override": ins_cod.on_conflict_do_update(
+            index_elements=[sessions.c.session_id],
+            set_={"cod_override": ins_cod.excluded.cod_override},
         ),
         "upsert_message": ins_message.on_conflict_do_update(
             index_elements=[messages.c.session_id, messages.c.seq],
@@ -140,6 +146,7 @@ def test_batch_sql_is_what_sqlalchemy_renders(dialect: Dialect) -> None:
     st = _Statements(dialect)
     ours = {
         "create_sessions": st.create_sessions,
+        "upsert_cod_override": st.upsert_cod_override,
         "upsert_message": st.upsert_message,
         "insert_log": st.insert_log,
         "insert_event": st.orders.insert_event,
