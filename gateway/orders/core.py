@@ -38,6 +38,9 @@ from .ports import OrderStorePort
 
 log = logging.getLogger("fixgw.orders")
 
+AMBIGUOUS_RETRY_CAP_S = 10.0
+"""Queries about an unanswered cancel or replace back off up to this many seconds apart."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
@@ -99,6 +102,8 @@ class OrderCore:
         """What each venue order has filled as far as this process has applied."""
         self._coid_keys: dict[str, list[tuple[str, str]]] = {}
         self._ambiguous_retry = ambiguous_retry
+        self._ambiguous_retry_cap = AMBIGUOUS_RETRY_CAP_S
+        """The longest wait between two queries about an unanswered cancel or replace."""
         self._ambiguous_patience = ambiguous_patience
         self._venue_start_timeout = venue_start_timeout
         self._venue_retry_cap = venue_retry_cap

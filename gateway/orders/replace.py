@@ -170,7 +170,8 @@ class CancelReplace(OrderCore):
             self._refuse_pending(o, exc.text, fixmap.VENUE_REASON_TO_CXL_REJ.get(
                 exc.reason, fixmap.CXL_REJ_OTHER))
         except VenueAmbiguous as exc:
-            state = await self._query_quietly(conn, o)
+            # Invariant 3: asked until the venue answers or events resolve the cancel meanwhile
+            state = await self._ask_about(conn, o)
             if state is not None:
                 await self._apply_state(o, conn, state)
                 if state.status.is_open and o.status is OrdStatus.PENDING_CANCEL:
@@ -316,7 +317,7 @@ class CancelReplace(OrderCore):
             self._refuse_pending(o, f"{o.venue}: {exc.text}", fixmap.VENUE_REASON_TO_CXL_REJ.get(
                 exc.reason, fixmap.CXL_REJ_OTHER))
         except (VenueAmbiguous, VenueUnavailable) as exc:
-            state = await self._query_quietly(conn, o)
+            state = await self._ask_about(conn, o)
             if state is not None and not state.status.is_open:
                 # canceled: place the next one, unless the cancel event did so already
                 if (state.status is VenueStatus.CANCELED
@@ -396,18 +397,22 @@ class CancelReplace(OrderCore):
                 log.warning("%s: query after an unanswered request failed (%s); asking again "
                             "in %.1f s", o.order_id, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, self._ambiguous_retry_cap)
         return None
 
-    async def _query_quietly(
-        self, conn: Connector, o: Order, coid: str | None = None
-    ) -> OrderState | None:
-        for _ in range(10):
-            try:
-                return await conn.query_order(o.symbol, coid or o.venue_client_order_id)
-            except VenueError:
-                await asyncio.sleep(self._ambiguous_retry)
-        return None
+    async def _ask_about(self, conn: Connector, o: Order) -> OrderState | None:
+        """The venue's state of ``o`` after an unanswered cancel: asked while its cancel or
+        replace is pending (None once events resolved it, or when the venue does not know it);
+        an order with nothing pending is asked once."""
+        p = o.pending
+        if p is not None:
+            return await self._ask_while_pending(conn, o, p, None)
+        try:
+            return await conn.query_order(o.symbol, o.venue_client_order_id)
+        except VenueError as exc:
+            log.warning("%s: query after an unanswered cancel failed (%s); reconciliation "
+                        "will settle it", o.order_id, exc)
+            return None
 
     async def _find_at_venue(self, conn: Connector, symbol: str, coid: str) -> OrderState | None:
         """The venue's order with client order id ``coid``, asked until it answers; None when

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 from server.harness import run
 
-from connectors.base import OrderState
+from connectors.base import OrderState, VenueUnavailable
 from connectors.paper.venue import PaperConnector
 
 from .support import BTC, D, OrderClient, Run, by_order, consistent, running, venue
 
 
 def _speed_up(r: Run) -> None:
-    """Ask the venue again every 50 ms, give up on a lost order after 0.2 s (instead of 5 s)."""
+    """Ask the venue again every 50 ms (backing off to 100 ms at most), give up on a lost order
+    after 0.2 s (instead of 5 s)."""
     r.orders._ambiguous_retry = 0.05
+    r.orders._ambiguous_retry_cap = 0.1
     r.orders._ambiguous_patience = 0.2
 
 
@@ -94,6 +96,42 @@ def test_timeout_lost_is_rejected_only_after_querying(
             await c.er(t11="b2", t41="b", t39="6")
             m = await c.er(t11="b", t39="8", t150="8")
             assert "never received" in m[58]
+    run(body())
+
+
+def test_an_unanswered_cancel_is_asked_about_until_the_venue_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue carries out a cancel but its answer and its event are lost, and it then fails
+    the first 15 queries: the cancel stays pending (never guessed) and is resolved by the
+    first query that is answered (Invariant 3)."""
+    async def body() -> None:
+        async with running(tmp_path) as r:
+            _speed_up(r)
+            conn = r.venue()
+            c = await r.client()
+            await c.order("a", price="90000", tif="1")
+            await c.er(t11="a", t39="0")
+            failures = 15
+            asked = 0
+            query = PaperConnector.query_order
+
+            async def failing(symbol: str, client_order_id: str) -> OrderState | None:
+                nonlocal asked
+                asked += 1
+                if asked <= failures:
+                    raise VenueUnavailable("injected: query failed")
+                return await query(conn, symbol, client_order_id)
+
+            monkeypatch.setattr(conn, "query_order", failing)
+            conn.update_faults(timeout_next=1, timeout_mode="accepted", drop_event_rate=1.0)
+            await c.cancel("b", "a")
+            await c.er(t11="b", t41="a", t39="6")
+            m = await c.er(t11="b", t41="a", t39="4", t150="4", timeout=10)
+            assert m[151] == "0"
+            assert asked == failures + 1
+            assert await r.open_at_venue() == []
+            assert not [x for x in c.received if x.msg_type == "9"]
     run(body())
 
 
