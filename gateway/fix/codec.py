@@ -302,7 +302,7 @@ def encode(
 
     Writes BeginString, the exact BodyLength and the CheckSum.
     """
-    body = b"".join([tag_prefix(t) + v + SOH for t, v in fields])
+    body = b"".join([b"%d=%s\x01" % f for f in fields])
     head = b"8=" + begin_string + b"\x019=%d\x01" % len(body)
     msg = head + body
     return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)

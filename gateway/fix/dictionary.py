@@ -13,6 +13,7 @@ dictionary in the same format is loaded with :func:`load_dictionary`.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # noqa: S405 - dictionaries are local configuration files
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -100,6 +101,11 @@ class DataDictionary:
     """length tag -> data tag, for values that may contain SOH."""
     sections: dict[int, int] = field(default_factory=dict)
     """tag -> 0 (header) or 2 (trailer); body tags are absent. Filled by __post_init__."""
+    value_checks: dict[int, Callable[[bytes], int] | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """tag -> its value check (format and enumeration), built by
+    :mod:`gateway.fix.validation` on first use; None: nothing to check."""
 
     def __post_init__(self) -> None:
         self.sections = {

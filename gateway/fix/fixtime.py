@@ -17,8 +17,8 @@ def parse_utc_timestamp(value: bytes) -> int:
     n = len(value)
     if n < 17 or value[8:9] != b"-" or value[11:12] != b":" or value[14:15] != b":":
         raise ValueError(f"not a UTCTimestamp: {value[:32]!r}")
-    date, hh, mm, ss = value[0:8], value[9:11], value[12:14], value[15:17]
-    if not (date.isdigit() and hh.isdigit() and mm.isdigit() and ss.isdigit()):
+    hh, mm, ss = value[9:11], value[12:14], value[15:17]
+    if not (hh.isdigit() and mm.isdigit() and ss.isdigit()):
         raise ValueError(f"not a UTCTimestamp: {value[:32]!r}")
     frac_ns = 0
     if n > 17:
@@ -28,14 +28,33 @@ def parse_utc_timestamp(value: bytes) -> int:
         if not frac.isdigit():
             raise ValueError(f"not a UTCTimestamp: {value[:32]!r}")
         frac_ns = int(frac) * 10 ** (9 - len(frac))
-    year, month, day = int(date[0:4]), int(date[4:6]), int(date[6:8])
     hour, minute, second = int(hh), int(mm), int(ss)
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+    if not (hour <= 23 and minute <= 59 and second <= 60):
         raise ValueError(f"UTCTimestamp out of range: {value[:32]!r}")
-    if day > calendar.monthrange(year, month)[1]:
+    secs = _midnight(value)
+    return (secs + hour * 3600 + minute * 60 + second) * NS + frac_ns
+
+
+_MIDNIGHTS: dict[bytes, int] = {}
+"""``YYYYMMDD`` -> its midnight in epoch seconds: the dates of live traffic, checked once."""
+_MIDNIGHTS_MAX = 4096
+
+
+def _midnight(value: bytes) -> int:
+    date = value[0:8]
+    secs = _MIDNIGHTS.get(date)
+    if secs is not None:
+        return secs
+    if not date.isdigit():
+        raise ValueError(f"not a UTCTimestamp: {value[:32]!r}")
+    year, month, day = int(date[0:4]), int(date[4:6]), int(date[6:8])
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
         raise ValueError(f"UTCTimestamp out of range: {value[:32]!r}")
-    secs = calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0))
-    return (secs + (1 if second == 60 else 0)) * NS + frac_ns
+    secs = calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
+    if len(_MIDNIGHTS) >= _MIDNIGHTS_MAX:
+        _MIDNIGHTS.clear()
+    _MIDNIGHTS[date] = secs
+    return secs
 
 
 def is_utc_time_only(value: bytes) -> bool:

@@ -9,6 +9,7 @@ is a :class:`SessionReject` carrying SessionRejectReason (373) and RefTagID (371
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -19,6 +20,7 @@ from .dictionary import (
     STANDARD_HEADER,
     STANDARD_TRAILER,
     DataDictionary,
+    FieldDef,
     Group,
     Layout,
 )
@@ -173,9 +175,7 @@ def _read_group(fields: list[tuple[int, bytes]], i: int, group: Group, parent: F
 
 def check_format(ftype: str, value: bytes) -> bool:
     if ftype in INT_TYPES:
-        if value[:1] == b"-":
-            return value[1:].isdigit()
-        return value.isdigit()
+        return _is_int(value)
     if ftype in FLOAT_TYPES:
         return is_fix_float(value)
     if ftype == "CHAR":
@@ -183,16 +183,63 @@ def check_format(ftype: str, value: bytes) -> bool:
     if ftype == "BOOLEAN":
         return value in (b"Y", b"N")
     if ftype == "UTCTIMESTAMP":
-        try:
-            parse_utc_timestamp(value)
-        except ValueError:
-            return False
-        return True
+        return _is_utc_timestamp(value)
     if ftype == "UTCTIMEONLY":
         return is_utc_time_only(value)
     if ftype in ("UTCDATEONLY", "UTCDATE"):
         return is_utc_date_only(value)
     return True
+
+
+def _is_int(value: bytes) -> bool:
+    if value[:1] == b"-":
+        return value[1:].isdigit()
+    return value.isdigit()
+
+
+def _is_utc_timestamp(value: bytes) -> bool:
+    try:
+        parse_utc_timestamp(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _format_check(ftype: str) -> Callable[[bytes], bool] | None:
+    """:func:`check_format` for one type, as one function (None: any value is well formed)."""
+    if ftype in INT_TYPES:
+        return _is_int
+    if ftype in FLOAT_TYPES:
+        return is_fix_float
+    if ftype == "CHAR":
+        return lambda v: len(v) == 1
+    if ftype == "BOOLEAN":
+        return lambda v: v == b"Y" or v == b"N"
+    if ftype == "UTCTIMESTAMP":
+        return _is_utc_timestamp
+    if ftype == "UTCTIMEONLY":
+        return is_utc_time_only
+    if ftype in ("UTCDATEONLY", "UTCDATE"):
+        return is_utc_date_only
+    return None
+
+
+def value_check(fd: FieldDef) -> Callable[[bytes], int] | None:
+    """The check of one field's values, in QuickFIX's order: its data format
+    (SessionRejectReason 6), then its enumeration (5); it returns 0 when the value passes.
+    None when the field's values need no check."""
+    fmt = _format_check(fd.type)
+    enums = fd.enums
+    if enums is None:
+        if fmt is None:
+            return None
+        return lambda v: 0 if fmt(v) else WRONG_DATA_FORMAT
+    in_enums: Callable[[bytes], bool] = enums.__contains__
+    if fd.is_multi:
+        in_enums = lambda v: all(x in enums for x in v.split(b" "))  # noqa: E731
+    if fmt is None:
+        return lambda v: 0 if in_enums(v) else VALUE_INCORRECT
+    return lambda v: (0 if in_enums(v) else VALUE_INCORRECT) if fmt(v) else WRONG_DATA_FORMAT
 
 
 def validate(
@@ -241,25 +288,27 @@ def _iterate(
 ) -> None:
     fields = sorted(fm.fields, key=_header_key if header_order else itemgetter(0))
     last = None
+    have_values, check_values = s.check_fields_have_values, s.check_values
+    user_fields, unknown = s.check_user_defined_fields, s.reject_unknown_fields
+    defs, checks, sections = dd.fields, dd.value_checks, dd.sections
     for tag, value in fields:
         if tag == last:
             raise SessionReject(TAG_APPEARS_MORE_THAN_ONCE, tag)
-        if s.check_fields_have_values and not value:
+        if have_values and not value:
             raise SessionReject(TAG_WITHOUT_VALUE, tag)
-        fd = dd.fields.get(tag)
-        if s.check_values and fd is not None:
-            if not check_format(fd.type, value):
-                raise SessionReject(WRONG_DATA_FORMAT, tag)
-            if fd.enums is not None:
-                if fd.is_multi:
-                    if not all(v in fd.enums for v in value.split(b" ")):
-                        raise SessionReject(VALUE_INCORRECT, tag)
-                elif value not in fd.enums:
-                    raise SessionReject(VALUE_INCORRECT, tag)
-        if s.check_user_defined_fields or tag < USER_MIN:
-            if fd is None and s.reject_unknown_fields:
+        fd = defs.get(tag)
+        if check_values and fd is not None:
+            check = checks.get(tag, _UNBUILT)
+            if check is _UNBUILT:
+                check = checks[tag] = value_check(fd)
+            if check is not None:
+                reason = check(value)
+                if reason:
+                    raise SessionReject(reason, tag)
+        if user_fields or tag < USER_MIN:
+            if fd is None and unknown:
                 raise SessionReject(INVALID_TAG_NUMBER, tag)
-            if layout is not None and not dd.is_header(tag) and not dd.is_trailer(tag):
+            if layout is not None and tag not in sections:  # a body field
                 if fd is not None and tag not in layout.fields and s.reject_fields_not_in_message:
                     raise SessionReject(TAG_NOT_DEFINED_FOR_MESSAGE, tag)
                 if tag in layout.groups and fd is not None:
@@ -272,6 +321,10 @@ def _iterate(
             if g is not None:
                 for entry in entries:
                     _iterate(entry, dd, g.layout, s)
+
+
+_UNBUILT: Callable[[bytes], int] = lambda v: 0  # noqa: E731 - a sentinel
+"""Marks a tag whose value check is not built yet (None is a built 'no check')."""
 
 
 def ordered_fields(fm: FieldMap, layout: Layout | None) -> list[tuple[int, bytes]]:

@@ -236,9 +236,23 @@ def _utc(ts: TimestampFormatter, ns: int) -> bytes:
 
 
 def _d(v: Decimal) -> bytes:
-    """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros."""
-    s = format(v.normalize(), "f")
-    return s.encode()
+    """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros.
+
+    Hot path (seven per ExecutionReport): the text of recent values is kept. Equal Decimals
+    (1.5, 1.50) hash alike and write alike; zero is not kept, its sign being part of the text.
+    """
+    text = _D_TEXT.get(v)
+    if text is None:
+        text = format(v.normalize(), "f").encode()
+        if v:
+            if len(_D_TEXT) >= _D_TEXT_MAX:
+                _D_TEXT.clear()
+            _D_TEXT[v] = text
+    return text
+
+
+_D_TEXT: dict[Decimal, bytes] = {}
+_D_TEXT_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
