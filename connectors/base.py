@@ -25,19 +25,27 @@ from decimal import Decimal
 from enum import Enum
 
 
-class Side(Enum):
+class IdentityEnum(Enum):
+    """An Enum hashed by identity (its members are singletons, and equal only to themselves):
+    CPython 3.11's ``Enum.__hash__`` is a Python function, called on every dict or set lookup
+    of a member -- dozens per order on the order path."""
+
+    __hash__ = object.__hash__
+
+
+class Side(IdentityEnum):
     BUY = "buy"
     SELL = "sell"
 
 
-class OrderType(Enum):
+class OrderType(IdentityEnum):
     MARKET = "market"
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
 
 
-class TimeInForce(Enum):
+class TimeInForce(IdentityEnum):
     DAY = "day"
     GTC = "gtc"
     IOC = "ioc"
@@ -45,12 +53,12 @@ class TimeInForce(Enum):
     GTD = "gtd"
 
 
-class Liquidity(Enum):
+class Liquidity(IdentityEnum):
     MAKER = "maker"
     TAKER = "taker"
 
 
-class VenueStatus(Enum):
+class VenueStatus(IdentityEnum):
     """An order's state as the venue reports it."""
 
     PENDING = "pending"  # accepted for processing, not yet resting (e.g. stop not triggered)
@@ -66,7 +74,7 @@ class VenueStatus(Enum):
         return self in (VenueStatus.PENDING, VenueStatus.NEW, VenueStatus.PARTIALLY_FILLED)
 
 
-class InstrumentKind(Enum):
+class InstrumentKind(IdentityEnum):
     SPOT = "spot"
     PERPETUAL = "perpetual"
 
@@ -202,7 +210,7 @@ VenueEvent = (
 # ---- errors -----------------------------------------------------------------------------------
 
 
-class RejectReason(Enum):
+class RejectReason(IdentityEnum):
     """Why a venue refused a request; mapped to OrdRejReason (103) / CxlRejReason (102)."""
 
     INSUFFICIENT_BALANCE = "insufficient_balance"

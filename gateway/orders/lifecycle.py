@@ -6,10 +6,10 @@ Statuses are FIX OrdStatus (39) values; events are what the gateway learns or de
 
 from __future__ import annotations
 
-from enum import Enum
+from connectors.base import IdentityEnum
 
 
-class OrdStatus(Enum):
+class OrdStatus(IdentityEnum):
     """OrdStatus (39)."""
 
     PENDING_NEW = "A"
@@ -30,7 +30,7 @@ class OrdStatus(Enum):
 TERMINAL = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED})
 
 
-class Ev(Enum):
+class Ev(IdentityEnum):
     """What happens to an order."""
 
     ACCEPTED = "accepted"  # the venue acknowledged it
