@@ -45,7 +45,8 @@ class FieldMap:
         return idx
 
     def __contains__(self, tag: int) -> bool:
-        return tag in self._idx()
+        idx = self._index  # hot path: the index is built once, then read directly
+        return tag in (idx if idx is not None else self._idx())
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         return iter(self.fields)
@@ -54,7 +55,8 @@ class FieldMap:
         return len(self.fields)
 
     def get(self, tag: int, default: bytes | None = None) -> bytes | None:
-        return self._idx().get(tag, default)
+        idx = self._index
+        return (idx if idx is not None else self._idx()).get(tag, default)
 
     def require(self, tag: int) -> bytes:
         v = self._idx().get(tag)

@@ -104,6 +104,7 @@ _TYPE_CODE = {v: k for k, v in _TYPES.items()}
 _TIFS = {b"0": TimeInForce.DAY, b"1": TimeInForce.GTC, b"3": TimeInForce.IOC,
          b"4": TimeInForce.FOK, b"6": TimeInForce.GTD}
 _TIF_CODE = {v: k for k, v in _TIFS.items()}
+_STATUS_CODE = {s: s.value.encode() for s in OrdStatus}
 
 
 class Refusal(Exception):  # noqa: N818 - an answer to the client, not our failure
@@ -301,7 +302,7 @@ def execution_report(
         f.append((32, _d(ex.last_qty)))
     f.append((37, o.order_id.encode()))
     f.append((38, _d(o.quantity)))
-    f.append((39, status.value.encode()))
+    f.append((39, _STATUS_CODE[status]))
     f.append((40, _TYPE_CODE[o.type]))
     orig = ex.orig_cl_ord_id if ex.orig_cl_ord_id is not None else None
     if orig:

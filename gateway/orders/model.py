@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from connectors.base import OrderType, Side, TimeInForce
@@ -107,6 +108,10 @@ class OrderEvent:
 # ---- (de)serialisation of the order snapshot -------------------------------------------------
 
 
+_VALUE: dict[Enum, str] = {m: m.value for e in (Side, OrderType, TimeInForce, OrdStatus) for m in e}
+"""Member -> value: a dict lookup, where ``.value`` is a Python descriptor call in 3.11."""
+
+
 def _s(v: Decimal | None) -> str | None:
     return None if v is None else str(v)
 
@@ -128,8 +133,9 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "quantity": str(o.quantity), "price": None if price is None else str(price),
         "stop_price": None if stop_price is None else str(stop_price),
         "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
-        "side": o.side.value, "type": o.type.value, "time_in_force": o.time_in_force.value,
-        "status": o.status.value, "trade_ids": sorted(o.trade_ids),
+        "side": _VALUE[o.side], "type": _VALUE[o.type],
+        "time_in_force": _VALUE[o.time_in_force], "status": _VALUE[o.status],
+        "trade_ids": sorted(o.trade_ids),
         "pending": None if p is None else {
             "kind": p.kind, "cl_ord_id": p.cl_ord_id, "orig_cl_ord_id": p.orig_cl_ord_id,
             "quantity": _s(p.quantity), "price": _s(p.price), "stop_price": _s(p.stop_price),
