@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import os
 import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from connectors.paper.config import PaperConfig
 from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
+from gateway.admin.api import AdminServer
 from gateway.audit.filelog import FileLog
 from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig, VenueConfig
 from gateway.fix import dictionary
@@ -142,18 +144,27 @@ class Gateway:
     store: SessionStorePort
     acceptor: Acceptor
     orders: OrderManager | None = None
+    admin: AdminServer | None = None
+    admin_address: tuple[str, int] | None = None
+    """Where the admin API listens, once started."""
 
     async def start(self) -> tuple[str, int]:
-        """Start the order path (reconciling with the venues), then accept connections."""
+        """Start the order path (reconciling with the venues), then accept connections, then
+        the admin API."""
         if self.orders is not None:
             await self.orders.start()
         tls = self.config.gateway.tls
-        return await self.acceptor.start(
+        address = await self.acceptor.start(
             self.config.gateway.host, self.config.gateway.port,
             tls_context(tls) if tls is not None else None,
         )
+        if self.admin is not None:
+            self.admin_address = await self.admin.start()
+        return address
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
         await self.acceptor.stop()
         if self.orders is not None:
             await self.orders.close()
@@ -255,6 +266,22 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
     acceptor = Acceptor(
         defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log
     )
+    admin = None
     if orders is not None:
         orders.bind(acceptor.flush)
-    return Gateway(cfg, store, acceptor, orders)
+        if cfg.admin is not None:
+            a = cfg.admin
+            admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
+                                token=admin_token(a.token_env))
+    return Gateway(cfg, store, acceptor, orders, admin)
+
+
+def admin_token(env: str | None) -> str | None:
+    """The admin API's bearer token from the environment variable ``[admin] token_env`` names
+    (None: no token is asked for)."""
+    if env is None:
+        return None
+    token = os.environ.get(env, "").strip()
+    if not token:
+        raise CredentialsError(f"[admin] token_env: the environment variable {env} is not set")
+    return token

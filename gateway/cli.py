@@ -13,8 +13,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.server.ports import SessionStorePort
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 GC_THRESHOLD_0 = 50_000
 """Allocations between young collections once started (CPython's default: 700)."""
@@ -105,11 +109,18 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"fixgw: a venue cannot be reached: {exc}", file=sys.stderr)
             await gw.stop()
             return 1
+        except OSError as exc:  # the FIX or the admin port is taken
+            print(f"fixgw: cannot listen: {exc}", file=sys.stderr)
+            await gw.stop()
+            return 1
         names = ", ".join(f"{s.begin_string}:{s.target_comp_id}" for s in cfg.session)
         _tune_gc()
         stop = _stop_on_signal()
         print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})",
               flush=True)
+        if gw.admin_address is not None:
+            admin_host, admin_port = gw.admin_address
+            print(f"admin API on http://{admin_host}:{admin_port}", flush=True)
         await stop.wait()
         await gw.stop()
     return 0
@@ -172,6 +183,58 @@ async def _venue_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kill_switch(args: argparse.Namespace) -> int:
+    """``fixgw kill-switch``: the admin API's kill switch from the command line."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from connectors.common.credentials import CredentialsError
+    from gateway.app import admin_token
+    from gateway.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+        if cfg.admin is None:
+            raise ConfigError(f"{args.config}: no [admin] section: the admin API is off")
+        token = admin_token(cfg.admin.token_env)
+    except (ConfigError, CredentialsError) as exc:
+        print(f"fixgw: {exc}", file=sys.stderr)
+        return 2
+    host = cfg.admin.host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a listening address, not a bind
+        host = "127.0.0.1"
+    url = f"http://{host}:{cfg.admin.port}/kill-switch"
+    data = None
+    if not args.status:
+        scope = "*" if args.all else _session_scope(cfg, args.session)
+        data = json.dumps({"scope": scope, "engaged": not args.release,
+                           "reason": args.reason}).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")  # noqa: S310 - http to the configured admin API
+    req.add_header("Content-Type", "application/json")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp:  # noqa: S310
+            answer = resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        print(f"fixgw: {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"fixgw: the admin API at {url} cannot be reached: {exc}", file=sys.stderr)
+        return 1
+    print(answer)
+    return 0
+
+
+def _session_scope(cfg: Config, name: str) -> str:
+    """A session id as given, or the id of the configured session whose TargetCompID it is."""
+    for s in cfg.session:
+        if name == s.target_comp_id:
+            return f"{s.begin_string}:{cfg.gateway.sender_comp_id}->{s.target_comp_id}"
+    return name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fixgw", description="FIX gateway for crypto venues")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -210,6 +273,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     vc.add_argument("--place", action="store_true",
                     help="place the smallest post-only buy at half the last price, then cancel")
 
+    k = sub.add_parser("kill-switch", help="engage (or --release) the kill switch through the "
+                       "admin API: new orders refused, open orders cancelled")
+    k.add_argument("--config", default="config/gateway.toml")
+    which = k.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", help="a session id, or a configured TargetCompID")
+    which.add_argument("--all", action="store_true", help="every session")
+    which.add_argument("--status", action="store_true", help="print what is engaged")
+    k.add_argument("--release", action="store_true", help="release instead of engaging")
+    k.add_argument("--reason", default="", help="why (stored and logged)")
+    k.add_argument("--timeout", type=float, default=30.0)
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -236,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.tick_interval < 0:
             ap.error("--tick-interval must not be negative")
         return asyncio.run(_venue_sim(args))
+    if args.command == "kill-switch":
+        return _kill_switch(args)
     if args.command == "hash-password":
         import bcrypt
 

@@ -234,8 +234,30 @@ class GatewayConfig(_Strict):
     tls: TLSConfig | None = None
 
 
+class AdminConfig(_Strict):
+    """The HTTP admin API (gateway.admin.api): the kill switch and health."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9877, ge=0, le=65535)
+    token_env: str | None = None
+    """Environment variable holding the bearer token every request must carry; without it
+    the API takes no token, and must then listen on a loopback address."""
+
+    @model_validator(mode="after")
+    def _loopback_without_token(self) -> AdminConfig:
+        if self.token_env is None:
+            try:
+                loopback = ipaddress.ip_address(self.host).is_loopback
+            except ValueError:
+                loopback = self.host == "localhost"
+            if not loopback:
+                raise ValueError("an admin API off the loopback address needs token_env")
+        return self
+
+
 class Config(_Strict):
     gateway: GatewayConfig = GatewayConfig()
+    admin: AdminConfig | None = None
     session: list[SessionConfig] = []
     template: list[TemplateConfig] = []
     venue: list[VenueConfig] = []

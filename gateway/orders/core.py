@@ -115,6 +115,8 @@ class OrderCore:
         next one."""
         self._replacing: set[str] = set()
         """Cancel-then-new: the old venue order is canceled, the new one being placed."""
+        self._kill_reasons: dict[str, str] = {}
+        """Why each engaged kill switch was engaged (``risk.killed`` holds the scopes)."""
         self._cancel_after_pending: set[str] = set()
         """Orders to cancel (cancel-on-disconnect, mass cancel) once their pending cancel or
         replace is resolved."""

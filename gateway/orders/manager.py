@@ -146,6 +146,16 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             await self.reconcile(name)
         for name in started:
             self._reissue_pending(name)
+        # the kill switch: engaged by the configuration or by an admin command before the
+        # restart; what is still open of the scope is cancelled now
+        stored_kills = await self.store.load_kill_switches()
+        self.risk.killed.update(stored_kills)
+        self._kill_reasons.update(stored_kills)
+        killed = self._killed_orders()
+        if killed:
+            log.warning("kill switch engaged (%s): cancelling %d open orders",
+                        ", ".join(sorted(self.risk.killed)), len(killed))
+            self._cancel_orders(killed, reason="kill switch")
         overrides = await self.store.load_cod_overrides()
         for sid, st in self._sessions.items():
             # every session is disconnected now (a restart is a disconnect, not a logout): a

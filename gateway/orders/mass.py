@@ -148,3 +148,42 @@ class MassRequests(OrderCore):
         targets = [o for o in self.orders.values() if o.session_id == sid and o.is_open]
         log.info("%s: cancel-on-disconnect: %d open orders", sid, len(targets))
         self._cancel_orders(targets, reason="cancel on disconnect")
+
+    # ---------------------------------------------------------------------------------------
+    # the kill switch (an admin command, or the configuration)
+
+    def kill_switches(self) -> dict[str, str]:
+        """Engaged scopes (a session id, or ``*`` for every session) -> why."""
+        return {scope: self._kill_reasons.get(scope, "") for scope in sorted(self.risk.killed)}
+
+    async def kill_switch(self, scope: str, engaged: bool, reason: str = "") -> int:
+        """Engage or release the kill switch of ``scope``: a session id, or ``*`` for the whole
+        gateway. Engaged, new orders and replaces of the scope are refused at once and every
+        open order of it is cancelled at its venue (bulk cancel where the venue has one; an
+        order not yet acknowledged as soon as it is). The clients learn the outcomes from
+        ExecutionReports, now or at their next Logon. The state is stored, so it survives a
+        restart; returns once stored, with the number of orders being cancelled.
+
+        Raises KeyError for a scope that is neither ``*`` nor a session with order routing.
+        """
+        if scope != "*" and scope not in self._sessions:
+            raise KeyError(scope)
+        if not engaged:
+            self.risk.killed.discard(scope)
+            self._kill_reasons.pop(scope, None)
+            log.warning("kill switch of %s released (%s)", scope, reason or "no reason given")
+            await self.store.save_kill_switch(scope, False, reason)
+            return 0
+        self.risk.killed.add(scope)
+        self._kill_reasons[scope] = reason
+        targets = self._killed_orders()
+        log.warning("kill switch of %s engaged (%s): cancelling %d open orders", scope,
+                    reason or "no reason given", len(targets))
+        self._cancel_orders(targets, reason="kill switch")
+        await self.store.save_kill_switch(scope, True, reason)
+        return len(targets)
+
+    def _killed_orders(self) -> list[Order]:
+        """Open orders of every session whose kill switch is engaged."""
+        is_killed = self.risk.is_killed
+        return [o for o in self.orders.values() if o.is_open and is_killed(o.session_id)]

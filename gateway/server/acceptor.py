@@ -106,6 +106,10 @@ class Acceptor:
             if h.file_log is not None:
                 h.file_log.close()
 
+    def logged_on(self) -> dict[str, bool]:
+        """Every session known so far (configured, or made from a template) -> logged on."""
+        return {str(sid): h.session.is_logged_on for sid, h in self._handles.items()}
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(self, reader, writer)
         self._connections.add(conn)

@@ -15,6 +15,9 @@ Tables (DESIGN.md, "Storage"):
 * ``messages`` -- every message we sent, by (session, MsgSeqNum), kept for ResendRequest (2)
   answers.
 * ``message_log`` -- both directions, append-only, for audit (secrets masked).
+* ``kill_switches`` -- one row per scope (a session id, or ``*`` for the whole gateway) whose
+  kill switch an admin command engaged or released: whether it is engaged, why, and when it
+  last changed; read at start so a switch outlives a gateway restart.
 
 Orders (:mod:`gateway.store.orders`; ids and amounts are the caller's, amounts as exact decimal
 strings):
@@ -71,6 +74,8 @@ NAME_LENGTH = 64
 """Short names: gateway OrderIDs (37), venues, event kinds, currencies, counters."""
 MODE_LENGTH = 16
 """Setting values: a cancel-on-disconnect mode (``off``, ``disconnect``, ``logout``, ``both``)."""
+REASON_LENGTH = 200
+"""Free text an operator gives with an admin command (a kill switch's reason)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -137,6 +142,16 @@ message_log = Table(
     Column("data", LargeBinary, nullable=False),
     CheckConstraint("direction IN ('in', 'out')", name="direction"),
     Index(None, "session_id", "logged_at"),
+)
+
+kill_switches = Table(
+    "kill_switches",
+    metadata,
+    Column("scope", String(SESSION_ID_LENGTH), nullable=False),
+    Column("engaged", Boolean, nullable=False),
+    Column("reason", String(REASON_LENGTH), nullable=False, server_default=""),
+    Column("changed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("scope"),
 )
 
 

@@ -68,6 +68,7 @@ from gateway.store.orders import (
     PendingOrderWrites,
 )
 from gateway.store.schema import ID_LENGTH, message_log, messages, sessions
+from gateway.store.switches import check_kill_switch, load_kill_switches, upsert_kill_switch_sql
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,15 @@ class _SetCodOverride:
 
 
 @dataclass(slots=True, eq=False)
+class _SetKillSwitch:
+    waiter: _Waiter
+    scope: str
+    engaged: bool
+    reason: str
+    now: datetime
+
+
+@dataclass(slots=True, eq=False)
 class _OrderWrite:
     waiter: _Waiter
     append: OrderAppend
@@ -185,10 +195,11 @@ class _Stop:
 
 
 _Request: TypeAlias = (
-    _Load | _Save | _GetSent | _Reset | _Log | _SetCodOverride | _OrderWrite | _OrderRead
+    _Load | _Save | _GetSent | _Reset | _Log | _SetCodOverride | _SetKillSwitch | _OrderWrite
+    | _OrderRead
 )
 _Outcome: TypeAlias = tuple[_Waiter, Any, BaseException | None]
-_WRITES: frozenset[type] = frozenset((_Save, _Log, _SetCodOverride, _OrderWrite))
+_WRITES: frozenset[type] = frozenset((_Save, _Log, _SetCodOverride, _SetKillSwitch, _OrderWrite))
 """Requests that only write: a batch of these alone is begun and committed on the DBAPI level."""
 
 
@@ -202,10 +213,15 @@ class _PendingWrites:
     logs: list[tuple[str, str, Any, bytes]] = field(default_factory=list)
     cod_overrides: dict[str, tuple[str, int, int, Any, str | None]] = field(default_factory=dict)
     """``upsert_cod_override`` rows by session id (the last one of a session wins)."""
+    kill_switches: dict[str, tuple[str, bool, str, Any]] = field(default_factory=dict)
+    """``upsert_kill_switch`` rows by scope (the last one of a scope wins)."""
     orders: PendingOrderWrites = field(default_factory=PendingOrderWrites)
 
     def __bool__(self) -> bool:
-        return bool(self.sent or self.seqs or self.logs or self.cod_overrides or self.orders)
+        return bool(
+            self.sent or self.seqs or self.logs or self.cod_overrides or self.kill_switches
+            or self.orders
+        )
 
 
 class _Statements:
@@ -213,9 +229,9 @@ class _Statements:
 
     The reads (and ``create_session`` / ``reset_session`` of load and reset) are SQLAlchemy
     statements; the batch writes (``create_sessions``, ``update_seqs``, ``upsert_message``,
-    ``insert_log``, ``upsert_cod_override``, ``orders.insert_event`` ...) are SQL text for the
-    DBAPI cursor with positional parameters: the same SQL SQLAlchemy renders for those
-    statements.
+    ``insert_log``, ``upsert_cod_override``, ``upsert_kill_switch``, ``orders.insert_event``
+    ...) are SQL text for the DBAPI cursor with positional parameters: the same SQL SQLAlchemy
+    renders for those statements.
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -269,6 +285,7 @@ class _Statements:
             conflict=["session_id"],
             update=["cod_override"],
         )
+        self.upsert_kill_switch = upsert_kill_switch_sql(mark)
         self.begin: str | None = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else None
         """What begins a write transaction on the DBAPI connection (see gateway.store.db);
         psycopg begins one implicitly."""
@@ -503,6 +520,26 @@ class SessionStore(OrderStore):
         """Session id -> the mode stored by :meth:`save_cod_override`, for every session whose
         last Logon chose one."""
         return await self._order_read(_load_cod_overrides)
+
+    def save_kill_switch(self, scope: str, engaged: bool, reason: str = "") -> asyncio.Future[None]:
+        """Record that the kill switch of ``scope`` (a session id, or "*" for the whole
+        gateway) was engaged or released (by an admin command). Queued at once (joins the
+        writer's next batch, in order with what is queued after it); the future resolves after
+        the commit.
+
+        ``scope`` must be 1..255 characters (ValueError); ``reason`` is cut to 200 characters.
+        Rows are upserted by scope (a released switch keeps its row, not engaged); see
+        :mod:`gateway.store.switches`."""
+        scope, reason = check_kill_switch(scope, reason)
+        waiter = self._waiter()
+        self._submit(_SetKillSwitch(waiter, scope, bool(engaged), reason, self._now()))
+        future: asyncio.Future[None] = waiter.future
+        return future
+
+    async def load_kill_switches(self) -> dict[str, str]:
+        """scope -> reason, for every scope whose switch is engaged (released ones are
+        absent)."""
+        return await self._order_read(load_kill_switches)
 
     async def _order_write(self, append: OrderAppend) -> None:
         await self.append_now(append)
@@ -781,6 +818,11 @@ class SessionStore(OrderStore):
                     request.session_id, 1, 1, st.bind_time(request.now), request.mode
                 )
                 outcomes.append((request.waiter, None, None))
+            elif isinstance(request, _SetKillSwitch):
+                pending.kill_switches[request.scope] = (
+                    request.scope, request.engaged, request.reason, st.bind_time(request.now)
+                )
+                outcomes.append((request.waiter, None, None))
             elif isinstance(request, _OrderWrite):
                 pending.orders.add(request.append)
                 outcomes.append((request.waiter, None, None))
@@ -864,6 +906,8 @@ class SessionStore(OrderStore):
         if pending.cod_overrides:
             run(st.upsert_cod_override, list(pending.cod_overrides.values()))
             self._new_sessions.update(pending.cod_overrides)
+        if pending.kill_switches:
+            run(st.upsert_kill_switch, list(pending.kill_switches.values()))
         pending.orders.flush(run, st.orders)
 
 

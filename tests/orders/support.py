@@ -156,6 +156,7 @@ class OrderClient(FixClient):
 def config(
     sessions: list[dict[str, Any]] | None = None,
     venues: list[dict[str, Any]] | None = None,
+    admin: dict[str, Any] | None = None,
 ) -> Config:
     if sessions is None:
         sessions = [session()]
@@ -164,6 +165,7 @@ def config(
     return Config.model_validate({
         "gateway": {"host": "127.0.0.1", "port": 0, "log_dir": None},
         "venue": venues, "session": sessions,
+        **({"admin": admin} if admin is not None else {}),
     })
 
 
@@ -240,13 +242,14 @@ async def running(
     *,
     store: SessionStore | None = None,
     replay_check: bool = True,
+    admin: dict[str, Any] | None = None,
 ) -> AsyncIterator[Run]:
     """A started gateway; on exit: stopped, and the event log replayed against the snapshots."""
     own_store = store is None
     if store is None:
         store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
         await store.start()
-    gw = build_gateway(config(sessions, venues), store)
+    gw = build_gateway(config(sessions, venues, admin), store)
     host, port = await gw.start()
     run = Run(gw, store, host, port)
     orders = run.orders

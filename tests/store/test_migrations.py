@@ -8,14 +8,15 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
 from gateway.orders.model import OrderEvent
 from gateway.store import migrate
 from gateway.store.db import make_engine
-from gateway.store.schema import messages, metadata, sessions
+from gateway.store.schema import kill_switches, messages, metadata, sessions
 from gateway.store.sessions import SessionRecord, SessionStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0003"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0004"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -147,4 +148,43 @@ def test_upgrade_from_0002_adds_the_cod_override_column_empty(store_url: str) ->
             assert await store.load_cod_overrides() == {"S": "off"}
 
     asyncio.run(body())
+    assert migrate.current_revision(store_url) == migrate.head_revision()
+
+
+def test_upgrade_from_0003_adds_the_kill_switches_table_empty_and_downgrade_drops_it(
+    store_url: str,
+) -> None:
+    """A database of an older fixgw (r0003) has no kill switch engaged after the upgrade; the
+    downgrade to 0003 drops the table again (and the upgrade re-creates it)."""
+    migrate.upgrade(store_url, "0003")
+    engine = make_engine(store_url)
+    try:
+        assert "kill_switches" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+    async def body() -> None:
+        async with SessionStore(store_url) as store:
+            assert await store.load_kill_switches() == {}
+            await store.save_kill_switch("*", True, "maintenance")
+            assert await store.load_kill_switches() == {"*": "maintenance"}
+
+    asyncio.run(body())
+    assert migrate.current_revision(store_url) == "0004"
+
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            command.downgrade(migrate.alembic_config(connection), "0003")
+            connection.commit()
+        assert "kill_switches" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
     assert migrate.current_revision(store_url) == "0003"
+    migrate.upgrade(store_url)
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(kill_switches)).scalar() == 0
+    finally:
+        engine.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.store import sessions as sessions_module
 from gateway.store.db import make_engine
-from gateway.store.schema import message_log, sessions
+from gateway.store.schema import kill_switches, message_log, sessions
 from gateway.store.sessions import SessionRecord, SessionStore, StoreClosedError
 
 T = TypeVar("T")
@@ -307,6 +307,104 @@ def read_cod_override(url: str, session_id: str) -> str | None:
                 select(sessions.c.cod_override).where(sessions.c.session_id == session_id)
             ).scalar_one()
         return mode
+    finally:
+        engine.dispose()
+
+
+# --- kill switches (admin commands) ------------------------------------------------------------
+
+
+def test_kill_switches_survive_a_restart_and_released_ones_are_absent(store_url: str) -> None:
+    clock = Clock(T0)
+
+    async def body(store: SessionStore) -> dict[str, str]:
+        await store.save_kill_switch("*", True, "venue outage")
+        await store.save_kill_switch(SID, True, "runaway algo")
+        clock.now = T0 + timedelta(minutes=5)
+        await store.save_kill_switch(SID, False)
+        return await store.load_kill_switches()
+
+    assert with_store(store_url, body, clock=clock) == {"*": "venue outage"}
+    # a new store on the same database (a restarted gateway) reads back exactly the engaged one
+    assert with_store(store_url, lambda store: store.load_kill_switches()) == {
+        "*": "venue outage"
+    }
+    # the released switch keeps its row: not engaged, when it changed
+    assert read_kill_switches(store_url) == {
+        "*": (True, "venue outage", T0),
+        SID: (False, "", T0 + timedelta(minutes=5)),
+    }
+
+
+def test_kill_switch_writes_of_one_scope_in_one_batch_the_last_wins(store_url: str) -> None:
+    async def body(store: SessionStore) -> dict[str, str]:
+        # hold the writer in a read so that the writes below are queued together
+        entered, release = threading.Event(), threading.Event()
+
+        def blocking_read(_conn: Any, _st: Any) -> None:
+            entered.set()
+            release.wait(10)
+
+        before = store.stats
+        held = asyncio.ensure_future(store._order_read(blocking_read))
+        assert await asyncio.to_thread(entered.wait, 10)
+        writes = [
+            store.save_kill_switch(SID, True, "first"),
+            store.save_kill_switch("*", True, "all"),
+            store.save_kill_switch(SID, False, "released"),
+            store.save_kill_switch(SID, True, "last"),
+        ]
+        release.set()
+        await held
+        assert await asyncio.gather(*writes) == [None] * 4
+        after = store.stats  # two transactions: the read's, then all four writes
+        assert (after.batches - before.batches, after.largest_batch) == (2, 4)
+        return await store.load_kill_switches()
+
+    assert with_store(store_url, body) == {SID: "last", "*": "all"}
+    assert with_store(store_url, lambda store: store.load_kill_switches()) == {
+        SID: "last",
+        "*": "all",
+    }
+
+
+def test_kill_switch_scope_is_checked_and_the_reason_cut(store_url: str) -> None:
+    async def body(store: SessionStore) -> dict[str, str]:
+        for bad in ("", "x" * 256):
+            with pytest.raises(ValueError):
+                store.save_kill_switch(bad, True, "r")
+        await store.save_kill_switch("x" * 255, True, "y" * 500)
+        return await store.load_kill_switches()
+
+    assert with_store(store_url, body) == {"x" * 255: "y" * 200}
+
+
+def test_kill_switch_commits_no_later_than_a_save_queued_after_it(store_url: str) -> None:
+    async def body(store: SessionStore) -> None:
+        await store.load(SID)
+        for seq, engaged in enumerate((True, False), start=1):
+            stored = store.save_kill_switch(SID, engaged, "admin")
+            await store.save(SID, sent=[(seq, fix(seq))], next_sender=seq + 1)
+            assert stored.done() and stored.exception() is None
+            rows = await asyncio.to_thread(read_kill_switches, store_url)
+            assert rows[SID][:2] == (engaged, "admin")
+
+    with_store(store_url, body)
+
+
+def read_kill_switches(url: str) -> dict[str, tuple[bool, str, datetime]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    kill_switches.c.scope,
+                    kill_switches.c.engaged,
+                    kill_switches.c.reason,
+                    kill_switches.c.changed_at,
+                )
+            ).all()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
     finally:
         engine.dispose()
 

@@ -37,6 +37,7 @@ from gateway.store.orders import (
 )
 from gateway.store.schema import (
     fills,
+    kill_switches,
     message_log,
     messages,
     order_events,
@@ -45,6 +46,7 @@ from gateway.store.schema import (
     sessions,
 )
 from gateway.store.sessions import SessionStore, _Statements
+from gateway.store.switches import KILL_SWITCH_COLUMNS
 
 T = TypeVar("T")
 SID = "FIX.4.4:GW->CLIENT1"
@@ -108,6 +110,9 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
     ins_message = insert(messages)
     session_columns = ("session_id", "next_sender", "next_target", "creation_time")
     ins_cod = insert(sessions).values({c: None for c in (*session_columns, "cod_override")})
+    ins_kill = insert(kill_switches).values(
+        {c: None for c in ("scope", "engaged", "reason", "changed_at")}
+    )
     return {
         "create_sessions": insert(sessions)
         .values({c: None for c in session_columns})
@@ -115,6 +120,14 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
         "upsert_cod_override": ins_cod.on_conflict_do_update(
             index_elements=[sessions.c.session_id],
             set_={"cod_override": ins_cod.excluded.cod_override},
+        ),
+        "upsert_kill_switch": ins_kill.on_conflict_do_update(
+            index_elements=[kill_switches.c.scope],
+            set_={
+                "engaged": ins_kill.excluded.engaged,
+                "reason": ins_kill.excluded.reason,
+                "changed_at": ins_kill.excluded.changed_at,
+            },
         ),
         "upsert_message": ins_message.on_conflict_do_update(
             index_elements=[messages.c.session_id, messages.c.seq],
@@ -147,6 +160,7 @@ def test_batch_sql_is_what_sqlalchemy_renders(dialect: Dialect) -> None:
     ours = {
         "create_sessions": st.create_sessions,
         "upsert_cod_override": st.upsert_cod_override,
+        "upsert_kill_switch": st.upsert_kill_switch,
         "upsert_message": st.upsert_message,
         "insert_log": st.insert_log,
         "insert_event": st.orders.insert_event,
@@ -202,7 +216,7 @@ def test_insert_sql() -> None:
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 def test_times_are_bound_as_the_utc_datetime_type_binds_them(dialect: Dialect) -> None:
     bind = _Statements(dialect).bind_time
-    for column in (message_log.c.logged_at, sessions.c.creation_time):
+    for column in (message_log.c.logged_at, sessions.c.creation_time, kill_switches.c.changed_at):
         processor = column.type.dialect_impl(dialect).bind_processor(dialect)
         assert processor is not None
         for when in (
@@ -227,6 +241,7 @@ def test_row_columns_are_the_tables_columns() -> None:
     assert sorted(ORDER_COLUMNS) == sorted(_table_columns(orders))
     assert sorted(FILL_COLUMNS) == sorted(_table_columns(fills))
     assert sorted(REPORT_COLUMNS) == sorted(_table_columns(reports))
+    assert list(KILL_SWITCH_COLUMNS) == _table_columns(kill_switches)
 
 
 def test_built_rows_line_up_with_their_columns() -> None:

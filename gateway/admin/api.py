@@ -1,0 +1,140 @@
+"""The HTTP admin API: the kill switch and the gateway's health, for operators and risk desks.
+
+Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JSON in and out:
+
+* ``GET /kill-switch`` -> ``{"engaged": {scope: reason}}``: a scope is a session id
+  (``FIX.4.4:GATEWAY->CLIENT1``) or ``*`` (every session).
+* ``POST /kill-switch`` with ``{"scope": "*", "engaged": true, "reason": "..."}`` -> engages
+  (new orders and replaces refused, every open order of the scope cancelled at its venue) or
+  releases it; answers ``{"scope", "engaged", "cancelling"}`` once the state is stored, so it
+  survives a restart. A scope engaged by the configuration (``kill_switch = true``) is engaged
+  again at every start.
+* ``GET /health`` -> sessions (logged on, open orders) and venues (up, or why not).
+
+With ``token_env``, every request must carry ``Authorization: Bearer <token>`` (compared in
+constant time; the token is never logged). Bad requests get 400, an unknown scope 404, a
+missing or wrong token 401, each with ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.orders.manager import OrderManager
+    from gateway.server.acceptor import Acceptor
+
+log = logging.getLogger("fixgw.admin")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY = 64 << 10
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+class AdminServer:
+    """The admin API over ``orders`` (and ``acceptor`` for the sessions' state)."""
+
+    def __init__(
+        self,
+        orders: OrderManager,
+        acceptor: Acceptor,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+    ) -> None:
+        self._orders = orders
+        self._acceptor = acceptor
+        self._host, self._port = host, port
+        self._token = token.encode() if token else None
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth], client_max_size=MAX_BODY)
+        app.router.add_get("/kill-switch", self._get_kill_switch)
+        app.router.add_post("/kill-switch", self._post_kill_switch)
+        app.router.add_get("/health", self._health)
+        return app
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; returns the address (the port is the one the OS chose when 0)."""
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        server = site._server  # noqa: SLF001 - aiohttp keeps the bound socket there
+        assert server is not None
+        sock = server.sockets[0]  # type: ignore[attr-defined]
+        host, port = sock.getsockname()[:2]
+        log.info("admin API on http://%s:%d", host, port)
+        return host, port
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._token is not None:
+            given = request.headers.get("Authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.strip().encode(), self._token
+            ):
+                log.warning("admin API: refused %s %s from %s (no valid token)",
+                            request.method, request.path, request.remote)
+                return _error(401, "a valid bearer token is required")
+        return await handler(request)
+
+    async def _get_kill_switch(self, _request: web.Request) -> web.Response:
+        return web.json_response({"engaged": self._orders.kill_switches()})
+
+    async def _post_kill_switch(self, request: web.Request) -> web.Response:
+        try:
+            body: Any = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the body must be JSON")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object")
+        scope, engaged, reason = body.get("scope"), body.get("engaged"), body.get("reason", "")
+        if not isinstance(scope, str) or not scope:
+            return _error(400, 'scope must be a session id or "*"')
+        if not isinstance(engaged, bool):
+            return _error(400, "engaged must be true or false")
+        if not isinstance(reason, str):
+            return _error(400, "reason must be a string")
+        unknown = sorted(set(body) - {"scope", "engaged", "reason"})
+        if unknown:
+            return _error(400, f"unknown key(s): {', '.join(unknown)}")
+        log.warning("admin API: kill switch of %s %s by %s", scope,
+                    "engaged" if engaged else "released", request.remote)
+        try:
+            cancelling = await self._orders.kill_switch(scope, engaged, reason[:200])
+        except KeyError:
+            return _error(404, f"no session {scope!r} with order routing (or \"*\")")
+        return web.json_response({"scope": scope, "engaged": engaged, "cancelling": cancelling})
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        open_by_session: dict[str, int] = {}
+        for o in self._orders.orders.values():
+            if o.is_open:
+                open_by_session[o.session_id] = open_by_session.get(o.session_id, 0) + 1
+        sessions = {
+            sid: {"logged_on": on, "open_orders": open_by_session.get(sid, 0)}
+            for sid, on in sorted(self._acceptor.logged_on().items())
+        }
+        venues = {name: ("down: " + self._orders.down[name]) if name in self._orders.down
+                  else "up" for name in sorted(self._orders.connectors)}
+        return web.json_response({"sessions": sessions, "venues": venues,
+                                  "kill_switch": self._orders.kill_switches()})
