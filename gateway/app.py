@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import os
 import ssl
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,12 +19,20 @@ from connectors.base import Connector, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
 from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
+from connectors.paper.market import MarketConfig, SyntheticMarket, default_markets, read_recorded
 from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
 from gateway.admin.api import AdminServer
 from gateway.audit.filelog import FileLog
-from gateway.config import WEEKDAYS, Config, SessionOptions, TLSConfig, VenueConfig
+from gateway.config import (
+    WEEKDAYS,
+    Config,
+    ConfigError,
+    SessionOptions,
+    TLSConfig,
+    VenueConfig,
+)
 from gateway.fix import dictionary
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.message import Message
@@ -173,8 +182,8 @@ class Gateway:
 def build_connector(v: VenueConfig) -> Connector:
     if v.kind == "paper":
         conn = PaperConnector(PaperConfig(
-            balances=dict(v.balances), maker_fee=v.maker_fee, taker_fee=v.taker_fee, seed=v.seed,
-            tick_interval_s=v.tick_interval, name=v.name,
+            markets=paper_markets(v), balances=dict(v.balances), maker_fee=v.maker_fee,
+            taker_fee=v.taker_fee, seed=v.seed, tick_interval_s=v.tick_interval, name=v.name,
         ))
         if not v.amend:
             conn.info = replace(conn.info, capabilities=replace(conn.capabilities, amend=False))
@@ -194,6 +203,36 @@ def build_connector(v: VenueConfig) -> Connector:
     )
     return exchange_connector(v.kind, settings, exchange_id=v.exchange_id,
                               options=v.ccxt_options, poll_interval=v.poll_interval)
+
+
+def paper_markets(v: VenueConfig) -> tuple[MarketConfig, ...]:
+    """The simulated venue's markets: the defaults, with each ``[[venue.market]]`` applied.
+    Raises ConfigError for an unknown symbol or an unreadable recorded market."""
+    markets = {m.instrument.symbol: m for m in default_markets()}
+    start_ns = time.time_ns()
+    for entry in v.market:
+        base = markets.get(entry.symbol)
+        if base is None:
+            raise ConfigError(f"[[venue]] {v.name}: [[venue.market]] symbol {entry.symbol!r} is "
+                              f"not simulated (one of {', '.join(sorted(markets))})")
+        changes: dict[str, object] = {
+            k: val for k in ("mid", "volatility", "levels", "level_size", "half_spread_ticks",
+                             "level_step_ticks")
+            if (val := getattr(entry, k)) is not None
+        }
+        if entry.recorded is not None:
+            try:
+                with entry.recorded.open(encoding="utf-8") as f:
+                    changes["path"] = read_recorded(f, start_ns)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"[[venue]] {v.name}: recorded market {entry.recorded}: "
+                                  f"{exc}") from None
+        try:
+            markets[entry.symbol] = replace(base, **changes)  # type: ignore[arg-type]
+            SyntheticMarket(markets[entry.symbol], 0)  # its own checks, now rather than later
+        except ValueError as exc:
+            raise ConfigError(f"[[venue]] {v.name}: market {entry.symbol}: {exc}") from None
+    return tuple(markets.values())
 
 
 def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | None:

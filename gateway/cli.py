@@ -100,7 +100,7 @@ async def _run(args: argparse.Namespace) -> int:
     async with _started_store(cfg.gateway.store) as store:
         try:
             gw = build_gateway(cfg, store)
-        except CredentialsError as exc:
+        except (CredentialsError, ConfigError) as exc:
             print(f"fixgw: {exc}", file=sys.stderr)
             return 2
         try:

@@ -147,11 +147,29 @@ class TLSConfig(_Strict):
     """When set, clients must present a certificate signed by this CA."""
 
 
-_PAPER_ONLY = ("seed", "maker_fee", "taker_fee", "balances", "tick_interval")
+_PAPER_ONLY = ("seed", "maker_fee", "taker_fee", "balances", "tick_interval", "market")
 _NATIVE = ("binance", "okx", "bybit", "ccxt")
 _EXCHANGE_ONLY = ("credentials_env", "secrets_file", "testnet", "urls", "markets", "symbols",
                   "dead_man_switch", "recv_window_ms", "request_timeout", "exchange_id",
                   "ccxt_options", "poll_interval")
+
+
+class PaperMarketConfig(_Strict):
+    """One instrument's synthetic market on the simulated venue (``[[venue.market]]``): the
+    keys given replace the defaults of ``connectors.paper.market.default_markets``."""
+
+    symbol: str = Field(min_length=1)
+    mid: Decimal | None = Field(default=None, gt=0)
+    """The starting mid price."""
+    volatility: Decimal | None = Field(default=None, ge=0)
+    """Standard deviation of one tick's relative mid move (0: the mid stays put)."""
+    levels: int | None = Field(default=None, ge=0)
+    level_size: Decimal | None = Field(default=None, gt=0)
+    half_spread_ticks: int | None = Field(default=None, ge=1)
+    level_step_ticks: int | None = Field(default=None, ge=1)
+    recorded: Path | None = None
+    """A CSV file of ``timestamp,mid`` lines replayed instead of the random walk, from the
+    gateway's start, at the recorded pace."""
 
 
 class VenueConfig(_Strict):
@@ -172,6 +190,8 @@ class VenueConfig(_Strict):
     tick_interval: float = Field(default=0.5, gt=0)
     amend: bool = True
     """The simulated venue amends natively; false makes the gateway cancel, then place."""
+    market: list[PaperMarketConfig] = []
+    """The simulated venue's markets, per instrument (the others keep their defaults)."""
     # ---- exchanges (binance, okx, bybit, ccxt) ----
     credentials_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
     """Prefix of the environment variables with the API credentials: ``<P>_API_KEY``,
@@ -332,7 +352,10 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         })
     gw = cfg.gateway.model_copy(update={"tls": tls})
     venues = [
-        v.model_copy(update={"secrets_file": fix(v.secrets_file)}) if v.secrets_file else v
+        v.model_copy(update={
+            "secrets_file": fix(v.secrets_file),
+            "market": [m.model_copy(update={"recorded": fix(m.recorded)}) for m in v.market],
+        })
         for v in cfg.venue
     ]
     return cfg.model_copy(update={"session": sessions, "template": templates, "gateway": gw,

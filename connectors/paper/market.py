@@ -16,6 +16,7 @@ import random
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Generic
 
@@ -87,6 +88,50 @@ def default_markets() -> tuple[MarketConfig, ...]:
         MarketConfig(SOL_USDT, Decimal("180"), level_size=Decimal("50")),
         MarketConfig(BTC_USDT_PERP, Decimal("97000"), level_size=Decimal("1")),
     )
+
+
+def read_recorded(lines: Iterable[str], start_ns: int) -> list[tuple[int, Decimal]]:
+    """A recorded market from CSV lines ``timestamp,mid``, shifted so that its first point is at
+    ``start_ns`` (it replays at the recorded pace from there).
+
+    A timestamp is integer nanoseconds since the epoch or an ISO 8601 time with its offset
+    (``2026-11-20T10:00:00.250Z``); a first line that is not a point is a header; blank lines
+    and ``#`` comments are skipped. Raises ValueError naming the line at fault.
+    """
+    points: list[tuple[int, Decimal]] = []
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        cells = [c.strip() for c in text.split(",")]
+        try:
+            if len(cells) != 2:
+                raise ValueError("expected two cells: timestamp,mid")
+            ts = _timestamp_ns(cells[0])
+            mid = Decimal(cells[1])
+            if not mid.is_finite() or mid <= 0:
+                raise ValueError(f"mid must be a positive number, not {cells[1]!r}")
+        except (ValueError, ArithmeticError) as exc:
+            if not points and n == 1:
+                continue  # a header
+            raise ValueError(f"line {n}: {exc}") from None
+        if points and ts < points[-1][0]:
+            raise ValueError(f"line {n}: timestamps must not go back in time")
+        points.append((ts, mid))
+    if not points:
+        raise ValueError("no points")
+    shift = start_ns - points[0][0]
+    return [(ts + shift, mid) for ts, mid in points]
+
+
+def _timestamp_ns(cell: str) -> int:
+    if cell.isdigit():
+        return int(cell)
+    when = datetime.fromisoformat(cell.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError(f"a timestamp needs its UTC offset: {cell!r}")
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 class SyntheticMarket(Generic[O]):

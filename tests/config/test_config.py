@@ -78,6 +78,15 @@ BAD = {
     "exchange-key-on-paper": (
         '[[venue]]\nname = "p"\ntestnet = true\n', ["venue.0", "testnet", "exchange venues"],
     ),
+    "market-on-exchange": (
+        '[[venue]]\nname = "o"\nkind = "okx"\ncredentials_env = "OKX"\n'
+        '[[venue.market]]\nsymbol = "BTC/USDT"\n',
+        ["venue.0", "market", "simulated venue only"],
+    ),
+    "market-bad-volatility": (
+        '[[venue]]\nname = "p"\n[[venue.market]]\nsymbol = "BTC/USDT"\nvolatility = "-1"\n',
+        ["venue.0.market.0.volatility"],
+    ),
     "half-a-schedule": (
         '[[session]]\ntarget_comp_id = "C1"\n[session.schedule]\nstart_day = "mon"\n',
         ["session.0.schedule", "start_day and end_day go together"],
