@@ -250,10 +250,23 @@ def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | N
     )
 
 
+_LIMITS = ("max_order_qty", "max_notional", "price_band", "max_open_orders",
+           "max_orders_per_second")
+
+
 def risk_limits(opts: SessionOptions) -> RiskLimits:
     r = opts.risk
-    return RiskLimits(r.max_order_qty, r.max_notional, r.price_band, r.max_open_orders,
-                      r.max_orders_per_second)
+    return RiskLimits(**{k: getattr(r, k) for k in _LIMITS})
+
+
+def account_risk_limits(opts: SessionOptions) -> dict[str, RiskLimits]:
+    """Account (1) -> its limits: the session's, with the keys of ``[session.risk.accounts.X]``
+    replaced."""
+    session = risk_limits(opts)
+    return {
+        account: replace(session, **{k: getattr(a, k) for k in a.model_fields_set})
+        for account, a in opts.risk.accounts.items()
+    }
 
 
 def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None = None) -> Gateway:
@@ -270,6 +283,8 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
             if policy is not None:
                 policies[sid] = policy
                 risk.limits[sid] = risk_limits(s)
+                for account, limits in account_risk_limits(s).items():
+                    risk.limits[f"{sid}/{account}"] = limits
                 if s.risk.kill_switch:
                     risk.killed.add(sid)
         if not isinstance(store, OrderStorePort):

@@ -57,14 +57,20 @@ class ValidationConfig(_Strict):
     check_values: bool = True
 
 
-class RiskConfig(_Strict):
+class LimitsConfig(_Strict):
     max_order_qty: Decimal | None = Field(default=None, gt=0)
     max_notional: Decimal | None = Field(default=None, gt=0)
     price_band: Decimal | None = Field(default=None, gt=0)
     """Largest distance of a limit price from the last price, as a fraction (0.05 = 5%)."""
     max_open_orders: int | None = Field(default=None, gt=0)
     max_orders_per_second: float | None = Field(default=None, gt=0)
+
+
+class RiskConfig(LimitsConfig):
     kill_switch: bool = False
+    accounts: dict[str, LimitsConfig] = {}
+    """Per Account (1): limits of that account's orders (open orders and the rate counted per
+    account); a key left out takes the session's value."""
 
 
 class SessionOptions(_Strict):

@@ -106,3 +106,33 @@ def test_checks_that_need_a_price_refuse_when_the_venue_has_none() -> None:
     assert market is not None and "max_notional" in market.text
     ok = risk.check(order_type=OrderType.LIMIT, price=D("90000"), last_price=D("91000"), **kw)
     assert ok is None
+
+
+def test_per_account_limits(tmp_path: Path) -> None:
+    """``[session.risk.accounts.A]`` replaces the session's limits for Account (1) A's orders
+    (the keys it names; the others stay the session's)."""
+    async def body() -> None:
+        risk = {"max_order_qty": "2", "max_open_orders": 5,
+                "accounts": {"A": {"max_order_qty": "1", "max_open_orders": 1}}}
+        sessions = [session(accounts={"A": "paper", "B": "paper"}, risk=risk)]
+        async with running(tmp_path, sessions) as r:
+            last = r.venue().last_price(BTC)
+            assert last is not None
+            below = last - 100
+            c = await r.client()
+            await c.order("a1", price=below, qty="1.5", extra=[(1, "A")])
+            m = await c.er(t11="a1", t39="8", t103="3")
+            assert "max_order_qty" in m[58]
+            await c.order("b1", price=below, qty="1.5", extra=[(1, "B")])
+            await c.er(t11="b1", t39="0")
+            await c.order("x1", price=below, qty="2.5", extra=[(1, "B")])
+            m = await c.er(t11="x1", t39="8", t103="3")  # B keeps the session's 2
+            assert "max_order_qty" in m[58]
+            await c.order("a2", price=below, qty="0.5", extra=[(1, "A")])
+            await c.er(t11="a2", t39="0")
+            await c.order("a3", price=below, qty="0.5", extra=[(1, "A")])
+            m = await c.er(t11="a3", t39="8", t103="3")
+            assert "max_open_orders" in m[58]
+            await c.order("b2", price=below, qty="0.5", extra=[(1, "B")])
+            await c.er(t11="b2", t39="0")
+    run(body())
