@@ -123,6 +123,11 @@ class AdminServer:
             cancelling = await self._orders.kill_switch(scope, engaged, reason[:200])
         except KeyError:
             return _error(404, f"no session {scope!r} with order routing (or \"*\")")
+        except Exception as exc:  # the store: in force now, but not kept across a restart
+            log.exception("admin API: the kill switch of %s could not be stored", scope)
+            state = "engaged" if engaged else "released"
+            return _error(500, f"the kill switch of {scope} is {state} but could not be stored "
+                               f"(it would not survive a restart): {type(exc).__name__}: {exc}")
         return web.json_response({"scope": scope, "engaged": engaged, "cancelling": cancelling})
 
     async def _health(self, _request: web.Request) -> web.Response:

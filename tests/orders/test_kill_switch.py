@@ -250,3 +250,26 @@ def test_an_admin_api_off_loopback_needs_a_token(tmp_path: Path) -> None:
         load_config(cfg_file)
     cfg_file.write_text('[admin]\nhost = "0.0.0.0"\ntoken_env = "X"\n')
     assert load_config(cfg_file).admin is not None
+
+
+def test_a_kill_switch_the_store_cannot_keep_is_in_force_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body() -> None:
+        async with running(tmp_path, admin=ADMIN) as r:
+            c = await r.client()
+
+            def broken(scope: str, engaged: bool, reason: str = "") -> asyncio.Future[None]:
+                failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                failed.set_exception(OSError("disk full"))
+                return failed
+
+            monkeypatch.setattr(r.store, "save_kill_switch", broken)
+            status, answer = await _admin(r.gw, "POST", "/kill-switch",
+                                          {"scope": "*", "engaged": True})
+            assert status == 500
+            assert "engaged but could not be stored" in answer["error"]
+            assert "disk full" in answer["error"]
+            await c.order("a", price="90000", tif="1")
+            await c.er(t11="a", t39="8", t103="2")  # in force all the same
+    run(body())
