@@ -115,6 +115,9 @@ class OrderCore:
         next one."""
         self._replacing: set[str] = set()
         """Cancel-then-new: the old venue order is canceled, the new one being placed."""
+        self._cancel_why: dict[str, str] = {}
+        """OrderID -> why the gateway itself is cancelling it (cancel-on-disconnect, mass
+        cancel, kill switch): the Text (58) of its Canceled report."""
         self._kill_reasons: dict[str, str] = {}
         """Why each engaged kill switch was engaged (``risk.killed`` holds the scopes)."""
         self._cancel_after_pending: set[str] = set()
@@ -291,6 +294,7 @@ class OrderCore:
                 del self._by_coid[key]
         self._cancel_when_acked.discard(o.order_id)
         self._cancel_after_pending.discard(o.order_id)
+        self._cancel_why.pop(o.order_id, None)
         self._replace_after_cancel.pop(o.order_id, None)
         self._replacing.discard(o.order_id)
         self.risk.closed(o.session_id, o.account)

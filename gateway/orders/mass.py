@@ -92,8 +92,11 @@ class MassRequests(OrderCore):
         self._cancel_orders(targets, reason="mass cancel")
 
     def _cancel_orders(self, targets: list[Order], reason: str) -> None:
+        """Cancel ``targets`` at their venues; ``reason`` is the Text (58) of their Canceled
+        reports."""
         by_venue: dict[str, list[Order]] = {}
         for o in targets:
+            self._cancel_why[o.order_id] = reason
             if o.pending is not None:
                 # a cancel or replace of the client's is in flight: cancel once it is resolved
                 # (a replaced order is live again)

@@ -65,6 +65,10 @@ class CancelReplace(OrderCore):
             return  # an earlier venue order of this order (cancel-then-new): not the order
         cl = p.cl_ord_id if p is not None else None
         orig = p.orig_cl_ord_id if p is not None and not p.unsolicited else None
+        why = self._cancel_why.pop(o.order_id, None)
+        if why is not None and (p is None or p.unsolicited):
+            # the gateway cancelled it: say why, with the venue's words after
+            reason = f"{why}: {reason}" if reason else why
         self._record(o, "canceled", {"text": reason},
                      Execution(self._exec_id(o), EXEC_CANCELED, text=reason or None,
                                cl_ord_id=cl, orig_cl_ord_id=orig))

@@ -201,8 +201,9 @@ def test_status_mass_status_mass_cancel_and_unsupported(tmp_path: Path, begin: s
             await c.expect("r", t11="mc0", t531="0", t532="0")
             await c.send("q", [(11, "mc1"), (55, BTC), (530, "1"), (60, NOW)])
             await c.expect("r", t11="mc1", t530="1", t531="1", t533="2")
-            done = {(await c.er(t150="4", t39="4"))[11] for _ in range(2)}
-            assert done == {"a", "b"}
+            done = [await c.er(t150="4", t39="4") for _ in range(2)]
+            assert {m[11] for m in done} == {"a", "b"}
+            assert all(m[58].startswith("mass cancel") for m in done), done
             await c.send("q", [(11, "mc2"), (530, "7"), (60, NOW)])
             await c.expect("r", t11="mc2", t531="7", t533="1")
             await c.er(t11="e", t150="4")

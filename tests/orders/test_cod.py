@@ -69,8 +69,9 @@ def test_cancel_on_disconnect_modes(
             assert bulk == ([None] if cancels else [])  # every open order is ours: bulk cancel
             c = await r.reconnect(c)
             if cancels:
-                got = {(await c.er(t150="4", t39="4", t151="0"))[11] for _ in range(2)}
-                assert got == {"b", "e"}
+                reports = [await c.er(t150="4", t39="4", t151="0") for _ in range(2)]
+                assert {m[11] for m in reports} == {"b", "e"}
+                assert all(m[58].startswith("cancel on disconnect") for m in reports), reports
                 assert all(41 not in m for m in c.received if m.msg_type == "8")
             await c.quiet(0.2)
     run(body())

@@ -68,8 +68,9 @@ def test_an_engaged_session_is_cancelled_and_refused_until_released(tmp_path: Pa
                                            "reason": "desk limit breached"})
             assert (status, answer) == (200, {"scope": sid("CLIENT1"), "engaged": True,
                                               "cancelling": 3})
-            got = {(await c1.er(t39="4", t150="4", t151="0"))[11] for _ in range(3)}
-            assert got == {"a", "b", "c"}
+            cancels = [await c1.er(t39="4", t150="4", t151="0") for _ in range(3)]
+            assert {m[11] for m in cancels} == {"a", "b", "c"}
+            assert all(m[58].startswith("kill switch") for m in cancels), cancels
             assert len(await r.open_at_venue()) == 1  # CLIENT2's order stays
             await c1.order("d", price="90000", tif="1")
             m = await c1.er(t11="d", t39="8", t150="8", t103="2")
