@@ -321,6 +321,8 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
         defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log
     )
     admin = None
+    if cfg.admin is not None and orders is None:
+        log.warning("[admin] is ignored: the admin API needs the order path ([[venue]] entries)")
     if orders is not None:
         orders.bind(acceptor.flush)
         if cfg.admin is not None:

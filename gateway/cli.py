@@ -201,9 +201,11 @@ def _kill_switch(args: argparse.Namespace) -> int:
     except (ConfigError, CredentialsError) as exc:
         print(f"fixgw: {exc}", file=sys.stderr)
         return 2
-    host = cfg.admin.host
-    if host in ("0.0.0.0", "::"):  # noqa: S104 - a listening address, not a bind
-        host = "127.0.0.1"
+    # a wildcard listening address is reached on the loopback of its family (an IPv6
+    # listener takes IPv6 only)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.admin.host, cfg.admin.host)  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
     url = f"http://{host}:{cfg.admin.port}/kill-switch"
     data = None
     if not args.status:

@@ -70,7 +70,11 @@ class AdminServer:
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner = runner
         server = site._server  # noqa: SLF001 - aiohttp keeps the bound socket there
         assert server is not None

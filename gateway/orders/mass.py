@@ -96,7 +96,7 @@ class MassRequests(OrderCore):
         reports."""
         by_venue: dict[str, list[Order]] = {}
         for o in targets:
-            self._cancel_why[o.order_id] = reason
+            self._cancel_why.setdefault(o.order_id, reason)  # the first reason stands
             if o.pending is not None:
                 # a cancel or replace of the client's is in flight: cancel once it is resolved
                 # (a replaced order is live again)
@@ -169,7 +169,9 @@ class MassRequests(OrderCore):
 
         Raises KeyError for a scope that is neither ``*`` nor a session with order routing.
         """
-        if scope != "*" and scope not in self._sessions:
+        if scope != "*" and scope not in self._sessions and not (
+            not engaged and scope in self.risk.killed  # stored for a session since removed
+        ):
             raise KeyError(scope)
         if not engaged:
             self.risk.killed.discard(scope)
@@ -183,8 +185,27 @@ class MassRequests(OrderCore):
         log.warning("kill switch of %s engaged (%s): cancelling %d open orders", scope,
                     reason or "no reason given", len(targets))
         self._cancel_orders(targets, reason="kill switch")
+        self._enforce_kill_switch()
         await self.store.save_kill_switch(scope, True, reason)
         return len(targets)
+
+    def _enforce_kill_switch(self) -> None:
+        """While a kill switch is engaged, cancel again, every few seconds, what of its scope is
+        still open and not being cancelled: a cancel the venue refused or could not take, a
+        venue that was down, an order placed as the switch was engaged."""
+        if self._kill_task is None or self._kill_task.done():
+            self._kill_task = asyncio.get_running_loop().create_task(self._kill_enforcer())
+
+    async def _kill_enforcer(self) -> None:
+        while self.risk.killed:
+            await asyncio.sleep(self._kill_recheck)
+            left = [o for o in self._killed_orders()
+                    if o.pending is None and o.order_id not in self._cancel_when_acked
+                    and o.venue not in self.down]
+            if left:
+                log.warning("kill switch: %d orders still open; cancelling them again",
+                            len(left))
+                self._cancel_orders(left, reason="kill switch")
 
     def _killed_orders(self) -> list[Order]:
         """Open orders of every session whose kill switch is engaged."""

@@ -192,6 +192,8 @@ class CancelReplace(OrderCore):
         is_replace = p.kind == "replace"
         kind = "replace_refused" if is_replace else "cancel_refused"
         told = not p.unsolicited  # a cancel the gateway started has no one to answer
+        if p.unsolicited:
+            self._cancel_why.pop(o.order_id, None)  # ours failed: the next one says its own
         exec_id = self._exec_id(o) if told else None
         body_args = dict(order_id=o.order_id, cl_ord_id=p.cl_ord_id,
                          orig_cl_ord_id=p.orig_cl_ord_id)
@@ -214,7 +216,7 @@ class CancelReplace(OrderCore):
         """A pending cancel or replace is resolved: carry out a cancellation that waited."""
         if o.order_id in self._cancel_after_pending and o.pending is None and o.is_open:
             self._cancel_after_pending.discard(o.order_id)
-            self._cancel_orders([o], reason="deferred cancel")
+            self._cancel_orders([o], reason=self._cancel_why.get(o.order_id, "deferred cancel"))
 
     def _on_replace(self, session: Session, msg: Message, now: float) -> None:
         try:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from server.harness import run
 
+from connectors.base import VenueUnavailable
 from gateway import cli
 from gateway.app import build_gateway
 from gateway.config import ConfigError, load_config
@@ -196,7 +197,23 @@ def _free_port() -> int:
         return port
 
 
-def test_fixgw_kill_switch_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _ipv6_loopback() -> bool:
+    try:
+        with contextlib.closing(socket.socket(socket.AF_INET6)) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("admin_host", [
+    "127.0.0.1",
+    pytest.param("::", marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")),
+])
+def test_fixgw_kill_switch_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], admin_host: str
+) -> None:
+    """The command reaches the admin API, a wildcard listening address on its loopback."""
     port = _free_port()
     cfg_file = tmp_path / "gw.toml"
     cfg_file.write_text(f"""
@@ -205,7 +222,7 @@ host = "127.0.0.1"
 port = 0
 log_dir = "log"
 [admin]
-host = "127.0.0.1"
+host = "{admin_host}"
 port = {port}
 token_env = "{TOKEN_ENV}"
 [[venue]]
@@ -274,3 +291,91 @@ def test_a_kill_switch_the_store_cannot_keep_is_in_force_and_says_so(
             await c.order("a", price="90000", tif="1")
             await c.er(t11="a", t39="8", t103="2")  # in force all the same
     run(body())
+
+
+def test_what_a_failed_cancel_leaves_open_is_cancelled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue cannot take the kill switch's cancel: the order is cancelled again a moment
+    later, for as long as the switch is engaged."""
+    async def body() -> None:
+        async with running(tmp_path, admin=ADMIN) as r:
+            r.orders._kill_recheck = 0.05
+            conn = r.venue()
+            c = await r.client()
+            await _resting(c, "a")
+            cancel, failures = conn.cancel, [1]
+
+            async def unavailable_once(symbol: str, client_order_id: str) -> None:
+                if failures:
+                    failures.pop()
+                    raise VenueUnavailable("injected: the venue is unreachable")
+                await cancel(symbol, client_order_id)
+
+            monkeypatch.setattr(conn, "cancel", unavailable_once)
+            status, answer = await _admin(r.gw, "POST", "/kill-switch",
+                                          {"scope": "*", "engaged": True})
+            assert (status, answer["cancelling"]) == (200, 1)
+            m = await c.er(t11="a", t39="4", t150="4", timeout=10)
+            assert m[58].startswith("kill switch")
+            assert not failures and await r.open_at_venue() == []
+    run(body())
+
+
+def test_a_cancel_waiting_behind_the_clients_replace_keeps_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body() -> None:
+        async with running(tmp_path, admin=ADMIN) as r:
+            conn = r.venue()
+            c = await r.client()
+            await _resting(c, "a")
+            amend, go = conn.amend, asyncio.Event()
+
+            async def held(request: Any) -> None:
+                await go.wait()
+                await amend(request)
+
+            monkeypatch.setattr(conn, "amend", held)
+            await c.replace("b", "a", qty="0.2", price="90000")
+            await c.er(t11="b", t39="E")
+            status, _ = await _admin(r.gw, "POST", "/kill-switch",
+                                     {"scope": "*", "engaged": True})
+            assert status == 200
+            go.set()
+            await c.er(t11="b", t150="5")
+            m = await c.er(t39="4", t150="4")
+            assert m[58].startswith("kill switch"), m
+    run(body())
+
+
+def test_a_stored_kill_switch_of_a_removed_session_can_be_released(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        gone = "FIX.4.4:GATEWAY->GONE"
+        await store.save_kill_switch(gone, True, "before the desk was closed")
+        gw = build_gateway(config(admin=ADMIN), store)
+        await gw.start()
+        try:
+            assert await _admin(gw, "GET", "/kill-switch") == (
+                200, {"engaged": {gone: "before the desk was closed"}})
+            assert (await _admin(gw, "POST", "/kill-switch",
+                                 {"scope": gone, "engaged": True}))[0] == 404
+            assert (await _admin(gw, "POST", "/kill-switch",
+                                 {"scope": gone, "engaged": False}))[0] == 200
+            assert await _admin(gw, "GET", "/kill-switch") == (200, {"engaged": {}})
+        finally:
+            await gw.stop()
+            await store.close()
+    run(body())
+    assert asyncio.run(_stored(tmp_path)) == {}
+
+
+async def _stored(tmp_path: Path) -> dict[str, str]:
+    store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+    await store.start()
+    try:
+        return await store.load_kill_switches()
+    finally:
+        await store.close()

@@ -75,4 +75,30 @@ def test_no_checkpointer_without_a_sqlite_file() -> None:
     assert SessionStore("sqlite://").checkpointer is None
     assert SessionStore("sqlite:///:memory:").checkpointer is None
     assert SessionStore("postgresql+psycopg://u@127.0.0.1:1/x").checkpointer is None
-    assert CHECKPOINT_INTERVAL_S <= 1.0  # a WAL at full load stays in the tens of MB
+    assert CHECKPOINT_INTERVAL_S <= 1.0
+
+
+def test_a_long_wal_gets_a_restart_checkpoint(tmp_path: Path) -> None:
+    """Past ``restart_above_pages`` a passive checkpoint is followed by a RESTART one (under
+    unbroken load the writer would otherwise never rewind the WAL)."""
+    async def main() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'gw.db'}", checkpoint_interval=3600)
+        await store.start()
+        checkpointer = store.checkpointer
+        assert checkpointer is not None
+        try:
+            await _save_pages(store, 50)
+            checkpointer.restart_above_pages = 10_000
+            await asyncio.to_thread(checkpointer.run_once)
+            assert checkpointer.stats.restarts == 0
+            for seq in range(51, 101):  # the writer rewound: a WAL of these alone
+                await store.save(SID, sent=[(seq, _message(seq))], next_sender=seq + 1)
+            checkpointer.restart_above_pages = 20
+            await asyncio.to_thread(checkpointer.run_once)
+            assert checkpointer.stats.restarts == 1 and checkpointer.stats.failures == 0
+            await store.save(SID, sent=[(101, _message(101))], next_sender=102)
+            assert [seq for seq, _ in await store.get_sent(SID, 99, 0)] == [99, 100, 101]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
