@@ -37,11 +37,17 @@ class _Book:
     recent: deque[float] = field(default_factory=deque)
 
 
-class RiskEngine:
-    """Stateful checks: open-order counts and the order rate are tracked per (session, account).
+_ALL = "\x00all"
+"""The book key of all a session's orders (no Account (1) can be this)."""
 
-    ``limits`` maps a session id (and optionally ``session_id/account``) to its limits; the
-    most specific entry wins. ``killed`` holds session ids (or ``*`` for everything) whose new
+
+class RiskEngine:
+    """Stateful checks: open orders and the order rate are counted per session (all its orders,
+    against the session's limits) and per account that has limits of its own (its orders,
+    against those).
+
+    ``limits`` maps a session id (and optionally ``session_id/account``) to its limits; for
+    the limits of one order (quantity, notional, price band) the most specific entry wins. ``killed`` holds session ids (or ``*`` for everything) whose new
     orders are refused.
     """
 
@@ -80,18 +86,18 @@ class RiskEngine:
         refused = self._order_limits(lim, order_type, quantity, price, last_price)
         if refused is not None:
             return refused
-        book = self._books[(session_id, account or "")]
-        if lim.max_open_orders is not None and book.open_orders >= lim.max_open_orders:
-            return Refused(b"3", f"risk: {book.open_orders} open orders, max_open_orders is "
-                                 f"{lim.max_open_orders}")
-        if lim.max_orders_per_second is not None:
-            window = book.recent
-            while window and now - window[0] >= 1.0:
-                window.popleft()
-            if len(window) >= lim.max_orders_per_second:
-                return Refused(b"3", f"risk: order rate over max_orders_per_second "
-                                     f"{lim.max_orders_per_second}")
-            window.append(now)
+        # the session's limits count all its orders; an account's own limits, its orders
+        counted = [(self.limits.get(session_id) or self.limits.get("*"),
+                    self._books[(session_id, _ALL)], "")]
+        if account is not None and f"{session_id}/{account}" in self.limits:
+            counted.append((lim, self._books[(session_id, account)], f" of account {account}"))
+        for limits, book, whose in counted:
+            refused = _count_limits(limits, book, whose, now)
+            if refused is not None:
+                return refused
+        for limits, book, _ in counted:
+            if limits is not None and limits.max_orders_per_second is not None:
+                book.recent.append(now)
         return None
 
     def check_replace(
@@ -148,8 +154,30 @@ class RiskEngine:
         return None
 
     def opened(self, session_id: str, account: str | None) -> None:
-        self._books[(session_id, account or "")].open_orders += 1
+        self._books[(session_id, _ALL)].open_orders += 1
+        if account is not None:
+            self._books[(session_id, account)].open_orders += 1
 
     def closed(self, session_id: str, account: str | None) -> None:
-        b = self._books[(session_id, account or "")]
-        b.open_orders = max(0, b.open_orders - 1)
+        for key in ((session_id, _ALL), (session_id, account)) if account is not None else (
+            (session_id, _ALL),
+        ):
+            b = self._books[key]
+            b.open_orders = max(0, b.open_orders - 1)
+
+
+def _count_limits(lim: RiskLimits | None, book: _Book, whose: str, now: float) -> Refused | None:
+    """max_open_orders and max_orders_per_second of ``lim`` against ``book``'s orders."""
+    if lim is None:
+        return None
+    if lim.max_open_orders is not None and book.open_orders >= lim.max_open_orders:
+        return Refused(b"3", f"risk: {book.open_orders} open orders{whose}, max_open_orders is "
+                             f"{lim.max_open_orders}")
+    if lim.max_orders_per_second is not None:
+        window = book.recent
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= lim.max_orders_per_second:
+            return Refused(b"3", f"risk: order rate{whose} over max_orders_per_second "
+                                 f"{lim.max_orders_per_second}")
+    return None

@@ -136,3 +136,23 @@ def test_per_account_limits(tmp_path: Path) -> None:
             await c.order("b2", price=below, qty="0.5", extra=[(1, "B")])
             await c.er(t11="b2", t39="0")
     run(body())
+
+
+def test_session_limits_count_every_account(tmp_path: Path) -> None:
+    """A session's max_open_orders caps all its orders, whatever their Account (1)."""
+    async def body() -> None:
+        sessions = [session(accounts={"B": "paper", "C": "paper"},
+                            risk={"max_open_orders": 3})]
+        async with running(tmp_path, sessions) as r:
+            last = r.venue().last_price(BTC)
+            assert last is not None
+            c = await r.client()
+            for cl, account in (("b1", "B"), ("b2", "B"), ("c1", "C")):
+                await c.order(cl, price=last - 100, extra=[(1, account)])
+                await c.er(t11=cl, t39="0")
+            await c.order("c2", price=last - 100, extra=[(1, "C")])
+            m = await c.er(t11="c2", t39="8", t103="3")
+            assert "3 open orders, max_open_orders is 3" in m[58]
+            await c.order("n1", price=last - 100)  # no account: the session's orders too
+            await c.er(t11="n1", t39="8", t103="3")
+    run(body())
