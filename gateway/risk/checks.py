@@ -47,8 +47,8 @@ class RiskEngine:
     against those).
 
     ``limits`` maps a session id (and optionally ``session_id/account``) to its limits; for
-    the limits of one order (quantity, notional, price band) the most specific entry wins. ``killed`` holds session ids (or ``*`` for everything) whose new
-    orders are refused.
+    the limits of one order (quantity, notional, price band) the most specific entry wins.
+    ``killed`` holds session ids (or ``*`` for everything) whose new orders are refused.
     """
 
     def __init__(self, limits: dict[str, RiskLimits] | None = None) -> None:
