@@ -19,7 +19,7 @@ from connectors.base import Connector, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
 from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
-from connectors.paper.market import MarketConfig, SyntheticMarket, default_markets, read_recorded
+from connectors.paper.market import MarketConfig, default_markets, read_recorded
 from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
@@ -181,10 +181,15 @@ class Gateway:
 
 def build_connector(v: VenueConfig) -> Connector:
     if v.kind == "paper":
-        conn = PaperConnector(PaperConfig(
-            markets=paper_markets(v), balances=dict(v.balances), maker_fee=v.maker_fee,
-            taker_fee=v.taker_fee, seed=v.seed, tick_interval_s=v.tick_interval, name=v.name,
-        ))
+        try:
+            conn = PaperConnector(PaperConfig(
+                markets=paper_markets(v), balances=dict(v.balances), maker_fee=v.maker_fee,
+                taker_fee=v.taker_fee, seed=v.seed, tick_interval_s=v.tick_interval, name=v.name,
+            ))
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a market the simulator refuses (its own checks)
+            raise ConfigError(f"[[venue]] {v.name}: {exc}") from None
         if not v.amend:
             conn.info = replace(conn.info, capabilities=replace(conn.capabilities, amend=False))
         return conn
@@ -207,7 +212,8 @@ def build_connector(v: VenueConfig) -> Connector:
 
 def paper_markets(v: VenueConfig) -> tuple[MarketConfig, ...]:
     """The simulated venue's markets: the defaults, with each ``[[venue.market]]`` applied.
-    Raises ConfigError for an unknown symbol or an unreadable recorded market."""
+    Raises ConfigError for an unknown symbol or an unreadable recorded market (the simulator
+    checks the rest when it is built)."""
     markets = {m.instrument.symbol: m for m in default_markets()}
     start_ns = time.time_ns()
     for entry in v.market:
@@ -227,11 +233,7 @@ def paper_markets(v: VenueConfig) -> tuple[MarketConfig, ...]:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"[[venue]] {v.name}: recorded market {entry.recorded}: "
                                   f"{exc}") from None
-        try:
-            markets[entry.symbol] = replace(base, **changes)  # type: ignore[arg-type]
-            SyntheticMarket(markets[entry.symbol], 0)  # its own checks, now rather than later
-        except ValueError as exc:
-            raise ConfigError(f"[[venue]] {v.name}: market {entry.symbol}: {exc}") from None
+        markets[entry.symbol] = replace(base, **changes)  # type: ignore[arg-type]
     return tuple(markets.values())
 
 
@@ -286,7 +288,7 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
                 for account, limits in account_risk_limits(s).items():
                     risk.limits[f"{sid}/{account}"] = limits
                 if s.risk.kill_switch:
-                    risk.killed.add(sid)
+                    risk.killed[sid] = ""
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk)

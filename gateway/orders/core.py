@@ -38,10 +38,9 @@ from .ports import OrderStorePort
 
 log = logging.getLogger("fixgw.orders")
 
-KILL_RECHECK_S = 2.0
-"""How often an engaged kill switch looks for orders of its scope still open."""
 AMBIGUOUS_RETRY_CAP_S = 10.0
-"""Queries about an unanswered cancel or replace back off up to this many seconds apart."""
+"""Queries about an unanswered cancel or replace, and a cancel the gateway promised that the
+venue cannot take, back off up to this many seconds apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +119,6 @@ class OrderCore:
         self._cancel_why: dict[str, str] = {}
         """OrderID -> why the gateway itself is cancelling it (cancel-on-disconnect, mass
         cancel, kill switch): the Text (58) of its Canceled report."""
-        self._kill_reasons: dict[str, str] = {}
-        self._kill_task: asyncio.Task[None] | None = None
-        """Cancels again what an engaged kill switch has left open (mass.py)."""
-        self._kill_recheck = KILL_RECHECK_S
-        """Why each engaged kill switch was engaged (``risk.killed`` holds the scopes)."""
         self._cancel_after_pending: set[str] = set()
         """Orders to cancel (cancel-on-disconnect, mass cancel) once their pending cancel or
         replace is resolved."""

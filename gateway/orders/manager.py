@@ -154,14 +154,11 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             log.warning("kill switch engaged for sessions no longer configured: %s (release "
                         "with fixgw kill-switch --session ID --release)", ", ".join(unknown))
         self.risk.killed.update(stored_kills)
-        self._kill_reasons.update(stored_kills)
         killed = self._killed_orders()
         if killed:
             log.warning("kill switch engaged (%s): cancelling %d open orders",
                         ", ".join(sorted(self.risk.killed)), len(killed))
             self._cancel_orders(killed, reason="kill switch")
-        if self.risk.killed:
-            self._enforce_kill_switch()
         overrides = await self.store.load_cod_overrides()
         for sid, st in self._sessions.items():
             # every session is disconnected now (a restart is a disconnect, not a logout): a
@@ -176,8 +173,6 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
     async def close(self) -> None:
         for t in self._consumers:
             t.cancel()
-        if self._kill_task is not None:
-            self._kill_task.cancel()
         for st in self._sessions.values():
             if st.cod_task is not None:
                 st.cod_task.cancel()

@@ -157,7 +157,7 @@ class MassRequests(OrderCore):
 
     def kill_switches(self) -> dict[str, str]:
         """Engaged scopes (a session id, or ``*`` for every session) -> why."""
-        return {scope: self._kill_reasons.get(scope, "") for scope in sorted(self.risk.killed)}
+        return dict(sorted(self.risk.killed.items()))
 
     async def kill_switch(self, scope: str, engaged: bool, reason: str = "") -> int:
         """Engage or release the kill switch of ``scope``: a session id, or ``*`` for the whole
@@ -174,38 +174,17 @@ class MassRequests(OrderCore):
         ):
             raise KeyError(scope)
         if not engaged:
-            self.risk.killed.discard(scope)
-            self._kill_reasons.pop(scope, None)
+            self.risk.killed.pop(scope, None)
             log.warning("kill switch of %s released (%s)", scope, reason or "no reason given")
             await self.store.save_kill_switch(scope, False, reason)
             return 0
-        self.risk.killed.add(scope)
-        self._kill_reasons[scope] = reason
+        self.risk.killed[scope] = reason
         targets = self._killed_orders()
         log.warning("kill switch of %s engaged (%s): cancelling %d open orders", scope,
                     reason or "no reason given", len(targets))
         self._cancel_orders(targets, reason="kill switch")
-        self._enforce_kill_switch()
         await self.store.save_kill_switch(scope, True, reason)
         return len(targets)
-
-    def _enforce_kill_switch(self) -> None:
-        """While a kill switch is engaged, cancel again, every few seconds, what of its scope is
-        still open and not being cancelled: a cancel the venue refused or could not take, a
-        venue that was down, an order placed as the switch was engaged."""
-        if self._kill_task is None or self._kill_task.done():
-            self._kill_task = asyncio.get_running_loop().create_task(self._kill_enforcer())
-
-    async def _kill_enforcer(self) -> None:
-        while self.risk.killed:
-            await asyncio.sleep(self._kill_recheck)
-            left = [o for o in self._killed_orders()
-                    if o.pending is None and o.order_id not in self._cancel_when_acked
-                    and o.venue not in self.down]
-            if left:
-                log.warning("kill switch: %d orders still open; cancelling them again",
-                            len(left))
-                self._cancel_orders(left, reason="kill switch")
 
     def _killed_orders(self) -> list[Order]:
         """Open orders of every session whose kill switch is engaged."""

@@ -165,25 +165,44 @@ class CancelReplace(OrderCore):
             self._cancel_when_acked.add(o.order_id)
             if o.venue_order_id is None:
                 return
-        try:
-            await conn.cancel(o.symbol, o.venue_client_order_id)
-        except VenueRejected as exc:
-            if exc.reason is RejectReason.UNKNOWN_ORDER and o.venue_order_id is None:
-                self._cancel_when_acked.add(o.order_id)
-                return
-            self._refuse_pending(o, exc.text, fixmap.VENUE_REASON_TO_CXL_REJ.get(
-                exc.reason, fixmap.CXL_REJ_OTHER))
-        except VenueAmbiguous as exc:
-            # Invariant 3: asked until the venue answers or events resolve the cancel meanwhile
-            state = await self._ask_about(conn, o)
-            if state is not None:
-                await self._apply_state(o, conn, state)
-                if state.status.is_open and o.status is OrdStatus.PENDING_CANCEL:
-                    # the venue still has it open: the cancel did not happen
-                    self._refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
-                                         fixmap.CXL_REJ_OTHER)
-        except VenueUnavailable as exc:
-            self._refuse_pending(o, f"venue unavailable: {exc}", fixmap.CXL_REJ_OTHER)
+        delay = self._ambiguous_retry
+        while True:
+            try:
+                await conn.cancel(o.symbol, o.venue_client_order_id)
+            except VenueRejected as exc:
+                if exc.reason is RejectReason.UNKNOWN_ORDER and o.venue_order_id is None:
+                    self._cancel_when_acked.add(o.order_id)
+                    return
+                self._refuse_pending(o, exc.text, fixmap.VENUE_REASON_TO_CXL_REJ.get(
+                    exc.reason, fixmap.CXL_REJ_OTHER))
+            except VenueAmbiguous as exc:
+                # Invariant 3: asked until the venue answers or events resolve it meanwhile
+                state = await self._ask_about(conn, o)
+                if state is not None:
+                    await self._apply_state(o, conn, state)
+                    if state.status.is_open and o.status is OrdStatus.PENDING_CANCEL:
+                        # the venue still has it open: the cancel did not happen
+                        self._refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
+                                             fixmap.CXL_REJ_OTHER)
+            except VenueUnavailable as exc:
+                if self._promised_cancel(o):
+                    # cancel-on-disconnect, a mass cancel, the kill switch: a promise, kept by
+                    # asking again, backing off, until the venue takes it (Invariant 5)
+                    log.warning("%s: %s cannot take the cancel (%s); again in %.1f s",
+                                o.order_id, o.venue, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._ambiguous_retry_cap)
+                    if self._promised_cancel(o):
+                        continue
+                    return
+                self._refuse_pending(o, f"venue unavailable: {exc}", fixmap.CXL_REJ_OTHER)
+            return
+
+    def _promised_cancel(self, o: Order) -> bool:
+        """``o`` is open and being cancelled by the gateway itself, not by its client."""
+        p = o.pending
+        return (o.is_open and o.order_id in self._cancel_why
+                and (p is None or p.unsolicited) and self.orders.get(o.order_id) is o)
 
     def _refuse_pending(self, o: Order, text: str, reason: bytes) -> None:
         p = o.pending

@@ -48,12 +48,12 @@ class RiskEngine:
 
     ``limits`` maps a session id (and optionally ``session_id/account``) to its limits; for
     the limits of one order (quantity, notional, price band) the most specific entry wins.
-    ``killed`` holds session ids (or ``*`` for everything) whose new orders are refused.
+    ``killed`` maps session ids (or ``*`` for everything) whose new orders are refused to why.
     """
 
     def __init__(self, limits: dict[str, RiskLimits] | None = None) -> None:
         self.limits = limits or {}
-        self.killed: set[str] = set()
+        self.killed: dict[str, str] = {}
         self._books: dict[tuple[str, str], _Book] = defaultdict(_Book)
 
     def limits_for(self, session_id: str, account: str | None) -> RiskLimits | None:

@@ -234,6 +234,30 @@ class Run:
         return [s.client_order_id for s in await self.venue(name).open_orders()]
 
 
+def venue_survives(run_: Run) -> None:
+    """The venue outlives the gateway: stopping the gateway does not close it."""
+    async def stay_open() -> None:
+        return None
+
+    run_.venue().close = stay_open  # type: ignore[method-assign]
+
+
+def restart(run_: Run, store: SessionStore, sessions: list[dict[str, Any]]) -> Gateway:
+    """A second gateway (not started) on the same store and the same (surviving) venue."""
+    venue = run_.venue()
+    gw = build_gateway(config(sessions), store)
+    assert gw.orders is not None
+    gw.orders.connectors["paper"] = venue
+    return gw
+
+
+async def resting(c: OrderClient, *names: str) -> None:
+    """Buys at 90000 (far under the market), GTC, each acknowledged."""
+    for name in names:
+        await c.order(name, price="90000", tif="1")
+        await c.er(t11=name, t39="0")
+
+
 @asynccontextmanager
 async def running(
     tmp_path: Path,

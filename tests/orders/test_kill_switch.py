@@ -20,7 +20,7 @@ from gateway.app import build_gateway
 from gateway.config import ConfigError, load_config
 from gateway.store.sessions import SessionStore
 
-from .support import OrderClient, Run, config, running, session, sid
+from .support import OrderClient, config, restart, resting, running, session, sid, venue_survives
 
 TOKEN_ENV = "FIXGW_TEST_ADMIN_TOKEN"
 TOKEN = "s3cret-admin-token"
@@ -44,26 +44,13 @@ async def _admin(gw: Any, method: str, path: str, body: Any = None, *,
         return resp.status, await resp.json()
 
 
-async def _resting(c: OrderClient, *names: str) -> None:
-    for name in names:
-        await c.order(name, price="90000", tif="1")
-        await c.er(t11=name, t39="0")
-
-
-def _venue_survives(r: Run) -> None:
-    async def stay_open() -> None:
-        return None
-
-    r.venue().close = stay_open  # type: ignore[method-assign]
-
-
 def test_an_engaged_session_is_cancelled_and_refused_until_released(tmp_path: Path) -> None:
     async def body() -> None:
         sessions = [session("CLIENT1"), session("CLIENT2")]
         async with running(tmp_path, sessions, admin=ADMIN) as r:
             c1, c2 = await r.client("CLIENT1"), await r.client("CLIENT2")
-            await _resting(c1, "a", "b", "c")
-            await _resting(c2, "z")
+            await resting(c1, "a", "b", "c")
+            await resting(c2, "z")
             status, answer = await _admin(r.gw, "POST", "/kill-switch",
                                           {"scope": sid("CLIENT1"), "engaged": True,
                                            "reason": "desk limit breached"})
@@ -105,8 +92,8 @@ def test_the_whole_gateway_stays_killed_across_a_restart(tmp_path: Path) -> None
             async with running(tmp_path, sessions, store=store, admin=ADMIN,
                                replay_check=False) as r:
                 c1, c2 = await r.client("CLIENT1"), await r.client("CLIENT2")
-                await _resting(c1, "a")
-                await _resting(c2, "z")
+                await resting(c1, "a")
+                await resting(c2, "z")
                 status, answer = await _admin(r.gw, "POST", "/kill-switch",
                                               {"scope": "*", "engaged": True})
                 assert (status, answer["cancelling"]) == (200, 2)
@@ -142,15 +129,14 @@ def test_a_configured_kill_switch_cancels_what_is_open_at_start(tmp_path: Path) 
         try:
             async with running(tmp_path, [session()], store=store, replay_check=False) as r:
                 c = await r.client()
-                await _resting(c, "a", "b")
-                _venue_survives(r)
+                await resting(c, "a", "b")
+                venue_survives(r)
                 venue = r.venue()
                 next_seq = c.next_seq
+                first = r
             assert len(await venue.open_orders()) == 2
-            killed = [session(risk={"kill_switch": True})]
-            gw = build_gateway(config(killed), store)
+            gw = restart(first, store, [session(risk={"kill_switch": True})])
             assert gw.orders is not None
-            gw.orders.connectors["paper"] = venue
             host, port = await gw.start()
             try:
                 await asyncio.wait_for(gw.orders.idle(), 10)
@@ -296,14 +282,13 @@ def test_a_kill_switch_the_store_cannot_keep_is_in_force_and_says_so(
 def test_what_a_failed_cancel_leaves_open_is_cancelled_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The venue cannot take the kill switch's cancel: the order is cancelled again a moment
-    later, for as long as the switch is engaged."""
+    """The venue cannot take the kill switch's cancel: it is asked again until it does."""
     async def body() -> None:
         async with running(tmp_path, admin=ADMIN) as r:
-            r.orders._kill_recheck = 0.05
+            r.orders._ambiguous_retry = 0.05
             conn = r.venue()
             c = await r.client()
-            await _resting(c, "a")
+            await resting(c, "a")
             cancel, failures = conn.cancel, [1]
 
             async def unavailable_once(symbol: str, client_order_id: str) -> None:
@@ -329,7 +314,7 @@ def test_a_cancel_waiting_behind_the_clients_replace_keeps_its_reason(
         async with running(tmp_path, admin=ADMIN) as r:
             conn = r.venue()
             c = await r.client()
-            await _resting(c, "a")
+            await resting(c, "a")
             amend, go = conn.amend, asyncio.Event()
 
             async def held(request: Any) -> None:

@@ -11,27 +11,9 @@ from typing import Any
 import pytest
 from server.harness import run
 
-from gateway.app import build_gateway
 from gateway.store.sessions import SessionStore
 
-from .support import BTC, NOW, config, running, session, sid
-
-
-def _venue_survives(run_: Any) -> None:
-    """The venue outlives the gateway: stopping the gateway does not close it."""
-    async def stay_open() -> None:
-        return None
-
-    run_.venue().close = stay_open
-
-
-async def _restart(run_: Any, store: SessionStore, sessions: list[dict[str, Any]]) -> Any:
-    """A second gateway on the same store and the same (surviving) venue."""
-    venue = run_.venue()
-    gw = build_gateway(config(sessions), store)
-    assert gw.orders is not None
-    gw.orders.connectors["paper"] = venue
-    return gw
+from .support import BTC, NOW, restart, resting, running, session, sid, venue_survives
 
 
 def test_a_pending_cancel_is_sent_again_after_a_restart(tmp_path: Path) -> None:
@@ -51,9 +33,9 @@ def test_a_pending_cancel_is_sent_again_after_a_restart(tmp_path: Path) -> None:
             await c.cancel("rest-x", "rest")
             await c.er(t11="rest-x", t39="6")
             assert len(await r.open_at_venue()) == 1
-            _venue_survives(r)
+            venue_survives(r)
             first = r
-        gw = await _restart(first, store, sessions)
+        gw = restart(first, store, sessions)
         host, port = await gw.start()
         try:
             assert gw.orders is not None
@@ -77,15 +59,13 @@ def test_cancel_on_disconnect_still_holds_after_a_restart(tmp_path: Path) -> Non
         sessions = [session(cancel_on_disconnect="disconnect")]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
             c = await r.client()
-            for i in range(3):
-                await c.order(f"o{i}", price="90000", tif="1")
-                await c.er(t11=f"o{i}", t39="0")
+            await resting(c, "o0", "o1", "o2")
             # the process dies: its own cancel-on-disconnect never runs
             r.orders._sessions["FIX.4.4:GATEWAY->CLIENT1"].cod_override = "off"
-            _venue_survives(r)
+            venue_survives(r)
             first = r
         assert len(await first.open_at_venue()) == 3
-        gw = await _restart(first, store, sessions)
+        gw = restart(first, store, sessions)
         await gw.start()
         try:
             assert gw.orders is not None
@@ -108,18 +88,16 @@ def test_a_logons_cancel_on_disconnect_y_still_holds_after_a_restart(tmp_path: P
         sessions = [session(cancel_on_disconnect="off", cancel_on_disconnect_grace=2.0)]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
             c = await r.client(extra=[(8013, "Y")])
-            for i in range(3):
-                await c.order(f"o{i}", price="90000", tif="1")
-                await c.er(t11=f"o{i}", t39="0")
+            await resting(c, "o0", "o1", "o2")
 
             async def dies(session_id: str, grace: float) -> None:
                 return None  # the process dies within the grace period
 
             r.orders._cancel_on_disconnect = dies  # type: ignore[method-assign]
-            _venue_survives(r)
+            venue_survives(r)
             first = r
         assert len(await first.open_at_venue()) == 3
-        gw = await _restart(first, store, sessions)
+        gw = restart(first, store, sessions)
         host, port = await gw.start()
         try:
             assert gw.orders is not None
@@ -152,13 +130,11 @@ def test_a_logons_cancel_on_disconnect_n_still_holds_after_a_restart(
         sessions = [session(cancel_on_disconnect=mode)]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
             c = await r.client(extra=[(8013, "N")])
-            for i in range(3):
-                await c.order(f"o{i}", price="90000", tif="1")
-                await c.er(t11=f"o{i}", t39="0")
-            _venue_survives(r)
+            await resting(c, "o0", "o1", "o2")
+            venue_survives(r)
             first = r
         assert len(await first.open_at_venue()) == 3
-        gw = await _restart(first, store, sessions)
+        gw = restart(first, store, sessions)
         await gw.start()
         try:
             assert gw.orders is not None
