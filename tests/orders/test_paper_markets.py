@@ -89,7 +89,7 @@ def test_a_bad_market_is_a_configuration_error(
         market = {**market, "recorded": str(tmp_path / market["recorded"])}
     v = VenueConfig.model_validate({"name": "paper", "market": [market]})
     with pytest.raises(ConfigError, match=re.escape(why)):
-        paper_markets(v)
+        build_connector(v)
 
 
 def test_orders_trade_against_a_configured_market(tmp_path: Path) -> None:
