@@ -74,6 +74,17 @@ def _never_connected(exc: BaseException) -> bool:
     return isinstance(cause, aiohttp.ClientConnectorError)
 
 
+_REJECTS: tuple[tuple[type[Exception], RejectReason], ...] = (
+    (ccxt_async.DuplicateOrderId, RejectReason.DUPLICATE_ORDER),
+    (ccxt_async.InsufficientFunds, RejectReason.INSUFFICIENT_BALANCE),
+    (ccxt_async.BadSymbol, RejectReason.UNKNOWN_SYMBOL),
+    (ccxt_async.OrderNotFound, RejectReason.UNKNOWN_ORDER),
+    (ccxt_async.OrderImmediatelyFillable, RejectReason.POST_ONLY_WOULD_TAKE),
+    (ccxt_async.NotSupported, RejectReason.UNSUPPORTED),
+)
+"""ccxt's exception classes that are the venue's refusal, in the order they are tried."""
+
+
 def map_error(exc: Exception, *, what: str, mutating: bool) -> VenueError:
     """The gateway's exception for ccxt's ``exc`` raised by ``what`` (a request that changes
     state at the venue when ``mutating``)."""
@@ -85,18 +96,9 @@ def map_error(exc: Exception, *, what: str, mutating: bool) -> VenueError:
         if mutating and not _never_connected(exc):
             return VenueAmbiguous(text)
         return VenueUnavailable(text)
-    if isinstance(exc, ccxt_async.DuplicateOrderId):
-        return VenueRejected(RejectReason.DUPLICATE_ORDER, text)
-    if isinstance(exc, ccxt_async.InsufficientFunds):
-        return VenueRejected(RejectReason.INSUFFICIENT_BALANCE, text)
-    if isinstance(exc, ccxt_async.BadSymbol):
-        return VenueRejected(RejectReason.UNKNOWN_SYMBOL, text)
-    if isinstance(exc, ccxt_async.OrderNotFound):
-        return VenueRejected(RejectReason.UNKNOWN_ORDER, text)
-    if isinstance(exc, ccxt_async.OrderImmediatelyFillable):
-        return VenueRejected(RejectReason.POST_ONLY_WOULD_TAKE, text)
-    if isinstance(exc, ccxt_async.NotSupported):
-        return VenueRejected(RejectReason.UNSUPPORTED, text)
+    for kind, reason in _REJECTS:
+        if isinstance(exc, kind):
+            return VenueRejected(reason, text)
     if isinstance(exc, ccxt_async.AuthenticationError):
         # PermissionDenied, AccountSuspended, a bad signature or key: nothing was executed
         return VenueUnavailable(redact(f"{what}: the venue refused our credentials or "

@@ -173,24 +173,6 @@ def _read_group(fields: list[tuple[int, bytes]], i: int, group: Group, parent: F
     return i
 
 
-def check_format(ftype: str, value: bytes) -> bool:
-    if ftype in INT_TYPES:
-        return _is_int(value)
-    if ftype in FLOAT_TYPES:
-        return is_fix_float(value)
-    if ftype == "CHAR":
-        return len(value) == 1
-    if ftype == "BOOLEAN":
-        return value in (b"Y", b"N")
-    if ftype == "UTCTIMESTAMP":
-        return _is_utc_timestamp(value)
-    if ftype == "UTCTIMEONLY":
-        return is_utc_time_only(value)
-    if ftype in ("UTCDATEONLY", "UTCDATE"):
-        return is_utc_date_only(value)
-    return True
-
-
 def _is_int(value: bytes) -> bool:
     if value[:1] == b"-":
         return value[1:].isdigit()
@@ -206,7 +188,8 @@ def _is_utc_timestamp(value: bytes) -> bool:
 
 
 def _format_check(ftype: str) -> Callable[[bytes], bool] | None:
-    """:func:`check_format` for one type, as one function (None: any value is well formed)."""
+    """The data-format check of one FIX type (FIX 4.4 Vol. 1 "Data Types"), as one function
+    (None: any value is well formed)."""
     if ftype in INT_TYPES:
         return _is_int
     if ftype in FLOAT_TYPES:
