@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.store.checkpoint import CHECKPOINT_INTERVAL_S
 from gateway.store.sessions import SessionStore
 
 SID = "FIX.4.4:GATEWAY->CLIENT1"
@@ -27,9 +26,7 @@ def test_the_writer_leaves_checkpoints_to_the_checkpointer(tmp_path: Path) -> No
 
     async def main() -> None:
         # the thread never wakes during the test: only run_once below checkpoints
-        store = SessionStore(f"sqlite:///{db}", checkpoint_interval=3600)
-        await store.start()
-        try:
+        async with SessionStore(f"sqlite:///{db}", checkpoint_interval=3600) as store:
             await _save_pages(store, 1500)  # > 1500 pages: SQLite's default would checkpoint
             wal = db.with_name(db.name + "-wal")
             assert wal.stat().st_size > 1500 * PAGE  # not rewound: no checkpoint ran
@@ -44,29 +41,22 @@ def test_the_writer_leaves_checkpoints_to_the_checkpointer(tmp_path: Path) -> No
             await store.save(SID, sent=[(1501, _message(1501))], next_sender=1502)
             sent = await store.get_sent(SID, 1499, 0)
             assert [seq for seq, _ in sent] == [1499, 1500, 1501]
-        finally:
-            await store.close()
 
     asyncio.run(main())
 
 
 def test_the_checkpoint_thread_runs_until_the_store_closes(tmp_path: Path) -> None:
     async def main() -> None:
-        store = SessionStore(f"sqlite:///{tmp_path / 'gw.db'}", checkpoint_interval=0.01)
-        await store.start()
-        checkpointer = store.checkpointer
-        assert checkpointer is not None
-        try:
+        async with SessionStore(f"sqlite:///{tmp_path / 'gw.db'}",
+                                checkpoint_interval=0.01) as store:
+            checkpointer = store.checkpointer
+            assert checkpointer is not None
             await _save_pages(store, 10)
             checkpointer.ran.clear()
             assert await asyncio.to_thread(checkpointer.ran.wait, 30)
             assert checkpointer.stats.runs >= 1
             assert checkpointer.stats.failures == 0
-        finally:
-            await store.close()
-        runs = checkpointer.stats.runs
         assert checkpointer._thread is None  # joined by close
-        assert checkpointer.stats.runs == runs
 
     asyncio.run(main())
 
@@ -75,18 +65,16 @@ def test_no_checkpointer_without_a_sqlite_file() -> None:
     assert SessionStore("sqlite://").checkpointer is None
     assert SessionStore("sqlite:///:memory:").checkpointer is None
     assert SessionStore("postgresql+psycopg://u@127.0.0.1:1/x").checkpointer is None
-    assert CHECKPOINT_INTERVAL_S <= 1.0
 
 
 def test_a_long_wal_gets_a_restart_checkpoint(tmp_path: Path) -> None:
     """Past ``restart_above_pages`` a passive checkpoint is followed by a RESTART one (under
     unbroken load the writer would otherwise never rewind the WAL)."""
     async def main() -> None:
-        store = SessionStore(f"sqlite:///{tmp_path / 'gw.db'}", checkpoint_interval=3600)
-        await store.start()
-        checkpointer = store.checkpointer
-        assert checkpointer is not None
-        try:
+        async with SessionStore(f"sqlite:///{tmp_path / 'gw.db'}",
+                                checkpoint_interval=3600) as store:
+            checkpointer = store.checkpointer
+            assert checkpointer is not None
             await _save_pages(store, 50)
             checkpointer.restart_above_pages = 10_000
             await asyncio.to_thread(checkpointer.run_once)
@@ -98,7 +86,5 @@ def test_a_long_wal_gets_a_restart_checkpoint(tmp_path: Path) -> None:
             assert checkpointer.stats.restarts == 1 and checkpointer.stats.failures == 0
             await store.save(SID, sent=[(101, _message(101))], next_sender=102)
             assert [seq for seq, _ in await store.get_sent(SID, 99, 0)] == [99, 100, 101]
-        finally:
-            await store.close()
 
     asyncio.run(main())
