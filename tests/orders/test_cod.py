@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from server.harness import run
 
+from connectors.base import VenueUnavailable
 from connectors.paper.venue import PaperConnector
 
 from .support import BTC, ETH, D, OrderClient, Run, running, session, sid
@@ -129,4 +130,37 @@ def test_unacknowledged_and_replacing_orders_are_cancelled(tmp_path: Path) -> No
             assert [m[150] for m in got if m[11] == "n"] == ["0", "4"]
             await c.quiet(0.2)
             assert D(0) == sum((D(m[14]) for m in c.received if m.msg_type == "8"), D(0))
+    run(body())
+
+
+def test_a_cancel_the_venue_cannot_take_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invariant 5: the venue is unreachable when cancel-on-disconnect fires; the cancel is
+    asked again until it is taken, and the client learns of it at its next Logon."""
+    async def body() -> None:
+        async with running(tmp_path, [session(cancel_on_disconnect="disconnect")]) as r:
+            r.orders._ambiguous_retry = 0.05
+            conn = r.venue()
+            cancel, failures = conn.cancel, [1, 2, 3]
+
+            async def unreachable(symbol: str, client_order_id: str) -> None:
+                if failures:
+                    failures.pop()
+                    raise VenueUnavailable("injected: the venue is unreachable")
+                await cancel(symbol, client_order_id)
+
+            monkeypatch.setattr(conn, "cancel", unreachable)
+            c = await r.client()
+            bid = conn.exchange.book(BTC).best_bid()
+            assert bid is not None
+            await c.order("b", price=bid - 50)
+            await c.er(t11="b", t39="0")
+            await _leave(c, "disconnect")
+            await r.logged_out(sid())
+            await r.orders.idle()
+            assert not failures and await r.open_at_venue() == []
+            c = await r.reconnect(c)
+            m = await c.er(t11="b", t150="4", t39="4")
+            assert m[58].startswith("cancel on disconnect")
     run(body())
