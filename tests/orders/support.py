@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from server.fixclient import FixClient, FixMessage, Value
 
+from connectors.base import VenueUnavailable
 from connectors.paper.venue import PaperConnector
 from gateway.app import Gateway, build_gateway
 from gateway.config import Config
@@ -249,6 +250,22 @@ def restart(run_: Run, store: SessionStore, sessions: list[dict[str, Any]]) -> G
     assert gw.orders is not None
     gw.orders.connectors["paper"] = venue
     return gw
+
+
+def unreachable_for_cancels(run_: Run, mp: pytest.MonkeyPatch, times: int) -> list[None]:
+    """The paper venue's next ``times`` cancels raise VenueUnavailable (nothing happens at the
+    venue); returns the failures still to come (empty once all were used)."""
+    conn = run_.venue()
+    cancel, left = conn.cancel, [None] * times
+
+    async def unreachable(symbol: str, client_order_id: str) -> None:
+        if left:
+            left.pop()
+            raise VenueUnavailable("injected: the venue is unreachable")
+        await cancel(symbol, client_order_id)
+
+    mp.setattr(conn, "cancel", unreachable)
+    return left
 
 
 async def resting(c: OrderClient, *names: str) -> None:

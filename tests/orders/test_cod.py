@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from server.harness import run
 
-from connectors.base import VenueUnavailable
 from connectors.paper.venue import PaperConnector
 
-from .support import BTC, ETH, D, OrderClient, Run, running, session, sid
+from .support import BTC, ETH, D, OrderClient, Run, running, session, sid, unreachable_for_cancels
 
 
 async def _two_resting(r: Run, c: OrderClient) -> list[str]:
@@ -142,15 +141,7 @@ def test_a_cancel_the_venue_cannot_take_is_asked_again(
         async with running(tmp_path, [session(cancel_on_disconnect="disconnect")]) as r:
             r.orders._ambiguous_retry = 0.05
             conn = r.venue()
-            cancel, failures = conn.cancel, [1, 2, 3]
-
-            async def unreachable(symbol: str, client_order_id: str) -> None:
-                if failures:
-                    failures.pop()
-                    raise VenueUnavailable("injected: the venue is unreachable")
-                await cancel(symbol, client_order_id)
-
-            monkeypatch.setattr(conn, "cancel", unreachable)
+            failures = unreachable_for_cancels(r, monkeypatch, 3)
             c = await r.client()
             bid = conn.exchange.book(BTC).best_bid()
             assert bid is not None

@@ -14,13 +14,22 @@ import aiohttp
 import pytest
 from server.harness import run
 
-from connectors.base import VenueUnavailable
 from gateway import cli
 from gateway.app import build_gateway
 from gateway.config import ConfigError, load_config
 from gateway.store.sessions import SessionStore
 
-from .support import OrderClient, config, restart, resting, running, session, sid, venue_survives
+from .support import (
+    OrderClient,
+    config,
+    restart,
+    resting,
+    running,
+    session,
+    sid,
+    unreachable_for_cancels,
+    venue_survives,
+)
 
 TOKEN_ENV = "FIXGW_TEST_ADMIN_TOKEN"
 TOKEN = "s3cret-admin-token"
@@ -286,18 +295,9 @@ def test_what_a_failed_cancel_leaves_open_is_cancelled_again(
     async def body() -> None:
         async with running(tmp_path, admin=ADMIN) as r:
             r.orders._ambiguous_retry = 0.05
-            conn = r.venue()
             c = await r.client()
             await resting(c, "a")
-            cancel, failures = conn.cancel, [1]
-
-            async def unavailable_once(symbol: str, client_order_id: str) -> None:
-                if failures:
-                    failures.pop()
-                    raise VenueUnavailable("injected: the venue is unreachable")
-                await cancel(symbol, client_order_id)
-
-            monkeypatch.setattr(conn, "cancel", unavailable_once)
+            failures = unreachable_for_cancels(r, monkeypatch, 1)
             status, answer = await _admin(r.gw, "POST", "/kill-switch",
                                           {"scope": "*", "engaged": True})
             assert (status, answer["cancelling"]) == (200, 1)
