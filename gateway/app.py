@@ -6,13 +6,14 @@ pieces fit.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import logging
 import os
 import ssl
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from connectors.base import Connector, TimeInForce
@@ -123,7 +124,7 @@ def session_definition(sid: SessionID, opts: SessionOptions) -> SessionDef:
         max_outbound_bytes=opts.max_outbound_bytes,
         partial_message_timeout=opts.partial_message_timeout,
         first_message_timeout=opts.logon_timeout,
-        rate_limit=opts.rate_limit,
+        rate_limit=opts.rate_limit or None,
         rate_burst=opts.rate_burst,
         rate_action=opts.rate_action,
     )
@@ -156,6 +157,7 @@ class Gateway:
     admin: AdminServer | None = None
     admin_address: tuple[str, int] | None = None
     """Where the admin API listens, once started."""
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> tuple[str, int]:
         """Start the order path (reconciling with the venues), then accept connections, then
@@ -167,9 +169,32 @@ class Gateway:
             self.config.gateway.host, self.config.gateway.port,
             tls_context(tls) if tls is not None else None,
         )
+        listen = getattr(self.store, "add_availability_listener", None)
+        if listen is not None:
+            listen(self._store_availability)
         if self.admin is not None:
             self.admin_address = await self.admin.start()
         return address
+
+    def _store_availability(self, available: bool, why: str) -> None:
+        """Invariant 8 when the store fails: every session ends with a Logout saying so, and
+        Logons are refused, until the store is back and what was kept meanwhile is stored."""
+        if not available:
+            self.acceptor.store_lost(why)
+            return
+        task = asyncio.get_running_loop().create_task(self._catch_up_after_outage())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _catch_up_after_outage(self) -> None:
+        try:
+            if self.orders is not None:
+                await self.orders.store_back()
+            await self.acceptor.store_back()
+        except Exception as exc:  # down again: the next "available" tries again
+            log.error("catching up after the store outage failed: %s", exc)
+            return
+        log.warning("the store is back: Logons are accepted again")
 
     async def stop(self) -> None:
         if self.admin is not None:

@@ -55,6 +55,8 @@ class ValidationConfig(_Strict):
     reject_fields_not_in_message: bool = True
     check_required: bool = True
     check_values: bool = True
+    max_id_length: int = Field(default=64, ge=8, le=255)
+    max_field_length: int = Field(default=1024, ge=64)
 
 
 class LimitsConfig(_Strict):
@@ -95,8 +97,9 @@ class SessionOptions(_Strict):
     max_message_size: int = Field(default=1 << 20, gt=64)
     max_outbound_bytes: int = Field(default=8 << 20, gt=1024)
     partial_message_timeout: float = Field(default=30.0, gt=0)
-    rate_limit: float | None = Field(default=None, gt=0)
-    rate_burst: int = Field(default=100, gt=0)
+    rate_limit: float = Field(default=1000.0, ge=0)
+    """Inbound messages per second (token bucket); 0: no limit."""
+    rate_burst: int = Field(default=2000, gt=0)
     rate_action: Literal["reject", "logout"] = "reject"
     validation: ValidationConfig = ValidationConfig()
     schedule: ScheduleConfig = ScheduleConfig()

@@ -34,6 +34,32 @@ log = logging.getLogger("fixgw.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 64 << 10
+MAX_JSON_DEPTH = 8
+"""Deeper nesting is refused before it is parsed (no request of this API nests at all; the
+standard parser would recurse once per level and fail with RecursionError past ~1,000)."""
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether ``text`` nests arrays or objects more than ``limit`` deep (strings skipped)."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def _error(status: int, text: str) -> web.Response:
@@ -106,8 +132,16 @@ class AdminServer:
 
     async def _post_kill_switch(self, request: web.Request) -> web.Response:
         try:
-            body: Any = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            text = await request.text()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"the body is larger than {MAX_BODY} bytes")
+        except UnicodeDecodeError:
+            return _error(400, "the body must be JSON")
+        if json_depth_exceeds(text, MAX_JSON_DEPTH):
+            return _error(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+        try:
+            body: Any = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
             return _error(400, "the body must be JSON")
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")

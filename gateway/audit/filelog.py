@@ -74,6 +74,17 @@ a ``^`` alternative in one pattern would make the scan ~8x slower."""
 _MAX_TAG_DIGITS = 9
 
 
+def _tag_number(text: bytes) -> int:
+    """The tag number ``text`` spells, leading zeros and all (``0000000000554`` is 554 to a
+    lenient parser, so it is to the masker); -1 when it is not one."""
+    if not (text.isdigit() and text.isascii()):
+        return -1
+    digits = text.lstrip(b"0")
+    if len(digits) > _MAX_TAG_DIGITS:
+        return -1
+    return int(digits) if digits else 0
+
+
 def mask_secrets(message: bytes) -> bytes:
     """``message`` with the values of Password (554), NewPassword (925), Signature (89),
     SecureData (91), RawData (96), EncryptedPassword (1402) and EncryptedNewPassword (1404)
@@ -104,12 +115,7 @@ def mask_secrets(message: bytes) -> bytes:
             pos = end + 1
             expect = None
             continue
-        tag_text = message[pos:eq]
-        tag = (
-            int(tag_text)
-            if tag_text.isdigit() and tag_text.isascii() and len(tag_text) <= _MAX_TAG_DIGITS
-            else -1
-        )
+        tag = _tag_number(message[pos:eq])
         start = eq + 1
         end = -1
         if expect is not None and tag == expect[0]:

@@ -294,6 +294,41 @@ def _split_with_data(data: bytes, lengths: dict[int, int]) -> list[tuple[int, by
     return fields
 
 
+def padded_tag(data: bytes, data_fields: dict[int, int] | None = None) -> int | None:
+    """The first tag of ``data`` written with leading zeros (``0554=``), as its number; None
+    when there is none. The standard writes tags without them; a lenient parser (QuickFIX's,
+    ours) reads ``0554`` as 554, so a padded tag could pass for another. Values of
+    length-prefixed data fields are skipped by length (they may hold ``<SOH>0``)."""
+    if b"\x010" not in data and not data.startswith(b"0"):
+        return None
+    lengths = STANDARD_DATA_FIELDS if data_fields is None else data_fields
+    pos, n = 0, len(data)
+    pending: tuple[int, int] | None = None
+    while pos < n:
+        eq = data.find(b"=", pos)
+        if eq < 0:
+            return None
+        raw = data[pos:eq]
+        t = parse_tag(raw)
+        if t is None:
+            return None
+        if len(raw) > 1 and raw.lstrip(b"-")[:1] == b"0":
+            return t
+        end = -1
+        if pending is not None and pending[0] == t:
+            end = eq + 1 + pending[1]
+            if end >= n or data[end] != SOH[0]:
+                end = -1
+        if end < 0:
+            end = data.find(SOH, eq + 1)
+            if end < 0:
+                return None
+        value = data[eq + 1 : end]
+        pending = (lengths[t], int(value)) if t in lengths and value.isdigit() else None
+        pos = end + 1
+    return None
+
+
 def encode(
     begin_string: bytes,
     fields: Iterable[tuple[int, bytes]],

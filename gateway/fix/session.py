@@ -115,6 +115,10 @@ class Attachment(Protocol):
 
     def committed(self) -> None: ...
 
+    def failed(self, exc: BaseException) -> None:
+        """The commit failed: the message was neither stored nor written, and its sequence
+        number is taken back (:meth:`Session.rewind`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Send:
@@ -792,6 +796,25 @@ class Session:
             raise SessionNotReady(f"{self.sid} is not logged on")
         extra = [(t, v) for t, v in header_extra if t not in _FILLED_HEADER]
         return self._emit(msg_type, body, now, extra, ref, attachment)
+
+    def refuse(self, now: float, text: str) -> None:
+        """Say why in a Logout (58) and close at once, without waiting for the answer: the
+        driver cannot keep the session (its store is down). A connection that has not logged
+        on gets the Logout too (QuickFIX answers a refused Logon so)."""
+        if self.state is State.DISCONNECTED:
+            return
+        if not self.sent_logout:
+            self._emit(LOGOUT, [(58, text.encode())], now)
+            self.sent_logout = True
+        self._close(text)
+
+    def rewind(self, next_sender: int, next_target: int) -> None:
+        """Take back sequence numbers that were never durable: messages from ``next_sender`` on
+        were neither stored nor written (they are sent again, renumbered, or not at all), and
+        the counterparty's from ``next_target`` on count as not received (its resend brings
+        them back)."""
+        self.next_sender = min(self.next_sender, next_sender)
+        self.next_target = min(self.next_target, next_target)
 
     def logout(self, now: float, text: str | None = None) -> None:
         """Start the Logout handshake (closes after the answer or ``logout_timeout``)."""

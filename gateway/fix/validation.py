@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 
-from .codec import GarbledMessage, split_fields, verify_frame
+from .codec import GarbledMessage, padded_tag, split_fields, verify_frame
 from .dictionary import (
     FLOAT_TYPES,
     INT_TYPES,
@@ -41,6 +41,19 @@ from .tags import (
 )
 
 USER_MIN = 5000
+
+ID_TAGS = frozenset({
+    1,  # Account
+    11, 41, 526, 583,  # ClOrdID, OrigClOrdID, SecondaryClOrdID, ClOrdLinkID
+    17, 37, 198,  # ExecID, OrderID, SecondaryOrderID
+    22, 48, 55, 65, 100, 207,  # SecurityIDSource, SecurityID, Symbol, SymbolSfx, ExDestination,
+    # SecurityExchange
+    66, 109, 262, 320, 584, 553,  # ListID, ClientID, MDReqID, SecurityReqID, MassStatusReqID,
+    # Username
+    49, 56, 50, 57, 115, 128, 116, 129,  # CompIDs, SubIDs, OnBehalfOf/DeliverTo
+})
+"""Identifiers: kept with orders, echoed in reports, used as keys; bounded by
+:attr:`ValidationSettings.max_id_length`."""
 _HEADER_FIRST = {8: -3, 9: -2, 35: -1}
 
 
@@ -65,6 +78,11 @@ class ValidationSettings:
     reject_fields_not_in_message: bool = True  # [AllowUnknownMsgFields]=N -> 373=2
     check_required: bool = True
     check_values: bool = True  # data formats and enumerations
+    max_id_length: int = 64
+    """Longest identifier the gateway keeps or echoes (ClOrdID, Account, Symbol, ... see
+    :data:`ID_TAGS`); longer gets 373=5 naming the tag."""
+    max_field_length: int = 1024
+    """Longest value of any other field but length-prefixed data (Text included)."""
 
     @classmethod
     def strict(cls) -> ValidationSettings:
@@ -231,7 +249,15 @@ def validate(
     app_dd: DataDictionary,
     settings: ValidationSettings,
 ) -> None:
-    """Raise :class:`SessionReject` for the first rule ``msg`` breaks, QuickFIX's order."""
+    """Raise :class:`SessionReject` for the first rule ``msg`` breaks, QuickFIX's order.
+
+    Before those: a tag written with leading zeros (373=0, Invalid tag number), which no
+    standard writes and which could pass for another tag (``0000554`` for Password)."""
+    if b"\x010" in msg.raw:
+        padded = padded_tag(msg.raw, {**session_dd.data_fields, **app_dd.data_fields})
+        if padded is not None:
+            raise SessionReject(INVALID_TAG_NUMBER, padded,
+                                "Invalid tag number (written with leading zeros)")
     if settings.check_fields_out_of_order and msg.out_of_order_tag:
         raise SessionReject(TAG_OUT_OF_ORDER, msg.out_of_order_tag)
     msg_type = msg.msg_type
@@ -274,12 +300,15 @@ def _iterate(
     have_values, check_values = s.check_fields_have_values, s.check_values
     user_fields, unknown = s.check_user_defined_fields, s.reject_unknown_fields
     defs, checks, sections = dd.fields, dd.value_checks, dd.sections
+    max_id, max_field = s.max_id_length, s.max_field_length
     for tag, value in fields:
         if tag == last:
             raise SessionReject(TAG_APPEARS_MORE_THAN_ONCE, tag)
         if have_values and not value:
             raise SessionReject(TAG_WITHOUT_VALUE, tag)
         fd = defs.get(tag)
+        if len(value) > max_id:
+            _check_length(tag, value, fd, max_id, max_field)
         if check_values and fd is not None:
             check = checks.get(tag, _UNBUILT)
             if check is _UNBUILT:
@@ -304,6 +333,17 @@ def _iterate(
             if g is not None:
                 for entry in entries:
                     _iterate(entry, dd, g.layout, s)
+
+
+def _check_length(
+    tag: int, value: bytes, fd: FieldDef | None, max_id: int, max_field: int
+) -> None:
+    if fd is not None and fd.type in ("DATA", "XMLDATA"):
+        return  # read by its length field, bounded by the message size
+    limit = max_id if tag in ID_TAGS else max_field
+    if len(value) > limit:
+        raise SessionReject(VALUE_INCORRECT, tag,
+                            f"Value is incorrect (longer than {limit} characters) for this tag")
 
 
 _UNBUILT: Callable[[bytes], int] = lambda v: 0  # noqa: E731 - a sentinel

@@ -9,6 +9,7 @@ declared here for the type checker.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -28,6 +29,7 @@ from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.session import Session, SessionID
 from gateway.risk.checks import RiskEngine
 from gateway.routing.router import SessionRouting, SymbolMap
+from gateway.store.errors import StoreUnavailable
 from gateway.store.orders import FillRecord, OrderAppend, build_append
 
 from . import fixmap
@@ -122,6 +124,9 @@ class OrderCore:
         self._cancel_after_pending: set[str] = set()
         """Orders to cancel (cancel-on-disconnect, mass cancel) once their pending cancel or
         replace is resolved."""
+        self._deferred: list[OrderAppend] = []
+        """Order events the store could not take (it was down), in order: stored once it is
+        back (:meth:`store_back`); their reports wait in the sessions' ``unreported``."""
 
     if TYPE_CHECKING:
         # what the parts call in one another (defined in manager, replace, recovery, mass)
@@ -187,26 +192,85 @@ class OrderCore:
         session = st.session if st is not None else None
         fills = (fill,) if fill is not None else ()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
         if body is None and self._batching is not None:
             self._batching.append((build_append((ev,), (o,), fills), future))
             return future
         if body is not None and session is not None and session.is_logged_on:
-            stored = _Stored(build_append((ev,), (o,), fills), future)
+            stored = _Stored(build_append((ev,), (o,), fills), future,
+                             functools.partial(self._unsent, ev, msg_type, body))
             session.send(msg_type, body, self.clock(), ref=ev.exec_id, attachment=stored)
             self._request_flush(session.sid)
             return future
         if body is not None and st is not None and ev.exec_id is not None:
-            ev.data["er"] = [[t, v.decode()] for t, v in body]
-            if msg_type != b"8":
-                ev.data["msg_type"] = msg_type.decode()
-            st.unreported.append((msg_type, body, ev.exec_id))
-        alone = self.store.append_now(build_append((ev,), (o,), fills))
-        alone.add_done_callback(_log_store_failure)
+            self._keep_report(st, ev, msg_type, body)
+        append = build_append((ev,), (o,), fills)
+        alone = self.store.append_now(append)
+        alone.add_done_callback(functools.partial(self._stored_alone, append))
         return alone
 
+    @staticmethod
+    def _keep_report(
+        st: _SessionState, ev: OrderEvent, msg_type: bytes, body: list[tuple[int, bytes]]
+    ) -> None:
+        """Keep the report for the session's next Logon, and in the event (a restart finds it
+        there, unreported)."""
+        assert ev.exec_id is not None
+        ev.data["er"] = [[t, v.decode()] for t, v in body]
+        if msg_type != b"8":
+            ev.data["msg_type"] = msg_type.decode()
+        st.unreported.append((msg_type, body, ev.exec_id))
+
+    def _unsent(
+        self, ev: OrderEvent, msg_type: bytes, body: list[tuple[int, bytes]],
+        stored: _Stored, exc: BaseException,
+    ) -> None:
+        """A report and its event the store could not take (the session's commit failed):
+        the report waits for the next Logon, the event for the store (Invariant 8)."""
+        st = self._sessions.get(ev.session_id)
+        if isinstance(exc, StoreUnavailable) and st is not None and ev.exec_id is not None:
+            self._keep_report(st, ev, msg_type, body)
+            p = stored.payload
+            self._defer(OrderAppend(build_append((ev,), ()).events, p.orders, p.fills))
+        else:
+            log.error("%s: event %s and its report are lost: %s", ev.order_id, ev.kind, exc)
+        stored.fail(exc)
+
+    def _stored_alone(self, append: OrderAppend, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            return
+        if isinstance(exc, StoreUnavailable):
+            self._defer(append)
+        else:
+            log.error("storing an order event failed", exc_info=exc)
+
+    def _defer(self, append: OrderAppend) -> None:
+        if not self._deferred:
+            log.warning("the store is unavailable: order events are kept in memory until it "
+                        "is back")
+        self._deferred.append(append)
+
+    async def store_back(self) -> None:
+        """The store takes writes again: store the order events kept meanwhile, in order
+        (before any Logon, so that what their reports say is stored before it is told)."""
+        while self._deferred:
+            batch, self._deferred = self._deferred, []
+            try:
+                await self.store.append_built(merge_appends(batch))
+            except Exception:
+                self._deferred[:0] = batch
+                raise
+            log.warning("stored %d order events kept while the store was down", len(batch))
+
     async def _append_many(self, batch: list[tuple[OrderAppend, asyncio.Future[None]]]) -> None:
+        merged = merge_appends([a for a, _ in batch])
         try:
-            await self.store.append_built(merge_appends([a for a, _ in batch]))
+            await self.store.append_built(merged)
+        except StoreUnavailable:
+            self._defer(merged)
         finally:
             for _, future in batch:
                 if not future.done():
@@ -299,9 +363,10 @@ class OrderCore:
         self.risk.closed(o.session_id, o.account)
 
 
-def _log_store_failure(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("storing an order event failed", exc_info=future.exception())
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a failure as seen (its waiter, if any, handles it; none need be)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
@@ -316,12 +381,23 @@ def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
 class _Stored:
     """An order event stored with the message that reports it (a session Send attachment)."""
 
-    __slots__ = ("payload", "_future")
+    __slots__ = ("payload", "_future", "_on_failure")
 
-    def __init__(self, payload: OrderAppend, future: asyncio.Future[None]) -> None:
+    def __init__(
+        self, payload: OrderAppend, future: asyncio.Future[None],
+        on_failure: Callable[[_Stored, BaseException], None],
+    ) -> None:
         self.payload = payload
         self._future = future
+        self._on_failure = on_failure
 
     def committed(self) -> None:
         if not self._future.done():
             self._future.set_result(None)
+
+    def failed(self, exc: BaseException) -> None:
+        self._on_failure(self, exc)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self._future.done():
+            self._future.set_exception(exc)

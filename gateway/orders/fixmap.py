@@ -156,14 +156,30 @@ def _text(v: bytes | None) -> str | None:
     return None if v is None else v.decode("utf-8", "replace")
 
 
+MAX_INTEGER_DIGITS = 15
+"""Quantities and prices below 10**15 (the largest supply of any traded coin is ~10**15)."""
+MAX_DECIMALS = 12
+"""Quantities and prices with at most 12 digits after the point (venues' finest steps are
+1e-8 to 1e-10). With both bounds every product, quotient and remainder the gateway computes
+fits the 28 digits of Decimal's default context exactly."""
+
+
 def _positive(msg: Message, tag: int, name: str) -> Decimal | None:
     try:
         v = msg.get_decimal(tag)
     except FieldValueError:
         raise Refusal(ORD_REJ_OTHER, f"{name} ({tag}) is not a number") from None
-    if v is not None and (not v.is_finite() or v <= 0):
-        raise Refusal(ORD_REJ_INCORRECT_QTY if tag == 38 else ORD_REJ_OTHER,
-                      f"{name} ({tag}) must be positive")
+    if v is None:
+        return None
+    reason = ORD_REJ_INCORRECT_QTY if tag == 38 else ORD_REJ_OTHER
+    if not v.is_finite() or v <= 0:
+        raise Refusal(reason, f"{name} ({tag}) must be positive")
+    if v.adjusted() >= MAX_INTEGER_DIGITS:
+        raise Refusal(reason, f"{name} ({tag}) is too large (at most {MAX_INTEGER_DIGITS} "
+                              "digits before the decimal point)")
+    exponent = v.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        raise Refusal(reason, f"{name} ({tag}) has more than {MAX_DECIMALS} decimals")
     return v
 
 

@@ -54,6 +54,7 @@ from gateway.fix.message import FieldValueError, Message
 from gateway.fix.session import Session, SessionID
 from gateway.fix.tags import BR_UNSUPPORTED_MESSAGE_TYPE
 from gateway.routing.router import RoutingError, UnknownSymbol, resolve_venue
+from gateway.store.errors import StoreUnavailable
 from gateway.store.orders import FillRecord
 
 from . import fixmap
@@ -229,30 +230,59 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             grace = st.policy.cod_grace
             st.cod_task = self._spawn(self._cancel_on_disconnect(str(session.sid), grace))
 
-    def on_message(self, session: Session, message: Message, now: float) -> None:
+    def on_message(
+        self, session: Session, message: Message, now: float
+    ) -> Awaitable[None] | None:
+        """Handle one application message; what is answered after a store read is returned
+        (the session stores the message as received once it is done)."""
         sid = str(session.sid)
         if sid not in self._sessions:
             session.business_reject(message, 4, now, text="No order routing for this session")
-            return
+            return None
         mt = message.msg_type
+        h = message.header
+        maybe_seen = h.get(97) == b"Y" or h.get(43) == b"Y"
         if mt == b"D":
-            h = message.header
-            if h.get(97) == b"Y" or h.get(43) == b"Y":
-                self._spawn(self._on_possible_resend(session, message, now))
-            else:
-                self._on_new_order(session, message, now)
-        elif mt == b"F":
-            self._on_cancel(session, message, now)
-        elif mt == b"G":
-            self._on_replace(session, message, now)
+            if maybe_seen:
+                return self._spawn(self._on_possible_resend(session, message, now))
+            self._on_new_order(session, message, now)
+        elif mt == b"F" or mt == b"G":
+            if maybe_seen:
+                return self._spawn(self._on_possible_resend_of_request(session, message, now))
+            return self._on_cancel_or_replace(session, message, now)
         elif mt == b"H":
-            self._spawn(self._on_status(session, message))
+            return self._spawn(self._on_status(session, message))
         elif mt == b"AF":
             self._on_mass_status(session, message, now)
         elif mt == b"q":
             self._on_mass_cancel(session, message, now)
         else:
             session.business_reject(message, BR_UNSUPPORTED_MESSAGE_TYPE, now)
+        return None
+
+    def _on_cancel_or_replace(
+        self, session: Session, message: Message, now: float
+    ) -> Awaitable[None] | None:
+        if message.msg_type == b"F":
+            return self._on_cancel(session, message, now)
+        return self._on_replace(session, message, now)
+
+    async def _on_possible_resend_of_request(
+        self, session: Session, msg: Message, now: float
+    ) -> None:
+        """A cancel or replace with PossDupFlag (43=Y) or PossResend (97=Y): when its ClOrdID
+        is already known, it was processed and answered (a resend after a crash or a store
+        outage took the sequence number back); otherwise it is new."""
+        sid = str(session.sid)
+        cl = msg.get_str(11) or ""
+        known = (sid, cl) in self._by_cl or await self.store.find_order(sid, cl) is not None
+        if known:
+            log.info("%s: %s with ClOrdID %s is a resend of one already answered: ignored",
+                     sid, msg.msg_type.decode(), cl)
+            return
+        pending = self._on_cancel_or_replace(session, msg, now)
+        if pending is not None:
+            await pending
 
     # ---------------------------------------------------------------------------------------
     # NewOrderSingle
@@ -389,7 +419,16 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         self._send_now(session, b"8", body)
 
     async def _place(self, o: Order, conn: Connector, persisted: Awaitable[None]) -> None:
-        await persisted  # write-ahead: the intent is stored before the venue hears of it
+        try:
+            await persisted  # write-ahead: the intent is stored before the venue hears of it
+        except StoreUnavailable as exc:
+            # never placed: the venue is not called for an order the store does not have.
+            # The client is told (the reject is kept with the intent until the store is back)
+            log.warning("%s: not placed, the store is unavailable", o.order_id)
+            self._record(o, "rejected", {"text": str(exc), "by": "gateway"},
+                         Execution(self._exec_id(o), EXEC_REJECTED,
+                                   text=f"not placed: {exc}", ord_rej_reason=fixmap.ORD_REJ_OTHER))
+            return
         req = OrderRequest(
             client_order_id=o.venue_client_order_id, symbol=o.symbol, side=o.side, type=o.type,
             quantity=o.quantity - o.cum_qty, price=o.price, stop_price=o.stop_price,
@@ -470,7 +509,8 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             f"{o.order_id}.T{ev.trade_id}", EXEC_TRADE, last_qty=ev.quantity, last_px=ev.price,
             liquidity=ev.liquidity, commission=ev.fee, commission_currency=ev.fee_currency,
         ), fill)
-        if applied is not None:
+        if applied is not None and self.orders.get(o.order_id) is o:
+            # (a fill that closed the order made _record forget it: nothing more to count)
             key = (o.venue, ev.client_order_id)
             self._coid_filled[key] = self._coid_filled.get(key, ZERO) + ev.quantity
 

@@ -32,6 +32,7 @@ from connectors.base import (
 )
 from gateway.fix.message import FieldValueError, Message
 from gateway.fix.session import Session
+from gateway.store.errors import StoreUnavailable
 
 from . import fixmap
 from .core import OrderCore
@@ -111,13 +112,14 @@ class CancelReplace(OrderCore):
 
     def _check_cancelable(
         self, session: Session, req: fixmap.CancelRequest | fixmap.ReplaceRequest, replace_: bool,
-    ) -> Order | None:
+    ) -> Order | asyncio.Task[None] | None:
+        """The open order ``req`` is for; else its answer is sent (None), or being worked out
+        from the store (the task)."""
         sid = str(session.sid)
         o = self._find(sid, req.orig_cl_ord_id, req.order_id)
         if o is None:
             # not open: the store tells "too late" (done) from "unknown"
-            self._spawn(self._reject_closed_or_unknown(session, req, replace_))
-            return None
+            return self._spawn(self._reject_closed_or_unknown(session, req, replace_))
         if (sid, req.cl_ord_id) in self._by_cl:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_DUPLICATE_CLORDID,
                                 f"duplicate ClOrdID {req.cl_ord_id}", replace_)
@@ -144,17 +146,18 @@ class CancelReplace(OrderCore):
         self._cancel_reject(session, req, None, fixmap.CXL_REJ_UNKNOWN_ORDER,
                             "unknown order", replace_)
 
-    def _on_cancel(self, session: Session, msg: Message, now: float) -> None:
+    def _on_cancel(self, session: Session, msg: Message, now: float) -> asyncio.Task[None] | None:
         req = fixmap.parse_cancel(msg)
         o = self._check_cancelable(session, req, False)
-        if o is None:
-            return
+        if not isinstance(o, Order):
+            return o
         orig = o.cl_ord_id
         self._record(o, "cancel_requested", {"cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig},
                      Execution(self._exec_id(o), EXEC_PENDING_CANCEL, cl_ord_id=req.cl_ord_id,
                                orig_cl_ord_id=orig))
         self._map_cl(o, req.cl_ord_id)
         self._spawn(self._venue_cancel(o))
+        return None
 
     async def _venue_cancel(self, o: Order) -> None:
         conn = self.connectors[o.venue]
@@ -237,40 +240,42 @@ class CancelReplace(OrderCore):
             self._cancel_after_pending.discard(o.order_id)
             self._cancel_orders([o], reason=self._cancel_why.get(o.order_id, "deferred cancel"))
 
-    def _on_replace(self, session: Session, msg: Message, now: float) -> None:
+    def _on_replace(
+        self, session: Session, msg: Message, now: float
+    ) -> asyncio.Task[None] | None:
         try:
             req = fixmap.parse_replace(msg)
         except (Refusal, FieldValueError) as exc:
             cancel = fixmap.CancelRequest(msg.get_str(11) or "", msg.get_str(41),
                                           msg.get_str(37))
             self._cancel_reject(session, cancel, None, fixmap.CXL_REJ_OTHER, str(exc), True)
-            return
+            return None
         o = self._check_cancelable(session, req, True)
-        if o is None:
-            return
+        if not isinstance(o, Order):
+            return o
         if o.status is OrdStatus.PENDING_NEW:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER,
                                 "the venue has not acknowledged the order yet", True)
-            return
+            return None
         qty = req.quantity if req.quantity is not None else o.quantity
         if qty <= o.cum_qty:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER,
                                 f"OrderQty {qty} is not above the filled quantity {o.cum_qty}",
                                 True)
-            return
+            return None
         if req.type is not o.type or (req.time_in_force not in (None, o.time_in_force)):
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_BROKER,
                                 "only OrderQty, Price and StopPx can be replaced", True)
-            return
+            return None
         if o.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and req.price is None:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER,
                                 "Price (44) is required to replace a limit order", True)
-            return
+            return None
         inst = self.symbols.instrument(o.venue, o.symbol, None, None)
         rules = instrument_rules(inst, qty, req.price, req.stop_price)
         if rules is not None:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_OTHER, rules.text, True)
-            return
+            return None
         refused = self.risk.check_replace(
             session_id=o.session_id, account=o.account, order_type=o.type, quantity=qty,
             price=req.price if req.price is not None else o.price,
@@ -278,7 +283,7 @@ class CancelReplace(OrderCore):
         )
         if refused is not None:
             self._cancel_reject(session, req, o, fixmap.CXL_REJ_BROKER, refused.text, True)
-            return
+            return None
         orig = o.cl_ord_id
         data = {"cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig, "quantity": str(qty),
                 "price": str(req.price) if req.price is not None else None,
@@ -289,6 +294,7 @@ class CancelReplace(OrderCore):
                       orig_cl_ord_id=orig))
         self._map_cl(o, req.cl_ord_id)
         self._spawn(self._venue_replace(o, persisted))
+        return None
 
     def _amends(self, conn: Connector, o: Order) -> bool:
         """Whether the pending replace goes by native amend (else cancel, then new): the amend
@@ -300,7 +306,12 @@ class CancelReplace(OrderCore):
 
     async def _venue_replace(self, o: Order, persisted: Awaitable[None] | None) -> None:
         if persisted is not None:
-            await persisted  # write-ahead: the replace is stored before the venue hears of it
+            try:
+                await persisted  # write-ahead: the replace is stored before the venue hears of it
+            except StoreUnavailable as exc:
+                # not sent to the venue; refused (told once the store is back)
+                self._refuse_pending(o, f"replace not sent: {exc}", fixmap.CXL_REJ_OTHER)
+                return
         conn = self.connectors[o.venue]
         p = o.pending
         if p is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.session import AuthenticationRequired, Session, SessionID
+from gateway.store.errors import StoreUnavailable
 
 from .handle import Limits, SessionDef, SessionHandle, utc
 from .ports import Application, FileLogFactory, FileLogPort, SessionStorePort
@@ -37,6 +38,61 @@ class Template:
     sender_comp_id: str
     allowed: frozenset[str]
     make: Callable[[SessionID], SessionDef]
+
+
+class LogonThrottle:
+    """Failed Logons slow down the next ones from the same address, so that guessing costs the
+    guesser time and cannot crowd out the real client (whose Logon is only delayed, never
+    refused, while fewer than ``max_pending`` Logons of its address are being checked).
+
+    After ``k`` failures in a row from an address, its next password check waits
+    ``min(base * 2 ** (k - 1), cap)`` seconds; a success forgets the address. At most
+    ``max_checks`` bcrypt checks run at once (bcrypt is deliberately slow: a flood of Logons
+    must not take every thread).
+    """
+
+    def __init__(
+        self, base: float = 0.25, cap: float = 4.0, max_pending: int = 8, max_checks: int = 2,
+        max_addresses: int = 10_000,
+    ) -> None:
+        self.base, self.cap = base, cap
+        self.max_pending = max_pending
+        self._failures: dict[str, int] = {}
+        self._pending: dict[str, int] = {}
+        self._checks = asyncio.Semaphore(max_checks)
+        self._max_addresses = max_addresses
+
+    def delay(self, address: str) -> float:
+        k = self._failures.get(address, 0)
+        return 0.0 if k == 0 else min(self.base * 2 ** (k - 1), self.cap)
+
+    async def check(
+        self, address: str, verify: Callable[[], bool]
+    ) -> tuple[bool, str]:
+        """Run ``verify`` (in a thread) after the address's delay; (ok, why not)."""
+        pending = self._pending.get(address, 0)
+        if pending >= self.max_pending:
+            return False, f"{pending} Logons from {address} are already being checked"
+        self._pending[address] = pending + 1
+        try:
+            wait = self.delay(address)
+            if wait:
+                await asyncio.sleep(wait)
+            async with self._checks:
+                ok = await asyncio.to_thread(verify)
+        finally:
+            left = self._pending[address] - 1
+            if left:
+                self._pending[address] = left
+            else:
+                del self._pending[address]
+        if ok:
+            self._failures.pop(address, None)
+        else:
+            if len(self._failures) >= self._max_addresses and address not in self._failures:
+                self._failures.pop(next(iter(self._failures)))
+            self._failures[address] = self._failures.get(address, 0) + 1
+        return ok, ""
 
 
 def check_password(password: str | None, password_hash: bytes) -> bool:
@@ -70,6 +126,10 @@ class Acceptor:
         self.app = app
         self._file_log = file_log
         self.clock = clock
+        self.logon_throttle = LogonThrottle()
+        self.store_down: str | None = None
+        """Why Logons are answered with a Logout (the store is down, or its outage is being
+        caught up on); None: they are not."""
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self._client_tasks: set[asyncio.Task[object]] = set()
@@ -85,6 +145,8 @@ class Acceptor:
     async def start(
         self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
     ) -> tuple[str, int]:
+        for sid in list(self._defs):  # loaded now: a session can be refused in an outage
+            await self.handle(sid)
         self._server = await asyncio.start_server(
             self._on_client, host, port, ssl=ssl_context, limit=1 << 16
         )
@@ -105,6 +167,21 @@ class Acceptor:
         for h in self._handles.values():
             if h.file_log is not None:
                 h.file_log.close()
+
+    def store_lost(self, why: str) -> None:
+        """The store went down: every connection ends with a Logout saying so, and Logons get
+        the same answer until :meth:`store_back`."""
+        self.store_down = why
+        for h in list(self._handles.values()):
+            task = asyncio.get_running_loop().create_task(h.store_lost(why))
+            self._client_tasks.add(task)
+            task.add_done_callback(self._client_tasks.discard)
+
+    async def store_back(self) -> None:
+        """The store takes writes again and what the outage left is stored: accept Logons."""
+        for h in list(self._handles.values()):
+            await h.store_back()
+        self.store_down = None
 
     def logged_on(self) -> dict[str, bool]:
         """Every session known so far (configured, or made from a template) -> logged on."""
@@ -207,6 +284,9 @@ class Connection:
         self._timer: asyncio.Task[None] | None = None
         self._tokens = 0.0
         self._token_time = 0.0
+        self._authenticated = False
+        self._write_step = 0
+        self._paced = False
 
     # ------------------------------------------------------------------------------------------
     def abort(self, reason: str) -> None:
@@ -229,19 +309,63 @@ class Connection:
         h.note(f"Disconnected ({self._close_reason or 'peer closed'})", now)
         h.dispatch(now)
 
-    def write(self, data: bytes, max_buffered: int) -> None:
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` as it is (a last message before closing)."""
+        if not self.closed:
+            self.writer.write(data)
+
+    async def write_all(self, chunks: Sequence[bytes], limits: Limits) -> None:
+        """Write ``chunks`` (whole messages) in pieces of about ``limits.write_chunk`` bytes
+        (a quarter of ``max_outbound_bytes`` if that is less).
+        Past the first piece, each waits until the client has read most of what is buffered,
+        so a large batch reaches a client that reads, however large; one that stops reading
+        is disconnected after ``slow_reader_timeout``. When what is buffered passes
+        ``max_outbound_bytes`` after a batch's first piece (the client has not read what was
+        written before), it is disconnected at once."""
+        step = min(limits.write_chunk, max(limits.max_outbound_bytes // 4, 1))
+        if step != self._write_step:
+            # drain() waits while the transport holds more than its high-water mark
+            self.writer.transport.set_write_buffer_limits(high=step, low=step // 4)
+            self._write_step = step
+        piece: list[bytes] = []
+        size = 0
+        first = True
+        for c in chunks:
+            piece.append(c)
+            size += len(c)
+            if size >= step:
+                if not await self._write_piece(b"".join(piece), first, limits):
+                    return
+                piece, size, first = [], 0, False
+        if piece:
+            await self._write_piece(b"".join(piece), first, limits)
+
+    async def _write_piece(self, data: bytes, first: bool, limits: Limits) -> bool:
         if self.closed:
-            return
-        self.writer.write(data)
+            return False
         transport = self.writer.transport
-        if transport.get_write_buffer_size() > max_buffered:
-            if self.handle is not None:
-                self.handle.note(
-                    "Disconnecting: slow reader (outbound buffer over the limit)",
-                    self.acceptor.clock(),
-                )
-            self.abort("slow reader")
-            transport.abort()
+        if not first:  # a large batch: wait for the client to read the piece before
+            try:
+                async with asyncio.timeout(limits.slow_reader_timeout):
+                    await self.writer.drain()
+            except TimeoutError:
+                self._slow_reader(f"nothing read for {limits.slow_reader_timeout:g} s")
+                return False
+            except (ConnectionError, ssl.SSLError):
+                return False
+            if self.closed:
+                return False
+        self.writer.write(data)
+        if transport.get_write_buffer_size() > limits.max_outbound_bytes:
+            self._slow_reader("outbound buffer over the limit")
+            return False
+        return True
+
+    def _slow_reader(self, why: str) -> None:
+        if self.handle is not None:
+            self.handle.note(f"Disconnecting: slow reader ({why})", self.acceptor.clock())
+        self.abort("slow reader")
+        self.writer.transport.abort()
 
     async def run(self) -> None:
         try:
@@ -307,7 +431,11 @@ class Connection:
             return False
         sid = SessionID(begin.decode(errors="replace"), ours.decode(errors="replace"),
                         theirs.decode(errors="replace"))
-        h = await self.acceptor.handle(sid)
+        try:
+            h = await self.acceptor.handle(sid)
+        except StoreUnavailable as exc:
+            self.abort(f"{sid}: cannot load the session: {exc}")
+            return False
         if h is None:
             self.abort(f"unknown session {sid}")
             return False
@@ -324,6 +452,15 @@ class Connection:
         if not d.schedule.is_session_time(now):
             self.abort(f"{sid}: Logon outside of the session schedule")
             return False
+        if d.username is not None or d.password_hash is not None:
+            # the credentials are checked before the session is claimed: a wrong password
+            # never holds the slot the real client needs
+            ok, reason = await self._check_credentials(fields, d)
+            if not ok:
+                self.abort(f"{sid}: authentication failed: {reason}")
+                return False
+            self._authenticated = True
+            now = self.acceptor.clock()
         if h.connection is not None:
             self.abort(f"{sid}: session already connected (duplicate identity)")
             return False
@@ -331,6 +468,14 @@ class Connection:
         self.handle = h
         async with asyncio.timeout(30):
             await h.flush()  # what the previous connection left (stored, never written here)
+        down = self.acceptor.store_down
+        if down is not None:
+            h.session.connect(now)
+            h.note(f"Accepted connection from {self.peer}; Logon refused: the store is "
+                   f"unavailable ({down})", now)
+            await h.refuse(f"store unavailable: {down}", now)
+            self.abort(f"{sid}: Logon refused: store unavailable")
+            return False
         await self.acceptor.new_period_check(h, now)
         self.parser.max_size = d.limits.max_message_size
         self._tokens = float(d.limits.rate_burst)
@@ -359,6 +504,10 @@ class Connection:
                 h.dispatch(now)
                 continue
             await self._receive(ev.data, flush=False)
+            limits = h.definition.limits
+            if limits.rate_limit is not None and self._tokens < -limits.rate_burst:
+                await h.flush()  # what the throttled messages were answered with, then wait
+                await self._pace()
         await h.flush()
         now = self.acceptor.clock()
         self._partial_since = (self._partial_since or now) if self.parser.buffered else None
@@ -385,6 +534,9 @@ class Connection:
             await h.flush()
 
     def _take_token(self, now: float) -> bool:
+        """Token bucket of the inbound rate. The bucket may go into debt, down to ``-burst``:
+        :meth:`_pace` then stops reading until it is out of debt, so a flood costs the gateway
+        at most about twice the rate in work, whatever the sender sends."""
         assert self.handle is not None
         limits = self.handle.definition.limits
         if limits.rate_limit is None:
@@ -393,21 +545,54 @@ class Connection:
             float(limits.rate_burst), self._tokens + (now - self._token_time) * limits.rate_limit
         )
         self._token_time = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+        self._tokens -= 1.0
+        return self._tokens >= 0.0
+
+    async def _pace(self) -> None:
+        """Stop reading (TCP pushes back on the sender) while the bucket is deep in debt."""
+        h = self.handle
+        assert h is not None
+        rate = h.definition.limits.rate_limit
+        assert rate is not None
+        if not self._paced:
+            self._paced = True
+            h.note(f"Inbound rate over {rate:g} messages/s: reading paused while over it",
+                   self.acceptor.clock())
+        await asyncio.sleep(-self._tokens / rate)
+
+    async def _check_credentials(
+        self, fields: list[tuple[int, bytes]], d: SessionDef
+    ) -> tuple[bool, str]:
+        """Username (553) and Password (554) of the first message, throttled per address."""
+        values: dict[int, list[bytes]] = {}
+        for tag, value in fields:
+            if tag in (553, 554):
+                values.setdefault(tag, []).append(value)
+        if any(len(v) > 1 for v in values.values()):
+            return False, "Username (553) or Password (554) given twice"
+        username = values[553][0].decode(errors="replace") if 553 in values else None
+        password = values[554][0].decode(errors="replace") if 554 in values else None
+        if d.username is not None and username != d.username:
+            # no password check, but the same throttle: a guesser learns nothing from timing
+            ok, why = await self.acceptor.logon_throttle.check(self.peer_ip or "", lambda: False)
+            return False, why or "unknown Username (553)"
+        password_hash = d.password_hash
+        if password_hash is None:
+            return True, ""
+        ok, why = await self.acceptor.logon_throttle.check(
+            self.peer_ip or "", lambda: check_password(password, password_hash)
+        )
+        return ok, why or ("" if ok else "wrong Password (554)")
 
     async def authenticate(self, ev: AuthenticationRequired) -> None:
         h = self.handle
         assert h is not None
         d = h.definition
         ok, reason = True, ""
-        if d.username is not None and ev.username != d.username:
+        if not self._authenticated:  # checked before the session was claimed (_attach)
+            ok, reason = False, "Logon not authenticated"
+        elif d.username is not None and ev.username != d.username:
             ok, reason = False, "unknown Username (553)"
-        elif d.password_hash is not None:
-            ok = await asyncio.to_thread(check_password, ev.password, d.password_hash)
-            reason = "" if ok else "wrong Password (554)"
         if h.connection is not self:
             return
         now = self.acceptor.clock()

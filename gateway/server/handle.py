@@ -5,13 +5,23 @@ Write-ahead (Invariant 1): every new outbound message is committed to the store,
 sequence numbers, before its bytes reach the socket. Resends are served from the store in
 chunks between the writes that precede and follow them, so they never interleave wrongly with
 live traffic.
+
+Every message the client sent is answered or refused (Invariant 8). The inbound sequence number
+stored is never past a message whose answer is still being worked out off the session (the
+application's *hold*: a status request answered after a store read), and when the store fails,
+what was not committed is taken back: our messages never written lose their sequence numbers
+(their order events and reports are kept by the application and told later), the client's
+messages since the last commit count as not received (its resend brings them back), and the
+connection ends with a Logout saying why -- the one message written without being stored, its
+number saved once the store is back. While the store is down a Logon gets the same Logout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,6 +29,7 @@ from typing import TYPE_CHECKING
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.schedule import Schedule
 from gateway.fix.session import (
+    Action,
     AppMessage,
     AuthenticationRequired,
     Close,
@@ -32,6 +43,8 @@ from gateway.fix.session import (
     SessionID,
     SessionSettings,
 )
+from gateway.fix.states import State
+from gateway.store.errors import StoreUnavailable
 
 from .ports import Application, FileLogPort, SessionStorePort
 
@@ -52,6 +65,11 @@ class Limits:
     max_message_size: int = 1 << 20
     max_outbound_bytes: int = 8 << 20
     """A reader this far behind is disconnected (memory stays bounded)."""
+    write_chunk: int = 64 << 10
+    """A large batch of messages (a mass cancel's reports, a resend) is written in pieces of
+    about this many bytes, each once the client has read enough of the one before."""
+    slow_reader_timeout: float = 2.0
+    """A client that reads nothing of a large batch for this long is disconnected."""
     partial_message_timeout: float = 30.0
     """Bytes of an incomplete message held longer than this drop the connection."""
     first_message_timeout: float = 10.0
@@ -101,7 +119,13 @@ class SessionHandle:
         self.connection: Connection | None = None
         self.sid_str = str(definition.sid)
         self._lock = asyncio.Lock()
-        self._saved: tuple[int, int] | None = None
+        self._saved: tuple[int, int] = (session.next_sender, session.next_target)
+        """The sequence numbers last committed (as loaded, at first)."""
+        self._holds: dict[int, asyncio.Future[None]] = {}
+        """Inbound MsgSeqNum -> the application's work on it that must end before the number
+        is stored as received."""
+        self.store_down: str | None = None
+        """Why the store cannot commit (None: it can): nothing but a Logout is written."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------
@@ -127,10 +151,13 @@ class SessionHandle:
                     session.business_reject(ev.message, 99, now, text="Throttle limit exceeded")
                     continue
                 try:
-                    self.app.on_message(session, ev.message, now)
+                    pending = self.app.on_message(session, ev.message, now)
                 except Exception:
                     log.exception("%s: application failed on %r", self.sid_str, ev.message)
                     session.business_reject(ev.message, 4, now, text="Application error")
+                else:
+                    if pending is not None:
+                        self._hold(ev.message.seq_num or 0, pending)
             elif isinstance(ev, LoggedOn):
                 self.note("Logon complete", now)
                 self.app.on_logon(session, now)
@@ -144,6 +171,27 @@ class SessionHandle:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
 
+    def _hold(self, seq: int, pending: Awaitable[None]) -> None:
+        future = asyncio.ensure_future(pending)
+        self._holds[seq] = future
+        future.add_done_callback(functools.partial(self._released, seq))
+
+    def _released(self, seq: int, future: asyncio.Future[None]) -> None:
+        if self._holds.get(seq) is future:
+            del self._holds[seq]
+        if not future.cancelled() and future.exception() is not None:
+            log.debug("%s: work on MsgSeqNum %d failed: %s", self.sid_str, seq,
+                      future.exception())
+        task = asyncio.get_running_loop().create_task(self.flush())  # store the number now
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def durable_target(self) -> int:
+        """The inbound MsgSeqNum to store as the next expected: the session's, or the first one
+        the application still works on."""
+        target = self.session.next_target
+        return min(target, min(self._holds)) if self._holds else target
+
     # ------------------------------------------------------------------------------------------
     # actions
 
@@ -151,35 +199,52 @@ class SessionHandle:
         """Carry out the session's actions in order: persist+send, resend, reset, close."""
         async with self._lock:
             session = self.session
-            while True:
-                actions = session.next_actions()
-                if not actions:
-                    break
-                batch: list[Send] = []
-                for a in actions:
-                    if isinstance(a, Send):
-                        batch.append(a)
-                        continue
-                    await self._send_batch(batch)
-                    batch = []
-                    if isinstance(a, Resend):
-                        await self._serve_resend(a)
-                    elif isinstance(a, ResetStore):
-                        await self.store.reset(self.sid_str)
-                        self._saved = None
-                    elif isinstance(a, Close):
-                        conn = self.connection
-                        if conn is not None:
-                            conn.abort(a.reason)
-                await self._send_batch(batch)
-            # the target sequence number stays durable even when nothing was sent
-            if (session.next_sender, session.next_target) != self._saved:
-                await self.save_seq()
+            if self.store_down is not None:
+                self._flush_down()
+                return
+            left: list[Action] = []
+            try:
+                while True:
+                    left = session.next_actions()
+                    if not left:
+                        break
+                    while left:
+                        sends = 0
+                        while sends < len(left) and isinstance(left[sends], Send):
+                            sends += 1
+                        if sends:
+                            await self._send_batch(left[:sends])  # type: ignore[arg-type]
+                            left = left[sends:]
+                            continue
+                        a = left[0]
+                        if isinstance(a, Resend):
+                            try:
+                                await self._serve_resend(a)
+                            except Exception as exc:
+                                # part of the resend may be written: a Logout after it would
+                                # leave a gap before it, so the connection just ends
+                                left = left[1:]
+                                self._store_failed(exc, left, logout=False)
+                                return
+                        elif isinstance(a, ResetStore):
+                            await self.store.reset(self.sid_str)
+                            self._saved = (1, 1)
+                        elif isinstance(a, Close):
+                            conn = self.connection
+                            if conn is not None:
+                                conn.abort(a.reason)
+                        left = left[1:]
+                # the target sequence number stays durable even when nothing was sent
+                if (session.next_sender, self.durable_target()) != self._saved:
+                    await self.save_seq()
+            except Exception as exc:
+                self._store_failed(exc, left)
 
     async def save_seq(self) -> None:
         s = self.session
-        await self.store.save(self.sid_str, next_sender=s.next_sender, next_target=s.next_target)
-        self._saved = (s.next_sender, s.next_target)
+        saved = (s.next_sender, self.durable_target())
+        await self.store.save(self.sid_str, next_sender=saved[0], next_target=saved[1])
+        self._saved = saved
 
     async def _send_batch(self, batch: list[Send]) -> None:
         if not batch:
@@ -187,20 +252,100 @@ class SessionHandle:
         s = self.session
         reports = [(a.ref, a.seq) for a in batch if a.ref is not None]
         attached = [a.attachment for a in batch if a.attachment is not None]
+        saved = (s.next_sender, self.durable_target())
         await self.store.save(
             self.sid_str,
             sent=[(a.seq, a.data) for a in batch if a.persist],
-            next_sender=s.next_sender,
-            next_target=s.next_target,
+            next_sender=saved[0],
+            next_target=saved[1],
             reports=reports,
             appends=[x.payload for x in attached],
         )
         for x in attached:
             x.committed()
-        self._saved = (s.next_sender, s.next_target)
-        self._write([a.data for a in batch if a.write])
+        self._saved = saved
+        await self._write([a.data for a in batch if a.write])
 
-    def _write(self, chunks: list[bytes]) -> None:
+    # ------------------------------------------------------------------------------------------
+    # when the store fails
+
+    def _store_failed(self, exc: BaseException, left: list[Action], logout: bool = True) -> None:
+        """A commit failed: take back what was not durable (module docstring), then end the
+        connection, saying why in a Logout when one can follow what was written."""
+        why = f"store unavailable: {exc}" if "unavailable" not in str(exc) else str(exc)
+        log.error("%s: %s; ending the connection", self.sid_str, why)
+        self._take_back(left + self.session.next_actions(), exc)
+        conn = self.connection
+        now = conn.acceptor.clock() if conn is not None else 0.0
+        self.note(f"Store failed: {why}", now)
+        if logout:
+            self.session.refuse(now, why[:200])
+        elif conn is not None:
+            conn.abort(why)
+        self._flush_down()
+
+    def _take_back(self, left: list[Action], exc: BaseException) -> None:
+        """Actions not carried out: their messages were neither stored nor written."""
+        s = self.session
+        first: int | None = None
+        for a in left:
+            if isinstance(a, Send):
+                first = a.seq if first is None else min(first, a.seq)
+                if a.attachment is not None:
+                    a.attachment.failed(exc)
+            elif isinstance(a, Close) and self.connection is not None:
+                self.connection.abort(a.reason)
+        s.rewind(s.next_sender if first is None else first, self._saved[1])
+
+    def _flush_down(self) -> None:
+        """The store cannot commit: write a Logout (unstored: its number is saved once the
+        store is back, and a resend gap-fills it) and close; nothing else goes out."""
+        for a in self.session.next_actions():
+            if isinstance(a, Send):
+                if a.write and b"\x0135=5\x01" in a.data[:40]:
+                    conn = self.connection
+                    if conn is not None and not conn.closed:
+                        now = conn.acceptor.clock()
+                        self.store.log(self.sid_str, "out", a.data, utc(now))
+                        if self.file_log is not None:
+                            self.file_log.outgoing(a.data, utc(now))
+                        conn.write_now(a.data)
+                    continue
+                self._take_back([a], StoreUnavailable(self.store_down or "store unavailable"))
+            elif isinstance(a, Close):
+                conn = self.connection
+                if conn is not None:
+                    conn.abort(a.reason)
+            elif isinstance(a, Resend) and self.connection is not None:
+                self.connection.abort("a resend cannot be served: the store is down")
+
+    async def store_lost(self, why: str) -> None:
+        """The store went down: end the connection with a Logout saying so; until
+        :meth:`store_back`, a Logon gets the same answer."""
+        async with self._lock:
+            self.store_down = why
+            s = self.session
+            self._take_back(s.next_actions(), StoreUnavailable(why))
+            if s.state is not State.DISCONNECTED:
+                conn = self.connection
+                now = conn.acceptor.clock() if conn is not None else 0.0
+                s.refuse(now, f"store unavailable: {why}"[:200])
+            self._flush_down()
+
+    async def refuse(self, why: str, now: float) -> None:
+        """Answer the connection's Logon with a Logout that says why, and close."""
+        self.session.refuse(now, why[:200])
+        await self.flush()
+
+    async def store_back(self) -> None:
+        """The store takes writes again: store the sequence numbers the outage moved (the
+        Logouts written meanwhile)."""
+        async with self._lock:
+            self.store_down = None
+            if (self.session.next_sender, self.durable_target()) != self._saved:
+                await self.save_seq()
+
+    async def _write(self, chunks: list[bytes]) -> None:
         conn = self.connection
         if conn is None or conn.closed or not chunks:
             return
@@ -210,7 +355,7 @@ class SessionHandle:
             self.store.log(self.sid_str, "out", c, when)
             if self.file_log is not None:
                 self.file_log.outgoing(c, when)
-        conn.write(b"".join(chunks), self.definition.limits.max_outbound_bytes)
+        await conn.write_all(chunks, self.definition.limits)
 
     async def _serve_resend(self, a: Resend) -> None:
         conn = self.connection
@@ -219,8 +364,8 @@ class SessionHandle:
         cursor = a.begin
         while cursor <= a.end:
             stored = await self.store.get_sent(self.sid_str, cursor, a.end, RESEND_CHUNK)
-            self._write(resender.add(stored))
+            await self._write(resender.add(stored))
             if len(stored) < RESEND_CHUNK:
                 break
             cursor = stored[-1][0] + 1
-        self._write(resender.finish())
+        await self._write(resender.finish())

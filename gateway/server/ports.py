@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,7 +45,12 @@ class Application(Protocol):
 
     def on_logout(self, session: Session, now: float) -> None: ...
 
-    def on_message(self, session: Session, message: Message, now: float) -> None: ...
+    def on_message(
+        self, session: Session, message: Message, now: float
+    ) -> Awaitable[None] | None:
+        """Handle ``message``. When its answer is worked out later (after a store read), return
+        that work: the message's sequence number is stored as received only once it is done
+        (a crash before makes the client resend it)."""
 
 
 class FileLogPort(Protocol):

@@ -15,6 +15,11 @@ Tables (DESIGN.md, "Storage"):
 * ``messages`` -- every message we sent, by (session, MsgSeqNum), kept for ResendRequest (2)
   answers.
 * ``message_log`` -- both directions, append-only, for audit (secrets masked).
+* ``store_probe`` -- one row the writer rewrites after a failed commit, to learn that the
+  store takes writes again (a real write: a full disk answers reads).
+* ``gateway_nodes`` -- one row per gateway node (``[gateway] node``): its fencing token (raised
+  whenever another process takes the node's place), its listening address, and until when its
+  lease runs (epoch milliseconds). ``sessions.owner`` names the node that serves a session.
 * ``kill_switches`` -- one row per scope (a session id, or ``*`` for the whole gateway) whose
   kill switch an admin command engaged or released: whether it is engaged, why, and when it
   last changed; read at start so a switch outlives a gateway restart.
@@ -75,6 +80,8 @@ NAME_LENGTH = 64
 MODE_LENGTH = 16
 """Setting values: a cancel-on-disconnect mode (``off``, ``disconnect``, ``logout``, ``both``)."""
 REASON_LENGTH = 200
+ADDRESS_LENGTH = 255
+"""A node's FIX listening address (``host:port``)."""
 """Free text an operator gives with an admin command (a kill switch's reason)."""
 
 
@@ -118,6 +125,7 @@ sessions = Table(
     Column("next_target", BigInteger, nullable=False),
     Column("creation_time", UTCDateTime, nullable=False),
     Column("cod_override", String(MODE_LENGTH), nullable=True),
+    Column("owner", String(NAME_LENGTH), nullable=True),
     PrimaryKeyConstraint("session_id"),
     CheckConstraint("next_sender >= 1", name="next_sender_positive"),
     CheckConstraint("next_target >= 1", name="next_target_positive"),
@@ -152,6 +160,25 @@ kill_switches = Table(
     Column("reason", String(REASON_LENGTH), nullable=False, server_default=""),
     Column("changed_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("scope"),
+)
+
+store_probe = Table(
+    "store_probe",
+    metadata,
+    Column("id", Integer, nullable=False, autoincrement=False),
+    Column("probed_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id"),
+)
+
+gateway_nodes = Table(
+    "gateway_nodes",
+    metadata,
+    Column("node", String(NAME_LENGTH), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("address", String(ADDRESS_LENGTH), nullable=False, server_default=""),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("lease_until_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("node"),
 )
 
 

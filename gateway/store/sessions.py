@@ -24,6 +24,14 @@ retried alone in its own transaction, so one bad request fails only its own call
 upserts, so retrying a batch whose commit outcome was unknown is harmless. A batch that failed
 because the connection was lost is first retried whole on a new connection.
 
+Outages (the database went away, the disk is full: see :func:`is_outage`) are not retried
+request by request: the batch fails with :class:`~gateway.store.errors.StoreUnavailable` and
+the store is *down* -- every request after it fails the same way at once, so what is committed
+is always a prefix of what was asked, in order. Message log entries are kept meanwhile (up to
+:data:`LOG_BACKLOG`) and written once the store is back. The writer probes it with a real write
+(``store_probe``), backing off from :data:`PROBE_FIRST_S` to :data:`PROBE_CAP_S`, logs each
+change of state once and tells the listeners (:meth:`SessionStore.add_availability_listener`).
+
 On a SQLite file the writer's commits never run a WAL checkpoint themselves (which syncs the
 files to disk and held up one commit in a few dozen by milliseconds): a thread of its own does,
 see :mod:`gateway.store.checkpoint`.
@@ -41,10 +49,12 @@ statements had run through SQLAlchemy.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,12 +63,13 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from sqlalchemy import Connection, Dialect, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, DBAPIModule
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.sql.dml import Insert
 
 from gateway.audit.filelog import mask_secrets
 from gateway.store.checkpoint import CHECKPOINT_INTERVAL_S, Checkpointer, configure_writer
 from gateway.store.db import insert_sql, is_file_sqlite, make_engine, placeholder
+from gateway.store.errors import StoreUnavailable
 from gateway.store.migrate import upgrade
 from gateway.store.orders import (
     OrderAppend,
@@ -67,13 +78,22 @@ from gateway.store.orders import (
     OrderStore,
     PendingOrderWrites,
 )
-from gateway.store.schema import ID_LENGTH, message_log, messages, sessions
+from gateway.store.schema import ID_LENGTH, message_log, messages, sessions, store_probe
 from gateway.store.switches import check_kill_switch, load_kill_switches, upsert_kill_switch_sql
 
 logger = logging.getLogger(__name__)
 
 Direction: TypeAlias = Literal["in", "out"]
 T = TypeVar("T")
+
+PROBE_FIRST_S = 0.05
+PROBE_CAP_S = 2.0
+"""While the store is down it is probed this often, doubling from the first to the cap."""
+LOG_BACKLOG = 100_000
+"""Message log entries kept while the store is down (the oldest are dropped beyond, counted)."""
+
+AvailabilityListener: TypeAlias = Callable[[bool, str], None]
+"""Called on its event loop with (available, why) when the store goes down or comes back."""
 
 COD_MODES = frozenset(("off", "disconnect", "logout", "both"))
 """The cancel-on-disconnect modes an override may be (:meth:`SessionStore.save_cod_override`)."""
@@ -286,6 +306,9 @@ class _Statements:
             update=["cod_override"],
         )
         self.upsert_kill_switch = upsert_kill_switch_sql(mark)
+        self.probe = insert_sql(
+            store_probe.name, ("id", "probed_ms"), mark, conflict=["id"], update=["probed_ms"]
+        )
         self.begin: str | None = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else None
         """What begins a write transaction on the DBAPI connection (see gateway.store.db);
         psycopg begins one implicitly."""
@@ -350,6 +373,14 @@ class SessionStore(OrderStore):
             Checkpointer(self._engine, checkpoint_interval) if is_file_sqlite(url) else None
         )
         """SQLite file: WAL checkpoints in a thread of their own (gateway.store.checkpoint)."""
+        self._down: str | None = None
+        """Why the store is down (written by the writer thread only; None: it is up)."""
+        self._down_since = 0.0
+        self._log_backlog: collections.deque[_Log] = collections.deque(maxlen=LOG_BACKLOG)
+        self._logs_dropped = 0
+        self._listeners: list[tuple[asyncio.AbstractEventLoop, AvailabilityListener]] = []
+        self.outages = 0
+        """How many times the store went down (tests, metrics)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -412,6 +443,21 @@ class SessionStore(OrderStore):
     def checkpointer(self) -> Checkpointer | None:
         """The WAL checkpoint thread of a SQLite file store (None otherwise)."""
         return self._checkpointer
+
+    @property
+    def available(self) -> bool:
+        """False while the store is down (an outage: see the module docstring)."""
+        return self._down is None
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why the store is down; None while it is up."""
+        return self._down
+
+    def add_availability_listener(self, listener: AvailabilityListener) -> None:
+        """Call ``listener(available, why)`` on the caller's event loop each time the store goes
+        down or comes back (``why`` is the error, or how long it was down)."""
+        self._listeners.append((asyncio.get_running_loop(), listener))
 
     # --- API ----------------------------------------------------------------------------------
 
@@ -588,11 +634,28 @@ class SessionStore(OrderStore):
             self._checkpointer.start()
         stop: _Stop | None = None
         batch: list[_Request] = []
+        probe_delay = PROBE_FIRST_S
+        next_probe = 0.0
         try:
             while stop is None:
-                item = self._queue.get()
+                if self._down is None:
+                    item: _Request | _Stop | None = self._queue.get()
+                else:
+                    try:
+                        item = self._queue.get(timeout=max(next_probe - time.monotonic(), 0))
+                    except queue.Empty:
+                        item = None
+                    if time.monotonic() >= next_probe:
+                        if self._probe(statements):
+                            probe_delay = PROBE_FIRST_S
+                        else:
+                            next_probe = time.monotonic() + probe_delay
+                            probe_delay = min(probe_delay * 2, PROBE_CAP_S)
+                    if item is None:
+                        continue
                 batch = []
                 while True:
+                    assert item is not None
                     if isinstance(item, _Stop):
                         stop = item  # nothing is queued after a stop (see _submit)
                         break
@@ -602,7 +665,12 @@ class SessionStore(OrderStore):
                     except queue.Empty:
                         break
                 if batch:
-                    self._process(statements, batch)
+                    if self._down is None:
+                        self._process(statements, batch)
+                        if self._down is not None:
+                            next_probe = time.monotonic() + probe_delay
+                    else:
+                        self._fail_fast(batch)
                     batch = []
         except BaseException as exc:  # a bug: fail everyone rather than hang them
             logger.exception("session store writer thread died")
@@ -653,19 +721,97 @@ class SessionStore(OrderStore):
             except Exception as again:
                 self._new_sessions.clear()
                 exc = again
+        if is_outage(exc):
+            return self._go_down(batch, exc)
         if len(batch) == 1:
             return self._failed(batch[0], exc)
         logger.warning(
             "group commit of %d requests failed (%s); retrying them one by one", len(batch), exc
         )
         outcomes: list[_Outcome] = []
-        for request in batch:
+        for i, request in enumerate(batch):
             try:
                 outcomes.extend(self._transaction(statements, [request]))
             except Exception as one_exc:
                 self._new_sessions.clear()
+                if is_outage(one_exc):  # nothing after it may commit: a prefix, in order
+                    return outcomes + self._go_down(batch[i:], one_exc)
                 outcomes.extend(self._failed(request, one_exc))
         return outcomes
+
+    # --- outages ----------------------------------------------------------------------------
+
+    def _go_down(self, rest: list[_Request], exc: BaseException) -> list[_Outcome]:
+        """The store cannot commit: fail ``rest`` and everything after it until a probe
+        succeeds (message log entries are kept for then)."""
+        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        self._down = reason
+        self._down_since = time.monotonic()
+        self.outages += 1
+        logger.error("store unavailable (%s): failing every request until it takes writes "
+                     "again", reason)
+        self._notify(False, reason)
+        return self._fail_fast(rest, resolve=False)
+
+    def _fail_fast(self, batch: list[_Request], resolve: bool = True) -> list[_Outcome]:
+        error = StoreUnavailable(f"store unavailable: {self._down}")
+        outcomes: list[_Outcome] = []
+        for request in batch:
+            if isinstance(request, _Log):
+                if len(self._log_backlog) == self._log_backlog.maxlen:
+                    self._logs_dropped += 1
+                self._log_backlog.append(request)
+            else:
+                outcomes.append((request.waiter, None, error))
+        self._requests += len(batch)
+        if resolve:
+            _resolve(outcomes)
+        return outcomes
+
+    def _probe(self, st: _Statements) -> bool:
+        """A real write (a full disk still answers reads): True when the store is back, after
+        the message log entries kept meanwhile are written."""
+        try:
+            self._connect()
+            cursor = self._cursor
+            dbapi = self._dbapi
+            assert cursor is not None and dbapi is not None
+            try:
+                if st.begin is not None:
+                    cursor.execute(st.begin)
+                self._execute(st.probe, [(1, time.time_ns() // 1_000_000)])
+                dbapi.commit()
+            except self._dbapi_error as exc:
+                raise self._wrap(exc, st.probe, None) from exc
+        except Exception as exc:
+            self._rollback()
+            logger.debug("store probe failed: %s", exc)
+            return False
+        backlog = list(self._log_backlog)
+        self._log_backlog.clear()
+        if backlog:
+            try:
+                self._transaction(st, list(backlog))
+            except Exception as exc:
+                self._rollback()
+                self._log_backlog.extendleft(reversed(backlog))
+                logger.debug("writing the kept message log failed: %s", exc)
+                return False
+        down_for = time.monotonic() - self._down_since
+        if self._logs_dropped:
+            logger.error("%d message log entries were dropped while the store was down",
+                         self._logs_dropped)
+            self._logs_dropped = 0
+        logger.warning("store available again after %.1f s (%d message log entries kept "
+                       "meanwhile written)", down_for, len(backlog))
+        self._down = None
+        self._notify(True, f"down for {down_for:.1f} s")
+        return True
+
+    def _notify(self, available: bool, why: str) -> None:
+        for loop, listener in list(self._listeners):
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                loop.call_soon_threadsafe(listener, available, why)
 
     def _transaction(self, st: _Statements, batch: list[_Request]) -> list[_Outcome]:
         """Apply ``batch`` in one transaction and commit it (raises if it was rolled back)."""
@@ -919,6 +1065,24 @@ def _load_cod_overrides(conn: Connection, _st: OrderStatements) -> dict[str, str
         sessions.c.cod_override.is_not(None)
     )
     return {sid: mode for sid, mode in conn.execute(query)}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the store cannot commit anything now -- the connection is lost or
+    cannot be made, the disk is full or failing, the database is locked too long -- rather
+    than that one request is wrong (a constraint, a bug)."""
+    if isinstance(exc, StoreUnavailable | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, OperationalError | InterfaceError
+        )
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:

@@ -12,7 +12,9 @@ def write_config(
     """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON.
 
     The limits are those of config/gateway.toml except max_open_orders (the memory benchmark
-    keeps 20,000 orders open); balances are large enough for 20,000 resting buys."""
+    keeps 20,000 orders open) and the inbound rate limit (off: the benchmarks send several
+    thousand orders a second on one session); balances are large enough for 20,000 resting
+    buys."""
     log = f'log_dir = "{log_dir}"' if log_dir is not None else ""
     path.write_text(f"""
 [gateway]
@@ -34,6 +36,7 @@ begin_string = "FIX.4.4"
 default_venue = "paper"
 cancel_on_disconnect = "{cancel_on_disconnect}"
 cancel_on_disconnect_grace = {grace}
+rate_limit = 0
 
 [session.risk]
 max_order_qty = "100"

@@ -156,6 +156,9 @@ def test_password_right_after_msgtype() -> None:
         (msg(b"58=554=not a tag", b"58=x\x02554=y"), msg(b"58=554=not a tag", b"58=x\x02554=y")),
         # QuickFIX reads a tag with atoi: 0925 is NewPassword (925)
         (msg(b"9250=keep", b"0925=pw"), msg(b"9250=keep", b"0925=********")),
+        # however many zeros pad it (the masker read at most 9 digits: this one got through)
+        (msg(b"35=A", b"0000000000554=pw"), msg(b"35=A", b"0000000000554=********")),
+        (msg(b"0" * 5000 + b"554=pw"), msg(b"0" * 5000 + b"554=********")),
     ],
 )
 def test_plain_secret_edge_cases(raw: bytes, masked: bytes) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.fix.codec import split_fields
 from gateway.fix.dictionary import standard
 from gateway.fix.session import (
     AppMessage,
@@ -483,3 +484,74 @@ def test_app_message_event_carries_typed_fields(pair: Pair) -> None:
     assert m.get_str(55) == "BTC/USDT"
     assert str(m.get_decimal(44)) == "97123.45"
     assert m.get_time_ns(60) == int(T0) * 1_000_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# hostile input
+
+
+def test_a_tag_written_with_leading_zeros_is_rejected(pair: Pair) -> None:
+    """``0000000000554`` reads as 554 (Password) to a lenient parser: the message is refused
+    with 373=0 naming the tag, not processed."""
+    order = pair.client.new_order_single(pair.now, b"ORD-Z").replace(b"\x0155=", b"\x01055=")
+    raw = _reframe(order)
+    out = pair.send(raw)
+    assert types(out) == [b"3"]
+    rej = out[0]
+    assert (rej[371], rej[373]) == (b"55", b"0")
+    assert b"leading zeros" in rej[58]
+    assert pair.app_messages() == []
+
+
+def test_a_logon_with_a_padded_password_tag_is_refused() -> None:
+    p = Pair.create()
+    logon = p.client.logon(p.now)
+    padded = _reframe(logon.replace(b"\x0198=0", b"\x010000000000554=secret\x0198=0"))
+    p.send(padded)
+    assert p.closed is not None
+    assert not p.session.is_logged_on
+
+
+@pytest.mark.parametrize(("tag", "length"), [(11, 65), (1, 65), (58, 1025)])
+def test_overlong_values_are_rejected_naming_the_field(pair: Pair, tag: int, length: int) -> None:
+    order = pair.client.new_order_single(pair.now, b"ORD-L")
+    pair.client.next_seq -= 1
+    if tag == 11:
+        order = order.replace(b"\x0111=ORD-L", b"\x0111=" + b"x" * length)
+    else:
+        order = order.replace(b"\x0111=ORD-L", b"\x01%d=%s\x0111=ORD-L" % (tag, b"x" * length))
+    out = pair.send(_reframe(_sorted_body(order)))
+    assert types(out) == [b"3"]
+    rej = out[0]
+    assert (rej[371], rej[373]) == (b"%d" % tag, b"5")
+    assert b"longer than" in rej[58]
+    assert pair.app_messages() == []
+    # one character less passes
+    pair.client.next_seq = pair.session.next_target
+    ok = pair.client.new_order_single(pair.now, b"ORD-L")
+    pair.client.next_seq -= 1
+    if tag == 11:
+        ok = ok.replace(b"\x0111=ORD-L", b"\x0111=" + b"x" * (length - 1))
+    else:
+        ok = ok.replace(b"\x0111=ORD-L", b"\x01%d=%s\x0111=ORD-L" % (tag, b"x" * (length - 1)))
+    assert types(pair.send(_reframe(_sorted_body(ok)))) == []
+    assert len(pair.app_messages()) == 1
+
+
+def _sorted_body(data: bytes) -> bytes:
+    """Body fields in tag order (the inserted ones land where validation expects them)."""
+    fields = split_fields(data)
+    cut = next(i for i, f in enumerate(fields) if f[0] == 56) + 1
+    body = sorted((f for f in fields[cut:] if f[0] != 10), key=lambda f: f[0])
+    return b"".join(b"%d=%s\x01" % f for f in [*fields[:cut], *body, (10, b"000")])
+
+
+def _reframe(data: bytes) -> bytes:
+    """``data`` with BodyLength and CheckSum made right again."""
+    fields = data.split(b"\x01")
+    assert fields[-1] == b"" and fields[-2].startswith(b"10=")
+    begin = fields[0][2:]
+    body = b"".join(f + b"\x01" for f in fields[2:-2])
+    head = b"8=" + begin + b"\x019=%d\x01" % len(body)
+    msg = head + body
+    return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)

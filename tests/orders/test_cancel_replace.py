@@ -97,6 +97,13 @@ def test_replace_by_native_amend(tmp_path: Path, begin: str) -> None:
             await c.expect("9", t11="d", t102="1", t434="2")
             await c.replace("e", "b", qty="0.3", ord_type="1")
             await c.expect("9", t11="e", t102="2", t434="2")
+            # 30-digit numbers: a clean OrderCancelReject naming the field
+            await c.replace("e2", "b", qty="9" * 30, price=px)
+            m = await c.expect("9", t11="e2", t434="2")
+            assert "OrderQty (38) is too large" in m[58]
+            await c.replace("e3", "b", qty="0.3", price="1" * 30)
+            m = await c.expect("9", t11="e3", t434="2")
+            assert "Price (44) is too large" in m[58]
             # the order still answers to its current ClOrdID
             await c.cancel("f", "b")
             await c.er(t11="f", t41="b", t39="6")

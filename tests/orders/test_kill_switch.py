@@ -185,6 +185,26 @@ def test_the_admin_api_answers_bad_requests_clearly(tmp_path: Path) -> None:
     run(body())
 
 
+def test_the_admin_api_refuses_deep_or_huge_json(tmp_path: Path) -> None:
+    """Hostile bodies: 30,000 nested arrays (the standard parser's RecursionError was a 500),
+    a string holding brackets (not nesting: still a plain 400 for its content), and a body
+    over the size limit."""
+    async def body() -> None:
+        async with running(tmp_path, admin=ADMIN) as r:
+            status, answer = await _admin(r.gw, "POST", "/kill-switch",
+                                          raw=b"[" * 30_000 + b"]" * 30_000)
+            assert status == 400 and "deeper" in answer["error"]
+            status, answer = await _admin(
+                r.gw, "POST", "/kill-switch",
+                {"scope": "*", "engaged": True, "reason": "[[[[[[[[[[[[[[[[[[\\\""})
+            assert status == 200 and answer["engaged"] is True
+            status, answer = await _admin(r.gw, "POST", "/kill-switch",
+                                          raw=b'{"scope": "' + b"x" * 100_000 + b'"}')
+            assert status == 413 and "larger" in answer["error"]
+            assert (await _admin(r.gw, "GET", "/health"))[0] == 200
+    run(body())
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))

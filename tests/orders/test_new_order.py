@@ -115,6 +115,12 @@ UNSUPPORTED: list[tuple[dict[int, str | None], str, str]] = [
     ({38: "0.000001"}, "13", "lot size"),
     ({44: "90000.001"}, "99", "tick size"),
     ({1: "nobody"}, "0", "unknown account"),
+    # hostile numbers: a clean reject, not "Application error" (DivisionImpossible in the
+    # lot-size check)
+    ({38: "100000000000000000000000"}, "13", "OrderQty (38) is too large"),
+    ({44: "9" * 30}, "99", "Price (44) is too large"),
+    ({38: "0." + "0" * 20 + "1"}, "13", "more than 12 decimals"),
+    ({44: "90000.0000000000000000001"}, "99", "more than 12 decimals"),
 ]
 
 

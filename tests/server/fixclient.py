@@ -118,6 +118,7 @@ class FixClient:
         server_hostname: str | None = None,
         rcvbuf: int | None = None,
         timeout: float = 5.0,
+        local_addr: tuple[str, int] | None = None,
     ) -> FixClient:
         """Open a TCP (or TLS) connection. ``rcvbuf`` shrinks SO_RCVBUF (a slow reader)."""
         if rcvbuf is not None:
@@ -133,7 +134,8 @@ class FixClient:
         else:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=ssl_context,
-                                        server_hostname=server_hostname), timeout
+                                        server_hostname=server_hostname,
+                                        local_addr=local_addr), timeout
             )
         return cls(reader, writer, sender=sender, target=target, begin=begin, next_seq=next_seq)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import bcrypt
@@ -144,3 +145,47 @@ def test_reset_flag_on_a_logon_with_a_wrong_password_does_not_reset(tmp_path: Pa
             await good.close()
 
     run(main())
+
+
+def test_password_guessers_cannot_lock_the_real_client_out(tmp_path: Path) -> None:
+    """Three guessers loop Logons with wrong passwords from 127.0.0.2 while the real client logs
+    on and off from 127.0.0.1: the session is claimed only after the password check (a
+    guesser never holds it), and the guessers' failures slow down their own address only.
+    Before: the real client logged on once in 73 tries."""
+    cfg = _config(tmp_path)
+
+    async def main() -> None:
+        async with serving(cfg) as s:
+            stop = asyncio.Event()
+            guesses = 0
+
+            async def guesser() -> None:
+                nonlocal guesses
+                while not stop.is_set():
+                    try:
+                        g = await FixClient.connect(s.host, s.port, local_addr=("127.0.0.2", 0))
+                        await g.send("A", [(98, 0), (108, 30), (553, "alice"), (554, "guess")])
+                        await g.expect_closed(10.0)
+                    except (TimeoutError, OSError):
+                        pass
+                    guesses += 1
+
+            tasks = [asyncio.create_task(guesser()) for _ in range(3)]
+            seq = 1
+            try:
+                for _ in range(8):
+                    c = await FixClient.connect(s.host, s.port, next_seq=seq)
+                    reply = await c.logon(username="alice", password="s3cret")
+                    assert reply.msg_type == "A", str(reply)
+                    await c.send("5", [])
+                    await c.recv_type("5")
+                    await c.expect_closed(5.0)
+                    seq = c.next_seq
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks)
+            assert guesses >= 3
+            throttle = s.gateway.acceptor.logon_throttle
+            assert throttle.delay("127.0.0.2") > 0 and throttle.delay("127.0.0.1") == 0
+
+    run(main(), timeout=120)

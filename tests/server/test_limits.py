@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from pathlib import Path
 
 import pytest
+
+from gateway.fix.session import SessionID
 
 from .fixclient import ConnectionClosed, FixClient
 from .harness import make_config, run, serving
@@ -91,6 +94,60 @@ def test_rate_limit_logout(tmp_path: Path) -> None:
     run(main())
 
 
+def test_a_flood_is_paced_and_does_not_starve_another_session(tmp_path: Path) -> None:
+    """A client sends heartbeats as fast as it can write: past its allowance (the burst, then
+    the rate) its socket is no longer read, so the gateway processes at most about the rate of
+    them, and another session keeps its round trips. Before: all of a 41k/s flood was
+    processed, cutting another session's throughput to a third."""
+    rate, burst = 200.0, 100
+    cfg = make_config(tmp_path, _session("FLOOD", rate_limit=rate, rate_burst=burst)
+                      + _session("CLIENT2"))
+
+    async def main() -> None:
+        async with serving(cfg) as s:
+            flood = await FixClient.connect(s.host, s.port, sender="FLOOD")
+            assert (await flood.logon()).msg_type == "A"
+            other = await FixClient.connect(s.host, s.port, sender="CLIENT2")
+            assert (await other.logon()).msg_type == "A"
+            session = s.gateway.acceptor.session(SessionID("FIX.4.4", "GATEWAY", "FLOOD"))
+            assert session is not None
+            start_target = session.next_target
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            stop = asyncio.Event()
+
+            async def pump() -> int:
+                sent = 0
+                while not stop.is_set():
+                    flood.writer.write(b"".join(flood.build("0", []) for _ in range(200)))
+                    sent += 200
+                    try:
+                        await asyncio.wait_for(flood.writer.drain(), 0.2)
+                    except TimeoutError:
+                        await asyncio.sleep(0)  # the gateway stopped reading: TCP pushes back
+                return sent
+
+            flooding = asyncio.create_task(pump())
+            trips = 0
+            while loop.time() - started < 2.0:
+                hb = await other.test_request(f"t{trips}", timeout=5.0)
+                assert hb.msg_type == "0"
+                trips += 1
+            stop.set()
+            sent = await flooding
+            elapsed = loop.time() - started
+            processed = session.next_target - start_target
+            # the bucket holds at most `burst` and may owe at most `burst` (+1) before reading
+            # pauses: whatever was sent, no more than this was processed
+            assert processed <= 2 * burst + 1 + rate * elapsed + 1, (processed, elapsed)
+            assert sent > 5 * processed, (sent, processed)
+            assert trips >= 20
+            await other.close()
+            flood.writer.close()
+
+    run(main())
+
+
 # ----------------------------------------------------------------------------------------------
 # message size
 
@@ -130,7 +187,7 @@ def test_oversized_logon_drops_the_connection(tmp_path: Path) -> None:
         # the same Logon under the limit is fine: the refusal above is for the size
         async with serving(cfg) as s:
             c = await FixClient.connect(s.host, s.port)
-            assert (await c.logon(extra=[(553, "z" * 100)])).msg_type == "A"
+            assert (await c.logon(extra=[(553, "z" * 60)])).msg_type == "A"
             await c.close()
 
     run(main())
@@ -191,6 +248,32 @@ def test_partial_message_is_dropped_after_partial_message_timeout(tmp_path: Path
 # slow reader
 
 
+def test_a_batch_larger_than_the_outbound_limit_reaches_a_client_that_reads(
+    tmp_path: Path,
+) -> None:
+    """300 messages processed in one go are answered in one batch (300 BusinessMessageRejects,
+    about 45 KB), ten times the session's outbound limit: written in pieces as the client
+    reads them, not as one write that trips the slow-reader limit."""
+    cfg = make_config(tmp_path, _session("CLIENT1", max_outbound_bytes=4096))
+
+    async def main() -> None:
+        async with serving(cfg) as s:
+            c = await FixClient.connect(s.host, s.port, rcvbuf=4096)
+            assert (await c.logon()).msg_type == "A"
+            # small kernel buffers on both ends, so the batch cannot hide in them
+            h = await s.gateway.acceptor.handle(SessionID("FIX.4.4", "GATEWAY", "CLIENT1"))
+            assert h is not None and h.connection is not None
+            h.connection.writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            await c.send_raw(b"".join(c.build("D", _order(i)) for i in range(300)))
+            rejects = [await c.recv_type("j") for _ in range(300)]
+            assert [r[45] for r in rejects] == [str(2 + i) for i in range(300)]
+            assert (await c.test_request("after")).msg_type == "0"
+            await c.close()
+
+    run(main())
+
+
 def test_slow_reader_is_disconnected_while_another_session_keeps_working(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -207,7 +290,7 @@ def test_slow_reader_is_disconnected_while_another_session_keeps_working(
             stop = asyncio.Event()
             pinger = asyncio.create_task(_keeps_working(other, "p", stop))
             # every TestRequest makes the server write a Heartbeat as large; never read them
-            big = "x" * 8000
+            big = "x" * 1000  # (the longest value of a field is 1024 by default)
             sent = 0
             try:
                 while sent < 64 << 20:

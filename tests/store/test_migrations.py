@@ -26,7 +26,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0004"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0005"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -170,14 +170,15 @@ def test_upgrade_from_0003_adds_the_kill_switches_table_empty_and_downgrade_drop
             assert await store.load_kill_switches() == {"*": "maintenance"}
 
     asyncio.run(body())
-    assert migrate.current_revision(store_url) == "0004"
+    assert migrate.current_revision(store_url) == migrate.head_revision()
 
     engine = make_engine(store_url)
     try:
         with engine.connect() as connection:
             command.downgrade(migrate.alembic_config(connection), "0003")
             connection.commit()
-        assert "kill_switches" not in inspect(engine).get_table_names()
+        tables = inspect(engine).get_table_names()
+        assert "kill_switches" not in tables and "gateway_nodes" not in tables
     finally:
         engine.dispose()
     assert migrate.current_revision(store_url) == "0003"
