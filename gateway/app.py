@@ -169,12 +169,21 @@ class Gateway:
             self.config.gateway.host, self.config.gateway.port,
             tls_context(tls) if tls is not None else None,
         )
-        listen = getattr(self.store, "add_availability_listener", None)
-        if listen is not None:
-            listen(self._store_availability)
+        self.watch_store()
         if self.admin is not None:
             self.admin_address = await self.admin.start()
         return address
+
+    async def settled(self) -> None:
+        """Until the gateway's own background work is done (catching up after an outage)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def watch_store(self) -> None:
+        """Follow the store's outages (a store that reports them)."""
+        listen = getattr(self.store, "add_availability_listener", None)
+        if listen is not None:
+            listen(self._store_availability)
 
     def _store_availability(self, available: bool, why: str) -> None:
         """Invariant 8 when the store fails: every session ends with a Logout saying so, and

@@ -72,13 +72,17 @@ async def venue_sim(tmp: Path, seed: int) -> AsyncIterator[Proc]:
         await _stop(p)
 
 
-def write_gateway_config(tmp: Path, venue_port: int) -> Path:
+def write_gateway_config(
+    tmp: Path, venue_port: int, *, store: str | None = None, log_dir: Path | None = None
+) -> Path:
+    """``fixgw run``'s configuration: SQLite in ``tmp`` unless ``store`` names another."""
+    store = store or f"sqlite:///{tmp / 'fixgw.db'}"
     path = tmp / "gateway.toml"
     path.write_text(
         "[gateway]\n"
         'host = "127.0.0.1"\nport = 0\nsender_comp_id = "GATEWAY"\n'
-        f'store = "sqlite:///{tmp / "fixgw.db"}"\n'
-        f'log_dir = "{tmp / "log"}"\n'
+        f'store = "{store}"\n'
+        f'log_dir = "{log_dir or tmp / "log"}"\n'
         "\n[[venue]]\n"
         'name = "sim"\nkind = "paper-remote"\nhost = "127.0.0.1"\n'
         f"port = {venue_port}\n"

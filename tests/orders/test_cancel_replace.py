@@ -63,6 +63,26 @@ def test_cancel(tmp_path: Path, begin: str) -> None:
             await c.er(t11="f", t39="2")
             await c.cancel("g", "f")
             await c.expect("9", t11="g", t41="f", t102="0", t434="1", t39="2")
+
+            # a PossDup resend of a cancel already answered (its sequence number was taken
+            # back by a store outage, or lost in a crash): not answered twice; a PossDup cancel
+            # never seen is processed
+            await c.order("h", price=px)
+            await c.er(t11="h", t39="0")
+            await c.cancel("i", "h")
+            await c.er(t11="i", t39="6")
+            await c.er(t11="i", t39="4")
+            await c.send("F", [(11, "i"), (38, "0.1"), (41, "h"), (54, "1"), (55, BTC),
+                               (60, "20260101-00:00:00")],
+                         header=[(43, "Y"), (122, "20260101-00:00:00")])
+            await c.order("j", price=px)
+            await c.er(t11="j", t39="0")
+            await c.send("F", [(11, "k"), (38, "0.1"), (41, "j"), (54, "1"), (55, BTC),
+                               (60, "20260101-00:00:00")],
+                         header=[(43, "Y"), (122, "20260101-00:00:00")])
+            await c.er(t11="k", t41="j", t39="6")
+            await c.er(t11="k", t41="j", t39="4")
+            assert not [m for m in c.received if m.get(11) == "i" and m.msg_type == "9"]
     run(body())
 
 

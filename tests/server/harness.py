@@ -52,6 +52,7 @@ async def serving(
     gw = build_gateway(cfg, store if store is not None else MemoryStore(), app)
     ctx = tls_context(cfg.gateway.tls) if cfg.gateway.tls is not None else None
     host, port = await gw.acceptor.start("127.0.0.1", 0, ctx)
+    gw.watch_store()
     try:
         yield Served(gw, host, port)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import subprocess
 import tempfile
@@ -109,12 +110,18 @@ def small_disk(megabytes: int) -> Iterator[Path]:
 
 
 def _fill(path: Path, leave: int) -> Path:
-    """A ballast file taking all but ``leave`` bytes of ``path``'s file system."""
+    """A ballast file taking all but ``leave`` bytes of ``path``'s file system (all of it when
+    ``leave`` is 0)."""
     ballast = path / "ballast"
     stat = os.statvfs(path)
     free = stat.f_bavail * stat.f_frsize
-    with ballast.open("wb") as f:
-        f.write(b"\0" * max(free - leave, 0))
+    with ballast.open("ab") as f:
+        try:
+            f.write(b"\0" * max(free - leave, 0))
+            f.flush()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
     return ballast
 
 
