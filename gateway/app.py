@@ -26,6 +26,7 @@ from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
 from gateway.admin.api import AdminServer
 from gateway.audit.filelog import FileLog
+from gateway.cluster import NodeStore, Ownership
 from gateway.config import (
     WEEKDAYS,
     Config,
@@ -157,18 +158,35 @@ class Gateway:
     admin: AdminServer | None = None
     admin_address: tuple[str, int] | None = None
     """Where the admin API listens, once started."""
+    ownership: Ownership | None = None
+    """This gateway as a node among those sharing the store (None: a store without nodes)."""
+    fenced: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when another process has taken this node's place: the gateway must stop."""
+    fenced_reason: str = ""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> tuple[str, int]:
         """Start the order path (reconciling with the venues), then accept connections, then
         the admin API."""
+        g = self.config.gateway
+        own = self.ownership
+        if own is not None:
+            configured = [str(SessionID(s.begin_string, g.sender_comp_id, s.target_comp_id))
+                          for s in self.config.session]
+            await own.start(g.advertise or f"{g.host}:{g.port}", configured)
+            if self.orders is not None:
+                self.orders.venues_shared = lambda: own.others_alive
         if self.orders is not None:
-            await self.orders.start()
-        tls = self.config.gateway.tls
+            await self.orders.start(own.owned if own is not None else None)
+        tls = g.tls
         address = await self.acceptor.start(
-            self.config.gateway.host, self.config.gateway.port,
-            tls_context(tls) if tls is not None else None,
+            g.host, g.port, tls_context(tls) if tls is not None else None,
         )
+        if own is not None:
+            if g.advertise is None and g.port == 0:
+                await own.store.set_node_address(f"{address[0]}:{address[1]}")
+            self.acceptor.owner_check = own.logon_check
+            own.watch(self._adopt, self._on_fenced)
         self.watch_store()
         if self.admin is not None:
             self.admin_address = await self.admin.start()
@@ -189,7 +207,10 @@ class Gateway:
         """Invariant 8 when the store fails: every session ends with a Logout saying so, and
         Logons are refused, until the store is back and what was kept meanwhile is stored."""
         if not available:
-            self.acceptor.store_lost(why)
+            if getattr(self.store, "fenced", None):
+                self._on_fenced(why)
+            else:
+                self.acceptor.store_lost(why)
             return
         task = asyncio.get_running_loop().create_task(self._catch_up_after_outage())
         self._tasks.add(task)
@@ -205,12 +226,29 @@ class Gateway:
             return
         log.warning("the store is back: Logons are accepted again")
 
+    async def _adopt(self, taken: dict[str, str]) -> None:
+        """Sessions taken over from a node that is gone: their state from the store."""
+        sids = set(taken)
+        await self.acceptor.reload(sids)
+        if self.orders is not None:
+            await self.orders.adopt(sids)
+
+    def _on_fenced(self, why: str) -> None:
+        if self.fenced.is_set():
+            return
+        log.critical("%s: ending every connection and stopping", why)
+        self.fenced_reason = why
+        self.acceptor.abort_all(why)
+        self.fenced.set()
+
     async def stop(self) -> None:
         if self.admin is not None:
             await self.admin.stop()
         await self.acceptor.stop()
         if self.orders is not None:
             await self.orders.close()
+        if self.ownership is not None:
+            await self.ownership.stop()
 
 
 def build_connector(v: VenueConfig) -> Connector:
@@ -365,7 +403,11 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
             a = cfg.admin
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env))
-    return Gateway(cfg, store, acceptor, orders, admin)
+    ownership = None
+    if isinstance(store, NodeStore):
+        node = cfg.gateway.node or f"{os.uname().nodename}-{os.getpid()}"
+        ownership = Ownership(store, node, cfg.gateway.lease)
+    return Gateway(cfg, store, acceptor, orders, admin, ownership=ownership)
 
 
 def admin_token(env: str | None) -> str | None:

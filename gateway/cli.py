@@ -121,8 +121,13 @@ async def _run(args: argparse.Namespace) -> int:
         if gw.admin_address is not None:
             admin_host, admin_port = gw.admin_address
             print(f"admin API on http://{admin_host}:{admin_port}", flush=True)
-        await stop.wait()
+        fenced = asyncio.ensure_future(gw.fenced.wait())
+        await asyncio.wait([asyncio.ensure_future(stop.wait()), fenced],
+                           return_when=asyncio.FIRST_COMPLETED)
         await gw.stop()
+        if gw.fenced.is_set():
+            print(f"fixgw: stopped: {gw.fenced_reason}", file=sys.stderr)
+            return 3
     return 0
 
 

@@ -261,6 +261,16 @@ class GatewayConfig(_Strict):
     store: str = "sqlite:///data/fixgw.db"
     log_dir: Path | None = Path("data/log")
     tls: TLSConfig | None = None
+    node: str | None = Field(default=None, min_length=1, max_length=64,
+                             pattern=r"^[A-Za-z0-9_.:-]+$")
+    """This gateway's node name among those sharing the store (hot standby); default: one
+    name per process (``<host>-<pid>``)."""
+    lease: float = Field(default=5.0, ge=0.5, le=300)
+    """Seconds a node's lease runs without renewal; another node takes over the sessions of
+    one whose lease ran out (within about a fifth of this)."""
+    advertise: str | None = None
+    """The address other nodes name when they refuse this node's sessions (default: the
+    listening host and port)."""
 
 
 class AdminConfig(_Strict):

@@ -124,6 +124,9 @@ class OrderCore:
         self._cancel_after_pending: set[str] = set()
         """Orders to cancel (cancel-on-disconnect, mass cancel) once their pending cancel or
         replace is resolved."""
+        self.venues_shared: Callable[[], bool] = lambda: False
+        """Whether another gateway node may trade the same venue accounts now (then a venue's
+        bulk cancel, which cancels every order of the account, is never used)."""
         self._deferred: list[OrderAppend] = []
         """Order events the store could not take (it was down), in order: stored once it is
         back (:meth:`store_back`); their reports wait in the sessions' ``unreported``."""

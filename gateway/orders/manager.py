@@ -28,7 +28,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import replace
 from typing import Any
 
@@ -122,7 +122,10 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
                 self._reissue_pending(name)
                 return
 
-    async def start(self) -> None:
+    async def start(self, sessions: Collection[str] | None = None) -> None:
+        """Connect the venues, load the open orders and untold reports of ``sessions`` (all
+        with order routing when None: a node serving every session) and reconcile them with
+        the venues; re-arm the kill switch and cancel-on-disconnect."""
         for blocks in self._id_blocks.values():
             await blocks.start()
         started = [name for name, conn in self.connectors.items()
@@ -131,39 +134,63 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             if name not in started:
                 self._consumers.append(asyncio.create_task(
                     self._start_later(name, self.connectors[name])))
-        for o in await self.store.load_open_orders():
-            self._index(o)
-        for sid, st in self._sessions.items():
-            for ev in await self.store.unreported_events(sid):
-                er = ev.data.get("er")
-                if er and ev.exec_id:
-                    body = [(int(t), v.encode()) for t, v in er]
-                    st.unreported.append((ev.data.get("msg_type", "8").encode(), body, ev.exec_id))
-        for o in self.orders.values():
-            self.risk.opened(o.session_id, o.account)
+        serving = set(self._sessions) if sessions is None else set(sessions) & set(self._sessions)
+        await self._load_sessions(serving)
         for name in started:
             self._consumers.append(asyncio.create_task(self._consume(name, self.connectors[name])))
         for name in started:
             await self.reconcile(name)
         for name in started:
             self._reissue_pending(name)
-        # the kill switch: engaged by the configuration or by an admin command before the
-        # restart; what is still open of the scope is cancelled now
+        await self._after_restart(serving)
+
+    async def adopt(self, sessions: Collection[str]) -> None:
+        """Take on ``sessions`` from a node that is gone (hot standby): their open orders and
+        untold reports from the store, reconciled with the venues; a promise to cancel on
+        disconnect is kept (the node's death is a disconnect); the kill switch holds."""
+        serving = set(sessions) & set(self._sessions)
+        loaded = await self._load_sessions(serving)
+        for venue in sorted({o.venue for o in loaded}):
+            if venue not in self.down:
+                await self.reconcile(venue)
+                self._reissue_pending(venue)
+        await self._after_restart(serving)
+
+    async def _load_sessions(self, sessions: set[str]) -> list[Order]:
+        """Index the open orders of ``sessions`` (those not known yet) and queue their
+        reports the client was never told."""
+        loaded = [o for o in await self.store.load_open_orders()
+                  if o.session_id in sessions and o.order_id not in self.orders]
+        for o in loaded:
+            self._index(o)
+            self.risk.opened(o.session_id, o.account)
+        for sid in sorted(sessions):
+            st = self._sessions[sid]
+            for ev in await self.store.unreported_events(sid):
+                er = ev.data.get("er")
+                if er and ev.exec_id:
+                    body = [(int(t), v.encode()) for t, v in er]
+                    st.unreported.append((ev.data.get("msg_type", "8").encode(), body, ev.exec_id))
+        return loaded
+
+    async def _after_restart(self, sessions: set[str]) -> None:
+        """What holds across a restart for ``sessions``: the kill switch (engaged by the
+        configuration or an admin command) cancels what is still open of its scope; a promise
+        to cancel on disconnect is kept (a restart is a disconnect, not a logout)."""
         stored_kills = await self.store.load_kill_switches()
         unknown = sorted(k for k in stored_kills if k != "*" and k not in self._sessions)
         if unknown:
             log.warning("kill switch engaged for sessions no longer configured: %s (release "
                         "with fixgw kill-switch --session ID --release)", ", ".join(unknown))
         self.risk.killed.update(stored_kills)
-        killed = self._killed_orders()
+        killed = [o for o in self._killed_orders() if o.session_id in sessions]
         if killed:
             log.warning("kill switch engaged (%s): cancelling %d open orders",
                         ", ".join(sorted(self.risk.killed)), len(killed))
             self._cancel_orders(killed, reason="kill switch")
         overrides = await self.store.load_cod_overrides()
-        for sid, st in self._sessions.items():
-            # every session is disconnected now (a restart is a disconnect, not a logout): a
-            # promise to cancel on disconnect still holds, as the client's last Logon set it
+        for sid in sorted(sessions):
+            st = self._sessions[sid]
             st.cod_override = overrides.get(sid)
             mode = st.cod_override or st.policy.cancel_on_disconnect
             if mode in ("disconnect", "both") and any(

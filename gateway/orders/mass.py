@@ -128,8 +128,8 @@ class MassRequests(OrderCore):
         ids = {o.order_id for o in orders}
         # the bulk cancel cancels every order of the account: only when all are to go, those
         # still being placed (PendingNew) included
-        everything_ours = all(o.order_id in ids for o in self.orders.values()
-                              if o.venue == venue and o.is_open)
+        everything_ours = not self.venues_shared() and all(
+            o.order_id in ids for o in self.orders.values() if o.venue == venue and o.is_open)
         live = [o for o in orders if o.venue_order_id is not None]
         for o in orders:
             if o.venue_order_id is None:

@@ -15,12 +15,13 @@ import ipaddress
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.session import AuthenticationRequired, Session, SessionID
 from gateway.store.errors import StoreUnavailable
+from gateway.store.nodes import NodeFenced
 
 from .handle import Limits, SessionDef, SessionHandle, utc
 from .ports import Application, FileLogFactory, FileLogPort, SessionStorePort
@@ -126,6 +127,9 @@ class Acceptor:
         self.app = app
         self._file_log = file_log
         self.clock = clock
+        self.owner_check: Callable[[str], Awaitable[str | None]] | None = None
+        """Invariant 9: None when this node serves the session (claiming it if no live node
+        does), else who does; a Logon for another node's session is refused."""
         self.logon_throttle = LogonThrottle()
         self.store_down: str | None = None
         """Why Logons are answered with a Logout (the store is down, or its outage is being
@@ -182,6 +186,23 @@ class Acceptor:
         for h in list(self._handles.values()):
             await h.store_back()
         self.store_down = None
+
+    async def reload(self, session_ids: set[str]) -> None:
+        """Sessions this node takes over: their sequence numbers are read again from the store
+        (the node that served them moved them on)."""
+        for sid in [k for k in self._handles if str(k) in session_ids]:
+            h = self._handles[sid]
+            if h.connection is None:
+                del self._handles[sid]
+                if h.file_log is not None:
+                    h.file_log.close()
+                await self.handle(sid)
+
+    def abort_all(self, why: str) -> None:
+        """End every connection at once, writing nothing more (this node must stop)."""
+        self.store_down = why
+        for conn in list(self._connections):
+            conn.abort(why)
 
     def logged_on(self) -> dict[str, bool]:
         """Every session known so far (configured, or made from a template) -> logged on."""
@@ -460,6 +481,19 @@ class Connection:
                 self.abort(f"{sid}: authentication failed: {reason}")
                 return False
             self._authenticated = True
+            now = self.acceptor.clock()
+        check = self.acceptor.owner_check
+        if check is not None:
+            try:
+                elsewhere = await check(str(sid))
+            except (StoreUnavailable, NodeFenced) as exc:
+                elsewhere = f"who serves it cannot be known now ({exc})"
+            if elsewhere is not None:
+                # no Logout: it would move the client's expected MsgSeqNum past the owner's
+                # next message (QuickFIX counts a Logout whatever its number)
+                h.note(f"Logon from {self.peer} refused: {elsewhere}", now)
+                self.abort(f"{sid}: Logon refused: {elsewhere}")
+                return False
             now = self.acceptor.clock()
         if h.connection is not None:
             self.abort(f"{sid}: session already connected (duplicate identity)")

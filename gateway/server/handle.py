@@ -45,6 +45,7 @@ from gateway.fix.session import (
 )
 from gateway.fix.states import State
 from gateway.store.errors import StoreUnavailable
+from gateway.store.nodes import NodeFenced
 
 from .ports import Application, FileLogPort, SessionStorePort
 
@@ -273,6 +274,9 @@ class SessionHandle:
         """A commit failed: take back what was not durable (module docstring), then end the
         connection, saying why in a Logout when one can follow what was written."""
         why = f"store unavailable: {exc}" if "unavailable" not in str(exc) else str(exc)
+        if isinstance(exc, NodeFenced):
+            # another node serves the session now, with these numbers: write nothing more
+            logout, why = False, str(exc)
         log.error("%s: %s; ending the connection", self.sid_str, why)
         self._take_back(left + self.session.next_actions(), exc)
         conn = self.connection

@@ -52,6 +52,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -60,7 +61,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, delete, select
+from sqlalchemy import Connection, Dialect, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, DBAPIModule
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -71,6 +72,22 @@ from gateway.store.checkpoint import CHECKPOINT_INTERVAL_S, Checkpointer, config
 from gateway.store.db import insert_sql, is_file_sqlite, make_engine, placeholder
 from gateway.store.errors import StoreUnavailable
 from gateway.store.migrate import upgrade
+from gateway.store.nodes import (
+    Claim,
+    Me,
+    NodeFenced,
+    NodeRecord,
+    claim,
+    connection_name,
+    fence_sql,
+    leave,
+    live_nodes,
+    owner_of,
+    register,
+    release,
+    set_address,
+    take_over_gone,
+)
 from gateway.store.orders import (
     OrderAppend,
     OrderQuery,
@@ -78,7 +95,14 @@ from gateway.store.orders import (
     OrderStore,
     PendingOrderWrites,
 )
-from gateway.store.schema import ID_LENGTH, message_log, messages, sessions, store_probe
+from gateway.store.schema import (
+    ID_LENGTH,
+    gateway_nodes,
+    message_log,
+    messages,
+    sessions,
+    store_probe,
+)
 from gateway.store.switches import check_kill_switch, load_kill_switches, upsert_kill_switch_sql
 
 logger = logging.getLogger(__name__)
@@ -309,6 +333,7 @@ class _Statements:
         self.probe = insert_sql(
             store_probe.name, ("id", "probed_ms"), mark, conflict=["id"], update=["probed_ms"]
         )
+        self.fence = fence_sql(mark, dialect_name)
         self.begin: str | None = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else None
         """What begins a write transaction on the DBAPI connection (see gateway.store.db);
         psycopg begins one implicitly."""
@@ -381,6 +406,10 @@ class SessionStore(OrderStore):
         self._listeners: list[tuple[asyncio.AbstractEventLoop, AvailabilityListener]] = []
         self.outages = 0
         """How many times the store went down (tests, metrics)."""
+        self._me: Me | None = None
+        """This process as a gateway node, once registered: every commit checks its token."""
+        self._fenced: str | None = None
+        """Why nothing may be written any more (another process took this node's place)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -458,6 +487,74 @@ class SessionStore(OrderStore):
         """Call ``listener(available, why)`` on the caller's event loop each time the store goes
         down or comes back (``why`` is the error, or how long it was down)."""
         self._listeners.append((asyncio.get_running_loop(), listener))
+
+    @property
+    def fenced(self) -> str | None:
+        """Why this store may write nothing more (another process took this node's place)."""
+        return self._fenced
+
+    # --- the node this process is (gateway.store.nodes) ---------------------------------------
+
+    async def register_node(
+        self, node: str, *, address: str, lease_s: float, host: str | None = None,
+        pid: int | None = None,
+    ) -> int:
+        """Become gateway node ``node`` (raises :class:`~gateway.store.nodes.NodeBusy` when a
+        live process holds it); from now on every commit checks the node's fencing token.
+        Returns the token."""
+        me = Me(node, 0, address, host or os.uname().nodename, os.getpid() if pid is None
+                else pid, _now_ms(), int(lease_s * 1000))
+        token = await self._order_read(register(me))
+        self._me = Me(me.node, token, me.address, me.host, me.pid, me.now_ms, me.lease_ms)
+        return token
+
+    @property
+    def node(self) -> Me | None:
+        return self._me
+
+    def _now_me(self) -> Me:
+        me = self._me
+        if me is None:
+            raise RuntimeError("no node registered (register_node first)")
+        return Me(me.node, me.token, me.address, me.host, me.pid, _now_ms(), me.lease_ms)
+
+    async def renew_node(self) -> None:
+        """Extend this node's lease (raises NodeFenced once another process took its place)."""
+        me = self._now_me()
+        await self._order_read(_renew(me))
+
+    async def claim_sessions(self, session_ids: Sequence[str]) -> Claim:
+        """Own ``session_ids`` where no live node does (gateway.store.nodes.claim)."""
+        return await self._order_read(claim(self._now_me(), session_ids))
+
+    async def take_over_gone(self) -> dict[str, str]:
+        """Take over the sessions of nodes that are gone: session id -> the node it was
+        taken from."""
+        return await self._order_read(take_over_gone(self._now_me()))
+
+    async def release_sessions(self, session_ids: Sequence[str]) -> set[str]:
+        return await self._order_read(release(self._now_me(), session_ids))
+
+    async def session_owner(self, session_id: str) -> NodeRecord | None:
+        return await self._order_read(owner_of(session_id))
+
+    async def leave_node(self) -> None:
+        """End this node's lease (a clean stop); commits are no longer fenced by it."""
+        me = self._me
+        if me is None or self._fenced is not None:
+            return
+        await self._order_read(leave(self._now_me()))
+        self._me = None
+
+    async def live_nodes(self) -> list[NodeRecord]:
+        """Every node whose lease runs (this one included)."""
+        return await self._order_read(live_nodes(_now_ms()))
+
+    async def set_node_address(self, address: str) -> None:
+        """The address other nodes name for this one (known once it listens)."""
+        me = self._now_me()
+        self._me = Me(me.node, me.token, address, me.host, me.pid, me.now_ms, me.lease_ms)
+        await self._order_read(set_address(self._me))
 
     # --- API ----------------------------------------------------------------------------------
 
@@ -645,7 +742,7 @@ class SessionStore(OrderStore):
                         item = self._queue.get(timeout=max(next_probe - time.monotonic(), 0))
                     except queue.Empty:
                         item = None
-                    if time.monotonic() >= next_probe:
+                    if time.monotonic() >= next_probe and self._fenced is None:
                         if self._probe(statements):
                             probe_delay = PROBE_FIRST_S
                         else:
@@ -721,6 +818,8 @@ class SessionStore(OrderStore):
             except Exception as again:
                 self._new_sessions.clear()
                 exc = again
+        if isinstance(exc, NodeFenced):
+            return self._go_fenced(batch, exc)
         if is_outage(exc):
             return self._go_down(batch, exc)
         if len(batch) == 1:
@@ -753,8 +852,18 @@ class SessionStore(OrderStore):
         self._notify(False, reason)
         return self._fail_fast(rest, resolve=False)
 
+    def _go_fenced(self, rest: list[_Request], exc: NodeFenced) -> list[_Outcome]:
+        """Another process took this node's place: nothing of this one is written any more."""
+        self._fenced = str(exc)
+        self._down = f"fenced: {exc}"
+        logger.critical("%s", exc)
+        self._notify(False, self._down)
+        return self._fail_fast(rest, resolve=False)
+
     def _fail_fast(self, batch: list[_Request], resolve: bool = True) -> list[_Outcome]:
-        error = StoreUnavailable(f"store unavailable: {self._down}")
+        error: Exception = (NodeFenced(self._me.node if self._me else "?")
+                            if self._fenced is not None
+                            else StoreUnavailable(f"store unavailable: {self._down}"))
         outcomes: list[_Outcome] = []
         for request in batch:
             if isinstance(request, _Log):
@@ -855,6 +964,10 @@ class SessionStore(OrderStore):
             if self._checkpointer is not None:
                 configure_writer(dbapi)
             self._cursor = dbapi.cursor()
+            if self._me is not None and self._engine.dialect.name == "postgresql":
+                # a node taking this one over ends its connections by this name (nodes.py)
+                self._cursor.execute("SELECT set_config('application_name', %s, false)",
+                                     (connection_name(self._me.node),))
         except BaseException:
             conn.close()
             raise
@@ -930,7 +1043,19 @@ class SessionStore(OrderStore):
             return []
         return [(request.waiter, None, exc)]
 
+    def _check_fence(self, st: _Statements) -> None:
+        """Invariant 9: nothing commits once another process has taken this node's place."""
+        me = self._me
+        if me is None:
+            return
+        self._execute(st.fence, [(me.node,)])
+        assert self._cursor is not None
+        row = self._cursor.fetchone()
+        if row is None or int(row[0]) != me.token:
+            raise NodeFenced(me.node)
+
     def _apply(self, conn: Connection, st: _Statements, batch: list[_Request]) -> list[_Outcome]:
+        self._check_fence(st)
         outcomes: list[_Outcome] = []
         pending = _PendingWrites()
         for request in batch:
@@ -1105,6 +1230,21 @@ def _set_all(items: list[_Outcome]) -> None:
             waiter.future.set_exception(exc)
         else:
             waiter.future.set_result(value)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _renew(me: Me) -> OrderQuery[None]:
+    """The lease renewal (the fence check of its commit raises NodeFenced when it is lost)."""
+    def query(conn: Connection, _st: OrderStatements) -> None:
+        conn.execute(
+            update(gateway_nodes)
+            .where(gateway_nodes.c.node == me.node, gateway_nodes.c.token == me.token)
+            .values(lease_until_ms=me.now_ms + me.lease_ms)
+        )
+    return query
 
 
 def _utcnow() -> datetime:

@@ -73,21 +73,24 @@ async def venue_sim(tmp: Path, seed: int) -> AsyncIterator[Proc]:
 
 
 def write_gateway_config(
-    tmp: Path, venue_port: int, *, store: str | None = None, log_dir: Path | None = None
+    tmp: Path, venue_port: int, *, store: str | None = None, log_dir: Path | None = None,
+    name: str = "gateway.toml", gateway_extra: str = "", session_extra: str = "",
 ) -> Path:
     """``fixgw run``'s configuration: SQLite in ``tmp`` unless ``store`` names another."""
     store = store or f"sqlite:///{tmp / 'fixgw.db'}"
-    path = tmp / "gateway.toml"
+    path = tmp / name
     path.write_text(
         "[gateway]\n"
         'host = "127.0.0.1"\nport = 0\nsender_comp_id = "GATEWAY"\n'
         f'store = "{store}"\n'
         f'log_dir = "{log_dir or tmp / "log"}"\n'
+        f"{gateway_extra}\n"
         "\n[[venue]]\n"
         'name = "sim"\nkind = "paper-remote"\nhost = "127.0.0.1"\n'
         f"port = {venue_port}\n"
         "\n[[session]]\n"
         'target_comp_id = "CLIENT1"\nbegin_string = "FIX.4.4"\ndefault_venue = "sim"\n'
+        f"{session_extra}\n"
     )
     return path
 

@@ -235,7 +235,7 @@ def test_fixgw_kill_switch_command(
 [gateway]
 host = "127.0.0.1"
 port = 0
-log_dir = "log"
+log_dir = "{tmp_path / 'log'}"
 [admin]
 host = "{admin_host}"
 port = {port}

@@ -36,6 +36,8 @@ def upgrade() -> None:
         sa.Column("node", _NAME, nullable=False),
         sa.Column("token", sa.BigInteger(), nullable=False),
         sa.Column("address", _ADDRESS, nullable=False, server_default=""),
+        sa.Column("host", _ADDRESS, nullable=False, server_default=""),
+        sa.Column("pid", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("started_ms", sa.BigInteger(), nullable=False),
         sa.Column("lease_until_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("node", name=op.f("pk_gateway_nodes")),

@@ -1,0 +1,95 @@
+"""Gateway nodes in the store (Invariant 9): a node name held by a live process is refused, a
+dead one is taken over at once; sessions are claimed by one node; a node whose lease ran out is
+taken over whole, and its next commit is refused (fencing)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+from gateway.store.nodes import NodeBusy, NodeFenced
+from gateway.store.sessions import SessionStore
+
+S1, S2, S3 = "FIX.4.4:GW->A", "FIX.4.4:GW->B", "FIX.4.4:GW->C"
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_live_node_name_is_refused_and_a_dead_ones_taken(store_url: str) -> None:
+    async def body() -> None:
+        async with SessionStore(store_url) as a, SessionStore(store_url) as b:
+            assert await a.register_node("n1", address="h:1", lease_s=30) == 1
+            with pytest.raises(NodeBusy, match="node n1 at h:1 is running"):
+                await b.register_node("n1", address="h:2", lease_s=30)
+            # a node name whose process is gone (this host, pid ended): taken at once
+            dead = _dead_pid()
+            assert await b.register_node("n2", address="h:3", lease_s=30, pid=dead) == 1
+            async with SessionStore(store_url) as c:
+                assert await c.register_node("n2", address="h:4", lease_s=30) == 2
+            assert await a.live_nodes() != []
+
+    asyncio.run(body())
+
+
+def test_sessions_have_one_owner_and_a_gone_node_is_taken_over_and_fenced(
+    store_url: str,
+) -> None:
+    async def body() -> None:
+        async with SessionStore(store_url) as a, SessionStore(store_url) as b:
+            told: list[tuple[bool, str]] = []
+            a.add_availability_listener(lambda up, why: told.append((up, why)))
+            # a runs on "another host": only its lease tells whether it lives
+            await a.register_node("a", address="10.0.0.1:9876", lease_s=0.6, host="elsewhere")
+            await b.register_node("b", address="10.0.0.2:9876", lease_s=30)
+            got = await a.claim_sessions([S1, S2])
+            assert got.ours == {S1, S2} and not got.others
+            await a.save(S1, sent=[(1, b"from a")], next_sender=2)
+            got = await b.claim_sessions([S1, S3])
+            assert got.ours == {S3} and got.others[S1].node == "a"
+            assert got.others[S1].address == "10.0.0.1:9876"
+            assert (await b.session_owner(S1)).node == "a"  # type: ignore[union-attr]
+            # a stops renewing (paused, cut off): once its lease has run out, b takes it over
+            taken: dict[str, str] = {}
+            for _ in range(200):
+                taken = await b.take_over_gone()
+                if taken:
+                    break
+                await asyncio.sleep(0.02)  # the lease runs out in wall-clock time
+            assert taken == {S1: "a", S2: "a"}
+            assert (await b.session_owner(S2)).node == "b"  # type: ignore[union-attr]
+            # a comes back: nothing it commits goes through, now or later
+            with pytest.raises(NodeFenced):
+                await a.save(S1, sent=[(2, b"stale")], next_sender=3)
+            with pytest.raises(NodeFenced):
+                await a.renew_node()
+            assert a.fenced is not None and "taken over" in a.fenced
+            await asyncio.sleep(0)
+            assert told and told[-1][0] is False and "fenced" in told[-1][1]
+            # b serves S1 with what a committed, and commits
+            assert await b.get_sent(S1, 1, 0) == [(1, b"from a")]
+            await b.save(S1, sent=[(2, b"from b")], next_sender=3)
+            assert (await b.load(S1)).next_sender == 3
+
+    asyncio.run(body())
+
+
+def test_a_clean_stop_hands_the_sessions_over_at_once(store_url: str) -> None:
+    async def body() -> None:
+        async with SessionStore(store_url) as a, SessionStore(store_url) as b:
+            await a.register_node("a", address="x:1", lease_s=30)
+            await b.register_node("b", address="x:2", lease_s=30)
+            assert (await a.claim_sessions([S1])).ours == {S1}
+            assert (await b.claim_sessions([S1])).ours == set()
+            await a.leave_node()
+            got = await b.claim_sessions([S1])
+            assert got.ours == {S1} and got.taken == {S1: "a"}
+
+    asyncio.run(body())
