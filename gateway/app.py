@@ -47,6 +47,7 @@ from gateway.orders.ports import OrderStorePort
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
+from gateway.server.journal import SeqJournal
 from gateway.server.ports import Application, SessionStorePort
 
 log = logging.getLogger("fixgw")
@@ -217,14 +218,25 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
     async def _catch_up_after_outage(self) -> None:
-        try:
-            if self.orders is not None:
-                await self.orders.store_back()
-            await self.acceptor.store_back()
-        except Exception as exc:  # down again: the next "available" tries again
-            log.error("catching up after the store outage failed: %s", exc)
-            return
-        log.warning("the store is back: Logons are accepted again")
+        """Store what the outage left, then accept Logons; tried again (backing off) while the
+        store is up and it fails, for whatever reason."""
+        delay = 0.1
+        while True:
+            try:
+                if self.orders is not None:
+                    await self.orders.store_back()
+                await self.acceptor.store_back()
+            except Exception as exc:
+                if not getattr(self.store, "available", True):
+                    return  # down again: its coming back starts another catch-up
+                log.error("catching up after the store outage failed (%s); again in %.1f s",
+                          exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            break
+        if self.acceptor.store_down is None:
+            log.warning("the store is back: Logons are accepted again")
 
     async def _adopt(self, taken: dict[str, str]) -> None:
         """Sessions taken over from a node that is gone: their state from the store."""
@@ -391,8 +403,10 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
             assert log_dir is not None
             return FileLog(log_dir, sid.file_prefix)
 
+    journal_dir = log_dir if log_dir is not None else _store_dir(cfg.gateway.store)
     acceptor = Acceptor(
-        defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log
+        defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log,
+        journal=SeqJournal(journal_dir) if journal_dir is not None else None,
     )
     admin = None
     if cfg.admin is not None and orders is None:
@@ -408,6 +422,13 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
         node = cfg.gateway.node or f"{os.uname().nodename}-{os.getpid()}"
         ownership = Ownership(store, node, cfg.gateway.lease)
     return Gateway(cfg, store, acceptor, orders, admin, ownership=ownership)
+
+
+def _store_dir(url: str) -> Path | None:
+    """The folder of a SQLite store file (None for other stores)."""
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).parent
+    return None
 
 
 def admin_token(env: str | None) -> str | None:

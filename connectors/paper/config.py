@@ -84,6 +84,9 @@ class PaperConfig:
     clock: Callable[[], int] = time.time_ns
     """UTC nanoseconds; the timestamps of calls made through the connector."""
     name: str = "paper"
+    history: int = 20_000
+    """Closed orders the venue keeps answering queries about (the oldest go beyond, with the
+    fills made before the oldest order it still knows)."""
 
     def __post_init__(self) -> None:
         if self.maker_fee < 0 or self.taker_fee < 0:

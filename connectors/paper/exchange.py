@@ -19,7 +19,9 @@ Accounting (all ``Decimal``, exact for spot):
 
 from __future__ import annotations
 
+import collections
 import heapq
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +64,8 @@ _MARKET_LIKE = (OrderType.MARKET, OrderType.STOP)
 
 @dataclass(slots=True, eq=False)
 class PaperOrder:
-    """One of our orders as the paper venue keeps it (every order, open or not, is kept)."""
+    """One of our orders as the paper venue keeps it (open ones, and the last
+    ``PaperConfig.history`` closed ones)."""
 
     seq: int
     venue_order_id: str
@@ -88,6 +91,8 @@ class PaperOrder:
     filled: Decimal = ZERO
     notional: Decimal = ZERO
     entry: BookOrder[PaperOrder] | None = None
+    former_ids: tuple[str, ...] = ()
+    """Client order ids it had before an amend gave it a new one."""
 
     @property
     def remaining(self) -> Decimal:
@@ -175,7 +180,9 @@ class PaperExchange:
         self._markets: dict[str, _Market] = {}
         self._orders: dict[str, PaperOrder] = {}  # by every client order id an order has had
         self._open: dict[str, PaperOrder] = {}  # by venue order id, in arrival order
-        self._fills: list[OrderFilled] = []
+        self._fills: collections.deque[OrderFilled] = collections.deque()
+        self._closed: collections.deque[PaperOrder] = collections.deque()
+        self._fills_made = 0
         self._events: list[VenueEvent] = []
         self._expiries: list[tuple[int, int, PaperOrder]] = []
         self._taken: list[BookOrder[PaperOrder]] = []
@@ -505,6 +512,7 @@ class PaperExchange:
             ts_ns=self._now,
         )
         self._fills.append(event)
+        self._fills_made += 1
         self._events.append(event)
         if done:
             self._close(order)
@@ -611,6 +619,26 @@ class PaperExchange:
         self._open.pop(order.venue_order_id, None)
         if order.reduce_only:
             self._markets[order.symbol].reduce_only.discard(order)
+        self._closed.append(order)
+        if len(self._closed) > self.config.history:
+            self._prune()
+        if len(self._expiries) > 2 * len(self._open) + 1024:
+            # closed orders still waiting for their expiry time: dropped in one pass
+            self._expiries = [e for e in self._expiries if e[2].venue_order_id in self._open]
+            heapq.heapify(self._expiries)
+
+    def _prune(self) -> None:
+        """Forget the oldest closed orders beyond the history a venue keeps, and the fills
+        before the oldest order still known (a venue's order and trade history is finite
+        too; memory stays flat however long it runs)."""
+        while len(self._closed) > self.config.history:
+            old = self._closed.popleft()
+            for cid in (*old.former_ids, old.client_order_id):
+                if self._orders.get(cid) is old:
+                    del self._orders[cid]
+        fills = self._fills
+        while fills and fills[0].client_order_id not in self._orders:
+            fills.popleft()
 
     def _end(self, order: PaperOrder, status: VenueStatus) -> None:
         entry = order.entry
@@ -700,6 +728,7 @@ class PaperExchange:
         order.lock_per_unit, order.locked = per_unit, locked
         order.updated_ns = now_ns
         if new_cid is not None and new_cid != old_cid:
+            order.former_ids += (old_cid,)
             order.client_order_id = new_cid
             self._orders[new_cid] = order
         self._events.append(
@@ -738,13 +767,15 @@ class PaperExchange:
             price = self._protection(mk.instrument, side, best)
         self._now = now_ns
         self._cur = mk
-        fills_before = len(self._fills)
+        fills_before = self._fills_made
         taker: BookOrder[PaperOrder] = BookOrder(side, price, quantity)  # owner None: not ours
         result = book.match(taker, price, self._on_fill, self._cap if mk.perp else None)
         self._drop(result.dropped)
         self._settle_knock_on(mk)
         # the account's fills this made, as makers (the knock-on may add more of its own)
-        ours = sum((f.quantity for f in self._fills[fills_before:]), Decimal(0))
+        made = self._fills_made - fills_before
+        ours = sum((f.quantity for f in itertools.islice(reversed(self._fills), made)),
+                   Decimal(0))
         return result.filled, ours
 
     def tick(self, now_ns: int) -> None:
@@ -779,4 +810,4 @@ class PaperExchange:
                 yield order
 
     def fills(self) -> Sequence[OrderFilled]:
-        return self._fills
+        return list(self._fills)

@@ -9,7 +9,7 @@ One :class:`FileLog` per session writes two files in ``directory``, named as Qui
 Each line is ``YYYYMMDD-HH:MM:SS.ffffff : <text>`` (UTC) and a newline; messages keep their SOH
 separators. (QuickFIX writes 9 fractional digits; we write 6 and read 0 to 9.)
 
-Invariant 6 (DESIGN.md): secrets are masked in the written text by :func:`mask_secrets`.
+Invariant 6 (docs/architecture.md): secrets are masked in the written text by :func:`mask_secrets`.
 
 Invariant 7: the ``incoming``/``outgoing``/``event`` calls only append to an in-memory buffer;
 one background thread shared by all logs formats, masks and writes the buffers at least every
@@ -137,7 +137,7 @@ def mask_secrets(message: bytes) -> bytes:
         expect = None
         if tag in LENGTH_TO_DATA:
             value = message[start:end]
-            if value.isdigit() and value.isascii():
+            if value.isdigit() and value.isascii() and len(value) <= _MAX_TAG_DIGITS:
                 expect = (LENGTH_TO_DATA[tag], int(value), len(out) - 1)
         out.append(message[end : end + 1])
         pos = end + 1

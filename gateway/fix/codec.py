@@ -52,6 +52,18 @@ STANDARD_DATA_FIELDS: dict[int, int] = {
 }
 
 _DIGITS = re.compile(rb"-?[0-9]+\Z")
+_MAX_TAG_TEXT = 16
+"""Longest tag text read as a number (a sign, zeros and ten digits fit)."""
+_MAX_LENGTH_DIGITS = 9
+"""A length field's value beyond this many digits is no length (nor is the message that
+long: the framer caps BodyLength at nine digits)."""
+
+
+def _length(value: bytes) -> int | None:
+    """A length field's value as a number; None when it is not one."""
+    if value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS:
+        return int(value)
+    return None
 
 # bytes tag -> int; filled on first sight of each valid tag, so the hot path is one dict lookup.
 _TAG_CACHE: dict[bytes, int] = {}
@@ -71,8 +83,8 @@ def parse_tag(raw: bytes) -> int | None:
     t = _TAG_CACHE.get(raw)
     if t is not None:
         return t
-    if not _DIGITS.match(raw):
-        return None
+    if not _DIGITS.match(raw) or len(raw) > _MAX_TAG_TEXT:
+        return None  # (past 4,300 digits int() itself refuses)
     t = int(raw)
     if len(_TAG_CACHE) < 100_000:
         _TAG_CACHE[raw] = t
@@ -288,8 +300,9 @@ def _split_with_data(data: bytes, lengths: dict[int, int]) -> list[tuple[int, by
         value = data[eq + 1 : end]
         fields.append((t, value))
         pending_len = None
-        if t in lengths and value.isdigit():
-            pending_len = (lengths[t], int(value))
+        count = _length(value) if t in lengths else None
+        if count is not None:
+            pending_len = (lengths[t], count)
         pos = end + 1
     return fields
 
@@ -324,7 +337,8 @@ def padded_tag(data: bytes, data_fields: dict[int, int] | None = None) -> int | 
             if end < 0:
                 return None
         value = data[eq + 1 : end]
-        pending = (lengths[t], int(value)) if t in lengths and value.isdigit() else None
+        count = _length(value) if t in lengths else None
+        pending = (lengths[t], count) if count is not None else None
         pos = end + 1
     return None
 

@@ -40,6 +40,9 @@ from .ports import OrderStorePort
 
 log = logging.getLogger("fixgw.orders")
 
+REFUSED_KEPT = 10_000
+"""Refused cancel and replace ClOrdIDs remembered to recognise a PossDup resend of one."""
+
 AMBIGUOUS_RETRY_CAP_S = 10.0
 """Queries about an unanswered cancel or replace, and a cancel the gateway promised that the
 venue cannot take, back off up to this many seconds apart."""
@@ -127,9 +130,17 @@ class OrderCore:
         self.venues_shared: Callable[[], bool] = lambda: False
         """Whether another gateway node may trade the same venue accounts now (then a venue's
         bulk cancel, which cancels every order of the account, is never used)."""
-        self._deferred: list[OrderAppend] = []
-        """Order events the store could not take (it was down), in order: stored once it is
-        back (:meth:`store_back`); their reports wait in the sessions' ``unreported``."""
+        self._refused_cl: dict[tuple[str, str], None] = {}
+        """ClOrdIDs of cancels and replaces refused lately (see _remember_refused)."""
+        self._deferred: list[tuple[OrderAppend, asyncio.Future[None] | None]] = []
+        """Order events the store could not take (it was down), in order, each with the future
+        of whoever waits for its commit: stored once it is back (:meth:`store_back`); their
+        reports wait in the sessions' ``unreported``."""
+        self._draining: asyncio.Task[None] | None = None
+        self._drain_lock = asyncio.Lock()
+        self._replay_due: asyncio.Task[None] | None = None
+        self._serving: set[str] = set(policies)
+        """The sessions this node serves (all, unless another node shares the store)."""
 
     if TYPE_CHECKING:
         # what the parts call in one another (defined in manager, replace, recovery, mass)
@@ -190,7 +201,10 @@ class OrderCore:
         """Persist ``ev`` with the order as it is now (and ``fill``); when ``body`` is given,
         report it. A report to a logged-on session is stored in the same commit as the
         event (the session's write-ahead flush); otherwise the event is stored alone, with the
-        report kept for the client's next logon. The future resolves after the commit."""
+        report kept for the client's next logon. The future resolves after the commit.
+
+        While events the store could not take are waiting (:attr:`_deferred`), a new one
+        waits behind them (the log stays in the order of events)."""
         st = self._sessions.get(ev.session_id)
         session = st.session if st is not None else None
         fills = (fill,) if fill is not None else ()
@@ -199,7 +213,8 @@ class OrderCore:
         if body is None and self._batching is not None:
             self._batching.append((build_append((ev,), (o,), fills), future))
             return future
-        if body is not None and session is not None and session.is_logged_on:
+        if (body is not None and session is not None and session.is_logged_on
+                and not self._deferred):
             stored = _Stored(build_append((ev,), (o,), fills), future,
                              functools.partial(self._unsent, ev, msg_type, body))
             session.send(msg_type, body, self.clock(), ref=ev.exec_id, attachment=stored)
@@ -207,10 +222,15 @@ class OrderCore:
             return future
         if body is not None and st is not None and ev.exec_id is not None:
             self._keep_report(st, ev, msg_type, body)
+            if session is not None and session.is_logged_on:
+                self._request_replay(st)
         append = build_append((ev,), (o,), fills)
+        if self._deferred:
+            self._defer(append, future)
+            return future
         alone = self.store.append_now(append)
-        alone.add_done_callback(functools.partial(self._stored_alone, append))
-        return alone
+        alone.add_done_callback(functools.partial(self._stored_alone, append, future))
+        return future
 
     @staticmethod
     def _keep_report(
@@ -224,6 +244,34 @@ class OrderCore:
             ev.data["msg_type"] = msg_type.decode()
         st.unreported.append((msg_type, body, ev.exec_id))
 
+    def _request_replay(self, st: _SessionState) -> None:
+        """Reports kept while the session is logged on (behind events the store had not taken
+        yet): told once those are stored."""
+        if st.session is not None and self._replay_due is None:
+            self._replay_due = self._spawn(self._replay_when_stored())
+
+    async def _replay_when_stored(self) -> None:
+        try:
+            await self._drain()
+        except StoreUnavailable:
+            return  # down again: the sessions end, the reports wait for the next Logon
+        finally:
+            self._replay_due = None
+        for st in self._sessions.values():
+            if st.session is not None and st.session.is_logged_on and st.unreported:
+                self._replay(st, st.session, self.clock())
+
+    def _replay(self, st: _SessionState, session: Session, now: float) -> None:
+        """Send the reports the client was not told, in order. One the session cannot store
+        (the store failed) goes back to the front of the list."""
+        pending, st.unreported = st.unreported, []
+        returned = [0]
+        for msg_type, body, exec_id in pending:
+            session.send(msg_type, body, now, ref=exec_id,
+                         attachment=_Replayed(st, (msg_type, body, exec_id), returned))
+        if pending:
+            self._request_flush(session.sid)
+
     def _unsent(
         self, ev: OrderEvent, msg_type: bytes, body: list[tuple[int, bytes]],
         stored: _Stored, exc: BaseException,
@@ -231,59 +279,125 @@ class OrderCore:
         """A report and its event the store could not take (the session's commit failed):
         the report waits for the next Logon, the event for the store (Invariant 8)."""
         st = self._sessions.get(ev.session_id)
-        if isinstance(exc, StoreUnavailable) and st is not None and ev.exec_id is not None:
+        if st is not None and ev.exec_id is not None:
             self._keep_report(st, ev, msg_type, body)
-            p = stored.payload
-            self._defer(OrderAppend(build_append((ev,), ()).events, p.orders, p.fills))
-        else:
-            log.error("%s: event %s and its report are lost: %s", ev.order_id, ev.kind, exc)
+        p = stored.payload
+        self._defer(OrderAppend(build_append((ev,), ()).events, p.orders, p.fills))
         stored.fail(exc)
 
-    def _stored_alone(self, append: OrderAppend, future: asyncio.Future[None]) -> None:
-        if future.cancelled():
+    def _stored_alone(
+        self, append: OrderAppend, future: asyncio.Future[None], done: asyncio.Future[None]
+    ) -> None:
+        if future.done():
             return
-        exc = future.exception()
+        exc = None if done.cancelled() else done.exception()
         if exc is None:
+            future.set_result(None)
             return
-        if isinstance(exc, StoreUnavailable):
-            self._defer(append)
-        else:
-            log.error("storing an order event failed", exc_info=exc)
+        # kept for when the store is back (a request the store refused for itself is tried
+        # again then, and dropped, logged, if it still is); the waiter learns it failed now
+        self._defer(append)
+        future.set_exception(exc)
 
-    def _defer(self, append: OrderAppend) -> None:
+    def _defer(self, append: OrderAppend, future: asyncio.Future[None] | None = None) -> None:
         if not self._deferred:
-            log.warning("the store is unavailable: order events are kept in memory until it "
-                        "is back")
-        self._deferred.append(append)
+            log.warning("order events the store could not take are kept in memory until it "
+                        "takes them")
+        self._deferred.append((append, future))
+        if getattr(self.store, "available", True) and self._draining is None:
+            self._draining = self._spawn(self._drain_quietly())
+
+    async def _drain_quietly(self) -> None:
+        try:
+            await self._drain()
+        except StoreUnavailable:
+            pass  # the store's "available" again drains them (store_back)
+
+    async def _drain(self) -> None:
+        """Store the kept events, in order, first all at once, else one by one (a request
+        the store refuses for itself is dropped, logged)."""
+        async with self._drain_lock:
+            await self._drain_locked()
+
+    async def _drain_locked(self) -> None:
+        try:
+            while self._deferred:
+                batch = list(self._deferred)
+                try:
+                    await self.store.append_built(merge_appends([a for a, _ in batch]))
+                except StoreUnavailable:
+                    raise
+                except Exception:
+                    await self._drain_one_by_one(batch)
+                else:
+                    for _, f in batch:
+                        if f is not None and not f.done():
+                            f.set_result(None)
+                del self._deferred[: len(batch)]
+                log.warning("stored %d order events kept while the store could not take them",
+                            len(batch))
+        finally:
+            self._draining = None
+
+    async def _drain_one_by_one(
+        self, batch: list[tuple[OrderAppend, asyncio.Future[None] | None]]
+    ) -> None:
+        for i, (append, f) in enumerate(batch):
+            try:
+                await self.store.append_built(append)
+            except StoreUnavailable:
+                del self._deferred[:i]
+                raise
+            except Exception as exc:
+                log.error("an order event the store refuses is dropped: %s (%s)", exc,
+                          append.events[:1])
+                if f is not None and not f.done():
+                    f.set_exception(exc)
+                continue
+            if f is not None and not f.done():
+                f.set_result(None)
 
     async def store_back(self) -> None:
-        """The store takes writes again: store the order events kept meanwhile, in order
-        (before any Logon, so that what their reports say is stored before it is told)."""
-        while self._deferred:
-            batch, self._deferred = self._deferred, []
-            try:
-                await self.store.append_built(merge_appends(batch))
-            except Exception:
-                self._deferred[:0] = batch
-                raise
-            log.warning("stored %d order events kept while the store was down", len(batch))
+        """The store takes writes again: store the order events kept meanwhile, in order, then
+        take what each session was not told from the store (the truth of what was told: a
+        commit whose answer was lost may have stored a report after all). Runs before Logons
+        are accepted again."""
+        await self._drain()
+        for sid in sorted(self._serving):
+            st = self._sessions[sid]
+            st.unreported = await self._untold(sid)
+
+    async def _untold(self, sid: str) -> list[tuple[bytes, list[tuple[int, bytes]], str]]:
+        untold: list[tuple[bytes, list[tuple[int, bytes]], str]] = []
+        for ev in await self.store.unreported_events(sid):
+            er = ev.data.get("er")
+            if er and ev.exec_id:
+                body = [(int(t), v.encode()) for t, v in er]
+                untold.append((ev.data.get("msg_type", "8").encode(), body, ev.exec_id))
+        return untold
 
     async def _append_many(self, batch: list[tuple[OrderAppend, asyncio.Future[None]]]) -> None:
         merged = merge_appends([a for a, _ in batch])
         try:
-            await self.store.append_built(merged)
-        except StoreUnavailable:
+            if self._deferred:
+                self._defer(merged)
+            else:
+                await self.store.append_built(merged)
+        except Exception:
             self._defer(merged)
         finally:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
 
-    def _send_now(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> None:
-        """A reply that is not an order event (rejects of requests, status answers)."""
-        if session.is_logged_on:
-            session.send(msg_type, body, self.clock())
-            self._request_flush(session.sid)
+    def _send_now(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> bool:
+        """A reply that is not an order event (rejects of requests, status answers); False
+        when the session is no longer logged on to take it."""
+        if not session.is_logged_on:
+            return False
+        session.send(msg_type, body, self.clock())
+        self._request_flush(session.sid)
+        return True
 
     # ---------------------------------------------------------------------------------------
     # recording events
@@ -315,6 +429,14 @@ class OrderCore:
         if not o.is_open:
             self._forget(o)
         return self._store_and_tell(ev, o, fill, b"8", body)
+
+    def _remember_refused(self, sid: str, cl_ord_id: str) -> None:
+        """A cancel or replace refused: its ClOrdID is free again for the order, but a PossDup
+        resend of the same request (its sequence number taken back by a store outage) is not
+        a new one. The last :data:`REFUSED_KEPT` are remembered."""
+        self._refused_cl[(sid, cl_ord_id)] = None
+        if len(self._refused_cl) > REFUSED_KEPT:
+            del self._refused_cl[next(iter(self._refused_cl))]
 
     def _exec_id(self, o: Order) -> str:
         return f"{o.order_id}.{o.exec_count + 1}"
@@ -379,6 +501,30 @@ def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
         tuple(r for a in appends for r in a.orders),
         tuple(r for a in appends for r in a.fills),
     )
+
+
+class _Replayed:
+    """A report the client was not told, sent at its Logon: when the session cannot store it
+    (the store failed), it goes back to the front of the session's list."""
+
+    __slots__ = ("_st", "_report", "_returned")
+    payload = OrderAppend((), (), ())
+
+    def __init__(
+        self, st: _SessionState, report: tuple[bytes, list[tuple[int, bytes]], str],
+        returned: list[int],
+    ) -> None:
+        self._st = st
+        self._report = report
+        self._returned = returned
+        """How many of this replay's reports went back so far (they go back in order)."""
+
+    def committed(self) -> None:
+        return None
+
+    def failed(self, exc: BaseException) -> None:
+        self._st.unreported.insert(self._returned[0], self._report)
+        self._returned[0] += 1
 
 
 class _Stored:

@@ -135,6 +135,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
                 self._consumers.append(asyncio.create_task(
                     self._start_later(name, self.connectors[name])))
         serving = set(self._sessions) if sessions is None else set(sessions) & set(self._sessions)
+        self._serving = serving
         await self._load_sessions(serving)
         for name in started:
             self._consumers.append(asyncio.create_task(self._consume(name, self.connectors[name])))
@@ -149,6 +150,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         untold reports from the store, reconciled with the venues; a promise to cancel on
         disconnect is kept (the node's death is a disconnect); the kill switch holds."""
         serving = set(sessions) & set(self._sessions)
+        self._serving |= serving
         loaded = await self._load_sessions(serving)
         for venue in sorted({o.venue for o in loaded}):
             if venue not in self.down:
@@ -229,11 +231,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         flag = logon.get(8013) if logon is not None else None
         st.cod_override = {b"Y": "both", b"N": "off"}.get(flag) if flag else None
         self._store_cod_override(str(session.sid), st.cod_override)
-        pending, st.unreported = st.unreported, []
-        for msg_type, body, exec_id in pending:
-            session.send(msg_type, body, now, ref=exec_id)
-        if pending:
-            self._request_flush(session.sid)
+        self._replay(st, session, now)
 
     def _store_cod_override(self, sid: str, mode: str | None) -> None:
         """Persist a Logon's cancel-on-disconnect choice (tag 8013; None: none), so that
@@ -259,7 +257,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
 
     def on_message(
         self, session: Session, message: Message, now: float
-    ) -> Awaitable[None] | None:
+    ) -> Awaitable[bool] | None:
         """Handle one application message; what is answered after a store read is returned
         (the session stores the message as received once it is done)."""
         sid = str(session.sid)
@@ -289,32 +287,32 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
 
     def _on_cancel_or_replace(
         self, session: Session, message: Message, now: float
-    ) -> Awaitable[None] | None:
+    ) -> Awaitable[bool] | None:
         if message.msg_type == b"F":
             return self._on_cancel(session, message, now)
         return self._on_replace(session, message, now)
 
     async def _on_possible_resend_of_request(
         self, session: Session, msg: Message, now: float
-    ) -> None:
+    ) -> bool:
         """A cancel or replace with PossDupFlag (43=Y) or PossResend (97=Y): when its ClOrdID
         is already known, it was processed and answered (a resend after a crash or a store
         outage took the sequence number back); otherwise it is new."""
         sid = str(session.sid)
         cl = msg.get_str(11) or ""
-        known = (sid, cl) in self._by_cl or await self.store.find_order(sid, cl) is not None
+        known = ((sid, cl) in self._by_cl or (sid, cl) in self._refused_cl
+                 or await self.store.find_order(sid, cl) is not None)
         if known:
             log.info("%s: %s with ClOrdID %s is a resend of one already answered: ignored",
                      sid, msg.msg_type.decode(), cl)
-            return
+            return True
         pending = self._on_cancel_or_replace(session, msg, now)
-        if pending is not None:
-            await pending
+        return True if pending is None else await pending
 
     # ---------------------------------------------------------------------------------------
     # NewOrderSingle
 
-    async def _on_possible_resend(self, session: Session, msg: Message, now: float) -> None:
+    async def _on_possible_resend(self, session: Session, msg: Message, now: float) -> bool:
         """PossResend (97=Y), or PossDupFlag (43=Y) on a message we are told we never
         processed (a crash can lose the target sequence number but never the stored intent):
         the client may have sent this order before. An order already placed is answered with
@@ -325,10 +323,11 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         o = self.orders.get(oid) if oid is not None else await self.store.find_order(sid, cl)
         if o is None:
             self._on_new_order(session, msg, now)
-            return
+            return True
         ex = Execution(f"{o.order_id}.S{time.time_ns()}", EXEC_STATUS,
                        text="possible duplicate: this order was already received")
-        self._send_now(session, b"8", fixmap.execution_report(o, ex, time.time_ns(), self._ts))
+        return self._send_now(session, b"8",
+                              fixmap.execution_report(o, ex, time.time_ns(), self._ts))
 
     def _on_new_order(self, session: Session, msg: Message, now: float) -> None:
         sid = str(session.sid)
@@ -448,13 +447,15 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
     async def _place(self, o: Order, conn: Connector, persisted: Awaitable[None]) -> None:
         try:
             await persisted  # write-ahead: the intent is stored before the venue hears of it
-        except StoreUnavailable as exc:
+        except Exception as exc:
             # never placed: the venue is not called for an order the store does not have.
             # The client is told (the reject is kept with the intent until the store is back)
-            log.warning("%s: not placed, the store is unavailable", o.order_id)
-            self._record(o, "rejected", {"text": str(exc), "by": "gateway"},
+            text = str(exc) if isinstance(exc, StoreUnavailable) else (
+                f"the order could not be stored ({type(exc).__name__})")
+            log.warning("%s: not placed: %s", o.order_id, exc)
+            self._record(o, "rejected", {"text": text, "by": "gateway"},
                          Execution(self._exec_id(o), EXEC_REJECTED,
-                                   text=f"not placed: {exc}", ord_rej_reason=fixmap.ORD_REJ_OTHER))
+                                   text=f"not placed: {text}", ord_rej_reason=fixmap.ORD_REJ_OTHER))
             return
         req = OrderRequest(
             client_order_id=o.venue_client_order_id, symbol=o.symbol, side=o.side, type=o.type,

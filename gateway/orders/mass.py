@@ -25,7 +25,8 @@ log = logging.getLogger("fixgw.orders")
 
 
 class MassRequests(OrderCore):
-    async def _on_status(self, session: Session, msg: Message) -> None:
+    async def _on_status(self, session: Session, msg: Message) -> bool:
+        """OrderStatusRequest (H); whether the answer could be sent."""
         sid = str(session.sid)
         cl = msg.get_str(11)
         o = self._find(sid, cl, msg.get_str(37))
@@ -41,10 +42,10 @@ class MassRequests(OrderCore):
                 (54, msg.get(54) or b"1"), (55, msg.get(55) or b"NONE"),
                 (58, b"unknown order"), (150, EXEC_STATUS), (151, b"0"),
             ]
-            self._send_now(session, b"8", body)
-            return
+            return self._send_now(session, b"8", body)
         ex = Execution(f"{o.order_id}.S{time.time_ns()}", EXEC_STATUS)
-        self._send_now(session, b"8", fixmap.execution_report(o, ex, time.time_ns(), self._ts))
+        return self._send_now(session, b"8",
+                              fixmap.execution_report(o, ex, time.time_ns(), self._ts))
 
     def _on_mass_status(self, session: Session, msg: Message, now: float) -> None:
         sid = str(session.sid)

@@ -101,18 +101,18 @@ class CancelReplace(OrderCore):
     def _cancel_reject(
         self, session: Session, req: fixmap.CancelRequest | fixmap.ReplaceRequest,
         o: Order | None, reason: bytes, text: str, replace_: bool,
-    ) -> None:
+    ) -> bool:
         body = fixmap.cancel_reject(
             order_id=o.order_id if o is not None else "NONE", cl_ord_id=req.cl_ord_id,
             orig_cl_ord_id=req.orig_cl_ord_id,
             status=o.status if o is not None else OrdStatus.REJECTED,
             response_to_replace=replace_, reason=reason, text=text,
         )
-        self._send_now(session, b"9", body)
+        return self._send_now(session, b"9", body)
 
     def _check_cancelable(
         self, session: Session, req: fixmap.CancelRequest | fixmap.ReplaceRequest, replace_: bool,
-    ) -> Order | asyncio.Task[None] | None:
+    ) -> Order | asyncio.Task[bool] | None:
         """The open order ``req`` is for; else its answer is sent (None), or being worked out
         from the store (the task)."""
         sid = str(session.sid)
@@ -133,20 +133,21 @@ class CancelReplace(OrderCore):
 
     async def _reject_closed_or_unknown(
         self, session: Session, req: fixmap.CancelRequest | fixmap.ReplaceRequest, replace_: bool,
-    ) -> None:
+    ) -> bool:
+        """OrderCancelReject for a request about an order not open (its answer was sent)."""
         sid = str(session.sid)
         o = await self.store.find_order(sid, req.orig_cl_ord_id) if req.orig_cl_ord_id else None
         if o is None and req.order_id:
             found = await self.store.load_order(req.order_id)
             o = found if found is not None and found.session_id == sid else None
         if o is not None and not o.is_open:
-            self._cancel_reject(session, req, o, fixmap.CXL_REJ_TOO_LATE,
-                                f"too late: the order is {o.status.name.lower()}", replace_)
-            return
-        self._cancel_reject(session, req, None, fixmap.CXL_REJ_UNKNOWN_ORDER,
-                            "unknown order", replace_)
+            return self._cancel_reject(session, req, o, fixmap.CXL_REJ_TOO_LATE,
+                                       f"too late: the order is {o.status.name.lower()}",
+                                       replace_)
+        return self._cancel_reject(session, req, None, fixmap.CXL_REJ_UNKNOWN_ORDER,
+                                   "unknown order", replace_)
 
-    def _on_cancel(self, session: Session, msg: Message, now: float) -> asyncio.Task[None] | None:
+    def _on_cancel(self, session: Session, msg: Message, now: float) -> asyncio.Task[bool] | None:
         req = fixmap.parse_cancel(msg)
         o = self._check_cancelable(session, req, False)
         if not isinstance(o, Order):
@@ -227,6 +228,7 @@ class CancelReplace(OrderCore):
         except StaleEvent:
             return
         self._by_cl.pop((o.session_id, p.cl_ord_id), None)
+        self._remember_refused(o.session_id, p.cl_ord_id)
         body = None
         if told:
             body = fixmap.cancel_reject(status=o.status, response_to_replace=is_replace,
@@ -242,7 +244,7 @@ class CancelReplace(OrderCore):
 
     def _on_replace(
         self, session: Session, msg: Message, now: float
-    ) -> asyncio.Task[None] | None:
+    ) -> asyncio.Task[bool] | None:
         try:
             req = fixmap.parse_replace(msg)
         except (Refusal, FieldValueError) as exc:
@@ -308,9 +310,11 @@ class CancelReplace(OrderCore):
         if persisted is not None:
             try:
                 await persisted  # write-ahead: the replace is stored before the venue hears of it
-            except StoreUnavailable as exc:
+            except Exception as exc:
                 # not sent to the venue; refused (told once the store is back)
-                self._refuse_pending(o, f"replace not sent: {exc}", fixmap.CXL_REJ_OTHER)
+                text = str(exc) if isinstance(exc, StoreUnavailable) else (
+                    f"the request could not be stored ({type(exc).__name__})")
+                self._refuse_pending(o, f"replace not sent: {text}", fixmap.CXL_REJ_OTHER)
                 return
         conn = self.connectors[o.venue]
         p = o.pending

@@ -24,6 +24,7 @@ from gateway.store.errors import StoreUnavailable
 from gateway.store.nodes import NodeFenced
 
 from .handle import Limits, SessionDef, SessionHandle, utc
+from .journal import SeqJournal
 from .ports import Application, FileLogFactory, FileLogPort, SessionStorePort
 
 __all__ = ["Acceptor", "Connection", "Limits", "SessionDef", "Template", "check_password"]
@@ -54,31 +55,46 @@ class LogonThrottle:
 
     def __init__(
         self, base: float = 0.25, cap: float = 4.0, max_pending: int = 8, max_checks: int = 2,
-        max_addresses: int = 10_000,
+        max_addresses: int = 10_000, max_pending_total: int = 256,
     ) -> None:
         self.base, self.cap = base, cap
         self.max_pending = max_pending
+        self.max_pending_total = max_pending_total
         self._failures: dict[str, int] = {}
         self._pending: dict[str, int] = {}
         self._checks = asyncio.Semaphore(max_checks)
         self._max_addresses = max_addresses
 
+    @staticmethod
+    def key(address: str) -> str:
+        """Who an address counts as: itself, or its /64 for IPv6 (one host's share)."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        if ip.version == 6:
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
     def delay(self, address: str) -> float:
-        k = self._failures.get(address, 0)
+        k = self._failures.get(self.key(address), 0)
         return 0.0 if k == 0 else min(self.base * 2 ** (k - 1), self.cap)
 
     async def check(
         self, address: str, verify: Callable[[], bool]
     ) -> tuple[bool, str]:
         """Run ``verify`` (in a thread) after the address's delay; (ok, why not)."""
+        delay = self.delay(address)
+        address = self.key(address)
         pending = self._pending.get(address, 0)
         if pending >= self.max_pending:
             return False, f"{pending} Logons from {address} are already being checked"
+        if sum(self._pending.values()) >= self.max_pending_total:
+            return False, "too many Logons are being checked"
         self._pending[address] = pending + 1
         try:
-            wait = self.delay(address)
-            if wait:
-                await asyncio.sleep(wait)
+            if delay:
+                await asyncio.sleep(delay)
             async with self._checks:
                 ok = await asyncio.to_thread(verify)
         finally:
@@ -118,6 +134,7 @@ class Acceptor:
         templates: Sequence[Template] = (),
         file_log: FileLogFactory | None = None,
         clock: Callable[[], float] = time.time,
+        journal: SeqJournal | None = None,
     ) -> None:
         self._defs = {d.sid: d for d in definitions}
         self._templates = list(templates)
@@ -127,10 +144,12 @@ class Acceptor:
         self.app = app
         self._file_log = file_log
         self.clock = clock
+        self.journal = journal
         self.owner_check: Callable[[str], Awaitable[str | None]] | None = None
         """Invariant 9: None when this node serves the session (claiming it if no live node
         does), else who does; a Logon for another node's session is refused."""
         self.logon_throttle = LogonThrottle()
+        self.outages = 0
         self.store_down: str | None = None
         """Why Logons are answered with a Logout (the store is down, or its outage is being
         caught up on); None: they are not."""
@@ -176,16 +195,20 @@ class Acceptor:
         """The store went down: every connection ends with a Logout saying so, and Logons get
         the same answer until :meth:`store_back`."""
         self.store_down = why
+        self.outages += 1
         for h in list(self._handles.values()):
-            task = asyncio.get_running_loop().create_task(h.store_lost(why))
+            task = asyncio.get_running_loop().create_task(h.store_lost(why, self.outages))
             self._client_tasks.add(task)
             task.add_done_callback(self._client_tasks.discard)
 
     async def store_back(self) -> None:
-        """The store takes writes again and what the outage left is stored: accept Logons."""
+        """The store takes writes again and what the outage left is stored: accept Logons
+        (unless it went down again meanwhile)."""
+        outage = self.outages
         for h in list(self._handles.values()):
-            await h.store_back()
-        self.store_down = None
+            await h.store_back(outage)
+        if self.outages == outage:
+            self.store_down = None
 
     async def reload(self, session_ids: set[str]) -> None:
         """Sessions this node takes over: their sequence numbers are read again from the store
@@ -252,9 +275,12 @@ class Acceptor:
             h = self._handles.get(sid)
             if h is None:
                 rec = await self.store.load(str(sid))
+                # a Logout written while the store was down, just before a restart: its
+                # number was kept aside (gateway.server.journal)
+                kept = self.journal.recall(str(sid)) if self.journal is not None else None
                 session = Session(
                     d.settings, d.session_dd, d.app_dds,
-                    next_sender=rec.next_sender, next_target=rec.next_target,
+                    next_sender=max(rec.next_sender, kept or 0), next_target=rec.next_target,
                 )
                 file_log: FileLogPort | None = None
                 if self._file_log is not None:
@@ -263,6 +289,12 @@ class Acceptor:
                     d, session, self.store, self.app, file_log,
                     d.schedule.period_start(rec.creation_time.timestamp()),
                 )
+                h.journal = self.journal
+                if kept is not None and kept > rec.next_sender:
+                    log.warning("%s: %d Logout(s) were written while the store was down: "
+                                "sequence numbers go on from %d", sid, kept - rec.next_sender,
+                                kept)
+                    h.restored_unstored(rec.next_sender)
         return h
 
     async def new_period_check(self, h: SessionHandle, now: float) -> None:
@@ -271,6 +303,7 @@ class Acceptor:
         if current is not None and current != h.period_start:
             await self.store.reset(h.sid_str)
             h.session.next_sender = h.session.next_target = 1
+            h.sequences_reset()
             h.period_start = current
 
     def session(self, sid: SessionID) -> Session | None:
@@ -500,8 +533,7 @@ class Connection:
             return False
         h.connection = self
         self.handle = h
-        async with asyncio.timeout(30):
-            await h.flush()  # what the previous connection left (stored, never written here)
+        await h.flush()  # what the previous connection left (stored, never written here)
         down = self.acceptor.store_down
         if down is not None:
             h.session.connect(now)
@@ -510,10 +542,17 @@ class Connection:
             await h.refuse(f"store unavailable: {down}", now)
             self.abort(f"{sid}: Logon refused: store unavailable")
             return False
-        await self.acceptor.new_period_check(h, now)
+        try:
+            await self.acceptor.new_period_check(h, now)
+        except (StoreUnavailable, NodeFenced) as exc:
+            h.session.connect(now)
+            await h.refuse(f"store unavailable: {exc}", now)
+            self.abort(f"{sid}: Logon refused: {exc}")
+            return False
         self.parser.max_size = d.limits.max_message_size
         self._tokens = float(d.limits.rate_burst)
         self._token_time = now
+        h.ask_again_for_unanswered()
         h.session.connect(now)
         h.note(f"Accepted connection from {self.peer}", now)
         return True
@@ -606,16 +645,26 @@ class Connection:
             return False, "Username (553) or Password (554) given twice"
         username = values[553][0].decode(errors="replace") if 553 in values else None
         password = values[554][0].decode(errors="replace") if 554 in values else None
-        if d.username is not None and username != d.username:
-            # no password check, but the same throttle: a guesser learns nothing from timing
-            ok, why = await self.acceptor.logon_throttle.check(self.peer_ip or "", lambda: False)
-            return False, why or "unknown Username (553)"
         password_hash = d.password_hash
-        if password_hash is None:
-            return True, ""
-        ok, why = await self.acceptor.logon_throttle.check(
-            self.peer_ip or "", lambda: check_password(password, password_hash)
-        )
+        throttle = self.acceptor.logon_throttle
+        try:
+            async with asyncio.timeout(d.settings.logon_timeout):
+                if d.username is not None and username != d.username:
+                    # the same throttle and the same bcrypt work as a wrong password: a
+                    # guesser learns nothing from the time it takes
+                    ok, why = await throttle.check(
+                        self.peer_ip or "",
+                        lambda: password_hash is not None and check_password("", password_hash)
+                        and False,
+                    )
+                    return False, why or "unknown Username (553)"
+                if password_hash is None:
+                    return True, ""
+                ok, why = await throttle.check(
+                    self.peer_ip or "", lambda: check_password(password, password_hash)
+                )
+        except TimeoutError:
+            return False, "the credentials could not be checked within the logon timeout"
         return ok, why or ("" if ok else "wrong Password (554)")
 
     async def authenticate(self, ev: AuthenticationRequired) -> None:

@@ -47,6 +47,7 @@ from gateway.fix.states import State
 from gateway.store.errors import StoreUnavailable
 from gateway.store.nodes import NodeFenced
 
+from .journal import SeqJournal
 from .ports import Application, FileLogPort, SessionStorePort
 
 if TYPE_CHECKING:
@@ -122,11 +123,17 @@ class SessionHandle:
         self._lock = asyncio.Lock()
         self._saved: tuple[int, int] = (session.next_sender, session.next_target)
         """The sequence numbers last committed (as loaded, at first)."""
-        self._holds: dict[int, asyncio.Future[None]] = {}
+        self._holds: dict[int, asyncio.Future[bool | None]] = {}
         """Inbound MsgSeqNum -> the application's work on it that must end before the number
         is stored as received."""
+        self.journal: SeqJournal | None = None
+        """Where the numbers of Logouts written while the store is down are kept."""
+        self._journaled = False
+        self._unanswered: int | None = None
+        """The first inbound MsgSeqNum whose held work ended without an answer."""
         self.store_down: str | None = None
         """Why the store cannot commit (None: it can): nothing but a Logout is written."""
+        self._outage = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------
@@ -172,17 +179,33 @@ class SessionHandle:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
 
-    def _hold(self, seq: int, pending: Awaitable[None]) -> None:
+    def restored_unstored(self, stored_sender: int) -> None:
+        """The session was loaded with a next MsgSeqNum past the stored one (kept by the
+        journal): the next save stores it, then the journal's copy goes."""
+        self._saved = (stored_sender, self._saved[1])
+        self._journaled = True
+
+    def sequences_reset(self) -> None:
+        """The store's sequence numbers were set back to 1/1 (a new session period)."""
+        self._saved = (1, 1)
+        self._journal_stored()
+
+    def _hold(self, seq: int, pending: Awaitable[bool | None]) -> None:
         future = asyncio.ensure_future(pending)
         self._holds[seq] = future
         future.add_done_callback(functools.partial(self._released, seq))
 
-    def _released(self, seq: int, future: asyncio.Future[None]) -> None:
+    def _released(self, seq: int, future: asyncio.Future[bool | None]) -> None:
         if self._holds.get(seq) is future:
             del self._holds[seq]
-        if not future.cancelled() and future.exception() is not None:
-            log.debug("%s: work on MsgSeqNum %d failed: %s", self.sid_str, seq,
-                      future.exception())
+        failed = future.cancelled() or future.exception() is not None
+        if failed or future.result() is False:
+            # no answer went out (the client left, or the work failed): the number is not
+            # stored as received, and the client is asked for the message at its next Logon
+            if failed and not future.cancelled():
+                log.warning("%s: work on MsgSeqNum %d failed: %s", self.sid_str, seq,
+                            future.exception())
+            self._unanswered = seq if self._unanswered is None else min(self._unanswered, seq)
         task = asyncio.get_running_loop().create_task(self.flush())  # store the number now
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -191,7 +214,16 @@ class SessionHandle:
         """The inbound MsgSeqNum to store as the next expected: the session's, or the first one
         the application still works on."""
         target = self.session.next_target
+        if self._unanswered is not None:
+            target = min(target, self._unanswered)
         return min(target, min(self._holds)) if self._holds else target
+
+    def ask_again_for_unanswered(self) -> None:
+        """At a new connection: a message left without an answer counts as not received, so
+        the client's Logon (its number past it) brings a ResendRequest for it."""
+        if self._unanswered is not None:
+            self.session.rewind(self.session.next_sender, self._unanswered)
+            self._unanswered = None
 
     # ------------------------------------------------------------------------------------------
     # actions
@@ -230,6 +262,7 @@ class SessionHandle:
                         elif isinstance(a, ResetStore):
                             await self.store.reset(self.sid_str)
                             self._saved = (1, 1)
+                            self._journal_stored()
                         elif isinstance(a, Close):
                             conn = self.connection
                             if conn is not None:
@@ -246,6 +279,13 @@ class SessionHandle:
         saved = (s.next_sender, self.durable_target())
         await self.store.save(self.sid_str, next_sender=saved[0], next_target=saved[1])
         self._saved = saved
+        self._journal_stored()
+
+    def _journal_stored(self) -> None:
+        """The store has the sequence numbers: the journal's copy goes."""
+        if self._journaled and self.journal is not None:
+            self.journal.forget(self.sid_str)
+            self._journaled = False
 
     async def _send_batch(self, batch: list[Send]) -> None:
         if not batch:
@@ -265,6 +305,7 @@ class SessionHandle:
         for x in attached:
             x.committed()
         self._saved = saved
+        self._journal_stored()
         await self._write([a.data for a in batch if a.write])
 
     # ------------------------------------------------------------------------------------------
@@ -302,18 +343,20 @@ class SessionHandle:
         s.rewind(s.next_sender if first is None else first, self._saved[1])
 
     def _flush_down(self) -> None:
-        """The store cannot commit: write a Logout (unstored: its number is saved once the
-        store is back, and a resend gap-fills it) and close; nothing else goes out."""
+        """The store cannot commit: write a Logout (unstored: its number is kept by the
+        journal until the store has it, and a resend gap-fills it) and close; nothing else
+        goes out. A Logout whose number cannot be kept is not written (module docstring of
+        :mod:`gateway.server.journal`)."""
         for a in self.session.next_actions():
             if isinstance(a, Send):
-                if a.write and b"\x0135=5\x01" in a.data[:40]:
-                    conn = self.connection
-                    if conn is not None and not conn.closed:
-                        now = conn.acceptor.clock()
-                        self.store.log(self.sid_str, "out", a.data, utc(now))
-                        if self.file_log is not None:
-                            self.file_log.outgoing(a.data, utc(now))
-                        conn.write_now(a.data)
+                conn = self.connection
+                if (a.write and b"\x0135=5\x01" in a.data[:40] and conn is not None
+                        and not conn.closed and self._keep_unstored(a.seq + 1)):
+                    now = conn.acceptor.clock()
+                    self.store.log(self.sid_str, "out", a.data, utc(now))
+                    if self.file_log is not None:
+                        self.file_log.outgoing(a.data, utc(now))
+                    conn.write_now(a.data)
                     continue
                 self._take_back([a], StoreUnavailable(self.store_down or "store unavailable"))
             elif isinstance(a, Close):
@@ -323,11 +366,12 @@ class SessionHandle:
             elif isinstance(a, Resend) and self.connection is not None:
                 self.connection.abort("a resend cannot be served: the store is down")
 
-    async def store_lost(self, why: str) -> None:
-        """The store went down: end the connection with a Logout saying so; until
-        :meth:`store_back`, a Logon gets the same answer."""
+    async def store_lost(self, why: str, outage: int = 0) -> None:
+        """The store went down (the acceptor's ``outage``-th time): end the connection with a
+        Logout saying so; until :meth:`store_back`, a Logon gets the same answer."""
         async with self._lock:
             self.store_down = why
+            self._outage = max(self._outage, outage)
             s = self.session
             self._take_back(s.next_actions(), StoreUnavailable(why))
             if s.state is not State.DISCONNECTED:
@@ -341,13 +385,23 @@ class SessionHandle:
         self.session.refuse(now, why[:200])
         await self.flush()
 
-    async def store_back(self) -> None:
-        """The store takes writes again: store the sequence numbers the outage moved (the
-        Logouts written meanwhile)."""
+    def _keep_unstored(self, next_sender: int) -> bool:
+        journal = self.journal
+        if journal is None or not journal.remember(self.sid_str, next_sender):
+            return False
+        self._journaled = True
+        return True
+
+    async def store_back(self, outage: int = 0) -> None:
+        """The store takes writes again after the ``outage``-th outage: store the sequence
+        numbers it moved (the Logouts written meanwhile). A later outage stays."""
         async with self._lock:
+            if self._outage > outage:
+                return
             self.store_down = None
             if (self.session.next_sender, self.durable_target()) != self._saved:
                 await self.save_seq()
+            self._journal_stored()
 
     async def _write(self, chunks: list[bytes]) -> None:
         conn = self.connection

@@ -47,10 +47,11 @@ class Application(Protocol):
 
     def on_message(
         self, session: Session, message: Message, now: float
-    ) -> Awaitable[None] | None:
+    ) -> Awaitable[bool | None] | None:
         """Handle ``message``. When its answer is worked out later (after a store read), return
         that work: the message's sequence number is stored as received only once it is done
-        (a crash before makes the client resend it)."""
+        (a crash before makes the client resend it); when it ends without an answer (False,
+        or an error) the client is asked for the message again at its next Logon."""
 
 
 class FileLogPort(Protocol):

@@ -30,6 +30,17 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+"""libpq settings of the store's PostgreSQL connections: a connection attempt, an idle
+connection and unacknowledged data each give up within about ten seconds."""
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a SQLite connection waits for another process's lock before failing."""
 
@@ -58,7 +69,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(parsed, **kwargs)
+        # a server that stops answering (a host gone, a network cut) is an outage within
+        # seconds, not a writer blocked for the kernel's default of minutes; what the URL
+        # sets wins
+        connect_args = dict(PG_CONNECT_ARGS)
+        connect_args.update(kwargs.pop("connect_args", {}))
+        for key in list(connect_args):
+            if key in parsed.query:
+                del connect_args[key]
+        return create_engine(parsed, connect_args=connect_args, **kwargs)
     raise ValueError(
         f"unsupported store URL backend {backend!r}: use sqlite:// or postgresql+psycopg://"
     )

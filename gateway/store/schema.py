@@ -4,7 +4,7 @@ One :data:`metadata` holds every table; later features (orders, fills, events) a
 and a new migration under ``gateway/store/migrations/versions/``. The migrations, not
 ``metadata.create_all``, create the schema; a test checks the two agree.
 
-Tables (DESIGN.md, "Storage"):
+Tables:
 
 * ``sessions`` -- one row per FIX session id (e.g. ``FIX.4.4:ISLD->TW44``): the next sequence
   number we send (MsgSeqNum 34 of our next message), the next one we expect from the
@@ -90,7 +90,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every back end.
 
     PostgreSQL stores ``timestamptz``; SQLite has no time zone, so values are stored as UTC and
-    the zone is re-attached on load. Naive datetimes are refused: time is UTC (DESIGN.md).
+    the zone is re-attached on load. Naive datetimes are refused: time is UTC.
     """
 
     impl = DateTime(timezone=True)

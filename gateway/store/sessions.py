@@ -1,7 +1,8 @@
 """FIX session store: sequence numbers, sent messages for resend, message log -- with group commit.
 
-Invariant 7 (DESIGN.md): the event loop never blocks on the database. Every database operation
-runs in ONE dedicated writer thread that owns a synchronous SQLAlchemy engine. The async methods
+Invariant 7 (docs/architecture.md): the event loop never blocks on the database. Every
+database operation runs in ONE dedicated writer thread that owns a synchronous SQLAlchemy
+engine. The async methods
 enqueue a request and await a future that the writer resolves with
 ``loop.call_soon_threadsafe``.
 
@@ -114,7 +115,9 @@ PROBE_FIRST_S = 0.05
 PROBE_CAP_S = 2.0
 """While the store is down it is probed this often, doubling from the first to the cap."""
 LOG_BACKLOG = 100_000
-"""Message log entries kept while the store is down (the oldest are dropped beyond, counted)."""
+LOG_BACKLOG_BYTES = 64 << 20
+"""Message log entries kept while the store is down, at most this many and this many bytes
+(the oldest are dropped beyond, counted and reported)."""
 
 AvailabilityListener: TypeAlias = Callable[[bool, str], None]
 """Called on its event loop with (available, why) when the store goes down or comes back."""
@@ -401,7 +404,8 @@ class SessionStore(OrderStore):
         self._down: str | None = None
         """Why the store is down (written by the writer thread only; None: it is up)."""
         self._down_since = 0.0
-        self._log_backlog: collections.deque[_Log] = collections.deque(maxlen=LOG_BACKLOG)
+        self._log_backlog: collections.deque[_Log] = collections.deque()
+        self._backlog_bytes = 0
         self._logs_dropped = 0
         self._listeners: list[tuple[asyncio.AbstractEventLoop, AvailabilityListener]] = []
         self.outages = 0
@@ -485,8 +489,13 @@ class SessionStore(OrderStore):
 
     def add_availability_listener(self, listener: AvailabilityListener) -> None:
         """Call ``listener(available, why)`` on the caller's event loop each time the store goes
-        down or comes back (``why`` is the error, or how long it was down)."""
-        self._listeners.append((asyncio.get_running_loop(), listener))
+        down or comes back (``why`` is the error, or how long it was down). Told at once when
+        the store is down already."""
+        loop = asyncio.get_running_loop()
+        self._listeners.append((loop, listener))
+        down = self._down
+        if down is not None:
+            loop.call_soon(listener, False, down)
 
     @property
     def fenced(self) -> str | None:
@@ -774,6 +783,10 @@ class SessionStore(OrderStore):
             self._die(batch, exc)
             raise
         finally:
+            if self._log_backlog or self._logs_dropped:
+                logger.error("%d message log entries kept while the store was down are lost "
+                             "(it did not come back before the store closed)",
+                             len(self._log_backlog) + self._logs_dropped)
             if self._checkpointer is not None:
                 self._checkpointer.stop()
             self._disconnect()
@@ -867,9 +880,14 @@ class SessionStore(OrderStore):
         outcomes: list[_Outcome] = []
         for request in batch:
             if isinstance(request, _Log):
-                if len(self._log_backlog) == self._log_backlog.maxlen:
+                while self._log_backlog and (
+                    len(self._log_backlog) >= LOG_BACKLOG
+                    or self._backlog_bytes + len(request.data) > LOG_BACKLOG_BYTES
+                ):
+                    self._backlog_bytes -= len(self._log_backlog.popleft().data)
                     self._logs_dropped += 1
                 self._log_backlog.append(request)
+                self._backlog_bytes += len(request.data)
             else:
                 outcomes.append((request.waiter, None, error))
         self._requests += len(batch)
@@ -898,23 +916,19 @@ class SessionStore(OrderStore):
             return False
         backlog = list(self._log_backlog)
         self._log_backlog.clear()
-        if backlog:
-            try:
-                self._transaction(st, list(backlog))
-            except Exception as exc:
-                self._rollback()
-                self._log_backlog.extendleft(reversed(backlog))
-                logger.debug("writing the kept message log failed: %s", exc)
-                return False
+        self._backlog_bytes = 0
         down_for = time.monotonic() - self._down_since
         if self._logs_dropped:
-            logger.error("%d message log entries were dropped while the store was down",
-                         self._logs_dropped)
+            logger.error("%d message log entries were dropped while the store was down (more "
+                         "than %d entries or %d bytes)", self._logs_dropped, LOG_BACKLOG,
+                         LOG_BACKLOG_BYTES)
             self._logs_dropped = 0
         logger.warning("store available again after %.1f s (%d message log entries kept "
-                       "meanwhile written)", down_for, len(backlog))
+                       "meanwhile)", down_for, len(backlog))
         self._down = None
         self._notify(True, f"down for {down_for:.1f} s")
+        if backlog:  # as any batch: an entry that cannot be written is dropped alone
+            self._process(st, list(backlog))
         return True
 
     def _notify(self, available: bool, why: str) -> None:
@@ -1192,17 +1206,36 @@ def _load_cod_overrides(conn: Connection, _st: OrderStatements) -> dict[str, str
     return {sid: mode for sid, mode in conn.execute(query)}
 
 
+_PG_OUTAGE = ("08", "53", "57", "58", "XX", "25006")
+"""SQLSTATEs (classes, or one code) of a PostgreSQL that cannot take writes: connection
+exception, insufficient resources (disk full, too many connections), operator intervention
+(shutdown, crash, a cancelled statement), system error (I/O), internal error, and a read-only
+transaction (a standby after a failover)."""
+_SQLITE_OUTAGE = frozenset({5, 6, 8, 10, 11, 13, 14, 26})
+"""SQLite primary result codes of the same: BUSY, LOCKED (past the busy timeout), READONLY,
+IOERR, CORRUPT, FULL, CANTOPEN, NOTADB."""
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` means the store cannot commit anything now -- the connection is lost or
-    cannot be made, the disk is full or failing, the database is locked too long -- rather
-    than that one request is wrong (a constraint, a bug)."""
+    cannot be made, the disk is full or failing, the database is locked too long or read-only
+    -- rather than that one request is wrong or unlucky (a constraint, a bug, a deadlock or a
+    serialisation failure: retried alone)."""
     if isinstance(exc, StoreUnavailable | OSError):
         return True
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(
-            exc, OperationalError | InterfaceError
-        )
-    return False
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate.startswith(_PG_OUTAGE)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_OUTAGE
+    # no code (a connection that could not be made, a driver without codes)
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -367,3 +367,22 @@ def test_ordered_fields_puts_groups_after_their_count_in_dictionary_order() -> N
     ]
     # without a layout: fields by tag number, groups not expanded
     assert [t for t, _ in ordered_fields(msg, None)] == [66, 68, 73, 394]
+
+
+def test_numbers_past_every_limit_are_garbled_not_errors() -> None:
+    """int() refuses text of more than 4,300 digits: a tag or a length value that long must be
+    a garbled message, not a ValueError out of the parser (or the log's masker)."""
+    from gateway.audit.filelog import mask_secrets
+    from gateway.fix.codec import GarbledMessage, padded_tag, split_fields
+
+    huge = b"9" * 5000
+    for data in (b"8=FIX.4.4\x019=5\x0135=0\x01" + huge + b"=1\x0110=000\x01",
+                 b"8=FIX.4.4\x019=5\x0135=0\x0195=" + huge + b"\x0196=x\x0110=000\x01"):
+        try:
+            split_fields(data)
+        except GarbledMessage:
+            pass
+        padded_tag(data)
+        padded_tag(data.replace(b"\x0135=", b"\x01035="))
+        mask_secrets(data)
+        mask_secrets(data + b"554=pw\x01")

@@ -114,3 +114,59 @@ def test_a_failed_commit_ends_the_session_with_a_logout_that_follows_what_was_wr
             await c3.close()
 
     run(main())
+
+
+def test_a_restart_while_the_store_is_down_goes_on_from_the_logouts_written(
+    tmp_path: Path,
+) -> None:
+    """The Logouts written while the store was down count at the client; a gateway restarted
+    before the store came back still numbers its Logon reply after them (the journal)."""
+    store = FlakyStore()
+
+    async def main() -> None:
+        async with serving(_config(tmp_path), store) as s:
+            c = await FixClient.connect(s.host, s.port)
+            assert (await c.logon()).seq == 1
+            store.fail()
+            got = await c.expect_closed(5.0)
+            assert [(m.msg_type, m.seq) for m in got] == [("5", 2)]
+            c2 = await FixClient.connect(s.host, s.port, next_seq=c.next_seq)
+            reply = await c2.logon()
+            assert (reply.msg_type, reply.seq) == ("5", 3)
+            await c2.expect_closed(5.0)
+        assert store.stored_seqs()[0] == 2, "the store never heard of the Logouts"
+        store.down = False  # back, with a gateway restarted meanwhile
+        async with serving(_config(tmp_path), store) as s:
+            c3 = await FixClient.connect(s.host, s.port, next_seq=c2.next_seq)
+            reply = await c3.logon()
+            assert (reply.msg_type, reply.seq) == ("A", 4), str(reply)
+            await c3.close()
+        assert store.stored_seqs()[0] >= 5  # (a ResendRequest for the refused Logons' numbers)
+        assert list((tmp_path / "log").glob("*.unstored-seq")) == [], "the journal's copy went"
+
+    run(main())
+
+
+def test_without_a_place_to_keep_its_number_no_logout_is_written(tmp_path: Path) -> None:
+    """A Logout whose number cannot be kept anywhere (the disk is full too) is not written:
+    the connection just ends, and the numbers stay in step."""
+    store = FlakyStore()
+
+    async def main() -> None:
+        async with serving(_config(tmp_path), store) as s:
+            h = await s.gateway.acceptor.handle(SID)
+            assert h is not None and h.journal is not None
+            (tmp_path / "a-file").write_text("")
+            h.journal.directory = tmp_path / "a-file" / "journal"  # cannot be written
+            c = await FixClient.connect(s.host, s.port)
+            assert (await c.logon()).seq == 1
+            store.fail()
+            assert await c.expect_closed(5.0) == []
+            store.mend()
+            await s.gateway.settled()
+            c2 = await FixClient.connect(s.host, s.port, next_seq=c.next_seq)
+            reply = await c2.logon()
+            assert (reply.msg_type, reply.seq) == ("A", 2), str(reply)
+            await c2.close()
+
+    run(main())

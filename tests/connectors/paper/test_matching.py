@@ -225,3 +225,22 @@ def test_unknown_symbol_and_filters() -> None:
             ex.place(request, T0)
         assert info.value.reason is reason, request
     assert ex.drain_events() == [] and ex.open_orders() == []
+
+
+def test_closed_orders_beyond_the_history_are_forgotten_with_their_fills() -> None:
+    """Memory stays flat however long the venue runs: the oldest closed orders beyond its
+    history, and the fills before the oldest order it still knows, are forgotten; open orders
+    and their fills never are."""
+    ex = exchange(history=5)
+    ex.place(limit("keep", BUY, "1", "90"), T0)  # rests throughout
+    for i in range(20):
+        ex.place(limit(f"s{i}", SELL, "0.1", "100"), T0 + i)
+        ex.place(limit(f"b{i}", BUY, "0.1", "100"), T0 + i)  # fills s{i}: both close
+    ex.drain_events()
+    known = [f"{side}{i}" for i in range(20) for side in "sb" if ex.order(f"{side}{i}")]
+    assert known == ["s17", "b17", "s18", "b18", "s19", "b19"][-5:]
+    assert ex.query_order(SPOT, "s0") is None
+    assert ex.query_order(SPOT, "keep") is not None
+    assert {f.client_order_id for f in ex.fills()} <= {"s17", "b17", "s18", "b18", "s19", "b19"}
+    ex.place(limit("s99", SELL, "0.4", "90"), T0 + 100)  # fills "keep", which stays open
+    assert [f.client_order_id for f in ex.fills_since(T0 + 100)] == ["keep", "s99"]
