@@ -177,6 +177,10 @@ class Gateway:
             await own.start(g.advertise or f"{g.host}:{g.port}", configured)
             if self.orders is not None:
                 self.orders.venues_shared = lambda: own.others_alive
+                self.orders.venue_gate = own.wait_lease
+            # with other nodes on the store, a Logout written while the store is down could
+            # carry a number another node will use: none is written then
+            self.acceptor.logout_while_down = lambda: not own.others_alive
         if self.orders is not None:
             await self.orders.start(own.owned if own is not None else None)
         tls = g.tls
@@ -419,7 +423,7 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
                                 token=admin_token(a.token_env))
     ownership = None
     if isinstance(store, NodeStore):
-        node = cfg.gateway.node or f"{os.uname().nodename}-{os.getpid()}"
+        node = cfg.gateway.node or f"{os.uname().nodename[:48]}-{os.getpid()}"
         ownership = Ownership(store, node, cfg.gateway.lease)
     return Gateway(cfg, store, acceptor, orders, admin, ownership=ownership)
 

@@ -91,6 +91,7 @@ async def _run(args: argparse.Namespace) -> int:
     from connectors.common.credentials import CredentialsError
     from gateway.app import build_gateway
     from gateway.config import ConfigError, load_config
+    from gateway.store.nodes import NodeBusy, NodeFenced
 
     try:
         cfg = load_config(args.config)
@@ -105,6 +106,10 @@ async def _run(args: argparse.Namespace) -> int:
             return 2
         try:
             host, port = await gw.start()
+        except (NodeBusy, NodeFenced) as exc:  # another process is (or became) this node
+            print(f"fixgw: {exc}", file=sys.stderr)
+            await gw.stop()
+            return 3
         except VenueError as exc:  # the store's own venue state cannot be read
             print(f"fixgw: a venue cannot be reached: {exc}", file=sys.stderr)
             await gw.stop()

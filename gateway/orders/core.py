@@ -127,6 +127,11 @@ class OrderCore:
         self._cancel_after_pending: set[str] = set()
         """Orders to cancel (cancel-on-disconnect, mass cancel) once their pending cancel or
         replace is resolved."""
+        self.venue_gate: Callable[[], Awaitable[None]] = _open_gate
+        """Awaited before every venue call: returns while this node may trade (its lease
+        runs), raises once another node has taken its place (gateway.cluster)."""
+        self._configured_kills = dict(self.risk.killed)
+        """Kill switches engaged by the configuration (they hold whatever the store says)."""
         self.venues_shared: Callable[[], bool] = lambda: False
         """Whether another gateway node may trade the same venue accounts now (then a venue's
         bulk cancel, which cancels every order of the account, is never used)."""
@@ -486,6 +491,10 @@ class OrderCore:
         self._replace_after_cancel.pop(o.order_id, None)
         self._replacing.discard(o.order_id)
         self.risk.closed(o.session_id, o.account)
+
+
+async def _open_gate() -> None:
+    return None
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

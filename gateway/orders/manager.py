@@ -152,10 +152,11 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         serving = set(sessions) & set(self._sessions)
         self._serving |= serving
         loaded = await self._load_sessions(serving)
+        ids = {o.order_id for o in loaded}
         for venue in sorted({o.venue for o in loaded}):
             if venue not in self.down:
                 await self.reconcile(venue)
-                self._reissue_pending(venue)
+                self._reissue_pending(venue, ids)  # (this node's own are in hand already)
         await self._after_restart(serving)
 
     async def _load_sessions(self, sessions: set[str]) -> list[Order]:
@@ -167,12 +168,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             self._index(o)
             self.risk.opened(o.session_id, o.account)
         for sid in sorted(sessions):
-            st = self._sessions[sid]
-            for ev in await self.store.unreported_events(sid):
-                er = ev.data.get("er")
-                if er and ev.exec_id:
-                    body = [(int(t), v.encode()) for t, v in er]
-                    st.unreported.append((ev.data.get("msg_type", "8").encode(), body, ev.exec_id))
+            self._sessions[sid].unreported = await self._untold(sid)
         return loaded
 
     async def _after_restart(self, sessions: set[str]) -> None:
@@ -184,7 +180,15 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         if unknown:
             log.warning("kill switch engaged for sessions no longer configured: %s (release "
                         "with fixgw kill-switch --session ID --release)", ", ".join(unknown))
-        self.risk.killed.update(stored_kills)
+        for scope in sessions | {"*"} | set(unknown):
+            # as stored (an admin command on another node may have released it), or as
+            # configured
+            if scope in stored_kills:
+                self.risk.killed[scope] = stored_kills[scope]
+            elif scope in self._configured_kills:
+                self.risk.killed[scope] = self._configured_kills[scope]
+            else:
+                self.risk.killed.pop(scope, None)
         killed = [o for o in self._killed_orders() if o.session_id in sessions]
         if killed:
             log.warning("kill switch engaged (%s): cancelling %d open orders",
@@ -195,6 +199,8 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             st = self._sessions[sid]
             st.cod_override = overrides.get(sid)
             mode = st.cod_override or st.policy.cancel_on_disconnect
+            if st.session is not None:
+                continue  # logged on again already: nothing to keep
             if mode in ("disconnect", "both") and any(
                 o.session_id == sid for o in self.orders.values()
             ):
@@ -447,6 +453,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
     async def _place(self, o: Order, conn: Connector, persisted: Awaitable[None]) -> None:
         try:
             await persisted  # write-ahead: the intent is stored before the venue hears of it
+            await self.venue_gate()
         except Exception as exc:
             # never placed: the venue is not called for an order the store does not have.
             # The client is told (the reject is kept with the intent until the store is back)

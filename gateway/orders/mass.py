@@ -137,6 +137,7 @@ class MassRequests(OrderCore):
                 self._cancel_when_acked.add(o.order_id)
         if everything_ours and conn.capabilities.bulk_cancel and len(live) > 1:
             try:
+                await self.venue_gate()
                 await conn.cancel_all()
                 return
             except VenueError as exc:
@@ -149,6 +150,8 @@ class MassRequests(OrderCore):
         st = self._sessions.get(sid)
         if st is not None:
             st.cod_task = None
+            if st.session is not None and st.session.is_logged_on:
+                return  # back before it fired
         targets = [o for o in self.orders.values() if o.session_id == sid and o.is_open]
         log.info("%s: cancel-on-disconnect: %d open orders", sid, len(targets))
         self._cancel_orders(targets, reason="cancel on disconnect")

@@ -117,9 +117,11 @@ class Recovery(OrderCore):
             if f.client_order_id == coid:
                 self._on_fill(o, f)
 
-    def _reissue_pending(self, venue: str | None) -> None:
+    def _reissue_pending(self, venue: str | None, only: set[str] | None = None) -> None:
         for o in list(self.orders.values()):
             # what was in flight when the last process stopped is asked again (both idempotent)
+            if only is not None and o.order_id not in only:
+                continue
             if (venue is None or o.venue == venue) and o.is_open and o.pending is not None:
                 if o.pending.kind == "cancel":
                     self._spawn(self._venue_cancel(o))

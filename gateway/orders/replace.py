@@ -172,6 +172,7 @@ class CancelReplace(OrderCore):
         delay = self._ambiguous_retry
         while True:
             try:
+                await self.venue_gate()
                 await conn.cancel(o.symbol, o.venue_client_order_id)
             except VenueRejected as exc:
                 if exc.reason is RejectReason.UNKNOWN_ORDER and o.venue_order_id is None:
@@ -325,6 +326,7 @@ class CancelReplace(OrderCore):
             if new_coid is not None:
                 self._map_coid(o, new_coid)
             try:
+                await self.venue_gate()
                 await conn.amend(AmendRequest(o.venue_client_order_id, o.symbol,
                                               quantity=p.quantity, price=p.price,
                                               new_client_order_id=new_coid))
@@ -351,6 +353,7 @@ class CancelReplace(OrderCore):
         # cancel-then-new: never two live orders; the new one is placed once the old is gone
         self._replace_after_cancel[o.order_id] = o.venue_client_order_id
         try:
+            await self.venue_gate()
             await conn.cancel(o.symbol, o.venue_client_order_id)
         except VenueRejected as exc:
             self._replace_after_cancel.pop(o.order_id, None)
@@ -401,6 +404,7 @@ class CancelReplace(OrderCore):
         failure: str | None = None
         venue_order_id = ""
         try:
+            await self.venue_gate()
             venue_order_id = (await conn.place(req)).venue_order_id
         except VenueAmbiguous as exc:
             # Invariant 3: ask the venue whether the new order exists

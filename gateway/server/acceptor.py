@@ -145,6 +145,9 @@ class Acceptor:
         self._file_log = file_log
         self.clock = clock
         self.journal = journal
+        self.logout_while_down: Callable[[], bool] = lambda: True
+        """Whether a Logout may be written while the store is down (its number kept by the
+        journal); not when other nodes share the store."""
         self.owner_check: Callable[[str], Awaitable[str | None]] | None = None
         """Invariant 9: None when this node serves the session (claiming it if no live node
         does), else who does; a Logon for another node's session is refused."""
@@ -212,14 +215,13 @@ class Acceptor:
 
     async def reload(self, session_ids: set[str]) -> None:
         """Sessions this node takes over: their sequence numbers are read again from the store
-        (the node that served them moved them on)."""
-        for sid in [k for k in self._handles if str(k) in session_ids]:
-            h = self._handles[sid]
-            if h.connection is None:
-                del self._handles[sid]
-                if h.file_log is not None:
-                    h.file_log.close()
-                await self.handle(sid)
+        (the node that served them moved them on), in the handles as they are (a Logon may be
+        holding one)."""
+        for sid, h in list(self._handles.items()):
+            if str(sid) in session_ids:
+                rec = await self.store.load(str(sid))
+                await h.reload(rec.next_sender, rec.next_target,
+                               h.definition.schedule.period_start(rec.creation_time.timestamp()))
 
     def abort_all(self, why: str) -> None:
         """End every connection at once, writing nothing more (this node must stop)."""
@@ -290,6 +292,7 @@ class Acceptor:
                     d.schedule.period_start(rec.creation_time.timestamp()),
                 )
                 h.journal = self.journal
+                h.may_write_unstored = lambda: self.logout_while_down()
                 if kept is not None and kept > rec.next_sender:
                     log.warning("%s: %d Logout(s) were written while the store was down: "
                                 "sequence numbers go on from %d", sid, kept - rec.next_sender,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -126,6 +126,7 @@ class SessionHandle:
         self._holds: dict[int, asyncio.Future[bool | None]] = {}
         """Inbound MsgSeqNum -> the application's work on it that must end before the number
         is stored as received."""
+        self.may_write_unstored: Callable[[], bool] = lambda: True
         self.journal: SeqJournal | None = None
         """Where the numbers of Logouts written while the store is down are kept."""
         self._journaled = False
@@ -178,6 +179,17 @@ class SessionHandle:
                     task = asyncio.create_task(conn.authenticate(ev))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+
+    async def reload(self, next_sender: int, next_target: int, period_start: float | None) -> None:
+        """The session's numbers as the store has them (another node served it meanwhile)."""
+        async with self._lock:
+            if self.connection is not None:
+                log.error("%s: not reloaded: it is connected", self.sid_str)
+                return
+            self.session.next_sender, self.session.next_target = next_sender, next_target
+            self._saved = (next_sender, next_target)
+            self._unanswered = None
+            self.period_start = period_start
 
     def restored_unstored(self, stored_sender: int) -> None:
         """The session was loaded with a next MsgSeqNum past the stored one (kept by the
@@ -387,6 +399,8 @@ class SessionHandle:
 
     def _keep_unstored(self, next_sender: int) -> bool:
         journal = self.journal
+        if not self.may_write_unstored():
+            return False
         if journal is None or not journal.remember(self.sid_str, next_sender):
             return False
         self._journaled = True

@@ -4,30 +4,43 @@ Every gateway process is a *node*: a row of ``gateway_nodes`` with a *fencing to
 *lease*. The node renews its lease every few seconds; a node whose lease has run out -- or, on
 the same host, whose process is gone -- may be *taken over*: the taker raises the node's token
 in the same transaction that moves the node's sessions (``sessions.owner``) to itself. The
-writer checks the token on every commit (:meth:`SessionStore.fence
-<gateway.store.sessions.SessionStore.fence>`), so a node that was only paused and comes back
-cannot write anything once another has taken its place.
+writer checks the token on every commit (:func:`fence_sql`), so a node that was only paused and
+comes back cannot write anything once another has taken its place.
+
+The check and the takeover exclude each other. On SQLite the database's write lock does it
+(``BEGIN IMMEDIATE``). On PostgreSQL every commit holds a *shared* advisory lock of its node
+(in memory: no row is written for it), and a takeover takes the same lock *exclusively*: it
+waits for a commit in flight, and no commit of the old node starts after it. A process paused
+in the middle of a transaction would hold its shared lock for as long as it is paused, so the
+taker first ends that node's connections (they carry the node's name as ``application_name``)
+and waits at most :data:`TAKEOVER_LOCK_TIMEOUT` for the lock (else it tries again later).
+
+Times are the database's clock (every node reads the same one), in epoch milliseconds.
 
 These functions run in the store's writer thread, each in one transaction (the queries of
-:meth:`SessionStore._order_read <gateway.store.sessions.SessionStore>`); row locks (PostgreSQL's
-``FOR UPDATE``) make two nodes that race for the same node or session serialise. Times are
-epoch milliseconds from the caller's clock: the nodes' clocks must agree to well within a lease
-(NTP).
+``SessionStore._order_read``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, text, update
+from sqlalchemy import Connection, or_, select, text, update
 from sqlalchemy.sql import Select
 
 from gateway.store.orders import OrderStatements
 from gateway.store.schema import gateway_nodes, sessions
+
+TAKEOVER_LOCK_TIMEOUT = "3s"
+"""How long a takeover waits for the old node's commit in flight (PostgreSQL)."""
+FORGET_AFTER_MS = 24 * 3600 * 1000
+"""A node row whose lease ran out this long ago and that owns nothing is deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +51,7 @@ class NodeRecord:
     token: int
     address: str
     host: str
-    pid: int
+    process: str
     lease_until_ms: int
 
     def describe(self) -> str:
@@ -54,8 +67,7 @@ class Me:
     token: int
     address: str
     host: str
-    pid: int
-    now_ms: int
+    process: str
     lease_ms: int
 
 
@@ -64,8 +76,16 @@ class NodeBusy(RuntimeError):  # noqa: N818 - a state: the node name is in use
 
     def __init__(self, holder: NodeRecord) -> None:
         super().__init__(f"{holder.describe()} is running (host {holder.host}, process "
-                         f"{holder.pid}); give this one another [gateway] node name")
+                         f"{holder.process}); give this one another [gateway] node name")
         self.holder = holder
+
+
+class NodeFenced(RuntimeError):  # noqa: N818 - a state
+    """Another process has taken this node's place: it must not write anything more."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(f"node {node} was taken over by another process (its fencing token "
+                         "changed): this process must stop")
 
 
 @dataclass(slots=True)
@@ -79,22 +99,91 @@ class Claim:
     others: dict[str, NodeRecord] = field(default_factory=dict)
 
 
-def process_alive(host: str, pid: int) -> bool | None:
-    """Whether process ``pid`` of ``host`` runs: known only on this host (None elsewhere)."""
-    if host != os.uname().nodename or pid <= 0:
+# --- who this process is ------------------------------------------------------------------------
+
+
+@cache
+def this_host() -> str:
+    """This host as processes on it can tell: its name, this boot, and this process's PID
+    namespace (a process of another container is not one this one can look for)."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()[:8]  # noqa: SIM115
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        boot, pidns = "?", 0
+    return f"{os.uname().nodename}/{boot}/{pidns}"[:255]
+
+
+def process_id(pid: int | None = None) -> str:
+    """A process as ``pid:start`` (its start time since boot, in clock ticks): a pid used again
+    by a later process is not taken for the one that had it."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_start_ticks(pid)}"
+
+
+def _start_ticks(pid: int) -> int:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def process_alive(host: str, process: str) -> bool | None:
+    """Whether ``process`` of ``host`` runs: known only on this host (None elsewhere)."""
+    if host != this_host():
         return None
+    pid_text, _, start = process.partition(":")
+    if not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return str(_start_ticks(pid)) == start
 
 
-def _gone(rec: NodeRecord, now_ms: int, alive: Callable[[str, int], bool | None]) -> bool:
+Alive = Callable[[str, str], bool | None]
+
+
+def _gone(rec: NodeRecord, now_ms: int, alive: Alive) -> bool:
     """The node's holder is gone: its lease ran out, or (same host) its process died."""
-    return rec.lease_until_ms <= now_ms or alive(rec.host, rec.pid) is False
+    return rec.lease_until_ms <= now_ms or alive(rec.host, rec.process) is False
+
+
+# --- SQL helpers ----------------------------------------------------------------------------------
+
+
+def db_now_ms(conn: Connection) -> int:
+    """The database's clock, epoch milliseconds."""
+    if conn.dialect.name == "postgresql":
+        sql = "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    else:
+        sql = "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    return int(conn.execute(text(sql)).scalar_one())
+
+
+def lock_key(node: str) -> int:
+    """The advisory lock of ``node`` (a signed 64-bit number)."""
+    return int.from_bytes(hashlib.sha256(node.encode()).digest()[:8], "big", signed=True)
+
+
+def connection_name(node: str) -> str:
+    """The PostgreSQL ``application_name`` of a node's store connection."""
+    return f"fixgw node {node}"[:63]
+
+
+def fence_sql(mark: str, dialect: str) -> str:
+    """The check of every commit: parameters ``(lock key, node)`` on PostgreSQL (which also
+    takes the node's shared advisory lock for the transaction), ``(node,)`` on SQLite; returns
+    the node's token."""
+    if dialect == "postgresql":
+        return (f"SELECT token FROM gateway_nodes, pg_advisory_xact_lock_shared({mark}) "  # noqa: S608
+                f"WHERE node = {mark}")
+    return f"SELECT token FROM gateway_nodes WHERE node = {mark}"  # noqa: S608
 
 
 def _locked(conn: Connection, query: Select[Any]) -> Select[Any]:
@@ -102,12 +191,12 @@ def _locked(conn: Connection, query: Select[Any]) -> Select[Any]:
 
 
 def _record(row: Sequence[Any]) -> NodeRecord:
-    return NodeRecord(str(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4]),
+    return NodeRecord(str(row[0]), int(row[1]), str(row[2]), str(row[3]), str(row[4]),
                       int(row[5]))
 
 
 _NODE_COLUMNS = (gateway_nodes.c.node, gateway_nodes.c.token, gateway_nodes.c.address,
-                 gateway_nodes.c.host, gateway_nodes.c.pid, gateway_nodes.c.lease_until_ms)
+                 gateway_nodes.c.host, gateway_nodes.c.process, gateway_nodes.c.lease_until_ms)
 
 
 def _node(conn: Connection, node: str) -> NodeRecord | None:
@@ -117,78 +206,45 @@ def _node(conn: Connection, node: str) -> NodeRecord | None:
     return None if row is None else _record(row)
 
 
-def register(
-    me: Me, alive: Callable[[str, int], bool | None] = process_alive
-) -> Callable[[Connection, OrderStatements], int]:
-    """A query: take the node name ``me.node`` (its token raised), unless a live process holds
-    it (:class:`NodeBusy`). Returns the new token."""
-    def query(conn: Connection, _st: OrderStatements) -> int:
-        held = _node(conn, me.node)
-        values = {"address": me.address, "host": me.host, "pid": me.pid,
-                  "started_ms": me.now_ms, "lease_until_ms": me.now_ms + me.lease_ms}
-        if held is None:
-            conn.execute(gateway_nodes.insert().values(node=me.node, token=1, **values))
-            name_connection(conn, me.node)
-            return 1
-        if not _gone(held, me.now_ms, alive):
-            raise NodeBusy(held)
-        _cut_off(conn, me.node)
-        conn.execute(update(gateway_nodes).where(gateway_nodes.c.node == me.node)
-                     .values(token=held.token + 1, **values))
-        name_connection(conn, me.node)
-        return held.token + 1
-    return query
+def _cut_off(conn: Connection, node: str) -> bool:
+    """Make sure no transaction of ``node`` is in flight, ending its PostgreSQL connections
+    (a process of it paused in a transaction holds its shared lock); False when its commit in
+    flight did not end in time (try again later)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    conn.execute(
+        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE application_name = :app AND pid <> pg_backend_pid()"),
+        {"app": connection_name(node)},
+    )
+    conn.execute(text(f"SET LOCAL lock_timeout = '{TAKEOVER_LOCK_TIMEOUT}'"))
+    try:
+        with conn.begin_nested():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(node)})
+    except Exception:  # lock_timeout: its commit in flight holds on
+        return False
+    return True
 
 
-def renew_sql(mark: str) -> str:
-    """The writer's lease renewal: ``(lease_until_ms, node, token)``; one row updated while
-    the token is ours, none once another process has taken the node's place."""
-    return (f"UPDATE gateway_nodes SET lease_until_ms = {mark} "  # noqa: S608 - mark is ? or %s
-            f"WHERE node = {mark} AND token = {mark}")
+def _check_token(conn: Connection, me: Me) -> None:
+    current = _node(conn, me.node)
+    if current is None or current.token != me.token:
+        raise NodeFenced(me.node)
 
 
-def fence_sql(mark: str, dialect: str) -> str:
-    """The token check of every commit: ``(node,)`` -> the node's token. On PostgreSQL the
-    row is locked in share mode, so a takeover (which updates it) waits for this commit."""
-    lock = " FOR SHARE" if dialect == "postgresql" else ""
-    return f"SELECT token FROM gateway_nodes WHERE node = {mark}{lock}"  # noqa: S608
-
-
-def connection_name(node: str) -> str:
-    """The PostgreSQL ``application_name`` of a node's store connection."""
-    return f"fixgw node {node}"[:63]
-
-
-def name_connection(conn: Connection, node: str) -> None:
-    """Label the writer's PostgreSQL connection with its node, so that a node taking this one
-    over can end it (:func:`_cut_off`)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT set_config('application_name', :app, false)"),
-                     {"app": connection_name(node)})
-
-
-def _cut_off(conn: Connection, node: str) -> None:
-    """End the PostgreSQL connections of ``node`` (taken over): a process of it that was paused
-    in the middle of a transaction holds row locks that would stall the takeover; its
-    transaction is rolled back, and it finds its token changed when it reconnects."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE application_name = :app AND pid <> pg_backend_pid()"),
-            {"app": connection_name(node)},
-        )
-
-
-def _take_node(conn: Connection, me: Me, gone: NodeRecord) -> set[str]:
-    """Fence ``gone`` (raise its token, end its lease) and move its sessions to ``me``."""
-    _cut_off(conn, gone.node)
+def _take_node(conn: Connection, me: Me, gone: NodeRecord) -> set[str] | None:
+    """Fence ``gone`` (raise its token, end its lease) and move its sessions to ``me``; None
+    when it could not be (it renewed meanwhile, or its commit in flight held on)."""
+    if not _cut_off(conn, gone.node):
+        return None
     done = conn.execute(
         update(gateway_nodes)
-        .where(gateway_nodes.c.node == gone.node, gateway_nodes.c.token == gone.token)
+        .where(gateway_nodes.c.node == gone.node, gateway_nodes.c.token == gone.token,
+               gateway_nodes.c.lease_until_ms == gone.lease_until_ms)
         .values(token=gone.token + 1, lease_until_ms=0)
     )
     if done.rowcount != 1:
-        return set()
+        return None
     owned = {str(sid) for (sid,) in conn.execute(
         _locked(conn, select(sessions.c.session_id).where(sessions.c.owner == gone.node))
     )}
@@ -198,22 +254,44 @@ def _take_node(conn: Connection, me: Me, gone: NodeRecord) -> set[str]:
     return owned
 
 
-def _check_token(conn: Connection, me: Me) -> None:
-    current = _node(conn, me.node)
-    if current is None or current.token != me.token:
-        raise NodeFenced(me.node)
+# --- the queries ---------------------------------------------------------------------------------
+
+def register(me: Me, alive: Alive = process_alive) -> Callable[[Connection, OrderStatements], int]:
+    """A query: take the node name ``me.node`` (its token raised), unless a live process holds
+    it (:class:`NodeBusy`). Returns the new token."""
+    def query(conn: Connection, _st: OrderStatements) -> int:
+        now = db_now_ms(conn)
+        held = _node(conn, me.node)
+        values = {"address": me.address, "host": me.host, "process": me.process,
+                  "started_ms": now, "lease_until_ms": now + me.lease_ms}
+        if held is None:
+            conn.execute(gateway_nodes.insert().values(node=me.node, token=1, **values))
+            return 1
+        if held.process == me.process and held.host == me.host:
+            pass  # this very process registered before (a gateway stopped and started again)
+        elif not _gone(held, now, alive):
+            raise NodeBusy(held)
+        elif not _cut_off(conn, me.node):
+            raise NodeBusy(held)
+        conn.execute(update(gateway_nodes).where(gateway_nodes.c.node == me.node)
+                     .values(token=held.token + 1, **values))
+        return held.token + 1
+    return query
 
 
-class NodeFenced(RuntimeError):  # noqa: N818 - a state
-    """Another process has taken this node's place: it must not write anything more."""
-
-    def __init__(self, node: str) -> None:
-        super().__init__(f"node {node} was taken over by another process (its fencing token "
-                         "changed): this process must stop")
+def renew(me: Me) -> Callable[[Connection, OrderStatements], None]:
+    """A query: extend ``me``'s lease (the commit's token check raises NodeFenced once another
+    process has taken the node's place)."""
+    def query(conn: Connection, _st: OrderStatements) -> None:
+        now = db_now_ms(conn)
+        conn.execute(update(gateway_nodes)
+                     .where(gateway_nodes.c.node == me.node, gateway_nodes.c.token == me.token)
+                     .values(lease_until_ms=now + me.lease_ms))
+    return query
 
 
 def claim(
-    me: Me, session_ids: Iterable[str], alive: Callable[[str, int], bool | None] = process_alive,
+    me: Me, session_ids: Iterable[str], alive: Alive = process_alive,
 ) -> Callable[[Connection, OrderStatements], Claim]:
     """A query: make ``me`` the owner of each of ``session_ids`` that has none, is ``me``'s, or
     belongs to a node that is gone (that node is taken over whole: its other sessions move to
@@ -222,73 +300,79 @@ def claim(
 
     def query(conn: Connection, _st: OrderStatements) -> Claim:
         _check_token(conn, me)
+        now = db_now_ms(conn)
         out = Claim()
         rows: dict[str, str | None] = {
             str(r[0]): r[1] for r in conn.execute(
                 _locked(conn, select(sessions.c.session_id, sessions.c.owner)
                         .where(sessions.c.session_id.in_(wanted))))
         }
-        nodes: dict[str, NodeRecord | None] = {}
+        holders: dict[str, NodeRecord | None] = {}
         for sid in wanted:
-            owner = rows.get(sid, None)
+            if sid in out.ours:
+                continue  # taken with its node a moment ago
             if sid not in rows:
                 conn.execute(sessions.insert().values(
                     session_id=sid, next_sender=1, next_target=1,
-                    creation_time=_utc_from_ms(me.now_ms), owner=me.node))
+                    creation_time=datetime.fromtimestamp(now / 1000, UTC), owner=me.node))
                 out.ours.add(sid)
                 continue
+            owner = rows[sid]
             if owner is None or owner == me.node:
                 if owner is None:
                     conn.execute(update(sessions).where(sessions.c.session_id == sid)
                                  .values(owner=me.node))
                 out.ours.add(sid)
                 continue
-            if owner not in nodes:
-                nodes[owner] = _node(conn, owner)
-            holder = nodes[owner]
-            if holder is None or _gone(holder, me.now_ms, alive):
-                taken = _take_node(conn, me, holder) if holder is not None else set()
-                if holder is None:
-                    conn.execute(update(sessions).where(sessions.c.session_id == sid)
-                                 .values(owner=me.node))
-                    taken = {sid}
-                for t in taken:
-                    out.taken[t] = owner
-                out.ours |= taken | {sid}
-                nodes[owner] = None
+            if owner not in holders:
+                holders[owner] = _node(conn, owner)
+            holder = holders[owner]
+            if holder is None:  # its node was forgotten: nobody serves it
+                conn.execute(update(sessions).where(sessions.c.session_id == sid)
+                             .values(owner=me.node))
+                out.ours.add(sid)
+                out.taken[sid] = owner
                 continue
+            if _gone(holder, now, alive):
+                taken = _take_node(conn, me, holder)
+                if taken is not None:
+                    holders[owner] = None
+                    for t in taken:
+                        out.taken[t] = owner
+                    out.ours |= taken
+                    continue
             out.others[sid] = holder
         return out
     return query
 
 
 def take_over_gone(
-    me: Me, alive: Callable[[str, int], bool | None] = process_alive
+    me: Me, alive: Alive = process_alive
 ) -> Callable[[Connection, OrderStatements], dict[str, str]]:
     """A query: take over every other node that is gone and owns sessions; returns session
-    id -> the node it was taken from. Gone nodes that own nothing are deleted."""
+    id -> the node it was taken from. Rows of nodes long gone that own nothing are deleted."""
     def query(conn: Connection, _st: OrderStatements) -> dict[str, str]:
         _check_token(conn, me)
+        now = db_now_ms(conn)
         taken: dict[str, str] = {}
         candidates = [_record(r) for r in conn.execute(
             select(*_NODE_COLUMNS).where(
                 gateway_nodes.c.node != me.node,
-                or_(gateway_nodes.c.lease_until_ms <= me.now_ms,
-                    and_(gateway_nodes.c.host == me.host, gateway_nodes.c.pid != me.pid)),
+                or_(gateway_nodes.c.lease_until_ms <= now, gateway_nodes.c.host == me.host),
             )
         )]
         for rec in candidates:
-            if not _gone(rec, me.now_ms, alive):
+            if not _gone(rec, now, alive):
                 continue
-            has_sessions = conn.execute(
+            owns = conn.execute(
                 select(sessions.c.session_id).where(sessions.c.owner == rec.node).limit(1)
             ).first() is not None
-            if not has_sessions:
-                if rec.lease_until_ms <= me.now_ms:
+            if not owns:
+                if rec.lease_until_ms <= now - FORGET_AFTER_MS:
                     conn.execute(gateway_nodes.delete().where(
                         gateway_nodes.c.node == rec.node, gateway_nodes.c.token == rec.token))
                 continue
-            for sid in _take_node(conn, me, rec):
+            for sid in _take_node(conn, me, rec) or ():
                 taken[sid] = rec.node
         return taken
     return query
@@ -325,15 +409,12 @@ def owner_of(session_id: str) -> Callable[[Connection, OrderStatements], NodeRec
     return query
 
 
-def _utc_from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def live_nodes(now_ms: int) -> Callable[[Connection, OrderStatements], list[NodeRecord]]:
+def live_nodes() -> Callable[[Connection, OrderStatements], list[NodeRecord]]:
     """A query: every node whose lease runs."""
     def query(conn: Connection, _st: OrderStatements) -> list[NodeRecord]:
+        now = db_now_ms(conn)
         return [_record(r) for r in conn.execute(
-            select(*_NODE_COLUMNS).where(gateway_nodes.c.lease_until_ms > now_ms)
+            select(*_NODE_COLUMNS).where(gateway_nodes.c.lease_until_ms > now)
             .order_by(gateway_nodes.c.node))]
     return query
 

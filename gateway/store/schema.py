@@ -19,8 +19,8 @@ Tables:
   store takes writes again (a real write: a full disk answers reads).
 * ``gateway_nodes`` -- one row per gateway node (``[gateway] node``, else one per process): its
   fencing token (raised whenever another process takes the node's place), its listening
-  address, the host and process id that hold it, and until when its lease runs (epoch
-  milliseconds). ``sessions.owner`` names the node that serves a session.
+  address, the host and process that hold it, and until when its lease runs (epoch
+  milliseconds, the database's clock). ``sessions.owner`` names the node that serves a session.
 * ``kill_switches`` -- one row per scope (a session id, or ``*`` for the whole gateway) whose
   kill switch an admin command engaged or released: whether it is engaged, why, and when it
   last changed; read at start so a switch outlives a gateway restart.
@@ -178,7 +178,7 @@ gateway_nodes = Table(
     Column("token", BigInteger, nullable=False),
     Column("address", String(ADDRESS_LENGTH), nullable=False, server_default=""),
     Column("host", String(ADDRESS_LENGTH), nullable=False, server_default=""),
-    Column("pid", BigInteger, nullable=False, server_default="0"),
+    Column("process", String(NAME_LENGTH), nullable=False, server_default=""),
     Column("started_ms", BigInteger, nullable=False),
     Column("lease_until_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("node"),

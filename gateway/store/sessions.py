@@ -53,7 +53,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -62,7 +61,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, delete, select, update
+from sqlalchemy import Connection, Dialect, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, DBAPIModule
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -83,11 +82,15 @@ from gateway.store.nodes import (
     fence_sql,
     leave,
     live_nodes,
+    lock_key,
     owner_of,
+    process_id,
     register,
     release,
+    renew,
     set_address,
     take_over_gone,
+    this_host,
 )
 from gateway.store.orders import (
     OrderAppend,
@@ -98,7 +101,6 @@ from gateway.store.orders import (
 )
 from gateway.store.schema import (
     ID_LENGTH,
-    gateway_nodes,
     message_log,
     messages,
     sessions,
@@ -337,6 +339,7 @@ class _Statements:
             store_probe.name, ("id", "probed_ms"), mark, conflict=["id"], update=["probed_ms"]
         )
         self.fence = fence_sql(mark, dialect_name)
+        self.pg = dialect_name == "postgresql"
         self.begin: str | None = "BEGIN IMMEDIATE" if dialect_name == "sqlite" else None
         """What begins a write transaction on the DBAPI connection (see gateway.store.db);
         psycopg begins one implicitly."""
@@ -414,6 +417,9 @@ class SessionStore(OrderStore):
         """This process as a gateway node, once registered: every commit checks its token."""
         self._fenced: str | None = None
         """Why nothing may be written any more (another process took this node's place)."""
+        self._name_connection = False
+        """The writer's connection is to be labelled with the node's name (PostgreSQL: set
+        with the next commit's fence check, so it commits with it)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -506,15 +512,16 @@ class SessionStore(OrderStore):
 
     async def register_node(
         self, node: str, *, address: str, lease_s: float, host: str | None = None,
-        pid: int | None = None,
+        process: str | None = None,
     ) -> int:
         """Become gateway node ``node`` (raises :class:`~gateway.store.nodes.NodeBusy` when a
         live process holds it); from now on every commit checks the node's fencing token.
-        Returns the token."""
-        me = Me(node, 0, address, host or os.uname().nodename, os.getpid() if pid is None
-                else pid, _now_ms(), int(lease_s * 1000))
+        Returns the token. ``host`` and ``process`` say who this is (tests pose as others)."""
+        me = Me(node, 0, address, host or this_host(), process or process_id(),
+                int(lease_s * 1000))
         token = await self._order_read(register(me))
-        self._me = Me(me.node, token, me.address, me.host, me.pid, me.now_ms, me.lease_ms)
+        self._me = Me(me.node, token, me.address, me.host, me.process, me.lease_ms)
+        self._name_connection = True
         return token
 
     @property
@@ -525,12 +532,11 @@ class SessionStore(OrderStore):
         me = self._me
         if me is None:
             raise RuntimeError("no node registered (register_node first)")
-        return Me(me.node, me.token, me.address, me.host, me.pid, _now_ms(), me.lease_ms)
+        return me
 
     async def renew_node(self) -> None:
         """Extend this node's lease (raises NodeFenced once another process took its place)."""
-        me = self._now_me()
-        await self._order_read(_renew(me))
+        await self._order_read(renew(self._now_me()))
 
     async def claim_sessions(self, session_ids: Sequence[str]) -> Claim:
         """Own ``session_ids`` where no live node does (gateway.store.nodes.claim)."""
@@ -557,12 +563,12 @@ class SessionStore(OrderStore):
 
     async def live_nodes(self) -> list[NodeRecord]:
         """Every node whose lease runs (this one included)."""
-        return await self._order_read(live_nodes(_now_ms()))
+        return await self._order_read(live_nodes())
 
     async def set_node_address(self, address: str) -> None:
         """The address other nodes name for this one (known once it listens)."""
         me = self._now_me()
-        self._me = Me(me.node, me.token, address, me.host, me.pid, me.now_ms, me.lease_ms)
+        self._me = Me(me.node, me.token, address, me.host, me.process, me.lease_ms)
         await self._order_read(set_address(self._me))
 
     # --- API ----------------------------------------------------------------------------------
@@ -978,10 +984,7 @@ class SessionStore(OrderStore):
             if self._checkpointer is not None:
                 configure_writer(dbapi)
             self._cursor = dbapi.cursor()
-            if self._me is not None and self._engine.dialect.name == "postgresql":
-                # a node taking this one over ends its connections by this name (nodes.py)
-                self._cursor.execute("SELECT set_config('application_name', %s, false)",
-                                     (connection_name(self._me.node),))
+            self._name_connection = True
         except BaseException:
             conn.close()
             raise
@@ -1058,13 +1061,21 @@ class SessionStore(OrderStore):
         return [(request.waiter, None, exc)]
 
     def _check_fence(self, st: _Statements) -> None:
-        """Invariant 9: nothing commits once another process has taken this node's place."""
+        """Invariant 9: nothing commits once another process has taken this node's place
+        (gateway.store.nodes: on PostgreSQL this also takes the node's shared lock, which a
+        takeover waits for)."""
         me = self._me
         if me is None:
             return
-        self._execute(st.fence, [(me.node,)])
-        assert self._cursor is not None
-        row = self._cursor.fetchone()
+        cursor = self._cursor
+        assert cursor is not None
+        if self._name_connection and st.pg:
+            # a node taking this one over ends its connections by this name (nodes._cut_off)
+            cursor.execute("SELECT set_config('application_name', %s, false)",
+                           (connection_name(me.node),))
+            self._name_connection = False
+        self._execute(st.fence, [(lock_key(me.node), me.node) if st.pg else (me.node,)])
+        row = cursor.fetchone()
         if row is None or int(row[0]) != me.token:
             raise NodeFenced(me.node)
 
@@ -1263,21 +1274,6 @@ def _set_all(items: list[_Outcome]) -> None:
             waiter.future.set_exception(exc)
         else:
             waiter.future.set_result(value)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _renew(me: Me) -> OrderQuery[None]:
-    """The lease renewal (the fence check of its commit raises NodeFenced when it is lost)."""
-    def query(conn: Connection, _st: OrderStatements) -> None:
-        conn.execute(
-            update(gateway_nodes)
-            .where(gateway_nodes.c.node == me.node, gateway_nodes.c.token == me.token)
-            .values(lease_until_ms=me.now_ms + me.lease_ms)
-        )
-    return query
 
 
 def _utcnow() -> datetime:

@@ -85,7 +85,7 @@ def test_a_replace_refused_for_the_store_is_not_carried_out_on_its_possdup_resen
             c = await r.client("C1")
             await c.order("r1", price="90000", tif="1", qty="0.1")
             await c.er(t11="r1", t39="0")
-            store.failing = True
+            store.failing, store.only = True, "order_events"  # the G's commit is the first
             g_seq = c.next_seq
             g = [(11, "r2"), (21, "1"), (38, "0.2"), (40, "2"), (41, "r1"), (44, "90000"),
                  (54, "1"), (55, BTC), (60, NOW)]

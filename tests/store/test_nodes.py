@@ -5,12 +5,16 @@ taken over whole, and its next commit is refused (fencing)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from gateway.store.nodes import NodeBusy, NodeFenced
+from gateway.cluster import Ownership
+from gateway.store.errors import StoreUnavailable
+from gateway.store.nodes import NodeBusy, NodeFenced, process_id
 from gateway.store.sessions import SessionStore
 
 S1, S2, S3 = "FIX.4.4:GW->A", "FIX.4.4:GW->B", "FIX.4.4:GW->C"
@@ -26,15 +30,20 @@ def _dead_pid() -> int:
 def test_a_live_node_name_is_refused_and_a_dead_ones_taken(store_url: str) -> None:
     async def body() -> None:
         async with SessionStore(store_url) as a, SessionStore(store_url) as b:
-            assert await a.register_node("n1", address="h:1", lease_s=30) == 1
+            # a poses as another live process of this host (this test's parent)
+            alive = process_id(os.getppid())
+            assert await a.register_node("n1", address="h:1", lease_s=30, process=alive) == 1
             with pytest.raises(NodeBusy, match="node n1 at h:1 is running"):
                 await b.register_node("n1", address="h:2", lease_s=30)
-            # a node name whose process is gone (this host, pid ended): taken at once
-            dead = _dead_pid()
-            assert await b.register_node("n2", address="h:3", lease_s=30, pid=dead) == 1
+            # a node name whose process is gone (this host, its process ended): taken at once
+            dead = f"{_dead_pid()}:0"
+            assert await b.register_node("n2", address="h:3", lease_s=30, process=dead) == 1
             async with SessionStore(store_url) as c:
                 assert await c.register_node("n2", address="h:4", lease_s=30) == 2
-            assert await a.live_nodes() != []
+                # this very process again (a gateway stopped and started in it): taken too
+                async with SessionStore(store_url) as d:
+                    assert await d.register_node("n2", address="h:5", lease_s=30) == 3
+            assert [n.node for n in await a.live_nodes()] == ["n1", "n2"]
 
     asyncio.run(body())
 
@@ -91,5 +100,56 @@ def test_a_clean_stop_hands_the_sessions_over_at_once(store_url: str) -> None:
             await a.leave_node()
             got = await b.claim_sessions([S1])
             assert got.ours == {S1} and got.taken == {S1: "a"}
+
+    asyncio.run(body())
+
+
+class _Outage(SessionStore):
+    """Fails node upkeep while ``down`` (the store unreachable for every node)."""
+
+    down = False
+
+    async def renew_node(self) -> None:
+        if self.down:
+            raise StoreUnavailable("store unavailable: down for the test")
+        await super().renew_node()
+
+    async def take_over_gone(self) -> dict[str, str]:
+        if self.down:
+            raise StoreUnavailable("store unavailable: down for the test")
+        return await super().take_over_gone()
+
+
+def test_an_outage_longer_than_the_lease_takes_no_live_node_over(tmp_path: Path) -> None:
+    """When the store is back after an outage longer than a lease, every lease looks run out;
+    a node takes others over only once it has kept its own lease for a whole lease again, by
+    which time the live ones have renewed theirs."""
+    url = f"sqlite:///{tmp_path / 'fixgw.db'}"
+    lease = 0.5
+
+    async def body() -> None:
+        async with _Outage(url) as a_store, _Outage(url) as b_store:
+            a = Ownership(a_store, "a", lease)
+            b = Ownership(b_store, "b", lease)
+            fenced: list[str] = []
+            adopted: list[dict[str, str]] = []
+
+            async def adopt(taken: dict[str, str]) -> None:
+                adopted.append(taken)
+
+            await a.start("a:1", [S1])
+            await b.start("b:1", [S1])
+            for o in (a, b):
+                o.watch(adopt, fenced.append)
+            assert a.owned == {S1} and b.owned == set()
+            a_store.down = b_store.down = True
+            await asyncio.sleep(3 * lease)  # the outage outlasts every lease
+            assert not a.lease_runs() and not b.lease_runs()
+            a_store.down = b_store.down = False
+            await asyncio.sleep(4 * lease)
+            assert fenced == [] and adopted == []
+            assert a.owned == {S1} and a.lease_runs() and b.lease_runs()
+            await a.stop()
+            await b.stop()
 
     asyncio.run(body())

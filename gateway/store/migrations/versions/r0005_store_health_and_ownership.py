@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("token", sa.BigInteger(), nullable=False),
         sa.Column("address", _ADDRESS, nullable=False, server_default=""),
         sa.Column("host", _ADDRESS, nullable=False, server_default=""),
-        sa.Column("pid", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("process", _NAME, nullable=False, server_default=""),
         sa.Column("started_ms", sa.BigInteger(), nullable=False),
         sa.Column("lease_until_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("node", name=op.f("pk_gateway_nodes")),
