@@ -31,6 +31,9 @@ __all__ = ["Acceptor", "Connection", "Limits", "SessionDef", "Template", "check_
 
 log = logging.getLogger("fixgw.acceptor")
 
+PACED_LIMIT_S = 10.0
+"""A connection held over its inbound rate (reading paused) this long is logged out."""
+
 
 @dataclass(slots=True)
 class Template:
@@ -344,6 +347,7 @@ class Connection:
         self._authenticated = False
         self._write_step = 0
         self._paced = False
+        self._paced_since: float | None = None
 
     # ------------------------------------------------------------------------------------------
     def abort(self, reason: str) -> None:
@@ -622,7 +626,10 @@ class Connection:
         )
         self._token_time = now
         self._tokens -= 1.0
-        return self._tokens >= 0.0
+        if self._tokens >= 0.0:
+            self._paced_since = None
+            return True
+        return False
 
     async def _pace(self) -> None:
         """Stop reading (TCP pushes back on the sender) while the bucket is deep in debt."""
@@ -630,10 +637,21 @@ class Connection:
         assert h is not None
         rate = h.definition.limits.rate_limit
         assert rate is not None
+        now = self.acceptor.clock()
         if not self._paced:
             self._paced = True
-            h.note(f"Inbound rate over {rate:g} messages/s: reading paused while over it",
-                   self.acceptor.clock())
+            h.note(f"Inbound rate over {rate:g} messages/s: reading paused while over it", now)
+        if self._paced_since is None:
+            self._paced_since = now
+        elif now - self._paced_since > PACED_LIMIT_S:
+            # over the rate all this while: a runaway client (and what it left in the socket
+            # would hold the session long after it is gone)
+            h.note(f"Disconnecting: inbound rate over {rate:g} messages/s for "
+                   f"{PACED_LIMIT_S:g} s", now)
+            h.session.refuse(now, f"message rate over {rate:g}/s for {PACED_LIMIT_S:g} s")
+            await h.flush()
+            self.abort("inbound rate limit")
+            return
         await asyncio.sleep(-self._tokens / rate)
 
     async def _check_credentials(
