@@ -852,6 +852,8 @@ class SessionStore(OrderStore):
                 outcomes.extend(self._transaction(statements, [request]))
             except Exception as one_exc:
                 self._new_sessions.clear()
+                if isinstance(one_exc, NodeFenced):
+                    return outcomes + self._go_fenced(batch[i:], one_exc)
                 if is_outage(one_exc):  # nothing after it may commit: a prefix, in order
                     return outcomes + self._go_down(batch[i:], one_exc)
                 outcomes.extend(self._failed(request, one_exc))
