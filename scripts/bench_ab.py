@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""fixgw against an earlier version of itself, side by side in one run.
+
+The earlier version is checked out from git (``--base``, a revision) into a temporary
+worktree and run with this checkout's virtual environment (its packages first on PYTHONPATH);
+both serve the benchmarks' configuration (SQLite, file log, checks on; see
+scripts/benchlib/gwconfig.py) and take the same marketable orders at 1 and at 100 in flight,
+the two versions alternating round by round (the machine's load moves; the comparison less).
+
+    .venv/bin/python scripts/bench_ab.py --base d1d3b98
+    .venv/bin/python scripts/bench_ab.py --base HEAD~3 --rounds 3 --n1 3000 --n100 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import procs  # noqa: E402
+from benchlib.client import LeanClient, OrderSpec  # noqa: E402
+from benchlib.gwconfig import write_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "import sys; from gateway.cli import main; sys.exit(main())"
+
+
+def start(tmp: Path, name: str, source: Path) -> procs.Server:
+    """``fixgw run`` of ``source``; a version that has no inbound limit to turn off (nor
+    accepts ``rate_limit = 0``) gets the configuration without it."""
+    cfg = write_config(tmp / f"{name}.toml", store=f"sqlite:///{tmp / (name + '.db')}",
+                       log_dir=tmp / f"{name}-log")
+    argv = [sys.executable, "-c", RUN, "run", "--config", str(cfg)]
+    env = {"PYTHONPATH": str(source)}
+    try:
+        return procs.start(name, argv, stderr_path=tmp / f"{name}.stderr", cwd=tmp, env=env)
+    except RuntimeError:
+        if "rate_limit" not in (tmp / f"{name}.stderr").read_text():
+            raise
+    cfg.write_text(cfg.read_text().replace("rate_limit = 0\n", ""))
+    return procs.start(name, argv, stderr_path=tmp / f"{name}.stderr", cwd=tmp, env=env)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="the git revision to compare with")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--n1", type=int, default=1500)
+    ap.add_argument("--n100", type=int, default=8000)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="fixgw-ab-"))
+    base = tmp / "base"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base),
+                    args.base], check=True, capture_output=True)
+    try:
+        for rnd in range(args.rounds):
+            for name, source in ((f"base {args.base}", base), ("this checkout", ROOT)):
+                s = start(tmp, f"gw{rnd}{len(name)}", source)
+                try:
+                    c = LeanClient(s.host, s.port)
+                    c.logon()
+                    c.run_window(OrderSpec(), 500, 100, "w")
+                    for window, n in ((1, args.n1), (100, args.n100)):
+                        cpu0 = s.cpu_s()
+                        r = c.run_window(OrderSpec(), n, window, f"r{window}x")
+                        cpu = (s.cpu_s() - cpu0) * 1e6 / n
+                        print(f"round {rnd} {name:<20} {window:>3} in flight: {r.rate:>7,.0f} "
+                              f"orders/s  p50 {r.pct(50):.3f} ms  p99 {r.pct(99):.3f} ms  "
+                              f"{cpu:,.0f} us CPU/order", flush=True)
+                    c.logout()
+                finally:
+                    s.stop()
+        return 0
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                       check=False, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
