@@ -307,6 +307,8 @@ class Acceptor:
         """Sequence numbers start again at 1 in a new session period (schedules)."""
         current = h.definition.schedule.period_start(now)
         if current is not None and current != h.period_start:
+            log.warning("%s: sequence numbers reset to 1 (a new session period of its "
+                        "schedule)", h.sid_str)
             await self.store.reset(h.sid_str)
             h.session.next_sender = h.session.next_target = 1
             h.sequences_reset()

@@ -272,6 +272,11 @@ class SessionHandle:
                                 self._store_failed(exc, left, logout=False)
                                 return
                         elif isinstance(a, ResetStore):
+                            # every reset is said (a reset nobody notices is how a failover
+                            # goes wrong unseen)
+                            log.warning("%s: sequence numbers reset to 1 (was %d/%d: a Logon "
+                                        "with ResetSeqNumFlag, or a reset_on_* setting)",
+                                        self.sid_str, *self._saved)
                             await self.store.reset(self.sid_str)
                             self._saved = (1, 1)
                             self._journal_stored()

@@ -3,6 +3,7 @@ rejects of what is not supported, fills and their consistency (FIX 4.4 and FIXT.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -203,6 +204,11 @@ def test_fills_sweep_levels_avgpx_exact(tmp_path: Path, begin: str) -> None:
                 assert D(m[14]) == cum
             assert [D(m[31]) for m in fills] == [p for p, _ in levels[:4]]
             assert D(fills[-1][6]) == notional / D("1.7")
+            # a filled order leaves nothing behind in the order path (memory stays flat: the
+            # last fill used to leave its venue order's fill count)
+            await asyncio.wait_for(r.orders.idle(), 5)
+            assert r.orders.orders == {} and r.orders._coid_filled == {}
+            assert r.orders._by_coid == {} and r.orders._by_cl == {}
     run(body())
 
 
