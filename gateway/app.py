@@ -242,6 +242,24 @@ class Gateway:
         if self.acceptor.store_down is None:
             log.warning("the store is back: Logons are accepted again")
 
+    async def hand_over(self, session_id: str, to: str | None) -> None:
+        """Give a session this node serves to node ``to`` (None: to whichever node a Logon
+        reaches first) -- to hand it back to a node that was down, say. Its client gets a
+        Logout saying so and logs on at the other node, which takes it over from the store.
+        Raises KeyError (not served here), LookupError (``to`` not running), RuntimeError
+        (requests in flight: try again)."""
+        own = self.ownership
+        if own is None:
+            raise KeyError(session_id)
+
+        async def let_go() -> None:
+            if self.orders is not None:
+                self.orders.let_go(session_id)  # first: refuses while requests are in flight
+            where = f"node {to}" if to else "another node"
+            await self.acceptor.end_session(session_id, f"session handed over to {where}")
+
+        await own.hand_over(session_id, to, let_go)
+
     async def _adopt(self, taken: dict[str, str]) -> None:
         """Sessions taken over from a node that is gone: their state from the store."""
         sids = set(taken)
@@ -421,11 +439,13 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
             a = cfg.admin
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env))
-    ownership = None
+    gateway = Gateway(cfg, store, acceptor, orders, admin)
+    if admin is not None:
+        admin.hand_over = gateway.hand_over
     if isinstance(store, NodeStore):
         node = cfg.gateway.node or f"{os.uname().nodename[:48]}-{os.getpid()}"
-        ownership = Ownership(store, node, cfg.gateway.lease)
-    return Gateway(cfg, store, acceptor, orders, admin, ownership=ownership)
+        gateway.ownership = Ownership(store, node, cfg.gateway.lease)
+    return gateway
 
 
 def _store_dir(url: str) -> Path | None:

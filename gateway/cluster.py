@@ -56,6 +56,10 @@ class NodeStore(Protocol):
 
     async def leave_node(self) -> None: ...
 
+    async def hand_over_session(self, session_id: str, to: str | None) -> None: ...
+
+    async def sessions_owned(self) -> set[str]: ...
+
     @property
     def node(self) -> Me | None: ...
 
@@ -73,6 +77,8 @@ class Ownership:
         self.clock = clock
         self.owned: set[str] = set()
         """Sessions this node serves (adopted, or being adopted: see :attr:`adopting`)."""
+        self.leaving: set[str] = set()
+        """Sessions being handed over to another node (Logons for them are refused)."""
         self.adopting: dict[str, str] = {}
         """Sessions taken over whose adoption has not succeeded yet -> where they came from."""
         self.others_alive = False
@@ -193,6 +199,12 @@ class Ownership:
                                         "out or its process ended)", self.node, sid, gone)
                         self.adopting.update(taken)
                         self.owned |= set(taken)
+                    # sessions another node handed over to this one
+                    given = await self.store.sessions_owned() - self.owned - self.leaving
+                    for sid in sorted(given):
+                        log.warning("node %s: %s was handed over to it", self.node, sid)
+                        self.adopting[sid] = "(handed over)"
+                    self.owned |= given
                     await self._adopt_pending()
                 await self._count_others()
             except NodeFenced as exc:
@@ -226,9 +238,39 @@ class Ownership:
         live = await self.store.live_nodes()
         self.others_alive = any(n.node != self.node for n in live)
 
+    async def hand_over(
+        self, session_id: str, to: str | None, let_go: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Give ``session_id`` to node ``to`` (None: to whichever node a Logon reaches first):
+        ``let_go`` ends its connection and drops its state here (raising to refuse), then the
+        store names the new owner, which adopts it. Logons for it are refused meanwhile.
+        Raises KeyError when this node does not serve it."""
+        if session_id not in self.owned or session_id in self.adopting:
+            raise KeyError(session_id)
+        if to is not None and not any(n.node == to for n in await self.store.live_nodes()):
+            raise LookupError(f"node {to} is not running")
+        async with self._claiming:
+            self.leaving.add(session_id)
+            try:
+                await let_go()
+                try:
+                    await self.store.hand_over_session(session_id, to)
+                except Exception:
+                    # still this node's: taken on again from the store
+                    self.adopting[session_id] = "(a hand-over that failed)"
+                    await self._adopt_pending()
+                    raise
+                self.owned.discard(session_id)
+                log.warning("node %s: %s handed over to %s", self.node, session_id,
+                            f"node {to}" if to else "whichever node a Logon reaches first")
+            finally:
+                self.leaving.discard(session_id)
+
     async def logon_check(self, session_id: str) -> str | None:
         """None when this node serves ``session_id`` (claimed now if no live node does; its
         adoption done first); otherwise who does, for the refusal."""
+        if session_id in self.leaving:
+            return f"{session_id} is being handed over to another node"
         if session_id in self.owned and session_id not in self.adopting:
             return None
         async with self._claiming:
@@ -237,7 +279,8 @@ class Ownership:
                 got = await self.store.claim_sessions([session_id])
                 new = {sid: got.taken.get(sid, "") for sid in got.ours if sid not in self.owned}
                 self.owned |= set(new)
-                self.adopting.update({s: g for s, g in new.items() if g})
+                # adopted, whoever had it: a session handed to no node has its state stored
+                self.adopting.update({s: g or "(unowned)" for s, g in new.items()})
                 for sid in new:
                     if new[sid]:
                         log.warning("node %s: took over %s from node %s (gone) at a Logon",

@@ -10,6 +10,11 @@ Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JS
   survives a restart. A scope engaged by the configuration (``kill_switch = true``) is engaged
   again at every start.
 * ``GET /health`` -> sessions (logged on, open orders) and venues (up, or why not).
+* ``POST /sessions/hand-over`` with ``{"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}`` ->
+  gives a session this node serves to node ``b`` (``null``: to whichever node a Logon reaches
+  first), e.g. back to a node that was down: its client gets a Logout saying so and logs on at
+  ``b``, which takes it over from the store. 404 when this node does not serve it, 409 when
+  ``b`` is not running or an order of the session has a request in flight (try again).
 
 With ``token_env``, every request must carry ``Authorization: Bearer <token>`` (compared in
 constant time; the token is never logged). Bad requests get 400, an unknown scope 404, a
@@ -83,11 +88,14 @@ class AdminServer:
         self._host, self._port = host, port
         self._token = token.encode() if token else None
         self._runner: web.AppRunner | None = None
+        self.hand_over: Callable[[str, str | None], Awaitable[None]] | None = None
+        """Give a session to another node (gateway.app.Gateway.hand_over)."""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth], client_max_size=MAX_BODY)
         app.router.add_get("/kill-switch", self._get_kill_switch)
         app.router.add_post("/kill-switch", self._post_kill_switch)
+        app.router.add_post("/sessions/hand-over", self._post_hand_over)
         app.router.add_get("/health", self._health)
         return app
 
@@ -130,7 +138,8 @@ class AdminServer:
     async def _get_kill_switch(self, _request: web.Request) -> web.Response:
         return web.json_response({"engaged": self._orders.kill_switches()})
 
-    async def _post_kill_switch(self, request: web.Request) -> web.Response:
+    async def _json_object(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The request's body as a JSON object, or the 4xx answer saying why not."""
         try:
             text = await request.text()
         except web.HTTPRequestEntityTooLarge:
@@ -145,6 +154,38 @@ class AdminServer:
             return _error(400, "the body must be JSON")
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")
+        return body
+
+    async def _post_hand_over(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        if isinstance(body, web.Response):
+            return body
+        session, to = body.get("session"), body.get("to")
+        if not isinstance(session, str) or not session:
+            return _error(400, "session must be a session id")
+        if to is not None and (not isinstance(to, str) or not to):
+            return _error(400, "to must be a node name, or null")
+        unknown = sorted(set(body) - {"session", "to"})
+        if unknown:
+            return _error(400, f"unknown key(s): {', '.join(unknown)}")
+        if self.hand_over is None:
+            return _error(404, "this gateway shares no store with other nodes")
+        log.warning("admin API: hand-over of %s to %s by %s", session, to or "any node",
+                    request.remote)
+        try:
+            await self.hand_over(session, to)
+        except KeyError:
+            return _error(404, f"this node does not serve {session!r}")
+        except LookupError as exc:
+            return _error(409, str(exc))
+        except RuntimeError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"session": session, "to": to, "handed_over": True})
+
+    async def _post_kill_switch(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        if isinstance(body, web.Response):
+            return body
         scope, engaged, reason = body.get("scope"), body.get("engaged"), body.get("reason", "")
         if not isinstance(scope, str) or not scope:
             return _error(400, 'scope must be a session id or "*"')

@@ -159,6 +159,26 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
                 self._reissue_pending(venue, ids)  # (this node's own are in hand already)
         await self._after_restart(serving)
 
+    def let_go(self, sid: str) -> None:
+        """Forget session ``sid``'s orders here (another node takes it over with what the
+        store has; nothing is cancelled). Raises RuntimeError while one of them has a request
+        in flight (its outcome would be written by this node): try again once it is settled."""
+        mine = [o for o in self.orders.values() if o.session_id == sid]
+        busy = [o.order_id for o in mine if o.pending is not None or o.unacknowledged
+                or o.order_id in self._cancel_why]
+        if busy or self._deferred:
+            raise RuntimeError(f"orders with requests in flight ({', '.join(busy[:5])}) or "
+                               "events not stored yet: try again once they are settled")
+        st = self._sessions.get(sid)
+        if st is not None:
+            if st.cod_task is not None:
+                st.cod_task.cancel()
+                st.cod_task = None
+            st.unreported = []
+        for o in mine:
+            self._forget(o)
+        self._serving.discard(sid)
+
     async def _load_sessions(self, sessions: set[str]) -> list[Order]:
         """Index the open orders of ``sessions`` (those not known yet) and queue their
         reports the client was never told."""

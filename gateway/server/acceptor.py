@@ -226,6 +226,16 @@ class Acceptor:
                 await h.reload(rec.next_sender, rec.next_target,
                                h.definition.schedule.period_start(rec.creation_time.timestamp()))
 
+    async def end_session(self, session_id: str, why: str) -> None:
+        """End ``session_id``'s connection, if any, with a Logout saying ``why`` (stored as any
+        message: this node still owns the session's numbers)."""
+        for sid, h in list(self._handles.items()):
+            if str(sid) == session_id and h.connection is not None:
+                await h.refuse(why, self.clock())
+                conn = h.connection
+                if conn is not None:
+                    conn.abort(why)
+
     def abort_all(self, why: str) -> None:
         """End every connection at once, writing nothing more (this node must stop)."""
         self.store_down = why

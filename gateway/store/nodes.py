@@ -436,3 +436,34 @@ def leave(me: Me) -> Callable[[Connection, OrderStatements], None]:
                                                  gateway_nodes.c.token == me.token)
                      .values(lease_until_ms=0))
     return query
+
+
+def hand_over(
+    me: Me, session_id: str, to: str | None
+) -> Callable[[Connection, OrderStatements], None]:
+    """A query: give ``session_id`` (``me``'s) to node ``to`` (it must be live), or to no node
+    (the next to claim it at a Logon gets it). Raises KeyError when ``me`` does not own it,
+    LookupError when ``to`` is not a live node."""
+    def query(conn: Connection, _st: OrderStatements) -> None:
+        _check_token(conn, me)
+        owner = conn.execute(_locked(conn, select(sessions.c.owner)
+                                     .where(sessions.c.session_id == session_id))
+                             ).scalar_one_or_none()
+        if owner != me.node:
+            raise KeyError(session_id)
+        if to is not None:
+            target = _node(conn, to)
+            if target is None or target.lease_until_ms <= db_now_ms(conn):
+                raise LookupError(f"node {to} is not running")
+        conn.execute(update(sessions).where(sessions.c.session_id == session_id)
+                     .values(owner=to))
+    return query
+
+
+def sessions_owned(me: Me) -> Callable[[Connection, OrderStatements], set[str]]:
+    """A query: the sessions the store says ``me`` owns (one handed over to it among them)."""
+    def query(conn: Connection, _st: OrderStatements) -> set[str]:
+        _check_token(conn, me)
+        return {str(sid) for (sid,) in conn.execute(
+            select(sessions.c.session_id).where(sessions.c.owner == me.node))}
+    return query

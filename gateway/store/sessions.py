@@ -80,6 +80,7 @@ from gateway.store.nodes import (
     claim,
     connection_name,
     fence_sql,
+    hand_over,
     leave,
     live_nodes,
     lock_key,
@@ -88,6 +89,7 @@ from gateway.store.nodes import (
     register,
     release,
     renew,
+    sessions_owned,
     set_address,
     take_over_gone,
     this_host,
@@ -552,6 +554,14 @@ class SessionStore(OrderStore):
 
     async def session_owner(self, session_id: str) -> NodeRecord | None:
         return await self._order_read(owner_of(session_id))
+
+    async def hand_over_session(self, session_id: str, to: str | None) -> None:
+        """Give a session this node owns to node ``to`` (or to no node)."""
+        await self._order_read(hand_over(self._now_me(), session_id, to))
+
+    async def sessions_owned(self) -> set[str]:
+        """The sessions the store says this node owns."""
+        return await self._order_read(sessions_owned(self._now_me()))
 
     async def leave_node(self) -> None:
         """End this node's lease (a clean stop); commits are no longer fenced by it."""

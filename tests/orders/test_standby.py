@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import random
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from conftest import fresh_pg_database
 from server.fixclient import FixClient
@@ -50,16 +52,19 @@ async def _log_on_any(ports: list[int], ledger: Ledger, within: float) -> tuple[
 
 @contextlib.asynccontextmanager
 async def nodes(
-    tmp: Path, venue_port: int, store: str, names: list[str], session_extra: str = ""
+    tmp: Path, venue_port: int, store: str, names: list[str], session_extra: str = "",
+    extra: dict[str, str] | None = None,
 ) -> AsyncIterator[list[Proc]]:
     """``fixgw run`` per name (``[gateway] node``), started one after the other."""
     async with contextlib.AsyncExitStack() as stack:
         procs = []
         for name in names:
-            extra = f'node = "{name}"\nlease = {LEASE}' if name else f"lease = {LEASE}"
+            extra_gw = f'node = "{name}"\nlease = {LEASE}' if name else f"lease = {LEASE}"
             config = write_gateway_config(tmp, venue_port, store=store, log_dir=tmp / f"log-{name}",
                                           name=f"gateway-{name or len(procs)}.toml",
-                                          gateway_extra=extra, session_extra=session_extra)
+                                          gateway_extra=extra_gw,
+                                          session_extra=session_extra
+                                          + (extra or {}).get(name, ""))
             procs.append(await stack.enter_async_context(
                 gateway(config, tmp / f"gateway-{name or len(procs)}.stderr")))
         yield procs
@@ -220,3 +225,53 @@ def test_a_paused_owner_is_fenced_when_it_comes_back(tmp_path: Path) -> None:
     """SIGSTOP of the owner past its lease: another node takes over; SIGCONT: the old owner's
     commits are refused (its fencing token changed) and it stops (exit 3) without writing."""
     run(_hot_standby(tmp_path, 53, pause=True), timeout=120)
+
+
+def test_a_session_is_handed_back_to_a_node_by_the_admin_api(tmp_path: Path) -> None:
+    """An operator gives a session to another node (back to one that was down, say): its
+    client is told by a Logout, logs on at that node, and finds its open orders there."""
+    admin_port = _free_port()
+
+    async def main() -> None:
+        admin = f'\n[admin]\nhost = "127.0.0.1"\nport = {admin_port}\n'
+        async with venue_sim(tmp_path, 13) as sim, nodes(
+            tmp_path, sim.port, f"sqlite:///{tmp_path / 'fixgw.db'}", ["a", "b"],
+            extra={"a": admin},
+        ) as (a, b):
+            ledger = Ledger()
+            s = await Session.open(a.port, ledger)
+            specs = make_orders(random.Random(13), "h", resting=2, marketable=0)
+            for o in specs:
+                await s.send("D", o.body())
+            await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
+                                     for o in specs), 10, "resting")
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"http://127.0.0.1:{admin_port}/sessions/hand-over",
+                                     json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "c"}
+                                     ) as resp:
+                    assert resp.status == 409  # no node c runs
+                async with http.post(f"http://127.0.0.1:{admin_port}/sessions/hand-over",
+                                     json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}
+                                     ) as resp:
+                    assert resp.status == 200, await resp.text()
+            await s.wait_closed()
+            assert any("handed over to node b" in x for x in ledger.anomalies), ledger.anomalies
+            await s.close()
+            # a refuses it now; b serves it, with the orders
+            with pytest.raises(AssertionError):
+                await Session.open(a.port, ledger, timeout=2.0)
+            s, _ = await _log_on_any([b.port], ledger, 10)
+            await s.send("AF", [(584, "all"), (585, "7")])
+            await s.wait(lambda: sum(1 for m in ledger.ers if m.get(584) == "all") == 2, 10,
+                         "both open orders reported by b")
+            assert not ledger.duplicates
+            await s.close()
+
+    run(main(), timeout=60)
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
