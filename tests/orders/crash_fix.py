@@ -85,6 +85,10 @@ class Ledger:
         mine = [m for m in self.reports.values() if m.get(11) == cl_ord_id]
         return max(mine, key=lambda m: m.seq) if mine else None
 
+    def answered(self, cl_ord_ids: Iterable[str]) -> bool:
+        """Every one of ``cl_ord_ids`` has had an ExecutionReport."""
+        return all(self.last_report(cl) is not None for cl in cl_ord_ids)
+
     def filled(self, cl_ord_id: str, quantity: Decimal) -> bool:
         last = self.last_report(cl_ord_id)
         return last is not None and last.get(39) == "2" and Decimal(last[14]) == quantity
@@ -131,6 +135,14 @@ class Session:
             self.ledger.sent_app[seq] = (msg_type, body, sent_at)
         await c.send_raw(data)
         return seq
+
+    async def orders(
+        self, bodies: dict[str, list[tuple[int, Value]]], timeout: float = 10.0
+    ) -> None:
+        """Send NewOrderSingles (ClOrdID -> body) and wait until each is answered."""
+        for body in bodies.values():
+            await self.send("D", body)
+        await self.wait(lambda: self.ledger.answered(bodies), timeout, "every order answered")
 
     async def sync(self, req_id: str, timeout: float = 10.0) -> None:
         """TestRequest and its Heartbeat: everything sent before it has been read."""

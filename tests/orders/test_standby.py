@@ -119,10 +119,7 @@ def test_the_standby_keeps_the_dead_owners_cancel_on_disconnect_promise(tmp_path
                 ledger = Ledger()
                 s = await Session.open(owner.port, ledger)
                 specs = make_orders(random.Random(9), "r", resting=4, marketable=0)
-                for o in specs:
-                    await s.send("D", o.body())
-                await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
-                                         for o in specs), 10, "resting")
+                await s.orders({o.cl_ord_id: o.body() for o in specs})
                 assert len(await venue.open_orders()) == 4
                 owner.sigkill()
                 await s.wait_closed()
@@ -162,10 +159,7 @@ async def _hot_standby(tmp: Path, seed: int, pause: bool) -> None:
                     ports = [p.port for p in procs]
                     s, port = await _log_on_any(ports, ledger, 10)
                     assert port == procs[0].port, "the first node started serves the session"
-                    for o in before:
-                        await s.send("D", o.body())
-                    await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
-                                             for o in before), 15, "every order acknowledged")
+                    await s.orders({o.cl_ord_id: o.body() for o in before}, 15)
                     owner = procs[0]
                     await _send_blind(s, during[:6])
                     if pause:
@@ -190,9 +184,8 @@ async def _hot_standby(tmp: Path, seed: int, pause: bool) -> None:
                     everything = before + during + after
                     problems: list[str] = []
                     try:
-                        await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
-                                                 for o in everything), 20,
-                                     "every order answered")
+                        await s.wait(lambda: ledger.answered(o.cl_ord_id for o in everything),
+                                     20, "every order answered")
                         await fill_everything(venue)
                         await s.wait(lambda: all(_settled(ledger, o) for o in everything), 20,
                                      "every order filled or refused")
@@ -241,10 +234,7 @@ def test_a_session_is_handed_back_to_a_node_by_the_admin_api(tmp_path: Path) -> 
             ledger = Ledger()
             s = await Session.open(a.port, ledger)
             specs = make_orders(random.Random(13), "h", resting=2, marketable=0)
-            for o in specs:
-                await s.send("D", o.body())
-            await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
-                                     for o in specs), 10, "resting")
+            await s.orders({o.cl_ord_id: o.body() for o in specs})
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"http://127.0.0.1:{admin_port}/sessions/hand-over",
                                      json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "c"}

@@ -81,10 +81,7 @@ async def _scenario(
         try:
             async with gateway(config, tmp / "gateway.stderr") as gw:
                 s = await _log_on(gw.port, ledger, refusals, 10)
-                for o in before:
-                    await s.send("D", o.body())
-                await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
-                                         for o in before), 15, "every order acknowledged")
+                await s.orders({o.cl_ord_id: o.body() for o in before}, 15)
                 # ---- the store fails while orders come in and the venue fills ours ----
                 await _send_blind(s, during[:4])
                 await break_store()
@@ -106,8 +103,8 @@ async def _scenario(
                 everything = before + during + after
                 stalled: list[str] = []
                 try:
-                    await s.wait(lambda: all(ledger.last_report(o.cl_ord_id) is not None
-                                             for o in everything), 20, "every order answered")
+                    await s.wait(lambda: ledger.answered(o.cl_ord_id for o in everything), 20,
+                                 "every order answered")
                     await fill_everything(venue)
                     await s.wait(lambda: all(_settled(ledger, o) for o in everything), 20,
                                  "every order filled or refused")
