@@ -4,6 +4,7 @@ slow readers; and garbage from one client never disturbing another session."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -144,6 +145,42 @@ def test_a_flood_is_paced_and_does_not_starve_another_session(tmp_path: Path) ->
             assert trips >= 20
             await other.close()
             flood.writer.close()
+
+    run(main())
+
+
+def test_a_client_held_over_its_rate_too_long_is_logged_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading paused for longer than the limit (a runaway client, or one gone leaving its
+    socket full): a Logout saying why, and the session is free again."""
+    from gateway.server import acceptor
+
+    monkeypatch.setattr(acceptor, "PACED_LIMIT_S", 0.5)
+    cfg = make_config(tmp_path, _session("CLIENT1", rate_limit=50.0, rate_burst=10))
+
+    async def main() -> None:
+        async with serving(cfg) as s:
+            c = await FixClient.connect(s.host, s.port)
+            assert (await c.logon()).msg_type == "A"
+            stop = asyncio.Event()
+
+            async def pump() -> None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    while not stop.is_set():
+                        c.writer.write(b"".join(c.build("0", []) for _ in range(50)))
+                        await c.writer.drain()
+
+            flooding = asyncio.create_task(pump())
+            got = await c.expect_closed(10.0)
+            stop.set()
+            await flooding
+            logouts = [m for m in got if m.msg_type == "5"]
+            assert len(logouts) == 1 and "rate" in (logouts[0].get(58) or ""), got
+            again = await FixClient.connect(s.host, s.port, next_seq=c.next_seq)
+            reply = await again.logon()
+            assert reply.msg_type == "A", str(reply)
+            await again.close()
 
     run(main())
 
