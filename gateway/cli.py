@@ -201,12 +201,13 @@ def _kill_switch(args: argparse.Namespace) -> int:
 
     from connectors.common.credentials import CredentialsError
     from gateway.app import admin_token
-    from gateway.config import ConfigError, load_config
+    from gateway.config import DEFAULT_CONFIG, ConfigError, load_config
 
     try:
         cfg = load_config(args.config)
         if cfg.admin is None:
-            raise ConfigError(f"{args.config}: no [admin] section: the admin API is off")
+            raise ConfigError(f"{args.config or DEFAULT_CONFIG}: no [admin] section: the admin "
+                              "API is off")
         token = admin_token(cfg.admin.token_env)
     except (ConfigError, CredentialsError) as exc:
         print(f"fixgw: {exc}", file=sys.stderr)
@@ -247,9 +248,19 @@ def _session_scope(cfg: Config, name: str) -> str:
     return name
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fixgw")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="fixgw", description="FIX gateway for crypto venues")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--version", action="version", version=f"fixgw {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("conformance-server", help="run the acceptance-test application")
@@ -263,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "there; the FIX 5.0SP2 dictionary does not allow it)")
 
     r = sub.add_parser("run", help="run the gateway")
-    r.add_argument("--config", default="config/gateway.toml")
+    r.add_argument("--config", help="a TOML file (default: the embedded one, "
+                   "gateway/defaults/gateway.toml)")
 
     v = sub.add_parser("venue-sim", help="run the simulated venue as its own process "
                        "(for [[venue]] kind = \"paper-remote\")")
@@ -279,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     vc = sub.add_parser("venue-check", help="start one configured venue's connector and report "
                         "what the gateway relies on; --place: an order round trip")
-    vc.add_argument("--config", default="config/gateway.toml")
+    vc.add_argument("--config", help="default: the embedded configuration")
     vc.add_argument("--venue", help="the [[venue]] name (default: the only one)")
     vc.add_argument("--symbol", default="BTC/USDT")
     vc.add_argument("--place", action="store_true",
@@ -287,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     k = sub.add_parser("kill-switch", help="engage (or --release) the kill switch through the "
                        "admin API: new orders refused, open orders cancelled")
-    k.add_argument("--config", default="config/gateway.toml")
+    k.add_argument("--config", help="default: the embedded configuration")
     which = k.add_mutually_exclusive_group(required=True)
     which.add_argument("--session", help="a session id, or a configured TargetCompID")
     which.add_argument("--all", action="store_true", help="every session")

@@ -1,6 +1,7 @@
 """Gateway configuration: a TOML file validated with pydantic; errors name the key at fault.
 
-See config/gateway.toml for the embedded default and the README for every key.
+The embedded default is ``gateway/defaults/gateway.toml`` (:data:`DEFAULT_CONFIG`, shipped in
+the package: ``fixgw run`` without ``--config`` uses it); the README documents every key.
 """
 
 from __future__ import annotations
@@ -330,8 +331,13 @@ class ConfigError(ValueError):
     """The configuration file is unreadable or invalid; the message says where."""
 
 
-def load_config(path: str | Path) -> Config:
-    p = Path(path)
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "gateway.toml"
+"""The embedded default configuration (the simulated venue, SQLite under ./data)."""
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The configuration in ``path`` (None: the embedded default, :data:`DEFAULT_CONFIG`)."""
+    p = DEFAULT_CONFIG if path is None else Path(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -13,7 +13,7 @@ Servers, each a separate process:
 * echo     -- scripts/benchlib/echo_acceptor.py: answers New+Fill with no engine at all; shows
               the client's own ceiling;
 * fixgw    -- ``fixgw run --config <tmp toml>``: SQLite store in a temp dir, FileLog on,
-              pre-trade checks on (config/gateway.toml's limits, max_open_orders raised);
+              pre-trade checks on (the embedded configuration's limits, max_open_orders raised);
 * QuickFIX -- scripts/qf_acceptor.py: C++ engine + Python application answering New+Fill,
               FileStore + FileLog on, FIX 4.4 dictionary validation;
 * fixgw on PostgreSQL (a scratch database created on --pg-url's server and dropped after).

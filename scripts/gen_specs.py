@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Produce fix_specs/ from the reference QuickFIX-format dictionaries in ../shared/fix-specs.
+"""Produce gateway/fix/specs/ from the reference QuickFIX-format dictionaries in
+../shared/fix-specs.
 
 Each dictionary is parsed, checked with the gateway's own loader (every field a message names
 exists, every group has a delimiter, no component loops), and written back normalised: same
@@ -26,7 +27,7 @@ FILES = ("FIX44.xml", "FIXT11.xml", "FIX50.xml", "FIX50SP2.xml")
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "fix-specs")
-    ap.add_argument("--out", type=Path, default=ROOT / "fix_specs")
+    ap.add_argument("--out", type=Path, default=ROOT / "gateway" / "fix" / "specs")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name in FILES:

@@ -38,7 +38,7 @@ def settings(port: int, workdir: Path) -> str:
         f"FileStorePath={workdir / 'store'}",
         f"FileLogPath={workdir / 'log'}",
         "UseDataDictionary=Y",
-        f"DataDictionary={REPO / 'fix_specs' / 'FIX44.xml'}",
+        f"DataDictionary={REPO / 'gateway' / 'fix' / 'specs' / 'FIX44.xml'}",
         "",
         "[SESSION]",
         "BeginString=FIX.4.4",

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "fix_specs"
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+"""The standard dictionaries, shipped in the package (produced by scripts/gen_specs.py)."""
 
 INT_TYPES = frozenset(
     {"INT", "LENGTH", "NUMINGROUP", "SEQNUM", "TAGNUM", "DAYOFMONTH"}

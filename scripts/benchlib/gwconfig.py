@@ -11,10 +11,10 @@ def write_config(
 ) -> Path:
     """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON.
 
-    The limits are those of config/gateway.toml except max_open_orders (the memory benchmark
-    keeps 20,000 orders open) and the inbound rate limit (off: the benchmarks send several
-    thousand orders a second on one session); balances are large enough for 20,000 resting
-    buys."""
+    The limits are those of the embedded configuration (gateway/defaults/gateway.toml) except
+    max_open_orders (the memory benchmark keeps 20,000 orders open) and the inbound rate limit
+    (off: the benchmarks send several thousand orders a second on one session); balances are
+    large enough for 20,000 resting buys."""
     log = f'log_dir = "{log_dir}"' if log_dir is not None else ""
     path.write_text(f"""
 [gateway]

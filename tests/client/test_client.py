@@ -24,7 +24,7 @@ import pytest
 
 from gateway.app import Gateway, build_gateway
 from gateway.client import main
-from gateway.config import Config, load_config
+from gateway.config import DEFAULT_CONFIG, Config, load_config
 from gateway.fix.session import SessionID
 from gateway.store.sessions import SessionRecord, SessionStore
 
@@ -35,8 +35,8 @@ SESSION_KEY = "FIX.4.4:CLIENT1->GATEWAY"
 
 
 def default_config(tmp_path: Path) -> Config:
-    """config/gateway.toml on port 0, no FIX log files, the store in tmp_path."""
-    cfg = load_config(REPO / "config" / "gateway.toml")
+    """The embedded configuration on port 0, no FIX log files, the store in tmp_path."""
+    cfg = load_config(DEFAULT_CONFIG)
     gw = cfg.gateway.model_copy(update={
         "port": 0, "log_dir": None, "store": f"sqlite:///{tmp_path / 'fixgw.db'}",
     })

@@ -10,7 +10,7 @@ import bcrypt
 import pytest
 
 from gateway.app import build_gateway, session_definition
-from gateway.config import ConfigError, load_config
+from gateway.config import DEFAULT_CONFIG, ConfigError, load_config
 from gateway.fix.session import SessionID
 from gateway.store.memory import MemoryStore
 from gateway.store.sessions import SessionStore
@@ -149,7 +149,7 @@ def test_run_with_a_missing_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_shipped_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = load_config(REPO / "config" / "gateway.toml")
+    cfg = load_config(DEFAULT_CONFIG)
     assert cfg.gateway.sender_comp_id == "GATEWAY"
     assert cfg.gateway.port == 9876
     assert [(s.begin_string, s.target_comp_id) for s in cfg.session] == [

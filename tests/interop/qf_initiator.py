@@ -22,7 +22,7 @@ from types import TracebackType
 import quickfix as fix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIX_SPECS = REPO_ROOT / "fix_specs"
+FIX_SPECS = REPO_ROOT / "gateway" / "fix" / "specs"
 SOH = "\x01"
 
 _DICTIONARIES = {
