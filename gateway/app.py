@@ -15,6 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connectors.base import Connector, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
@@ -24,7 +25,6 @@ from connectors.paper.market import MarketConfig, default_markets, read_recorded
 from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
-from gateway.admin.api import AdminServer
 from gateway.audit.filelog import FileLog
 from gateway.cluster import NodeStore, Ownership
 from gateway.config import (
@@ -49,6 +49,9 @@ from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
 from gateway.server.journal import SeqJournal
 from gateway.server.ports import Application, SessionStorePort
+
+if TYPE_CHECKING:
+    from gateway.admin.api import AdminServer
 
 log = logging.getLogger("fixgw")
 
@@ -437,6 +440,8 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
         orders.bind(acceptor.flush)
         if cfg.admin is not None:
             a = cfg.admin
+            from gateway.admin.api import AdminServer  # aiohttp's server: only when asked for
+
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env))
     gateway = Gateway(cfg, store, acceptor, orders, admin)

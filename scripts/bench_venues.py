@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -40,9 +39,10 @@ from benchlib.fixwire import Clock, field, frame, split, tag  # noqa: E402
 
 from connectors.base import Side  # noqa: E402
 from connectors.common.credentials import Credentials  # noqa: E402
-from connectors.common.emulator import EmulatorServer  # noqa: E402
 from connectors.common.stream import WsStream  # noqa: E402
 from connectors.common.venue import StreamingConnector  # noqa: E402
+from emulators import emulator_class  # noqa: E402
+from emulators.core import EmulatorServer  # noqa: E402
 from gateway.app import build_gateway  # noqa: E402
 from gateway.config import Config  # noqa: E402
 from gateway.store.sessions import SessionStore  # noqa: E402
@@ -51,14 +51,6 @@ KINDS = ("binance", "okx", "bybit")
 CREDS = Credentials("bench-key-000001", "bench-secret-000001", passphrase="bench-Pass-1")
 T35, T39, T150 = tag(35), tag(39), tag(150)
 SYMBOL = "BTC/USDT"
-
-
-def emulator_class(kind: str) -> type[EmulatorServer]:
-    module = importlib.import_module(f"connectors.{kind}")
-    for v in vars(module).values():
-        if isinstance(v, type) and issubclass(v, EmulatorServer) and v is not EmulatorServer:
-            return v
-    raise RuntimeError(f"connectors.{kind} exports no emulator")
 
 
 class Client:

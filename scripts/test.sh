@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --interop
 echo "== ruff"
-.venv/bin/ruff check gateway connectors tests scripts
+.venv/bin/ruff check gateway connectors emulators tests scripts
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"

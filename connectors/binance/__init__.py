@@ -1,9 +1,7 @@
-"""Binance Spot: the native connector (REST + WebSocket API user data stream) and its loopback
-emulator."""
+"""Binance Spot: the native connector (REST + WebSocket API user data stream)."""
 
 from connectors.binance.connector import BinanceConnector
-from connectors.binance.emulator import BinanceEmulator
 
 KIND = "binance"
 
-__all__ = ["KIND", "BinanceConnector", "BinanceEmulator"]
+__all__ = ["KIND", "BinanceConnector"]

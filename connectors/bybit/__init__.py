@@ -1,8 +1,7 @@
-"""Bybit v5 (unified account): spot and USDT linear perpetuals, with a loopback emulator."""
+"""Bybit v5 (unified account): spot and USDT linear perpetuals."""
 
 from connectors.bybit.connector import BybitConnector
-from connectors.bybit.emulator import BybitEmulator
 
 KIND = "bybit"
 
-__all__ = ["KIND", "BybitConnector", "BybitEmulator"]
+__all__ = ["KIND", "BybitConnector"]

@@ -1,8 +1,7 @@
-"""OKX (API v5): spot and USDT-margined perpetual swaps; the connector and its emulator."""
+"""OKX (API v5): spot and USDT-margined perpetual swaps."""
 
 from connectors.okx.connector import OkxConnector
-from connectors.okx.emulator import OkxEmulator
 
 KIND = "okx"
 
-__all__ = ["KIND", "OkxConnector", "OkxEmulator"]
+__all__ = ["KIND", "OkxConnector"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,9 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel of this checkout, unpacked as site-packages would hold it."""
     tmp = tmp_path_factory.mktemp("pkg")
+    # built from a copy: setuptools writes build/ and *.egg-info next to the sources
+    source = tmp / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "*.egg-info", "data", "__pycache__", ".*_cache"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp / "wheel"), str(REPO)],
+         "-w", str(tmp / "wheel"), str(source)],
         check=True, timeout=300, capture_output=True, cwd=tmp,
     )
     (wheel,) = (tmp / "wheel").glob("fixgw-*.whl")
@@ -70,7 +75,8 @@ def test_the_packaged_gateway_runs_from_any_directory(installed: Path, tmp_path:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("listening on 127.0.0.1:"), proc.stderr.read() if proc.stderr else line
+        err = proc.stderr.read() if proc.stderr and not line else ""
+        assert line.startswith("listening on 127.0.0.1:"), err
         assert (tmp_path / "data" / "fixgw.db").exists()
     finally:
         proc.terminate()

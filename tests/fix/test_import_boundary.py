@@ -46,3 +46,48 @@ def test_the_check_itself_detects_an_io_import() -> None:
         [sys.executable, "-c", code], cwd=FIX_DIR.parent.parent, capture_output=True, check=False
     )
     assert result.returncode != 0
+
+
+PRODUCTION_PROBE = """
+import asyncio, sys
+from pathlib import Path
+from gateway.app import build_gateway
+from gateway.config import DEFAULT_CONFIG, load_config
+from gateway.store.sessions import SessionStore
+import gateway.cli, connectors.registry
+
+async def main():
+    cfg = load_config(DEFAULT_CONFIG)
+    cfg = cfg.model_copy(update={"gateway": cfg.gateway.model_copy(
+        update={"port": 0, "log_dir": None})})
+    async with SessionStore(f"sqlite:///{sys.argv[1]}/fixgw.db") as store:
+        gw = build_gateway(cfg, store)
+        await gw.start()
+        await gw.stop()
+
+asyncio.run(main())
+bad = sorted(m for m in sys.modules if m.split(".")[0] == "emulators"
+             or m.startswith("aiohttp.web") or m.startswith(("aiohttp.test_utils",)))
+assert not bad, bad
+"""
+
+
+def test_the_production_path_loads_no_test_double_and_no_web_server(tmp_path: Path) -> None:
+    """STYLE 17: the gateway as ``fixgw run`` starts it (the embedded configuration, the
+    simulated venue) never imports a venue emulator nor aiohttp's web server (the emulators'
+    base; the admin API's only when it is configured)."""
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION_PROBE, str(tmp_path)],
+        cwd=FIX_DIR.parent.parent, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_production_probe_detects_a_test_double(tmp_path: Path) -> None:
+    probe = PRODUCTION_PROBE.replace("import gateway.cli, connectors.registry",
+                                     "import gateway.cli, connectors.registry, emulators.binance")
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], cwd=FIX_DIR.parent.parent,
+        capture_output=True, check=False,
+    )
+    assert result.returncode != 0

@@ -10,7 +10,6 @@ Every wait is a bounded read of the next FIX message or a bounded poll of the em
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import socket
 import sys
@@ -24,8 +23,9 @@ import pytest
 
 from connectors.base import Side
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorServer
 from connectors.common.venue import StreamingConnector
+from emulators import emulator_class
+from emulators.core import EmulatorServer
 from gateway.app import build_gateway
 from gateway.store.sessions import SessionStore
 
@@ -36,14 +36,6 @@ KINDS = ("binance", "okx", "bybit")
 CREDS = Credentials("e2e-test-key-0001", "e2e-test-secret-0001", passphrase="e2e-Pass-1")
 D = Decimal
 GTC = "1"  # crypto venues have no Day orders (FIX's default): every order says GTC
-
-
-def emulator_class(kind: str) -> type[EmulatorServer]:
-    module = importlib.import_module(f"connectors.{kind}")
-    found = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, EmulatorServer) and v is not EmulatorServer]
-    assert len(found) == 1, f"connectors.{kind} must export one emulator, found {found}"
-    return found[0]
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from typing import Any
 
 from venue_common.support import Collector, until
 
-from connectors.binance import BinanceConnector, BinanceEmulator
+from connectors.binance import BinanceConnector
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
+from emulators.binance import BinanceEmulator
+from emulators.core import EmulatorCore
 
 wait_for = until
 

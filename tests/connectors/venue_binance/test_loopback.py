@@ -24,10 +24,10 @@ from connectors.base import (
     VenueRejected,
     VenueStatus,
 )
-from connectors.binance import BinanceConnector, BinanceEmulator
-from connectors.binance.emulator import binance_balances, binance_markets
+from connectors.binance import BinanceConnector
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore
+from emulators.binance import BinanceEmulator, binance_balances, binance_markets
+from emulators.core import EmulatorCore
 
 from .helpers import CRED, running, settings_for, wait_for
 

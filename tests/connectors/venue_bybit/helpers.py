@@ -9,10 +9,11 @@ from typing import Any
 
 from venue_common.support import Collector, run, until
 
-from connectors.bybit import BybitConnector, BybitEmulator
+from connectors.bybit import BybitConnector
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
+from emulators.bybit import BybitEmulator
+from emulators.core import EmulatorCore
 
 __all__ = ["CREDS", "Pair", "pair", "run", "settings", "wait_until"]
 

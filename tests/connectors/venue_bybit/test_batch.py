@@ -134,7 +134,7 @@ def test_emulator_refuses_more_than_ten_per_request() -> None:
 def test_a_per_order_server_error_is_resolved_by_query_not_rejected() -> None:
     # 10016 "Server error." for one order of the batch: the venue does not know. The connector
     # asks for the order; found -> accepted; not found -> VenueAmbiguous, never a reject.
-    from connectors.bybit.emulator import BybitError
+    from emulators.bybit import BybitError
 
     async def go() -> None:
         async with pair() as p:

@@ -21,10 +21,10 @@ from connectors.base import (
     VenueRejected,
     VenueStatus,
 )
-from connectors.bybit import BybitConnector, BybitEmulator
-from connectors.bybit.emulator import bybit_markets
+from connectors.bybit import BybitConnector
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore
+from emulators.bybit import BybitEmulator, bybit_markets
+from emulators.core import EmulatorCore
 
 from .helpers import CREDS, pair, run, settings
 

@@ -28,11 +28,11 @@ from connectors.base import (
     VenueStatus,
     VenueUnavailable,
 )
-from connectors.binance.emulator import BinanceEmulator, binance_balances, binance_markets
 from connectors.ccxt import CcxtConnector
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
+from emulators.binance import BinanceEmulator, binance_balances, binance_markets
+from emulators.core import EmulatorCore
 
 CREDS = Credentials("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
                     "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j")

@@ -39,7 +39,7 @@ from connectors.base import (
 from connectors.ccxt import CcxtConnector
 from connectors.common.credentials import Credentials
 from connectors.common.settings import VenueSettings
-from connectors.okx.emulator import OkxEmulator
+from emulators.okx import OkxEmulator
 
 CREDS = Credentials("0d6f1f1c-7c58-4d34-9a3e-1c6b3b6a2f10", "3B1C44E1F1D4B2A9C5E6F7A8B9C0D1E2",
                     "fixgw-Passphrase1")

@@ -11,9 +11,10 @@ from venue_common.support import Collector, run, until
 
 from connectors.base import OrderRequest, OrderType, Side
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore
 from connectors.common.settings import VenueSettings
-from connectors.okx import OkxConnector, OkxEmulator
+from connectors.okx import OkxConnector
+from emulators.core import EmulatorCore
+from emulators.okx import OkxEmulator
 
 __all__ = ["CREDS", "Collector", "limit_buy", "run", "settings", "venue", "wait_for"]
 

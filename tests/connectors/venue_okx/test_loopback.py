@@ -22,9 +22,9 @@ from connectors.base import (
     VenueRejected,
     VenueStatus,
 )
-from connectors.common.emulator import EmulatorCore
-from connectors.okx import OkxConnector, OkxEmulator
-from connectors.okx.emulator import default_balances, default_markets
+from connectors.okx import OkxConnector
+from emulators.core import EmulatorCore
+from emulators.okx import OkxEmulator, default_balances, default_markets
 
 from .helpers import CREDS, Collector, limit_buy, run, settings, venue, wait_for
 

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from connectors.base import Side
-from connectors.okx import OkxConnector, OkxEmulator, schemas
+from connectors.okx import OkxConnector, schemas
+from emulators.okx import OkxEmulator
 
 from .helpers import CREDS, run, venue, wait_for
 

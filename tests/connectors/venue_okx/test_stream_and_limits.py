@@ -11,8 +11,9 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from connectors.okx import OkxConnector, OkxEmulator
+from connectors.okx import OkxConnector
 from connectors.okx.signing import ws_login_sign
+from emulators.okx import OkxEmulator
 
 from .helpers import CREDS, run, settings, venue, wait_for
 

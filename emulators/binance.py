@@ -19,7 +19,7 @@ Binance's JSON shapes, error codes and HTTP statuses:
 
 Binance spot has no dead-man switch (``countdownCancelAll`` is USD-M futures only), so none is
 emulated. Matching is :class:`~connectors.paper.exchange.PaperExchange` through
-:class:`~connectors.common.emulator.EmulatorCore`.
+:class:`~emulators.core.EmulatorCore`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ from connectors.base import (
     VenueStatus,
 )
 from connectors.binance import errors as E
-from connectors.binance.emulator_support import (
+from connectors.binance.signing import Verifier, ws_payload
+from connectors.common.credentials import Credentials
+from connectors.common.venue import MS
+from connectors.paper.exchange import PaperOrder
+from emulators.binance_support import (
     COID_RE,
     COID_RULE,
     ZERO,
@@ -69,11 +73,7 @@ from connectors.binance.emulator_support import (
     unsigned,
     ws_err,
 )
-from connectors.binance.signing import Verifier, ws_payload
-from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore, EmulatorServer, Published
-from connectors.common.venue import MS
-from connectors.paper.exchange import PaperOrder
+from emulators.core import EmulatorCore, EmulatorServer, Published
 
 
 class BinanceEmulator(EmulatorServer):

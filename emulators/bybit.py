@@ -1,5 +1,5 @@
 """A Bybit v5 venue on loopback for tests: the documented REST endpoints and the private
-WebSocket over :class:`~connectors.common.emulator.EmulatorCore` (the paper matching engine).
+WebSocket over :class:`~emulators.core.EmulatorCore` (the paper matching engine).
 
 It verifies signatures as Bybit does (``timestamp + api_key + recv_window + payload``; the
 timestamp must lie in ``[server_time - recv_window, server_time + 1000)``), counts the per-UID
@@ -63,9 +63,9 @@ from connectors.bybit.limits import (
 )
 from connectors.bybit.signing import rest_origin, verify
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore, EmulatorServer, Published
 from connectors.paper.exchange import PaperOrder
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
+from emulators.core import EmulatorCore, EmulatorServer, Published
 
 ORDER_ENTRY = frozenset({"/v5/order/create", "/v5/order/amend", "/v5/order/cancel",
                          "/v5/order/cancel-all", "/v5/order/create-batch",

@@ -40,12 +40,12 @@ from connectors.base import (
     VenueRejected,
 )
 from connectors.common.credentials import Credentials
-from connectors.common.emulator import EmulatorCore, EmulatorServer, Published
 from connectors.common.venue import MS
 from connectors.okx import errors
-from connectors.okx.emulator_wire import NO_FILL, Wire, ord_id, s
 from connectors.okx.signing import parse_iso_timestamp, sign, ws_login_sign
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
+from emulators.core import EmulatorCore, EmulatorServer, Published
+from emulators.okx_wire import NO_FILL, Wire, ord_id, s
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
