@@ -35,7 +35,7 @@ from gateway.store.orders import FillRecord, OrderAppend, build_append
 from . import fixmap
 from .fixmap import Execution
 from .ids import IdBlocks
-from .model import Order, OrderEvent, StaleEvent, apply
+from .model import Order, OrderEvent, StaleEvent, apply, order_from_json
 from .ports import OrderStorePort
 
 log = logging.getLogger("fixgw.orders")
@@ -442,6 +442,18 @@ class OrderCore:
         self._refused_cl[(sid, cl_ord_id)] = None
         if len(self._refused_cl) > REFUSED_KEPT:
             del self._refused_cl[next(iter(self._refused_cl))]
+
+    async def _stored_order(
+        self, sid: str, cl_ord_id: str | None = None, order_id: str | None = None
+    ) -> Order | None:
+        """The order of session ``sid`` as the store has it (one no longer open, or loaded by
+        another node): by ClOrdID, else by OrderID."""
+        snapshot = await self.store.find_order(sid, cl_ord_id) if cl_ord_id else None
+        if snapshot is None and order_id:
+            snapshot = await self.store.load_order(order_id)
+            if snapshot is not None and snapshot.get("session_id") != sid:
+                snapshot = None
+        return None if snapshot is None else order_from_json(snapshot)
 
     def _exec_id(self, o: Order) -> str:
         return f"{o.order_id}.{o.exec_count + 1}"

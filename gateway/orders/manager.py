@@ -73,7 +73,7 @@ from .fixmap import (
 )
 from .lifecycle import OrdStatus
 from .mass import MassRequests
-from .model import ZERO, Order, OrderEvent, order_to_json
+from .model import ZERO, Order, OrderEvent, order_from_json, order_to_json
 from .recovery import Recovery
 from .replace import CancelReplace
 
@@ -182,7 +182,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
     async def _load_sessions(self, sessions: set[str]) -> list[Order]:
         """Index the open orders of ``sessions`` (those not known yet) and queue their
         reports the client was never told."""
-        loaded = [o for o in await self.store.load_open_orders()
+        loaded = [o for o in map(order_from_json, await self.store.load_open_orders())
                   if o.session_id in sessions and o.order_id not in self.orders]
         for o in loaded:
             self._index(o)
@@ -346,7 +346,7 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         sid = str(session.sid)
         cl = msg.get_str(11) or ""
         oid = self._by_cl.get((sid, cl))
-        o = self.orders.get(oid) if oid is not None else await self.store.find_order(sid, cl)
+        o = self.orders.get(oid) if oid is not None else await self._stored_order(sid, cl)
         if o is None:
             self._on_new_order(session, msg, now)
             return True

@@ -30,11 +30,8 @@ class MassRequests(OrderCore):
         sid = str(session.sid)
         cl = msg.get_str(11)
         o = self._find(sid, cl, msg.get_str(37))
-        if o is None and cl:
-            o = await self.store.find_order(sid, cl)
-        if o is None and msg.get_str(37):
-            found = await self.store.load_order(msg.get_str(37) or "")
-            o = found if found is not None and found.session_id == sid else None
+        if o is None:
+            o = await self._stored_order(sid, cl, msg.get_str(37))
         if o is None:
             body: list[tuple[int, bytes]] = [
                 (6, b"0"), (11, msg.get(11) or b"NONE"), (14, b"0"),

@@ -14,8 +14,12 @@ from enum import Enum
 from typing import Any
 
 from connectors.base import OrderType, Side, TimeInForce
+from gateway.store.orders import OrderEvent
 
 from .lifecycle import Ev, OrdStatus, transition
+
+__all__ = ["Order", "OrderEvent", "Pending", "apply", "new_order", "order_from_json",
+           "order_to_json"]
 
 ZERO = Decimal(0)
 
@@ -90,19 +94,9 @@ class Order:
         acknowledgement)."""
         return self.venue_order_id is None and self.is_open
 
-
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
-    """One stored fact about an order. ``exec_id`` is set when the client is told of it by an
-    ExecutionReport (or an OrderCancelReject)."""
-
-    event_id: int
-    order_id: str
-    session_id: str
-    kind: str
-    ts_ns: int
-    data: dict[str, Any]
-    exec_id: str | None = None
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot the store keeps (:func:`order_to_json`)."""
+        return order_to_json(self)
 
 
 # ---- (de)serialisation of the order snapshot -------------------------------------------------

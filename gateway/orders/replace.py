@@ -136,10 +136,7 @@ class CancelReplace(OrderCore):
     ) -> bool:
         """OrderCancelReject for a request about an order not open (its answer was sent)."""
         sid = str(session.sid)
-        o = await self.store.find_order(sid, req.orig_cl_ord_id) if req.orig_cl_ord_id else None
-        if o is None and req.order_id:
-            found = await self.store.load_order(req.order_id)
-            o = found if found is not None and found.session_id == sid else None
+        o = await self._stored_order(sid, req.orig_cl_ord_id, req.order_id)
         if o is not None and not o.is_open:
             return self._cancel_reject(session, req, o, fixmap.CXL_REJ_TOO_LATE,
                                        f"too late: the order is {o.status.name.lower()}",

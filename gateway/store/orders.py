@@ -29,13 +29,13 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeAlias, TypeVar
+from enum import Enum
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.dml import Insert
 
-from gateway.orders.model import Order, OrderEvent, order_from_json, order_to_json
 from gateway.store.db import insert_sql
 from gateway.store.schema import (
     ID_LENGTH,
@@ -83,6 +83,60 @@ _ORDER_ID = ORDER_COLUMNS.index("order_id")
 _LAST_EVENT_ID = ORDER_COLUMNS.index("last_event_id")
 _VENUE = FILL_COLUMNS.index("venue")
 _TRADE_ID = FILL_COLUMNS.index("trade_id")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One stored fact about an order (the event log's record). ``exec_id`` is set when the
+    client is told of it by an ExecutionReport (or an OrderCancelReject)."""
+
+    event_id: int
+    order_id: str
+    session_id: str
+    kind: str
+    ts_ns: int
+    data: dict[str, Any]
+    exec_id: str | None = None
+
+
+class OrderSnapshot(Protocol):
+    """What the store keeps of an order (``gateway.orders.model.Order`` is one): the columns it
+    is looked up by, and its whole state as JSON-ready data. The store knows no more of orders
+    than this; reads give the snapshot's data back (``load_order`` and the like), the order path
+    makes its orders of it."""
+
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def cl_ord_id(self) -> str: ...
+
+    @property
+    def venue(self) -> str: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def status(self) -> Enum: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def updated_ns(self) -> int: ...
+
+    @property
+    def last_event_id(self) -> int: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Snapshot: TypeAlias = dict[str, Any]
+"""An order's snapshot as stored (the order path turns it back into an order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +272,7 @@ class OrderStore:
     async def append_order_events(
         self,
         events: Sequence[OrderEvent],
-        orders: Sequence[Order],
+        orders: Sequence[OrderSnapshot],
         fills: Sequence[FillRecord] = (),
     ) -> None:
         """Append ``events`` (append-only; an ``event_id`` already stored is skipped), store the
@@ -234,15 +288,16 @@ class OrderStore:
         """:meth:`append_order_events` of rows already made by :func:`build_append`."""
         await self._order_write(append)
 
-    async def load_open_orders(self) -> list[Order]:
-        """Every order whose snapshot is open (not filled, canceled, rejected or expired)."""
+    async def load_open_orders(self) -> list[Snapshot]:
+        """The snapshot of every open order (not filled, canceled, rejected or expired)."""
         return await self._order_read(_load_open_orders)
 
-    async def load_order(self, order_id: str) -> Order | None:
+    async def load_order(self, order_id: str) -> Snapshot | None:
         return await self._order_read(lambda conn, _st: _load_order(conn, order_id))
 
-    async def find_order(self, session_id: str, cl_ord_id: str) -> Order | None:
-        """The order the session knows by ``cl_ord_id`` now (the latest updated if several)."""
+    async def find_order(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
+        """The snapshot of the order the session knows by ``cl_ord_id`` now (the latest updated
+        if several)."""
         return await self._order_read(lambda conn, _st: _find_order(conn, session_id, cl_ord_id))
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
@@ -288,7 +343,8 @@ class OrderStore:
 
 
 def build_append(
-    events: Sequence[OrderEvent], orders: Sequence[Order], fills: Sequence[FillRecord] = ()
+    events: Sequence[OrderEvent], orders: Sequence[OrderSnapshot],
+    fills: Sequence[FillRecord] = (),
 ) -> OrderAppend:
     """Serialise now (on the caller's thread: the snapshot is the order as it is now) what an
     :meth:`OrderStore.append_order_events` or a ``save(..., appends=...)`` stores."""
@@ -330,7 +386,7 @@ def _event_row(e: OrderEvent) -> tuple[Any, ...]:
     return (e.event_id, e.order_id, e.session_id, e.kind, e.ts_ns, e.exec_id, _json(e.data))
 
 
-def _order_row(o: Order) -> tuple[Any, ...]:
+def _order_row(o: OrderSnapshot) -> tuple[Any, ...]:
     _check_length("order_id", o.order_id, NAME_LENGTH)
     _check_length("session_id", o.session_id, SESSION_ID_LENGTH)
     return (  # ORDER_COLUMNS order
@@ -343,7 +399,7 @@ def _order_row(o: Order) -> tuple[Any, ...]:
         bool(o.is_open),
         o.updated_ns,
         o.last_event_id,
-        _json(order_to_json(o)),
+        _json(o.to_json()),
     )
 
 
@@ -389,23 +445,24 @@ def _event(row: Sequence[Any]) -> OrderEvent:
     )
 
 
-def _order(snapshot: str) -> Order:
-    return order_from_json(json.loads(snapshot))
+def _order(snapshot: str) -> Snapshot:
+    data: Snapshot = json.loads(snapshot)
+    return data
 
 
-def _load_open_orders(conn: Connection, _st: OrderStatements) -> list[Order]:
+def _load_open_orders(conn: Connection, _st: OrderStatements) -> list[Snapshot]:
     query = select(orders.c.snapshot).where(orders.c.is_open).order_by(orders.c.order_id)
     return [_order(snapshot) for (snapshot,) in conn.execute(query)]
 
 
-def _load_order(conn: Connection, order_id: str) -> Order | None:
+def _load_order(conn: Connection, order_id: str) -> Snapshot | None:
     snapshot = conn.execute(
         select(orders.c.snapshot).where(orders.c.order_id == order_id)
     ).scalar_one_or_none()
     return None if snapshot is None else _order(snapshot)
 
 
-def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Order | None:
+def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
     snapshot = conn.execute(
         select(orders.c.snapshot)
         .where(orders.c.session_id == session_id, orders.c.cl_ord_id == cl_ord_id)

@@ -31,7 +31,7 @@ from gateway.fix import dictionary
 from gateway.fix.session import Session, SessionID
 from gateway.fix.validation import ValidationSettings, parse_message, validate
 from gateway.orders.manager import OrderManager
-from gateway.orders.model import Order, apply, new_order
+from gateway.orders.model import Order, apply, new_order, order_from_json
 from gateway.store.sessions import SessionStore
 
 BTC = "BTC/USDT"
@@ -343,7 +343,8 @@ async def assert_replay_matches(store: SessionStore) -> dict[str, Order]:
                 apply(o, ev)
         after = batch[-1].event_id
     for order_id, o in rebuilt.items():
-        stored = await store.load_order(order_id)
+        snapshot = await store.load_order(order_id)
+        stored = None if snapshot is None else order_from_json(snapshot)
         assert stored == o, f"replay differs from the snapshot:\n{stored}\n{o}"
     return rebuilt
 

@@ -107,7 +107,7 @@ def test_acknowledged_order_appends_survive_sigkill(store_url: str) -> None:
             assert await store.known_trade_ids("paper", sorted(acked_trades)) == acked_trades
             for order_id, last in last_of_order.items():
                 order = await store.load_order(order_id)
-                assert order is not None and order.last_event_id >= last, order_id
+                assert order is not None and order["last_event_id"] >= last, order_id
             # ids reserved before the kill are never handed out again
             assert await store.reserve("event_id", 1) > max(stored)
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
-from gateway.orders.model import Order, OrderEvent, Pending, order_to_json
+from gateway.orders.model import Order, OrderEvent, Pending, order_from_json, order_to_json
 from gateway.store import sessions as sessions_module
 from gateway.store.orders import FillRecord
 from gateway.store.sessions import SessionStore
@@ -94,6 +94,11 @@ def fill(trade_id: str, order_id: str = "O1", *, venue: str = "paper", **kw: Any
     return FillRecord(**fields)
 
 
+def _as_order(snapshot: dict[str, Any] | None) -> Order | None:
+    """An order of what the store gives back (its snapshot)."""
+    return None if snapshot is None else order_from_json(snapshot)
+
+
 def exact(o: Order | None) -> dict[str, Any]:
     """Everything about an order, Decimals compared by their exact string (1.50 != 1.5)."""
     assert o is not None
@@ -133,17 +138,17 @@ def test_order_round_trip_is_exact(store_url: str) -> None:
 
     async def body(store: SessionStore) -> None:
         await store.append_order_events([event(7, "O1")], [o, plain])
-        assert exact(await store.load_order("O1")) == exact(o)
-        assert await store.load_order("missing") is None
+        assert exact(_as_order(await store.load_order("O1"))) == exact(o)
+        assert _as_order(await store.load_order("missing")) is None
 
     with_store(store_url, body)
 
     async def after_restart(store: SessionStore) -> None:
-        loaded = await store.load_order("O1")
+        loaded = _as_order(await store.load_order("O1"))
         assert exact(loaded) == exact(o)
         assert loaded == o  # dataclass equality too: enums, Pending, set of trade ids
         assert loaded is not None and str(loaded.avg_px) == "65000.123456789012345678"
-        assert exact(await store.load_order("O2")) == exact(plain)
+        assert exact(_as_order(await store.load_order("O2"))) == exact(plain)
 
     with_store(store_url, after_restart)
 
@@ -160,22 +165,22 @@ def test_open_orders_and_find_order(store_url: str) -> None:
             order("G", status=OrdStatus.REJECTED, session_id=SID2),
         ]
         await store.append_order_events([], orders)
-        assert [o.order_id for o in await store.load_open_orders()] == ["A", "B", "C", "D"]
+        assert [d["order_id"] for d in await store.load_open_orders()] == ["A", "B", "C", "D"]
 
         b = dataclasses.replace(orders[1], status=OrdStatus.FILLED, last_event_id=2)
         await store.append_order_events([], [b])
-        assert [o.order_id for o in await store.load_open_orders()] == ["A", "C", "D"]
+        assert [d["order_id"] for d in await store.load_open_orders()] == ["A", "C", "D"]
 
-        found = await store.find_order(SID, "CL-C")
+        found = _as_order(await store.find_order(SID, "CL-C"))
         assert found is not None and found.order_id == "C"
-        assert await store.find_order(SID2, "CL-C") is None  # ClOrdIDs are per session
-        assert await store.find_order(SID, "nope") is None
+        assert _as_order(await store.find_order(SID2, "CL-C")) is None  # ClOrdIDs are per session
+        assert _as_order(await store.find_order(SID, "nope")) is None
 
         # a ClOrdID reused after its order ended: the latest updated one is found
         old = order("H1", cl_ord_id="REUSED", status=OrdStatus.CANCELED, updated_ns=NS + 1)
         new = order("H2", cl_ord_id="REUSED", updated_ns=NS + 2)
         await store.append_order_events([], [new, old])
-        found = await store.find_order(SID, "REUSED")
+        found = _as_order(await store.find_order(SID, "REUSED"))
         assert found is not None and found.order_id == "H2"
 
         # after a replace the order is known by its new ClOrdID
@@ -183,9 +188,9 @@ def test_open_orders_and_find_order(store_url: str) -> None:
             orders[2], cl_ord_id="CL-C2", orig_cl_ord_id="CL-C", last_event_id=9
         )
         await store.append_order_events([], [c])
-        found = await store.find_order(SID, "CL-C2")
+        found = _as_order(await store.find_order(SID, "CL-C2"))
         assert found is not None and found.order_id == "C"
-        assert await store.find_order(SID, "CL-C") is None
+        assert _as_order(await store.find_order(SID, "CL-C")) is None
 
     with_store(store_url, body)
 
@@ -196,13 +201,13 @@ def test_a_snapshot_never_goes_back_to_an_older_event(store_url: str) -> None:
         older = order("O1", status=OrdStatus.PENDING_NEW, last_event_id=3)
         await store.append_order_events([], [newer])
         await store.append_order_events([], [older])  # a late retry, say
-        assert exact(await store.load_order("O1")) == exact(newer)
+        assert exact(_as_order(await store.load_order("O1"))) == exact(newer)
         # the same within one group commit, in either order
         newest = order("O1", status=OrdStatus.FILLED, last_event_id=8)
         await asyncio.gather(
             store.append_order_events([], [newest]), store.append_order_events([], [older])
         )
-        assert exact(await store.load_order("O1")) == exact(newest)
+        assert exact(_as_order(await store.load_order("O1"))) == exact(newest)
         assert await store.load_open_orders() == []
 
     with_store(store_url, body)
@@ -270,8 +275,8 @@ def test_exec_id_is_unique_and_a_duplicate_fails_only_its_caller(store_url: str)
         assert isinstance(results[1], IntegrityError)
         # the failed append left nothing behind (its order snapshot neither), the others did
         assert [e.event_id for e in await store.replay_events(0, 10)] == [1, 2, 4]
-        assert await store.load_order("O3") is None
-        assert await store.load_order("O2") is not None
+        assert _as_order(await store.load_order("O3")) is None
+        assert _as_order(await store.load_order("O2")) is not None
         assert await store.known_trade_ids("paper", ["T4"]) == {"T4"}
         # events without an ExecID are not constrained
         await store.append_order_events([event(5), event(6)], [])
@@ -392,7 +397,7 @@ def test_reads_see_order_writes_queued_before_them(store_url: str) -> None:
             store.unreported_events(SID),
             store.max_event_id(),
         )
-        assert results[1] is not None and results[1].order_id == "O1"
+        assert results[1] is not None and results[1]["order_id"] == "O1"
         assert results[2] == {"T1"}
         assert [e.exec_id for e in results[3]] == ["E1"]
         assert results[5] == []

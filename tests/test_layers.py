@@ -1,0 +1,102 @@
+"""The layers of the code and which may import which (docs/architecture.md, README "How it is
+built"): dependencies point one way, so there is no import cycle between the parts. Read from
+the sources' import statements (type-only imports included)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ALLOWED: dict[str, set[str]] = {
+    # the protocol core and the venue side know nothing of the rest
+    "gateway.fix": set(),
+    "connectors.base": set(),
+    "connectors.common": {"connectors.base"},
+    "connectors.paper": {"connectors.base", "connectors.common"},
+    "connectors.binance": {"connectors.base", "connectors.common"},
+    "connectors.okx": {"connectors.base", "connectors.common"},
+    "connectors.bybit": {"connectors.base", "connectors.common"},
+    "connectors.ccxt": {"connectors.base", "connectors.common"},
+    "connectors.registry": {"connectors.base", "connectors.common", "connectors.ccxt"},
+    # the gateway, bottom up
+    "gateway.audit": set(),
+    "gateway.store": {"gateway.audit"},
+    "gateway.server": {"gateway.fix", "gateway.store", "gateway.audit"},
+    "gateway.risk": {"connectors.base"},
+    "gateway.routing": {"connectors.base"},
+    "gateway.orders": {"gateway.fix", "gateway.store", "gateway.risk", "gateway.routing",
+                       "connectors.base"},
+    "gateway.cluster": {"gateway.store"},
+    "gateway.admin": {"gateway.orders", "gateway.server"},
+    "gateway.config": set(),
+}
+"""Layer -> the layers it may import. The composition root (gateway.app), the command line and
+the tools beside them (gateway.cli, client, venuecheck, conformance) may import anything."""
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else parts[0]
+
+
+def _imports() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for base in ("gateway", "connectors"):
+        for path in (ROOT / base).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            is_package = name.endswith(".__init__")
+            name = name.removesuffix(".__init__")
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    if node.level:
+                        package = name.split(".")
+                        package = package[:len(package) - node.level + (1 if is_package else 0)]
+                        targets = [".".join([*package, *([node.module] if node.module else [])])]
+                    else:
+                        targets = [node.module or ""]
+                else:
+                    continue
+                for target in targets:
+                    if target.split(".")[0] in ("gateway", "connectors"):
+                        found[_layer(name)].add(_layer(target))
+    return found
+
+
+def test_every_layer_imports_only_what_it_may() -> None:
+    wrong = []
+    for layer, targets in sorted(_imports().items()):
+        if layer not in ALLOWED:
+            continue  # the composition root and the tools
+        extra = sorted(t for t in targets - ALLOWED[layer] - {layer})
+        if extra:
+            wrong.append(f"{layer} imports {extra}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_layer_of_the_product_is_named() -> None:
+    layers = set(_imports())
+    tools = {"gateway.app", "gateway.cli", "gateway.client", "gateway.client_session",
+             "gateway.venuecheck", "gateway.conformance"}
+    assert layers - tools - set(ALLOWED) == set()
+
+
+def test_the_rules_have_no_cycle() -> None:
+    seen: dict[str, int] = {}
+
+    def visit(layer: str, path: list[str]) -> None:
+        if seen.get(layer) == 1:
+            raise AssertionError(f"cycle: {' -> '.join([*path, layer])}")
+        if seen.get(layer) == 2:
+            return
+        seen[layer] = 1
+        for nxt in ALLOWED.get(layer, ()):
+            visit(nxt, [*path, layer])
+        seen[layer] = 2
+
+    for layer in ALLOWED:
+        visit(layer, [])
