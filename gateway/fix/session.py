@@ -19,22 +19,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .codec import FrameParser, Garbled, GarbledMessage, StreamError, encode, split_fields
+from .codec import FrameParser, Garbled, GarbledMessage, StreamError, encode
 from .dictionary import APPL_VER_BY_NAME, APPL_VER_IDS, DataDictionary
 from .fixtime import NS, TimestampFormatter, parse_utc_timestamp
 from .message import Message
+from .rejects import business_reject_body, reject_body, reverse_route, version_key
+from .resend import Resender
 from .states import State, next_state
 from .tags import (
     ADMIN_TYPES,
     BR_CONDITIONALLY_REQUIRED_FIELD_MISSING,
-    BUSINESS_REJECT_TEXT,
     COMPID_PROBLEM,
     HEARTBEAT,
-    INVALID_TAG_NUMBER,
     LOGON,
     LOGOUT,
     REJECT,
-    REJECT_TEXT,
     REQUIRED_TAG_MISSING,
     RESEND_REQUEST,
     SENDING_TIME_ACCURACY,
@@ -203,22 +202,6 @@ class _FieldMissing(Exception):  # noqa: N818
 
 class _WrongVersion(Exception):  # noqa: N818
     pass
-
-
-_ROUTE_SWAP = ((115, 128), (116, 129), (128, 115), (129, 116))
-_LOCATION_SWAP = ((144, 145), (145, 144))
-
-
-def _version_key(begin_string: bytes) -> tuple[int, int]:
-    """FIX.4.2 -> (4, 2); FIXT.1.1 counts as newer than every FIX 4.x."""
-    s = begin_string.decode("ascii", "replace")
-    if s.startswith("FIXT"):
-        return (5, 0)
-    try:
-        major, minor = s[4:].split(".")[:2]
-        return int(major), int(minor[:1])
-    except ValueError:
-        return (0, 0)
 
 
 class Session:
@@ -445,7 +428,7 @@ class Session:
                     self.next_target += 1
                     self._events.append(AppMessage(msg))
         except _FieldMissing as exc:
-            if msg.msg_type not in ADMIN_TYPES and _version_key(h.get(8) or b"") >= (4, 2):
+            if msg.msg_type not in ADMIN_TYPES and version_key(h.get(8) or b"") >= (4, 2):
                 self._business_reject(
                     msg, BR_CONDITIONALLY_REQUIRED_FIELD_MISSING, exc.tag, now, increment=True
                 )
@@ -831,55 +814,20 @@ class Session:
         if self.state is State.LOGGED_ON:
             self.state = State.LOGOUT_SENT
 
-    def _reverse_route(self, msg: Message) -> list[tuple[int, bytes]]:
-        hdr = msg.header
-        out: list[tuple[int, bytes]] = []
-        for src, dst in _ROUTE_SWAP:
-            v = hdr.get(src)
-            if v:
-                out.append((dst, v))
-        if _version_key(hdr.get(8) or b"") >= (4, 1):
-            for src, dst in _LOCATION_SWAP:
-                v = hdr.get(src)
-                if v:
-                    out.append((dst, v))
-        return out
-
     def _reject(
         self, msg: Message, reason: int, now: float, tag: int = 0, text: str | None = None
     ) -> None:
         """Reject (35=3) as QuickFIX's generateReject writes it."""
-        h = msg.header
-        msg_type = msg.msg_type
-        seq_raw = h.get(34)
-        body: list[tuple[int, bytes]] = []
-        if seq_raw:
-            body.append((45, seq_raw))
-        reason_text = text if text is not None else REJECT_TEXT.get(reason)
-        version = _version_key(self._begin)
-        if reason_text:
-            if tag or reason == INVALID_TAG_NUMBER:
-                if version >= (4, 2):
-                    body.append((58, reason_text.encode()))
-                    body.append((371, b"%d" % tag))
-                else:
-                    body.append((58, f"{reason_text} ({tag})".encode()))
-            else:
-                body.append((58, reason_text.encode()))
-        if version >= (4, 2):
-            if msg_type:
-                body.append((372, msg_type))
-            if version > (4, 2) or reason <= 11:
-                body.append((373, b"%d" % reason))
+        seq_raw = msg.header.get(34)
+        body, reason_text = reject_body(msg, reason, self._begin, tag, text)
         seq = int(seq_raw) if seq_raw and seq_raw.isdigit() else -1
-        if msg_type not in (LOGON, SEQUENCE_RESET) and seq == self.next_target:
+        if msg.msg_type not in (LOGON, SEQUENCE_RESET) and seq == self.next_target:
             self.next_target += 1
         self._note(f"Message {seq_raw!r} Rejected: {reason_text} ({tag})")
         if not self.received_logon:
             self._close("Tried to send a reject while not logged on")
             return
-        body.sort(key=_tag)
-        self._emit(REJECT, body, now, self._reverse_route(msg))
+        self._emit(REJECT, body, now, reverse_route(msg))
 
     def _business_reject(
         self,
@@ -892,18 +840,9 @@ class Session:
         text: str | None = None,
         ref_id: bytes | None = None,
     ) -> None:
-        body: list[tuple[int, bytes]] = []
-        seq_raw = msg.header.get(34)
-        if seq_raw:
-            body.append((45, seq_raw))
-        reason_text = text if text is not None else BUSINESS_REJECT_TEXT.get(reason, "Rejected")
-        body.append((58, (f"{reason_text} ({tag})" if tag else reason_text).encode()))
-        body.append((372, msg.msg_type))
-        if ref_id is not None:
-            body.append((379, ref_id))
-        body.append((380, b"%d" % reason))
-        if self._is_fixt and self.settings.appl_ver_id_in_business_reject:
-            body.append((1137, self._our_appl_ver))
+        appl_ver = (self._our_appl_ver if self._is_fixt
+                    and self.settings.appl_ver_id_in_business_reject else None)
+        body = business_reject_body(msg, reason, tag, text, ref_id, appl_ver)
         if increment:
             self.next_target += 1
         if not self.is_logged_on:
@@ -928,7 +867,30 @@ class Session:
     # resend
 
     def resender(self, begin: int, end: int, now: float) -> Resender:
+        """What answers a ResendRequest for ``begin``..``end`` (gateway.fix.resend)."""
         return Resender(self, begin, end, now)
+
+    # what the resender needs of the session (gateway.fix.resend)
+
+    def sending_time(self, now: float) -> bytes:
+        """SendingTime (52) of a message sent at ``now``, in the session's precision."""
+        return self._ts.format(now)
+
+    def header_ids(self) -> tuple[bytes, bytes, bytes]:
+        """(BeginString, SenderCompID, TargetCompID) of what the session sends."""
+        return self._begin, self._sender, self._target
+
+    def sent_at(self, now: float) -> None:
+        """Something was written at ``now`` (the heartbeat timer starts again)."""
+        self._last_sent = now
+
+    def note(self, text: str) -> None:
+        """A line for the session's event log."""
+        self._note(text)
+
+    def may_resend(self, probe: Message) -> bool:
+        """Whether the application lets this stored message go out again (else gap-filled)."""
+        return self._allow_resend is None or self._allow_resend(probe)
 
 
 _FILLED_HEADER = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
@@ -936,96 +898,3 @@ _FILLED_HEADER = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
 
 def _tag(f: tuple[int, bytes]) -> int:
     return f[0]
-
-
-class Resender:
-    """Turns stored messages begin..end into what answers a ResendRequest.
-
-    Application messages are resent with PossDupFlag=Y, OrigSendingTime = their SendingTime and
-    a new SendingTime; administrative messages and missing numbers become SequenceReset-GapFill.
-    Feed stored (seq, bytes) in ascending chunks (large ranges need not be held in memory),
-    write what each call returns, then write what :meth:`finish` returns.
-    """
-
-    def __init__(self, session: Session, begin: int, end: int, now: float) -> None:
-        self.s = session
-        self.begin = begin
-        self.end = end
-        self.now = now
-        self._cur = begin
-        self._gap: int | None = None
-
-    def add(self, stored: Iterable[tuple[int, bytes]]) -> list[bytes]:
-        out: list[bytes] = []
-        for seq, data in stored:
-            if seq < self._cur or seq > self.end:
-                continue
-            if seq > self._cur and self._gap is None:
-                self._gap = self._cur
-            resent = self._rewrite(data)
-            if resent is None:
-                if self._gap is None:
-                    self._gap = seq
-            else:
-                if self._gap is not None:
-                    out.append(self._gap_fill(self._gap, seq))
-                    self._gap = None
-                out.append(resent)
-                self.s._note(f"Resending Message: {seq}")
-            self._cur = seq + 1
-        return out
-
-    def finish(self) -> list[bytes]:
-        if self._gap is None and self._cur <= self.end:
-            self._gap = self._cur
-        if self._gap is None:
-            return []
-        new_seq = min(self.end + 1, self.s.next_sender)
-        gap, self._gap = self._gap, None
-        return [self._gap_fill(gap, new_seq)]
-
-    def _gap_fill(self, begin: int, new_seq: int) -> bytes:
-        s = self.s
-        sending = s._ts.format(self.now)
-        hdr = [(34, b"%d" % begin), (43, b"Y"), (49, s._sender), (52, sending), (56, s._target),
-               (122, sending)]
-        s._last_sent = self.now
-        s._note(f"Sent SequenceReset TO: {new_seq}")
-        return encode(s._begin, [(35, SEQUENCE_RESET), *hdr, (36, b"%d" % new_seq), (123, b"Y")])
-
-    def _rewrite(self, data: bytes) -> bytes | None:
-        """The resend form of a stored application message; None for admin (gap-filled)."""
-        try:
-            fields = split_fields(data)
-        except GarbledMessage:
-            return None
-        if len(fields) < 3 or fields[2][0] != 35 or fields[2][1] in ADMIN_TYPES:
-            return None
-        s = self.s
-        msg_type = fields[2][1]
-        header: list[tuple[int, bytes]] = []
-        rest: list[tuple[int, bytes]] = []
-        orig = b""
-        dd = s.session_dd
-        in_header = True
-        for t, v in fields[3:]:
-            if t == 10:
-                continue
-            if in_header and dd.is_header(t):
-                if t == 52:
-                    orig = v
-                elif t not in (43, 122):
-                    header.append((t, v))
-            else:
-                in_header = False
-                rest.append((t, v))
-        if s._allow_resend is not None:
-            probe = Message()
-            probe.header.fields.extend([(35, msg_type), *header])
-            probe.fields.extend(rest)
-            if not s._allow_resend(probe):
-                return None
-        header += [(43, b"Y"), (52, s._ts.format(self.now)), (122, orig)]
-        header.sort(key=_tag)
-        s._last_sent = self.now
-        return encode(s._begin, [(35, msg_type), *header, *rest])
