@@ -25,7 +25,7 @@ from .fixtime import NS, TimestampFormatter, parse_utc_timestamp
 from .message import Message
 from .rejects import business_reject_body, reject_body, reverse_route, version_key
 from .resend import Resender
-from .states import State, next_state
+from .states import LOGGED_ON_STATES, LOGOUT_SENT_STATES, State, Step, next_state, step
 from .tags import (
     ADMIN_TYPES,
     BR_CONDITIONALLY_REQUIRED_FIELD_MISSING,
@@ -243,15 +243,26 @@ class Session:
         it answered) or "disconnect" (the transport went away without the handshake)."""
         """The counterparty's Logon of the current connection (its options, e.g. 8013)."""
         self.state = State.DISCONNECTED
+        """Set by :meth:`_step` alone, through the table of :mod:`gateway.fix.states`."""
         self._reset_connection(0.0)
 
     # ---------------------------------------------------------------------------------------
     # connection lifecycle
 
+    def _step(self, what: Step) -> None:
+        self.state = step(self.state, what)
+
+    @property
+    def received_logon(self) -> bool:
+        """The counterparty's Logon of this connection was received (and answered)."""
+        return self.state in LOGGED_ON_STATES
+
+    @property
+    def sent_logout(self) -> bool:
+        """We sent a Logout on this connection."""
+        return self.state in LOGOUT_SENT_STATES
+
     def _reset_connection(self, now: float) -> None:
-        self.received_logon = False
-        self.sent_logout = False
-        self._received_reset = False
         self.heart_bt_int = 0
         self._connected_at = now
         self._last_sent = now
@@ -268,7 +279,7 @@ class Session:
         self._reset_connection(now)
         self.logout_initiator = "disconnect"
         self._parser = None
-        self.state = State.AWAITING_LOGON
+        self._step(Step.CONNECTED)
 
     def connection_lost(self, now: float) -> None:
         self._actions = [
@@ -278,7 +289,7 @@ class Session:
             if not isinstance(a, Resend | Close)
         ]
         was_logged_on = self.received_logon
-        self.state = State.DISCONNECTED
+        self._step(Step.CLOSED)
         self._reset_connection(now)
         if self.settings.reset_on_disconnect:
             self._reset_seq()
@@ -308,8 +319,7 @@ class Session:
             self._note(f"Disconnecting: {reason}")
             self._actions.append(Close(reason))
             was_logged_on = self.received_logon
-            self.state = State.DISCONNECTED
-            self.received_logon = False
+            self._step(Step.CLOSED)
             if was_logged_on:
                 self._events.append(LoggedOut(reason))
 
@@ -466,8 +476,8 @@ class Session:
     # ---------------------------------------------------------------------------------------
     # checks shared by every message type (QuickFIX Session::verify)
 
-    def _valid_logon_state(self, msg_type: bytes) -> bool:
-        if self._received_reset:
+    def _valid_logon_state(self, msg_type: bytes, reset: bool) -> bool:
+        if reset:
             return True
         if msg_type == LOGON:
             return not self.received_logon
@@ -476,8 +486,11 @@ class Session:
         return msg_type in (SEQUENCE_RESET, REJECT) or self.sent_logout
 
     def _verify(
-        self, msg: Message, now: float, check_too_high: bool = True, check_too_low: bool = True
+        self, msg: Message, now: float, check_too_high: bool = True, check_too_low: bool = True,
+        reset: bool = False,
     ) -> bool:
+        """QuickFIX's Session::verify; ``reset``: the message is a Logon with
+        ResetSeqNumFlag=Y being answered."""
         h = msg.header
         msg_type = msg.msg_type
         sending_raw = h.get(52)
@@ -485,7 +498,7 @@ class Session:
         if sending_raw is None or ((check_too_high or check_too_low) and seq_raw is None):
             self._close("message without SendingTime or MsgSeqNum")
             return False
-        if not self._valid_logon_state(msg_type):
+        if not self._valid_logon_state(msg_type, reset):
             self._close("Logon state is not valid for message")
             return False
         try:
@@ -561,7 +574,7 @@ class Session:
 
     def _on_logon(self, msg: Message, now: float) -> None:
         if self.state is State.AWAITING_LOGON and self.settings.require_authentication:
-            self.state = State.AUTHENTICATING
+            self._step(Step.LOGON_HELD)
             self._auth_msg = msg
             self._events.append(
                 AuthenticationRequired(msg.get_str(553), msg.get_str(554), msg)
@@ -576,7 +589,7 @@ class Session:
             return
         logon, self._auth_msg = self._auth_msg, None
         held, self._held = self._held, []
-        self.state = State.AWAITING_LOGON
+        self._step(Step.LOGON_CHECKED)
         if not ok:
             self._note(f"Logon rejected: {reason}")
             self._close(f"authentication failed: {reason}")
@@ -587,20 +600,17 @@ class Session:
 
     def _complete_logon(self, msg: Message, now: float) -> None:
         reset = msg.get(141) == b"Y"
-        self._received_reset = reset
         if reset:
             self._note("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
             self._reset_seq()
         elif self.settings.reset_on_logon and not self.received_logon:
             self._reset_seq()
-        if not self._verify(msg, now, check_too_high=False, check_too_low=True):
-            self._received_reset = False
+        if not self._verify(msg, now, check_too_high=False, check_too_low=True, reset=reset):
             if self.state is not State.DISCONNECTED and not self.received_logon:
                 self._close("Logon failed verification")
             return
-        self.received_logon = True
+        self._step(Step.LOGGED_ON)
         self.logon_message = msg
-        self.state = State.LOGGED_ON
         hb = msg.get_int(108) or 0
         self.heart_bt_int = hb
         self._note("Received logon request")
@@ -617,7 +627,6 @@ class Session:
         last_sent = self.next_sender - 1
         self._emit(LOGON, body, now)
         self._note("Responding to logon request")
-        self._received_reset = False
         if their_expected is not None and not reset:
             # FIX 4.4 / FIXT 1.1 sequence recovery: the counterparty says what it expects next;
             # what we sent from there is resent (gap-filled for admin) right after our Logon.
@@ -788,7 +797,7 @@ class Session:
             return
         if not self.sent_logout:
             self._emit(LOGOUT, [(58, text.encode())], now)
-            self.sent_logout = True
+            self._step(Step.LOGOUT_SENT)
         self._close(text)
 
     def rewind(self, next_sender: int, next_target: int) -> None:
@@ -809,10 +818,8 @@ class Session:
     def _logout(self, now: float, text: str | None = None) -> None:
         body = [(58, text.encode())] if text else []
         self._emit(LOGOUT, body, now)
-        self.sent_logout = True
+        self._step(Step.LOGOUT_SENT)
         self._logout_deadline = now + self.settings.logout_timeout
-        if self.state is State.LOGGED_ON:
-            self.state = State.LOGOUT_SENT
 
     def _reject(
         self, msg: Message, reason: int, now: float, tag: int = 0, text: str | None = None

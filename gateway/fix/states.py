@@ -18,6 +18,7 @@ class State(Enum):
     AUTHENTICATING = "authenticating"  # Logon received, credentials being checked off-loop
     LOGGED_ON = "logged_on"
     LOGOUT_SENT = "logout_sent"  # we sent Logout and wait for the answer (LogoutTimeout)
+    REFUSED = "refused"  # we answered a Logon with a Logout: the connection closes
 
 
 ANY = b"*any*"
@@ -26,6 +27,7 @@ ANY = b"*any*"
 # (a Logout received moves to DISCONNECTED once answered; a rejected Logon never logs on).
 TRANSITIONS: dict[State, dict[bytes, State]] = {
     State.DISCONNECTED: {},
+    State.REFUSED: {},
     State.AWAITING_LOGON: {LOGON: State.AUTHENTICATING},
     # frames that arrive while the Logon is being authenticated are held, not dispatched
     State.AUTHENTICATING: {},
@@ -41,6 +43,71 @@ TRANSITIONS: dict[State, dict[bytes, State]] = {
         ANY: State.LOGOUT_SENT,
     },
 }
+
+
+class Step(Enum):
+    """What moves the session from one state to another, besides the messages it receives."""
+
+    CONNECTED = "connected"  # a transport is up
+    LOGON_HELD = "logon held"  # a Logon waits for its credentials' check
+    LOGON_CHECKED = "logon checked"  # the check is done (the Logon is then completed or not)
+    LOGGED_ON = "logged on"  # our Logon reply is sent: logon-received
+    LOGOUT_SENT = "logout sent"  # we sent Logout and wait for the answer
+    CLOSED = "closed"  # the transport is gone, or must go
+
+
+STEPS: dict[State, dict[Step, State]] = {
+    State.DISCONNECTED: {Step.CONNECTED: State.AWAITING_LOGON, Step.CLOSED: State.DISCONNECTED},
+    State.AWAITING_LOGON: {
+        Step.LOGON_HELD: State.AUTHENTICATING,
+        Step.LOGGED_ON: State.LOGGED_ON,
+        Step.LOGOUT_SENT: State.REFUSED,  # a Logout answering the Logon: closed next
+        Step.CONNECTED: State.AWAITING_LOGON,
+        Step.CLOSED: State.DISCONNECTED,
+    },
+    State.AUTHENTICATING: {
+        Step.LOGON_CHECKED: State.AWAITING_LOGON,
+        Step.CONNECTED: State.AWAITING_LOGON,
+        Step.CLOSED: State.DISCONNECTED,
+    },
+    State.LOGGED_ON: {
+        Step.LOGGED_ON: State.LOGGED_ON,  # a Logon with ResetSeqNumFlag=Y while logged on
+        Step.LOGOUT_SENT: State.LOGOUT_SENT,
+        Step.CONNECTED: State.AWAITING_LOGON,
+        Step.CLOSED: State.DISCONNECTED,
+    },
+    State.LOGOUT_SENT: {
+        Step.LOGGED_ON: State.LOGGED_ON,  # a Logon with ResetSeqNumFlag=Y, answered
+        Step.LOGOUT_SENT: State.LOGOUT_SENT,
+        Step.CONNECTED: State.AWAITING_LOGON,
+        Step.CLOSED: State.DISCONNECTED,
+    },
+    State.REFUSED: {
+        Step.LOGOUT_SENT: State.REFUSED,
+        Step.CONNECTED: State.AWAITING_LOGON,
+        Step.CLOSED: State.DISCONNECTED,
+    },
+}
+"""The session's own steps: state -> {step -> the state it leads to}. The session changes its
+state only through this table (:meth:`Session._step`); a step a state does not list is our own
+misuse (:class:`StepError`)."""
+
+LOGGED_ON_STATES = frozenset({State.LOGGED_ON, State.LOGOUT_SENT})
+"""The states in which the counterparty's Logon was received (and answered)."""
+LOGOUT_SENT_STATES = frozenset({State.LOGOUT_SENT, State.REFUSED})
+"""The states in which we sent a Logout."""
+
+
+class StepError(RuntimeError):
+    """The session took a step its state does not allow (a bug of ours, not the peer's)."""
+
+
+def step(state: State, what: Step) -> State:
+    """The state ``what`` leads to from ``state``."""
+    target = STEPS[state].get(what)
+    if target is None:
+        raise StepError(f"{what.value} is not a step from {state.value}")
+    return target
 
 
 def next_state(state: State, msg_type: bytes) -> State | None:
