@@ -7,6 +7,7 @@ pieces fit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -15,7 +16,7 @@ import ssl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import Connector, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
@@ -41,7 +42,6 @@ from gateway.fix.message import Message
 from gateway.fix.schedule import Schedule
 from gateway.fix.session import Session, SessionID, SessionSettings
 from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
-from gateway.fix.validation import ValidationSettings
 from gateway.orders.manager import OrderManager, SessionPolicy
 from gateway.orders.ports import OrderStorePort
 from gateway.risk.checks import RiskEngine, RiskLimits
@@ -102,20 +102,16 @@ def _schedule(opts: SessionOptions) -> Schedule:
     )
 
 
+def _shared(record: type[Any], opts: SessionOptions) -> dict[str, Any]:
+    """The options ``record`` (a settings dataclass) declares under the same name: a setting
+    is declared once, in the record the code uses, and the configuration's key is its field."""
+    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(record)
+            if f.name in SessionOptions.model_fields}
+
+
 def session_definition(sid: SessionID, opts: SessionOptions) -> SessionDef:
-    v = opts.validation
     settings = SessionSettings(
-        sid,
-        default_appl_ver_id=opts.default_appl_ver_id,
-        max_latency=opts.max_latency,
-        logon_timeout=opts.logon_timeout,
-        logout_timeout=opts.logout_timeout,
-        reset_on_logon=opts.reset_on_logon,
-        reset_on_logout=opts.reset_on_logout,
-        reset_on_disconnect=opts.reset_on_disconnect,
-        send_next_expected_msg_seq_num=opts.send_next_expected_msg_seq_num,
-        timestamp_precision=opts.timestamp_precision,
-        validation=ValidationSettings(**v.model_dump()),
+        sid, **_shared(SessionSettings, opts),
         require_authentication=opts.password_hash is not None or opts.username is not None,
     )
     session_dd, app_dds = _dictionaries(opts)
@@ -124,15 +120,8 @@ def session_definition(sid: SessionID, opts: SessionOptions) -> SessionDef:
         if opts.allowed_addresses is not None
         else None
     )
-    limits = Limits(
-        max_message_size=opts.max_message_size,
-        max_outbound_bytes=opts.max_outbound_bytes,
-        partial_message_timeout=opts.partial_message_timeout,
-        first_message_timeout=opts.logon_timeout,
-        rate_limit=opts.rate_limit or None,
-        rate_burst=opts.rate_burst,
-        rate_action=opts.rate_action,
-    )
+    limits = Limits(**{**_shared(Limits, opts), "rate_limit": opts.rate_limit or None,
+                       "first_message_timeout": opts.logon_timeout})
     return SessionDef(
         settings, session_dd, app_dds,
         username=opts.username,

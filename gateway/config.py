@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.fix.validation import ValidationSettings
+
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 BEGIN_STRINGS = ("FIX.4.4", "FIXT.1.1")
 APPL_VERSIONS = ("FIX.5.0", "FIX.5.0SP2", "FIX.4.4")
@@ -44,20 +46,6 @@ class ScheduleConfig(_Strict):
         if (self.start_day is None) != (self.end_day is None):
             raise ValueError("start_day and end_day go together")
         return self
-
-
-class ValidationConfig(_Strict):
-    check_fields_out_of_order: bool = True
-    check_fields_have_values: bool = True
-    check_user_defined_fields: bool = False
-    reject_unknown_fields: bool = False
-    """Reject a tag the dictionary does not define (off: a counterparty is never rejected for a
-    tag the gateway merely does not know)."""
-    reject_fields_not_in_message: bool = True
-    check_required: bool = True
-    check_values: bool = True
-    max_id_length: int = Field(default=64, ge=8, le=255)
-    max_field_length: int = Field(default=1024, ge=64)
 
 
 class LimitsConfig(_Strict):
@@ -102,7 +90,8 @@ class SessionOptions(_Strict):
     """Inbound messages per second (token bucket); 0: no limit."""
     rate_burst: int = Field(default=2000, gt=0)
     rate_action: Literal["reject", "logout"] = "reject"
-    validation: ValidationConfig = ValidationConfig()
+    validation: ValidationSettings = ValidationSettings()
+    """[session.validation]: gateway.fix.validation.ValidationSettings, key for key."""
     schedule: ScheduleConfig = ScheduleConfig()
     # the order path
     default_venue: str | None = None

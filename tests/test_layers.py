@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
                        "connectors.base"},
     "gateway.cluster": {"gateway.store"},
     "gateway.admin": {"gateway.orders", "gateway.server"},
-    "gateway.config": set(),
+    "gateway.config": {"gateway.fix"},
 }
 """Layer -> the layers it may import. The composition root (gateway.app), the command line and
 the tools beside them (gateway.cli, client, venuecheck, conformance) may import anything."""

@@ -69,7 +69,8 @@ class SessionReject(Exception):  # noqa: N818 - named after the FIX message it p
 
 @dataclass(frozen=True, slots=True)
 class ValidationSettings:
-    """Per-session validation switches (QuickFIX's names in brackets)."""
+    """Per-session validation switches (QuickFIX's names in brackets). Declared here once: the
+    configuration's ``[session.validation]`` is this, validated by pydantic."""
 
     check_fields_out_of_order: bool = True  # [ValidateFieldsOutOfOrder]
     check_fields_have_values: bool = True  # [ValidateFieldsHaveValues]
@@ -83,6 +84,13 @@ class ValidationSettings:
     :data:`ID_TAGS`); longer gets 373=5 naming the tag."""
     max_field_length: int = 1024
     """Longest value of any other field but length-prefixed data (Text included)."""
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.max_id_length <= 255:
+            raise ValueError("max_id_length must be 8..255 (the store keeps identifiers of up "
+                             "to 255 characters)")
+        if self.max_field_length < 64:
+            raise ValueError("max_field_length must be at least 64")
 
     @classmethod
     def strict(cls) -> ValidationSettings:

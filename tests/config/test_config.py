@@ -216,3 +216,36 @@ def test_absolute_client_ca_file_is_kept(tmp_path: Path) -> None:
 def test_absolute_data_dictionary_is_kept(tmp_path: Path) -> None:
     _, path = _paths_config(tmp_path)
     assert load_config(path).session[0].data_dictionary == Path("/abs/FIX44.xml")
+
+
+def test_every_session_setting_comes_from_the_configuration() -> None:
+    """A setting is declared once, in the record the code uses (SessionSettings, Limits,
+    ValidationSettings); the configuration's key has its name, and every one reaches it."""
+    import dataclasses
+
+    from gateway.app import session_definition
+    from gateway.config import SessionOptions
+    from gateway.fix.session import SessionID, SessionSettings
+    from gateway.server.handle import Limits
+
+    internal = {"session_id", "require_authentication", "check_latency", "test_request_factor",
+                "appl_ver_id_in_business_reject", "first_message_timeout", "write_chunk",
+                "slow_reader_timeout"}
+    for record in (SessionSettings, Limits):
+        names = {f.name for f in dataclasses.fields(record)} - internal
+        missing = sorted(names - set(SessionOptions.model_fields))
+        assert not missing, missing
+    opts = SessionOptions.model_validate({
+        "max_latency": 7.0, "logon_timeout": 3.0, "timestamp_precision": 6,
+        "rate_limit": 12.0, "rate_burst": 5, "max_outbound_bytes": 4096,
+        "validation": {"max_id_length": 20, "check_values": False},
+    })
+    d = session_definition(SessionID("FIX.4.4", "GW", "C"), opts)
+    s = d.settings
+    assert (s.max_latency, s.logon_timeout, s.timestamp_precision) == (7.0, 3.0, 6)
+    assert d.settings.validation.max_id_length == 20 and not d.settings.validation.check_values
+    limits = d.limits
+    assert (limits.rate_limit, limits.rate_burst, limits.max_outbound_bytes) == (12.0, 5, 4096)
+    assert d.limits.first_message_timeout == 3.0
+    with pytest.raises(ValueError, match="max_id_length"):
+        SessionOptions.model_validate({"validation": {"max_id_length": 1000}})
