@@ -14,6 +14,7 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ from gateway.fix.message import Message
 from gateway.fix.schedule import Schedule
 from gateway.fix.session import Session, SessionID, SessionSettings
 from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
-from gateway.orders.manager import OrderManager, SessionPolicy
+from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.ports import OrderStorePort
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
@@ -369,7 +370,15 @@ def account_risk_limits(opts: SessionOptions) -> dict[str, RiskLimits]:
     }
 
 
-def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None = None) -> Gateway:
+def build_gateway(
+    cfg: Config,
+    store: SessionStorePort,
+    app: Application | None = None,
+    *,
+    strategies: Mapping[str, StrategyFactory] | None = None,
+) -> Gateway:
+    """The gateway ``cfg`` describes, on ``store``: the order path as its application unless
+    ``app`` is given; ``strategies`` work orders with TargetStrategy (847) of their names."""
     ours = cfg.gateway.sender_comp_id
     orders: OrderManager | None = None
     if app is None and cfg.venue:
@@ -389,7 +398,7 @@ def build_gateway(cfg: Config, store: SessionStorePort, app: Application | None 
                     risk.killed[sid] = ""
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
-        orders = OrderManager(store, connectors, policies, risk)
+        orders = OrderManager(store, connectors, policies, risk, strategies=strategies)
         app = orders
         for name, conn in connectors.items():
             hooks = getattr(conn, "on_reconnect", None)

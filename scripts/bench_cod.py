@@ -165,7 +165,7 @@ async def one_round(
         while time.perf_counter() < deadline:
             if "venue" in marks and not conn.exchange.open_orders(SYMBOL) and not any(
                 o.is_open for o in orders.orders.values()
-            ) and not orders._tasks:  # noqa: SLF001 - what idle() waits on
+            ) and not orders.tasks:
                 stamp("gateway done")
                 break
             await asyncio.sleep(0.0005)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from connectors.base import Liquidity, OrderType, RejectReason, Side, TimeInForce
 from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.message import FieldValueError, Message
 
 from .lifecycle import OrdStatus
-from .model import Order
+from .model import Order, OrderTerms
 
 # OrdRejReason (103)
 ORD_REJ_BROKER = b"0"
@@ -114,23 +115,18 @@ class Refusal(Exception):  # noqa: N818 - an answer to the client, not our failu
         self.text = text
 
 
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    cl_ord_id: str
-    account: str | None
+@dataclass(slots=True)
+class NewOrder(OrderTerms):
+    """A NewOrderSingle: the order's terms, and where it goes (resolved to a venue and its
+    symbol by the router)."""
+
     symbol: str | None
     security_id: str | None
     security_id_source: str | None
     destination: str | None
-    side: Side
-    type: OrderType
-    quantity: Decimal
-    price: Decimal | None
-    stop_price: Decimal | None
-    time_in_force: TimeInForce
-    expire_time_ns: int | None
-    post_only: bool
-    reduce_only: bool
+    strategy: str | None = None
+    """TargetStrategy (847): the strategy that works the order through child orders (None:
+    the order goes to its venue as it is)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +216,7 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
         destination=_text(msg.get(100)) or _text(msg.get(207)),
         side=side, type=otype, quantity=qty, price=price, stop_price=stop, time_in_force=tif,
         expire_time_ns=expire, post_only="6" in inst, reduce_only="E" in inst,
+        strategy=_text(msg.get(847)),
     )
 
 
@@ -292,6 +289,47 @@ class Execution:
     mass_status_req_id: str | None = None
     tot_num_reports: int | None = None
     last_rpt_requested: bool | None = None
+    last_mkt: str | None = None
+    """LastMkt (30): the venue of a fill of a parent order (made at one of its children)."""
+
+    def message(
+        self, o: Order, transact_ns: int, ts: TimestampFormatter
+    ) -> tuple[bytes, list[tuple[int, bytes]]]:
+        return b"8", execution_report(o, self, transact_ns, ts)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRefused:
+    """What an OrderCancelReject says of a client's cancel or replace that was refused after
+    it was accepted as pending (the venue refused it, or it could not be stored)."""
+
+    exec_id: str
+    """Not sent (the message has no ExecID): the key of the record that it was sent."""
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    replace: bool
+    reason: bytes
+    text: str
+
+    def message(
+        self, o: Order, transact_ns: int, ts: TimestampFormatter
+    ) -> tuple[bytes, list[tuple[int, bytes]]]:
+        return b"9", cancel_reject(
+            order_id=o.order_id, cl_ord_id=self.cl_ord_id, orig_cl_ord_id=self.orig_cl_ord_id,
+            status=o.status, response_to_replace=self.replace, reason=self.reason,
+            text=self.text)
+
+
+class Report(Protocol):
+    """What tells the client of an order event: its ExecID (the key of the ``reports`` row
+    that records it was sent) and the message, built from the order as the event left it."""
+
+    @property
+    def exec_id(self) -> str: ...
+
+    def message(
+        self, o: Order, transact_ns: int, ts: TimestampFormatter
+    ) -> tuple[bytes, list[tuple[int, bytes]]]: ...
 
 
 def execution_report(
@@ -312,6 +350,8 @@ def execution_report(
     inst = [c for c, on in (("6", o.post_only), ("E", o.reduce_only)) if on]
     if inst:
         f.append((18, " ".join(inst).encode()))
+    if ex.last_mkt is not None:
+        f.append((30, ex.last_mkt.encode()))
     if ex.last_px is not None:
         f.append((31, _d(ex.last_px)))
     if ex.last_qty is not None:

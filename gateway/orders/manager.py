@@ -16,9 +16,19 @@ State changes are applied in memory synchronously (so their order is the order o
 persisted; the ExecutionReport goes out when the event's commit completes. Commits complete in
 order, so reports reach the client in the order of events.
 
-This module holds the state, the session and venue plumbing, NewOrderSingle and venue events;
-cancel and replace are in :mod:`.replace`, reconciliation in :mod:`.recovery`, status and mass
-requests and cancel-on-disconnect in :mod:`.mass`.
+It is made of parts, each depending only on those before it:
+
+* :class:`~.book.OrderBook` -- the orders in memory and their indexes;
+* :class:`~.recorder.Recorder` -- records an event: applies, stores, tells the owner;
+* :class:`~.venue.VenueSide` -- what is said to and heard from the venues (the executor of an
+  order that goes to its venue as it is);
+* :class:`~.children.Children` and the strategies -- parents worked through child orders;
+* :class:`~.cancels.Cancellations` -- the gateway's own cancels (cancel-on-disconnect, mass
+  cancel, kill switch);
+* the request handlers :class:`~.new.NewOrders` (D), :class:`~.replace.CancelReplaceRequests`
+  (F, G), :class:`~.mass.MassRequests` (H, AF, q), and :class:`~.recovery.Recovery`.
+
+This module puts them together, and runs the venues and the sessions' lifecycle.
 """
 
 from __future__ import annotations
@@ -28,70 +38,131 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from typing import Any
 
-from connectors.base import (
-    Connector,
-    Instrument,
-    OrderAccepted,
-    OrderAmended,
-    OrderCanceled,
-    OrderExpired,
-    OrderFilled,
-    OrderRejected,
-    OrderRequest,
-    RejectReason,
-    VenueAmbiguous,
-    VenueError,
-    VenueEvent,
-    VenueRejected,
-    VenueUnavailable,
-    venue_client_order_id,
-)
-from gateway.fix.message import FieldValueError, Message
+from connectors.base import Connector, VenueError, VenueEvent
+from gateway.fix.message import Message
 from gateway.fix.session import Session, SessionID
 from gateway.fix.tags import BR_UNSUPPORTED_MESSAGE_TYPE
-from gateway.routing.router import RoutingError, UnknownSymbol, resolve_venue
-from gateway.store.errors import StoreUnavailable
-from gateway.store.orders import FillRecord
+from gateway.risk.checks import RiskEngine
+from gateway.routing.router import SymbolMap
 
-from . import fixmap
-from .core import SessionPolicy
-from .filters import instrument_rules
-from .fixmap import (
-    EXEC_EXPIRED,
-    EXEC_NEW,
-    EXEC_PENDING_NEW,
-    EXEC_REJECTED,
-    EXEC_STATUS,
-    EXEC_TRADE,
-    Execution,
-    NewOrder,
-    Refusal,
-)
-from .lifecycle import OrdStatus
+from .book import OrderBook
+from .cancels import Cancellations
+from .children import Children
+from .executor import Executor, Strategy
 from .mass import MassRequests
-from .model import ZERO, Order, OrderEvent, order_from_json, order_to_json
+from .model import Order, OrderEvent, order_from_json
+from .new import NewOrders
+from .ports import OrderStorePort
+from .recorder import Recorder, SessionPolicy, SessionState
 from .recovery import Recovery
-from .replace import CancelReplace
+from .replace import CancelReplaceRequests
+from .tasks import Tasks
+from .venue import Patience, VenueSide
 
 __all__ = ["OrderManager", "SessionPolicy"]
 
 log = logging.getLogger("fixgw.orders")
 
+StrategyFactory = Callable[[Children], Strategy]
+"""Makes the strategy that works parents with TargetStrategy (847) of its name."""
 
-class OrderManager(CancelReplace, Recovery, MassRequests):
-    """The acceptor's application (module docstring); its state is set up by
-    :class:`~gateway.orders.core.OrderCore`."""
+
+class OrderManager:
+    """The acceptor's application (module docstring)."""
+
+    def __init__(
+        self,
+        store: OrderStorePort,
+        connectors: dict[str, Connector],
+        policies: dict[str, SessionPolicy],
+        risk: RiskEngine | None = None,
+        *,
+        strategies: Mapping[str, StrategyFactory] | None = None,
+        clock: Callable[[], float] = time.time,
+        timestamp_precision: int = 3,
+        ambiguous_retry: float = 0.5,
+        ambiguous_patience: float = 5.0,
+        venue_start_timeout: float = 30.0,
+        venue_retry_cap: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.risk = risk or RiskEngine()
+        self.symbols = SymbolMap()
+        self.down: dict[str, str] = {}
+        """Venues that could not be started yet -> why; new orders for them are refused."""
+        self.patience = Patience(retry=ambiguous_retry, patience=ambiguous_patience)
+        self._venue_start_timeout = venue_start_timeout
+        self._venue_retry_cap = venue_retry_cap
+        self._sessions = {sid: SessionState(p) for sid, p in policies.items()}
+        self._serving: set[str] = set(policies)
+        """The sessions this node serves (all, unless another node shares the store)."""
+        self._consumers: list[asyncio.Task[None]] = []
+        self.tasks = Tasks()
+        self.book = OrderBook()
+        self.recorder = Recorder(store, self.book, self._sessions, self.tasks, clock=clock,
+                                 timestamp_precision=timestamp_precision, closed=self._closed)
+        self.venue = VenueSide(self.book, self.recorder, connectors, self.tasks, self.patience)
+        children = Children(self.book, self.recorder, self.venue, connectors, self.tasks)
+        self._strategies = {name: make(children) for name, make in (strategies or {}).items()}
+        self.recorder.child_event = self._child_event
+        self.cancels = Cancellations(self.book, self.recorder, self.venue, self.executor,
+                                     self._sessions, self.risk, store, self.tasks)
+        self.venue.resolved = self.cancels.resolved
+        self.new_orders = NewOrders(self.book, self.recorder, self._sessions, connectors,
+                                    self.symbols, self.risk, self.down, self.executor,
+                                    frozenset(self._strategies), self.tasks)
+        self.requests = CancelReplaceRequests(self.book, self.recorder, connectors, self.symbols,
+                                              self.risk, self.executor, self.tasks)
+        self.mass = MassRequests(self.book, self.recorder, self.cancels)
+        self.recovery = Recovery(self.book, self.venue, connectors, self.executor, self.tasks)
+
+    @property
+    def orders(self) -> dict[str, Order]:
+        """Open orders (and those with work in flight), by OrderID."""
+        return self.book.orders
+
+    def executor(self, o: Order) -> Executor:
+        """Who works ``o``: its strategy for a parent, else the venue side."""
+        return self.venue if o.strategy is None else self._strategies[o.strategy]
+
+    def _child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
+        strategy = self._strategies.get(parent.strategy or "")
+        if strategy is not None:
+            strategy.child_event(parent, child, ev)
+
+    def _closed(self, o: Order) -> None:
+        self.risk.closed(o.session_id, o.account)
+
+    # the cluster's hooks (gateway.cluster)
+
+    @property
+    def venue_gate(self) -> Callable[[], Awaitable[None]]:
+        """Awaited before every venue call: returns while this node may trade."""
+        return self.venue.gate
+
+    @venue_gate.setter
+    def venue_gate(self, gate: Callable[[], Awaitable[None]]) -> None:
+        self.venue.gate = gate
+
+    @property
+    def venues_shared(self) -> Callable[[], bool]:
+        """Whether another node may trade the same venue accounts now (no bulk cancel)."""
+        return self.venue.shared
+
+    @venues_shared.setter
+    def venues_shared(self, shared: Callable[[], bool]) -> None:
+        self.venue.shared = shared
 
     # ---------------------------------------------------------------------------------------
     # lifecycle
 
     def bind(self, flush: Callable[[SessionID], Coroutine[Any, Any, None]]) -> None:
         """How to make a session write what was queued on it (the acceptor's flush)."""
-        self._flush = flush
+        self.recorder.bind(flush)
 
     async def _start_venue(self, name: str, conn: Connector) -> bool:
         """Connect one venue and load its instruments; False (and why in :attr:`down`) when it
@@ -118,16 +189,15 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
             if await self._start_venue(name, conn):
                 log.info("venue %s is up", name)
                 self._consumers.append(asyncio.create_task(self._consume(name, conn)))
-                await self.reconcile(name)
-                self._reissue_pending(name)
+                await self.recovery.reconcile(name)
+                self.recovery.reissue_pending(name)
                 return
 
     async def start(self, sessions: Collection[str] | None = None) -> None:
         """Connect the venues, load the open orders and untold reports of ``sessions`` (all
         with order routing when None: a node serving every session) and reconcile them with
         the venues; re-arm the kill switch and cancel-on-disconnect."""
-        for blocks in self._id_blocks.values():
-            await blocks.start()
+        await self.recorder.start()
         started = [name for name, conn in self.connectors.items()
                    if await self._start_venue(name, conn)]
         for name in self.connectors:
@@ -140,10 +210,10 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         for name in started:
             self._consumers.append(asyncio.create_task(self._consume(name, self.connectors[name])))
         for name in started:
-            await self.reconcile(name)
+            await self.recovery.reconcile(name)
         for name in started:
-            self._reissue_pending(name)
-        await self._after_restart(serving)
+            self.recovery.reissue_pending(name)
+        await self.cancels.after_restart(serving)
 
     async def adopt(self, sessions: Collection[str]) -> None:
         """Take on ``sessions`` from a node that is gone (hot standby): their open orders and
@@ -155,109 +225,105 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         ids = {o.order_id for o in loaded}
         for venue in sorted({o.venue for o in loaded}):
             if venue not in self.down:
-                await self.reconcile(venue)
-                self._reissue_pending(venue, ids)  # (this node's own are in hand already)
-        await self._after_restart(serving)
+                await self.recovery.reconcile(venue)
+                self.recovery.reissue_pending(venue, ids)  # (this node's own are in hand)
+        await self.cancels.after_restart(serving)
 
     def let_go(self, sid: str) -> None:
         """Forget session ``sid``'s orders here (another node takes it over with what the
         store has; nothing is cancelled). Raises RuntimeError while one of them has a request
         in flight (its outcome would be written by this node): try again once it is settled."""
-        mine = [o for o in self.orders.values() if o.session_id == sid]
+        mine = [o for o in self.book if o.session_id == sid]
         busy = [o.order_id for o in mine if o.pending is not None or o.unacknowledged
-                or o.order_id in self._cancel_why]
-        if busy or self._deferred:
+                or o.cancel_next is not None]
+        if busy or self.recorder.holding:
             raise RuntimeError(f"orders with requests in flight ({', '.join(busy[:5])}) or "
                                "events not stored yet: try again once they are settled")
         st = self._sessions.get(sid)
         if st is not None:
-            if st.cod_task is not None:
-                st.cod_task.cancel()
-                st.cod_task = None
+            self.cancels.disarm(sid)
             st.unreported = []
         for o in mine:
-            self._forget(o)
+            if self.book.remove(o) and o.parent_id is None:
+                self._closed(o)
         self._serving.discard(sid)
 
     async def _load_sessions(self, sessions: set[str]) -> list[Order]:
         """Index the open orders of ``sessions`` (those not known yet) and queue their
         reports the client was never told."""
         loaded = [o for o in map(order_from_json, await self.store.load_open_orders())
-                  if o.session_id in sessions and o.order_id not in self.orders]
+                  if o.session_id in sessions and o.order_id not in self.book.orders]
         for o in loaded:
-            self._index(o)
-            self.risk.opened(o.session_id, o.account)
+            if o.strategy is not None and o.strategy not in self._strategies:
+                log.error("%s: open parent order of strategy %s, which is not configured: "
+                          "its children are worked, it is not", o.order_id, o.strategy)
+                continue
+            self.book.add(o)
+            if o.parent_id is None:
+                self.risk.opened(o.session_id, o.account)
         for sid in sorted(sessions):
-            self._sessions[sid].unreported = await self._untold(sid)
+            self._sessions[sid].unreported = await self.recorder.untold(sid)
         return loaded
 
-    async def _after_restart(self, sessions: set[str]) -> None:
-        """What holds across a restart for ``sessions``: the kill switch (engaged by the
-        configuration or an admin command) cancels what is still open of its scope; a promise
-        to cancel on disconnect is kept (a restart is a disconnect, not a logout)."""
-        stored_kills = await self.store.load_kill_switches()
-        unknown = sorted(k for k in stored_kills if k != "*" and k not in self._sessions)
-        if unknown:
-            log.warning("kill switch engaged for sessions no longer configured: %s (release "
-                        "with fixgw kill-switch --session ID --release)", ", ".join(unknown))
-        for scope in sessions | {"*"} | set(unknown):
-            # as stored (an admin command on another node may have released it), or as
-            # configured
-            if scope in stored_kills:
-                self.risk.killed[scope] = stored_kills[scope]
-            elif scope in self._configured_kills:
-                self.risk.killed[scope] = self._configured_kills[scope]
-            else:
-                self.risk.killed.pop(scope, None)
-        killed = [o for o in self._killed_orders() if o.session_id in sessions]
-        if killed:
-            log.warning("kill switch engaged (%s): cancelling %d open orders",
-                        ", ".join(sorted(self.risk.killed)), len(killed))
-            self._cancel_orders(killed, reason="kill switch")
-        overrides = await self.store.load_cod_overrides()
-        for sid in sorted(sessions):
-            st = self._sessions[sid]
-            st.cod_override = overrides.get(sid)
-            mode = st.cod_override or st.policy.cancel_on_disconnect
-            if st.session is not None:
-                continue  # logged on again already: nothing to keep
-            if mode in ("disconnect", "both") and any(
-                o.session_id == sid for o in self.orders.values()
-            ):
-                st.cod_task = self._spawn(self._cancel_on_disconnect(sid, st.policy.cod_grace))
+    async def store_back(self) -> None:
+        """The store takes writes again: store the order events kept meanwhile, in order, then
+        take what each session was not told from the store. Runs before Logons are accepted
+        again."""
+        await self.recorder.store_back(self._serving)
+
+    async def reconcile(self, venue: str) -> None:
+        """Invariant 4: compare our open orders with the venue's and apply what we missed."""
+        await self.recovery.reconcile(venue)
 
     async def close(self) -> None:
         for t in self._consumers:
             t.cancel()
-        for st in self._sessions.values():
-            if st.cod_task is not None:
-                st.cod_task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        for sid in self._sessions:
+            self.cancels.disarm(sid)
+        await self.tasks.wait(5)
         for conn in self.connectors.values():
             await conn.close()
 
     async def idle(self) -> None:
         """Wait until no order work is in flight (tests, benchmarks)."""
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
+        await self.tasks.idle()
+
+    async def _consume(self, name: str, conn: Connector) -> None:
+        async for ev in conn.events():
+            try:
+                self.on_venue_event(name, ev)
+            except Exception:
+                log.exception("venue event %r failed", ev)
+
+    def on_venue_event(self, venue: str, ev: VenueEvent) -> None:
+        self.venue.on_event(venue, ev)
+
+    # ---------------------------------------------------------------------------------------
+    # the kill switch (an admin command, or the configuration)
+
+    def kill_switches(self) -> dict[str, str]:
+        """Engaged scopes (a session id, or ``*`` for every session) -> why."""
+        return self.cancels.kill_switches()
+
+    async def kill_switch(self, scope: str, engaged: bool, reason: str = "") -> int:
+        """See :meth:`Cancellations.kill_switch`."""
+        return await self.cancels.kill_switch(scope, engaged, reason)
 
     # ---------------------------------------------------------------------------------------
     # the acceptor's application
 
     def on_logon(self, session: Session, now: float) -> None:
-        st = self._sessions.get(str(session.sid))
+        sid = str(session.sid)
+        st = self._sessions.get(sid)
         if st is None:
             return
         st.session = session
-        if st.cod_task is not None:
-            st.cod_task.cancel()
-            st.cod_task = None
+        self.cancels.disarm(sid)
         logon = session.logon_message
         flag = logon.get(8013) if logon is not None else None
         st.cod_override = {b"Y": "both", b"N": "off"}.get(flag) if flag else None
-        self._store_cod_override(str(session.sid), st.cod_override)
-        self._replay(st, session, now)
+        self._store_cod_override(sid, st.cod_override)
+        self.recorder.replay(st, session, now)
 
     def _store_cod_override(self, sid: str, mode: str | None) -> None:
         """Persist a Logon's cancel-on-disconnect choice (tag 8013; None: none), so that
@@ -271,23 +337,22 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         saved.add_done_callback(functools.partial(_log_cod_failure, sid))
 
     def on_logout(self, session: Session, now: float) -> None:
-        st = self._sessions.get(str(session.sid))
+        sid = str(session.sid)
+        st = self._sessions.get(sid)
         if st is None:
             return
         st.session = None
         mode = st.cod_override or st.policy.cancel_on_disconnect
         clean = session.logout_initiator in ("counterparty", "local")
         if mode == "both" or (mode == "logout" and clean) or (mode == "disconnect" and not clean):
-            grace = st.policy.cod_grace
-            st.cod_task = self._spawn(self._cancel_on_disconnect(str(session.sid), grace))
+            self.cancels.arm(sid, st.policy.cod_grace)
 
     def on_message(
         self, session: Session, message: Message, now: float
     ) -> Awaitable[bool] | None:
         """Handle one application message; what is answered after a store read is returned
         (the session stores the message as received once it is done)."""
-        sid = str(session.sid)
-        if sid not in self._sessions:
+        if str(session.sid) not in self._sessions:
             session.business_reject(message, 4, now, text="No order routing for this session")
             return None
         mt = message.msg_type
@@ -295,302 +360,21 @@ class OrderManager(CancelReplace, Recovery, MassRequests):
         maybe_seen = h.get(97) == b"Y" or h.get(43) == b"Y"
         if mt == b"D":
             if maybe_seen:
-                return self._spawn(self._on_possible_resend(session, message, now))
-            self._on_new_order(session, message, now)
+                return self.tasks.spawn(self.new_orders.possible_resend(session, message, now))
+            self.new_orders.on_new_order(session, message, now)
         elif mt == b"F" or mt == b"G":
             if maybe_seen:
-                return self._spawn(self._on_possible_resend_of_request(session, message, now))
-            return self._on_cancel_or_replace(session, message, now)
+                return self.tasks.spawn(self.requests.possible_resend(session, message, now))
+            return self.requests.on_request(session, message, now)
         elif mt == b"H":
-            return self._spawn(self._on_status(session, message))
+            return self.tasks.spawn(self.mass.on_status(session, message))
         elif mt == b"AF":
-            self._on_mass_status(session, message, now)
+            self.mass.on_mass_status(session, message, now)
         elif mt == b"q":
-            self._on_mass_cancel(session, message, now)
+            self.mass.on_mass_cancel(session, message, now)
         else:
             session.business_reject(message, BR_UNSUPPORTED_MESSAGE_TYPE, now)
         return None
-
-    def _on_cancel_or_replace(
-        self, session: Session, message: Message, now: float
-    ) -> Awaitable[bool] | None:
-        if message.msg_type == b"F":
-            return self._on_cancel(session, message, now)
-        return self._on_replace(session, message, now)
-
-    async def _on_possible_resend_of_request(
-        self, session: Session, msg: Message, now: float
-    ) -> bool:
-        """A cancel or replace with PossDupFlag (43=Y) or PossResend (97=Y): when its ClOrdID
-        is already known, it was processed and answered (a resend after a crash or a store
-        outage took the sequence number back); otherwise it is new."""
-        sid = str(session.sid)
-        cl = msg.get_str(11) or ""
-        known = ((sid, cl) in self._by_cl or (sid, cl) in self._refused_cl
-                 or await self.store.find_order(sid, cl) is not None)
-        if known:
-            log.info("%s: %s with ClOrdID %s is a resend of one already answered: ignored",
-                     sid, msg.msg_type.decode(), cl)
-            return True
-        pending = self._on_cancel_or_replace(session, msg, now)
-        return True if pending is None else await pending
-
-    # ---------------------------------------------------------------------------------------
-    # NewOrderSingle
-
-    async def _on_possible_resend(self, session: Session, msg: Message, now: float) -> bool:
-        """PossResend (97=Y), or PossDupFlag (43=Y) on a message we are told we never
-        processed (a crash can lose the target sequence number but never the stored intent):
-        the client may have sent this order before. An order already placed is answered with
-        its status, not placed again."""
-        sid = str(session.sid)
-        cl = msg.get_str(11) or ""
-        oid = self._by_cl.get((sid, cl))
-        o = self.orders.get(oid) if oid is not None else await self._stored_order(sid, cl)
-        if o is None:
-            self._on_new_order(session, msg, now)
-            return True
-        ex = Execution(f"{o.order_id}.S{time.time_ns()}", EXEC_STATUS,
-                       text="possible duplicate: this order was already received")
-        return self._send_now(session, b"8",
-                              fixmap.execution_report(o, ex, time.time_ns(), self._ts))
-
-    def _on_new_order(self, session: Session, msg: Message, now: float) -> None:
-        sid = str(session.sid)
-        st = self._sessions[sid]
-        cl = (msg.get_str(11) or "")
-        order_id = str(self._take_id("order"))
-        try:
-            req = fixmap.parse_new_order(msg, st.policy.default_time_in_force)
-        except (Refusal, FieldValueError) as exc:
-            reason = exc.reason if isinstance(exc, Refusal) else fixmap.ORD_REJ_OTHER
-            self._reject_new(session, msg, order_id, reason, str(exc))
-            return
-        try:
-            venue = resolve_venue(st.policy.routing, req.destination, req.account)
-            conn = self.connectors.get(venue)
-            if conn is None:
-                raise RoutingError(f"venue {venue} is not configured")
-            if venue in self.down:
-                self._reject_new(session, msg, order_id, fixmap.ORD_REJ_EXCHANGE_CLOSED,
-                                 f"venue {venue} is unavailable ({self.down[venue]})")
-                return
-            inst = self.symbols.instrument(venue, req.symbol, req.security_id,
-                                           req.security_id_source)
-        except RoutingError as exc:
-            reason = (fixmap.ORD_REJ_UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol)
-                      else fixmap.ORD_REJ_BROKER)
-            self._reject_new(session, msg, order_id, reason, str(exc))
-            return
-        o = Order(
-            order_id=order_id, session_id=sid, cl_ord_id=req.cl_ord_id, account=req.account,
-            venue=venue, symbol=inst.symbol, side=req.side, type=req.type,
-            quantity=req.quantity, price=req.price, stop_price=req.stop_price,
-            time_in_force=req.time_in_force, expire_time_ns=req.expire_time_ns,
-            post_only=req.post_only, reduce_only=req.reduce_only, created_ns=time.time_ns(),
-        )
-        o.venue_client_order_id = venue_client_order_id(
-            order_id, 0, conn.info.client_order_id_rules
-        )
-        o.updated_ns = o.created_ns  # as new_order() has it when the log is replayed
-        if (sid, cl) in self._by_cl:
-            refusal: Refusal | None = Refusal(
-                fixmap.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {cl}: a live order has it")
-        else:
-            refusal = self._pre_trade(session, req, o, conn, inst, now)
-        created = OrderEvent(0, o.order_id, sid, "created", o.created_ns,
-                             {"order": order_to_json(o)})
-        if refusal is not None:
-            o.status = OrdStatus.PENDING_NEW
-            ev = replace(created, event_id=self._take_id("event"))
-            self._store_and_tell(ev, o, None, b"8", None)
-            self._record(o, "rejected", {"text": refusal.text, "by": "gateway"},
-                         Execution(self._exec_id(o), EXEC_REJECTED, text=refusal.text,
-                                   ord_rej_reason=refusal.reason))
-            return
-        self._index(o)
-        self.risk.opened(sid, o.account)
-        execution = (Execution(self._exec_id(o), EXEC_PENDING_NEW)
-                     if st.policy.report_pending_new else None)
-        ev = replace(created, event_id=self._take_id("event"),
-                     exec_id=execution.exec_id if execution else None)
-        o.last_event_id = ev.event_id
-        if execution is not None:
-            o.exec_count += 1
-        persisted = self._record_created(ev, o, execution)
-        self._spawn(self._place(o, conn, persisted))
-
-    def _record_created(
-        self, ev: OrderEvent, o: Order, execution: Execution | None
-    ) -> asyncio.Future[None]:
-        body = None
-        if execution is not None:
-            body = fixmap.execution_report(o, execution, ev.ts_ns, self._ts)
-        return self._store_and_tell(ev, o, None, b"8", body)
-
-    def _pre_trade(
-        self, session: Session, req: NewOrder, o: Order, conn: Connector, inst: Instrument,
-        now: float,
-    ) -> Refusal | None:
-        caps = conn.capabilities
-        if req.type not in caps.order_types:
-            return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
-                           f"OrdType {req.type.value} is not supported at {conn.name}")
-        if req.time_in_force not in caps.time_in_force:
-            return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
-                           f"TimeInForce {req.time_in_force.value} is not supported at "
-                           f"{conn.name}")
-        if req.post_only and not caps.post_only:
-            return Refusal(fixmap.ORD_REJ_UNSUPPORTED, f"post-only is not supported at {conn.name}")
-        if req.reduce_only and not caps.reduce_only:
-            return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
-                           f"reduce-only is not supported at {conn.name}")
-        rules = instrument_rules(inst, req.quantity, req.price, req.stop_price)
-        if rules is not None:
-            return rules
-        refused = self.risk.check(
-            session_id=o.session_id, account=o.account, order_type=o.type, quantity=o.quantity,
-            price=o.price, last_price=conn.last_price(o.symbol), now=now,
-        )
-        if refused is not None:
-            return Refusal(refused.reason, refused.text)
-        return None
-
-    def _reject_new(
-        self, session: Session, msg: Message, order_id: str, reason: bytes, text: str
-    ) -> None:
-        """ExecutionReport(Rejected) for an order that cannot even be described."""
-        body: list[tuple[int, bytes]] = [
-            (6, b"0"), (11, msg.get(11) or b"NONE"), (14, b"0"), (17, f"{order_id}.1".encode()),
-            (37, order_id.encode()), (39, b"8"),
-        ]
-        if msg.get(38):
-            body.append((38, msg.get(38) or b""))
-        body += [(54, msg.get(54) or b"1"), (55, msg.get(55) or b"NONE"), (58, text.encode()),
-                 (103, reason), (150, EXEC_REJECTED), (151, b"0")]
-        self._send_now(session, b"8", body)
-
-    async def _place(self, o: Order, conn: Connector, persisted: Awaitable[None]) -> None:
-        try:
-            await persisted  # write-ahead: the intent is stored before the venue hears of it
-            await self.venue_gate()
-        except Exception as exc:
-            # never placed: the venue is not called for an order the store does not have.
-            # The client is told (the reject is kept with the intent until the store is back)
-            text = str(exc) if isinstance(exc, StoreUnavailable) else (
-                f"the order could not be stored ({type(exc).__name__})")
-            log.warning("%s: not placed: %s", o.order_id, exc)
-            self._record(o, "rejected", {"text": text, "by": "gateway"},
-                         Execution(self._exec_id(o), EXEC_REJECTED,
-                                   text=f"not placed: {text}", ord_rej_reason=fixmap.ORD_REJ_OTHER))
-            return
-        req = OrderRequest(
-            client_order_id=o.venue_client_order_id, symbol=o.symbol, side=o.side, type=o.type,
-            quantity=o.quantity - o.cum_qty, price=o.price, stop_price=o.stop_price,
-            time_in_force=o.time_in_force, expire_time_ns=o.expire_time_ns,
-            post_only=o.post_only, reduce_only=o.reduce_only, account=o.account,
-        )
-        try:
-            ack = await conn.place(req)
-        except VenueRejected as exc:
-            self._venue_rejected(o, exc.reason, exc.text)
-        except VenueUnavailable as exc:
-            self._venue_rejected(o, RejectReason.VENUE_UNAVAILABLE, str(exc) or "venue unavailable")
-        except VenueAmbiguous as exc:
-            log.warning("%s: place at %s is ambiguous (%s): querying", o.order_id, conn.name, exc)
-            await self._resolve_ambiguous(o, conn)
-        else:
-            self._on_accepted(o, ack.venue_order_id)
-
-    def _venue_rejected(self, o: Order, reason: RejectReason, text: str) -> None:
-        if not o.unacknowledged:
-            return
-        self._record(o, "rejected", {"text": text, "by": "venue"},
-                     Execution(self._exec_id(o), EXEC_REJECTED,
-                               text=fixmap.venue_reason_text(o.venue, reason, text),
-                               ord_rej_reason=fixmap.VENUE_REASON_TO_ORD_REJ.get(
-                                   reason, fixmap.ORD_REJ_OTHER)))
-
-    def _on_accepted(self, o: Order, venue_order_id: str) -> None:
-        if o.unacknowledged:
-            # also when a cancel is already pending (PendingCancel stays): the acknowledgement
-            # is an event like any other, so the stored log rebuilds the venue's order id
-            self._record(o, "accepted", {"venue_order_id": venue_order_id},
-                         Execution(self._exec_id(o), EXEC_NEW))
-        if o.order_id in self._cancel_when_acked:
-            self._cancel_when_acked.discard(o.order_id)
-            self._spawn(self._venue_cancel(o))
-
-    # ---------------------------------------------------------------------------------------
-    # venue events
-
-    async def _consume(self, name: str, conn: Connector) -> None:
-        async for ev in conn.events():
-            try:
-                self.on_venue_event(name, ev)
-            except Exception:
-                log.exception("venue event %r failed", ev)
-
-    def on_venue_event(self, venue: str, ev: VenueEvent) -> None:
-        oid = self._by_coid.get((venue, ev.client_order_id))
-        o = self.orders.get(oid) if oid is not None else None
-        if o is None:
-            log.debug("%s: event for an unknown or closed order: %r", venue, ev)
-            return
-        if isinstance(ev, OrderFilled):
-            self._on_fill(o, ev)
-        elif isinstance(ev, OrderAccepted):
-            self._on_accepted(o, ev.venue_order_id)
-        elif isinstance(ev, OrderRejected):
-            self._venue_rejected(o, ev.reason, ev.text)
-        elif isinstance(ev, OrderCanceled | OrderExpired):
-            self._spawn(self._on_venue_closed(venue, o, ev))
-        elif isinstance(ev, OrderAmended):
-            self._on_amended(o, ev)
-
-    def _on_fill(self, o: Order, ev: OrderFilled) -> None:
-        if ev.trade_id in o.trade_ids:
-            return
-        if o.unacknowledged and ev.venue_order_id:
-            self._on_accepted(o, ev.venue_order_id)
-        fill = FillRecord(
-            venue=o.venue, trade_id=ev.trade_id, order_id=o.order_id, quantity=ev.quantity,
-            price=ev.price, fee=ev.fee, fee_currency=ev.fee_currency,
-            liquidity=ev.liquidity.value if ev.liquidity else None, ts_ns=ev.ts_ns,
-        )
-        data = {"trade_id": ev.trade_id, "quantity": str(ev.quantity), "price": str(ev.price),
-                "venue_order_id": ev.venue_order_id}
-        applied = self._record(o, "fill", data, Execution(
-            f"{o.order_id}.T{ev.trade_id}", EXEC_TRADE, last_qty=ev.quantity, last_px=ev.price,
-            liquidity=ev.liquidity, commission=ev.fee, commission_currency=ev.fee_currency,
-        ), fill)
-        if applied is not None and self.orders.get(o.order_id) is o:
-            # (a fill that closed the order made _record forget it: nothing more to count)
-            key = (o.venue, ev.client_order_id)
-            self._coid_filled[key] = self._coid_filled.get(key, ZERO) + ev.quantity
-
-    async def _on_venue_closed(
-        self, venue: str, o: Order, ev: OrderCanceled | OrderExpired
-    ) -> None:
-        """A venue order is canceled or has expired. Events may arrive out of order: fills of
-        it still on their way are fetched first, so the order never closes with a fill missing
-        (once closed, a late fill would find no open order to apply to)."""
-        conn = self.connectors[venue]
-        seen = self._coid_filled.get((venue, ev.client_order_id), ZERO)
-        if ev.filled_quantity is None or ev.filled_quantity > seen:
-            try:
-                state = await conn.query_order(o.symbol, ev.client_order_id)
-            except VenueError as exc:
-                log.warning("%s: query after %r failed: %s", o.order_id, ev, exc)
-                state = None
-            if state is not None and state.filled_quantity > seen:
-                await self._catch_up_fills(o, conn, ev.client_order_id)
-        if not o.is_open:
-            return
-        if isinstance(ev, OrderCanceled):
-            self._on_canceled(o, ev.client_order_id, ev.reason)
-        elif ev.client_order_id == o.venue_client_order_id:
-            self._record(o, "expired", {}, Execution(self._exec_id(o), EXEC_EXPIRED))
 
 
 def _log_cod_failure(sid: str, future: asyncio.Future[None]) -> None:

@@ -8,25 +8,30 @@ CumQty, LeavesQty and AvgPx are kept consistent by :func:`apply` alone; Decimal 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.store.orders import OrderEvent
 
 from .lifecycle import Ev, OrdStatus, transition
 
-__all__ = ["Order", "OrderEvent", "Pending", "apply", "new_order", "order_from_json",
-           "order_to_json"]
+__all__ = ["Order", "OrderEvent", "OrderTerms", "Pending", "apply", "new_order",
+           "order_from_json", "order_to_json", "stored_fields"]
 
 ZERO = Decimal(0)
+
+TRANSIENT: Final = {"transient": True}
+"""Field metadata: work in flight that lives with the order in memory and is not stored (the
+stored events rebuild what matters of it: a restart asks the venue again)."""
 
 
 @dataclass(slots=True)
 class Pending:
-    """A cancel or replace in flight."""
+    """A cancel or replace in flight. It ends when the lifecycle table resolves it (``apply``
+    sets the order's ``pending`` back to None), and with it the work it carries."""
 
     kind: str  # "cancel" | "replace"
     cl_ord_id: str
@@ -34,6 +39,14 @@ class Pending:
     quantity: Decimal | None = None
     price: Decimal | None = None
     stop_price: Decimal | None = None
+    why: str | None = None
+    """Why the gateway itself cancels the order (cancel-on-disconnect, mass cancel, kill
+    switch): the Text (58) of its Canceled report. None for a client's request."""
+    cancel_sent_for: str | None = field(default=None, compare=False, metadata=TRANSIENT)
+    """Cancel-then-new: the client order id of the venue order whose cancel places the next
+    venue order."""
+    placing: bool = field(default=False, compare=False, metadata=TRANSIENT)
+    """Cancel-then-new: the old venue order is canceled, the new one is being placed."""
 
     @property
     def unsolicited(self) -> bool:
@@ -43,14 +56,12 @@ class Pending:
 
 
 @dataclass(slots=True)
-class Order:
-    order_id: str
-    """OrderID (37), assigned by the gateway."""
-    session_id: str
+class OrderTerms:
+    """What a client asks for in a NewOrderSingle: the fields an :class:`Order` and the parsed
+    request (``fixmap.NewOrder``) share, declared once."""
+
     cl_ord_id: str
     account: str | None
-    venue: str
-    symbol: str
     side: Side
     type: OrderType
     quantity: Decimal
@@ -60,6 +71,19 @@ class Order:
     expire_time_ns: int | None
     post_only: bool
     reduce_only: bool
+
+    def terms(self) -> dict[str, Any]:
+        """These fields by name (to make an order of a request)."""
+        return {f.name: getattr(self, f.name) for f in fields(OrderTerms)}
+
+
+@dataclass(slots=True)
+class Order(OrderTerms):
+    order_id: str
+    """OrderID (37), assigned by the gateway."""
+    session_id: str
+    venue: str
+    symbol: str
     created_ns: int
     status: OrdStatus = OrdStatus.PENDING_NEW
     cum_qty: Decimal = ZERO
@@ -75,6 +99,14 @@ class Order:
     exec_count: int = 0
     trade_ids: set[str] = field(default_factory=set)
     """Venue trade ids already applied (dedup of fills while the order is in memory)."""
+    strategy: str | None = None
+    """TargetStrategy (847) of a client order worked through child orders (a parent)."""
+    parent_id: str | None = None
+    """The client order this one works at a venue, for a child order (None: the client's
+    own order). A child is not reported to the client; its parent hears of its events."""
+    cancel_next: str | None = field(default=None, compare=False, metadata=TRANSIENT)
+    """A cancel the gateway decided while the client's cancel or replace was in flight: done
+    once that is resolved, with this Text (58)."""
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -90,8 +122,10 @@ class Order:
 
     @property
     def unacknowledged(self) -> bool:
-        """Open, and the venue has not acknowledged it (PendingNew, or PendingCancel before the
-        acknowledgement)."""
+        """Open, and whoever works it has not acknowledged it: the venue (PendingNew, or
+        PendingCancel before the acknowledgement), or for a parent its strategy."""
+        if self.strategy is not None:
+            return self.status is OrdStatus.PENDING_NEW
         return self.venue_order_id is None and self.is_open
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +138,11 @@ class Order:
 
 _VALUE: dict[Enum, str] = {m: m.value for e in (Side, OrderType, TimeInForce, OrdStatus) for m in e}
 """Member -> value: a dict lookup, where ``.value`` is a Python descriptor call in 3.11."""
+
+
+def stored_fields(cls: type) -> set[str]:
+    """The fields of a dataclass that its snapshot carries (all but the transient ones)."""
+    return {f.name for f in fields(cls) if not f.metadata.get("transient")}
 
 
 def _s(v: Decimal | None) -> str | None:
@@ -123,7 +162,7 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "venue_order_id": o.venue_order_id, "venue_client_order_id": o.venue_client_order_id,
         "venue_version": o.venue_version, "orig_cl_ord_id": o.orig_cl_ord_id, "text": o.text,
         "updated_ns": o.updated_ns, "last_event_id": o.last_event_id,
-        "exec_count": o.exec_count,
+        "exec_count": o.exec_count, "strategy": o.strategy, "parent_id": o.parent_id,
         "quantity": str(o.quantity), "price": None if price is None else str(price),
         "stop_price": None if stop_price is None else str(stop_price),
         "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
@@ -133,6 +172,7 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "pending": None if p is None else {
             "kind": p.kind, "cl_ord_id": p.cl_ord_id, "orig_cl_ord_id": p.orig_cl_ord_id,
             "quantity": _s(p.quantity), "price": _s(p.price), "stop_price": _s(p.stop_price),
+            "why": p.why,
         },
     }
 
@@ -146,7 +186,7 @@ def order_from_json(d: dict[str, Any]) -> Order:
     pending = None
     if p is not None:
         pending = Pending(p["kind"], p["cl_ord_id"], p["orig_cl_ord_id"], _dec(p.get("quantity")),
-                          _dec(p.get("price")), _dec(p.get("stop_price")))
+                          _dec(p.get("price")), _dec(p.get("stop_price")), p.get("why"))
     return Order(
         order_id=d["order_id"], session_id=d["session_id"], cl_ord_id=d["cl_ord_id"],
         account=d.get("account"), venue=d["venue"], symbol=d["symbol"], side=Side(d["side"]),
@@ -160,7 +200,8 @@ def order_from_json(d: dict[str, Any]) -> Order:
         venue_version=int(d.get("venue_version", 0)), orig_cl_ord_id=d.get("orig_cl_ord_id"),
         pending=pending, text=d.get("text"), updated_ns=int(d.get("updated_ns", 0)),
         last_event_id=int(d.get("last_event_id", 0)), exec_count=int(d.get("exec_count", 0)),
-        trade_ids=set(d.get("trade_ids", ())),
+        trade_ids=set(d.get("trade_ids", ())), strategy=d.get("strategy"),
+        parent_id=d.get("parent_id"),
     )
 
 
@@ -224,7 +265,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
         o.text = d.get("text")
     elif k == "cancel_requested":
         o.status = _target(o, Ev.CANCEL_REQUESTED, "cancel requested")
-        o.pending = Pending("cancel", d["cl_ord_id"], d["orig_cl_ord_id"])
+        o.pending = Pending("cancel", d["cl_ord_id"], d["orig_cl_ord_id"], why=d.get("why"))
     elif k == "replace_requested":
         o.status = _target(o, Ev.REPLACE_REQUESTED, "replace requested")
         o.pending = Pending("replace", d["cl_ord_id"], d["orig_cl_ord_id"], _dec(d.get("quantity")),

@@ -1,32 +1,43 @@
-"""Recovery: reconciliation with the venue on start and on request (Invariant 4), resolving an
-ambiguous placement by asking the venue (Invariant 3), and asking again what was in flight when
-the last process stopped.
-
-Part of :class:`~gateway.orders.manager.OrderManager` (a base class of it, over the state in
-:mod:`.core`).
-"""
+"""Recovery: reconciliation with the venue on start and on request (Invariant 4), and asking
+again what was in flight when the last process stopped."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 
-from connectors.base import Connector, OrderState, RejectReason, VenueError, VenueStatus
+from connectors.base import Connector, VenueError, VenueStatus
 
-from .core import OrderCore
-from .fixmap import EXEC_EXPIRED, Execution
+from .book import OrderBook
+from .executor import Executor
 from .lifecycle import OrdStatus
 from .model import Order
-from .replace import shows_amend
+from .tasks import Tasks
+from .venue import VenueSide
 
 log = logging.getLogger("fixgw.orders")
 
 
-class Recovery(OrderCore):
+class Recovery:
+    def __init__(
+        self,
+        book: OrderBook,
+        venue: VenueSide,
+        connectors: dict[str, Connector],
+        executor: Callable[[Order], Executor],
+        tasks: Tasks,
+    ) -> None:
+        self.book = book
+        self.venue = venue
+        self.connectors = connectors
+        self.executor = executor
+        self.tasks = tasks
+
     async def reconcile(self, venue: str) -> None:
-        """Invariant 4: compare our open orders with the venue's and apply what we missed."""
+        """Invariant 4: compare our open orders at ``venue`` with the venue's and apply what we
+        missed."""
         conn = self.connectors[venue]
-        ours = [o for o in self.orders.values() if o.venue == venue]
+        ours = self.book.venue_orders(venue)
         if not ours:
             return
         try:
@@ -37,12 +48,13 @@ class Recovery(OrderCore):
             log.warning("reconcile %s failed: %s", venue, exc)
             return
         for f in sorted(fills, key=lambda f: f.ts_ns):
-            self.on_venue_event(venue, f)
-        for o in list(ours):
+            self.venue.on_event(venue, f)
+        side = self.venue
+        for o in ours:
             if not o.is_open:
                 continue
-            new_coid = self._amend_coid(conn, o) if (
-                o.pending is not None and o.pending.kind == "replace" and self._amends(conn, o)
+            new_coid = side.amend_coid(conn, o) if (
+                o.pending is not None and o.pending.kind == "replace" and side.amends(conn, o)
             ) else None
             if new_coid is not None:
                 # an amend that replaces the venue order was under way: its new order, if it
@@ -54,8 +66,8 @@ class Recovery(OrderCore):
                     except VenueError:
                         continue
                 if st is not None and st.status is not VenueStatus.REJECTED:
-                    self._map_coid(o, new_coid)
-                    self._amended(o, st.venue_order_id, new_coid)
+                    self.book.map_coid(o, new_coid)
+                    side.amended(o, st.venue_order_id, new_coid)
             state = at_venue.get(o.venue_client_order_id)
             if state is None:
                 try:
@@ -64,66 +76,22 @@ class Recovery(OrderCore):
                     continue
             if state is None:
                 if o.status is OrdStatus.PENDING_NEW:
-                    self._spawn(self._resolve_ambiguous(o, conn))
+                    self.tasks.spawn(side.resolve_ambiguous(o, conn))
                 else:
-                    self._on_canceled(o, o.venue_client_order_id, "not found at the venue")
+                    side.canceled(o, o.venue_client_order_id, "not found at the venue")
                 continue
-            await self._apply_state(o, conn, state)
+            await side.apply_state(o, conn, state)
 
-    async def _apply_state(self, o: Order, conn: Connector, state: OrderState) -> None:
-        """Bring ``o`` in line with the venue's view of it (reconciliation, ambiguity)."""
-        if state.venue_order_id and o.unacknowledged and (
-            state.status is not VenueStatus.REJECTED
-        ):
-            self._on_accepted(o, state.venue_order_id)
-        if state.filled_quantity > 0:
-            await self._catch_up_fills(o, conn, state.client_order_id)
-        p = o.pending
-        if (p is not None and p.kind == "replace" and state.status.is_open
-                and self._amends(conn, o) and shows_amend(state, p)):
-            self._amended(o, state.venue_order_id)  # the amend's event was lost
-        if state.status is VenueStatus.REJECTED and o.unacknowledged:
-            self._venue_rejected(o, RejectReason.OTHER, "rejected by the venue")
-        elif state.status is VenueStatus.CANCELED and o.is_open:
-            self._on_canceled(o, o.venue_client_order_id, "canceled at the venue")
-        elif state.status is VenueStatus.EXPIRED and o.is_open:
-            self._record(o, "expired", {}, Execution(self._exec_id(o), EXEC_EXPIRED))
-
-    async def _resolve_ambiguous(self, o: Order, conn: Connector) -> None:
-        """Invariant 3: ask the venue by client order id until it answers."""
-        waited = 0.0
-        while o.unacknowledged:
-            try:
-                state = await conn.query_order(o.symbol, o.venue_client_order_id)
-            except VenueError as exc:
-                log.warning("%s: query failed (%s); retrying", o.order_id, exc)
-                state = None
-                found = False
-            else:
-                found = True
-            if state is not None:
-                await self._apply_state(o, conn, state)
-                return
-            if found and waited >= self._ambiguous_patience:
-                self._venue_rejected(o, RejectReason.OTHER,
-                                     "the venue never received the order (checked by query)")
-                return
-            await asyncio.sleep(self._ambiguous_retry)
-            waited += self._ambiguous_retry
-
-    async def _catch_up_fills(self, o: Order, conn: Connector, coid: str) -> None:
-        """Apply the venue's fills of ``coid`` that ``o`` has not seen (dropped or late)."""
-        for f in await conn.fills_since(o.created_ns - 1):
-            if f.client_order_id == coid:
-                self._on_fill(o, f)
-
-    def _reissue_pending(self, venue: str | None, only: set[str] | None = None) -> None:
-        for o in list(self.orders.values()):
-            # what was in flight when the last process stopped is asked again (both idempotent)
+    def reissue_pending(self, venue: str | None, only: set[str] | None = None) -> None:
+        """Ask again what was in flight when the last process stopped (both idempotent): the
+        pending cancels and replaces of the orders at ``venue`` (all when None), of ``only``
+        when given."""
+        for o in list(self.book):
             if only is not None and o.order_id not in only:
                 continue
             if (venue is None or o.venue == venue) and o.is_open and o.pending is not None:
+                executor = self.executor(o)
                 if o.pending.kind == "cancel":
-                    self._spawn(self._venue_cancel(o))
+                    self.tasks.spawn(executor.cancel(o))
                 else:
-                    self._spawn(self._venue_replace(o, None))
+                    self.tasks.spawn(executor.replace(o, None))

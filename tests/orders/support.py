@@ -30,7 +30,7 @@ from gateway.config import Config
 from gateway.fix import dictionary
 from gateway.fix.session import Session, SessionID
 from gateway.fix.validation import ValidationSettings, parse_message, validate
-from gateway.orders.manager import OrderManager
+from gateway.orders.manager import OrderManager, StrategyFactory
 from gateway.orders.model import Order, apply, new_order, order_from_json
 from gateway.store.sessions import SessionStore
 
@@ -284,13 +284,14 @@ async def running(
     store: SessionStore | None = None,
     replay_check: bool = True,
     admin: dict[str, Any] | None = None,
+    strategies: Mapping[str, StrategyFactory] | None = None,
 ) -> AsyncIterator[Run]:
     """A started gateway; on exit: stopped, and the event log replayed against the snapshots."""
     own_store = store is None
     if store is None:
         store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
         await store.start()
-    gw = build_gateway(config(sessions, venues, admin), store)
+    gw = build_gateway(config(sessions, venues, admin), store, strategies=strategies)
     host, port = await gw.start()
     run = Run(gw, store, host, port)
     orders = run.orders

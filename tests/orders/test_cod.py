@@ -139,7 +139,7 @@ def test_a_cancel_the_venue_cannot_take_is_asked_again(
     asked again until it is taken, and the client learns of it at its next Logon."""
     async def body() -> None:
         async with running(tmp_path, [session(cancel_on_disconnect="disconnect")]) as r:
-            r.orders._ambiguous_retry = 0.05
+            r.orders.patience.retry = 0.05
             conn = r.venue()
             failures = unreachable_for_cancels(r, monkeypatch, 3)
             c = await r.client()

@@ -18,9 +18,9 @@ from .support import BTC, D, OrderClient, Run, by_order, consistent, running, ve
 def _speed_up(r: Run) -> None:
     """Ask the venue again every 50 ms (backing off to 100 ms at most), give up on a lost order
     after 0.2 s (instead of 5 s)."""
-    r.orders._ambiguous_retry = 0.05
-    r.orders._ambiguous_retry_cap = 0.1
-    r.orders._ambiguous_patience = 0.2
+    r.orders.patience.retry = 0.05
+    r.orders.patience.retry_cap = 0.1
+    r.orders.patience.patience = 0.2
 
 
 def _count_queries(r: Run, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:

@@ -314,7 +314,7 @@ def test_what_a_failed_cancel_leaves_open_is_cancelled_again(
     """The venue cannot take the kill switch's cancel: it is asked again until it does."""
     async def body() -> None:
         async with running(tmp_path, admin=ADMIN) as r:
-            r.orders._ambiguous_retry = 0.05
+            r.orders.patience.retry = 0.05
             c = await r.client()
             await resting(c, "a")
             failures = unreachable_for_cancels(r, monkeypatch, 1)

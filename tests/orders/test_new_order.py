@@ -207,8 +207,7 @@ def test_fills_sweep_levels_avgpx_exact(tmp_path: Path, begin: str) -> None:
             # a filled order leaves nothing behind in the order path (memory stays flat: the
             # last fill used to leave its venue order's fill count)
             await asyncio.wait_for(r.orders.idle(), 5)
-            assert r.orders.orders == {} and r.orders._coid_filled == {}
-            assert r.orders._by_coid == {} and r.orders._by_cl == {}
+            assert r.orders.orders == {} and r.orders.book.empty()
     run(body())
 
 

@@ -29,7 +29,7 @@ def test_a_pending_cancel_is_sent_again_after_a_restart(tmp_path: Path) -> None:
             async def never_sent(o: Any) -> None:  # the process dies before the venue call
                 return None
 
-            r.orders._venue_cancel = never_sent  # type: ignore[method-assign]
+            r.orders.venue.cancel = never_sent  # type: ignore[method-assign]
             await c.cancel("rest-x", "rest")
             await c.er(t11="rest-x", t39="6")
             assert len(await r.open_at_venue()) == 1
@@ -93,7 +93,7 @@ def test_a_logons_cancel_on_disconnect_y_still_holds_after_a_restart(tmp_path: P
             async def dies(session_id: str, grace: float) -> None:
                 return None  # the process dies within the grace period
 
-            r.orders._cancel_on_disconnect = dies  # type: ignore[method-assign]
+            r.orders.cancels.on_disconnect = dies  # type: ignore[method-assign]
             venue_survives(r)
             first = r
         assert len(await first.open_at_venue()) == 3

@@ -1,0 +1,161 @@
+"""NewOrderSingle (D): parse, route, check (venue capabilities, instrument rules, risk), record
+the intent, and hand the order to its executor (Invariant 1: the venue hears of it only once it
+is stored). A resend of an order already received (PossResend, or PossDup after a crash) is
+answered with its status, never placed twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from connectors.base import Connector, Instrument, venue_client_order_id
+from gateway.fix.message import FieldValueError, Message
+from gateway.fix.session import Session
+from gateway.risk.checks import RiskEngine
+from gateway.routing.router import RoutingError, SymbolMap, UnknownSymbol, resolve_venue
+
+from . import fixmap
+from .book import OrderBook
+from .executor import Executor
+from .filters import instrument_rules
+from .fixmap import EXEC_PENDING_NEW, EXEC_REJECTED, EXEC_STATUS, Execution, NewOrder, Refusal
+from .model import Order
+from .recorder import Recorder, SessionState
+from .tasks import Tasks
+
+
+class NewOrders:
+    def __init__(
+        self,
+        book: OrderBook,
+        recorder: Recorder,
+        sessions: dict[str, SessionState],
+        connectors: dict[str, Connector],
+        symbols: SymbolMap,
+        risk: RiskEngine,
+        down: dict[str, str],
+        executor: Callable[[Order], Executor],
+        strategies: frozenset[str],
+        tasks: Tasks,
+    ) -> None:
+        self.book = book
+        self.recorder = recorder
+        self.sessions = sessions
+        self.connectors = connectors
+        self.symbols = symbols
+        self.risk = risk
+        self.down = down
+        self.executor = executor
+        self.strategies = strategies
+        self.tasks = tasks
+
+    async def possible_resend(self, session: Session, msg: Message, now: float) -> bool:
+        """PossResend (97=Y), or PossDupFlag (43=Y) on a message we are told we never
+        processed (a crash can lose the target sequence number but never the stored intent):
+        the client may have sent this order before. An order already placed is answered with
+        its status, not placed again."""
+        sid = str(session.sid)
+        cl = msg.get_str(11) or ""
+        o = self.book.by_cl(sid, cl) or await self.recorder.stored_order(sid, cl)
+        if o is None:
+            self.on_new_order(session, msg, now)
+            return True
+        ex = Execution(f"{o.order_id}.S{time.time_ns()}", EXEC_STATUS,
+                       text="possible duplicate: this order was already received")
+        return self.recorder.send_now(
+            session, b"8", fixmap.execution_report(o, ex, time.time_ns(), self.recorder.ts))
+
+    def on_new_order(self, session: Session, msg: Message, now: float) -> None:
+        sid = str(session.sid)
+        st = self.sessions[sid]
+        order_id = str(self.recorder.take_id("order"))
+        try:
+            req = fixmap.parse_new_order(msg, st.policy.default_time_in_force)
+            if req.strategy is not None and req.strategy not in self.strategies:
+                raise Refusal(fixmap.ORD_REJ_UNSUPPORTED,
+                              f"TargetStrategy (847) {req.strategy} is not offered")
+        except (Refusal, FieldValueError) as exc:
+            reason = exc.reason if isinstance(exc, Refusal) else fixmap.ORD_REJ_OTHER
+            self._reject_new(session, msg, order_id, reason, str(exc))
+            return
+        try:
+            venue = resolve_venue(st.policy.routing, req.destination, req.account)
+            conn = self.connectors.get(venue)
+            if conn is None:
+                raise RoutingError(f"venue {venue} is not configured")
+            if venue in self.down:
+                self._reject_new(session, msg, order_id, fixmap.ORD_REJ_EXCHANGE_CLOSED,
+                                 f"venue {venue} is unavailable ({self.down[venue]})")
+                return
+            inst = self.symbols.instrument(venue, req.symbol, req.security_id,
+                                           req.security_id_source)
+        except RoutingError as exc:
+            reason = (fixmap.ORD_REJ_UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol)
+                      else fixmap.ORD_REJ_BROKER)
+            self._reject_new(session, msg, order_id, reason, str(exc))
+            return
+        o = Order(order_id=order_id, session_id=sid, venue=venue, symbol=inst.symbol,
+                  created_ns=time.time_ns(), strategy=req.strategy, **req.terms())
+        if o.strategy is None:
+            o.venue_client_order_id = venue_client_order_id(
+                order_id, 0, conn.info.client_order_id_rules)
+        o.updated_ns = o.created_ns  # as new_order() has it when the log is replayed
+        if self.book.has_cl(sid, req.cl_ord_id):
+            refusal: Refusal | None = Refusal(
+                fixmap.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {req.cl_ord_id}: a live order "
+                "has it")
+        else:
+            refusal = self._pre_trade(req, o, conn, inst, now)
+        if refusal is not None:
+            self.recorder.created(o)
+            self.recorder.record(o, "rejected", {"text": refusal.text, "by": "gateway"},
+                                 Execution(self.recorder.exec_id(o), EXEC_REJECTED,
+                                           text=refusal.text, ord_rej_reason=refusal.reason))
+            return
+        self.book.add(o)
+        self.risk.opened(sid, o.account)
+        execution = (Execution(self.recorder.exec_id(o), EXEC_PENDING_NEW)
+                     if st.policy.report_pending_new else None)
+        persisted = self.recorder.created(o, execution)
+        self.tasks.spawn(self.executor(o).place(o, persisted))
+
+    def _pre_trade(
+        self, req: NewOrder, o: Order, conn: Connector, inst: Instrument, now: float,
+    ) -> Refusal | None:
+        caps = conn.capabilities
+        if req.type not in caps.order_types:
+            return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
+                           f"OrdType {req.type.value} is not supported at {conn.name}")
+        if req.time_in_force not in caps.time_in_force:
+            return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
+                           f"TimeInForce {req.time_in_force.value} is not supported at "
+                           f"{conn.name}")
+        if req.post_only and not caps.post_only:
+            return Refusal(fixmap.ORD_REJ_UNSUPPORTED, f"post-only is not supported at {conn.name}")
+        if req.reduce_only and not caps.reduce_only:
+            return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
+                           f"reduce-only is not supported at {conn.name}")
+        rules = instrument_rules(inst, req.quantity, req.price, req.stop_price)
+        if rules is not None:
+            return rules
+        refused = self.risk.check(
+            session_id=o.session_id, account=o.account, order_type=o.type, quantity=o.quantity,
+            price=o.price, last_price=conn.last_price(o.symbol), now=now,
+        )
+        if refused is not None:
+            return Refusal(refused.reason, refused.text)
+        return None
+
+    def _reject_new(
+        self, session: Session, msg: Message, order_id: str, reason: bytes, text: str
+    ) -> None:
+        """ExecutionReport(Rejected) for an order that cannot even be described."""
+        body: list[tuple[int, bytes]] = [
+            (6, b"0"), (11, msg.get(11) or b"NONE"), (14, b"0"), (17, f"{order_id}.1".encode()),
+            (37, order_id.encode()), (39, b"8"),
+        ]
+        if msg.get(38):
+            body.append((38, msg.get(38) or b""))
+        body += [(54, msg.get(54) or b"1"), (55, msg.get(55) or b"NONE"), (58, text.encode()),
+                 (103, reason), (150, EXEC_REJECTED), (151, b"0")]
+        self.recorder.send_now(session, b"8", body)

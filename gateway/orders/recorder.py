@@ -1,0 +1,491 @@
+"""Recording order events: each event is applied to its order at once (so the order of events
+is the order of calls), then stored, and its owner is told once it is committed (Invariant 1).
+The owner of a client order is the client, told by an ExecutionReport (or OrderCancelReject)
+stored in the same commit as the event; the owner of a child order is its parent's strategy,
+told as soon as the event is applied (its own events are stored after the child's).
+
+While the store cannot take events (an outage, Invariant 8) they are kept here, in order, and
+stored once it is back; their reports wait for the client's next Logon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.base import TimeInForce
+from gateway.fix.fixtime import TimestampFormatter
+from gateway.fix.session import Session, SessionID
+from gateway.routing.router import SessionRouting
+from gateway.store.errors import StoreUnavailable
+from gateway.store.orders import FillRecord, OrderAppend, build_append
+
+from .book import OrderBook
+from .fixmap import Execution, Report
+from .ids import IdBlocks
+from .model import Order, OrderEvent, StaleEvent, apply, order_from_json, order_to_json
+from .ports import OrderStorePort
+from .tasks import Tasks
+
+log = logging.getLogger("fixgw.orders")
+
+Told = tuple[bytes, list[tuple[int, bytes]], str]
+"""A report as sent: MsgType, body, ExecID."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    routing: SessionRouting
+    cancel_on_disconnect: str = "off"
+    """off | disconnect (the connection drops without a Logout) | logout | both."""
+    cod_grace: float = 0.0
+    """A reconnect within this many seconds cancels the cancellation."""
+    report_pending_new: bool = False
+    """Send ExecutionReport PendingNew (39=A) before the venue acknowledges."""
+    default_time_in_force: TimeInForce = TimeInForce.DAY
+    """What a NewOrderSingle without TimeInForce (59) means."""
+
+
+@dataclass(slots=True)
+class SessionState:
+    """A session with order routing, as the order path sees it."""
+
+    policy: SessionPolicy
+    session: Session | None = None
+    """While logged on."""
+    unreported: list[Told] = field(default_factory=list)
+    """Reports the client was not told yet, in order (sent at its next Logon)."""
+    cod_override: str | None = None
+    cod_task: asyncio.Task[None] | None = None
+
+
+ChildEvent = Callable[[Order, Order, OrderEvent], None]
+"""(parent, child, event): an event applied to a child order, for its parent's strategy."""
+
+
+def _no_parent(parent: Order, child: Order, ev: OrderEvent) -> None:
+    return None
+
+
+class Recorder:
+    def __init__(
+        self,
+        store: OrderStorePort,
+        book: OrderBook,
+        sessions: dict[str, SessionState],
+        tasks: Tasks,
+        *,
+        clock: Callable[[], float],
+        timestamp_precision: int,
+        closed: Callable[[Order], None],
+    ) -> None:
+        self.store = store
+        self.book = book
+        self.sessions = sessions
+        self.clock = clock
+        self.ts = TimestampFormatter(timestamp_precision)
+        self._tasks = tasks
+        self._closed = closed
+        """A client order is over (it leaves the book)."""
+        self.child_event: ChildEvent = _no_parent
+        """Who hears of the events of child orders (the strategies, see :mod:`.children`)."""
+        self._ids = {c: IdBlocks(store.reserve, c) for c in ("order", "event")}
+        self._flush: Callable[[SessionID], Coroutine[Any, Any, None]] | None = None
+        self._flush_due: set[SessionID] = set()
+        self._flush_scheduled = False
+        self._batching: list[tuple[OrderAppend, asyncio.Future[None]]] | None = None
+        self._deferred: list[tuple[OrderAppend, asyncio.Future[None] | None]] = []
+        """Order events the store could not take (it was down), in order, each with the future
+        of whoever waits for its commit: stored once it is back (:meth:`store_back`); their
+        reports wait in the sessions' ``unreported``."""
+        self._draining: asyncio.Task[None] | None = None
+        self._drain_lock = asyncio.Lock()
+        self._replay_due: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for blocks in self._ids.values():
+            await blocks.start()
+
+    def bind(self, flush: Callable[[SessionID], Coroutine[Any, Any, None]]) -> None:
+        """How to make a session write what was queued on it (the acceptor's flush)."""
+        self._flush = flush
+
+    def take_id(self, counter: str) -> int:
+        return self._ids[counter].take()
+
+    @staticmethod
+    def exec_id(o: Order) -> str:
+        """The ExecID of the next report about ``o``."""
+        return f"{o.order_id}.{o.exec_count + 1}"
+
+    @property
+    def holding(self) -> bool:
+        """Events the store could not take yet are held here."""
+        return bool(self._deferred)
+
+    # ---------------------------------------------------------------------------------------
+    # recording
+
+    def created(self, o: Order, execution: Execution | None = None) -> asyncio.Future[None]:
+        """Record a new order (the ``created`` event carries it as it is now); reported when
+        ``execution`` is given. The future resolves once it is committed."""
+        snapshot = order_to_json(o)
+        exec_id = execution.exec_id if execution is not None else None
+        ev = OrderEvent(self.take_id("event"), o.order_id, o.session_id, "created",
+                        o.created_ns, {"order": snapshot}, exec_id)
+        o.last_event_id = ev.event_id
+        if exec_id is not None:
+            o.exec_count += 1
+        told = None if execution is None else execution.message(o, ev.ts_ns, self.ts)
+        return self._store_and_tell(ev, o, None, told)
+
+    def record(
+        self,
+        o: Order,
+        kind: str,
+        data: dict[str, Any],
+        report: Report | None = None,
+        fill: FillRecord | None = None,
+    ) -> asyncio.Future[None] | None:
+        """Apply an event now, then store it and tell its owner (module docstring); a report
+        about a child order is not sent. Returns a future resolved once it is committed (None
+        when the event is stale: it does not apply to the order, and is dropped)."""
+        ts = time.time_ns()
+        child = o.parent_id is not None
+        exec_id = report.exec_id if report is not None and not child else None
+        ev = OrderEvent(self.take_id("event"), o.order_id, o.session_id, kind, ts, data, exec_id)
+        try:
+            apply(o, ev)
+        except StaleEvent as exc:
+            log.debug("dropped: %s", exc)
+            return None
+        told = None
+        if report is not None and exec_id is not None:
+            told = report.message(o, ts, self.ts)
+        if not o.is_open and self.book.remove(o) and not child:
+            self._closed(o)
+        future = self._store_and_tell(ev, o, fill, told)
+        if child:
+            parent = self.book.orders.get(o.parent_id or "")
+            if parent is not None:
+                self.child_event(parent, o, ev)
+        return future
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Events recorded inside (without a report) are stored in one append after it."""
+        self._batching = []
+        try:
+            yield
+        finally:
+            batch, self._batching = self._batching, None
+        if batch:
+            self._tasks.spawn(self._append_many(batch))
+
+    def _store_and_tell(
+        self,
+        ev: OrderEvent,
+        o: Order,
+        fill: FillRecord | None,
+        told: tuple[bytes, list[tuple[int, bytes]]] | None,
+    ) -> asyncio.Future[None]:
+        """Store ``ev`` with the order as it is now (and ``fill``); send ``told`` when given.
+        A report to a logged-on session is stored in the same commit as the event (the
+        session's write-ahead flush); otherwise the event is stored alone, with the report
+        kept for the client's next logon. The future resolves after the commit.
+
+        While events the store could not take are waiting, a new one waits behind them (the
+        log stays in the order of events)."""
+        st = self.sessions.get(ev.session_id)
+        session = st.session if st is not None else None
+        fills = (fill,) if fill is not None else ()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        if told is None and self._batching is not None:
+            self._batching.append((build_append((ev,), (o,), fills), future))
+            return future
+        if (told is not None and session is not None and session.is_logged_on
+                and not self._deferred):
+            msg_type, body = told
+            stored = _Stored(build_append((ev,), (o,), fills), future,
+                             functools.partial(self._unsent, ev, msg_type, body))
+            session.send(msg_type, body, self.clock(), ref=ev.exec_id, attachment=stored)
+            self._request_flush(session.sid)
+            return future
+        if told is not None and st is not None and ev.exec_id is not None:
+            self._keep_report(st, ev, *told)
+            if session is not None and session.is_logged_on:
+                self._request_replay()
+        append = build_append((ev,), (o,), fills)
+        if self._deferred:
+            self._defer(append, future)
+            return future
+        alone = self.store.append_now(append)
+        alone.add_done_callback(functools.partial(self._stored_alone, append, future))
+        return future
+
+    @staticmethod
+    def _keep_report(
+        st: SessionState, ev: OrderEvent, msg_type: bytes, body: list[tuple[int, bytes]]
+    ) -> None:
+        """Keep the report for the session's next Logon, and in the event (a restart finds it
+        there, unreported)."""
+        assert ev.exec_id is not None
+        ev.data["er"] = [[t, v.decode()] for t, v in body]
+        if msg_type != b"8":
+            ev.data["msg_type"] = msg_type.decode()
+        st.unreported.append((msg_type, body, ev.exec_id))
+
+    def _unsent(
+        self, ev: OrderEvent, msg_type: bytes, body: list[tuple[int, bytes]],
+        stored: _Stored, exc: BaseException,
+    ) -> None:
+        """A report and its event the store could not take (the session's commit failed):
+        the report waits for the next Logon, the event for the store (Invariant 8)."""
+        st = self.sessions.get(ev.session_id)
+        if st is not None and ev.exec_id is not None:
+            self._keep_report(st, ev, msg_type, body)
+        p = stored.payload
+        self._defer(OrderAppend(build_append((ev,), ()).events, p.orders, p.fills))
+        stored.fail(exc)
+
+    def _stored_alone(
+        self, append: OrderAppend, future: asyncio.Future[None], done: asyncio.Future[None]
+    ) -> None:
+        if future.done():
+            return
+        exc = None if done.cancelled() else done.exception()
+        if exc is None:
+            future.set_result(None)
+            return
+        # kept for when the store is back (a request the store refused for itself is tried
+        # again then, and dropped, logged, if it still is); the waiter learns it failed now
+        self._defer(append)
+        future.set_exception(exc)
+
+    async def _append_many(self, batch: list[tuple[OrderAppend, asyncio.Future[None]]]) -> None:
+        merged = merge_appends([a for a, _ in batch])
+        try:
+            if self._deferred:
+                self._defer(merged)
+            else:
+                await self.store.append_built(merged)
+        except Exception:
+            self._defer(merged)
+        finally:
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    # ---------------------------------------------------------------------------------------
+    # telling the client
+
+    def send_now(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> bool:
+        """A reply that is not an order event (rejects of requests, status answers); False
+        when the session is no longer logged on to take it."""
+        if not session.is_logged_on:
+            return False
+        session.send(msg_type, body, self.clock())
+        self._request_flush(session.sid)
+        return True
+
+    def _request_flush(self, sid: SessionID) -> None:
+        self._flush_due.add(sid)
+        if not self._flush_scheduled and self._flush is not None:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._do_flush)
+
+    def _do_flush(self) -> None:
+        self._flush_scheduled = False
+        due, self._flush_due = self._flush_due, set()
+        assert self._flush is not None
+        for sid in due:
+            self._tasks.spawn(self._flush(sid))
+
+    def replay(self, st: SessionState, session: Session, now: float) -> None:
+        """Send the reports the client was not told, in order. One the session cannot store
+        (the store failed) goes back to the front of the list."""
+        pending, st.unreported = st.unreported, []
+        returned = [0]
+        for msg_type, body, exec_id in pending:
+            session.send(msg_type, body, now, ref=exec_id,
+                         attachment=_Replayed(st, (msg_type, body, exec_id), returned))
+        if pending:
+            self._request_flush(session.sid)
+
+    def _request_replay(self) -> None:
+        """Reports kept while a session is logged on (behind events the store had not taken
+        yet): told once those are stored."""
+        if self._replay_due is None:
+            self._replay_due = self._tasks.spawn(self._replay_when_stored())
+
+    async def _replay_when_stored(self) -> None:
+        try:
+            await self._drain()
+        except StoreUnavailable:
+            return  # down again: the sessions end, the reports wait for the next Logon
+        finally:
+            self._replay_due = None
+        for st in self.sessions.values():
+            if st.session is not None and st.session.is_logged_on and st.unreported:
+                self.replay(st, st.session, self.clock())
+
+    async def untold(self, sid: str) -> list[Told]:
+        """What session ``sid`` was not told, as the store has it."""
+        untold: list[Told] = []
+        for ev in await self.store.unreported_events(sid):
+            er = ev.data.get("er")
+            if er and ev.exec_id:
+                body = [(int(t), v.encode()) for t, v in er]
+                untold.append((ev.data.get("msg_type", "8").encode(), body, ev.exec_id))
+        return untold
+
+    async def stored_order(
+        self, sid: str, cl_ord_id: str | None = None, order_id: str | None = None
+    ) -> Order | None:
+        """The client order of session ``sid`` as the store has it (one no longer open, or
+        loaded by another node): by ClOrdID, else by OrderID."""
+        snapshot = await self.store.find_order(sid, cl_ord_id) if cl_ord_id else None
+        if snapshot is None and order_id:
+            snapshot = await self.store.load_order(order_id)
+            if snapshot is not None and snapshot.get("session_id") != sid:
+                snapshot = None
+        if snapshot is None or snapshot.get("parent_id") is not None:
+            return None
+        return order_from_json(snapshot)
+
+    # ---------------------------------------------------------------------------------------
+    # events the store could not take
+
+    def _defer(self, append: OrderAppend, future: asyncio.Future[None] | None = None) -> None:
+        if not self._deferred:
+            log.warning("order events the store could not take are kept in memory until it "
+                        "takes them")
+        self._deferred.append((append, future))
+        if getattr(self.store, "available", True) and self._draining is None:
+            self._draining = self._tasks.spawn(self._drain_quietly())
+
+    async def _drain_quietly(self) -> None:
+        try:
+            await self._drain()
+        except StoreUnavailable:
+            pass  # the store's "available" again drains them (store_back)
+
+    async def _drain(self) -> None:
+        """Store the kept events, in order, first all at once, else one by one (a request
+        the store refuses for itself is dropped, logged)."""
+        async with self._drain_lock:
+            try:
+                await self._drain_locked()
+            finally:
+                self._draining = None
+
+    async def _drain_locked(self) -> None:
+        while self._deferred:
+            batch = list(self._deferred)
+            try:
+                await self.store.append_built(merge_appends([a for a, _ in batch]))
+            except StoreUnavailable:
+                raise
+            except Exception:
+                await self._drain_one_by_one(batch)
+            else:
+                for _, f in batch:
+                    if f is not None and not f.done():
+                        f.set_result(None)
+            del self._deferred[: len(batch)]
+            log.warning("stored %d order events kept while the store could not take them",
+                        len(batch))
+
+    async def _drain_one_by_one(
+        self, batch: list[tuple[OrderAppend, asyncio.Future[None] | None]]
+    ) -> None:
+        for i, (append, f) in enumerate(batch):
+            try:
+                await self.store.append_built(append)
+            except StoreUnavailable:
+                del self._deferred[:i]
+                raise
+            except Exception as exc:
+                log.error("an order event the store refuses is dropped: %s (%s)", exc,
+                          append.events[:1])
+                if f is not None and not f.done():
+                    f.set_exception(exc)
+                continue
+            if f is not None and not f.done():
+                f.set_result(None)
+
+    async def store_back(self, serving: set[str]) -> None:
+        """The store takes writes again: store the order events kept meanwhile, in order, then
+        take what each session of ``serving`` was not told from the store (the truth of what
+        was told: a commit whose answer was lost may have stored a report after all)."""
+        await self._drain()
+        for sid in sorted(serving):
+            self.sessions[sid].unreported = await self.untold(sid)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a failure as seen (its waiter, if any, handles it; none need be)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
+    """Several appends as one (rows in order)."""
+    return OrderAppend(
+        tuple(r for a in appends for r in a.events),
+        tuple(r for a in appends for r in a.orders),
+        tuple(r for a in appends for r in a.fills),
+    )
+
+
+class _Replayed:
+    """A report the client was not told, sent at its Logon: when the session cannot store it
+    (the store failed), it goes back to the front of the session's list."""
+
+    __slots__ = ("_st", "_report", "_returned")
+    payload = OrderAppend((), (), ())
+
+    def __init__(self, st: SessionState, report: Told, returned: list[int]) -> None:
+        self._st = st
+        self._report = report
+        self._returned = returned
+        """How many of this replay's reports went back so far (they go back in order)."""
+
+    def committed(self) -> None:
+        return None
+
+    def failed(self, exc: BaseException) -> None:
+        self._st.unreported.insert(self._returned[0], self._report)
+        self._returned[0] += 1
+
+
+class _Stored:
+    """An order event stored with the message that reports it (a session Send attachment)."""
+
+    __slots__ = ("payload", "_future", "_on_failure")
+
+    def __init__(
+        self, payload: OrderAppend, future: asyncio.Future[None],
+        on_failure: Callable[[_Stored, BaseException], None],
+    ) -> None:
+        self.payload = payload
+        self._future = future
+        self._on_failure = on_failure
+
+    def committed(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+    def failed(self, exc: BaseException) -> None:
+        self._on_failure(self, exc)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self._future.done():
+            self._future.set_exception(exc)

@@ -1,0 +1,151 @@
+"""Parent and child orders: a client order worked by a strategy as several venue orders fits the
+order path as it is. A test-only strategy (TargetStrategy 847=3) splits a client order into
+two venue orders of half its quantity; the client sees one order (its OrderID, its fills, its
+cancel), the venue two, the store both with every venue fill once, and replaying the stored
+events rebuilds every order, parent and children."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from server.harness import run
+
+from gateway.orders import fixmap
+from gateway.orders.children import Children
+from gateway.orders.model import Order, OrderEvent
+
+from .support import BTC, D, Run, assert_replay_matches, consistent, running, session
+
+SPLIT = "3"
+"""TargetStrategy (847) 3, minimize market impact: the dictionary lists 1 to 3 only."""
+
+
+class SplitInTwo:
+    """Works a client order as two venue orders of half its quantity each (test only)."""
+
+    def __init__(self, children: Children) -> None:
+        self.children = children
+
+    async def place(self, o: Order, persisted: Awaitable[None]) -> None:
+        await persisted
+        half = o.quantity / 2
+        self.children.open(o, half)
+        self.children.open(o, o.quantity - half)
+        with pytest.raises(ValueError, match="past its quantity"):
+            self.children.open(o, Decimal("0.00001"))  # never more than the parent
+        self.children.acknowledge(o)
+
+    async def cancel(self, o: Order) -> None:
+        live = [c for c in self.children.of(o) if c.is_open]
+        for child in live:
+            self.children.cancel(child, "parent canceled")
+        if not live:
+            self.children.cancel_done(o, "no venue order left")
+
+    async def replace(self, o: Order, persisted: Awaitable[None] | None) -> None:
+        if persisted is not None:
+            await persisted
+        self.children.refuse(o, "a split order cannot be replaced", fixmap.CXL_REJ_BROKER)
+
+    def child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
+        if ev.kind == "fill":
+            self.children.fill(parent, child, ev)
+        elif not child.is_open and parent.is_open and not any(
+            c.is_open for c in self.children.of(parent)
+        ):
+            self.children.cancel_done(parent, f"venue orders {ev.kind}")
+
+
+STRATEGIES = {SPLIT: SplitInTwo}
+
+
+def test_a_parent_fills_through_its_two_children(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], strategies=STRATEGIES) as r:
+            c = await r.client("C1")
+            ask = r.venue().exchange.book(BTC).best_ask()
+            assert ask is not None
+            await c.order("p1", ord_type="2", qty="0.2", price=ask + D(100),
+                          extra=[(847, SPLIT)])
+            new = await c.er(t11="p1", t39="0", t150="0", t14="0", t151="0.2")
+            parent_id = new[37]
+            trades = [await c.er(t11="p1", t150="F", t37=parent_id) for _ in range(2)]
+            assert [D(t[32]) for t in trades] == [D("0.1"), D("0.1")]
+            assert [t[30] for t in trades] == ["paper", "paper"]  # LastMkt: where it filled
+            assert trades[-1][39] == "2" and D(trades[-1][14]) == D("0.2")
+            for m in (new, *trades):
+                consistent(m)
+                assert 198 not in m.as_dict()  # no venue order is the parent
+            await c.quiet()
+            # the store: the parent and two children, each venue trade stored once (with
+            # its child); the children say whose they are
+            fills = await r.store.fills_for_order(parent_id)
+            assert fills == []
+            children = [o for o in (await _all_orders(r)) if o.parent_id == parent_id]
+            assert len(children) == 2 and all(o.status.value == "2" for o in children)
+            assert sum((o.cum_qty for o in children), Decimal(0)) == D("0.2")
+            for child in children:
+                assert len(await r.store.fills_for_order(child.order_id)) == 1
+            assert r.orders.book.empty()
+    run(body())
+
+
+def test_cancelling_a_parent_cancels_its_children_at_the_venue(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], strategies=STRATEGIES) as r:
+            c = await r.client("C1")
+            await c.order("p1", price="90000", qty="0.2", tif="1", extra=[(847, SPLIT)])
+            new = await c.er(t11="p1", t39="0")
+            await _until_open_at_venue(r, 2)
+            # a replace is refused by the strategy, the order stays as it was
+            await c.replace("p2", "p1", qty="0.3", price="90000", extra=[(59, "1")])
+            await c.er(t11="p2", t39="E")
+            await c.expect("9", t11="p2", t41="p1", t434="2", t102="2")
+            await c.cancel("p3", "p1", qty="0.2")
+            await c.er(t11="p3", t41="p1", t39="6", t150="6")
+            gone = await c.er(t11="p3", t41="p1", t39="4", t150="4", t37=new[37])
+            assert "canceled" in gone[58]
+            assert await r.open_at_venue() == []
+            await c.quiet()
+    run(body())
+
+
+def test_a_mass_cancel_reaches_the_children(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], strategies=STRATEGIES) as r:
+            c = await r.client("C1")
+            await c.order("p1", price="90000", qty="0.2", tif="1", extra=[(847, SPLIT)])
+            await c.er(t11="p1", t39="0")
+            await _until_open_at_venue(r, 2)
+            await c.send("q", [(11, "mc"), (530, "7"), (60, "20260101-00:00:00")])
+            await c.expect("r", t11="mc", t531="7", t533="1")
+            gone = await c.er(t11="p1", t39="4", t150="4")
+            assert gone[58].startswith("mass cancel")
+            assert await r.open_at_venue() == []
+    run(body())
+
+
+def test_a_strategy_not_offered_is_refused(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], strategies=STRATEGIES) as r:
+            c = await r.client("C1")
+            await c.order("p1", price="90000", extra=[(847, "2")])
+            refused = await c.er(t11="p1", t39="8", t150="8", t103="11")
+            assert "TargetStrategy (847) 2 is not offered" in refused[58]
+            assert await r.open_at_venue() == []
+    run(body())
+
+
+async def _all_orders(r: Run) -> list[Order]:
+    return list((await assert_replay_matches(r.store)).values())
+
+
+async def _until_open_at_venue(r: Run, n: int) -> None:
+    """The children are placed once the parent is acknowledged: wait for the order path's
+    work to finish, then ``n`` orders rest at the paper venue."""
+    await asyncio.wait_for(r.orders.idle(), 5)
+    assert len(await r.open_at_venue()) == n
