@@ -29,7 +29,7 @@ def open_store(url: str) -> SessionStorePort:
         from gateway.store.memory import MemoryStore
 
         return MemoryStore()
-    from gateway.store.sessions import SessionStore
+    from gateway.store.store import SessionStore
 
     return SessionStore(url)
 
@@ -322,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # alembic >= 1.17 logs every plugin it sets up at INFO when imported: noise before anything
+    # the operator asked about (and ahead of a configuration error's own message).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command == "conformance-server":
         if args.log_dir:
             Path(args.log_dir).mkdir(parents=True, exist_ok=True)

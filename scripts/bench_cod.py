@@ -44,7 +44,7 @@ from benchlib.gwconfig import write_config  # noqa: E402
 
 from gateway.app import build_gateway  # noqa: E402
 from gateway.config import load_config  # noqa: E402
-from gateway.store.sessions import SessionStore  # noqa: E402
+from gateway.store.store import SessionStore  # noqa: E402
 
 T11, T35, T39 = tag(11), tag(35), tag(39)
 SYMBOL = "BTC/USDT"

@@ -36,8 +36,8 @@ from sqlalchemy.engine import make_url
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent
-from gateway.store.orders import FillRecord
-from gateway.store.sessions import SessionStore
+from gateway.store.records import FillRecord
+from gateway.store.store import SessionStore
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -45,7 +45,7 @@ from emulators import emulator_class  # noqa: E402
 from emulators.core import EmulatorServer  # noqa: E402
 from gateway.app import build_gateway  # noqa: E402
 from gateway.config import Config  # noqa: E402
-from gateway.store.sessions import SessionStore  # noqa: E402
+from gateway.store.store import SessionStore  # noqa: E402
 
 KINDS = ("binance", "okx", "bybit")
 CREDS = Credentials("bench-key-000001", "bench-secret-000001", passphrase="bench-Pass-1")

@@ -211,7 +211,7 @@ class AdminServer:
 
     async def _health(self, _request: web.Request) -> web.Response:
         open_by_session: dict[str, int] = {}
-        for o in self._orders.orders.values():
+        for o in self._orders.book.client_orders():
             if o.is_open:
                 open_by_session[o.session_id] = open_by_session.get(o.session_id, 0) + 1
         sessions = {

@@ -10,13 +10,18 @@ venue trade is stored once, with the child). :class:`Children` is what a strateg
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
 from connectors.base import Connector, venue_client_order_id
+from gateway.risk.checks import RiskEngine
 
+from . import fixmap
 from .book import OrderBook
+from .executor import Strategy
 from .fixmap import (
     EXEC_CANCELED,
     EXEC_NEW,
@@ -24,10 +29,13 @@ from .fixmap import (
     EXEC_TRADE,
     Execution,
 )
+from .lifecycle import OrdStatus
 from .model import ZERO, Order, OrderEvent
 from .recorder import Recorder
 from .tasks import Tasks
-from .venue import VenueSide
+from .venue import VenueSide, not_stored
+
+log = logging.getLogger("fixgw.orders")
 
 
 class Children:
@@ -37,12 +45,14 @@ class Children:
         recorder: Recorder,
         venue: VenueSide,
         connectors: dict[str, Connector],
+        risk: RiskEngine,
         tasks: Tasks,
     ) -> None:
         self.book = book
         self.recorder = recorder
         self.venue = venue
         self.connectors = connectors
+        self.risk = risk
         self.tasks = tasks
 
     def of(self, parent: Order) -> list[Order]:
@@ -51,8 +61,15 @@ class Children:
     def open(self, parent: Order, quantity: Decimal, venue: str | None = None,
              price: Decimal | None = None) -> Order:
         """A new child order of ``parent`` for ``quantity`` (at ``venue`` and ``price``, by
-        default the parent's), stored and then placed. Raises ValueError when the parent's
-        open children and fills would come to more than its quantity (Invariant 10)."""
+        default the parent's), stored and then placed. Raises ValueError when the parent is
+        not being worked (closed, being cancelled, its session's kill switch engaged) or when
+        its open children and fills would come to more than its quantity (Invariant 10)."""
+        p = parent.pending
+        if not (self.book.holds(parent) and parent.is_open) or (p is not None and
+                                                                  p.kind == "cancel"):
+            raise ValueError(f"{parent.order_id}: not being worked ({parent.status.name})")
+        if self.risk.is_killed(parent.session_id):
+            raise ValueError(f"{parent.order_id}: the kill switch of its session is engaged")
         working = sum((c.quantity - c.cum_qty for c in self.of(parent) if c.is_open), ZERO)
         if quantity <= 0 or parent.cum_qty + working + quantity > parent.quantity:
             raise ValueError(f"{parent.order_id}: a child of {quantity} would take its venue "
@@ -96,10 +113,34 @@ class Children:
         d = ev.data
         qty, px = Decimal(d["quantity"]), Decimal(d["price"])
         trade = f"{child.order_id}.{d['trade_id']}"
-        self.recorder.record(parent, "fill", {"trade_id": trade, "quantity": d["quantity"],
-                                              "price": d["price"]},
-                             Execution(f"{parent.order_id}.T{trade}", EXEC_TRADE,
-                                       last_qty=qty, last_px=px, last_mkt=child.venue))
+        done = self.recorder.record(parent, "fill", {"trade_id": trade, "quantity": d["quantity"],
+                                                     "price": d["price"]},
+                                    Execution(f"{parent.order_id}.T{trade}", EXEC_TRADE,
+                                              last_qty=qty, last_px=px, last_mkt=child.venue))
+        if done is None and trade not in parent.trade_ids:
+            # the parent cannot take it (closed, or it would go past its quantity): never
+            # silently (Invariant 10 says the children never add up to more)
+            log.error("%s: the fill %s of its child %s does not fit the parent (%s, filled %s "
+                      "of %s)", parent.order_id, d["trade_id"], child.order_id,
+                      parent.status.name, parent.cum_qty, parent.quantity)
+
+    def settle(self, parent: Order, child: Order, ev: OrderEvent, text: str) -> None:
+        """What most strategies do with a child's event: a fill fills the parent; once no
+        child is open the parent, still open, is canceled with ``text``."""
+        if ev.kind == "fill":
+            self.fill(parent, child, ev)
+        if not child.is_open and parent.is_open and not any(
+            c.is_open for c in self.of(parent)
+        ):
+            self.cancel_done(parent, text)
+
+    def cancel_all(self, parent: Order, why: str) -> None:
+        """Cancel every open child; the parent is canceled now when none is open."""
+        live = [c for c in self.of(parent) if c.is_open]
+        for child in live:
+            self.cancel(child, why)
+        if not live and parent.is_open:
+            self.cancel_done(parent, why)
 
     def cancel_done(self, parent: Order, text: str) -> None:
         """The parent is over without being filled (its pending cancel, if any, done)."""
@@ -119,3 +160,65 @@ class Children:
     def refuse(self, parent: Order, text: str, reason: bytes) -> None:
         """The parent's pending cancel or replace is refused (OrderCancelReject)."""
         self.venue.refuse_pending(parent, text, reason)
+
+
+class StrategyExecutor:
+    """A strategy as an executor: it hears of a request once it is stored; one that could not
+    be is refused, as the venue side refuses it (the venue is never called for what the
+    store does not have)."""
+
+    def __init__(self, strategy: Strategy, children: Children) -> None:
+        self.strategy = strategy
+        self.children = children
+
+    async def place(self, o: Order, persisted: Awaitable[None]) -> None:
+        try:
+            await persisted
+        except Exception as exc:
+            log.warning("%s: not worked: %s", o.order_id, exc)
+            self.children.reject(o, f"not placed: {not_stored(exc, 'the order')}")
+            return
+        self.strategy.start(o)
+
+    async def cancel(self, o: Order) -> None:
+        self.strategy.cancel(o)
+
+    async def replace(self, o: Order, persisted: Awaitable[None] | None) -> None:
+        if persisted is not None:
+            try:
+                await persisted
+            except Exception as exc:
+                self.children.refuse(o, f"replace not sent: {not_stored(exc, 'the request')}",
+                                     fixmap.CXL_REJ_OTHER)
+                return
+        self.strategy.replace(o)
+
+
+class Orphaned:
+    """The strategy of a parent whose own strategy is not configured (any more): its children
+    are cancelled and the parent with them, saying why; nothing new is worked."""
+
+    def __init__(self, children: Children) -> None:
+        self.children = children
+
+    def _why(self, parent: Order) -> str:
+        return f"TargetStrategy {parent.strategy} is not configured here"
+
+    def start(self, parent: Order) -> None:
+        self.children.reject(parent, self._why(parent))
+
+    def cancel(self, parent: Order) -> None:
+        self.children.cancel_all(parent, self._why(parent))
+
+    def replace(self, parent: Order) -> None:
+        self.children.refuse(parent, self._why(parent), fixmap.CXL_REJ_BROKER)
+
+    def resume(self, parent: Order) -> None:
+        log.error("%s: %s: its venue orders are cancelled", parent.order_id, self._why(parent))
+        if parent.status is OrdStatus.PENDING_NEW and not self.children.of(parent):
+            self.start(parent)
+        else:
+            self.cancel(parent)
+
+    def child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
+        self.children.settle(parent, child, ev, self._why(parent))

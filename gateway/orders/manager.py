@@ -50,7 +50,7 @@ from gateway.routing.router import SymbolMap
 
 from .book import OrderBook
 from .cancels import Cancellations
-from .children import Children
+from .children import Children, Orphaned, StrategyExecutor
 from .executor import Executor, Strategy
 from .mass import MassRequests
 from .model import Order, OrderEvent, order_from_json
@@ -106,8 +106,14 @@ class OrderManager:
         self.recorder = Recorder(store, self.book, self._sessions, self.tasks, clock=clock,
                                  timestamp_precision=timestamp_precision, closed=self._closed)
         self.venue = VenueSide(self.book, self.recorder, connectors, self.tasks, self.patience)
-        children = Children(self.book, self.recorder, self.venue, connectors, self.tasks)
-        self._strategies = {name: make(children) for name, make in (strategies or {}).items()}
+        children = Children(self.book, self.recorder, self.venue, connectors, self.risk,
+                            self.tasks)
+        self._strategies: dict[str, Strategy] = {
+            name: make(children) for name, make in (strategies or {}).items()}
+        self._orphaned = Orphaned(children)
+        self._executors: dict[str, Executor] = {
+            name: StrategyExecutor(s, children) for name, s in self._strategies.items()}
+        self._orphaned_executor = StrategyExecutor(self._orphaned, children)
         self.recorder.child_event = self._child_event
         self.cancels = Cancellations(self.book, self.recorder, self.venue, self.executor,
                                      self._sessions, self.risk, store, self.tasks)
@@ -118,7 +124,7 @@ class OrderManager:
         self.requests = CancelReplaceRequests(self.book, self.recorder, connectors, self.symbols,
                                               self.risk, self.executor, self.tasks)
         self.mass = MassRequests(self.book, self.recorder, self.cancels)
-        self.recovery = Recovery(self.book, self.venue, connectors, self.executor, self.tasks)
+        self.recovery = Recovery(self.book, self.venue, connectors, self.tasks)
 
     @property
     def orders(self) -> dict[str, Order]:
@@ -127,12 +133,22 @@ class OrderManager:
 
     def executor(self, o: Order) -> Executor:
         """Who works ``o``: its strategy for a parent, else the venue side."""
-        return self.venue if o.strategy is None else self._strategies[o.strategy]
+        if o.strategy is None:
+            return self.venue
+        return self._executors.get(o.strategy, self._orphaned_executor)
+
+    def _strategy(self, parent: Order) -> Strategy:
+        return self._strategies.get(parent.strategy or "", self._orphaned)
 
     def _child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
-        strategy = self._strategies.get(parent.strategy or "")
-        if strategy is not None:
-            strategy.child_event(parent, child, ev)
+        self._strategy(parent).child_event(parent, child, ev)
+
+    def _resume(self, loaded: list[Order]) -> None:
+        """The parents loaded from the store go on being worked (their children were
+        reconciled with their venues first)."""
+        for o in loaded:
+            if o.strategy is not None and o.is_open and self.book.holds(o):
+                self._strategy(o).resume(o)
 
     def _closed(self, o: Order) -> None:
         self.risk.closed(o.session_id, o.account)
@@ -206,13 +222,14 @@ class OrderManager:
                     self._start_later(name, self.connectors[name])))
         serving = set(self._sessions) if sessions is None else set(sessions) & set(self._sessions)
         self._serving = serving
-        await self._load_sessions(serving)
+        loaded = await self._load_sessions(serving)
         for name in started:
             self._consumers.append(asyncio.create_task(self._consume(name, self.connectors[name])))
         for name in started:
             await self.recovery.reconcile(name)
         for name in started:
             self.recovery.reissue_pending(name)
+        self._resume(loaded)
         await self.cancels.after_restart(serving)
 
     async def adopt(self, sessions: Collection[str]) -> None:
@@ -227,6 +244,7 @@ class OrderManager:
             if venue not in self.down:
                 await self.recovery.reconcile(venue)
                 self.recovery.reissue_pending(venue, ids)  # (this node's own are in hand)
+        self._resume(loaded)
         await self.cancels.after_restart(serving)
 
     def let_go(self, sid: str) -> None:
@@ -254,10 +272,6 @@ class OrderManager:
         loaded = [o for o in map(order_from_json, await self.store.load_open_orders())
                   if o.session_id in sessions and o.order_id not in self.book.orders]
         for o in loaded:
-            if o.strategy is not None and o.strategy not in self._strategies:
-                log.error("%s: open parent order of strategy %s, which is not configured: "
-                          "its children are worked, it is not", o.order_id, o.strategy)
-                continue
             self.book.add(o)
             if o.parent_id is None:
                 self.risk.opened(o.session_id, o.account)

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any, Final
 
 from connectors.base import OrderType, Side, TimeInForce
-from gateway.store.orders import OrderEvent
+from gateway.store.records import OrderEvent
 
 from .lifecycle import Ev, OrdStatus, transition
 
@@ -47,6 +47,8 @@ class Pending:
     venue order."""
     placing: bool = field(default=False, compare=False, metadata=TRANSIENT)
     """Cancel-then-new: the old venue order is canceled, the new one is being placed."""
+    awaiting_ack: bool = field(default=False, compare=False, metadata=TRANSIENT)
+    """A cancel of an order the venue has not acknowledged: sent once it has."""
 
     @property
     def unsolicited(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, runtime_checkable
 
-from gateway.store.orders import OrderAppend, OrderEvent, Snapshot
+from gateway.store.records import OrderAppend, OrderEvent, Snapshot
 
 
 @runtime_checkable

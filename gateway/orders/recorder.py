@@ -24,7 +24,8 @@ from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.session import Session, SessionID
 from gateway.routing.router import SessionRouting
 from gateway.store.errors import StoreUnavailable
-from gateway.store.orders import FillRecord, OrderAppend, build_append
+from gateway.store.orders import build_append
+from gateway.store.records import FillRecord, OrderAppend
 
 from .book import OrderBook
 from .fixmap import Execution, Report
@@ -107,6 +108,13 @@ class Recorder:
         self._draining: asyncio.Task[None] | None = None
         self._drain_lock = asyncio.Lock()
         self._replay_due: asyncio.Task[None] | None = None
+        self._carry: list[OrderAppend] = []
+        self._last_future: asyncio.Future[None] | None = None
+        """The future of the last event stored (a child's event carried into its parent's
+        commit resolves with it)."""
+        """A child's event whose parent's strategy is being told of it: stored in the same
+        commit as the first event the strategy records on the parent (a parent's fill is
+        never lost between its child's commit and its own)."""
 
     async def start(self) -> None:
         for blocks in self._ids.values():
@@ -170,12 +178,22 @@ class Recorder:
             told = report.message(o, ts, self.ts)
         if not o.is_open and self.book.remove(o) and not child:
             self._closed(o)
-        future = self._store_and_tell(ev, o, fill, told)
-        if child:
-            parent = self.book.orders.get(o.parent_id or "")
-            if parent is not None:
-                self.child_event(parent, o, ev)
-        return future
+        if not child:
+            return self._store_and_tell(ev, o, fill, told)
+        parent = self.book.orders.get(o.parent_id or "")
+        if parent is None:
+            log.error("%s: event %s of a child order whose parent %s is not open here",
+                      o.order_id, kind, o.parent_id)
+            return self._store_and_tell(ev, o, fill, None)
+        carried = build_append((ev,), (o,), (fill,) if fill is not None else ())
+        outer, self._carry = self._carry, [carried]
+        try:
+            self.child_event(parent, o, ev)
+        finally:
+            left, self._carry = self._carry, outer
+        if left:  # the strategy recorded nothing on the parent: stored alone
+            return self._store_built(left[0])
+        return None if self._last_future is None else self._last_future
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -204,16 +222,20 @@ class Recorder:
         log stays in the order of events)."""
         st = self.sessions.get(ev.session_id)
         session = st.session if st is not None else None
-        fills = (fill,) if fill is not None else ()
+        append = build_append((ev,), (o,), (fill,) if fill is not None else ())
+        if self._carry:  # a child's event goes with its parent's first
+            append = merge_appends([*self._carry, append])
+            self._carry = []
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
+        self._last_future = future
         if told is None and self._batching is not None:
-            self._batching.append((build_append((ev,), (o,), fills), future))
+            self._batching.append((append, future))
             return future
         if (told is not None and session is not None and session.is_logged_on
                 and not self._deferred):
             msg_type, body = told
-            stored = _Stored(build_append((ev,), (o,), fills), future,
+            stored = _Stored(append, future,
                              functools.partial(self._unsent, ev, msg_type, body))
             session.send(msg_type, body, self.clock(), ref=ev.exec_id, attachment=stored)
             self._request_flush(session.sid)
@@ -222,7 +244,18 @@ class Recorder:
             self._keep_report(st, ev, *told)
             if session is not None and session.is_logged_on:
                 self._request_replay()
-        append = build_append((ev,), (o,), fills)
+            # the report is kept in the event's data: its row is made again
+            append = OrderAppend(append.events[:-1] + build_append((ev,), ()).events,
+                                 append.orders, append.fills)
+        return self._store_built(append, future)
+
+    def _store_built(
+        self, append: OrderAppend, future: asyncio.Future[None] | None = None
+    ) -> asyncio.Future[None]:
+        """Store rows no report goes with (behind those kept while the store was down)."""
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieve)
         if self._deferred:
             self._defer(append, future)
             return future
@@ -252,7 +285,9 @@ class Recorder:
         if st is not None and ev.exec_id is not None:
             self._keep_report(st, ev, msg_type, body)
         p = stored.payload
-        self._defer(OrderAppend(build_append((ev,), ()).events, p.orders, p.fills))
+        # the event's row again (it now keeps the report); a child's carried before it
+        self._defer(OrderAppend(p.events[:-1] + build_append((ev,), ()).events, p.orders,
+                                p.fills))
         stored.fail(exc)
 
     def _stored_alone(

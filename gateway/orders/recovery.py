@@ -4,14 +4,11 @@ again what was in flight when the last process stopped."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from connectors.base import Connector, VenueError, VenueStatus
 
 from .book import OrderBook
-from .executor import Executor
 from .lifecycle import OrdStatus
-from .model import Order
 from .tasks import Tasks
 from .venue import VenueSide
 
@@ -24,13 +21,11 @@ class Recovery:
         book: OrderBook,
         venue: VenueSide,
         connectors: dict[str, Connector],
-        executor: Callable[[Order], Executor],
         tasks: Tasks,
     ) -> None:
         self.book = book
         self.venue = venue
         self.connectors = connectors
-        self.executor = executor
         self.tasks = tasks
 
     async def reconcile(self, venue: str) -> None:
@@ -84,14 +79,13 @@ class Recovery:
 
     def reissue_pending(self, venue: str | None, only: set[str] | None = None) -> None:
         """Ask again what was in flight when the last process stopped (both idempotent): the
-        pending cancels and replaces of the orders at ``venue`` (all when None), of ``only``
-        when given."""
+        pending cancels and replaces of the venue orders at ``venue`` (all when None), of
+        ``only`` when given. (A parent's are its strategy's, when it resumes.)"""
         for o in list(self.book):
-            if only is not None and o.order_id not in only:
+            if (only is not None and o.order_id not in only) or o.strategy is not None:
                 continue
             if (venue is None or o.venue == venue) and o.is_open and o.pending is not None:
-                executor = self.executor(o)
                 if o.pending.kind == "cancel":
-                    self.tasks.spawn(executor.cancel(o))
+                    self.tasks.spawn(self.venue.cancel(o))
                 else:
-                    self.tasks.spawn(executor.replace(o, None))
+                    self.tasks.spawn(self.venue.replace(o, None))

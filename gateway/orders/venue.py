@@ -39,7 +39,7 @@ from connectors.base import (
     venue_client_order_id,
 )
 from gateway.store.errors import StoreUnavailable
-from gateway.store.orders import FillRecord
+from gateway.store.records import FillRecord
 
 from . import fixmap
 from .book import OrderBook
@@ -78,6 +78,13 @@ class Patience:
 
 async def _open_gate() -> None:
     return None
+
+
+def not_stored(exc: BaseException, what: str) -> str:
+    """Why ``what`` (the order, the request) is not carried out: the store could not take it."""
+    if isinstance(exc, StoreUnavailable):
+        return str(exc)
+    return f"{what} could not be stored ({type(exc).__name__})"
 
 
 def venue_request(
@@ -128,8 +135,7 @@ class VenueSide:
         except Exception as exc:
             # never placed: the venue is not called for an order the store does not have.
             # The client is told (the reject is kept with the intent until the store is back)
-            text = str(exc) if isinstance(exc, StoreUnavailable) else (
-                f"the order could not be stored ({type(exc).__name__})")
+            text = not_stored(exc, "the order")
             log.warning("%s: not placed: %s", o.order_id, exc)
             self.recorder.record(o, "rejected", {"text": text, "by": "gateway"},
                                  Execution(self.recorder.exec_id(o), EXEC_REJECTED,
@@ -177,7 +183,8 @@ class VenueSide:
         self.recorder.record(o, "accepted", {"venue_order_id": venue_order_id},
                              Execution(self.recorder.exec_id(o), EXEC_NEW))
         p = o.pending
-        if p is not None and p.kind == "cancel" and o.is_open:
+        if p is not None and p.awaiting_ack and o.is_open:
+            p.awaiting_ack = False
             self.tasks.spawn(self.cancel(o))  # it waited for the acknowledgement
 
     def rejected(self, o: Order, reason: RejectReason, text: str) -> None:
@@ -276,7 +283,9 @@ class VenueSide:
         is)."""
         conn = self.connectors[o.venue]
         if o.venue_order_id is None:
-            return  # not acknowledged yet: cancelled as soon as it is (accepted)
+            if o.pending is not None:
+                o.pending.awaiting_ack = True  # not acknowledged yet: cancelled once it is
+            return
         delay = self.patience.retry
         while True:
             try:
@@ -324,6 +333,9 @@ class VenueSide:
         everything_ours = not self.shared() and all(
             o.order_id in ids for o in self.book.venue_orders(venue) if o.is_open)
         live = [o for o in orders if o.venue_order_id is not None]
+        for o in orders:
+            if o.venue_order_id is None and o.pending is not None:
+                o.pending.awaiting_ack = True  # cancelled once acknowledged
         if everything_ours and conn.capabilities.bulk_cancel and len(live) > 1:
             try:
                 await self.gate()
@@ -345,7 +357,8 @@ class VenueSide:
         kind = "replace_refused" if is_replace else "cancel_refused"
         if self.recorder.record(o, kind, {"text": text}, report) is None:
             return
-        self.book.unmap_cl(o.session_id, p.cl_ord_id)
+        if not p.unsolicited:  # (an unsolicited cancel's ClOrdID is the order's own)
+            self.book.unmap_cl(o.session_id, p.cl_ord_id)
         self._after_pending(o)
 
     def _after_pending(self, o: Order) -> None:
@@ -378,9 +391,8 @@ class VenueSide:
                 await persisted  # write-ahead: the replace is stored before the venue hears of it
             except Exception as exc:
                 # not sent to the venue; refused (told once the store is back)
-                text = str(exc) if isinstance(exc, StoreUnavailable) else (
-                    f"the request could not be stored ({type(exc).__name__})")
-                self.refuse_pending(o, f"replace not sent: {text}", fixmap.CXL_REJ_OTHER)
+                self.refuse_pending(o, f"replace not sent: {not_stored(exc, 'the request')}",
+                                    fixmap.CXL_REJ_OTHER)
                 return
         conn = self.connectors[o.venue]
         p = o.pending

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.session import AuthenticationRequired, Session, SessionID
-from gateway.store.errors import StoreUnavailable
-from gateway.store.nodes import NodeFenced
+from gateway.store.errors import NodeFenced, StoreUnavailable
 
 from .handle import Limits, SessionDef, SessionHandle, utc
 from .journal import SeqJournal

@@ -44,8 +44,8 @@ from gateway.fix.session import (
     SessionSettings,
 )
 from gateway.fix.states import State
-from gateway.store.errors import StoreUnavailable
-from gateway.store.nodes import NodeFenced
+from gateway.store.errors import NodeFenced, StoreUnavailable
+from gateway.store.records import Commit, OrderAppend
 
 from .journal import SeqJournal
 from .ports import Application, FileLogPort, SessionStorePort
@@ -294,7 +294,7 @@ class SessionHandle:
     async def save_seq(self) -> None:
         s = self.session
         saved = (s.next_sender, self.durable_target())
-        await self.store.save(self.sid_str, next_sender=saved[0], next_target=saved[1])
+        await self.store.commit(Commit(self.sid_str, next_sender=saved[0], next_target=saved[1]))
         self._saved = saved
         self._journal_stored()
 
@@ -308,17 +308,16 @@ class SessionHandle:
         if not batch:
             return
         s = self.session
-        reports = [(a.ref, a.seq) for a in batch if a.ref is not None]
         attached = [a.attachment for a in batch if a.attachment is not None]
         saved = (s.next_sender, self.durable_target())
-        await self.store.save(
+        await self.store.commit(Commit(
             self.sid_str,
-            sent=[(a.seq, a.data) for a in batch if a.persist],
+            sent=tuple((a.seq, a.data) for a in batch if a.persist),
             next_sender=saved[0],
             next_target=saved[1],
-            reports=reports,
-            appends=[x.payload for x in attached],
-        )
+            reports=tuple((a.ref, a.seq) for a in batch if a.ref is not None),
+            orders=tuple(_rows(x.payload) for x in attached),
+        ))
         for x in attached:
             x.committed()
         self._saved = saved
@@ -446,3 +445,10 @@ class SessionHandle:
                 break
             cursor = stored[-1][0] + 1
         await self._write(resender.finish())
+
+
+def _rows(payload: object) -> OrderAppend:
+    """What an attachment stores with its message: order rows (the order path's)."""
+    if not isinstance(payload, OrderAppend):
+        raise TypeError(f"an attachment carries order rows, not {type(payload).__name__}")
+    return payload

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway.fix.message import Message
 from gateway.fix.session import Session, SessionID
-from gateway.store.sessions import SessionRecord
+from gateway.store.records import Commit, SessionRecord
 
 
 class SessionStorePort(Protocol):
     async def load(self, session_id: str) -> SessionRecord: ...
 
-    async def save(
-        self,
-        session_id: str,
-        *,
-        sent: Sequence[tuple[int, bytes]] = (),
-        next_sender: int | None = None,
-        next_target: int | None = None,
-        reports: Sequence[tuple[str, int]] = (),
-        appends: Sequence[Any] = (),
-    ) -> None: ...
+    async def commit(self, unit: Commit) -> None:
+        """Store ``unit`` in one transaction; returns once committed (Invariant 1)."""
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None: ...
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from .sessions import SessionRecord
+from .records import Commit, SessionRecord
 
 
 class MemoryStore:
@@ -30,6 +30,19 @@ class MemoryStore:
         s, t, c = self._seq[session_id]
         return SessionRecord(next_sender=s, next_target=t, creation_time=c)
 
+    async def commit(self, unit: Commit) -> None:
+        s, t, c = self._seq.get(unit.session_id, (1, 1, datetime.now(UTC)))
+        self._seq[unit.session_id] = (
+            s if unit.next_sender is None else unit.next_sender,
+            t if unit.next_target is None else unit.next_target,
+            c,
+        )
+        for exec_id, seq in unit.reports:
+            self.reports[exec_id] = (unit.session_id, seq)
+        box = self._sent.setdefault(unit.session_id, {})
+        for seq, data in unit.sent:
+            box[seq] = data
+
     async def save(
         self,
         session_id: str,
@@ -38,19 +51,9 @@ class MemoryStore:
         next_sender: int | None = None,
         next_target: int | None = None,
         reports: Sequence[tuple[str, int]] = (),
-        appends: Sequence[object] = (),
     ) -> None:
-        s, t, c = self._seq.get(session_id, (1, 1, datetime.now(UTC)))
-        self._seq[session_id] = (
-            s if next_sender is None else next_sender,
-            t if next_target is None else next_target,
-            c,
-        )
-        for exec_id, seq in reports:
-            self.reports[exec_id] = (session_id, seq)
-        box = self._sent.setdefault(session_id, {})
-        for seq, data in sent:
-            box[seq] = data
+        await self.commit(Commit(session_id, tuple(sent), next_sender, next_target,
+                                 tuple(reports)))
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None:
         self.logged.append((session_id, direction, data, when))

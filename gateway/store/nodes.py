@@ -17,8 +17,8 @@ and waits at most :data:`TAKEOVER_LOCK_TIMEOUT` for the lock (else it tries agai
 
 Times are the database's clock (every node reads the same one), in epoch milliseconds.
 
-These functions run in the store's writer thread, each in one transaction (the queries of
-``SessionStore._order_read``).
+The queries run in the store's writer thread, each in one transaction
+(:meth:`Writer.query <gateway.store.writer.Writer.query>`); :class:`NodeRegistry` is the API.
 """
 
 from __future__ import annotations
@@ -29,13 +29,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import Connection, or_, select, text, update
 from sqlalchemy.sql import Select
 
-from gateway.store.orders import OrderStatements
+from gateway.store.db import placeholder
+from gateway.store.errors import NodeFenced
 from gateway.store.schema import gateway_nodes, sessions
+from gateway.store.writer import Tx, Writer
+
+T = TypeVar("T")
+
+__all__ = ["Claim", "Me", "NodeBusy", "NodeFenced", "NodeRecord", "NodeRegistry"]
 
 TAKEOVER_LOCK_TIMEOUT = "3s"
 """How long a takeover waits for the old node's commit in flight (PostgreSQL)."""
@@ -78,14 +84,6 @@ class NodeBusy(RuntimeError):  # noqa: N818 - a state: the node name is in use
         super().__init__(f"{holder.describe()} is running (host {holder.host}, process "
                          f"{holder.process}); give this one another [gateway] node name")
         self.holder = holder
-
-
-class NodeFenced(RuntimeError):  # noqa: N818 - a state
-    """Another process has taken this node's place: it must not write anything more."""
-
-    def __init__(self, node: str) -> None:
-        super().__init__(f"node {node} was taken over by another process (its fencing token "
-                         "changed): this process must stop")
 
 
 @dataclass(slots=True)
@@ -147,6 +145,8 @@ def process_alive(host: str, process: str) -> bool | None:
 
 
 Alive = Callable[[str, str], bool | None]
+Query: TypeAlias = Callable[[Connection], T]
+"""What the functions below make: a query for the writer (:meth:`Writer.query`)."""
 
 
 def _gone(rec: NodeRecord, now_ms: int, alive: Alive) -> bool:
@@ -256,10 +256,10 @@ def _take_node(conn: Connection, me: Me, gone: NodeRecord) -> set[str] | None:
 
 # --- the queries ---------------------------------------------------------------------------------
 
-def register(me: Me, alive: Alive = process_alive) -> Callable[[Connection, OrderStatements], int]:
+def register(me: Me, alive: Alive = process_alive) -> Query[int]:
     """A query: take the node name ``me.node`` (its token raised), unless a live process holds
     it (:class:`NodeBusy`). Returns the new token."""
-    def query(conn: Connection, _st: OrderStatements) -> int:
+    def query(conn: Connection) -> int:
         now = db_now_ms(conn)
         held = _node(conn, me.node)
         values = {"address": me.address, "host": me.host, "process": me.process,
@@ -279,10 +279,10 @@ def register(me: Me, alive: Alive = process_alive) -> Callable[[Connection, Orde
     return query
 
 
-def renew(me: Me) -> Callable[[Connection, OrderStatements], None]:
+def renew(me: Me) -> Query[None]:
     """A query: extend ``me``'s lease (the commit's token check raises NodeFenced once another
     process has taken the node's place)."""
-    def query(conn: Connection, _st: OrderStatements) -> None:
+    def query(conn: Connection) -> None:
         now = db_now_ms(conn)
         conn.execute(update(gateway_nodes)
                      .where(gateway_nodes.c.node == me.node, gateway_nodes.c.token == me.token)
@@ -292,13 +292,13 @@ def renew(me: Me) -> Callable[[Connection, OrderStatements], None]:
 
 def claim(
     me: Me, session_ids: Iterable[str], alive: Alive = process_alive,
-) -> Callable[[Connection, OrderStatements], Claim]:
+) -> Query[Claim]:
     """A query: make ``me`` the owner of each of ``session_ids`` that has none, is ``me``'s, or
     belongs to a node that is gone (that node is taken over whole: its other sessions move to
     ``me`` too). Sessions never seen get their row."""
     wanted = sorted(set(session_ids))
 
-    def query(conn: Connection, _st: OrderStatements) -> Claim:
+    def query(conn: Connection) -> Claim:
         _check_token(conn, me)
         now = db_now_ms(conn)
         out = Claim()
@@ -348,10 +348,10 @@ def claim(
 
 def take_over_gone(
     me: Me, alive: Alive = process_alive
-) -> Callable[[Connection, OrderStatements], dict[str, str]]:
+) -> Query[dict[str, str]]:
     """A query: take over every other node that is gone and owns sessions; returns session
     id -> the node it was taken from. Rows of nodes long gone that own nothing are deleted."""
-    def query(conn: Connection, _st: OrderStatements) -> dict[str, str]:
+    def query(conn: Connection) -> dict[str, str]:
         _check_token(conn, me)
         now = db_now_ms(conn)
         taken: dict[str, str] = {}
@@ -380,11 +380,11 @@ def take_over_gone(
 
 def release(
     me: Me, session_ids: Iterable[str]
-) -> Callable[[Connection, OrderStatements], set[str]]:
+) -> Query[set[str]]:
     """A query: give up ``session_ids`` (those ``me`` owns); another node may claim them."""
     wanted = sorted(set(session_ids))
 
-    def query(conn: Connection, _st: OrderStatements) -> set[str]:
+    def query(conn: Connection) -> set[str]:
         _check_token(conn, me)
         mine = {str(sid) for (sid,) in conn.execute(
             select(sessions.c.session_id).where(sessions.c.session_id.in_(wanted),
@@ -396,9 +396,9 @@ def release(
     return query
 
 
-def owner_of(session_id: str) -> Callable[[Connection, OrderStatements], NodeRecord | None]:
+def owner_of(session_id: str) -> Query[NodeRecord | None]:
     """A query: the node that owns ``session_id`` (None: no node does)."""
-    def query(conn: Connection, _st: OrderStatements) -> NodeRecord | None:
+    def query(conn: Connection) -> NodeRecord | None:
         owner = conn.execute(select(sessions.c.owner)
                              .where(sessions.c.session_id == session_id)).scalar_one_or_none()
         if owner is None:
@@ -409,9 +409,9 @@ def owner_of(session_id: str) -> Callable[[Connection, OrderStatements], NodeRec
     return query
 
 
-def live_nodes() -> Callable[[Connection, OrderStatements], list[NodeRecord]]:
+def live_nodes() -> Query[list[NodeRecord]]:
     """A query: every node whose lease runs."""
-    def query(conn: Connection, _st: OrderStatements) -> list[NodeRecord]:
+    def query(conn: Connection) -> list[NodeRecord]:
         now = db_now_ms(conn)
         return [_record(r) for r in conn.execute(
             select(*_NODE_COLUMNS).where(gateway_nodes.c.lease_until_ms > now)
@@ -419,19 +419,19 @@ def live_nodes() -> Callable[[Connection, OrderStatements], list[NodeRecord]]:
     return query
 
 
-def set_address(me: Me) -> Callable[[Connection, OrderStatements], None]:
+def set_address(me: Me) -> Query[None]:
     """A query: the address other nodes name for ``me``."""
-    def query(conn: Connection, _st: OrderStatements) -> None:
+    def query(conn: Connection) -> None:
         _check_token(conn, me)
         conn.execute(update(gateway_nodes).where(gateway_nodes.c.node == me.node)
                      .values(address=me.address))
     return query
 
 
-def leave(me: Me) -> Callable[[Connection, OrderStatements], None]:
+def leave(me: Me) -> Query[None]:
     """A query: end ``me``'s lease now (a clean stop): its sessions go to whichever node claims
     them next, without waiting for the lease to run out."""
-    def query(conn: Connection, _st: OrderStatements) -> None:
+    def query(conn: Connection) -> None:
         conn.execute(update(gateway_nodes).where(gateway_nodes.c.node == me.node,
                                                  gateway_nodes.c.token == me.token)
                      .values(lease_until_ms=0))
@@ -440,11 +440,11 @@ def leave(me: Me) -> Callable[[Connection, OrderStatements], None]:
 
 def hand_over(
     me: Me, session_id: str, to: str | None
-) -> Callable[[Connection, OrderStatements], None]:
+) -> Query[None]:
     """A query: give ``session_id`` (``me``'s) to node ``to`` (it must be live), or to no node
     (the next to claim it at a Logon gets it). Raises KeyError when ``me`` does not own it,
     LookupError when ``to`` is not a live node."""
-    def query(conn: Connection, _st: OrderStatements) -> None:
+    def query(conn: Connection) -> None:
         _check_token(conn, me)
         owner = conn.execute(_locked(conn, select(sessions.c.owner)
                                      .where(sessions.c.session_id == session_id))
@@ -460,10 +460,112 @@ def hand_over(
     return query
 
 
-def sessions_owned(me: Me) -> Callable[[Connection, OrderStatements], set[str]]:
+def sessions_owned(me: Me) -> Query[set[str]]:
     """A query: the sessions the store says ``me`` owns (one handed over to it among them)."""
-    def query(conn: Connection, _st: OrderStatements) -> set[str]:
+    def query(conn: Connection) -> set[str]:
         _check_token(conn, me)
         return {str(sid) for (sid,) in conn.execute(
             select(sessions.c.session_id).where(sessions.c.owner == me.node))}
     return query
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+class NodeRegistry:
+    """This process as a gateway node, on ``writer``: once registered, every commit of the
+    writer checks the node's fencing token (:func:`fence_sql`)."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self._me: Me | None = None
+        dialect = writer.engine.dialect.name
+        self._fence_sql = fence_sql(placeholder(dialect), dialect)
+        self._pg = dialect == "postgresql"
+
+    async def register_node(
+        self, node: str, *, address: str, lease_s: float, host: str | None = None,
+        process: str | None = None,
+    ) -> int:
+        """Become gateway node ``node`` (raises :class:`NodeBusy` when a live process holds
+        it); from now on every commit checks the node's fencing token. Returns the token.
+        ``host`` and ``process`` say who this is (tests pose as others)."""
+        me = Me(node, 0, address, host or this_host(), process or process_id(),
+                int(lease_s * 1000))
+        token = await self.writer.query(register(me))
+        self._me = Me(me.node, token, me.address, me.host, me.process, me.lease_ms)
+        self.writer.label(connection_name(node))
+        self.writer.fence = self._check_fence
+        return token
+
+    def _check_fence(self, tx: Tx) -> None:
+        """Invariant 9: nothing commits once another process has taken this node's place (on
+        PostgreSQL this also takes the node's shared lock, which a takeover waits for)."""
+        me = self._me
+        if me is None:
+            return
+        tx.execute(self._fence_sql, [(lock_key(me.node), me.node) if self._pg else (me.node,)])
+        row = self.writer.fetchone()
+        if row is None or int(row[0]) != me.token:
+            raise NodeFenced(me.node)
+
+    @property
+    def node(self) -> Me | None:
+        return self._me
+
+    @property
+    def fenced(self) -> str | None:
+        """Why this store may write nothing more (another process took this node's place)."""
+        return self.writer.fenced
+
+    def _now_me(self) -> Me:
+        me = self._me
+        if me is None:
+            raise RuntimeError("no node registered (register_node first)")
+        return me
+
+    async def renew_node(self) -> None:
+        """Extend this node's lease (raises NodeFenced once another process took its place)."""
+        await self.writer.query(renew(self._now_me()))
+
+    async def claim_sessions(self, session_ids: Sequence[str]) -> Claim:
+        """Own ``session_ids`` where no live node does (:func:`claim`)."""
+        return await self.writer.query(claim(self._now_me(), session_ids))
+
+    async def take_over_gone(self) -> dict[str, str]:
+        """Take over the sessions of nodes that are gone: session id -> the node it was
+        taken from."""
+        return await self.writer.query(take_over_gone(self._now_me()))
+
+    async def release_sessions(self, session_ids: Sequence[str]) -> set[str]:
+        return await self.writer.query(release(self._now_me(), session_ids))
+
+    async def session_owner(self, session_id: str) -> NodeRecord | None:
+        return await self.writer.query(owner_of(session_id))
+
+    async def hand_over_session(self, session_id: str, to: str | None) -> None:
+        """Give a session this node owns to node ``to`` (or to no node)."""
+        await self.writer.query(hand_over(self._now_me(), session_id, to))
+
+    async def sessions_owned(self) -> set[str]:
+        """The sessions the store says this node owns."""
+        return await self.writer.query(sessions_owned(self._now_me()))
+
+    async def leave_node(self) -> None:
+        """End this node's lease (a clean stop); commits are no longer fenced by it."""
+        me = self._me
+        if me is None or self.writer.fenced is not None:
+            return
+        await self.writer.query(leave(self._now_me()))
+        self._me = None
+        self.writer.fence = None
+
+    async def live_nodes(self) -> list[NodeRecord]:
+        """Every node whose lease runs (this one included)."""
+        return await self.writer.query(live_nodes())
+
+    async def set_node_address(self, address: str) -> None:
+        """The address other nodes name for this one (known once it listens)."""
+        me = self._now_me()
+        self._me = Me(me.node, me.token, address, me.host, me.process, me.lease_ms)
+        await self.writer.query(set_address(self._me))

@@ -1,11 +1,11 @@
-"""Order-side persistence: event log, order snapshots, fills, reported ExecIDs, id counters.
+"""The order repository: event log, order snapshots, fills, reported ExecIDs, id counters.
 
-These share the session store's database, writer thread and group commit
-(:mod:`gateway.store.sessions`), so an ExecutionReport's sent message and its ``reports`` row
-(``save(..., reports=...)``) commit in one transaction, and many callers' appends share a commit.
-This module holds the order-side half: the API (:class:`OrderStore`, a base of
-:class:`~gateway.store.sessions.SessionStore`), the statements, and the writes merged across the
-requests of a batch (:class:`PendingOrderWrites`). The writer thread does the rest.
+It shares the store's database, writer thread and group commit (:mod:`gateway.store.writer`)
+with the session repository, so an ExecutionReport's sent message, its ``reports`` row and the
+order event it tells of commit in one transaction (a session's
+:class:`~gateway.store.records.Commit`), and many callers' appends share a commit. This module
+holds the API (:class:`OrderRepository`), the statements, and the writes merged across the
+requests of a batch (:class:`PendingOrderWrites`).
 
 Writes take the writer's fast path: rows are built as tuples in the column order of the SQL
 (``EVENT_COLUMNS``, ...) on the caller's side, and flushed with the DBAPI cursor's
@@ -25,18 +25,20 @@ second event with an ExecID already stored is an error (``IntegrityError``) for 
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Dialect, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from gateway.store.db import insert_sql
+from gateway.store.db import insert_sql, placeholder
+from gateway.store.records import FillRecord, OrderAppend, OrderEvent, OrderSnapshot, Snapshot
 from gateway.store.schema import (
     ID_LENGTH,
     NAME_LENGTH,
@@ -47,6 +49,7 @@ from gateway.store.schema import (
     orders,
     reports,
 )
+from gateway.store.writer import Tx, Waiter, Writer
 
 T = TypeVar("T")
 
@@ -85,103 +88,16 @@ _VENUE = FILL_COLUMNS.index("venue")
 _TRADE_ID = FILL_COLUMNS.index("trade_id")
 
 
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
-    """One stored fact about an order (the event log's record). ``exec_id`` is set when the
-    client is told of it by an ExecutionReport (or an OrderCancelReject)."""
-
-    event_id: int
-    order_id: str
-    session_id: str
-    kind: str
-    ts_ns: int
-    data: dict[str, Any]
-    exec_id: str | None = None
-
-
-class OrderSnapshot(Protocol):
-    """What the store keeps of an order (``gateway.orders.model.Order`` is one): the columns it
-    is looked up by, and its whole state as JSON-ready data. The store knows no more of orders
-    than this; reads give the snapshot's data back (``load_order`` and the like), the order path
-    makes its orders of it."""
-
-    @property
-    def order_id(self) -> str: ...
-
-    @property
-    def session_id(self) -> str: ...
-
-    @property
-    def cl_ord_id(self) -> str: ...
-
-    @property
-    def venue(self) -> str: ...
-
-    @property
-    def symbol(self) -> str: ...
-
-    @property
-    def status(self) -> Enum: ...
-
-    @property
-    def is_open(self) -> bool: ...
-
-    @property
-    def updated_ns(self) -> int: ...
-
-    @property
-    def last_event_id(self) -> int: ...
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
-Snapshot: TypeAlias = dict[str, Any]
-"""An order's snapshot as stored (the order path turns it back into an order)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FillRecord:
-    """One venue trade of an order. Amounts are stored as exact decimal strings."""
-
-    venue: str
-    trade_id: str
-    order_id: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal | None
-    fee_currency: str | None
-    liquidity: str | None
-    """"maker" / "taker" (:class:`connectors.base.Liquidity` values), None when unknown."""
-    ts_ns: int
-
-
-# --- requests (built on the caller's side, applied by the writer thread) ----------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OrderAppend:
-    """The rows of one :meth:`OrderStore.append_order_events` call, ready to insert: tuples
-    in the order of :data:`EVENT_COLUMNS`, :data:`ORDER_COLUMNS` and :data:`FILL_COLUMNS`."""
-
-    events: tuple[tuple[Any, ...], ...]
-    orders: tuple[tuple[Any, ...], ...]
-    fills: tuple[tuple[Any, ...], ...]
-
-
-OrderQuery: TypeAlias = Callable[[Connection, "OrderStatements"], T]
-"""A read (or a read-modify-write such as :meth:`OrderStore.reserve`) run by the writer."""
-
-
 class OrderStatements:
-    """Dialect-specific statements, built once per engine. ``insert`` is the dialect's
-    ``insert`` (:func:`sqlalchemy.dialects.postgresql.insert` or the SQLite one), ``mark`` its
-    DBAPI parameter marker (:func:`gateway.store.db.placeholder`).
+    """Dialect-specific statements, built once per engine.
 
     The writes (``insert_event`` ... ``upsert_report``) are SQL text for the DBAPI cursor, with
     parameters in the order of the ``*_COLUMNS`` tuples; ``add_to_counter`` is a SQLAlchemy
     statement (reads and read-modify-writes go through SQLAlchemy)."""
 
-    def __init__(self, insert: Callable[..., Any], mark: str) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        mark = placeholder(dialect.name)
         self.insert_event = insert_sql(
             order_events.name, EVENT_COLUMNS, mark, conflict=["event_id"]
         )
@@ -217,6 +133,7 @@ class PendingOrderWrites:
     ``last_event_id`` is older), of two fills with one key the first (as the database keeps the
     stored one), of two reports of one ExecID the last. Rows are tuples (``*_COLUMNS`` order)."""
 
+    rank: ClassVar[int] = 1
     events: list[tuple[Any, ...]] = field(default_factory=list)
     orders: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     fills: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
@@ -240,9 +157,11 @@ class PendingOrderWrites:
         for row in rows:
             self.reports[row[0]] = row
 
-    def flush(self, run: Callable[[str, Sequence[Any]], None], st: OrderStatements) -> None:
-        """Write everything with ``run(sql, rows)``: the writer's ``executemany`` on its DBAPI
-        cursor (``SessionStore._execute``, which raises DBAPI errors as SQLAlchemy's)."""
+    def flush(self, tx: Tx) -> None:
+        """Write everything with the writer's ``executemany`` on its DBAPI cursor (which
+        raises DBAPI errors as SQLAlchemy's)."""
+        st = tx.statements(OrderStatements)
+        run = tx.execute
         if self.events:
             run(st.insert_event, self.events)
         if self.orders:
@@ -253,21 +172,46 @@ class PendingOrderWrites:
             run(st.upsert_report, list(self.reports.values()))
 
 
-# --- the API (a base class of SessionStore) ----------------------------------------------------
+# --- requests -----------------------------------------------------------------------------------
 
 
-class OrderStore:
-    """The order-side methods of :class:`~gateway.store.sessions.SessionStore`.
+@dataclass(slots=True, eq=False)
+class _OrderWrite:
+    waiter: Waiter
+    append: OrderAppend
+    reads: ClassVar[bool] = False
+
+    def apply(self, tx: Tx) -> None:
+        tx.writes(PendingOrderWrites).add(self.append)
+
+
+@dataclass(slots=True, eq=False)
+class _Reserve:
+    waiter: Waiter
+    counter: str
+    n: int
+    reads: ClassVar[bool] = True
+
+    def apply(self, tx: Tx) -> int:
+        tx.flush()
+        st = tx.statements(OrderStatements)
+        last = int(tx.conn.execute(st.add_to_counter,
+                                   {"name": self.counter, "value": self.n}).scalar_one())
+        return last - self.n + 1
+
+
+# --- the API -------------------------------------------------------------------------------------
+
+
+class OrderRepository:
+    """The orders' side of the store, on ``writer``.
 
     Every method is queued to the writer thread and returns after the commit of its batch;
     a read sees every write queued before it.
     """
 
-    async def _order_write(self, append: OrderAppend) -> None:
-        raise NotImplementedError
-
-    async def _order_read(self, query: OrderQuery[T]) -> T:
-        raise NotImplementedError
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
 
     async def append_order_events(
         self,
@@ -282,28 +226,35 @@ class OrderStore:
         Event data must be JSON-serialisable; a Decimal in it is stored (and read back) as its
         exact string. Raises ``IntegrityError`` when an event's ExecID is already stored.
         """
-        await self._order_write(build_append(events, orders, fills))
+        await self.append_now(build_append(events, orders, fills))
 
     async def append_built(self, append: OrderAppend) -> None:
         """:meth:`append_order_events` of rows already made by :func:`build_append`."""
-        await self._order_write(append)
+        await self.append_now(append)
+
+    def append_now(self, append: OrderAppend) -> asyncio.Future[None]:
+        """Queue ``append`` at once (so it joins the writer's next batch with whatever else is
+        queued in this turn of the event loop); the future resolves after its commit."""
+        w = self.writer
+        future: asyncio.Future[None] = w.call(_OrderWrite(w.waiter(), append))
+        return future
 
     async def load_open_orders(self) -> list[Snapshot]:
         """The snapshot of every open order (not filled, canceled, rejected or expired)."""
-        return await self._order_read(_load_open_orders)
+        return await self.writer.query(_load_open_orders)
 
     async def load_order(self, order_id: str) -> Snapshot | None:
-        return await self._order_read(lambda conn, _st: _load_order(conn, order_id))
+        return await self.writer.query(lambda conn: _load_order(conn, order_id))
 
     async def find_order(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
         """The snapshot of the order the session knows by ``cl_ord_id`` now (the latest updated
         if several)."""
-        return await self._order_read(lambda conn, _st: _find_order(conn, session_id, cl_ord_id))
+        return await self.writer.query(lambda conn: _find_order(conn, session_id, cl_ord_id))
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
         """The session's events that have an ExecID no sent message carried (no ``reports``
         row), by event_id: what the client was not told. Scans the session's events."""
-        return await self._order_read(lambda conn, _st: _unreported_events(conn, session_id))
+        return await self.writer.query(lambda conn: _unreported_events(conn, session_id))
 
     async def replay_events(self, after_event_id: int, limit: int) -> list[OrderEvent]:
         """At most ``limit`` events with ``event_id > after_event_id``, by event_id."""
@@ -311,18 +262,18 @@ class OrderStore:
             raise ValueError(f"after_event_id must be >= 0, not {after_event_id}")
         if limit < 1:
             raise ValueError(f"limit must be positive, not {limit}")
-        return await self._order_read(lambda conn, _st: _replay_events(conn, after_event_id, limit))
+        return await self.writer.query(lambda conn: _replay_events(conn, after_event_id, limit))
 
     async def known_trade_ids(self, venue: str, trade_ids: Sequence[str]) -> set[str]:
         """Those of ``trade_ids`` that have a stored fill at ``venue``."""
         wanted = sorted(set(trade_ids))
         if not wanted:
             return set()
-        return await self._order_read(lambda conn, _st: _known_trade_ids(conn, venue, wanted))
+        return await self.writer.query(lambda conn: _known_trade_ids(conn, venue, wanted))
 
     async def fills_for_order(self, order_id: str) -> list[FillRecord]:
         """The order's fills, by time then trade id."""
-        return await self._order_read(lambda conn, _st: _fills_for_order(conn, order_id))
+        return await self.writer.query(lambda conn: _fills_for_order(conn, order_id))
 
     async def reserve(self, counter: str, n: int) -> int:
         """Add ``n`` to ``counter`` (created at 0) and return the first value reserved: the
@@ -332,11 +283,13 @@ class OrderStore:
         _check_length("counter", counter, NAME_LENGTH)
         if n < 1:
             raise ValueError(f"n must be positive, not {n}")
-        return await self._order_read(lambda conn, st: _reserve(conn, st, counter, n))
+        w = self.writer
+        result: int = await w.call(_Reserve(w.waiter(), counter, n))
+        return result
 
     async def max_event_id(self) -> int:
         """The largest stored event_id (0 when there is none)."""
-        return await self._order_read(_max_event_id)
+        return await self.writer.query(_max_event_id)
 
 
 # --- serialisation (caller's side) -------------------------------------------------------------
@@ -347,7 +300,7 @@ def build_append(
     fills: Sequence[FillRecord] = (),
 ) -> OrderAppend:
     """Serialise now (on the caller's thread: the snapshot is the order as it is now) what an
-    :meth:`OrderStore.append_order_events` or a ``save(..., appends=...)`` stores."""
+    :meth:`OrderRepository.append_order_events` or a session's commit stores."""
     return OrderAppend(
         tuple(_event_row(e) for e in events),
         tuple(_order_row(o) for o in orders),
@@ -450,7 +403,7 @@ def _order(snapshot: str) -> Snapshot:
     return data
 
 
-def _load_open_orders(conn: Connection, _st: OrderStatements) -> list[Snapshot]:
+def _load_open_orders(conn: Connection) -> list[Snapshot]:
     query = select(orders.c.snapshot).where(orders.c.is_open).order_by(orders.c.order_id)
     return [_order(snapshot) for (snapshot,) in conn.execute(query)]
 
@@ -541,12 +494,7 @@ def _fill(r: Sequence[Any]) -> FillRecord:
     )
 
 
-def _reserve(conn: Connection, st: OrderStatements, counter: str, n: int) -> int:
-    last = int(conn.execute(st.add_to_counter, {"name": counter, "value": n}).scalar_one())
-    return last - n + 1
-
-
-def _max_event_id(conn: Connection, _st: OrderStatements) -> int:
+def _max_event_id(conn: Connection) -> int:
     return int(
         conn.execute(select(func.coalesce(func.max(order_events.c.event_id), 0))).scalar_one()
     )

@@ -1,5 +1,5 @@
-"""Kill switches in the store: the rows behind :meth:`SessionStore.save_kill_switch
-<gateway.store.sessions.SessionStore.save_kill_switch>` and ``load_kill_switches``.
+"""Kill switches in the store: the rows behind :meth:`SessionRepository.save_kill_switch
+<gateway.store.sessions.SessionRepository.save_kill_switch>` and ``load_kill_switches``.
 
 A kill switch is engaged or released by an admin command for a scope -- a FIX session id, or
 :data:`GATEWAY_SCOPE` (``*``) for the whole gateway -- and must outlive a restart. One row per
@@ -12,7 +12,6 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from gateway.store.db import insert_sql
-from gateway.store.orders import OrderStatements
 from gateway.store.schema import REASON_LENGTH, SESSION_ID_LENGTH, kill_switches
 
 GATEWAY_SCOPE = "*"
@@ -42,7 +41,7 @@ def upsert_kill_switch_sql(mark: str) -> str:
     )
 
 
-def load_kill_switches(conn: Connection, _st: OrderStatements) -> dict[str, str]:
+def load_kill_switches(conn: Connection) -> dict[str, str]:
     """Scope -> reason of every engaged switch (an order-read query of the writer)."""
     query = select(kill_switches.c.scope, kill_switches.c.reason).where(kill_switches.c.engaged)
     return {scope: reason for scope, reason in conn.execute(query)}

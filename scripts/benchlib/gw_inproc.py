@@ -26,7 +26,7 @@ import time
 async def _run(args: argparse.Namespace) -> None:
     from gateway.app import build_gateway
     from gateway.config import load_config
-    from gateway.store.sessions import SessionStore
+    from gateway.store.store import SessionStore
 
     cfg = load_config(args.config)
     store = SessionStore(cfg.gateway.store)

@@ -26,7 +26,8 @@ from gateway.app import Gateway, build_gateway
 from gateway.client import main
 from gateway.config import DEFAULT_CONFIG, Config, load_config
 from gateway.fix.session import SessionID
-from gateway.store.sessions import SessionRecord, SessionStore
+from gateway.store.records import SessionRecord
+from gateway.store.store import SessionStore
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from gateway.app import build_gateway, session_definition
 from gateway.config import DEFAULT_CONFIG, ConfigError, load_config
 from gateway.fix.session import SessionID
 from gateway.store.memory import MemoryStore
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 REPO = Path(__file__).resolve().parents[2]
 FIXGW = Path(sys.executable).with_name("fixgw")

@@ -53,7 +53,7 @@ import asyncio, sys
 from pathlib import Path
 from gateway.app import build_gateway
 from gateway.config import DEFAULT_CONFIG, load_config
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 import gateway.cli, connectors.registry
 
 async def main():

@@ -32,7 +32,7 @@ from gateway.fix.session import Session, SessionID
 from gateway.fix.validation import ValidationSettings, parse_message, validate
 from gateway.orders.manager import OrderManager, StrategyFactory
 from gateway.orders.model import Order, apply, new_order, order_from_json
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 BTC = "BTC/USDT"
 ETH = "ETH/USDT"
@@ -243,10 +243,13 @@ def venue_survives(run_: Run) -> None:
     run_.venue().close = stay_open  # type: ignore[method-assign]
 
 
-def restart(run_: Run, store: SessionStore, sessions: list[dict[str, Any]]) -> Gateway:
+def restart(
+    run_: Run, store: SessionStore, sessions: list[dict[str, Any]],
+    strategies: Mapping[str, StrategyFactory] | None = None,
+) -> Gateway:
     """A second gateway (not started) on the same store and the same (surviving) venue."""
     venue = run_.venue()
-    gw = build_gateway(config(sessions), store)
+    gw = build_gateway(config(sessions), store, strategies=strategies)
     assert gw.orders is not None
     gw.orders.connectors["paper"] = venue
     return gw

@@ -27,7 +27,7 @@ from connectors.common.venue import StreamingConnector
 from emulators import emulator_class
 from emulators.core import EmulatorServer
 from gateway.app import build_gateway
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 from .support import BTC, OrderClient, Run, fields, running, session
 from .support import config as support_config

@@ -17,7 +17,7 @@ from server.harness import run
 from gateway import cli
 from gateway.app import build_gateway
 from gateway.config import ConfigError, load_config
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 from .support import (
     OrderClient,

@@ -7,7 +7,6 @@ events rebuilds every order, parent and children."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,8 +16,20 @@ from server.harness import run
 from gateway.orders import fixmap
 from gateway.orders.children import Children
 from gateway.orders.model import Order, OrderEvent
+from gateway.store.store import SessionStore
 
-from .support import BTC, D, Run, assert_replay_matches, consistent, running, session
+from .support import (
+    BTC,
+    D,
+    OrderClient,
+    Run,
+    assert_replay_matches,
+    consistent,
+    restart,
+    running,
+    session,
+    venue_survives,
+)
 
 SPLIT = "3"
 """TargetStrategy (847) 3, minimize market impact: the dictionary lists 1 to 3 only."""
@@ -30,8 +41,7 @@ class SplitInTwo:
     def __init__(self, children: Children) -> None:
         self.children = children
 
-    async def place(self, o: Order, persisted: Awaitable[None]) -> None:
-        await persisted
+    def start(self, o: Order) -> None:
         half = o.quantity / 2
         self.children.open(o, half)
         self.children.open(o, o.quantity - half)
@@ -39,25 +49,18 @@ class SplitInTwo:
             self.children.open(o, Decimal("0.00001"))  # never more than the parent
         self.children.acknowledge(o)
 
-    async def cancel(self, o: Order) -> None:
-        live = [c for c in self.children.of(o) if c.is_open]
-        for child in live:
-            self.children.cancel(child, "parent canceled")
-        if not live:
-            self.children.cancel_done(o, "no venue order left")
+    def cancel(self, o: Order) -> None:
+        self.children.cancel_all(o, "parent canceled")
 
-    async def replace(self, o: Order, persisted: Awaitable[None] | None) -> None:
-        if persisted is not None:
-            await persisted
+    def replace(self, o: Order) -> None:
         self.children.refuse(o, "a split order cannot be replaced", fixmap.CXL_REJ_BROKER)
 
+    def resume(self, o: Order) -> None:
+        if o.pending is not None and o.pending.kind == "cancel":
+            self.cancel(o)
+
     def child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
-        if ev.kind == "fill":
-            self.children.fill(parent, child, ev)
-        elif not child.is_open and parent.is_open and not any(
-            c.is_open for c in self.children.of(parent)
-        ):
-            self.children.cancel_done(parent, f"venue orders {ev.kind}")
+        self.children.settle(parent, child, ev, f"venue orders {ev.kind}")
 
 
 STRATEGIES = {SPLIT: SplitInTwo}
@@ -126,6 +129,80 @@ def test_a_mass_cancel_reaches_the_children(tmp_path: Path) -> None:
             gone = await c.er(t11="p1", t39="4", t150="4")
             assert gone[58].startswith("mass cancel")
             assert await r.open_at_venue() == []
+    run(body())
+
+
+def test_a_parent_outlives_a_restart_and_is_canceled_after_it(tmp_path: Path) -> None:
+    """The gateway stops with a parent resting as two venue orders; the next one loads both
+    children, reconciles them, and the parent is still the client's order: its cancel goes
+    to both children. A gateway without the strategy cancels the children itself."""
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session("C1")]
+        try:
+            async with running(tmp_path, sessions, store=store, strategies=STRATEGIES) as r:
+                c = await r.client("C1")
+                await c.order("p1", price="90000", qty="0.2", tif="1", extra=[(847, SPLIT)])
+                new = await c.er(t11="p1", t39="0")
+                await _until_open_at_venue(r, 2)
+                await c.logout()
+                venue_survives(r)
+                first = r
+            gw = restart(first, store, sessions, strategies=STRATEGIES)
+            host, port = await gw.start()
+            try:
+                assert gw.orders is not None
+                assert len(gw.orders.book.children(gw.orders.orders[new[37]])) == 2
+                c = await OrderClient.connect(host, port, sender="C1", begin="FIX.4.4",
+                                              next_seq=first.clients[0].next_seq)
+                assert isinstance(c, OrderClient)
+                await c.logon(reset=False)
+                await c.cancel("p2", "p1", qty="0.2")
+                await c.er(t11="p2", t39="6")
+                await c.er(t11="p2", t41="p1", t39="4", t37=new[37])
+                await asyncio.wait_for(gw.orders.idle(), 5)
+                assert await first.venue().open_orders() == []
+                await c.close()
+            finally:
+                await gw.stop()
+            await assert_replay_matches(store)
+        finally:
+            await store.close()
+    run(body())
+
+
+def test_a_parent_whose_strategy_is_gone_is_canceled_with_its_children(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session("C1")]
+        try:
+            async with running(tmp_path, sessions, store=store, strategies=STRATEGIES) as r:
+                c = await r.client("C1")
+                await c.order("p1", price="90000", qty="0.2", tif="1", extra=[(847, SPLIT)])
+                await c.er(t11="p1", t39="0")
+                await _until_open_at_venue(r, 2)
+                await c.logout()
+                venue_survives(r)
+                first = r
+            gw = restart(first, store, sessions)  # no strategies
+            await gw.start()
+            try:
+                assert gw.orders is not None
+                await asyncio.wait_for(gw.orders.idle(), 5)
+                assert await first.venue().open_orders() == []
+                assert gw.orders.book.empty()
+            finally:
+                await gw.stop()
+            parent = [o for o in (await assert_replay_matches(store)).values()
+                      if o.strategy == SPLIT]
+            assert len(parent) == 1 and parent[0].status.value == "4"
+            assert parent[0].text is not None and "not configured" in parent[0].text
+        finally:
+            await store.close()
     run(body())
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from server.harness import run
 
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 from .support import BTC, NOW, restart, resting, running, session, sid, venue_survives
 

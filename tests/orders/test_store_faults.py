@@ -13,7 +13,7 @@ from typing import Any
 
 from server.harness import run
 
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 from .support import BTC, NOW, OrderClient, Run, running, session, sid
 
@@ -27,10 +27,17 @@ class FailingStore(SessionStore):
     error: type[sqlite3.DatabaseError] = sqlite3.OperationalError
     message = "database or disk is full"
 
-    def _execute(self, sql: str, rows: Sequence[Any]) -> None:
-        if self.failing and (self.only is None or self.only in sql):
-            raise self._wrap(self.error(self.message), sql, rows)
-        super()._execute(sql, rows)
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        writer = self.writer
+        execute = writer.execute
+
+        def failing(sql: str, rows: Sequence[Any]) -> int:
+            if self.failing and (self.only is None or self.only in sql):
+                raise writer._wrap(self.error(self.message), sql, rows)
+            return execute(sql, rows)
+
+        writer.execute = failing  # type: ignore[method-assign]
 
 
 async def _back(r: Run, store: FailingStore) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import build_gateway
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 from .fixclient import FixClient
 from .harness import make_config, run

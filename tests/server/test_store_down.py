@@ -13,7 +13,8 @@ from typing import Any
 from gateway.fix.session import SessionID
 from gateway.store.errors import StoreUnavailable
 from gateway.store.memory import MemoryStore
-from gateway.store.sessions import AvailabilityListener, SessionRecord
+from gateway.store.records import Commit, SessionRecord
+from gateway.store.writer import AvailabilityListener
 
 from .fixclient import FixClient
 from .harness import make_config, run, serving
@@ -52,9 +53,9 @@ class FlakyStore(MemoryStore):
         self._check()
         return await super().load(session_id)
 
-    async def save(self, session_id: str, **kwargs: Any) -> None:
+    async def commit(self, unit: Commit) -> None:
         self._check()
-        await super().save(session_id, **kwargs)
+        await super().commit(unit)
 
     async def get_sent(self, session_id: str, begin: int, end: int,
                        limit: int = 1000) -> list[tuple[int, bytes]]:

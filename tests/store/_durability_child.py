@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 
 async def writer(store: SessionStore, session_id: str) -> None:

@@ -15,8 +15,8 @@ from decimal import Decimal
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent
-from gateway.store.orders import FillRecord
-from gateway.store.sessions import SessionStore
+from gateway.store.records import FillRecord
+from gateway.store.store import SessionStore
 
 BLOCK = 50
 EVENTS_PER_ORDER = 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 SID = "FIX.4.4:GATEWAY->CLIENT1"
 PAGE = 4096

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 CHILD = Path(__file__).with_name("_durability_child.py")
 ORDERS_CHILD = Path(__file__).with_name("_orders_durability_child.py")

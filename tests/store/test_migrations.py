@@ -16,8 +16,9 @@ from sqlalchemy import func, inspect, select
 from gateway.orders.model import OrderEvent
 from gateway.store import migrate
 from gateway.store.db import make_engine
+from gateway.store.records import SessionRecord
 from gateway.store.schema import kill_switches, messages, metadata, sessions
-from gateway.store.sessions import SessionRecord, SessionStore
+from gateway.store.store import SessionStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

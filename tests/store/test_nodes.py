@@ -15,7 +15,7 @@ import pytest
 from gateway.cluster import Ownership
 from gateway.store.errors import StoreUnavailable
 from gateway.store.nodes import NodeBusy, NodeFenced, process_id
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 S1, S2, S3 = "FIX.4.4:GW->A", "FIX.4.4:GW->B", "FIX.4.4:GW->C"
 

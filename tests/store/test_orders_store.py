@@ -15,8 +15,8 @@ from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent, Pending, order_from_json, order_to_json
 from gateway.store import sessions as sessions_module
-from gateway.store.orders import FillRecord
-from gateway.store.sessions import SessionStore
+from gateway.store.records import FillRecord
+from gateway.store.store import SessionStore
 
 T = TypeVar("T")
 SID = "FIX.4.4:GW->CLIENT1"

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from gateway.store.db import make_engine
 from gateway.store.errors import StoreUnavailable
 from gateway.store.schema import message_log
-from gateway.store.sessions import SessionStore
+from gateway.store.store import SessionStore
 
 from .pgcluster import private_cluster
 

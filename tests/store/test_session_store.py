@@ -17,8 +17,10 @@ from sqlalchemy.engine import make_url
 
 from gateway.store import sessions as sessions_module
 from gateway.store.db import make_engine
+from gateway.store.errors import StoreClosedError
+from gateway.store.records import SessionRecord
 from gateway.store.schema import kill_switches, message_log, sessions
-from gateway.store.sessions import SessionRecord, SessionStore, StoreClosedError
+from gateway.store.store import SessionStore
 
 T = TypeVar("T")
 SID = "FIX.4.4:ISLD->TW44"
@@ -341,12 +343,12 @@ def test_kill_switch_writes_of_one_scope_in_one_batch_the_last_wins(store_url: s
         # hold the writer in a read so that the writes below are queued together
         entered, release = threading.Event(), threading.Event()
 
-        def blocking_read(_conn: Any, _st: Any) -> None:
+        def blocking_read(_conn: Any) -> None:
             entered.set()
             release.wait(10)
 
         before = store.stats
-        held = asyncio.ensure_future(store._order_read(blocking_read))
+        held = asyncio.ensure_future(store.writer.query(blocking_read))
         assert await asyncio.to_thread(entered.wait, 10)
         writes = [
             store.save_kill_switch(SID, True, "first"),

@@ -32,9 +32,10 @@ from gateway.store.orders import (
     FILL_COLUMNS,
     ORDER_COLUMNS,
     REPORT_COLUMNS,
-    FillRecord,
+    OrderStatements,
     build_append,
 )
+from gateway.store.records import FillRecord
 from gateway.store.schema import (
     fills,
     kill_switches,
@@ -45,8 +46,10 @@ from gateway.store.schema import (
     reports,
     sessions,
 )
-from gateway.store.sessions import SessionStore, _Statements
+from gateway.store.sessions import SessionStatements
+from gateway.store.store import SessionStore
 from gateway.store.switches import KILL_SWITCH_COLUMNS
+from gateway.store.writer import bind_time
 
 T = TypeVar("T")
 SID = "FIX.4.4:GW->CLIENT1"
@@ -156,17 +159,18 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 def test_batch_sql_is_what_sqlalchemy_renders(dialect: Dialect) -> None:
-    st = _Statements(dialect)
+    st = SessionStatements(dialect)
+    ost = OrderStatements(dialect)
     ours = {
         "create_sessions": st.create_sessions,
         "upsert_cod_override": st.upsert_cod_override,
         "upsert_kill_switch": st.upsert_kill_switch,
         "upsert_message": st.upsert_message,
         "insert_log": st.insert_log,
-        "insert_event": st.orders.insert_event,
-        "upsert_order": st.orders.upsert_order,
-        "insert_fill": st.orders.insert_fill,
-        "upsert_report": st.orders.upsert_report,
+        "insert_event": ost.insert_event,
+        "upsert_order": ost.upsert_order,
+        "insert_fill": ost.insert_fill,
+        "upsert_report": ost.upsert_report,
     }
     for name, statement in _core_statements(dialect.name).items():
         compiled = statement.compile(dialect=dialect)
@@ -215,7 +219,8 @@ def test_insert_sql() -> None:
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 def test_times_are_bound_as_the_utc_datetime_type_binds_them(dialect: Dialect) -> None:
-    bind = _Statements(dialect).bind_time
+    def bind(when: datetime) -> object:
+        return bind_time(dialect.name, when)
     for column in (message_log.c.logged_at, sessions.c.creation_time, kill_switches.c.changed_at):
         processor = column.type.dialect_impl(dialect).bind_processor(dialect)
         assert processor is not None
@@ -345,7 +350,7 @@ def test_the_writer_keeps_one_connection(store_url: str) -> None:
     checkouts: list[object] = []
 
     async def body(store: SessionStore) -> None:
-        event.listen(store._engine, "checkout", lambda *args: checkouts.append(args[0]))
+        event.listen(store.writer.engine, "checkout", lambda *args: checkouts.append(args[0]))
         await store.load(SID)
         for seq in range(1, 21):
             store.log(SID, "out", b"35=0", T0)

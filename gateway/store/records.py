@@ -1,0 +1,119 @@
+"""The records the store keeps and gives back, declared once: what a session and an order are
+as stored, and the commit unit a session's driver hands the store (:class:`Commit`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Protocol, TypeAlias
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """The persisted state of one FIX session."""
+
+    next_sender: int
+    """MsgSeqNum (34) of the next message we send."""
+    next_target: int
+    """MsgSeqNum (34) we expect on the next message from the counterparty."""
+    creation_time: datetime
+    """When the sequence numbers were created or last reset (UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One stored fact about an order (the event log's record). ``exec_id`` is set when the
+    client is told of it by an ExecutionReport (or an OrderCancelReject)."""
+
+    event_id: int
+    order_id: str
+    session_id: str
+    kind: str
+    ts_ns: int
+    data: dict[str, Any]
+    exec_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    """One venue trade of an order. Amounts are stored as exact decimal strings."""
+
+    venue: str
+    trade_id: str
+    order_id: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal | None
+    fee_currency: str | None
+    liquidity: str | None
+    """"maker" / "taker" (:class:`connectors.base.Liquidity` values), None when unknown."""
+    ts_ns: int
+
+
+class OrderSnapshot(Protocol):
+    """What the store keeps of an order (``gateway.orders.model.Order`` is one): the columns it
+    is looked up by, and its whole state as JSON-ready data. The store knows no more of orders
+    than this; reads give the snapshot's data back (``load_order`` and the like), the order path
+    makes its orders of it."""
+
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def cl_ord_id(self) -> str: ...
+
+    @property
+    def venue(self) -> str: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def status(self) -> Enum: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def updated_ns(self) -> int: ...
+
+    @property
+    def last_event_id(self) -> int: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+Snapshot: TypeAlias = dict[str, Any]
+"""An order's snapshot as stored (the order path turns it back into an order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAppend:
+    """Order events, snapshots and fills serialised as rows, ready to insert
+    (:func:`gateway.store.orders.build_append`): tuples in the order of ``EVENT_COLUMNS``,
+    ``ORDER_COLUMNS`` and ``FILL_COLUMNS``."""
+
+    events: tuple[tuple[Any, ...], ...]
+    orders: tuple[tuple[Any, ...], ...]
+    fills: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What a session's driver commits at once, before it writes any of it (Invariant 1):
+    the messages it sends (MsgSeqNum, bytes), its sequence numbers after them, the ExecIDs
+    those messages carry (ExecID, MsgSeqNum), and the order rows they tell of. One
+    transaction: a venue event and the ExecutionReport that tells the client of it are stored
+    together, or neither is."""
+
+    session_id: str
+    sent: tuple[tuple[int, bytes], ...] = ()
+    next_sender: int | None = None
+    next_target: int | None = None
+    reports: tuple[tuple[str, int], ...] = ()
+    orders: tuple[OrderAppend, ...] = ()
