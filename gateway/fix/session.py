@@ -25,7 +25,7 @@ from .fixtime import NS, TimestampFormatter, parse_utc_timestamp
 from .message import Message
 from .rejects import business_reject_body, reject_body, reverse_route, version_key
 from .resend import Resender
-from .states import LOGGED_ON_STATES, LOGOUT_SENT_STATES, State, Step, next_state, step
+from .states import LOGGED_ON_STATES, LOGOUT_SENT_STATES, Role, State, Step, next_state, step
 from .tags import (
     ADMIN_TYPES,
     BR_CONDITIONALLY_REQUIRED_FIELD_MISSING,
@@ -74,6 +74,12 @@ class SessionID:
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
     session_id: SessionID
+    role: Role = Role.ACCEPTOR
+    """Which side we are: the acceptor answers a Logon, the initiator sends one
+    (:meth:`Session.logon`)."""
+    heartbeat_interval: int = 30
+    """Initiator only: the HeartBtInt (108) our Logon asks for (the acceptor takes the
+    counterparty's)."""
     default_appl_ver_id: str | None = None
     """FIXT only: our DefaultApplVerID (1137), e.g. ``FIX.5.0SP2``."""
     check_latency: bool = True
@@ -98,7 +104,8 @@ class SessionSettings:
     default."""
     require_authentication: bool = False
     """When set, a Logon is held in AUTHENTICATING until the driver calls
-    :meth:`Session.logon_authenticated` (credentials are checked off the event loop)."""
+    :meth:`Session.logon_authenticated` (credentials are checked off the event loop).
+    Acceptor only."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,13 +189,20 @@ class AuthenticationRequired:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectReceived:
+    """The counterparty rejected one of our messages at the session level (35=3)."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     """A line for the session's event log."""
 
     text: str
 
 
-Event = LoggedOn | AppMessage | LoggedOut | AuthenticationRequired | Note
+Event = LoggedOn | AppMessage | LoggedOut | AuthenticationRequired | RejectReceived | Note
 
 
 class SessionNotReady(RuntimeError):
@@ -205,7 +219,8 @@ class _WrongVersion(Exception):  # noqa: N818
 
 
 class Session:
-    """One FIX session (acceptor side). It outlives connections: ``connect`` starts one."""
+    """One FIX session, on either side (``settings.role``). It outlives connections:
+    ``connect`` starts one; an initiator then sends its Logon with :meth:`logon`."""
 
     def __init__(
         self,
@@ -219,6 +234,7 @@ class Session:
     ) -> None:
         self.settings = settings
         self.sid = settings.session_id
+        self.role = settings.role
         self.session_dd = session_dd
         self.app_dds = app_dds or {settings.session_id.begin_string: session_dd}
         self.next_sender = next_sender
@@ -238,6 +254,8 @@ class Session:
         self._queue: dict[int, Message] = {}
         self._parser: FrameParser | None = None
         self.logon_message: Message | None = None
+        self.logout_text: str | None = None
+        """The Text (58) of the counterparty's last Logout (None: it sent none)."""
         self.logout_initiator = ""
         """How the last connection ended: "counterparty" (it sent Logout), "local" (we did and
         it answered) or "disconnect" (the transport went away without the handshake)."""
@@ -264,6 +282,7 @@ class Session:
 
     def _reset_connection(self, now: float) -> None:
         self.heart_bt_int = 0
+        self._sent_reset = False
         self._connected_at = now
         self._last_sent = now
         self._last_received = now
@@ -278,8 +297,36 @@ class Session:
         """A transport is up; the counterparty must log on within ``logon_timeout``."""
         self._reset_connection(now)
         self.logout_initiator = "disconnect"
+        self.logout_text = None
         self._parser = None
         self._step(Step.CONNECTED)
+
+    def logon(
+        self, now: float, *, reset: bool = False, body: Iterable[tuple[int, bytes]] = ()
+    ) -> None:
+        """Initiator: send our Logon (HeartBtInt from the settings; ResetSeqNumFlag when
+        ``reset`` or ``reset_on_logon``; ``body``: more fields, e.g. Username and Password)
+        and wait ``logon_timeout`` for the answer."""
+        if self.role is not Role.INITIATOR:
+            raise SessionNotReady(f"{self.sid} is an acceptor: it answers a Logon")
+        reset = reset or self.settings.reset_on_logon
+        if reset:
+            self._reset_seq()
+        hb = self.settings.heartbeat_interval
+        fields: list[tuple[int, bytes]] = [(98, b"0"), (108, b"%d" % hb)]
+        if reset:
+            fields.append((141, b"Y"))
+        if self.settings.send_next_expected_msg_seq_num:
+            fields.append((789, b"%d" % self.next_target))
+        fields.extend(body)
+        if self._is_fixt:
+            fields.append((1137, self._our_appl_ver))
+        self.heart_bt_int = hb
+        self._sent_reset = reset
+        self._connected_at = now
+        self._emit(LOGON, fields, now)
+        self._step(Step.LOGON_SENT)
+        self._note("Initiated logon request")
 
     def connection_lost(self, now: float) -> None:
         self._actions = [
@@ -433,6 +480,7 @@ class Session:
             elif msg_type == REJECT:
                 if self._verify(msg, now):
                     self.next_target += 1
+                    self._events.append(RejectReceived(msg))
             else:
                 if self._verify(msg, now):
                     self.next_target += 1
@@ -482,6 +530,8 @@ class Session:
         if msg_type == LOGON:
             return not self.received_logon
         if self.received_logon:
+            return True
+        if msg_type == LOGOUT and self.state is State.LOGON_SENT:
             return True
         return msg_type in (SEQUENCE_RESET, REJECT) or self.sent_logout
 
@@ -573,7 +623,11 @@ class Session:
     # administrative messages
 
     def _on_logon(self, msg: Message, now: float) -> None:
-        if self.state is State.AWAITING_LOGON and self.settings.require_authentication:
+        if self.role is Role.INITIATOR and self.state is State.AWAITING_LOGON:
+            self._close("Received logon response before sending request")
+            return
+        if (self.state is State.AWAITING_LOGON and self.settings.require_authentication
+                and self.role is Role.ACCEPTOR):
             self._step(Step.LOGON_HELD)
             self._auth_msg = msg
             self._events.append(
@@ -600,10 +654,13 @@ class Session:
 
     def _complete_logon(self, msg: Message, now: float) -> None:
         reset = msg.get(141) == b"Y"
+        # an initiator's Logon answered: a reset it asked for was done when it sent the Logon
+        answer = self.role is Role.INITIATOR and self.state is State.LOGON_SENT
         if reset:
             self._note("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
-            self._reset_seq()
-        elif self.settings.reset_on_logon and not self.received_logon:
+            if not (answer and self._sent_reset):
+                self._reset_seq()
+        elif self.settings.reset_on_logon and not self.received_logon and not answer:
             self._reset_seq()
         if not self._verify(msg, now, check_too_high=False, check_too_low=True, reset=reset):
             if self.state is not State.DISCONNECTED and not self.received_logon:
@@ -611,6 +668,16 @@ class Session:
             return
         self._step(Step.LOGGED_ON)
         self.logon_message = msg
+        last_sent = self.next_sender - 1
+        if answer:
+            self._sent_reset = False
+            self._note("Received logon response")
+        else:
+            self._answer_logon(msg, reset, now)
+        if self._recover_from_their_expected(msg, reset, last_sent, now):
+            self._logged_on(msg, reset, now)
+
+    def _answer_logon(self, msg: Message, reset: bool, now: float) -> None:
         hb = msg.get_int(108) or 0
         self.heart_bt_int = hb
         self._note("Received logon request")
@@ -623,23 +690,35 @@ class Session:
             body.append((789, b"%d" % expected))
         if self._is_fixt:
             body.append((1137, self._our_appl_ver))
-        their_expected = msg.get_int(789) if self.settings.send_next_expected_msg_seq_num else None
-        last_sent = self.next_sender - 1
         self._emit(LOGON, body, now)
         self._note("Responding to logon request")
-        if their_expected is not None and not reset:
-            # FIX 4.4 / FIXT 1.1 sequence recovery: the counterparty says what it expects next;
-            # what we sent from there is resent (gap-filled for admin) right after our Logon.
-            if their_expected > last_sent + 1:
-                text = (
-                    f"NextExpectedMsgSeqNum (789) too high, expecting at most {last_sent + 1} "
-                    f"but received {their_expected}"
-                )
-                self._logout(now, text)
-                self._close(text)
-                return
-            if their_expected <= last_sent:
-                self._actions.append(Resend(max(their_expected, 1), last_sent))
+
+    def _recover_from_their_expected(
+        self, msg: Message, reset: bool, last_sent: int, now: float
+    ) -> bool:
+        """FIX 4.4 / FIXT 1.1 sequence recovery: the counterparty's Logon says what it expects
+        next (789); what we sent from there up to ``last_sent`` is resent (gap-filled for
+        admin) right after the Logon. False when the number cannot be right (we logged out)."""
+        if not self.settings.send_next_expected_msg_seq_num or reset:
+            return True
+        their_expected = msg.get_int(789)
+        if their_expected is None:
+            return True
+        if their_expected > last_sent + 1:
+            text = (
+                f"NextExpectedMsgSeqNum (789) too high, expecting at most {last_sent + 1} "
+                f"but received {their_expected}"
+            )
+            self._logout(now, text)
+            self._close(text)
+            return False
+        if their_expected <= last_sent:
+            self._actions.append(Resend(max(their_expected, 1), last_sent))
+        return True
+
+    def _logged_on(self, msg: Message, reset: bool, now: float) -> None:
+        """The Logon is answered (either way): count it, or ask for what it shows is missing."""
+        seq = msg.seq_num or 0
         if seq > self.next_target and not reset:
             self._target_too_high(msg, seq, now)
         else:
@@ -657,6 +736,7 @@ class Session:
     def _on_logout(self, msg: Message, now: float) -> None:
         if not self._verify(msg, now, check_too_high=False, check_too_low=False):
             return
+        self.logout_text = msg.get_str(58)
         if not self.sent_logout:
             self._note("Received logout request")
             self._logout(now)

@@ -12,13 +12,24 @@ from enum import Enum
 from .tags import LOGON, LOGOUT, REJECT, SEQUENCE_RESET
 
 
+class Role(Enum):
+    """Which side of the connection the session is (h11's ``our_role``): the acceptor waits
+    for the counterparty's Logon and answers it; the initiator sends the Logon and waits for
+    the answer. Everything after the Logon is the same for both."""
+
+    ACCEPTOR = "acceptor"
+    INITIATOR = "initiator"
+
+
 class State(Enum):
     DISCONNECTED = "disconnected"  # no transport
     AWAITING_LOGON = "awaiting_logon"  # transport up, nothing valid received yet
+    LOGON_SENT = "logon_sent"  # (initiator) our Logon is sent, its answer awaited
     AUTHENTICATING = "authenticating"  # Logon received, credentials being checked off-loop
     LOGGED_ON = "logged_on"
     LOGOUT_SENT = "logout_sent"  # we sent Logout and wait for the answer (LogoutTimeout)
-    REFUSED = "refused"  # we answered a Logon with a Logout: the connection closes
+    REFUSED = "refused"  # a Logout before logon (ours answering a Logon, or answering the
+    # counterparty's refusal of our Logon): the connection closes
 
 
 ANY = b"*any*"
@@ -29,6 +40,14 @@ TRANSITIONS: dict[State, dict[bytes, State]] = {
     State.DISCONNECTED: {},
     State.REFUSED: {},
     State.AWAITING_LOGON: {LOGON: State.AUTHENTICATING},
+    # the initiator waits for the Logon that answers its own; a Logout refuses it, and
+    # SequenceReset and Reject are valid before logon (QuickFIX's validLogonState)
+    State.LOGON_SENT: {
+        LOGON: State.LOGGED_ON,
+        LOGOUT: State.DISCONNECTED,
+        SEQUENCE_RESET: State.LOGON_SENT,
+        REJECT: State.LOGON_SENT,
+    },
     # frames that arrive while the Logon is being authenticated are held, not dispatched
     State.AUTHENTICATING: {},
     State.LOGGED_ON: {
@@ -49,9 +68,10 @@ class Step(Enum):
     """What moves the session from one state to another, besides the messages it receives."""
 
     CONNECTED = "connected"  # a transport is up
+    LOGON_SENT = "logon sent"  # (initiator) we sent our Logon
     LOGON_HELD = "logon held"  # a Logon waits for its credentials' check
     LOGON_CHECKED = "logon checked"  # the check is done (the Logon is then completed or not)
-    LOGGED_ON = "logged on"  # our Logon reply is sent: logon-received
+    LOGGED_ON = "logged on"  # the Logon is answered (acceptor) or the answer came (initiator)
     LOGOUT_SENT = "logout sent"  # we sent Logout and wait for the answer
     CLOSED = "closed"  # the transport is gone, or must go
 
@@ -59,9 +79,16 @@ class Step(Enum):
 STEPS: dict[State, dict[Step, State]] = {
     State.DISCONNECTED: {Step.CONNECTED: State.AWAITING_LOGON, Step.CLOSED: State.DISCONNECTED},
     State.AWAITING_LOGON: {
+        Step.LOGON_SENT: State.LOGON_SENT,
         Step.LOGON_HELD: State.AUTHENTICATING,
         Step.LOGGED_ON: State.LOGGED_ON,
         Step.LOGOUT_SENT: State.REFUSED,  # a Logout answering the Logon: closed next
+        Step.CONNECTED: State.AWAITING_LOGON,
+        Step.CLOSED: State.DISCONNECTED,
+    },
+    State.LOGON_SENT: {
+        Step.LOGGED_ON: State.LOGGED_ON,
+        Step.LOGOUT_SENT: State.REFUSED,  # the answer to a Logout that refused our Logon
         Step.CONNECTED: State.AWAITING_LOGON,
         Step.CLOSED: State.DISCONNECTED,
     },
