@@ -1,35 +1,29 @@
 """The FIX initiator session behind ``fixgw client`` (:mod:`gateway.client`).
 
-Sequence numbers are kept in a small JSON state file so the next run continues where this one
-stopped, as a FIX counterparty must. The client keeps no message store across runs: it answers a
-ResendRequest with SequenceReset-GapFill for everything but the application messages it sent on
-this connection (those are resent with PossDupFlag). It asks for a resend itself when the
-gateway's MsgSeqNum jumps, and holds the messages after the gap until the gap is filled.
+The FIX is the gateway's own session (:class:`gateway.fix.session.Session` in the initiator
+role, driven by :mod:`gateway.initiator`): the client sends its Logon and waits for the answer,
+asks for a resend when the gateway's MsgSeqNum jumps and holds what follows the gap until it is
+filled, answers a ResendRequest (the application messages it sent on this connection resent
+with PossDupFlag, everything else gap-filled: it keeps no message store across runs), and keeps
+the line alive. Sequence numbers are kept in a small JSON state file so the next run continues
+where this one stopped, as a FIX counterparty must.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, TextIO
 
-from gateway.fix.codec import (
-    Frame,
-    FrameParser,
-    GarbledMessage,
-    StreamError,
-    encode,
-    split_fields,
-    verify_frame,
-)
-from gateway.fix.fixtime import format_utc
+from gateway.fix.codec import split_fields
+from gateway.fix.dictionary import DataDictionary, standard
+from gateway.fix.session import Session, SessionID, SessionSettings
+from gateway.fix.states import Role
+from gateway.initiator import Initiator, InitiatorClosed
 
 # ------------------------------------------------------------------------------------------------
 # names for the readable form
@@ -68,6 +62,7 @@ _FIRST: dict[str, tuple[int, ...]] = {
     "8": (150, 39, 11, 41, 37, 55, 54, 38, 40, 44, 59, 32, 31, 14, 151, 6),
     "9": (11, 41, 37, 39, 434, 102),
     "D": (11, 54, 55, 38, 40, 44, 59),
+    "4": (123, 36),
 }
 _SECRETS = frozenset({554, 925})
 
@@ -235,290 +230,132 @@ Body = list[tuple[int, str]]
 
 
 class ClientSession:
-    """One initiator connection: sequence numbers, admin messages, gap handling.
+    """One connection of the client's initiator session: a :class:`~gateway.fix.session.Session`
+    in the initiator role driven by :class:`~gateway.initiator.Initiator`, which does all the
+    FIX (sequence numbers, gaps, resends, heartbeats, the Logout handshake). This class prints
+    what goes out and comes in, keeps the sequence numbers in the state file, and words what
+    goes wrong for a person at a shell.
 
     :meth:`receive` returns the application messages (and Reject / BusinessMessageReject) in
-    MsgSeqNum order; everything else is answered here."""
+    MsgSeqNum order."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        cfg: SessionConfig,
-        state: ClientState,
-        printer: Printer,
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, initiator: Initiator, cfg: SessionConfig, state: ClientState,
+                 printer: Printer) -> None:
+        self.initiator = initiator
         self.cfg = cfg
         self.state = state
         self.printer = printer
-        self.parser = FrameParser(max_size=1 << 24)
-        self.logged_on = False
-        self.logout_sent = False
-        self.logout_text: str | None = None
-        """Text of the gateway's Logout, once it arrived."""
-        self.gateway_logout = False
-        """The gateway started the logout (not an answer to ours)."""
-        self.closed = False
-        self._ready: deque[FixMessage] = deque()
-        self._queue: dict[int, tuple[FixMessage, bool]] = {}
-        self._resend_until: int | None = None
-        self._sent: dict[int, tuple[str, Body, bytes]] = {}
-        self._last_sent = time.monotonic()
 
     @classmethod
     async def connect(cls, cfg: SessionConfig, state: ClientState,
                       printer: Printer) -> ClientSession:
+        session = Session(_settings(cfg), *_dictionaries(cfg),
+                          next_sender=state.next_out, next_target=state.next_in)
+        seen: set[str] = set()
+
+        def note(text: str) -> None:
+            if text.startswith(_SHOWN_NOTES) and text not in seen:
+                seen.add(text)
+                printer.info(f"! {text}")
+
+        def sequence(next_out: int, next_in: int) -> None:
+            state.next_out, state.next_in = next_out, next_in
+            state.save()
+
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(cfg.host, cfg.port), cfg.timeout)
+            initiator = await Initiator.connect(
+                session, cfg.host, cfg.port, timeout=cfg.timeout,
+                on_write=lambda raw: _print(printer, ">", raw),
+                on_read=lambda raw: _print(printer, "<", raw),
+                on_sequence=sequence, on_note=note)
         except (OSError, TimeoutError) as exc:
             raise ClientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc or 'timeout'} "
                               "(is `fixgw run` running?)") from None
-        return cls(reader, writer, cfg, state, printer)
-
-    # --- sending ---------------------------------------------------------------------------
+        return cls(initiator, cfg, state, printer)
 
     async def send(self, msg_type: str, body: Body) -> int:
         """Send with the next MsgSeqNum (saved first); returns it."""
-        seq = self.state.next_out
-        self.state.next_out += 1
-        self.state.save()
-        now = format_utc(time.time()).decode()
-        if msg_type not in _ADMIN:
-            self._sent[seq] = (msg_type, body, now.encode())
-        await self._write(msg_type, seq, body, now)
-        return seq
-
-    async def _write(self, msg_type: str, seq: int, body: Body, sending_time: str,
-                     header: Body | None = None, note: str = "") -> None:
-        fields: Body = [(35, msg_type), (34, str(seq)), (49, self.cfg.sender),
-                        (52, sending_time), (56, self.cfg.target), *(header or []), *body]
-        raw = encode(self.cfg.begin_string.encode(), [(t, v.encode()) for t, v in fields])
-        self.printer.message(">", msg_type, body, raw, note)
-        self._last_sent = time.monotonic()
-        if self.closed:
-            return
         try:
-            self.writer.write(raw)
-            await self.writer.drain()
-        except (ConnectionError, OSError):
-            self.closed = True
-
-    async def _answer_resend(self, begin: int, end: int) -> None:
-        """Resend this connection's application messages; gap-fill everything else."""
-        last = self.state.next_out - 1
-        if end == 0 or end > last:
-            end = last
-        gap: int | None = None
-        now = format_utc(time.time()).decode()
-        for seq in range(max(begin, 1), end + 1):
-            sent = self._sent.get(seq)
-            if sent is None:
-                if gap is None:
-                    gap = seq
-                continue
-            if gap is not None:
-                await self._gap_fill(gap, seq, now)
-                gap = None
-            msg_type, body, orig = sent
-            await self._write(msg_type, seq, body, now,
-                              header=[(43, "Y"), (122, orig.decode())], note=" (resent)")
-        if gap is not None:
-            await self._gap_fill(gap, end + 1, now)
-
-    async def _gap_fill(self, begin: int, new_seq: int, now: str) -> None:
-        await self._write("4", begin, [(123, "Y"), (36, str(new_seq))], now,
-                          header=[(43, "Y"), (122, now)])
-
-    # --- receiving -------------------------------------------------------------------------
+            return await self.initiator.send(msg_type.encode(),
+                                             [(t, v.encode()) for t, v in body])
+        except InitiatorClosed as exc:
+            raise ClientError(_ended(exc)) from None
 
     async def receive(self, deadline: float) -> FixMessage | None:
         """The next application message, or None at ``deadline`` (``loop.time()``).
-
-        Sends Heartbeats when idle; raises ClientError when the gateway logs out or closes."""
-        loop = asyncio.get_running_loop()
-        while not self._ready:
-            if self.gateway_logout:
-                raise ClientError(f"the gateway logged out: {self.logout_text}")
-            now = loop.time()
-            if now >= deadline:
-                return None
-            hb_due = self._last_sent + self.cfg.heartbeat - time.monotonic()
-            if hb_due <= 0:
-                await self.send("0", [])
-                continue
-            await self._read(min(deadline - now, hb_due))
-        return self._ready.popleft()
-
-    async def _read(self, within: float) -> None:
-        if self.closed:
-            raise ClientError(self._closed_text())
+        ClientError when the gateway logs out or closes."""
+        wait = deadline - asyncio.get_running_loop().time()
         try:
-            data = await asyncio.wait_for(self.reader.read(1 << 16), within)
-        except TimeoutError:
-            return
-        except (ConnectionError, OSError):
-            data = b""
-        if not data:
-            self.closed = True
-            if self.logout_text is not None:
-                raise ClientError(f"the gateway logged out: {self.logout_text}")
-            raise ClientError(self._closed_text())
-        self.parser.feed(data)
-        for ev in self.parser.frames():
-            if isinstance(ev, StreamError):
-                self.closed = True
-                raise ClientError(f"the gateway sent an unreadable stream: {ev.reason}")
-            if isinstance(ev, Frame):
-                await self._on_frame(ev.data)
-            else:
-                self.printer.info(f"! garbled message ignored ({ev.reason})")
-
-    def _closed_text(self) -> str:
-        if not self.logged_on:
-            return ("the gateway closed the connection during logon (unknown SenderCompID/"
-                    "TargetCompID, wrong username or password, or this session is already "
-                    "logged on elsewhere?)")
-        return "the gateway closed the connection"
-
-    async def _on_frame(self, data: bytes) -> None:
-        reason = verify_frame(data)
-        if reason is None:
-            try:
-                msg = FixMessage.parse(data)
-            except GarbledMessage as exc:
-                reason = str(exc)
-        if reason is not None:
-            self.printer.info(f"! garbled message ignored ({reason})")
-            return
-        mt = msg.msg_type
-        self.printer.message("<", mt, msg.fields, data, " (PossDup)" if msg.poss_dup else "")
-        seq = msg.seq
-        st = self.state
-        if mt == "4" and msg.get(123) != "Y":  # SequenceReset-Reset: no MsgSeqNum check
-            new = msg.get(36) or ""
-            if new.isdigit() and int(new) > st.next_in:
-                st.next_in = int(new)
-                st.save()
-            await self._drain_queue()
-            return
-        if mt == "A" and msg.get(141) == "Y":
-            st.next_in = seq
-        if seq > st.next_in:
-            processed = False
-            if mt in ("A", "5", "2"):
-                # a Logon, Logout or ResendRequest is acted on now (the gateway must not wait for
-                # our gap fill while we wait for its); it is counted when the gap is filled
-                await self._process(msg)
-                processed = True
-            self._queue[seq] = (msg, processed)
-            if self._resend_until is None:
-                self.printer.info(f"! MsgSeqNum too high, expecting {st.next_in} but received "
-                                  f"{seq}: asking for a resend")
-                self._resend_until = seq - 1
-                await self.send("2", [(7, str(st.next_in)), (16, "0")])
-            return
-        if seq < st.next_in:
-            if msg.poss_dup:
-                return  # a duplicate of what we already have
-            if mt == "5":
-                await self._process(msg)
-                return
-            text = f"MsgSeqNum too low, expecting {st.next_in} but received {seq}"
-            await self.logout(text, wait=False)
-            raise ClientError(f"{text}: the sequence numbers are out of step with the gateway "
-                              "(run again with --reset to start both at 1)")
-        st.next_in = seq + 1
-        await self._process(msg)
-        st.save()
-        await self._drain_queue()
-
-    async def _drain_queue(self) -> None:
-        st = self.state
-        while st.next_in in self._queue:
-            msg, processed = self._queue.pop(st.next_in)
-            st.next_in += 1
-            if not processed:
-                await self._process(msg)
-            st.save()
-        for seq in [s for s in self._queue if s < st.next_in]:
-            del self._queue[seq]
-        if self._resend_until is not None and st.next_in > self._resend_until:
-            self._resend_until = None
-
-    async def _process(self, msg: FixMessage) -> None:
-        mt = msg.msg_type
-        if mt == "0":
-            return
-        if mt == "1":
-            await self.send("0", [(112, msg.get(112) or "")])
-        elif mt == "2":
-            await self._answer_resend(int(msg.get(7) or 0), int(msg.get(16) or 0))
-        elif mt == "4":
-            new = msg.get(36) or ""
-            if new.isdigit() and int(new) > self.state.next_in:
-                self.state.next_in = int(new)
-        elif mt == "5":
-            self.logout_text = msg.get(58) or "no reason given"
-            if not self.logout_sent:
-                self.gateway_logout = True
-                await self.logout(None, wait=False)
-        elif mt == "A":
-            self.logged_on = True
-        else:
-            self._ready.append(msg)
-
-    # --- logon and logout ------------------------------------------------------------------
+            msg = await self.initiator.receive(max(wait, 0.0))
+        except InitiatorClosed as exc:
+            raise ClientError(_ended(exc)) from None
+        return None if msg is None else FixMessage.parse(msg.raw)
 
     async def logon(self, *, reset: bool, username: str | None, password: str | None) -> None:
-        if reset:
-            self.state.next_out = 1
-            self.state.next_in = 1
-        body: Body = [(98, "0"), (108, str(self.cfg.heartbeat))]
-        if reset:
-            body.append((141, "Y"))
+        body: list[tuple[int, bytes]] = []
         if username is not None:
-            body.append((553, username))
+            body.append((553, username.encode()))
         if password is not None:
-            body.append((554, password))
-        if self.cfg.fixt:
-            body.append((1137, "9"))  # FIX.5.0SP2
-        await self.send("A", body)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.cfg.timeout
-        while not self.logged_on:
-            if self.logout_text is not None:
-                hint = (" (the sequence numbers are out of step: run again with --reset to "
-                        "start both at 1)" if "too low" in self.logout_text else "")
-                raise ClientError(f"logon refused: {self.logout_text}{hint}")
-            if loop.time() >= deadline:
-                raise ClientError(f"no Logon answer within {self.cfg.timeout:g}s")
-            try:
-                await self._read(deadline - loop.time())
-            except ClientError as exc:
-                raise ClientError(f"logon failed: {exc}") from None
+            body.append((554, password.encode()))
+        try:
+            await self.initiator.logon(reset=reset, body=body, timeout=self.cfg.timeout)
+        except InitiatorClosed as exc:
+            if exc.logout_text is not None:
+                raise ClientError(f"logon refused: {exc.logout_text}{_hint(exc.logout_text)}"
+                                  ) from None
+            if exc.reason.startswith("no Logon answer"):
+                raise ClientError(exc.reason) from None
+            raise ClientError(f"logon failed: {_ended(exc)}") from None
 
     async def logout(self, text: str | None = None, *, wait: bool = True) -> None:
         """Send Logout; with ``wait``, read until the gateway answers it (or closes)."""
-        if self.logout_sent or self.closed:
-            return
-        self.logout_sent = True
-        await self.send("5", [(58, text)] if text else [])
-        if not wait:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.cfg.timeout
-        while self.logout_text is None and not self.closed and loop.time() < deadline:
-            try:
-                await self._read(deadline - loop.time())
-            except ClientError:
-                break
-        self._ready.clear()
+        await self.initiator.logout(text, timeout=self.cfg.timeout if wait else 0.0)
 
     async def close(self) -> None:
-        self.closed = True
-        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-            self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+        await self.initiator.close()
+
+
+_SHOWN_NOTES = ("MsgSeqNum too high", "Garbled message", "Invalid message")
+"""The session's notes a person at a shell is shown (with ``!``): gaps and what was ignored."""
+
+
+def _settings(cfg: SessionConfig) -> SessionSettings:
+    return SessionSettings(
+        SessionID(cfg.begin_string, cfg.sender, cfg.target), role=Role.INITIATOR,
+        heartbeat_interval=cfg.heartbeat, logon_timeout=cfg.timeout,
+        logout_timeout=cfg.timeout,
+        default_appl_ver_id="FIX.5.0SP2" if cfg.fixt else None)
+
+
+def _dictionaries(cfg: SessionConfig) -> tuple[DataDictionary, dict[str, DataDictionary]]:
+    if cfg.fixt:
+        return standard("FIXT.1.1"), {"FIX.5.0SP2": standard("FIX.5.0SP2")}
+    dd = standard("FIX.4.4")
+    return dd, {"FIX.4.4": dd}
+
+
+def _print(printer: Printer, direction: str, raw: bytes) -> None:
+    msg = FixMessage.parse(raw)
+    note = ""
+    if msg.poss_dup and msg.msg_type != "4":
+        note = " (resent)" if direction == ">" else " (PossDup)"
+    printer.message(direction, msg.msg_type, msg.fields, raw, note)
+
+
+def _hint(text: str) -> str:
+    if "too low" in text:
+        return (" (the sequence numbers are out of step with the gateway: run again with "
+                "--reset to start both at 1)")
+    return ""
+
+
+def _ended(exc: InitiatorClosed) -> str:
+    if exc.logout_text is not None:
+        return f"the gateway logged out: {exc.logout_text}{_hint(exc.logout_text)}"
+    if "too low" in exc.reason:
+        return f"{exc.reason}{_hint(exc.reason)}"
+    if not exc.logged_on:
+        return ("the gateway closed the connection during logon (unknown SenderCompID/"
+                "TargetCompID, wrong username or password, or this session is already "
+                "logged on elsewhere?)")
+    return "the gateway closed the connection"

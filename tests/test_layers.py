@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.audit": set(),
     "gateway.store": {"gateway.audit"},
     "gateway.server": {"gateway.fix", "gateway.store", "gateway.audit"},
+    "gateway.initiator": {"gateway.fix"},
     "gateway.risk": {"connectors.base"},
     "gateway.routing": {"connectors.base"},
     "gateway.orders": {"gateway.fix", "gateway.store", "gateway.risk", "gateway.routing",
