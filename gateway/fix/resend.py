@@ -5,14 +5,32 @@ and missing numbers a SequenceReset-GapFill (FIX 4.4 Vol. 2 "Message Recovery"; 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .codec import GarbledMessage, encode, split_fields
+from .dictionary import DataDictionary
 from .message import Message
 from .tags import ADMIN_TYPES, SEQUENCE_RESET
 
-if TYPE_CHECKING:
-    from .session import Session
+
+class Resending(Protocol):
+    """What the resender needs of the session it answers for (:class:`Session` is one)."""
+
+    @property
+    def next_sender(self) -> int: ...
+
+    @property
+    def session_dd(self) -> DataDictionary: ...
+
+    def sending_time(self, now: float) -> bytes: ...
+
+    def header_ids(self) -> tuple[bytes, bytes, bytes]: ...
+
+    def sent_at(self, now: float) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def may_resend(self, probe: Message) -> bool: ...
 
 
 class Resender:
@@ -22,11 +40,10 @@ class Resender:
     a new SendingTime; administrative messages and missing numbers become SequenceReset-GapFill.
     Feed stored (seq, bytes) in ascending chunks (large ranges need not be held in memory),
     write what each call returns, then write what :meth:`finish` returns. What it needs of the
-    session goes through the session's public methods (``sending_time``, ``header_ids``,
-    ``sent_at``, ``note``, ``may_resend``, ``next_sender``, ``session_dd``).
+    session is :class:`Resending`.
     """
 
-    def __init__(self, session: Session, begin: int, end: int, now: float) -> None:
+    def __init__(self, session: Resending, begin: int, end: int, now: float) -> None:
         self.s = session
         self.begin = begin
         self.end = end

@@ -361,6 +361,9 @@ class Connection:
         self._paced_since: float | None = None
 
     # ------------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.acceptor.clock()
+
     def abort(self, reason: str) -> None:
         """Close the socket (after what is already written) and release the session."""
         if not self.closed:

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.schedule import Schedule
@@ -53,11 +53,26 @@ from .ports import Application, FileLogPort, SessionStorePort
 if TYPE_CHECKING:
     import ipaddress
 
-    from .acceptor import Connection
-
     Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 log = logging.getLogger("fixgw.session")
+
+
+class Transport(Protocol):
+    """What a session's handle needs of the connection it is attached to (the acceptor's
+    ``Connection`` is one)."""
+
+    closed: bool
+
+    def now(self) -> float: ...
+
+    def abort(self, reason: str) -> None: ...
+
+    def write_now(self, data: bytes) -> None: ...
+
+    async def write_all(self, chunks: Sequence[bytes], limits: Limits) -> None: ...
+
+    async def authenticate(self, ev: AuthenticationRequired) -> None: ...
 
 RESEND_CHUNK = 1000
 
@@ -118,7 +133,7 @@ class SessionHandle:
         self.app = app
         self.file_log = file_log
         self.period_start = period_start
-        self.connection: Connection | None = None
+        self.connection: Transport | None = None
         self.sid_str = str(definition.sid)
         self._lock = asyncio.Lock()
         self._saved: tuple[int, int] = (session.next_sender, session.next_target)
@@ -337,7 +352,7 @@ class SessionHandle:
         log.error("%s: %s; ending the connection", self.sid_str, why)
         self._take_back(left + self.session.next_actions(), exc)
         conn = self.connection
-        now = conn.acceptor.clock() if conn is not None else 0.0
+        now = conn.now() if conn is not None else 0.0
         self.note(f"Store failed: {why}", now)
         if logout:
             self.session.refuse(now, why[:200])
@@ -368,7 +383,7 @@ class SessionHandle:
                 conn = self.connection
                 if (a.write and b"\x0135=5\x01" in a.data[:40] and conn is not None
                         and not conn.closed and self._keep_unstored(a.seq + 1)):
-                    now = conn.acceptor.clock()
+                    now = conn.now()
                     self.store.log(self.sid_str, "out", a.data, utc(now))
                     if self.file_log is not None:
                         self.file_log.outgoing(a.data, utc(now))
@@ -392,7 +407,7 @@ class SessionHandle:
             self._take_back(s.next_actions(), StoreUnavailable(why))
             if s.state is not State.DISCONNECTED:
                 conn = self.connection
-                now = conn.acceptor.clock() if conn is not None else 0.0
+                now = conn.now() if conn is not None else 0.0
                 s.refuse(now, f"store unavailable: {why}"[:200])
             self._flush_down()
 
@@ -425,7 +440,7 @@ class SessionHandle:
         conn = self.connection
         if conn is None or conn.closed or not chunks:
             return
-        now = conn.acceptor.clock()
+        now = conn.now()
         when = utc(now)
         for c in chunks:
             self.store.log(self.sid_str, "out", c, when)
@@ -435,7 +450,7 @@ class SessionHandle:
 
     async def _serve_resend(self, a: Resend) -> None:
         conn = self.connection
-        now = conn.acceptor.clock() if conn is not None else 0.0
+        now = conn.now() if conn is not None else 0.0
         resender = self.session.resender(a.begin, a.end, now)
         cursor = a.begin
         while cursor <= a.end:

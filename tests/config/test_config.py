@@ -230,7 +230,10 @@ def test_every_session_setting_comes_from_the_configuration() -> None:
 
     internal = {"session_id", "require_authentication", "check_latency", "test_request_factor",
                 "appl_ver_id_in_business_reject", "first_message_timeout", "write_chunk",
-                "slow_reader_timeout"}
+                "slow_reader_timeout",
+                # the configured sessions are the gateway's, acceptors; the initiator's role
+                # and HeartBtInt are set by its driver (fixgw client)
+                "role", "heartbeat_interval"}
     for record in (SessionSettings, Limits):
         names = {f.name for f in dataclasses.fields(record)} - internal
         missing = sorted(names - set(SessionOptions.model_fields))
