@@ -144,9 +144,9 @@ class Initiator:
                 await self.writer.drain()
 
     def _write(self, data: bytes) -> None:
-        if self._on_write is not None:
-            self._on_write(data)
         if self.closed is None and not self.writer.is_closing():
+            if self._on_write is not None:
+                self._on_write(data)
             self.writer.write(data)
 
     def _closed(self, reason: str) -> None:
@@ -242,11 +242,15 @@ class Initiator:
         until = self._clock() + timeout
         while self.closed is None and self._clock() < until:
             await self._read(until)
-        self._ready.clear()
 
     async def close(self) -> None:
-        if self.session.state is not State.DISCONNECTED:
-            self.session.connection_lost(self._clock())
+        s = self.session
+        if s.state is not State.DISCONNECTED:
+            s.connection_lost(self._clock())
+        # what the session says about this connection ends with it (the session outlives it:
+        # the next connection must not take this one's LoggedOut for its own)
+        s.next_actions()
+        s.events()
         self._closed(self.closed or "closed")
         with contextlib.suppress(ConnectionError, OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(self.writer.wait_closed(), 2.0)

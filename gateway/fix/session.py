@@ -623,7 +623,9 @@ class Session:
     # administrative messages
 
     def _on_logon(self, msg: Message, now: float) -> None:
-        if self.role is Role.INITIATOR and self.state is State.AWAITING_LOGON:
+        if (self.role is Role.INITIATOR and self.state is State.AWAITING_LOGON
+                and msg.get(141) != b"Y"):
+            # (a Logon with ResetSeqNumFlag=Y is a request, answered as an acceptor would)
             self._close("Received logon response before sending request")
             return
         if (self.state is State.AWAITING_LOGON and self.settings.require_authentication
@@ -669,11 +671,11 @@ class Session:
         self._step(Step.LOGGED_ON)
         self.logon_message = msg
         last_sent = self.next_sender - 1
-        if answer:
-            self._sent_reset = False
+        if answer and not (reset and not self._sent_reset):
             self._note("Received logon response")
-        else:
+        else:  # a request, or (QuickFIX) a reset the initiator did not ask for: answered
             self._answer_logon(msg, reset, now)
+        self._sent_reset = False
         if self._recover_from_their_expected(msg, reset, last_sent, now):
             self._logged_on(msg, reset, now)
 

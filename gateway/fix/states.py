@@ -94,6 +94,7 @@ STEPS: dict[State, dict[Step, State]] = {
     },
     State.AUTHENTICATING: {
         Step.LOGON_CHECKED: State.AWAITING_LOGON,
+        Step.LOGOUT_SENT: State.REFUSED,  # refused while its credentials are checked
         Step.CONNECTED: State.AWAITING_LOGON,
         Step.CLOSED: State.DISCONNECTED,
     },

@@ -109,7 +109,8 @@ class Recorder:
         self._drain_lock = asyncio.Lock()
         self._replay_due: asyncio.Task[None] | None = None
         self._carry: list[OrderAppend] = []
-        self._last_future: asyncio.Future[None] | None = None
+        self._carried: asyncio.Future[None] | None = None
+        """The future of the commit that took the carried rows (record() returns it)."""
         """The future of the last event stored (a child's event carried into its parent's
         commit resolves with it)."""
         """A child's event whose parent's strategy is being told of it: stored in the same
@@ -187,13 +188,17 @@ class Recorder:
             return self._store_and_tell(ev, o, fill, None)
         carried = build_append((ev,), (o,), (fill,) if fill is not None else ())
         outer, self._carry = self._carry, [carried]
+        outer_future, self._carried = self._carried, None
         try:
             self.child_event(parent, o, ev)
         finally:
+            # rows the strategy did not take with an event of its own (it recorded nothing,
+            # or it failed) are stored alone: a child's event is never lost
             left, self._carry = self._carry, outer
-        if left:  # the strategy recorded nothing on the parent: stored alone
-            return self._store_built(left[0])
-        return None if self._last_future is None else self._last_future
+            took, self._carried = self._carried, outer_future
+            if left:
+                took = self._store_built(left[0])
+        return took
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -223,12 +228,12 @@ class Recorder:
         st = self.sessions.get(ev.session_id)
         session = st.session if st is not None else None
         append = build_append((ev,), (o,), (fill,) if fill is not None else ())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
         if self._carry:  # a child's event goes with its parent's first
             append = merge_appends([*self._carry, append])
             self._carry = []
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
-        self._last_future = future
+            self._carried = future
         if told is None and self._batching is not None:
             self._batching.append((append, future))
             return future

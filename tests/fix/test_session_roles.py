@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from gateway.fix.codec import encode
 from gateway.fix.dictionary import standard
+from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.session import (
     AppMessage,
     Close,
@@ -345,3 +347,47 @@ def test_next_expected_msg_seq_num_recovers_what_the_initiator_missed() -> None:
     reports = [e.message.get(11) for e in link.ini.events if isinstance(e, AppMessage)]
     assert reports == [b"MISSED"]
     assert link.ini.session.next_target == link.acc.session.next_sender
+
+
+def _logon_from_gw(seq: int, now: float, extra: list[tuple[int, bytes]]) -> bytes:
+    ts = TimestampFormatter(3).format(now)
+    return encode(b"FIX.4.4", [(35, b"A"), (34, b"%d" % seq), (49, b"GW"), (52, ts),
+                               (56, b"CLIENT"), (98, b"0"), (108, b"30"), *extra])
+
+
+def test_a_logon_refused_while_its_credentials_are_checked() -> None:
+    """The store goes down, an operator ends the session or the rate limit trips while an
+    acceptor checks a Logon's credentials: refused with a Logout, no StepError."""
+    link = _link(acc={"require_authentication": True})
+    link.connect()
+    link.logon()
+    acc = link.acc.session
+    assert acc.state is State.AUTHENTICATING
+    acc.refuse(link.now, "store unavailable: boom")
+    link.pump()
+    assert acc.state is State.DISCONNECTED
+    assert link.ini.session.logout_text == "store unavailable: boom"
+
+
+def test_the_initiator_answers_a_reset_logon_it_did_not_ask_for() -> None:
+    """QuickFIX's nextLogon: a Logon with ResetSeqNumFlag=Y the initiator did not send is
+    answered with its own Logon (141=Y, MsgSeqNum 1)."""
+    ini = _session(Role.INITIATOR, "CLIENT", "GW")
+    ini.next_sender = ini.next_target = 5
+    ini.connect(T0)
+    ini.logon(T0)
+    ini.next_actions()
+    ini.receive_frame(_logon_from_gw(1, T0, [(141, b"Y")]), T0)
+    assert ini.state is State.LOGGED_ON
+    sent = [a.data for a in ini.next_actions() if isinstance(a, Send)]
+    assert any(b"\x0135=A\x01" in d and b"\x01141=Y\x01" in d and b"\x0134=1\x01" in d
+               for d in sent), sent
+    assert (ini.next_sender, ini.next_target) == (2, 2)
+
+
+def test_a_reset_logon_before_ours_is_a_request() -> None:
+    ini = _session(Role.INITIATOR, "CLIENT", "GW")
+    ini.connect(T0)
+    ini.receive_frame(_logon_from_gw(1, T0, [(141, b"Y")]), T0)
+    assert ini.state is State.LOGGED_ON
+    assert any(isinstance(a, Send) and b"\x0135=A\x01" in a.data for a in ini.next_actions())

@@ -30,7 +30,7 @@ def test_a_step_the_table_does_not_list_is_our_error() -> None:
     with pytest.raises(StepError):
         step(State.DISCONNECTED, Step.LOGGED_ON)
     with pytest.raises(StepError):
-        step(State.AUTHENTICATING, Step.LOGOUT_SENT)
+        step(State.AUTHENTICATING, Step.LOGGED_ON)
 
 
 def test_logon_received_and_logout_sent_are_states() -> None:

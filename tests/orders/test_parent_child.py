@@ -226,3 +226,62 @@ async def _until_open_at_venue(r: Run, n: int) -> None:
     work to finish, then ``n`` orders rest at the paper venue."""
     await asyncio.wait_for(r.orders.idle(), 5)
     assert len(await r.open_at_venue()) == n
+
+
+class TopUpOnFill:
+    """Splits in two; on a child's fill it first tries to top the parent up with one more
+    child, which Children.open refuses (ValueError: past the parent's quantity)."""
+
+    opened: list[str] = []
+
+    def __init__(self, children: Children) -> None:
+        self.children = children
+
+    def start(self, o: Order) -> None:
+        half = o.quantity / 2
+        TopUpOnFill.opened.append(self.children.open(o, half).order_id)
+        TopUpOnFill.opened.append(self.children.open(o, o.quantity - half).order_id)
+        self.children.acknowledge(o)
+
+    def cancel(self, o: Order) -> None:
+        self.children.cancel_all(o, "parent canceled")
+
+    def replace(self, o: Order) -> None:
+        self.children.refuse(o, "no", fixmap.CXL_REJ_BROKER)
+
+    def resume(self, o: Order) -> None:
+        pass
+
+    def child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
+        if ev.kind == "fill":
+            self.children.open(parent, Decimal("0.1"))
+        self.children.settle(parent, child, ev, "done")
+
+
+def test_a_childs_fill_is_stored_even_when_its_strategy_fails(tmp_path: Path) -> None:
+    """A child's event rows wait for the parent's next event; when the strategy raises
+    instead of recording one, they are stored alone, never lost."""
+
+    async def body() -> None:
+        TopUpOnFill.opened.clear()
+        async with running(tmp_path, [session("C1")], strategies={SPLIT: TopUpOnFill},
+                           replay_check=False) as r:
+            c = await r.client("C1")
+            ask = r.venue().exchange.book(BTC).best_ask()
+            assert ask is not None
+            await c.order("p1", ord_type="2", qty="0.2", price=ask + D(100),
+                          extra=[(847, SPLIT)])
+            await c.er(t11="p1", t39="0")
+            assert len(TopUpOnFill.opened) == 2
+            # the venue fills both children at once; wait (bounded) for their rows
+            stored: dict[str, int] = {}
+            for _ in range(200):
+                await asyncio.wait_for(r.orders.idle(), 5)
+                stored = {cid: len(await r.store.fills_for_order(cid))
+                          for cid in TopUpOnFill.opened}
+                if all(stored.values()):
+                    break
+                await asyncio.sleep(0.025)
+            assert stored == dict.fromkeys(TopUpOnFill.opened, 1)
+
+    run(body())
