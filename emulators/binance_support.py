@@ -8,7 +8,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -112,12 +112,21 @@ def missing(name: str) -> Refused:
                     f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
 
 
+DECIMAL_RULE = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"
+DECIMAL_RE = re.compile(DECIMAL_RULE)
+"""The legal range Binance names when it refuses a DECIMAL parameter (-1100), exponent
+notation such as ``1E-7`` included."""
+
+
 def dec(params: dict[str, str], name: str) -> Decimal:
-    try:
-        value = Decimal(params[name])
-    except (KeyError, InvalidOperation):
-        raise missing(name) from None
-    if not value.is_finite() or value <= 0:
+    if not params.get(name):
+        raise missing(name)
+    text = params[name]
+    if not DECIMAL_RE.fullmatch(text):
+        raise Refused(400, E.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; "
+                      f"legal range is '{DECIMAL_RULE}'.")
+    value = Decimal(text)
+    if value <= 0:
         raise Refused(400, E.INVALID_MESSAGE, f"Illegal characters found in parameter '{name}'")
     return value
 

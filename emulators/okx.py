@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -44,8 +44,8 @@ from connectors.common.venue import MS
 from connectors.okx import errors
 from connectors.okx.signing import parse_iso_timestamp, sign, ws_login_sign
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
-from emulators.core import EmulatorCore, EmulatorServer, Published
-from emulators.okx_wire import NO_FILL, Wire, ord_id, s
+from emulators.core import EmulatorCore, EmulatorServer, Published, plain_decimal
+from emulators.okx_wire import NO_FILL, Wire, fee_ccy, ord_id, s
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -329,12 +329,11 @@ class OkxEmulator(EmulatorServer):
         return sz * ct if ct is not None else sz
 
     def _price(self, value: Any, name: str) -> Decimal:
-        """A positive finite number, else 51000 "Parameter ``name`` error"."""
-        try:
-            px = Decimal(str(value))
-        except (InvalidOperation, ValueError):
-            raise _param(name) from None
-        if not px.is_finite() or px <= 0:
+        """A positive number written as a plain decimal (OKX documents ``sz``, ``px``, ``newSz``
+        and ``newPx`` as decimal strings; exponent notation such as ``1E-7`` is refused), else
+        51000 "Parameter ``name`` error"."""
+        px = plain_decimal(value)
+        if px is None or px <= 0:
             raise _param(name)
         return px
 
@@ -455,7 +454,7 @@ class OkxEmulator(EmulatorServer):
             "instType": self.wire.inst_type(inst), "instId": inst.venue_symbol, "ordId": oid,
             "clOrdId": cid, "tag": "", "px": s(req.price), "sz": s(contracts),
             "ordType": "post_only", "side": req.side.value, "accFillSz": "0", "avgPx": "",
-            "fee": "0", "feeCcy": inst.settle or inst.quote, "cTime": now, "uTime": now,
+            "fee": "0", "feeCcy": fee_ccy(inst, req.side), "cTime": now, "uTime": now,
             **NO_FILL,
         }
         live = {**base, "state": "live", "cancelSource": ""}

@@ -63,7 +63,14 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import MS, BoundedDict, SeenSet, StreamingConnector, ms_to_ns
+from connectors.common.venue import (
+    MS,
+    BoundedDict,
+    SeenSet,
+    StreamingConnector,
+    ms_to_ns,
+    plain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +93,6 @@ _HEADERS = {"x-mbx-used-weight-1m": "weight", "x-mbx-order-count-10s": "orders_1
 TIME_RESYNC_S = 300.0
 TICKER_POLL_S = 5.0
 ZERO = Decimal(0)
-
-
-def _fmt(d: Decimal) -> str:
-    return format(d.normalize(), "f") if d == d.to_integral_value() else format(d, "f")
 
 
 class BinanceConnector(StreamingConnector):
@@ -314,7 +317,7 @@ class BinanceConnector(StreamingConnector):
             raise VenueRejected(RejectReason.UNSUPPORTED,
                                 f"Binance spot has no {req.time_in_force.name} orders")
         p = {"symbol": self._venue_symbol(req.symbol), "side": req.side.name,
-             "quantity": _fmt(req.quantity), "newClientOrderId": req.client_order_id,
+             "quantity": plain(req.quantity), "newClientOrderId": req.client_order_id,
              "newOrderRespType": "RESULT"}
         tif = req.time_in_force.name
         if req.type is OrderType.MARKET:
@@ -322,7 +325,7 @@ class BinanceConnector(StreamingConnector):
         elif req.type is OrderType.LIMIT:
             if req.price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
-            p["price"] = _fmt(req.price)
+            p["price"] = plain(req.price)
             if req.post_only:
                 if req.time_in_force is not TimeInForce.GTC:
                     raise VenueRejected(RejectReason.UNSUPPORTED, "post-only is GTC only")
@@ -332,13 +335,13 @@ class BinanceConnector(StreamingConnector):
         elif req.type in (OrderType.STOP, OrderType.STOP_LIMIT):
             if req.stop_price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a stop order needs a stop price")
-            p["stopPrice"] = _fmt(req.stop_price)
+            p["stopPrice"] = plain(req.stop_price)
             if req.type is OrderType.STOP:
                 p["type"] = "STOP_LOSS"
             else:
                 if req.price is None:
                     raise VenueRejected(RejectReason.PRICE_FILTER, "a stop limit needs a price")
-                p |= {"type": "STOP_LOSS_LIMIT", "price": _fmt(req.price), "timeInForce": tif}
+                p |= {"type": "STOP_LOSS_LIMIT", "price": plain(req.price), "timeInForce": tif}
         if req.post_only and req.type is not OrderType.LIMIT:
             raise VenueRejected(RejectReason.UNSUPPORTED, "post-only is for limit orders")
         return p
@@ -486,17 +489,17 @@ class BinanceConnector(StreamingConnector):
         params = {"symbol": old.symbol, "side": old.side or "BUY", "type": btype,
                   "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": str(old.orderId),
                   "cancelOrigClientOrderId": coid, "newClientOrderId": new_coid,
-                  "quantity": _fmt(left), "newOrderRespType": "RESULT"}
+                  "quantity": plain(left), "newOrderRespType": "RESULT"}
         if btype in ("LIMIT", "STOP_LOSS_LIMIT"):
             params["timeInForce"] = old.timeInForce or "GTC"
         if btype in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT"):
             if price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "no price to amend to")
-            params["price"] = _fmt(price)
+            params["price"] = plain(price)
         elif request.price is not None:
             raise VenueRejected(RejectReason.UNSUPPORTED, f"a {btype} order has no price")
         if btype in ("STOP_LOSS", "STOP_LOSS_LIMIT") and old.stopPrice:
-            params["stopPrice"] = _fmt(Decimal(old.stopPrice))
+            params["stopPrice"] = plain(Decimal(old.stopPrice))
         self._replaced_ids.add(old.orderId)
         self._replacing[new_coid] = old.orderId
         resp = await self._request("POST", "/api/v3/order/cancelReplace", params, weight=1,

@@ -54,7 +54,14 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import MS, StreamingConnector, dec, dec_or_zero, ms_to_ns
+from connectors.common.venue import (
+    MS,
+    StreamingConnector,
+    dec,
+    dec_or_zero,
+    ms_to_ns,
+    plain,
+)
 from connectors.okx import errors, schemas
 from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
 
@@ -159,10 +166,6 @@ def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, str]],
     if also is not None:
         costs[also] = len(items)
     return costs
-
-
-def _s(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def _refused(what: str, code: str, msg: str) -> VenueRejected:
@@ -292,8 +295,8 @@ class OkxConnector(StreamingConnector):
 
     def _sz(self, inst: _Inst, quantity: Decimal) -> str:
         if inst.ct_val is None:
-            return _s(quantity)
-        return _s(quantity / inst.ct_val)
+            return plain(quantity)
+        return plain(quantity / inst.ct_val)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -481,7 +484,7 @@ class OkxConnector(StreamingConnector):
         if req.type is OrderType.LIMIT:
             if req.price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
-            body["px"] = _s(req.price)
+            body["px"] = plain(req.price)
         elif not swap:
             body["tgtCcy"] = "base_ccy"
         if req.reduce_only:
@@ -561,7 +564,7 @@ class OkxConnector(StreamingConnector):
         if request.quantity is not None:
             body["newSz"] = self._sz(inst, request.quantity)
         if request.price is not None:
-            body["newPx"] = _s(request.price)
+            body["newPx"] = plain(request.price)
         _, env = await self._call("POST", "/api/v5/trade/amend-order", schemas.ACKS, body=body,
                                   cost={f"amend:{iid}": 1, "sub_account": 1},
                                   priority=Priority.ORDER, mutating=True)
