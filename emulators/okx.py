@@ -124,6 +124,18 @@ def _ack(cid: str, oid: str, code: str = "0", msg: str = "", sub: str = "", **ex
             "sCode": code, "sMsg": msg, "subCode": sub, **extra}
 
 
+def _reduce_only(value: Any) -> bool:
+    """``reduceOnly`` of "Place order": documented as a Boolean, which is what ccxt sends. The
+    string forms "true"/"false" are accepted too: whether OKX takes them cannot be told from
+    its docs without an account, and refusing what the venue might accept would hide nothing
+    the connector does (it sends the Boolean). Anything else is 51000."""
+    if value is True or value == "true":  # not ``in (True, ...)``: 1 == True
+        return True
+    if value is False or value == "false":
+        return False
+    raise _param("reduceOnly")
+
+
 class _Bad(Exception):  # noqa: N818 - a parameter error answered as 51000
     def __init__(self, code: str, msg: str) -> None:
         super().__init__(msg)
@@ -378,6 +390,7 @@ class OkxEmulator(EmulatorServer):
             ot = item.get("ordType")
             if ot not in ("market", "limit", "post_only", "ioc", "fok"):
                 raise _param("ordType")
+            reduce_only = _reduce_only(item.get("reduceOnly", False))
             qty_value = item.get("sz")
             if qty_value is None:
                 raise _param("sz")
@@ -411,7 +424,7 @@ class OkxEmulator(EmulatorServer):
             type=OrderType.MARKET if ot == "market" else OrderType.LIMIT, quantity=qty,
             price=price,
             time_in_force={"ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}.get(ot, TimeInForce.GTC),
-            post_only=ot == "post_only", reduce_only=str(item.get("reduceOnly")) == "true",
+            post_only=ot == "post_only", reduce_only=reduce_only,
         )
         try:
             acc = self.core.run(lambda now: self.core.exchange.place(req, now))

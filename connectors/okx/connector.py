@@ -153,7 +153,7 @@ class _Inst:
     ct_val: Decimal | None
 
 
-def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, str]],
+def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, object]],
                  also: str | None = None) -> dict[str, int]:
     """Rate-limit costs of a batch request: one per order on its instrument's ``kind`` window,
     or on the ``single`` window for a batch of one ("Overview / Rate Limits / Trading-related
@@ -455,7 +455,9 @@ class OkxConnector(StreamingConnector):
 
     # ---- orders -------------------------------------------------------------------------------
 
-    def _order_body(self, req: OrderRequest) -> tuple[_Inst, dict[str, str]]:
+    def _order_body(self, req: OrderRequest) -> tuple[_Inst, dict[str, str | bool]]:
+        """The body of docs-v5 "Trade / Place order": strings, but ``reduceOnly`` a Boolean
+        (its documented type, as ccxt sends it)."""
         inst = self._inst(req.symbol)
         if req.type is OrderType.MARKET:
             ord_type = "market"
@@ -473,7 +475,7 @@ class OkxConnector(StreamingConnector):
         else:
             raise VenueRejected(RejectReason.UNSUPPORTED, f"OKX: no {req.type.value} orders here")
         swap = inst.ct_val is not None
-        body = {
+        body: dict[str, str | bool] = {
             "instId": inst.instrument.venue_symbol,
             "tdMode": "cross" if swap else "cash",
             "clOrdId": req.client_order_id,
@@ -490,7 +492,7 @@ class OkxConnector(StreamingConnector):
         if req.reduce_only:
             if not swap:
                 raise VenueRejected(RejectReason.UNSUPPORTED, "reduce-only is for swaps")
-            body["reduceOnly"] = "true"
+            body["reduceOnly"] = True
         return inst, body
 
     async def place(self, request: OrderRequest) -> OrderAccepted:
