@@ -22,6 +22,16 @@ COID_RULE = "^[a-zA-Z0-9-_]{1,36}$"
 COID_RE = re.compile(COID_RULE)
 ZERO = Decimal(0)
 
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT")
+NOT_FOR_SYMBOL = {
+    "MARKET": "Market orders are not supported for this symbol.",
+    "STOP_LOSS": "Stop loss orders are not supported for this symbol.",
+    "STOP_LOSS_LIMIT": "Stop loss limit orders are not supported for this symbol.",
+}
+"""errors.md, "Messages for -1010 ..., -2010 NEW_ORDER_REJECTED": the texts for a type the
+symbol does not enable (errors.md has none for LIMIT and LIMIT_MAKER: "Unsupported order
+combination" then)."""
+
 
 def binance_markets() -> tuple[MarketConfig, ...]:
     """BTCUSDT and ETHUSDT (Binance's native symbol form) near late-2026 prices."""
@@ -54,10 +64,16 @@ class Meta:
     """What Binance shows of an order that the paper exchange does not keep."""
 
     coid: str
+    """Its clientOrderId now: a cancel replaces it with the cancel's newClientOrderId."""
     order_id: int
     venue_symbol: str
     btype: str
     created_ms: int
+    placed_coid: str = ""
+    """The clientOrderId it was placed with (its NEW and TRADE reports carry it)."""
+
+    def __post_init__(self) -> None:
+        self.placed_coid = self.placed_coid or self.coid
 
 
 @dataclass(frozen=True)
