@@ -2,7 +2,8 @@
 
 It serves the Spot REST API endpoints the connectors use (``/api/v3/ping``, ``time``,
 ``exchangeInfo``, ``ticker/price``, ``order`` (POST/GET/DELETE), ``order/cancelReplace``,
-``openOrders`` (GET/DELETE), ``myTrades``, ``account``) and the WebSocket API user data stream
+``openOrders`` (GET/DELETE), ``myTrades``, ``account``, ``rateLimit/order``) and the WebSocket
+API user data stream
 (``/ws-api/v3``: ``userDataStream.subscribe.signature``, ``session.logon`` +
 ``userDataStream.subscribe``, ``userDataStream.unsubscribe``, ``ping``, ``time``), with
 Binance's JSON shapes, error codes and HTTP statuses:
@@ -57,6 +58,8 @@ from connectors.paper.exchange import PaperOrder
 from emulators.binance_support import (
     COID_RE,
     COID_RULE,
+    NOT_FOR_SYMBOL,
+    ORDER_TYPES,
     ZERO,
     Endpoint,
     Limits,
@@ -88,14 +91,23 @@ class BinanceEmulator(EmulatorServer):
         ban_after: int = 3,
         ban_s: int = 120,
         public_key_pem: str | None = None,
+        listed_orders: tuple[int, int] | None = None,
     ) -> None:
+        """``orders_10s_limit``/``orders_1d_limit``: the account's ORDERS limits, enforced and
+        answered by ``GET /api/v3/rateLimit/order``; ``listed_orders``: the (10 s, 1 day)
+        limits exchangeInfo lists (default: the same); the docs' own examples differ (100 and
+        200,000 in exchangeInfo's, 50 and 160,000 in rateLimit/order's)."""
         super().__init__(core or EmulatorCore(binance_markets(), balances=binance_balances()))
         self.credentials = credentials
         self.verifier = Verifier(credentials, public_key_pem)
         self.limits = Limits(weight_limit, orders_10s_limit, orders_1d_limit)
+        self.listed_orders = listed_orders or (orders_10s_limit, orders_1d_limit)
         self.ban_after = ban_after
         self.ban_s = ban_s
         self._inst = {i.venue_symbol: i for i in self.core.exchange.instruments()}
+        self.order_types: dict[str, tuple[str, ...]] = dict.fromkeys(self._inst, ORDER_TYPES)
+        """Venue symbol -> the ``orderTypes`` it enables (exchangeInfo); another type is
+        refused with -2010 and the matching engine's text for it (:data:`NOT_FOR_SYMBOL`)."""
         self._vsym = {i.symbol: i.venue_symbol for i in self._inst.values()}
         self._meta: dict[str, Meta] = {}  # paper client order id -> meta
         self._cid_of: dict[str, str] = {}  # Binance client order id -> current paper cid
@@ -130,6 +142,7 @@ class BinanceEmulator(EmulatorServer):
             ("GET", "/api/v3/myTrades"): Endpoint(
                 self._my_trades, lambda p: 5 if "orderId" in p else 20),
             ("GET", "/api/v3/account"): Endpoint(self._account, w(20)),
+            ("GET", "/api/v3/rateLimit/order"): Endpoint(self._order_counts, w(40)),
         }
         for (method, path), ep in eps.items():
             app.router.add_route(method, path, self._wrap(method, path, ep))
@@ -301,7 +314,7 @@ class BinanceEmulator(EmulatorServer):
                 "baseAsset": inst.base, "baseAssetPrecision": 8,
                 "quoteAsset": inst.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
                 "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT"],
+                "orderTypes": list(self.order_types[name]),
                 "icebergAllowed": True, "ocoAllowed": False, "otoAllowed": False,
                 "opoAllowed": False, "quoteOrderQtyMarketAllowed": False,
                 "allowTrailingStop": False, "cancelReplaceAllowed": True, "amendAllowed": False,
@@ -329,14 +342,25 @@ class BinanceEmulator(EmulatorServer):
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                  "limit": lim.weight_limit},
                 {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-                 "limit": lim.orders_10s_limit},
+                 "limit": self.listed_orders[0]},
                 {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
-                 "limit": lim.orders_1d_limit},
+                 "limit": self.listed_orders[1]},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
                  "limit": 61000},
             ],
             "exchangeFilters": [], "symbols": symbols,
         }
+
+    def _order_counts(self, params: dict[str, str]) -> Any:
+        """``GET /api/v3/rateLimit/order`` ("Query Unfilled Order Count"): the account's ORDERS
+        limits and their use in the current windows."""
+        lim, wall_ms = self.limits, self.core.now_ms()
+        used_10s = lim.orders_10s if lim.orders_10s_slot == wall_ms // 10_000 else 0
+        used_1d = lim.orders_1d if lim.orders_1d_slot == wall_ms // 86_400_000 else 0
+        return [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+                 "limit": lim.orders_10s_limit, "count": used_10s},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
+                 "limit": lim.orders_1d_limit, "count": used_1d}]
 
     def _ticker(self, params: dict[str, str]) -> Any:
         names = self._symbols(params)
@@ -400,6 +424,9 @@ class BinanceEmulator(EmulatorServer):
             otype = OrderType.STOP
         else:
             raise Refused(400, -1116, "Invalid orderType.")
+        if btype not in self.order_types[symbol]:
+            raise Refused(400, E.NEW_ORDER_REJECTED,
+                          NOT_FOR_SYMBOL.get(btype, "Unsupported order combination"))
         if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             price = dec(params, "price")
             if btype != "LIMIT_MAKER" and not tif_s:
@@ -517,7 +544,7 @@ class BinanceEmulator(EmulatorServer):
 
     def _cancel_json(self, order: PaperOrder, cancel_coid: str) -> Any:
         meta = self._meta[order.client_order_id]
-        return {"symbol": meta.venue_symbol, "origClientOrderId": meta.coid,
+        return {"symbol": meta.venue_symbol, "origClientOrderId": meta.placed_coid,
                 "orderId": meta.order_id, "orderListId": -1, "clientOrderId": cancel_coid,
                 "transactTime": self.core.now_ms(), **self._order_fields(order)}
 
@@ -527,17 +554,30 @@ class BinanceEmulator(EmulatorServer):
         self._seq += 1
         return f"emuc{self._seq:018d}"
 
-    def _do_cancel(self, order: PaperOrder | None, now: int) -> None:
+    def _do_cancel(self, order: PaperOrder | None, now: int, cancel_coid: str) -> None:
         if order is None or not order.status.is_open:
             raise Refused(400, E.CANCEL_REJECTED, E.MSG_UNKNOWN_ORDER)
         self.core.exchange.cancel(order.symbol, order.client_order_id, now)
+        self._rename(order, cancel_coid)
+
+    def _rename(self, order: PaperOrder, cancel_coid: str) -> None:
+        """A cancel replaces the order's clientOrderId with the cancel's ``newClientOrderId``
+        (or a generated one), "freeing it up for new orders" (WebSocket API "Cancel order"):
+        the order is then found by its orderId or by the new id, no longer by the old one
+        (a query by it answers -2013)."""
+        meta = self._meta[order.client_order_id]
+        if self._cid_of.get(meta.coid) == order.client_order_id:
+            del self._cid_of[meta.coid]
+        meta.coid = cancel_coid
+        self._cid_of[cancel_coid] = order.client_order_id
 
     def _cancel(self, params: dict[str, str]) -> Any:
         symbol = self._inst_of(params)
         order = self._find(params, "orderId", "origClientOrderId", symbol)
-        self.core.run(lambda now: self._do_cancel(order, now))
+        cancel_coid = self._cancel_id(params, "newClientOrderId")
+        self.core.run(lambda now: self._do_cancel(order, now, cancel_coid))
         assert order is not None
-        return self._cancel_json(order, self._cancel_id(params, "newClientOrderId"))
+        return self._cancel_json(order, cancel_coid)
 
     def _cancel_all(self, params: dict[str, str]) -> Any:
         symbol = self._inst_of(params)
@@ -546,8 +586,15 @@ class BinanceEmulator(EmulatorServer):
                   if o.symbol == canon and o.status.is_open]
         if not doomed:
             raise Refused(400, E.CANCEL_REJECTED, E.MSG_UNKNOWN_ORDER)
-        self.core.run(lambda now: self.core.exchange.cancel_all(canon, now))
-        return [self._cancel_json(o, self._cancel_id({}, "")) for o in doomed]
+        names = {o.client_order_id: self._cancel_id({}, "") for o in doomed}
+
+        def change(now: int) -> None:
+            self.core.exchange.cancel_all(canon, now)
+            for o in doomed:
+                self._rename(o, names[o.client_order_id])
+
+        self.core.run(change)
+        return [self._cancel_json(o, names[o.client_order_id]) for o in doomed]
 
     def _cancel_replace(self, params: dict[str, str]) -> Any:
         """STOP_ON_FAILURE: the cancel first, the new order only if it succeeded (-2022 when
@@ -562,7 +609,7 @@ class BinanceEmulator(EmulatorServer):
 
         def change(now: int) -> tuple[Any, Any, bool, bool]:
             try:
-                self._do_cancel(old, now)
+                self._do_cancel(old, now, cancel_coid)
                 assert old is not None
                 cancel_resp, cancel_ok = self._cancel_json(old, cancel_coid), True
             except Refused as r:
@@ -756,7 +803,7 @@ class BinanceEmulator(EmulatorServer):
         now = self.core.now_ms()
         filled, quote = cum.get(cid, (ZERO, ZERO))
         report: dict[str, Any] = {
-            "e": "executionReport", "E": now, "s": meta.venue_symbol, "c": meta.coid,
+            "e": "executionReport", "E": now, "s": meta.venue_symbol, "c": meta.placed_coid,
             "S": order.side.name, "o": meta.btype, "f": order.time_in_force.name,
             "q": num(order.quantity), "p": num(order.price), "P": num(order.stop_price),
             "F": "0.00000000", "g": -1, "C": "", "r": "NONE", "i": meta.order_id,
@@ -783,9 +830,8 @@ class BinanceEmulator(EmulatorServer):
         elif isinstance(ev, OrderCanceled | OrderExpired):
             status = self._status(order) if isinstance(ev, OrderCanceled) else "EXPIRED"
             report.update(x=status, X=status, z=num(ev.filled_quantity or order.filled))
-            if status == "CANCELED":
-                self._seq += 1
-                report.update(c=f"emuc{self._seq:018d}", C=meta.coid)
+            if status == "CANCELED":  # c: the cancel's id (see _rename), C: the order's
+                report.update(c=meta.coid, C=meta.placed_coid)
         inst = self._inst[meta.venue_symbol]
         balances = {b.asset: b for b in self.core.exchange.balances()}
         position = {"e": "outboundAccountPosition", "E": now, "u": now,

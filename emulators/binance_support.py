@@ -8,7 +8,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,6 +21,16 @@ from connectors.paper.market import BTC_USDT, ETH_USDT, MarketConfig
 COID_RULE = "^[a-zA-Z0-9-_]{1,36}$"
 COID_RE = re.compile(COID_RULE)
 ZERO = Decimal(0)
+
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT")
+NOT_FOR_SYMBOL = {
+    "MARKET": "Market orders are not supported for this symbol.",
+    "STOP_LOSS": "Stop loss orders are not supported for this symbol.",
+    "STOP_LOSS_LIMIT": "Stop loss limit orders are not supported for this symbol.",
+}
+"""errors.md, "Messages for -1010 ..., -2010 NEW_ORDER_REJECTED": the texts for a type the
+symbol does not enable (errors.md has none for LIMIT and LIMIT_MAKER: "Unsupported order
+combination" then)."""
 
 
 def binance_markets() -> tuple[MarketConfig, ...]:
@@ -54,10 +64,16 @@ class Meta:
     """What Binance shows of an order that the paper exchange does not keep."""
 
     coid: str
+    """Its clientOrderId now: a cancel replaces it with the cancel's newClientOrderId."""
     order_id: int
     venue_symbol: str
     btype: str
     created_ms: int
+    placed_coid: str = ""
+    """The clientOrderId it was placed with (its NEW and TRADE reports carry it)."""
+
+    def __post_init__(self) -> None:
+        self.placed_coid = self.placed_coid or self.coid
 
 
 @dataclass(frozen=True)
@@ -112,12 +128,21 @@ def missing(name: str) -> Refused:
                     f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
 
 
+DECIMAL_RULE = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"
+DECIMAL_RE = re.compile(DECIMAL_RULE)
+"""The legal range Binance names when it refuses a DECIMAL parameter (-1100), exponent
+notation such as ``1E-7`` included."""
+
+
 def dec(params: dict[str, str], name: str) -> Decimal:
-    try:
-        value = Decimal(params[name])
-    except (KeyError, InvalidOperation):
-        raise missing(name) from None
-    if not value.is_finite() or value <= 0:
+    if not params.get(name):
+        raise missing(name)
+    text = params[name]
+    if not DECIMAL_RE.fullmatch(text):
+        raise Refused(400, E.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; "
+                      f"legal range is '{DECIMAL_RULE}'.")
+    value = Decimal(text)
+    if value <= 0:
         raise Refused(400, E.INVALID_MESSAGE, f"Illegal characters found in parameter '{name}'")
     return value
 

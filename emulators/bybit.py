@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, NoReturn
 
 from aiohttp import WSMsgType, web
@@ -56,6 +56,7 @@ from connectors.bybit import errors
 from connectors.bybit.limits import (
     BATCH_MAX,
     BATCH_PATHS,
+    EXECUTION_WINDOW_MS,
     IP_BAN_S,
     IP_WINDOW,
     PER_SECOND,
@@ -63,9 +64,10 @@ from connectors.bybit.limits import (
 )
 from connectors.bybit.signing import rest_origin, verify
 from connectors.common.credentials import Credentials
+from connectors.common.venue import plain
 from connectors.paper.exchange import PaperOrder
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
-from emulators.core import EmulatorCore, EmulatorServer, Published
+from emulators.core import EmulatorCore, EmulatorServer, Published, plain_decimal
 
 ORDER_ENTRY = frozenset({"/v5/order/create", "/v5/order/amend", "/v5/order/cancel",
                          "/v5/order/cancel-all", "/v5/order/create-batch",
@@ -104,6 +106,11 @@ _STATUS = {
     VenueStatus.REJECTED: "Rejected",
 }
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+
+
+def num(value: Decimal | None) -> str:
+    """A number as Bybit writes it: a plain decimal string, never ``1E-7`` ("" for none)."""
+    return "" if value is None else plain(value)
 
 
 class BybitError(Exception):
@@ -355,11 +362,10 @@ class BybitEmulator(EmulatorServer):
             self._raise(category, exc.reason, exc.text)
 
     def _dec(self, value: Any, what: str) -> Decimal:
-        try:
-            d = Decimal(str(value))
-        except InvalidOperation:
-            raise BybitError(errors.PARAMS_ERROR, f"params error: {what} invalid") from None
-        if not d.is_finite():
+        """``qty``, ``price``, ``triggerPrice``: strings of a plain decimal (Place Order); anything
+        else, exponent notation (``1E-7``) included, is 10001 "params error"."""
+        d = plain_decimal(value)
+        if d is None:
             raise BybitError(errors.PARAMS_ERROR, f"params error: {what} invalid")
         return d
 
@@ -391,14 +397,14 @@ class BybitEmulator(EmulatorServer):
             "side": "Buy" if order.side is Side.BUY else "Sell",
             "orderType": "Limit" if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
             else "Market",
-            "price": str(limit_price) if limit_price is not None else "0",
-            "qty": str(quantity), "orderStatus": status,
-            "avgPrice": str(avg) if avg is not None else "",
-            "leavesQty": str(quantity - filled) if open_ else "0",
-            "cumExecQty": str(filled), "cumExecValue": str(order.notional),
-            "cumExecFee": str(fee),
+            "price": num(limit_price) if limit_price is not None else "0",
+            "qty": num(quantity), "orderStatus": status,
+            "avgPrice": num(avg) if avg is not None else "",
+            "leavesQty": num(quantity - filled) if open_ else "0",
+            "cumExecQty": num(filled), "cumExecValue": num(order.notional),
+            "cumExecFee": num(fee),
             "timeInForce": "PostOnly" if order.post_only else _TIF.get(order.time_in_force, "GTC"),
-            "triggerPrice": str(order.stop_price) if order.stop_price is not None else "",
+            "triggerPrice": num(order.stop_price) if order.stop_price is not None else "",
             "reduceOnly": order.reduce_only, "rejectReason": "EC_NoError",
             "cancelType": "UNKNOWN",
             "createdTime": str(self.created_ms.get(order.client_order_id, 0)),
@@ -415,15 +421,18 @@ class BybitEmulator(EmulatorServer):
             "category": category, "symbol": self._venue_symbol(symbol),
             "orderId": fill.venue_order_id, "orderLinkId": fill.client_order_id,
             "side": ("Buy" if order is not None and order.side is Side.BUY else "Sell"),
-            "execId": fill.trade_id, "execPrice": str(fill.price), "execQty": str(fill.quantity),
-            "execValue": str(fill.price * fill.quantity), "execFee": str(fill.fee or 0),
+            "execId": fill.trade_id, "execPrice": num(fill.price), "execQty": num(fill.quantity),
+            "execValue": num(fill.price * fill.quantity), "execFee": num(fill.fee or Decimal(0)),
             "execType": "Trade", "isMaker": fill.liquidity is not None
             and fill.liquidity.value == "maker",
             "execTime": str(fill.ts_ns // 1_000_000),
-            "orderPrice": str(order.price) if order is not None and order.price else "0",
-            "orderQty": str(order.quantity) if order is not None else "0",
+            "orderPrice": num(order.price) if order is not None and order.price else "0",
+            "orderQty": num(order.quantity) if order is not None else "0",
         }
-        if category == "spot":
+        maker = fill.liquidity is not None and fill.liquidity.value == "maker"
+        config = self.core.exchange.config
+        doc["feeRate"] = num(config.maker_fee if maker else config.taker_fee)
+        if category == "spot":  # the coin received (Spot Fee Currency Instruction)
             doc["feeCurrency"] = fill.fee_currency or ""
         return doc
 
@@ -441,20 +450,20 @@ class BybitEmulator(EmulatorServer):
                 continue
             doc: dict[str, Any] = {"symbol": inst.venue_symbol, "baseCoin": inst.base,
                                    "quoteCoin": inst.quote, "status": "Trading",
-                                   "priceFilter": {"tickSize": str(inst.tick_size)}}
-            max_qty = str(inst.max_qty) if inst.max_qty is not None else "1000000"
+                                   "priceFilter": {"tickSize": num(inst.tick_size)}}
+            max_qty = num(inst.max_qty) if inst.max_qty is not None else "1000000"
             if category == "spot":
                 doc["lotSizeFilter"] = {
-                    "basePrecision": str(inst.lot_size), "quotePrecision": "0.00000001",
-                    "minOrderQty": str(inst.min_qty), "maxOrderQty": max_qty,
-                    "minOrderAmt": str(inst.min_notional), "maxOrderAmt": "8000000",
+                    "basePrecision": num(inst.lot_size), "quotePrecision": "0.00000001",
+                    "minOrderQty": num(inst.min_qty), "maxOrderQty": max_qty,
+                    "minOrderAmt": num(inst.min_notional), "maxOrderAmt": "8000000",
                     "maxLimitOrderQty": max_qty, "maxMarketOrderQty": max_qty}
             else:
                 doc |= {"contractType": "LinearPerpetual", "settleCoin": inst.settle}
                 doc["lotSizeFilter"] = {
-                    "qtyStep": str(inst.lot_size), "minOrderQty": str(inst.min_qty),
+                    "qtyStep": num(inst.lot_size), "minOrderQty": num(inst.min_qty),
                     "maxOrderQty": max_qty, "maxMktOrderQty": max_qty,
-                    "minNotionalValue": str(inst.min_notional)}
+                    "minNotionalValue": num(inst.min_notional)}
             out.append(doc)
         return {"category": category, "list": out, "nextPageCursor": ""}
 
@@ -479,8 +488,8 @@ class BybitEmulator(EmulatorServer):
                 best = book.best(side)
                 size = sum((o.remaining for o in book.queue(side, best)), Decimal(0)) if (
                     best is not None) else None
-                top[f"{name}Price"] = "" if best is None else str(best)
-                top[f"{name}Size"] = "" if size is None else str(size)
+                top[f"{name}Price"] = "" if best is None else num(best)
+                top[f"{name}Size"] = "" if size is None else num(size)
             day = {"prevPrice24h": last, "price24hPcnt": "0", "highPrice24h": last,
                    "lowPrice24h": last, "turnover24h": "0", "volume24h": "0"}
             if category == "spot":
@@ -552,7 +561,7 @@ class BybitEmulator(EmulatorServer):
             "category": category, "symbol": self._venue_symbol(symbol), "orderId": oid,
             "orderLinkId": req.client_order_id,
             "side": "Buy" if req.side is Side.BUY else "Sell", "orderType": "Limit",
-            "price": str(req.price), "qty": str(req.quantity), "orderStatus": "Cancelled",
+            "price": num(req.price), "qty": num(req.quantity), "orderStatus": "Cancelled",
             "avgPrice": "", "leavesQty": "0", "cumExecQty": "0", "cumExecValue": "0",
             "cumExecFee": "0", "timeInForce": "PostOnly", "triggerPrice": "",
             "reduceOnly": req.reduce_only, "rejectReason": errors.POST_ONLY_WOULD_TAKE,
@@ -708,8 +717,7 @@ class BybitEmulator(EmulatorServer):
 
     def _executions(self, p: dict[str, Any]) -> Any:
         category, symbol = self._symbol(p, required=False)
-        start = int(p.get("startTime", 0))
-        end = int(p.get("endTime", start + 7 * 86_400_000 if start else 1 << 62))
+        start, end = self._execution_window(p)
         limit = min(int(p.get("limit", 50)), 100)
         offset = int(p.get("cursor") or 0)
         docs = [self.execution_doc(f) for f in self.core.exchange.fills()
@@ -723,11 +731,35 @@ class BybitEmulator(EmulatorServer):
         return {"category": category, "list": page,
                 "nextPageCursor": str(offset + limit) if more else ""}
 
+    def _execution_window(self, p: Mapping[str, Any]) -> tuple[int, int]:
+        """Get Trade History's time range (:data:`EXECUTION_WINDOW_MS`): 7 days back from now
+        when neither bound is given, 7 days after ``startTime`` or before ``endTime`` when only
+        one is, and at most 7 days when both are. Not documented, so chosen here: the code and
+        text of a range beyond 7 days (10001 "params error: ...")."""
+        try:
+            start = int(p["startTime"]) if "startTime" in p else None
+            end = int(p["endTime"]) if "endTime" in p else None
+        except ValueError:
+            raise BybitError(errors.PARAMS_ERROR, "params error: startTime or endTime") from None
+        week = EXECUTION_WINDOW_MS
+        if start is None and end is None:
+            end = self.core.now_ms()
+            return end - week, end
+        if end is None:
+            assert start is not None
+            return start, start + week
+        if start is None:
+            return end - week, end
+        if not 0 <= end - start <= week:
+            raise BybitError(errors.PARAMS_ERROR, "params error: endTime - startTime must be "
+                             "between 0 and 7 days")
+        return start, end
+
     def _wallet(self, p: dict[str, Any]) -> Any:
         if p.get("accountType") != "UNIFIED":
             raise BybitError(errors.PARAMS_ERROR, "params error: accountType only support UNIFIED")
-        coins = [{"coin": b.asset, "walletBalance": str(b.total), "locked": str(b.locked),
-                  "equity": str(b.total), "totalOrderIM": "0", "totalPositionIM": "0"}
+        coins = [{"coin": b.asset, "walletBalance": num(b.total), "locked": num(b.locked),
+                  "equity": num(b.total), "totalOrderIM": "0", "totalPositionIM": "0"}
                  for b in self.core.exchange.balances()]
         return {"list": [{"accountType": "UNIFIED", "coin": coins}]}
 
@@ -741,9 +773,10 @@ class BybitEmulator(EmulatorServer):
             pos = held.get(sym)
             size = abs(pos.quantity) if pos is not None else Decimal(0)
             side = "" if pos is None else ("Buy" if pos.quantity > 0 else "Sell")
-            entry = pos.entry_price if pos is not None and pos.entry_price is not None else ""
-            docs.append({"symbol": self._venue_symbol(sym), "side": side, "size": str(size),
-                         "avgPrice": str(entry), "positionIdx": 0})
+            entry = num(pos.entry_price) if pos is not None and pos.entry_price is not None \
+                else ""
+            docs.append({"symbol": self._venue_symbol(sym), "side": side, "size": num(size),
+                         "avgPrice": entry, "positionIdx": 0})
         return {"category": category, "list": docs, "nextPageCursor": ""}
 
     def _set_dcp(self, p: dict[str, Any]) -> Any:

@@ -16,6 +16,7 @@ import abc
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,20 @@ from connectors.base import OrderState, Side, VenueEvent
 from connectors.paper.config import PaperConfig, default_balances
 from connectors.paper.exchange import PaperExchange
 from connectors.paper.market import MarketConfig
+
+PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+"""A decimal string as the venues document their prices and quantities: digits, an optional
+fraction, no sign, no exponent (``1E-7`` is refused)."""
+
+
+def plain_decimal(value: object) -> Decimal | None:
+    """``value`` (a request parameter, string or JSON number) as a Decimal when it is written as
+    a plain decimal (:data:`PLAIN_DECIMAL`); None otherwise (exponent notation, signs, words,
+    booleans): the emulator then answers the venue's bad-parameter error."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value)
+    return Decimal(text) if PLAIN_DECIMAL.fullmatch(text) else None
 
 
 @dataclass

@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -44,8 +44,8 @@ from connectors.common.venue import MS
 from connectors.okx import errors
 from connectors.okx.signing import parse_iso_timestamp, sign, ws_login_sign
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
-from emulators.core import EmulatorCore, EmulatorServer, Published
-from emulators.okx_wire import NO_FILL, Wire, ord_id, s
+from emulators.core import EmulatorCore, EmulatorServer, Published, plain_decimal
+from emulators.okx_wire import NO_FILL, Wire, fee_ccy, ord_id, s
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -122,6 +122,18 @@ def _ack(cid: str, oid: str, code: str = "0", msg: str = "", sub: str = "", **ex
          ) -> dict[str, str]:
     return {"clOrdId": cid, "ordId": oid, "tag": "", "ts": str(time.time_ns() // MS),
             "sCode": code, "sMsg": msg, "subCode": sub, **extra}
+
+
+def _reduce_only(value: Any) -> bool:
+    """``reduceOnly`` of "Place order": documented as a Boolean, which is what ccxt sends. The
+    string forms "true"/"false" are accepted too: whether OKX takes them cannot be told from
+    its docs without an account, and refusing what the venue might accept would hide nothing
+    the connector does (it sends the Boolean). Anything else is 51000."""
+    if value is True or value == "true":  # not ``in (True, ...)``: 1 == True
+        return True
+    if value is False or value == "false":
+        return False
+    raise _param("reduceOnly")
 
 
 class _Bad(Exception):  # noqa: N818 - a parameter error answered as 51000
@@ -329,12 +341,11 @@ class OkxEmulator(EmulatorServer):
         return sz * ct if ct is not None else sz
 
     def _price(self, value: Any, name: str) -> Decimal:
-        """A positive finite number, else 51000 "Parameter ``name`` error"."""
-        try:
-            px = Decimal(str(value))
-        except (InvalidOperation, ValueError):
-            raise _param(name) from None
-        if not px.is_finite() or px <= 0:
+        """A positive number written as a plain decimal (OKX documents ``sz``, ``px``, ``newSz``
+        and ``newPx`` as decimal strings; exponent notation such as ``1E-7`` is refused), else
+        51000 "Parameter ``name`` error"."""
+        px = plain_decimal(value)
+        if px is None or px <= 0:
             raise _param(name)
         return px
 
@@ -379,6 +390,7 @@ class OkxEmulator(EmulatorServer):
             ot = item.get("ordType")
             if ot not in ("market", "limit", "post_only", "ioc", "fok"):
                 raise _param("ordType")
+            reduce_only = _reduce_only(item.get("reduceOnly", False))
             qty_value = item.get("sz")
             if qty_value is None:
                 raise _param("sz")
@@ -412,7 +424,7 @@ class OkxEmulator(EmulatorServer):
             type=OrderType.MARKET if ot == "market" else OrderType.LIMIT, quantity=qty,
             price=price,
             time_in_force={"ioc": TimeInForce.IOC, "fok": TimeInForce.FOK}.get(ot, TimeInForce.GTC),
-            post_only=ot == "post_only", reduce_only=str(item.get("reduceOnly")) == "true",
+            post_only=ot == "post_only", reduce_only=reduce_only,
         )
         try:
             acc = self.core.run(lambda now: self.core.exchange.place(req, now))
@@ -455,7 +467,7 @@ class OkxEmulator(EmulatorServer):
             "instType": self.wire.inst_type(inst), "instId": inst.venue_symbol, "ordId": oid,
             "clOrdId": cid, "tag": "", "px": s(req.price), "sz": s(contracts),
             "ordType": "post_only", "side": req.side.value, "accFillSz": "0", "avgPx": "",
-            "fee": "0", "feeCcy": inst.settle or inst.quote, "cTime": now, "uTime": now,
+            "fee": "0", "feeCcy": fee_ccy(inst, req.side), "cTime": now, "uTime": now,
             **NO_FILL,
         }
         live = {**base, "state": "live", "cancelSource": ""}

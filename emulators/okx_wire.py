@@ -44,6 +44,16 @@ def s(value: Decimal | None) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
+def fee_ccy(inst: Instrument, side: Side) -> str:
+    """An order's ``feeCcy``: a SWAP's settle currency; on SPOT the currency received (the
+    base on a buy, the quote on a sell), as OKX's own examples show ("Get order details" and
+    "Get transaction details": a spot buy's ``feeCcy`` is BTC; the orders channel: a sell's
+    ``fillFeeCcy`` is USDT)."""
+    if inst.kind is InstrumentKind.PERPETUAL:
+        return inst.settle or inst.quote
+    return inst.base if side is Side.BUY else inst.quote
+
+
 def ord_id(venue_order_id: str) -> str:
     """The paper exchange's ``P<seq>`` as an OKX-like numeric ordId."""
     return str(ORD_ID_BASE + int(venue_order_id[1:]))
@@ -184,7 +194,7 @@ class Wire:
             "accFillSz": s(self.contracts(inst, o.filled)),
             "avgPx": s(o.notional / o.filled) if o.filled else "",
             "state": STATE[o.status], "fee": s(-fees),
-            "feeCcy": inst.settle or inst.quote, "reduceOnly": str(o.reduce_only).lower(),
+            "feeCcy": fee_ccy(inst, o.side), "reduceOnly": str(o.reduce_only).lower(),
             "cancelSource": self.cancel_sources.get(o.venue_order_id, ""),
             "cTime": str(o.updated_ns // MS), "uTime": str(o.updated_ns // MS),
         }

@@ -3,9 +3,12 @@ stream.
 
 * REST (Spot REST API): SIGNED requests carry ``timestamp`` (our clock plus the offset measured
   against ``GET /api/v3/time``), ``recvWindow`` and ``signature`` in the query string, the key in
-  ``X-MBX-APIKEY`` ("Request Security", "Timing security"). Limits ("LIMITS"): REQUEST_WEIGHT
-  6000 per minute with each endpoint's documented weight, ORDERS 100 per 10 s and 200000 per day;
-  ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S``/``-1D`` are folded into our limiter.
+  ``X-MBX-APIKEY`` ("Request Security", "Timing security"). Limits ("LIMITS"): as exchangeInfo's
+  ``rateLimits`` state them (REQUEST_WEIGHT per minute, counted with each endpoint's documented
+  weight; ORDERS per 10 s and per day; RAW_REQUESTS), then the account's own ORDERS limits and
+  counts from ``GET /api/v3/rateLimit/order`` (they differ by account: the docs' example shows
+  50 per 10 s and 160,000 per day); until read, :data:`WINDOWS`. ``X-MBX-USED-WEIGHT-*`` and
+  ``X-MBX-ORDER-COUNT-*`` are folded into our limiter.
 * Private stream (WebSocket API, "User Data Stream requests"): ``userDataStream.subscribe.
   signature`` on ``/ws-api/v3`` (the listenKey flow is deprecated); ``executionReport`` events
   become our events. The server pings every 20 s (aiohttp answers); a WebSocket API ``ping``
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -63,7 +67,14 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import MS, BoundedDict, SeenSet, StreamingConnector, ms_to_ns
+from connectors.common.venue import (
+    MS,
+    BoundedDict,
+    SeenSet,
+    StreamingConnector,
+    ms_to_ns,
+    plain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +91,13 @@ WINDOWS = (
     WindowSpec("orders_10s", 100, 10.0),
     WindowSpec("orders_1d", 200_000, 86_400.0),
 )
+"""The limits until exchangeInfo and the account say theirs (the docs' exchangeInfo values)."""
 _HEADERS = {"x-mbx-used-weight-1m": "weight", "x-mbx-order-count-10s": "orders_10s",
             "x-mbx-order-count-1d": "orders_1d"}
 
 TIME_RESYNC_S = 300.0
 TICKER_POLL_S = 5.0
 ZERO = Decimal(0)
-
-
-def _fmt(d: Decimal) -> str:
-    return format(d.normalize(), "f") if d == d.to_integral_value() else format(d, "f")
 
 
 class BinanceConnector(StreamingConnector):
@@ -117,6 +125,13 @@ class BinanceConnector(StreamingConnector):
         self.ws_url = urls.get("ws_api") or (WS_API_TESTNET if settings.testnet else WS_API_URL)
         self.signer = Signer(settings.credentials)
         self.limiter = RateLimiter(WINDOWS)
+        self._headers = dict(_HEADERS)
+        """Response header -> the limiter window whose use it reports."""
+        self._charged: dict[str, set[str]] = {"weight": {"weight"},
+                                              "orders": {"orders_10s", "orders_1d"},
+                                              "raw": set()}
+        """Kind of limit -> its windows (a request costs its weight in every weight window, an
+        order one in every orders window, every request one in every raw window)."""
         self.rest = RestClient(
             self.rest_url, name=settings.name, limiter=self.limiter,
             timeout_s=settings.request_timeout_s, on_headers=self._on_headers,
@@ -136,6 +151,9 @@ class BinanceConnector(StreamingConnector):
         self._by_venue: dict[str, Instrument] = {}
         self._last_px: dict[str, Decimal] = {}
         self._oid_coid: BoundedDict[int, str] = BoundedDict()  # else: GET order by id
+        self._coid_oid: BoundedDict[str, int] = BoundedDict()
+        """Our client order id -> its venue orderId, to query by: a cancel replaces an order's
+        clientOrderId (:meth:`query_order`)."""
         self._traded: set[str] = set()
         self._carry: BoundedDict[str, Decimal] = BoundedDict(50_000)
         """Client order id -> what its earlier (replaced) venue orders filled."""
@@ -159,6 +177,7 @@ class BinanceConnector(StreamingConnector):
             log.warning("%s: the Binance spot connector loads no perpetuals", self.name)
         await self.sync_time()
         await self._load_instruments()
+        await self._load_order_limits()
         await self.stream.start(wait_s=max(2.0, self.settings.request_timeout_s * 4))
         if not self.stream.connected.is_set():
             log.warning("%s: user data stream not connected yet; it keeps trying", self.name)
@@ -195,7 +214,7 @@ class BinanceConnector(StreamingConnector):
         return time.time_ns() // MS + self.offset_ms
 
     def _on_headers(self, status: int, headers: Mapping[str, str]) -> None:
-        for header, window in _HEADERS.items():
+        for header, window in self._headers.items():
             value = headers.get(header)
             if value is not None and value.isdigit():
                 self.limiter.observe(window, int(value))
@@ -217,9 +236,10 @@ class BinanceConnector(StreamingConnector):
             q += "&signature=" + quote(self.signer.sign(q), safe="")
             return Prepared(method, path, q, None, {"X-MBX-APIKEY": key})
 
-        costs = {"weight": weight}
+        charged = self._charged
+        costs = dict.fromkeys(charged["weight"], weight) | dict.fromkeys(charged["raw"], 1)
         if orders:
-            costs |= {"orders_10s": orders, "orders_1d": orders}
+            costs |= dict.fromkeys(charged["orders"], orders)
         resp = await self.rest.send(prepare, costs=costs, priority=priority, mutating=mutating)
         if resp.status != 200:
             err = self._error(resp)
@@ -282,11 +302,49 @@ class BinanceConnector(StreamingConnector):
                                    signed=False)
         if resp.status != 200:
             raise self._refused(resp, "exchangeInfo")
-        for inst in S.EXCHANGE_INFO.decode(resp.body).to_instruments():
+        info = S.EXCHANGE_INFO.decode(resp.body)
+        self._apply_limits(info.rateLimits)
+        for inst in info.to_instruments():
             if wanted and inst.symbol not in wanted:
                 continue
             self._instruments[inst.symbol] = inst
             self._by_venue[inst.venue_symbol] = inst
+
+    def _apply_limits(self, limits: Sequence[S.RateLimit]) -> None:
+        """Take the venue's limits (exchangeInfo ``rateLimits``, then the account's ORDERS
+        limits) as our limiter's windows: the windows of a kind the answer states replace those
+        charged for that kind until now."""
+        stated: dict[str, set[str]] = {}
+        for rl in limits:
+            known = rl.to_window()
+            if known is None:
+                continue
+            kind, spec, header = known
+            self.limiter.set_window(spec)
+            stated.setdefault(kind, set()).add(spec.name)
+            if header is not None:
+                self._headers[header] = spec.name
+        self._charged |= stated
+
+    async def _load_order_limits(self) -> None:
+        """``GET /api/v3/rateLimit/order`` (weight 40, "Query Unfilled Order Count"): the
+        account's ORDERS limits, which may be below exchangeInfo's, and what is used of them.
+        A failure keeps exchangeInfo's (logged)."""
+        try:
+            resp = await self._request("GET", "/api/v3/rateLimit/order", weight=40)
+        except VenueError as exc:
+            log.warning("%s: account order limits not read: %s", self.name, exc)
+            return
+        if resp.status != 200:
+            log.warning("%s: account order limits not read: %s", self.name,
+                        self._refused(resp, "rateLimit/order").text)
+            return
+        counts = S.ORDER_COUNTS.decode(resp.body)
+        self._apply_limits(counts)
+        for c in counts:
+            known = c.to_window()
+            if known is not None:
+                self.limiter.observe(known[1].name, c.count)
 
     async def instruments(self) -> Sequence[Instrument]:
         return list(self._instruments.values())
@@ -314,7 +372,7 @@ class BinanceConnector(StreamingConnector):
             raise VenueRejected(RejectReason.UNSUPPORTED,
                                 f"Binance spot has no {req.time_in_force.name} orders")
         p = {"symbol": self._venue_symbol(req.symbol), "side": req.side.name,
-             "quantity": _fmt(req.quantity), "newClientOrderId": req.client_order_id,
+             "quantity": plain(req.quantity), "newClientOrderId": req.client_order_id,
              "newOrderRespType": "RESULT"}
         tif = req.time_in_force.name
         if req.type is OrderType.MARKET:
@@ -322,7 +380,7 @@ class BinanceConnector(StreamingConnector):
         elif req.type is OrderType.LIMIT:
             if req.price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
-            p["price"] = _fmt(req.price)
+            p["price"] = plain(req.price)
             if req.post_only:
                 if req.time_in_force is not TimeInForce.GTC:
                     raise VenueRejected(RejectReason.UNSUPPORTED, "post-only is GTC only")
@@ -332,13 +390,13 @@ class BinanceConnector(StreamingConnector):
         elif req.type in (OrderType.STOP, OrderType.STOP_LIMIT):
             if req.stop_price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a stop order needs a stop price")
-            p["stopPrice"] = _fmt(req.stop_price)
+            p["stopPrice"] = plain(req.stop_price)
             if req.type is OrderType.STOP:
                 p["type"] = "STOP_LOSS"
             else:
                 if req.price is None:
                     raise VenueRejected(RejectReason.PRICE_FILTER, "a stop limit needs a price")
-                p |= {"type": "STOP_LOSS_LIMIT", "price": _fmt(req.price), "timeInForce": tif}
+                p |= {"type": "STOP_LOSS_LIMIT", "price": plain(req.price), "timeInForce": tif}
         if req.post_only and req.type is not OrderType.LIMIT:
             raise VenueRejected(RejectReason.UNSUPPORTED, "post-only is for limit orders")
         return p
@@ -361,7 +419,7 @@ class BinanceConnector(StreamingConnector):
                 self.untrack(coid)
             raise refused
         order = S.ORDER.decode(resp.body)
-        self._oid_coid[order.orderId] = coid
+        self._remember(order.orderId, coid)
         accepted = order.to_accepted()
         self.emit(accepted)
         return accepted
@@ -395,31 +453,54 @@ class BinanceConnector(StreamingConnector):
             raise self._refused(resp, "cancel all")
         return count
 
+    def _remember(self, order_id: int, client_order_id: str) -> None:
+        self._oid_coid[order_id] = client_order_id
+        self._coid_oid[client_order_id] = order_id
+
     async def _fetch_order(self, symbol: str, client_order_id: str | None = None,
                            order_id: int | None = None,
                            priority: Priority = Priority.QUERY) -> S.BinanceOrder | None:
+        """``GET /api/v3/order`` (weight 4) by ``orderId`` or else ``origClientOrderId``; None
+        on -2013 "Order does not exist."."""
         params = {"symbol": self._venue_symbol(symbol)}
         if order_id is not None:
             params["orderId"] = str(order_id)
-        if client_order_id is not None:
+        elif client_order_id is not None:
             params["origClientOrderId"] = client_order_id
         resp = await self._request("GET", "/api/v3/order", params, weight=4, priority=priority)
         if resp.status == 200:
             order = S.ORDER.decode(resp.body)
-            self._oid_coid[order.orderId] = order.clientOrderId
+            if order_id is None and client_order_id is not None:
+                self._remember(order.orderId, client_order_id)
+            elif order.orderId not in self._oid_coid:
+                self._remember(order.orderId, order.clientOrderId)
             return order
         err = self._error(resp)
         if err is not None and err.code == E.NO_SUCH_ORDER:
             return None
         raise self._refused(resp, "query order")
 
+    async def _order_of(self, symbol: str, client_order_id: str,
+                        priority: Priority = Priority.QUERY) -> S.BinanceOrder | None:
+        """Our order ``client_order_id`` at the venue: by its ``orderId`` when known, since a
+        cancel replaces the order's clientOrderId with the cancel's ``newClientOrderId`` (or a
+        generated one), after which a query by the original id may answer -2013 (WebSocket API
+        "Cancel order": "newClientOrderId will replace clientOrderId of the canceled order,
+        freeing it up for new orders"); else by ``origClientOrderId``."""
+        order_id = self._coid_oid.get(client_order_id)
+        if order_id is not None:
+            return await self._fetch_order(symbol, order_id=order_id, priority=priority)
+        return await self._fetch_order(symbol, client_order_id, priority=priority)
+
     async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """``GET /api/v3/order`` (weight 4); None on -2013 "Order does not exist."."""
+        """The order's state (:meth:`_order_of`); None when the venue does not know it. The
+        state names ``client_order_id`` even when the venue shows the cancel's id."""
         self._traded.add(symbol)  # its fills are wanted too (myTrades is per symbol)
-        order = await self._fetch_order(symbol, client_order_id)
+        order = await self._order_of(symbol, client_order_id)
         if order is None:
             return None
-        return order.to_state(symbol, self._carry.get(client_order_id, ZERO))
+        state = order.to_state(symbol, self._carry.get(client_order_id, ZERO))
+        return dataclasses.replace(state, client_order_id=client_order_id)
 
     async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
         """``GET /api/v3/openOrders`` (weight 6 for a symbol, 80 for all)."""
@@ -430,7 +511,7 @@ class BinanceConnector(StreamingConnector):
             raise self._refused(resp, "open orders")
         out = []
         for o in S.ORDERS.decode(resp.body):
-            self._oid_coid[o.orderId] = o.clientOrderId
+            self._remember(o.orderId, o.clientOrderId)
             canonical = self._canonical(o.symbol)
             self._traded.add(canonical)
             out.append(o.to_state(canonical, self._carry.get(o.clientOrderId, ZERO)))
@@ -469,7 +550,7 @@ class BinanceConnector(StreamingConnector):
         """``POST /api/v3/order/cancelReplace`` with STOP_ON_FAILURE (weight 1, 1 order). The
         quantity asked is the order's total: the new venue order gets what is left of it."""
         coid = request.client_order_id
-        old = await self._fetch_order(request.symbol, coid, priority=Priority.ORDER)
+        old = await self._order_of(request.symbol, coid, priority=Priority.ORDER)
         if old is None:
             raise VenueRejected(RejectReason.UNKNOWN_ORDER, f"no order {coid!r}")
         state = old.to_state(request.symbol, self._carry.get(coid, ZERO))
@@ -486,17 +567,17 @@ class BinanceConnector(StreamingConnector):
         params = {"symbol": old.symbol, "side": old.side or "BUY", "type": btype,
                   "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": str(old.orderId),
                   "cancelOrigClientOrderId": coid, "newClientOrderId": new_coid,
-                  "quantity": _fmt(left), "newOrderRespType": "RESULT"}
+                  "quantity": plain(left), "newOrderRespType": "RESULT"}
         if btype in ("LIMIT", "STOP_LOSS_LIMIT"):
             params["timeInForce"] = old.timeInForce or "GTC"
         if btype in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT"):
             if price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "no price to amend to")
-            params["price"] = _fmt(price)
+            params["price"] = plain(price)
         elif request.price is not None:
             raise VenueRejected(RejectReason.UNSUPPORTED, f"a {btype} order has no price")
         if btype in ("STOP_LOSS", "STOP_LOSS_LIMIT") and old.stopPrice:
-            params["stopPrice"] = _fmt(Decimal(old.stopPrice))
+            params["stopPrice"] = plain(Decimal(old.stopPrice))
         self._replaced_ids.add(old.orderId)
         self._replacing[new_coid] = old.orderId
         resp = await self._request("POST", "/api/v3/order/cancelReplace", params, weight=1,
@@ -511,7 +592,7 @@ class BinanceConnector(StreamingConnector):
             carried = self._carry.get(coid, ZERO) + Decimal(cancelled.executedQty or "0")
             self._carry[new_coid] = carried
             self._replacement_ids.add(new.orderId)
-            self._oid_coid[new.orderId] = new_coid
+            self._remember(new.orderId, new_coid)
             self.emit(OrderAmended(coid, str(new.orderId), carried + Decimal(new.origQty or "0"),
                                    price, ms_to_ns(new.transactTime),
                                    new_coid if new_coid != coid else None))
@@ -601,7 +682,7 @@ class BinanceConnector(StreamingConnector):
 
     def _on_report(self, r: S.ExecutionReport) -> None:
         coid = r.client_order_id
-        self._oid_coid[r.i] = coid
+        self._remember(r.i, coid)
         symbol = self._canonical(r.s)
         if r.x == "TRADE":
             self._last_px[symbol] = Decimal(r.L)

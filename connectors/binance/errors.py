@@ -46,6 +46,25 @@ _FILTERS = {
     "NOTIONAL": RejectReason.MIN_NOTIONAL,
 }
 
+NOT_FOR_SYMBOL = (
+    "Market orders are not supported for this symbol.",
+    "Iceberg orders are not supported for this symbol.",
+    "Stop loss orders are not supported for this symbol.",
+    "Stop loss limit orders are not supported for this symbol.",
+    "Take profit orders are not supported for this symbol.",
+    "Take profit limit orders are not supported for this symbol.",
+    "Order amend is not supported for this symbol.",
+    "OCO orders are not supported for this symbol",  # sic: no full stop in errors.md
+    "Quote order qty market orders are not support for this symbol.",  # sic
+    "Trailing stop orders are not supported for this symbol.",
+    "Order cancel-replace is not supported for this symbol.",
+    "Pegged orders are not supported for this symbol.",
+    "OPO orders are not supported for this symbol.",
+)
+"""The matching engine's refusals of an order type (or feature) the symbol does not enable,
+word for word from errors.md ("Messages for -1010 ERROR_MSG_RECEIVED, -2010
+NEW_ORDER_REJECTED, ..."): one text per type, no generic one."""
+
 _MESSAGES = {
     MSG_INSUFFICIENT: RejectReason.INSUFFICIENT_BALANCE,
     MSG_WOULD_TAKE: RejectReason.POST_ONLY_WOULD_TAKE,
@@ -56,7 +75,7 @@ _MESSAGES = {
     "Market is closed.": RejectReason.UNSUPPORTED,
     "This order type is not possible in this trading phase.": RejectReason.UNSUPPORTED,
     "Unsupported order combination": RejectReason.UNSUPPORTED,
-    "Order type not supported for this symbol.": RejectReason.UNSUPPORTED,
+    **dict.fromkeys(NOT_FOR_SYMBOL, RejectReason.UNSUPPORTED),
 }
 
 

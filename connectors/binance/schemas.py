@@ -31,6 +31,7 @@ from connectors.base import (
     VenueEvent,
     VenueStatus,
 )
+from connectors.common.ratelimit import WindowSpec
 from connectors.common.venue import MS, ms_to_ns
 
 ZERO = Decimal(0)
@@ -118,11 +119,47 @@ class SymbolInfo(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class RateLimit(msgspec.Struct, frozen=True):
+_INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86_400}
+_INTERVAL_LETTER = {"SECOND": "s", "MINUTE": "m", "HOUR": "h", "DAY": "d"}
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """One of exchangeInfo's ``rateLimits`` ("ENUM definitions / Rate limiters": REQUEST_WEIGHT,
+    ORDERS, RAW_REQUESTS; intervals SECOND, MINUTE, HOUR, DAY)."""
+
     rateLimitType: str
     interval: str
     intervalNum: int
     limit: int
+
+    def to_window(self) -> tuple[str, WindowSpec, str | None] | None:
+        """(the kind, our window, the response header that reports its use), or None for a
+        kind or interval we do not know. Windows are named ``weight`` (REQUEST_WEIGHT per
+        minute), ``weight_<n><unit>``, ``orders_<n><unit>`` (``orders_10s``, ``orders_1d``) and
+        ``raw_<n><unit>``; the headers are ``X-MBX-USED-WEIGHT-<n><unit>`` and
+        ``X-MBX-ORDER-COUNT-<n><unit>`` ("LIMITS")."""
+        seconds = _INTERVAL_S.get(self.interval)
+        if seconds is None or self.intervalNum <= 0 or self.limit <= 0:
+            return None
+        suffix = f"{self.intervalNum}{_INTERVAL_LETTER[self.interval]}"
+        interval_s = float(seconds * self.intervalNum)
+        if self.rateLimitType == "REQUEST_WEIGHT":
+            name = "weight" if suffix == "1m" else f"weight_{suffix}"
+            return "weight", WindowSpec(name, self.limit, interval_s), \
+                f"x-mbx-used-weight-{suffix}"
+        if self.rateLimitType == "ORDERS":
+            return "orders", WindowSpec(f"orders_{suffix}", self.limit, interval_s), \
+                f"x-mbx-order-count-{suffix}"
+        if self.rateLimitType == "RAW_REQUESTS":
+            return "raw", WindowSpec(f"raw_{suffix}", self.limit, interval_s), None
+        return None
+
+
+class OrderCount(RateLimit, frozen=True, kw_only=True):
+    """One entry of ``GET /api/v3/rateLimit/order`` ("Query Unfilled Order Count"): the
+    account's own ORDERS limit of an interval and how much of it is used."""
+
+    count: int
 
 
 class ExchangeInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -402,6 +439,7 @@ class WsFrame(msgspec.Struct, frozen=True, kw_only=True):
 ERROR = msgspec.json.Decoder(BinanceError)
 SERVER_TIME = msgspec.json.Decoder(ServerTime)
 EXCHANGE_INFO = msgspec.json.Decoder(ExchangeInfo)
+ORDER_COUNTS = msgspec.json.Decoder(list[OrderCount])
 ORDER = msgspec.json.Decoder(BinanceOrder)
 ORDERS = msgspec.json.Decoder(list[BinanceOrder])
 CANCELED_LIST = msgspec.json.Decoder(list[msgspec.Raw])

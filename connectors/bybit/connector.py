@@ -49,7 +49,14 @@ from connectors.base import (
     VenueUnavailable,
 )
 from connectors.bybit import errors, schemas
-from connectors.bybit.limits import BATCH_MAX, IP_BAN_S, window_name, windows
+from connectors.bybit.limits import (
+    BATCH_MAX,
+    EXECUTION_HISTORY_MS,
+    EXECUTION_WINDOW_MS,
+    IP_BAN_S,
+    window_name,
+    windows,
+)
 from connectors.bybit.schemas import Envelope, Execution, Order
 from connectors.bybit.signing import rest_headers, sign_ws_auth
 from connectors.common.backoff import Backoff
@@ -57,7 +64,7 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import StreamingConnector
+from connectors.common.venue import StreamingConnector, plain
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,8 @@ PING_INTERVAL_S = 20.0
 DCP_MIN_S, DCP_MAX_S = 3, 300
 DCP_REARM_S = 60.0
 MIN_RETRY_S = 0.05
+EXECUTION_SLACK_MS = 60_000
+"""The last fill window ends this far past our estimate of the venue's clock."""
 
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 _DCP_PRODUCT = {"spot": "SPOT", "linear": "DERIVATIVES"}
@@ -433,18 +442,22 @@ class BybitConnector(StreamingConnector):
 
     def _on_execution(self, ex: Execution) -> None:
         symbol = self._symbol_of(ex.category, ex.symbol)
-        fill = ex.to_fill(self._fee_default(symbol))
+        fill = ex.to_fill(self._fee_default(symbol, ex))
         self._last_price[symbol] = fill.price
         self.emit(fill)
 
     def _fill(self, category: str, ex: Execution) -> OrderFilled:
-        return ex.to_fill(self._fee_default(self._symbol_of(category, ex.symbol)))
+        return ex.to_fill(self._fee_default(self._symbol_of(category, ex.symbol), ex))
 
-    def _fee_default(self, symbol: str) -> str | None:
+    def _fee_default(self, symbol: str, ex: Execution) -> str | None:
+        """The fee coin of ``ex`` when Bybit leaves ``feeCurrency`` empty: a derivative's settle
+        coin, a spot execution's by :meth:`Execution.spot_fee_coin`."""
         inst = self._instruments.get(symbol)
         if inst is None:
             return None
-        return inst.settle if inst.kind is InstrumentKind.PERPETUAL else inst.quote
+        if inst.kind is InstrumentKind.PERPETUAL:
+            return inst.settle
+        return ex.spot_fee_coin(inst.base, inst.quote)
 
     def _on_order(self, order: Order) -> None:
         for ev in self.order_events(order):
@@ -494,12 +507,12 @@ class BybitConnector(StreamingConnector):
             "category": category, "symbol": vsym,
             "side": "Buy" if req.side is Side.BUY else "Sell",
             "orderType": "Limit" if limit else "Market",
-            "qty": str(req.quantity), "orderLinkId": req.client_order_id,
+            "qty": plain(req.quantity), "orderLinkId": req.client_order_id,
         }
         if limit:
             if req.price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
-            body["price"] = str(req.price)
+            body["price"] = plain(req.price)
             body["timeInForce"] = "PostOnly" if req.post_only else _TIF[req.time_in_force]
         elif req.post_only:
             raise VenueRejected(RejectReason.UNSUPPORTED, "post-only needs a limit order")
@@ -508,7 +521,7 @@ class BybitConnector(StreamingConnector):
         if req.type in (OrderType.STOP, OrderType.STOP_LIMIT):
             if req.stop_price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a stop order needs a stop price")
-            body["triggerPrice"] = str(req.stop_price)
+            body["triggerPrice"] = plain(req.stop_price)
             if category == "spot":
                 body["orderFilter"] = "StopOrder"
             else:  # 1: triggers when the price rises to it, 2: when it falls to it
@@ -640,9 +653,9 @@ class BybitConnector(StreamingConnector):
         body: dict[str, Any] = {"category": category, "symbol": vsym,
                                 "orderLinkId": request.client_order_id}
         if request.quantity is not None:
-            body["qty"] = str(request.quantity)
+            body["qty"] = plain(request.quantity)
         if request.price is not None:
-            body["price"] = str(request.price)
+            body["price"] = plain(request.price)
         try:
             env = await self._call(schemas.ORDER_IDS, "POST", "/v5/order/amend", body,
                                    category=category, priority=Priority.ORDER, mutating=True)
@@ -704,19 +717,40 @@ class BybitConnector(StreamingConnector):
                     out.append(order.to_state(sym))
         return out
 
+    def fill_windows(self, since_ns: int) -> list[tuple[int, int]]:
+        """The ``[startTime, endTime]`` windows (ms) that cover ``since_ns`` up to now: Get Trade
+        History answers at most 7 days per request ("Only startTime is passed, return range
+        between startTime and startTime+7 days"; both passed: "endTime - startTime <= 7
+        days") and keeps 2 years, so the start is at most :data:`EXECUTION_HISTORY_MS` ago."""
+        now = self.now_ms()
+        start = max(since_ns // 1_000_000, now - EXECUTION_HISTORY_MS, 0)
+        end_at = now + EXECUTION_SLACK_MS
+        windows: list[tuple[int, int]] = []
+        while True:
+            end = min(start + EXECUTION_WINDOW_MS, end_at)
+            windows.append((start, end))
+            if end >= end_at:
+                return windows
+            start = end + 1
+
     async def fills_since(self, since_ns: int) -> Sequence[OrderFilled]:
-        """GET /v5/execution/list from ``since_ns`` (execType Trade only)."""
+        """GET /v5/execution/list from ``since_ns`` up to now (execType Trade only), window
+        after window of at most 7 days (:meth:`fill_windows`), page after page in each."""
         out: list[OrderFilled] = []
-        start_ms = max(0, since_ns // 1_000_000)
+        seen: set[str] = set()
+        windows = self.fill_windows(since_ns)
         for category in self._categories():
-            params = {"category": category, "startTime": start_ms, "limit": 100}
-            async for ex in self._pages(schemas.EXECUTIONS, "/v5/execution/list", params,
-                                        category=category):
-                if ex.execType != "Trade":
-                    continue
-                fill = self._fill(category, ex)
-                if fill.ts_ns >= since_ns:
-                    out.append(fill)
+            for start, end in windows:
+                params = {"category": category, "startTime": start, "endTime": end,
+                          "limit": 100}
+                async for ex in self._pages(schemas.EXECUTIONS, "/v5/execution/list", params,
+                                            category=category):
+                    if ex.execType != "Trade" or ex.execId in seen:
+                        continue
+                    seen.add(ex.execId)
+                    fill = self._fill(category, ex)
+                    if fill.ts_ns >= since_ns:
+                        out.append(fill)
         return sorted(out, key=lambda f: f.ts_ns)
 
     async def balances(self) -> Sequence[Balance]:

@@ -86,3 +86,13 @@ def window_name(path: str, category: str | None) -> str | None:
 
 def windows() -> tuple[WindowSpec, ...]:
     return (IP_WINDOW, *(WindowSpec(n, lim, 1.0) for n, lim in PER_SECOND.items()))
+
+
+DAY_MS = 86_400_000
+EXECUTION_WINDOW_MS = 7 * DAY_MS
+"""Get Trade History (``docs/v5/order/execution.mdx``, ``startTime``): "startTime and endTime
+are not passed, return 7 days by default; Only startTime is passed, return range between
+startTime and startTime+7 days; Only endTime is passed, return range between endTime-7 days and
+endTime; If both are passed, the rule is endTime - startTime <= 7 days"."""
+EXECUTION_HISTORY_MS = 730 * DAY_MS
+"""How far back Get Trade History reaches: its page is titled "Get Trade History (2 years)"."""

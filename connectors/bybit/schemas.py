@@ -326,8 +326,17 @@ class Execution(msgspec.Struct, frozen=True):
     leavesQty: str = ""
     category: str = ""
 
+    def spot_fee_coin(self, base: str, quote: str) -> str:
+        """The coin a spot execution's fee is in, by Bybit's "Spot Fee Currency Instruction"
+        (docs/v5/enum.mdx): with a positive fee rate, or as a taker, the coin received (a buy
+        pays in the base coin, a sell in the quote coin); a maker's negative rate (a rebate)
+        is paid in the coin given (a buy: quote, a sell: base)."""
+        rebate = self.isMaker and _d(self.feeRate) < 0
+        return base if (self.side == "Buy") != rebate else quote
+
     def to_fill(self, fee_currency: str | None) -> OrderFilled:
-        """``fee_currency``: when Bybit does not name it (derivatives), the settle coin."""
+        """``fee_currency``: when Bybit does not name it (derivatives: the settle coin; spot:
+        :meth:`spot_fee_coin`)."""
         return OrderFilled(
             client_order_id=self.orderLinkId,
             venue_order_id=self.orderId,

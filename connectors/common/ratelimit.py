@@ -99,6 +99,17 @@ class RateLimiter:
     def add_window(self, spec: WindowSpec) -> None:
         self.windows.setdefault(spec.name, Window(spec))
 
+    def set_window(self, spec: WindowSpec) -> None:
+        """Add window ``spec``, or change the limit of the window of that name (what the venue
+        says an account may do); what it has used so far is kept."""
+        w = self.windows.get(spec.name)
+        if w is None:
+            self.windows[spec.name] = Window(spec)
+            return
+        if w.spec.interval_s != spec.interval_s:
+            w = self.windows[spec.name] = Window(spec)
+        w.spec = spec
+
     def _wait_needed(self, costs: Mapping[str, int], priority: Priority) -> float:
         now = self._clock()
         wait = max(self._blocked_until, self._banned_until) - now

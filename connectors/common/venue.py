@@ -213,6 +213,16 @@ MS = 1_000_000
 """Nanoseconds per millisecond (venues stamp in ms; our types in ns)."""
 
 
+def plain(value: Decimal) -> str:
+    """``value`` as a plain decimal string, the form the venues document for prices and
+    quantities: never exponent notation (``str(Decimal("1E-7"))`` is ``"1E-7"``; this is
+    ``"0.0000001"``), no trailing zeros after the point, nothing rounded."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 def dec_or_zero(value: str) -> Decimal:
     """A venue's numeric string as Decimal; "" (the venues' "none") as 0."""
     return Decimal(value) if value else Decimal(0)

@@ -54,7 +54,14 @@ from connectors.common.http import Prepared, RestClient, RestResponse
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import MS, StreamingConnector, dec, dec_or_zero, ms_to_ns
+from connectors.common.venue import (
+    MS,
+    StreamingConnector,
+    dec,
+    dec_or_zero,
+    ms_to_ns,
+    plain,
+)
 from connectors.okx import errors, schemas
 from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
 
@@ -146,7 +153,7 @@ class _Inst:
     ct_val: Decimal | None
 
 
-def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, str]],
+def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, object]],
                  also: str | None = None) -> dict[str, int]:
     """Rate-limit costs of a batch request: one per order on its instrument's ``kind`` window,
     or on the ``single`` window for a batch of one ("Overview / Rate Limits / Trading-related
@@ -159,10 +166,6 @@ def _batch_costs(kind: str, single: str, items: Sequence[Mapping[str, str]],
     if also is not None:
         costs[also] = len(items)
     return costs
-
-
-def _s(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 def _refused(what: str, code: str, msg: str) -> VenueRejected:
@@ -292,8 +295,8 @@ class OkxConnector(StreamingConnector):
 
     def _sz(self, inst: _Inst, quantity: Decimal) -> str:
         if inst.ct_val is None:
-            return _s(quantity)
-        return _s(quantity / inst.ct_val)
+            return plain(quantity)
+        return plain(quantity / inst.ct_val)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -452,7 +455,9 @@ class OkxConnector(StreamingConnector):
 
     # ---- orders -------------------------------------------------------------------------------
 
-    def _order_body(self, req: OrderRequest) -> tuple[_Inst, dict[str, str]]:
+    def _order_body(self, req: OrderRequest) -> tuple[_Inst, dict[str, str | bool]]:
+        """The body of docs-v5 "Trade / Place order": strings, but ``reduceOnly`` a Boolean
+        (its documented type, as ccxt sends it)."""
         inst = self._inst(req.symbol)
         if req.type is OrderType.MARKET:
             ord_type = "market"
@@ -470,7 +475,7 @@ class OkxConnector(StreamingConnector):
         else:
             raise VenueRejected(RejectReason.UNSUPPORTED, f"OKX: no {req.type.value} orders here")
         swap = inst.ct_val is not None
-        body = {
+        body: dict[str, str | bool] = {
             "instId": inst.instrument.venue_symbol,
             "tdMode": "cross" if swap else "cash",
             "clOrdId": req.client_order_id,
@@ -481,13 +486,13 @@ class OkxConnector(StreamingConnector):
         if req.type is OrderType.LIMIT:
             if req.price is None:
                 raise VenueRejected(RejectReason.PRICE_FILTER, "a limit order needs a price")
-            body["px"] = _s(req.price)
+            body["px"] = plain(req.price)
         elif not swap:
             body["tgtCcy"] = "base_ccy"
         if req.reduce_only:
             if not swap:
                 raise VenueRejected(RejectReason.UNSUPPORTED, "reduce-only is for swaps")
-            body["reduceOnly"] = "true"
+            body["reduceOnly"] = True
         return inst, body
 
     async def place(self, request: OrderRequest) -> OrderAccepted:
@@ -561,7 +566,7 @@ class OkxConnector(StreamingConnector):
         if request.quantity is not None:
             body["newSz"] = self._sz(inst, request.quantity)
         if request.price is not None:
-            body["newPx"] = _s(request.price)
+            body["newPx"] = plain(request.price)
         _, env = await self._call("POST", "/api/v5/trade/amend-order", schemas.ACKS, body=body,
                                   cost={f"amend:{iid}": 1, "sub_account": 1},
                                   priority=Priority.ORDER, mutating=True)

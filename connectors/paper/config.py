@@ -71,7 +71,9 @@ class PaperConfig:
     """Starting free balance per asset."""
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0005")
-    """Fee rates on the notional, charged in the quote (perpetual: settle) asset."""
+    """Fee rates, charged in the asset received: a spot buy pays ``qty x rate`` of the base
+    asset, a spot sell ``qty x price x rate`` of the quote; a perpetual pays the notional times
+    the rate in its settle asset."""
     seed: int = 0
     tick_interval_s: float = 0.1
     """How often :meth:`PaperConnector.start`'s task advances the markets."""
@@ -79,7 +81,7 @@ class PaperConfig:
     """Perpetuals: initial margin is notional / leverage (isolated per position)."""
     market_protection: Decimal = Decimal("0.05")
     """A market order trades no further than this fraction from the best price it saw (a buy
-    reserves quantity x best ask x (1 + this) x (1 + the higher fee rate))."""
+    reserves quantity x best ask x (1 + this))."""
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], int] = time.time_ns
     """UTC nanoseconds; the timestamps of calls made through the connector."""

@@ -6,10 +6,13 @@ asyncio face, faults and the event stream are :class:`connectors.paper.venue.Pap
 
 Accounting (all ``Decimal``, exact for spot):
 
-* spot buy: locks ``remaining x limit x (1 + max fee rate)`` of the quote asset (a market buy's
-  limit is its protection price), spot sell: locks ``remaining`` of the base asset; a fill
-  releases its share of the lock, pays ``qty x price`` plus the fee (quote), delivers the other
-  asset; closing the order releases what is left;
+* spot buy: locks ``remaining x limit`` of the quote asset (a market buy's limit is its
+  protection price), spot sell: locks ``remaining`` of the base asset; a fill releases its share
+  of the lock, pays ``qty x price`` and delivers the other asset less the fee: the fee is taken
+  from the asset received, the base on a buy (``qty x rate``) and the quote on a sell
+  (``qty x price x rate``), as Binance (its commission FAQ: "the received amount"), Bybit (Spot
+  Fee Currency Instruction, positive fee rates) and OKX (``feeCcy``) charge spot fills; closing
+  the order releases what is left;
 * perpetual: locks ``remaining x price x (1 / leverage + max fee rate)`` of the settle asset
   (reduce-only orders lock nothing); a fill moves the margin of what it opens into the position
   (isolated), realises the PnL of what it closes, and pays its fee. There is no liquidation
@@ -393,8 +396,8 @@ class PaperExchange:
                 return None, ZERO
             price = limit if side is Side.BUY else ref
             return inst.settle or inst.quote, price * (self._margin_rate + self._fee_reserve)
-        if side is Side.BUY:
-            return inst.quote, limit * (ONE + self._fee_reserve)
+        if side is Side.BUY:  # the fee comes out of the base asset received
+            return inst.quote, limit
         return inst.base, ONE
 
     def _lock(self, asset: str | None, amount: Decimal) -> Decimal | None:
@@ -476,7 +479,8 @@ class PaperExchange:
         mk = self._cur
         inst = mk.instrument
         notional = qty * price
-        fee = notional * (self._maker_fee if liquidity is Liquidity.MAKER else self._taker_fee)
+        rate = self._maker_fee if liquidity is Liquidity.MAKER else self._taker_fee
+        fee = notional * rate
         order.filled += qty
         order.notional += notional
         done = order.filled == order.quantity
@@ -485,16 +489,17 @@ class PaperExchange:
         if mk.perp:
             self._settle_perp(mk, order, qty, price, fee)
             fee_asset = inst.settle or inst.quote
-        else:
-            fee_asset = inst.quote
+        else:  # the fee is taken from the asset received: base on a buy, quote on a sell
             quote = self._assets[inst.quote]
             if order.side is Side.BUY:
+                fee, fee_asset = qty * rate, inst.base
                 release = qty * order.lock_per_unit
                 order.locked -= release
                 quote.locked -= release
-                quote.free += release - notional - fee
-                self._assets[inst.base].free += qty
+                quote.free += release - notional
+                self._assets[inst.base].free += qty - fee
             else:
+                fee_asset = inst.quote
                 base = self._assets[inst.base]
                 order.locked -= qty
                 base.locked -= qty

@@ -114,6 +114,10 @@ def test_order_fill_and_cancel(tmp_path: Path, creds_env: str, kind: str) -> Non
             m = await c.er(t11="o1", t150="F", t39="1")
             assert D(fields(m)[32]) == D("0.005") and D(fields(m)[31]) == price
             assert fields(m)[198]  # the venue's order id
+            # each venue takes a spot buy's fee from the base asset received (0.1 % of
+            # 0.005 BTC): Commission (12) in CommCurrency (479) BTC, absolute (13=3)
+            assert (D(fields(m)[12]), fields(m)[479], fields(m)[13]) == (D("0.000005"), "BTC",
+                                                                        "3")
             emu.core.trade_against(BTC, Side.SELL, D("0.015"), price)
             m = await c.er(t11="o1", t150="F", t39="2")
             assert D(fields(m)[14]) == D("0.02") and D(fields(m)[151]) == 0

@@ -32,41 +32,45 @@ def test_fees_and_liquidity_of_maker_and_taker() -> None:
         (D("1"), D("100.01"), Liquidity.TAKER),
         (D("0.5"), D("100.02"), Liquidity.TAKER),
     ]
-    assert [f.fee for f in fills] == [D("100.01") * D("0.0005"), D("50.01") * D("0.0005")]
-    assert {f.fee_currency for f in fills} == {"USD"}
+    # a buy's fee comes out of the base asset received (Binance, Bybit and OKX spot)
+    assert [f.fee for f in fills] == [D("1") * D("0.0005"), D("0.5") * D("0.0005")]
+    assert {f.fee_currency for f in fills} == {"TST"}
+    assert balance(ex, "TST") == (START_TST + D("1.5") - D("0.00075"), D("0"))
     ex.place(limit("hit", SELL, "2", "99"), T0)  # our own sell takes the maker's bids first
     ours = [
         e for e in ex.drain_events() if isinstance(e, OrderFilled) and e.client_order_id == "rest"
     ]
     assert ours == []  # the maker's 99.99..99.97 bids are ahead
     ex.place(limit("hit2", SELL, "4", "99"), T0)  # three maker levels (replenished), then ours
-    ours = [
-        e for e in ex.drain_events() if isinstance(e, OrderFilled) and e.client_order_id == "rest"
+    fills = [e for e in ex.drain_events() if isinstance(e, OrderFilled)]
+    ours = [f for f in fills if f.client_order_id == "rest"]
+    assert [(f.price, f.liquidity, f.fee, f.fee_currency) for f in ours] == [
+        (D("99"), Liquidity.MAKER, D("1") * D("0.0002"), "TST")  # 1 TST bought: 0.0002 TST
     ]
-    assert [(f.price, f.liquidity, f.fee) for f in ours] == [
-        (D("99"), Liquidity.MAKER, D("99") * D("0.0002"))
-    ]
+    sold = [f for f in fills if f.client_order_id == "hit2"]
+    assert sold and all(  # a sell's fee comes out of the quote asset received
+        (f.fee, f.fee_currency) == (f.quantity * f.price * D("0.0005"), "USD") for f in sold)
 
 
 def test_unfundable_orders_are_rejected_without_a_trace() -> None:
     ex = exchange(balances={"USD": D("1000"), "TST": D("1")})
     with pytest.raises(VenueRejected) as info:
-        ex.place(limit("b", BUY, "10", "100"), T0)  # 1000 + fee reserve > 1000
+        ex.place(limit("b", BUY, "10.01", "100"), T0)  # 1001 > 1000
     assert info.value.reason is RejectReason.INSUFFICIENT_BALANCE
     with pytest.raises(VenueRejected) as info:
         ex.place(limit("s", SELL, "1.001", "100"), T0)
     assert info.value.reason is RejectReason.INSUFFICIENT_BALANCE
     assert ex.drain_events() == [] and ex.query_order(SPOT, "b") is None
     assert balance(ex, "USD") == (D("1000"), D("0")) and balance(ex, "TST") == (D("1"), D("0"))
-    ex.place(limit("b", BUY, "9.995", "100"), T0)  # 999.5 x 1.0005 = 999.99975 fits
-    assert balance(ex, "USD") == (D("1000") - D("999.99975"), D("999.99975"))
+    ex.place(limit("b", BUY, "10", "100"), T0)  # 1000 fits: the fee is paid in TST received
+    assert balance(ex, "USD") == (D("0"), D("1000"))
 
 
 def test_locks_on_accept_and_released_on_cancel() -> None:
     ex = exchange()
     ex.place(limit("b", BUY, "2", "99"), T0)
     ex.place(limit("s", SELL, "3", "101"), T0)
-    buy_lock = D("2") * D("99") * D("1.0005")  # quantity x price x (1 + higher fee rate)
+    buy_lock = D("2") * D("99")  # quantity x price (the fee is paid in the TST received)
     assert balance(ex, "USD") == (START_USD - buy_lock, buy_lock)
     assert balance(ex, "TST") == (START_TST - 3, D("3"))
     ex.cancel(SPOT, "b", T0)
@@ -79,11 +83,12 @@ def test_settlement_after_fills_with_price_improvement() -> None:
     ex = exchange()
     ex.place(limit("ask", SELL, "1", "99.5"), T0)
     ex.place(limit("bid", BUY, "3", "100"), T0)  # takes 1 at 99.5, rests 2 at 100
-    # the seller: -1 TST, +99.5 - maker fee; the buyer: +1 TST, -99.5 - taker fee, 2 x 100 locked
-    lock = D("2") * D("100") * D("1.0005")
-    usd = START_USD + (D("99.5") - D("99.5") * D("0.0002")) - (D("99.5") + D("99.5") * D("0.0005"))
+    # the seller: -1 TST, +99.5 - maker fee (USD); the buyer: +1 TST - taker fee (TST), -99.5,
+    # 2 x 100 locked
+    lock = D("2") * D("100")
+    usd = START_USD + (D("99.5") - D("99.5") * D("0.0002")) - D("99.5")
     assert balance(ex, "USD") == (usd - lock, lock)
-    assert balance(ex, "TST") == (START_TST, D("0"))
+    assert balance(ex, "TST") == (START_TST - D("0.0005"), D("0"))
     ex.place(limit("hit", SELL, "2", "100"), T0)  # fills the rest of bid: lock fully released
     assert balance(ex, "USD")[1] == 0
     assert ex.query_order(SPOT, "bid").status is VenueStatus.FILLED  # type: ignore[union-attr]
@@ -94,9 +99,9 @@ def test_market_buy_reserves_best_ask_plus_protection() -> None:
     ex.place(market("m", BUY, "3"), T0)  # 1 fills at 100.01; the rest is cancelled
     events = ex.drain_events()
     assert isinstance(events[-1], OrderCanceled)
-    fee = D("100.01") * D("0.0005")
-    assert balance(ex, "USD") == (START_USD - D("100.01") - fee, D("0"))
-    with pytest.raises(VenueRejected) as info:  # reserve: 1000 x 105.02 x 1.0005 > 100,000
+    assert balance(ex, "USD") == (START_USD - D("100.01"), D("0"))
+    assert balance(ex, "TST") == (START_TST + 1 - D("0.0005"), D("0"))
+    with pytest.raises(VenueRejected) as info:  # reserve: 1000 x 105.02 > 100,000
         ex.place(market("m2", BUY, "1000"), T0)
     assert info.value.reason is RejectReason.INSUFFICIENT_BALANCE
 

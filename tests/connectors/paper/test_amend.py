@@ -93,17 +93,18 @@ def test_amend_at_or_below_the_filled_quantity_is_rejected() -> None:
     state = ex.query_order(SPOT, "a")
     assert state is not None and state.quantity == D("2.5") and state.filled_quantity == D("2")
     assert ex.book(SPOT).levels(SELL) == [(D("100"), D("0.5"))]
-    assert balance(ex, "TST") == (D("99.5"), D("0.5"))  # sold 2 to ourselves, 0.5 locked
+    # sold 2 to ourselves (the buy's taker fee, 2 x 0.0005, paid in TST), 0.5 locked
+    assert balance(ex, "TST") == (D("99.5") - D("0.001"), D("0.5"))
 
 
 def test_amend_relocks_and_refuses_what_cannot_be_funded() -> None:
     ex = exchange(balances={"USD": D("1000")})
     ex.place(limit("b", BUY, "5", "100"), T0)
     with pytest.raises(VenueRejected) as info:
-        _amend(ex, "b", qty="10")
+        _amend(ex, "b", qty="10.01")
     assert info.value.reason is RejectReason.INSUFFICIENT_BALANCE
     _amend(ex, "b", price="50")
-    lock = D("5") * D("50") * D("1.0005")
+    lock = D("5") * D("50")
     assert balance(ex, "USD") == (D("1000") - lock, lock)
 
 

@@ -156,8 +156,11 @@ def _check(ex: PaperExchange) -> None:
 
     fills: dict[str, list[Decimal]] = defaultdict(list)
     signed: dict[str, Decimal] = defaultdict(Decimal)
+    base_fees = Decimal(0)
     for f in ex.fills():
         fills[f.venue_order_id].append(f.quantity)
+        if f.fee_currency == "TST":  # a spot buy pays its fee in the TST it receives
+            base_fees += f.fee or Decimal(0)
     locks: dict[str, Decimal] = defaultdict(Decimal)
     live = {id(e) for s in (SPOT, PERP) for e in ex.book(s).orders() if e.owner is not None}
     for order in ex.orders():
@@ -182,8 +185,8 @@ def _check(ex: PaperExchange) -> None:
     margin = sum((p.margin for p in ex._positions.values()), Decimal(0))
     assert balances["USD"].locked == locks["USD"] + margin
     assert balances["TST"].locked == locks["TST"]
-    # spot settlement is exact: TST moves only by spot fills
-    assert balances["TST"].total == START["TST"] + signed[SPOT]
+    # spot settlement is exact: TST moves only by spot fills and the buys' fees
+    assert balances["TST"].total == START["TST"] + signed[SPOT] - base_fees
     position = {p.symbol: p.quantity for p in ex.positions()}
     assert position.get(PERP, Decimal(0)) == signed[PERP]
 

@@ -69,7 +69,8 @@ def test_place_ack_fill_and_fills_since() -> None:
             assert fill.client_order_id == "fgwA1" and fill.trade_id.startswith("BTCUSDT:")
             assert (fill.quantity, fill.price, fill.liquidity) == (D("0.01"), D("96000"),
                                                                    Liquidity.MAKER)
-            assert fill.fee == D("0.96") and fill.fee_currency == "USDT"
+            # Binance takes a buy's commission from the base asset received (commission FAQ)
+            assert fill.fee == D("0.00001") and fill.fee_currency == "BTC"
             assert conn.last_price("BTC/USDT") == D("96000")
             rest = await conn.fills_since(t0 - 1_000_000_000)
             assert [(f.trade_id, f.client_order_id, f.quantity) for f in rest] == [

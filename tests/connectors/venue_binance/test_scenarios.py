@@ -131,5 +131,6 @@ def test_dead_man_switch_is_not_asked_for() -> None:
         async with running(dead_man_s=1.0) as (emu, conn, _events):
             assert (await conn.health()).connected
             assert {path for _, path in emu.core.requests} == {
-                "/api/v3/time", "/api/v3/exchangeInfo", "/ws-api/v3", "/api/v3/ticker/price"}
+                "/api/v3/time", "/api/v3/exchangeInfo", "/api/v3/rateLimit/order", "/ws-api/v3",
+                "/api/v3/ticker/price"}
     asyncio.run(main())

@@ -20,6 +20,7 @@ from connectors.base import (
 )
 from connectors.binance import errors as E
 from connectors.binance import schemas as S
+from connectors.common.ratelimit import WindowSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 D = Decimal
@@ -27,6 +28,15 @@ D = Decimal
 
 def load(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def test_rate_limit_order() -> None:
+    """GET /api/v3/rateLimit/order ("Query Unfilled Order Count", the docs' example)."""
+    counts = S.ORDER_COUNTS.decode(load("rest_rate_limit_order.json"))
+    assert [(c.to_window(), c.count) for c in counts] == [
+        (("orders", WindowSpec("orders_10s", 50, 10.0), "x-mbx-order-count-10s"), 0),
+        (("orders", WindowSpec("orders_1d", 160_000, 86_400.0), "x-mbx-order-count-1d"), 0),
+    ]
 
 
 def test_server_time_and_error() -> None:
@@ -38,6 +48,13 @@ def test_server_time_and_error() -> None:
 def test_exchange_info() -> None:
     info = S.EXCHANGE_INFO.decode(load("rest_exchange_info.json"))
     assert info.rateLimits[0].limit == 6000
+    windows = [rl.to_window() for rl in info.rateLimits]
+    assert windows == [
+        ("weight", WindowSpec("weight", 6000, 60.0), "x-mbx-used-weight-1m"),
+        ("orders", WindowSpec("orders_10s", 100, 10.0), "x-mbx-order-count-10s"),
+        ("orders", WindowSpec("orders_1d", 200_000, 86_400.0), "x-mbx-order-count-1d"),
+        ("raw", WindowSpec("raw_5m", 61000, 300.0), None),
+    ]
     [inst] = info.to_instruments()  # the BREAK symbol is left out
     assert (inst.symbol, inst.venue_symbol, inst.kind) == ("ETH/BTC", "ETHBTC",
                                                            InstrumentKind.SPOT)

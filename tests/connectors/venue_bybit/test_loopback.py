@@ -65,7 +65,8 @@ def test_place_fill_cancel_query() -> None:
             assert traded[1] == Decimal("0.004")
             fills = await p.wait_event(OrderFilled, "o1")
             assert fills[0].quantity == Decimal("0.004") and fills[0].price == Decimal("97000")
-            assert fills[0].fee_currency == "USDT" and fills[0].fee is not None
+            # a spot buy pays in the base coin (Spot Fee Currency Instruction): 0.004 x 0.1 %
+            assert fills[0].fee_currency == "BTC" and fills[0].fee == Decimal("0.000004")
             assert c.last_price(BTC) == Decimal("97000")
             state = await c.query_order(BTC, "o1")
             assert state is not None and state.status is VenueStatus.PARTIALLY_FILLED

@@ -118,8 +118,8 @@ def test_place_fill_cancel_query_through_the_emulator() -> None:
             assert st is not None and st.status is VenueStatus.CANCELED
             assert await conn.query_order("BTC/USDT", "fgwNever") is None
             bals = {b.asset: b for b in await conn.balances()}
-            assert f.fee_currency == "USDT"
-            assert bals["BTC"].total == Decimal("10.004")
+            assert f.fee_currency == "BTC" and f.fee == Decimal("0.000004")  # from what it got
+            assert bals["BTC"].total == Decimal("10.004") - Decimal("0.000004")
     run(go())
 
 

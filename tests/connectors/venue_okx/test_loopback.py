@@ -57,7 +57,9 @@ def test_place_ack_fill_query_fills_balances() -> None:
             fills = await wait_for(lambda: col.of(OrderFilled))
             f = fills[0]
             assert f.quantity == Decimal("0.01") and f.price == Decimal("96000")
-            assert f.liquidity is not None and f.fee == Decimal("0.96") and f.fee_currency
+            # OKX charges a spot buy in the currency received: 0.01 BTC x 0.1 % = 0.00001 BTC
+            assert f.liquidity is not None and f.fee == Decimal("0.00001")
+            assert f.fee_currency == "BTC"
             assert conn.last_price("BTC/USDT") == Decimal("96000")
             st = await conn.query_order("BTC/USDT", "fgw1")
             assert st is not None and st.status is VenueStatus.FILLED
@@ -65,7 +67,7 @@ def test_place_ack_fill_query_fills_balances() -> None:
             got = await conn.fills_since(time.time_ns() - 60_000_000_000)
             assert [g.trade_id for g in got] == [f.trade_id]
             after = {b.asset: b for b in await conn.balances()}
-            assert after["BTC"].total == before["BTC"].total + Decimal("0.01")
+            assert after["BTC"].total == before["BTC"].total + Decimal("0.01") - f.fee
             assert await conn.query_order("BTC/USDT", "fgwnothere") is None
             await col.stop()
 
