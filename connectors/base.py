@@ -270,6 +270,8 @@ class Capabilities:
     derived from its OrderID like every other, so it survives a restart."""
     bulk_cancel: bool = True
     batch_place: bool = False
+    market_data: bool = False
+    """The venue's public book and trades are available (:meth:`Connector.market_data`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +304,45 @@ class Health:
     connected: bool
     detail: str = ""
     latency_ms: float | None = None
+
+
+Level = tuple[Decimal, Decimal]
+"""One price level of a book: (price, total size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """The whole book of one instrument as the venue's public feed says it is now (down to the
+    depth the connector keeps): it replaces whatever was known. Levels best first."""
+
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """Levels that changed since the last snapshot or update, in the feed's order: a size of
+    zero removes the level (removing a level that is not there is not an error)."""
+
+    symbol: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTrade:
+    symbol: str
+    price: Decimal
+    size: Decimal
+    aggressor: Side | None
+    trade_id: str
+    ts_ns: int
+
+
+MarketEvent = BookSnapshot | BookUpdate | PublicTrade
 
 
 @dataclass(slots=True)
@@ -377,6 +418,13 @@ class Connector(abc.ABC):
         """The venue's last traded (or mid) price as last seen, for pre-trade price checks;
         None when unknown. Must not do I/O."""
         return None
+
+    def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+        """The venue's public feed of one instrument, its integrity checked by the connector
+        with the venue's own rules: a :class:`BookSnapshot` first and again after every
+        resynchronisation, then :class:`BookUpdate` in order, and the trades. One consumer
+        per call; it ends when the connector closes. Only when ``capabilities.market_data``."""
+        raise NotImplementedError(f"{self.name}: no market data feed")
 
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -14,7 +14,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,8 @@ from gateway.fix.message import Message
 from gateway.fix.schedule import Schedule
 from gateway.fix.session import Session, SessionID, SessionSettings
 from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
+from gateway.marketdata.feeds import MarketData
+from gateway.marketdata.requests import MarketDataRequests
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.ports import OrderStorePort
 from gateway.risk.checks import RiskEngine, RiskLimits
@@ -55,6 +57,29 @@ if TYPE_CHECKING:
     from gateway.admin.api import AdminServer
 
 log = logging.getLogger("fixgw")
+
+
+class SessionApplication:
+    """The application behind the sessions: MarketDataRequest (V) to the market data, every
+    other application message to the order path."""
+
+    def __init__(self, orders: OrderManager, market_data: MarketDataRequests) -> None:
+        self.orders = orders
+        self.market_data = market_data
+
+    def on_logon(self, session: Session, now: float) -> None:
+        self.orders.on_logon(session, now)
+
+    def on_logout(self, session: Session, now: float) -> None:
+        self.market_data.on_logout(session)
+        self.orders.on_logout(session, now)
+
+    def on_message(
+        self, session: Session, message: Message, now: float
+    ) -> Awaitable[bool | None] | None:
+        if message.msg_type == b"V" and self.orders.serves(session):
+            return self.market_data.on_request(session, message, now)
+        return self.orders.on_message(session, message, now)
 
 
 class UnavailableApplication:
@@ -150,6 +175,7 @@ class Gateway:
     acceptor: Acceptor
     orders: OrderManager | None = None
     admin: AdminServer | None = None
+    market_data: MarketDataRequests | None = None
     admin_address: tuple[str, int] | None = None
     """Where the admin API listens, once started."""
     ownership: Ownership | None = None
@@ -272,6 +298,8 @@ class Gateway:
         if self.admin is not None:
             await self.admin.stop()
         await self.acceptor.stop()
+        if self.market_data is not None:
+            await self.market_data.close()
         if self.orders is not None:
             await self.orders.close()
         if self.ownership is not None:
@@ -381,6 +409,7 @@ def build_gateway(
     ``app`` is given; ``strategies`` work orders with TargetStrategy (847) of their names."""
     ours = cfg.gateway.sender_comp_id
     orders: OrderManager | None = None
+    market_data: MarketDataRequests | None = None
     if app is None and cfg.venue:
         connectors = {v.name: build_connector(v) for v in cfg.venue}
         names = [v.name for v in cfg.venue]
@@ -399,7 +428,10 @@ def build_gateway(
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk, strategies=strategies)
-        app = orders
+        market_data = MarketDataRequests(
+            MarketData(connectors),
+            lambda s: (p.routing.venues if (p := policies.get(str(s.sid))) else None))
+        app = SessionApplication(orders, market_data)
         for name, conn in connectors.items():
             hooks = getattr(conn, "on_reconnect", None)
             if isinstance(hooks, list):
@@ -436,13 +468,15 @@ def build_gateway(
         log.warning("[admin] is ignored: the admin API needs the order path ([[venue]] entries)")
     if orders is not None:
         orders.bind(acceptor.flush)
+        assert market_data is not None  # made with the order path
+        market_data.bind(acceptor.flush)
         if cfg.admin is not None:
             a = cfg.admin
             from gateway.admin.api import AdminServer  # aiohttp's server: only when asked for
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env))
-    gateway = Gateway(cfg, store, acceptor, orders, admin)
+    gateway = Gateway(cfg, store, acceptor, orders, admin, market_data)
     if admin is not None:
         admin.hand_over = gateway.hand_over
     if isinstance(store, NodeStore):

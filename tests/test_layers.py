@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.orders": {"gateway.fix", "gateway.store", "gateway.risk", "gateway.routing",
                        "connectors.base"},
     "gateway.cluster": {"gateway.store"},
+    "gateway.marketdata": {"gateway.fix", "connectors.base"},
     "gateway.admin": {"gateway.orders", "gateway.server"},
     "gateway.config": {"gateway.fix"},
 }

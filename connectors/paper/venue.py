@@ -20,18 +20,25 @@ from typing import Any, Final, TypeVar
 from connectors.base import (
     AmendRequest,
     Balance,
+    BookSnapshot,
+    BookUpdate,
     Capabilities,
     Connector,
     Health,
     Instrument,
     InstrumentKind,
+    Level,
+    Liquidity,
+    MarketEvent,
     OrderAccepted,
     OrderFilled,
     OrderRequest,
     OrderState,
     OrderType,
     Position,
+    PublicTrade,
     RejectReason,
+    Side,
     TimeInForce,
     VenueAmbiguous,
     VenueEvent,
@@ -62,6 +69,7 @@ class PaperConnector(Connector):
                 amend=True,
                 amend_keeps_priority_on_qty_down=True,
                 bulk_cancel=True,
+                market_data=True,
             ),
             CLIENT_ORDER_ID_RULES,
         )
@@ -76,6 +84,7 @@ class PaperConnector(Connector):
         self._ticker: asyncio.Task[None] | None = None
         self._tick_waiters: list[asyncio.Future[int]] = []
         self._closed = False
+        self._watchers: list[_Watcher] = []
 
     # ---- faults --------------------------------------------------------------------------------
 
@@ -142,6 +151,10 @@ class PaperConnector(Connector):
 
     def _publish(self) -> None:
         events = self.exchange.drain_events()
+        if self._watchers:  # the book may have changed (this is called after every change)
+            trades = self._trades(events)
+            for watcher in self._watchers:
+                watcher.notice(trades)
         if not events:
             return
         faults = self._faults
@@ -238,6 +251,8 @@ class PaperConnector(Connector):
             self._closed = True
             self.flush_events()
             self._queue.put_nowait(None)
+            for watcher in self._watchers:
+                watcher.changed.set()
 
     @property
     def running(self) -> bool:
@@ -298,6 +313,49 @@ class PaperConnector(Connector):
         except KeyError:
             return None
 
+    async def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+        """The simulated venue's public feed: its book aggregated by price (the best
+        :data:`MD_DEPTH` levels a side), as a snapshot, then the levels that changed after each
+        change of the exchange (several changes between two reads come as one update); a trade
+        for each fill. Unknown symbol: KeyError."""
+        self.exchange.book(symbol)  # KeyError when the venue does not list it
+        watcher = _Watcher(symbol)
+        self._watchers.append(watcher)
+        try:
+            bids, asks = self._levels(symbol)
+            yield BookSnapshot(symbol, tuple(bids.items()), tuple(asks.items()), self._clock())
+            while not self._closed:
+                await watcher.changed.wait()
+                watcher.changed.clear()
+                for trade in watcher.take_trades():
+                    yield trade
+                new_bids, new_asks = self._levels(symbol)
+                bid_changes, ask_changes = _diff(bids, new_bids), _diff(asks, new_asks)
+                bids, asks = new_bids, new_asks
+                if bid_changes or ask_changes:
+                    yield BookUpdate(symbol, bid_changes, ask_changes, self._clock())
+        finally:
+            self._watchers.remove(watcher)
+
+    def _trades(self, events: Sequence[VenueEvent]) -> list[PublicTrade]:
+        """A fill of ours is a trade of the venue; who aggressed follows from its liquidity."""
+        out = []
+        for ev in events:
+            if not isinstance(ev, OrderFilled):
+                continue
+            order = self.exchange.order(ev.client_order_id)
+            if order is None:
+                continue
+            other = Side.SELL if order.side is Side.BUY else Side.BUY
+            aggressor = order.side if ev.liquidity is Liquidity.TAKER else other
+            out.append(PublicTrade(order.symbol, ev.price, ev.quantity, aggressor, ev.trade_id,
+                                   ev.ts_ns))
+        return out
+
+    def _levels(self, symbol: str) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+        book = self.exchange.book(symbol)
+        return (dict(book.levels(Side.BUY)[:MD_DEPTH]), dict(book.levels(Side.SELL)[:MD_DEPTH]))
+
     async def health(self) -> Health:
         faults = self._faults
         latency_ms = faults.latency_s * 1000.0
@@ -307,3 +365,30 @@ class PaperConnector(Connector):
 
 
 _NO_FAULTS: Final = Faults()
+
+MD_DEPTH: Final = 50
+"""Levels a side the simulated venue's public feed shows."""
+
+
+class _Watcher:
+    """One reader of the public feed of one instrument: woken after every change."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.changed = asyncio.Event()
+        self._trades: list[PublicTrade] = []
+
+    def notice(self, trades: Sequence[PublicTrade]) -> None:
+        self._trades.extend(t for t in trades if t.symbol == self.symbol)
+        self.changed.set()
+
+    def take_trades(self) -> list[PublicTrade]:
+        out, self._trades = self._trades, []
+        return out
+
+
+def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> tuple[Level, ...]:
+    """The levels of ``new`` that differ from ``old``, and those gone (size 0)."""
+    out = [(p, q) for p, q in new.items() if old.get(p) != q]
+    out += [(p, Decimal(0)) for p in old if p not in new]
+    return tuple(out)

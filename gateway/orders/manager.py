@@ -361,6 +361,10 @@ class OrderManager:
         if mode == "both" or (mode == "logout" and clean) or (mode == "disconnect" and not clean):
             self.cancels.arm(sid, st.policy.cod_grace)
 
+    def serves(self, session: Session) -> bool:
+        """Whether ``session`` has order routing here (a configured policy)."""
+        return str(session.sid) in self._sessions
+
     def on_message(
         self, session: Session, message: Message, now: float
     ) -> Awaitable[bool] | None:
