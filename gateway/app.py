@@ -44,9 +44,11 @@ from gateway.fix.schedule import Schedule
 from gateway.fix.session import Session, SessionID, SessionSettings
 from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
 from gateway.marketdata.feeds import MarketData
+from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.ports import OrderStorePort
+from gateway.positions.balances import Access, CollateralInquiries
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
@@ -63,9 +65,12 @@ class SessionApplication:
     """The application behind the sessions: MarketDataRequest (V) to the market data, every
     other application message to the order path."""
 
-    def __init__(self, orders: OrderManager, market_data: MarketDataRequests) -> None:
+    def __init__(self, orders: OrderManager, market_data: MarketDataRequests,
+                 instruments: SecurityListRequests, balances: CollateralInquiries) -> None:
         self.orders = orders
         self.market_data = market_data
+        self.instruments = instruments
+        self.balances = balances
 
     def on_logon(self, session: Session, now: float) -> None:
         self.orders.on_logon(session, now)
@@ -77,8 +82,14 @@ class SessionApplication:
     def on_message(
         self, session: Session, message: Message, now: float
     ) -> Awaitable[bool | None] | None:
-        if message.msg_type == b"V" and self.orders.serves(session):
-            return self.market_data.on_request(session, message, now)
+        mt = message.msg_type
+        if self.orders.serves(session):
+            if mt == b"V":
+                return self.market_data.on_request(session, message, now)
+            if mt == b"x":
+                return self.instruments.on_request(session, message, now)
+            if mt == b"BB":
+                return self.balances.on_inquiry(session, message, now)
         return self.orders.on_message(session, message, now)
 
 
@@ -428,10 +439,18 @@ def build_gateway(
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk, strategies=strategies)
-        market_data = MarketDataRequests(
-            MarketData(connectors),
-            lambda s: (p.routing.venues if (p := policies.get(str(s.sid))) else None))
-        app = SessionApplication(orders, market_data)
+        def venues_for(s: Session) -> frozenset[str] | None:
+            p = policies.get(str(s.sid))
+            return p.routing.venues if p is not None else None
+
+        def access_for(s: Session) -> Access | None:
+            p = policies.get(str(s.sid))
+            return Access(p.routing.venues, p.routing.accounts) if p is not None else None
+
+        market_data = MarketDataRequests(MarketData(connectors), venues_for)
+        app = SessionApplication(orders, market_data,
+                                 SecurityListRequests(connectors, venues_for),
+                                 CollateralInquiries(connectors, access_for))
         for name, conn in connectors.items():
             hooks = getattr(conn, "on_reconnect", None)
             if isinstance(hooks, list):

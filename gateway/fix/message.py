@@ -165,3 +165,8 @@ def is_fix_float(v: bytes) -> bool:
     if not int_part and not frac:
         return False
     return (not int_part or int_part.isdigit()) and (not frac or frac.isdigit())
+
+
+def fix_decimal(v: Decimal) -> bytes:
+    """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros."""
+    return format(v.normalize(), "f").encode()

@@ -23,7 +23,7 @@ from typing import Any
 
 from connectors.base import PublicTrade, Side
 from gateway.fix.fixtime import TimestampFormatter
-from gateway.fix.message import Message
+from gateway.fix.message import Message, fix_decimal
 from gateway.fix.session import Session, SessionID, SessionNotReady
 
 from .book import Book
@@ -262,7 +262,7 @@ class MarketDataRequests:
         window = self._window(sub)
         entries: list[tuple[int, bytes]] = []
         for (entry_type, venue, price), size in window.items():
-            entries += [(269, entry_type), (270, _d(price)), (271, _d(size)),
+            entries += [(269, entry_type), (270, fix_decimal(price)), (271, fix_decimal(size)),
                         (275, venue.encode())]
         count = len(window)
         if TRADE in sub.request.types:
@@ -270,8 +270,8 @@ class MarketDataRequests:
                 book = self.md.book(venue, sub.symbol)
                 if book is not None and book.last_trade is not None:
                     t = book.last_trade
-                    entries += [(269, TRADE), (270, _d(t.price)), (271, _d(t.size)),
-                                (275, venue.encode())]
+                    entries += [(269, TRADE), (270, fix_decimal(t.price)),
+                                (271, fix_decimal(t.size)), (275, venue.encode())]
                     count += 1
         sub.trades.clear()
         body: list[tuple[int, bytes]] = [(262, sub.request.req_id), (55, sub.symbol.encode())]
@@ -297,18 +297,18 @@ class MarketDataRequests:
                 continue
             entry_type, venue, price = key
             entries += [(279, NEW if before is None else CHANGE), (269, entry_type),
-                        (55, symbol), (270, _d(price)), (271, _d(size)),
+                        (55, symbol), (270, fix_decimal(price)), (271, fix_decimal(size)),
                         (275, venue.encode())]
             count += 1
         for key in sub.sent.keys() - window.keys():
             entry_type, venue, price = key
-            entries += [(279, DELETE), (269, entry_type), (55, symbol), (270, _d(price)),
+            entries += [(279, DELETE), (269, entry_type), (55, symbol), (270, fix_decimal(price)),
                         (275, venue.encode())]
             count += 1
         trades, sub.trades = sub.trades, []
         for venue, t in trades:
-            entries += [(279, NEW), (269, TRADE), (55, symbol), (270, _d(t.price)),
-                        (271, _d(t.size)), (275, venue.encode())]
+            entries += [(279, NEW), (269, TRADE), (55, symbol), (270, fix_decimal(t.price)),
+                        (271, fix_decimal(t.size)), (275, venue.encode())]
             count += 1
         sub.sent = window
         if not count:
@@ -340,7 +340,3 @@ class MarketDataRequests:
             if sub in subs:
                 self._drop([sub])
 
-
-def _d(v: Decimal) -> bytes:
-    """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros."""
-    return format(v.normalize(), "f").encode()

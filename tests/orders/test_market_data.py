@@ -304,3 +304,75 @@ def test_a_slow_client_gets_the_latest_state_in_one_message(tmp_path: Path) -> N
             assert len(sent_prices & {Decimal(90000 + i) for i in range(2, 10)}) == 0
 
     run(body())
+
+
+def _group(m: FixMessage, count_tag: int, first: int) -> list[dict[int, str]]:
+    out: list[dict[int, str]] = []
+    inside = False
+    for tag, raw in m.fields:
+        if tag == count_tag:
+            inside = True
+            continue
+        if inside and tag == first:
+            out.append({})
+        if out and tag != 10:
+            out[-1][tag] = raw.decode()
+    return out
+
+
+@pytest.mark.parametrize("begin", ["FIX.4.4", "FIXT.1.1"])
+def test_security_list_of_every_venue(tmp_path: Path, begin: str) -> None:
+    async def body() -> None:
+        async with running(tmp_path, _sessions(begin), _venues()) as r:
+            c = await r.client("C1", begin)
+            inbox = Inbox(c)
+            await c.send("x", [(320, "all"), (559, "4")])
+            y = await inbox.get("y", t320="all", t560="0")
+            got = {(e[207], e[55]): e for e in _group(y, 146, 55)}
+            want = {(name, i.symbol): i for name in BOTH
+                    for i in await r.venue(name).instruments()}
+            assert got.keys() == want.keys()
+            for key, i in want.items():
+                e = got[key]
+                assert (Decimal(e[969]), Decimal(e[561]), Decimal(e[562]), e[15]) == (
+                    i.tick_size, i.lot_size, i.min_qty, i.quote)
+                assert Decimal(e.get(20001, "0")) == i.min_notional
+            await c.send("x", [(320, "one"), (559, "0"), (55, BTC), (207, "paper2")])
+            y = await inbox.get("y", t320="one", t560="0")
+            assert [(e[207], e[55]) for e in _group(y, 146, 55)] == [("paper2", BTC)]
+            await c.send("x", [(320, "none"), (559, "0"), (55, "NOPE/USDT")])
+            await inbox.get("y", t320="none", t560="2")
+            await c.send("x", [(320, "other"), (559, "4"), (207, "elsewhere")])
+            await inbox.get("y", t320="other", t560="3")
+
+    run(body())
+
+
+@pytest.mark.parametrize("begin", ["FIX.4.4", "FIXT.1.1"])
+def test_balances_per_venue_and_currency(tmp_path: Path, begin: str) -> None:
+    async def body() -> None:
+        sessions = [session("C1", begin, venues=BOTH, accounts={"ACC2": "paper2"})]
+        async with running(tmp_path, sessions, _venues()) as r:
+            c = await r.client("C1", begin)
+            inbox = Inbox(c)
+            await c.send("BB", [(909, "b1")])
+            want = {(name, b.asset): b for name in BOTH
+                    for b in await r.venue(name).balances()}
+            reports = [await inbox.get("BA", t909="b1") for _ in want]
+            assert reports[-1].get(912) == "Y" and {m.get(911) for m in reports} == {
+                str(len(want))}
+            for m in reports:
+                b = want[(m[448], m[15])]
+                assert m[452] == "22"
+                assert (Decimal(m[900]), Decimal(m[20010]), Decimal(m[20011])) == (
+                    b.total, b.free, b.locked)
+            # one account: its venue only
+            await c.send("BB", [(909, "b2"), (1, "ACC2")])
+            first = await inbox.get("BA", t909="b2")
+            assert first[448] == "paper2" and first[1] == "ACC2"
+            # not this session's account: refused
+            await c.send("BB", [(909, "b3"), (1, "SOMEONE")])
+            bg = await inbox.get("BG", t909="b3", t945="4", t946="9")
+            assert "SOMEONE" in bg[58]
+
+    run(body())

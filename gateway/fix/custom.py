@@ -1,0 +1,42 @@
+"""fixgw's own fields: where the FIX version has no standard tag for something the gateway
+tells, a field of its own, in the range 20000-20099 (user-defined tags start at 5000; this
+range is fixgw's), written into the dictionaries it ships (``scripts/gen_specs.py``) so that a
+QuickFIX client loading them validates what it receives. FIX 5.0's MinPriceIncrement (969) is
+added to the FIX 4.4 dictionary where a FIX 4.4 client is told an instrument's tick size.
+The README lists them ("Custom tags")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CustomField:
+    tag: int
+    name: str
+    type: str
+    meaning: str
+    places: tuple[tuple[str, str, str], ...]
+    """(dictionary file, component or message name, the group inside it or "" for the
+    component or message itself): where the field is appended (not required)."""
+
+
+FIELDS: tuple[CustomField, ...] = (
+    CustomField(969, "MinPriceIncrement", "FLOAT",
+                "the instrument's tick size (standard from FIX 5.0; added to FIX 4.4)",
+                (("FIX44.xml", "SecListGrp", "NoRelatedSym"),)),
+    CustomField(20001, "MinNotional", "AMT",
+                "the smallest price x quantity of an order the venue accepts",
+                (("FIX44.xml", "SecListGrp", "NoRelatedSym"),
+                 ("FIX50SP2.xml", "SecListGrp", "NoRelatedSym"))),
+    CustomField(20010, "AvailableBalance", "AMT",
+                "of a CollateralReport: what the account may use now in Currency (15)",
+                (("FIX44.xml", "CollateralReport", ""), ("FIX50SP2.xml", "CollateralReport", ""))),
+    CustomField(20011, "LockedBalance", "AMT",
+                "of a CollateralReport: what open orders hold in Currency (15)",
+                (("FIX44.xml", "CollateralReport", ""), ("FIX50SP2.xml", "CollateralReport", ""))),
+)
+
+MIN_NOTIONAL = 20001
+AVAILABLE_BALANCE = 20010
+LOCKED_BALANCE = 20011

@@ -1,0 +1,2 @@
+"""What a client holds: balances per venue account and currency (CollateralInquiry BB ->
+CollateralReport BA); positions are to follow."""

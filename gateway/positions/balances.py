@@ -1,0 +1,114 @@
+"""CollateralInquiry (BB) -> CollateralReport (BA), one per venue account and currency, as the
+venue reports them now: the currency (15), its total (TotalNetValue 900), what is available
+and what open orders hold (fixgw's AvailableBalance 20010 and LockedBalance 20011), the venue
+as a party (PartyRole 22, exchange). The venues are those the session may use, or the
+one its Account (1) is routed to, or those named as exchange parties; never another
+session's. What cannot be answered gets a CollateralInquiryAck (BG) rejecting it, with a
+CollInquiryResult (946) and a text."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from connectors.base import Balance, Connector, VenueError
+from gateway.fix.custom import AVAILABLE_BALANCE, LOCKED_BALANCE
+from gateway.fix.fixtime import format_utc
+from gateway.fix.message import Message, fix_decimal
+from gateway.fix.session import Session, SessionNotReady
+
+EXCHANGE = b"22"  # PartyRole (452): Exchange (FIX 4.4 has no 73, Execution Venue)
+PROPRIETARY = b"D"  # PartyIDSource (447)
+
+# CollInquiryResult (946)
+UNAUTHORIZED = b"9"
+NOT_SUPPORTED = b"8"
+OTHER = b"99"
+REJECTED = b"4"  # CollInquiryStatus (945)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a session may see: its venues, and its accounts' venues."""
+
+    venues: frozenset[str]
+    accounts: Mapping[str, str]
+
+
+class CollateralInquiries:
+    def __init__(self, connectors: Mapping[str, Connector],
+                 access_for: Callable[[Session], Access | None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.connectors = connectors
+        self.access_for = access_for
+        self.clock = clock
+        self._ids = itertools.count(1)
+
+    def on_inquiry(self, session: Session, msg: Message, now: float) -> Awaitable[bool]:
+        return asyncio.get_running_loop().create_task(self._answer(session, msg))
+
+    async def _answer(self, session: Session, msg: Message) -> bool:
+        inquiry = msg.get(909) or b""
+        access = self.access_for(session)
+        if access is None:
+            return self._refuse(session, inquiry, UNAUTHORIZED, "no balances for this session")
+        if msg.get(263) not in (None, b"0"):
+            return self._refuse(session, inquiry, NOT_SUPPORTED,
+                                "only a snapshot (263=0) of the balances is served")
+        venues = sorted(access.venues)
+        account = msg.get_str(1)
+        if account is not None:
+            if account not in access.accounts:
+                return self._refuse(session, inquiry, UNAUTHORIZED,
+                                    f"Account {account} is not one of this session's")
+            venues = [access.accounts[account]]
+        named = [p.get_str(448) or "" for p in msg.group(453) if p.get(452) == EXCHANGE]
+        if named:
+            unknown = sorted(v for v in named if v not in access.venues)
+            if unknown:
+                return self._refuse(session, inquiry, UNAUTHORIZED,
+                                    f"venue {', '.join(unknown)} is not one this session may "
+                                    "use")
+            venues = [v for v in venues if v in named]
+        held: list[tuple[str, Balance]] = []
+        for venue in venues:
+            try:
+                balances = await self.connectors[venue].balances()
+            except VenueError as exc:
+                return self._refuse(session, inquiry, OTHER,
+                                    f"the balances of {venue} are unavailable: {exc}")
+            held += [(venue, b) for b in balances]
+        if not held:
+            return self._refuse(session, inquiry, OTHER, "no balance held")
+        fixt = session.sid.is_fixt
+        for n, (venue, b) in enumerate(held, 1):
+            body: list[tuple[int, bytes]] = [(908, b"%d" % next(self._ids)), (909, inquiry)]
+            if fixt:
+                body.append((60, format_utc(self.clock())))
+            body += [(910, b"3"), (911, b"%d" % len(held)),
+                     (912, b"Y" if n == len(held) else b"N"),
+                     (453, b"1"), (448, venue.encode()), (447, PROPRIETARY),
+                     (452, EXCHANGE)]
+            if account is not None:
+                body.append((1, account.encode()))
+            body += [(15, b.asset.encode()), (900, fix_decimal(b.total)),
+                     (AVAILABLE_BALANCE, fix_decimal(b.free)),
+                     (LOCKED_BALANCE, fix_decimal(b.locked))]
+            if not self._send(session, b"BA", body):
+                return False
+        return True
+
+    def _refuse(self, session: Session, inquiry: bytes, result: bytes, text: str) -> bool:
+        return self._send(session, b"BG", [(909, inquiry), (945, REJECTED), (946, result),
+                                           (58, text.encode())])
+
+    def _send(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> bool:
+        try:
+            session.send(msg_type, body, self.clock())
+        except SessionNotReady:
+            return False
+        return True
+
