@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import urllib.parse
@@ -688,15 +689,24 @@ class BybitConnector(StreamingConnector):
         return [order async for order in self._pages(schemas.ORDERS, path, params,
                                                      category=category, priority=priority)]
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """GET /v5/order/realtime by orderLinkId (open and recent orders), then
-        /v5/order/history; None when neither knows it."""
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """GET /v5/order/realtime (open and recent orders), then /v5/order/history, by
+        ``orderId`` when ``venue_order_id`` is given, else by ``orderLinkId``; None when
+        neither knows it. The state names ``client_order_id``."""
         category, vsym = self._venue(symbol)
-        params = {"category": category, "symbol": vsym, "orderLinkId": client_order_id}
+        params = {"category": category, "symbol": vsym}
+        if venue_order_id:
+            params["orderId"] = venue_order_id
+        else:
+            params["orderLinkId"] = client_order_id
         for path in ("/v5/order/realtime", "/v5/order/history"):
             found = await self._orders(path, params, category, Priority.QUERY)
             for order in found:
-                if order.orderLinkId == client_order_id:
+                if venue_order_id and order.orderId == venue_order_id:
+                    state = order.to_state(symbol)
+                    return dataclasses.replace(state, client_order_id=client_order_id)
+                if not venue_order_id and order.orderLinkId == client_order_id:
                     return order.to_state(symbol)
         return None
 
