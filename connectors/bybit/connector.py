@@ -733,8 +733,10 @@ class BybitConnector(StreamingConnector):
         between startTime and startTime+7 days"; both passed: "endTime - startTime <= 7
         days") and keeps 2 years, so the start is at most :data:`EXECUTION_HISTORY_MS` ago."""
         now = self.now_ms()
-        start = max(since_ns // 1_000_000, now - EXECUTION_HISTORY_MS, 0)
         end_at = now + EXECUTION_SLACK_MS
+        # a ``since`` past the venue's clock (ours runs ahead) asks one empty window: a start
+        # after the end would be refused
+        start = min(max(since_ns // 1_000_000, now - EXECUTION_HISTORY_MS, 0), end_at)
         windows: list[tuple[int, int]] = []
         while True:
             end = min(start + EXECUTION_WINDOW_MS, end_at)
