@@ -392,8 +392,16 @@ class Connector(abc.ABC):
         """Cancel every open order (of ``symbol``); returns how many were cancelled."""
 
     @abc.abstractmethod
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """The order with this client order id, or None when the venue never saw it."""
+    async def query_order(
+        self, symbol: str, client_order_id: str, *, venue_order_id: str | None = None
+    ) -> OrderState | None:
+        """The order with this client order id, or None when the venue never saw it.
+
+        ``venue_order_id``: the venue's id of that same order, when the caller knows it (the
+        gateway stores it). A connector then asks by it where the venue can: the client order
+        id alone may no longer find the order (Binance: a cancel replaces the order's
+        clientOrderId) or the connector may have forgotten the venue's id (a restart). The
+        state names ``client_order_id`` whatever the venue shows."""
 
     @abc.abstractmethod
     async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]: ...

@@ -499,16 +499,20 @@ class OkxEmulator(EmulatorServer):
         return _answer(acks)
 
     def _find(self, item: dict[str, Any]) -> tuple[Instrument, str]:
-        """(instrument, our client order id) of an order named by clOrdId or ordId."""
+        """(instrument, our client order id) of an order named by clOrdId or ordId ("Either
+        ordId or clOrdId is required, if both are passed, ordId will be used")."""
         inst = self._inst(item)
         cid = str(item.get("clOrdId") or "")
         oid = str(item.get("ordId") or "")
         if not cid and not oid:
             raise _bad(errors.ORDER_ID_REQUIRED)
-        if not cid:
+        if oid:
             for o in self.core.exchange.orders():
                 if ord_id(o.venue_order_id) == oid:
                     return inst, o.client_order_id
+            for key, ghost in self._ghosts.items():
+                if ghost["ordId"] == oid:
+                    return inst, key
             return inst, ""
         return inst, self._internal(cid)
 

@@ -481,24 +481,31 @@ class BinanceConnector(StreamingConnector):
         raise self._refused(resp, "query order")
 
     async def _order_of(self, symbol: str, client_order_id: str,
-                        priority: Priority = Priority.QUERY) -> S.BinanceOrder | None:
+                        priority: Priority = Priority.QUERY,
+                        venue_order_id: str | None = None) -> S.BinanceOrder | None:
         """Our order ``client_order_id`` at the venue: by its ``orderId`` when known, since a
         cancel replaces the order's clientOrderId with the cancel's ``newClientOrderId`` (or a
         generated one), after which a query by the original id may answer -2013 (WebSocket API
         "Cancel order": "newClientOrderId will replace clientOrderId of the canceled order,
-        freeing it up for new orders"); else by ``origClientOrderId``."""
-        order_id = self._coid_oid.get(client_order_id)
+        freeing it up for new orders"); else by ``origClientOrderId``. ``venue_order_id`` (the
+        caller's record of the orderId, e.g. the gateway's after a restart) comes first."""
+        order_id = _order_id(venue_order_id)
+        if order_id is None:
+            order_id = self._coid_oid.get(client_order_id)
         if order_id is not None:
             return await self._fetch_order(symbol, order_id=order_id, priority=priority)
         return await self._fetch_order(symbol, client_order_id, priority=priority)
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """The order's state (:meth:`_order_of`); None when the venue does not know it. The
-        state names ``client_order_id`` even when the venue shows the cancel's id."""
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """The order's state (:meth:`_order_of`: by ``venue_order_id`` when given, else by the
+        orderId we know, else by ``origClientOrderId``); None when the venue does not know it.
+        The state names ``client_order_id`` even when the venue shows the cancel's id."""
         self._traded.add(symbol)  # its fills are wanted too (myTrades is per symbol)
-        order = await self._order_of(symbol, client_order_id)
+        order = await self._order_of(symbol, client_order_id, venue_order_id=venue_order_id)
         if order is None:
             return None
+        self._remember(order.orderId, client_order_id)
         state = order.to_state(symbol, self._carry.get(client_order_id, ZERO))
         return dataclasses.replace(state, client_order_id=client_order_id)
 
@@ -703,6 +710,13 @@ class BinanceConnector(StreamingConnector):
                                 filled) if isinstance(ev, OrderCanceled) else
                   OrderExpired(ev.client_order_id, ev.venue_order_id, ev.ts_ns, filled))
         self.emit(ev)
+
+
+def _order_id(venue_order_id: str | None) -> int | None:
+    """A Binance orderId given as our string venue order id (None when there is none)."""
+    if venue_order_id is None or not venue_order_id.isdigit():
+        return None
+    return int(venue_order_id)
 
 
 def _sub_error(raw: msgspec.Raw) -> S.BinanceError:

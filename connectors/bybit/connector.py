@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import urllib.parse
@@ -688,15 +689,24 @@ class BybitConnector(StreamingConnector):
         return [order async for order in self._pages(schemas.ORDERS, path, params,
                                                      category=category, priority=priority)]
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """GET /v5/order/realtime by orderLinkId (open and recent orders), then
-        /v5/order/history; None when neither knows it."""
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """GET /v5/order/realtime (open and recent orders), then /v5/order/history, by
+        ``orderId`` when ``venue_order_id`` is given, else by ``orderLinkId``; None when
+        neither knows it. The state names ``client_order_id``."""
         category, vsym = self._venue(symbol)
-        params = {"category": category, "symbol": vsym, "orderLinkId": client_order_id}
+        params = {"category": category, "symbol": vsym}
+        if venue_order_id:
+            params["orderId"] = venue_order_id
+        else:
+            params["orderLinkId"] = client_order_id
         for path in ("/v5/order/realtime", "/v5/order/history"):
             found = await self._orders(path, params, category, Priority.QUERY)
             for order in found:
-                if order.orderLinkId == client_order_id:
+                if venue_order_id and order.orderId == venue_order_id:
+                    state = order.to_state(symbol)
+                    return dataclasses.replace(state, client_order_id=client_order_id)
+                if not venue_order_id and order.orderLinkId == client_order_id:
                     return order.to_state(symbol)
         return None
 
@@ -723,8 +733,10 @@ class BybitConnector(StreamingConnector):
         between startTime and startTime+7 days"; both passed: "endTime - startTime <= 7
         days") and keeps 2 years, so the start is at most :data:`EXECUTION_HISTORY_MS` ago."""
         now = self.now_ms()
-        start = max(since_ns // 1_000_000, now - EXECUTION_HISTORY_MS, 0)
         end_at = now + EXECUTION_SLACK_MS
+        # a ``since`` past the venue's clock (ours runs ahead) asks one empty window: a start
+        # after the end would be refused
+        start = min(max(since_ns // 1_000_000, now - EXECUTION_HISTORY_MS, 0), end_at)
         windows: list[tuple[int, int]] = []
         while True:
             end = min(start + EXECUTION_WINDOW_MS, end_at)

@@ -493,10 +493,12 @@ class CcxtConnector(TrackingConnector):
         self._learn(state.client_order_id, state.venue_order_id, state.symbol)
         return state
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """By venue order id when known, else by client order id where ccxt can, else a scan
-        of open and closed orders. None when the venue says the order does not exist."""
-        vid = self._vid_of(client_order_id)
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """By venue order id when known (``venue_order_id``, else ours), else by client order
+        id where ccxt can, else a scan of open and closed orders. None when the venue says the
+        order does not exist."""
+        vid = venue_order_id or self._vid_of(client_order_id)
         try:
             if vid:
                 raw = await self._call("fetchOrder", self.exchange.fetch_order, vid, symbol,
@@ -512,7 +514,14 @@ class CcxtConnector(TrackingConnector):
                 return None
             raise
         order = ORDER.convert(raw)
-        return self._state(order, symbol) if order.id or order.clientOrderId else None
+        if not (order.id or order.clientOrderId):
+            return None
+        if venue_order_id and not order.clientOrderId:
+            self._learn(client_order_id, venue_order_id, symbol)
+        state = self._state(order, symbol)
+        if venue_order_id and state.client_order_id != client_order_id:
+            state = dataclasses.replace(state, client_order_id=client_order_id)
+        return state
 
     async def _scan_for(self, symbol: str, client_order_id: str) -> OrderState | None:
         has = self.exchange.has

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -608,19 +609,29 @@ class OkxConnector(StreamingConnector):
                 done += sum(1 for a in env.data if a.sCode == "0")
         return done
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """docs-v5 "Trade / Get order details"; None on 51603 (order does not exist)."""
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """docs-v5 "Trade / Get order details" by ``ordId`` when ``venue_order_id`` is given,
+        else by ``clOrdId``; None on 51603 (order does not exist). The state names
+        ``client_order_id``."""
         inst = self._inst(symbol)
+        params = {"instId": inst.instrument.venue_symbol}
+        if venue_order_id:
+            params["ordId"] = venue_order_id
+        else:
+            params["clOrdId"] = client_order_id
         _, env = await self._call(
-            "GET", "/api/v5/trade/order", schemas.ORDERS,
-            params={"instId": inst.instrument.venue_symbol, "clOrdId": client_order_id},
+            "GET", "/api/v5/trade/order", schemas.ORDERS, params=params,
             cost=f"order_query:{inst.instrument.venue_symbol}", priority=Priority.QUERY)
         if env.code == errors.ORDER_NOT_FOUND:
             return None
         _check(env, "order query")
         if not env.data:
             return None
-        return env.data[0].to_state(inst.instrument.symbol, inst.ct_val)
+        state = env.data[0].to_state(inst.instrument.symbol, inst.ct_val)
+        if state.client_order_id != client_order_id:
+            state = dataclasses.replace(state, client_order_id=client_order_id)
+        return state
 
     async def _pending(self, symbol: str | None, priority: Priority) -> list[schemas.OrderInfo]:
         params: dict[str, str] = {"limit": str(PAGE)}

@@ -333,7 +333,10 @@ class RemotePaperConnector(Connector):
     async def cancel_all(self, symbol: str | None = None) -> int:
         return int(await self._request("cancel_all", {"symbol": symbol}))
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """By client order id: the paper venue keeps every id an order had (the wire
+        protocol has no venue order id to pass)."""
         raw = await self._request("query_order",
                                   {"symbol": symbol, "client_order_id": client_order_id})
         return None if raw is None else from_wire(OrderState, raw)

@@ -287,7 +287,10 @@ class PaperConnector(Connector):
             lambda now: self.exchange.cancel_all(symbol, now), "cancel_all was done"
         )
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
+        """By client order id (the paper venue keeps every id an order had; its venue
+        order id adds nothing)."""
         await self._enter()
         return self.exchange.query_order(symbol, client_order_id)
 

@@ -66,7 +66,8 @@ class Recovery:
             state = at_venue.get(o.venue_client_order_id)
             if state is None:
                 try:
-                    state = await conn.query_order(o.symbol, o.venue_client_order_id)
+                    state = await conn.query_order(o.symbol, o.venue_client_order_id,
+                                                   venue_order_id=o.venue_order_id)
                 except VenueError:
                     continue
             if state is None:

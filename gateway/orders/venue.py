@@ -224,7 +224,8 @@ class VenueSide:
         seen = self.book.filled_at_venue(venue, ev.client_order_id)
         if ev.filled_quantity is None or ev.filled_quantity > seen:
             try:
-                state = await conn.query_order(o.symbol, ev.client_order_id)
+                state = await conn.query_order(o.symbol, ev.client_order_id,
+                                               venue_order_id=ev.venue_order_id or None)
             except VenueError as exc:
                 log.warning("%s: query after %r failed: %s", o.order_id, ev, exc)
                 state = None
@@ -532,7 +533,8 @@ class VenueSide:
         waited = 0.0
         while o.unacknowledged:
             try:
-                state = await conn.query_order(o.symbol, o.venue_client_order_id)
+                state = await conn.query_order(o.symbol, o.venue_client_order_id,
+                                               venue_order_id=o.venue_order_id)
             except VenueError as exc:
                 log.warning("%s: query failed (%s); retrying", o.order_id, exc)
                 state = None
@@ -563,7 +565,10 @@ class VenueSide:
         delay = self.patience.retry
         while o.pending is p:
             try:
-                return await conn.query_order(o.symbol, coid or o.venue_client_order_id)
+                if coid is not None:  # a new venue order: its venue id is not known yet
+                    return await conn.query_order(o.symbol, coid)
+                return await conn.query_order(o.symbol, o.venue_client_order_id,
+                                              venue_order_id=o.venue_order_id)
             except VenueError as exc:
                 log.warning("%s: query after an unanswered request failed (%s); asking again "
                             "in %.1f s", o.order_id, exc, delay)
@@ -579,7 +584,8 @@ class VenueSide:
         if p is not None:
             return await self._ask_while_pending(conn, o, p, None)
         try:
-            return await conn.query_order(o.symbol, o.venue_client_order_id)
+            return await conn.query_order(o.symbol, o.venue_client_order_id,
+                                          venue_order_id=o.venue_order_id)
         except VenueError as exc:
             log.warning("%s: query after an unanswered cancel failed (%s); reconciliation "
                         "will settle it", o.order_id, exc)

@@ -328,6 +328,41 @@ def test_a_restart_reconciles_what_happened_meanwhile(
 
 
 
+def test_a_restart_finds_a_binance_order_cancelled_meanwhile_by_its_venue_order_id(
+    tmp_path: Path, creds_env: str
+) -> None:
+    """While the gateway is down, o1 fills in part and is then cancelled through Binance's API,
+    which gives it the cancel's clientOrderId: the venue no longer knows it by the id the
+    gateway placed it with (-2013). The next start asks by the venue order id the gateway
+    stored, and reports the partial fill, then the cancel with its cumulative quantity."""
+
+    async def main() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        try:
+            async with emulated("binance") as emu:
+                async with gateway(tmp_path, "binance", emu, store=store) as run:
+                    c = await run.client()
+                    price = await resting_buy(c, emu, "o1", "0.02")
+                    next_seq = c.next_seq
+                emu.core.trade_against(BTC, Side.SELL, D("0.005"), price)
+                (coid,) = open_at(emu)
+                binance: Any = emu
+                order = binance._paper(coid)
+                emu.core.run(lambda now: binance._do_cancel(order, now, "byHand1"))
+                async with gateway(tmp_path, "binance", emu, store=store) as run2:
+                    c2 = await run2.client(reset=False, next_seq=next_seq)
+                    m = await c2.er(t11="o1", t150="F", timeout=15)
+                    assert D(fields(m)[32]) == D("0.005")
+                    m = await c2.er(t11="o1", t150="4", t39="4", timeout=15)
+                    assert D(fields(m)[14]) == D("0.005")
+                    assert "not found" not in fields(m).get(58, "")
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
 def test_the_generic_ccxt_connector_end_to_end(tmp_path: Path, creds_env: str) -> None:
     """kind = "ccxt": ccxt's own binance client against the Binance emulator, events polled."""
 

@@ -28,9 +28,10 @@ def _count_queries(r: Run, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     asked: Counter[str] = Counter()
     query = PaperConnector.query_order
 
-    async def counting(symbol: str, client_order_id: str) -> OrderState | None:
+    async def counting(symbol: str, client_order_id: str, *,
+                       venue_order_id: str | None = None) -> OrderState | None:
         asked[client_order_id] += 1
-        return await query(conn, symbol, client_order_id)
+        return await query(conn, symbol, client_order_id, venue_order_id=venue_order_id)
 
     monkeypatch.setattr(conn, "query_order", counting)
     return asked
@@ -116,12 +117,13 @@ def test_an_unanswered_cancel_is_asked_about_until_the_venue_answers(
             asked = 0
             query = PaperConnector.query_order
 
-            async def failing(symbol: str, client_order_id: str) -> OrderState | None:
+            async def failing(symbol: str, client_order_id: str, *,
+                              venue_order_id: str | None = None) -> OrderState | None:
                 nonlocal asked
                 asked += 1
                 if asked <= failures:
                     raise VenueUnavailable("injected: query failed")
-                return await query(conn, symbol, client_order_id)
+                return await query(conn, symbol, client_order_id, venue_order_id=venue_order_id)
 
             monkeypatch.setattr(conn, "query_order", failing)
             conn.update_faults(timeout_next=1, timeout_mode="accepted", drop_event_rate=1.0)

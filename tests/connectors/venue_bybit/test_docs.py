@@ -175,3 +175,18 @@ def test_numbers_are_sent_as_plain_decimals() -> None:
                                "orderType": "Limit", "qty": "1", "price": "3.3E+3",
                                "orderLinkId": "bad2"}, category="spot")
     run(go())
+
+
+def test_fills_since_a_time_ahead_of_the_venues_clock_asks_a_valid_window() -> None:
+    """Our clock ahead of Bybit's by more than the slack (or a ``since`` in the future): the
+    windows still satisfy 0 <= endTime - startTime <= 7 days, so the venue answers (an empty
+    list) instead of refusing the request with 10001."""
+    async def go() -> None:
+        async with pair() as p:
+            c = p.connector
+            ahead = time.time_ns() + 10 * 60 * 10**9  # ten minutes past the venue's now
+            windows = c.fill_windows(ahead)
+            assert windows and all(0 <= end - start <= EXECUTION_WINDOW_MS
+                                   for start, end in windows)
+            assert list(await c.fills_since(ahead)) == []
+    run(go())

@@ -45,7 +45,8 @@ class RestOnly(StreamingConnector):
     async def cancel_all(self, symbol: str | None = None) -> int:
         return self.x.cancel_all(symbol, self.x.config.clock())
 
-    async def query_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+    async def query_order(self, symbol: str, client_order_id: str, *,
+                          venue_order_id: str | None = None) -> OrderState | None:
         return self.x.query_order(symbol, client_order_id)
 
     async def open_orders(self, symbol: str | None = None) -> Sequence[OrderState]:
