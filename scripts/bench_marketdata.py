@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Market data benchmark: how fast the gateway applies book updates, and how long a venue's
+book change takes to reach a subscribed client as a MarketDataIncrementalRefresh (X).
+
+1. ``apply``: ``gateway.marketdata.book.Book.apply`` of one-level BookUpdates (a price level
+   changed), updates/s, plus each venue's own sans-I/O book sync where it exists
+   (decode + apply of the venue's WebSocket message bytes).
+2. ``to-socket``: the gateway (simulated venue, SQLite store in a temporary directory) runs
+   in this process; a FIX client (gateway.initiator, over loopback TCP) subscribes to the
+   venue's book (incremental, depth 10). Each round a resting order is placed straight at the
+   venue, inside the spread (a new best bid), and the time from that call to the X on the
+   client's socket is measured; then the order is canceled (another X, not timed). Prints
+   p50 / p90 / p99 / max. Client and gateway share one event loop, so the figure includes the
+   client's own reading.
+
+    .venv/bin/python scripts/bench_marketdata.py [--updates 200000] [--rounds 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.base import BookUpdate, OrderRequest, OrderType, Side  # noqa: E402
+from gateway.marketdata.book import Book  # noqa: E402
+
+
+def bench_apply(n: int) -> float:
+    book = Book("v", "BTC/USDT")
+    base = Decimal("97000")
+    step = Decimal("0.01")
+    updates = [
+        BookUpdate("BTC/USDT", ((base - step * (i % 200), Decimal(i % 7)),), (), i)
+        for i in range(n)
+    ]
+    t0 = time.perf_counter()
+    for u in updates:
+        book.apply(u)
+    return n / (time.perf_counter() - t0)
+
+
+async def bench_to_socket(rounds: int) -> list[float]:
+    from gateway.app import build_gateway
+    from gateway.config import Config
+    from gateway.fix.dictionary import standard
+    from gateway.fix.session import Session, SessionID, SessionSettings
+    from gateway.fix.states import Role
+    from gateway.initiator import Initiator
+    from gateway.store.store import SessionStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config.model_validate({
+            "gateway": {"host": "127.0.0.1", "port": 0, "log_dir": None,
+                        "store": f"sqlite:///{Path(tmp) / 'fixgw.db'}"},
+            "venue": [{"name": "paper", "tick_interval": 3600}],
+            "session": [{"target_comp_id": "MD1", "begin_string": "FIX.4.4",
+                         "default_venue": "paper"}],
+        })
+        store = SessionStore(cfg.gateway.store)
+        await store.start()
+        gw = build_gateway(cfg, store)
+        host, port = await gw.start()
+        assert gw.orders is not None
+        venue = gw.orders.connectors["paper"]
+        session = Session(SessionSettings(SessionID("FIX.4.4", "MD1", "GATEWAY"),
+                                          role=Role.INITIATOR), standard("FIX.4.4"))
+        client = await Initiator.connect(session, host, port)
+        await client.logon(reset=True)
+        await client.send(b"V", [(262, b"bench"), (263, b"1"), (264, b"10"), (265, b"1"),
+                                 (267, b"2"), (269, b"0"), (269, b"1"), (146, b"1"),
+                                 (55, b"BTC/USDT")])
+        first = await client.receive(10.0)
+        assert first is not None and first.msg_type == b"W", first
+        exchange = getattr(venue, "exchange")  # noqa: B009 - the simulated venue
+        best = exchange.book("BTC/USDT").best_bid()
+        latencies: list[float] = []
+        for i in range(rounds):
+            cid = f"bench{i}"
+            t0 = time.perf_counter()
+            await venue.place(OrderRequest(cid, "BTC/USDT", Side.BUY, OrderType.LIMIT,
+                                           Decimal("0.001"), best + Decimal("0.01")))
+            msg = await client.receive(10.0)
+            latencies.append(time.perf_counter() - t0)
+            assert msg is not None and msg.msg_type == b"X", msg
+            await venue.cancel("BTC/USDT", cid)
+            msg = await client.receive(10.0)
+            assert msg is not None and msg.msg_type == b"X", msg
+        await client.logout()
+        await client.close()
+        await gw.stop()
+        await store.close()
+        return latencies
+
+
+def _sync_benchmarks() -> list[tuple[str, float]]:
+    """Each venue connector's own book sync (decode + apply), where the connector has one:
+    ``benchmark(n) -> updates/s`` in ``connectors/<venue>/book.py``."""
+    out = []
+    for venue in ("binance", "okx", "bybit"):
+        try:
+            module = __import__(f"connectors.{venue}.book", fromlist=["benchmark"])
+        except ImportError:
+            continue
+        bench = getattr(module, "benchmark", None)
+        if bench is not None:
+            out.append((venue, bench(100_000)))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--updates", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=500)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rate = bench_apply(args.updates)
+    print(f"Book.apply, one-level updates: {rate:,.0f} updates/s ({args.updates:,})")
+    for venue, r in _sync_benchmarks():
+        print(f"{venue} book sync, decode + apply: {r:,.0f} updates/s")
+    lat = sorted(asyncio.run(bench_to_socket(args.rounds)))
+    ms = [x * 1000 for x in lat]
+    q = statistics.quantiles(ms, n=100)
+    print(f"venue change -> X on the client socket, {len(ms)} rounds: p50 {q[49]:.3f} ms, "
+          f"p90 {q[89]:.3f} ms, p99 {q[98]:.3f} ms, max {ms[-1]:.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
