@@ -871,6 +871,16 @@ class Session:
         extra = [(t, v) for t, v in header_extra if t not in _FILLED_HEADER]
         return self._emit(msg_type, body, now, extra, ref, attachment)
 
+    def send_if_logged_on(
+        self, msg_type: bytes, body: Iterable[tuple[int, bytes]], now: float
+    ) -> bool:
+        """:meth:`send` when logged on; False, and nothing sent, otherwise (the answer to a
+        request that outlived its session)."""
+        if not self.is_logged_on:
+            return False
+        self.send(msg_type, body, now)
+        return True
+
     def refuse(self, now: float, text: str) -> None:
         """Say why in a Logout (58) and close at once, without waiting for the answer: the
         driver cannot keep the session (its store is down). A connection that has not logged

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from connectors.base import Connector, Instrument, VenueError
 from gateway.fix.custom import MIN_NOTIONAL
 from gateway.fix.message import Message, fix_decimal
-from gateway.fix.session import Session, SessionNotReady
+from gateway.fix.session import Session
 
 log = logging.getLogger("fixgw.marketdata")
 
@@ -90,11 +90,7 @@ class SecurityListRequests:
                                     (560, result)])
 
     def _send(self, session: Session, body: list[tuple[int, bytes]]) -> bool:
-        try:
-            session.send(b"y", body, self.clock())
-        except SessionNotReady:
-            return False
-        return True
+        return session.send_if_logged_on(b"y", body, self.clock())
 
 
 def _entry(venue: str, i: Instrument, fixt: bool) -> list[tuple[int, bytes]]:

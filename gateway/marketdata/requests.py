@@ -24,7 +24,7 @@ from typing import Any
 from connectors.base import PublicTrade, Side
 from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.message import Message, fix_decimal
-from gateway.fix.session import Session, SessionID, SessionNotReady
+from gateway.fix.session import Session, SessionID
 
 from .book import Book
 from .feeds import MarketData, NoMarketData
@@ -230,11 +230,7 @@ class MarketDataRequests:
         return self._send(session, b"Y", body)
 
     def _send(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> bool:
-        try:
-            session.send(msg_type, body, self.clock())
-        except SessionNotReady:
-            return False
-        return True
+        return session.send_if_logged_on(msg_type, body, self.clock())
 
     async def _flushed(self, session: Session) -> None:
         if self._flush is not None:

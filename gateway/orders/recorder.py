@@ -329,9 +329,8 @@ class Recorder:
     def send_now(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> bool:
         """A reply that is not an order event (rejects of requests, status answers); False
         when the session is no longer logged on to take it."""
-        if not session.is_logged_on:
+        if not session.send_if_logged_on(msg_type, body, self.clock()):
             return False
-        session.send(msg_type, body, self.clock())
         self._request_flush(session.sid)
         return True
 

@@ -18,7 +18,7 @@ from connectors.base import Balance, Connector, VenueError
 from gateway.fix.custom import AVAILABLE_BALANCE, LOCKED_BALANCE
 from gateway.fix.fixtime import format_utc
 from gateway.fix.message import Message, fix_decimal
-from gateway.fix.session import Session, SessionNotReady
+from gateway.fix.session import Session
 
 EXCHANGE = b"22"  # PartyRole (452): Exchange (FIX 4.4 has no 73, Execution Venue)
 PROPRIETARY = b"D"  # PartyIDSource (447)
@@ -106,9 +106,5 @@ class CollateralInquiries:
                                            (58, text.encode())])
 
     def _send(self, session: Session, msg_type: bytes, body: list[tuple[int, bytes]]) -> bool:
-        try:
-            session.send(msg_type, body, self.clock())
-        except SessionNotReady:
-            return False
-        return True
+        return session.send_if_logged_on(msg_type, body, self.clock())
 
