@@ -67,6 +67,7 @@ from connectors.common.credentials import Credentials
 from connectors.common.venue import plain
 from connectors.paper.exchange import PaperOrder
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
+from emulators.bybit_public import BybitPublic
 from emulators.core import EmulatorCore, EmulatorServer, Published, plain_decimal
 
 ORDER_ENTRY = frozenset({"/v5/order/create", "/v5/order/amend", "/v5/order/cancel",
@@ -185,6 +186,8 @@ class BybitEmulator(EmulatorServer):
         self._dcp_timers: list[asyncio.Task[None]] = []
         self.dcp_fired = 0
         self._send_hooks: list[Callable[[str, dict[str, Any]], None]] = []
+        self.public = BybitPublic(self.core, self._category)
+        """The public WebSockets' books and trades (its faults: ``public.faults``)."""
         self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
             ("GET", "/v5/market/time"): self._time,
             ("GET", "/v5/market/instruments-info"): self._instruments,
@@ -208,11 +211,28 @@ class BybitEmulator(EmulatorServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v5/private", self._ws)
+        app.router.add_get("/v5/public/spot", self._ws_public)
+        app.router.add_get("/v5/public/linear", self._ws_public)
         app.router.add_route("*", "/v5/{tail:.*}", self._handle)
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"rest": self.base_url, "ws_private": f"{self.ws_base_url}/v5/private"}
+        return {"rest": self.base_url, "ws_private": f"{self.ws_base_url}/v5/private",
+                "ws_public_spot": f"{self.ws_base_url}/v5/public/spot",
+                "ws_public_linear": f"{self.ws_base_url}/v5/public/linear"}
+
+    async def _ws_public(self, request: web.Request) -> web.StreamResponse:
+        """A public WebSocket (no auth): see :mod:`emulators.bybit_public`."""
+        self.core.requests.append(("GET", request.path))
+        ws = await self.open_ws(request)
+        if ws is None:
+            return web.Response(status=503, text="Service Unavailable")
+        try:
+            await self.public.serve(ws, request.path.rsplit("/", 1)[-1])
+        finally:
+            self.websockets.discard(ws)
+            await ws.close()
+        return ws
 
     # ---- REST --------------------------------------------------------------------------------
 

@@ -99,6 +99,9 @@ class EmulatorCore:
         self._rng = random.Random(seed)  # noqa: S311
         self.requests: list[tuple[str, str]] = []
         """(method, path) of every request received, in order."""
+        self.change_listeners: list[Callable[[list[VenueEvent]], None]] = []
+        """Called after every change of the exchange with the events it caused (possibly none):
+        the public market-data publishers diff the book there."""
 
     def now_ns(self) -> int:
         return self.clock()
@@ -133,6 +136,8 @@ class EmulatorCore:
 
     def publish_pending(self) -> None:
         events = self.exchange.drain_events()
+        for listener in list(self.change_listeners):
+            listener(events)
         if not events:
             return
         items = [Published(ev, self.exchange.order_state(ev.client_order_id)) for ev in events]

@@ -1,6 +1,7 @@
 """An OKX API v5 emulator on loopback for tests: the REST endpoints the connector uses (public
 time, instruments and tickers; the signed trade and account ones) and the private WebSocket
-(login, ``orders`` channel, ``ping``/``pong``), over the paper exchange.
+(login, ``orders`` channel, ``ping``/``pong``), over the paper exchange; and the public
+WebSocket's ``books`` and ``trades`` channels (:mod:`emulators.okx_public`).
 
 It checks what OKX checks: the four ``OK-ACCESS-*`` headers, the signature (HTTP 401 with 50113
 "Invalid signature."), the timestamp within 30 s of its clock (50102), the per-endpoint limits
@@ -45,6 +46,7 @@ from connectors.okx import errors
 from connectors.okx.signing import parse_iso_timestamp, sign, ws_login_sign
 from connectors.paper.market import BTC_USDT, BTC_USDT_PERP, ETH_USDT, MarketConfig
 from emulators.core import EmulatorCore, EmulatorServer, Published, plain_decimal
+from emulators.okx_public import OkxPublic
 from emulators.okx_wire import NO_FILL, Wire, fee_ccy, ord_id, s
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -181,10 +183,13 @@ class OkxEmulator(EmulatorServer):
         self.rate_limited = 0
         self.logins = 0
         self._ws_state: dict[web.WebSocketResponse, bool] = {}
+        self.public = OkxPublic(self.core, self.instruments, self.wire.contracts)
+        """The public WebSocket's books and trades (its faults: ``public.faults``)."""
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"rest": self.base_url, "ws_private": self.ws_base_url + "/ws/v5/private"}
+        return {"rest": self.base_url, "ws_private": self.ws_base_url + "/ws/v5/private",
+                "ws_public": self.ws_base_url + "/ws/v5/public"}
 
     def routes(self, app: web.Application) -> None:
         r = app.router
@@ -207,6 +212,7 @@ class OkxEmulator(EmulatorServer):
         r.add_get("/api/v5/account/balance", self._wrap(self._balance, "balance"))
         r.add_get("/api/v5/account/positions", self._wrap(self._positions, "positions"))
         r.add_get("/ws/v5/private", self._ws)
+        r.add_get("/ws/v5/public", self._ws_public)
 
     # ---- request pipeline ---------------------------------------------------------------------
 
@@ -729,6 +735,19 @@ class OkxEmulator(EmulatorServer):
                                    str(a.get("sign", ""))):
             return no(errors.WS_INVALID_SIGN)
         return None
+
+    async def _ws_public(self, request: web.Request) -> web.StreamResponse:
+        """The public WebSocket (no login): see :mod:`emulators.okx_public`."""
+        self.core.requests.append(("GET", request.path))
+        ws = await self.open_ws(request)
+        if ws is None:
+            return web.Response(status=503, text="streams are down")
+        try:
+            await self.public.serve(ws, self.ws_idle_timeout_s)
+        finally:
+            self.websockets.discard(ws)
+            await ws.close()
+        return ws
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         self.core.requests.append(("GET", request.path))

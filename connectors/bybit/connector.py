@@ -30,6 +30,7 @@ from connectors.base import (
     Health,
     Instrument,
     InstrumentKind,
+    MarketEvent,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -50,6 +51,7 @@ from connectors.base import (
     VenueUnavailable,
 )
 from connectors.bybit import errors, schemas
+from connectors.bybit.book import BookSync
 from connectors.bybit.limits import (
     BATCH_MAX,
     EXECUTION_HISTORY_MS,
@@ -62,6 +64,7 @@ from connectors.bybit.schemas import Envelope, Execution, Order
 from connectors.bybit.signing import rest_headers, sign_ws_auth
 from connectors.common.backoff import Backoff
 from connectors.common.http import Prepared, RestClient, RestResponse
+from connectors.common.marketfeed import PublicFeed, run_feed
 from connectors.common.ratelimit import Priority, RateLimiter
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
@@ -75,6 +78,10 @@ REST_URL = "https://api.bybit.com"
 REST_URL_TESTNET = "https://api-testnet.bybit.com"
 WS_PRIVATE_URL = "wss://stream.bybit.com/v5/private"
 WS_PRIVATE_URL_TESTNET = "wss://stream-testnet.bybit.com/v5/private"
+WS_PUBLIC_URL = "wss://stream.bybit.com/v5/public/{category}"
+WS_PUBLIC_URL_TESTNET = "wss://stream-testnet.bybit.com/v5/public/{category}"
+"""Public WebSocket per category, spot or linear (docs/v5/ws/connect); ``urls`` keys
+``ws_public_spot`` and ``ws_public_linear`` override them."""
 
 CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]{1,36}$")
 """orderLinkId: at most 36 characters of letters, digits, ``-`` and ``_`` (Place Order)."""
@@ -113,6 +120,7 @@ class BybitConnector(StreamingConnector):
                 amend_keeps_priority_on_qty_down=True,
                 bulk_cancel=True,
                 batch_place=True,
+                market_data=True,
             ),
             client_order_id_rules=CLIENT_ORDER_ID_RULES,
         )
@@ -136,6 +144,8 @@ class BybitConnector(StreamingConnector):
         """client order id -> (qty, price) last seen of open orders (amend detection)."""
         self._stream: WsStream | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.md_feeds: dict[str, PublicFeed] = {}
+        """The public feeds being read, by symbol (one per :meth:`market_data` call)."""
         self.dcp_armed = False
         self.dcp_detail = ""
 
@@ -317,7 +327,40 @@ class BybitConnector(StreamingConnector):
         self._tasks.clear()
         if self._stream is not None:
             await self._stream.close()
+        for feed in list(self.md_feeds.values()):
+            await feed.close()
         await self.rest.close()
+
+    # ---- public market data ------------------------------------------------------------------
+
+    def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+        """The ``orderbook.50`` and ``publicTrade`` topics of ``symbol`` on its category's
+        public WebSocket, checked by :class:`connectors.bybit.book.BookSync`; a book found out
+        of sync is asked for again by unsubscribing and subscribing the orderbook topic."""
+        category, venue_symbol = self._venue(symbol)
+        default = WS_PUBLIC_URL_TESTNET if self.settings.testnet else WS_PUBLIC_URL
+        url = self.settings.urls.get(f"ws_public_{category}") or default.format(
+            category=category)
+        sync = BookSync(symbol, venue_symbol)
+
+        def op(name: str, *topics: str) -> str:
+            return msgspec.json.encode({"op": name, "args": list(topics)}).decode()
+
+        feed = PublicFeed(
+            url, name=f"{self.name}-public-{category}-{venue_symbol}", sync=sync,
+            subscribe=lambda: [op("subscribe", sync.book_topic, sync.trade_topic)],
+            resubscribe=lambda: [op("unsubscribe", sync.book_topic),
+                                 op("subscribe", sync.book_topic)],
+            ping=PingPolicy(PING_INTERVAL_S, lambda: '{"op":"ping"}'),
+            idle_timeout_s=self.settings.stream_idle_timeout_s,
+            reconnect_base_s=self.settings.reconnect_base_s,
+            reconnect_cap_s=self.settings.reconnect_cap_s)
+        return run_feed(feed, lambda f: self.md_feeds.__setitem__(symbol, f),
+                        lambda f: self._drop_feed(symbol, f))
+
+    def _drop_feed(self, symbol: str, feed: PublicFeed) -> None:
+        if self.md_feeds.get(symbol) is feed:
+            del self.md_feeds[symbol]
 
     async def load_instruments(self) -> None:
         wanted = set(self.settings.symbols) if self.settings.symbols else None

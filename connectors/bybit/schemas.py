@@ -436,3 +436,47 @@ WS_PROBE = msgspec.json.Decoder(WsProbe)
 WS_OP = msgspec.json.Decoder(WsOpReply)
 WS_ORDER = msgspec.json.Decoder(WsPush[Order])
 WS_EXECUTION = msgspec.json.Decoder(WsPush[Execution])
+
+
+# ---- public market data (docs/v5/websocket/public/orderbook, .../public/trade) ---------------
+
+
+class PublicMessage(msgspec.Struct, frozen=True):
+    """Any message of a public WebSocket: a push (``topic``, ``type`` snapshot/delta, ``data``
+    decoded by topic) or an answer (``op``: subscribe, unsubscribe, ping; ``success``)."""
+
+    topic: str = ""
+    type: str = ""
+    ts: int = 0
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    op: str = ""
+    success: bool = True
+    ret_msg: str = ""
+
+
+class OrderbookData(msgspec.Struct, frozen=True):
+    """``s`` symbol, ``b``/``a`` levels ``[price, size]`` (size "0": delete), ``u`` update id
+    (1: a snapshot after a service restart), ``seq`` cross sequence."""
+
+    s: str
+    b: list[list[str]]
+    a: list[list[str]]
+    u: int
+    seq: int = 0
+
+
+class PublicTradeItem(msgspec.Struct, frozen=True):
+    """``S`` is the taker's side (Buy/Sell), ``v`` size, ``p`` price, ``i`` trade id, ``T`` ms."""
+
+    T: int
+    s: str
+    S: str
+    v: str
+    p: str
+    i: str
+    BT: bool = False
+
+
+PUBLIC = msgspec.json.Decoder(PublicMessage)
+ORDERBOOK_DATA = msgspec.json.Decoder(OrderbookData)
+PUBLIC_TRADES = msgspec.json.Decoder(list[PublicTradeItem])

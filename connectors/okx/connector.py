@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ from connectors.base import (
     ClientOrderIdRules,
     Health,
     Instrument,
+    MarketEvent,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -52,6 +53,7 @@ from connectors.base import (
     VenueUnavailable,
 )
 from connectors.common.http import Prepared, RestClient, RestResponse
+from connectors.common.marketfeed import PublicFeed, run_feed
 from connectors.common.ratelimit import Priority, RateLimiter, WindowSpec
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
@@ -64,6 +66,7 @@ from connectors.common.venue import (
     plain,
 )
 from connectors.okx import errors, schemas
+from connectors.okx.book import BookSync
 from connectors.okx.signing import iso_timestamp, sign, ws_login_sign
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,10 @@ https://www.okx.com). US/AU and EEA accounts must use us.okx.com / eea.okx.com i
 WS_PRIVATE_URL = "wss://ws.okx.com:8443/ws/v5/private"
 WS_PRIVATE_DEMO_URL = "wss://wspap.okx.com:8443/ws/v5/private"
 """Private WebSocket of production / demo trading (docs-v5 "Overview / ... Trading Services")."""
+WS_PUBLIC_URL = "wss://ws.okx.com:8443/ws/v5/public"
+WS_PUBLIC_DEMO_URL = "wss://wspap.okx.com:8443/ws/v5/public"
+"""Public WebSocket (``books``, ``trades``) of production / demo trading; ``urls["ws_public"]``
+overrides it."""
 
 CLIENT_ORDER_ID_RULES = ClientOrderIdRules(32, r"^[a-zA-Z0-9]{1,32}$")
 """docs-v5 "Trade / POST Place order": clOrdId is "a combination of case-sensitive alphanumerics,
@@ -91,6 +98,7 @@ CAPABILITIES = Capabilities(
     amend=True,
     bulk_cancel=True,
     batch_place=True,
+    market_data=True,
 )
 
 PER_INSTRUMENT = (("order", 60, 2.0), ("cancel", 60, 2.0), ("amend", 60, 2.0),
@@ -201,6 +209,10 @@ class OkxConnector(StreamingConnector):
         self._rest_url = settings.urls.get("rest", REST_URL)
         self._ws_url = settings.urls.get(
             "ws_private", WS_PRIVATE_DEMO_URL if settings.testnet else WS_PRIVATE_URL)
+        self._ws_public_url = settings.urls.get(
+            "ws_public", WS_PUBLIC_DEMO_URL if settings.testnet else WS_PUBLIC_URL)
+        self.md_feeds: dict[str, PublicFeed] = {}
+        """The public feeds being read, by symbol (one per :meth:`market_data` call)."""
         self.limiter = RateLimiter(WINDOWS)
         self.rest = RestClient(self._rest_url, name=settings.name, limiter=self.limiter,
                                timeout_s=settings.request_timeout_s,
@@ -355,6 +367,8 @@ class OkxConnector(StreamingConnector):
         if self._stream is not None:
             await self._stream.close()
             self._stream = None
+        for feed in list(self.md_feeds.values()):
+            await feed.close()
         await self.rest.close()
 
     async def load_instruments(self) -> None:
@@ -717,6 +731,36 @@ class OkxConnector(StreamingConnector):
         """The last price seen (ticker poll or own fill), None when none yet; no I/O."""
         last = self._last.get(symbol)
         return last.price if last is not None else None
+
+    # ---- public market data -------------------------------------------------------------------
+
+    def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+        """The ``books`` (400 levels) and ``trades`` channels of ``symbol`` on the public
+        WebSocket, checked by :class:`connectors.okx.book.BookSync`; a book found out of sync is
+        asked for again by unsubscribing and subscribing ``books``. KeyError: not loaded."""
+        inst = self._by_symbol[symbol]
+        inst_id = inst.instrument.venue_symbol
+        books = {"channel": "books", "instId": inst_id}
+        trades = {"channel": "trades", "instId": inst_id}
+
+        def op(name: str, *args: dict[str, str]) -> str:
+            return msgspec.json.encode({"op": name, "args": list(args)}).decode()
+
+        feed = PublicFeed(
+            self._ws_public_url, name=f"{self.name}-public-{inst_id}",
+            sync=BookSync(symbol, inst_id, inst.ct_val),
+            subscribe=lambda: [op("subscribe", books, trades)],
+            resubscribe=lambda: [op("unsubscribe", books), op("subscribe", books)],
+            ping=PingPolicy(20.0, lambda: "ping"),
+            idle_timeout_s=self.settings.stream_idle_timeout_s,
+            reconnect_base_s=self.settings.reconnect_base_s,
+            reconnect_cap_s=self.settings.reconnect_cap_s)
+        return run_feed(feed, lambda f: self.md_feeds.__setitem__(symbol, f),
+                        lambda f: self._drop_feed(symbol, f))
+
+    def _drop_feed(self, symbol: str, feed: PublicFeed) -> None:
+        if self.md_feeds.get(symbol) is feed:
+            del self.md_feeds[symbol]
 
     # ---- the private stream -------------------------------------------------------------------
 

@@ -366,3 +366,48 @@ TICKERS = msgspec.json.Decoder(Envelope[Ticker])
 ERROR = msgspec.json.Decoder(Envelope[msgspec.Raw])
 WS_EVENT = msgspec.json.Decoder(WsEvent)
 WS_ORDERS = msgspec.json.Decoder(WsOrderPush)
+
+
+# ---- public market data (docs-v5 "Order Book Trading / Market Data / WS / Order book channel",
+# "... / WS / All trades channel") ----------------------------------------------------------------
+
+
+class PublicPush(msgspec.Struct, frozen=True):
+    """Any message of the public WebSocket: a push (``arg`` + ``data``, ``action`` on books) or
+    an event (``event``: subscribe, unsubscribe, error). ``data`` is decoded by channel."""
+
+    arg: WsArg | None = None
+    action: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"[]")
+    event: str = ""
+    code: str = ""
+    msg: str = ""
+
+
+class BookData(msgspec.Struct, frozen=True):
+    """One ``books`` push: levels ``[px, sz, "0" (deprecated), numOrders]`` as strings (kept as
+    sent: the checksum is computed over them), ``seqId``/``prevSeqId`` (-1 on a snapshot) and
+    ``checksum`` (signed CRC32; 0 where OKX no longer sends it)."""
+
+    asks: list[list[str]] = []
+    bids: list[list[str]] = []
+    ts: str = ""
+    checksum: int = 0
+    prevSeqId: int = -1
+    seqId: int = -1
+
+
+class TradeData(msgspec.Struct, frozen=True):
+    """One trade of the ``trades`` channel; ``side`` is the taker's ("buy"/"sell")."""
+
+    instId: str
+    tradeId: str
+    px: str
+    sz: str
+    side: str
+    ts: str = ""
+
+
+PUBLIC = msgspec.json.Decoder(PublicPush)
+BOOK_DATA = msgspec.json.Decoder(list[BookData])
+TRADE_DATA = msgspec.json.Decoder(list[TradeData])
