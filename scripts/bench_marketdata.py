@@ -3,8 +3,9 @@
 book change takes to reach a subscribed client as a MarketDataIncrementalRefresh (X).
 
 1. ``apply``: ``gateway.marketdata.book.Book.apply`` of one-level BookUpdates (a price level
-   changed), updates/s, plus each venue's own sans-I/O book sync where it exists
-   (decode + apply of the venue's WebSocket message bytes).
+   changed), updates/s, and each venue connector's own book sync: decode the venue's
+   WebSocket message bytes (generated in the venue's documented format), check the sequence
+   (and OKX's CRC32 checksum), apply, updates/s.
 2. ``to-socket``: the gateway (simulated venue, SQLite store in a temporary directory) runs
    in this process; a FIX client (gateway.initiator, over loopback TCP) subscribes to the
    venue's book (incremental, depth 10). Each round a resting order is placed straight at the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import statistics
 import sys
@@ -102,30 +104,97 @@ async def bench_to_socket(rounds: int) -> list[float]:
         return latencies
 
 
-def _sync_benchmarks() -> list[tuple[str, float]]:
-    """Each venue connector's own book sync (decode + apply), where the connector has one:
-    ``benchmark(n) -> updates/s`` in ``connectors/<venue>/book.py``."""
+def _okx_messages(n: int, checksums: bool) -> tuple[list[bytes], list[bytes]]:
+    """A 400-level snapshot and ``n`` one-level updates of OKX's ``books`` channel, seqIds
+    chained; with ``checksums`` each carries the right CRC32 (else 0, as after OKX's
+    deprecation of the field)."""
+    from connectors.okx.book import BookSync
+
+    levels = 200
+    snap = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "snapshot",
+            "data": [{"asks": [[f"{97000 + i / 10:.1f}", "1.5", "0", "2"]
+                               for i in range(1, levels + 1)],
+                      "bids": [[f"{97000 - i / 10:.1f}", "1.5", "0", "2"]
+                               for i in range(levels)],
+                      "ts": "1", "checksum": 0, "prevSeqId": -1, "seqId": 1}]}
+    model = BookSync("BTC/USDT", "BTC-USDT")
+    if checksums:
+        model.receive(json.dumps(snap))
+        snap["data"][0]["checksum"] = model.checksum()  # type: ignore[index]
+    first = json.dumps(snap).encode()
+    model = BookSync("BTC/USDT", "BTC-USDT")
+    model.receive(first)
     out = []
-    for venue in ("binance", "okx", "bybit"):
-        try:
-            module = __import__(f"connectors.{venue}.book", fromlist=["benchmark"])
-        except ImportError:
-            continue
-        bench = getattr(module, "benchmark", None)
-        if bench is not None:
-            out.append((venue, bench(100_000)))
-    return out
+    for i in range(n):
+        side = "bids" if i % 2 else "asks"
+        px = 97000 - (i % 50) / 10 if side == "bids" else 97000 + (1 + i % 50) / 10
+        msg = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update",
+               "data": [{"asks": [], "bids": [], "ts": "1", "checksum": 0,
+                         "prevSeqId": i + 1, "seqId": i + 2}]}
+        msg["data"][0][side] = [[f"{px:.1f}", str(1 + i % 5), "0", "1"]]  # type: ignore[index]
+        if checksums:
+            model.receive(json.dumps(msg))
+            msg["data"][0]["checksum"] = model.checksum()  # type: ignore[index]
+        out.append(json.dumps(msg).encode())
+    return [first], out
+
+
+def _timed(sync: object, first: list[bytes], updates: list[bytes]) -> float:
+    receive = getattr(sync, "receive")  # noqa: B009
+    for raw in first:
+        receive(raw)
+    t0 = time.perf_counter()
+    for raw in updates:
+        receive(raw)
+    elapsed = time.perf_counter() - t0
+    assert getattr(sync, "synced"), "the benchmark's own stream went out of sync"  # noqa: B009
+    assert getattr(sync, "resyncs") == 0  # noqa: B009
+    return len(updates) / elapsed
+
+
+def bench_okx(n: int, checksums: bool) -> float:
+    from connectors.okx.book import BookSync
+
+    first, updates = _okx_messages(n, checksums)
+    return _timed(BookSync("BTC/USDT", "BTC-USDT"), first, updates)
+
+
+def bench_bybit(n: int) -> float:
+    from connectors.bybit.book import BookSync
+
+    def msg(kind: str, u: int, bids: list[list[str]], asks: list[list[str]]) -> bytes:
+        return json.dumps({"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1,
+                           "data": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "seq": u},
+                           "cts": 1}).encode()
+
+    first = [msg("snapshot", 1, [[f"{97000 - i / 10:.1f}", "1.5"] for i in range(50)],
+                 [[f"{97000 + i / 10:.1f}", "1.5"] for i in range(1, 51)])]
+    updates = []
+    for i in range(n):
+        level = [[f"{97000 - (i % 50) / 10:.1f}", str(1 + i % 5)]]
+        updates.append(msg("delta", i + 2, level if i % 2 else [], [] if i % 2 else [
+            [f"{97000 + (1 + i % 50) / 10:.1f}", str(1 + i % 5)]]))
+    return _timed(BookSync("BTC/USDT", "BTCUSDT"), first, updates)
+
+
+def _sync_benchmarks(n: int) -> list[tuple[str, float]]:
+    """Each venue connector's own book sync (its sans-I/O class): decode the venue's
+    WebSocket message bytes, check the sequence (and OKX's checksum), apply."""
+    return [("okx (checksum verified)", bench_okx(n, True)),
+            ("okx (checksum 0)", bench_okx(n, False)),
+            ("bybit", bench_bybit(n))]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=500)
+    ap.add_argument("--sync-updates", type=int, default=100_000)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rate = bench_apply(args.updates)
     print(f"Book.apply, one-level updates: {rate:,.0f} updates/s ({args.updates:,})")
-    for venue, r in _sync_benchmarks():
+    for venue, r in _sync_benchmarks(args.sync_updates):
         print(f"{venue} book sync, decode + apply: {r:,.0f} updates/s")
     lat = sorted(asyncio.run(bench_to_socket(args.rounds)))
     ms = [x * 1000 for x in lat]

@@ -41,12 +41,19 @@ CHECKSUM_LEVELS = 25
 
 def checksum_text(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> str:
     """The string OKX's checksum is computed over (docs-v5 "Checksum"): best levels first."""
+    return _interleaved([f"{p}:{q}" for p, q in bids], [f"{p}:{q}" for p, q in asks])
+
+
+def _interleaved(bids: list[str], asks: list[str]) -> str:
+    """``bid1:ask1:bid2:ask2...``, the longer side going on alone."""
+    if len(bids) == len(asks):
+        return ":".join([x for pair in zip(bids, asks, strict=True) for x in pair])
     parts: list[str] = []
     for i in range(max(len(bids), len(asks))):
         if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+            parts.append(bids[i])
         if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+            parts.append(asks[i])
     return ":".join(parts)
 
 
@@ -56,27 +63,43 @@ def signed_crc32(text: str) -> int:
 
 
 class _Side:
-    """One side of the book: price -> (price string, size string, size), and the prices
-    sorted ascending (best bid last, best ask first)."""
+    """One side of the book: price -> (price string, size string, size, "price:size" as the
+    checksum writes it), and the prices sorted ascending (best bid last, best ask first).
+    ``touched`` is set when a change reaches the best :data:`CHECKSUM_LEVELS` (the levels
+    the checksum covers)."""
 
-    __slots__ = ("levels", "prices", "bids")
+    __slots__ = ("levels", "prices", "bids", "touched")
 
     def __init__(self, bids: bool) -> None:
-        self.levels: dict[Decimal, tuple[str, str, Decimal]] = {}
+        self.levels: dict[Decimal, tuple[str, str, Decimal, str]] = {}
         self.prices: list[Decimal] = []
         self.bids = bids
+        self.touched = True
 
     def clear(self) -> None:
         self.levels.clear()
         self.prices.clear()
+        self.touched = True
+
+    def _in_checksum(self, price: Decimal) -> bool:
+        prices = self.prices
+        if len(prices) <= CHECKSUM_LEVELS:
+            return True
+        return price >= prices[-CHECKSUM_LEVELS] if self.bids else price <= prices[
+            CHECKSUM_LEVELS - 1]
 
     def set(self, px: str, sz: str) -> tuple[Decimal, Decimal]:
         price, size = Decimal(px), Decimal(sz)
         if size:
             if price not in self.levels:
                 insort(self.prices, price)
-            self.levels[price] = (px, sz, size)
-        elif self.levels.pop(price, None) is not None:
+            self.levels[price] = (px, sz, size, f"{px}:{sz}")
+            if not self.touched and self._in_checksum(price):
+                self.touched = True
+        elif price in self.levels:
+            if not self.touched and self._in_checksum(price):
+                self.touched = True
+            del self.levels[price]
             del self.prices[bisect_left(self.prices, price)]
         return price, size
 
@@ -102,6 +125,7 @@ class BookSync:
         self.checksums_verified = 0
         self.duplicates = 0
         self.snapshots = 0
+        self._checksum = 0
 
     def reset(self) -> None:
         self.synced = False
@@ -158,11 +182,16 @@ class BookSync:
         return Applied(action == "snapshot", bids, asks, ms_to_ns(d.ts))
 
     def checksum(self) -> int:
-        """The signed CRC32 of the book as it is (docs-v5 "Checksum")."""
+        """The signed CRC32 of the book as it is (docs-v5 "Checksum"); computed again only
+        when a change reached the levels it covers."""
         b, a = self._bids, self._asks
-        bids = [b.levels[p][:2] for p in b.best(CHECKSUM_LEVELS)]
-        asks = [a.levels[p][:2] for p in a.best(CHECKSUM_LEVELS)]
-        return signed_crc32(checksum_text(bids, asks))
+        if not (b.touched or a.touched):
+            return self._checksum
+        bids = [b.levels[p][3] for p in b.best(CHECKSUM_LEVELS)]
+        asks = [a.levels[p][3] for p in a.best(CHECKSUM_LEVELS)]
+        self._checksum = signed_crc32(_interleaved(bids, asks))
+        b.touched = a.touched = False
+        return self._checksum
 
     def _trade(self, t: schemas.TradeData) -> PublicTrade:
         size = Decimal(t.sz)

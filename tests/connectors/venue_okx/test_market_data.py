@@ -330,3 +330,35 @@ def test_swap_book_in_base_units() -> None:
             assert reader.book.bids[Decimal(96000)] == Decimal("0.05")
             await reader.stop()
     run(go())
+
+
+def test_the_cached_checksum_is_always_the_books() -> None:
+    """The checksum is computed again only when a change reaches the 25 levels it covers:
+    after each of many random changes at every depth it equals one computed from scratch."""
+    import json
+    import random
+
+    rng = random.Random(7)
+    sync = BookSync("BTC/USDT", "BTC-USDT")
+
+    def push(action: str, seq: int, bids: list[list[str]], asks: list[list[str]]) -> None:
+        sync.receive(json.dumps({"arg": {"channel": "books", "instId": "BTC-USDT"},
+                                 "action": action, "data": [{
+                                     "asks": asks, "bids": bids, "ts": "1", "checksum": 0,
+                                     "prevSeqId": seq - 1 if seq > 1 else -1,
+                                     "seqId": seq}]}))
+
+    push("snapshot", 1, [[f"{100 - i}", "1", "0", "1"] for i in range(60)],
+         [[f"{101 + i}", "1", "0", "1"] for i in range(60)])
+    for seq in range(2, 2000):
+        side = rng.choice(("bids", "asks"))
+        depth = rng.randrange(0, 70)
+        px = f"{100 - depth}" if side == "bids" else f"{101 + depth}"
+        size = rng.choice(("0", "1", "2.5"))
+        change = [[px, size, "0", "1"]]
+        push("update", seq, change if side == "bids" else [], change if side == "asks" else [])
+        bids, asks = sync.levels()
+        fresh = signed_crc32(checksum_text(
+            [(sync._bids.levels[p][0], sync._bids.levels[p][1]) for p, _ in bids[:25]],
+            [(sync._asks.levels[p][0], sync._asks.levels[p][1]) for p, _ in asks[:25]]))
+        assert sync.checksum() == fresh, seq
