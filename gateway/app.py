@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Connector, TimeInForce
+from connectors.base import Connector, Side, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
 from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
@@ -47,13 +47,17 @@ from gateway.marketdata.feeds import MarketData
 from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
+from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
 from gateway.positions.balances import Access, CollateralInquiries
+from gateway.positions.book import Positions
+from gateway.positions.requests import PositionRequests
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
 from gateway.server.journal import SeqJournal
 from gateway.server.ports import Application, SessionStorePort
+from gateway.store.records import FillRecord
 
 if TYPE_CHECKING:
     from gateway.admin.api import AdminServer
@@ -61,16 +65,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("fixgw")
 
 
+def _count_fill(positions: Positions, o: Order, fill: FillRecord) -> None:
+    positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
+                   fill.quantity, fill.price, fill.fee, fill.fee_currency)
+
+
 class SessionApplication:
     """The application behind the sessions: MarketDataRequest (V) to the market data, every
     other application message to the order path."""
 
     def __init__(self, orders: OrderManager, market_data: MarketDataRequests,
-                 instruments: SecurityListRequests, balances: CollateralInquiries) -> None:
+                 instruments: SecurityListRequests, balances: CollateralInquiries,
+                 positions: PositionRequests) -> None:
         self.orders = orders
         self.market_data = market_data
         self.instruments = instruments
         self.balances = balances
+        self.positions = positions
 
     def on_logon(self, session: Session, now: float) -> None:
         self.orders.on_logon(session, now)
@@ -90,6 +101,9 @@ class SessionApplication:
                 return self.instruments.on_request(session, message, now)
             if mt == b"BB":
                 return self.balances.on_inquiry(session, message, now)
+            if mt == b"AN":
+                self.positions.on_request(session, message, now)
+                return None
         return self.orders.on_message(session, message, now)
 
 
@@ -187,6 +201,8 @@ class Gateway:
     orders: OrderManager | None = None
     admin: AdminServer | None = None
     market_data: MarketDataRequests | None = None
+    positions: Positions | None = None
+    """What the sessions hold, computed from the gateway's fills."""
     admin_address: tuple[str, int] | None = None
     """Where the admin API listens, once started."""
     ownership: Ownership | None = None
@@ -211,6 +227,12 @@ class Gateway:
             # with other nodes on the store, a Logout written while the store is down could
             # carry a number another node will use: none is written then
             self.acceptor.logout_while_down = lambda: not own.others_alive
+        if self.positions is not None and isinstance(self.store, OrderStorePort):
+            for fill, order in await self.store.fills_with_orders():
+                self.positions.fill(order["session_id"], order.get("account") or "",
+                                    order["venue"], order["symbol"], Side(order["side"]),
+                                    fill.trade_id, fill.quantity, fill.price, fill.fee,
+                                    fill.fee_currency)
         if self.orders is not None:
             await self.orders.start(own.owned if own is not None else None)
         tls = g.tls
@@ -421,6 +443,7 @@ def build_gateway(
     ours = cfg.gateway.sender_comp_id
     orders: OrderManager | None = None
     market_data: MarketDataRequests | None = None
+    positions: Positions | None = None
     if app is None and cfg.venue:
         connectors = {v.name: build_connector(v) for v in cfg.venue}
         names = [v.name for v in cfg.venue]
@@ -448,9 +471,12 @@ def build_gateway(
             return Access(p.routing.venues, p.routing.accounts) if p is not None else None
 
         market_data = MarketDataRequests(MarketData(connectors), venues_for)
+        positions = Positions()
+        orders.recorder.fill_listeners.append(functools.partial(_count_fill, positions))
         app = SessionApplication(orders, market_data,
                                  SecurityListRequests(connectors, venues_for),
-                                 CollateralInquiries(connectors, access_for))
+                                 CollateralInquiries(connectors, access_for),
+                                 PositionRequests(positions, connectors, orders.serves))
         for name, conn in connectors.items():
             hooks = getattr(conn, "on_reconnect", None)
             if isinstance(hooks, list):
@@ -495,7 +521,7 @@ def build_gateway(
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env))
-    gateway = Gateway(cfg, store, acceptor, orders, admin, market_data)
+    gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions)
     if admin is not None:
         admin.hand_over = gateway.hand_over
     if isinstance(store, NodeStore):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, runtime_checkable
 
-from gateway.store.records import OrderAppend, OrderEvent, Snapshot
+from gateway.store.records import FillRecord, OrderAppend, OrderEvent, Snapshot
 
 
 @runtime_checkable
@@ -23,6 +23,8 @@ class OrderStorePort(Protocol):
     async def unreported_events(self, session_id: str) -> list[OrderEvent]: ...
 
     async def reserve(self, counter: str, n: int) -> int: ...
+
+    async def fills_with_orders(self) -> list[tuple[FillRecord, Snapshot]]: ...
 
     def save_cod_override(self, session_id: str, mode: str | None) -> asyncio.Future[None]: ...
 

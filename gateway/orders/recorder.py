@@ -109,6 +109,8 @@ class Recorder:
         self._drain_lock = asyncio.Lock()
         self._replay_due: asyncio.Task[None] | None = None
         self._carry: list[OrderAppend] = []
+        self.fill_listeners: list[Callable[[Order, FillRecord], None]] = []
+        """Told of every fill as it is applied to its order (positions count them)."""
         self._carried: asyncio.Future[None] | None = None
         """The future of the commit that took the carried rows (record() returns it)."""
         """The future of the last event stored (a child's event carried into its parent's
@@ -174,6 +176,9 @@ class Recorder:
         except StaleEvent as exc:
             log.debug("dropped: %s", exc)
             return None
+        if fill is not None:
+            for listener in self.fill_listeners:
+                listener(o, fill)
         told = None
         if report is not None and exec_id is not None:
             told = report.message(o, ts, self.ts)

@@ -275,6 +275,11 @@ class OrderRepository:
         """The order's fills, by time then trade id."""
         return await self.writer.query(lambda conn: _fills_for_order(conn, order_id))
 
+    async def fills_with_orders(self) -> list[tuple[FillRecord, Snapshot]]:
+        """Every stored fill with the snapshot of its order, by time: what positions are
+        computed from at start (a scan of the fills)."""
+        return await self.writer.query(_fills_with_orders)
+
     async def reserve(self, counter: str, n: int) -> int:
         """Add ``n`` to ``counter`` (created at 0) and return the first value reserved: the
         caller owns ``first .. first + n - 1``. Committed before it returns, atomic across
@@ -478,6 +483,25 @@ def _fills_for_order(conn: Connection, order_id: str) -> list[FillRecord]:
         .order_by(fills.c.ts_ns, fills.c.trade_id)
     )
     return [_fill(row) for row in conn.execute(query)]
+
+
+def _fills_with_orders(conn: Connection) -> list[tuple[FillRecord, Snapshot]]:
+    query = (
+        select(fills.c.venue, fills.c.trade_id, fills.c.order_id, fills.c.quantity,
+               fills.c.price, fills.c.fee, fills.c.fee_currency, fills.c.liquidity,
+               fills.c.ts_ns, orders.c.snapshot)
+        .join(orders, orders.c.order_id == fills.c.order_id)
+        .order_by(fills.c.ts_ns, fills.c.trade_id)
+    )
+    decoded: dict[str, Snapshot] = {}
+    out = []
+    for row in conn.execute(query):
+        fill = _fill(row)
+        snapshot = decoded.get(fill.order_id)
+        if snapshot is None:
+            snapshot = decoded[fill.order_id] = _order(row[9])
+        out.append((fill, snapshot))
+    return out
 
 
 def _fill(r: Sequence[Any]) -> FillRecord:

@@ -39,7 +39,7 @@ ETH = "ETH/USDT"
 PERP = "BTC/USDT:USDT"
 D = Decimal
 STRICT = ValidationSettings.strict()
-VALIDATED = ("8", "9", "r", "W", "X", "Y", "y", "BA", "BG")
+VALIDATED = ("8", "9", "r", "W", "X", "Y", "y", "BA", "BG", "AO", "AP")
 NOW = "20260101-00:00:00"
 
 

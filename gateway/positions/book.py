@@ -1,0 +1,94 @@
+"""Positions computed from the gateway's own fills: per session, account, venue and
+instrument, the signed quantity, the average entry price of what is open, the realized PnL
+(in the quote currency) and the fees paid per currency. A fill is counted once (by venue and
+trade id), whether it comes from the store at start or from the order path as it happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from connectors.base import Side
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Position:
+    session_id: str
+    account: str
+    venue: str
+    symbol: str
+    quantity: Decimal = ZERO
+    """Signed: positive long, negative short."""
+    avg_price: Decimal = ZERO
+    """Average entry price of the open quantity (0 when flat)."""
+    realized: Decimal = ZERO
+    """Profit and loss of what was closed, in the quote currency, before fees."""
+    fees: dict[str, Decimal] = field(default_factory=dict)
+    fills: int = 0
+
+    def apply(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal | None,
+              fee_currency: str | None) -> None:
+        signed = qty if side is Side.BUY else -qty
+        q = self.quantity
+        if q == ZERO or (q > ZERO) == (signed > ZERO):
+            total = abs(q) + qty
+            self.avg_price = (abs(q) * self.avg_price + qty * price) / total
+            self.quantity = q + signed
+        else:
+            closing = min(qty, abs(q))
+            direction = Decimal(1) if q > ZERO else Decimal(-1)
+            self.realized += closing * (price - self.avg_price) * direction
+            self.quantity = q + signed
+            if self.quantity == ZERO:
+                self.avg_price = ZERO
+            elif (self.quantity > ZERO) != (q > ZERO):  # crossed zero: the rest opens anew
+                self.avg_price = price
+        if fee and fee_currency:
+            self.fees[fee_currency] = self.fees.get(fee_currency, ZERO) + fee
+        self.fills += 1
+
+    def unrealized(self, mark: Decimal | None) -> Decimal | None:
+        """Profit and loss of the open quantity marked at ``mark`` (None: no mark)."""
+        if mark is None:
+            return None
+        return self.quantity * (mark - self.avg_price)
+
+
+Key = tuple[str, str, str, str]
+"""(session id, account, venue, symbol)."""
+
+
+class Positions:
+    def __init__(self) -> None:
+        self._positions: dict[Key, Position] = {}
+        self._seen: set[tuple[str, str]] = set()
+
+    def fill(self, session_id: str, account: str, venue: str, symbol: str, side: Side,
+             trade_id: str, qty: Decimal, price: Decimal, fee: Decimal | None,
+             fee_currency: str | None) -> bool:
+        """Count one fill; False when it was counted before."""
+        seen = (venue, trade_id)
+        if seen in self._seen:
+            return False
+        self._seen.add(seen)
+        key = (session_id, account, venue, symbol)
+        p = self._positions.get(key)
+        if p is None:
+            p = self._positions[key] = Position(session_id, account, venue, symbol)
+        p.apply(side, qty, price, fee, fee_currency)
+        return True
+
+    def of_session(self, session_id: str, *, account: str | None = None,
+                   symbol: str | None = None, venue: str | None = None) -> list[Position]:
+        """The session's positions (never another's), filtered, in a stable order."""
+        return sorted(
+            (p for k, p in self._positions.items() if k[0] == session_id
+             and account in (None, p.account) and symbol in (None, p.symbol)
+             and venue in (None, p.venue)),
+            key=lambda p: (p.account, p.venue, p.symbol))
+
+    def all(self) -> Iterable[Position]:
+        return self._positions.values()

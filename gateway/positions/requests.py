@@ -1,0 +1,118 @@
+"""RequestForPositions (AN) -> RequestForPositionsAck (AO), then one PositionReport (AP) per
+position of the session (never another session's): per account, venue (SecurityExchange 207
+and an exchange party) and instrument, LongQty / ShortQty (704/705, PosType TOT), the average
+entry price as PriorSettlPrice (734), the mark (the venue's last price) as SettlPrice (730,
+theoretical), the unrealized PnL at that mark (PosAmtType FMTM) and the realized PnL (TVAR),
+both in the quote currency, and the fees paid in Text."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from connectors.base import Connector
+from gateway.fix.message import Message, fix_decimal
+from gateway.fix.session import Session
+
+from .book import ZERO, Position, Positions
+
+CLIENT_ID = b"3"  # PartyRole (452)
+EXCHANGE = b"22"
+PROPRIETARY = b"D"  # PartyIDSource (447)
+
+# PosReqResult (728)
+VALID = b"0"
+INVALID = b"1"
+NONE_FOUND = b"2"
+# PosReqStatus (729)
+COMPLETED = b"0"
+REJECTED = b"2"
+
+
+class PositionRequests:
+    def __init__(self, positions: Positions, connectors: Mapping[str, Connector],
+                 serves: Callable[[Session], bool],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.positions = positions
+        self.connectors = connectors
+        self.serves = serves
+        self.clock = clock
+        self._ids = itertools.count(1)
+
+    def on_request(self, session: Session, msg: Message, now: float) -> None:
+        req_id = msg.get(710) or b""
+        client = session.sid.target_comp_id
+        account = msg.get_str(1)
+        if not self.serves(session):
+            self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
+                      "no positions for this session")
+            return
+        if msg.get(724) != b"0":
+            self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
+                      "only PosReqType 0 (positions) is served")
+            return
+        if msg.get(263) not in (None, b"0"):
+            self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
+                      "only a snapshot (263=0) of the positions is served")
+            return
+        # the account a request names: the client's own CompID stands for orders without one
+        own = None if account in (None, client) else account
+        found = self.positions.of_session(
+            str(session.sid), account=None if account is None else (own or ""),
+            symbol=msg.get_str(55), venue=msg.get_str(207))
+        if not found:
+            self._ack(session, req_id, account or client, NONE_FOUND, COMPLETED, 0,
+                      "no position matches")
+            return
+        self._ack(session, req_id, account or client, VALID, COMPLETED, len(found), None)
+        for p in found:
+            self._report(session, req_id, p, len(found))
+
+    def _parties(self, session: Session, venue: str | None) -> list[tuple[int, bytes]]:
+        out = [(453, b"2" if venue else b"1"), (448, session.sid.target_comp_id.encode()),
+               (447, PROPRIETARY), (452, CLIENT_ID)]
+        if venue:
+            out += [(448, venue.encode()), (447, PROPRIETARY), (452, EXCHANGE)]
+        return out
+
+    def _ack(self, session: Session, req_id: bytes, account: str, result: bytes,
+             status: bytes, count: int, text: str | None) -> None:
+        body = [(721, b"%d" % next(self._ids)), (710, req_id), (727, b"%d" % count),
+                (728, result), (729, status), *self._parties(session, None),
+                (1, account.encode()), (581, b"1")]
+        if text:
+            body.append((58, text.encode()))
+        session.send_if_logged_on(b"AO", body, self.clock())
+
+    def _report(self, session: Session, req_id: bytes, p: Position, count: int) -> None:
+        conn = self.connectors.get(p.venue)
+        mark = conn.last_price(p.symbol) if conn is not None else None
+        unrealized = p.unrealized(mark)
+        today = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d").encode()
+        long_qty = p.quantity if p.quantity > ZERO else ZERO
+        short_qty = -p.quantity if p.quantity < ZERO else ZERO
+        amounts = [(707, b"TVAR"), (708, fix_decimal(p.realized))]
+        if unrealized is not None:
+            amounts = [(707, b"FMTM"), (708, fix_decimal(unrealized)), *amounts]
+        body = [
+            (721, b"%d" % next(self._ids)), (710, req_id), (724, b"0"), (727, b"%d" % count),
+            (728, VALID), (715, today), *self._parties(session, p.venue),
+            (1, (p.account or session.sid.target_comp_id).encode()), (581, b"1"),
+            (55, p.symbol.encode()), (207, p.venue.encode()),
+            (730, fix_decimal(mark if mark is not None else p.avg_price)), (731, b"2"),
+            (734, fix_decimal(p.avg_price)),
+            (702, b"1"), (703, b"TOT"), (704, fix_decimal(long_qty)),
+            (705, fix_decimal(short_qty)),
+            (753, b"%d" % (len(amounts) // 2)), *amounts,
+        ]
+        if p.fees:
+            fees = ", ".join(f"{_plain(v)} {c}" for c, v in sorted(p.fees.items()))
+            body.append((58, f"fees {fees}".encode()))
+        session.send_if_logged_on(b"AP", body, self.clock())
+
+
+def _plain(v: Decimal) -> str:
+    return fix_decimal(v).decode()

@@ -1,0 +1,121 @@
+"""Positions over FIX (RequestForPositions AN -> AO + AP), computed from the gateway's own
+fills: quantities, average entry, realized PnL, fees; the same after a restart (from the
+store); a session sees only its own."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server.harness import run
+
+from gateway.positions.book import Position
+from gateway.store.store import SessionStore
+
+from .support import BTC, NOW, OrderClient, running, session
+from .test_market_data import Inbox
+
+D = Decimal
+
+
+async def _ask(c: OrderClient, req_id: str, *, account: str | None = None,
+               symbol: str | None = None) -> None:
+    body: list[tuple[int, Any]] = [(710, req_id), (724, "0"), (453, "1"), (448, c.sender),
+                                   (447, "D"), (452, "3")]
+    if c.begin == "FIX.4.4" or account is not None:
+        body.append((1, account or c.sender))
+    body += [(581, "1"), (715, "20260101"), (60, NOW)]
+    if symbol is not None:
+        body.append((55, symbol))
+    await c.send("AN", body)
+
+
+async def _fills(inbox: Inbox, cl: str) -> list[tuple[Decimal, Decimal]]:
+    """(LastQty, LastPx) of ``cl``'s fills, until it is filled."""
+    out = []
+    while True:
+        m = await inbox.get("8", t11=cl)
+        if m.get(150) == "F":
+            out.append((D(m[32]), D(m[31])))
+        if m.get(39) == "2":
+            return out
+
+
+def _report(m: Any) -> dict[str, Any]:
+    amounts = {}
+    fields = [(t, v.decode()) for t, v in m.fields]
+    for i, (t, v) in enumerate(fields):
+        if t == 707:
+            amounts[v] = D(fields[i + 1][1])
+    return {"long": D(m[704]), "short": D(m[705]), "avg": D(m[734]), "amounts": amounts,
+            "symbol": m[55], "venue": m[207], "account": m[1], "text": m.get(58)}
+
+
+@pytest.mark.parametrize("begin", ["FIX.4.4", "FIXT.1.1"])
+def test_positions_from_fills_and_after_a_restart(tmp_path: Path, begin: str) -> None:
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        try:
+            async with running(tmp_path, [session("C1", begin)], store=store) as r:
+                c = await r.client("C1", begin)
+                inbox = Inbox(c)
+                await c.order("b1", ord_type="1", qty="0.01")
+                buys = await _fills(inbox, "b1")
+                await c.order("s1", ord_type="1", qty="0.004", side="2")
+                sells = await _fills(inbox, "s1")
+                await _ask(c, "p1")
+                ack = await inbox.get("AO", t710="p1", t728="0", t729="0", t727="1")
+                assert ack[453] == "1"
+                first = _report(await inbox.get("AP", t710="p1"))
+                bought = sum(q for q, _ in buys)
+                avg = sum(q * p for q, p in buys) / bought
+                sold = sum(q for q, _ in sells)
+                realized = sum(q * p for q, p in sells) - sold * avg
+                assert (first["long"], first["short"]) == (bought - sold, D(0))
+                assert first["avg"] == avg
+                assert first["amounts"]["TVAR"] == realized
+                assert "FMTM" in first["amounts"]
+                assert first["text"] is not None and "BTC" in first["text"]  # buy fee in BTC
+                assert (first["symbol"], first["venue"]) == (BTC, "paper")
+                live: list[Position] = r.gw.positions.of_session(str(c_sid(c)))  # type: ignore[union-attr]
+                assert len(live) == 1
+            # the gateway again, on the same store: the same position, from the stored fills
+            async with running(tmp_path, [session("C1", begin)], store=store) as r:
+                c = await r.client("C1", begin)
+                inbox = Inbox(c)
+                await _ask(c, "p2")
+                await inbox.get("AO", t710="p2", t728="0", t727="1")
+                again = _report(await inbox.get("AP", t710="p2"))
+                assert {k: v for k, v in again.items() if k != "amounts"} == {
+                    k: v for k, v in first.items() if k != "amounts"}
+                assert again["amounts"]["TVAR"] == first["amounts"]["TVAR"]
+        finally:
+            await store.close()
+
+    run(body())
+
+
+def c_sid(c: OrderClient) -> str:
+    return f"{c.begin}:GATEWAY->{c.sender}"
+
+
+def test_a_session_sees_only_its_own_positions(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1"), session("C2")]) as r:
+            c1 = await r.client("C1")
+            in1 = Inbox(c1)
+            await c1.order("b1", ord_type="1", qty="0.01")
+            await _fills(in1, "b1")
+            c2 = await r.client("C2")
+            in2 = Inbox(c2)
+            await _ask(c2, "mine")
+            await in2.get("AO", t710="mine", t728="2", t729="0", t727="0")
+            await _ask(c1, "other", account="ELSEWHERE")
+            await in1.get("AO", t710="other", t728="2")
+            await _ask(c1, "sym", symbol="ETH/USDT")
+            await in1.get("AO", t710="sym", t728="2")
+
+    run(body())
