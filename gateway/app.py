@@ -520,7 +520,7 @@ def build_gateway(
             from gateway.admin.api import AdminServer  # aiohttp's server: only when asked for
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
-                                token=admin_token(a.token_env))
+                                token=admin_token(a.token_env), positions=positions)
     gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions)
     if admin is not None:
         admin.hand_over = gateway.hand_over

@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.cluster": {"gateway.store"},
     "gateway.marketdata": {"gateway.fix", "connectors.base"},
     "gateway.positions": {"gateway.fix", "connectors.base"},
-    "gateway.admin": {"gateway.orders", "gateway.server"},
+    "gateway.admin": {"gateway.orders", "gateway.server", "gateway.positions", "gateway.fix",
+                      "connectors.base"},
     "gateway.config": {"gateway.fix"},
 }
 """Layer -> the layers it may import. The composition root (gateway.app), the command line and

@@ -10,6 +10,11 @@ Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JS
   survives a restart. A scope engaged by the configuration (``kill_switch = true``) is engaged
   again at every start.
 * ``GET /health`` -> sessions (logged on, open orders) and venues (up, or why not).
+* ``GET /balances[?venue=V&asset=A]`` -> ``{"balances": [{venue, asset, total, free, locked}]}``
+  as each venue reports them now (a venue that cannot answer is listed under ``errors``).
+* ``GET /positions[?session=S&account=A&venue=V&symbol=X]`` -> ``{"positions": [...]}``: the
+  positions computed from the gateway's fills (quantity, average entry, realized and
+  unrealized PnL at the venue's last price, fees). Amounts are Decimal strings.
 * ``POST /sessions/hand-over`` with ``{"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}`` ->
   gives a session this node serves to node ``b`` (``null``: to whichever node a Logon reaches
   first), e.g. back to a node that was down: its client gets a Logout saying so and logs on at
@@ -27,12 +32,17 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from connectors.base import VenueError
+from gateway.fix.message import fix_decimal
+
 if TYPE_CHECKING:
     from gateway.orders.manager import OrderManager
+    from gateway.positions.book import Positions
     from gateway.server.acceptor import Acceptor
 
 log = logging.getLogger("fixgw.admin")
@@ -67,6 +77,10 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+def _plain(v: Decimal) -> str:
+    return fix_decimal(v).decode()
+
+
 def _error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
 
@@ -82,8 +96,10 @@ class AdminServer:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        positions: Positions | None = None,
     ) -> None:
         self._orders = orders
+        self._positions = positions
         self._acceptor = acceptor
         self._host, self._port = host, port
         self._token = token.encode() if token else None
@@ -97,6 +113,8 @@ class AdminServer:
         app.router.add_post("/kill-switch", self._post_kill_switch)
         app.router.add_post("/sessions/hand-over", self._post_hand_over)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/balances", self._balances)
+        app.router.add_get("/positions", self._get_positions)
         return app
 
     async def start(self) -> tuple[str, int]:
@@ -208,6 +226,50 @@ class AdminServer:
             return _error(500, f"the kill switch of {scope} is {state} but could not be stored "
                                f"(it would not survive a restart): {type(exc).__name__}: {exc}")
         return web.json_response({"scope": scope, "engaged": engaged, "cancelling": cancelling})
+
+    async def _balances(self, request: web.Request) -> web.Response:
+        venue, asset = request.query.get("venue"), request.query.get("asset")
+        connectors = self._orders.connectors
+        if venue is not None and venue not in connectors:
+            return _error(404, f"no venue {venue}")
+        out: list[dict[str, str]] = []
+        errors: dict[str, str] = {}
+        for name in sorted(connectors):
+            if venue not in (None, name):
+                continue
+            try:
+                balances = await connectors[name].balances()
+            except VenueError as exc:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            out += [{"venue": name, "asset": b.asset, "total": _plain(b.total),
+                     "free": _plain(b.free), "locked": _plain(b.locked)}
+                    for b in balances if asset in (None, b.asset)]
+        return web.json_response({"balances": out, "errors": errors})
+
+    async def _get_positions(self, request: web.Request) -> web.Response:
+        if self._positions is None:
+            return _error(404, "no positions here (no order path)")
+        q = request.query
+        out = []
+        for p in sorted(self._positions.all(),
+                        key=lambda p: (p.session_id, p.account, p.venue, p.symbol)):
+            if (q.get("session") not in (None, p.session_id) or q.get("account") not in (
+                    None, p.account) or q.get("venue") not in (None, p.venue)
+                    or q.get("symbol") not in (None, p.symbol)):
+                continue
+            conn = self._orders.connectors.get(p.venue)
+            mark = conn.last_price(p.symbol) if conn is not None else None
+            unrealized = p.unrealized(mark)
+            out.append({
+                "session": p.session_id, "account": p.account, "venue": p.venue,
+                "symbol": p.symbol, "quantity": _plain(p.quantity),
+                "avg_price": _plain(p.avg_price), "realized_pnl": _plain(p.realized),
+                "mark": None if mark is None else _plain(mark),
+                "unrealized_pnl": None if unrealized is None else _plain(unrealized),
+                "fees": {c: _plain(v) for c, v in sorted(p.fees.items())}, "fills": p.fills,
+            })
+        return web.json_response({"positions": out})
 
     async def _health(self, _request: web.Request) -> web.Response:
         open_by_session: dict[str, int] = {}

@@ -11,7 +11,6 @@ import itertools
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from connectors.base import Connector
 from gateway.fix.message import Message, fix_decimal
@@ -109,10 +108,7 @@ class PositionRequests:
             (753, b"%d" % (len(amounts) // 2)), *amounts,
         ]
         if p.fees:
-            fees = ", ".join(f"{_plain(v)} {c}" for c, v in sorted(p.fees.items()))
+            fees = ", ".join(f"{fix_decimal(v).decode()} {c}" for c, v in sorted(p.fees.items()))
             body.append((58, f"fees {fees}".encode()))
         session.send_if_logged_on(b"AP", body, self.clock())
 
-
-def _plain(v: Decimal) -> str:
-    return fix_decimal(v).decode()

@@ -119,3 +119,37 @@ def test_a_session_sees_only_its_own_positions(tmp_path: Path) -> None:
             await in1.get("AO", t710="sym", t728="2")
 
     run(body())
+
+
+def test_balances_and_positions_through_the_admin_api(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_kill_switch import ADMIN, TOKEN, TOKEN_ENV, _admin
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], admin=ADMIN) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            await c.order("b1", ord_type="1", qty="0.01")
+            buys = await _fills(inbox, "b1")
+            status, answer = await _admin(r.gw, "GET", "/positions?symbol=BTC/USDT")
+            assert status == 200
+            (p,) = answer["positions"]
+            bought = sum(q for q, _ in buys)
+            assert (p["session"], p["venue"], D(p["quantity"])) == (c_sid(c), "paper", bought)
+            assert D(p["avg_price"]) == sum(q * px for q, px in buys) / bought
+            assert p["unrealized_pnl"] is not None and "BTC" in p["fees"]
+            status, answer = await _admin(r.gw, "GET", "/positions?venue=elsewhere")
+            assert (status, answer) == (200, {"positions": []})
+            status, answer = await _admin(r.gw, "GET", "/balances?asset=BTC")
+            assert status == 200 and answer["errors"] == {}
+            (b,) = answer["balances"]
+            venue_btc = next(x for x in await r.venue().balances() if x.asset == "BTC")
+            assert (D(b["total"]), D(b["free"])) == (venue_btc.total, venue_btc.free)
+            status, _ = await _admin(r.gw, "GET", "/balances?venue=nowhere")
+            assert status == 404
+            status, _ = await _admin(r.gw, "GET", "/positions", token="wrong")
+            assert status == 401
+
+    run(body())
