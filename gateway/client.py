@@ -323,9 +323,117 @@ async def cmd_cancel_all(session: ClientSession, args: argparse.Namespace) -> Ou
     return Outcome(0, f"{affected[0]} order(s) to cancel, {len(canceled)} confirmed")
 
 
+def _entries(msg: FixMessage, count_tag: int, first: int) -> list[dict[int, str]]:
+    """The entries of the repeating group that ``count_tag`` counts (``first``: its first
+    field), each as a dict."""
+    out: list[dict[int, str]] = []
+    inside = False
+    for tag, value in msg.fields:
+        if tag == count_tag:
+            inside = True
+        elif inside and tag == first:
+            out.append({tag: value})
+        elif inside and out and tag != 10:
+            out[-1].setdefault(tag, value)
+    return out
+
+
+async def cmd_balances(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    inquiry = new_cl_ord_id(session.cfg.sender)
+    body: Body = [(909, inquiry)]
+    if args.venue:
+        body += [(453, "1"), (448, args.venue), (447, "D"), (452, "22")]
+    seq = await session.send("BB", body)
+    lines: list[str] = []
+
+    def handle(msg: FixMessage) -> Outcome | None:
+        if msg.get(909) != inquiry:
+            return None
+        if msg.msg_type == "BG":
+            return Outcome(1, f"balances refused: {_reason(msg)}")
+        if msg.msg_type == "BA":
+            lines.append(f"{msg.get(448) or '?':<12} {msg.get(15) or '?':<8} "
+                         f"total {msg.get(900)}  available {msg.get(20010)}  "
+                         f"locked {msg.get(20011)}")
+            if msg.get(912) == "Y":
+                return Outcome(0, "\n".join(lines))
+        return None
+
+    out = await wait_for(session, args.wait, seq, "balances", handle)
+    return out or Outcome(1, f"no CollateralReport within {args.wait:g}s")
+
+
+async def cmd_positions(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    req = new_cl_ord_id(session.cfg.sender)
+    now = format_utc(time.time()).decode()
+    body: Body = [(710, req), (724, "0"), (453, "1"), (448, session.cfg.sender), (447, "D"),
+                  (452, "3"), (1, args.account or session.cfg.sender), (581, "1"),
+                  (715, now[:8]), (60, now)]
+    if args.symbol:
+        body.append((55, args.symbol))
+    seq = await session.send("AN", body)
+    expected: list[int] = []
+    lines: list[str] = []
+
+    def handle(msg: FixMessage) -> Outcome | None:
+        if msg.get(710) != req:
+            return None
+        if msg.msg_type == "AO":
+            if msg.get(728) == "2":
+                return Outcome(0, "no positions")
+            if msg.get(728) != "0":
+                return Outcome(1, f"positions refused: {_reason(msg)}")
+            expected.append(int(msg.get(727) or 0))
+        elif msg.msg_type == "AP":
+            amounts = {e.get(707): e.get(708) for e in _entries(msg, 753, 707)}
+            net = Decimal(msg.get(704) or 0) - Decimal(msg.get(705) or 0)
+            lines.append(f"{msg.get(207) or '?':<12} {msg.get(55) or '?':<14} "
+                         f"qty {net}  avg {msg.get(734)}  mark {msg.get(730)}  "
+                         f"unrealized {amounts.get('FMTM', '-')}  realized "
+                         f"{amounts.get('TVAR', '-')}  ({msg.get(58) or 'no fees'})")
+        if expected and len(lines) >= expected[0]:
+            return Outcome(0, "\n".join(lines))
+        return None
+
+    out = await wait_for(session, args.wait, seq, "positions", handle)
+    return out or Outcome(1, f"no RequestForPositionsAck within {args.wait:g}s")
+
+
+async def cmd_book(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    req = new_cl_ord_id(session.cfg.sender)
+    body: Body = [(262, req), (263, "0"), (264, str(args.depth)), (267, "3"), (269, "0"),
+                  (269, "1"), (269, "2"), (146, "1"), (55, args.symbol)]
+    if args.venue:
+        body.append((207, args.venue))
+    seq = await session.send("V", body)
+
+    def handle(msg: FixMessage) -> Outcome | None:
+        if msg.get(262) != req:
+            return None
+        if msg.msg_type == "Y":
+            return Outcome(1, f"market data refused: {_reason(msg)}")
+        if msg.msg_type != "W":
+            return None
+        entries = _entries(msg, 268, 269)
+        bids = [e for e in entries if e.get(269) == "0"]
+        asks = [e for e in entries if e.get(269) == "1"]
+        trades = [e for e in entries if e.get(269) == "2"]
+        lines = [f"{args.symbol}: {len(bids)} bid and {len(asks)} offer levels"]
+        for e in reversed(asks):
+            lines.append(f"  ask {e.get(270):>14} {e.get(271):>12}  {e.get(275) or ''}")
+        for e in bids:
+            lines.append(f"  bid {e.get(270):>14} {e.get(271):>12}  {e.get(275) or ''}")
+        lines += [f"  last trade {e.get(270)} x {e.get(271)} at {e.get(275)}" for e in trades]
+        return Outcome(0, "\n".join(lines))
+
+    out = await wait_for(session, args.wait, seq, "market data", handle)
+    return out or Outcome(1, f"no MarketDataSnapshotFullRefresh within {args.wait:g}s")
+
+
 COMMANDS: dict[str, Callable[[ClientSession, argparse.Namespace], Awaitable[Outcome]]] = {
     "buy": cmd_order, "sell": cmd_order, "cancel": cmd_cancel, "replace": cmd_replace,
     "status": cmd_status, "orders": cmd_orders, "cancel-all": cmd_cancel_all,
+    "balances": cmd_balances, "positions": cmd_positions, "book": cmd_book,
 }
 
 
@@ -382,7 +490,10 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
   fixgw client replace CLORDID --qty 0.02 --price 98000
   fixgw client cancel CLORDID                     OrderCancelRequest
   fixgw client orders                             all open orders
-  fixgw client cancel-all                         OrderMassCancelRequest (530=7)"""
+  fixgw client cancel-all                         OrderMassCancelRequest (530=7)
+  fixgw client balances                           CollateralInquiry: balances per venue
+  fixgw client positions                          RequestForPositions: what this session holds
+  fixgw client book BTC/USDT                      MarketDataRequest: the consolidated book"""
 
 EPILOG = """\
 ExecType (150) / OrdStatus (39): 0 New, 1 PartiallyFilled, 2 Filled, 4 Canceled, 5 Replaced,
@@ -465,6 +576,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbol", help="only this symbol")
     p = add("cancel-all", "OrderMassCancelRequest: cancel all open orders (530=7)")
     p.add_argument("--symbol", help="only this symbol (530=1)")
+    p = add("balances", "CollateralInquiry: the balances of every venue account this session "
+                        "may use, per currency")
+    p.add_argument("--venue", help="only this venue")
+    p = add("positions", "RequestForPositions: this session's positions, computed from its "
+                         "fills")
+    p.add_argument("--symbol", help="only this symbol")
+    p.add_argument("--account", help="this Account (1) (default: orders without one)")
+    p = add("book", "MarketDataRequest (snapshot): the order book of a symbol, consolidated "
+                    "across the venues or of one")
+    p.add_argument("symbol", help="e.g. BTC/USDT")
+    p.add_argument("--venue", help="one venue's book (SecurityExchange 207)")
+    p.add_argument("--depth", type=int, default=5, help="levels a side (default 5)")
     return ap
 
 

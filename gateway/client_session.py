@@ -34,6 +34,11 @@ MSG_NAMES: dict[str, str] = {
     "9": "OrderCancelReject", "D": "NewOrderSingle", "F": "OrderCancelRequest",
     "G": "OrderCancelReplaceRequest", "H": "OrderStatusRequest", "AF": "OrderMassStatusRequest",
     "q": "OrderMassCancelRequest", "r": "OrderMassCancelReport", "j": "BusinessMessageReject",
+    "V": "MarketDataRequest", "W": "MarketDataSnapshotFullRefresh",
+    "X": "MarketDataIncrementalRefresh", "Y": "MarketDataRequestReject",
+    "x": "SecurityListRequest", "y": "SecurityList", "BB": "CollateralInquiry",
+    "BA": "CollateralReport", "BG": "CollateralInquiryAck", "AN": "RequestForPositions",
+    "AO": "RequestForPositionsAck", "AP": "PositionReport",
 }
 
 FIELD_NAMES: dict[int, str] = {
@@ -53,6 +58,16 @@ FIELD_NAMES: dict[int, str] = {
     789: "NextExpectedMsgSeqNum", 851: "LastLiquidityInd", 911: "TotNumReports",
     912: "LastRptRequested", 1128: "ApplVerID", 1137: "DefaultApplVerID",
     1369: "MassActionReportID", 8013: "CancelOnDisconnect",
+    15: "Currency", 207: "SecurityExchange", 262: "MDReqID", 263: "SubscriptionRequestType",
+    264: "MarketDepth", 267: "NoMDEntryTypes", 268: "NoMDEntries", 269: "MDEntryType",
+    270: "MDEntryPx", 271: "MDEntrySize", 275: "MDMkt", 279: "MDUpdateAction",
+    281: "MDReqRejReason", 146: "NoRelatedSym", 448: "PartyID", 452: "PartyRole",
+    453: "NoPartyIDs", 702: "NoPositions", 703: "PosType", 704: "LongQty", 705: "ShortQty",
+    707: "PosAmtType", 708: "PosAmt", 710: "PosReqID", 721: "PosMaintRptID",
+    724: "PosReqType", 727: "TotalNumPosReports", 728: "PosReqResult", 729: "PosReqStatus",
+    730: "SettlPrice", 734: "PriorSettlPrice", 753: "NoPosAmt", 900: "TotalNetValue",
+    908: "CollRptID", 909: "CollInquiryID", 910: "CollStatus", 945: "CollInquiryStatus",
+    946: "CollInquiryResult", 20010: "AvailableBalance", 20011: "LockedBalance",
 }
 
 # Fields the readable form leaves out (the header, the trailer and bookkeeping); -v shows all.

@@ -339,3 +339,21 @@ def test_usage_errors_exit_2() -> None:
     out = io.StringIO()
     assert main(["--help"], stdout=out, stderr=io.StringIO()) == 0
     assert "fixgw client buy BTC/USDT 0.01" in out.getvalue()
+
+
+def test_balances_positions_and_the_book(env: Env) -> None:
+    r = env.client("buy", "BTC/USDT", "0.01")
+    assert r.code == 0, r.err + r.out
+    r = env.client("balances")
+    assert r.code == 0, r.err + r.out
+    assert re.search(r"^paper\s+BTC\s+total 10\.00999\d*\s+available", r.out, re.M), r.out
+    assert re.search(r"^paper\s+USDT\s+total \d", r.out, re.M), r.out
+    r = env.client("positions")
+    assert r.code == 0, r.err + r.out
+    assert re.search(r"^paper\s+BTC/USDT\s+qty 0\.01 +avg \d", r.out, re.M), r.out
+    r = env.client("book", "BTC/USDT", "--depth", "3")
+    assert r.code == 0, r.err + r.out
+    assert "BTC/USDT: 3 bid and 3 offer levels" in r.out
+    assert len(re.findall(r"^  bid +\d", r.out, re.M)) == 3
+    r = env.client("book", "NOPE/USDT")
+    assert r.code == 1 and "market data refused" in r.err
