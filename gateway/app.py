@@ -14,8 +14,9 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
+from gateway.positions.exposure import LossGuard, exposure
 from gateway.positions.requests import PositionRequests
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
@@ -65,9 +67,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("fixgw")
 
 
-def _count_fill(positions: Positions, o: Order, fill: FillRecord) -> None:
-    positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
-                   fill.quantity, fill.price, fill.fee, fill.fee_currency)
+def _count_fill(positions: Positions, guard: LossGuard, o: Order, fill: FillRecord) -> None:
+    if positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
+                      fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.ts_ns):
+        guard.after_fill(o.session_id)
 
 
 class SessionApplication:
@@ -232,7 +235,7 @@ class Gateway:
                 self.positions.fill(order["session_id"], order.get("account") or "",
                                     order["venue"], order["symbol"], Side(order["side"]),
                                     fill.trade_id, fill.quantity, fill.price, fill.fee,
-                                    fill.fee_currency)
+                                    fill.fee_currency, fill.ts_ns)
         if self.orders is not None:
             await self.orders.start(own.owned if own is not None else None)
         tls = g.tls
@@ -412,8 +415,7 @@ def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | N
     )
 
 
-_LIMITS = ("max_order_qty", "max_notional", "price_band", "max_open_orders",
-           "max_orders_per_second")
+_LIMITS = tuple(f.name for f in dataclasses.fields(RiskLimits))
 
 
 def risk_limits(opts: SessionOptions) -> RiskLimits:
@@ -472,7 +474,27 @@ def build_gateway(
 
         market_data = MarketDataRequests(MarketData(connectors), venues_for)
         positions = Positions()
-        orders.recorder.fill_listeners.append(functools.partial(_count_fill, positions))
+
+        def mark(venue: str, symbol: str) -> Decimal | None:
+            conn = connectors.get(venue)
+            return conn.last_price(symbol) if conn is not None else None
+
+        def working() -> Iterator[Order]:
+            return (o for o in orders.book.client_orders() if o.is_open)
+
+        risk.exposure = lambda sid, account, asset: exposure(
+            positions, working(), mark, sid, account, asset)
+
+        def loss_limit(sid: str) -> Decimal | None:
+            limits = risk.limits_for(sid, None)
+            return limits.max_daily_loss if limits is not None else None
+
+        def engage(sid: str, reason: str) -> None:
+            log.warning("%s: %s: the kill switch is engaged", sid, reason)
+            orders.tasks.spawn(orders.kill_switch(sid, True, reason))
+
+        guard = LossGuard(positions, mark, loss_limit, engage, time.time_ns)
+        orders.recorder.fill_listeners.append(functools.partial(_count_fill, positions, guard))
         app = SessionApplication(orders, market_data,
                                  SecurityListRequests(connectors, venues_for),
                                  CollateralInquiries(connectors, access_for),

@@ -55,6 +55,12 @@ class LimitsConfig(_Strict):
     """Largest distance of a limit price from the last price, as a fraction (0.05 = 5%)."""
     max_open_orders: int | None = Field(default=None, gt=0)
     max_orders_per_second: float | None = Field(default=None, gt=0)
+    max_position: Decimal | None = Field(default=None, gt=0)
+    """Largest net position in one base asset across the venues (open orders counted)."""
+    max_gross_notional: Decimal | None = Field(default=None, gt=0)
+    """Largest gross exposure across venues and assets, in the quote currency."""
+    max_daily_loss: Decimal | None = Field(default=None, gt=0)
+    """A loss (realized today + unrealized) beyond this engages the session's kill switch."""
 
 
 class RiskConfig(LimitsConfig):

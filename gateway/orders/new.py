@@ -140,7 +140,8 @@ class NewOrders:
             return rules
         refused = self.risk.check(
             session_id=o.session_id, account=o.account, order_type=o.type, quantity=o.quantity,
-            price=o.price, last_price=conn.last_price(o.symbol), now=now,
+            price=o.price, last_price=conn.last_price(o.symbol), now=now, side=o.side,
+            asset=inst.base,
         )
         if refused is not None:
             return Refusal(refused.reason, refused.text)

@@ -12,6 +12,7 @@ from decimal import Decimal
 from connectors.base import Side
 
 ZERO = Decimal(0)
+NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -28,9 +29,17 @@ class Position:
     """Profit and loss of what was closed, in the quote currency, before fees."""
     fees: dict[str, Decimal] = field(default_factory=dict)
     fills: int = 0
+    day: int = -1
+    """The UTC day (days since the epoch) of the last fill."""
+    realized_today: Decimal = ZERO
+    """Realized PnL of the fills of ``day``."""
 
     def apply(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal | None,
-              fee_currency: str | None) -> None:
+              fee_currency: str | None, ts_ns: int = 0) -> None:
+        day = ts_ns // NS_PER_DAY
+        if day != self.day:
+            self.day, self.realized_today = day, ZERO
+        before = self.realized
         signed = qty if side is Side.BUY else -qty
         q = self.quantity
         if q == ZERO or (q > ZERO) == (signed > ZERO):
@@ -49,6 +58,7 @@ class Position:
         if fee and fee_currency:
             self.fees[fee_currency] = self.fees.get(fee_currency, ZERO) + fee
         self.fills += 1
+        self.realized_today += self.realized - before
 
     def unrealized(self, mark: Decimal | None) -> Decimal | None:
         """Profit and loss of the open quantity marked at ``mark`` (None: no mark)."""
@@ -68,7 +78,7 @@ class Positions:
 
     def fill(self, session_id: str, account: str, venue: str, symbol: str, side: Side,
              trade_id: str, qty: Decimal, price: Decimal, fee: Decimal | None,
-             fee_currency: str | None) -> bool:
+             fee_currency: str | None, ts_ns: int = 0) -> bool:
         """Count one fill; False when it was counted before."""
         seen = (venue, trade_id)
         if seen in self._seen:
@@ -78,7 +88,7 @@ class Positions:
         p = self._positions.get(key)
         if p is None:
             p = self._positions[key] = Position(session_id, account, venue, symbol)
-        p.apply(side, qty, price, fee, fee_currency)
+        p.apply(side, qty, price, fee, fee_currency, ts_ns)
         return True
 
     def of_session(self, session_id: str, *, account: str | None = None,

@@ -8,10 +8,11 @@ limit, e.g. ``risk: notional 150000 exceeds max_notional 100000``.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from connectors.base import OrderType
+from connectors.base import OrderType, Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,28 @@ class RiskLimits:
     """Largest allowed distance of a limit price from the last price, as a fraction (0.05)."""
     max_open_orders: int | None = None
     max_orders_per_second: float | None = None
+    max_position: Decimal | None = None
+    """Largest net position in one base asset across the venues (in that asset), counting
+    the open orders on the order's side as if they filled."""
+    max_gross_notional: Decimal | None = None
+    """Largest gross exposure across venues and assets: the positions at their venues' last
+    prices and the open orders at their prices (in the quote currency), the new order
+    included."""
+    max_daily_loss: Decimal | None = None
+    """A loss (realized today + unrealized) beyond this engages the kill switch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What a session (or one of its accounts) holds and has working, across venues."""
+
+    net: Decimal
+    """The signed position in the order's base asset."""
+    open_buys: Decimal
+    open_sells: Decimal
+    """What open orders in that asset may still buy / sell."""
+    gross_notional: Decimal
+    """Every position at its venue's last price and every open order at its price."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +78,9 @@ class RiskEngine:
         self.limits = limits or {}
         self.killed: dict[str, str] = {}
         self._books: dict[tuple[str, str], _Book] = defaultdict(_Book)
+        self.exposure: Callable[[str, str | None, str], Exposure] | None = None
+        """(session id, account, base asset) -> what is held and working across venues;
+        set where positions are kept (the limits across venues need it)."""
 
     def limits_for(self, session_id: str, account: str | None) -> RiskLimits | None:
         if account is not None:
@@ -76,14 +102,20 @@ class RiskEngine:
         price: Decimal | None,
         last_price: Decimal | None,
         now: float,
+        side: Side | None = None,
+        asset: str | None = None,
     ) -> Refused | None:
-        """A new order: every limit."""
+        """A new order: every limit (those across venues when ``side`` and ``asset``, its
+        base asset, are given)."""
         if self.is_killed(session_id):
             return Refused(b"2", "risk: kill switch is on: new orders are refused")
         lim = self.limits_for(session_id, account)
         if lim is None:
             return None
         refused = self._order_limits(lim, order_type, quantity, price, last_price)
+        if refused is None and side is not None and asset is not None:
+            refused = self._across_venues(lim, session_id, account, side, asset, quantity,
+                                          price if price is not None else last_price)
         if refused is not None:
             return refused
         # the session's limits count all its orders; an account's own limits, its orders
@@ -153,6 +185,36 @@ class RiskEngine:
                                      f"{last_price}, beyond price_band {lim.price_band}")
         return None
 
+    def _across_venues(self, lim: RiskLimits, session_id: str, account: str | None,
+                       side: Side, asset: str, quantity: Decimal,
+                       ref_price: Decimal | None) -> Refused | None:
+        if (lim.max_position is None and lim.max_gross_notional is None) or (
+                self.exposure is None):
+            return None
+        e = self.exposure(session_id, account, asset)
+        whose = f" of account {account}" if account is not None else ""
+        if lim.max_position is not None:
+            if side is Side.BUY:
+                after = e.net + e.open_buys + quantity
+                working = e.open_buys
+            else:
+                after = e.net - e.open_sells - quantity
+                working = e.open_sells
+            if abs(after) > lim.max_position:
+                return Refused(b"3", f"risk: the position{whose} in {asset} across venues "
+                                     f"would reach {_n(after)} (held {_n(e.net)}, open "
+                                     f"{_n(working)}, this order {_n(quantity)}), beyond "
+                                     f"max_position {lim.max_position}")
+        if lim.max_gross_notional is not None:
+            if ref_price is None:
+                return Refused(b"3", "risk: no price to check max_gross_notional against")
+            after = e.gross_notional + quantity * ref_price
+            if after > lim.max_gross_notional:
+                return Refused(b"3", f"risk: gross exposure{whose} across venues would reach "
+                                     f"{_n(after)} (now {_n(e.gross_notional)}), beyond "
+                                     f"max_gross_notional {lim.max_gross_notional}")
+        return None
+
     def opened(self, session_id: str, account: str | None) -> None:
         self._books[(session_id, _ALL)].open_orders += 1
         if account is not None:
@@ -164,6 +226,10 @@ class RiskEngine:
         ):
             b = self._books[key]
             b.open_orders = max(0, b.open_orders - 1)
+
+
+def _n(v: Decimal) -> str:
+    return f"{v.normalize():f}"
 
 
 def _count_limits(lim: RiskLimits | None, book: _Book, whose: str, now: float) -> Refused | None:

@@ -4,6 +4,7 @@ store); a session sees only its own."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -151,5 +152,72 @@ def test_balances_and_positions_through_the_admin_api(tmp_path: Path,
             assert status == 404
             status, _ = await _admin(r.gw, "GET", "/positions", token="wrong")
             assert status == 401
+
+    run(body())
+
+
+def _two_venues() -> list[dict[str, Any]]:
+    from .support import venue
+
+    return [venue("paper"), venue("paper2", seed=7)]
+
+
+def test_max_position_counts_every_venue_and_the_open_orders(tmp_path: Path) -> None:
+    async def body() -> None:
+        sessions = [session("C1", venues=["paper", "paper2"],
+                            risk={"max_position": "0.015"})]
+        async with running(tmp_path, sessions, _two_venues()) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            await c.order("b1", ord_type="1", qty="0.01")
+            await _fills(inbox, "b1")
+            await c.order("b2", ord_type="1", qty="0.01", extra=[(100, "paper2")])
+            m = await inbox.get("8", t11="b2", t39="8", t103="3")
+            assert m[58] == ("risk: the position in BTC across venues would reach 0.02 (held "
+                             "0.01, open 0, this order 0.01), beyond max_position 0.015")
+            await c.order("r1", price="90000", qty="0.004", tif="1", extra=[(100, "paper2")])
+            await inbox.report("r1", "0")
+            await c.order("b3", ord_type="1", qty="0.002")
+            m = await inbox.get("8", t11="b3", t39="8")
+            assert "held 0.01, open 0.004, this order 0.002" in m[58]
+            await c.order("s1", ord_type="1", qty="0.01", side="2", extra=[(100, "paper2")])
+            await _fills(inbox, "s1")  # selling brings the net back to 0 across venues
+
+    run(body())
+
+
+def test_max_gross_notional_across_venues(tmp_path: Path) -> None:
+    async def body() -> None:
+        sessions = [session("C1", venues=["paper", "paper2"],
+                            risk={"max_gross_notional": "1500"})]
+        async with running(tmp_path, sessions, _two_venues()) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            await c.order("b1", ord_type="1", qty="0.01")
+            await _fills(inbox, "b1")
+            await c.order("b2", ord_type="1", qty="0.01", extra=[(100, "paper2")])
+            m = await inbox.get("8", t11="b2", t39="8", t103="3")
+            assert "gross exposure across venues would reach" in m[58]
+            assert "beyond max_gross_notional 1500" in m[58]
+
+    run(body())
+
+
+def test_the_loss_of_the_day_engages_the_kill_switch(tmp_path: Path) -> None:
+    async def body() -> None:
+        sessions = [session("C1", risk={"max_daily_loss": "0.0001"})]
+        async with running(tmp_path, sessions) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            await c.order("b1", ord_type="1", qty="0.01")
+            await _fills(inbox, "b1")
+            await c.order("s1", ord_type="1", qty="0.01", side="2")
+            await _fills(inbox, "s1")  # bought at the ask, sold at the bid: a loss
+            await asyncio.wait_for(r.orders.idle(), 5)  # the engaging is a task of its own
+            assert r.orders.kill_switches().get(c_sid(c), "").startswith(
+                "risk: the loss of the day")
+            await c.order("b2", ord_type="1", qty="0.01")
+            m = await inbox.get("8", t11="b2", t39="8")
+            assert "kill switch" in m[58]
 
     run(body())
