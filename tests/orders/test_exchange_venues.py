@@ -536,3 +536,37 @@ def test_venue_check_command(tmp_path: Path, creds_env: str) -> None:
             assert bad.returncode == 2 and "no [[venue]] named 'nope'" in err.decode()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "binance"])
+def test_market_data_through_the_venues_public_feed(tmp_path: Path, creds_env: str,
+                                                    kind: str) -> None:
+    """MarketDataRequest for the venue's book: the snapshot and the updates the client gets
+    (through the connector's public feed from the emulator) rebuild the emulator's own book."""
+    from .test_market_data import ClientBook, Inbox, _request
+
+    def venue_book(emu: EmulatorServer, depth: int) -> dict[tuple[str, str, Decimal], Decimal]:
+        out = {}
+        for entry_type, side in (("0", Side.BUY), ("1", Side.SELL)):
+            for price, size in emu.core.exchange.book(BTC).levels(side)[:depth]:
+                out[(entry_type, kind, price)] = size
+        return out
+
+    async def main() -> None:
+        async with trading(tmp_path, kind) as (emu, run, c):
+            inbox = Inbox(c)
+            await _request(c, "md", exchange=kind, depth=5, types=("0", "1"))
+            book = ClientBook()
+            book.full(await inbox.get("W", 10.0, t262="md", t207=kind))
+            assert book.levels == venue_book(emu, 5)
+            price = best_bid(emu) + D("0.01")
+            await c.order("r1", qty="0.01", price=price, tif=GTC)
+            await inbox.report("r1", "0")
+            for _ in range(50):
+                if book.levels == venue_book(emu, 5):
+                    break
+                book.incremental(await inbox.get("X", 10.0))
+            assert book.levels == venue_book(emu, 5)
+            assert ("0", kind, price) in book.levels
+
+    asyncio.run(asyncio.wait_for(main(), 60))
