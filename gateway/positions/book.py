@@ -75,6 +75,25 @@ class Positions:
     def __init__(self) -> None:
         self._positions: dict[Key, Position] = {}
         self._seen: set[tuple[str, str]] = set()
+        self.adjustments: dict[tuple[str, str], Decimal] = {}
+        """(venue, symbol) -> the sum of the adjustments made where the venue's own position
+        differed from the computed one (belongs to no session: it is the venue account's)."""
+
+    def adjust(self, venue: str, symbol: str, delta: Decimal) -> None:
+        key = (venue, symbol)
+        self.adjustments[key] = self.adjustments.get(key, ZERO) + delta
+
+    def venue_totals(self, venue: str) -> dict[str, Decimal]:
+        """Symbol -> the position of the venue account: every session's, plus the
+        adjustments."""
+        out: dict[str, Decimal] = {}
+        for (_, _, v, symbol), p in self._positions.items():
+            if v == venue:
+                out[symbol] = out.get(symbol, ZERO) + p.quantity
+        for (v, symbol), delta in self.adjustments.items():
+            if v == venue:
+                out[symbol] = out.get(symbol, ZERO) + delta
+        return out
 
     def fill(self, session_id: str, account: str, venue: str, symbol: str, side: Side,
              trade_id: str, qty: Decimal, price: Decimal, fee: Decimal | None,

@@ -38,15 +38,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from gateway.store.db import insert_sql, placeholder
-from gateway.store.records import FillRecord, OrderAppend, OrderEvent, OrderSnapshot, Snapshot
+from gateway.store.records import (
+    FillRecord,
+    OrderAppend,
+    OrderEvent,
+    OrderSnapshot,
+    PositionAdjustment,
+    Snapshot,
+)
 from gateway.store.schema import (
     ID_LENGTH,
     NAME_LENGTH,
+    REASON_LENGTH,
     SESSION_ID_LENGTH,
     counters,
     fills,
     order_events,
     orders,
+    position_adjustments,
     reports,
 )
 from gateway.store.writer import Tx, Waiter, Writer
@@ -200,6 +209,17 @@ class _Reserve:
         return last - self.n + 1
 
 
+@dataclass(slots=True, eq=False)
+class _Adjust:
+    waiter: Waiter
+    row: dict[str, Any]
+    reads: ClassVar[bool] = False
+
+    def apply(self, tx: Tx) -> None:
+        tx.flush()
+        tx.conn.execute(position_adjustments.insert(), [self.row])
+
+
 # --- the API -------------------------------------------------------------------------------------
 
 
@@ -279,6 +299,20 @@ class OrderRepository:
         """Every stored fill with the snapshot of its order, by time: what positions are
         computed from at start (a scan of the fills)."""
         return await self.writer.query(_fills_with_orders)
+
+    async def save_adjustment(self, adjustment: PositionAdjustment) -> None:
+        """Store one position adjustment (returns after the commit)."""
+        a = adjustment
+        _check_length("symbol", a.symbol, ID_LENGTH)
+        w = self.writer
+        await w.call(_Adjust(w.waiter(), {
+            "venue": a.venue, "symbol": a.symbol, "ts_ns": a.ts_ns, "computed": str(a.computed),
+            "venue_quantity": str(a.venue_quantity), "delta": str(a.delta),
+            "reason": a.reason[:REASON_LENGTH]}))
+
+    async def load_adjustments(self) -> list[PositionAdjustment]:
+        """Every stored adjustment, by time."""
+        return await self.writer.query(_load_adjustments)
 
     async def reserve(self, counter: str, n: int) -> int:
         """Add ``n`` to ``counter`` (created at 0) and return the first value reserved: the
@@ -502,6 +536,14 @@ def _fills_with_orders(conn: Connection) -> list[tuple[FillRecord, Snapshot]]:
             snapshot = decoded[fill.order_id] = _order(row[9])
         out.append((fill, snapshot))
     return out
+
+
+def _load_adjustments(conn: Connection) -> list[PositionAdjustment]:
+    t = position_adjustments
+    query = select(t.c.venue, t.c.symbol, t.c.ts_ns, t.c.computed, t.c.venue_quantity,
+                   t.c.delta, t.c.reason).order_by(t.c.ts_ns)
+    return [PositionAdjustment(r[0], r[1], int(r[2]), Decimal(r[3]), Decimal(r[4]),
+                               Decimal(r[5]), r[6]) for r in conn.execute(query)]
 
 
 def _fill(r: Sequence[Any]) -> FillRecord:

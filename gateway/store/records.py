@@ -52,6 +52,20 @@ class FillRecord:
     ts_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class PositionAdjustment:
+    """A venue's own position of ``symbol`` differed from the one computed from the fills:
+    ``delta`` (= venue_quantity - computed) is added to the computed one from then on."""
+
+    venue: str
+    symbol: str
+    ts_ns: int
+    computed: Decimal
+    venue_quantity: Decimal
+    delta: Decimal
+    reason: str
+
+
 class OrderSnapshot(Protocol):
     """What the store keeps of an order (``gateway.orders.model.Order`` is one): the columns it
     is looked up by, and its whole state as JSON-ready data. The store knows no more of orders

@@ -36,6 +36,9 @@ strings):
 * ``reports`` -- every ExecID sent to a client, with the MsgSeqNum (34) that carried it; written in
   the transaction that stores the sent message.
 * ``counters`` -- named counters from which OrderIDs and event ids are reserved in blocks.
+* ``position_adjustments`` -- where a venue's own position (derivatives) differed from the one
+  computed from the fills: both quantities, the difference and why, by venue, symbol and time;
+  read at start so a difference is adjusted once.
 """
 
 from __future__ import annotations
@@ -161,6 +164,19 @@ kill_switches = Table(
     Column("reason", String(REASON_LENGTH), nullable=False, server_default=""),
     Column("changed_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("scope"),
+)
+
+position_adjustments = Table(
+    "position_adjustments",
+    metadata,
+    Column("venue", String(NAME_LENGTH), nullable=False),
+    Column("symbol", String(ID_LENGTH), nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("computed", Text, nullable=False),
+    Column("venue_quantity", Text, nullable=False),
+    Column("delta", Text, nullable=False),
+    Column("reason", String(REASON_LENGTH), nullable=False, server_default=""),
+    PrimaryKeyConstraint("venue", "symbol", "ts_ns"),
 )
 
 store_probe = Table(

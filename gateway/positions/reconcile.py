@@ -1,0 +1,98 @@
+"""Positions reconciled with the venues: on start, after each reconnection and periodically,
+each venue account's derivative positions (canonical ``BASE/QUOTE:SETTLE``; a spot holding is a
+balance, not a position) are compared with those computed from the gateway's fills. The venue
+is the truth for what it holds: a difference that is still there once the order path has
+caught up (fills on their way are not differences) becomes an explicit adjustment -- stored,
+logged and told to the alert hooks -- never a silent overwrite, never an invented fill."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from connectors.base import Connector, VenueError
+
+from .book import ZERO, Positions
+
+log = logging.getLogger("fixgw.positions")
+
+
+@dataclass(frozen=True, slots=True)
+class Adjusted:
+    venue: str
+    symbol: str
+    ts_ns: int
+    computed: Decimal
+    venue_quantity: Decimal
+    delta: Decimal
+    reason: str
+
+
+Save = Callable[[Adjusted], Awaitable[None]]
+Alert = Callable[[Adjusted], None]
+
+
+def is_derivative(symbol: str) -> bool:
+    return ":" in symbol
+
+
+class Reconciler:
+    def __init__(self, positions: Positions, connectors: Mapping[str, Connector], save: Save,
+                 settle: Callable[[], Awaitable[None]],
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.positions = positions
+        self.connectors = connectors
+        self.save = save
+        self.settle = settle
+        """Until the order path has applied what it is processing (fills on their way)."""
+        self.clock_ns = clock_ns
+        self.alerts: list[Alert] = []
+        self.runs = 0
+
+    async def reconcile(self, venue: str | None = None) -> list[Adjusted]:
+        """Compare (and adjust) every venue's positions, or ``venue``'s; a venue that cannot
+        answer is logged and left for the next time."""
+        self.runs += 1
+        out: list[Adjusted] = []
+        for name in [venue] if venue is not None else list(self.connectors):
+            try:
+                out += await self._venue(name)
+            except VenueError as exc:
+                log.warning("%s: positions not reconciled: %s", name, exc)
+        return out
+
+    async def _differences(self, venue: str) -> dict[str, tuple[Decimal, Decimal]]:
+        """Symbol -> (computed, the venue's) where they differ."""
+        theirs = {p.symbol: p.quantity for p in await self.connectors[venue].positions()
+                  if is_derivative(p.symbol)}
+        ours = {s: q for s, q in self.positions.venue_totals(venue).items()
+                if is_derivative(s)}
+        return {s: (ours.get(s, ZERO), theirs.get(s, ZERO)) for s in ours.keys() | theirs.keys()
+                if ours.get(s, ZERO) != theirs.get(s, ZERO)}
+
+    async def _venue(self, venue: str) -> list[Adjusted]:
+        first = await self._differences(venue)
+        if not first:
+            return []
+        await self.settle()
+        again = await self._differences(venue)
+        out = []
+        for symbol, (computed, theirs) in sorted(again.items()):
+            if first.get(symbol, (None, None))[1] != theirs:
+                continue  # the venue's moved meanwhile: looked at again next time
+            a = Adjusted(venue, symbol, self.clock_ns(), computed, theirs, theirs - computed,
+                         f"the venue holds {theirs:f}, the fills make {computed:f}")
+            await self.save(a)  # stored before it counts
+            self.positions.adjust(venue, symbol, a.delta)
+            log.warning("%s: position of %s adjusted by %s: %s", venue, symbol,
+                        f"{a.delta:f}", a.reason)
+            for alert in self.alerts:
+                try:
+                    alert(a)
+                except Exception:
+                    log.exception("a position alert hook failed")
+            out.append(a)
+        return out
