@@ -99,6 +99,10 @@ class EmulatorCore:
         self._rng = random.Random(seed)  # noqa: S311
         self.requests: list[tuple[str, str]] = []
         """(method, path) of every request received, in order."""
+        self.observers: list[Callable[[list[VenueEvent]], None]] = []
+        """Called after every change of the exchange with the events it caused (maybe none:
+        the book may have moved all the same), before the private streams' faults: an
+        emulator's public feeds."""
 
     def now_ns(self) -> int:
         return self.clock()
@@ -133,6 +137,8 @@ class EmulatorCore:
 
     def publish_pending(self) -> None:
         events = self.exchange.drain_events()
+        for observer in self.observers:
+            observer(events)
         if not events:
             return
         items = [Published(ev, self.exchange.order_state(ev.client_order_id)) for ev in events]
