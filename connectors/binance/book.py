@@ -96,6 +96,11 @@ class DepthSync:
         self._max_trades = max_trades
         self._changed_bids: dict[Decimal, Decimal] = {}
         self._changed_asks: dict[Decimal, Decimal] = {}
+        """Each level whose size differs from what the consumer was last given: at most the
+        levels of the book and of the consumer's view."""
+        self._seen_bids: dict[Decimal, Decimal] = {}
+        self._seen_asks: dict[Decimal, Decimal] = {}
+        """The book as the consumer has it (what it was last given)."""
         self._snapshot_due = False
 
     # ---- input -------------------------------------------------------------------------------
@@ -137,8 +142,8 @@ class DepthSync:
                         "resynchronising", self.symbol, self.update_id, ev.U, ev.u)
             self._give_up(ev)
             return True
-        self._set(self.bids, self._changed_bids, ev.b)
-        self._set(self.asks, self._changed_asks, ev.a)
+        self._set(self.bids, self._changed_bids, self._seen_bids, ev.b)
+        self._set(self.asks, self._changed_asks, self._seen_asks, ev.a)
         self.update_id = ev.u
         self.ts_ns = ev.E * MS
         return False
@@ -159,6 +164,18 @@ class DepthSync:
             log.info("%s: the depth snapshot (%d) is older than the first buffered event "
                      "(%d); fetching another", self.symbol, last, buffer[0].U)
             return False
+        at = last  # the buffer must follow on without a gap (checked before the book changes)
+        for i, ev in enumerate(buffer):
+            if ev.u <= at:
+                continue
+            if ev.U > at + 1:
+                self.stats.gaps += 1
+                log.warning("%s: the buffered depth events have a gap (%d, then %d-%d); "
+                            "fetching another snapshot", self.symbol, at, ev.U, ev.u)
+                for _ in range(i):
+                    buffer.popleft()
+                return False
+            at = ev.u
         self.bids = {Decimal(p): q for p, s in snap.bids if (q := Decimal(s)) > ZERO}
         self.asks = {Decimal(p): q for p, s in snap.asks if (q := Decimal(s)) > ZERO}
         self.update_id = last
@@ -166,10 +183,8 @@ class DepthSync:
         self.state = SyncState.SYNCED
         pending = list(buffer)
         buffer.clear()
-        for i, ev in enumerate(pending):
-            if self.apply(ev):  # the buffer itself has a gap: it holds ev again, and the rest
-                buffer.extend(pending[i + 1:])
-                return False
+        for ev in pending:
+            self.apply(ev)  # (no gap: checked above)
         self.stats.snapshots += 1
         self._snapshot_due = True
         self._changed_bids.clear()
@@ -207,14 +222,21 @@ class DepthSync:
 
     @staticmethod
     def _set(book: dict[Decimal, Decimal], changed: dict[Decimal, Decimal],
-             levels: list[tuple[str, str]]) -> None:
+             seen: dict[Decimal, Decimal], levels: list[tuple[str, str]]) -> None:
         for p, s in levels:
             price, size = Decimal(p), Decimal(s)
             if size > ZERO:
                 book[price] = size
+                if seen.get(price) == size:
+                    changed.pop(price, None)  # back to what the consumer has
+                else:
+                    changed[price] = size
             else:
                 book.pop(price, None)  # a level that is not there: no error
-            changed[price] = size
+                if price in seen:
+                    changed[price] = ZERO
+                else:
+                    changed.pop(price, None)  # come and gone between two reads
 
     # ---- output ------------------------------------------------------------------------------
 
@@ -228,20 +250,31 @@ class DepthSync:
             self._snapshot_due = False
             self._changed_bids.clear()
             self._changed_asks.clear()
+            self._seen_bids, self._seen_asks = dict(self.bids), dict(self.asks)
             out.append(BookSnapshot(self.symbol, _sorted(self.bids, True),
                                     _sorted(self.asks, False), self.ts_ns))
         elif self._changed_bids or self._changed_asks:
             bids, asks = tuple(self._changed_bids.items()), tuple(self._changed_asks.items())
             self._changed_bids.clear()
             self._changed_asks.clear()
+            _merge(self._seen_bids, bids)
+            _merge(self._seen_asks, asks)
             out.append(BookUpdate(self.symbol, bids, asks, self.ts_ns))
         return out
 
     @property
     def unread(self) -> int:
-        """Levels and trades waiting for the consumer (bounded by the book's size and
-        ``max_trades``)."""
+        """Levels and trades waiting for the consumer (bounded by the levels of the book and
+        of the consumer's view, and ``max_trades``)."""
         return len(self._changed_bids) + len(self._changed_asks) + len(self._trades)
+
+
+def _merge(levels: dict[Decimal, Decimal], changes: tuple[Level, ...]) -> None:
+    for price, size in changes:
+        if size > ZERO:
+            levels[price] = size
+        else:
+            levels.pop(price, None)
 
 
 def _sorted(levels: dict[Decimal, Decimal], descending: bool) -> tuple[Level, ...]:

@@ -128,15 +128,15 @@ class MarketFeed:
 
     async def events(self) -> AsyncIterator[MarketEvent]:
         await self.stream.start(wait_s=None)
-        self._snapshotter = asyncio.get_running_loop().create_task(
+        task = self._snapshotter = asyncio.get_running_loop().create_task(
             self._snapshots(), name=f"{self.stream.name}-snapshots")
-        self._snapshotter.add_done_callback(lambda _: self._wake.set())
+        task.add_done_callback(lambda _: self._wake.set())
         try:
             while not self._closed:
                 await self._wake.wait()
                 self._wake.clear()
-                if self._snapshotter.done():
-                    self._snapshotter.result()  # its failure ends the feed
+                if task.done() and not task.cancelled():
+                    task.result()  # its failure ends the feed
                 for ev in self.sync.take():
                     yield ev
         finally:
