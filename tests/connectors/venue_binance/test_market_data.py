@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from connectors.binance.book import DepthSync, SyncState
 from connectors.binance.market import MarketFeed
 from emulators.binance import BinanceEmulator
 from gateway.marketdata.book import Book
+from gateway.marketdata.feeds import MarketData
 
 from .helpers import running, wait_for
 
@@ -499,4 +500,30 @@ def test_rest_depth_limit_weight_and_feed_end_on_close() -> None:
             await conn.close()  # the feed ends with the connector
             await asyncio.wait_for(task, 5)
             assert not conn.market_feeds
+    asyncio.run(main())
+
+
+def test_the_gateway_keeps_the_binance_book() -> None:
+    """gateway/marketdata over the Binance connector: the watched book follows the emulator's."""
+    async def main() -> None:
+        async with running() as (emu, conn, _):
+            emu.market.ping_s = 1.0
+            md = MarketData({"binance": conn})
+            changes: list[int] = []
+
+            class Watch:
+                def book_changed(self, book: Book, trades: Sequence[PublicTrade]) -> None:
+                    changes.append(len(trades))
+
+            try:
+                book = await md.watch("binance", SYM, Watch())
+                assert book.synced and changes
+                await conn.place(buy("gw1", "95000"))
+                emu.core.tick()
+                await conn.place(buy("gw2", "90000"))
+                await wait_for(lambda: D("90000") in book.bids)
+                bids, asks = emu.market.levels(VSYM)
+                assert (book.bids, book.asks) == (bids, asks)
+            finally:
+                await md.close()
     asyncio.run(main())
