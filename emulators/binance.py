@@ -2,8 +2,9 @@
 
 It serves the Spot REST API endpoints the connectors use (``/api/v3/ping``, ``time``,
 ``exchangeInfo``, ``ticker/price``, ``order`` (POST/GET/DELETE), ``order/cancelReplace``,
-``openOrders`` (GET/DELETE), ``myTrades``, ``account``, ``rateLimit/order``) and the WebSocket
-API user data stream
+``openOrders`` (GET/DELETE), ``myTrades``, ``account``, ``rateLimit/order``, ``depth``), the
+public WebSocket Streams (diff depth and trades: :mod:`emulators.binance_market`) and the
+WebSocket API user data stream
 (``/ws-api/v3``: ``userDataStream.subscribe.signature``, ``session.logon`` +
 ``userDataStream.subscribe``, ``userDataStream.unsubscribe``, ``ping``, ``time``), with
 Binance's JSON shapes, error codes and HTTP statuses:
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -55,6 +57,7 @@ from connectors.binance.signing import Verifier, ws_payload
 from connectors.common.credentials import Credentials
 from connectors.common.venue import MS
 from connectors.paper.exchange import PaperOrder
+from emulators.binance_market import BinanceMarketData
 from emulators.binance_support import (
     COID_RE,
     COID_RULE,
@@ -114,6 +117,8 @@ class BinanceEmulator(EmulatorServer):
         self._by_oid: dict[int, str] = {}  # orderId -> paper cid
         self._seq = 0
         self._sub_seq = 0
+        self.market = BinanceMarketData(self, self._inst)
+        """The public market data: REST depth, WebSocket Streams, their faults."""
         self.statuses: list[int] = []
         """HTTP status of every REST answer, in order (for tests)."""
 
@@ -121,7 +126,8 @@ class BinanceEmulator(EmulatorServer):
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"rest": self.base_url, "ws_api": f"{self.ws_base_url}/ws-api/v3"}
+        return {"rest": self.base_url, "ws_api": f"{self.ws_base_url}/ws-api/v3",
+                "ws_streams": self.ws_base_url}
 
     def routes(self, app: web.Application) -> None:
         w = const
@@ -143,10 +149,14 @@ class BinanceEmulator(EmulatorServer):
                 self._my_trades, lambda p: 5 if "orderId" in p else 20),
             ("GET", "/api/v3/account"): Endpoint(self._account, w(20)),
             ("GET", "/api/v3/rateLimit/order"): Endpoint(self._order_counts, w(40)),
+            ("GET", "/api/v3/depth"): Endpoint(self.market.depth, self.market.depth_weight,
+                                               signed=False),
         }
         for (method, path), ep in eps.items():
             app.router.add_route(method, path, self._wrap(method, path, ep))
         app.router.add_get("/ws-api/v3", self._ws)
+        app.router.add_get("/ws/{stream}", self.market.serve)
+        app.router.add_get("/stream", self.market.serve)
 
     # ---- the request path --------------------------------------------------------------------
 
@@ -162,6 +172,8 @@ class BinanceEmulator(EmulatorServer):
                 if ep.signed:
                     self._authenticate(request, params, raw_query, raw_body)
                 result = ep.handler(params)
+                if inspect.isawaitable(result):
+                    result = await result
             except Refused as r:
                 return self._answer(r.http, err(r.code, r.msg, r.data), ep, r.headers)
             if ep.mutating and self.core.take("timeout_next"):

@@ -18,6 +18,10 @@ stream.
   a new one (new ``orderId``), under the same client order id unless the request names a new
   one. Its CANCELED/NEW stream events are folded into one ``OrderAmended``; fills of the earlier
   venue orders are carried, so queries show the gateway's one order (total quantity and fills).
+* Public market data (:meth:`BinanceConnector.market_data`): the diff depth and trade streams
+  on the market data base URL (``urls["ws_streams"]``, default ``wss://stream.binance.com:9443``)
+  and ``GET /api/v3/depth`` snapshots, kept by the documented local order book rules
+  (:mod:`connectors.binance.book`).
 * No dead-man switch: Binance spot has none (``countdownCancelAll`` is USD-M futures only), so
   ``settings.dead_man_s`` is ignored. No perpetuals here (spot API only).
 """
@@ -29,7 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -44,6 +48,7 @@ from connectors.base import (
     ClientOrderIdRules,
     Health,
     Instrument,
+    MarketEvent,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -61,6 +66,7 @@ from connectors.base import (
 )
 from connectors.binance import errors as E
 from connectors.binance import schemas as S
+from connectors.binance.market import STREAM_TESTNET, STREAM_URL, MarketFeed, depth_weight
 from connectors.binance.signing import Signer, ws_payload
 from connectors.common.backoff import Backoff
 from connectors.common.http import Prepared, RestClient, RestResponse
@@ -117,12 +123,16 @@ class BinanceConnector(StreamingConnector):
                 amend_new_client_order_id=True,  # cancelReplace places a new order
                 bulk_cancel=True,  # DELETE /api/v3/openOrders, per symbol
                 batch_place=False,
+                market_data=True,  # diff depth + trade streams, REST depth snapshots
             ),
             client_order_id_rules=CLIENT_ORDER_ID_RULES,
         )
         urls = settings.urls
         self.rest_url = urls.get("rest") or (REST_TESTNET if settings.testnet else REST_URL)
         self.ws_url = urls.get("ws_api") or (WS_API_TESTNET if settings.testnet else WS_API_URL)
+        self.stream_url = urls.get("ws_streams") or (STREAM_TESTNET if settings.testnet
+                                                     else STREAM_URL)
+        """The public market data streams' base (``/stream?streams=...`` is added)."""
         self.signer = Signer(settings.credentials)
         self.limiter = RateLimiter(WINDOWS)
         self._headers = dict(_HEADERS)
@@ -165,6 +175,8 @@ class BinanceConnector(StreamingConnector):
         self._ws_seq = 0
         self._side_tasks: set[asyncio.Task[None]] = set()
         self.balances_seen: dict[str, Balance] = {}
+        self.market_feeds: set[MarketFeed] = set()
+        """The public feeds being read (one per :meth:`market_data` call)."""
         """The latest ``outboundAccountPosition`` balances (logged only)."""
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -193,6 +205,8 @@ class BinanceConnector(StreamingConnector):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for feed in list(self.market_feeds):
+            await feed.close()
         await self.stream.close()
         await self.rest.close()
 
@@ -640,6 +654,40 @@ class BinanceConnector(StreamingConnector):
         if not self.stream.connected.is_set():
             return Health(False, "user data stream disconnected")
         return Health(True, f"clock offset {self.offset_ms} ms")
+
+    # ---- public market data --------------------------------------------------------------------
+
+    async def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+        """The book of ``symbol`` kept by Binance's rules ("How to manage a local order book
+        correctly", :mod:`connectors.binance.book`) and its trades, from the combined stream
+        ``<symbol>@depth@100ms/<symbol>@trade`` and ``GET /api/v3/depth`` snapshots
+        (:class:`~connectors.binance.market.MarketFeed`). Ends when the connector closes."""
+        venue_symbol = self._venue_symbol(symbol)
+        s = self.settings
+        feed = MarketFeed(
+            symbol, venue_symbol, base_url=self.stream_url,
+            fetch_snapshot=lambda: self._depth(venue_symbol), name=self.name,
+            refresh_s=s.book_refresh_s, idle_timeout_s=s.stream_idle_timeout_s,
+            backoff=Backoff(s.reconnect_base_s, s.reconnect_cap_s),
+        )
+        self.market_feeds.add(feed)
+        try:
+            async for event in feed.events():
+                yield event
+        finally:
+            self.market_feeds.discard(feed)
+            await feed.close()
+
+    async def _depth(self, venue_symbol: str) -> bytes:
+        """``GET /api/v3/depth`` ("Order book", weight by ``limit``: 5 up to 100, 25 up to
+        500, 50 up to 1000, 250 up to 5000)."""
+        limit = self.settings.book_depth
+        resp = await self._request("GET", "/api/v3/depth",
+                                   {"symbol": venue_symbol, "limit": str(limit)},
+                                   weight=depth_weight(limit), signed=False)
+        if resp.status != 200:
+            raise self._refused(resp, "depth")
+        return resp.body
 
     # ---- the user data stream ------------------------------------------------------------------
 

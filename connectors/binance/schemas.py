@@ -4,8 +4,9 @@ decoder per message type, and ``to_<ours>()`` conversions.
 REST shapes follow the Spot REST API ("Exchange information", "New order (TRADE)", "Cancel order
 (TRADE)", "Cancel an Existing Order and Send a New Order (TRADE)", "Query order (USER_DATA)",
 "Current open orders (USER_DATA)", "Account trade list (USER_DATA)", "Account information
-(USER_DATA)", "Symbol price ticker"); stream shapes follow "User Data Streams for Binance" and
-the WebSocket API "Response format" / "Event format".
+(USER_DATA)", "Symbol price ticker", "Order book"); stream shapes follow "User Data Streams for
+Binance", the WebSocket API "Response format" / "Event format", and "WebSocket Streams for
+Binance" ("Trade Streams", "Diff. Depth Stream").
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from connectors.base import (
     OrderFilled,
     OrderRejected,
     OrderState,
+    PublicTrade,
     RejectReason,
     Side,
     VenueEvent,
@@ -435,6 +437,61 @@ class WsFrame(msgspec.Struct, frozen=True, kw_only=True):
     event: msgspec.Raw = msgspec.Raw()
 
 
+# ---- public market data (WebSocket Streams, "Market Data endpoints") ----------------------
+
+
+class DepthSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v3/depth`` ("Order book"): the best ``limit`` levels a side, as of the update
+    id ``lastUpdateId``."""
+
+    lastUpdateId: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+
+
+class DepthUpdate(msgspec.Struct, frozen=True, kw_only=True, tag_field="e",
+                  tag="depthUpdate"):
+    """"Diff. Depth Stream" (``<symbol>@depth@100ms``): the levels changed by the updates
+    ``U`` to ``u``, each with its new total quantity (0: the level is gone)."""
+
+    E: int
+    s: str
+    U: int
+    u: int
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+
+
+class PublicTradeEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="e", tag="trade"):
+    """"Trade Streams" (``<symbol>@trade``): ``m`` "Is the buyer the market maker?"."""
+
+    E: int
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+    M: bool = True
+
+    def to_trade(self, symbol: str) -> PublicTrade:
+        """The buyer was the maker: the seller aggressed."""
+        return PublicTrade(symbol, Decimal(self.p), Decimal(self.q),
+                           Side.SELL if self.m else Side.BUY, trade_key(self.s, self.t),
+                           self.T * MS)
+
+
+MarketStreamEvent = DepthUpdate | PublicTradeEvent
+
+
+class CombinedStreamEvent(msgspec.Struct, frozen=True):
+    """A combined stream's frame (``/stream?streams=...``): ``{"stream": <streamName>,
+    "data": <rawPayload>}`` ("General WSS information")."""
+
+    stream: str
+    data: MarketStreamEvent
+
+
 # one decoder per message type, built once
 ERROR = msgspec.json.Decoder(BinanceError)
 SERVER_TIME = msgspec.json.Decoder(ServerTime)
@@ -454,3 +511,7 @@ WS_FRAME = msgspec.json.Decoder(WsFrame)
 WS_RESPONSE = msgspec.json.Decoder(WsResponse)
 USER_EVENT = msgspec.json.Decoder(UserEvent)
 USER_EVENT_ENVELOPE = msgspec.json.Decoder(UserEventEnvelope)
+DEPTH_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot)
+COMBINED_STREAM_EVENT = msgspec.json.Decoder(CombinedStreamEvent)
+MARKET_STREAM_EVENT = msgspec.json.Decoder(MarketStreamEvent)
+"""A raw stream's frame (``/ws/<streamName>``)."""

@@ -33,3 +33,8 @@ class VenueSettings:
     """No message at all (not even a pong) for this long: the stream is reconnected."""
     reconnect_base_s: float = 0.2
     reconnect_cap_s: float = 30.0
+    book_refresh_s: float = 600.0
+    """A public book is resynchronised from a new snapshot this often even without a gap:
+    levels no diff touched would otherwise stay as the first snapshot had them."""
+    book_depth: int = 1000
+    """Levels a side asked of a venue's REST book snapshot."""
