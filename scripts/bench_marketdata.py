@@ -177,10 +177,46 @@ def bench_bybit(n: int) -> float:
     return _timed(BookSync("BTC/USDT", "BTCUSDT"), first, updates)
 
 
+def bench_binance(n: int, levels: int = 1) -> float:
+    """Binance's combined-stream ``depthUpdate`` frames (``levels`` changed levels each, a
+    random walk over 200 levels a side, consecutive update ids) after a snapshot; the consumer
+    takes what changed every 10th frame. Updates (frames) per second."""
+    import random
+
+    from connectors.binance.book import DepthSync
+
+    rng = random.Random(1)  # noqa: S311 - test data
+    frames, uid = [], 1001
+    for _ in range(n):
+        b = [[f"{97000 - rng.randrange(200) * 0.01:.2f}", f"{rng.randrange(0, 50) / 10:.8f}"]
+             for _ in range(levels // 2)]
+        a = [[f"{97000.01 + rng.randrange(200) * 0.01:.2f}", f"{rng.randrange(0, 50) / 10:.8f}"]
+             for _ in range(levels - levels // 2)]
+        frames.append(json.dumps({"stream": "btcusdt@depth@100ms", "data": {
+            "e": "depthUpdate", "E": 1_700_000_000_000, "s": "BTCUSDT", "U": uid,
+            "u": uid + levels - 1, "b": b, "a": a}}).encode())
+        uid += levels
+    sync = DepthSync("BTC/USDT")
+    snap = {"lastUpdateId": 1000,
+            "bids": [[f"{97000 - i * 0.01:.2f}", "1"] for i in range(200)],
+            "asks": [[f"{97000.01 + i * 0.01:.2f}", "1"] for i in range(200)]}
+    assert sync.snapshot(json.dumps(snap).encode(), 0)
+    t0 = time.perf_counter()
+    for i, raw in enumerate(frames):
+        sync.feed(raw)
+        if i % 10 == 0:
+            sync.take()
+    elapsed = time.perf_counter() - t0
+    assert sync.stats.gaps == 0 and sync.stats.resyncs == 0
+    return n / elapsed
+
+
 def _sync_benchmarks(n: int) -> list[tuple[str, float]]:
     """Each venue connector's own book sync (its sans-I/O class): decode the venue's
     WebSocket message bytes, check the sequence (and OKX's checksum), apply."""
-    return [("okx (checksum verified)", bench_okx(n, True)),
+    return [("binance (1 level a frame)", bench_binance(n)),
+            ("binance (10 levels a frame: frames/s)", bench_binance(n // 10, 10)),
+            ("okx (checksum verified)", bench_okx(n, True)),
             ("okx (checksum 0)", bench_okx(n, False)),
             ("bybit", bench_bybit(n))]
 

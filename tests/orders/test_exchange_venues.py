@@ -538,7 +538,7 @@ def test_venue_check_command(tmp_path: Path, creds_env: str) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("kind", [k for k in KINDS if k != "binance"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_market_data_through_the_venues_public_feed(tmp_path: Path, creds_env: str,
                                                     kind: str) -> None:
     """MarketDataRequest for the venue's book: the snapshot and the updates the client gets
