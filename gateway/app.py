@@ -7,6 +7,7 @@ pieces fit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -53,18 +54,75 @@ from gateway.orders.ports import OrderStorePort
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
 from gateway.positions.exposure import LossGuard, exposure
+from gateway.positions.reconcile import Adjusted, Reconciler
 from gateway.positions.requests import PositionRequests
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
 from gateway.server.journal import SeqJournal
 from gateway.server.ports import Application, SessionStorePort
-from gateway.store.records import FillRecord
+from gateway.store.records import FillRecord, PositionAdjustment
 
 if TYPE_CHECKING:
     from gateway.admin.api import AdminServer
 
 log = logging.getLogger("fixgw")
+
+
+@dataclass
+class Services:
+    """What the gateway tells its clients besides orders, over the order path."""
+
+    app: SessionApplication
+    market_data: MarketDataRequests
+    positions: Positions
+    reconciler: Reconciler
+
+
+def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[str, Connector],
+              policies: Mapping[str, SessionPolicy], risk: RiskEngine) -> Services:
+    """Market data, instruments, balances and positions, and the risk limits that look
+    across venues, wired to the order path."""
+
+    def venues_for(s: Session) -> frozenset[str] | None:
+        p = policies.get(str(s.sid))
+        return p.routing.venues if p is not None else None
+
+    def access_for(s: Session) -> Access | None:
+        p = policies.get(str(s.sid))
+        return Access(p.routing.venues, p.routing.accounts) if p is not None else None
+
+    def mark(venue: str, symbol: str) -> Decimal | None:
+        conn = connectors.get(venue)
+        return conn.last_price(symbol) if conn is not None else None
+
+    def working() -> Iterator[Order]:
+        return (o for o in orders.book.client_orders() if o.is_open)
+
+    def loss_limit(sid: str) -> Decimal | None:
+        limits = risk.limits_for(sid, None)
+        return limits.max_daily_loss if limits is not None else None
+
+    def engage(sid: str, reason: str) -> None:
+        log.warning("%s: %s: the kill switch is engaged", sid, reason)
+        orders.tasks.spawn(orders.kill_switch(sid, True, reason))
+
+    async def save(a: Adjusted) -> None:
+        await store.save_adjustment(PositionAdjustment(
+            a.venue, a.symbol, a.ts_ns, a.computed, a.venue_quantity, a.delta, a.reason))
+
+    positions = Positions()
+    risk.exposure = lambda sid, account, asset: exposure(
+        positions, working(), mark, sid, account, asset)
+    guard = LossGuard(positions, mark, loss_limit, engage, time.time_ns)
+    orders.recorder.fill_listeners.append(functools.partial(_count_fill, positions, guard))
+    market_data = MarketDataRequests(MarketData(connectors), venues_for)
+    app = SessionApplication(orders, market_data,
+                             SecurityListRequests(connectors, venues_for),
+                             CollateralInquiries(connectors, access_for),
+                             PositionRequests(positions, connectors, orders.serves))
+    return Services(app, market_data, positions,
+                    Reconciler(positions, connectors, save, orders.idle))
 
 
 def _count_fill(positions: Positions, guard: LossGuard, o: Order, fill: FillRecord) -> None:
@@ -206,6 +264,9 @@ class Gateway:
     market_data: MarketDataRequests | None = None
     positions: Positions | None = None
     """What the sessions hold, computed from the gateway's fills."""
+    reconciler: Reconciler | None = None
+    reconcile_interval: float = 300.0
+    """Seconds between two reconciliations of the positions with the venues."""
     admin_address: tuple[str, int] | None = None
     """Where the admin API listens, once started."""
     ownership: Ownership | None = None
@@ -214,6 +275,7 @@ class Gateway:
     """Set when another process has taken this node's place: the gateway must stop."""
     fenced_reason: str = ""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _reconciling: asyncio.Task[None] | None = None
 
     async def start(self) -> tuple[str, int]:
         """Start the order path (reconciling with the venues), then accept connections, then
@@ -236,8 +298,15 @@ class Gateway:
                                     order["venue"], order["symbol"], Side(order["side"]),
                                     fill.trade_id, fill.quantity, fill.price, fill.fee,
                                     fill.fee_currency, fill.ts_ns)
+        if self.positions is not None and isinstance(self.store, OrderStorePort):
+            for a in await self.store.load_adjustments():
+                self.positions.adjust(a.venue, a.symbol, a.delta)
         if self.orders is not None:
             await self.orders.start(own.owned if own is not None else None)
+        if self.reconciler is not None:
+            await self.reconciler.reconcile()  # the order path has caught up first
+            self._reconciling = asyncio.get_running_loop().create_task(
+                self._reconcile_now_and_then(), name="positions-reconcile")
         tls = g.tls
         address = await self.acceptor.start(
             g.host, g.port, tls_context(tls) if tls is not None else None,
@@ -251,6 +320,15 @@ class Gateway:
         if self.admin is not None:
             self.admin_address = await self.admin.start()
         return address
+
+    async def _reconcile_now_and_then(self) -> None:
+        assert self.reconciler is not None
+        while True:
+            await asyncio.sleep(self.reconcile_interval)
+            try:
+                await self.reconciler.reconcile()
+            except Exception:
+                log.exception("reconciling the positions with the venues failed")
 
     async def settled(self) -> None:
         """Until the gateway's own background work is done (catching up after an outage)."""
@@ -334,6 +412,10 @@ class Gateway:
         if self.admin is not None:
             await self.admin.stop()
         await self.acceptor.stop()
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciling
         if self.market_data is not None:
             await self.market_data.close()
         if self.orders is not None:
@@ -446,6 +528,7 @@ def build_gateway(
     orders: OrderManager | None = None
     market_data: MarketDataRequests | None = None
     positions: Positions | None = None
+    reconciler: Reconciler | None = None
     if app is None and cfg.venue:
         connectors = {v.name: build_connector(v) for v in cfg.venue}
         names = [v.name for v in cfg.venue]
@@ -464,46 +547,16 @@ def build_gateway(
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk, strategies=strategies)
-        def venues_for(s: Session) -> frozenset[str] | None:
-            p = policies.get(str(s.sid))
-            return p.routing.venues if p is not None else None
-
-        def access_for(s: Session) -> Access | None:
-            p = policies.get(str(s.sid))
-            return Access(p.routing.venues, p.routing.accounts) if p is not None else None
-
-        market_data = MarketDataRequests(MarketData(connectors), venues_for)
-        positions = Positions()
-
-        def mark(venue: str, symbol: str) -> Decimal | None:
-            conn = connectors.get(venue)
-            return conn.last_price(symbol) if conn is not None else None
-
-        def working() -> Iterator[Order]:
-            return (o for o in orders.book.client_orders() if o.is_open)
-
-        risk.exposure = lambda sid, account, asset: exposure(
-            positions, working(), mark, sid, account, asset)
-
-        def loss_limit(sid: str) -> Decimal | None:
-            limits = risk.limits_for(sid, None)
-            return limits.max_daily_loss if limits is not None else None
-
-        def engage(sid: str, reason: str) -> None:
-            log.warning("%s: %s: the kill switch is engaged", sid, reason)
-            orders.tasks.spawn(orders.kill_switch(sid, True, reason))
-
-        guard = LossGuard(positions, mark, loss_limit, engage, time.time_ns)
-        orders.recorder.fill_listeners.append(functools.partial(_count_fill, positions, guard))
-        app = SessionApplication(orders, market_data,
-                                 SecurityListRequests(connectors, venues_for),
-                                 CollateralInquiries(connectors, access_for),
-                                 PositionRequests(positions, connectors, orders.serves))
+        services = _services(store, orders, connectors, policies, risk)
+        app, market_data, positions = services.app, services.market_data, services.positions
+        reconciler = services.reconciler
         for name, conn in connectors.items():
             hooks = getattr(conn, "on_reconnect", None)
             if isinstance(hooks, list):
                 # Invariant 4: what happened at the venue while we were cut off is reconciled
+                # (the orders first: the positions compare what their fills make)
                 hooks.append(functools.partial(orders.reconcile, name))
+                hooks.append(functools.partial(reconciler.reconcile, name))
     defs = [
         session_definition(SessionID(s.begin_string, ours, s.target_comp_id), s)
         for s in cfg.session
@@ -543,7 +596,8 @@ def build_gateway(
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env), positions=positions)
-    gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions)
+    gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions,
+                      reconciler, cfg.gateway.reconcile_interval)
     if admin is not None:
         admin.hand_over = gateway.hand_over
     if isinstance(store, NodeStore):

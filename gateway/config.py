@@ -267,6 +267,9 @@ class GatewayConfig(_Strict):
     advertise: str | None = None
     """The address other nodes name when they refuse this node's sessions (default: the
     listening host and port)."""
+    reconcile_interval: float = Field(default=300.0, ge=1.0)
+    """Seconds between two comparisons of the positions computed from the fills with the
+    venues' own (also done at start and after every reconnection to a venue)."""
 
 
 class AdminConfig(_Strict):

@@ -14,7 +14,8 @@ Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JS
   as each venue reports them now (a venue that cannot answer is listed under ``errors``).
 * ``GET /positions[?session=S&account=A&venue=V&symbol=X]`` -> ``{"positions": [...]}``: the
   positions computed from the gateway's fills (quantity, average entry, realized and
-  unrealized PnL at the venue's last price, fees). Amounts are Decimal strings.
+  unrealized PnL at the venue's last price, fees), and the adjustments made where a venue's
+  own position differed (``adjustments``: venue, symbol, delta). Amounts are Decimal strings.
 * ``POST /sessions/hand-over`` with ``{"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}`` ->
   gives a session this node serves to node ``b`` (``null``: to whichever node a Logon reaches
   first), e.g. back to a node that was down: its client gets a Logout saying so and logs on at
@@ -269,7 +270,9 @@ class AdminServer:
                 "unrealized_pnl": None if unrealized is None else _plain(unrealized),
                 "fees": {c: _plain(v) for c, v in sorted(p.fees.items())}, "fills": p.fills,
             })
-        return web.json_response({"positions": out})
+        adjustments = [{"venue": v, "symbol": s, "delta": _plain(d)}
+                       for (v, s), d in sorted(self._positions.adjustments.items())]
+        return web.json_response({"positions": out, "adjustments": adjustments})
 
     async def _health(self, _request: web.Request) -> web.Response:
         open_by_session: dict[str, int] = {}

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol, runtime_checkable
 
-from gateway.store.records import FillRecord, OrderAppend, OrderEvent, Snapshot
+from gateway.store.records import (
+    FillRecord,
+    OrderAppend,
+    OrderEvent,
+    PositionAdjustment,
+    Snapshot,
+)
 
 
 @runtime_checkable
@@ -25,6 +31,10 @@ class OrderStorePort(Protocol):
     async def reserve(self, counter: str, n: int) -> int: ...
 
     async def fills_with_orders(self) -> list[tuple[FillRecord, Snapshot]]: ...
+
+    async def save_adjustment(self, adjustment: PositionAdjustment) -> None: ...
+
+    async def load_adjustments(self) -> list[PositionAdjustment]: ...
 
     def save_cod_override(self, session_id: str, mode: str | None) -> asyncio.Future[None]: ...
 

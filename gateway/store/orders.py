@@ -121,6 +121,9 @@ class OrderStatements:
         self.insert_fill = insert_sql(
             fills.name, FILL_COLUMNS, mark, conflict=["venue", "trade_id"]
         )
+        self.insert_adjustment = insert_sql(
+            position_adjustments.name, ADJUSTMENT_COLUMNS, mark,
+            conflict=["venue", "symbol", "ts_ns"])
         self.upsert_report = insert_sql(
             reports.name,
             REPORT_COLUMNS,
@@ -209,15 +212,19 @@ class _Reserve:
         return last - self.n + 1
 
 
+ADJUSTMENT_COLUMNS = ("venue", "symbol", "ts_ns", "computed", "venue_quantity", "delta",
+                      "reason")
+
+
 @dataclass(slots=True, eq=False)
 class _Adjust:
     waiter: Waiter
-    row: dict[str, Any]
+    row: tuple[Any, ...]
     reads: ClassVar[bool] = False
 
     def apply(self, tx: Tx) -> None:
         tx.flush()
-        tx.conn.execute(position_adjustments.insert(), [self.row])
+        tx.execute(tx.statements(OrderStatements).insert_adjustment, [self.row])
 
 
 # --- the API -------------------------------------------------------------------------------------
@@ -305,10 +312,9 @@ class OrderRepository:
         a = adjustment
         _check_length("symbol", a.symbol, ID_LENGTH)
         w = self.writer
-        await w.call(_Adjust(w.waiter(), {
-            "venue": a.venue, "symbol": a.symbol, "ts_ns": a.ts_ns, "computed": str(a.computed),
-            "venue_quantity": str(a.venue_quantity), "delta": str(a.delta),
-            "reason": a.reason[:REASON_LENGTH]}))
+        await w.call(_Adjust(w.waiter(), (
+            a.venue, a.symbol, a.ts_ns, str(a.computed), str(a.venue_quantity), str(a.delta),
+            a.reason[:REASON_LENGTH])))
 
     async def load_adjustments(self) -> list[PositionAdjustment]:
         """Every stored adjustment, by time."""

@@ -142,7 +142,7 @@ def test_balances_and_positions_through_the_admin_api(tmp_path: Path,
             assert D(p["avg_price"]) == sum(q * px for q, px in buys) / bought
             assert p["unrealized_pnl"] is not None and "BTC" in p["fees"]
             status, answer = await _admin(r.gw, "GET", "/positions?venue=elsewhere")
-            assert (status, answer) == (200, {"positions": []})
+            assert (status, answer) == (200, {"positions": [], "adjustments": []})
             status, answer = await _admin(r.gw, "GET", "/balances?asset=BTC")
             assert status == 200 and answer["errors"] == {}
             (b,) = answer["balances"]
@@ -219,5 +219,59 @@ def test_the_loss_of_the_day_engages_the_kill_switch(tmp_path: Path) -> None:
             await c.order("b2", ord_type="1", qty="0.01")
             m = await inbox.get("8", t11="b2", t39="8")
             assert "kill switch" in m[58]
+
+    run(body())
+
+
+def test_a_venue_position_the_fills_do_not_explain_is_adjusted_once(tmp_path: Path) -> None:
+    """A perpetual traded through the gateway matches the venue; then the venue account
+    trades outside the gateway: the difference is stored as an adjustment (logged, told to the
+    alert hooks), not invented as a fill, and not made again after a restart."""
+    from connectors.base import OrderRequest, OrderType, Side
+
+    from .support import PERP, restart, venue_survives
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        try:
+            async with running(tmp_path, [session("C1")], store=store) as r:
+                venue_survives(r)
+                reconciler = r.gw.reconciler
+                assert reconciler is not None
+                alerts: list[Any] = []
+                reconciler.alerts.append(alerts.append)
+                c = await r.client("C1")
+                inbox = Inbox(c)
+                await c.order("p1", ord_type="1", qty="0.01", symbol=PERP)
+                await _fills(inbox, "p1")
+                await asyncio.wait_for(r.orders.idle(), 5)
+                assert await reconciler.reconcile() == []
+                await r.venue().place(OrderRequest("outside1", PERP, Side.BUY, OrderType.MARKET,
+                                                   D("0.005")))
+                (adjusted,) = await reconciler.reconcile()
+                assert (adjusted.symbol, adjusted.computed, adjusted.venue_quantity,
+                        adjusted.delta) == (PERP, D("0.01"), D("0.015"), D("0.005"))
+                assert alerts == [adjusted]
+                assert r.gw.positions is not None
+                assert r.gw.positions.venue_totals("paper")[PERP] == D("0.015")
+                # the session's own position is what its fills make: nothing was invented
+                (mine,) = r.gw.positions.of_session(c_sid(c), symbol=PERP)
+                assert mine.quantity == D("0.01")
+                assert await reconciler.reconcile() == []
+            # the gateway again, on the same store and the same venue account: the stored
+            # adjustment counts, the start's reconciliation finds nothing to adjust
+            gw = restart(r, store, [session("C1")])
+            await gw.start()
+            try:
+                assert gw.reconciler is not None and gw.positions is not None
+                assert gw.reconciler.runs == 1  # at start
+                assert await gw.reconciler.reconcile() == []
+                assert gw.positions.venue_totals("paper")[PERP] == D("0.015")
+                assert len(await store.load_adjustments()) == 1
+            finally:
+                await gw.stop()
+        finally:
+            await store.close()
 
     run(body())
