@@ -570,3 +570,37 @@ def test_market_data_through_the_venues_public_feed(tmp_path: Path, creds_env: s
             assert ("0", kind, price) in book.levels
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_instruments_balances_and_positions_over_fix(tmp_path: Path, creds_env: str,
+                                                     kind: str) -> None:
+    """SecurityList, CollateralReport and PositionReport answered from each native venue
+    (through its connector and emulator), strictly validated."""
+    from .test_market_data import Inbox
+    from .test_positions import _ask, _fills, _report
+
+    async def main() -> None:
+        async with trading(tmp_path, kind) as (emu, run, c):
+            inbox = Inbox(c)
+            await c.send("x", [(320, "i"), (559, "0"), (55, BTC)])
+            y = await inbox.get("y", 10.0, t320="i", t560="0")
+            inst = next(i for i in await run.orders.connectors[kind].instruments()
+                        if i.symbol == BTC)
+            assert (y[207], D(y[969]), D(y[561])) == (kind, inst.tick_size, inst.lot_size)
+            ask = emu.core.exchange.book(BTC).best_ask()
+            assert ask is not None
+            await c.order("b1", qty="0.01", price=ask, tif=GTC)
+            await _fills(inbox, "b1")
+            await c.send("BB", [(909, "bal")])
+            held = {b.asset: b for b in emu.core.exchange.balances()}
+            for _ in held:
+                m = await inbox.get("BA", 10.0, t909="bal")
+                b = held[m[15]]
+                assert (D(m[900]), D(m[20010]), D(m[20011])) == (b.total, b.free, b.locked)
+            await _ask(c, "pos")
+            await inbox.get("AO", 10.0, t710="pos", t728="0", t727="1")
+            report = _report(await inbox.get("AP", 10.0, t710="pos"))
+            assert (report["venue"], report["long"]) == (kind, D("0.01"))
+
+    asyncio.run(asyncio.wait_for(main(), 60))
