@@ -115,20 +115,25 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
     risk.exposure = lambda sid, account, asset: exposure(
         positions, working(), mark, sid, account, asset)
     guard = LossGuard(positions, mark, loss_limit, engage, time.time_ns)
-    orders.recorder.fill_listeners.append(functools.partial(_count_fill, positions, guard))
+    position_requests = PositionRequests(positions, connectors, orders.serves)
+    orders.recorder.fill_listeners.append(
+        functools.partial(_count_fill, positions, guard, position_requests))
     market_data = MarketDataRequests(MarketData(connectors), venues_for)
     app = SessionApplication(orders, market_data,
                              SecurityListRequests(connectors, venues_for),
-                             CollateralInquiries(connectors, access_for),
-                             PositionRequests(positions, connectors, orders.serves))
+                             CollateralInquiries(connectors, access_for), position_requests)
     return Services(app, market_data, positions,
                     Reconciler(positions, connectors, save, orders.idle))
 
 
-def _count_fill(positions: Positions, guard: LossGuard, o: Order, fill: FillRecord) -> None:
+def _count_fill(positions: Positions, guard: LossGuard, requests: PositionRequests, o: Order,
+                fill: FillRecord) -> None:
     if positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
                       fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.ts_ns):
         guard.after_fill(o.session_id)
+        p = positions.get(o.session_id, o.account or "", o.venue, o.symbol)
+        if p is not None:  # after the fill's own ExecutionReport, which is being queued now
+            asyncio.get_running_loop().call_soon(requests.changed, p)
 
 
 class SessionApplication:
@@ -149,6 +154,7 @@ class SessionApplication:
 
     def on_logout(self, session: Session, now: float) -> None:
         self.market_data.on_logout(session)
+        self.positions.on_logout(session)
         self.orders.on_logout(session, now)
 
     def on_message(

@@ -110,6 +110,9 @@ class Positions:
         p.apply(side, qty, price, fee, fee_currency, ts_ns)
         return True
 
+    def get(self, session_id: str, account: str, venue: str, symbol: str) -> Position | None:
+        return self._positions.get((session_id, account, venue, symbol))
+
     def of_session(self, session_id: str, *, account: str | None = None,
                    symbol: str | None = None, venue: str | None = None) -> list[Position]:
         """The session's positions (never another's), filtered, in a stable order."""

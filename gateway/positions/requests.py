@@ -3,13 +3,18 @@ position of the session (never another session's): per account, venue (SecurityE
 and an exchange party) and instrument, LongQty / ShortQty (704/705, PosType TOT), the average
 entry price as PriorSettlPrice (734), the mark (the venue's last price) as SettlPrice (730,
 theoretical), the unrealized PnL at that mark (PosAmtType FMTM) and the realized PnL (TVAR),
-both in the quote currency, and the fees paid in Text."""
+both in the quote currency, and the fees paid in Text.
+
+With SubscriptionRequestType 1 the request stays: after each fill that changes a position it
+matches, that position's PositionReport is sent again (with the request's PosReqID and 263=1);
+263=2 with the same PosReqID ends it, as does the session's logout."""
 
 from __future__ import annotations
 
 import itertools
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import Connector
@@ -31,6 +36,17 @@ COMPLETED = b"0"
 REJECTED = b"2"
 
 
+@dataclass(frozen=True, slots=True)
+class _Filter:
+    account: str | None
+    symbol: str | None
+    venue: str | None
+
+    def matches(self, p: Position) -> bool:
+        return (self.account in (None, p.account) and self.symbol in (None, p.symbol)
+                and self.venue in (None, p.venue))
+
+
 class PositionRequests:
     def __init__(self, positions: Positions, connectors: Mapping[str, Connector],
                  serves: Callable[[Session], bool],
@@ -40,6 +56,17 @@ class PositionRequests:
         self.serves = serves
         self.clock = clock
         self._ids = itertools.count(1)
+        self._subs: dict[str, dict[bytes, tuple[Session, _Filter]]] = {}
+        """Session id -> PosReqID -> (the session, what the subscription covers)."""
+
+    def changed(self, p: Position) -> None:
+        """A fill changed ``p``: its subscribers are sent its report again."""
+        for req_id, (session, wanted) in list(self._subs.get(p.session_id, {}).items()):
+            if wanted.matches(p):
+                self._report(session, req_id, p, 1, subscribed=True)
+
+    def on_logout(self, session: Session) -> None:
+        self._subs.pop(str(session.sid), None)
 
     def on_request(self, session: Session, msg: Message, now: float) -> None:
         req_id = msg.get(710) or b""
@@ -53,22 +80,38 @@ class PositionRequests:
             self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
                       "only PosReqType 0 (positions) is served")
             return
-        if msg.get(263) not in (None, b"0"):
+        kind = msg.get(263) or b"0"
+        sid = str(session.sid)
+        if kind == b"2":
+            if self._subs.get(sid, {}).pop(req_id, None) is None:
+                self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
+                          f"PosReqID {req_id.decode(errors='replace')} is not subscribed")
+            else:
+                self._ack(session, req_id, account or client, VALID, COMPLETED, 0, None)
+            return
+        if kind not in (b"0", b"1"):
             self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
-                      "only a snapshot (263=0) of the positions is served")
+                      f"SubscriptionRequestType {kind.decode(errors='replace')} is not "
+                      "supported")
+            return
+        if kind == b"1" and req_id in self._subs.get(sid, {}):
+            self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
+                      f"PosReqID {req_id.decode(errors='replace')} is already subscribed")
             return
         # the account a request names: the client's own CompID stands for orders without one
         own = None if account in (None, client) else account
-        found = self.positions.of_session(
-            str(session.sid), account=None if account is None else (own or ""),
-            symbol=msg.get_str(55), venue=msg.get_str(207))
+        wanted = _Filter(None if account is None else (own or ""), msg.get_str(55),
+                         msg.get_str(207))
+        found = [p for p in self.positions.of_session(sid) if wanted.matches(p)]
+        if kind == b"1":
+            self._subs.setdefault(sid, {})[req_id] = (session, wanted)
         if not found:
             self._ack(session, req_id, account or client, NONE_FOUND, COMPLETED, 0,
-                      "no position matches")
+                      "no position matches" + (" yet: updates follow" if kind == b"1" else ""))
             return
         self._ack(session, req_id, account or client, VALID, COMPLETED, len(found), None)
         for p in found:
-            self._report(session, req_id, p, len(found))
+            self._report(session, req_id, p, len(found), subscribed=kind == b"1")
 
     def _parties(self, session: Session, venue: str | None) -> list[tuple[int, bytes]]:
         out = [(453, b"2" if venue else b"1"), (448, session.sid.target_comp_id.encode()),
@@ -86,7 +129,8 @@ class PositionRequests:
             body.append((58, text.encode()))
         session.send_if_logged_on(b"AO", body, self.clock())
 
-    def _report(self, session: Session, req_id: bytes, p: Position, count: int) -> None:
+    def _report(self, session: Session, req_id: bytes, p: Position, count: int,
+                subscribed: bool = False) -> None:
         conn = self.connectors.get(p.venue)
         mark = conn.last_price(p.symbol) if conn is not None else None
         unrealized = p.unrealized(mark)
@@ -97,7 +141,8 @@ class PositionRequests:
         if unrealized is not None:
             amounts = [(707, b"FMTM"), (708, fix_decimal(unrealized)), *amounts]
         body = [
-            (721, b"%d" % next(self._ids)), (710, req_id), (724, b"0"), (727, b"%d" % count),
+            (721, b"%d" % next(self._ids)), (710, req_id), (724, b"0"),
+            *([(263, b"1")] if subscribed else []), (727, b"%d" % count),
             (728, VALID), (715, today), *self._parties(session, p.venue),
             (1, (p.account or session.sid.target_comp_id).encode()), (581, b"1"),
             (55, p.symbol.encode()), (207, p.venue.encode()),

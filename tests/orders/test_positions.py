@@ -275,3 +275,32 @@ def test_a_venue_position_the_fills_do_not_explain_is_adjusted_once(tmp_path: Pa
             await store.close()
 
     run(body())
+
+
+def test_a_subscription_reports_each_change_until_it_ends(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")]) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            body_ = [(710, "sub"), (724, "0"), (263, "1"), (453, "1"), (448, "C1"),
+                     (447, "D"), (452, "3"), (1, "C1"), (581, "1"), (715, "20260101"),
+                     (60, NOW)]
+            await c.send("AN", body_)
+            await inbox.get("AO", t710="sub", t728="2", t729="0")  # nothing yet
+            await c.order("b1", ord_type="1", qty="0.01")
+            await _fills(inbox, "b1")
+            update = await inbox.get("AP", t710="sub", t263="1")
+            assert D(update[704]) == D("0.01")
+            # the fill's ExecutionReport came before the position update it caused
+            fill_at = next(i for i, m in enumerate(c.received)
+                           if m.msg_type == "8" and m.get(11) == "b1" and m.get(150) == "F")
+            assert fill_at < c.received.index(update)
+            await c.send("AN", [*body_[:2], (263, "1"), *body_[3:]])  # the same id again
+            await inbox.get("AO", t710="sub", t728="1", t729="2")
+            await c.send("AN", [(710, "sub"), (724, "0"), (263, "2"), *body_[3:]])
+            await inbox.get("AO", t710="sub", t728="0")
+            await c.order("b2", ord_type="1", qty="0.01")
+            await _fills(inbox, "b2")
+            await inbox.nothing_more("AP")
+
+    run(body())
