@@ -127,6 +127,10 @@ class CcxtBookFeed:
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # ---- the watchers ------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -263,7 +267,7 @@ async def run_book_feed(feed: CcxtBookFeed, feeds: dict[str, CcxtBookFeed]
         async for ev in feed.events():
             yield ev
     finally:
-        closed = feed._closed
+        closed = feed.closed
         await feed.close()
         if not closed:
             await feed.unwatch()

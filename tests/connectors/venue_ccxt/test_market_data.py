@@ -16,17 +16,26 @@ The sans-I/O part (diffs, precision) is tested on ccxt-shaped books without a so
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
+import ccxt.async_support as ccxt_async
 from venue_common.mdsupport import BookReader, exchange_book
 from venue_common.support import run, until
 
 from connectors.base import BookSnapshot, BookUpdate, OrderRequest, OrderType, Side
 from connectors.ccxt import CcxtConnector
-from connectors.ccxt.marketdata import book_side, changed, decimal_of, trade_of
+from connectors.ccxt.marketdata import (
+    CcxtBookFeed,
+    book_side,
+    changed,
+    decimal_of,
+    run_book_feed,
+    trade_of,
+)
 from connectors.common.credentials import Credentials
 from connectors.common.settings import VenueSettings
 from emulators.bybit import BybitEmulator
@@ -285,4 +294,55 @@ def test_bybit_disconnect_reconnects() -> None:
             _place(emu, _order(1, Side.BUY, "96000", symbol=PERP))
             await _equal(emu, reader, PERP, depth=200)
             await reader.stop()
+    run(go())
+
+
+# ---- ccxt's errors, on a scripted exchange -------------------------------------------------
+
+
+class _Scripted:
+    """watch_order_book answers what the test puts in ``queue``: a book (dict) or an exception
+    to raise."""
+
+    has = {"watchOrderBook": True}
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.orderbooks: dict[str, Any] = {}
+
+    async def watch_order_book(self, symbol: str, limit: int | None) -> Any:
+        item = await self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        self.orderbooks[symbol] = item
+        return item
+
+
+def test_network_error_resyncs_and_exchange_error_ends_the_feed() -> None:
+    async def go() -> None:
+        ex = _Scripted()
+        feed = CcxtBookFeed(ex, BTC, name="t", limit=None, contract_size=Decimal(1),
+                            trades=False, reconnect_base_s=0.01, reconnect_cap_s=0.01)
+        feeds: dict[str, CcxtBookFeed] = {}
+        stream = run_book_feed(feed, feeds)
+        book = {"bids": [[100.0, 1.0]], "asks": [[101.0, 2.0]], "timestamp": 1}
+        ex.queue.put_nowait(book)
+        snap = await anext(stream)
+        assert isinstance(snap, BookSnapshot) and feeds == {BTC: feed}
+        assert snap.bids == ((Decimal(100), Decimal(1)),) and snap.ts_ns == 1_000_000
+        book["bids"] = [[100.0, 1.5]]  # ccxt changes its book in place
+        ex.queue.put_nowait(book)
+        upd = await anext(stream)
+        assert isinstance(upd, BookUpdate) and upd.bids == ((Decimal(100), Decimal("1.5")),)
+        assert upd.asks == ()
+        # a lost connection: watched again, and the book that follows is a snapshot
+        ex.queue.put_nowait(ccxt_async.NetworkError("connection lost"))
+        ex.queue.put_nowait({"bids": [[99.0, 1.0]], "asks": [], "timestamp": 3})
+        snap = await anext(stream)
+        assert isinstance(snap, BookSnapshot) and feed.resyncs == 1
+        assert snap.bids == ((Decimal(99), Decimal(1)),) and snap.asks == ()
+        # the venue refuses: the feed ends, with the reason
+        ex.queue.put_nowait(ccxt_async.BadSymbol('okx {"code":"60018"}'))
+        assert [ev async for ev in stream] == []
+        assert feed.ended is not None and "BadSymbol" in feed.ended and feeds == {}
     run(go())
