@@ -283,6 +283,26 @@ def test_bybit_new_snapshot_mid_stream_replaces_the_book() -> None:
     run(go())
 
 
+def test_bybit_lost_delta_is_not_caught_by_ccxt() -> None:
+    """ccxt 4.5's bybit checks neither ``u`` nor ``seq`` (the native connector resubscribes on
+    a gap): a lost delta's level stays missing from ccxt's book. This records ccxt's
+    behaviour."""
+    async def go() -> None:
+        emu, ctx = bybit()
+        async with ctx as conn:
+            reader = BookReader(conn, BTC)
+            await _equal(emu, reader, depth=200)
+            emu.public.faults.drop_next = 1
+            _place(emu, _order(1, Side.BUY, "96000"))  # lost
+            _place(emu, _order(2, Side.BUY, "95000"))  # its u shows the gap, to those who look
+            await until(lambda: Decimal(95000) in reader.book.bids)
+            assert Decimal(96000) not in reader.book.bids
+            assert Decimal(96000) in exchange_book(emu.core.exchange, BTC, 200)[0]
+            assert conn.md_feeds[BTC].resyncs == 0
+            await reader.stop()
+    run(go())
+
+
 def test_bybit_disconnect_reconnects() -> None:
     async def go() -> None:
         emu, ctx = bybit()
