@@ -17,6 +17,10 @@ It is less exact than the native connectors, and says so:
   venues known to support it; elsewhere it scans open and closed orders, so "not found" there
   is weaker evidence than a venue's "order does not exist".
 * The dead-man switch is ccxt's ``cancelAllOrdersAfter`` where the exchange has it.
+* :meth:`market_data` is ccxt.pro's ``watch_order_book``/``watch_trades`` where the exchange
+  has them (and its WebSocket is not overridden away): ccxt keeps the book with its own reading
+  of the venue's integrity rules, and returns it whole; :mod:`connectors.ccxt.marketdata`
+  makes the snapshot and the updates of it (Decimal from ccxt's floats: see its precision note).
 * :meth:`last_price` is the last price polled (at the end of ``start()`` and every
   ``price_poll_s``, default 5 s, at background priority; see :mod:`connectors.ccxt.prices`),
   or the price of this connector's last fill, if newer.
@@ -33,7 +37,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +48,7 @@ from connectors.base import (
     Balance,
     Health,
     Instrument,
+    MarketEvent,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -71,6 +76,7 @@ from connectors.ccxt.exchange import (
     ws_override,
     ws_reconnected,
 )
+from connectors.ccxt.marketdata import CcxtBookFeed, decimal_of, run_book_feed
 from connectors.ccxt.prices import PRICE_POLL_S, fetch_last_prices, price_method, price_symbols
 from connectors.ccxt.schemas import (
     BALANCE,
@@ -106,8 +112,9 @@ class CcxtConnector(TrackingConnector):
     """One account at one ccxt exchange. ``options`` are ccxt's exchange options, plus ours:
     ``poll_interval_s`` (1.0; or the ``poll_interval`` keyword), ``events`` ("auto", "stream"
     or "poll"), ``rate_limit_retries`` (4), ``amend`` (override of the native-amend
-    capability), ``closed_orders_kept`` (``CLOSED_KEPT``) and ``price_poll_s``
-    (``PRICE_POLL_S``; 0 turns the price poll off).
+    capability), ``closed_orders_kept`` (``CLOSED_KEPT``), ``price_poll_s``
+    (``PRICE_POLL_S``; 0 turns the price poll off) and ``book_depth`` (the ``limit`` of
+    ``watch_order_book``; default ccxt's for the venue).
 
     What it remembers of each order stays bounded (:mod:`connectors.ccxt.tracking`)."""
 
@@ -121,6 +128,8 @@ class CcxtConnector(TrackingConnector):
         amend_override = opts.pop("amend", None)
         closed_kept = int(opts.pop("closed_orders_kept", CLOSED_KEPT))
         self.price_poll_s = float(opts.pop("price_poll_s", PRICE_POLL_S))
+        depth = opts.pop("book_depth", None)
+        self.book_depth: int | None = None if depth is None else int(depth)
         if mode not in ("auto", "stream", "poll"):
             raise ValueError(f"events must be auto, stream or poll, not {mode!r}")
         super().__init__(closed_kept)
@@ -130,22 +139,32 @@ class CcxtConnector(TrackingConnector):
         # stream go to the real venue
         ws_ok = ws_override(settings.urls) is not None or "rest" not in settings.urls
         if exchange is None:
+            # ccxt.pro's class whenever its WebSockets may be used (order events by polling
+            # still get the public watchers)
             exchange = build_exchange(exchange_id, settings, opts,
-                                      pro=mode == "stream" or (mode == "auto" and ws_ok))
+                                      pro=mode == "stream" or ws_ok)
         self.exchange: Any = exchange
         has = exchange.has
         can_watch = bool(has.get("watchOrders")) and bool(has.get("watchMyTrades"))
         self.streaming = mode == "stream" or (mode == "auto" and ws_ok and can_watch
                                               and hasattr(exchange, "watch_orders"))
+        market_data = (mode == "stream" or ws_ok) and bool(has.get("watchOrderBook")) \
+            and hasattr(exchange, "watch_order_book")
+        self._watch_public_trades = market_data and bool(has.get("watchTrades")) \
+            and hasattr(exchange, "watch_trades")
         self.info = VenueInfo(
             name=settings.name,
-            capabilities=capabilities(exchange, settings.markets, exchange_id,
-                                      None if amend_override is None else bool(amend_override)),
+            capabilities=dataclasses.replace(
+                capabilities(exchange, settings.markets, exchange_id,
+                             None if amend_override is None else bool(amend_override)),
+                market_data=market_data),
             client_order_id_rules=client_order_id_rules(exchange_id),
         )
         self._by_client_id = queries_by_client_order_id(exchange_id)
         self._negate_watch_fee = watch_fee_negated(exchange_id)
         self._instruments: dict[str, Instrument] = {}
+        self.md_feeds: dict[str, CcxtBookFeed] = {}
+        """The public feeds being read, by symbol (one per :meth:`market_data` call)."""
         self._last_price: dict[str, Decimal] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._down_since_ms: int | None = None
@@ -239,6 +258,8 @@ class CcxtConnector(TrackingConnector):
     async def close(self) -> None:
         self._closed = True
         await self.stop_tasks()
+        for feed in list(self.md_feeds.values()):
+            await feed.close()
         with contextlib.suppress(Exception):
             await self.exchange.close()
 
@@ -616,6 +637,24 @@ class CcxtConnector(TrackingConnector):
 
     def last_price(self, symbol: str) -> Decimal | None:
         return self._last_price.get(symbol)
+
+    def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+        """ccxt.pro's ``watch_order_book(symbol, book_depth)`` and ``watch_trades(symbol)``
+        (where the exchange has it) as snapshot, updates and trades
+        (:class:`connectors.ccxt.marketdata.CcxtBookFeed`); sizes in base units (ccxt's
+        ``contractSize`` applied). Only where ``capabilities.market_data``."""
+        if not self.capabilities.market_data:
+            raise NotImplementedError(f"{self.name}: no ccxt.pro order book watcher")
+        market = self._market_symbol(symbol)
+        raw = (getattr(self.exchange, "markets", None) or {}).get(market) or {}
+        size = raw.get("contractSize") if raw.get("contract") else None
+        feed = CcxtBookFeed(
+            self.exchange, market, name=self.name, limit=self.book_depth,
+            contract_size=decimal_of(size) if size else Decimal(1),
+            trades=self._watch_public_trades,
+            reconnect_base_s=self.settings.reconnect_base_s,
+            reconnect_cap_s=self.settings.reconnect_cap_s)
+        return run_book_feed(feed, self.md_feeds)
 
     # ---- events ------------------------------------------------------------------------------
 
