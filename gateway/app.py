@@ -99,8 +99,10 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
     def working() -> Iterator[Order]:
         return (o for o in orders.book.client_orders() if o.is_open)
 
-    def loss_limit(sid: str) -> Decimal | None:
-        limits = risk.limits_for(sid, None)
+    def loss_limit(sid: str, account: str | None) -> Decimal | None:
+        if account is not None and f"{sid}/{account}" not in risk.limits:
+            return None  # the account has no limits of its own: the session's apply
+        limits = risk.limits_for(sid, account)
         return limits.max_daily_loss if limits is not None else None
 
     def engage(sid: str, reason: str) -> None:
@@ -130,7 +132,7 @@ def _count_fill(positions: Positions, guard: LossGuard, requests: PositionReques
                 fill: FillRecord) -> None:
     if positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
                       fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.ts_ns):
-        guard.after_fill(o.session_id)
+        guard.after_fill(o.session_id, o.account)
         p = positions.get(o.session_id, o.account or "", o.venue, o.symbol)
         if p is not None:  # after the fill's own ExecutionReport, which is being queued now
             asyncio.get_running_loop().call_soon(requests.changed, p)
@@ -156,6 +158,11 @@ class SessionApplication:
         self.market_data.on_logout(session)
         self.positions.on_logout(session)
         self.orders.on_logout(session, now)
+
+    def may_resend(self, message: Message) -> bool:
+        """Market data is not resent on a ResendRequest (gap-filled): a book resent later is
+        stale, and the subscriber asks for a snapshot again."""
+        return message.msg_type not in (b"W", b"X")
 
     def on_message(
         self, session: Session, message: Message, now: float

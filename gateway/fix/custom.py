@@ -28,13 +28,16 @@ FIELDS: tuple[CustomField, ...] = (
     CustomField(20001, "MinNotional", "AMT",
                 "the smallest price x quantity of an order the venue accepts",
                 (("FIX44.xml", "SecListGrp", "NoRelatedSym"),
+                 ("FIX50.xml", "SecListGrp", "NoRelatedSym"),
                  ("FIX50SP2.xml", "SecListGrp", "NoRelatedSym"))),
     CustomField(20010, "AvailableBalance", "AMT",
                 "of a CollateralReport: what the account may use now in Currency (15)",
-                (("FIX44.xml", "CollateralReport", ""), ("FIX50SP2.xml", "CollateralReport", ""))),
+                (("FIX44.xml", "CollateralReport", ""), ("FIX50.xml", "CollateralReport", ""),
+                 ("FIX50SP2.xml", "CollateralReport", ""))),
     CustomField(20011, "LockedBalance", "AMT",
                 "of a CollateralReport: what open orders hold in Currency (15)",
-                (("FIX44.xml", "CollateralReport", ""), ("FIX50SP2.xml", "CollateralReport", ""))),
+                (("FIX44.xml", "CollateralReport", ""), ("FIX50.xml", "CollateralReport", ""),
+                 ("FIX50SP2.xml", "CollateralReport", ""))),
 )
 
 MIN_NOTIONAL = 20001

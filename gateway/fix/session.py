@@ -344,6 +344,12 @@ class Session:
             self._events.append(LoggedOut("disconnected"))
 
     @property
+    def appl_version(self) -> str:
+        """The application version of what we send: our DefaultApplVerID on FIXT (FIX.5.0,
+        FIX.5.0SP2), else the BeginString (FIX.4.4)."""
+        return self.settings.default_appl_ver_id or self.sid.begin_string
+
+    @property
     def is_logged_on(self) -> bool:
         return self.received_logon and self.state in (State.LOGGED_ON, State.LOGOUT_SENT)
 

@@ -126,5 +126,7 @@ class MarketData:
                               conn.name, book.symbol, feed.failures)
             else:
                 log.info("%s: the %s feed ended", conn.name, book.symbol)
+            # until the next snapshot the book is not known: a new request waits for it
             book.synced = False
+            feed.ready.clear()
             await asyncio.sleep(self.retry_s)

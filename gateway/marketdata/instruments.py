@@ -74,9 +74,9 @@ class SecurityListRequests:
         if not listed:
             return self._result(session, req_id, NONE_FOUND, "no instrument matches")
         entries: list[tuple[int, bytes]] = []
-        fixt = session.sid.is_fixt
+        version = session.appl_version
         for name, i in listed:
-            entries += _entry(name, i, fixt)
+            entries += _entry(name, i, version)
         body = [(320, req_id), (322, b"%d" % next(self._ids)), (560, VALID),
                 (393, b"%d" % len(listed)), (893, b"Y"), (146, b"%d" % len(listed)), *entries]
         return self._send(session, body)
@@ -93,13 +93,15 @@ class SecurityListRequests:
         return session.send_if_logged_on(b"y", body, self.clock())
 
 
-def _entry(venue: str, i: Instrument, fixt: bool) -> list[tuple[int, bytes]]:
+def _entry(venue: str, i: Instrument, version: str) -> list[tuple[int, bytes]]:
     symbol, exchange = (55, i.symbol.encode()), (207, venue.encode())
     tick, lot = (969, fix_decimal(i.tick_size)), (561, fix_decimal(i.lot_size))
     min_qty = (562, fix_decimal(i.min_qty))
     currency = (15, i.quote.encode())
-    if fixt:  # SecListGrp: Instrument (55 .. 969 .. 207), BaseTradingRules (562, 561), 15
+    if version == "FIX.5.0SP2":  # Instrument (55 .. 969 .. 207), BaseTradingRules (562, 561), 15
         out = [symbol, tick, exchange, min_qty, lot, currency]
+    elif version == "FIX.5.0":  # Instrument (55 .. 969 .. 207), 15, 561, 562
+        out = [symbol, tick, exchange, currency, lot, min_qty]
     else:  # FIX 4.4: Instrument (55, 207), 15, 561, 562, then 969 (added to 4.4)
         out = [symbol, exchange, currency, lot, min_qty, tick]
     if i.min_notional > 0:

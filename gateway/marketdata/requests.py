@@ -45,6 +45,9 @@ BID, OFFER, TRADE = b"0", b"1", b"2"
 ENTRY_TYPES = frozenset({BID, OFFER, TRADE})
 NEW, CHANGE, DELETE = b"0", b"1", b"2"  # MDUpdateAction (279)
 
+MAX_PENDING_TRADES = 1000
+"""Trades kept for a subscriber between two of its messages; older ones are dropped (counted)."""
+
 Entry = tuple[bytes, str, Decimal]
 """(MDEntryType, venue, price): one line of what a subscriber holds."""
 
@@ -105,13 +108,19 @@ class Subscription:
     """The venue the instrument named (SecurityExchange), None for the consolidated book."""
     sent: dict[Entry, Decimal] = field(default_factory=dict)
     trades: list[tuple[str, PublicTrade]] = field(default_factory=list)
-    """The trades since the last message, with their venues."""
+    """The trades since the last message, with their venues (the latest
+    :data:`MAX_PENDING_TRADES`)."""
+    trades_dropped: int = 0
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
     def book_changed(self, book: Book, trades: Sequence[PublicTrade]) -> None:
         if trades and TRADE in self.request.types:
             self.trades.extend((book.venue, t) for t in trades)
+            excess = len(self.trades) - MAX_PENDING_TRADES
+            if excess > 0:  # a subscriber that does not keep up gets the latest trades
+                del self.trades[:excess]
+                self.trades_dropped += excess
         self.dirty.set()
 
 
@@ -142,16 +151,36 @@ class MarketDataRequests:
 
     async def _on_request(self, session: Session, msg: Message) -> bool:
         req_id = msg.get(262) or b""
+        key = (session.sid, req_id)
+        reserved = False
         try:
             req = parse_request(msg)
             if req.kind == b"2":
                 self._unsubscribe(session, req.req_id)
                 return True
+            if req.kind == b"1":
+                if key in self._subs:
+                    raise Refused(DUPLICATE_MD_REQ_ID, f"MDReqID "
+                                  f"{req_id.decode(errors='replace')} is already subscribed")
+                self._subs[key] = []  # taken now: a second request with it is a duplicate
+                reserved = True
             subs = await self._subscriptions(session, req)
         except Refused as exc:
+            if reserved:
+                self._subs.pop(key, None)
             return self._reject(session, req_id, exc)
+        except Exception as exc:  # the venue could not be asked (VenueError, ...)
+            if reserved:
+                self._subs.pop(key, None)
+            log.warning("%s: MarketDataRequest %s failed: %r", session.sid,
+                        req_id.decode(errors="replace"), exc)
+            return self._reject(session, req_id,
+                                Refused(None, f"market data unavailable: {exc}"))
         if req.kind == b"1":
-            self._subs[(session.sid, req.req_id)] = subs
+            if self._subs.get(key) != []:  # the session logged out meanwhile
+                self._drop(subs)
+                return False
+            self._subs[key] = subs
         for sub in subs:
             if not self._send_full(sub):
                 self._drop(subs)
@@ -168,9 +197,6 @@ class MarketDataRequests:
         allowed = self.venues_for(session)
         if allowed is None:
             raise Refused(INSUFFICIENT_PERMISSIONS, "no market data for this session")
-        if req.kind == b"1" and (session.sid, req.req_id) in self._subs:
-            raise Refused(DUPLICATE_MD_REQ_ID,
-                          f"MDReqID {req.req_id.decode(errors='replace')} is already subscribed")
         if not req.instruments:
             raise Refused(UNKNOWN_SYMBOL, "no instrument (NoRelatedSym 146) in the request")
         feeds = [v for v in self.md.venues() if v in allowed]
@@ -194,7 +220,7 @@ class MarketDataRequests:
                         await self.md.watch(venue, symbol, sub)
                     except NoMarketData as exc:
                         raise Refused(UNKNOWN_SYMBOL, str(exc)) from None
-        except Refused:
+        except BaseException:
             self._drop(subs)
             raise
         return subs
@@ -273,7 +299,7 @@ class MarketDataRequests:
         body: list[tuple[int, bytes]] = [(262, sub.request.req_id), (55, sub.symbol.encode())]
         if sub.single is not None:
             body.append((207, sub.single.encode()))
-        if sub.session.sid.is_fixt:
+        if sub.session.appl_version == "FIX.5.0SP2":
             body.append((779, self._ts.format(self.clock())))  # LastUpdateTime (5.0SP2)
         body.append((268, b"%d" % count))
         body += entries

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from connectors.base import Balance, Connector, VenueError
 from gateway.fix.custom import AVAILABLE_BALANCE, LOCKED_BALANCE
-from gateway.fix.fixtime import format_utc
 from gateway.fix.message import Message, fix_decimal
 from gateway.fix.session import Session
 
@@ -83,11 +82,8 @@ class CollateralInquiries:
             held += [(venue, b) for b in balances]
         if not held:
             return self._refuse(session, inquiry, OTHER, "no balance held")
-        fixt = session.sid.is_fixt
         for n, (venue, b) in enumerate(held, 1):
             body: list[tuple[int, bytes]] = [(908, b"%d" % next(self._ids)), (909, inquiry)]
-            if fixt:
-                body.append((60, format_utc(self.clock())))
             body += [(910, b"3"), (911, b"%d" % len(held)),
                      (912, b"Y" if n == len(held) else b"N"),
                      (453, b"1"), (448, venue.encode()), (447, PROPRIETARY),

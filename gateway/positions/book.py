@@ -15,6 +15,12 @@ ZERO = Decimal(0)
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """(base, quote) of a canonical symbol: ``BTC/USDT`` and ``BTC/USDT:USDT`` -> BTC, USDT."""
+    base, _, rest = symbol.partition("/")
+    return base, rest.partition(":")[0]
+
+
 @dataclass(slots=True)
 class Position:
     session_id: str
@@ -33,12 +39,15 @@ class Position:
     """The UTC day (days since the epoch) of the last fill."""
     realized_today: Decimal = ZERO
     """Realized PnL of the fills of ``day``."""
+    fees_today: Decimal = ZERO
+    """The fees of the fills of ``day``, in the quote currency (a fee in the base asset at
+    its fill's price)."""
 
     def apply(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal | None,
               fee_currency: str | None, ts_ns: int = 0) -> None:
         day = ts_ns // NS_PER_DAY
-        if day != self.day:
-            self.day, self.realized_today = day, ZERO
+        if day > self.day:
+            self.day, self.realized_today, self.fees_today = day, ZERO, ZERO
         before = self.realized
         signed = qty if side is Side.BUY else -qty
         q = self.quantity
@@ -55,10 +64,22 @@ class Position:
                 self.avg_price = ZERO
             elif (self.quantity > ZERO) != (q > ZERO):  # crossed zero: the rest opens anew
                 self.avg_price = price
+        base, quote = split_symbol(self.symbol)
+        cost = ZERO
         if fee and fee_currency:
             self.fees[fee_currency] = self.fees.get(fee_currency, ZERO) + fee
+            if fee_currency == base:
+                # paid out of the asset itself (a spot buy): the account holds that much less
+                self.quantity -= fee
+                if self.quantity == ZERO:
+                    self.avg_price = ZERO
+                cost = fee * price
+            elif fee_currency == quote:
+                cost = fee
         self.fills += 1
-        self.realized_today += self.realized - before
+        if day == self.day:  # a late fill of an earlier day is not today's
+            self.realized_today += self.realized - before
+            self.fees_today += cost
 
     def unrealized(self, mark: Decimal | None) -> Decimal | None:
         """Profit and loss of the open quantity marked at ``mark`` (None: no mark)."""

@@ -11,7 +11,7 @@ from typing import Protocol
 from connectors.base import Side
 from gateway.risk.checks import Exposure
 
-from .book import NS_PER_DAY, ZERO, Positions
+from .book import NS_PER_DAY, ZERO, Positions, split_symbol
 
 Mark = Callable[[str, str], Decimal | None]
 """(venue, symbol) -> the venue's last price, None when unknown."""
@@ -38,7 +38,7 @@ class WorkingOrder(Protocol):
 
 def base_asset(symbol: str) -> str:
     """``BTC`` of ``BTC/USDT`` and of ``BTC/USDT:USDT``."""
-    return symbol.split("/", 1)[0]
+    return split_symbol(symbol)[0]
 
 
 def exposure(positions: Positions, working: Iterable[WorkingOrder], mark: Mark,
@@ -66,13 +66,15 @@ def exposure(positions: Positions, working: Iterable[WorkingOrder], mark: Mark,
     return Exposure(net, open_buys, open_sells, gross)
 
 
-def daily_loss(positions: Positions, mark: Mark, session_id: str, today: int) -> Decimal:
-    """The session's loss of the UTC day ``today`` (positive when it lost): realized by that
-    day's fills, and unrealized at the venues' last prices."""
+def daily_loss(positions: Positions, mark: Mark, session_id: str, today: int,
+               account: str | None = None) -> Decimal:
+    """The session's (``account``'s) loss of the UTC day ``today`` (positive when it lost):
+    realized by that day's fills less their fees, and unrealized at the venues' last
+    prices."""
     pnl = ZERO
-    for p in positions.of_session(session_id):
+    for p in positions.of_session(session_id, account=account):
         if p.day == today:
-            pnl += p.realized_today
+            pnl += p.realized_today - p.fees_today
         unrealized = p.unrealized(mark(p.venue, p.symbol))
         if unrealized is not None:
             pnl += unrealized
@@ -80,11 +82,11 @@ def daily_loss(positions: Positions, mark: Mark, session_id: str, today: int) ->
 
 
 class LossGuard:
-    """Engages a session's kill switch once its loss of the day passes its max_daily_loss
-    (checked after each of its fills)."""
+    """Engages a session's kill switch once its loss of the day passes its max_daily_loss,
+    or one of its accounts' loss passes the account's own (checked after each fill)."""
 
     def __init__(self, positions: Positions, mark: Mark,
-                 limit_for: Callable[[str], Decimal | None],
+                 limit_for: Callable[[str, str | None], Decimal | None],
                  engage: Callable[[str, str], None],
                  clock_ns: Callable[[], int]) -> None:
         self.positions = positions
@@ -93,17 +95,21 @@ class LossGuard:
         self.engage = engage
         self.clock_ns = clock_ns
         self.engaged: dict[str, int] = {}
-        """Session id -> the day its kill switch was engaged for its loss (once a day)."""
+        """Session id -> the day its kill switch was engaged for a loss (once a day)."""
 
-    def after_fill(self, session_id: str) -> None:
-        limit = self.limit_for(session_id)
-        if limit is None:
-            return
+    def after_fill(self, session_id: str, account: str | None = None) -> None:
         today = self.clock_ns() // NS_PER_DAY
         if self.engaged.get(session_id) == today:
             return
-        loss = daily_loss(self.positions, self.mark, session_id, today)
-        if loss > limit:
-            self.engaged[session_id] = today
-            self.engage(session_id, f"risk: the loss of the day {loss.normalize():f} (realized "
-                                    f"and unrealized) is beyond max_daily_loss {limit}")
+        for scope in (None, account) if account else (None,):
+            limit = self.limit_for(session_id, scope)
+            if limit is None:
+                continue
+            loss = daily_loss(self.positions, self.mark, session_id, today, scope)
+            if loss > limit:
+                self.engaged[session_id] = today
+                whose = f" of account {scope}" if scope else ""
+                self.engage(session_id, f"risk: the loss of the day{whose} "
+                                        f"{loss.normalize():f} (realized, fees and unrealized) "
+                                        f"is beyond max_daily_loss {limit}")
+                return

@@ -1,9 +1,10 @@
 """Positions reconciled with the venues: on start, after each reconnection and periodically,
 each venue account's derivative positions (canonical ``BASE/QUOTE:SETTLE``; a spot holding is a
 balance, not a position) are compared with those computed from the gateway's fills. The venue
-is the truth for what it holds: a difference that is still there once the order path has
-caught up (fills on their way are not differences) becomes an explicit adjustment -- stored,
-logged and told to the alert hooks -- never a silent overwrite, never an invented fill."""
+is the truth for what it holds: a difference seen the same by two reconciliations in a row,
+each after the order path has caught up (fills on their way are not differences), becomes an
+explicit adjustment -- stored, logged and told to the alert hooks -- never a silent overwrite,
+never an invented fill."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class Reconciler:
         self.clock_ns = clock_ns
         self.alerts: list[Alert] = []
         self.runs = 0
+        self._suspects: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
+        """Venue -> the differences its last reconciliation found (not yet adjusted)."""
 
     async def reconcile(self, venue: str | None = None) -> list[Adjusted]:
         """Compare (and adjust) every venue's positions, or ``venue``'s; a venue that cannot
@@ -66,27 +69,34 @@ class Reconciler:
 
     async def _differences(self, venue: str) -> dict[str, tuple[Decimal, Decimal]]:
         """Symbol -> (computed, the venue's) where they differ."""
-        theirs = {p.symbol: p.quantity for p in await self.connectors[venue].positions()
-                  if is_derivative(p.symbol)}
+        theirs: dict[str, Decimal] = {}
+        for p in await self.connectors[venue].positions():
+            if is_derivative(p.symbol):  # (hedge mode: a long and a short row, summed)
+                theirs[p.symbol] = theirs.get(p.symbol, ZERO) + p.quantity
         ours = {s: q for s, q in self.positions.venue_totals(venue).items()
                 if is_derivative(s)}
         return {s: (ours.get(s, ZERO), theirs.get(s, ZERO)) for s in ours.keys() | theirs.keys()
                 if ours.get(s, ZERO) != theirs.get(s, ZERO)}
 
     async def _venue(self, venue: str) -> list[Adjusted]:
-        first = await self._differences(venue)
-        if not first:
-            return []
+        """A difference is adjusted when the run before saw the very same one (the same
+        computed and venue quantities): a fill on its way when one run looks has arrived by
+        the next, and changes the computed side."""
         await self.settle()
-        again = await self._differences(venue)
+        found = await self._differences(venue)
+        seen, self._suspects[venue] = self._suspects.get(venue, {}), found
         out = []
-        for symbol, (computed, theirs) in sorted(again.items()):
-            if first.get(symbol, (None, None))[1] != theirs:
-                continue  # the venue's moved meanwhile: looked at again next time
+        for symbol, (computed, theirs) in sorted(found.items()):
+            if seen.get(symbol) != (computed, theirs):
+                log.info("%s: position of %s differs (the venue holds %s, the fills make %s); "
+                         "adjusted if the next reconciliation sees the same", venue, symbol,
+                         f"{theirs:f}", f"{computed:f}")
+                continue
             a = Adjusted(venue, symbol, self.clock_ns(), computed, theirs, theirs - computed,
                          f"the venue holds {theirs:f}, the fills make {computed:f}")
             await self.save(a)  # stored before it counts
             self.positions.adjust(venue, symbol, a.delta)
+            self._suspects[venue].pop(symbol, None)
             log.warning("%s: position of %s adjusted by %s: %s", venue, symbol,
                         f"{a.delta:f}", a.reason)
             for alert in self.alerts:

@@ -38,13 +38,13 @@ REJECTED = b"2"
 
 @dataclass(frozen=True, slots=True)
 class _Filter:
-    account: str | None
+    accounts: frozenset[str] | None
     symbol: str | None
     venue: str | None
 
     def matches(self, p: Position) -> bool:
-        return (self.account in (None, p.account) and self.symbol in (None, p.symbol)
-                and self.venue in (None, p.venue))
+        return ((self.accounts is None or p.account in self.accounts)
+                and self.symbol in (None, p.symbol) and self.venue in (None, p.venue))
 
 
 class PositionRequests:
@@ -98,10 +98,11 @@ class PositionRequests:
             self._ack(session, req_id, account or client, INVALID, REJECTED, 0,
                       f"PosReqID {req_id.decode(errors='replace')} is already subscribed")
             return
-        # the account a request names: the client's own CompID stands for orders without one
-        own = None if account in (None, client) else account
-        wanted = _Filter(None if account is None else (own or ""), msg.get_str(55),
-                         msg.get_str(207))
+        # the account a request names; the client's own CompID also stands for its orders
+        # without an Account (1)
+        wanted = _Filter(None if account is None else frozenset(
+            {account, ""} if account == client else {account}), msg.get_str(55),
+            msg.get_str(207))
         found = [p for p in self.positions.of_session(sid) if wanted.matches(p)]
         if kind == b"1":
             self._subs.setdefault(sid, {})[req_id] = (session, wanted)

@@ -191,9 +191,16 @@ class RiskEngine:
         if (lim.max_position is None and lim.max_gross_notional is None) or (
                 self.exposure is None):
             return None
+        # an account with limits of its own is counted alone; the session's limits count
+        # every account of the session
+        if account is not None and f"{session_id}/{account}" not in self.limits:
+            account = None
         e = self.exposure(session_id, account, asset)
         whose = f" of account {account}" if account is not None else ""
-        if lim.max_position is not None:
+        # an order that does not take the position further from flat adds no exposure
+        signed = quantity if side is Side.BUY else -quantity
+        reduces = e.net != 0 and abs(e.net + signed) <= abs(e.net)
+        if lim.max_position is not None and not reduces:
             if side is Side.BUY:
                 after = e.net + e.open_buys + quantity
                 working = e.open_buys
@@ -205,7 +212,7 @@ class RiskEngine:
                                      f"would reach {_n(after)} (held {_n(e.net)}, open "
                                      f"{_n(working)}, this order {_n(quantity)}), beyond "
                                      f"max_position {lim.max_position}")
-        if lim.max_gross_notional is not None:
+        if lim.max_gross_notional is not None and not reduces:
             if ref_price is None:
                 return Refused(b"3", "risk: no price to check max_gross_notional against")
             after = e.gross_notional + quantity * ref_price

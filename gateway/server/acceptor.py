@@ -295,6 +295,8 @@ class Acceptor:
                 session = Session(
                     d.settings, d.session_dd, d.app_dds,
                     next_sender=max(rec.next_sender, kept or 0), next_target=rec.next_target,
+                    # the application may say what is not worth resending (gap-filled)
+                    allow_resend=getattr(self.app, "may_resend", None),
                 )
                 file_log: FileLogPort | None = None
                 if self._file_log is not None:

@@ -350,7 +350,9 @@ def test_balances_positions_and_the_book(env: Env) -> None:
     assert re.search(r"^paper\s+USDT\s+total \d", r.out, re.M), r.out
     r = env.client("positions")
     assert r.code == 0, r.err + r.out
-    assert re.search(r"^paper\s+BTC/USDT\s+qty 0\.01 +avg \d", r.out, re.M), r.out
+    # the buy's fee (0.05%) was paid in BTC, out of the 0.01 bought
+    assert re.search(r"^paper\s+BTC/USDT\s+qty 0\.009995 +avg \d.*fees 0\.000005 BTC", r.out,
+                     re.M), r.out
     r = env.client("book", "BTC/USDT", "--depth", "3")
     assert r.code == 0, r.err + r.out
     assert "BTC/USDT: 3 bid and 3 offer levels" in r.out

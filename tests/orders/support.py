@@ -55,10 +55,10 @@ def sid(target: str = "CLIENT1", begin: str = "FIX.4.4") -> str:
     return str(SessionID(begin, "GATEWAY", target))
 
 
-def check_strict(m: FixMessage, begin: str) -> None:
+def check_strict(m: FixMessage, begin: str, appl_ver: str = "FIX.5.0SP2") -> None:
     """The message as a strict QuickFIX counterparty would validate it."""
     if begin == "FIXT.1.1":
-        sdd, add = dictionary.standard("FIXT.1.1"), dictionary.standard("FIX.5.0SP2")
+        sdd, add = dictionary.standard("FIXT.1.1"), dictionary.standard(appl_ver)
     else:
         sdd = add = dictionary.standard("FIX.4.4")
     validate(parse_message(m.raw, sdd, add), sdd, add, STRICT)
@@ -70,11 +70,13 @@ class OrderClient(FixClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.received: list[FixMessage] = []
+        self.appl_ver = "FIX.5.0SP2"
+        """FIXT: the application version what is received is validated against."""
 
     async def recv(self, timeout: float = 5.0) -> FixMessage:
         m = await super().recv(timeout)
         if m.msg_type in VALIDATED:
-            check_strict(m, self.begin)
+            check_strict(m, self.begin, self.appl_ver)
         self.received.append(m)
         return m
 

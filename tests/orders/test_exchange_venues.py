@@ -601,6 +601,9 @@ def test_instruments_balances_and_positions_over_fix(tmp_path: Path, creds_env: 
             await _ask(c, "pos")
             await inbox.get("AO", 10.0, t710="pos", t728="0", t727="1")
             report = _report(await inbox.get("AP", 10.0, t710="pos"))
-            assert (report["venue"], report["long"]) == (kind, D("0.01"))
+            fee = sum((D(m[12]) for m in c.received if m.msg_type == "8" and m.get(11) == "b1"
+                       and m.get(150) == "F" and m.get(479) == "BTC"), D(0))
+            assert fee > 0  # a spot buy's fee is paid out of what it bought
+            assert (report["venue"], report["long"]) == (kind, D("0.01") - fee)
 
     asyncio.run(asyncio.wait_for(main(), 60))
