@@ -12,6 +12,12 @@ creates a second order (Invariant 3).
 Every change of an order's state at the venue reaches the gateway as a :data:`VenueEvent` on
 :meth:`Connector.events`. Events may arrive twice or out of order (WebSocket reconnects,
 reconciliation): the gateway deduplicates them by trade id and status (Invariant 2).
+
+What the account holds reaches the gateway apart from the orders, as :class:`BalanceUpdate` on
+:meth:`Connector.balance_events` (only where ``capabilities.balance_stream``): each update is
+what the venue's private stream says one asset's balance *is* now, not a change, so a
+duplicate is harmless and a lost one is made good by the next, or by :meth:`Connector.balances`
+(REST) after a reconnect.
 """
 
 from __future__ import annotations
@@ -207,6 +213,24 @@ VenueEvent = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    """One asset of the venue account as the venue's private stream reports it now: absolute
+    figures that replace what was known of that asset (Binance ``outboundAccountPosition``,
+    OKX ``account`` channel, Bybit ``wallet`` topic). Not an order event: it travels on
+    :meth:`Connector.balance_events`, never on :meth:`Connector.events`."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal
+    ts_ns: int
+    """The venue's time of the account update (0 when it gives none)."""
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 
@@ -272,6 +296,9 @@ class Capabilities:
     batch_place: bool = False
     market_data: bool = False
     """The venue's public book and trades are available (:meth:`Connector.market_data`)."""
+    balance_stream: bool = False
+    """The account's balances are pushed as they change (:meth:`Connector.balance_events`), so
+    the gateway may keep them instead of asking :meth:`Connector.balances` every time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +445,14 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def events(self) -> AsyncIterator[VenueEvent]:
         """The stream of normalized order events (one consumer)."""
+
+    async def balance_events(self) -> AsyncIterator[BalanceUpdate]:
+        """The account's balances as the venue's private stream pushes them (one consumer;
+        only where ``capabilities.balance_stream``). A consumer that reads late gets the
+        latest figures of each asset, not every step. The default pushes nothing and ends at
+        once: the venue is then asked over REST (:meth:`balances`)."""
+        return
+        yield  # an async generator that yields nothing
 
     @abc.abstractmethod
     async def health(self) -> Health: ...

@@ -3,14 +3,14 @@ WebSocket over :class:`~emulators.core.EmulatorCore` (the paper matching engine)
 
 It verifies signatures as Bybit does (``timestamp + api_key + recv_window + payload``; the
 timestamp must lie in ``[server_time - recv_window, server_time + 1000)``), counts the per-UID
-endpoint limits (``retCode`` 10006 with the ``X-Bapi-Limit*`` headers) and the IP limit (HTTP 403
-beyond 600 requests per 5 s, then a ban), answers with Bybit's error codes, pushes ``order`` and
-``execution`` messages to authenticated subscribers, answers ``{"op":"ping"}`` with ``pong``,
-accepts-then-cancels a PostOnly order that would take (``EC_PostOnlyWillTakeLiquidity``), and
-runs Disconnect Cancel All: once the last private connection subscribed to a ``dcp`` topic is
-gone for ``timeWindow`` seconds, every order of that product is cancelled. Batch Place and
-Batch Cancel Order answer per order in ``result.list`` and ``retExtInfo.list`` and charge their
-window one unit per order (see ``_create_batch``).
+endpoint limits (``retCode`` 10006 with the ``X-Bapi-Limit*`` headers) and the IP limit (HTTP
+403 beyond 600 requests per 5 s, then a ban), answers with Bybit's error codes, pushes
+``order``, ``execution`` and ``wallet`` messages to authenticated subscribers, answers
+``{"op":"ping"}`` with ``pong``, accepts-then-cancels a PostOnly order that would take
+(``EC_PostOnlyWillTakeLiquidity``), and runs Disconnect Cancel All: once the last private
+connection subscribed to a ``dcp`` topic is gone for ``timeWindow`` seconds, every order of that
+product is cancelled. Batch Place and Batch Cancel Order answer per order in ``result.list`` and
+``retExtInfo.list`` and charge their window one unit per order (see ``_create_batch``).
 
 Sources (Bybit's docs, markdown in github.com/bybit-exchange/docs under ``docs/v5``): HTTP 401
 for a wrong key or missing auth headers and 403 for the IP limit ("Error Codes" / HTTP Code);
@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 
 from connectors.base import (
     AmendRequest,
+    Balance,
     InstrumentKind,
     OrderAccepted,
     OrderAmended,
@@ -170,7 +171,12 @@ class BybitEmulator(EmulatorServer):
         self._counts: dict[str, tuple[int, int]] = {}
         self._symbols: dict[tuple[str, str], str] = {}
         self._category: dict[str, str] = {}
+        self._coins: dict[str, frozenset[str]] = {}
+        """Canonical symbol -> the coins its orders move (base and quote, or settle)."""
         for inst in self.core.exchange.instruments():
+            self._coins[inst.symbol] = frozenset(
+                {inst.settle or inst.quote} if inst.kind is InstrumentKind.PERPETUAL
+                else {inst.base, inst.quote})
             cat = "linear" if inst.kind is InstrumentKind.PERPETUAL else "spot"
             self._symbols[(cat, inst.venue_symbol)] = inst.symbol
             self._category[inst.symbol] = cat
@@ -778,10 +784,17 @@ class BybitEmulator(EmulatorServer):
     def _wallet(self, p: dict[str, Any]) -> Any:
         if p.get("accountType") != "UNIFIED":
             raise BybitError(errors.PARAMS_ERROR, "params error: accountType only support UNIFIED")
+        return {"list": [self._wallet_account(self.core.exchange.balances())]}
+
+    @staticmethod
+    def _wallet_account(balances: list[Balance]) -> dict[str, Any]:
+        """The unified account as GET /v5/account/wallet-balance and the ``wallet`` topic show
+        it (docs/v5/websocket/private/wallet: ``coin[]`` with ``walletBalance``, ``locked``,
+        ``equity``, ``totalOrderIM``, ``totalPositionIM``)."""
         coins = [{"coin": b.asset, "walletBalance": num(b.total), "locked": num(b.locked),
                   "equity": num(b.total), "totalOrderIM": "0", "totalPositionIM": "0"}
-                 for b in self.core.exchange.balances()]
-        return {"list": [{"accountType": "UNIFIED", "coin": coins}]}
+                 for b in balances]
+        return {"accountType": "UNIFIED", "coin": coins}
 
     def _positions(self, p: dict[str, Any]) -> Any:
         category, symbol = self._symbol(p, required=False)
@@ -886,10 +899,21 @@ class BybitEmulator(EmulatorServer):
         return base | {"success": False, "ret_msg": f"op {op} not supported", "op": str(op)}
 
     def _docs(self, item: Published) -> list[tuple[str, dict[str, Any]]]:
-        ev = item.event
-        order = self.core.exchange.order(ev.client_order_id)
+        """What a change is pushed as: its ``order`` (and ``execution``) documents, then the
+        ``wallet`` with the coins of the order's instrument."""
+        order = self.core.exchange.order(item.event.client_order_id)
         if order is None:
             return []
+        docs = self._order_docs(item, order)
+        if docs:
+            coins = self._coins[order.symbol]
+            docs.append(("wallet", self._wallet_account(
+                [b for b in self.core.exchange.balances() if b.asset in coins])))
+        return docs
+
+    def _order_docs(self, item: Published, order: PaperOrder
+                    ) -> list[tuple[str, dict[str, Any]]]:
+        ev = item.event
         if isinstance(ev, OrderFilled):
             out = [("execution", self.execution_doc(ev))]
             cum = self._cum.get(order.client_order_id, Decimal(0))

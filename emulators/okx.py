@@ -1,7 +1,7 @@
 """An OKX API v5 emulator on loopback for tests: the REST endpoints the connector uses (public
 time, instruments and tickers; the signed trade and account ones) and the private WebSocket
-(login, ``orders`` channel, ``ping``/``pong``), over the paper exchange; and the public
-WebSocket's ``books`` and ``trades`` channels (:mod:`emulators.okx_public`).
+(login, ``orders`` and ``account`` channels, ``ping``/``pong``), over the paper exchange; and
+the public WebSocket's ``books`` and ``trades`` channels (:mod:`emulators.okx_public`).
 
 It checks what OKX checks: the four ``OK-ACCESS-*`` headers, the signature (HTTP 401 with 50113
 "Invalid signature."), the timestamp within 30 s of its clock (50102), the per-endpoint limits
@@ -32,6 +32,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from connectors.base import (
     AmendRequest,
+    Balance,
     Instrument,
     OrderRequest,
     OrderType,
@@ -50,6 +51,9 @@ from emulators.okx_public import OkxPublic
 from emulators.okx_wire import NO_FILL, Wire, fee_ccy, ord_id, s
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_UID = "44705892343619584"
+"""The account's uid, as the private channels' pushes name it in ``arg``."""
 
 SWAP_BTC = replace(BTC_USDT_PERP, venue_symbol="BTC-USDT-SWAP", lot_size=Decimal("0.0001"),
                    min_qty=Decimal("0.0001"), min_notional=Decimal(0))
@@ -182,7 +186,8 @@ class OkxEmulator(EmulatorServer):
         self.dead_man_fired = 0
         self.rate_limited = 0
         self.logins = 0
-        self._ws_state: dict[web.WebSocketResponse, bool] = {}
+        self._ws_state: dict[web.WebSocketResponse, set[str]] = {}
+        """Each private connection's subscribed channels (``orders``, ``account``)."""
         self.public = OkxPublic(self.core, self.instruments, self.wire.contracts)
         """The public WebSocket's books and trades (its faults: ``public.faults``)."""
 
@@ -480,8 +485,8 @@ class OkxEmulator(EmulatorServer):
         dead = {**base, "state": "canceled", "cancelSource": "31"}
         self._ghosts[req.client_order_id] = dead
         if not self.core.faults.streams_down:
-            for ws, subscribed in list(self._ws_state.items()):
-                if subscribed:
+            for ws, channels in list(self._ws_state.items()):
+                if "orders" in channels:
                     self.spawn(self._send(ws, [live]))
                     self.spawn(self._send(ws, [dead]))
         return _ack(cid, oid, "0", "Order placed")
@@ -681,11 +686,35 @@ class OkxEmulator(EmulatorServer):
         return self._fills(request, body)
 
     def _balance(self, request: web.Request, _: Any) -> Any:
+        return {"code": "0", "msg": "", "data": [self._account(self.core.exchange.balances())]}
+
+    def _account(self, balances: list[Balance]) -> dict[str, Any]:
+        """One account as "Get balance" and the ``account`` channel show it: per currency
+        ``availBal`` (free), ``frozenBal`` (held by orders), ``cashBal`` and ``eq`` (their
+        sum: no borrowing, no unrealized PnL in spot), ``uTime``."""
+        now = str(self.core.now_ms())
         details = [{"ccy": b.asset, "availBal": s(b.free), "frozenBal": s(b.locked),
-                    "cashBal": s(b.total), "eq": s(b.total), "uTime": str(self.core.now_ms())}
-                   for b in self.core.exchange.balances()]
-        return {"code": "0", "msg": "", "data": [{"totalEq": "", "uTime":
-                                                   str(self.core.now_ms()), "details": details}]}
+                    "cashBal": s(b.total), "eq": s(b.total), "uTime": now} for b in balances]
+        return {"totalEq": "", "uTime": now, "details": details}
+
+    def _account_push(self, balances: list[Balance], snapshot: bool) -> dict[str, Any]:
+        """docs-v5 "Trading Account / WebSocket / Account channel": a ``snapshot`` (the
+        currencies not zero, on subscription) or an ``event_update`` (the currencies a change
+        touched)."""
+        msg: dict[str, Any] = {"arg": {"channel": "account", "uid": _UID},
+                               "eventType": "snapshot" if snapshot else "event_update"}
+        if snapshot:
+            msg |= {"curPage": 1, "lastPage": True}
+        return msg | {"data": [self._account(balances)]}
+
+    def _touched(self, pub: Published) -> list[Balance]:
+        """The balances of the currencies of the instrument of the order that changed."""
+        order = self.core.exchange.order(pub.event.client_order_id)
+        if order is None:
+            return []
+        inst = self.wire.by_symbol[order.symbol]
+        assets = {inst.base, inst.quote, inst.settle}
+        return [b for b in self.core.exchange.balances() if b.asset in assets]
 
     def _positions(self, request: web.Request, _: Any) -> Any:
         rows = []
@@ -702,17 +731,25 @@ class OkxEmulator(EmulatorServer):
     async def _send(self, ws: web.WebSocketResponse, items: list[dict[str, Any]]) -> None:
         if ws.closed or not items:
             return
-        msg = {"arg": {"channel": "orders", "instType": "ANY", "uid": "44705892343619584"},
-               "data": items}
+        msg = {"arg": {"channel": "orders", "instType": "ANY", "uid": _UID}, "data": items}
+        await self._send_json(ws, msg)
+
+    async def _send_json(self, ws: web.WebSocketResponse, msg: dict[str, Any]) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(json.dumps(msg, separators=(",", ":")))
 
     async def _pump(self, ws: web.WebSocketResponse, q: asyncio.Queue[Published]) -> None:
         while not ws.closed:
             pub = await q.get()
-            item = self.wire.push(pub.event)
-            if item is not None:
-                await self._send(ws, [item])
+            channels = self._ws_state.get(ws, set())
+            if "orders" in channels:
+                item = self.wire.push(pub.event)
+                if item is not None:
+                    await self._send(ws, [item])
+            if "account" in channels and not ws.closed:
+                touched = self._touched(pub)
+                if touched:
+                    await self._send_json(ws, self._account_push(touched, snapshot=False))
 
     def _login(self, args: Any) -> tuple[str, str] | None:
         """None when the login is good, else (code, msg) (docs-v5 "WebSocket / Login")."""
@@ -758,7 +795,7 @@ class OkxEmulator(EmulatorServer):
         logged_in = False
         q: asyncio.Queue[Published] | None = None
         pump: asyncio.Task[Any] | None = None
-        self._ws_state[ws] = False
+        self._ws_state[ws] = set()
 
         close_code: int = WSCloseCode.OK
         close_reason = b""
@@ -804,19 +841,26 @@ class OkxEmulator(EmulatorServer):
                         await reply({"event": "error", "code": errors.WS_NOT_LOGGED_IN,
                                      "msg": errors.MESSAGES[errors.WS_NOT_LOGGED_IN]})
                         continue
+                    channels = self._ws_state[ws]
+                    new_account = False
                     for arg in req.get("args") or []:
-                        if arg.get("channel") != "orders":
+                        channel = arg.get("channel")
+                        if channel not in ("orders", "account"):
                             text = errors.MESSAGES[errors.WS_NO_CHANNEL].replace(
-                                "{0}", str(arg.get("channel")))
+                                "{0}", str(channel))
                             await reply({"event": "error", "code": errors.WS_NO_CHANNEL,
                                          "msg": text})
                             continue
                         echo = {"id": str(req["id"])} if req.get("id") else {}
                         await reply({**echo, "event": "subscribe", "arg": arg})
+                        new_account |= channel == "account" and channel not in channels
+                        channels.add(channel)
                         if q is None:
                             q = self.core.subscribe()
                             pump = self.spawn(self._pump(ws, q))
-                            self._ws_state[ws] = True
+                    if new_account:  # the initial snapshot: every currency not zero
+                        held = [b for b in self.core.exchange.balances() if b.total]
+                        await self._send_json(ws, self._account_push(held, snapshot=True))
                 else:
                     await reply(invalid(msg.data))
         finally:

@@ -51,6 +51,7 @@ from gateway.marketdata.requests import MarketDataRequests
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
+from gateway.positions.balance_book import BalanceBook
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
 from gateway.positions.exposure import LossGuard, exposure
@@ -77,6 +78,7 @@ class Services:
     market_data: MarketDataRequests
     positions: Positions
     reconciler: Reconciler
+    balances: BalanceBook
 
 
 def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[str, Connector],
@@ -121,11 +123,18 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
     orders.recorder.fill_listeners.append(
         functools.partial(_count_fill, positions, guard, position_requests))
     market_data = MarketDataRequests(MarketData(connectors), venues_for)
+    balances = BalanceBook(connectors)
     app = SessionApplication(orders, market_data,
                              SecurityListRequests(connectors, venues_for),
-                             CollateralInquiries(connectors, access_for), position_requests)
+                             CollateralInquiries(balances, access_for), position_requests)
+    async def settle() -> None:
+        """What the order path is applying now (bounded: a cancel-on-disconnect grace period
+        is work in progress too)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(orders.idle(), 5.0)
+
     return Services(app, market_data, positions,
-                    Reconciler(positions, connectors, save, orders.idle))
+                    Reconciler(positions, connectors, save, settle), balances)
 
 
 def _count_fill(positions: Positions, guard: LossGuard, requests: PositionRequests, o: Order,
@@ -280,6 +289,8 @@ class Gateway:
     reconciler: Reconciler | None = None
     reconcile_interval: float = 300.0
     """Seconds between two reconciliations of the positions with the venues."""
+    balances: BalanceBook | None = None
+    """The venue accounts' balances, kept from their streams (BA and ``GET /balances``)."""
     admin_address: tuple[str, int] | None = None
     """Where the admin API listens, once started."""
     ownership: Ownership | None = None
@@ -316,8 +327,9 @@ class Gateway:
                 self.positions.adjust(a.venue, a.symbol, a.delta)
         if self.orders is not None:
             await self.orders.start(own.owned if own is not None else None)
-        if self.reconciler is not None:
-            await self.reconciler.reconcile()  # the order path has caught up first
+        if self.balances is not None:
+            await self.balances.start()  # the venues are connected: read, then followed
+        if self.reconciler is not None:  # now (the order path has caught up), then and again
             self._reconciling = asyncio.get_running_loop().create_task(
                 self._reconcile_now_and_then(), name="positions-reconcile")
         tls = g.tls
@@ -337,11 +349,11 @@ class Gateway:
     async def _reconcile_now_and_then(self) -> None:
         assert self.reconciler is not None
         while True:
-            await asyncio.sleep(self.reconcile_interval)
             try:
                 await self.reconciler.reconcile()
             except Exception:
                 log.exception("reconciling the positions with the venues failed")
+            await asyncio.sleep(self.reconcile_interval)
 
     async def settled(self) -> None:
         """Until the gateway's own background work is done (catching up after an outage)."""
@@ -431,6 +443,8 @@ class Gateway:
                 await self._reconciling
         if self.market_data is not None:
             await self.market_data.close()
+        if self.balances is not None:
+            await self.balances.close()
         if self.orders is not None:
             await self.orders.close()
         if self.ownership is not None:
@@ -542,6 +556,7 @@ def build_gateway(
     market_data: MarketDataRequests | None = None
     positions: Positions | None = None
     reconciler: Reconciler | None = None
+    balances: BalanceBook | None = None
     if app is None and cfg.venue:
         connectors = {v.name: build_connector(v) for v in cfg.venue}
         names = [v.name for v in cfg.venue]
@@ -562,7 +577,7 @@ def build_gateway(
         orders = OrderManager(store, connectors, policies, risk, strategies=strategies)
         services = _services(store, orders, connectors, policies, risk)
         app, market_data, positions = services.app, services.market_data, services.positions
-        reconciler = services.reconciler
+        reconciler, balances = services.reconciler, services.balances
         for name, conn in connectors.items():
             hooks = getattr(conn, "on_reconnect", None)
             if isinstance(hooks, list):
@@ -570,6 +585,8 @@ def build_gateway(
                 # (the orders first: the positions compare what their fills make)
                 hooks.append(functools.partial(orders.reconcile, name))
                 hooks.append(functools.partial(reconciler.reconcile, name))
+                # the balances pushed while the stream was down are read over REST
+                hooks.append(functools.partial(balances.reseed, name))
     defs = [
         session_definition(SessionID(s.begin_string, ours, s.target_comp_id), s)
         for s in cfg.session
@@ -608,9 +625,10 @@ def build_gateway(
             from gateway.admin.api import AdminServer  # aiohttp's server: only when asked for
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
-                                token=admin_token(a.token_env), positions=positions)
+                                token=admin_token(a.token_env), positions=positions,
+                                balances=balances)
     gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions,
-                      reconciler, cfg.gateway.reconcile_interval)
+                      reconciler, cfg.gateway.reconcile_interval, balances=balances)
     if admin is not None:
         admin.hand_over = gateway.hand_over
     if isinstance(store, NodeStore):

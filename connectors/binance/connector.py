@@ -11,9 +11,10 @@ stream.
   ``X-MBX-ORDER-COUNT-*`` are folded into our limiter.
 * Private stream (WebSocket API, "User Data Stream requests"): ``userDataStream.subscribe.
   signature`` on ``/ws-api/v3`` (the listenKey flow is deprecated); ``executionReport`` events
-  become our events. The server pings every 20 s (aiohttp answers); a WebSocket API ``ping``
-  request every 20 s keeps our idle timer fed; a connection lives at most 24 h and is re-opened,
-  followed by the REST catch-up of :class:`StreamingConnector`.
+  become our events, ``outboundAccountPosition`` our balance updates. The server pings every 20 s
+  (aiohttp answers); a WebSocket API ``ping`` request every 20 s keeps our idle timer fed; a
+  connection lives at most 24 h and is re-opened, followed by the REST catch-up of
+  :class:`StreamingConnector`.
 * Amend is ``POST /api/v3/order/cancelReplace`` (STOP_ON_FAILURE): the venue order is replaced by
   a new one (new ``orderId``), under the same client order id unless the request names a new
   one. Its CANCELED/NEW stream events are folded into one ``OrderAmended``; fills of the earlier
@@ -124,6 +125,7 @@ class BinanceConnector(StreamingConnector):
                 bulk_cancel=True,  # DELETE /api/v3/openOrders, per symbol
                 batch_place=False,
                 market_data=True,  # diff depth + trade streams, REST depth snapshots
+                balance_stream=True,  # outboundAccountPosition
             ),
             client_order_id_rules=CLIENT_ORDER_ID_RULES,
         )
@@ -174,10 +176,8 @@ class BinanceConnector(StreamingConnector):
         self._task: asyncio.Task[None] | None = None
         self._ws_seq = 0
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self.balances_seen: dict[str, Balance] = {}
         self.market_feeds: set[MarketFeed] = set()
         """The public feeds being read (one per :meth:`market_data` call)."""
-        """The latest ``outboundAccountPosition`` balances (logged only)."""
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -728,9 +728,10 @@ class BinanceConnector(StreamingConnector):
         if isinstance(event, S.ExecutionReport):
             self._on_report(event)
         elif isinstance(event, S.OutboundAccountPosition):
-            for b in event.to_balances():
-                self.balances_seen[b.asset] = b
+            self.emit_balances(event.to_updates())
         elif isinstance(event, S.BalanceUpdate):
+            # a deposit, withdrawal or transfer: a delta; the outboundAccountPosition that
+            # follows it carries the asset's new figures
             log.info("%s: balance update %s %s", self.name, event.a, event.delta)
         elif isinstance(event, S.EventStreamTerminated):
             log.warning("%s: the user data stream was terminated by Binance", self.name)

@@ -33,6 +33,7 @@ from connectors.base import (
     VenueEvent,
     VenueStatus,
 )
+from connectors.base import BalanceUpdate as AssetUpdate  # (BalanceUpdate: Binance's, below)
 from connectors.common.ratelimit import WindowSpec
 from connectors.common.venue import MS, ms_to_ns
 
@@ -394,12 +395,20 @@ class AccountPositionBalance(msgspec.Struct, frozen=True):
 
 class OutboundAccountPosition(msgspec.Struct, frozen=True, kw_only=True, tag_field="e",
                               tag="outboundAccountPosition"):
+    """user-data-stream.md "Account Update": sent whenever a balance changed, with the assets
+    the change may have touched: ``a`` asset, ``f`` free, ``l`` locked; ``E`` event time,
+    ``u`` time of the last account update (ms)."""
+
     E: int
     u: int
     B: list[AccountPositionBalance]
 
     def to_balances(self) -> list[Balance]:
         return [b.to_balance() for b in self.B]
+
+    def to_updates(self) -> list[AssetUpdate]:
+        ts = (self.u or self.E) * MS
+        return [AssetUpdate(b.a, Decimal(b.f), Decimal(b.l), ts) for b in self.B]
 
 
 class BalanceUpdate(msgspec.Struct, frozen=True, kw_only=True, tag_field="e",

@@ -2,9 +2,10 @@
 
 REST (https://bybit-exchange.github.io/docs/v5/intro) for orders, queries and reconciliation;
 the private WebSocket (``/v5/private``; topics ``order`` and ``execution``) for what happens to
-the orders; Disconnect Cancel All (DCP, https://bybit-exchange.github.io/docs/v5/order/dcp) as
-the venue-side dead-man switch. Canonical symbols map to ``(category, symbol)``: ``BTC/USDT`` is
-``("spot", "BTCUSDT")``, ``BTC/USDT:USDT`` is ``("linear", "BTCUSDT")``.
+the orders and ``wallet`` for the account's balances; Disconnect Cancel All (DCP,
+https://bybit-exchange.github.io/docs/v5/order/dcp) as the venue-side dead-man switch. Canonical
+symbols map to ``(category, symbol)``: ``BTC/USDT`` is ``("spot", "BTCUSDT")``,
+``BTC/USDT:USDT`` is ``("linear", "BTCUSDT")``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from connectors.common.marketfeed import PublicFeed, run_feed
 from connectors.common.ratelimit import Priority, RateLimiter
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import StreamingConnector, plain
+from connectors.common.venue import StreamingConnector, ms_to_ns, plain
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class BybitConnector(StreamingConnector):
                 bulk_cancel=True,
                 batch_place=True,
                 market_data=True,
+                balance_stream=True,  # the private ``wallet`` topic
             ),
             client_order_id_rules=CLIENT_ORDER_ID_RULES,
         )
@@ -449,7 +451,7 @@ class BybitConnector(StreamingConnector):
     # ---- the private stream ------------------------------------------------------------------
 
     def _topics(self) -> list[str]:
-        topics = ["order", "execution"]
+        topics = ["order", "execution", "wallet"]
         if self.settings.dead_man_s:
             topics += ["dcp.spot" if p == "SPOT" else "dcp.future" for p in self._dcp_products()]
         return topics
@@ -480,6 +482,10 @@ class BybitConnector(StreamingConnector):
             for ex in schemas.WS_EXECUTION.decode(raw).data:
                 if ex.execType == "Trade":
                     self._on_execution(ex)
+        elif probe.topic == "wallet":
+            push = schemas.WS_WALLET.decode(raw)
+            ts = ms_to_ns(push.creationTime) or time.time_ns()
+            self.emit_balances([c.to_update(ts) for acct in push.data for c in acct.coin])
 
     def _symbol_of(self, category: str, venue_symbol: str) -> str:
         return self._canonical(category or "spot", venue_symbol) or venue_symbol

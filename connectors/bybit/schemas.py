@@ -17,6 +17,7 @@ import msgspec
 
 from connectors.base import (
     Balance,
+    BalanceUpdate,
     Instrument,
     InstrumentKind,
     Liquidity,
@@ -368,6 +369,12 @@ class WalletCoin(msgspec.Struct, frozen=True):
         held = min(held, total)
         return Balance(self.coin, total - held, held)
 
+    def to_update(self, ts_ns: int) -> BalanceUpdate:
+        """The coin as the ``wallet`` topic pushed it (docs/v5/websocket/private/wallet: the
+        same coin fields as GET /v5/account/wallet-balance), read as :meth:`to_balance`."""
+        b = self.to_balance()
+        return BalanceUpdate(b.asset, b.free, b.locked, ts_ns)
+
 
 class WalletAccount(msgspec.Struct, frozen=True):
     accountType: str
@@ -413,7 +420,7 @@ class WsOpReply(msgspec.Struct, frozen=True):
 
 
 class WsPush(msgspec.Struct, Generic[T], frozen=True):
-    """A message of the ``order`` or ``execution`` topic."""
+    """A message of the ``order``, ``execution`` or ``wallet`` topic (``creationTime``: ms)."""
 
     topic: str
     data: list[T]
@@ -436,6 +443,7 @@ WS_PROBE = msgspec.json.Decoder(WsProbe)
 WS_OP = msgspec.json.Decoder(WsOpReply)
 WS_ORDER = msgspec.json.Decoder(WsPush[Order])
 WS_EXECUTION = msgspec.json.Decoder(WsPush[Execution])
+WS_WALLET = msgspec.json.Decoder(WsPush[WalletAccount])
 
 
 # ---- public market data (docs/v5/websocket/public/orderbook, .../public/trade) ---------------

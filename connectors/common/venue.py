@@ -16,11 +16,19 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    MutableMapping,
+    Sequence,
+)
 from decimal import Decimal
 from typing import TypeVar
 
 from connectors.base import (
+    BalanceUpdate,
     Connector,
     OrderAccepted,
     OrderAmended,
@@ -34,6 +42,7 @@ from connectors.base import (
     VenueEvent,
     VenueStatus,
 )
+from connectors.common.balances import LatestBalances
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +147,7 @@ class StreamingConnector(Connector):
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
         """Run after the connector's own catch-up on every reconnect (the gateway reconciles)."""
         self.duplicates_dropped = 0
+        self._balances = LatestBalances()
 
     # ---- events ------------------------------------------------------------------------
 
@@ -160,6 +170,14 @@ class StreamingConnector(Connector):
     async def events(self) -> AsyncIterator[VenueEvent]:
         while True:
             yield await self._events.get()
+
+    def emit_balances(self, updates: Sequence[BalanceUpdate]) -> None:
+        """Balances the private stream pushed (absolute figures: no deduplication needed)."""
+        self._balances.put(updates)
+
+    async def balance_events(self) -> AsyncIterator[BalanceUpdate]:
+        async for u in self._balances.updates():
+            yield u
 
     def track(self, client_order_id: str, symbol: str) -> None:
         """An order this connector placed (or found open): watched across reconnects."""

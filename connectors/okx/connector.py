@@ -1,9 +1,9 @@
 """The OKX connector (API v5): spot and USDT-margined linear perpetual swaps.
 
 REST for order entry, queries and reconciliation, the private WebSocket ``orders`` channel for
-order updates and fills, and OKX's "Cancel All After" as the dead-man switch. Last prices (for
-the gateway's pre-trade checks) come from polling "Market Data / Get tickers" in the background
-and from our own fills, whichever the venue stamped later.
+order updates and fills (and ``account`` for the balances), and OKX's "Cancel All After" as the
+dead-man switch. Last prices (for the gateway's pre-trade checks) come from polling "Market Data
+/ Get tickers" in the background and from our own fills, whichever the venue stamped later.
 
 Quantities: our quantities are base units; OKX swaps trade in contracts of ``ctVal`` base units
 (BTC-USDT-SWAP: 0.01 BTC), so a swap's ``sz`` is ``quantity / ctVal`` and every size OKX reports
@@ -99,6 +99,7 @@ CAPABILITIES = Capabilities(
     bulk_cancel=True,
     batch_place=True,
     market_data=True,
+    balance_stream=True,  # the private ``account`` channel
 )
 
 PER_INSTRUMENT = (("order", 60, 2.0), ("cancel", 60, 2.0), ("amend", 60, 2.0),
@@ -769,6 +770,9 @@ class OkxConnector(StreamingConnector):
             text = await asyncio.wait_for(ws.receive_str(), 10.0)
             if text == "pong":
                 continue
+            if '"event"' not in text:  # a push on a channel already subscribed
+                self._on_message(text)
+                continue
             ev = schemas.WS_EVENT.decode(text)
             if ev.event == "error":
                 raise StreamError(f"{self.name}: OKX {ev.code} {ev.msg}")
@@ -778,7 +782,8 @@ class OkxConnector(StreamingConnector):
                 return
 
     async def _on_open(self, ws: Ws) -> None:
-        """docs-v5 "WebSocket / Login" then "Subscribe" to ``orders`` for every instType."""
+        """docs-v5 "WebSocket / Login" then "Subscribe" to ``orders`` for every instType and to
+        ``account`` (every currency; pushed on each change, and as a snapshot at first)."""
         creds = self.settings.credentials
         ts = str(self.now_ms() // 1000)
         login = {"op": "login", "args": [{
@@ -786,9 +791,11 @@ class OkxConnector(StreamingConnector):
             "sign": ws_login_sign(creds.secret, ts)}]}
         await ws.send_str(msgspec.json.encode(login).decode())
         await self._expect(ws, "login")
-        sub = {"op": "subscribe", "args": [{"channel": "orders", "instType": "ANY"}]}
+        args = [{"channel": "orders", "instType": "ANY"}, {"channel": "account"}]
+        sub = {"op": "subscribe", "args": args}
         await ws.send_str(msgspec.json.encode(sub).decode())
-        await self._expect(ws, "subscribe")
+        for _ in args:  # one answer per channel
+            await self._expect(ws, "subscribe")
 
     def _on_message(self, text: str) -> None:
         if text == "pong":
@@ -798,11 +805,16 @@ class OkxConnector(StreamingConnector):
             if ev.event == "error":
                 log.warning("%s: OKX stream error %s %s", self.name, ev.code, ev.msg)
             return
-        push = schemas.WS_ORDERS.decode(text)
-        if push.arg.channel != "orders":
-            return
-        for o in push.data:
-            self.handle_order_update(o)
+        push = schemas.WS_PUSH.decode(text)
+        channel = push.arg.channel
+        if channel == "orders":
+            for o in schemas.WS_ORDER_DATA.decode(push.data):
+                self.handle_order_update(o)
+        elif channel == "account":
+            now = time.time_ns()
+            self.emit_balances([
+                d.to_update(ms_to_ns(acct.uTime) or now)
+                for acct in schemas.WS_ACCOUNT_DATA.decode(push.data) for d in acct.details])
 
     def handle_order_update(self, o: schemas.WsOrder) -> None:
         """One ``orders`` channel update as events (docs-v5 "Trade / WS / Order channel")."""

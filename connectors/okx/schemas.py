@@ -21,6 +21,7 @@ import msgspec
 
 from connectors.base import (
     Balance,
+    BalanceUpdate,
     Instrument,
     InstrumentKind,
     Liquidity,
@@ -210,15 +211,27 @@ class FillInfo(msgspec.Struct, frozen=True):
 
 
 class BalanceDetail(msgspec.Struct, frozen=True):
+    """One currency of "Get balance" ``details`` and of the ``account`` channel's (the same
+    fields): ``availBal`` "Available balance of currency" is what is free, ``frozenBal``
+    "Frozen balance of currency" what is locked; ``cashBal`` stands in for a missing
+    ``availBal``. ``uTime``: the currency's update time (ms)."""
+
     ccy: str
     availBal: str = ""
     frozenBal: str = ""
     cashBal: str = ""
     eq: str = ""
+    uTime: str = ""
 
     def to_balance(self) -> Balance:
         return Balance(self.ccy, dec_or_zero(self.availBal or self.cashBal),
                        dec_or_zero(self.frozenBal))
+
+    def to_update(self, ts_ns: int) -> BalanceUpdate:
+        """As the ``account`` channel pushed it (``ts_ns``: the push's time, when the currency
+        has no ``uTime``)."""
+        b = self.to_balance()
+        return BalanceUpdate(b.asset, b.free, b.locked, ms_to_ns(self.uTime) or ts_ns)
 
 
 class AccountBalance(msgspec.Struct, frozen=True):
@@ -354,6 +367,16 @@ class WsOrderPush(msgspec.Struct, frozen=True):
     data: list[WsOrder]
 
 
+class WsPush(msgspec.Struct, frozen=True):
+    """A private channel's push, its data left to the channel's decoder (``orders``:
+    :data:`WS_ORDER_DATA`; ``account``, docs-v5 "Trading Account / WebSocket / Account
+    channel": :data:`WS_ACCOUNT_DATA`, ``eventType`` ``snapshot`` or ``event_update``)."""
+
+    arg: WsArg
+    data: msgspec.Raw = msgspec.Raw(b"[]")
+    eventType: str = ""
+
+
 TIME = msgspec.json.Decoder(Envelope[ServerTime])
 INSTRUMENTS = msgspec.json.Decoder(Envelope[InstrumentInfo])
 ACKS = msgspec.json.Decoder(Envelope[OrderAck])
@@ -366,6 +389,9 @@ TICKERS = msgspec.json.Decoder(Envelope[Ticker])
 ERROR = msgspec.json.Decoder(Envelope[msgspec.Raw])
 WS_EVENT = msgspec.json.Decoder(WsEvent)
 WS_ORDERS = msgspec.json.Decoder(WsOrderPush)
+WS_PUSH = msgspec.json.Decoder(WsPush)
+WS_ORDER_DATA = msgspec.json.Decoder(list[WsOrder])
+WS_ACCOUNT_DATA = msgspec.json.Decoder(list[AccountBalance])
 
 
 # ---- public market data (docs-v5 "Order Book Trading / Market Data / WS / Order book channel",

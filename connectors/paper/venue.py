@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 from connectors.base import (
     AmendRequest,
     Balance,
+    BalanceUpdate,
     BookSnapshot,
     BookUpdate,
     Capabilities,
@@ -46,6 +47,7 @@ from connectors.base import (
     VenueRejected,
     VenueUnavailable,
 )
+from connectors.common.balances import LatestBalances
 from connectors.paper.config import Faults, PaperConfig
 from connectors.paper.exchange import CLIENT_ORDER_ID_RULES, PaperExchange
 
@@ -70,6 +72,7 @@ class PaperConnector(Connector):
                 amend_keeps_priority_on_qty_down=True,
                 bulk_cancel=True,
                 market_data=True,
+                balance_stream=True,
             ),
             CLIENT_ORDER_ID_RULES,
         )
@@ -85,6 +88,9 @@ class PaperConnector(Connector):
         self._tick_waiters: list[asyncio.Future[int]] = []
         self._closed = False
         self._watchers: list[_Watcher] = []
+        self._balances = LatestBalances()
+        self._balances_told: dict[str, Balance] | None = None
+        """What :meth:`balance_events` last told of each asset (None: nobody reads them)."""
 
     # ---- faults --------------------------------------------------------------------------------
 
@@ -150,6 +156,8 @@ class PaperConnector(Connector):
     # ---- events --------------------------------------------------------------------------------
 
     def _publish(self) -> None:
+        if self._balances_told is not None:
+            self._publish_balances(self._balances_told)
         events = self.exchange.drain_events()
         if self._watchers:  # the book may have changed (this is called after every change)
             trades = self._trades(events)
@@ -179,6 +187,25 @@ class PaperConnector(Connector):
                         self._release_held()
                 else:
                     self._queue.put_nowait(event)
+
+    def _publish_balances(self, told: dict[str, Balance]) -> None:
+        """The assets a change moved (a fill, an order placed, amended or cancelled: what it
+        locks or releases), as the venue's account stream would push them."""
+        changed = [b for b in self.exchange.balances() if told.get(b.asset) != b]
+        if not changed:
+            return
+        now = self._clock()
+        for b in changed:
+            told[b.asset] = b
+        self._balances.put(BalanceUpdate(b.asset, b.free, b.locked, now) for b in changed)
+
+    async def balance_events(self) -> AsyncIterator[BalanceUpdate]:
+        """Every asset whose free or locked amount a change moved, after that change (the
+        faults on order events do not apply); ends after ``close``."""
+        if self._balances_told is None:
+            self._balances_told = {b.asset: b for b in self.exchange.balances()}
+        async for u in self._balances.updates():
+            yield u
 
     def _release_held(self) -> None:
         held, self._held = self._held, []
@@ -251,6 +278,7 @@ class PaperConnector(Connector):
             self._closed = True
             self.flush_events()
             self._queue.put_nowait(None)
+            self._balances.close()
             for watcher in self._watchers:
                 watcher.changed.set()
 

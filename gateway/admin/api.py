@@ -10,8 +10,11 @@ Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JS
   survives a restart. A scope engaged by the configuration (``kill_switch = true``) is engaged
   again at every start.
 * ``GET /health`` -> sessions (logged on, open orders) and venues (up, or why not).
-* ``GET /balances[?venue=V&asset=A]`` -> ``{"balances": [{venue, asset, total, free, locked}]}``
-  as each venue reports them now (a venue that cannot answer is listed under ``errors``).
+* ``GET /balances[?venue=V&asset=A]`` -> ``{"balances": [{venue, asset, total, free, locked,
+  source, updated}]}`` as the gateway keeps them from each venue's account stream (``source``
+  ``stream``, or ``rest`` for the figures last read over REST, ``updated`` their time in UTC
+  ns), or as a venue that does not stream answers now (``source`` ``venue``); a venue that
+  cannot answer is listed under ``errors``.
 * ``GET /positions[?session=S&account=A&venue=V&symbol=X]`` -> ``{"positions": [...]}``: the
   positions computed from the gateway's fills (quantity, average entry, realized and
   unrealized PnL at the venue's last price, fees), and the adjustments made where a venue's
@@ -43,6 +46,7 @@ from gateway.fix.message import fix_decimal
 
 if TYPE_CHECKING:
     from gateway.orders.manager import OrderManager
+    from gateway.positions.balance_book import BalanceBook
     from gateway.positions.book import Positions
     from gateway.server.acceptor import Acceptor
 
@@ -98,8 +102,10 @@ class AdminServer:
         port: int = 0,
         token: str | None = None,
         positions: Positions | None = None,
+        balances: BalanceBook | None = None,
     ) -> None:
         self._orders = orders
+        self._balance_book = balances
         self._positions = positions
         self._acceptor = acceptor
         self._host, self._port = host, port
@@ -233,19 +239,27 @@ class AdminServer:
         connectors = self._orders.connectors
         if venue is not None and venue not in connectors:
             return _error(404, f"no venue {venue}")
-        out: list[dict[str, str]] = []
+        out: list[dict[str, Any]] = []
         errors: dict[str, str] = {}
+        book = self._balance_book
         for name in sorted(connectors):
             if venue not in (None, name):
                 continue
             try:
-                balances = await connectors[name].balances()
+                balances = (await book.balances(name) if book is not None
+                            else await connectors[name].balances())
             except VenueError as exc:
                 errors[name] = f"{type(exc).__name__}: {exc}"
                 continue
-            out += [{"venue": name, "asset": b.asset, "total": _plain(b.total),
-                     "free": _plain(b.free), "locked": _plain(b.locked)}
-                    for b in balances if asset in (None, b.asset)]
+            held = book.held(name) if book is not None and book.streams(name) else {}
+            for b in balances:
+                if asset not in (None, b.asset):
+                    continue
+                h = held.get(b.asset)
+                out.append({"venue": name, "asset": b.asset, "total": _plain(b.total),
+                            "free": _plain(b.free), "locked": _plain(b.locked),
+                            "source": h.source if h is not None else "venue",
+                            "updated": h.ts_ns if h is not None else None})
         return web.json_response({"balances": out, "errors": errors})
 
     async def _get_positions(self, request: web.Request) -> web.Response:

@@ -4,7 +4,9 @@ and what open orders hold (fixgw's AvailableBalance 20010 and LockedBalance 2001
 as a party (PartyRole 22, exchange). The venues are those the session may use, or the
 one its Account (1) is routed to, or those named as exchange parties; never another
 session's. What cannot be answered gets a CollateralInquiryAck (BG) rejecting it, with a
-CollInquiryResult (946) and a text."""
+CollInquiryResult (946) and a text. The figures are the balance book's
+(:class:`gateway.positions.balance_book.BalanceBook`): kept from the venues' account streams
+where they have one, else asked over REST."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from connectors.base import Balance, Connector, VenueError
+from connectors.base import Balance, VenueError
 from gateway.fix.custom import AVAILABLE_BALANCE, LOCKED_BALANCE
 from gateway.fix.message import Message, fix_decimal
 from gateway.fix.session import Session
+from gateway.positions.balance_book import BalanceBook
 
 EXCHANGE = b"22"  # PartyRole (452): Exchange (FIX 4.4 has no 73, Execution Venue)
 PROPRIETARY = b"D"  # PartyIDSource (447)
@@ -38,10 +41,10 @@ class Access:
 
 
 class CollateralInquiries:
-    def __init__(self, connectors: Mapping[str, Connector],
+    def __init__(self, book: BalanceBook,
                  access_for: Callable[[Session], Access | None],
                  clock: Callable[[], float] = time.time) -> None:
-        self.connectors = connectors
+        self.book = book
         self.access_for = access_for
         self.clock = clock
         self._ids = itertools.count(1)
@@ -75,7 +78,7 @@ class CollateralInquiries:
         held: list[tuple[str, Balance]] = []
         for venue in venues:
             try:
-                balances = await self.connectors[venue].balances()
+                balances = await self.book.balances(venue)
             except VenueError as exc:
                 return self._refuse(session, inquiry, OTHER,
                                     f"the balances of {venue} are unavailable: {exc}")

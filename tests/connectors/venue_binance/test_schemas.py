@@ -156,6 +156,9 @@ def test_account_events() -> None:
     assert isinstance(pos, S.OutboundAccountPosition)
     assert [(b.asset, b.free, b.locked) for b in pos.to_balances()] == [
         ("BTC", D("11818"), D("182")), ("USDT", D("10580"), D("70"))]
+    assert [(u.asset, u.free, u.locked, u.ts_ns) for u in pos.to_updates()] == [
+        ("BTC", D("11818"), D("182"), 1728972148778 * 1_000_000),
+        ("USDT", D("10580"), D("70"), 1728972148778 * 1_000_000)]
     upd = _event("ws_balance_update.json")
     assert isinstance(upd, S.BalanceUpdate) and upd.delta == D("100")
     assert isinstance(_event("ws_event_stream_terminated.json"), S.EventStreamTerminated)

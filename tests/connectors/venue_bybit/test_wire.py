@@ -152,6 +152,20 @@ def test_wallet_coin_locked_is_held() -> None:
     assert bal.free == Decimal("800.0") and bal.locked == Decimal("200.5")
 
 
+def test_wallet_topic() -> None:
+    """docs/v5/websocket/private/wallet "Stream Example" (two of its coins): read as the REST
+    wallet balance is, held = locked + totalOrderIM + totalPositionIM, at creationTime."""
+    raw = load("ws_wallet.json")
+    assert schemas.WS_PROBE.decode(raw).topic == "wallet"
+    push = schemas.WS_WALLET.decode(raw)
+    ups = {u.asset: u for a in push.data for u in (c.to_update(push.creationTime * 1_000_000)
+                                                   for c in a.coin)}
+    assert (ups["BTC"].free, ups["BTC"].locked) == (Decimal("0.06488393"), 0)
+    assert (ups["USDT"].free, ups["USDT"].locked) == (Decimal("11725.81825829"),
+                                                      Decimal("2.72589075"))
+    assert ups["USDT"].ts_ns == 1672364262482 * 1_000_000
+
+
 def test_position_list() -> None:
     env = schemas.POSITIONS.decode(load("rest_position_list.json"))
     pos = env.result.list[0].to_position("BTC/USD:BTC")

@@ -5,12 +5,12 @@ the docs have one: order_ack, batch_orders, cancel_ack, amend_ack (its missing c
 cancel_all_after, order_details, orders_pending, fills, fills_history, balance, positions,
 instruments_spot, time, tickers ("Market Data / Get tickers"), ws_login, ws_error (login
 failure), ws_subscribe and ws_subscribe_error ("Order channel"), ws_orders_fill ("Order channel"
-push). The docs have no example for the others, which are composed from documented fields and
-the "Error Code" messages: order_ack_failed (the data item of the "WS / Place order" 51008
-failure example in a REST envelope), batch_orders_partial, cancel_ack_failed, order_not_found,
-invalid_sign, rate_limited, instruments_swap and positions_swap (field sets of the SPOT / MARGIN
-examples with SWAP values), ws_orders_canceled and ws_orders_amended (the push example's
-fields).
+push), ws_account ("Account channel" push, its details trimmed to the fields shown). The docs
+have no example for the others, which are composed from documented fields and the "Error Code"
+messages: order_ack_failed (the data item of the "WS / Place order" 51008 failure example in a
+REST envelope), batch_orders_partial, cancel_ack_failed, order_not_found, invalid_sign,
+rate_limited, instruments_swap and positions_swap (field sets of the SPOT / MARGIN examples with
+SWAP values), ws_orders_canceled and ws_orders_amended (the push example's fields).
 """
 
 from __future__ import annotations
@@ -187,3 +187,14 @@ def test_tickers() -> None:
     mid = untraded.to_last_price()
     assert mid is not None and mid.price == (Decimal("8888.88") + Decimal("9999.99")) / 2
     assert msgspec.structs.replace(untraded, bidPx="").to_last_price() is None
+
+
+def test_account_channel_push() -> None:
+    """"Trading Account / WebSocket / Account channel": availBal free, frozenBal locked, the
+    currency's uTime."""
+    push = schemas.WS_PUSH.decode(load("ws_account.json"))
+    assert (push.arg.channel, push.eventType) == ("account", "snapshot")
+    (acct,) = schemas.WS_ACCOUNT_DATA.decode(push.data)
+    (u,) = [d.to_update(0) for d in acct.details]
+    assert (u.asset, u.free, u.locked, u.ts_ns) == (
+        "USDT", Decimal("4734.371190691436"), Decimal("158.57998"), 1705564213903 * 1_000_000)
