@@ -98,11 +98,14 @@ def gateway(tmp_path: Path, kind: str, emu: EmulatorServer, *, store: SessionSto
 
 
 @asynccontextmanager
-async def trading(tmp_path: Path, kind: str
+async def trading(tmp_path: Path, kind: str, begin: str = "FIX.4.4"
                   ) -> AsyncIterator[tuple[EmulatorServer, Run, OrderClient]]:
     """The venue's emulator, a gateway trading there, and a logged-on FIX client."""
-    async with emulated(kind) as emu, gateway(tmp_path, kind, emu) as run:
-        yield emu, run, await run.client()
+    sender = "CLIENT1" if begin == "FIX.4.4" else "CLIENT50"
+    async with emulated(kind) as emu, running(
+            tmp_path, [session(sender, begin, default_venue=kind)],
+            [venue_entry(kind, emu)]) as run:
+        yield emu, run, await run.client(sender, begin)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -538,9 +541,10 @@ def test_venue_check_command(tmp_path: Path, creds_env: str) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("begin", ["FIX.4.4", "FIXT.1.1"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_market_data_through_the_venues_public_feed(tmp_path: Path, creds_env: str,
-                                                    kind: str) -> None:
+                                                    kind: str, begin: str) -> None:
     """MarketDataRequest for the venue's book: the snapshot and the updates the client gets
     (through the connector's public feed from the emulator) rebuild the emulator's own book."""
     from .test_market_data import ClientBook, Inbox, _request
@@ -553,7 +557,7 @@ def test_market_data_through_the_venues_public_feed(tmp_path: Path, creds_env: s
         return out
 
     async def main() -> None:
-        async with trading(tmp_path, kind) as (emu, run, c):
+        async with trading(tmp_path, kind, begin) as (emu, run, c):
             inbox = Inbox(c)
             await _request(c, "md", exchange=kind, depth=5, types=("0", "1"))
             book = ClientBook()
@@ -572,16 +576,17 @@ def test_market_data_through_the_venues_public_feed(tmp_path: Path, creds_env: s
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
+@pytest.mark.parametrize("begin", ["FIX.4.4", "FIXT.1.1"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_instruments_balances_and_positions_over_fix(tmp_path: Path, creds_env: str,
-                                                     kind: str) -> None:
+                                                     kind: str, begin: str) -> None:
     """SecurityList, CollateralReport and PositionReport answered from each native venue
     (through its connector and emulator), strictly validated."""
     from .test_market_data import Inbox
     from .test_positions import _ask, _fills, _report
 
     async def main() -> None:
-        async with trading(tmp_path, kind) as (emu, run, c):
+        async with trading(tmp_path, kind, begin) as (emu, run, c):
             inbox = Inbox(c)
             await c.send("x", [(320, "i"), (559, "0"), (55, BTC)])
             y = await inbox.get("y", 10.0, t320="i", t560="0")
