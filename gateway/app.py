@@ -166,6 +166,7 @@ class SessionApplication:
     def on_logout(self, session: Session, now: float) -> None:
         self.market_data.on_logout(session)
         self.positions.on_logout(session)
+        self.balances.on_logout(session)
         self.orders.on_logout(session, now)
 
     def may_resend(self, message: Message) -> bool:

@@ -65,6 +65,8 @@ class BalanceBook:
         self._tasks: list[asyncio.Task[None]] = []
         self.updates = 0
         """Stream updates applied (diagnostics, tests)."""
+        self.listeners: list[Callable[[str, str, Held], None]] = []
+        """Told of each stream update applied: (venue, asset, its figures now)."""
 
     # ---- what is kept ------------------------------------------------------------------------
 
@@ -87,9 +89,11 @@ class BalanceBook:
         if cur is not None and cur.source == "stream" and update.ts_ns < cur.ts_ns:
             return False
         self._seq += 1
-        assets[update.asset] = Held(update.free, update.locked, "stream", update.ts_ns,
-                                    self._seq)
+        held = assets[update.asset] = Held(update.free, update.locked, "stream", update.ts_ns,
+                                           self._seq)
         self.updates += 1
+        for listener in self.listeners:
+            listener(venue, update.asset, held)
         return True
 
     def mark(self) -> int:

@@ -327,3 +327,34 @@ def test_a_subscription_reports_each_change_until_it_ends(tmp_path: Path) -> Non
             await inbox.nothing_more("AP")
 
     run(body())
+
+
+def test_a_balance_subscription_reports_each_pushed_change_until_it_ends(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")]) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            await c.send("BB", [(909, "sub"), (263, "1")])
+            first = [await inbox.get("BA", t909="sub") for _ in await r.venue().balances()]
+            assert first[-1][912] == "Y"
+            # a resting buy locks USDT: the venue pushes it, the subscriber is told
+            await c.order("r1", price="90000", qty="0.01", tif="1")
+            await inbox.report("r1", "0")
+            usdt = next(b for b in await r.venue().balances() if b.asset == "USDT")
+            while True:
+                m = await inbox.get("BA", t909="sub")
+                if m[15] == "USDT" and D(m[20011]) == usdt.locked:
+                    break
+            assert D(m[20011]) > 0 and 912 not in m  # an update, not an answer's part
+            await c.send("BB", [(909, "sub"), (263, "1")])
+            await inbox.get("BG", t909="sub", t945="4")  # already subscribed
+            await c.send("BB", [(909, "sub"), (263, "2")])
+            await inbox.get("BG", t909="sub", t945="0", t946="0")
+            await c.send("BB", [(909, "sub"), (263, "2")])
+            await inbox.get("BG", t909="sub", t945="4")  # no longer subscribed
+            inbox.kept.clear()
+            await c.order("r2", price="90000", qty="0.01", tif="1")
+            await inbox.report("r2", "0")
+            await inbox.nothing_more("BA")
+
+    run(body())
