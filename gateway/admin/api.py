@@ -18,7 +18,9 @@ Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JS
 * ``GET /positions[?session=S&account=A&venue=V&symbol=X]`` -> ``{"positions": [...]}``: the
   positions computed from the gateway's fills (quantity, average entry, realized and
   unrealized PnL at the venue's last price, fees), and the adjustments made where a venue's
-  own position differed (``adjustments``: venue, symbol, delta). Amounts are Decimal strings.
+  own position differed (``adjustments``: venue, symbol, delta), and the net quantities across
+  venues per canonical symbol and per base asset (``by_symbol``, ``by_asset``). Amounts are
+  Decimal strings.
 * ``POST /sessions/hand-over`` with ``{"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}`` ->
   gives a session this node serves to node ``b`` (``null``: to whichever node a Logon reaches
   first), e.g. back to a node that was down: its client gets a Logout saying so and logs on at
@@ -286,7 +288,19 @@ class AdminServer:
             })
         adjustments = [{"venue": v, "symbol": s, "delta": _plain(d)}
                        for (v, s), d in sorted(self._positions.adjustments.items())]
-        return web.json_response({"positions": out, "adjustments": adjustments})
+        # across venues (and the sessions listed): per canonical symbol and per base asset
+        by_symbol: dict[str, Decimal] = {}
+        by_asset: dict[str, Decimal] = {}
+        for row in out:
+            qty = Decimal(str(row["quantity"]))
+            symbol = str(row["symbol"])
+            by_symbol[symbol] = by_symbol.get(symbol, Decimal(0)) + qty
+            asset = symbol.partition("/")[0]
+            by_asset[asset] = by_asset.get(asset, Decimal(0)) + qty
+        return web.json_response({
+            "positions": out, "adjustments": adjustments,
+            "by_symbol": {k: _plain(v) for k, v in sorted(by_symbol.items())},
+            "by_asset": {k: _plain(v) for k, v in sorted(by_asset.items())}})
 
     async def _health(self, _request: web.Request) -> web.Response:
         open_by_session: dict[str, int] = {}

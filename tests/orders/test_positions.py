@@ -147,8 +147,11 @@ def test_balances_and_positions_through_the_admin_api(tmp_path: Path,
                                                                      bought - fee)
             assert D(p["avg_price"]) == sum(q * px for q, px in buys) / bought
             assert p["unrealized_pnl"] is not None and "BTC" in p["fees"]
+            assert answer["by_asset"] == {"BTC": p["quantity"]}
+            assert answer["by_symbol"] == {"BTC/USDT": p["quantity"]}
             status, answer = await _admin(r.gw, "GET", "/positions?venue=elsewhere")
-            assert (status, answer) == (200, {"positions": [], "adjustments": []})
+            assert (status, answer) == (200, {"positions": [], "adjustments": [],
+                                              "by_symbol": {}, "by_asset": {}})
             status, answer = await _admin(r.gw, "GET", "/balances?asset=BTC")
             assert status == 200 and answer["errors"] == {}
             (b,) = answer["balances"]
