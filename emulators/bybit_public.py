@@ -24,7 +24,7 @@ from decimal import Decimal
 from aiohttp import WSMsgType, web
 
 from connectors.base import Instrument, Liquidity, OrderFilled, Side, VenueEvent
-from emulators.core import EmulatorCore
+from emulators.core import EmulatorCore, level_changes
 
 DEPTHS = (1, 50, 200, 1000)
 
@@ -114,8 +114,8 @@ class BybitPublic:
 
     def _update(self, conn: _Conn, b: _Book) -> None:
         new_bids, new_asks = self._levels(b)
-        bid_changes = _diff(b.bids, new_bids, reverse=True)
-        ask_changes = _diff(b.asks, new_asks, reverse=False)
+        bid_changes = level_changes(b.bids, new_bids, reverse=True)
+        ask_changes = level_changes(b.asks, new_asks, reverse=False)
         if not bid_changes and not ask_changes:
             return
         faults = self.faults
@@ -242,9 +242,3 @@ class BybitPublic:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await conn.ws.send_str(text)
 
-
-def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], *, reverse: bool
-          ) -> list[tuple[Decimal, Decimal]]:
-    changed = {p: q for p, q in new.items() if old.get(p) != q}
-    changed.update({p: Decimal(0) for p in old if p not in new})
-    return sorted(changed.items(), reverse=reverse)

@@ -45,6 +45,15 @@ def plain_decimal(value: object) -> Decimal | None:
     return Decimal(text) if PLAIN_DECIMAL.fullmatch(text) else None
 
 
+def level_changes(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], *, reverse: bool
+                  ) -> list[tuple[Decimal, Decimal]]:
+    """The levels of a book side that differ from ``old`` to ``new``, best first (``reverse``
+    for bids); a level gone has size 0. What the public feeds publish after a change."""
+    changed = {p: q for p, q in new.items() if old.get(p) != q}
+    changed.update({p: Decimal(0) for p in old if p not in new})
+    return sorted(changed.items(), reverse=reverse)
+
+
 @dataclass
 class EmulatorFaults:
     """Mutable: tests change them while the emulator runs."""

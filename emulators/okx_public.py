@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from connectors.base import Instrument, Liquidity, OrderFilled, Side, VenueEvent
-from emulators.core import EmulatorCore
+from emulators.core import EmulatorCore, level_changes
 from emulators.okx_wire import s
 
 DEPTH = 400
@@ -134,8 +134,8 @@ class OkxPublic:
 
     def _update(self, conn: _Conn, b: _Book) -> None:
         new_bids, new_asks = self._levels(b.inst)
-        bid_changes = _diff(b.bids, new_bids, reverse=True)
-        ask_changes = _diff(b.asks, new_asks, reverse=False)
+        bid_changes = level_changes(b.bids, new_bids, reverse=True)
+        ask_changes = level_changes(b.asks, new_asks, reverse=False)
         if not bid_changes and not ask_changes:
             return
         b.bids, b.asks = new_bids, new_asks
@@ -258,10 +258,3 @@ class OkxPublic:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await conn.ws.send_str(text)
 
-
-def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], *, reverse: bool
-          ) -> list[tuple[Decimal, Decimal]]:
-    """The levels that differ, best first; a level gone has size 0."""
-    changed = {p: q for p, q in new.items() if old.get(p) != q}
-    changed.update({p: Decimal(0) for p in old if p not in new})
-    return sorted(changed.items(), reverse=reverse)

@@ -55,14 +55,14 @@ from gateway.positions.balance_book import BalanceBook
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
 from gateway.positions.exposure import LossGuard, exposure
-from gateway.positions.reconcile import Adjusted, Reconciler
+from gateway.positions.reconcile import Reconciler
 from gateway.positions.requests import PositionRequests
 from gateway.risk.checks import RiskEngine, RiskLimits
 from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
 from gateway.server.journal import SeqJournal
 from gateway.server.ports import Application, SessionStorePort
-from gateway.store.records import FillRecord, PositionAdjustment
+from gateway.store.records import FillRecord
 
 if TYPE_CHECKING:
     from gateway.admin.api import AdminServer
@@ -111,10 +111,6 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
         log.warning("%s: %s: the kill switch is engaged", sid, reason)
         orders.tasks.spawn(orders.kill_switch(sid, True, reason))
 
-    async def save(a: Adjusted) -> None:
-        await store.save_adjustment(PositionAdjustment(
-            a.venue, a.symbol, a.ts_ns, a.computed, a.venue_quantity, a.delta, a.reason))
-
     positions = Positions()
     risk.exposure = lambda sid, account, asset: exposure(
         positions, working(), mark, sid, account, asset)
@@ -134,7 +130,7 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
             await asyncio.wait_for(orders.idle(), 5.0)
 
     return Services(app, market_data, positions,
-                    Reconciler(positions, connectors, save, settle), balances)
+                    Reconciler(positions, connectors, store.save_adjustment, settle), balances)
 
 
 def _count_fill(positions: Positions, guard: LossGuard, requests: PositionRequests, o: Order,

@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
                        "connectors.base"},
     "gateway.cluster": {"gateway.store"},
     "gateway.marketdata": {"gateway.fix", "connectors.base"},
-    "gateway.positions": {"gateway.fix", "gateway.risk", "connectors.base"},
+    "gateway.positions": {"gateway.fix", "gateway.risk", "gateway.store", "connectors.base"},
     "gateway.admin": {"gateway.orders", "gateway.server", "gateway.positions", "gateway.fix",
                       "connectors.base"},
     "gateway.config": {"gateway.fix"},

@@ -222,11 +222,11 @@ class PublicFeed:
                 yield ev
 
 
-async def run_feed(feed: PublicFeed, register: Callable[[PublicFeed], None],
-                   unregister: Callable[[PublicFeed], None]) -> AsyncIterator[MarketEvent]:
+async def run_feed(feed: PublicFeed, feeds: dict[str, PublicFeed],
+                   symbol: str) -> AsyncIterator[MarketEvent]:
     """Start ``feed``, yield its events, close it when the consumer stops (or the connector
-    closes it)."""
-    register(feed)
+    closes it); while it runs it is ``feeds[symbol]`` (the connector's, to close them)."""
+    feeds[symbol] = feed
     try:
         await feed.start()
         async for ev in feed.events():
@@ -234,4 +234,5 @@ async def run_feed(feed: PublicFeed, register: Callable[[PublicFeed], None],
     finally:
         with contextlib.suppress(Exception):
             await feed.close()
-        unregister(feed)
+        if feeds.get(symbol) is feed:
+            del feeds[symbol]

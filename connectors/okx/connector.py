@@ -756,12 +756,7 @@ class OkxConnector(StreamingConnector):
             idle_timeout_s=self.settings.stream_idle_timeout_s,
             reconnect_base_s=self.settings.reconnect_base_s,
             reconnect_cap_s=self.settings.reconnect_cap_s)
-        return run_feed(feed, lambda f: self.md_feeds.__setitem__(symbol, f),
-                        lambda f: self._drop_feed(symbol, f))
-
-    def _drop_feed(self, symbol: str, feed: PublicFeed) -> None:
-        if self.md_feeds.get(symbol) is feed:
-            del self.md_feeds[symbol]
+        return run_feed(feed, self.md_feeds, symbol)
 
     # ---- the private stream -------------------------------------------------------------------
 

@@ -11,29 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
 from connectors.base import Connector, VenueError
+from gateway.store.records import PositionAdjustment
 
 from .book import ZERO, Positions
 
 log = logging.getLogger("fixgw.positions")
 
 
-@dataclass(frozen=True, slots=True)
-class Adjusted:
-    venue: str
-    symbol: str
-    ts_ns: int
-    computed: Decimal
-    venue_quantity: Decimal
-    delta: Decimal
-    reason: str
-
-
-Save = Callable[[Adjusted], Awaitable[None]]
-Alert = Callable[[Adjusted], None]
+Save = Callable[[PositionAdjustment], Awaitable[None]]
+Alert = Callable[[PositionAdjustment], None]
 
 
 def is_derivative(symbol: str) -> bool:
@@ -55,11 +44,11 @@ class Reconciler:
         self._suspects: dict[str, dict[str, tuple[Decimal, Decimal]]] = {}
         """Venue -> the differences its last reconciliation found (not yet adjusted)."""
 
-    async def reconcile(self, venue: str | None = None) -> list[Adjusted]:
+    async def reconcile(self, venue: str | None = None) -> list[PositionAdjustment]:
         """Compare (and adjust) every venue's positions, or ``venue``'s; a venue that cannot
         answer is logged and left for the next time."""
         self.runs += 1
-        out: list[Adjusted] = []
+        out: list[PositionAdjustment] = []
         for name in [venue] if venue is not None else list(self.connectors):
             try:
                 out += await self._venue(name)
@@ -78,7 +67,7 @@ class Reconciler:
         return {s: (ours.get(s, ZERO), theirs.get(s, ZERO)) for s in ours.keys() | theirs.keys()
                 if ours.get(s, ZERO) != theirs.get(s, ZERO)}
 
-    async def _venue(self, venue: str) -> list[Adjusted]:
+    async def _venue(self, venue: str) -> list[PositionAdjustment]:
         """A difference is adjusted when the run before saw the very same one (the same
         computed and venue quantities): a fill on its way when one run looks has arrived by
         the next, and changes the computed side."""
@@ -92,8 +81,9 @@ class Reconciler:
                          "adjusted if the next reconciliation sees the same", venue, symbol,
                          f"{theirs:f}", f"{computed:f}")
                 continue
-            a = Adjusted(venue, symbol, self.clock_ns(), computed, theirs, theirs - computed,
-                         f"the venue holds {theirs:f}, the fills make {computed:f}")
+            a = PositionAdjustment(venue, symbol, self.clock_ns(), computed, theirs,
+                                   theirs - computed,
+                                   f"the venue holds {theirs:f}, the fills make {computed:f}")
             await self.save(a)  # stored before it counts
             self.positions.adjust(venue, symbol, a.delta)
             self._suspects[venue].pop(symbol, None)
