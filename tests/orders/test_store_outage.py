@@ -136,7 +136,11 @@ def _settled(ledger: Ledger, o: Spec) -> bool:
     return _refused(ledger, o) or ledger.filled(o.cl_ord_id, o.quantity)
 
 
-async def _verify(ledger: Ledger, specs: list[Spec], venue: RemotePaperConnector) -> list[str]:
+async def _verify(ledger: Ledger, specs: list[Spec], venue: RemotePaperConnector,
+                  reasons_ok: tuple[str, ...] = ("store unavailable",)) -> list[str]:
+    """What is wrong: an order unanswered or answered twice, a fill reported that the venue did
+    not make or not reported, a reject whose reasons name none of ``reasons_ok`` or whose
+    order the venue has."""
     problems = [f"reported twice (ExecID {m[17]}, not PossDup): {m}" for m in ledger.duplicates]
     coids: dict[str, str] = {}
     for o in specs:
@@ -148,7 +152,7 @@ async def _verify(ledger: Ledger, specs: list[Spec], venue: RemotePaperConnector
         state = await venue.query_order(o.symbol, coid)
         if last.get(39) == "8":
             reasons = [m.get(58) or "" for m in ledger.ers if m.get(11) == o.cl_ord_id]
-            if not any("store unavailable" in r for r in reasons):
+            if not any(ok in r for r in reasons for ok in reasons_ok):
                 problems.append(f"{o.cl_ord_id}: rejected without the store as the reason: "
                                 f"{reasons}")
             if state is not None:
