@@ -54,7 +54,7 @@ from gateway.orders.ports import OrderStorePort
 from gateway.positions.balance_book import BalanceBook
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
-from gateway.positions.exposure import LossGuard, exposure
+from gateway.positions.exposure import LossGuard, Mark, exposure
 from gateway.positions.reconcile import Reconciler
 from gateway.positions.requests import PositionRequests
 from gateway.risk.checks import RiskEngine, RiskLimits
@@ -79,6 +79,8 @@ class Services:
     positions: Positions
     reconciler: Reconciler
     balances: BalanceBook
+    mark: Mark
+    """(venue, symbol) -> the price positions are marked at."""
 
 
 def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[str, Connector],
@@ -94,7 +96,14 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
         p = policies.get(str(s.sid))
         return Access(p.routing.venues, p.routing.accounts) if p is not None else None
 
+    feeds = MarketData(connectors)
+
     def mark(venue: str, symbol: str) -> Decimal | None:
+        """The venue's mid while its book is watched and live, else its last price."""
+        book = feeds.book(venue, symbol)
+        mid = book.mid() if book is not None and book.synced else None
+        if mid is not None:
+            return mid
         conn = connectors.get(venue)
         return conn.last_price(symbol) if conn is not None else None
 
@@ -115,10 +124,10 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
     risk.exposure = lambda sid, account, asset: exposure(
         positions, working(), mark, sid, account, asset)
     guard = LossGuard(positions, mark, loss_limit, engage, time.time_ns)
-    position_requests = PositionRequests(positions, connectors, orders.serves)
+    position_requests = PositionRequests(positions, mark, orders.serves)
     orders.recorder.fill_listeners.append(
         functools.partial(_count_fill, positions, guard, position_requests))
-    market_data = MarketDataRequests(MarketData(connectors), venues_for)
+    market_data = MarketDataRequests(feeds, venues_for)
     balances = BalanceBook(connectors)
     app = SessionApplication(orders, market_data,
                              SecurityListRequests(connectors, venues_for),
@@ -130,7 +139,8 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
             await asyncio.wait_for(orders.idle(), 5.0)
 
     return Services(app, market_data, positions,
-                    Reconciler(positions, connectors, store.save_adjustment, settle), balances)
+                    Reconciler(positions, connectors, store.save_adjustment, settle), balances,
+                    mark)
 
 
 def _count_fill(positions: Positions, guard: LossGuard, requests: PositionRequests, o: Order,
@@ -623,7 +633,7 @@ def build_gateway(
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env), positions=positions,
-                                balances=balances)
+                                balances=balances, mark=services.mark)
     gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions,
                       reconciler, cfg.gateway.reconcile_interval, balances=balances)
     if admin is not None:

@@ -105,9 +105,11 @@ class AdminServer:
         token: str | None = None,
         positions: Positions | None = None,
         balances: BalanceBook | None = None,
+        mark: Callable[[str, str], Decimal | None] | None = None,
     ) -> None:
         self._orders = orders
         self._balance_book = balances
+        self._mark = mark
         self._positions = positions
         self._acceptor = acceptor
         self._host, self._port = host, port
@@ -275,8 +277,11 @@ class AdminServer:
                     None, p.account) or q.get("venue") not in (None, p.venue)
                     or q.get("symbol") not in (None, p.symbol)):
                 continue
-            conn = self._orders.connectors.get(p.venue)
-            mark = conn.last_price(p.symbol) if conn is not None else None
+            if self._mark is not None:
+                mark = self._mark(p.venue, p.symbol)
+            else:
+                conn = self._orders.connectors.get(p.venue)
+                mark = conn.last_price(p.symbol) if conn is not None else None
             unrealized = p.unrealized(mark)
             out.append({
                 "session": p.session_id, "account": p.account, "venue": p.venue,

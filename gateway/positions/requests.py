@@ -1,9 +1,10 @@
 """RequestForPositions (AN) -> RequestForPositionsAck (AO), then one PositionReport (AP) per
 position of the session (never another session's): per account, venue (SecurityExchange 207
 and an exchange party) and instrument, LongQty / ShortQty (704/705, PosType TOT), the average
-entry price as PriorSettlPrice (734), the mark (the venue's last price) as SettlPrice (730,
-theoretical), the unrealized PnL at that mark (PosAmtType FMTM) and the realized PnL (TVAR),
-both in the quote currency, and the fees paid in Text.
+entry price as PriorSettlPrice (734), the mark (the venue's mid while its book is watched,
+else its last price) as SettlPrice (730, theoretical), the unrealized PnL at that mark
+(PosAmtType FMTM) and the realized PnL (TVAR), both in the quote currency, and the fees paid
+in Text.
 
 With SubscriptionRequestType 1 the request stays: after each fill that changes a position it
 matches, that position's PositionReport is sent again (with the request's PosReqID and 263=1);
@@ -13,15 +14,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connectors.base import Connector
 from gateway.fix.message import Message, fix_decimal
 from gateway.fix.session import Session
 
 from .book import ZERO, Position, Positions
+from .exposure import Mark
 
 CLIENT_ID = b"3"  # PartyRole (452)
 EXCHANGE = b"22"
@@ -48,11 +49,11 @@ class _Filter:
 
 
 class PositionRequests:
-    def __init__(self, positions: Positions, connectors: Mapping[str, Connector],
-                 serves: Callable[[Session], bool],
+    def __init__(self, positions: Positions, mark: Mark, serves: Callable[[Session], bool],
                  clock: Callable[[], float] = time.time) -> None:
         self.positions = positions
-        self.connectors = connectors
+        self.mark = mark
+        """(venue, symbol) -> the price positions are marked at."""
         self.serves = serves
         self.clock = clock
         self._ids = itertools.count(1)
@@ -132,8 +133,7 @@ class PositionRequests:
 
     def _report(self, session: Session, req_id: bytes, p: Position, count: int,
                 subscribed: bool = False) -> None:
-        conn = self.connectors.get(p.venue)
-        mark = conn.last_price(p.symbol) if conn is not None else None
+        mark = self.mark(p.venue, p.symbol)
         unrealized = p.unrealized(mark)
         today = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d").encode()
         long_qty = p.quantity if p.quantity > ZERO else ZERO

@@ -361,3 +361,28 @@ def test_a_balance_subscription_reports_each_pushed_change_until_it_ends(tmp_pat
             await inbox.nothing_more("BA")
 
     run(body())
+
+
+def test_positions_are_marked_at_the_mid_while_the_book_is_watched(tmp_path: Path) -> None:
+    from .test_market_data import _request
+
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")]) as r:
+            c = await r.client("C1")
+            inbox = Inbox(c)
+            await c.order("b1", ord_type="1", qty="0.01")
+            await _fills(inbox, "b1")
+            book = r.venue().exchange.book(BTC)
+            last = r.venue().last_price(BTC)
+            await _ask(c, "unwatched")
+            ap = await inbox.get("AP", t710="unwatched")
+            assert D(ap[730]) == last
+            await _request(c, "md", exchange="paper", depth=1, types=("0", "1"))
+            await inbox.get("W", t262="md")
+            bid, ask = book.best_bid(), book.best_ask()
+            assert bid is not None and ask is not None
+            await _ask(c, "watched")
+            ap = await inbox.get("AP", t710="watched")
+            assert D(ap[730]) == (bid + ask) / 2
+
+    run(body())
