@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from connectors.base import Connector, Instrument, VenueError
+from connectors.base import Connector, Instrument, InstrumentKind, VenueError
 from gateway.fix.custom import MIN_NOTIONAL
 from gateway.fix.message import Message, fix_decimal
 from gateway.fix.session import Session
@@ -98,12 +98,15 @@ def _entry(venue: str, i: Instrument, version: str) -> list[tuple[int, bytes]]:
     tick, lot = (969, fix_decimal(i.tick_size)), (561, fix_decimal(i.lot_size))
     min_qty = (562, fix_decimal(i.min_qty))
     currency = (15, i.quote.encode())
-    if version == "FIX.5.0SP2":  # Instrument (55 .. 969 .. 207), BaseTradingRules (562, 561), 15
-        out = [symbol, tick, exchange, min_qty, lot, currency]
-    elif version == "FIX.5.0":  # Instrument (55 .. 969 .. 207), 15, 561, 562
-        out = [symbol, tick, exchange, currency, lot, min_qty]
-    else:  # FIX 4.4: Instrument (55, 207), 15, 561, 562, then 969 (added to 4.4)
-        out = [symbol, exchange, currency, lot, min_qty, tick]
+    # a derivative's quantities are in its base asset here (the connectors convert contracts):
+    # ContractMultiplier (231) 1 says so
+    multiplier = [(231, b"1")] if i.kind is InstrumentKind.PERPETUAL else []
+    if version == "FIX.5.0SP2":  # Instrument (55 .. 231 .. 969 .. 207), BaseTradingRules, 15
+        out = [symbol, *multiplier, tick, exchange, min_qty, lot, currency]
+    elif version == "FIX.5.0":  # Instrument (55 .. 231, 969 .. 207), 15, 561, 562
+        out = [symbol, *multiplier, tick, exchange, currency, lot, min_qty]
+    else:  # FIX 4.4: Instrument (55 .. 231 .. 207), 15, 561, 562, then 969 (added to 4.4)
+        out = [symbol, *multiplier, exchange, currency, lot, min_qty, tick]
     if i.min_notional > 0:
         out.append((MIN_NOTIONAL, fix_decimal(i.min_notional)))
     return out

@@ -337,6 +337,8 @@ def test_security_list_of_every_venue(tmp_path: Path, begin: str) -> None:
                 assert (Decimal(e[969]), Decimal(e[561]), Decimal(e[562]), e[15]) == (
                     i.tick_size, i.lot_size, i.min_qty, i.quote)
                 assert Decimal(e.get(20001, "0")) == i.min_notional
+                # a perpetual's quantities are in its base asset: ContractMultiplier 1
+                assert e.get(231) == ("1" if ":" in i.symbol else None)
             await c.send("x", [(320, "one"), (559, "0"), (55, BTC), (207, "paper2")])
             y = await inbox.get("y", t320="one", t560="0")
             assert [(e[207], e[55]) for e in _group(y, 146, 55)] == [("paper2", BTC)]
