@@ -40,6 +40,7 @@ from gateway.config import (
     VenueConfig,
 )
 from gateway.fix import dictionary
+from gateway.fix.custom import TWAP
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.message import Message
 from gateway.fix.schedule import Schedule
@@ -51,6 +52,7 @@ from gateway.marketdata.requests import MarketDataRequests
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
+from gateway.orders.twap import Twap
 from gateway.positions.balance_book import BalanceBook
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
@@ -549,6 +551,10 @@ def account_risk_limits(opts: SessionOptions) -> dict[str, RiskLimits]:
     }
 
 
+STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap}
+"""The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000)."""
+
+
 def build_gateway(
     cfg: Config,
     store: SessionStorePort,
@@ -557,7 +563,8 @@ def build_gateway(
     strategies: Mapping[str, StrategyFactory] | None = None,
 ) -> Gateway:
     """The gateway ``cfg`` describes, on ``store``: the order path as its application unless
-    ``app`` is given; ``strategies`` work orders with TargetStrategy (847) of their names."""
+    ``app`` is given; ``strategies`` work orders with TargetStrategy (847) of their names
+    (None: :data:`STRATEGIES`)."""
     ours = cfg.gateway.sender_comp_id
     orders: OrderManager | None = None
     market_data: MarketDataRequests | None = None
@@ -581,7 +588,8 @@ def build_gateway(
                     risk.killed[sid] = ""
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
-        orders = OrderManager(store, connectors, policies, risk, strategies=strategies)
+        orders = OrderManager(store, connectors, policies, risk,
+                              strategies=STRATEGIES if strategies is None else strategies)
         services = _services(store, orders, connectors, policies, risk)
         app, market_data, positions = services.app, services.market_data, services.positions
         reconciler, balances = services.reconciler, services.balances

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.fix.custom import FIELDS  # noqa: E402
+from gateway.fix.custom import FIELDS, VALUES  # noqa: E402
 from gateway.fix.dictionary import parse_dictionary  # noqa: E402
 
 FILES = ("FIX44.xml", "FIXT11.xml", "FIX50.xml", "FIX50SP2.xml")
@@ -35,6 +35,7 @@ def main() -> int:
         src = args.source / name
         tree = ET.parse(src)
         add_custom_fields(name, tree.getroot())
+        add_custom_values(name, tree.getroot())
         ET.indent(tree, space=" ")
         text = ET.tostring(tree.getroot(), encoding="unicode")
         header = (
@@ -69,6 +70,18 @@ def add_custom_fields(name: str, root: ET.Element) -> None:
                 holder = found
             if not any(e.get("name") == f.name for e in holder):
                 ET.SubElement(holder, "field", name=f.name, required="N")
+
+
+def add_custom_values(name: str, root: ET.Element) -> None:
+    """fixgw's own values of standard enumerations (gateway.fix.custom.VALUES) into the
+    dictionary ``name``."""
+    for v in VALUES:
+        if name not in v.files:
+            continue
+        field = root.find(f"fields/field[@number='{v.tag}']")
+        assert field is not None, (name, v.tag)
+        if not any(e.get("enum") == v.value for e in field):
+            ET.SubElement(field, "value", enum=v.value, description=v.description)
 
 
 if __name__ == "__main__":

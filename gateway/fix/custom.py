@@ -3,6 +3,8 @@ tells, a field of its own, in the range 20000-20099 (user-defined tags start at 
 range is fixgw's), written into the dictionaries it ships (``scripts/gen_specs.py``) so that a
 QuickFIX client loading them validates what it receives. FIX 5.0's MinPriceIncrement (969) is
 added to the FIX 4.4 dictionary where a FIX 4.4 client is told an instrument's tick size.
+Values of our own are added to standard enumerations the same way (:data:`VALUES`): the FIX
+standard leaves TargetStrategy (847) values of 1000 and above to the parties.
 The README lists them ("Custom tags")."""
 
 from __future__ import annotations
@@ -43,3 +45,25 @@ FIELDS: tuple[CustomField, ...] = (
 MIN_NOTIONAL = 20001
 AVAILABLE_BALANCE = 20010
 LOCKED_BALANCE = 20011
+
+
+@dataclass(frozen=True, slots=True)
+class CustomValue:
+    """A value of our own in a standard field's enumeration."""
+
+    tag: int
+    value: str
+    description: str
+    meaning: str
+    files: tuple[str, ...]
+
+
+TWAP = "1000"
+"""TargetStrategy (847) 1000: TWAP (:mod:`gateway.orders.twap`)."""
+
+VALUES: tuple[CustomValue, ...] = (
+    CustomValue(847, TWAP, "TWAP",
+                "TargetStrategy: time-weighted average price, worked from EffectiveTime (168) "
+                "to ExpireTime (126) in slices",
+                ("FIX44.xml", "FIX50.xml", "FIX50SP2.xml")),
+)

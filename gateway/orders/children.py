@@ -16,14 +16,16 @@ from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import Connector, venue_client_order_id
+from connectors.base import Connector, Instrument, TimeInForce, venue_client_order_id
 from gateway.risk.checks import RiskEngine
+from gateway.routing.router import RoutingError, SymbolMap
 
 from . import fixmap
 from .book import OrderBook
 from .executor import Strategy
 from .fixmap import (
     EXEC_CANCELED,
+    EXEC_EXPIRED,
     EXEC_NEW,
     EXEC_REJECTED,
     EXEC_TRADE,
@@ -47,6 +49,7 @@ class Children:
         connectors: dict[str, Connector],
         risk: RiskEngine,
         tasks: Tasks,
+        symbols: SymbolMap | None = None,
     ) -> None:
         self.book = book
         self.recorder = recorder
@@ -54,14 +57,34 @@ class Children:
         self.connectors = connectors
         self.risk = risk
         self.tasks = tasks
+        self.symbols = symbols or SymbolMap()
 
     def of(self, parent: Order) -> list[Order]:
         return self.book.children(parent)
 
+    def working(self, parent: Order) -> Decimal:
+        """What ``parent``'s open children may still fill (those being cancelled included:
+        until the venue says, their quantity is theirs)."""
+        return sum((c.quantity - c.cum_qty for c in self.of(parent) if c.is_open), ZERO)
+
+    def instrument(self, parent: Order, venue: str | None = None) -> Instrument | None:
+        """The instrument ``parent`` trades at ``venue`` (by default its own): its lot, minimum
+        quantity and notional. None when the venue does not list it (any more)."""
+        try:
+            return self.symbols.instrument(venue or parent.venue, parent.symbol, None, None)
+        except RoutingError:
+            return None
+
+    def last_price(self, parent: Order, venue: str | None = None) -> Decimal | None:
+        conn = self.connectors.get(venue or parent.venue)
+        return None if conn is None else conn.last_price(parent.symbol)
+
     def open(self, parent: Order, quantity: Decimal, venue: str | None = None,
-             price: Decimal | None = None) -> Order:
-        """A new child order of ``parent`` for ``quantity`` (at ``venue`` and ``price``, by
-        default the parent's), stored and then placed. Raises ValueError when the parent is
+             price: Decimal | None = None,
+             time_in_force: TimeInForce | None = None) -> Order:
+        """A new child order of ``parent`` for ``quantity`` (at ``venue``, ``price`` and
+        ``time_in_force``, by default the parent's; an ExpireTime only with GTD), stored and
+        then placed. Raises ValueError when the parent is
         not being worked (closed, being cancelled, its session's kill switch engaged) or when
         its open children and fills would come to more than its quantity (Invariant 10)."""
         p = parent.pending
@@ -70,7 +93,7 @@ class Children:
             raise ValueError(f"{parent.order_id}: not being worked ({parent.status.name})")
         if self.risk.is_killed(parent.session_id):
             raise ValueError(f"{parent.order_id}: the kill switch of its session is engaged")
-        working = sum((c.quantity - c.cum_qty for c in self.of(parent) if c.is_open), ZERO)
+        working = self.working(parent)
         if quantity <= 0 or parent.cum_qty + working + quantity > parent.quantity:
             raise ValueError(f"{parent.order_id}: a child of {quantity} would take its venue "
                              f"orders past its quantity {parent.quantity} (filled "
@@ -82,6 +105,10 @@ class Children:
         terms.update(cl_ord_id="", quantity=quantity)
         if price is not None:
             terms["price"] = price
+        if time_in_force is not None:
+            terms["time_in_force"] = time_in_force
+        if terms["time_in_force"] is not TimeInForce.GTD:
+            terms["expire_time_ns"] = None
         child = Order(order_id=order_id, session_id=parent.session_id, venue=venue,
                       symbol=parent.symbol, created_ns=time.time_ns(),
                       parent_id=parent.order_id, **terms)
@@ -152,10 +179,22 @@ class Children:
             cl_ord_id=p.cl_ord_id if p is not None else None,
             orig_cl_ord_id=p.orig_cl_ord_id if p is not None and not p.unsolicited else None))
 
-    def reject(self, parent: Order, text: str) -> None:
-        """The parent could not be worked at all."""
+    def step(self, parent: Order, step: int) -> None:
+        """The strategy has worked ``parent`` this far (``Order.strategy_step``: stored, not
+        told to the client)."""
+        self.recorder.record(parent, "step", {"step": step})
+
+    def expire(self, parent: Order, text: str) -> None:
+        """The parent reached its end time (ExpireTime, 126) with no open child: Expired, with
+        what was filled."""
+        self.recorder.record(parent, "expired", {"text": text}, Execution(
+            self.recorder.exec_id(parent), EXEC_EXPIRED, text=text))
+
+    def reject(self, parent: Order, text: str, reason: bytes | None = None) -> None:
+        """The parent could not be worked at all (OrdRejReason 103 ``reason``, if given)."""
         self.recorder.record(parent, "rejected", {"text": text, "by": "strategy"},
-                             Execution(self.recorder.exec_id(parent), EXEC_REJECTED, text=text))
+                             Execution(self.recorder.exec_id(parent), EXEC_REJECTED, text=text,
+                                       ord_rej_reason=reason))
 
     def refuse(self, parent: Order, text: str, reason: bytes) -> None:
         """The parent's pending cancel or replace is refused (OrderCancelReject)."""

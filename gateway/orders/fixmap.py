@@ -10,7 +10,7 @@ with only tags the standard dictionaries define for them (a test validates them 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -127,6 +127,11 @@ class NewOrder(OrderTerms):
     strategy: str | None = None
     """TargetStrategy (847): the strategy that works the order through child orders (None:
     the order goes to its venue as it is)."""
+    effective_time_ns: int | None = None
+    """EffectiveTime (168): when the strategy starts working the order (None: at once)."""
+    strategy_parameters: dict[str, str] = field(default_factory=dict)
+    """StrategyParametersGrp (957): StrategyParameterName (958) -> StrategyParameterValue
+    (960), for the strategy to check (FIX 5.0 and later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,12 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
     expire = msg.get_time_ns(126) if 126 in msg else None
     if tif is TimeInForce.GTD and expire is None:
         raise Refusal(ORD_REJ_OTHER, "ExpireTime (126) is required for GTD")
+    strategy = _text(msg.get(847))
+    effective = msg.get_time_ns(168) if 168 in msg else None
+    parameters = strategy_parameters(msg)
+    if strategy is None and (parameters or effective is not None):
+        raise Refusal(ORD_REJ_UNSUPPORTED, "EffectiveTime (168) and StrategyParameters (957) "
+                      "are for an order with a TargetStrategy (847)")
     inst = set(msg.get_multi(18))
     unknown = inst - {"6", "E"}
     if unknown:
@@ -216,8 +227,24 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
         destination=_text(msg.get(100)) or _text(msg.get(207)),
         side=side, type=otype, quantity=qty, price=price, stop_price=stop, time_in_force=tif,
         expire_time_ns=expire, post_only="6" in inst, reduce_only="E" in inst,
-        strategy=_text(msg.get(847)),
+        strategy=strategy, effective_time_ns=effective, strategy_parameters=parameters,
     )
+
+
+def strategy_parameters(msg: Message) -> dict[str, str]:
+    """StrategyParametersGrp (957): each StrategyParameterName (958) with its
+    StrategyParameterValue (960). The strategy checks names and values; a name given twice,
+    or without a value, is refused here."""
+    out: dict[str, str] = {}
+    for entry in msg.group(957):
+        name, value = _text(entry.get(958)), _text(entry.get(960))
+        if not name or value is None:
+            raise Refusal(ORD_REJ_OTHER, "StrategyParameters (957): each entry needs "
+                          "StrategyParameterName (958) and StrategyParameterValue (960)")
+        if name in out:
+            raise Refusal(ORD_REJ_OTHER, f"StrategyParameterName (958) {name} is given twice")
+        out[name] = value
+    return out
 
 
 def parse_cancel(msg: Message) -> CancelRequest:

@@ -107,7 +107,7 @@ class OrderManager:
                                  timestamp_precision=timestamp_precision, closed=self._closed)
         self.venue = VenueSide(self.book, self.recorder, connectors, self.tasks, self.patience)
         children = Children(self.book, self.recorder, self.venue, connectors, self.risk,
-                            self.tasks)
+                            self.tasks, self.symbols)
         self._strategies: dict[str, Strategy] = {
             name: make(children) for name, make in (strategies or {}).items()}
         self._orphaned = Orphaned(children)
@@ -290,6 +290,7 @@ class OrderManager:
         await self.recovery.reconcile(venue)
 
     async def close(self) -> None:
+        self.tasks.stop_timers()  # (a strategy's next slice is not sent by a gateway gone)
         for t in self._consumers:
             t.cancel()
         for sid in self._sessions:

@@ -106,6 +106,13 @@ class Order(OrderTerms):
     parent_id: str | None = None
     """The client order this one works at a venue, for a child order (None: the client's
     own order). A child is not reported to the client; its parent hears of its events."""
+    effective_time_ns: int | None = None
+    """EffectiveTime (168) of a parent: when its strategy starts working it (None: at once)."""
+    strategy_parameters: dict[str, str] = field(default_factory=dict)
+    """StrategyParametersGrp (957) of a parent: name (958) -> value (960), for its strategy."""
+    strategy_step: int = 0
+    """How far its strategy has worked a parent (a TWAP: the slices it has gone through), set
+    by ``step`` events so that a restart goes on from there."""
     cancel_next: str | None = field(default=None, compare=False, metadata=TRANSIENT)
     """A cancel the gateway decided while the client's cancel or replace was in flight: done
     once that is resolved, with this Text (58)."""
@@ -165,6 +172,8 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "venue_version": o.venue_version, "orig_cl_ord_id": o.orig_cl_ord_id, "text": o.text,
         "updated_ns": o.updated_ns, "last_event_id": o.last_event_id,
         "exec_count": o.exec_count, "strategy": o.strategy, "parent_id": o.parent_id,
+        "effective_time_ns": o.effective_time_ns,
+        "strategy_parameters": dict(o.strategy_parameters), "strategy_step": o.strategy_step,
         "quantity": str(o.quantity), "price": None if price is None else str(price),
         "stop_price": None if stop_price is None else str(stop_price),
         "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
@@ -203,7 +212,9 @@ def order_from_json(d: dict[str, Any]) -> Order:
         pending=pending, text=d.get("text"), updated_ns=int(d.get("updated_ns", 0)),
         last_event_id=int(d.get("last_event_id", 0)), exec_count=int(d.get("exec_count", 0)),
         trade_ids=set(d.get("trade_ids", ())), strategy=d.get("strategy"),
-        parent_id=d.get("parent_id"),
+        parent_id=d.get("parent_id"), effective_time_ns=d.get("effective_time_ns"),
+        strategy_parameters=dict(d.get("strategy_parameters") or {}),
+        strategy_step=int(d.get("strategy_step", 0)),
     )
 
 
@@ -308,6 +319,11 @@ def apply(o: Order, ev: OrderEvent) -> None:
     elif k == "expired":
         o.status = _target(o, Ev.EXPIRED, "expired")
         o.pending = None
+        o.text = d.get("text") or o.text
+    elif k == "step":
+        if not o.is_open or o.strategy is None:
+            raise StaleEvent(f"{o.order_id}: strategy step in status {o.status.name}")
+        o.strategy_step = int(d["step"])
     elif k == "status":
         pass  # an OrderStatusRequest answer: reported, changes nothing
     else:

@@ -95,7 +95,9 @@ class NewOrders:
             self._reject_new(session, msg, order_id, reason, str(exc))
             return
         o = Order(order_id=order_id, session_id=sid, venue=venue, symbol=inst.symbol,
-                  created_ns=time.time_ns(), strategy=req.strategy, **req.terms())
+                  created_ns=time.time_ns(), strategy=req.strategy,
+                  effective_time_ns=req.effective_time_ns,
+                  strategy_parameters=req.strategy_parameters, **req.terms())
         if o.strategy is None:
             o.venue_client_order_id = venue_client_order_id(
                 order_id, 0, conn.info.client_order_id_rules)
@@ -126,7 +128,8 @@ class NewOrders:
         if req.type not in caps.order_types:
             return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                            f"OrdType {req.type.value} is not supported at {conn.name}")
-        if req.time_in_force not in caps.time_in_force:
+        if req.time_in_force not in caps.time_in_force and req.strategy is None:
+            # (a parent never reaches the venue: its strategy chooses its children's)
             return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                            f"TimeInForce {req.time_in_force.value} is not supported at "
                            f"{conn.name}")
