@@ -136,6 +136,10 @@ async def cmd_order(session: ClientSession, args: argparse.Namespace) -> Outcome
         info["type"] = "1"
     if args.tif is not None:
         body.append((59, _TIF_CODES[args.tif]))
+    wait = args.wait
+    if args.twap is not None:  # TargetStrategy 1000 (TWAP) until ExpireTime
+        body += [(847, "1000"), (126, format_utc(time.time() + args.twap).decode())]
+        wait = args.wait + args.twap  # the slices come over the whole window
     session.state.remember(cl, info)
     seq = await session.send("D", body)
     last: list[FixMessage] = []
@@ -152,12 +156,12 @@ async def cmd_order(session: ClientSession, args: argparse.Namespace) -> Outcome
             return Outcome(0, _order_line(msg))
         return None
 
-    out = await wait_for(session, args.wait, seq, f"order {cl}", handle)
+    out = await wait_for(session, wait, seq, f"order {cl}", handle)
     if out is not None:
         return out
     if last:
         return Outcome(0, _order_line(last[0]))
-    return Outcome(1, f"no ExecutionReport for {cl} within {args.wait:g}s")
+    return Outcome(1, f"no ExecutionReport for {cl} within {wait:g}s")
 
 
 async def _open_orders(session: ClientSession, wait: float,
@@ -486,6 +490,7 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
 
   fixgw client buy BTC/USDT 0.01                  market order
   fixgw client sell BTC/USDT 0.01 --price 99000   limit order (--tif gtc|ioc|fok|day)
+  fixgw client buy BTC/USDT 0.05 --twap 60        a TWAP over the next minute
   fixgw client status CLORDID                     OrderStatusRequest
   fixgw client replace CLORDID --qty 0.02 --price 98000
   fixgw client cancel CLORDID                     OrderCancelRequest
@@ -510,6 +515,16 @@ def _positive_decimal(text: str) -> str:
     if not d.is_finite() or d <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return format(d, "f")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be 0..86400 seconds: {text!r}")
+    return seconds
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -560,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("qty", type=_positive_decimal, help="quantity, e.g. 0.01")
         p.add_argument("--price", type=_positive_decimal, help="limit price")
         p.add_argument("--tif", choices=sorted(_TIF_CODES), help="TimeInForce (default day)")
+        p.add_argument("--twap", type=_positive_seconds, metavar="SECONDS",
+                       help="work it as a TWAP (TargetStrategy 1000) until SECONDS from now")
 
     def order_ref(p: argparse.ArgumentParser) -> None:
         p.add_argument("clordid", help="the order's ClOrdID (as printed when it was placed)")

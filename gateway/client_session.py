@@ -68,6 +68,7 @@ FIELD_NAMES: dict[int, str] = {
     730: "SettlPrice", 734: "PriorSettlPrice", 753: "NoPosAmt", 900: "TotalNetValue",
     908: "CollRptID", 909: "CollInquiryID", 910: "CollStatus", 945: "CollInquiryStatus",
     946: "CollInquiryResult", 20010: "AvailableBalance", 20011: "LockedBalance",
+    30: "LastMkt", 168: "EffectiveTime", 847: "TargetStrategy",
 }
 
 # Fields the readable form leaves out (the header, the trailer and bookkeeping); -v shows all.

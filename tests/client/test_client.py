@@ -359,3 +359,13 @@ def test_balances_positions_and_the_book(env: Env) -> None:
     assert len(re.findall(r"^  bid +\d", r.out, re.M)) == 3
     r = env.client("book", "NOPE/USDT")
     assert r.code == 1 and "market data refused" in r.err
+
+
+def test_a_twap_order(env: Env) -> None:
+    """--twap: TargetStrategy 1000 until ExpireTime, worked by the gateway's TWAP; the client
+    waits through the window for the fills."""
+    r = env.client("buy", "BTC/USDT", "0.002", "--twap", "2", "-v")
+    assert r.code == 0, r.err + r.out
+    order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
+    assert order and "|847=1000|" in order.group(0) and "|126=" in order.group(0), r.out
+    assert re.search(r"ExecType=F OrdStatus=2 .*CumQty=0\.002", r.out), r.out
