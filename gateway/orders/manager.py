@@ -148,7 +148,10 @@ class OrderManager:
         reconciled with their venues first)."""
         for o in loaded:
             if o.strategy is not None and o.is_open and self.book.holds(o):
-                self._strategy(o).resume(o)
+                try:
+                    self._strategy(o).resume(o)
+                except Exception:  # one parent's strategy does not keep the gateway down
+                    log.exception("%s: its strategy could not resume it", o.order_id)
 
     def _closed(self, o: Order) -> None:
         self.risk.closed(o.session_id, o.account)

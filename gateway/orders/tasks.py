@@ -17,6 +17,7 @@ class Tasks:
     def __init__(self) -> None:
         self._running: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
+        self._stopped = False
 
     def later(self, delay: float, call: Callable[[], None]) -> asyncio.TimerHandle:
         """Run ``call`` on the loop in ``delay`` seconds (at once when not positive), unless
@@ -32,6 +33,9 @@ class Tasks:
                 log.exception("order timer failed")
 
         handle = asyncio.get_running_loop().call_later(max(delay, 0.0), fire)
+        if self._stopped:  # the gateway is stopping: nothing it schedules runs
+            handle.cancel()
+            return handle
         self._timers.add(handle)
         return handle
 
@@ -40,7 +44,8 @@ class Tasks:
         self._timers.discard(handle)
 
     def stop_timers(self) -> None:
-        """Cancel every timer (the gateway stops)."""
+        """Cancel every timer, and every one asked for from now on (the gateway stops)."""
+        self._stopped = True
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()

@@ -56,6 +56,9 @@ log = logging.getLogger("fixgw.orders")
 DEFAULT_SLICE_SECONDS = 10
 """Without a ``Slices`` parameter (FIX 4.4), one slice per this many seconds of the window."""
 MAX_SLICES = 100
+SWEEP_SECONDS = 2.0
+"""How often the children still open after their TWAP ended (a refused cancel) are asked
+again to cancel."""
 JITTER = 0.2
 """A slice is sent up to this fraction of a slice interval after its even time (never before,
 so the first slice is never early and the last has most of an interval to fill)."""
@@ -122,11 +125,25 @@ def plan(o: Order, slice_seconds: float = DEFAULT_SLICE_SECONDS) -> Plan:
         per = int(slice_seconds * _NS)
         slices = min(MAX_SLICES, max(1, (end - start + per // 2) // per))  # (rounded)
     else:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_SLICES:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_SLICES:
             raise BadTwap(f"StrategyParameter {SLICES} must be an integer from 1 to "
                           f"{MAX_SLICES}, not {raw!r}")
         slices = int(raw)
     return Plan(o.order_id, start, end, slices)
+
+
+def last_pieces(left: Decimal, inst: Instrument | None, price: Decimal | None
+                ) -> list[Decimal]:
+    """The last slice takes all that is left: in children of at most the venue's maximum
+    quantity (each on the lot grid, none under its minimum)."""
+    pieces: list[Decimal] = []
+    while left > 0:
+        piece = slice_quantity(left, 1, inst, price)
+        if piece <= 0:
+            break
+        pieces.append(piece)
+        left -= piece
+    return pieces
 
 
 def minimum_quantity(inst: Instrument, price: Decimal | None) -> Decimal:
@@ -172,6 +189,7 @@ class Twap:
         self._plans: dict[str, Plan] = {}
         self._ended: set[str] = set()
         """Parents past their end time, waiting for their children's cancels."""
+        self._sweep_timer: dict[str, asyncio.TimerHandle] = {}
 
     # ---- the Strategy protocol ---------------------------------------------------------------
 
@@ -184,11 +202,13 @@ class Twap:
             self.children.reject(parent, str(exc), fixmap.ORD_REJ_OTHER)
             return
         self.children.acknowledge(parent)
-        self._work(parent, p)
+        if self._working(parent):  # (a cancel may have come while it was being stored)
+            self._work(parent, p)
 
     def cancel(self, parent: Order) -> None:
         self._stop(parent)
         self.children.cancel_all(parent, "TWAP canceled")
+        self._arm_sweep(parent)
 
     def replace(self, parent: Order) -> None:
         self.children.refuse(parent, "a TWAP cannot be replaced (not supported yet): cancel "
@@ -250,8 +270,33 @@ class Twap:
         self._slice_timer[parent.order_id] = self.children.tasks.later(
             (p.due_ns(step) - now) / _NS, lambda: self._slice(parent))
 
+    def _arm_sweep(self, parent: Order) -> None:
+        if any(c.is_open for c in self.children.of(parent)):
+            self._sweep_timer[parent.order_id] = self.children.tasks.later(
+                SWEEP_SECONDS, lambda: self._sweep(parent))
+
+    def _sweep(self, parent: Order) -> None:
+        """While the parent ends (its time is up, or it is being cancelled), the children whose
+        cancel the venue refused are asked again, every :data:`SWEEP_SECONDS`, until none is
+        open: the parent never stays open, nor its cancel unanswered, for one refusal."""
+        self._sweep_timer.pop(parent.order_id, None)
+        if not (parent.is_open and self.children.book.holds(parent)):
+            return
+        p = parent.pending
+        cancelling = p is not None and p.kind == "cancel"
+        if not (cancelling or parent.order_id in self._ended):
+            return
+        why = "TWAP canceled" if cancelling else "TWAP ended"
+        for child in self.children.of(parent):
+            cp = child.pending
+            if child.is_open and not (cp is not None and cp.kind == "cancel"):
+                log.warning("%s: child %s is still open: its cancel is asked again",
+                            parent.order_id, child.order_id)
+                self.children.cancel(child, why)
+        self._arm_sweep(parent)
+
     def _stop(self, parent: Order) -> None:
-        for timers in (self._slice_timer, self._end_timer):
+        for timers in (self._slice_timer, self._end_timer, self._sweep_timer):
             handle = timers.pop(parent.order_id, None)
             if handle is not None:
                 self.children.tasks.cancel_timer(handle)
@@ -279,8 +324,10 @@ class Twap:
         self.children.step(parent, i + 1)
         if qty > 0:
             tif = TimeInForce.IOC if parent.type is OrderType.MARKET else TimeInForce.GTC
+            pieces = last_pieces(left, inst, price) if i + 1 >= p.slices else [qty]
             try:
-                self.children.open(parent, qty, time_in_force=tif)
+                for piece in pieces:
+                    self.children.open(parent, piece, time_in_force=tif)
             except ValueError as exc:
                 log.warning("%s: slice %d not sent: %s", parent.order_id, i + 1, exc)
         else:
@@ -302,6 +349,8 @@ class Twap:
             self.children.cancel(child, "TWAP ended")
         if not live:
             self._finish(parent)
+        else:
+            self._arm_sweep(parent)
 
     def _finish(self, parent: Order) -> None:
         self._stop(parent)
