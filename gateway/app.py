@@ -40,7 +40,7 @@ from gateway.config import (
     VenueConfig,
 )
 from gateway.fix import dictionary
-from gateway.fix.custom import TWAP
+from gateway.fix.custom import ICEBERG, TWAP
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.message import Message
 from gateway.fix.schedule import Schedule
@@ -49,6 +49,7 @@ from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
 from gateway.marketdata.feeds import MarketData
 from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
+from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
@@ -551,8 +552,9 @@ def account_risk_limits(opts: SessionOptions) -> dict[str, RiskLimits]:
     }
 
 
-STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap}
-"""The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000)."""
+STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap, ICEBERG: Iceberg}
+"""The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000); and
+the iceberg, chosen by MaxFloor (111) under its internal name (never a client's 847)."""
 
 
 def build_gateway(

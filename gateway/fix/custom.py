@@ -61,6 +61,10 @@ class CustomValue:
 TWAP = "1000"
 """TargetStrategy (847) 1000: TWAP (:mod:`gateway.orders.twap`)."""
 
+ICEBERG = "iceberg"
+"""The internal strategy name of an iceberg (:mod:`gateway.orders.iceberg`): chosen by MaxFloor
+(111), never by a TargetStrategy (847) -- a client's 847 of this value is refused."""
+
 VALUES: tuple[CustomValue, ...] = (
     CustomValue(847, TWAP, "TWAP",
                 "TargetStrategy: time-weighted average price, worked from EffectiveTime (168) "

@@ -132,6 +132,9 @@ class NewOrder(OrderTerms):
     strategy_parameters: dict[str, str] = field(default_factory=dict)
     """StrategyParametersGrp (957): StrategyParameterName (958) -> StrategyParameterValue
     (960), for the strategy to check (FIX 5.0 and later)."""
+    max_floor: Decimal | None = None
+    """MaxFloor (111): an iceberg (:mod:`.iceberg`) showing at most this much at a time (None:
+    not given, or not less than OrderQty -- the order shows all of it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +219,7 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
     if strategy is None and (parameters or effective is not None):
         raise Refusal(ORD_REJ_UNSUPPORTED, "EffectiveTime (168) and StrategyParameters (957) "
                       "are for an order with a TargetStrategy (847)")
+    max_floor = _max_floor(msg, otype, qty, strategy)
     inst = set(msg.get_multi(18))
     unknown = inst - {"6", "E"}
     if unknown:
@@ -228,7 +232,31 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
         side=side, type=otype, quantity=qty, price=price, stop_price=stop, time_in_force=tif,
         expire_time_ns=expire, post_only="6" in inst, reduce_only="E" in inst,
         strategy=strategy, effective_time_ns=effective, strategy_parameters=parameters,
+        max_floor=max_floor,
     )
+
+
+def _max_floor(msg: Message, otype: OrderType, qty: Decimal, strategy: str | None
+               ) -> Decimal | None:
+    """MaxFloor (111) of an iceberg: on a limit order without TargetStrategy (847), positive;
+    one not less than OrderQty shows all of the order, which is then a plain order (None)."""
+    if 111 not in msg:
+        return None
+    try:
+        floor = msg.get_decimal(111)
+    except FieldValueError:
+        raise Refusal(ORD_REJ_OTHER, "MaxFloor (111) is not a number") from None
+    if floor is None or not floor.is_finite() or floor <= 0:
+        raise Refusal(ORD_REJ_OTHER, "MaxFloor (111) must be positive")
+    if strategy is not None:
+        raise Refusal(ORD_REJ_UNSUPPORTED, "MaxFloor (111) cannot be given with a "
+                      "TargetStrategy (847): an iceberg is worked by the gateway itself")
+    if otype is not OrderType.LIMIT:
+        raise Refusal(ORD_REJ_UNSUPPORTED, f"MaxFloor (111) is for a limit order (an iceberg), "
+                      f"not OrdType {otype.value}")
+    floor = _positive(msg, 111, "MaxFloor")
+    assert floor is not None
+    return floor if floor < qty else None
 
 
 def strategy_parameters(msg: Message) -> dict[str, str]:

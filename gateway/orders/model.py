@@ -113,6 +113,9 @@ class Order(OrderTerms):
     strategy_step: int = 0
     """How far its strategy has worked a parent (a TWAP: the slices it has gone through), set
     by ``step`` events so that a restart goes on from there."""
+    max_floor: Decimal | None = None
+    """MaxFloor (111) of an iceberg parent: the most it shows at its venue at a time (its
+    child's quantity, :mod:`.iceberg`). None: the order shows all of it."""
     cancel_next: str | None = field(default=None, compare=False, metadata=TRANSIENT)
     """A cancel the gateway decided while the client's cancel or replace was in flight: done
     once that is resolved, with this Text (58)."""
@@ -174,6 +177,7 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "exec_count": o.exec_count, "strategy": o.strategy, "parent_id": o.parent_id,
         "effective_time_ns": o.effective_time_ns,
         "strategy_parameters": dict(o.strategy_parameters), "strategy_step": o.strategy_step,
+        "max_floor": None if o.max_floor is None else str(o.max_floor),
         "quantity": str(o.quantity), "price": None if price is None else str(price),
         "stop_price": None if stop_price is None else str(stop_price),
         "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
@@ -214,7 +218,7 @@ def order_from_json(d: dict[str, Any]) -> Order:
         trade_ids=set(d.get("trade_ids", ())), strategy=d.get("strategy"),
         parent_id=d.get("parent_id"), effective_time_ns=d.get("effective_time_ns"),
         strategy_parameters=dict(d.get("strategy_parameters") or {}),
-        strategy_step=int(d.get("strategy_step", 0)),
+        strategy_step=int(d.get("strategy_step", 0)), max_floor=_dec(d.get("max_floor")),
     )
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from connectors.base import Connector, Instrument, venue_client_order_id
+from gateway.fix.custom import ICEBERG
 from gateway.fix.message import FieldValueError, Message
 from gateway.fix.session import Session
 from gateway.risk.checks import RiskEngine
@@ -22,6 +23,10 @@ from .fixmap import EXEC_PENDING_NEW, EXEC_REJECTED, EXEC_STATUS, Execution, New
 from .model import Order
 from .recorder import Recorder, SessionState
 from .tasks import Tasks
+
+INTERNAL = frozenset({ICEBERG})
+"""Strategies the gateway chooses itself (an iceberg: by MaxFloor, 111), never a client's
+TargetStrategy (847)."""
 
 
 class NewOrders:
@@ -71,9 +76,16 @@ class NewOrders:
         order_id = str(self.recorder.take_id("order"))
         try:
             req = fixmap.parse_new_order(msg, st.policy.default_time_in_force)
-            if req.strategy is not None and req.strategy not in self.strategies:
+            if req.strategy is not None and (req.strategy not in self.strategies
+                                             or req.strategy in INTERNAL):
                 raise Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                               f"TargetStrategy (847) {req.strategy} is not offered")
+            strategy = req.strategy
+            if req.max_floor is not None:  # (parse_new_order: a limit order, no 847)
+                if ICEBERG not in self.strategies:
+                    raise Refusal(fixmap.ORD_REJ_UNSUPPORTED,
+                                  "MaxFloor (111) (an iceberg) is not offered")
+                strategy = ICEBERG
         except (Refusal, FieldValueError) as exc:
             reason = exc.reason if isinstance(exc, Refusal) else fixmap.ORD_REJ_OTHER
             self._reject_new(session, msg, order_id, reason, str(exc))
@@ -95,7 +107,7 @@ class NewOrders:
             self._reject_new(session, msg, order_id, reason, str(exc))
             return
         o = Order(order_id=order_id, session_id=sid, venue=venue, symbol=inst.symbol,
-                  created_ns=time.time_ns(), strategy=req.strategy,
+                  created_ns=time.time_ns(), strategy=strategy, max_floor=req.max_floor,
                   effective_time_ns=req.effective_time_ns,
                   strategy_parameters=req.strategy_parameters, **req.terms())
         if o.strategy is None:
@@ -128,7 +140,7 @@ class NewOrders:
         if req.type not in caps.order_types:
             return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                            f"OrdType {req.type.value} is not supported at {conn.name}")
-        if req.time_in_force not in caps.time_in_force and req.strategy is None:
+        if req.time_in_force not in caps.time_in_force and o.strategy is None:
             # (a parent never reaches the venue: its strategy chooses its children's)
             return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                            f"TimeInForce {req.time_in_force.value} is not supported at "
