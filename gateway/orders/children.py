@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +38,16 @@ from .tasks import Tasks
 from .venue import VenueSide, not_stored
 
 log = logging.getLogger("fixgw.orders")
+
+def cancelling(o: Order) -> bool:
+    """Whether ``o`` has a cancel in flight."""
+    p = o.pending
+    return p is not None and p.kind == "cancel"
+
+
+SWEEP_SECONDS = 2.0
+"""How often the children still open while their parent ends (a refused cancel) are asked
+again to cancel (:meth:`Children.keep_cancelling`)."""
 
 
 class Children:
@@ -168,6 +178,25 @@ class Children:
             self.cancel(child, why)
         if not live and parent.is_open:
             self.cancel_done(parent, why)
+
+    def keep_cancelling(self, parent: Order, why: str, ending: Callable[[], bool]) -> None:
+        """While ``ending()`` (the parent is being cancelled, or its time is up), the children
+        whose cancel the venue refused are asked again every :data:`SWEEP_SECONDS`, until
+        none is open: one refusal never leaves the parent open nor its cancel unanswered."""
+        def sweep() -> None:
+            if not (parent.is_open and self.book.holds(parent) and ending()):
+                return
+            live = [c for c in self.of(parent) if c.is_open]
+            for child in live:
+                if not cancelling(child):
+                    log.warning("%s: child %s is still open: its cancel is asked again",
+                                parent.order_id, child.order_id)
+                    self.cancel(child, why)
+            if live:
+                self.tasks.later(SWEEP_SECONDS, sweep)
+
+        if any(c.is_open for c in self.of(parent)):
+            self.tasks.later(SWEEP_SECONDS, sweep)
 
     def cancel_done(self, parent: Order, text: str) -> None:
         """The parent is over without being filled (its pending cancel, if any, done)."""

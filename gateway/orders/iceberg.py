@@ -31,7 +31,7 @@ from decimal import ROUND_FLOOR, Decimal
 from connectors.base import Instrument, OrderType, TimeInForce
 
 from . import fixmap
-from .children import Children
+from .children import Children, cancelling
 from .lifecycle import OrdStatus
 from .model import ZERO, Order, OrderEvent
 from .twap import minimum_quantity
@@ -93,6 +93,7 @@ class Iceberg:
 
     def cancel(self, parent: Order) -> None:
         self.children.cancel_all(parent, CANCELED)
+        self.children.keep_cancelling(parent, CANCELED, lambda: cancelling(parent))
 
     def replace(self, parent: Order) -> None:
         self.children.refuse(parent, "an iceberg cannot be replaced (not supported yet): "

@@ -47,7 +47,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from connectors.base import Instrument, OrderType, TimeInForce
 
 from . import fixmap
-from .children import Children
+from .children import Children, cancelling
 from .lifecycle import OrdStatus
 from .model import ZERO, Order, OrderEvent
 
@@ -56,9 +56,6 @@ log = logging.getLogger("fixgw.orders")
 DEFAULT_SLICE_SECONDS = 10
 """Without a ``Slices`` parameter (FIX 4.4), one slice per this many seconds of the window."""
 MAX_SLICES = 100
-SWEEP_SECONDS = 2.0
-"""How often the children still open after their TWAP ended (a refused cancel) are asked
-again to cancel."""
 JITTER = 0.2
 """A slice is sent up to this fraction of a slice interval after its even time (never before,
 so the first slice is never early and the last has most of an interval to fill)."""
@@ -189,7 +186,6 @@ class Twap:
         self._plans: dict[str, Plan] = {}
         self._ended: set[str] = set()
         """Parents past their end time, waiting for their children's cancels."""
-        self._sweep_timer: dict[str, asyncio.TimerHandle] = {}
 
     # ---- the Strategy protocol ---------------------------------------------------------------
 
@@ -208,7 +204,7 @@ class Twap:
     def cancel(self, parent: Order) -> None:
         self._stop(parent)
         self.children.cancel_all(parent, "TWAP canceled")
-        self._arm_sweep(parent)
+        self.children.keep_cancelling(parent, "TWAP canceled", lambda: cancelling(parent))
 
     def replace(self, parent: Order) -> None:
         self.children.refuse(parent, "a TWAP cannot be replaced (not supported yet): cancel "
@@ -270,33 +266,8 @@ class Twap:
         self._slice_timer[parent.order_id] = self.children.tasks.later(
             (p.due_ns(step) - now) / _NS, lambda: self._slice(parent))
 
-    def _arm_sweep(self, parent: Order) -> None:
-        if any(c.is_open for c in self.children.of(parent)):
-            self._sweep_timer[parent.order_id] = self.children.tasks.later(
-                SWEEP_SECONDS, lambda: self._sweep(parent))
-
-    def _sweep(self, parent: Order) -> None:
-        """While the parent ends (its time is up, or it is being cancelled), the children whose
-        cancel the venue refused are asked again, every :data:`SWEEP_SECONDS`, until none is
-        open: the parent never stays open, nor its cancel unanswered, for one refusal."""
-        self._sweep_timer.pop(parent.order_id, None)
-        if not (parent.is_open and self.children.book.holds(parent)):
-            return
-        p = parent.pending
-        cancelling = p is not None and p.kind == "cancel"
-        if not (cancelling or parent.order_id in self._ended):
-            return
-        why = "TWAP canceled" if cancelling else "TWAP ended"
-        for child in self.children.of(parent):
-            cp = child.pending
-            if child.is_open and not (cp is not None and cp.kind == "cancel"):
-                log.warning("%s: child %s is still open: its cancel is asked again",
-                            parent.order_id, child.order_id)
-                self.children.cancel(child, why)
-        self._arm_sweep(parent)
-
     def _stop(self, parent: Order) -> None:
-        for timers in (self._slice_timer, self._end_timer, self._sweep_timer):
+        for timers in (self._slice_timer, self._end_timer):
             handle = timers.pop(parent.order_id, None)
             if handle is not None:
                 self.children.tasks.cancel_timer(handle)
@@ -350,7 +321,8 @@ class Twap:
         if not live:
             self._finish(parent)
         else:
-            self._arm_sweep(parent)
+            self.children.keep_cancelling(parent, "TWAP ended",
+                                          lambda: parent.order_id in self._ended)
 
     def _finish(self, parent: Order) -> None:
         self._stop(parent)

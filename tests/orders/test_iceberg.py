@@ -235,3 +235,21 @@ def test_an_iceberg_resumes_after_a_restart_with_its_live_child(tmp_path: Path) 
         finally:
             await store.close()
     run(body())
+
+
+def test_a_refused_child_cancel_is_asked_again_until_the_iceberg_is_canceled(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")]) as r:
+            c = await r.client("C1")
+            price = _best_bid(r)
+            await c.order("i1", qty="0.005", price=price, tif="1", extra=FLOOR)
+            await c.er(t11="i1", t39="0")
+            await _open(r, 1)
+            r.venue().update_faults(reject_next=1)  # the venue refuses the child's cancel once
+            await c.cancel("i2", "i1", qty="0.005")
+            await c.er(t11="i2", t41="i1", t39="6", t150="6")
+            # asked again (every 2 s): the client's cancel is answered
+            await c.er(t11="i2", t41="i1", t39="4", t150="4", timeout=6)
+            assert await r.open_at_venue() == []
+    run(body())
