@@ -179,6 +179,21 @@ class Children:
         if not live and parent.is_open:
             self.cancel_done(parent, why)
 
+    def resume_pending(self, parent: Order, strategy: Strategy) -> bool:
+        """What a strategy's ``resume`` does first: a pending cancel is carried out and a
+        pending replace answered, a parent never acknowledged is started. True when that was
+        all (the parent is not to be worked on)."""
+        pending = parent.pending
+        if pending is not None and pending.kind == "cancel":
+            strategy.cancel(parent)
+            return True
+        if pending is not None and pending.kind == "replace":
+            strategy.replace(parent)
+        if parent.status is OrdStatus.PENDING_NEW and not self.of(parent):
+            strategy.start(parent)
+            return True
+        return False
+
     def keep_cancelling(self, parent: Order, why: str, ending: Callable[[], bool]) -> None:
         """While ``ending()`` (the parent is being cancelled, or its time is up), the children
         whose cancel the venue refused are asked again every :data:`SWEEP_SECONDS`, until

@@ -100,14 +100,7 @@ class Iceberg:
                              "cancel it and send a new one", fixmap.CXL_REJ_BROKER)
 
     def resume(self, parent: Order) -> None:
-        pending = parent.pending
-        if pending is not None and pending.kind == "cancel":
-            self.cancel(parent)
-            return
-        if pending is not None and pending.kind == "replace":
-            self.replace(parent)
-        if parent.status is OrdStatus.PENDING_NEW and not self.children.of(parent):
-            self.start(parent)
+        if self.children.resume_pending(parent, self):
             return
         live = [c for c in self.children.of(parent) if c.is_open]
         if live:

@@ -48,7 +48,6 @@ from connectors.base import Instrument, OrderType, TimeInForce
 
 from . import fixmap
 from .children import Children, cancelling
-from .lifecycle import OrdStatus
 from .model import ZERO, Order, OrderEvent
 
 log = logging.getLogger("fixgw.orders")
@@ -211,14 +210,7 @@ class Twap:
                              "it and send a new one", fixmap.CXL_REJ_BROKER)
 
     def resume(self, parent: Order) -> None:
-        pending = parent.pending
-        if pending is not None and pending.kind == "cancel":
-            self.cancel(parent)
-            return
-        if pending is not None and pending.kind == "replace":
-            self.replace(parent)
-        if parent.status is OrdStatus.PENDING_NEW and not self.children.of(parent):
-            self.start(parent)
+        if self.children.resume_pending(parent, self):
             return
         try:
             p = plan(parent, self.slice_seconds)
