@@ -29,7 +29,7 @@ from aiohttp import web
 from connectors.base import Instrument, Liquidity, OrderFilled, Side, VenueEvent
 from connectors.common.venue import MS
 from emulators.binance_support import Refused, num
-from emulators.core import EmulatorServer
+from emulators.core import EmulatorServer, send_queued
 
 FIRST_UPDATE_ID = 1_000
 STREAM_KINDS = ("depth", "depth@100ms", "trade")
@@ -242,7 +242,7 @@ class BinanceMarketData:
         sub = _Subscriber(streams, combined)
         self._subscribers.add(sub)
         self._sockets.add(ws)
-        pump = self.server.spawn(self._pump(ws, sub))
+        pump = self.server.spawn(send_queued(ws, sub.queue))
         try:
             async for _ in ws:  # requests (SUBSCRIBE, ...) are not emulated
                 pass
@@ -253,12 +253,6 @@ class BinanceMarketData:
             pump.cancel()
         return ws
 
-    @staticmethod
-    async def _pump(ws: web.WebSocketResponse, sub: _Subscriber) -> None:
-        while not ws.closed:
-            data = await sub.queue.get()
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(data)
 
     async def drop_streams(self) -> int:
         """Cut every market data connection (the user data stream stays); what was queued

@@ -24,7 +24,7 @@ from decimal import Decimal
 from aiohttp import WSMsgType, web
 
 from connectors.base import Instrument, Liquidity, OrderFilled, Side, VenueEvent
-from emulators.core import EmulatorCore, level_changes
+from emulators.core import EmulatorCore, level_changes, send_queued
 
 DEPTHS = (1, 50, 200, 1000)
 
@@ -169,7 +169,7 @@ class BybitPublic:
     async def serve(self, ws: web.WebSocketResponse, category: str) -> None:
         conn = _Conn(ws, category, f"pub-{next(self._ids)}")
         self._conns.add(conn)
-        pump = asyncio.ensure_future(self._pump(conn))
+        pump = asyncio.ensure_future(send_queued(conn.ws, conn.out))
         try:
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT:
@@ -236,9 +236,4 @@ class BybitPublic:
         inst = self._instrument(category, venue_symbol)
         return None if inst is None else (parts[0], depth, inst)
 
-    async def _pump(self, conn: _Conn) -> None:
-        while not conn.ws.closed:
-            text = await conn.out.get()
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await conn.ws.send_str(text)
 

@@ -45,6 +45,14 @@ def plain_decimal(value: object) -> Decimal | None:
     return Decimal(text) if PLAIN_DECIMAL.fullmatch(text) else None
 
 
+async def send_queued(ws: web.WebSocketResponse, queue: asyncio.Queue[str]) -> None:
+    """Write what is queued for a public feed's socket, in order, until it closes."""
+    while not ws.closed:
+        text = await queue.get()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(text)
+
+
 def level_changes(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], *, reverse: bool
                   ) -> list[tuple[Decimal, Decimal]]:
     """The levels of a book side that differ from ``old`` to ``new``, best first (``reverse``

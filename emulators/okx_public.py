@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from connectors.base import Instrument, Liquidity, OrderFilled, Side, VenueEvent
-from emulators.core import EmulatorCore, level_changes
+from emulators.core import EmulatorCore, level_changes, send_queued
 from emulators.okx_wire import s
 
 DEPTH = 400
@@ -201,7 +201,7 @@ class OkxPublic:
     async def serve(self, ws: web.WebSocketResponse, idle_timeout_s: float) -> None:
         conn = _Conn(ws)
         self._conns.add(conn)
-        pump = asyncio.ensure_future(self._pump(conn))
+        pump = asyncio.ensure_future(send_queued(conn.ws, conn.out))
         try:
             while not ws.closed:
                 try:
@@ -252,9 +252,4 @@ class OkxPublic:
                 else:
                     conn.trades.discard(inst_id)
 
-    async def _pump(self, conn: _Conn) -> None:
-        while not conn.ws.closed:
-            text = await conn.out.get()
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await conn.ws.send_str(text)
 

@@ -148,12 +148,12 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
 
 def _count_fill(positions: Positions, guard: LossGuard, requests: PositionRequests, o: Order,
                 fill: FillRecord) -> None:
-    if positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
-                      fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.ts_ns):
+    p = positions.fill(o.session_id, o.account or "", o.venue, o.symbol, o.side, fill.trade_id,
+                       fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.ts_ns)
+    if p is not None:
         guard.after_fill(o.session_id, o.account)
-        p = positions.get(o.session_id, o.account or "", o.venue, o.symbol)
-        if p is not None:  # after the fill's own ExecutionReport, which is being queued now
-            asyncio.get_running_loop().call_soon(requests.changed, p)
+        # after the fill's own ExecutionReport, which is being queued now
+        asyncio.get_running_loop().call_soon(requests.changed, p)
 
 
 class SessionApplication:

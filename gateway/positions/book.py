@@ -118,21 +118,18 @@ class Positions:
 
     def fill(self, session_id: str, account: str, venue: str, symbol: str, side: Side,
              trade_id: str, qty: Decimal, price: Decimal, fee: Decimal | None,
-             fee_currency: str | None, ts_ns: int = 0) -> bool:
-        """Count one fill; False when it was counted before."""
+             fee_currency: str | None, ts_ns: int = 0) -> Position | None:
+        """Count one fill; the position it changed (None when it was counted before)."""
         seen = (venue, trade_id)
         if seen in self._seen:
-            return False
+            return None
         self._seen.add(seen)
         key = (session_id, account, venue, symbol)
         p = self._positions.get(key)
         if p is None:
             p = self._positions[key] = Position(session_id, account, venue, symbol)
         p.apply(side, qty, price, fee, fee_currency, ts_ns)
-        return True
-
-    def get(self, session_id: str, account: str, venue: str, symbol: str) -> Position | None:
-        return self._positions.get((session_id, account, venue, symbol))
+        return p
 
     def of_session(self, session_id: str, *, account: str | None = None,
                    symbol: str | None = None, venue: str | None = None) -> list[Position]:

@@ -12,8 +12,9 @@ not move on their own (``tick_interval`` is an hour); a test moves them with ``v
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -272,6 +273,14 @@ def unreachable_for_cancels(run_: Run, mp: pytest.MonkeyPatch, times: int) -> li
     mp.setattr(conn, "cancel", unreachable)
     return left
 
+
+async def until(cond: Callable[[], object], within: float = 5.0) -> None:
+    """A bounded poll of state that has no event to wait on: until ``cond()`` holds
+    (AssertionError after ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    while not cond():
+        assert time.monotonic() < deadline, f"condition not met within {within}s"
+        await asyncio.sleep(0.02)
 
 async def resting(c: OrderClient, *names: str) -> None:
     """Buys at 90000 (far under the market), GTC, each acknowledged."""

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +29,7 @@ from emulators.core import EmulatorServer
 from gateway.app import build_gateway
 from gateway.store.store import SessionStore
 
-from .support import BTC, OrderClient, Run, fields, running, session
+from .support import BTC, OrderClient, Run, fields, running, session, until
 from .support import config as support_config
 
 KINDS = ("binance", "okx", "bybit")
@@ -68,12 +68,6 @@ def best_bid(emu: EmulatorServer) -> Decimal:
     return bid
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not cond():  # noqa: ASYNC110 - the state polled has no event to wait on
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 def open_at(emu: EmulatorServer) -> list[str]:
@@ -289,7 +283,7 @@ def test_cancel_on_disconnect_cancels_at_the_venue(
                 await c.er(t11=f"o{i}", t150="0")
             assert len(open_at(emu)) == 3
             await c.close()  # dropped, no Logout
-            await until(lambda: open_at(emu) == [])
+            await until(lambda: open_at(emu) == [], 10)
             c2 = await run.reconnect(c)
             got = [(await c2.er(t150="4", t39="4")).get(11) for _ in range(3)]
             assert sorted(got) == ["o0", "o1", "o2"]  # type: ignore[type-var]
@@ -416,7 +410,7 @@ def test_a_restart_during_a_binance_amend_finds_the_new_order(
                 await c.replace("r1", "o1", qty="0.03", price=price, extra=[(59, GTC)])
                 await c.er(t11="r1", t150="E")
                 replace = ("POST", "/api/v3/order/cancelReplace")
-                await until(lambda: replace in emu.core.requests)
+                await until(lambda: replace in emu.core.requests, 10)
                 emu.core.faults.error_5xx_next = 10**6  # and nothing more is answered
                 await c.quiet(1.5)  # no reject: the outcome is unknown
                 next_seq = c.next_seq

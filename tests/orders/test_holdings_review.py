@@ -18,20 +18,12 @@ from gateway.positions.book import Positions
 from gateway.positions.exposure import exposure
 from gateway.risk.checks import RiskEngine, RiskLimits
 
-from .support import BTC, running, session, venue
+from .support import BTC, running, session, until, venue
 from .test_market_data import Inbox, _request
 from .test_positions import _fills
 
 D = Decimal
 
-
-async def until(cond: Any, within: float = 5.0) -> None:
-    """A bounded poll of state that has no event to wait on."""
-    async def wait() -> None:
-        while not cond():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), within)
 
 
 def test_the_sessions_max_position_counts_every_account(tmp_path: Path) -> None:

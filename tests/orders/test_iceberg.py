@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,17 +30,13 @@ from .support import (
     restart,
     running,
     session,
+    until,
     venue_survives,
 )
 
 FLOOR = [(111, "0.002")]
 
 
-async def _until(cond: Callable[[], object], bound: float = 5.0) -> None:
-    deadline = time.monotonic() + bound
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def _best_bid(r: Run) -> Decimal:
@@ -223,7 +218,7 @@ def test_an_iceberg_resumes_after_a_restart_with_its_live_child(tmp_path: Path) 
                 assert [s.client_order_id for s in await first.venue().open_orders()] == [
                     first_child.client_order_id]
                 await _sell_to(first, "0.002", price)
-                await _until(lambda: parent.cum_qty == D("0.002"))
+                await until(lambda: parent.cum_qty == D("0.002"))
                 (second,) = await _open(first, 1)
                 assert second.client_order_id != first_child.client_order_id
                 assert second.quantity == D("0.002")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +36,7 @@ from .support import (
     restart,
     running,
     session,
+    until,
     venue_survives,
 )
 
@@ -75,12 +76,6 @@ def _marketable(r: Run) -> Decimal:
     return ask + 100
 
 
-async def _until(cond: Callable[[], object], bound: float = 5.0) -> None:
-    """A bounded poll: until ``cond()`` holds (AssertionError after ``bound`` seconds)."""
-    deadline = time.monotonic() + bound
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def _orders(store: SessionStore) -> tuple[dict[str, Order], list[Order]]:
@@ -321,7 +316,7 @@ def test_a_twap_resumes_after_a_restart_without_sending_a_slice_twice(
                 await c.logon(reset=False)
                 done = await c.er(t11="t1", t39="C", t150="C", t37=new[37], timeout=6)
                 assert time.time_ns() >= end and "TWAP ended" in done[58]
-                await _until(orders.book.empty)
+                await until(orders.book.empty)
                 await asyncio.wait_for(orders.idle(), 5)
                 assert await first.venue().open_orders() == []
                 await c.close()

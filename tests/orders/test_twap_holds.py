@@ -18,8 +18,8 @@ from gateway.orders.model import Order
 from gateway.orders.twap import BadTwap, last_pieces, plan
 from gateway.store.store import SessionStore
 
-from .support import D, restart, running, session, venue_survives
-from .test_twap import _NS, FAST, _twap, _until
+from .support import D, restart, running, session, until, venue_survives
+from .test_twap import _NS, FAST, _twap
 
 
 def _parent(**kw: Any) -> Order:
@@ -82,9 +82,9 @@ def test_a_rejected_end_cancel_still_ends_the_twap(tmp_path: Path) -> None:
             c = await r.client("C1")
             await _twap(c, "t1", qty="0.001", price="90000", seconds=1.5)
             await c.er(t11="t1", t39="0")
-            await _until(lambda: len(r.orders.book.children(next(
+            await until(lambda: len(r.orders.book.children(next(
                 o for o in r.orders.book if o.parent_id is None))) == 3)
-            await _until(lambda: all(ch.status.value == "0" for ch in r.orders.book.children(
+            await until(lambda: all(ch.status.value == "0" for ch in r.orders.book.children(
                 next(o for o in r.orders.book if o.parent_id is None))))
             r.venue().update_faults(reject_next=1)
             await c.er(t11="t1", t39="C", t150="C", timeout=5)
@@ -101,7 +101,7 @@ def test_a_twap_restarted_after_its_expire_time_ends(tmp_path: Path) -> None:
                 c = await r.client("C1")
                 _, end = await _twap(c, "t1", qty="0.004", price="90000", seconds=2.0)
                 await c.er(t11="t1", t39="0")
-                await _until(lambda: len(list(r.orders.book)) >= 2)
+                await until(lambda: len(list(r.orders.book)) >= 2)
                 await c.logout()
                 venue_survives(r)
                 first = r
@@ -110,7 +110,7 @@ def test_a_twap_restarted_after_its_expire_time_ends(tmp_path: Path) -> None:
             await gw.start()
             try:
                 orders = gw.orders
-                await _until(orders.book.empty, 5)
+                await until(orders.book.empty, 5)
                 assert await first.venue().open_orders() == []
             finally:
                 await gw.stop()
@@ -146,7 +146,7 @@ def test_no_timer_is_armed_after_close(tmp_path: Path) -> None:
                 return asyncio.ensure_future(later())
             orders.recorder.created = slow_created  # type: ignore[method-assign]
             await _twap(c, "t1", qty="0.002", price="90000", seconds=1.0)
-            await _until(lambda: any(True for _ in orders.book))
+            await until(lambda: any(True for _ in orders.book))
             await orders.close()
             n = len(placed)
             await asyncio.sleep(1.5)  # past every slice's time: nothing may go out
@@ -163,7 +163,7 @@ def test_a_refused_child_cancel_is_asked_again(tmp_path: Path) -> None:
             await _twap(c, "t1", qty="0.002", price="90000", seconds=20)
             await c.er(t11="t1", t39="0")
             parent = next(o for o in r.orders.book if o.parent_id is None)
-            await _until(lambda: r.orders.book.children(parent) and all(
+            await until(lambda: r.orders.book.children(parent) and all(
                 ch.status.value == "0" for ch in r.orders.book.children(parent)))
             r.venue().update_faults(reject_next=1)
             await c.cancel("t2", "t1", qty="0.002")
@@ -195,7 +195,7 @@ def test_kill_switch_cancels_the_twap_and_its_children(tmp_path: Path) -> None:
             c = await r.client("C1")
             _, end = await _twap(c, "t1", qty="0.004", price="90000", seconds=3)
             await c.er(t11="t1", t39="0")
-            await _until(lambda: len(list(r.orders.book)) >= 2)
+            await until(lambda: len(list(r.orders.book)) >= 2)
             await r.orders.kill_switch("*", True, "test")
             await c.er(t11="t1", t39="4", timeout=5)
             await asyncio.sleep(max(0, (end - time.time_ns()) / _NS) + 0.3)
