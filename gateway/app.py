@@ -49,6 +49,7 @@ from gateway.fix.tags import BR_APPLICATION_NOT_AVAILABLE
 from gateway.marketdata.feeds import MarketData
 from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
+from gateway.marketview import FeedView
 from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
@@ -87,7 +88,8 @@ class Services:
 
 
 def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[str, Connector],
-              policies: Mapping[str, SessionPolicy], risk: RiskEngine) -> Services:
+              policies: Mapping[str, SessionPolicy], risk: RiskEngine,
+              fees: Mapping[str, Decimal]) -> Services:
     """Market data, instruments, balances and positions, and the risk limits that look
     across venues, wired to the order path."""
 
@@ -132,6 +134,7 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
         functools.partial(_count_fill, positions, guard, position_requests))
     market_data = MarketDataRequests(feeds, venues_for)
     balances = BalanceBook(connectors)
+    orders.children.market = FeedView(feeds, balances, fees)
     app = SessionApplication(orders, market_data,
                              SecurityListRequests(connectors, venues_for),
                              CollateralInquiries(balances, access_for), position_requests)
@@ -552,6 +555,13 @@ def account_risk_limits(opts: SessionOptions) -> dict[str, RiskLimits]:
     }
 
 
+def taker_fees(cfg: Config) -> dict[str, Decimal]:
+    """Venue -> the taker fee rate the router counts: the simulated venue's own, an exchange's
+    when configured (else :attr:`FeedView.DEFAULT_TAKER_FEE`)."""
+    return {v.name: v.taker_fee for v in cfg.venue
+            if v.kind == "paper" or "taker_fee" in v.model_fields_set}
+
+
 STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap, ICEBERG: Iceberg}
 """The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000); and
 the iceberg, chosen by MaxFloor (111) under its internal name (never a client's 847)."""
@@ -592,7 +602,7 @@ def build_gateway(
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk,
                               strategies=STRATEGIES if strategies is None else strategies)
-        services = _services(store, orders, connectors, policies, risk)
+        services = _services(store, orders, connectors, policies, risk, taker_fees(cfg))
         app, market_data, positions = services.app, services.market_data, services.positions
         reconciler, balances = services.reconciler, services.balances
         for name, conn in connectors.items():

@@ -152,7 +152,7 @@ class TLSConfig(_Strict):
     """When set, clients must present a certificate signed by this CA."""
 
 
-_PAPER_ONLY = ("seed", "maker_fee", "taker_fee", "balances", "tick_interval", "market")
+_PAPER_ONLY = ("seed", "maker_fee", "balances", "tick_interval", "market")
 _NATIVE = ("binance", "okx", "bybit", "ccxt")
 _EXCHANGE_ONLY = ("credentials_env", "secrets_file", "testnet", "urls", "markets", "symbols",
                   "dead_man_switch", "recv_window_ms", "request_timeout", "exchange_id",
@@ -190,6 +190,8 @@ class VenueConfig(_Strict):
     seed: int = 1
     maker_fee: Decimal = Decimal("0.0002")
     taker_fee: Decimal = Decimal("0.0005")
+    """The simulated venue: the fee it charges for taking liquidity. An exchange: the account's
+    taker fee rate the smart order router counts (default 0.001, the venues' base tier)."""
     balances: dict[str, Decimal] = {"BTC": Decimal(10), "ETH": Decimal(100),
                                     "SOL": Decimal(1000), "USDT": Decimal(1_000_000)}
     tick_interval: float = Field(default=0.5, gt=0)

@@ -36,6 +36,9 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.admin": {"gateway.orders", "gateway.server", "gateway.positions", "gateway.fix",
                       "connectors.base"},
     "gateway.config": {"gateway.fix"},
+    # the market as the order path sees it, made of the feeds and the balance book
+    "gateway.marketview": {"gateway.orders", "gateway.marketdata", "gateway.positions",
+                           "connectors.base"},
 }
 """Layer -> the layers it may import. The composition root (gateway.app), the command line and
 the tools beside them (gateway.cli, client, venuecheck, conformance) may import anything."""

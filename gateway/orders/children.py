@@ -33,6 +33,7 @@ from .fixmap import (
 )
 from .lifecycle import OrdStatus
 from .model import ZERO, Order, OrderEvent
+from .ports import MarketView, NoMarket
 from .recorder import Recorder
 from .tasks import Tasks
 from .venue import VenueSide, not_stored
@@ -68,6 +69,8 @@ class Children:
         self.risk = risk
         self.tasks = tasks
         self.symbols = symbols or SymbolMap()
+        self.market: MarketView = NoMarket()
+        """The books, public trades, balances and fees (set by the composition root)."""
 
     def of(self, parent: Order) -> list[Order]:
         return self.book.children(parent)

@@ -106,8 +106,8 @@ class OrderManager:
         self.recorder = Recorder(store, self.book, self._sessions, self.tasks, clock=clock,
                                  timestamp_precision=timestamp_precision, closed=self._closed)
         self.venue = VenueSide(self.book, self.recorder, connectors, self.tasks, self.patience)
-        children = Children(self.book, self.recorder, self.venue, connectors, self.risk,
-                            self.tasks, self.symbols)
+        self.children = children = Children(self.book, self.recorder, self.venue, connectors,
+                                            self.risk, self.tasks, self.symbols)
         self._strategies: dict[str, Strategy] = {
             name: make(children) for name, make in (strategies or {}).items()}
         self._orphaned = Orphaned(children)

@@ -1,10 +1,13 @@
-"""What the order path needs from the store (structural interface)."""
+"""What the order path needs from the store and from the market (structural interfaces)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from connectors.base import Level, PublicTrade, Side
 from gateway.store.records import (
     FillRecord,
     OrderAppend,
@@ -45,3 +48,53 @@ class OrderStorePort(Protocol):
     ) -> asyncio.Future[None]: ...
 
     async def load_kill_switches(self) -> dict[str, str]: ...
+
+
+TradesListener = Callable[[str, Sequence[PublicTrade]], None]
+"""Told of a venue's public trades of an instrument: ``(venue, trades)``, on the event loop."""
+
+
+class MarketView(Protocol):
+    """What the router and the strategies see of the market and of the account (composed in
+    :mod:`gateway.app` from the market data feeds and the balance book)."""
+
+    def levels(self, venue: str, symbol: str, side: Side) -> Sequence[Level] | None:
+        """``venue``'s book of ``symbol`` on ``side`` (BUY: the bids, SELL: the asks), best
+        first, while it is watched and in sync; None otherwise."""
+
+    async def watch(self, venue: str, symbol: str,
+                    on_trades: TradesListener | None = None) -> bool:
+        """Keep ``venue``'s book of ``symbol`` up to date (and tell ``on_trades`` of its public
+        trades) until :meth:`unwatch`; True once the book is known, False when it cannot be
+        had (no public feed, not listed, no snapshot in time)."""
+
+    def unwatch(self, venue: str, symbol: str, on_trades: TradesListener | None = None) -> None:
+        """Stop what :meth:`watch` started with the same arguments."""
+
+    def available(self, venue: str, asset: str) -> Decimal | None:
+        """The account's free balance of ``asset`` at ``venue`` as the venue last told it;
+        None when it is not known (no balance stream)."""
+
+    def taker_fee(self, venue: str) -> Decimal:
+        """The fee rate ``venue`` charges for taking liquidity (a fraction: 0.001 is 10 bp)."""
+
+
+class NoMarket:
+    """The market as seen without feeds: nothing known (the router falls back on last
+    prices, the strategies on their plans)."""
+
+    def levels(self, venue: str, symbol: str, side: Side) -> Sequence[Level] | None:
+        return None
+
+    async def watch(self, venue: str, symbol: str,
+                    on_trades: TradesListener | None = None) -> bool:
+        return False
+
+    def unwatch(self, venue: str, symbol: str, on_trades: TradesListener | None = None) -> None:
+        return None
+
+    def available(self, venue: str, asset: str) -> Decimal | None:
+        return None
+
+    def taker_fee(self, venue: str) -> Decimal:
+        return Decimal(0)
