@@ -40,7 +40,7 @@ from gateway.config import (
     VenueConfig,
 )
 from gateway.fix import dictionary
-from gateway.fix.custom import ICEBERG, TWAP
+from gateway.fix.custom import ICEBERG, SOR, TWAP
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.message import Message
 from gateway.fix.schedule import Schedule
@@ -54,6 +54,7 @@ from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
+from gateway.orders.sor import SmartRouter
 from gateway.orders.twap import Twap
 from gateway.positions.balance_book import BalanceBook
 from gateway.positions.balances import Access, CollateralInquiries
@@ -528,7 +529,8 @@ def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | N
         return None
     allowed = frozenset(opts.venues or [default]) | frozenset(opts.accounts.values())
     return SessionPolicy(
-        SessionRouting(default, allowed | {default}, dict(opts.accounts)),
+        SessionRouting(default, allowed | {default}, dict(opts.accounts),
+                       sor=opts.routing == "sor", order=tuple(venues)),
         cancel_on_disconnect=opts.cancel_on_disconnect,
         cod_grace=opts.cancel_on_disconnect_grace,
         report_pending_new=opts.report_pending_new,
@@ -562,7 +564,7 @@ def taker_fees(cfg: Config) -> dict[str, Decimal]:
             if v.kind == "paper" or "taker_fee" in v.model_fields_set}
 
 
-STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap, ICEBERG: Iceberg}
+STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap, ICEBERG: Iceberg, SOR: SmartRouter}
 """The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000); and
 the iceberg, chosen by MaxFloor (111) under its internal name (never a client's 847)."""
 

@@ -106,6 +106,10 @@ class SessionOptions(_Strict):
     """Venues this session may trade (default: the default venue)."""
     accounts: dict[str, str] = {}
     """Account (1) -> venue name."""
+    routing: Literal["static", "sor"] = "static"
+    """static: an order without ExDestination (100) goes to the account's or the default venue;
+    sor: the smart order router chooses among the session's venues (also for one with
+    ExDestination SOR under "static")."""
     cancel_on_disconnect: Literal["off", "disconnect", "logout", "both"] = "off"
     cancel_on_disconnect_grace: float = Field(default=0.0, ge=0)
     report_pending_new: bool = False

@@ -4,14 +4,17 @@ beside the composition root: the order path does not import the market data or t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from connectors.base import Level, PublicTrade, Side
+from connectors.base import Level, PublicTrade, Side, VenueError
 from gateway.marketdata.book import Book
 from gateway.marketdata.feeds import MarketData, NoMarketData
 from gateway.orders.ports import TradesListener
 from gateway.positions.balance_book import BalanceBook
+
+log = logging.getLogger("fixgw.marketdata")
 
 
 class _Relay:
@@ -55,7 +58,8 @@ class FeedView:
         relay.count += 1
         try:
             await self.feeds.watch(venue, symbol, relay)
-        except NoMarketData:
+        except (NoMarketData, VenueError) as exc:
+            log.info("%s: no book of %s: %s", venue, symbol, exc)
             self.unwatch(venue, symbol, on_trades)
             return False
         return True

@@ -65,6 +65,11 @@ ICEBERG = "iceberg"
 """The internal strategy name of an iceberg (:mod:`gateway.orders.iceberg`): chosen by MaxFloor
 (111), never by a TargetStrategy (847) -- a client's 847 of this value is refused."""
 
+SOR = "SOR"
+"""ExDestination (100) ``SOR``, and the internal strategy name of an order routed by the smart
+order router (:mod:`gateway.orders.sor`): it chooses the venues. Also what a routed parent's
+venue is (it has no venue of its own)."""
+
 VALUES: tuple[CustomValue, ...] = (
     CustomValue(847, TWAP, "TWAP",
                 "TargetStrategy: time-weighted average price, worked from EffectiveTime (168) "

@@ -71,6 +71,8 @@ class Children:
         self.symbols = symbols or SymbolMap()
         self.market: MarketView = NoMarket()
         """The books, public trades, balances and fees (set by the composition root)."""
+        self.routes: Callable[[Order], list[str]] = lambda parent: []
+        """The venues a routed parent may use now (set by the order manager)."""
 
     def of(self, parent: Order) -> list[Order]:
         return self.book.children(parent)
@@ -143,10 +145,10 @@ class Children:
 
     # ---- the parent's events, told to the client --------------------------------------------
 
-    def acknowledge(self, parent: Order) -> None:
-        """The strategy took the parent on (ExecutionReport New)."""
+    def acknowledge(self, parent: Order, text: str | None = None) -> None:
+        """The strategy took the parent on (ExecutionReport New, saying ``text``)."""
         self.recorder.record(parent, "accepted", {},
-                             Execution(self.recorder.exec_id(parent), EXEC_NEW))
+                             Execution(self.recorder.exec_id(parent), EXEC_NEW, text=text))
 
     def fill(self, parent: Order, child: Order, ev: OrderEvent) -> None:
         """``ev`` (a child's fill) fills the parent as much."""

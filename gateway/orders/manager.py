@@ -46,7 +46,7 @@ from gateway.fix.message import Message
 from gateway.fix.session import Session, SessionID
 from gateway.fix.tags import BR_UNSUPPORTED_MESSAGE_TYPE
 from gateway.risk.checks import RiskEngine
-from gateway.routing.router import SymbolMap
+from gateway.routing.router import RoutingError, SymbolMap
 
 from .book import OrderBook
 from .cancels import Cancellations
@@ -115,6 +115,7 @@ class OrderManager:
             name: StrategyExecutor(s, children) for name, s in self._strategies.items()}
         self._orphaned_executor = StrategyExecutor(self._orphaned, children)
         self.recorder.child_event = self._child_event
+        children.routes = self._routes
         self.cancels = Cancellations(self.book, self.recorder, self.venue, self.executor,
                                      self._sessions, self.risk, store, self.tasks)
         self.venue.resolved = self.cancels.resolved
@@ -136,6 +137,18 @@ class OrderManager:
         if o.strategy is None:
             return self.venue
         return self._executors.get(o.strategy, self._orphaned_executor)
+
+    def _routes(self, parent: Order) -> list[str]:
+        """The venues the smart order router may send ``parent``'s children to now: its
+        session's (its account's), configured and up."""
+        st = self._sessions.get(parent.session_id)
+        if st is None:
+            return []
+        try:
+            venues = st.policy.routing.routed_venues(parent.account)
+        except RoutingError:
+            return []
+        return [v for v in venues if v in self.connectors and v not in self.down]
 
     def _strategy(self, parent: Order) -> Strategy:
         return self._strategies.get(parent.strategy or "", self._orphaned)

@@ -328,6 +328,12 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if not o.is_open or o.strategy is None:
             raise StaleEvent(f"{o.order_id}: strategy step in status {o.status.name}")
         o.strategy_step = int(d["step"])
+    elif k == "routed":
+        if o.strategy is None:
+            raise StaleEvent(f"{o.order_id}: a routing decision for an order not routed")
+        # the smart order router's decision (what it saw, what it chose and why): stored for
+        # best-execution reviews; its round is how far the router has gone
+        o.strategy_step = int(d.get("round", o.strategy_step))
     elif k == "status":
         pass  # an OrderStatusRequest answer: reported, changes nothing
     else:

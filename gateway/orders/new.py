@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from connectors.base import Connector, Instrument, venue_client_order_id
-from gateway.fix.custom import ICEBERG
+from connectors.base import Connector, Instrument, TimeInForce, venue_client_order_id
+from gateway.fix.custom import ICEBERG, SOR
 from gateway.fix.message import FieldValueError, Message
 from gateway.fix.session import Session
 from gateway.risk.checks import RiskEngine
-from gateway.routing.router import RoutingError, SymbolMap, UnknownSymbol, resolve_venue
+from gateway.routing.router import (
+    RoutingError,
+    SessionRouting,
+    SymbolMap,
+    UnknownSymbol,
+    resolve_venue,
+)
 
 from . import fixmap
 from .book import OrderBook
@@ -24,7 +31,14 @@ from .model import Order
 from .recorder import Recorder, SessionState
 from .tasks import Tasks
 
-INTERNAL = frozenset({ICEBERG})
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    venue: str
+    instrument: Instrument
+
+
+INTERNAL = frozenset({ICEBERG, SOR})
 """Strategies the gateway chooses itself (an iceberg: by MaxFloor, 111), never a client's
 TargetStrategy (847)."""
 
@@ -90,17 +104,39 @@ class NewOrders:
             reason = exc.reason if isinstance(exc, Refusal) else fixmap.ORD_REJ_OTHER
             self._reject_new(session, msg, order_id, reason, str(exc))
             return
+        routing = st.policy.routing
+        routed = req.destination == SOR or (req.destination is None and routing.sor)
         try:
-            venue = resolve_venue(st.policy.routing, req.destination, req.account)
-            conn = self.connectors.get(venue)
-            if conn is None:
-                raise RoutingError(f"venue {venue} is not configured")
-            if venue in self.down:
-                self._reject_new(session, msg, order_id, fixmap.ORD_REJ_EXCHANGE_CLOSED,
-                                 f"venue {venue} is unavailable ({self.down[venue]})")
-                return
-            inst = self.symbols.instrument(venue, req.symbol, req.security_id,
-                                           req.security_id_source)
+            if routed:
+                if SOR not in self.strategies:
+                    raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "smart order routing (ExDestination "
+                                  "(100) SOR) is not offered")
+                if strategy is not None:
+                    raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "an order worked by a strategy "
+                                  "(TargetStrategy 847, MaxFloor 111) cannot be routed by the "
+                                  "smart order router yet: name its venue in ExDestination (100)")
+                if req.time_in_force is TimeInForce.FOK:
+                    raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "a fill-or-kill order cannot be "
+                                  "split across venues: name its venue in ExDestination (100)")
+                venue, strategy = SOR, SOR
+                insts = self._routed(routing, req)
+                conn, inst = self.connectors[insts[0].venue], insts[0].instrument
+            else:
+                venue = resolve_venue(routing, req.destination, req.account)
+                conn_ = self.connectors.get(venue)
+                if conn_ is None:
+                    raise RoutingError(f"venue {venue} is not configured")
+                conn = conn_
+                if venue in self.down:
+                    self._reject_new(session, msg, order_id, fixmap.ORD_REJ_EXCHANGE_CLOSED,
+                                     f"venue {venue} is unavailable ({self.down[venue]})")
+                    return
+                inst = self.symbols.instrument(venue, req.symbol, req.security_id,
+                                               req.security_id_source)
+                insts = [Listing(venue, inst)]
+        except Refusal as exc:
+            self._reject_new(session, msg, order_id, exc.reason, str(exc))
+            return
         except RoutingError as exc:
             reason = (fixmap.ORD_REJ_UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol)
                       else fixmap.ORD_REJ_BROKER)
@@ -119,7 +155,7 @@ class NewOrders:
                 fixmap.ORD_REJ_DUPLICATE, f"duplicate ClOrdID {req.cl_ord_id}: a live order "
                 "has it")
         else:
-            refusal = self._pre_trade(req, o, conn, inst, now)
+            refusal = self._pre_trade(req, o, conn, insts, now)
         if refusal is not None:
             self.recorder.created(o)
             self.recorder.record(o, "rejected", {"text": refusal.text, "by": "gateway"},
@@ -133,8 +169,29 @@ class NewOrders:
         persisted = self.recorder.created(o, execution)
         self.tasks.spawn(self.executor(o).place(o, persisted))
 
+    def _routed(self, routing: SessionRouting, req: NewOrder) -> list[Listing]:
+        """The venues the smart order router may send ``req`` to: the session's (the account's)
+        that list its symbol and are up, in configuration order. RoutingError (with the
+        reason) when there is none."""
+        venues = [v for v in routing.routed_venues(req.account) if v in self.connectors]
+        listed: list[Listing] = []
+        for venue in venues:
+            try:
+                listed.append(Listing(venue, self.symbols.instrument(
+                    venue, req.symbol, req.security_id, req.security_id_source)))
+            except UnknownSymbol:
+                continue
+        if not listed:
+            named = req.symbol or req.security_id or "?"
+            raise UnknownSymbol(f"unknown symbol {named} at {', '.join(venues) or 'any venue'}")
+        up = [x for x in listed if x.venue not in self.down]
+        if not up:
+            raise Refusal(fixmap.ORD_REJ_EXCHANGE_CLOSED, "no venue is available: " + "; ".join(
+                f"{x.venue}: {self.down[x.venue]}" for x in listed))
+        return up
+
     def _pre_trade(
-        self, req: NewOrder, o: Order, conn: Connector, inst: Instrument, now: float,
+        self, req: NewOrder, o: Order, conn: Connector, insts: list[Listing], now: float,
     ) -> Refusal | None:
         caps = conn.capabilities
         if req.type not in caps.order_types:
@@ -150,12 +207,17 @@ class NewOrders:
         if req.reduce_only and not caps.reduce_only:
             return Refusal(fixmap.ORD_REJ_UNSUPPORTED,
                            f"reduce-only is not supported at {conn.name}")
-        rules = instrument_rules(inst, req.quantity, req.price, req.stop_price)
-        if rules is not None:
-            return rules
+        # (a routed order must fit the rules of one of its venues at least)
+        checked = [instrument_rules(x.instrument, req.quantity, req.price, req.stop_price)
+                   for x in insts]
+        if None not in checked:
+            return checked[0]
+        inst = insts[checked.index(None)].instrument
+        last_price = next((p for p in (self.connectors[x.venue].last_price(o.symbol)
+                                       for x in insts) if p is not None), None)
         refused = self.risk.check(
             session_id=o.session_id, account=o.account, order_type=o.type, quantity=o.quantity,
-            price=o.price, last_price=conn.last_price(o.symbol), now=now, side=o.side,
+            price=o.price, last_price=last_price, now=now, side=o.side,
             asset=inst.base,
         )
         if refused is not None:

@@ -170,6 +170,8 @@ class CancelReplaceRequests:
             return Refusal(fixmap.CXL_REJ_BROKER, "only OrderQty, Price and StopPx can be replaced")
         if o.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and req.price is None:
             return Refusal(fixmap.CXL_REJ_OTHER, "Price (44) is required to replace a limit order")
+        if o.venue not in self.connectors:
+            return None  # a routed parent: its strategy carries the replace out or refuses it
         inst = self.symbols.instrument(o.venue, o.symbol, None, None)
         rules = instrument_rules(inst, qty, req.price, req.stop_price)
         if rules is not None:

@@ -190,7 +190,8 @@ class VenueSide:
     def rejected(self, o: Order, reason: RejectReason, text: str) -> None:
         if not o.unacknowledged:
             return
-        self.recorder.record(o, "rejected", {"text": text, "by": "venue"},
+        self.recorder.record(o, "rejected", {"text": text, "by": "venue",
+                                             "reason": reason.value},
                              Execution(self.recorder.exec_id(o), EXEC_REJECTED,
                                        text=fixmap.venue_reason_text(o.venue, reason, text),
                                        ord_rej_reason=fixmap.VENUE_REASON_TO_ORD_REJ.get(

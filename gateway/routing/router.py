@@ -20,6 +20,21 @@ class SessionRouting:
     venues: frozenset[str]
     accounts: dict[str, str] = field(default_factory=dict)
     """Account (1) -> venue connector name."""
+    sor: bool = False
+    """An order that names no venue is routed by the smart order router."""
+    order: tuple[str, ...] = ()
+    """The venues in configuration order (the router's tie-break); empty: sorted."""
+
+    def routed_venues(self, account: str | None) -> list[str]:
+        """The venues the smart order router may use for an order of ``account``: the
+        session's, or the one venue the account trades at. RoutingError for an account the
+        session does not know."""
+        if account and self.accounts:
+            venue = self.accounts.get(account)
+            if venue is None:
+                raise RoutingError(f"unknown account {account}")
+            return [venue]
+        return [v for v in (self.order or sorted(self.venues)) if v in self.venues]
 
 
 class RoutingError(ValueError):

@@ -291,6 +291,10 @@ class OrderRepository:
             raise ValueError(f"limit must be positive, not {limit}")
         return await self.writer.query(lambda conn: _replay_events(conn, after_event_id, limit))
 
+    async def order_events(self, order_id: str, kind: str | None = None) -> list[OrderEvent]:
+        """The stored events of ``order_id`` (only those of ``kind``, if given), in order."""
+        return await self.writer.query(lambda conn: _order_events(conn, order_id, kind))
+
     async def known_trade_ids(self, venue: str, trade_ids: Sequence[str]) -> set[str]:
         """Those of ``trade_ids`` that have a stored fill at ``venue``."""
         wanted = sorted(set(trade_ids))
@@ -492,6 +496,13 @@ def _replay_events(conn: Connection, after_event_id: int, limit: int) -> list[Or
         .limit(limit)
     )
     return [_event(row) for row in conn.execute(query)]
+
+
+def _order_events(conn: Connection, order_id: str, kind: str | None) -> list[OrderEvent]:
+    query = select(*_EVENT_COLUMNS).where(order_events.c.order_id == order_id)
+    if kind is not None:
+        query = query.where(order_events.c.kind == kind)
+    return [_event(row) for row in conn.execute(query.order_by(order_events.c.event_id))]
 
 
 def _known_trade_ids(conn: Connection, venue: str, trade_ids: list[str]) -> set[str]:

@@ -214,6 +214,7 @@ order_events = Table(
     PrimaryKeyConstraint("event_id"),
     UniqueConstraint("exec_id"),
     Index(None, "session_id", "event_id"),
+    Index(None, "order_id", "event_id"),
 )
 
 orders = Table(

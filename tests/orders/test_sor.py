@@ -1,0 +1,243 @@
+"""Smart order routing across two simulated venues with different prices, depths and fees
+(``[[venue.market]]``): the routed order goes where the price after fees is best, a large one
+is split, a venue that fails is left out and the rest re-routed, an IOC ends with what it
+found, cancel reaches every child, a restart in the middle of a split loses and duplicates
+nothing, and every routing is stored with what it saw.
+
+The waits are reads of the next message, or bounded polls of a condition."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from server.harness import run
+
+from gateway.app import build_gateway
+from gateway.orders.model import Order
+from gateway.store.store import SessionStore
+
+from .support import BTC, D, Run, config, consistent, running, session, until, venue
+
+# "a": best ask 97000.01, deep, 2 bp taker fee; "b": best ask 97000.01 too, 0.2 a level,
+# 1 bp: b is cheaper after fees at every price it shows
+A = venue("a", taker_fee="0.0002", market=[{"symbol": BTC, "mid": "97000", "volatility": "0",
+                                            "level_size": "5"}])
+B = venue("b", taker_fee="0.0001", market=[{"symbol": BTC, "mid": "97000", "volatility": "0",
+                                            "level_size": "0.2"}])
+ROUTED = session("C1", default_venue="a", venues=["a", "b"], routing="sor")
+
+
+def _runs(tmp_path: Path, **kw: Any) -> Any:
+    return running(tmp_path, [ROUTED], [A, B], **kw)
+
+
+async def _children(r: Run) -> list[Order]:
+    return sorted((o for o in (await _stored(r.store)).values() if o.parent_id is not None),
+                  key=lambda o: o.created_ns)
+
+
+async def _stored(store: SessionStore) -> dict[str, Order]:
+    from .support import assert_replay_matches
+    return await assert_replay_matches(store)
+
+
+def test_a_routed_order_goes_to_the_venue_cheapest_after_fees(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            await c.order("s1", qty="0.1", price="97000.05", tif="1")
+            new = await c.er(t11="s1", t39="0", t150="0")
+            fill = await c.er(t11="s1", t150="F", t39="2", t37=new[37])
+            assert fill[30] == "b" and D(fill[32]) == D("0.1")
+            assert D(fill[31]) == D("97000.01")
+            consistent(fill)
+            await c.quiet()
+            kids = await _children(r)
+            assert [(k.venue, k.quantity, k.price) for k in kids] == [
+                ("b", D("0.1"), D("97000.05"))]
+    run(body())
+
+
+def test_a_large_order_is_split_across_venues_and_reported_as_one(tmp_path: Path) -> None:
+    """1 BTC at up to 97000.03: b shows 0.2 at each of .01 .02 .03 (cheaper after fees), a
+    shows 5 at .01 (2 bp): b's three levels first (0.6), then a for 0.4."""
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            await c.order("s1", qty="1", price="97000.03", tif="1")
+            new = await c.er(t11="s1", t39="0")
+            fills = []
+            while not fills or fills[-1][39] != "2":
+                fills.append(await c.er(t11="s1", t150="F", t37=new[37]))
+            by_venue: dict[str, Decimal] = {}
+            for f in fills:
+                by_venue[f[30]] = by_venue.get(f[30], D(0)) + D(f[32])
+                consistent(f)
+            assert by_venue == {"a": D("0.4"), "b": D("0.6")}
+            assert D(fills[-1][14]) == D("1") and D(fills[-1][151]) == 0
+            notional = sum(D(f[31]) * D(f[32]) for f in fills)
+            assert D(fills[-1][6]) == notional / D("1")
+            every = await _stored(r.store)
+            parent = every[new[37]]
+            assert parent.strategy_step == 1  # routed once
+            decisions = await r.orders.store.order_events(new[37], "routed")
+            assert len(decisions) == 1
+            d = decisions[0].data
+            assert {s["venue"]: D(s["quantity"]) for s in d["shares"]} == {
+                "a": D("0.4"), "b": D("0.6")}
+            assert d["venues"]["b"]["taker_fee"] == "0.0001"
+            assert d["venues"]["b"]["levels"][0] == ["97000.01", "0.2"]
+    run(body())
+
+
+def test_a_venue_that_fails_is_left_out_and_the_rest_rerouted(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            r.venue("b").update_faults(reject_next=1)
+            await c.order("s1", qty="0.1", price="97000.05", tif="1")
+            new = await c.er(t11="s1", t39="0")
+            fill = await c.er(t11="s1", t150="F", t39="2", t37=new[37])
+            assert fill[30] == "a"
+            kids = await _children(r)
+            assert [(k.venue, k.status.value) for k in kids] == [("b", "8"), ("a", "2")]
+            decisions = await r.orders.store.order_events(new[37], "routed")
+            assert [d.data["round"] for d in decisions] == [1, 2]
+            assert "b" in decisions[1].data["left_out"]
+            assert "b" not in decisions[1].data["venues"]
+    run(body())
+
+
+def test_a_venue_down_at_the_start_is_not_a_candidate(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            r.orders.down["b"] = "not started (test)"
+            await c.order("s1", qty="0.1", price="97000.05", tif="1")
+            await c.er(t11="s1", t39="0")
+            assert (await c.er(t11="s1", t150="F", t39="2"))[30] == "a"
+            r.orders.down["a"] = "not started (test)"
+            await c.order("s2", qty="0.1", price="97000.05", tif="1")
+            rej = await c.er(t11="s2", t39="8", t103="2")
+            assert "no venue is available" in rej[58]
+    run(body())
+
+
+def test_an_ioc_ends_with_what_the_venues_had(tmp_path: Path) -> None:
+    """An IOC for 1 at 97000.01: b has 0.2 and a 5 at that price: all of it; then an IOC at a
+    price nobody offers ends Canceled with nothing filled."""
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            await c.order("s1", qty="0.5", price="96000", tif="3")
+            await c.er(t11="s1", t39="0")
+            done = await c.er(t11="s1", t39="4", t150="4")
+            assert D(done[14]) == 0 and "no more liquidity" in done[58]
+            assert all(k.status.value == "4" for k in await _children(r))
+    run(body())
+
+
+def test_balances_cap_a_venue_and_cancel_reaches_every_child(tmp_path: Path) -> None:
+    """A buy under the market: nothing is visible within its limit, so it rests at the home
+    venue (b, the cheapest after fees) -- as far as the account's USDT there pays for; the
+    rest rests at a. A cancel cancels both children, then the parent."""
+    async def body() -> None:
+        poor_b = {**B, "balances": {"USDT": "100000", "BTC": "1"}}
+        async with running(tmp_path, [ROUTED], [A, poor_b]) as r:
+            c = await r.client("C1")
+            await until(lambda: r.orders.children.market.available("b", "USDT") is not None)
+            await c.order("s1", qty="2", price="90000", tif="1")
+            new = await c.er(t11="s1", t39="0")
+
+            def kids() -> list[Order]:
+                return r.orders.book.children(r.orders.book.orders[new[37]])
+
+            await until(lambda: len(kids()) == 2 and all(k.venue_order_id for k in kids()))
+            # 100000 / (90000 x 1.0001) = 1.111000988..: 1.111 on b's lot grid
+            assert {k.venue: k.quantity for k in kids()} == {"b": D("1.111"), "a": D("0.889")}
+            await c.cancel("s1c", "s1", qty="2")
+            await c.er(t11="s1c", t39="6")
+            done = await c.er(t11="s1c", t39="4", t150="4", t41="s1")
+            assert D(done[14]) == 0
+            assert not await r.open_at_venue("a") and not await r.open_at_venue("b")
+    run(body())
+
+
+def test_a_restart_in_the_middle_of_a_split_loses_and_duplicates_nothing(
+        tmp_path: Path) -> None:
+    """A split that rests at both venues (each venue's share within its shown depth, the
+    rest at home); the gateway stops; a second one on the same store and venues adopts the
+    children, sends nothing new, and a cancel then reaches both."""
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        try:
+            async with _runs(tmp_path, store=store) as r:
+                c = await r.client("C1")
+                # a sell at 97000 or better: nothing bids that high: all of it rests at home
+                await c.order("s1", side="2", qty="0.3", price="97100", tif="1")
+                new = await c.er(t11="s1", t39="0")
+                await until(lambda: len(r.orders.book.children(r.orders.book.orders[new[37]]))
+                            == 1 and all(k.venue_order_id for k in r.orders.book.children(
+                                r.orders.book.orders[new[37]])))
+                venues = {n: r.venue(n) for n in ("a", "b")}
+                for v in venues.values():
+                    async def stay_open() -> None:
+                        return None
+                    v.close = stay_open  # type: ignore[method-assign]
+                before = await _children(r)
+                await c.close()
+            gw = build_gateway(config([ROUTED], [A, B]), store)
+            assert gw.orders is not None
+            gw.orders.connectors.update(venues)
+            host, port = await gw.start()
+            try:
+                r2 = Run(gw, store, host, port)
+                await until(lambda: new[37] in gw.orders.book.orders)  # type: ignore[union-attr]
+                c2 = await r2.client("C1")
+                await c2.cancel("s1c", "s1", side="2", qty="0.3")
+                await c2.er(t11="s1c", t39="6")
+                await c2.er(t11="s1c", t39="4")
+                after = await _children(r2)
+                assert [k.order_id for k in after] == [k.order_id for k in before]
+                assert all(k.status.value == "4" for k in after)
+                for v in venues.values():
+                    assert not await v.open_orders()
+                await c2.close()
+                await asyncio.wait_for(gw.orders.idle(), 10)  # type: ignore[union-attr]
+            finally:
+                await gw.stop()
+        finally:
+            await store.close()
+    run(body())
+
+
+def test_a_routed_order_the_router_cannot_take_is_refused(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            await c.order("s1", qty="0.1", price="97000", tif="4")  # FOK
+            assert "fill-or-kill" in (await c.er(t11="s1", t39="8"))[58]
+            await c.order("s2", qty="0.1", price="97000", tif="1", extra=[(111, "0.01")])
+            assert "smart order router" in (await c.er(t11="s2", t39="8"))[58]
+            await c.order("s3", symbol="DOGE/USDT", qty="1", price="1", tif="1")
+            assert "unknown symbol" in (await c.er(t11="s3", t39="8", t103="1"))[58]
+    run(body())
+
+
+def test_sor_by_ex_destination_on_a_static_session(tmp_path: Path) -> None:
+    async def body() -> None:
+        static = session("C1", default_venue="a", venues=["a", "b"])
+        async with running(tmp_path, [static], [A, B]) as r:
+            c = await r.client("C1")
+            await c.order("s1", qty="0.1", price="97000.05", tif="1", extra=[(100, "SOR")])
+            await c.er(t11="s1", t39="0")
+            assert (await c.er(t11="s1", t150="F", t39="2"))[30] == "b"
+            await c.order("s2", qty="0.1", price="97000.05", tif="1")  # static: the default
+            await c.er(t11="s2", t39="0")
+            fill = await c.er(t11="s2", t150="F", t39="2")
+            assert (await _stored(r.store))[fill[37]].venue == "a"
+    run(body())
