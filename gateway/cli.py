@@ -11,7 +11,7 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -196,6 +196,59 @@ async def _venue_check(args: argparse.Namespace) -> int:
 def _kill_switch(args: argparse.Namespace) -> int:
     """``fixgw kill-switch``: the admin API's kill switch from the command line."""
     import json
+
+    def body(cfg: Config) -> bytes | None:
+        if args.status:
+            return None
+        scope = "*" if args.all else _session_scope(cfg, args.session)
+        return json.dumps({"scope": scope, "engaged": not args.release,
+                           "reason": args.reason}).encode()
+
+    answer = _admin_call(args, "/kill-switch", body)
+    if isinstance(answer, int):
+        return answer
+    print(answer)
+    return 0
+
+
+def _routing(args: argparse.Namespace) -> int:
+    """``fixgw routing ORDERID``: the smart order router's decisions for an order."""
+    import json
+    from urllib.parse import quote
+
+    answer = _admin_call(args, f"/orders/{quote(args.order_id, safe='')}/routing",
+                         lambda cfg: None)
+    if isinstance(answer, int):
+        return answer
+    if args.json:
+        print(answer)
+        return 0
+    decisions = json.loads(answer)["decisions"]
+    if not decisions:
+        print(f"order {args.order_id}: not routed by the smart order router")
+    for d in decisions:
+        print(f"routing {d['round']} of order {args.order_id}: {d['quantity']} at "
+              f"{'limit ' + d['limit'] if d['limit'] else 'market'}")
+        for venue, v in d["venues"].items():
+            best = v["levels"][0] if v["levels"] else None
+            seen = f"best {best[1]} @ {best[0]}" if best else (
+                "book not known" if not v["book_known"] else "book empty")
+            print(f"  {venue:12} {seen}; taker fee {v['taker_fee']}; last "
+                  f"{v['last_price']}; free {v['available'] or 'not known'}")
+        for venue, why in d["left_out"].items():
+            print(f"  {venue:12} left out: {why}")
+        for s in d["shares"]:
+            print(f"  -> {s['quantity']} at {s['venue']} (limit {s['price'] or 'market'}, "
+                  f"expected {s['expected_px'] or '?'}): {s['why']}")
+        if d["unrouted"] != "0":
+            print(f"  not routed: {d['unrouted']}")
+    return 0
+
+
+def _admin_call(args: argparse.Namespace, path: str,
+                body: Callable[[Config], bytes | None]) -> str | int:
+    """GET (POST with ``body(cfg)``) ``path`` of the configured admin API: its answer, or
+    the exit code after saying what went wrong."""
     import urllib.error
     import urllib.request
 
@@ -217,27 +270,22 @@ def _kill_switch(args: argparse.Namespace) -> int:
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.admin.host, cfg.admin.host)  # noqa: S104
     if ":" in host:
         host = f"[{host}]"
-    url = f"http://{host}:{cfg.admin.port}/kill-switch"
-    data = None
-    if not args.status:
-        scope = "*" if args.all else _session_scope(cfg, args.session)
-        data = json.dumps({"scope": scope, "engaged": not args.release,
-                           "reason": args.reason}).encode()
+    url = f"http://{host}:{cfg.admin.port}{path}"
+    data = body(cfg)
     req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")  # noqa: S310 - http to the configured admin API
     req.add_header("Content-Type", "application/json")
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=args.timeout) as resp:  # noqa: S310
-            answer = resp.read().decode()
+            answer: str = resp.read().decode()
     except urllib.error.HTTPError as exc:
         print(f"fixgw: {exc.code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
         return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"fixgw: the admin API at {url} cannot be reached: {exc}", file=sys.stderr)
         return 1
-    print(answer)
-    return 0
+    return answer
 
 
 def _session_scope(cfg: Config, name: str) -> str:
@@ -308,6 +356,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     k.add_argument("--reason", default="", help="why (stored and logged)")
     k.add_argument("--timeout", type=float, default=30.0)
 
+    ro = sub.add_parser("routing", help="the smart order router's decisions for an order "
+                        "(through the admin API): what it saw, what it chose and why")
+    ro.add_argument("order_id", help="the gateway's OrderID (37) of the routed order")
+    ro.add_argument("--config", help="default: the embedded configuration")
+    ro.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    ro.add_argument("--timeout", type=float, default=30.0)
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -339,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_venue_sim(args))
     if args.command == "kill-switch":
         return _kill_switch(args)
+    if args.command == "routing":
+        return _routing(args)
     if args.command == "hash-password":
         import bcrypt
 

@@ -126,6 +126,7 @@ class AdminServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/balances", self._balances)
         app.router.add_get("/positions", self._get_positions)
+        app.router.add_get("/orders/{order_id}/routing", self._get_routing)
         return app
 
     async def start(self) -> tuple[str, int]:
@@ -265,6 +266,17 @@ class AdminServer:
                             "source": h.source if h is not None else "venue",
                             "updated": h.ts_ns if h is not None else None})
         return web.json_response({"balances": out, "errors": errors})
+
+    async def _get_routing(self, request: web.Request) -> web.Response:
+        """The smart order router's decisions for an order, in order: what it saw (each
+        venue's book, fee, balance), what it chose and why."""
+        order_id = request.match_info["order_id"]
+        store = self._orders.store
+        if await store.load_order(order_id) is None:
+            return _error(404, f"no order {order_id}")
+        events = await store.order_events(order_id, "routed")
+        return web.json_response({"order_id": order_id, "decisions": [
+            {"event_id": e.event_id, "ts_ns": e.ts_ns, **e.data} for e in events]})
 
     async def _get_positions(self, request: web.Request) -> web.Response:
         if self._positions is None:

@@ -9,13 +9,18 @@ The waits are reads of the next message, or bounded polls of a condition."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from server.harness import run
 
+from gateway import cli
 from gateway.app import build_gateway
+from gateway.config import load_config
 from gateway.orders.model import Order
 from gateway.store.store import SessionStore
 
@@ -240,4 +245,72 @@ def test_sor_by_ex_destination_on_a_static_session(tmp_path: Path) -> None:
             await c.er(t11="s2", t39="0")
             fill = await c.er(t11="s2", t150="F", t39="2")
             assert (await _stored(r.store))[fill[37]].venue == "a"
+    run(body())
+
+
+def test_the_decisions_are_shown_by_the_admin_api_and_fixgw_routing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIXGW_TEST_ADMIN_TOKEN", "s3cret")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text(f"""
+[gateway]
+host = "127.0.0.1"
+port = 0
+log_dir = "{tmp_path / 'log'}"
+[admin]
+host = "127.0.0.1"
+port = {port}
+token_env = "FIXGW_TEST_ADMIN_TOKEN"
+[[venue]]
+name = "a"
+taker_fee = "0.0002"
+tick_interval = 3600
+market = [{{symbol = "BTC/USDT", mid = "97000", volatility = "0", level_size = "5"}}]
+[[venue]]
+name = "b"
+taker_fee = "0.0001"
+tick_interval = 3600
+market = [{{symbol = "BTC/USDT", mid = "97000", volatility = "0", level_size = "0.2"}}]
+[[session]]
+target_comp_id = "C1"
+begin_string = "FIX.4.4"
+default_venue = "a"
+venues = ["a", "b"]
+routing = "sor"
+""")
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        gw = build_gateway(load_config(cfg_file), store)
+        host, fix_port = await gw.start()
+        try:
+            r = Run(gw, store, host, fix_port)
+            c = await r.client("C1")
+            await c.order("s1", qty="1", price="97000.03", tif="1")
+            new = await c.er(t11="s1", t39="0")
+            while (await c.er(t11="s1", t150="F"))[39] != "2":
+                pass
+            await c.close()
+            assert await asyncio.to_thread(
+                cli.main, ["routing", new[37], "--config", str(cfg_file)]) == 0
+            out = capsys.readouterr().out
+            assert f"routing 1 of order {new[37]}: 1 at limit 97000.03" in out
+            assert "b            best 0.2 @ 97000.01; taker fee 0.0001" in out
+            assert "-> 0.6 at b" in out and "-> 0.4 at a" in out
+            assert await asyncio.to_thread(
+                cli.main, ["routing", new[37], "--json", "--config", str(cfg_file)]) == 0
+            answer = json.loads(capsys.readouterr().out)
+            assert answer["decisions"][0]["home"] == "b"
+            assert await asyncio.to_thread(
+                cli.main, ["routing", "nope", "--config", str(cfg_file)]) == 1
+            assert "404" in capsys.readouterr().err
+            await asyncio.wait_for(gw.orders.idle(), 10)  # type: ignore[union-attr]
+        finally:
+            await gw.stop()
+            await store.close()
     run(body())
