@@ -138,6 +138,10 @@ class OrderManager:
             return self.venue
         return self._executors.get(o.strategy, self._orphaned_executor)
 
+    def strategy(self, name: str) -> Strategy | None:
+        """The strategy offered under ``name`` (TargetStrategy 847, or an internal name)."""
+        return self._strategies.get(name)
+
     def _routes(self, parent: Order) -> list[str]:
         """The venues the smart order router may send ``parent``'s children to now: its
         session's (its account's), configured and up."""
