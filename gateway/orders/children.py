@@ -28,6 +28,7 @@ from .fixmap import (
     EXEC_EXPIRED,
     EXEC_NEW,
     EXEC_REJECTED,
+    EXEC_REPLACED,
     EXEC_TRADE,
     Execution,
 )
@@ -71,6 +72,8 @@ class Children:
         self.symbols = symbols or SymbolMap()
         self.market: MarketView = NoMarket()
         """The books, public trades, balances and fees (set by the composition root)."""
+        self._replacing: dict[str, Strategy] = {}
+        """Parents whose replace waits for their children's cancels -> their strategy."""
         self.routes: Callable[[Order], list[str]] = lambda parent: []
         """The venues a routed parent may use now (set by the order manager)."""
 
@@ -103,9 +106,9 @@ class Children:
         not being worked (closed, being cancelled, its session's kill switch engaged) or when
         its open children and fills would come to more than its quantity (Invariant 10)."""
         p = parent.pending
-        if not (self.book.holds(parent) and parent.is_open) or (p is not None and
-                                                                  p.kind == "cancel"):
-            raise ValueError(f"{parent.order_id}: not being worked ({parent.status.name})")
+        if not (self.book.holds(parent) and parent.is_open) or p is not None:
+            raise ValueError(f"{parent.order_id}: not being worked ({parent.status.name}"
+                             f"{', ' + p.kind + ' pending' if p is not None else ''})")
         if self.risk.is_killed(parent.session_id):
             raise ValueError(f"{parent.order_id}: the kill switch of its session is engaged")
         working = self.working(parent)
@@ -185,15 +188,16 @@ class Children:
             self.cancel_done(parent, why)
 
     def resume_pending(self, parent: Order, strategy: Strategy) -> bool:
-        """What a strategy's ``resume`` does first: a pending cancel is carried out and a
-        pending replace answered, a parent never acknowledged is started. True when that was
-        all (the parent is not to be worked on)."""
+        """What a strategy's ``resume`` does first: a pending cancel is carried out, a pending
+        replace too (it resumes the parent once done), a parent never acknowledged is started.
+        True when that was all (the parent is not to be worked on now)."""
         pending = parent.pending
         if pending is not None and pending.kind == "cancel":
             strategy.cancel(parent)
             return True
         if pending is not None and pending.kind == "replace":
-            strategy.replace(parent)
+            strategy.replace(parent)  # (once carried out, the strategy resumes the parent)
+            return True
         if parent.status is OrdStatus.PENDING_NEW and not self.of(parent):
             strategy.start(parent)
             return True
@@ -217,6 +221,54 @@ class Children:
 
         if any(c.is_open for c in self.of(parent)):
             self.tasks.later(SWEEP_SECONDS, sweep)
+
+    # ---- a parent's replace ------------------------------------------------------------------
+
+    def replacing(self, parent: Order) -> bool:
+        """Whether ``parent`` has a replace in flight (its children are being cancelled)."""
+        p = parent.pending
+        return p is not None and p.kind == "replace" and parent.order_id in self._replacing
+
+    def replace(self, parent: Order, strategy: Strategy) -> None:
+        """Carry out ``parent``'s pending replace (quantity, limit price, end time): its open
+        children are cancelled; once none is open the parent is Replaced with its new terms
+        -- or the replace refused when what filled meanwhile leaves nothing under the new
+        quantity -- and ``strategy`` works it again from them (``resume``). Until then the
+        strategy opens no child (:meth:`open` refuses)."""
+        self._replacing[parent.order_id] = strategy
+        live = [c for c in self.of(parent) if c.is_open]
+        for child in live:
+            self.cancel(child, "its parent is being replaced")
+        if live:
+            self.keep_cancelling(parent, "its parent is being replaced",
+                                 lambda: self.replacing(parent))
+        else:
+            self._replaced(parent)
+
+    def replace_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
+        """A child's event while ``parent``'s replace waits for its children's cancels."""
+        if ev.kind == "fill":
+            self.fill(parent, child, ev)
+        if parent.is_open and not any(c.is_open for c in self.of(parent)):
+            self._replaced(parent)
+        elif not parent.is_open:
+            self._replacing.pop(parent.order_id, None)
+
+    def _replaced(self, parent: Order) -> None:
+        strategy = self._replacing.pop(parent.order_id)
+        p = parent.pending
+        if p is None or p.kind != "replace":
+            return
+        quantity = p.quantity if p.quantity is not None else parent.quantity
+        if parent.cum_qty >= quantity:
+            self.refuse(parent, f"too late: {parent.cum_qty} filled while the replace was "
+                        f"being carried out", fixmap.CXL_REJ_TOO_LATE)
+        else:
+            self.recorder.record(parent, "replaced", {}, Execution(
+                self.recorder.exec_id(parent), EXEC_REPLACED, cl_ord_id=p.cl_ord_id,
+                orig_cl_ord_id=p.orig_cl_ord_id))
+        if parent.is_open and self.book.holds(parent):
+            strategy.resume(parent)
 
     def cancel_done(self, parent: Order, text: str) -> None:
         """The parent is over without being filled (its pending cancel, if any, done)."""

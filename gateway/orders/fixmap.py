@@ -154,6 +154,8 @@ class ReplaceRequest:
     price: Decimal | None
     stop_price: Decimal | None
     time_in_force: TimeInForce | None
+    expire_time_ns: int | None = None
+    """ExpireTime (126): a parent's new end time."""
 
 
 def _text(v: bytes | None) -> str | None:
@@ -290,7 +292,7 @@ def parse_replace(msg: Message) -> ReplaceRequest:
     return ReplaceRequest(
         _text(msg.get(11)) or "", _text(msg.get(41)), _text(msg.get(37)), otype,
         _positive(msg, 38, "OrderQty"), _positive(msg, 44, "Price"), _positive(msg, 99, "StopPx"),
-        tif,
+        tif, msg.get_time_ns(126) if 126 in msg else None,
     )
 
 

@@ -11,7 +11,8 @@ a child is filled completely the next one is opened, until the parent is filled.
 A child that ends unfilled, or partly filled (canceled, expired or rejected by its venue), ends
 the parent's work: the parent is Canceled, its Text saying which child ended and how, and how
 much was filled. Nothing is sent again in a loop. A cancel of the parent cancels its child, then
-the parent; a replace is refused (not supported yet).
+the parent. A replace (OrderQty, Price) cancels the live child, Replaces the parent and opens
+the next child on the new terms (:meth:`Children.replace`).
 
 What is checked (``fixmap.parse_new_order``; a NewOrderSingle that does not fit is Rejected,
 saying why): MaxFloor must be positive, on a limit order (not a market or stop order), without
@@ -96,8 +97,7 @@ class Iceberg:
         self.children.keep_cancelling(parent, CANCELED, lambda: cancelling(parent))
 
     def replace(self, parent: Order) -> None:
-        self.children.refuse(parent, "an iceberg cannot be replaced (not supported yet): "
-                             "cancel it and send a new one", fixmap.CXL_REJ_BROKER)
+        self.children.replace(parent, self)
 
     def resume(self, parent: Order) -> None:
         if self.children.resume_pending(parent, self):
@@ -137,11 +137,9 @@ class Iceberg:
     # ---- the children --------------------------------------------------------------------------
 
     def _working(self, parent: Order) -> bool:
-        """Whether ``parent`` is still this strategy's to work (open, held here, no cancel in
-        flight)."""
-        p = parent.pending
-        return (parent.is_open and self.children.book.holds(parent)
-                and not (p is not None and p.kind == "cancel"))
+        """Whether ``parent`` is still this strategy's to work (open, held here, no cancel or
+        replace in flight)."""
+        return parent.is_open and self.children.book.holds(parent) and parent.pending is None
 
     def _next(self, parent: Order) -> None:
         """Open the next child, if quantity is left."""

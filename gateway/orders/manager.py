@@ -158,7 +158,10 @@ class OrderManager:
         return self._strategies.get(parent.strategy or "", self._orphaned)
 
     def _child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
-        self._strategy(parent).child_event(parent, child, ev)
+        if self.children.replacing(parent):
+            self.children.replace_event(parent, child, ev)
+        else:
+            self._strategy(parent).child_event(parent, child, ev)
 
     def _resume(self, loaded: list[Order]) -> None:
         """The parents loaded from the store go on being worked (their children were

@@ -42,6 +42,8 @@ class Pending:
     why: str | None = None
     """Why the gateway itself cancels the order (cancel-on-disconnect, mass cancel, kill
     switch): the Text (58) of its Canceled report. None for a client's request."""
+    expire_time_ns: int | None = None
+    """A parent's new end time (ExpireTime 126 of its replace); None: unchanged."""
     cancel_sent_for: str | None = field(default=None, compare=False, metadata=TRANSIENT)
     """Cancel-then-new: the client order id of the venue order whose cancel places the next
     venue order."""
@@ -187,7 +189,7 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "pending": None if p is None else {
             "kind": p.kind, "cl_ord_id": p.cl_ord_id, "orig_cl_ord_id": p.orig_cl_ord_id,
             "quantity": _s(p.quantity), "price": _s(p.price), "stop_price": _s(p.stop_price),
-            "why": p.why,
+            "why": p.why, "expire_time_ns": p.expire_time_ns,
         },
     }
 
@@ -201,7 +203,8 @@ def order_from_json(d: dict[str, Any]) -> Order:
     pending = None
     if p is not None:
         pending = Pending(p["kind"], p["cl_ord_id"], p["orig_cl_ord_id"], _dec(p.get("quantity")),
-                          _dec(p.get("price")), _dec(p.get("stop_price")), p.get("why"))
+                          _dec(p.get("price")), _dec(p.get("stop_price")), p.get("why"),
+                          p.get("expire_time_ns"))
     return Order(
         order_id=d["order_id"], session_id=d["session_id"], cl_ord_id=d["cl_ord_id"],
         account=d.get("account"), venue=d["venue"], symbol=d["symbol"], side=Side(d["side"]),
@@ -286,7 +289,8 @@ def apply(o: Order, ev: OrderEvent) -> None:
     elif k == "replace_requested":
         o.status = _target(o, Ev.REPLACE_REQUESTED, "replace requested")
         o.pending = Pending("replace", d["cl_ord_id"], d["orig_cl_ord_id"], _dec(d.get("quantity")),
-                            _dec(d.get("price")), _dec(d.get("stop_price")))
+                            _dec(d.get("price")), _dec(d.get("stop_price")),
+                            expire_time_ns=d.get("expire_time_ns"))
     elif k in ("cancel_refused", "replace_refused"):
         ev_kind = Ev.CANCEL_REFUSED if k == "cancel_refused" else Ev.REPLACE_REFUSED
         o.status = _target(o, ev_kind, k)
@@ -304,6 +308,8 @@ def apply(o: Order, ev: OrderEvent) -> None:
             o.price = p.price
         if p.stop_price is not None:
             o.stop_price = p.stop_price
+        if p.expire_time_ns is not None:
+            o.expire_time_ns = p.expire_time_ns
         o.pending = None
         if d.get("venue_order_id"):
             o.venue_order_id = d["venue_order_id"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from connectors.base import Connector, OrderType
 from gateway.fix.message import FieldValueError, Message
@@ -147,9 +149,12 @@ class CancelReplaceRequests:
             return None
         qty = req.quantity if req.quantity is not None else o.quantity
         orig = o.cl_ord_id
-        data = {"cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig, "quantity": str(qty),
-                "price": str(req.price) if req.price is not None else None,
-                "stop_price": str(req.stop_price) if req.stop_price is not None else None}
+        data: dict[str, Any] = {
+            "cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig, "quantity": str(qty),
+            "price": str(req.price) if req.price is not None else None,
+            "stop_price": str(req.stop_price) if req.stop_price is not None else None}
+        if req.expire_time_ns is not None and req.expire_time_ns != o.expire_time_ns:
+            data["expire_time_ns"] = req.expire_time_ns
         persisted = self.recorder.record(
             o, "replace_requested", data,
             Execution(self.recorder.exec_id(o), EXEC_PENDING_REPLACE, cl_ord_id=req.cl_ord_id,
@@ -170,6 +175,12 @@ class CancelReplaceRequests:
             return Refusal(fixmap.CXL_REJ_BROKER, "only OrderQty, Price and StopPx can be replaced")
         if o.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and req.price is None:
             return Refusal(fixmap.CXL_REJ_OTHER, "Price (44) is required to replace a limit order")
+        if req.expire_time_ns is not None and req.expire_time_ns != o.expire_time_ns:
+            if o.strategy is None:
+                return Refusal(fixmap.CXL_REJ_BROKER, "ExpireTime (126) of an order at a venue "
+                               "cannot be replaced: cancel it and send a new one")
+            if req.expire_time_ns <= time.time_ns():
+                return Refusal(fixmap.CXL_REJ_OTHER, "ExpireTime (126) is in the past")
         if o.venue not in self.connectors:
             return None  # a routed parent: its strategy carries the replace out or refuses it
         inst = self.symbols.instrument(o.venue, o.symbol, None, None)

@@ -24,8 +24,9 @@ venues that give the best price after fees (:func:`gateway.routing.sor.plan`).
   balances, the venues left out and why, each share and why): ``GET /orders/{id}/routing`` of
   the admin API and ``fixgw client routing ORDERID`` show them.
 
-Cancel cancels the children, then the parent; replace is refused (not supported yet). After a
-restart the parent is resumed: what is not filled or working is routed again.
+Cancel cancels the children, then the parent. A replace (OrderQty, Price) cancels the children,
+Replaces the parent, and routes what is left again on the new terms (:meth:`Children.replace`).
+After a restart the parent is resumed: what is not filled or working is routed again.
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ class SmartRouter:
         self.children.keep_cancelling(parent, "SOR canceled", lambda: cancelling(parent))
 
     def replace(self, parent: Order) -> None:
-        self.children.refuse(parent, "a routed order cannot be replaced (not supported yet): "
-                             "cancel it and send a new one", fixmap.CXL_REJ_BROKER)
+        self.children.replace(parent, self)
 
     def resume(self, parent: Order) -> None:
         if self.children.resume_pending(parent, self):
@@ -252,8 +252,7 @@ class SmartRouter:
             and parent.expire_time_ns <= time.time_ns()
 
     def _working(self, parent: Order) -> bool:
-        return (parent.is_open and self.children.book.holds(parent)
-                and not cancelling(parent))
+        return parent.is_open and self.children.book.holds(parent) and parent.pending is None
 
 
 def decision(parent: Order, left: Decimal, p: Plan, quotes: list[VenueQuote],

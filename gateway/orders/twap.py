@@ -24,8 +24,10 @@ later slices; :meth:`Children.open` keeps the children within the parent (Invari
 
 Children are limit orders GTC at the parent's price (market orders IOC). At the end time every
 open child is cancelled; once none is open the parent is Expired, its Text saying that the TWAP
-ended and how much was filled. A cancel of the parent cancels its children, then the parent; a
-replace is refused (not supported yet).
+ended and how much was filled. A cancel of the parent cancels its children, then the parent. A
+replace (OrderQty, Price, ExpireTime) cancels the open children, then Replaces the parent and
+goes on from the new terms: the schedule recomputed for the new end, what is left spread over
+the slices left (:meth:`Children.replace`).
 
 The parent's ``strategy_step`` (a stored ``step`` event before each slice's child) is how many
 slices were gone through: after a restart the schedule is recomputed from the stored fields,
@@ -206,8 +208,8 @@ class Twap:
         self.children.keep_cancelling(parent, "TWAP canceled", lambda: cancelling(parent))
 
     def replace(self, parent: Order) -> None:
-        self.children.refuse(parent, "a TWAP cannot be replaced (not supported yet): cancel "
-                             "it and send a new one", fixmap.CXL_REJ_BROKER)
+        self._stop(parent)  # (its timers are armed again from the new terms)
+        self.children.replace(parent, self)
 
     def resume(self, parent: Order) -> None:
         if self.children.resume_pending(parent, self):
@@ -267,11 +269,9 @@ class Twap:
         self._ended.discard(parent.order_id)
 
     def _working(self, parent: Order) -> bool:
-        """Whether ``parent`` is still this strategy's to work (open, held here, no cancel in
-        flight)."""
-        p = parent.pending
-        return (parent.is_open and self.children.book.holds(parent)
-                and not (p is not None and p.kind == "cancel"))
+        """Whether ``parent`` is still this strategy's to work (open, held here, no cancel or
+        replace in flight)."""
+        return parent.is_open and self.children.book.holds(parent) and parent.pending is None
 
     def _slice(self, parent: Order) -> None:
         self._slice_timer.pop(parent.order_id, None)

@@ -124,20 +124,21 @@ def test_cancelling_an_iceberg_midway_cancels_its_child_then_it(tmp_path: Path) 
             await _sell_to(r, "0.002", price)
             await c.er(t11="i1", t150="F", t39="1")
             await _open(r, 1)
-            # a replace is refused, the iceberg goes on
+            # a replace (more): the live child is cancelled, the parent Replaced, and the
+            # iceberg goes on with a new child
             await c.replace("i2", "i1", qty="0.006", price=price, extra=[(59, "1")])
             await c.er(t11="i2", t39="E")
-            refused = await c.expect("9", t11="i2", t41="i1", t434="2")
-            assert "cannot be replaced" in refused[58]
-            await c.cancel("i3", "i1", qty="0.005")
-            await c.er(t11="i3", t41="i1", t39="6", t150="6")
-            gone = await c.er(t11="i3", t41="i1", t39="4", t150="4", t37=new[37], t14="0.002")
+            await c.er(t11="i2", t41="i1", t150="5", t39="1", t38="0.006", t151="0.004")
+            await until(lambda: len(r.orders.book.children(r.orders.book.orders[new[37]])) == 1)
+            await c.cancel("i3", "i2", qty="0.006")
+            await c.er(t11="i3", t41="i2", t39="6", t150="6")
+            gone = await c.er(t11="i3", t41="i2", t39="4", t150="4", t37=new[37], t14="0.002")
             assert "iceberg canceled" in gone[58]
             consistent(gone)
             await c.quiet()
             assert await r.open_at_venue() == []
             children = await _children(r.store)
-            assert [ch.status.value for ch in children] == ["2", "4"]
+            assert [ch.status.value for ch in children] == ["2", "4", "4"]
     run(body())
 
 

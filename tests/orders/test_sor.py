@@ -314,3 +314,33 @@ routing = "sor"
             await gw.stop()
             await store.close()
     run(body())
+
+
+def test_a_replace_reaches_every_child_and_routes_again(tmp_path: Path) -> None:
+    """A resting routed buy split by balance (b, then a); a replace to a marketable price:
+    both children are cancelled, the parent Replaced, and routed again: it fills."""
+    async def body() -> None:
+        poor_b = {**B, "balances": {"USDT": "100000", "BTC": "1"}}
+        async with running(tmp_path, [ROUTED], [A, poor_b]) as r:
+            c = await r.client("C1")
+            await until(lambda: r.orders.children.market.available("b", "USDT") is not None)
+            await c.order("s1", qty="2", price="90000", tif="1")
+            new = await c.er(t11="s1", t39="0")
+            parent = r.orders.book.orders[new[37]]
+            await until(lambda: len(r.orders.book.children(parent)) == 2 and all(
+                k.venue_order_id for k in r.orders.book.children(parent)))
+            await c.replace("s2", "s1", qty="1", price="97000.05", extra=[(59, "1")])
+            await c.er(t11="s2", t39="E")
+            done = await c.er(t11="s2", t41="s1", t150="5", t38="1", t44="97000.05")
+            consistent(done)
+            fills = []
+            while not fills or fills[-1][39] != "2":
+                fills.append(await c.er(t11="s2", t150="F"))
+            assert D(fills[-1][14]) == D("1")
+            kids = await _children(r)
+            assert [k.status.value for k in kids[:2]] == ["4", "4"]
+            assert sum((k.cum_qty for k in kids), D(0)) == D("1")
+            decisions = await r.orders.store.order_events(new[37], "routed")
+            assert [d.data["limit"] for d in decisions] == ["90000", "97000.05"]
+            assert not await r.open_at_venue("a") and not await r.open_at_venue("b")
+    run(body())

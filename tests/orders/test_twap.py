@@ -235,22 +235,29 @@ def test_cancelling_a_twap_midway_cancels_its_children_and_stops_it(tmp_path: Pa
             while not await two():
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.02)
-            # a replace is refused, the TWAP goes on
-            await c.replace("t2", "t1", qty="0.006", price="90000", extra=[(59, "6")])
+            # a replace (more, at a new price): the children are cancelled, the parent is
+            # Replaced, and the TWAP goes on from its new terms
+            await c.replace("t2", "t1", qty="0.006", price="90001", extra=[(59, "6")])
             await c.er(t11="t2", t39="E")
-            refused = await c.expect("9", t11="t2", t41="t1", t434="2", t102="2")
-            assert "cannot be replaced" in refused[58]
-            await c.cancel("t3", "t1", qty="0.005")
-            await c.er(t11="t3", t41="t1", t39="6", t150="6")
-            gone = await c.er(t11="t3", t41="t1", t39="4", t150="4", t37=new[37])
+            done = await c.er(t11="t2", t41="t1", t150="5", t39="0", t38="0.006", t44="90001",
+                              t37=new[37])
+            consistent(done)
+            _, replaced = await _orders(r.store)
+            assert all(ch.status.value == "4" for ch in replaced[:len(opened)])
+            await until(lambda: any(o.parent_id == new[37] and o.price == D("90001")
+                                    for o in r.orders.book.orders.values()))
+            await c.cancel("t3", "t2", qty="0.006")
+            await c.er(t11="t3", t41="t2", t39="6", t150="6")
+            gone = await c.er(t11="t3", t41="t2", t39="4", t150="4", t37=new[37])
             assert "TWAP canceled" in gone[58]
             assert await r.open_at_venue() == []
             _, sent = await _orders(r.store)
             # nothing more is sent, up to the end time and after it
             await c.quiet(max(0.3, (end - time.time_ns()) / _NS + 0.3))
             _, children = await _orders(r.store)
-            assert len(children) == len(sent) and 2 <= len(children) < 5
+            assert len(children) == len(sent) and len(children) > len(opened)
             assert all(ch.status.value == "4" for ch in children)
+            assert {ch.price for ch in children[len(opened):]} == {D("90001")}
             assert await r.open_at_venue() == []
     run(body())
 
@@ -399,4 +406,32 @@ def test_the_gateway_offers_twap_by_default(tmp_path: Path) -> None:
             await c.er(t11="t1", t39="0")
             done = await c.er(t11="t1", t150="F")
             assert done[39] == "2" and D(done[32]) == D("0.002")
+    run(body())
+
+
+def test_a_replace_moves_the_end_time_of_a_twap(tmp_path: Path) -> None:
+    """ExpireTime (126) in a replace: the TWAP works on to its new end and expires then. An
+    order at a venue cannot have its ExpireTime replaced (refused, saying so)."""
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], strategies=FAST) as r:
+            c = await r.client("C1")
+            _, end = await _twap(c, "t1", qty="0.004", price="90000", seconds=1.5)
+            new = await c.er(t11="t1", t39="0")
+            later = _ms(end + _NS)
+            await c.replace("t2", "t1", qty="0.004", price="90000",
+                            extra=[(59, "6"), (126, _fixtime(later))])
+            await c.er(t11="t2", t39="E")
+            await c.er(t11="t2", t150="5", t126=_fixtime(later)[:21])
+            done = await c.er(t11="t2", t39="C", t150="C", t37=new[37], timeout=6)
+            assert time.time_ns() >= later
+            assert "TWAP ended at its ExpireTime" in done[58]
+            assert (await _orders(r.store))[0][new[37]].expire_time_ns == later
+
+            await c.order("v1", qty="0.001", price="90000", tif="6",
+                          extra=[(126, _fixtime(later + 60 * _NS))])
+            await c.er(t11="v1", t39="0")
+            await c.replace("v2", "v1", qty="0.001", price="90000",
+                            extra=[(59, "6"), (126, _fixtime(later + 120 * _NS))])
+            refused = await c.expect("9", t11="v2", t41="v1", t434="2")
+            assert "ExpireTime (126) of an order at a venue" in refused[58]
     run(body())
