@@ -227,7 +227,8 @@ def _routing(args: argparse.Namespace) -> int:
     if not decisions:
         print(f"order {args.order_id}: not routed by the smart order router")
     for d in decisions:
-        print(f"routing {d['round']} of order {args.order_id}: {d['quantity']} at "
+        what = f"routing {d['round']}" if "round" in d else "a child's routing"
+        print(f"{what} of order {args.order_id}: {d['quantity']} at "
               f"{'limit ' + d['limit'] if d['limit'] else 'market'}")
         for venue, v in d["venues"].items():
             best = v["levels"][0] if v["levels"] else None

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from connectors.base import Connector, Instrument, TimeInForce, venue_client_order_id
 from gateway.risk.checks import RiskEngine
 from gateway.routing.router import RoutingError, SymbolMap
+from gateway.routing.sor import Share
 
 from . import fixmap
 from .book import OrderBook
@@ -40,6 +41,10 @@ from .tasks import Tasks
 from .venue import VenueSide, not_stored
 
 log = logging.getLogger("fixgw.orders")
+
+Split = Callable[[Order, Decimal, "Decimal | None", TimeInForce], Sequence[Share]]
+"""(parent, quantity, limit price or None for the parent's, the children's TimeInForce) ->
+the shares the smart order router sends to each venue."""
 
 def cancelling(o: Order) -> bool:
     """Whether ``o`` has a cancel in flight."""
@@ -76,6 +81,9 @@ class Children:
         """Parents whose replace waits for their children's cancels -> their strategy."""
         self.routes: Callable[[Order], list[str]] = lambda parent: []
         """The venues a routed parent may use now (set by the order manager)."""
+        self.split: Split | None = None
+        """How the smart order router splits a child of a routed parent across venues (set
+        when it is offered)."""
 
     def of(self, parent: Order) -> list[Order]:
         return self.book.children(parent)
@@ -85,17 +93,36 @@ class Children:
         until the venue says, their quantity is theirs)."""
         return sum((c.quantity - c.cum_qty for c in self.of(parent) if c.is_open), ZERO)
 
+    def routed(self, parent: Order) -> bool:
+        """Whether ``parent``'s children go through the smart order router (it names no
+        venue of its own)."""
+        return parent.venue not in self.connectors
+
+    def _venues(self, parent: Order, venue: str | None) -> list[str]:
+        if venue is not None:
+            return [venue]
+        return self.routes(parent) if self.routed(parent) else [parent.venue]
+
     def instrument(self, parent: Order, venue: str | None = None) -> Instrument | None:
-        """The instrument ``parent`` trades at ``venue`` (by default its own): its lot, minimum
-        quantity and notional. None when the venue does not list it (any more)."""
-        try:
-            return self.symbols.instrument(venue or parent.venue, parent.symbol, None, None)
-        except RoutingError:
-            return None
+        """The instrument ``parent`` trades at ``venue`` (by default its own; for a routed
+        parent, at the first of its venues that lists it): its lot, minimum quantity and
+        notional. None when no venue lists it (any more)."""
+        for name in self._venues(parent, venue):
+            try:
+                return self.symbols.instrument(name, parent.symbol, None, None)
+            except RoutingError:
+                continue
+        return None
 
     def last_price(self, parent: Order, venue: str | None = None) -> Decimal | None:
-        conn = self.connectors.get(venue or parent.venue)
-        return None if conn is None else conn.last_price(parent.symbol)
+        """The last price at ``venue`` (by default ``parent``'s; for a routed parent, the
+        first of its venues that has one)."""
+        for name in self._venues(parent, venue):
+            conn = self.connectors.get(name)
+            price = None if conn is None else conn.last_price(parent.symbol)
+            if price is not None:
+                return price
+        return None
 
     def open(self, parent: Order, quantity: Decimal, venue: str | None = None,
              price: Decimal | None = None,
@@ -116,6 +143,8 @@ class Children:
             raise ValueError(f"{parent.order_id}: a child of {quantity} would take its venue "
                              f"orders past its quantity {parent.quantity} (filled "
                              f"{parent.cum_qty}, working {working})")
+        if venue is None and self.routed(parent):
+            return self._open_routed(parent, quantity, price, time_in_force)
         venue = venue or parent.venue
         conn = self.connectors[venue]
         order_id = str(self.recorder.take_id("order"))
@@ -137,6 +166,19 @@ class Children:
         persisted = self.recorder.created(child)
         self.tasks.spawn(self.venue.place(child, persisted))
         return child
+
+    def _open_routed(self, parent: Order, quantity: Decimal, price: Decimal | None,
+                     time_in_force: TimeInForce | None) -> Order:
+        """A child of a routed parent: split by the router across venues, one child per
+        share; the first is returned. ValueError when nothing can be routed."""
+        if self.split is None:
+            raise ValueError(f"{parent.order_id}: the smart order router is not offered here")
+        tif = time_in_force or parent.time_in_force
+        opened = [self.open(parent, share.quantity, share.venue, share.price, tif)
+                  for share in self.split(parent, quantity, price, tif)]
+        if not opened:
+            raise ValueError(f"{parent.order_id}: no venue can take {quantity} now")
+        return opened[0]
 
     def cancel(self, child: Order, why: str) -> None:
         """Cancel ``child`` at its venue (its parent hears of the outcome)."""

@@ -339,7 +339,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
             raise StaleEvent(f"{o.order_id}: a routing decision for an order not routed")
         # the smart order router's decision (what it saw, what it chose and why): stored for
         # best-execution reviews; its round is how far the router has gone
-        o.strategy_step = int(d.get("round", o.strategy_step))
+        o.strategy_step = int(d.get("round", o.strategy_step))  # (none for a strategy's child)
     elif k == "status":
         pass  # an OrderStatusRequest answer: reported, changes nothing
     else:

@@ -111,14 +111,11 @@ class NewOrders:
                 if SOR not in self.strategies:
                     raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "smart order routing (ExDestination "
                                   "(100) SOR) is not offered")
-                if strategy is not None:
-                    raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "an order worked by a strategy "
-                                  "(TargetStrategy 847, MaxFloor 111) cannot be routed by the "
-                                  "smart order router yet: name its venue in ExDestination (100)")
                 if req.time_in_force is TimeInForce.FOK:
                     raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "a fill-or-kill order cannot be "
                                   "split across venues: name its venue in ExDestination (100)")
-                venue, strategy = SOR, SOR
+                # (a strategy's children go through the router: the parent has no venue)
+                venue, strategy = SOR, strategy or SOR
                 insts = self._routed(routing, req)
                 conn, inst = self.connectors[insts[0].venue], insts[0].instrument
             else:

@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.base import InstrumentKind, OrderType, Side, TimeInForce
-from gateway.routing.sor import Plan, VenueQuote, plan
+from gateway.routing.sor import Plan, Share, VenueQuote, plan
 
 from . import fixmap
 from .children import Children, cancelling
@@ -66,6 +66,7 @@ class SmartRouter:
         self.book_wait = book_wait
         self._watched: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self._watch_failed: dict[tuple[str, str], float] = {}
+        children.split = self.split  # (the strategies' children of routed parents)
         self._rejected: dict[str, dict[str, str]] = {}
         """Parent -> the venues that rejected one of its children, and what they said (kept
         while the gateway runs: after a restart such a venue may be tried once more)."""
@@ -136,14 +137,14 @@ class SmartRouter:
 
     # ---- routing -----------------------------------------------------------------------------
 
-    def venues(self, parent: Order) -> list[str]:
-        """The venues ``parent`` may be routed to now (module docstring: candidates)."""
+    def venues(self, parent: Order, tif: TimeInForce) -> list[str]:
+        """The venues ``parent``'s children of ``tif`` may be routed to now (module
+        docstring: candidates)."""
         out = []
         for venue in self.children.routes(parent):
             conn = self.children.connectors.get(venue)
             if conn is None or venue in self._left_out(parent):
                 continue
-            tif = self._child_tif(parent)
             if tif in conn.capabilities.time_in_force and \
                     self.children.instrument(parent, venue) is not None:
                 out.append(venue)
@@ -194,12 +195,12 @@ class SmartRouter:
                                   market.taker_fee(venue), available))
         return out
 
-    def decide(self, parent: Order, left: Decimal) -> tuple[Plan, list[VenueQuote]]:
-        """The plan for ``left`` of ``parent`` now."""
+    def decide(self, parent: Order, left: Decimal, limit: Decimal | None, tif: TimeInForce
+               ) -> tuple[Plan, list[VenueQuote]]:
+        """The plan for ``left`` of ``parent`` now (children at ``limit``, None: market)."""
         t0 = time.perf_counter_ns()
-        quotes = self.quotes(parent, self.venues(parent))
-        p = plan(parent.side, left, parent.price if parent.type is OrderType.LIMIT else None,
-                 quotes)
+        quotes = self.quotes(parent, self.venues(parent, tif))
+        p = plan(parent.side, left, limit, quotes)
         self.decisions_ns.append(time.perf_counter_ns() - t0)
         del self.decisions_ns[:-1000]
         return p, quotes
@@ -215,9 +216,10 @@ class SmartRouter:
             log.warning("%s: routed %d times: %s is not routed again", parent.order_id,
                         MAX_ROUNDS, left)
             return
-        p, quotes = self.decide(parent, left)
-        self.children.recorder.record(parent, "routed",
-                                      decision(parent, left, p, quotes, self._left_out(parent)))
+        limit = parent.price if parent.type is OrderType.LIMIT else None
+        p, quotes = self.decide(parent, left, limit, self._child_tif(parent))
+        self.children.recorder.record(parent, "routed", decision(
+            parent, left, limit, p, quotes, self._left_out(parent), parent.strategy_step + 1))
         log.info("%s: SOR routing %d: %s", parent.order_id, parent.strategy_step, p.summary())
         for share in p.shares:
             try:
@@ -226,6 +228,20 @@ class SmartRouter:
             except ValueError as exc:
                 log.warning("%s: %s at %s not sent: %s", parent.order_id, share.quantity,
                             share.venue, exc)
+
+    def split(self, parent: Order, quantity: Decimal, price: Decimal | None,
+              tif: TimeInForce) -> list[Share]:
+        """How a strategy's child of ``quantity`` of routed ``parent`` (a TWAP's slice, an
+        iceberg's next child) is sent: the shares, the decision stored. Books not watched yet
+        are asked for (this child is routed on the last prices of their venues)."""
+        self._watch(parent)
+        if price is None and parent.type is OrderType.LIMIT:
+            price = parent.price
+        p, quotes = self.decide(parent, quantity, price, tif)
+        self.children.recorder.record(parent, "routed", decision(
+            parent, quantity, price, p, quotes, self._left_out(parent), None))
+        log.info("%s: %s routed: %s", parent.order_id, quantity, p.summary())
+        return list(p.shares)
 
     def _settle(self, parent: Order) -> None:
         """Once no child is open, a parent still open ends: it has nothing working and nothing
@@ -255,16 +271,18 @@ class SmartRouter:
         return parent.is_open and self.children.book.holds(parent) and parent.pending is None
 
 
-def decision(parent: Order, left: Decimal, p: Plan, quotes: list[VenueQuote],
-             left_out: dict[str, str]) -> dict[str, Any]:
-    """What is stored of one routing (JSON: decimals as strings)."""
+def decision(parent: Order, left: Decimal, limit: Decimal | None, p: Plan,
+             quotes: list[VenueQuote], left_out: dict[str, str],
+             round_: int | None) -> dict[str, Any]:
+    """What is stored of one routing (JSON: decimals as strings); ``round_``: the router's
+    own routing of the order (its ``strategy_step``), None for a strategy's child."""
     def s(v: Decimal | None) -> str | None:
         return None if v is None else str(v)
 
     return {
-        "round": parent.strategy_step + 1,
+        **({"round": round_} if round_ is not None else {}),
         "quantity": str(left),
-        "limit": s(parent.price if parent.type is OrderType.LIMIT else None),
+        "limit": s(limit),
         "venues": {q.venue: {
             "levels": [[str(px), str(sz)] for px, sz in (q.levels or ())[:DECISION_LEVELS]],
             "book_known": q.levels is not None, "last_price": s(q.last_price),

@@ -9,8 +9,11 @@ The waits are reads of the next message, or bounded polls of a condition."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
+import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,11 @@ from server.harness import run
 from gateway import cli
 from gateway.app import build_gateway
 from gateway.config import load_config
+from gateway.fix.custom import ICEBERG, SOR, TWAP
+from gateway.orders.iceberg import Iceberg
 from gateway.orders.model import Order
+from gateway.orders.sor import SmartRouter
+from gateway.orders.twap import Twap
 from gateway.store.store import SessionStore
 
 from .support import BTC, D, Run, config, consistent, running, session, until, venue
@@ -226,8 +233,6 @@ def test_a_routed_order_the_router_cannot_take_is_refused(tmp_path: Path) -> Non
             c = await r.client("C1")
             await c.order("s1", qty="0.1", price="97000", tif="4")  # FOK
             assert "fill-or-kill" in (await c.er(t11="s1", t39="8"))[58]
-            await c.order("s2", qty="0.1", price="97000", tif="1", extra=[(111, "0.01")])
-            assert "smart order router" in (await c.er(t11="s2", t39="8"))[58]
             await c.order("s3", symbol="DOGE/USDT", qty="1", price="1", tif="1")
             assert "unknown symbol" in (await c.er(t11="s3", t39="8", t103="1"))[58]
     run(body())
@@ -343,4 +348,38 @@ def test_a_replace_reaches_every_child_and_routes_again(tmp_path: Path) -> None:
             decisions = await r.orders.store.order_events(new[37], "routed")
             assert [d.data["limit"] for d in decisions] == ["90000", "97000.05"]
             assert not await r.open_at_venue("a") and not await r.open_at_venue("b")
+    run(body())
+
+
+def test_a_twap_and_an_iceberg_send_their_children_through_the_router(tmp_path: Path) -> None:
+    """A routed TWAP of three slices: each slice is routed (b, the cheapest after fees, shows
+    0.2 a level) and fills there; the parent's step counts its slices, each routing is stored.
+    A routed iceberg: each child routed."""
+    async def body() -> None:
+        strategies = {TWAP: functools.partial(Twap, slice_seconds=0.5), SOR: SmartRouter,
+                      ICEBERG: Iceberg}
+        async with _runs(tmp_path, strategies=strategies) as r:
+            c = await r.client("C1")
+            end = time.time_ns() + 1_500_000_000
+            end -= end % 1_000_000
+            stamp = datetime.fromtimestamp(end / 1e9, UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+            await c.order("t1", qty="0.6", price="97000.05", tif="1",
+                          extra=[(847, TWAP), (126, stamp)])
+            new = await c.er(t11="t1", t39="0")
+            fills = [await c.er(t11="t1", t150="F") for _ in range(3)]
+            assert [(f[30], D(f[32])) for f in fills] == [("b", D("0.2"))] * 3
+            assert fills[-1][39] == "2"
+            every = await _stored(r.store)
+            assert every[new[37]].strategy_step == 3 and every[new[37]].venue == "SOR"
+            decisions = await r.orders.store.order_events(new[37], "routed")
+            assert len(decisions) == 3 and all("round" not in d.data for d in decisions)
+
+            await c.order("i1", qty="0.5", price="97000.05", tif="1", extra=[(111, "0.2")])
+            new = await c.er(t11="i1", t39="0")
+            got = D(0)
+            while got < D("0.5"):
+                f = await c.er(t11="i1", t150="F")
+                got += D(f[32])
+            assert f[39] == "2"
+            assert len(await r.orders.store.order_events(new[37], "routed")) == 3
     run(body())
