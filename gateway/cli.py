@@ -214,6 +214,7 @@ def _kill_switch(args: argparse.Namespace) -> int:
 def _routing(args: argparse.Namespace) -> int:
     """``fixgw routing ORDERID``: the smart order router's decisions for an order."""
     import json
+    from decimal import Decimal
     from urllib.parse import quote
 
     answer = _admin_call(args, f"/orders/{quote(args.order_id, safe='')}/routing",
@@ -241,7 +242,7 @@ def _routing(args: argparse.Namespace) -> int:
         for s in d["shares"]:
             print(f"  -> {s['quantity']} at {s['venue']} (limit {s['price'] or 'market'}, "
                   f"expected {s['expected_px'] or '?'}): {s['why']}")
-        if d["unrouted"] != "0":
+        if Decimal(d["unrouted"]) != 0:
             print(f"  not routed: {d['unrouted']}")
     return 0
 

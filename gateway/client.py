@@ -136,6 +136,8 @@ async def cmd_order(session: ClientSession, args: argparse.Namespace) -> Outcome
         info["type"] = "1"
     if args.tif is not None:
         body.append((59, _TIF_CODES[args.tif]))
+    if args.venue is not None:  # ExDestination: a venue, or SOR (the smart order router)
+        body.append((100, args.venue))
     wait = args.wait
     if args.twap is not None:  # TargetStrategy 1000 (TWAP) until ExpireTime
         body += [(847, "1000"), (126, format_utc(time.time() + args.twap).decode())]
@@ -491,6 +493,7 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
   fixgw client buy BTC/USDT 0.01                  market order
   fixgw client sell BTC/USDT 0.01 --price 99000   limit order (--tif gtc|ioc|fok|day)
   fixgw client buy BTC/USDT 0.05 --twap 60        a TWAP over the next minute
+  fixgw client buy BTC/USDT 0.5 --price 97100 --venue SOR   routed across the venues
   fixgw client status CLORDID                     OrderStatusRequest
   fixgw client replace CLORDID --qty 0.02 --price 98000
   fixgw client cancel CLORDID                     OrderCancelRequest
@@ -577,6 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tif", choices=sorted(_TIF_CODES), help="TimeInForce (default day)")
         p.add_argument("--twap", type=_positive_seconds, metavar="SECONDS",
                        help="work it as a TWAP (TargetStrategy 1000) until SECONDS from now")
+        p.add_argument("--venue", metavar="NAME", help="ExDestination (100): the venue, or "
+                       "SOR for the smart order router (default: the session's routing)")
 
     def order_ref(p: argparse.ArgumentParser) -> None:
         p.add_argument("clordid", help="the order's ClOrdID (as printed when it was placed)")

@@ -369,3 +369,12 @@ def test_a_twap_order(env: Env) -> None:
     order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
     assert order and "|847=1000|" in order.group(0) and "|126=" in order.group(0), r.out
     assert re.search(r"ExecType=F OrdStatus=2 .*CumQty=0\.002", r.out), r.out
+
+
+def test_a_routed_order(env: Env) -> None:
+    """--venue SOR: ExDestination SOR, the smart order router chooses (here the one venue)."""
+    r = env.client("buy", "BTC/USDT", "0.002", "--venue", "SOR", "-v")
+    assert r.code == 0, r.err + r.out
+    order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
+    assert order and "|100=SOR|" in order.group(0), r.out
+    assert re.search(r"ExecType=F OrdStatus=2 .*CumQty=0\.002", r.out), r.out
