@@ -383,3 +383,23 @@ def test_a_twap_and_an_iceberg_send_their_children_through_the_router(tmp_path: 
             assert f[39] == "2"
             assert len(await r.orders.store.order_events(new[37], "routed")) == 3
     run(body())
+
+
+def test_an_ambiguous_child_keeps_its_quantity_until_the_venue_says(tmp_path: Path) -> None:
+    """b times out on the child (the order did reach it and filled): the router routes
+    nothing more while the outcome is not known; the fill resolves it; one child, no
+    duplicate."""
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            c = await r.client("C1")
+            r.venue("b").update_faults(timeout_next=1, timeout_mode="accepted")
+            await c.order("s1", qty="0.1", price="97000.05", tif="1")
+            new = await c.er(t11="s1", t39="0")
+            fill = await c.er(t11="s1", t150="F", t39="2", t37=new[37])
+            assert fill[30] == "b" and D(fill[14]) == D("0.1")
+            await c.quiet()
+            kids = await _children(r)
+            assert [(k.venue, k.quantity, k.status.value) for k in kids] == [
+                ("b", D("0.1"), "2")]
+            assert len(await r.orders.store.order_events(new[37], "routed")) == 1
+    run(body())
