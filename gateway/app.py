@@ -105,7 +105,11 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
     feeds = MarketData(connectors)
 
     def mark(venue: str, symbol: str) -> Decimal | None:
-        """The venue's mid while its book is watched and live, else its last price."""
+        """The venue's mid while its book is watched and live, else its last price (a routed
+        order, at no venue of its own: the first venue's that has one)."""
+        if venue not in connectors:
+            return next((p for p in (mark(v, symbol) for v in connectors) if p is not None),
+                        None)
         book = feeds.book(venue, symbol)
         mid = book.mid() if book is not None and book.synced else None
         if mid is not None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.base import Connector, Instrument, TimeInForce, venue_client_order_id
+from connectors.base import Connector, Instrument, OrderType, TimeInForce, venue_client_order_id
 from gateway.fix.custom import ICEBERG, SOR
 from gateway.fix.message import FieldValueError, Message
 from gateway.fix.session import Session
@@ -115,8 +115,9 @@ class NewOrders:
                     raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, "a fill-or-kill order cannot be "
                                   "split across venues: name its venue in ExDestination (100)")
                 # (a strategy's children go through the router: the parent has no venue)
-                venue, strategy = SOR, strategy or SOR
-                insts = self._routed(routing, req)
+                venue = SOR
+                insts = self._routed(routing, req, strategy is None)
+                strategy = strategy or SOR
                 conn, inst = self.connectors[insts[0].venue], insts[0].instrument
             else:
                 venue = resolve_venue(routing, req.destination, req.account)
@@ -166,10 +167,11 @@ class NewOrders:
         persisted = self.recorder.created(o, execution)
         self.tasks.spawn(self.executor(o).place(o, persisted))
 
-    def _routed(self, routing: SessionRouting, req: NewOrder) -> list[Listing]:
+    def _routed(self, routing: SessionRouting, req: NewOrder, own_tif: bool) -> list[Listing]:
         """The venues the smart order router may send ``req`` to: the session's (the account's)
-        that list its symbol and are up, in configuration order. RoutingError (with the
-        reason) when there is none."""
+        that list its symbol and are up (and, ``own_tif``: its children having its
+        TimeInForce, that support it), in configuration order. RoutingError or Refusal (with
+        the reason) when there is none."""
         venues = [v for v in routing.routed_venues(req.account) if v in self.connectors]
         listed: list[Listing] = []
         for venue in venues:
@@ -185,6 +187,11 @@ class NewOrders:
         if not up:
             raise Refusal(fixmap.ORD_REJ_EXCHANGE_CLOSED, "no venue is available: " + "; ".join(
                 f"{x.venue}: {self.down[x.venue]}" for x in listed))
+        tif = TimeInForce.IOC if req.type is OrderType.MARKET else req.time_in_force
+        if own_tif and not any(tif in self.connectors[x.venue].capabilities.time_in_force
+                               for x in up):
+            raise Refusal(fixmap.ORD_REJ_UNSUPPORTED, f"TimeInForce {req.time_in_force.value} "
+                          f"is not supported at {', '.join(x.venue for x in up)}")
         return up
 
     def _pre_trade(

@@ -9,6 +9,7 @@ The waits are reads of the next message, or bounded polls of a condition."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from server.harness import run
 
+from connectors.base import TimeInForce
 from gateway import cli
 from gateway.app import build_gateway
 from gateway.config import load_config
@@ -402,4 +404,18 @@ def test_an_ambiguous_child_keeps_its_quantity_until_the_venue_says(tmp_path: Pa
             assert [(k.venue, k.quantity, k.status.value) for k in kids] == [
                 ("b", D("0.1"), "2")]
             assert len(await r.orders.store.order_events(new[37], "routed")) == 1
+    run(body())
+
+
+def test_a_time_in_force_no_venue_supports_is_refused(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with _runs(tmp_path) as r:
+            for name in ("a", "b"):  # (venues without Day orders, as the exchanges are)
+                info = r.venue(name).info
+                info.capabilities = dataclasses.replace(info.capabilities, time_in_force=(
+                    frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK})))
+            c = await r.client("C1")
+            await c.order("s1", qty="0.1", price="97000", tif="0")  # Day
+            rej = await c.er(t11="s1", t39="8")
+            assert "TimeInForce" in rej[58] and "not supported at a, b" in rej[58]
     run(body())
