@@ -33,7 +33,7 @@ from gateway.orders.sor import SmartRouter
 from gateway.orders.twap import Twap
 from gateway.store.store import SessionStore
 
-from .support import BTC, D, Run, config, consistent, running, session, until, venue
+from .support import BTC, D, Run, config, consistent, running, session, sid, until, venue
 
 # "a": best ask 97000.01, deep, 2 bp taker fee; "b": best ask 97000.01 too, 0.2 a level,
 # 1 bp: b is cheaper after fees at every price it shows
@@ -418,4 +418,44 @@ def test_a_time_in_force_no_venue_supports_is_refused(tmp_path: Path) -> None:
             await c.order("s1", qty="0.1", price="97000", tif="0")  # Day
             rej = await c.er(t11="s1", t39="8")
             assert "TimeInForce" in rej[58] and "not supported at a, b" in rej[58]
+    run(body())
+
+
+def test_cancel_on_disconnect_and_the_kill_switch_reach_routed_children(
+        tmp_path: Path) -> None:
+    """A routed order resting at both venues: the client drops, cancel-on-disconnect cancels
+    the parent and its children at both venues. Then, logged on again, a routed order is
+    cancelled by the kill switch, and a new one refused while it is engaged."""
+    async def body() -> None:
+        poor_b = {**B, "balances": {"USDT": "100000", "BTC": "1"}}
+        cod = {**ROUTED, "cancel_on_disconnect": "disconnect"}
+        async with running(tmp_path, [cod], [A, poor_b]) as r:
+            c = await r.client("C1")
+            await until(lambda: r.orders.children.market.available("b", "USDT") is not None)
+
+            async def resting_at_both(cl: str) -> str:
+                await c.order(cl, qty="2", price="90000", tif="1")
+                order_id = (await c.er(t11=cl, t39="0"))[37]
+                parent = r.orders.book.orders[order_id]
+                await until(lambda: len(r.orders.book.children(parent)) == 2 and all(
+                    k.venue_order_id for k in r.orders.book.children(parent)))
+                return order_id
+
+            first = await resting_at_both("s1")
+            await c.close()
+            await r.logged_out(sid("C1"))
+            await until(lambda: first not in r.orders.book.orders)
+            assert not await r.open_at_venue("a") and not await r.open_at_venue("b")
+            assert (await _stored(r.store))[first].status.value == "4"
+
+            c = await r.reconnect(c)
+            missed = await c.er(t11="s1", t39="4", t37=first)  # (told at the logon)
+            assert "cancel on disconnect" in missed[58]
+            second = await resting_at_both("s2")
+            await r.orders.kill_switch("*", True, "test")
+            done = await c.er(t11="s2", t39="4", t37=second, timeout=5)
+            assert "kill switch" in done[58]
+            assert not await r.open_at_venue("a") and not await r.open_at_venue("b")
+            await c.order("s3", qty="0.1", price="97000.05", tif="1")
+            await c.er(t11="s3", t39="8")
     run(body())
