@@ -213,10 +213,10 @@ class UnavailableApplication:
     order path is configured; the session layer works in full."""
 
     def on_logon(self, session: Session, now: float) -> None:
-        log.info("%s logged on", session.sid)
+        pass  # said by the acceptor (gateway.server.traffic)
 
     def on_logout(self, session: Session, now: float) -> None:
-        log.info("%s logged out", session.sid)
+        pass
 
     def on_message(self, session: Session, message: Message, now: float) -> None:
         session.business_reject(message, BR_APPLICATION_NOT_AVAILABLE, now)

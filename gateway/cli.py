@@ -13,12 +13,16 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from gateway.logs import FORMATS
+from gateway.logs import configure as configure_logging
 from gateway.server.ports import SessionStorePort
 
 if TYPE_CHECKING:
     from gateway.config import Config
+
+log = logging.getLogger("fixgw")
 
 GC_THRESHOLD_0 = 50_000
 """Allocations between young collections once started (CPython's default: 700)."""
@@ -51,14 +55,27 @@ async def _started_store(url: str) -> AsyncIterator[SessionStorePort]:
             await close()
 
 
-def _stop_on_signal() -> asyncio.Event:
+class _Stop(asyncio.Event):
+    """Set by SIGINT/SIGTERM; :attr:`signal` names the one received."""
+
+    signal = ""
+
+
+def _stop_on_signal() -> _Stop:
     """An event set by SIGINT/SIGTERM. Install it before announcing "listening": whoever
     started us may stop us at once."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = _Stop()
+
+    def received(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            stop.signal = sig.name
+            logging.getLogger("fixgw").info("%s received: stopping", sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, received, sig)
     return stop
 
 
@@ -123,17 +140,34 @@ async def _run(args: argparse.Namespace) -> int:
         stop = _stop_on_signal()
         print(f"listening on {host}:{port} as {cfg.gateway.sender_comp_id} ({names})",
               flush=True)
+        admin = ""
         if gw.admin_address is not None:
             admin_host, admin_port = gw.admin_address
-            print(f"admin API on http://{admin_host}:{admin_port}", flush=True)
+            admin = f"http://{admin_host}:{admin_port}"
+            print(f"admin API on {admin}", flush=True)
+        log.info("fixgw %s started: FIX on %s:%d, sessions %s, venues %s, store %s, admin API "
+                 "%s", _version(), host, port, names or "none",
+                 ", ".join(v.name for v in cfg.venue) or "none",
+                 _store_kind(cfg.gateway.store), admin or "off")
         fenced = asyncio.ensure_future(gw.fenced.wait())
         await asyncio.wait([asyncio.ensure_future(stop.wait()), fenced],
                            return_when=asyncio.FIRST_COMPLETED)
+        why = stop.signal or ("fenced: " + gw.fenced_reason if gw.fenced.is_set() else "?")
+        log.info("stopping (%s): ending the sessions, closing the venues and the store", why)
         await gw.stop()
+        log.info("stopped")
         if gw.fenced.is_set():
             print(f"fixgw: stopped: {gw.fenced_reason}", file=sys.stderr)
             return 3
     return 0
+
+
+def _store_kind(url: str) -> str:
+    """The store's URL without credentials (a log line never carries a password)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def _tune_gc() -> None:
@@ -308,10 +342,22 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="fixgw", description="FIX gateway for crypto venues")
-    ap.add_argument("-v", "--verbose", action="store_true")
+    # -v and --log-format are taken before the command and after it (fixgw run -v)
+    logging_opts = argparse.ArgumentParser(add_help=False)
+    logging_opts.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                              help="log at DEBUG (every order event, every session note)")
+    logging_opts.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS,
+                              help="text (default) or json: one object per line")
+    ap = argparse.ArgumentParser(prog="fixgw", description="FIX gateway for crypto venues",
+                                 parents=[logging_opts])
     ap.add_argument("--version", action="version", version=f"fixgw {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def with_logging(*a: Any, **kw: Any) -> argparse.ArgumentParser:
+        return add_parser(*a, parents=[logging_opts], **kw)
+
+    sub.add_parser = with_logging  # type: ignore[method-assign]
 
     c = sub.add_parser("conformance-server", help="run the acceptance-test application")
     c.add_argument("--host", default="127.0.0.1")
@@ -374,14 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return client_main(raw[1:])
     args = ap.parse_args(raw)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # alembic >= 1.17 logs every plugin it sets up at INFO when imported: noise before anything
-    # the operator asked about (and ahead of a configuration error's own message).
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    configure_logging(getattr(args, "verbose", False), getattr(args, "log_format", "text"))
     if args.command == "conformance-server":
         if args.log_dir:
             Path(args.log_dir).mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.admin": {"gateway.orders", "gateway.server", "gateway.positions", "gateway.fix",
                       "connectors.base"},
     "gateway.config": {"gateway.fix"},
+    "gateway.logs": set(),
     # the market as the order path sees it, made of the feeds and the balance book
     "gateway.marketview": {"gateway.orders", "gateway.marketdata", "gateway.positions",
                            "connectors.base"},

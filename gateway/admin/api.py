@@ -144,8 +144,7 @@ class AdminServer:
         assert server is not None
         sock = server.sockets[0]  # type: ignore[attr-defined]
         host, port = sock.getsockname()[:2]
-        log.info("admin API on http://%s:%d", host, port)
-        return host, port
+        return host, port  # said by whoever started it (fixgw run prints it once)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

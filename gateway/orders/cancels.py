@@ -25,6 +25,12 @@ from .venue import VenueSide
 log = logging.getLogger("fixgw.orders")
 
 
+def kill_text(reason: str) -> str:
+    """The Text (58) of an order cancelled by the kill switch: with the reason it was engaged
+    for (the operator's ``--reason``)."""
+    return f"kill switch: {reason}" if reason else "kill switch"
+
+
 class Cancellations:
     def __init__(
         self,
@@ -132,7 +138,7 @@ class Cancellations:
         targets = self.killed_orders()
         log.warning("kill switch of %s engaged (%s): cancelling %d open orders", scope,
                     reason or "no reason given", len(targets))
-        self.cancel(targets, reason="kill switch")
+        self.cancel(targets, reason=kill_text(reason))
         await self.store.save_kill_switch(scope, True, reason)
         return len(targets)
 
@@ -163,7 +169,11 @@ class Cancellations:
         if killed:
             log.warning("kill switch engaged (%s): cancelling %d open orders",
                         ", ".join(sorted(self.risk.killed)), len(killed))
-            self.cancel(killed, reason="kill switch")
+            for scope, why in sorted(self.risk.killed.items()):
+                # each order with the reason of its scope (its session's before the "*")
+                mine = [o for o in killed if o.session_id == scope
+                        or (scope == "*" and o.session_id not in self.risk.killed)]
+                self.cancel(mine, reason=kill_text(why))
         overrides = await self.store.load_cod_overrides()
         for sid in sorted(sessions):
             st = self.sessions[sid]

@@ -1,5 +1,11 @@
 """Identifiers that never repeat, across restarts and gateway nodes: blocks reserved from a
 counter in the store, handed out synchronously, refilled in the background before they run out.
+
+A clean stop gives back what was reserved and never handed out (:meth:`IdBlocks.release`), so
+the next start goes on from the last id used (OrderIDs 1, 2, 3 across restarts, not 1, 10001,
+20001). The store gives a range back only while nothing was reserved after it; when another
+node reserved meanwhile, or the process died, the rest of the block is skipped: a gap, never
+a repeat.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ class IdBlocks:
         counter: str,
         block: int = 10_000,
         low_water: int = 2_000,
+        give_back: Callable[[str, int, int], Awaitable[bool]] | None = None,
     ) -> None:
         self._reserve = reserve
+        self._give_back = give_back
         self.counter = counter
         self.block = block
         self.low_water = low_water
@@ -24,13 +32,17 @@ class IdBlocks:
         self._end = 0
         self._spare: list[int] = []
         self._refilling: asyncio.Task[None] | None = None
+        self._released = False
 
     async def start(self) -> None:
         start = await self._reserve(self.counter, self.block)
         self._next, self._end = start, start + self.block
+        self._released = False
 
     def take(self) -> int:
         if self._next >= self._end:
+            if self._released:
+                raise RuntimeError(f"no {self.counter} id available: the gateway is stopping")
             if not self._spare:
                 raise RuntimeError(f"no {self.counter} id available: the store is not answering")
             start = self._spare.pop(0)
@@ -46,3 +58,21 @@ class IdBlocks:
             self._spare.append(await self._reserve(self.counter, self.block))
         finally:
             self._refilling = None
+
+    async def release(self) -> bool:
+        """Give back the ids never handed out, the last reserved first; none is handed out
+        after. True when all were given back (the next start goes on from the next id)."""
+        if self._refilling is not None:  # its block is the counter's last: wait for it
+            try:
+                await self._refilling
+            except Exception:  # noqa: S110 - a refill that failed reserved nothing
+                pass
+        ranges = [(start, start + self.block) for start in self._spare]
+        ranges.append((self._next, self._end))
+        self._spare, self._next, self._released = [], self._end, True
+        if self._give_back is None:
+            return False
+        for first, end in sorted(ranges, reverse=True):
+            if first < end and not await self._give_back(self.counter, first, end):
+                return False
+        return True

@@ -319,6 +319,7 @@ class OrderManager:
         for sid in self._sessions:
             self.cancels.disarm(sid)
         await self.tasks.wait(5)
+        await self.recorder.release_ids()
         for conn in self.connectors.values():
             await conn.close()
 

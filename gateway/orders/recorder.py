@@ -96,7 +96,8 @@ class Recorder:
         """A client order is over (it leaves the book)."""
         self.child_event: ChildEvent = _no_parent
         """Who hears of the events of child orders (the strategies, see :mod:`.children`)."""
-        self._ids = {c: IdBlocks(store.reserve, c) for c in ("order", "event")}
+        self._ids = {c: IdBlocks(store.reserve, c, give_back=store.release)
+                     for c in ("order", "event")}
         self._flush: Callable[[SessionID], Coroutine[Any, Any, None]] | None = None
         self._flush_due: set[SessionID] = set()
         self._flush_scheduled = False
@@ -122,6 +123,18 @@ class Recorder:
     async def start(self) -> None:
         for blocks in self._ids.values():
             await blocks.start()
+
+    async def release_ids(self) -> None:
+        """A clean stop: the ids reserved and never used are given back, so the next start
+        goes on from the last one used (:mod:`.ids`)."""
+        for blocks in self._ids.values():
+            try:
+                if not await blocks.release():
+                    log.info("%s ids reserved by this gateway stay skipped (another node "
+                             "reserved after them)", blocks.counter)
+            except Exception as exc:  # the store is down, or this node was fenced
+                log.warning("the unused %s ids could not be given back (%s): the next start "
+                            "skips them", blocks.counter, exc)
 
     def bind(self, flush: Callable[[SessionID], Coroutine[Any, Any, None]]) -> None:
         """How to make a session write what was queued on it (the acceptor's flush)."""
@@ -176,6 +189,10 @@ class Recorder:
         except StaleEvent as exc:
             log.debug("dropped: %s", exc)
             return None
+        if log.isEnabledFor(logging.DEBUG):  # one line per lifecycle event
+            log.debug("%s: order %s (ClOrdID %s) %s at %s -> %s%s", o.session_id, o.order_id,
+                      o.cl_ord_id, kind, o.venue, o.status.name,
+                      f" {data}" if data else "")
         if fill is not None:
             for listener in self.fill_listeners:
                 listener(o, fill)
@@ -391,11 +408,15 @@ class Recorder:
         return untold
 
     async def stored_order(
-        self, sid: str, cl_ord_id: str | None = None, order_id: str | None = None
+        self, sid: str, cl_ord_id: str | None = None, order_id: str | None = None,
+        *, past: bool = False,
     ) -> Order | None:
         """The client order of session ``sid`` as the store has it (one no longer open, or
-        loaded by another node): by ClOrdID, else by OrderID."""
+        loaded by another node): by ClOrdID (with ``past``, also one its chain had), else by
+        OrderID."""
         snapshot = await self.store.find_order(sid, cl_ord_id) if cl_ord_id else None
+        if snapshot is None and cl_ord_id and past:
+            snapshot = await self.store.find_order_by_past_cl(sid, cl_ord_id)
         if snapshot is None and order_id:
             snapshot = await self.store.load_order(order_id)
             if snapshot is not None and snapshot.get("session_id") != sid:

@@ -74,6 +74,9 @@ class Recovery:
                 if o.status is OrdStatus.PENDING_NEW:
                     self.tasks.spawn(side.resolve_ambiguous(o, conn))
                 else:
+                    log.warning("%s: order %s (ClOrdID %s) is not found at %s on "
+                                "reconciliation: Canceled", o.session_id, o.order_id,
+                                o.cl_ord_id, venue)
                     side.canceled(o, o.venue_client_order_id, "not found at the venue")
                 continue
             await side.apply_state(o, conn, state)

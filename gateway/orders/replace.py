@@ -110,11 +110,12 @@ class CancelReplaceRequests:
     ) -> bool:
         """OrderCancelReject for a request about an order not open (its answer was sent)."""
         sid = str(session.sid)
-        o = await self.recorder.stored_order(sid, req.orig_cl_ord_id, req.order_id)
+        o = await self.recorder.stored_order(sid, req.orig_cl_ord_id, req.order_id, past=True)
         if o is not None and not o.is_open:
+            what = "replace" if replace_ else "cancel"
             return self._cancel_reject(session, req, o, fixmap.CXL_REJ_TOO_LATE,
-                                       f"too late: the order is {o.status.name.lower()}",
-                                       replace_)
+                                       f"too late to {what}: the order is "
+                                       f"{o.status.name.lower().replace('_', ' ')}", replace_)
         return self._cancel_reject(session, req, None, fixmap.CXL_REJ_UNKNOWN_ORDER,
                                    "unknown order", replace_)
 

@@ -25,6 +25,7 @@ from gateway.store.errors import NodeFenced, StoreUnavailable
 from .handle import Limits, SessionDef, SessionHandle, utc
 from .journal import SeqJournal
 from .ports import Application, FileLogFactory, FileLogPort, SessionStorePort
+from .traffic import Traffic
 
 __all__ = ["Acceptor", "Connection", "Limits", "SessionDef", "Template", "check_password"]
 
@@ -154,6 +155,8 @@ class Acceptor:
         """Invariant 9: None when this node serves the session (claiming it if no live node
         does), else who does; a Logon for another node's session is refused."""
         self.logon_throttle = LogonThrottle()
+        self.traffic = Traffic()
+        """What crosses each session, counted (metrics, health) and its refusals logged."""
         self.outages = 0
         self.store_down: str | None = None
         """Why Logons are answered with a Logout (the store is down, or its outage is being
@@ -306,6 +309,7 @@ class Acceptor:
                     d.schedule.period_start(rec.creation_time.timestamp()),
                 )
                 h.journal = self.journal
+                h.traffic = self.traffic
                 h.may_write_unstored = lambda: self.logout_while_down()
                 if kept is not None and kept > rec.next_sender:
                     log.warning("%s: %d Logout(s) were written while the store was down: "
@@ -371,7 +375,11 @@ class Connection:
         if not self.closed:
             self.closed = True
             self._close_reason = reason
-            log.info("%s: closing: %s", self.peer, reason)
+            attached = self.handle is not None and self.handle.connection is self
+            # a session's disconnect is said once, with its id (_detach); a connection that
+            # never became a session is said here
+            log.log(logging.DEBUG if attached else logging.INFO, "%s: closing: %s", self.peer,
+                    reason)
             self.writer.close()
         self._detach()
 
@@ -384,6 +392,8 @@ class Connection:
         now = self.acceptor.clock()
         h.session.connection_lost(now)
         h.note(f"Disconnected ({self._close_reason or 'peer closed'})", now)
+        self.acceptor.traffic.disconnected(h.sid_str, self.peer,
+                                           self._close_reason or "closed by the client")
         h.dispatch(now)
 
     def write_now(self, data: bytes) -> None:
@@ -462,7 +472,9 @@ class Connection:
                 self.parser.feed(data)
                 await self._drain_frames()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
-            log.info("%s: connection error: %s", self.peer, exc)
+            self._close_reason = self._close_reason or f"connection error: {exc}"
+            log.log(logging.DEBUG if self.handle is not None else logging.INFO,
+                    "%s: connection error: %s", self.peer, exc)
         finally:
             await self._finish()
 
@@ -555,6 +567,7 @@ class Connection:
             self.abort(f"{sid}: session already connected (duplicate identity)")
             return False
         h.connection = self
+        h.peer = self.peer
         self.handle = h
         await h.flush()  # what the previous connection left (stored, never written here)
         down = self.acceptor.store_down
@@ -616,6 +629,7 @@ class Connection:
         h.store.log(h.sid_str, "in", data, when)
         if h.file_log is not None:
             h.file_log.incoming(data, when)
+        self.acceptor.traffic.inbound(h.sid_str, data)
         session = h.session
         if self._take_token(now):
             session.receive_frame(data, now)

@@ -49,6 +49,7 @@ from gateway.store.records import Commit, OrderAppend
 
 from .journal import SeqJournal
 from .ports import Application, FileLogPort, SessionStorePort
+from .traffic import Traffic
 
 if TYPE_CHECKING:
     import ipaddress
@@ -151,6 +152,10 @@ class SessionHandle:
         """Why the store cannot commit (None: it can): nothing but a Logout is written."""
         self._outage = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.traffic: Traffic | None = None
+        """Where what crosses the session is counted (the acceptor's)."""
+        self.peer: str | None = None
+        """The address of the current connection."""
 
     # ------------------------------------------------------------------------------------------
     # events
@@ -184,9 +189,16 @@ class SessionHandle:
                         self._hold(ev.message.seq_num or 0, pending)
             elif isinstance(ev, LoggedOn):
                 self.note("Logon complete", now)
+                if self.traffic is not None:
+                    self.traffic.logged_on(self.sid_str, self.peer)
                 self.app.on_logon(session, now)
             elif isinstance(ev, LoggedOut):
                 self.note(f"Logged out: {ev.reason}", now)
+                if self.traffic is not None and ev.reason != "disconnected":
+                    by = {"counterparty": "by the client", "local": "by the gateway"}.get(
+                        session.logout_initiator, "")
+                    self.traffic.logged_out(self.sid_str, f"{ev.reason} {by}".strip(),
+                                            session.logout_text)
                 self.app.on_logout(session, now)
             elif isinstance(ev, AuthenticationRequired):
                 conn = self.connection
@@ -384,6 +396,8 @@ class SessionHandle:
                 if (a.write and b"\x0135=5\x01" in a.data[:40] and conn is not None
                         and not conn.closed and self._keep_unstored(a.seq + 1)):
                     now = conn.now()
+                    if self.traffic is not None:
+                        self.traffic.outbound(self.sid_str, [a.data])
                     self.store.log(self.sid_str, "out", a.data, utc(now))
                     if self.file_log is not None:
                         self.file_log.outgoing(a.data, utc(now))
@@ -442,6 +456,8 @@ class SessionHandle:
             return
         now = conn.now()
         when = utc(now)
+        if self.traffic is not None:
+            self.traffic.outbound(self.sid_str, chunks)
         for c in chunks:
             self.store.log(self.sid_str, "out", c, when)
             if self.file_log is not None:

@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Dialect, func, select
+from sqlalchemy import Connection, Dialect, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -212,6 +212,23 @@ class _Reserve:
         return last - self.n + 1
 
 
+@dataclass(slots=True, eq=False)
+class _Release:
+    waiter: Waiter
+    counter: str
+    first: int
+    end: int
+    reads: ClassVar[bool] = True
+
+    def apply(self, tx: Tx) -> bool:
+        tx.flush()
+        done = tx.conn.execute(
+            update(counters)
+            .where(counters.c.name == self.counter, counters.c.value == self.end - 1)
+            .values(value=self.first - 1))
+        return bool(done.rowcount)
+
+
 ADJUSTMENT_COLUMNS = ("venue", "symbol", "ts_ns", "computed", "venue_quantity", "delta",
                       "reason")
 
@@ -278,6 +295,14 @@ class OrderRepository:
         if several)."""
         return await self.writer.query(lambda conn: _find_order(conn, session_id, cl_ord_id))
 
+    async def find_order_by_past_cl(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
+        """The snapshot of the order the session knew by ``cl_ord_id`` at some point of its
+        ClOrdID chain (its NewOrderSingle's, a cancel's or a replace's): the latest such order
+        among the session's last :data:`PAST_CL_SCAN` events. For a request about an order no
+        longer open (a cancel of one already canceled is "too late", not "unknown")."""
+        return await self.writer.query(
+            lambda conn: _find_order_by_past_cl(conn, session_id, cl_ord_id))
+
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
         """The session's events that have an ExecID no sent message carried (no ``reports``
         row), by event_id: what the client was not told. Scans the session's events."""
@@ -334,6 +359,20 @@ class OrderRepository:
             raise ValueError(f"n must be positive, not {n}")
         w = self.writer
         result: int = await w.call(_Reserve(w.waiter(), counter, n))
+        return result
+
+    async def release(self, counter: str, first: int, end: int) -> bool:
+        """Give back ``first .. end - 1``, reserved and never used, when nothing was reserved
+        after it (the counter still ends at ``end - 1``): the next :meth:`reserve` goes on from
+        ``first``. False (nothing done) when another caller reserved since: a value is never
+        handed out twice, a gap is left instead."""
+        _check_length("counter", counter, NAME_LENGTH)
+        if not first <= end:
+            raise ValueError(f"not a range: {first} .. {end - 1}")
+        if first == end:
+            return True
+        w = self.writer
+        result: bool = await w.call(_Release(w.waiter(), counter, first, end))
         return result
 
     async def max_event_id(self) -> int:
@@ -471,6 +510,33 @@ def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot |
         .order_by(orders.c.updated_ns.desc(), orders.c.last_event_id.desc())
         .limit(1)
     ).scalar_one_or_none()
+    return None if snapshot is None else _order(snapshot)
+
+
+PAST_CL_SCAN = 100_000
+"""Events of a session searched for a past ClOrdID (bounds the work of a request about an
+order the gateway never had)."""
+
+
+def _find_order_by_past_cl(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
+    key = '"cl_ord_id":' + orjson.dumps(cl_ord_id).decode()
+    pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    recent = (select(order_events.c.order_id, order_events.c.kind, order_events.c.data,
+                     order_events.c.event_id)
+              .where(order_events.c.session_id == session_id)
+              .order_by(order_events.c.event_id.desc())
+              .limit(PAST_CL_SCAN).subquery())
+    order_id = conn.execute(
+        select(recent.c.order_id)
+        .where(recent.c.kind.in_(("created", "cancel_requested", "replace_requested")),
+               recent.c.data.like(pattern, escape="\\"))
+        .order_by(recent.c.event_id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if order_id is None:
+        return None
+    snapshot = conn.execute(select(orders.c.snapshot).where(orders.c.order_id == order_id)
+                            ).scalar_one_or_none()
     return None if snapshot is None else _order(snapshot)
 
 
