@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -59,6 +60,12 @@ class WsStream:
         self.backoff = backoff or Backoff(0.1, 10.0)
         self.connects = 0
         """Successful connections (login and subscription done) so far."""
+        self.failures = 0
+        """Connections that failed or ended (each followed by a reconnect)."""
+        self.last_error: BaseException | None = None
+        """Why the last connection failed or ended (None: none has yet)."""
+        self.last_message: float | None = None
+        """When the last message was read (``time.monotonic()``)."""
         self.connected = asyncio.Event()
         self._ws: Ws | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -127,6 +134,8 @@ class WsStream:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure of a connection leads to a reconnect
+                self.failures += 1
+                self.last_error = exc
                 log.warning("%s: stream failed: %s: %s", self.name, type(exc).__name__, exc)
             finally:
                 self.connected.clear()
@@ -153,8 +162,11 @@ class WsStream:
                     msg = await ws.receive(timeout=timeout)
                 except TimeoutError:
                     log.warning("%s: no message for %.0f s; reconnecting", self.name, timeout)
+                    self.failures += 1
+                    self.last_error = TimeoutError(f"no message for {timeout:.0f} s")
                     return
                 if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    self.last_message = time.monotonic()
                     text = msg.data if msg.type is aiohttp.WSMsgType.TEXT else msg.data.decode()
                     try:
                         self.on_message(text)
@@ -164,6 +176,8 @@ class WsStream:
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                                   aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     log.info("%s: stream closed by the venue (%s)", self.name, msg.type.name)
+                    self.failures += 1
+                    self.last_error = ConnectionError(f"closed by the venue ({msg.type.name})")
                     return
         finally:
             if pinger is not None:
