@@ -71,6 +71,7 @@ from gateway.store.records import FillRecord
 
 if TYPE_CHECKING:
     from gateway.admin.api import AdminServer
+    from gateway.admin.metrics import Metrics
 
 log = logging.getLogger("fixgw")
 
@@ -659,7 +660,8 @@ def build_gateway(
 
             admin = AdminServer(orders, acceptor, host=a.host, port=a.port,
                                 token=admin_token(a.token_env), positions=positions,
-                                balances=balances, mark=services.mark)
+                                balances=balances, mark=services.mark, store=store)
+            admin.metrics = _metrics(admin, acceptor, orders, store)
     gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions,
                       reconciler, cfg.gateway.reconcile_interval, balances=balances)
     if admin is not None:
@@ -668,6 +670,22 @@ def build_gateway(
         node = cfg.gateway.node or f"{os.uname().nodename[:48]}-{os.getpid()}"
         gateway.ownership = Ownership(store, node, cfg.gateway.lease)
     return gateway
+
+
+def _metrics(admin: AdminServer, acceptor: Acceptor, orders: OrderManager,
+             store: SessionStorePort) -> Metrics:
+    """The Prometheus metrics, fed by the order path's and the store's hooks."""
+    from gateway.admin.metrics import Metrics
+
+    metrics = Metrics(acceptor, orders, admin.venues, store)
+    orders.venue.timing = metrics.timing
+    orders.recorder.timing = metrics.timing
+    orders.recorder.fill_listeners.append(metrics.fill)
+    orders.closed_listeners.append(metrics.order_closed)
+    writer = getattr(store, "writer", None)
+    if writer is not None and hasattr(writer, "on_commit"):
+        writer.on_commit = metrics.commit
+    return metrics
 
 
 def _store_dir(url: str) -> Path | None:

@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.marketdata": {"gateway.fix", "connectors.base"},
     "gateway.positions": {"gateway.fix", "gateway.risk", "gateway.store", "connectors.base"},
     "gateway.admin": {"gateway.orders", "gateway.server", "gateway.positions", "gateway.fix",
-                      "connectors.base"},
+                      "gateway.store", "connectors.base", "connectors.common"},
     "gateway.config": {"gateway.fix"},
     "gateway.logs": set(),
     # the market as the order path sees it, made of the feeds and the balance book

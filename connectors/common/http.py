@@ -90,6 +90,12 @@ class RestClient:
         self.requests = 0
         self.rate_limited = 0
         """429s received (for tests and health)."""
+        self.errors = 0
+        """Requests that got no answer (connection refused or lost, timeout), a 5xx or a ban."""
+        self.last_answer: float | None = None
+        """When the venue last answered (``time.monotonic()``; any status below 500)."""
+        self.last_error: str | None = None
+        """The last failure (None once the venue answers again)."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -139,11 +145,15 @@ class RestClient:
                     body = await resp.read()
                     status, headers = resp.status, resp.headers
             except aiohttp.ClientConnectorError as exc:
+                self._error(f"cannot connect: {exc}")
                 raise VenueUnavailable(f"{self.name}: cannot connect: {exc}") from None
             except (TimeoutError, aiohttp.ClientError) as exc:
+                self._error(f"{type(exc).__name__} {exc}".strip())
                 failures = await self._failed(
                     f"{req.method} {req.path}: {type(exc).__name__} {exc}", mutating, failures)
                 continue
+            if status < 500:
+                self.last_answer, self.last_error = time.monotonic(), None
             if self.on_headers is not None:
                 self.on_headers(status, headers)
             if status == 429:
@@ -159,16 +169,22 @@ class RestClient:
                 continue
             if status == 418:
                 ban = retry_after(headers, self.ban_default_s)
+                self._error(f"banned for {ban:.0f} s (418)")
                 self.limiter.ban_for(ban)
                 log.error("%s: the venue BANNED this key/IP for %.0f s (418); nothing is sent "
                           "until then", self.name, ban)
                 raise VenueUnavailable(f"{self.name}: banned by the venue for {ban:.0f} s")
             if status >= 500:
+                self._error(f"HTTP {status}")
                 failures = await self._failed(f"{req.method} {req.path}: HTTP {status} "
                                               f"{body[:200]!r}", mutating, failures)
                 continue
             self._backoff.reset()
             return RestResponse(status, headers, body)
+
+    def _error(self, what: str) -> None:
+        self.errors += 1
+        self.last_error = what
 
     async def _failed(self, what: str, mutating: bool, failures: int) -> int:
         """A timeout, a lost connection or a 5xx: the request may have been executed, so one

@@ -158,6 +158,15 @@ class RateLimiter:
                 w.room(now, 1.0)
                 w.used += cost
 
+    def usage(self) -> dict[str, tuple[int, int, float]]:
+        """Window name -> (used, limit, seconds until it resets), now (metrics, health)."""
+        now = self._clock()
+        out = {}
+        for name, w in self.windows.items():
+            w.room(now, 1.0)
+            out[name] = (w.used, w.spec.limit, w.reset_in(now))
+        return out
+
     def observe(self, name: str, used: int) -> None:
         """The venue says ``used`` of window ``name`` is spent (it may count requests we do not
         see, from other processes on the same key)."""

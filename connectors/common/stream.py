@@ -108,6 +108,15 @@ class WsStream:
         if self._session is not None:
             await self._session.close()
 
+    async def reconnect(self) -> bool:
+        """Close the current connection: the stream connects again (and catches up, as after
+        any reconnect). False when it is not connected now (it is trying already)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        await ws.close()
+        return True
+
     async def send_str(self, data: str) -> None:
         ws = self._ws
         if ws is None or ws.closed:

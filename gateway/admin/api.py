@@ -34,6 +34,8 @@ missing or wrong token 401, each with ``{"error": "..."}``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -45,6 +47,12 @@ from aiohttp import web
 
 from connectors.base import VenueError
 from gateway.fix.message import fix_decimal
+from gateway.orders.model import order_from_json
+
+from . import dashboard, openapi, views
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .venues import VenueWatch, parts
+from .views import store_view
 
 if TYPE_CHECKING:
     from gateway.orders.manager import OrderManager
@@ -52,9 +60,15 @@ if TYPE_CHECKING:
     from gateway.positions.book import Positions
     from gateway.server.acceptor import Acceptor
 
+    from .metrics import Metrics
+
 log = logging.getLogger("fixgw.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC = frozenset({"/livez", "/readyz", "/metrics", "/openapi.json", "/", "/dashboard",
+                    "/dashboard.js"})
+"""Paths answered without the token: probes, the metrics, the API's description and the
+dashboard's page (whose data it asks for with the token the operator types in)."""
 MAX_BODY = 64 << 10
 MAX_JSON_DEPTH = 8
 """Deeper nesting is refused before it is parsed (no request of this API nests at all; the
@@ -106,8 +120,15 @@ class AdminServer:
         positions: Positions | None = None,
         balances: BalanceBook | None = None,
         mark: Callable[[str, str], Decimal | None] | None = None,
+        metrics: Metrics | None = None,
+        venues: VenueWatch | None = None,
+        store: Any = None,
     ) -> None:
         self._orders = orders
+        self.metrics = metrics
+        self.venues = venues if venues is not None else VenueWatch(orders.connectors, orders.down)
+        self.store = store
+        self._streams: set[web.StreamResponse] = set()
         self._balance_book = balances
         self._mark = mark
         self._positions = positions
@@ -120,6 +141,28 @@ class AdminServer:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth], client_max_size=MAX_BODY)
+        r = app.router
+        r.add_get("/livez", self._livez)
+        r.add_get("/readyz", self._readyz)
+        r.add_get("/metrics", self._metrics)
+        r.add_get("/openapi.json", self._openapi)
+        r.add_get("/", self._to_dashboard)
+        r.add_get("/dashboard", self._dashboard)
+        r.add_get("/dashboard.js", self._dashboard_js)
+        r.add_get("/events", self._events)
+        r.add_get("/sessions", self._get_sessions)
+        r.add_post("/sessions/{session}/logout", self._post_logout)
+        r.add_post("/sessions/{session}/disconnect", self._post_disconnect)
+        r.add_post("/sessions/{session}/sequence-numbers", self._post_seqnums)
+        r.add_post("/sessions/{session}/enable", self._post_enable)
+        r.add_post("/sessions/{session}/disable", self._post_disable)
+        r.add_get("/orders", self._get_orders)
+        r.add_post("/orders/cancel", self._post_cancel_matching)
+        r.add_get("/orders/{order_id}", self._get_order)
+        r.add_post("/orders/{order_id}/cancel", self._post_cancel_order)
+        r.add_get("/fills", self._get_fills)
+        r.add_get("/venues", self._get_venues)
+        r.add_post("/venues/{venue}/reconnect", self._post_reconnect)
         app.router.add_get("/kill-switch", self._get_kill_switch)
         app.router.add_post("/kill-switch", self._post_kill_switch)
         app.router.add_post("/sessions/hand-over", self._post_hand_over)
@@ -140,6 +183,8 @@ class AdminServer:
             await runner.cleanup()
             raise
         self._runner = runner
+        self.venues.start()
+        await self.venues.refresh()
         server = site._server  # noqa: SLF001 - aiohttp keeps the bound socket there
         assert server is not None
         sock = server.sockets[0]  # type: ignore[attr-defined]
@@ -148,12 +193,16 @@ class AdminServer:
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        for resp in list(self._streams):  # the dashboards' event streams end with the API
+            with contextlib.suppress(Exception):
+                await resp.write_eof()
+        await self.venues.stop()
         if runner is not None:
             await runner.cleanup()
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is not None:
+        if self._token is not None and request.path not in PUBLIC:
             given = request.headers.get("Authorization", "")
             scheme, _, token = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -225,8 +274,10 @@ class AdminServer:
         unknown = sorted(set(body) - {"scope", "engaged", "reason"})
         if unknown:
             return _error(400, f"unknown key(s): {', '.join(unknown)}")
-        log.warning("admin API: kill switch of %s %s by %s", scope,
-                    "engaged" if engaged else "released", request.remote)
+        who = request.headers.get("X-Operator", "").strip()[:64] or "an operator"
+        log.warning("admin API: %s from %s: kill switch of %s %s (why: %s)", who,
+                    request.remote, scope, "engaged" if engaged else "released",
+                    reason or "no reason given")
         try:
             cancelling = await self._orders.kill_switch(scope, engaged, reason[:200])
         except KeyError:
@@ -319,15 +370,297 @@ class AdminServer:
             "by_asset": {k: _plain(v) for k, v in sorted(by_asset.items())}})
 
     async def _health(self, _request: web.Request) -> web.Response:
+        """Every configured session (logged on or not), every venue's real state, the store
+        and the kill switch."""
         open_by_session: dict[str, int] = {}
         for o in self._orders.book.client_orders():
             if o.is_open:
                 open_by_session[o.session_id] = open_by_session.get(o.session_id, 0) + 1
-        sessions = {
-            sid: {"logged_on": on, "open_orders": open_by_session.get(sid, 0)}
-            for sid, on in sorted(self._acceptor.logged_on().items())
-        }
-        venues = {name: ("down: " + self._orders.down[name]) if name in self._orders.down
-                  else "up" for name in sorted(self._orders.connectors)}
-        return web.json_response({"sessions": sessions, "venues": venues,
+        sessions = {row["session"]: {**row, "open_orders": open_by_session.get(row["session"], 0)}
+                    for row in self._acceptor.sessions_state()}
+        venues = {n: v.as_json() for n, v in sorted(self.venues.states.items())}
+        store = store_view(self.store)
+        ready, why = self._readiness()
+        status = "ok" if ready and all(v["up"] for v in venues.values()) else (
+            "degraded" if ready else "down")
+        return web.json_response({"status": status, "why": why, "store": store,
+                                  "sessions": sessions, "venues": venues,
                                   "kill_switch": self._orders.kill_switches()})
+
+    # ---------------------------------------------------------------------------------------
+    # probes and metrics (no token)
+
+    def _readiness(self) -> tuple[bool, list[str]]:
+        why = []
+        if not getattr(self.store, "available", True):
+            why.append(f"store unavailable: {getattr(self.store, 'unavailable_reason', '')}")
+        states = self.venues.states
+        if states and not any(v.up for v in states.values()):
+            why.append("every venue is down: " + "; ".join(
+                f"{n}: {v.detail}" for n, v in sorted(states.items())))
+        return not why, why
+
+    async def _livez(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        """200 while the gateway can take orders: the store takes writes and a venue is up;
+        503 saying why otherwise (a load balancer's readiness probe)."""
+        ready, why = self._readiness()
+        return web.json_response({"ready": ready, "why": why}, status=200 if ready else 503)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        if self.metrics is None:
+            return _error(404, "no metrics here")
+        return web.Response(body=self.metrics.exposition(),
+                            headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def _openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(openapi.SPEC)
+
+    async def _to_dashboard(self, _request: web.Request) -> web.Response:
+        raise web.HTTPFound("/dashboard")
+
+    async def _dashboard(self, _request: web.Request) -> web.Response:
+        return web.Response(text=dashboard.page(), content_type="text/html",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Security-Policy": dashboard.CSP})
+
+    async def _dashboard_js(self, _request: web.Request) -> web.Response:
+        return web.Response(text=dashboard.script(), content_type="text/javascript",
+                            headers={"Cache-Control": "no-store"})
+
+    # ---------------------------------------------------------------------------------------
+    # what the dashboard and an operator read
+
+    def snapshot(self) -> dict[str, Any]:
+        fills = self.metrics.recent_fills if self.metrics is not None else ()
+        return views.snapshot(self._acceptor, self._orders, self.venues.states, fills,
+                              self.store)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: a ``snapshot`` of everything the dashboard shows, now and
+        every ``interval`` seconds (default 1) until the client goes."""
+        try:
+            interval = min(max(float(request.query.get("interval", "1")), 0.2), 60.0)
+        except ValueError:
+            return _error(400, "interval must be a number of seconds")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-store"})
+        await resp.prepare(request)
+        self._streams.add(resp)
+        try:
+            while self._runner is not None:
+                data = json.dumps(self.snapshot())
+                await resp.write(f"event: snapshot\ndata: {data}\n\n".encode())
+                await asyncio.sleep(interval)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams.discard(resp)
+        return resp
+
+    async def _get_sessions(self, _request: web.Request) -> web.Response:
+        return web.json_response({"sessions": self._acceptor.sessions_state()})
+
+    async def _get_orders(self, request: web.Request) -> web.Response:
+        q = request.query
+        unknown = sorted(set(q) - {"session", "account", "venue", "symbol", "state"})
+        if unknown:
+            return _error(400, f"unknown filter(s): {', '.join(unknown)}")
+        if q.get("state") not in (None, *views.ORDER_STATES):
+            return _error(400, f"state must be one of {', '.join(views.ORDER_STATES)}")
+        found = views.select_orders(self._orders.book.client_orders(), q)
+        return web.json_response({"orders": [views.order_view(o) for o in found]})
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        o = self._orders.book.orders.get(order_id)
+        if o is None:
+            snapshot = await self._orders.store.load_order(order_id)
+            if snapshot is None:
+                return _error(404, f"no order {order_id}")
+            o = order_from_json(snapshot)
+        return web.json_response(views.order_view(o))
+
+    async def _get_fills(self, _request: web.Request) -> web.Response:
+        fills = self.metrics.recent_fills if self.metrics is not None else ()
+        return web.json_response({"fills": [views.fill_view(f) for f in fills]})
+
+    async def _get_venues(self, _request: web.Request) -> web.Response:
+        states = await self.venues.refresh()
+        return web.json_response({"venues": {n: v.as_json() for n, v in sorted(states.items())}})
+
+    # ---------------------------------------------------------------------------------------
+    # changes: each needs a reason, and is logged with who asked and why
+
+    async def _change(self, request: web.Request, allowed: set[str],
+                      required: frozenset[str] = frozenset(),
+                      ) -> tuple[dict[str, Any], str] | web.Response:
+        """The body of a change (JSON object, keys in ``allowed``, ``reason`` required) and who
+        asked (the ``X-Operator`` header, else the address)."""
+        body = await self._json_object(request)
+        if isinstance(body, web.Response):
+            return body
+        unknown = sorted(set(body) - allowed - {"reason"})
+        if unknown:
+            return _error(400, f"unknown key(s): {', '.join(unknown)}")
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            return _error(400, "reason is required: say why (it is logged)")
+        missing = sorted(k for k in required if k not in body)
+        if missing:
+            return _error(400, f"missing: {', '.join(missing)}")
+        who = request.headers.get("X-Operator", "").strip()[:64] or "an operator"
+        return body, f"{who} from {request.remote}"
+
+    def _session_id(self, request: web.Request) -> str | web.Response:
+        """The session named in the path: its id, or a configured TargetCompID."""
+        name = request.match_info["session"]
+        rows = self._acceptor.sessions_state()
+        for row in rows:
+            if row["session"] == name:
+                return name
+        matches = [row["session"] for row in rows if row["target_comp_id"] == name]
+        if len(matches) == 1:
+            return str(matches[0])
+        return _error(404, f"no session {name!r}")
+
+    async def _post_logout(self, request: web.Request) -> web.Response:
+        sid = self._session_id(request)
+        if isinstance(sid, web.Response):
+            return sid
+        change = await self._change(request, set())
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        log.warning("admin API: %s: logout of %s (why: %s)", who, sid, body["reason"])
+        try:
+            await self._acceptor.logout_session(sid, f"logged out by an operator: "
+                                                     f"{body['reason']}")
+        except LookupError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"session": sid, "logging_out": True})
+
+    async def _post_disconnect(self, request: web.Request) -> web.Response:
+        sid = self._session_id(request)
+        if isinstance(sid, web.Response):
+            return sid
+        change = await self._change(request, set())
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        log.warning("admin API: %s: disconnect of %s (why: %s)", who, sid, body["reason"])
+        try:
+            self._acceptor.disconnect_session(sid, f"disconnected by an operator: "
+                                                   f"{body['reason']}")
+        except LookupError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"session": sid, "disconnected": True})
+
+    async def _post_seqnums(self, request: web.Request) -> web.Response:
+        """Set the next sequence numbers; the body must repeat the session id in ``confirm``
+        (a mistyped number desynchronises the client)."""
+        sid = self._session_id(request)
+        if isinstance(sid, web.Response):
+            return sid
+        change = await self._change(request, {"next_sender_seq", "next_target_seq", "confirm"})
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        numbers = {k: body.get(k) for k in ("next_sender_seq", "next_target_seq")}
+        if all(v is None for v in numbers.values()):
+            return _error(400, "give next_sender_seq and/or next_target_seq")
+        for k, v in numbers.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                return _error(400, f"{k} must be a whole number of at least 1")
+        if body.get("confirm") != sid:
+            return _error(409, f"confirm: repeat the session id ({sid!r}) in \"confirm\" to set "
+                               "its sequence numbers (the client must expect the same)")
+        log.warning("admin API: %s: sequence numbers of %s set to %s (why: %s)", who, sid,
+                    numbers, body["reason"])
+        try:
+            sender, target = await self._acceptor.set_sequence_numbers(
+                sid, numbers["next_sender_seq"], numbers["next_target_seq"])
+        except RuntimeError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"session": sid, "next_sender_seq": sender,
+                                  "next_target_seq": target})
+
+    async def _enable(self, request: web.Request, enabled: bool) -> web.Response:
+        sid = self._session_id(request)
+        if isinstance(sid, web.Response):
+            return sid
+        change = await self._change(request, set())
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        log.warning("admin API: %s: session %s %s (why: %s)", who, sid,
+                    "enabled" if enabled else "disabled", body["reason"])
+        await self._acceptor.set_enabled(sid, enabled, body["reason"])
+        return web.json_response({"session": sid, "enabled": enabled})
+
+    async def _post_enable(self, request: web.Request) -> web.Response:
+        return await self._enable(request, True)
+
+    async def _post_disable(self, request: web.Request) -> web.Response:
+        return await self._enable(request, False)
+
+    async def _post_cancel_order(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        change = await self._change(request, set())
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        o = self._orders.book.orders.get(order_id)
+        if o is None or o.parent_id is not None:
+            if o is None and await self._orders.store.load_order(order_id) is not None:
+                return _error(409, f"order {order_id} is not open")
+            return _error(404, f"no open client order {order_id}")
+        if not o.is_open:
+            return _error(409, f"order {order_id} is {o.status.name.lower()}")
+        log.warning("admin API: %s: cancel of order %s (%s, ClOrdID %s) (why: %s)", who,
+                    order_id, o.session_id, o.cl_ord_id, body["reason"])
+        self._orders.cancels.cancel([o], f"canceled by an operator: {body['reason']}")
+        return web.json_response({"order_id": order_id, "cancelling": True})
+
+    async def _post_cancel_matching(self, request: web.Request) -> web.Response:
+        """Cancel every open order that matches ``session``, ``account``, ``venue``, ``symbol``
+        (at least one, or ``"all": true``); ``confirm`` must be the number of orders that
+        match (``GET /orders`` with the same filters tells it)."""
+        filters = {"session", "account", "venue", "symbol"}
+        change = await self._change(request, filters | {"all", "confirm"})
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        q = {k: body[k] for k in filters if k in body}
+        if any(not isinstance(v, str) for v in q.values()):
+            return _error(400, "filters are strings")
+        if not q and body.get("all") is not True:
+            return _error(400, 'give a filter (session, account, venue, symbol) or "all": true')
+        found = views.select_orders((o for o in self._orders.book.client_orders() if o.is_open),
+                                    q)
+        if body.get("confirm") != len(found):
+            return _error(409, f"{len(found)} open orders match: repeat with \"confirm\": "
+                               f"{len(found)} to cancel them")
+        log.warning("admin API: %s: cancel of %d orders matching %s (why: %s)", who,
+                    len(found), q or "all", body["reason"])
+        self._orders.cancels.cancel(found, f"canceled by an operator: {body['reason']}")
+        return web.json_response({"cancelling": len(found),
+                                  "orders": [o.order_id for o in found]})
+
+    async def _post_reconnect(self, request: web.Request) -> web.Response:
+        venue = request.match_info["venue"]
+        conn = self._orders.connectors.get(venue)
+        if conn is None:
+            return _error(404, f"no venue {venue}")
+        change = await self._change(request, set())
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        streams = parts(conn)[0]
+        if not streams:
+            return _error(409, f"venue {venue} has no connection of its own to renew")
+        log.warning("admin API: %s: reconnect of venue %s (why: %s)", who, venue, body["reason"])
+        closed = [await st.reconnect() for st in streams]
+        return web.json_response({"venue": venue, "reconnecting": sum(closed)})

@@ -101,6 +101,8 @@ class OrderManager:
         self._serving: set[str] = set(policies)
         """The sessions this node serves (all, unless another node shares the store)."""
         self._consumers: list[asyncio.Task[None]] = []
+        self.closed_listeners: list[Callable[[Order], None]] = []
+        """Told of every client order that ends (the metrics)."""
         self.tasks = Tasks()
         self.book = OrderBook()
         self.recorder = Recorder(store, self.book, self._sessions, self.tasks, clock=clock,
@@ -175,6 +177,8 @@ class OrderManager:
 
     def _closed(self, o: Order) -> None:
         self.risk.closed(o.session_id, o.account)
+        for listener in self.closed_listeners:
+            listener(o)
 
     # the cluster's hooks (gateway.cluster)
 

@@ -110,6 +110,9 @@ class Recorder:
         self._drain_lock = asyncio.Lock()
         self._replay_due: asyncio.Task[None] | None = None
         self._carry: list[OrderAppend] = []
+        self.timing: Callable[[str, str, float], None] | None = None
+        """Told ("report", venue, seconds) from an event recorded to its ExecutionReport
+        committed (and handed to the socket next): the metrics."""
         self.fill_listeners: list[Callable[[Order, FillRecord], None]] = []
         """Told of every fill as it is applied to its order (positions count them)."""
         self._carried: asyncio.Future[None] | None = None
@@ -202,7 +205,13 @@ class Recorder:
         if not o.is_open and self.book.remove(o) and not child:
             self._closed(o)
         if not child:
-            return self._store_and_tell(ev, o, fill, told)
+            stored = self._store_and_tell(ev, o, fill, told)
+            timing = self.timing
+            if timing is not None and told is not None:
+                t0 = time.monotonic()
+                stored.add_done_callback(
+                    lambda _f: timing("report", o.venue, time.monotonic() - t0))
+            return stored
         parent = self.book.orders.get(o.parent_id or "")
         if parent is None:
             log.error("%s: event %s of a child order whose parent %s is not open here",

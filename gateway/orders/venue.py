@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,9 @@ class VenueSide:
         self.shared: Callable[[], bool] = lambda: False
         """Whether another gateway node may trade the same venue accounts now (then a venue's
         bulk cancel, which cancels every order of the account, is never used)."""
+        self.timing: Callable[[str, str, float], None] | None = None
+        """Told (kind, venue, seconds) of ``order_to_venue`` (an order's intent stored to its
+        venue call) and ``place`` (the venue call until its answer): the metrics."""
         self.resolved: Callable[[Order], None] = lambda o: None
         """Called when an order's pending cancel or replace is resolved and the order is open
         (a cancel the gateway decided meanwhile is carried out then)."""
@@ -143,6 +147,10 @@ class VenueSide:
                                            ord_rej_reason=fixmap.ORD_REJ_OTHER))
             return
         conn = self.connectors[o.venue]
+        timing = self.timing
+        if timing is not None:
+            timing("order_to_venue", o.venue, max(time.time_ns() - o.created_ns, 0) / 1e9)
+        started = time.monotonic()
         try:
             ack = await conn.place(venue_request(o, o.venue_client_order_id,
                                                  o.quantity - o.cum_qty))
@@ -154,6 +162,8 @@ class VenueSide:
             log.warning("%s: place at %s is ambiguous (%s): querying", o.order_id, conn.name, exc)
             await self.resolve_ambiguous(o, conn)
         else:
+            if timing is not None:
+                timing("place", o.venue, time.monotonic() - started)
             self.accepted(o, ack.venue_order_id)
 
     # ---------------------------------------------------------------------------------------

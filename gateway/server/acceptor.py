@@ -17,6 +17,8 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.session import AuthenticationRequired, Session, SessionID
@@ -157,6 +159,8 @@ class Acceptor:
         self.logon_throttle = LogonThrottle()
         self.traffic = Traffic()
         """What crosses each session, counted (metrics, health) and its refusals logged."""
+        self.disabled: dict[str, str] = {}
+        """Sessions an operator disabled -> why: their Logons are refused."""
         self.outages = 0
         self.store_down: str | None = None
         """Why Logons are answered with a Logout (the store is down, or its outage is being
@@ -243,6 +247,94 @@ class Acceptor:
         self.store_down = why
         for conn in list(self._connections):
             conn.abort(why)
+
+    # ------------------------------------------------------------------------------------------
+    # what an operator sees and does (the admin API)
+
+    def _handle_of(self, session_id: str) -> SessionHandle:
+        for sid, h in self._handles.items():
+            if str(sid) == session_id:
+                return h
+        raise KeyError(session_id)
+
+    def sessions_state(self) -> list[dict[str, Any]]:
+        """Every configured session (and each made from a template since the start), logged
+        on or not: its sequence numbers, connection and counts."""
+        out = []
+        for sid in sorted(self._defs, key=str):
+            key = str(sid)
+            h = self._handles.get(sid)
+            st = self.traffic.sessions.get(key)
+            session = h.session if h is not None else None
+            out.append({
+                "session": key, "target_comp_id": sid.target_comp_id,
+                "begin_string": sid.begin_string,
+                "logged_on": bool(session is not None and session.is_logged_on),
+                "connected": h is not None and h.connection is not None,
+                "peer": h.peer if h is not None and h.connection is not None else None,
+                "enabled": key not in self.disabled,
+                "disabled_because": self.disabled.get(key),
+                "next_sender_seq": session.next_sender if session is not None else 1,
+                "next_target_seq": session.next_target if session is not None else 1,
+                "last_logon": _iso(st.last_logon_ns) if st is not None else None,
+                "last_disconnect": _iso(st.last_disconnect_ns) if st is not None else None,
+                "last_disconnect_reason": st.last_disconnect_reason if st is not None else "",
+                "logons": st.logons if st is not None else 0,
+                "messages_in": sum(st.messages_in.values()) if st is not None else 0,
+                "messages_out": sum(st.messages_out.values()) if st is not None else 0,
+                "rejects": st.rejects_total if st is not None else 0,
+            })
+        return out
+
+    async def logout_session(self, session_id: str, why: str) -> None:
+        """Log ``session_id`` out (a Logout saying ``why``; the connection closes after the
+        client's answer or the logout timeout). KeyError: no such session; LookupError: it is
+        not logged on."""
+        h = self._handle_of(session_id)
+        if not h.session.is_logged_on:
+            raise LookupError(f"{session_id} is not logged on")
+        now = self.clock()
+        h.session.logout(now, why[:200])
+        h.dispatch(now)
+        await h.flush()
+
+    def disconnect_session(self, session_id: str, why: str) -> None:
+        """Drop ``session_id``'s connection at once (no Logout). KeyError: no such session;
+        LookupError: it is not connected."""
+        h = self._handle_of(session_id)
+        conn = h.connection
+        if conn is None:
+            raise LookupError(f"{session_id} is not connected")
+        conn.abort(why)
+
+    async def set_sequence_numbers(self, session_id: str, next_sender: int | None,
+                                   next_target: int | None) -> tuple[int, int]:
+        """Set the next MsgSeqNum the gateway sends and the one it expects, stored at once;
+        only while the session is not connected (the numbers of a live session move). Returns
+        the numbers now. KeyError: no such session; RuntimeError: it is connected."""
+        h = self._handle_of(session_id)
+        if h.connection is not None:
+            raise RuntimeError(f"{session_id} is connected: log it out first")
+        s = h.session
+        sender = s.next_sender if next_sender is None else next_sender
+        target = s.next_target if next_target is None else next_target
+        await h.reload(sender, target, h.period_start)
+        await h.save_seq()
+        return s.next_sender, s.next_target
+
+    async def set_enabled(self, session_id: str, enabled: bool, why: str) -> None:
+        """A disabled session's Logons are refused (the connection is closed, saying why in
+        the log); disabling a logged-on session logs it out. Until enabled again, or the
+        gateway restarts."""
+        h = self._handle_of(session_id)
+        if enabled:
+            self.disabled.pop(session_id, None)
+            return
+        self.disabled[session_id] = why
+        if h.session.is_logged_on:
+            await self.logout_session(session_id, f"session disabled: {why}")
+        elif h.connection is not None:
+            h.connection.abort(f"session disabled: {why}")
 
     def logged_on(self) -> dict[str, bool]:
         """Every session known so far (configured, or made from a template) -> logged on."""
@@ -338,6 +430,14 @@ class Acceptor:
         h = self._handles.get(sid)
         if h is not None:
             await h.flush()
+
+
+def _iso(ns: int | None) -> str | None:
+    """UTC ISO 8601 of a time in ns since the epoch."""
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
 
 
 class Connection:
@@ -537,6 +637,10 @@ class Connection:
             if ip is None or not any(ip in net for net in d.allowed_networks):
                 self.abort(f"{sid}: address {self.peer_ip} not allowed")
                 return False
+        if str(sid) in self.acceptor.disabled:
+            self.abort(f"{sid}: Logon refused: the session is disabled "
+                       f"({self.acceptor.disabled[str(sid)]})")
+            return False
         now = self.acceptor.clock()
         if not d.schedule.is_session_time(now):
             self.abort(f"{sid}: Logon outside of the session schedule")

@@ -236,6 +236,8 @@ class Writer:
         self._started: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._batches = 0
+        self.on_commit: Callable[[float], None] | None = None
+        """Told the seconds of each commit, on the writer's thread (the metrics)."""
         self._requests = 0
         self._largest_batch = 0
         self._statements: dict[Any, Any] = {}
@@ -602,6 +604,7 @@ class Writer:
 
     def _transaction(self, batch: list[Request]) -> list[Outcome]:
         """Apply ``batch`` in one transaction and commit it (raises if it was rolled back)."""
+        started = time.monotonic()
         conn = self._connect()
         if any(request.reads for request in batch):
             with conn.begin():  # reads go through SQLAlchemy: its transaction
@@ -625,6 +628,9 @@ class Writer:
                 raise
         self._batches += 1
         tx.committed()
+        observe = self.on_commit
+        if observe is not None:
+            observe(time.monotonic() - started)
         return outcomes
 
     def _apply(self, conn: Connection, batch: list[Request]) -> tuple[list[Outcome], Tx]:
