@@ -15,7 +15,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -70,6 +70,7 @@ from gateway.server.ports import Application, SessionStorePort
 from gateway.store.records import FillRecord
 
 if TYPE_CHECKING:
+    from gateway.admin.alerts import AlertMonitor
     from gateway.admin.api import AdminServer
     from gateway.admin.metrics import Metrics
 
@@ -317,6 +318,8 @@ class Gateway:
     fenced: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when another process has taken this node's place: the gateway must stop."""
     fenced_reason: str = ""
+    alerts: AlertMonitor | None = None
+    """The alerts of ``[alerts]`` (None: none configured)."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _reconciling: asyncio.Task[None] | None = None
 
@@ -363,6 +366,12 @@ class Gateway:
         self.watch_store()
         if self.admin is not None:
             self.admin_address = await self.admin.start()
+        if self.alerts is not None:
+            listen = getattr(self.store, "add_availability_listener", None)
+            if listen is not None:
+                listen(self.alerts.store_changed)
+            self.alerts.venues.start()
+            self.alerts.start()
         return address
 
     async def _reconcile_now_and_then(self) -> None:
@@ -453,6 +462,9 @@ class Gateway:
         self.fenced.set()
 
     async def stop(self) -> None:
+        if self.alerts is not None:
+            await self.alerts.stop()
+            await self.alerts.venues.stop()
         if self.admin is not None:
             await self.admin.stop()
         await self.acceptor.stop()
@@ -648,8 +660,11 @@ def build_gateway(
         journal=SeqJournal(journal_dir) if journal_dir is not None else None,
     )
     admin = None
+    monitor = None
     if cfg.admin is not None and orders is None:
         log.warning("[admin] is ignored: the admin API needs the order path ([[venue]] entries)")
+    if cfg.alerts is not None and orders is None:
+        log.warning("[alerts] is ignored: the alerts watch the order path ([[venue]] entries)")
     if orders is not None:
         orders.bind(acceptor.flush)
         assert market_data is not None  # made with the order path
@@ -662,8 +677,11 @@ def build_gateway(
                                 token=admin_token(a.token_env), positions=positions,
                                 balances=balances, mark=services.mark, store=store)
             admin.metrics = _metrics(admin, acceptor, orders, store)
+        if cfg.alerts is not None:
+            monitor = _alerts(cfg, acceptor, orders, admin, reconciler)
     gateway = Gateway(cfg, store, acceptor, orders, admin, market_data, positions,
                       reconciler, cfg.gateway.reconcile_interval, balances=balances)
+    gateway.alerts = monitor
     if admin is not None:
         admin.hand_over = gateway.hand_over
     if isinstance(store, NodeStore):
@@ -686,6 +704,39 @@ def _metrics(admin: AdminServer, acceptor: Acceptor, orders: OrderManager,
     if writer is not None and hasattr(writer, "on_commit"):
         writer.on_commit = metrics.commit
     return metrics
+
+
+def _alerts(cfg: Config, acceptor: Acceptor, orders: OrderManager, admin: AdminServer | None,
+            reconciler: Reconciler | None) -> AlertMonitor:
+    """The alerts of ``[alerts]``, watching what the admin API watches (or a watch of their
+    own without it)."""
+    from gateway.admin.alerts import AlertMonitor, Alerts
+    from gateway.admin.venues import VenueWatch
+
+    c = cfg.alerts
+    assert c is not None
+    venues = admin.venues if admin is not None else VenueWatch(orders.connectors, orders.down)
+    monitor = AlertMonitor(
+        Alerts(c.webhooks, node=cfg.gateway.node or os.uname().nodename, timeout=c.timeout,
+               repeat_after=c.repeat_after),
+        acceptor, orders, venues, reject_rate=c.reject_rate, latency=c.latency)
+    for part in (orders.venue, orders.recorder):
+        part.timing = _both(part.timing, monitor.timing)
+    if reconciler is not None:
+        reconciler.alerts.append(monitor.position_adjusted)
+    return monitor
+
+
+def _both(first: Callable[[str, str, float], None] | None,
+          second: Callable[[str, str, float], None]) -> Callable[[str, str, float], None]:
+    if first is None:
+        return second
+
+    def both(kind: str, venue: str, seconds: float) -> None:
+        first(kind, venue, seconds)
+        second(kind, venue, seconds)
+
+    return both
 
 
 def _store_dir(url: str) -> Path | None:

@@ -299,9 +299,33 @@ class AdminConfig(_Strict):
         return self
 
 
+class AlertsConfig(_Strict):
+    """Alerts (gateway.admin.alerts): an ERROR line in the log, and a JSON POST to each
+    webhook (Slack-compatible: ``{"text": ...}``)."""
+
+    webhooks: list[str] = []
+    """URLs (http or https) the alerts are POSTed to; none: the log only."""
+    reject_rate: float = Field(default=0.0, ge=0)
+    """Rejects a minute of one session over which an alert fires (0: none)."""
+    latency: float = Field(default=0.0, ge=0)
+    """Seconds a venue call or a report may take before an alert fires (0: none)."""
+    repeat_after: float = Field(default=600.0, gt=0)
+    """An alert still firing is said again after this many seconds."""
+    timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("webhooks")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError("a webhook is an http:// or https:// URL")
+        return v
+
+
 class Config(_Strict):
     gateway: GatewayConfig = GatewayConfig()
     admin: AdminConfig | None = None
+    alerts: AlertsConfig | None = None
     session: list[SessionConfig] = []
     template: list[TemplateConfig] = []
     venue: list[VenueConfig] = []

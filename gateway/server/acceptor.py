@@ -490,10 +490,12 @@ class Connection:
             return
         h.connection = None
         now = self.acceptor.clock()
+        dropped = h.session.is_logged_on and not h.session.sent_logout
         h.session.connection_lost(now)
         h.note(f"Disconnected ({self._close_reason or 'peer closed'})", now)
         self.acceptor.traffic.disconnected(h.sid_str, self.peer,
-                                           self._close_reason or "closed by the client")
+                                           self._close_reason or "closed by the client",
+                                           dropped)
         h.dispatch(now)
 
     def write_now(self, data: bytes) -> None:

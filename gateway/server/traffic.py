@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.fix.codec import GarbledMessage, split_fields
@@ -74,6 +75,9 @@ class SessionStats:
 class Traffic:
     def __init__(self) -> None:
         self.sessions: dict[str, SessionStats] = {}
+        self.listeners: list[Callable[[str, str, str], None]] = []
+        """Told ("logon", session, peer) and ("dropped", session, why): a logged-on session
+        whose connection ended without a Logout (the alerts)."""
 
     def of(self, sid: str) -> SessionStats:
         st = self.sessions.get(sid)
@@ -98,16 +102,28 @@ class Traffic:
         st.last_logon_ns = time.time_ns()
         st.peer = peer
         log.info("%s: logged on from %s", sid, peer or "?")
+        self._tell("logon", sid, peer or "?")
 
     def logged_out(self, sid: str, reason: str, text: str | None) -> None:
         log.info("%s: logged out (%s%s)", sid, reason, f": {text}" if text else "")
 
-    def disconnected(self, sid: str, peer: str | None, reason: str) -> None:
+    def disconnected(self, sid: str, peer: str | None, reason: str, dropped: bool = False
+                     ) -> None:
+        """The session's connection ended; ``dropped``: while logged on, without a Logout."""
         st = self.of(sid)
         st.disconnects += 1
         st.last_disconnect_ns = time.time_ns()
         st.last_disconnect_reason = reason
         log.info("%s: disconnected from %s (%s)", sid, peer or "?", reason)
+        if dropped:
+            self._tell("dropped", sid, reason)
+
+    def _tell(self, event: str, sid: str, detail: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, sid, detail)
+            except Exception:
+                log.exception("a listener of %s failed", event)
 
     @staticmethod
     def _reject(sid: str, st: SessionStats, mt: bytes, data: bytes) -> None:

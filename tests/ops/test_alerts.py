@@ -1,0 +1,173 @@
+"""Alerts: an ERROR line and a JSON POST (Slack-compatible) to a webhook, here a receiver on a
+loopback port the test starts and stops; each alert said once while it fires, and its end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from orders.support import OrderClient, config, resting, session, sid
+from server.harness import run
+
+from gateway.app import Gateway, build_gateway
+from gateway.config import AlertsConfig
+from gateway.store.records import PositionAdjustment
+from gateway.store.store import SessionStore
+
+from .test_admin_ops import call
+
+TOKEN_ENV = "FIXGW_TEST_ADMIN_TOKEN"
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "0ps-t0ken")
+
+
+@asynccontextmanager
+async def receiver() -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
+    """A webhook on a free loopback port: what it is POSTed, in a queue."""
+    got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def hook(request: web.Request) -> web.Response:
+        got.put_nowait(await request.json())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hooks/T0/B0/secret", hook)
+    runner = web.AppRunner(app, access_log=None)  # (its own log would show the URL)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        yield f"http://127.0.0.1:{port}/hooks/T0/B0/secret", got
+    finally:
+        await runner.cleanup()
+
+
+_skipped: list[dict[str, Any]] = []
+
+
+async def next_alert(got: asyncio.Queue[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The next alert of ``key`` the webhook received (those of other keys kept, in order)."""
+    for a in _skipped:
+        if a["alert"] == key:
+            _skipped.remove(a)
+            return a
+    while True:
+        a = await asyncio.wait_for(got.get(), 5)
+        if a["alert"] == key:
+            return a
+        _skipped.append(a)
+
+
+def test_alerts_reach_the_webhook_once_and_their_end_too(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        async with receiver() as (url, got):
+            cfg = config([session("CLIENT1")], admin={"host": "127.0.0.1", "port": 0,
+                                                      "token_env": TOKEN_ENV})
+            cfg = cfg.model_copy(update={"alerts": AlertsConfig(
+                webhooks=[url], reject_rate=2, latency=0.000001, repeat_after=600)})
+            gw: Gateway = build_gateway(cfg, store)
+            host, port = await gw.start()
+            monitor = gw.alerts
+            assert monitor is not None
+            try:
+                c = await OrderClient.connect(host, port, sender="CLIENT1")
+                await c.logon(reset=True)
+                # the kill switch: engaged, then released
+                await resting(c, "a")
+                await call(gw, "POST", "/kill-switch", {"scope": sid(), "engaged": True,
+                                                        "reason": "desk limit"})
+                await c.er(t11="a", t39="4")
+                monitor.check()
+                a = await next_alert(got, f"kill-switch:{sid()}")
+                assert a["state"] == "firing" and "engaged: desk limit" in a["text"], a
+                assert a["text"].startswith(":rotating_light: fixgw ")
+                await call(gw, "POST", "/kill-switch", {"scope": sid(), "engaged": False})
+                monitor.check()
+                a = await next_alert(got, f"kill-switch:{sid()}")
+                assert a["state"] == "resolved"
+                # latency over the threshold (a venue call took more than a microsecond)
+                monitor.check()
+                a = await next_alert(got, "latency:place")
+                assert a["state"] == "firing" and "at paper" in a["text"], a
+                # rejects over 2 a minute: one alert, however often it is looked at
+                for i in range(3):
+                    await c.cancel(f"x{i}", "never")
+                    await c.expect("9", t11=f"x{i}")
+                monitor.check()
+                a = await next_alert(got, f"rejects:{sid()}")
+                assert "3 rejects in the last minute" in a["text"], a
+                sent = monitor.alerts.sent
+                monitor.check()
+                await monitor.alerts.flush()
+                assert monitor.alerts.sent == sent  # (latency: nothing new was timed)
+                # the venue down, then up
+                gw.orders.connectors["paper"].update_faults(unavailable=True)  # type: ignore
+                await monitor.venues.refresh()
+                a = await next_alert(got, "venue:paper")
+                assert a["state"] == "firing" and "venue paper is down" in a["text"], a
+                gw.orders.connectors["paper"].update_faults(unavailable=False)  # type: ignore
+                await monitor.venues.refresh()
+                assert (await next_alert(got, "venue:paper"))["state"] == "resolved"
+                # the session dropped without a Logout; back again
+                await c.close()
+                a = await next_alert(got, f"session:{sid()}")
+                assert a["state"] == "firing" and "dropped without a Logout" in a["text"]
+                c = await OrderClient.connect(host, port, sender="CLIENT1")
+                await c.logon(reset=True)
+                assert (await next_alert(got, f"session:{sid()}"))["state"] == "resolved"
+                await c.close()
+                # the store, and a position the venue holds otherwise
+                monitor.store_changed(False, "disk full")
+                a = await next_alert(got, "store")
+                assert "the store is unavailable: disk full" in a["text"]
+                monitor.position_adjusted(PositionAdjustment(
+                    "paper", "BTC/USDT:USDT", 1, Decimal("1"), Decimal("1.5"), Decimal("0.5"),
+                    "venue"))
+                a = await next_alert(got, "reconcile:paper:BTC/USDT:USDT")
+                assert "the venue holds 1.5, the fills made 1" in a["text"], a
+            finally:
+                await gw.stop()
+                await store.close()
+            left = [got.get_nowait() for _ in range(got.qsize())] + _skipped
+            # what else fired: the other latencies, the sessions ended by the stop
+            assert {a["alert"] for a in left} <= {"latency:order_to_venue", "latency:report",
+                                                  f"session:{sid()}"}, left
+    run(body())
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR
+              and r.name == "fixgw.alerts"]
+    assert any(m.startswith(f"ALERT kill-switch:{sid()}: kill switch") for m in errors), errors
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/hooks/T0/B0/secret" not in said  # a webhook's URL is its secret
+
+
+def test_a_failing_webhook_is_logged_without_its_address(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        from gateway.admin.alerts import Alerts
+        alerts = Alerts(["http://127.0.0.1:1/hooks/secret-path"], timeout=2)
+        assert alerts.fire("k", "something")
+        assert not alerts.fire("k", "something")  # deduplicated
+        await alerts.flush()
+        assert (alerts.sent, alerts.failed) == (0, 1)
+        assert alerts.resolve("k", "over") and not alerts.resolve("k", "over")
+        await alerts.close()
+    caplog.set_level(logging.WARNING)
+    run(body())
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "alert webhook at 127.0.0.1 failed" in said and "secret-path" not in said
