@@ -16,8 +16,8 @@ fi
 extras=""
 for a in "$@"; do
   case "$a" in
-    --dev) extras="${extras:+$extras,}dev" ;;
-    --interop) extras="${extras:+$extras,}dev" ; want_interop=1 ;;
+    --dev) extras="${extras:+$extras,}dev" ; want_browser=1 ;;
+    --interop) extras="${extras:+$extras,}dev" ; want_interop=1 ; want_browser=1 ;;
   esac
 done
 stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-${extras:-base}"
@@ -40,4 +40,14 @@ if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev
     .venv/bin/python -m pip wheel -q --no-deps -w "$cache" "quickfix>=1.15.1"
   fi
   .venv/bin/python -m pip install -q --no-index --find-links "$cache" quickfix
+fi
+if [ "${want_browser:-0}" = 1 ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  # the dashboard's tests drive Debian's headless Chromium (tests/ops/test_dashboard.py)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver (the dashboard's browser tests)..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        chromium chromium-driver >/dev/null; } || echo "chromium could not be installed" >&2
+  else
+    echo "no chromium/chromedriver: the dashboard's browser tests will be skipped" >&2
+  fi
 fi
