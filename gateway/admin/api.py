@@ -1,6 +1,12 @@
-"""The HTTP admin API: the kill switch and the gateway's health, for operators and risk desks.
+"""The HTTP admin API: health, metrics, the dashboard, sessions, orders, venues and the kill
+switch, for operators and risk desks (the README's "Operating fixgw" lists every endpoint;
+``GET /openapi.json`` describes them, :mod:`.openapi`).
 
-Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. JSON in and out:
+Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. ``/livez``,
+``/readyz``, ``/metrics``, ``/openapi.json`` and the dashboard's page answer without the token.
+Every change (a session logged out, disconnected, renumbered, disabled; an order cancelled; a
+venue reconnected; the kill switch) needs a reason and is logged with who asked and why. JSON in
+and out:
 
 * ``GET /kill-switch`` -> ``{"engaged": {scope: reason}}``: a scope is a session id
   (``FIX.4.4:GATEWAY->CLIENT1``) or ``*`` (every session).
