@@ -9,10 +9,10 @@ installs them as root); with ``REQUIRE_BROWSER=1`` (CI) that fails instead."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,28 +77,6 @@ def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
     def text(css: str) -> str:
         return str(driver.find_element(By.CSS_SELECTOR, css).text)
 
-    def in_browser(steps: Any) -> Any:
-        """Run the blocking selenium steps in a thread, so the gateway's loop goes on."""
-        out: dict[str, Any] = {}
-
-        def go() -> None:
-            try:
-                out["value"] = steps()
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the test's side
-                out["error"] = exc
-
-        t = threading.Thread(target=go)
-        t.start()
-        return t, out
-
-    async def finish(t: threading.Thread, out: dict[str, Any]) -> Any:
-        import asyncio
-        while t.is_alive():
-            await asyncio.sleep(0.05)  # (the browser works in its thread meanwhile)
-        if "error" in out:
-            raise out["error"]
-        return out.get("value")
-
     async def body() -> None:
         admin = {"host": "127.0.0.1", "port": 0, "token_env": TOKEN_ENV}
         sessions = [session("CLIENT1"), session("CLIENT50", "FIXT.1.1")]
@@ -136,7 +114,7 @@ def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
                 assert "released" in text("#kill-state")
                 driver.save_screenshot(str(tmp_path / "dashboard.png"))
 
-            await finish(*in_browser(sign_in_and_look))
+            await asyncio.to_thread(sign_in_and_look)  # (the gateway's loop goes on)
             # live: a new order shows up without a reload
             await resting(c, "rest-3")
 
@@ -151,7 +129,7 @@ def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
                 wait_for(lambda d: "ENGAGED" in text("#kill-state"), "the kill switch shown")
                 assert "desk limit" in text("#kill-state")
 
-            await finish(*in_browser(sees_the_new_order_then_kills))
+            await asyncio.to_thread(sees_the_new_order_then_kills)  # (the gateway's loop goes on)
             done = [await c.er(t39="4") for _ in range(3)]
             assert all(m[58].startswith("kill switch: desk limit") for m in done), done
             assert r.orders.kill_switches() == {sid(): "desk limit"}
@@ -163,7 +141,7 @@ def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
                 driver.find_element(By.ID, "confirm-yes").click()
                 wait_for(lambda d: "released" in text("#kill-state"), "released")
 
-            await finish(*in_browser(release))
+            await asyncio.to_thread(release)  # (the gateway's loop goes on)
             assert r.orders.kill_switches() == {}
     run(body())
     shot = tmp_path / "dashboard.png"
