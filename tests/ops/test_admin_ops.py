@@ -244,3 +244,60 @@ def test_the_openapi_description_names_every_route(tmp_path: Path) -> None:
             assert not undocumented, undocumented
             assert spec == openapi.SPEC
     run(body())
+
+
+def test_a_dead_exchange_is_down_at_once_and_up_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The health and the metrics tell a venue down as soon as its emulator dies (the private
+    stream drops, REST cannot connect), not once orders are refused; and up when it is back."""
+    from orders.test_exchange_venues import CREDS, emulated, venue_entry
+
+    monkeypatch.setenv("E2E_API_KEY", CREDS.api_key)
+    monkeypatch.setenv("E2E_API_SECRET", CREDS.secret)
+    monkeypatch.setenv("E2E_API_PASSPHRASE", CREDS.passphrase or "")
+
+    async def body() -> None:
+        async with emulated("binance") as emu:
+            venues = [venue_entry("binance", emu), {"name": "paper", "tick_interval": 3600}]
+            async with running(tmp_path, [session("CLIENT1", default_venue="binance",
+                                                  venues=["binance", "paper"])], venues,
+                               admin=ADMIN) as r:
+                watch = r.gw.admin.venues  # type: ignore[union-attr]
+                state = (await watch.refresh())["binance"]
+                assert state.up and state.stream_connected and state.rest_reachable, state
+                assert state.rate_limits, state  # Binance's weight and order windows
+                port = emu.port
+                await emu.stop()  # the exchange dies
+
+                async def down() -> bool:
+                    st = (await watch.refresh())["binance"]
+                    return not st.up
+
+                await _within(down, 5.0)
+                _, health = await call(r.gw, "GET", "/health")
+                b = health["venues"]["binance"]
+                assert b["up"] is False and b["stream"]["connected"] is False, b
+                assert health["status"] == "degraded"  # paper still takes orders
+                _, text = await call(r.gw, "GET", "/metrics", token=None)
+                assert metric(text, "fixgw_venue_up", venue="binance") == 0
+                assert metric(text, "fixgw_venue_stream_connected", venue="binance") == 0
+                await emu.start(port)  # back on the same address
+
+                async def up() -> bool:
+                    st = (await watch.refresh())["binance"]
+                    return st.up
+
+                await _within(up, 15.0)
+                _, text = await call(r.gw, "GET", "/metrics", token=None)
+                assert metric(text, "fixgw_venue_stream_reconnects_total", venue="binance") >= 1
+    run(body())
+
+
+async def _within(cond: Any, seconds: float) -> None:
+    """A bounded poll of a state that has no event to wait on."""
+    import asyncio
+    import time
+    deadline = time.monotonic() + seconds
+    while not await cond():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.1)

@@ -124,11 +124,12 @@ def test_order_ids_go_on_from_the_last_one_across_restarts(tmp_path: Path) -> No
 def test_logons_logouts_disconnects_and_rejects_are_said_at_info(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, "fixgw.orders")  # as -v sets it
 
     async def body() -> None:
         async with running(tmp_path) as r:
             c = await r.client()
-            await c.order("big", qty="1000", price="90000", tif="1")  # over max_order_qty?
+            await c.order("big", qty="1000", price="90000", tif="1")  # more than the balance
             await c.er(t11="big")
             await c.cancel("x", "never")
             await c.expect("9", t11="x")
@@ -146,5 +147,11 @@ def test_logons_logouts_disconnects_and_rejects_are_said_at_info(
     assert any(line.startswith(f"{me}: disconnected from 127.0.0.1:") for line in lines), lines
     assert any(line.startswith(f"{me}: OrderCancelReject ClOrdID=x OrigClOrdID=never")
                and "(102=1): unknown order" in line for line in lines), lines
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG
+             and r.name == "fixgw.orders"]
+    assert any(m.startswith(f"{me}: order 1 (ClOrdID big) created at paper -> PENDING_NEW")
+               for m in debug), debug
+    assert any(m.startswith(f"{me}: order 1 (ClOrdID big) rejected at paper -> REJECTED")
+               for m in debug), debug
     # nothing at INFO for a connection that was a session: said once, with the session
     assert not any(": closing: " in line for line in lines), lines
