@@ -2,8 +2,9 @@
 did it last say something, does its REST API answer, is the account banned, how much of each
 request-rate window is used, and is the order path refusing its orders.
 
-:class:`VenueWatch` asks every connector's ``health()`` every second (a connector answers from
-what it knows, without I/O) and reads what its WebSockets and REST client counted; the admin
+:class:`VenueWatch` asks every connector's ``health()`` every second (cheap: most answer from
+what they know; the remote simulator asks it, on loopback) and reads what its WebSockets and
+REST client counted; the admin
 API, the metrics and the alerts read the last snapshot. A change of a venue's state (up or
 down) is told to :attr:`VenueWatch.listeners` (the alerts) and logged.
 """

@@ -171,3 +171,12 @@ def test_a_failing_webhook_is_logged_without_its_address(
     run(body())
     said = "\n".join(r.getMessage() for r in caplog.records)
     assert "alert webhook at 127.0.0.1 failed" in said and "secret-path" not in said
+
+
+def test_an_alert_webhook_must_be_an_http_url(tmp_path: Path) -> None:
+    from gateway.config import ConfigError, load_config
+
+    bad = tmp_path / "bad-alerts.toml"
+    bad.write_text('[alerts]\nwebhooks = ["hooks.slack.com/x"]\n')
+    with pytest.raises(ConfigError, match="alerts.webhooks"):
+        load_config(bad)

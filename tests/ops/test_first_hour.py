@@ -83,9 +83,13 @@ async def _placed(c: Any, cl: str) -> int:
             return int(m[37])
 
 
-def test_order_ids_go_on_from_the_last_one_across_restarts(tmp_path: Path) -> None:
+def test_order_ids_go_on_from_the_last_one_across_restarts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A clean stop gives back the block of ids it reserved; so does a start that failed
-    on a busy port. (A kill -9 skips the rest of its block: a gap, never a repeat.)"""
+    on a busy port. (A kill -9 skips the rest of its block: a gap, never a repeat.) An open
+    order the new simulated venue does not know is Canceled at the start, and said."""
+    caplog.set_level(logging.WARNING, "fixgw.orders")
+
     async def body() -> None:
         store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
         await store.start()
@@ -112,6 +116,9 @@ def test_order_ids_go_on_from_the_last_one_across_restarts(tmp_path: Path) -> No
             async with running(tmp_path, store=store, replay_check=False) as r:
                 c = await r.client()
                 assert await _placed(c, "o9") == ids[1] + 1
+            said = [r.getMessage() for r in caplog.records if r.name == "fixgw.orders"]
+            assert f"{sid()}: order {ids[0]} (ClOrdID o0) is not found at paper on " \
+                   "reconciliation: Canceled" in said, said
             # event ids too: the stored ones are consecutive
             events = await store.replay_events(0, 100)
             numbers = [e.event_id for e in events]
