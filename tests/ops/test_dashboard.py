@@ -62,7 +62,11 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orders.test_exchange_venues import CREDS
+
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    monkeypatch.setenv("E2E_API_KEY", CREDS.api_key)  # the Binance emulator's venue
+    monkeypatch.setenv("E2E_API_SECRET", CREDS.secret)
 
 
 def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
@@ -78,9 +82,14 @@ def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
         return str(driver.find_element(By.CSS_SELECTOR, css).text)
 
     async def body() -> None:
+        from orders.test_exchange_venues import emulated, venue_entry
+
         admin = {"host": "127.0.0.1", "port": 0, "token_env": TOKEN_ENV}
-        sessions = [session("CLIENT1"), session("CLIENT50", "FIXT.1.1")]
-        async with running(tmp_path, sessions, admin=admin) as r:
+        both = {"venues": ["paper", "binance"]}
+        sessions = [session("CLIENT1", **both), session("CLIENT50", "FIXT.1.1", **both)]
+        async with emulated("binance") as emu, running(
+                tmp_path, sessions, [{"name": "paper", "tick_interval": 3600},
+                                     venue_entry("binance", emu)], admin=admin) as r:
             c = await r.client()
             await resting(c, "rest-1", "rest-2")
             await c.order("mkt", ord_type="1", qty="0.01")
@@ -109,7 +118,12 @@ def test_the_dashboard_live_in_chromium(tmp_path: Path, browser: Any) -> None:
                          "two open orders")
                 assert "rest-1" in text("#orders tbody") and "90000" in text("#orders tbody")
                 assert "0.01" in text("#fills tbody") and "paper" in text("#fills tbody")
-                assert "up" in text("#venues tbody")
+                venues = driver.find_elements(By.CSS_SELECTOR, "#venues tbody tr")
+                assert [v.text.split()[0] for v in venues] == ["binance", "paper"]
+                assert "connected" in venues[0].text and "orders_10s 0/100" in venues[0].text \
+                    and "weight " in venues[0].text, \
+                    venues[0].text  # its stream, and its request-rate windows' use
+                assert all(" up " in v.text for v in venues), [v.text for v in venues]
                 assert text("#overall") == "ok" and text("#store") == "store up"
                 assert "released" in text("#kill-state")
                 driver.save_screenshot(str(tmp_path / "dashboard.png"))

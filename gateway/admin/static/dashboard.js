@@ -80,18 +80,20 @@ function render(s) {
     cell(tr, v.stream === null ? "-" : ago(v.stream.last_message_age_s));
     cell(tr, v.rest === null ? "-" : (v.rest.reachable === false ? "failing" : "ok") +
              " " + v.rest.requests + " req");
-    const limits = cell(tr, "");
+    const limits = cell(tr, "", "limits");
     const entries = Object.entries(v.rate_limits);
     if (!entries.length) limits.textContent = "-";
     for (const [w, u] of entries) {
+      const line = document.createElement("div");
       const bar = document.createElement("span");
       bar.className = "bar";
       const fillEl = document.createElement("span");
       fillEl.style.width = Math.min(100, Math.round((u.usage || 0) * 100)) + "%";
       bar.appendChild(fillEl);
       const label = document.createElement("span");
-      label.textContent = w + " " + u.used + "/" + u.limit + " ";
-      limits.append(bar, label);
+      label.textContent = w + " " + u.used + "/" + u.limit;
+      line.append(bar, label);
+      limits.appendChild(line);
     }
   });
 
