@@ -48,6 +48,7 @@ class Alerts:
         self.failed = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def fire(self, key: str, text: str) -> bool:
         """Say ``text`` unless alert ``key`` was said less than ``repeat_after`` ago; True
@@ -70,7 +71,7 @@ class Alerts:
         return True
 
     def _post(self, key: str, state: str, text: str) -> None:
-        if not self.webhooks:
+        if not self.webhooks or self._closed:
             return
         where = f"fixgw {self.node}" if self.node else "fixgw"
         mark = ":rotating_light:" if state == "firing" else ":white_check_mark:"
@@ -103,6 +104,7 @@ class Alerts:
             await asyncio.wait(list(self._tasks))
 
     async def close(self) -> None:
+        self._closed = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), self.timeout)
         if self._http is not None:
@@ -172,6 +174,11 @@ class AlertMonitor:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="alerts")
 
     async def stop(self) -> None:
+        """Stop watching (what a stopping gateway ends is no alert), then the webhooks."""
+        with contextlib.suppress(ValueError):
+            self.venues.listeners.remove(self.venue_changed)
+        with contextlib.suppress(ValueError):
+            self.acceptor.traffic.listeners.remove(self.session_event)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
