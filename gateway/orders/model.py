@@ -116,6 +116,11 @@ class Order(OrderTerms):
     max_floor: Decimal | None = None
     """MaxFloor (111) of an iceberg parent: the most it shows at its venue at a time (its
     child's quantity, :mod:`.iceberg`). None: the order shows all of it."""
+    list_id: str | None = None
+    """ListID (66) of the NewOrderList (E) the order came in (None: it came alone); echoed in
+    its ExecutionReports, and how a ListStatus (N) finds the orders of a list."""
+    ord_rej_reason: str | None = None
+    """OrdRejReason (103) of a rejected order (None: not rejected, or no reason code)."""
     cancel_next: str | None = field(default=None, compare=False, metadata=TRANSIENT)
     """A cancel the gateway decided while the client's cancel or replace was in flight: done
     once that is resolved, with this Text (58)."""
@@ -178,6 +183,7 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "effective_time_ns": o.effective_time_ns,
         "strategy_parameters": dict(o.strategy_parameters), "strategy_step": o.strategy_step,
         "max_floor": None if o.max_floor is None else str(o.max_floor),
+        "list_id": o.list_id, "ord_rej_reason": o.ord_rej_reason,
         "quantity": str(o.quantity), "price": None if price is None else str(price),
         "stop_price": None if stop_price is None else str(stop_price),
         "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
@@ -219,6 +225,7 @@ def order_from_json(d: dict[str, Any]) -> Order:
         parent_id=d.get("parent_id"), effective_time_ns=d.get("effective_time_ns"),
         strategy_parameters=dict(d.get("strategy_parameters") or {}),
         strategy_step=int(d.get("strategy_step", 0)), max_floor=_dec(d.get("max_floor")),
+        list_id=d.get("list_id"), ord_rej_reason=d.get("ord_rej_reason"),
     )
 
 
@@ -280,6 +287,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
         o.status = _target(o, Ev.REJECTED, "rejected")
         o.pending = None
         o.text = d.get("text")
+        o.ord_rej_reason = d.get("ord_rej_reason")
     elif k == "cancel_requested":
         o.status = _target(o, Ev.CANCEL_REQUESTED, "cancel requested")
         o.pending = Pending("cancel", d["cl_ord_id"], d["orig_cl_ord_id"], why=d.get("why"))
@@ -328,8 +336,8 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if not o.is_open or o.strategy is None:
             raise StaleEvent(f"{o.order_id}: strategy step in status {o.status.name}")
         o.strategy_step = int(d["step"])
-    elif k == "status":
-        pass  # an OrderStatusRequest answer: reported, changes nothing
+    elif k in ("status", "list_status"):
+        pass  # an OrderStatusRequest answer, a ListStatus: reported, changes nothing
     else:
         raise StaleEvent(f"{o.order_id}: unknown event kind {k!r}")
     o.last_event_id = ev.event_id or o.last_event_id
