@@ -370,7 +370,12 @@ class Lists:
         return self.live.get((sid, list_id), lst)  # (one being followed since: that one)
 
     # ---------------------------------------------------------------------------------------
-    # restart
+    # restart, takeover
+
+    def forget(self, sid: str) -> None:
+        """Another node serves session ``sid`` now: its lists are followed there."""
+        for key in [k for k in self.live if k[0] == sid]:
+            del self.live[key]
 
     async def restore(self, loaded: Sequence[Order]) -> None:
         """Follow again the lists of ``loaded`` (open orders taken from the store) whose answer

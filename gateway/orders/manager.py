@@ -273,6 +273,7 @@ class OrderManager:
         for o in mine:
             if self.book.remove(o) and o.parent_id is None:
                 self._closed(o)
+        self.lists.forget(sid)
         self._serving.discard(sid)
 
     async def _load_sessions(self, sessions: set[str]) -> list[Order]:

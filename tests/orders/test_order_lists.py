@@ -245,14 +245,15 @@ def test_lists_refused_as_a_whole(tmp_path: Path, begin: str) -> None:
     run(body())
 
 
-def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path) -> None:
+def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
+                                                          store_url: str) -> None:
     """The gateway stops after the venue took an order of the list but before it heard so:
     the started gateway finds the list again (its ListID is stored with each order), learns
     the outcome by reconciliation, and sends the list's ListStatus then (kept for the client's
     next Logon); the list can be asked about and cancelled as any."""
 
     async def body() -> None:
-        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        store = SessionStore(store_url)  # SQLite, then PostgreSQL
         await store.start()
         sessions = [session()]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
