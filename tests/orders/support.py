@@ -40,7 +40,7 @@ ETH = "ETH/USDT"
 PERP = "BTC/USDT:USDT"
 D = Decimal
 STRICT = ValidationSettings.strict()
-VALIDATED = ("8", "9", "r", "W", "X", "Y", "y", "BA", "BG", "AO", "AP", "N", "j")
+VALIDATED = ("8", "9", "r", "W", "X", "Y", "y", "BA", "BG", "AO", "AP", "N")
 NOW = "20260101-00:00:00"
 
 

@@ -24,6 +24,7 @@ from .support import (
     NOW,
     OrderClient,
     assert_replay_matches,
+    check_strict,
     list_lines,
     restart,
     running,
@@ -199,6 +200,7 @@ def test_status_request_and_list_cancel(tmp_path: Path, begin: str) -> None:
             await c.send("M", [(66, "nope")])
             j = await c.expect("j", t380="1")
             assert "nope" in j[58]
+            check_strict(j, begin)
             await c.send("K", [(66, "nope"), (60, NOW)])
             await c.expect("j", t380="1")
             await c.quiet()
