@@ -219,7 +219,14 @@ class Lists:
         self.live[(sid, list_id)] = lst
         admitted: list[tuple[Order, asyncio.Future[None]]] = []
         for entry in entries:
-            a = self.new_orders.admit(session, entry, now, list_id=list_id)
+            try:
+                a = self.new_orders.admit(session, entry, now, list_id=list_id)
+            except Exception:  # one order the gateway fails on does not stop the others
+                log.exception("%s: list %s: order %s failed", sid, list_id, entry.get(11))
+                lst.orders.append(ListOrder(entry.get_str(11) or "NONE", None,
+                                            OrdStatus.REJECTED, ord_rej_reason=b"99",
+                                            text="application error"))
+                continue
             if a.order is not None:
                 lst.orders.append(a.order)
                 if a.persisted is not None:
