@@ -335,7 +335,10 @@ class Children:
 
     def reject(self, parent: Order, text: str, reason: bytes | None = None) -> None:
         """The parent could not be worked at all (OrdRejReason 103 ``reason``, if given)."""
-        self.recorder.record(parent, "rejected", {"text": text, "by": "strategy"},
+        data = {"text": text, "by": "strategy"}
+        if reason is not None:
+            data["ord_rej_reason"] = reason.decode()
+        self.recorder.record(parent, "rejected", data,
                              Execution(self.recorder.exec_id(parent), EXEC_REJECTED, text=text,
                                        ord_rej_reason=reason))
 

@@ -74,6 +74,10 @@ def _no_parent(parent: Order, child: Order, ev: OrderEvent) -> None:
     return None
 
 
+def _no_list(o: Order, ev: OrderEvent) -> None:
+    return None
+
+
 class Recorder:
     def __init__(
         self,
@@ -96,6 +100,9 @@ class Recorder:
         """A client order is over (it leaves the book)."""
         self.child_event: ChildEvent = _no_parent
         """Who hears of the events of child orders (the strategies, see :mod:`.children`)."""
+        self.list_event: Callable[[Order, OrderEvent], None] = _no_list
+        """Who hears of the events of the orders of lists once they are recorded (and their
+        reports queued): :mod:`.lists`."""
         self._ids = {c: IdBlocks(store.reserve, c) for c in ("order", "event")}
         self._flush: Callable[[SessionID], Coroutine[Any, Any, None]] | None = None
         self._flush_due: set[SessionID] = set()
@@ -185,7 +192,10 @@ class Recorder:
         if not o.is_open and self.book.remove(o) and not child:
             self._closed(o)
         if not child:
-            return self._store_and_tell(ev, o, fill, told)
+            future = self._store_and_tell(ev, o, fill, told)
+            if o.list_id is not None:
+                self.list_event(o, ev)
+            return future
         parent = self.book.orders.get(o.parent_id or "")
         if parent is None:
             log.error("%s: event %s of a child order whose parent %s is not open here",
