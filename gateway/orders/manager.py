@@ -270,7 +270,8 @@ class OrderManager:
         loaded = await self._load_sessions(serving)
         ids = {o.order_id for o in loaded}
         for venue in sorted({o.venue for o in loaded}):
-            if venue not in self.down:
+            # (a routed parent's "venue" is none: its children name theirs)
+            if venue in self.connectors and venue not in self.down:
                 await self.recovery.reconcile(venue)
                 self.recovery.reissue_pending(venue, ids)  # (this node's own are in hand)
         self._resume(loaded)
