@@ -15,7 +15,9 @@ from server.harness import run
 
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.model import Order
-from gateway.orders.twap import BadTwap, last_pieces, plan
+from gateway.orders.scheduled import BadParameters
+from gateway.orders.slicing import pieces
+from gateway.orders.twap import plan
 from gateway.store.store import SessionStore
 
 from .support import D, restart, running, session, until, venue_survives
@@ -35,7 +37,7 @@ def _parent(**kw: Any) -> Order:
 
 def test_a_slices_value_of_non_ascii_digits_is_refused() -> None:
     o = _parent(strategy_parameters={"Slices": "\u00b2"})
-    with pytest.raises(BadTwap):
+    with pytest.raises(BadParameters):
         plan(o)
 
 
@@ -177,7 +179,7 @@ def test_the_last_slice_sends_all_that_is_left_within_the_venues_maximum() -> No
     from connectors.base import Instrument
     inst = Instrument("X/USDT", "X-USDT", "X", "USDT", lot_size=D("1"), min_qty=D("1"),
                       max_qty=D("4"))
-    assert last_pieces(D("10"), inst, None) == [D(4), D(4), D(2)]
+    assert pieces(D("10"), inst, None) == [D(4), D(4), D(2)]
 
 
 def test_old_snapshot_loads() -> None:
