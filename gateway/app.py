@@ -508,7 +508,7 @@ def paper_markets(v: VenueConfig) -> tuple[MarketConfig, ...]:
                               f"not simulated (one of {', '.join(sorted(markets))})")
         changes: dict[str, object] = {
             k: val for k in ("mid", "volatility", "levels", "level_size", "half_spread_ticks",
-                             "level_step_ticks")
+                             "level_step_ticks", "trade_rate", "trade_size")
             if (val := getattr(entry, k)) is not None
         }
         if entry.recorded is not None:

@@ -175,6 +175,12 @@ class PaperMarketConfig(_Strict):
     recorded: Path | None = None
     """A CSV file of ``timestamp,mid`` lines replayed instead of the random walk, from the
     gateway's start, at the recorded pace."""
+    trade_rate: Decimal | None = Field(default=None, ge=0)
+    """Synthetic market trades: their mean number per tick (Poisson; default 0, none), each an
+    outside taker's market order, buy or sell, crossing the book (our resting orders
+    included) and shown on the public feed."""
+    trade_size: Decimal | None = Field(default=None, gt=0)
+    """The mean size of a synthetic trade (exponential; default a tenth of level_size)."""
 
 
 class VenueConfig(_Strict):
