@@ -463,7 +463,7 @@ class Gateway:
         if self.orders is not None:
             await self.orders.close()
         if self.market_data is not None:
-            # the feeds the order path still watches (a POV's public trades, the router's books)
+            # the feeds the order path still watches (a POV's public trades)
             await self.market_data.md.close()
         if self.ownership is not None:
             await self.ownership.stop()

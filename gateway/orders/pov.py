@@ -159,8 +159,8 @@ class Pov:
             rate, start, end = participation(parent)
         except BadParameters as exc:  # (the rules changed since it was accepted)
             log.error("%s: cannot resume: %s", parent.order_id, exc)
-            self._stop(parent)
-            self.children.cancel_all(parent, f"POV not resumed: {exc}")
+            w = self._begin(parent, Decimal(0), parent.created_ns, None, Decimal(0))
+            self._closing(w, f"POV not resumed: {exc}")
             return
         volume = parent.strategy_step * VOLUME_UNIT
         w = self._begin(parent, rate, start, end, volume)
@@ -208,7 +208,12 @@ class Pov:
         or go on. A feed that cannot be had rejects a new POV, cancels a resumed one."""
         parent = w.parent
         market = self.children.market
-        ok = await market.watch(parent.venue, parent.symbol, w.listener)
+        try:
+            ok = await market.watch(parent.venue, parent.symbol, w.listener)
+        except Exception as exc:  # (the venue's instrument list could not be had, ...)
+            log.warning("%s: no public trades of %s at %s: %s", parent.order_id, parent.symbol,
+                        parent.venue, exc)
+            ok = False
         if ok:
             w.watching = True
         if self._working.get(parent.order_id) is not w or not self._held(parent):

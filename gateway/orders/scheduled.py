@@ -159,6 +159,9 @@ class Sliced:
         self._plans: dict[str, Plan] = {}
         self._ended: set[str] = set()
         """Parents past their end time, waiting for their children's cancels."""
+        self._closing: dict[str, str] = {}
+        """Parents that cannot be worked any more, waiting for their children's cancels ->
+        the Text of their Canceled report."""
 
     # ---- the Strategy protocol ---------------------------------------------------------------
 
@@ -192,7 +195,11 @@ class Sliced:
         except BadParameters as exc:  # (the rules changed since it was accepted)
             log.error("%s: cannot resume: %s", parent.order_id, exc)
             self._stop(parent)
-            self.children.cancel_all(parent, f"{self.name} not resumed: {exc}")
+            why = f"{self.name} not resumed: {exc}"
+            self._closing[parent.order_id] = why
+            self.children.cancel_all(parent, why)  # (the parent too, when none is open)
+            self.children.keep_cancelling(parent, why,
+                                          lambda: parent.order_id in self._closing)
             return
         log.info("%s: %s resumed after slice %d of %d, %d children live", parent.order_id,
                  self.name, parent.strategy_step, p.slices,
@@ -214,6 +221,8 @@ class Sliced:
             self.children.cancel_done(parent, f"{self.name} canceled")
         elif parent.order_id in self._ended:
             self._finish(parent)
+        elif parent.order_id in self._closing:
+            self.children.cancel_done(parent, self._closing.pop(parent.order_id))
 
     # ---- the schedule ------------------------------------------------------------------------
 
@@ -240,6 +249,8 @@ class Sliced:
                 self.children.tasks.cancel_timer(handle)
         self._plans.pop(parent.order_id, None)
         self._ended.discard(parent.order_id)
+        if not parent.is_open:
+            self._closing.pop(parent.order_id, None)
 
     def _working(self, parent: Order) -> bool:
         """Whether ``parent`` is still this strategy's to work (open, held here, no cancel in

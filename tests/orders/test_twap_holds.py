@@ -204,3 +204,45 @@ def test_kill_switch_cancels_the_twap_and_its_children(tmp_path: Path) -> None:
             assert await r.open_at_venue() == []
             assert r.orders.book.empty()
     run(body())
+
+
+def test_a_twap_that_cannot_be_resumed_cancels_its_children_then_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart its parameters no longer fit (here the bound on Slices is lower): its
+    resting child is cancelled, and once it is, the parent is Canceled saying why (not left
+    open without a schedule)."""
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        begin = "FIXT.1.1"
+        sessions = [session("C2", begin)]
+        try:
+            async with running(tmp_path, sessions, store=store, strategies=FAST) as r:
+                c = await r.client("C2", begin)
+                slices = [(957, "1"), (958, "Slices"), (959, "1"), (960, "4")]
+                await _twap(c, "t1", qty="0.004", price="90000", seconds=20, extra=slices)
+                new = await c.er(t11="t1", t39="0")
+                await until(lambda: bool(r.orders.book.children(r.orders.orders[new[37]])))
+                await until(lambda: all(ch.status.value == "0" for ch in
+                                        r.orders.book.children(r.orders.orders[new[37]])))
+                await c.logout()
+                venue_survives(r)
+                first = r
+            import gateway.orders.twap as twap_module
+            monkeypatch.setattr(twap_module, "MAX_SLICES", 3)
+            gw = restart(first, store, sessions, strategies=FAST)
+            await gw.start()
+            try:
+                orders = gw.orders
+                assert orders is not None
+                await until(lambda: new[37] not in orders.orders, 5)
+                assert await first.venue().open_orders() == []
+            finally:
+                await gw.stop()
+            snapshot = await store.load_order(new[37])
+            assert snapshot is not None
+            assert snapshot["status"] == "4" and "TWAP not resumed" in snapshot["text"]
+        finally:
+            await store.close()
+    run(body())
