@@ -25,9 +25,10 @@ quantity x the profile's fraction by ``t``. When bucket ``i`` is due, its childr
 parent to the target at the end of bucket ``i``: they take what the schedule is behind by
 (the target less what is filled and what open children may still fill), on the lot grid,
 within the venue's maximum, never under its minimum quantity or minimum notional -- what is
-under it is merged into later buckets (the target is cumulative, so nothing is lost). The last
-bucket takes all that is left. A child that ends unfilled gives its quantity back (the schedule
-is behind again by as much).
+under it is merged into later buckets (the target is cumulative, so nothing is lost), and a
+child that would leave less than the minimum to the later buckets leaves the minimum instead.
+The last bucket takes all that is left. A child that ends unfilled gives its quantity back
+(the schedule is behind again by as much).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from connectors.base import Instrument
 from .children import Children
 from .model import Order
 from .scheduled import NS, Plan, Sliced, no_parameters, slice_count, window
-from .slicing import pieces
+from .slicing import minimum_quantity, pieces
 
 VWAP = "1"
 """TargetStrategy (847) 1: VWAP (FIX standard)."""
@@ -151,7 +152,12 @@ class VwapSchedule:
         end = p.start_ns + Fraction((i + 1) * (p.end_ns - p.start_ns), p.slices)
         target = o.quantity * self.profile.fraction(p.start_ns, p.end_ns, end)
         behind = target - (o.quantity - left)
-        return pieces(min(behind, left), inst, price)
+        sizes = pieces(min(behind, left), inst, price)
+        rest = left - sum(sizes, Decimal(0))
+        least = minimum_quantity(inst, price)
+        if 0 < rest < least:  # what it leaves could never be sent: leave the minimum
+            sizes = pieces(left - least, inst, price)
+        return sizes
 
 
 class Vwap(Sliced):

@@ -158,7 +158,9 @@ def test_bucket_sizes_follow_the_profile_on_the_lot_grid() -> None:
     assert minimum_quantity(BTC_USDT, price) == D("0.00006")
     got = _sizes("0.00013", 5, VolumeProfile(), BTC_USDT, price)
     assert got == [0, 0, D("0.00007"), 0, D("0.00006")]
-    assert all(q == 0 or q >= D("0.00006") for q in got)
+    # a child never leaves less than the minimum behind it (it could never be sent)
+    got = _sizes("0.00012", 5, VolumeProfile(), BTC_USDT, price)
+    assert got == [0, 0, D("0.00006"), 0, D("0.00006")]
 
 
 def test_what_does_not_fit_a_vwap_is_refused_before_it_is_worked() -> None:
@@ -220,6 +222,24 @@ TRACKING_BP = 5
 """The VWAP's average price is within this many basis points of the market's VWAP over its
 window (a market of 20 synthetic trades a second, the mid moving 0.2 bp a tick, 20 ticks a
 second; measured 0.1-1.5 bp)."""
+
+
+def test_a_vwap_smaller_than_its_buckets_sends_fewer_children(tmp_path: Path) -> None:
+    """0.00012 BTC in five buckets: a fifth is under the minimum notional (0.00006 at the
+    price), so the buckets merge into two children of the minimum; all of it fills."""
+    async def body() -> None:
+        async with running(tmp_path, [session("C1")], strategies=FAST) as r:
+            c = await r.client("C1")
+            price = _marketable(r)
+            await _vwap(c, "v1", qty="0.00012", price=price, seconds=2.5)
+            new = await c.er(t11="v1", t39="0")
+            fills = [await c.er(t11="v1", t150="F") for _ in range(2)]
+            assert [D(f[32]) for f in fills] == [D("0.00006")] * 2 and fills[-1][39] == "2"
+            every, children = await _orders(r.store)
+            assert [ch.quantity for ch in children] == [D("0.00006")] * 2
+            assert minimum_quantity(BTC_USDT, price) == D("0.00006")
+            assert every[new[37]].strategy_step == 5
+    run(body())
 
 
 def test_a_vwaps_average_price_tracks_the_markets_vwap(tmp_path: Path) -> None:
