@@ -281,6 +281,10 @@ class Pov:
         if behind <= 0:
             return
         inst = self.children.instrument(parent)
+        if inst is None:  # (no lot, no minimum: nothing can be sized)
+            self._closing(w, f"POV canceled: {parent.venue} does not list {parent.symbol} any "
+                             "more")
+            return
         price = parent.price if parent.price is not None else self.children.last_price(parent)
         sizes = pieces(behind, inst, price)
         if not sizes:
