@@ -140,9 +140,16 @@ async def cmd_order(session: ClientSession, args: argparse.Namespace) -> Outcome
     if args.venue is not None:  # ExDestination: a venue, or SOR (the smart order router)
         body.append((100, args.venue))
     wait = args.wait
+    window = args.twap or args.vwap or args.expire_in
     if args.twap is not None:  # TargetStrategy 1000 (TWAP) until ExpireTime
-        body += [(847, "1000"), (126, format_utc(time.time() + args.twap).decode())]
-        wait = args.wait + args.twap  # the slices come over the whole window
+        body.append((847, "1000"))
+    elif args.vwap is not None:  # TargetStrategy 1 (VWAP) until ExpireTime
+        body.append((847, "1"))
+    elif args.pov is not None:  # TargetStrategy 2 (POV) at ParticipationRate
+        body += [(847, "2"), (849, args.pov)]
+    if window is not None:
+        body.append((126, format_utc(time.time() + window).decode()))
+        wait = args.wait + window  # the children come over the whole window
     session.state.remember(cl, info)
     seq = await session.send("D", body)
     last: list[FixMessage] = []
@@ -589,6 +596,8 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
   fixgw client buy BTC/USDT 0.01                  market order
   fixgw client sell BTC/USDT 0.01 --price 99000   limit order (--tif gtc|ioc|fok|day)
   fixgw client buy BTC/USDT 0.05 --twap 60        a TWAP over the next minute
+  fixgw client buy BTC/USDT 0.05 --vwap 60        a VWAP over the next minute
+  fixgw client buy BTC/USDT 0.05 --pov 0.1 --expire-in 60   10% of the market's volume
   fixgw client buy BTC/USDT 0.5 --price 97100 --venue SOR   routed across the venues
   fixgw client status CLORDID                     OrderStatusRequest
   fixgw client replace CLORDID --qty 0.02 --price 98000
@@ -678,8 +687,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("qty", type=_positive_decimal, help="quantity, e.g. 0.01")
         p.add_argument("--price", type=_positive_decimal, help="limit price")
         p.add_argument("--tif", choices=sorted(_TIF_CODES), help="TimeInForce (default day)")
-        p.add_argument("--twap", type=_positive_seconds, metavar="SECONDS",
-                       help="work it as a TWAP (TargetStrategy 1000) until SECONDS from now")
+        algo = p.add_mutually_exclusive_group()
+        algo.add_argument("--twap", type=_positive_seconds, metavar="SECONDS",
+                          help="work it as a TWAP (TargetStrategy 1000) until SECONDS from now")
+        algo.add_argument("--vwap", type=_positive_seconds, metavar="SECONDS",
+                          help="work it as a VWAP (TargetStrategy 1) until SECONDS from now")
+        algo.add_argument("--pov", type=_positive_decimal, metavar="RATE",
+                          help="work it as a POV (TargetStrategy 2) at ParticipationRate "
+                               "(849) RATE, e.g. 0.1 for 10%%, until filled or canceled")
+        p.add_argument("--expire-in", type=_positive_seconds, metavar="SECONDS",
+                       help="with --pov: its ExpireTime (126), SECONDS from now")
         p.add_argument("--venue", metavar="NAME", help="ExDestination (100): the venue, or "
                        "SOR for the smart order router (default: the session's routing)")
 
@@ -724,7 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if getattr(args, "expire_in", None) is not None and args.pov is None:
+        parser.error("--expire-in is for --pov (a TWAP's or VWAP's end is their SECONDS)")
     for k, v in _DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)

@@ -132,7 +132,8 @@ class NewOrder(OrderTerms):
     """EffectiveTime (168): when the strategy starts working the order (None: at once)."""
     strategy_parameters: dict[str, str] = field(default_factory=dict)
     """StrategyParametersGrp (957): StrategyParameterName (958) -> StrategyParameterValue
-    (960), for the strategy to check (FIX 5.0 and later)."""
+    (960), for the strategy to check (FIX 5.0 and later); ParticipationRate (849), of any
+    version, under the name :data:`PARTICIPATION_RATE`."""
     max_floor: Decimal | None = None
     """MaxFloor (111): an iceberg (:mod:`.iceberg`) showing at most this much at a time (None:
     not given, or not less than OrderQty -- the order shows all of it)."""
@@ -221,9 +222,15 @@ def parse_new_order(msg: FieldMap, default_tif: TimeInForce = TimeInForce.DAY) -
     strategy = _text(msg.get(847))
     effective = msg.get_time_ns(168) if 168 in msg else None
     parameters = strategy_parameters(msg)
+    rate = _text(msg.get(849))
+    if rate is not None:
+        if PARTICIPATION_RATE in parameters:
+            raise Refusal(ORD_REJ_OTHER, f"{PARTICIPATION_RATE} is given twice: in "
+                          "ParticipationRate (849) and in StrategyParameters (957)")
+        parameters[PARTICIPATION_RATE] = rate  # (checked by the strategy, as 960 values are)
     if strategy is None and (parameters or effective is not None):
-        raise Refusal(ORD_REJ_UNSUPPORTED, "EffectiveTime (168) and StrategyParameters (957) "
-                      "are for an order with a TargetStrategy (847)")
+        raise Refusal(ORD_REJ_UNSUPPORTED, "EffectiveTime (168), StrategyParameters (957) and "
+                      "ParticipationRate (849) are for an order with a TargetStrategy (847)")
     max_floor = _max_floor(msg, otype, qty, strategy)
     inst = set(msg.get_multi(18))
     unknown = inst - {"6", "E"}
@@ -262,6 +269,11 @@ def _max_floor(msg: FieldMap, otype: OrderType, qty: Decimal, strategy: str | No
     floor = _positive(msg, 111, "MaxFloor")
     assert floor is not None
     return floor if floor < qty else None
+
+
+PARTICIPATION_RATE = "ParticipationRate"
+"""The StrategyParameterName (958) of a POV's rate, where ParticipationRate (849) is kept too
+(``NewOrder.strategy_parameters``: stored with the order)."""
 
 
 def strategy_parameters(msg: FieldMap) -> dict[str, str]:

@@ -111,7 +111,8 @@ class Order(OrderTerms):
     effective_time_ns: int | None = None
     """EffectiveTime (168) of a parent: when its strategy starts working it (None: at once)."""
     strategy_parameters: dict[str, str] = field(default_factory=dict)
-    """StrategyParametersGrp (957) of a parent: name (958) -> value (960), for its strategy."""
+    """StrategyParametersGrp (957) of a parent: name (958) -> value (960), for its strategy;
+    ParticipationRate (849) as the entry ``ParticipationRate``."""
     strategy_step: int = 0
     """How far its strategy has worked a parent (a TWAP: the slices it has gone through), set
     by ``step`` events so that a restart goes on from there."""

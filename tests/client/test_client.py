@@ -361,6 +361,24 @@ def test_balances_positions_and_the_book(env: Env) -> None:
     assert r.code == 1 and "market data refused" in r.err
 
 
+def test_vwap_and_pov_orders(env: Env) -> None:
+    """--vwap: TargetStrategy 1 until ExpireTime (one bucket of 10 s by default: one child);
+    --pov: TargetStrategy 2 with ParticipationRate (849), here until --expire-in (the embedded
+    configuration's market has no synthetic trades: nothing to take part in)."""
+    r = env.client("buy", "BTC/USDT", "0.002", "--vwap", "1", "-v")
+    assert r.code == 0, r.err + r.out
+    order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
+    assert order and "|847=1|" in order.group(0) and "|126=" in order.group(0), r.out
+    assert re.search(r"ExecType=F OrdStatus=2 .*CumQty=0\.002", r.out), r.out
+    r = env.client("buy", "BTC/USDT", "0.002", "--pov", "0.1", "--expire-in", "1", "-v")
+    assert r.code == 0, r.err + r.out
+    order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
+    assert order and "|847=2|" in order.group(0) and "|849=0.1|" in order.group(0), r.out
+    assert re.search(r"ExecType=C OrdStatus=C .*CumQty=0", r.out), r.out
+    r = env.client("buy", "BTC/USDT", "0.002", "--expire-in", "1")
+    assert r.code == 2 and "--expire-in is for --pov" in r.err
+
+
 def test_a_twap_order(env: Env) -> None:
     """--twap: TargetStrategy 1000 until ExpireTime, worked by the gateway's TWAP; the client
     waits through the window for the fills."""
