@@ -72,7 +72,7 @@ from connectors.common.marketfeed import PublicFeed, run_feed
 from connectors.common.ratelimit import Priority, RateLimiter
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import StreamingConnector, ms_to_ns, plain
+from connectors.common.venue import StreamingConnector, ms_to_ns, nothing_placed, plain
 
 log = logging.getLogger(__name__)
 
@@ -635,11 +635,8 @@ class BybitConnector(StreamingConnector):
             env = await self._batch("/v5/order/create-batch", category, items)
         except VenueError as exc:
             for i, req, _ in chunk:
-                if isinstance(exc, VenueUnavailable) or (
-                    isinstance(exc, VenueRejected)
-                    and exc.reason is not RejectReason.DUPLICATE_ORDER
-                ):
-                    self.untrack(req.client_order_id)  # (nothing was placed)
+                if nothing_placed(exc):
+                    self.untrack(req.client_order_id)
                 out[i] = exc
             return
         for (i, req, _), (item, code, msg) in zip(chunk, env.outcomes(len(chunk)), strict=True):

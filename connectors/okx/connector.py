@@ -65,6 +65,7 @@ from connectors.common.venue import (
     dec,
     dec_or_zero,
     ms_to_ns,
+    nothing_placed,
     plain,
 )
 from connectors.okx import errors, schemas
@@ -562,11 +563,8 @@ class OkxConnector(StreamingConnector):
                     priority=Priority.ORDER, mutating=True)
             except VenueError as exc:
                 for i, r, _ in chunk:
-                    if isinstance(exc, VenueUnavailable) or (
-                        isinstance(exc, VenueRejected)
-                        and exc.reason is not RejectReason.DUPLICATE_ORDER
-                    ):
-                        self.untrack(r.client_order_id)  # (nothing was placed)
+                    if nothing_placed(exc):
+                        self.untrack(r.client_order_id)
                     out[i] = exc
                 continue
             if not env.data and env.code != "0":  # the whole request refused (e.g. 51111)
