@@ -294,6 +294,8 @@ class Capabilities:
     derived from its OrderID like every other, so it survives a restart."""
     bulk_cancel: bool = True
     batch_place: bool = False
+    """A native batch-place endpoint exists (:meth:`Connector.place_batch` sends several
+    orders per request; otherwise the gateway places them one by one)."""
     market_data: bool = False
     """The venue's public book and trades are available (:meth:`Connector.market_data`)."""
     balance_stream: bool = False
@@ -405,6 +407,27 @@ class Connector(abc.ABC):
     async def place(self, request: OrderRequest) -> OrderAccepted:
         """Place an order. Raises VenueRejected, VenueAmbiguous or VenueUnavailable. The venue's
         acknowledgement and what follows also arrive on :meth:`events`."""
+
+    async def place_batch(
+        self, requests: Sequence[OrderRequest]
+    ) -> list[OrderAccepted | VenueError]:
+        """Place several orders: one outcome per request, in order, never raised. Where
+        ``capabilities.batch_place`` the venue's batch endpoint is used, as many requests per
+        call as it takes; the default places them one by one with :meth:`place`.
+
+        An outcome is what :meth:`place` would return or raise for that order alone: an
+        :class:`OrderAccepted`, or a :class:`VenueRejected`, :class:`VenueUnavailable` (not
+        sent) or :class:`VenueAmbiguous`. A request of the batch that times out or loses its
+        connection makes every order it carried ambiguous (Invariant 3: query each by client
+        order id, never take it for refused); an order the venue's answer leaves out is
+        ambiguous too."""
+        out: list[OrderAccepted | VenueError] = []
+        for request in requests:
+            try:
+                out.append(await self.place(request))
+            except VenueError as exc:
+                out.append(exc)
+        return out
 
     @abc.abstractmethod
     async def cancel(self, symbol: str, client_order_id: str) -> None:

@@ -61,6 +61,7 @@ from connectors.bybit.limits import (
     IP_BAN_S,
     IP_WINDOW,
     PER_SECOND,
+    PLACE_BATCH_MAX,
     window_name,
 )
 from connectors.bybit.signing import rest_origin, verify
@@ -648,14 +649,16 @@ class BybitEmulator(EmulatorServer):
     # endpoints"). Not documented, so chosen here: the code and text for more than
     # BATCH_MAX orders, an empty list or a non-object entry (10001 "params error: ...").
 
-    def _batch_items(self, p: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    def _batch_items(self, p: Mapping[str, Any], place: bool
+                     ) -> tuple[str, list[dict[str, Any]]]:
         category = self._category_of(p)
         items = p.get("request")
         if not isinstance(items, list) or not items:
             raise BybitError(errors.PARAMS_ERROR, "params error: request is required")
-        if len(items) > BATCH_MAX:
+        most = PLACE_BATCH_MAX.get(category, BATCH_MAX) if place else BATCH_MAX
+        if len(items) > most:
             raise BybitError(errors.PARAMS_ERROR,
-                             f"params error: at most {BATCH_MAX} orders per request")
+                             f"params error: at most {most} orders per request")
         if not all(isinstance(i, dict) for i in items):
             raise BybitError(errors.PARAMS_ERROR, "params error: request entry invalid")
         return category, [dict(i) | {"category": category} for i in items]
@@ -673,7 +676,7 @@ class BybitEmulator(EmulatorServer):
                one: Callable[[dict[str, Any]], dict[str, Any]]) -> tuple[Any, list[Any]]:
         """Carry out the first ``fit`` orders of the batch with ``one`` (the result.list entry
         of an order, or a BybitError); the rest fail with 10006."""
-        category, items = self._batch_items(p)
+        category, items = self._batch_items(p, place)
         docs: list[Any] = []
         ext: list[Any] = []
         for n, item in enumerate(items):

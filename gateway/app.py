@@ -25,7 +25,7 @@ from connectors.base import Connector, Side, TimeInForce
 from connectors.common.credentials import CredentialsError, load_credentials
 from connectors.common.settings import VenueSettings
 from connectors.paper.config import PaperConfig
-from connectors.paper.market import MarketConfig, default_markets, read_recorded
+from connectors.paper.market import MarketConfig, default_markets, read_points, read_recorded
 from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
@@ -54,8 +54,10 @@ from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
 from gateway.orders.ports import OrderStorePort
+from gateway.orders.pov import POV, Pov
 from gateway.orders.sor import SmartRouter
 from gateway.orders.twap import Twap
+from gateway.orders.vwap import VWAP, VolumeProfile, Vwap
 from gateway.positions.balance_book import BalanceBook
 from gateway.positions.balances import Access, CollateralInquiries
 from gateway.positions.book import Positions
@@ -478,6 +480,9 @@ class Gateway:
             await self.balances.close()
         if self.orders is not None:
             await self.orders.close()
+        if self.market_data is not None:
+            # the feeds the order path still watches (a POV's public trades)
+            await self.market_data.md.close()
         if self.ownership is not None:
             await self.ownership.stop()
 
@@ -526,7 +531,7 @@ def paper_markets(v: VenueConfig) -> tuple[MarketConfig, ...]:
                               f"not simulated (one of {', '.join(sorted(markets))})")
         changes: dict[str, object] = {
             k: val for k in ("mid", "volatility", "levels", "level_size", "half_spread_ticks",
-                             "level_step_ticks")
+                             "level_step_ticks", "trade_rate", "trade_size")
             if (val := getattr(entry, k)) is not None
         }
         if entry.recorded is not None:
@@ -581,9 +586,31 @@ def taker_fees(cfg: Config) -> dict[str, Decimal]:
             if v.kind == "paper" or "taker_fee" in v.model_fields_set}
 
 
-STRATEGIES: Mapping[str, StrategyFactory] = {TWAP: Twap, ICEBERG: Iceberg, SOR: SmartRouter}
-"""The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000); and
-the iceberg, chosen by MaxFloor (111) under its internal name (never a client's 847)."""
+STRATEGIES: Mapping[str, StrategyFactory] = {
+    TWAP: Twap, VWAP: Vwap, POV: Pov, ICEBERG: Iceberg, SOR: SmartRouter}
+"""The execution algorithms offered (TargetStrategy 847 -> strategy): TWAP (847=1000), VWAP
+(847=1, its profile from the configuration: :func:`configured`), POV (847=2); and the
+iceberg, chosen by MaxFloor (111), and the smart order router (ExDestination SOR, or a
+session's ``routing = "sor"``), under their internal names (never a client's 847)."""
+
+
+def configured(cfg: Config) -> Mapping[str, StrategyFactory]:
+    """:data:`STRATEGIES`, the VWAP's buckets and profile as ``[vwap]`` says. Raises
+    ConfigError for a recorded profile that cannot be read."""
+    v = cfg.vwap
+    period = int(v.profile_period * 1_000_000_000)
+    try:
+        if v.recorded is not None:
+            with v.recorded.open(encoding="utf-8") as f:
+                profile = VolumeProfile.from_volumes(read_points(f, "volume"), v.recorded_bins,
+                                                     period)
+        else:
+            profile = VolumeProfile(tuple(v.profile), period)
+    except (OSError, ValueError) as exc:
+        where = f"recorded profile {v.recorded}" if v.recorded is not None else "profile"
+        raise ConfigError(f"[vwap] {where}: {exc}") from None
+    return {**STRATEGIES, VWAP: functools.partial(
+        Vwap, profile=profile, bucket_seconds=v.bucket_seconds)}
 
 
 def build_gateway(
@@ -595,7 +622,8 @@ def build_gateway(
 ) -> Gateway:
     """The gateway ``cfg`` describes, on ``store``: the order path as its application unless
     ``app`` is given; ``strategies`` work orders with TargetStrategy (847) of their names
-    (None: :data:`STRATEGIES`)."""
+    (None: :data:`STRATEGIES` as configured, :func:`configured`)."""
+    offered = strategies
     ours = cfg.gateway.sender_comp_id
     orders: OrderManager | None = None
     market_data: MarketDataRequests | None = None
@@ -620,7 +648,7 @@ def build_gateway(
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk,
-                              strategies=STRATEGIES if strategies is None else strategies)
+                              strategies=configured(cfg) if offered is None else offered)
         services = _services(store, orders, connectors, policies, risk, taker_fees(cfg))
         app, market_data, positions = services.app, services.market_data, services.positions
         reconciler, balances = services.reconciler, services.balances

@@ -7,6 +7,7 @@ request, prints every message it receives, waits for the answer and logs out::
     fixgw client sell BTC/USDT 0.01 --price 99000       # limit order (GTC/IOC/FOK with --tif)
     fixgw client cancel CLIENT1-1767225600000-1
     fixgw client orders                                 # all open orders
+    fixgw client list buy,BTC/USDT,0.01,90000 sell,ETH/USDT,0.1   # an order list
 
 Sequence numbers are kept in a small JSON state file (``data/client-<SENDER>.seq``) so the next
 run continues where this one stopped, as a FIX counterparty must; ``--reset`` starts both sides
@@ -139,9 +140,16 @@ async def cmd_order(session: ClientSession, args: argparse.Namespace) -> Outcome
     if args.venue is not None:  # ExDestination: a venue, or SOR (the smart order router)
         body.append((100, args.venue))
     wait = args.wait
+    window = args.twap or args.vwap or args.expire_in
     if args.twap is not None:  # TargetStrategy 1000 (TWAP) until ExpireTime
-        body += [(847, "1000"), (126, format_utc(time.time() + args.twap).decode())]
-        wait = args.wait + args.twap  # the slices come over the whole window
+        body.append((847, "1000"))
+    elif args.vwap is not None:  # TargetStrategy 1 (VWAP) until ExpireTime
+        body.append((847, "1"))
+    elif args.pov is not None:  # TargetStrategy 2 (POV) at ParticipationRate
+        body += [(847, "2"), (849, args.pov)]
+    if window is not None:
+        body.append((126, format_utc(time.time() + window).decode()))
+        wait = args.wait + window  # the children come over the whole window
     session.state.remember(cl, info)
     seq = await session.send("D", body)
     last: list[FixMessage] = []
@@ -436,10 +444,105 @@ async def cmd_book(session: ClientSession, args: argparse.Namespace) -> Outcome:
     return out or Outcome(1, f"no MarketDataSnapshotFullRefresh within {args.wait:g}s")
 
 
+LIST_ORDER_STATUS_NAMES = {"1": "InBiddingProcess", "2": "ReceivedForExecution",
+                           "3": "Executing", "4": "Cancelling", "5": "Alert", "6": "AllDone",
+                           "7": "Reject"}
+
+
+def _list_text(msg: FixMessage) -> str:
+    """A ListStatus (N) as lines: the list, then each of its orders."""
+    status = msg.get(431) or "?"
+    head = f"list {msg.get(66)}: {LIST_ORDER_STATUS_NAMES.get(status, status)}"
+    if msg.get(444):
+        head += f" ({msg.get(444)})"
+    lines = [head]
+    for e in _entries(msg, 73, 11):
+        st = e.get(39) or "?"
+        line = (f"  {e.get(11)}: {ORD_STATUS_NAMES.get(st, st)} CumQty={e.get(14)} "
+                f"LeavesQty={e.get(151)} AvgPx={e.get(6)}")
+        if e.get(58):
+            line += f" ({e.get(58)})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _list_entry(n: int, spec: str, tif: str | None) -> tuple[Body, dict[str, str]]:
+    """One order of a NewOrderList from ``SIDE,SYMBOL,QTY[,PRICE]`` (ListOrdGrp's order)."""
+    parts = spec.split(",")
+    if len(parts) not in (3, 4) or parts[0] not in _SIDE_CODES:
+        raise ClientError(f"order {spec!r}: give SIDE,SYMBOL,QTY[,PRICE] (side buy or sell)")
+    try:
+        qty = _positive_decimal(parts[2])
+        price = _positive_decimal(parts[3]) if len(parts) == 4 else None
+    except argparse.ArgumentTypeError as exc:
+        raise ClientError(f"order {spec!r}: {exc}") from None
+    side = _SIDE_CODES[parts[0]]
+    body: Body = [(67, str(n)), (55, parts[1]), (54, side), (38, qty)]
+    info = {"symbol": parts[1], "side": side, "qty": qty, "type": "1"}
+    if price is not None:
+        body += [(40, "2"), (44, price)]
+        info.update(type="2", price=price)
+    else:
+        body.append((40, "1"))
+    if tif is not None:
+        body.append((59, _TIF_CODES[tif]))
+    return body, info
+
+
+async def _list_status(session: ClientSession, seq: int, wait: float, list_id: str,
+                       what: str) -> Outcome | None:
+    """Until the next ListStatus of ``list_id``: its lines (exit 1 for a list rejected)."""
+    def handle(msg: FixMessage) -> Outcome | None:
+        if msg.msg_type == "N" and msg.get(66) == list_id:
+            return Outcome(1 if msg.get(431) == "7" else 0, _list_text(msg))
+        return None
+
+    return await wait_for(session, wait, seq, what, handle)
+
+
+async def cmd_list(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    list_id = args.list_id or new_cl_ord_id(session.cfg.sender)
+    body: Body = [(66, list_id), (394, "3"), (68, str(len(args.orders))),
+                  (73, str(len(args.orders)))]
+    for n, spec in enumerate(args.orders, 1):
+        entry, info = _list_entry(n, spec, args.tif)
+        cl = new_cl_ord_id(session.cfg.sender)
+        session.state.remember(cl, info)
+        body += [(11, cl), *entry]
+    seq = await session.send("E", body)
+    out = await _list_status(session, seq, args.wait, list_id, f"list {list_id}")
+    return out or Outcome(1, f"no ListStatus for {list_id} within {args.wait:g}s")
+
+
+async def cmd_list_status(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    seq = await session.send("M", [(66, args.list_id)])
+    out = await _list_status(session, seq, args.wait, args.list_id, "list status request")
+    return out or Outcome(1, f"no ListStatus for {args.list_id} within {args.wait:g}s")
+
+
+async def cmd_list_cancel(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    seq = await session.send("K", [(66, args.list_id), (60, format_utc(time.time()).decode())])
+    last: list[Outcome] = []
+
+    def handle(msg: FixMessage) -> Outcome | None:
+        if msg.msg_type != "N" or msg.get(66) != args.list_id:
+            return None
+        last[:] = [Outcome(0, _list_text(msg))]
+        return last[0] if msg.get(431) != "4" else None  # (4: cancelling, more to come)
+
+    out = await wait_for(session, args.wait, seq, "list cancel", handle)
+    if out is not None:
+        return out
+    if last:
+        return last[0]
+    return Outcome(1, f"no ListStatus for {args.list_id} within {args.wait:g}s")
+
+
 COMMANDS: dict[str, Callable[[ClientSession, argparse.Namespace], Awaitable[Outcome]]] = {
     "buy": cmd_order, "sell": cmd_order, "cancel": cmd_cancel, "replace": cmd_replace,
     "status": cmd_status, "orders": cmd_orders, "cancel-all": cmd_cancel_all,
     "balances": cmd_balances, "positions": cmd_positions, "book": cmd_book,
+    "list": cmd_list, "list-status": cmd_list_status, "list-cancel": cmd_list_cancel,
 }
 
 
@@ -493,6 +596,8 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
   fixgw client buy BTC/USDT 0.01                  market order
   fixgw client sell BTC/USDT 0.01 --price 99000   limit order (--tif gtc|ioc|fok|day)
   fixgw client buy BTC/USDT 0.05 --twap 60        a TWAP over the next minute
+  fixgw client buy BTC/USDT 0.05 --vwap 60        a VWAP over the next minute
+  fixgw client buy BTC/USDT 0.05 --pov 0.1 --expire-in 60   10% of the market's volume
   fixgw client buy BTC/USDT 0.5 --price 97100 --venue SOR   routed across the venues
   fixgw client status CLORDID                     OrderStatusRequest
   fixgw client replace CLORDID --qty 0.02 --price 98000
@@ -501,7 +606,11 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
   fixgw client cancel-all                         OrderMassCancelRequest (530=7)
   fixgw client balances                           CollateralInquiry: balances per venue
   fixgw client positions                          RequestForPositions: what this session holds
-  fixgw client book BTC/USDT                      MarketDataRequest: the consolidated book"""
+  fixgw client book BTC/USDT                      MarketDataRequest: the consolidated book
+  fixgw client list buy,BTC/USDT,0.01,90000 sell,ETH/USDT,0.1
+                                                  NewOrderList: each order SIDE,SYMBOL,QTY[,PRICE]
+  fixgw client list-status LISTID                 ListStatusRequest
+  fixgw client list-cancel LISTID                 ListCancelRequest"""
 
 EPILOG = """\
 ExecType (150) / OrdStatus (39): 0 New, 1 PartiallyFilled, 2 Filled, 4 Canceled, 5 Replaced,
@@ -578,8 +687,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("qty", type=_positive_decimal, help="quantity, e.g. 0.01")
         p.add_argument("--price", type=_positive_decimal, help="limit price")
         p.add_argument("--tif", choices=sorted(_TIF_CODES), help="TimeInForce (default day)")
-        p.add_argument("--twap", type=_positive_seconds, metavar="SECONDS",
-                       help="work it as a TWAP (TargetStrategy 1000) until SECONDS from now")
+        algo = p.add_mutually_exclusive_group()
+        algo.add_argument("--twap", type=_positive_seconds, metavar="SECONDS",
+                          help="work it as a TWAP (TargetStrategy 1000) until SECONDS from now")
+        algo.add_argument("--vwap", type=_positive_seconds, metavar="SECONDS",
+                          help="work it as a VWAP (TargetStrategy 1) until SECONDS from now")
+        algo.add_argument("--pov", type=_positive_decimal, metavar="RATE",
+                          help="work it as a POV (TargetStrategy 2) at ParticipationRate "
+                               "(849) RATE, e.g. 0.1 for 10%%, until filled or canceled")
+        p.add_argument("--expire-in", type=_positive_seconds, metavar="SECONDS",
+                       help="with --pov: its ExpireTime (126), SECONDS from now")
         p.add_argument("--venue", metavar="NAME", help="ExDestination (100): the venue, or "
                        "SOR for the smart order router (default: the session's routing)")
 
@@ -610,11 +727,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("symbol", help="e.g. BTC/USDT")
     p.add_argument("--venue", help="one venue's book (SecurityExchange 207)")
     p.add_argument("--depth", type=int, default=5, help="levels a side (default 5)")
+    p = add("list", "NewOrderList: several orders at once, each checked and reported alone, "
+                    "then one ListStatus with every order's state")
+    p.add_argument("orders", nargs="+", metavar="SIDE,SYMBOL,QTY[,PRICE]",
+                   help="one order: buy or sell, symbol, quantity, limit price (else market)")
+    p.add_argument("--list-id", help="ListID (66) (default: a new one)")
+    p.add_argument("--tif", choices=sorted(_TIF_CODES), help="TimeInForce of every order")
+    p = add("list-status", "ListStatusRequest: the state of every order of a list")
+    p.add_argument("list_id", help="the list's ListID")
+    p = add("list-cancel", "ListCancelRequest: cancel every open order of a list")
+    p.add_argument("list_id", help="the list's ListID")
     return ap
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if getattr(args, "expire_in", None) is not None and args.pov is None:
+        parser.error("--expire-in is for --pov (a TWAP's or VWAP's end is their SECONDS)")
     for k, v in _DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)

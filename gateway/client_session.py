@@ -38,7 +38,8 @@ MSG_NAMES: dict[str, str] = {
     "X": "MarketDataIncrementalRefresh", "Y": "MarketDataRequestReject",
     "x": "SecurityListRequest", "y": "SecurityList", "BB": "CollateralInquiry",
     "BA": "CollateralReport", "BG": "CollateralInquiryAck", "AN": "RequestForPositions",
-    "AO": "RequestForPositionsAck", "AP": "PositionReport",
+    "AO": "RequestForPositionsAck", "AP": "PositionReport", "E": "NewOrderList",
+    "N": "ListStatus", "M": "ListStatusRequest", "K": "ListCancelRequest",
 }
 
 FIELD_NAMES: dict[int, str] = {
@@ -57,7 +58,9 @@ FIELD_NAMES: dict[int, str] = {
     553: "Username", 554: "Password", 584: "MassStatusReqID", 585: "MassStatusReqType",
     789: "NextExpectedMsgSeqNum", 851: "LastLiquidityInd", 911: "TotNumReports",
     912: "LastRptRequested", 1128: "ApplVerID", 1137: "DefaultApplVerID",
-    1369: "MassActionReportID", 8013: "CancelOnDisconnect",
+    1369: "MassActionReportID", 8013: "CancelOnDisconnect", 66: "ListID", 67: "ListSeqNo",
+    68: "TotNoOrders", 73: "NoOrders", 84: "CxlQty", 394: "BidType", 429: "ListStatusType",
+    431: "ListOrderStatus", 444: "ListStatusText",
     15: "Currency", 207: "SecurityExchange", 262: "MDReqID", 263: "SubscriptionRequestType",
     264: "MarketDepth", 267: "NoMDEntryTypes", 268: "NoMDEntries", 269: "MDEntryType",
     270: "MDEntryPx", 271: "MDEntrySize", 275: "MDMkt", 279: "MDUpdateAction",

@@ -179,6 +179,12 @@ class PaperMarketConfig(_Strict):
     recorded: Path | None = None
     """A CSV file of ``timestamp,mid`` lines replayed instead of the random walk, from the
     gateway's start, at the recorded pace."""
+    trade_rate: Decimal | None = Field(default=None, ge=0)
+    """Synthetic market trades: their mean number per tick (Poisson; default 0, none), each an
+    outside taker's market order, buy or sell, crossing the book (our resting orders
+    included) and shown on the public feed."""
+    trade_size: Decimal | None = Field(default=None, gt=0)
+    """The mean size of a synthetic trade (exponential; default a tenth of level_size)."""
 
 
 class VenueConfig(_Strict):
@@ -256,6 +262,31 @@ class VenueConfig(_Strict):
         return self
 
 
+class VwapConfig(_Strict):
+    """The VWAP (TargetStrategy 847=1, ``gateway.orders.vwap``): its buckets and the volume
+    profile they follow."""
+
+    bucket_seconds: float = Field(default=10, gt=0)
+    """One bucket (a child) per this many seconds of the window (1 to 100 buckets)."""
+    profile: list[Decimal] = [Decimal(1)]
+    """Weights of the volume curve's equal bins over ``profile_period`` (24 over a day: per UTC
+    hour); the default, one bin, is flat."""
+    profile_period: float = Field(default=86400, gt=0)
+    """Seconds the curve spans and repeats over, its first bin at UTC midnight for a day."""
+    recorded: Path | None = None
+    """Instead of ``profile``: a CSV file of ``timestamp,volume`` lines, summed per bin of the
+    period (``recorded_bins`` bins)."""
+    recorded_bins: int = Field(default=24, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_profile(self) -> VwapConfig:
+        if self.recorded is not None and "profile" in self.model_fields_set:
+            raise ValueError("profile and recorded: one or the other")
+        if not self.profile or any(w < 0 for w in self.profile) or sum(self.profile) <= 0:
+            raise ValueError("profile: weights not negative, at least one above zero")
+        return self
+
+
 class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9876, ge=0, le=65535)
@@ -329,6 +360,7 @@ class Config(_Strict):
     session: list[SessionConfig] = []
     template: list[TemplateConfig] = []
     venue: list[VenueConfig] = []
+    vwap: VwapConfig = VwapConfig()
 
     @model_validator(mode="after")
     def _venues_known(self) -> Config:
@@ -411,5 +443,6 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         })
         for v in cfg.venue
     ]
+    vwap = cfg.vwap.model_copy(update={"recorded": fix(cfg.vwap.recorded)})
     return cfg.model_copy(update={"session": sessions, "template": templates, "gateway": gw,
-                                  "venue": venues})
+                                  "venue": venues, "vwap": vwap})

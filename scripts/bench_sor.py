@@ -10,11 +10,10 @@ loopback TCP) sends the orders.
    on a fresh gateway with the same books. Prints the average price, the fees paid (each
    fill's venue's taker fee) and the cost against the arrival mid of the consolidated book
    (the best bid and the best ask over the three venues), in basis points.
-2. ``decision``: ``--orders`` routed IOC buys at the best bid (no venue offers that)
-   (nothing fills, the books stay as they are), each routed over the three venues' 20-level
-   books: the router's
-   decision time (gateway.orders.sor.SmartRouter.decide: the books read, the balances, the
-   plan) p50 / p99, and the time from sending the order to its final ExecutionReport.
+2. ``decision``: ``--orders`` routed IOC buys at the best bid (no venue offers that: nothing
+   fills, the books stay as they are), each routed over the three venues' 20-level books:
+   the router's decision time (gateway.orders.sor.SmartRouter.decide: the books read, the
+   balances, the plan) p50 / p99, and the time from sending the order to its final ExecutionReport.
 
     .venv/bin/python scripts/bench_sor.py [--qty 3] [--orders 2000]
 """

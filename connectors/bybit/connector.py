@@ -45,6 +45,7 @@ from connectors.base import (
     Side,
     TimeInForce,
     VenueAmbiguous,
+    VenueError,
     VenueEvent,
     VenueInfo,
     VenueRejected,
@@ -58,6 +59,8 @@ from connectors.bybit.limits import (
     EXECUTION_HISTORY_MS,
     EXECUTION_WINDOW_MS,
     IP_BAN_S,
+    PER_SECOND,
+    PLACE_BATCH_MAX,
     window_name,
     windows,
 )
@@ -69,7 +72,7 @@ from connectors.common.marketfeed import PublicFeed, run_feed
 from connectors.common.ratelimit import Priority, RateLimiter
 from connectors.common.settings import VenueSettings
 from connectors.common.stream import PingPolicy, StreamError, Ws, WsStream
-from connectors.common.venue import StreamingConnector, ms_to_ns, plain
+from connectors.common.venue import StreamingConnector, ms_to_ns, nothing_placed, plain
 
 log = logging.getLogger(__name__)
 
@@ -590,64 +593,78 @@ class BybitConnector(StreamingConnector):
                              env.result.orderId, self.now_ms() * 1_000_000)
 
     async def place_batch(self, requests: Sequence[OrderRequest]
-                          ) -> list[OrderAccepted | VenueRejected]:
-        """POST /v5/order/create-batch (https://bybit-exchange.github.io/docs/v5/order/batch-place),
-        at most :data:`BATCH_MAX` orders per request, all of one ``category``. One outcome per
-        request, in order: an order the venue (or :meth:`order_body`) refused is a
-        VenueRejected in the list. A whole request that times out or fails with 5xx raises
-        VenueAmbiguous (the orders of earlier chunks are placed and tracked; query them by
-        client order id); a whole request the venue refuses makes every order of it a
-        VenueRejected."""
-        out: list[OrderAccepted | VenueRejected | None] = [None] * len(requests)
-        bodies: list[tuple[int, OrderRequest, dict[str, Any]]] = []
+                          ) -> list[OrderAccepted | VenueError]:
+        """POST /v5/order/create-batch (https://bybit-exchange.github.io/docs/v5/order/batch-place):
+        one request per ``category`` (spot and linear orders go apart), at most
+        :data:`PLACE_BATCH_MAX` of its orders per request and no more than its window takes in
+        a second (:data:`PER_SECOND`); each order answered at its place in
+        ``result.list`` and ``retExtInfo.list``. One outcome per request, in order
+        (:meth:`Connector.place_batch`): an order the venue (or :meth:`order_body`) refused is
+        a VenueRejected; every order of a request that timed out or failed with 5xx is a
+        VenueAmbiguous, and so is one answered with a server error (10016, ...) that a query
+        does not find yet; a request that was not sent makes its orders VenueUnavailable, and
+        one the venue refused whole makes each of them that VenueRejected."""
+        out: list[OrderAccepted | VenueError | None] = [None] * len(requests)
+        by_category: dict[str, list[tuple[int, OrderRequest, dict[str, Any]]]] = {}
         for i, req in enumerate(requests):
             try:
-                bodies.append((i, req, self.order_body(req)))
+                body = self.order_body(req)
             except VenueRejected as exc:
                 out[i] = exc
-        categories = {body["category"] for _, _, body in bodies}
-        if len(categories) > 1:
-            raise VenueRejected(RejectReason.UNSUPPORTED,
-                                f"one batch is one category, not {sorted(categories)}")
-        path = "/v5/order/create-batch"
-        for start in range(0, len(bodies), BATCH_MAX):
-            chunk = bodies[start:start + BATCH_MAX]
-            category = chunk[0][2]["category"]
-            items = [{k: v for k, v in body.items() if k != "category"} for _, _, body in chunk]
-            for _, req, _ in chunk:
-                self.track(req.client_order_id, req.symbol)
-            try:
-                env = await self._batch(path, category, items)
-            except VenueRejected as exc:
-                for i, req, _ in chunk:
-                    if exc.reason is not RejectReason.DUPLICATE_ORDER:
-                        self.untrack(req.client_order_id)
-                    out[i] = VenueRejected(exc.reason, exc.text)
                 continue
-            unsure: list[str] = []
-            for (i, req, _), (item, code, msg) in zip(chunk, env.outcomes(len(chunk)),
-                                                      strict=True):
-                coid = req.client_order_id
-                if code == errors.OK and item is not None:
-                    ts = int(item.createAt) * 1_000_000 if item.createAt.isdigit() else (
-                        self.now_ms() * 1_000_000)
-                    out[i] = OrderAccepted(item.orderLinkId or coid, item.orderId, ts)
-                elif code in errors.AMBIGUOUS:
-                    state = await self.query_order(req.symbol, coid)
-                    if state is None:
-                        unsure.append(coid)
-                    else:
-                        out[i] = OrderAccepted(coid, state.venue_order_id, state.updated_ns)
-                else:
-                    reason = errors.reason_for(code, msg)
-                    if reason is not RejectReason.DUPLICATE_ORDER:
-                        self.untrack(coid)
-                    out[i] = VenueRejected(reason, f"{code} {msg}")
-            if unsure:  # never turn "the venue does not know" into a reject
-                raise VenueAmbiguous(f"{self.name}: {path}: outcome unknown for {unsure}")
+            by_category.setdefault(body["category"], []).append((i, req, body))
+        for category, bodies in by_category.items():
+            # within the request limit, and within what the endpoint's window takes in one
+            # second (one unit per order): linear 20 per request but 10 a second
+            size = min(PLACE_BATCH_MAX.get(category, BATCH_MAX),
+                       PER_SECOND.get(f"create_batch:{category}", BATCH_MAX))
+            for start in range(0, len(bodies), size):
+                await self._place_chunk(category, bodies[start:start + size], out)
         done = [o for o in out if o is not None]
         assert len(done) == len(requests)
         return done
+
+    async def _place_chunk(self, category: str,
+                           chunk: list[tuple[int, OrderRequest, dict[str, Any]]],
+                           out: list[OrderAccepted | VenueError | None]) -> None:
+        """One create-batch request: the outcome of each of its orders into ``out``."""
+        items = [{k: v for k, v in body.items() if k != "category"} for _, _, body in chunk]
+        for _, req, _ in chunk:
+            self.track(req.client_order_id, req.symbol)
+        try:
+            env = await self._batch("/v5/order/create-batch", category, items)
+        except VenueError as exc:
+            for i, req, _ in chunk:
+                if nothing_placed(exc):
+                    self.untrack(req.client_order_id)
+                out[i] = exc
+            return
+        for (i, req, _), (item, code, msg) in zip(chunk, env.outcomes(len(chunk)), strict=True):
+            coid = req.client_order_id
+            if code == errors.OK and item is not None:
+                ts = int(item.createAt) * 1_000_000 if item.createAt.isdigit() else (
+                    self.now_ms() * 1_000_000)
+                out[i] = OrderAccepted(item.orderLinkId or coid, item.orderId, ts)
+            elif code in errors.AMBIGUOUS or code == -1:
+                # the venue does not know, or its answer leaves the order out: asked once
+                # here; never turned into a reject (Invariant 3)
+                try:
+                    state = await self.query_order(req.symbol, coid)
+                except VenueError:
+                    state = None
+                if state is None:
+                    out[i] = VenueAmbiguous(f"{self.name}: create-batch: outcome of {coid} "
+                                            f"unknown ({code} {msg})")
+                elif state.status is VenueStatus.REJECTED:
+                    self.untrack(coid)
+                    out[i] = VenueRejected(RejectReason.OTHER, f"{code} {msg}: rejected")
+                else:
+                    out[i] = OrderAccepted(coid, state.venue_order_id, state.updated_ns)
+            else:
+                reason = errors.reason_for(code, msg)
+                if reason is not RejectReason.DUPLICATE_ORDER:
+                    self.untrack(coid)
+                out[i] = VenueRejected(reason, f"{code} {msg}")
 
     async def cancel_batch(self, symbol: str, client_order_ids: Sequence[str]) -> int:
         """POST /v5/order/cancel-batch (https://bybit-exchange.github.io/docs/v5/order/

@@ -25,10 +25,11 @@ https://bybit-exchange.github.io/docs/v5/rate-limit):
   one unit per order in the request; "If part of the last batch of orders requested within 1s
   exceeds the limit, the part that exceeds the limit will fail, and the part that does not
   exceed the limit will succeed" ("Instructions for batch endpoints").
-* Orders per batch request: "A maximum of 20 orders (option) & 10 orders (linear) & 10 orders
-  (spot) can be placed per request" (``docs/v5/order/batch-place.mdx``); "10 orders (linear),
-  10 orders (spot) can be cancelled per request" (``docs/v5/order/batch-cancel.mdx``)
-  -> :data:`BATCH_MAX`.
+* Orders per batch request: "A maximum of 20 orders (option), 20 orders (inverse), 20 orders
+  (linear), 10 orders (spot) can be placed per request" (``docs/v5/order/batch-place.mdx``, as
+  published at https://bybit-exchange.github.io/docs/v5/order/batch-place; earlier revisions
+  said 10 for linear) -> :data:`PLACE_BATCH_MAX`; "10 orders (linear), 10 orders (spot) can be
+  cancelled per request" (``docs/v5/order/batch-cancel.mdx``) -> :data:`BATCH_MAX`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from connectors.common.ratelimit import WindowSpec
 IP_WINDOW = WindowSpec("ip", 600, 5.0)
 IP_BAN_S = 600.0
 BATCH_MAX = 10
-"""Orders per create-batch / cancel-batch request (spot and linear)."""
+"""Orders per cancel-batch request (spot and linear)."""
+PLACE_BATCH_MAX: dict[str, int] = {"linear": 20, "spot": 10}
+"""Orders per create-batch request, by category."""
 BATCH_PATHS = frozenset({"/v5/order/create-batch", "/v5/order/amend-batch",
                          "/v5/order/cancel-batch"})
 """Endpoints whose window is charged one unit per order in the request."""

@@ -40,7 +40,9 @@ from connectors.base import (
     RejectReason,
     VenueError,
     VenueEvent,
+    VenueRejected,
     VenueStatus,
+    VenueUnavailable,
 )
 from connectors.common.balances import LatestBalances
 
@@ -229,6 +231,14 @@ class StreamingConnector(Connector):
 
 MS = 1_000_000
 """Nanoseconds per millisecond (venues stamp in ms; our types in ns)."""
+
+
+def nothing_placed(exc: VenueError) -> bool:
+    """Whether a request that failed with ``exc`` surely placed nothing (its orders need not
+    be tracked): the venue was not reached, or refused it -- except as a duplicate, which says
+    the order is there."""
+    return isinstance(exc, VenueUnavailable) or (
+        isinstance(exc, VenueRejected) and exc.reason is not RejectReason.DUPLICATE_ORDER)
 
 
 def plain(value: Decimal) -> str:

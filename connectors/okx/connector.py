@@ -48,6 +48,8 @@ from connectors.base import (
     Position,
     RejectReason,
     TimeInForce,
+    VenueAmbiguous,
+    VenueError,
     VenueInfo,
     VenueRejected,
     VenueUnavailable,
@@ -63,6 +65,7 @@ from connectors.common.venue import (
     dec,
     dec_or_zero,
     ms_to_ns,
+    nothing_placed,
     plain,
 )
 from connectors.okx import errors, schemas
@@ -532,34 +535,62 @@ class OkxConnector(StreamingConnector):
                              ms_to_ns(ack.ts) or time.time_ns())
 
     async def place_batch(self, requests: Sequence[OrderRequest]
-                          ) -> list[OrderAccepted | VenueRejected]:
-        """docs-v5 "Trade / Place multiple orders": up to 20 per request; one outcome per
-        order, in order."""
-        out: list[OrderAccepted | VenueRejected] = []
-        for start in range(0, len(requests), BATCH_MAX):
-            chunk = requests[start:start + BATCH_MAX]
-            bodies = [self._order_body(r)[1] for r in chunk]
-            for r in chunk:
+                          ) -> list[OrderAccepted | VenueError]:
+        """docs-v5 "Trade / Place multiple orders" (POST /api/v5/trade/batch-orders): up to
+        :data:`BATCH_MAX` orders per request, answered with ``code`` "0" (all placed), "1"
+        (all failed) or "2" (some failed) and one ``data`` entry per order with its own
+        ``sCode``/``sMsg``. One outcome per request, in order (:meth:`Connector.place_batch`):
+        an order OKX refused (or :meth:`_order_body` did) is a VenueRejected; every order of a
+        request that timed out, and an order the answer does not mention, is a
+        VenueAmbiguous (query it by clOrdId); a request that was not sent makes its orders
+        VenueUnavailable."""
+        out: list[OrderAccepted | VenueError | None] = [None] * len(requests)
+        sendable: list[tuple[int, OrderRequest, dict[str, str | bool]]] = []
+        for i, r in enumerate(requests):
+            try:
+                sendable.append((i, r, self._order_body(r)[1]))
+            except VenueRejected as exc:
+                out[i] = exc
+        for start in range(0, len(sendable), BATCH_MAX):
+            chunk = sendable[start:start + BATCH_MAX]
+            bodies = [body for _, _, body in chunk]
+            for _, r, _ in chunk:
                 self.track(r.client_order_id, r.symbol)
-            _, env = await self._call("POST", "/api/v5/trade/batch-orders", schemas.ACKS,
-                                      body=bodies, cost=_batch_costs("batch", "order", bodies,
-                                                                     "sub_account"),
-                                      priority=Priority.ORDER, mutating=True)
+            try:
+                _, env = await self._call(
+                    "POST", "/api/v5/trade/batch-orders", schemas.ACKS, body=bodies,
+                    cost=_batch_costs("batch", "order", bodies, "sub_account"),
+                    priority=Priority.ORDER, mutating=True)
+            except VenueError as exc:
+                for i, r, _ in chunk:
+                    if nothing_placed(exc):
+                        self.untrack(r.client_order_id)
+                    out[i] = exc
+                continue
+            if not env.data and env.code != "0":  # the whole request refused (e.g. 51111)
+                for i, r, _ in chunk:
+                    self.untrack(r.client_order_id)
+                    out[i] = _refused("batch place", env.code, env.msg)
+                continue
             # answered in request order ("Orders will be placed in turn"); by clOrdId otherwise
             by_cid = {a.clOrdId: a for a in env.data}
             in_turn = len(env.data) == len(chunk)
-            for i, r in enumerate(chunk):
-                ack = env.data[i] if in_turn else by_cid.get(r.client_order_id)
-                if ack is not None and ack.sCode == "0":
-                    out.append(OrderAccepted(r.client_order_id, ack.ordId,
-                                             ms_to_ns(ack.ts) or time.time_ns()))
-                    continue
-                code, msg = (ack.sCode, ack.sMsg) if ack else (env.code, env.msg)
-                refusal = _refused("batch place", code, msg)
-                if refusal.reason is not RejectReason.DUPLICATE_ORDER:
-                    self.untrack(r.client_order_id)
-                out.append(refusal)
-        return out
+            for n, (i, r, _) in enumerate(chunk):
+                ack = env.data[n] if in_turn else by_cid.get(r.client_order_id)
+                if ack is None:
+                    out[i] = VenueAmbiguous(f"{self.name}: batch-orders answer (code "
+                                            f"{env.code}) does not mention {r.client_order_id}")
+                elif ack.sCode == "0":
+                    out[i] = OrderAccepted(r.client_order_id, ack.ordId,
+                                           ms_to_ns(ack.ts) or time.time_ns())
+                else:
+                    refusal = _refused("batch place", ack.sCode, ack.sMsg)
+                    if refusal.reason is not RejectReason.DUPLICATE_ORDER:
+                        self.untrack(r.client_order_id)
+                    out[i] = refusal
+        done = [o for o in out if o is not None]
+        assert len(done) == len(requests)
+        return done
 
     async def cancel(self, symbol: str, client_order_id: str) -> None:
         """docs-v5 "Trade / Cancel order"."""

@@ -4,6 +4,12 @@ Synchronous and free of I/O: every operation takes the time (UTC ns) as an argum
 what happened to an event list the caller drains (:meth:`PaperExchange.drain_events`). The
 asyncio face, faults and the event stream are :class:`connectors.paper.venue.PaperConnector`.
 
+Every trade at the book is a public trade (:meth:`PaperExchange.drain_prints`): ours (with the
+trade id of our fill) and those between an outside taker and the market maker (ids ``M1``,
+``M2``...), with the taker's side as the aggressor. Outside takers are the synthetic trade flow
+of :meth:`PaperExchange.tick` (``MarketConfig.trade_rate``) and
+:meth:`PaperExchange.trade_against`.
+
 Accounting (all ``Decimal``, exact for spot):
 
 * spot buy: locks ``remaining x limit`` of the quote asset (a market buy's limit is its
@@ -46,6 +52,7 @@ from connectors.base import (
     OrderState,
     OrderType,
     Position,
+    PublicTrade,
     RejectReason,
     Side,
     TimeInForce,
@@ -61,6 +68,8 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 DAY_NS = 86_400 * 1_000_000_000
 CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]+$")
+PRINTS_KEPT = 100_000
+"""Public trades kept until drained (the oldest go beyond: nobody may be reading them)."""
 
 _MARKET_LIKE = (OrderType.MARKET, OrderType.STOP)
 
@@ -187,6 +196,8 @@ class PaperExchange:
         self._closed: collections.deque[PaperOrder] = collections.deque()
         self._fills_made = 0
         self._events: list[VenueEvent] = []
+        self._prints: collections.deque[PublicTrade] = collections.deque(maxlen=PRINTS_KEPT)
+        self._market_trades = 0
         self._expiries: list[tuple[int, int, PaperOrder]] = []
         self._taken: list[BookOrder[PaperOrder]] = []
         self._order_seq = 0
@@ -255,6 +266,12 @@ class PaperExchange:
     def drain_events(self) -> list[VenueEvent]:
         """What happened since the last drain, in order."""
         out, self._events = self._events, []
+        return out
+
+    def drain_prints(self) -> list[PublicTrade]:
+        """The public trades since the last drain (module docstring), in order."""
+        out = list(self._prints)
+        self._prints.clear()
         return out
 
     # ---- placing -------------------------------------------------------------------------------
@@ -465,15 +482,22 @@ class PaperExchange:
         qty: Decimal,
         price: Decimal,
     ) -> None:
-        self._cur.last = price
+        mk = self._cur
+        mk.last = price
         mine = resting.owner
         if mine is None:
             self._taken.append(resting)
         else:
             self._fill(mine, qty, price, Liquidity.MAKER)
-        mine = taker.owner
-        if mine is not None:
-            self._fill(mine, qty, price, Liquidity.TAKER)
+        if taker.owner is not None:
+            self._fill(taker.owner, qty, price, Liquidity.TAKER)
+        if mine is None and taker.owner is None:
+            self._market_trades += 1
+            trade_id = f"M{self._market_trades}"
+        else:
+            trade_id = f"T{self._trade_seq}"  # (our fill's, the taker's when both are ours)
+        self._prints.append(PublicTrade(mk.instrument.symbol, price, qty, taker.side, trade_id,
+                                        self._now))
 
     def _fill(self, order: PaperOrder, qty: Decimal, price: Decimal, liquidity: Liquidity) -> None:
         mk = self._cur
@@ -764,13 +788,18 @@ class PaperExchange:
             raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
         if not quantity.is_finite() or quantity <= 0:
             raise VenueRejected(RejectReason.LOT_FILTER, f"quantity {quantity} must be positive")
+        self._now = now_ns
+        return self._take(mk, side, quantity, price)
+
+    def _take(self, mk: _Market, side: Side, quantity: Decimal, price: Decimal | None
+              ) -> tuple[Decimal, Decimal]:
+        """An outside taker (:meth:`trade_against`) at ``mk``, at ``self._now``."""
         book = mk.book
         if price is None:
             best = book.best_bid() if side is Side.SELL else book.best_ask()
             if best is None:
                 return Decimal(0), Decimal(0)
             price = self._protection(mk.instrument, side, best)
-        self._now = now_ns
         self._cur = mk
         fills_before = self._fills_made
         taker: BookOrder[PaperOrder] = BookOrder(side, price, quantity)  # owner None: not ours
@@ -786,7 +815,8 @@ class PaperExchange:
     def tick(self, now_ns: int) -> None:
         """Advance to ``now_ns``: expire GTD/DAY orders that are due, move every market's mid
         (a synthetic print at the mid is the new last price), let the market maker requote,
-        trigger stops."""
+        trigger stops; then the market's synthetic takers trade (``MarketConfig.trade_rate``),
+        filling our resting orders when they are the best."""
         self._now = now_ns
         expiries = self._expiries
         while expiries and expiries[0][0] <= now_ns:
@@ -803,6 +833,8 @@ class PaperExchange:
             self._drop(mk.market.requote(mk.book, self._on_fill, self._cap if mk.perp else None))
             self._taken.clear()  # requote restored everything it quotes
             self._settle_knock_on(mk)
+            for side, quantity in mk.market.draw_trades():
+                self._take(mk, side, quantity, None)
 
     # ---- inspection for tests ------------------------------------------------------------------
 

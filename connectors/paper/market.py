@@ -8,6 +8,13 @@ venue's :class:`~connectors.paper.book.OrderBook` like anyone's (owner ``None``)
 lands on our resting orders they trade, at our price, and our order is the maker.
 
 The market maker is not an account: its side of a trade produces no event and no balance.
+
+Synthetic trade flow (off by default): each tick, a Poisson number of outside takers with mean
+``trade_rate`` (:meth:`SyntheticMarket.draw_trades`), each a market order buying or selling with
+even odds, of an exponentially distributed size with mean ``trade_size`` (on the lot grid, at
+least one lot). They cross the book like anyone's order: the market maker's quotes, and our
+resting orders when they are the best. The draws come from a generator of their own (seeded
+with the venue's seed and the symbol), so turning the flow on does not change the mid's path.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ class MarketConfig:
     path: Sequence[tuple[int, Decimal]] | None = None
     """A recorded market: ``(ts_ns, mid)`` points, ascending; replaces the random walk. The mid
     at time ``t`` is that of the last point at or before ``t`` (the first point before it)."""
+    trade_rate: Decimal = Decimal(0)
+    """Synthetic trades: their mean number per tick (0: none; module docstring)."""
+    trade_size: Decimal | None = None
+    """The mean size of a synthetic trade (None: a tenth of ``level_size``)."""
 
 
 def _spot(base: str, quote: str, tick: str, lot: str, min_notional: str) -> Instrument:
@@ -91,13 +102,22 @@ def default_markets() -> tuple[MarketConfig, ...]:
 
 
 def read_recorded(lines: Iterable[str], start_ns: int) -> list[tuple[int, Decimal]]:
-    """A recorded market from CSV lines ``timestamp,mid``, shifted so that its first point is at
-    ``start_ns`` (it replays at the recorded pace from there).
+    """A recorded market from CSV lines ``timestamp,mid`` (:func:`read_points`), shifted so
+    that its first point is at ``start_ns`` (it replays at the recorded pace from there)."""
+    points = read_points(lines, "mid")
+    shift = start_ns - points[0][0]
+    return [(ts + shift, mid) for ts, mid in points]
+
+
+def read_points(lines: Iterable[str], value: str) -> list[tuple[int, Decimal]]:
+    """Recorded market data: CSV lines ``timestamp,<value>`` (a mid: positive; a volume: not
+    negative), in time order.
 
     A timestamp is integer nanoseconds since the epoch or an ISO 8601 time with its offset
     (``2026-11-20T10:00:00.250Z``); a first line that is not a point is a header; blank lines
     and ``#`` comments are skipped. Raises ValueError naming the line at fault.
     """
+    positive = value == "mid"
     points: list[tuple[int, Decimal]] = []
     for n, line in enumerate(lines, 1):
         text = line.strip()
@@ -106,22 +126,22 @@ def read_recorded(lines: Iterable[str], start_ns: int) -> list[tuple[int, Decima
         cells = [c.strip() for c in text.split(",")]
         try:
             if len(cells) != 2:
-                raise ValueError("expected two cells: timestamp,mid")
+                raise ValueError(f"expected two cells: timestamp,{value}")
             ts = _timestamp_ns(cells[0])
-            mid = Decimal(cells[1])
-            if not mid.is_finite() or mid <= 0:
-                raise ValueError(f"mid must be a positive number, not {cells[1]!r}")
+            v = Decimal(cells[1])
+            if not v.is_finite() or v < 0 or (positive and v == 0):
+                kind = "a positive number" if positive else "a number, not negative"
+                raise ValueError(f"{value} must be {kind}, not {cells[1]!r}")
         except (ValueError, ArithmeticError) as exc:
             if not points and n == 1:
                 continue  # a header
             raise ValueError(f"line {n}: {exc}") from None
         if points and ts < points[-1][0]:
             raise ValueError(f"line {n}: timestamps must not go back in time")
-        points.append((ts, mid))
+        points.append((ts, v))
     if not points:
         raise ValueError("no points")
-    shift = start_ns - points[0][0]
-    return [(ts + shift, mid) for ts, mid in points]
+    return points
 
 
 def _timestamp_ns(cell: str) -> int:
@@ -151,7 +171,14 @@ class SyntheticMarket(Generic[O]):
         self.size = round_to_tick(config.level_size, inst.lot_size)
         if config.levels and self.size <= 0:
             raise ValueError("level_size rounds to zero lots")
+        if config.trade_rate < 0 or (config.trade_size is not None and config.trade_size <= 0):
+            raise ValueError("trade_rate >= 0 and trade_size > 0")
         self._rng = random.Random(f"{seed}/{inst.symbol}")  # noqa: S311 - simulation, not crypto
+        self._flow = random.Random(f"{seed}/{inst.symbol}/trades")  # noqa: S311 - simulation
+        self._trade_rate = float(config.trade_rate)
+        mean = config.trade_size if config.trade_size is not None else config.level_size / 10
+        self._lot = inst.lot_size
+        self._mean_lots = float(mean / inst.lot_size) if inst.lot_size > 0 else float(mean)
         self._path_ts = [ts for ts, _ in config.path] if config.path else []
         start = config.path[0][1] if config.path else config.mid
         self._floor = (
@@ -177,6 +204,21 @@ class SyntheticMarket(Generic[O]):
             return self.mid
         self.mid = max(round_to_tick(mid, self.tick_size), self._floor)
         return self.mid
+
+    def draw_trades(self) -> list[tuple[Side, Decimal]]:
+        """This tick's synthetic takers (module docstring): (side, quantity) each."""
+        rate = self._trade_rate
+        if rate <= 0:
+            return []
+        out: list[tuple[Side, Decimal]] = []
+        rng = self._flow
+        at = rng.expovariate(rate)  # arrivals within the tick (a Poisson count)
+        while at < 1.0:
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            lots = max(1, round(rng.expovariate(1.0) * self._mean_lots))
+            out.append((side, lots * self._lot if self._lot > 0 else Decimal(lots)))
+            at += rng.expovariate(rate)
+        return out
 
     def targets(self) -> list[tuple[Side, Decimal]]:
         """The market maker's quote prices around the current mid, best first per side."""

@@ -29,7 +29,6 @@ from connectors.base import (
     Instrument,
     InstrumentKind,
     Level,
-    Liquidity,
     MarketEvent,
     OrderAccepted,
     OrderFilled,
@@ -159,10 +158,9 @@ class PaperConnector(Connector):
         if self._balances_told is not None:
             self._publish_balances(self._balances_told)
         events = self.exchange.drain_events()
-        if self._watchers:  # the book may have changed (this is called after every change)
-            trades = self._trades(events)
-            for watcher in self._watchers:
-                watcher.notice(trades)
+        trades = self.exchange.drain_prints()
+        for watcher in self._watchers:  # the book may have changed (called after every change)
+            watcher.notice(trades)
         if not events:
             return
         faults = self._faults
@@ -348,7 +346,8 @@ class PaperConnector(Connector):
         """The simulated venue's public feed: its book aggregated by price (the best
         :data:`MD_DEPTH` levels a side), as a snapshot, then the levels that changed after each
         change of the exchange (several changes between two reads come as one update); a trade
-        for each fill. Unknown symbol: KeyError."""
+        for each trade at the book, ours and the synthetic market's (``MarketConfig.trade_rate``),
+        the taker's side as the aggressor. Unknown symbol: KeyError."""
         self.exchange.book(symbol)  # KeyError when the venue does not list it
         watcher = _Watcher(symbol)
         self._watchers.append(watcher)
@@ -367,21 +366,6 @@ class PaperConnector(Connector):
                     yield BookUpdate(symbol, bid_changes, ask_changes, self._clock())
         finally:
             self._watchers.remove(watcher)
-
-    def _trades(self, events: Sequence[VenueEvent]) -> list[PublicTrade]:
-        """A fill of ours is a trade of the venue; who aggressed follows from its liquidity."""
-        out = []
-        for ev in events:
-            if not isinstance(ev, OrderFilled):
-                continue
-            order = self.exchange.order(ev.client_order_id)
-            if order is None:
-                continue
-            other = Side.SELL if order.side is Side.BUY else Side.BUY
-            aggressor = order.side if ev.liquidity is Liquidity.TAKER else other
-            out.append(PublicTrade(order.symbol, ev.price, ev.quantity, aggressor, ev.trade_id,
-                                   ev.ts_ns))
-        return out
 
     def _levels(self, symbol: str) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
         book = self.exchange.book(symbol)

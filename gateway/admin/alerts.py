@@ -220,7 +220,7 @@ class AlertMonitor:
                     self.alerts.resolve(key, f"session {sid}: rejects back to {count} a minute")
         if self.latency > 0:
             worst, self.worst = self.worst, {}
-            for kind in ("order_to_venue", "place", "report"):
+            for kind in ("order_to_venue", "place", "place_batch", "report"):
                 key = f"latency:{kind}"
                 seconds, venue = worst.get(kind, (0.0, ""))
                 if seconds > self.latency:

@@ -328,9 +328,13 @@ class AdminServer:
         venue's book, fee, balance), what it chose and why."""
         order_id = request.match_info["order_id"]
         store = self._orders.store
-        if await store.load_order(order_id) is None:
-            return _error(404, f"no order {order_id}")
-        events = await store.order_events(order_id, "routed")
+        try:
+            if await store.load_order(order_id) is None:
+                return _error(404, f"no order {order_id}")
+            events = await store.order_events(order_id, "routed")
+        except Exception as exc:  # the store is down: say so, as JSON
+            log.warning("admin: routing of %s not read: %s", order_id, exc)
+            return _error(503, f"the store cannot be read now: {type(exc).__name__}")
         return web.json_response({"order_id": order_id, "decisions": [
             {"event_id": e.event_id, "ts_ns": e.ts_ns, **e.data} for e in events]})
 

@@ -75,7 +75,8 @@ class Metrics:
             "fixgw_order_to_venue_seconds", "From a NewOrderSingle received to its venue call",
             ["venue"], buckets=LATENCY_BUCKETS, registry=r)
         self.venue_request = Histogram(
-            "fixgw_venue_request_seconds", "A venue call (place) until the venue answered",
+            "fixgw_venue_request_seconds",
+            "A venue call (place, place_batch) until the venue answered",
             ["venue", "request"], buckets=LATENCY_BUCKETS, registry=r)
         self.report = Histogram(
             "fixgw_report_seconds",
@@ -96,7 +97,7 @@ class Metrics:
     # --- hooks --------------------------------------------------------------------------------
 
     def timing(self, kind: str, venue: str, seconds: float) -> None:
-        """``kind``: ``order_to_venue``, ``place`` or ``report``."""
+        """``kind``: ``order_to_venue``, ``place``, ``place_batch`` or ``report``."""
         if kind == "order_to_venue":
             self.order_to_venue.labels(venue).observe(seconds)
         elif kind == "report":

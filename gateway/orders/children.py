@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.base import Connector, Instrument, TimeInForce, venue_client_order_id
+from gateway.fix.custom import SOR
 from gateway.risk.checks import RiskEngine
 from gateway.routing.router import RoutingError, SymbolMap
 from gateway.routing.sor import Share
@@ -96,7 +97,7 @@ class Children:
     def routed(self, parent: Order) -> bool:
         """Whether ``parent``'s children go through the smart order router (it names no
         venue of its own)."""
-        return parent.venue not in self.connectors
+        return parent.venue == SOR
 
     def _venues(self, parent: Order, venue: str | None) -> list[str]:
         if venue is not None:
@@ -267,9 +268,11 @@ class Children:
     # ---- a parent's replace ------------------------------------------------------------------
 
     def replacing(self, parent: Order) -> bool:
-        """Whether ``parent`` has a replace in flight (its children are being cancelled)."""
+        """Whether ``parent`` has a replace in flight: from the client's request on (also
+        before its strategy is told, and after a restart until it is told again) its
+        children's events are only accounted (:meth:`replace_event`), never acted on."""
         p = parent.pending
-        return p is not None and p.kind == "replace" and parent.order_id in self._replacing
+        return p is not None and p.kind == "replace"
 
     def replace(self, parent: Order, strategy: Strategy) -> None:
         """Carry out ``parent``'s pending replace (quantity, limit price, end time): its open
@@ -288,13 +291,14 @@ class Children:
             self._replaced(parent)
 
     def replace_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
-        """A child's event while ``parent``'s replace waits for its children's cancels."""
+        """A child's event while ``parent``'s replace is in flight: a fill fills the parent;
+        once the replace is being carried out and no child is open, it is done."""
         if ev.kind == "fill":
             self.fill(parent, child, ev)
-        if parent.is_open and not any(c.is_open for c in self.of(parent)):
-            self._replaced(parent)
-        elif not parent.is_open:
+        if not parent.is_open:
             self._replacing.pop(parent.order_id, None)
+        elif parent.order_id in self._replacing and not any(c.is_open for c in self.of(parent)):
+            self._replaced(parent)
 
     def _replaced(self, parent: Order) -> None:
         strategy = self._replacing.pop(parent.order_id)
@@ -305,11 +309,15 @@ class Children:
         if parent.cum_qty >= quantity:
             self.refuse(parent, f"too late: {parent.cum_qty} filled while the replace was "
                         f"being carried out", fixmap.CXL_REJ_TOO_LATE)
+            # (refuse_pending carried out a cancel that waited for the replace, if any)
         else:
             self.recorder.record(parent, "replaced", {}, Execution(
                 self.recorder.exec_id(parent), EXEC_REPLACED, cl_ord_id=p.cl_ord_id,
                 orig_cl_ord_id=p.orig_cl_ord_id))
-        if parent.is_open and self.book.holds(parent):
+            if parent.is_open and parent.cancel_next is not None:
+                # a cancel-on-disconnect or kill switch waited for the replace: now
+                self.venue.resolved(parent)
+        if parent.is_open and self.book.holds(parent) and parent.pending is None:
             strategy.resume(parent)
 
     def cancel_done(self, parent: Order, text: str) -> None:
@@ -335,7 +343,10 @@ class Children:
 
     def reject(self, parent: Order, text: str, reason: bytes | None = None) -> None:
         """The parent could not be worked at all (OrdRejReason 103 ``reason``, if given)."""
-        self.recorder.record(parent, "rejected", {"text": text, "by": "strategy"},
+        data = {"text": text, "by": "strategy"}
+        if reason is not None:
+            data["ord_rej_reason"] = reason.decode()
+        self.recorder.record(parent, "rejected", data,
                              Execution(self.recorder.exec_id(parent), EXEC_REJECTED, text=text,
                                        ord_rej_reason=reason))
 
@@ -372,6 +383,8 @@ class StrategyExecutor:
             except Exception as exc:
                 self.children.refuse(o, f"replace not sent: {not_stored(exc, 'the request')}",
                                      fixmap.CXL_REJ_OTHER)
+                if o.is_open and self.children.book.holds(o) and o.pending is None:
+                    self.strategy.resume(o)  # (it paused for the replace)
                 return
         self.strategy.replace(o)
 

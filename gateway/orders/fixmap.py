@@ -1,11 +1,12 @@
 """FIX application messages <-> orders (FIX 4.4 and FIX 5.0SP2 share these tags).
 
-Parsing turns a validated NewOrderSingle (D), OrderCancelRequest (F),
-OrderCancelReplaceRequest (G), OrderStatusRequest (H), OrderMassStatusRequest (AF) and
-OrderMassCancelRequest (q) into plain requests; a value the gateway cannot act on becomes a
-:class:`Refusal` with the OrdRejReason (103) / CxlRejReason (102) and a text naming the problem.
-Building writes ExecutionReport (8), OrderCancelReject (9) and OrderMassCancelReport (r) bodies
-with only tags the standard dictionaries define for them (a test validates them strictly).
+Parsing turns a validated NewOrderSingle (D) (or one order of a NewOrderList, E),
+OrderCancelRequest (F), OrderCancelReplaceRequest (G), OrderStatusRequest (H),
+OrderMassStatusRequest (AF) and OrderMassCancelRequest (q) into plain requests; a value the
+gateway cannot act on becomes a :class:`Refusal` with the OrdRejReason (103) / CxlRejReason (102)
+and a text naming the problem. Building writes ExecutionReport (8), OrderCancelReject (9),
+OrderMassCancelReport (r) and ListStatus (N) bodies with only tags the standard dictionaries
+define for them (a test validates them strictly).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Protocol
 
 from connectors.base import Liquidity, OrderType, RejectReason, Side, TimeInForce
 from gateway.fix.fixtime import TimestampFormatter
-from gateway.fix.message import FieldValueError, Message
+from gateway.fix.message import FieldMap, FieldValueError, Message
 
 from .lifecycle import OrdStatus
 from .model import Order, OrderTerms
@@ -131,7 +132,8 @@ class NewOrder(OrderTerms):
     """EffectiveTime (168): when the strategy starts working the order (None: at once)."""
     strategy_parameters: dict[str, str] = field(default_factory=dict)
     """StrategyParametersGrp (957): StrategyParameterName (958) -> StrategyParameterValue
-    (960), for the strategy to check (FIX 5.0 and later)."""
+    (960), for the strategy to check (FIX 5.0 and later); ParticipationRate (849), of any
+    version, under the name :data:`PARTICIPATION_RATE`."""
     max_floor: Decimal | None = None
     """MaxFloor (111): an iceberg (:mod:`.iceberg`) showing at most this much at a time (None:
     not given, or not less than OrderQty -- the order shows all of it)."""
@@ -170,7 +172,7 @@ MAX_DECIMALS = 12
 fits the 28 digits of Decimal's default context exactly."""
 
 
-def _positive(msg: Message, tag: int, name: str) -> Decimal | None:
+def _positive(msg: FieldMap, tag: int, name: str) -> Decimal | None:
     try:
         v = msg.get_decimal(tag)
     except FieldValueError:
@@ -189,7 +191,9 @@ def _positive(msg: Message, tag: int, name: str) -> Decimal | None:
     return v
 
 
-def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) -> NewOrder:
+def parse_new_order(msg: FieldMap, default_tif: TimeInForce = TimeInForce.DAY) -> NewOrder:
+    """A NewOrderSingle (D), or one NoOrders (73) entry of a NewOrderList (E): the same
+    fields."""
     cl = _text(msg.get(11)) or ""
     side = _SIDES.get(msg.get(54) or b"")
     if side is None:
@@ -218,9 +222,15 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
     strategy = _text(msg.get(847))
     effective = msg.get_time_ns(168) if 168 in msg else None
     parameters = strategy_parameters(msg)
+    rate = _text(msg.get(849))
+    if rate is not None:
+        if PARTICIPATION_RATE in parameters:
+            raise Refusal(ORD_REJ_OTHER, f"{PARTICIPATION_RATE} is given twice: in "
+                          "ParticipationRate (849) and in StrategyParameters (957)")
+        parameters[PARTICIPATION_RATE] = rate  # (checked by the strategy, as 960 values are)
     if strategy is None and (parameters or effective is not None):
-        raise Refusal(ORD_REJ_UNSUPPORTED, "EffectiveTime (168) and StrategyParameters (957) "
-                      "are for an order with a TargetStrategy (847)")
+        raise Refusal(ORD_REJ_UNSUPPORTED, "EffectiveTime (168), StrategyParameters (957) and "
+                      "ParticipationRate (849) are for an order with a TargetStrategy (847)")
     max_floor = _max_floor(msg, otype, qty, strategy)
     inst = set(msg.get_multi(18))
     unknown = inst - {"6", "E"}
@@ -238,7 +248,7 @@ def parse_new_order(msg: Message, default_tif: TimeInForce = TimeInForce.DAY) ->
     )
 
 
-def _max_floor(msg: Message, otype: OrderType, qty: Decimal, strategy: str | None
+def _max_floor(msg: FieldMap, otype: OrderType, qty: Decimal, strategy: str | None
                ) -> Decimal | None:
     """MaxFloor (111) of an iceberg: on a limit order without TargetStrategy (847), positive;
     one not less than OrderQty shows all of the order, which is then a plain order (None)."""
@@ -261,7 +271,12 @@ def _max_floor(msg: Message, otype: OrderType, qty: Decimal, strategy: str | Non
     return floor if floor < qty else None
 
 
-def strategy_parameters(msg: Message) -> dict[str, str]:
+PARTICIPATION_RATE = "ParticipationRate"
+"""The StrategyParameterName (958) of a POV's rate, where ParticipationRate (849) is kept too
+(``NewOrder.strategy_parameters``: stored with the order)."""
+
+
+def strategy_parameters(msg: FieldMap) -> dict[str, str]:
     """StrategyParametersGrp (957): each StrategyParameterName (958) with its
     StrategyParameterValue (960). The strategy checks names and values; a name given twice,
     or without a value, is refused here."""
@@ -428,6 +443,8 @@ def execution_report(
         f.append((58, ex.text.encode()))
     f.append((59, _TIF_CODE[o.time_in_force]))
     f.append((60, _utc(ts, transact_ns)))
+    if o.list_id is not None:
+        f.append((66, o.list_id.encode()))
     if o.stop_price is not None:
         f.append((99, _d(o.stop_price)))
     if ex.ord_rej_reason is not None:
@@ -499,4 +516,81 @@ def mass_cancel_report(
     f.append((533, b"%d" % affected))
     if fixt:
         f.append((1369, report_id.encode()))
+    return f
+
+
+# ---- ListStatus (N) -----------------------------------------------------------------------------
+
+# ListStatusType (429)
+LIST_ACK = b"1"
+LIST_RESPONSE = b"2"
+LIST_ALL_DONE = b"5"
+
+# ListOrderStatus (431)
+LIST_EXECUTING = b"3"
+LIST_CANCELLING = b"4"
+LIST_DONE = b"6"
+LIST_REJECT = b"7"
+
+
+@dataclass(frozen=True, slots=True)
+class ListOrder:
+    """One order of a ListStatus (OrdListStatGrp, NoOrders 73)."""
+
+    cl_ord_id: str
+    order_id: str | None
+    status: OrdStatus
+    cum_qty: Decimal = Decimal(0)
+    leaves_qty: Decimal = Decimal(0)
+    cxl_qty: Decimal = Decimal(0)
+    """CxlQty (84): what was cancelled (or expired) unfilled."""
+    avg_px: Decimal = Decimal(0)
+    ord_rej_reason: bytes | None = None
+    text: str | None = None
+
+    @classmethod
+    def of(cls, o: Order) -> ListOrder:
+        done = o.status in (OrdStatus.CANCELED, OrdStatus.EXPIRED)
+        rejected = o.status is OrdStatus.REJECTED
+        return cls(
+            o.cl_ord_id, o.order_id, o.status, o.cum_qty, o.leaves_qty,
+            o.quantity - o.cum_qty if done else Decimal(0), o.avg_px,
+            o.ord_rej_reason.encode() if rejected and o.ord_rej_reason else None,
+            o.text if rejected or done else None)
+
+
+def list_status(
+    *,
+    list_id: str,
+    status_type: bytes,
+    order_status: bytes,
+    orders: list[ListOrder],
+    transact_ns: int,
+    ts: TimestampFormatter,
+    text: str | None = None,
+    sp2: bool = False,
+    reject_reason: bytes | None = None,
+) -> list[tuple[int, bytes]]:
+    """ListStatus (35=N) body: one report (NoRpts 82 = RptSeq 83 = 1) of every order of the
+    list. ``sp2``: FIX 5.0SP2, where OrdListStatGrp has OrderID (37) and the message
+    ListRejectReason (1386)."""
+    f: list[tuple[int, bytes]] = [
+        (60, _utc(ts, transact_ns)), (66, list_id.encode()), (68, b"%d" % len(orders)),
+        (82, b"1"), (83, b"1"), (429, status_type), (431, order_status),
+    ]
+    if text:
+        f.append((444, text.encode()))
+    if sp2 and reject_reason is not None:
+        f.append((1386, reject_reason))
+    f.append((73, b"%d" % len(orders)))
+    for e in orders:
+        f.append((11, e.cl_ord_id.encode()))
+        if sp2 and e.order_id is not None:
+            f.append((37, e.order_id.encode()))
+        f += [(14, _d(e.cum_qty)), (39, _STATUS_CODE[e.status]), (151, _d(e.leaves_qty)),
+              (84, _d(e.cxl_qty)), (6, _d(e.avg_px))]
+        if e.ord_rej_reason is not None:
+            f.append((103, e.ord_rej_reason))
+        if e.text:
+            f.append((58, e.text.encode()))
     return f

@@ -35,7 +35,7 @@ from . import fixmap
 from .children import Children, cancelling
 from .lifecycle import OrdStatus
 from .model import ZERO, Order, OrderEvent
-from .twap import minimum_quantity
+from .slicing import minimum_quantity
 
 log = logging.getLogger("fixgw.orders")
 

@@ -26,7 +26,8 @@ It is made of parts, each depending only on those before it:
 * :class:`~.cancels.Cancellations` -- the gateway's own cancels (cancel-on-disconnect, mass
   cancel, kill switch);
 * the request handlers :class:`~.new.NewOrders` (D), :class:`~.replace.CancelReplaceRequests`
-  (F, G), :class:`~.mass.MassRequests` (H, AF, q), and :class:`~.recovery.Recovery`.
+  (F, G), :class:`~.mass.MassRequests` (H, AF, q), :class:`~.lists.Lists` (E, M, K), and
+  :class:`~.recovery.Recovery`.
 
 This module puts them together, and runs the venues and the sessions' lifecycle.
 """
@@ -52,6 +53,7 @@ from .book import OrderBook
 from .cancels import Cancellations
 from .children import Children, Orphaned, StrategyExecutor
 from .executor import Executor, Strategy
+from .lists import Lists
 from .mass import MassRequests
 from .model import Order, OrderEvent, order_from_json
 from .new import NewOrders
@@ -127,6 +129,10 @@ class OrderManager:
         self.requests = CancelReplaceRequests(self.book, self.recorder, connectors, self.symbols,
                                               self.risk, self.executor, self.tasks)
         self.mass = MassRequests(self.book, self.recorder, self.cancels)
+        self.lists = Lists(self.book, self.recorder, self._sessions, self.new_orders,
+                           self.venue, self.executor, self.cancels, connectors, store,
+                           self.tasks)
+        self.recorder.list_event = self.lists.on_event
         self.recovery = Recovery(self.book, self.venue, connectors, self.tasks)
 
     @property
@@ -268,7 +274,8 @@ class OrderManager:
         loaded = await self._load_sessions(serving)
         ids = {o.order_id for o in loaded}
         for venue in sorted({o.venue for o in loaded}):
-            if venue not in self.down:
+            # (a routed parent's "venue" is none: its children name theirs)
+            if venue in self.connectors and venue not in self.down:
                 await self.recovery.reconcile(venue)
                 self.recovery.reissue_pending(venue, ids)  # (this node's own are in hand)
         self._resume(loaded)
@@ -291,6 +298,7 @@ class OrderManager:
         for o in mine:
             if self.book.remove(o) and o.parent_id is None:
                 self._closed(o)
+        self.lists.forget(sid)
         self._serving.discard(sid)
 
     async def _load_sessions(self, sessions: set[str]) -> list[Order]:
@@ -304,6 +312,7 @@ class OrderManager:
                 self.risk.opened(o.session_id, o.account)
         for sid in sorted(sessions):
             self._sessions[sid].unreported = await self.recorder.untold(sid)
+        await self.lists.restore(loaded)
         return loaded
 
     async def store_back(self) -> None:
@@ -413,6 +422,13 @@ class OrderManager:
             if maybe_seen:
                 return self.tasks.spawn(self.requests.possible_resend(session, message, now))
             return self.requests.on_request(session, message, now)
+        elif mt == b"E":
+            return self.tasks.spawn(self.lists.on_new_order_list(session, message, now,
+                                                                 maybe_seen))
+        elif mt == b"M":
+            return self.tasks.spawn(self.lists.on_status_request(session, message))
+        elif mt == b"K":
+            return self.tasks.spawn(self.lists.on_cancel_request(session, message))
         elif mt == b"H":
             return self.tasks.spawn(self.mass.on_status(session, message))
         elif mt == b"AF":

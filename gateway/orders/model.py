@@ -111,13 +111,19 @@ class Order(OrderTerms):
     effective_time_ns: int | None = None
     """EffectiveTime (168) of a parent: when its strategy starts working it (None: at once)."""
     strategy_parameters: dict[str, str] = field(default_factory=dict)
-    """StrategyParametersGrp (957) of a parent: name (958) -> value (960), for its strategy."""
+    """StrategyParametersGrp (957) of a parent: name (958) -> value (960), for its strategy;
+    ParticipationRate (849) as the entry ``ParticipationRate``."""
     strategy_step: int = 0
     """How far its strategy has worked a parent (a TWAP: the slices it has gone through), set
     by ``step`` events so that a restart goes on from there."""
     max_floor: Decimal | None = None
     """MaxFloor (111) of an iceberg parent: the most it shows at its venue at a time (its
     child's quantity, :mod:`.iceberg`). None: the order shows all of it."""
+    list_id: str | None = None
+    """ListID (66) of the NewOrderList (E) the order came in (None: it came alone); echoed in
+    its ExecutionReports, and how a ListStatus (N) finds the orders of a list."""
+    ord_rej_reason: str | None = None
+    """OrdRejReason (103) of a rejected order (None: not rejected, or no reason code)."""
     cancel_next: str | None = field(default=None, compare=False, metadata=TRANSIENT)
     """A cancel the gateway decided while the client's cancel or replace was in flight: done
     once that is resolved, with this Text (58)."""
@@ -180,6 +186,7 @@ def order_to_json(o: Order) -> dict[str, Any]:
         "effective_time_ns": o.effective_time_ns,
         "strategy_parameters": dict(o.strategy_parameters), "strategy_step": o.strategy_step,
         "max_floor": None if o.max_floor is None else str(o.max_floor),
+        "list_id": o.list_id, "ord_rej_reason": o.ord_rej_reason,
         "quantity": str(o.quantity), "price": None if price is None else str(price),
         "stop_price": None if stop_price is None else str(stop_price),
         "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
@@ -222,6 +229,7 @@ def order_from_json(d: dict[str, Any]) -> Order:
         parent_id=d.get("parent_id"), effective_time_ns=d.get("effective_time_ns"),
         strategy_parameters=dict(d.get("strategy_parameters") or {}),
         strategy_step=int(d.get("strategy_step", 0)), max_floor=_dec(d.get("max_floor")),
+        list_id=d.get("list_id"), ord_rej_reason=d.get("ord_rej_reason"),
     )
 
 
@@ -283,6 +291,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
         o.status = _target(o, Ev.REJECTED, "rejected")
         o.pending = None
         o.text = d.get("text")
+        o.ord_rej_reason = d.get("ord_rej_reason")
     elif k == "cancel_requested":
         o.status = _target(o, Ev.CANCEL_REQUESTED, "cancel requested")
         o.pending = Pending("cancel", d["cl_ord_id"], d["orig_cl_ord_id"], why=d.get("why"))
@@ -340,8 +349,8 @@ def apply(o: Order, ev: OrderEvent) -> None:
         # the smart order router's decision (what it saw, what it chose and why): stored for
         # best-execution reviews; its round is how far the router has gone
         o.strategy_step = int(d.get("round", o.strategy_step))  # (none for a strategy's child)
-    elif k == "status":
-        pass  # an OrderStatusRequest answer: reported, changes nothing
+    elif k in ("status", "list_status"):
+        pass  # an OrderStatusRequest answer, a ListStatus: reported, changes nothing
     else:
         raise StaleEvent(f"{o.order_id}: unknown event kind {k!r}")
     o.last_event_id = ev.event_id or o.last_event_id

@@ -5,13 +5,14 @@ answered with its status, never placed twice."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from connectors.base import Connector, Instrument, OrderType, TimeInForce, venue_client_order_id
 from gateway.fix.custom import ICEBERG, SOR
-from gateway.fix.message import FieldValueError, Message
+from gateway.fix.message import FieldMap, FieldValueError, Message
 from gateway.fix.session import Session
 from gateway.risk.checks import RiskEngine
 from gateway.routing.router import (
@@ -26,7 +27,16 @@ from . import fixmap
 from .book import OrderBook
 from .executor import Executor
 from .filters import instrument_rules
-from .fixmap import EXEC_PENDING_NEW, EXEC_REJECTED, EXEC_STATUS, Execution, NewOrder, Refusal
+from .fixmap import (
+    EXEC_PENDING_NEW,
+    EXEC_REJECTED,
+    EXEC_STATUS,
+    Execution,
+    ListOrder,
+    NewOrder,
+    Refusal,
+)
+from .lifecycle import OrdStatus
 from .model import Order
 from .recorder import Recorder, SessionState
 from .tasks import Tasks
@@ -41,6 +51,18 @@ class Listing:
 INTERNAL = frozenset({ICEBERG, SOR})
 """Strategies the gateway chooses itself (an iceberg: by MaxFloor, 111), never a client's
 TargetStrategy (847)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One new order after its checks: ``order`` with the future of its stored intent
+    (``persisted``) when it goes on to its executor; ``order`` alone when the checks refused
+    it (stored, rejected); ``refused`` alone, what its Rejected report said, when it could not
+    even be described (nothing stored)."""
+
+    order: Order | None = None
+    persisted: asyncio.Future[None] | None = None
+    refused: ListOrder | None = None
 
 
 class NewOrders:
@@ -85,6 +107,17 @@ class NewOrders:
             session, b"8", fixmap.execution_report(o, ex, time.time_ns(), self.recorder.ts))
 
     def on_new_order(self, session: Session, msg: Message, now: float) -> None:
+        admitted = self.admit(session, msg, now)
+        if admitted.persisted is not None and admitted.order is not None:
+            self.tasks.spawn(self.executor(admitted.order).place(admitted.order,
+                                                                 admitted.persisted))
+
+    def admit(
+        self, session: Session, msg: FieldMap, now: float, *, list_id: str | None = None
+    ) -> Admission:
+        """Parse, route, check and record one new order: a NewOrderSingle, or one order of the
+        NewOrderList ``list_id``. A refused order is rejected (the client told) here; one that
+        passed is booked and its intent recorded: the caller hands it to its executor."""
         sid = str(session.sid)
         st = self.sessions[sid]
         order_id = str(self.recorder.take_id("order"))
@@ -102,8 +135,7 @@ class NewOrders:
                 strategy = ICEBERG
         except (Refusal, FieldValueError) as exc:
             reason = exc.reason if isinstance(exc, Refusal) else fixmap.ORD_REJ_OTHER
-            self._reject_new(session, msg, order_id, reason, str(exc))
-            return
+            return self._reject_new(session, msg, order_id, reason, str(exc), list_id)
         routing = st.policy.routing
         routed = req.destination == SOR or (req.destination is None and routing.sor)
         try:
@@ -126,24 +158,23 @@ class NewOrders:
                     raise RoutingError(f"venue {venue} is not configured")
                 conn = conn_
                 if venue in self.down:
-                    self._reject_new(session, msg, order_id, fixmap.ORD_REJ_EXCHANGE_CLOSED,
-                                     f"venue {venue} is unavailable ({self.down[venue]})")
-                    return
+                    return self._reject_new(session, msg, order_id,
+                                            fixmap.ORD_REJ_EXCHANGE_CLOSED,
+                                            f"venue {venue} is unavailable ({self.down[venue]})",
+                                            list_id)
                 inst = self.symbols.instrument(venue, req.symbol, req.security_id,
                                                req.security_id_source)
                 insts = [Listing(venue, inst)]
         except Refusal as exc:
-            self._reject_new(session, msg, order_id, exc.reason, str(exc))
-            return
+            return self._reject_new(session, msg, order_id, exc.reason, str(exc), list_id)
         except RoutingError as exc:
             reason = (fixmap.ORD_REJ_UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol)
                       else fixmap.ORD_REJ_BROKER)
-            self._reject_new(session, msg, order_id, reason, str(exc))
-            return
+            return self._reject_new(session, msg, order_id, reason, str(exc), list_id)
         o = Order(order_id=order_id, session_id=sid, venue=venue, symbol=inst.symbol,
                   created_ns=time.time_ns(), strategy=strategy, max_floor=req.max_floor,
                   effective_time_ns=req.effective_time_ns,
-                  strategy_parameters=req.strategy_parameters, **req.terms())
+                  strategy_parameters=req.strategy_parameters, list_id=list_id, **req.terms())
         if o.strategy is None:
             o.venue_client_order_id = venue_client_order_id(
                 order_id, 0, conn.info.client_order_id_rules)
@@ -156,16 +187,16 @@ class NewOrders:
             refusal = self._pre_trade(req, o, conn, insts, now)
         if refusal is not None:
             self.recorder.created(o)
-            self.recorder.record(o, "rejected", {"text": refusal.text, "by": "gateway"},
+            self.recorder.record(o, "rejected", {"text": refusal.text, "by": "gateway",
+                                                 "ord_rej_reason": refusal.reason.decode()},
                                  Execution(self.recorder.exec_id(o), EXEC_REJECTED,
                                            text=refusal.text, ord_rej_reason=refusal.reason))
-            return
+            return Admission(o)
         self.book.add(o)
         self.risk.opened(sid, o.account)
         execution = (Execution(self.recorder.exec_id(o), EXEC_PENDING_NEW)
                      if st.policy.report_pending_new else None)
-        persisted = self.recorder.created(o, execution)
-        self.tasks.spawn(self.executor(o).place(o, persisted))
+        return Admission(o, self.recorder.created(o, execution))
 
     def _routed(self, routing: SessionRouting, req: NewOrder, own_tif: bool) -> list[Listing]:
         """The venues the smart order router may send ``req`` to: the session's (the account's)
@@ -229,15 +260,22 @@ class NewOrders:
         return None
 
     def _reject_new(
-        self, session: Session, msg: Message, order_id: str, reason: bytes, text: str
-    ) -> None:
-        """ExecutionReport(Rejected) for an order that cannot even be described."""
+        self, session: Session, msg: FieldMap, order_id: str, reason: bytes, text: str,
+        list_id: str | None = None,
+    ) -> Admission:
+        """ExecutionReport(Rejected) for an order that cannot even be described (not
+        stored)."""
         body: list[tuple[int, bytes]] = [
             (6, b"0"), (11, msg.get(11) or b"NONE"), (14, b"0"), (17, f"{order_id}.1".encode()),
             (37, order_id.encode()), (39, b"8"),
         ]
         if msg.get(38):
             body.append((38, msg.get(38) or b""))
-        body += [(54, msg.get(54) or b"1"), (55, msg.get(55) or b"NONE"), (58, text.encode()),
-                 (103, reason), (150, EXEC_REJECTED), (151, b"0")]
+        body += [(54, msg.get(54) or b"1"), (55, msg.get(55) or b"NONE"), (58, text.encode())]
+        if list_id is not None:
+            body.append((66, list_id.encode()))
+        body += [(103, reason), (150, EXEC_REJECTED), (151, b"0")]
         self.recorder.send_now(session, b"8", body)
+        return Admission(refused=fixmap.ListOrder(msg.get_str(11) or "NONE", order_id,
+                                                  OrdStatus.REJECTED, ord_rej_reason=reason,
+                                                  text=text))

@@ -74,6 +74,10 @@ def _no_parent(parent: Order, child: Order, ev: OrderEvent) -> None:
     return None
 
 
+def _no_list(o: Order, ev: OrderEvent) -> None:
+    return None
+
+
 class Recorder:
     def __init__(
         self,
@@ -96,6 +100,9 @@ class Recorder:
         """A client order is over (it leaves the book)."""
         self.child_event: ChildEvent = _no_parent
         """Who hears of the events of child orders (the strategies, see :mod:`.children`)."""
+        self.list_event: Callable[[Order, OrderEvent], None] = _no_list
+        """Who hears of the events of the orders of lists once they are recorded (and their
+        reports queued): :mod:`.lists`."""
         self._ids = {c: IdBlocks(store.reserve, c, give_back=store.release)
                      for c in ("order", "event")}
         self._flush: Callable[[SessionID], Coroutine[Any, Any, None]] | None = None
@@ -214,6 +221,8 @@ class Recorder:
                 t0 = time.monotonic()
                 stored.add_done_callback(
                     lambda _f: timing("report", o.venue, time.monotonic() - t0))
+            if o.list_id is not None:
+                self.list_event(o, ev)
             return stored
         parent = self.book.orders.get(o.parent_id or "")
         if parent is None:

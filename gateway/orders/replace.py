@@ -154,7 +154,7 @@ class CancelReplaceRequests:
             "cl_ord_id": req.cl_ord_id, "orig_cl_ord_id": orig, "quantity": str(qty),
             "price": str(req.price) if req.price is not None else None,
             "stop_price": str(req.stop_price) if req.stop_price is not None else None}
-        if req.expire_time_ns is not None and req.expire_time_ns != o.expire_time_ns:
+        if self._new_expire_time(req, o):
             data["expire_time_ns"] = req.expire_time_ns
         persisted = self.recorder.record(
             o, "replace_requested", data,
@@ -163,6 +163,16 @@ class CancelReplaceRequests:
         self.book.map_cl(o, req.cl_ord_id)
         self.tasks.spawn(self.executor(o).replace(o, persisted))
         return None
+
+    def _new_expire_time(self, req: fixmap.ReplaceRequest, o: Order) -> bool:
+        """Whether ``req`` changes ExpireTime (126): compared at the precision reports carry
+        it (a replace that copies it from an ExecutionReport changes nothing)."""
+        if req.expire_time_ns is None:
+            return False
+        if o.expire_time_ns is None:
+            return True
+        unit: int = 10 ** (9 - int(self.recorder.ts.precision))
+        return req.expire_time_ns // unit != o.expire_time_ns // unit
 
     def _check_replace(self, req: fixmap.ReplaceRequest, o: Order) -> Refusal | None:
         """Why the replace cannot be done (CxlRejReason and text); None when it can."""
@@ -176,22 +186,35 @@ class CancelReplaceRequests:
             return Refusal(fixmap.CXL_REJ_BROKER, "only OrderQty, Price and StopPx can be replaced")
         if o.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and req.price is None:
             return Refusal(fixmap.CXL_REJ_OTHER, "Price (44) is required to replace a limit order")
-        if req.expire_time_ns is not None and req.expire_time_ns != o.expire_time_ns:
+        if self._new_expire_time(req, o):
+            assert req.expire_time_ns is not None
             if o.strategy is None:
                 return Refusal(fixmap.CXL_REJ_BROKER, "ExpireTime (126) of an order at a venue "
                                "cannot be replaced: cancel it and send a new one")
             if req.expire_time_ns <= time.time_ns():
                 return Refusal(fixmap.CXL_REJ_OTHER, "ExpireTime (126) is in the past")
-        if o.venue not in self.connectors:
-            return None  # a routed parent: its strategy carries the replace out or refuses it
-        inst = self.symbols.instrument(o.venue, o.symbol, None, None)
-        rules = instrument_rules(inst, qty, req.price, req.stop_price)
-        if rules is not None:
+            start = o.effective_time_ns if o.effective_time_ns is not None else o.created_ns
+            if req.expire_time_ns <= start:
+                return Refusal(fixmap.CXL_REJ_OTHER, "ExpireTime (126) must be after the "
+                               "order's start (EffectiveTime (168), or when it was received)")
+        # a routed parent: the rules of one of the venues listing it at least, the last price
+        # of the first that has one
+        venues = [o.venue] if o.venue in self.connectors else [
+            v for v in self.connectors if self.symbols.lists(v, o.symbol)]
+        if not venues:
+            return Refusal(fixmap.CXL_REJ_OTHER, f"no venue lists {o.symbol} any more")
+        checked = [instrument_rules(self.symbols.instrument(v, o.symbol, None, None), qty,
+                                    req.price, req.stop_price) for v in venues]
+        if None not in checked:
+            rules = checked[0]
+            assert rules is not None
             return Refusal(fixmap.CXL_REJ_OTHER, rules.text)
+        last_price = next((p for p in (self.connectors[v].last_price(o.symbol) for v in venues)
+                           if p is not None), None)
         refused = self.risk.check_replace(
             session_id=o.session_id, account=o.account, order_type=o.type, quantity=qty,
             price=req.price if req.price is not None else o.price,
-            last_price=self.connectors[o.venue].last_price(o.symbol),
+            last_price=last_price,
         )
         if refused is not None:
             return Refusal(fixmap.CXL_REJ_BROKER, refused.text)

@@ -22,7 +22,7 @@ venues that give the best price after fees (:func:`gateway.routing.sor.plan`).
   order ends Canceled, saying why, when no venue can take what is left.
 * **Every routing is stored** (a ``routed`` event of the parent: the books it saw, the fees, the
   balances, the venues left out and why, each share and why): ``GET /orders/{id}/routing`` of
-  the admin API and ``fixgw client routing ORDERID`` show them.
+  the admin API and ``fixgw routing ORDERID`` show them.
 
 Cancel cancels the children, then the parent. A replace (OrderQty, Price) cancels the children,
 Replaces the parent, and routes what is left again on the new terms (:meth:`Children.replace`).
@@ -85,6 +85,7 @@ class SmartRouter:
         pending = self._watch(parent)
         if not pending:
             self._route(parent)
+            self._settle(parent)
             return
 
         async def when_books_known() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,58 @@ class VenueSide:
 
     async def place(self, o: Order, persisted: Awaitable[None]) -> None:
         """Place ``o`` at its venue once its intent is stored."""
+        if not await self._stored(o, persisted):
+            return
+        conn = self.connectors[o.venue]
+        timing = self.timing
+        if timing is not None:
+            timing("order_to_venue", o.venue, max(time.time_ns() - o.created_ns, 0) / 1e9)
+        started = time.monotonic()
+        try:
+            outcome: OrderAccepted | VenueError = await conn.place(self._request(o))
+        except VenueError as exc:
+            outcome = exc
+        if timing is not None and isinstance(outcome, OrderAccepted):
+            timing("place", o.venue, time.monotonic() - started)
+        await self.placed(o, conn, outcome)
+
+    async def place_batch(
+        self, venue: str, orders: Sequence[tuple[Order, Awaitable[None]]]
+    ) -> None:
+        """Place ``orders`` (all at ``venue``) by the venue's batch endpoint
+        (:meth:`Connector.place_batch`) once their intents are stored; each outcome is taken
+        as :meth:`place` takes its own (an ambiguous one is asked about by query)."""
+        ready = [o for o, persisted in orders if await self._stored(o, persisted)]
+        if not ready:
+            return
+        conn = self.connectors[venue]
+        timing = self.timing
+        if timing is not None:
+            now = time.time_ns()
+            for o in ready:
+                timing("order_to_venue", venue, max(now - o.created_ns, 0) / 1e9)
+        started = time.monotonic()
+        try:
+            outcomes: Sequence[OrderAccepted | VenueError] = await conn.place_batch(
+                [self._request(o) for o in ready])
+        except VenueError as exc:  # (the contract says never raised: taken for every order)
+            outcomes = [exc] * len(ready)
+        if timing is not None:
+            timing("place_batch", venue, time.monotonic() - started)
+        if len(outcomes) != len(ready):
+            log.error("%s: place_batch answered %d outcomes for %d orders: asking about each",
+                      venue, len(outcomes), len(ready))
+            outcomes = [VenueAmbiguous("no outcome of its own")] * len(ready)
+        await asyncio.gather(*(self.placed(o, conn, out)
+                               for o, out in zip(ready, outcomes, strict=True)))
+
+    @staticmethod
+    def _request(o: Order) -> OrderRequest:
+        return venue_request(o, o.venue_client_order_id, o.quantity - o.cum_qty)
+
+    async def _stored(self, o: Order, persisted: Awaitable[None]) -> bool:
+        """Whether ``o`` may go to its venue: its intent is stored and this node may trade.
+        Otherwise it is rejected, never placed."""
         try:
             await persisted  # write-ahead: the intent is stored before the venue hears of it
             await self.gate()
@@ -141,30 +193,28 @@ class VenueSide:
             # The client is told (the reject is kept with the intent until the store is back)
             text = not_stored(exc, "the order")
             log.warning("%s: not placed: %s", o.order_id, exc)
-            self.recorder.record(o, "rejected", {"text": text, "by": "gateway"},
+            self.recorder.record(o, "rejected", {"text": text, "by": "gateway",
+                                                 "ord_rej_reason": fixmap.ORD_REJ_OTHER.decode()},
                                  Execution(self.recorder.exec_id(o), EXEC_REJECTED,
                                            text=f"not placed: {text}",
                                            ord_rej_reason=fixmap.ORD_REJ_OTHER))
-            return
-        conn = self.connectors[o.venue]
-        timing = self.timing
-        if timing is not None:
-            timing("order_to_venue", o.venue, max(time.time_ns() - o.created_ns, 0) / 1e9)
-        started = time.monotonic()
-        try:
-            ack = await conn.place(venue_request(o, o.venue_client_order_id,
-                                                 o.quantity - o.cum_qty))
-        except VenueRejected as exc:
-            self.rejected(o, exc.reason, exc.text)
-        except VenueUnavailable as exc:
-            self.rejected(o, RejectReason.VENUE_UNAVAILABLE, str(exc) or "venue unavailable")
-        except VenueAmbiguous as exc:
-            log.warning("%s: place at %s is ambiguous (%s): querying", o.order_id, conn.name, exc)
-            await self.resolve_ambiguous(o, conn)
+            return False
+        return True
+
+    async def placed(self, o: Order, conn: Connector, outcome: OrderAccepted | VenueError
+                     ) -> None:
+        """What the venue answered to the placing of ``o``: an ambiguous answer (or one of an
+        unknown kind) is never taken for a refusal (Invariant 3)."""
+        if isinstance(outcome, OrderAccepted):
+            self.accepted(o, outcome.venue_order_id)
+        elif isinstance(outcome, VenueRejected):
+            self.rejected(o, outcome.reason, outcome.text)
+        elif isinstance(outcome, VenueUnavailable):
+            self.rejected(o, RejectReason.VENUE_UNAVAILABLE, str(outcome) or "venue unavailable")
         else:
-            if timing is not None:
-                timing("place", o.venue, time.monotonic() - started)
-            self.accepted(o, ack.venue_order_id)
+            log.warning("%s: place at %s is ambiguous (%s): querying", o.order_id, conn.name,
+                        outcome)
+            await self.resolve_ambiguous(o, conn)
 
     # ---------------------------------------------------------------------------------------
     # what the venue says
@@ -200,12 +250,13 @@ class VenueSide:
     def rejected(self, o: Order, reason: RejectReason, text: str) -> None:
         if not o.unacknowledged:
             return
+        code = fixmap.VENUE_REASON_TO_ORD_REJ.get(reason, fixmap.ORD_REJ_OTHER)
         self.recorder.record(o, "rejected", {"text": text, "by": "venue",
-                                             "reason": reason.value},
+                                             "reason": reason.value,
+                                             "ord_rej_reason": code.decode()},
                              Execution(self.recorder.exec_id(o), EXEC_REJECTED,
                                        text=fixmap.venue_reason_text(o.venue, reason, text),
-                                       ord_rej_reason=fixmap.VENUE_REASON_TO_ORD_REJ.get(
-                                           reason, fixmap.ORD_REJ_OTHER)))
+                                       ord_rej_reason=code))
 
     def filled(self, o: Order, ev: OrderFilled) -> None:
         if ev.trade_id in o.trade_ids:

@@ -54,6 +54,10 @@ class SymbolMap:
         self._by_symbol[venue] = {i.symbol: i for i in instruments}
         self._by_native[venue] = {i.venue_symbol: i for i in self._by_symbol[venue].values()}
 
+    def lists(self, venue: str, symbol: str) -> bool:
+        """Whether ``venue`` lists canonical ``symbol``."""
+        return symbol in self._by_symbol.get(venue, {})
+
     def instrument(
         self, venue: str, symbol: str | None, security_id: str | None, source: str | None
     ) -> Instrument:

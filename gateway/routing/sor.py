@@ -104,11 +104,14 @@ def _fits(q: Decimal, inst: Instrument, px: Decimal | None) -> bool:
 class _Venue:
     """One venue's state while planning."""
 
-    __slots__ = ("budget", "cost", "index", "quote", "sign", "taken")
+    __slots__ = ("budget", "child_px", "cost", "index", "quote", "sign", "taken")
 
-    def __init__(self, quote: VenueQuote, index: int, side: Side) -> None:
+    def __init__(self, quote: VenueQuote, index: int, side: Side, limit: Decimal | None) -> None:
         self.quote = quote
         self.index = index
+        self.child_px = child_price(limit, side, quote.instrument.tick_size)
+        """The price its children are sent at (None: market): what a buy's balance is locked
+        at there, and what its minimum notional is checked at."""
         self.sign = ONE + quote.taker_fee if side is Side.BUY else ONE - quote.taker_fee
         self.taken = ZERO
         self.cost = ZERO
@@ -116,19 +119,24 @@ class _Venue:
         self.budget = quote.available
         """What is left to spend (a buy: quote currency with fees; a sell: base)."""
 
+    def locks(self, px: Decimal) -> Decimal:
+        """The price a buy of it at ``px`` locks the balance at: its child's limit price (a
+        limit order holds quantity x limit at the venue), else ``px``."""
+        return self.child_px if self.child_px is not None else px
+
     def room(self, side: Side, px: Decimal) -> Decimal | None:
         """How much more the budget lets it take at ``px`` (None: not limited)."""
         if self.budget is None:
             return None
         if side is Side.SELL:
             return max(self.budget, ZERO)
-        return max(self.budget / (px * self.sign), ZERO)
+        return max(self.budget / (self.locks(px) * self.sign), ZERO)
 
     def spend(self, side: Side, q: Decimal, px: Decimal) -> None:
         self.taken += q
         self.cost += q * px
         if self.budget is not None:
-            self.budget -= q if side is Side.SELL else q * px * self.sign
+            self.budget -= q if side is Side.SELL else q * self.locks(px) * self.sign
 
     def ref_price(self, side: Side) -> Decimal | None:
         """The price the venue is ranked by: its best level, else its last price."""
@@ -152,13 +160,15 @@ def plan(side: Side, quantity: Decimal, limit: Decimal | None,
          quotes: Sequence[VenueQuote]) -> Plan:
     """How to send ``quantity`` (``limit``: the order's limit price, None for a market order)
     to the venues of ``quotes`` (module docstring)."""
-    venues = [_Venue(q, i, side) for i, q in enumerate(quotes)]
+    venues = [v for v in (_Venue(q, i, side, limit) for i, q in enumerate(quotes))
+              if v.child_px is None or v.child_px > 0]  # (a tick coarser than the limit)
     left = quantity
     # 1. the visible books, cheapest after fees first
+    by_index = {v.index: v for v in venues}
     for _key, index, (px, size) in heapq.merge(*(_walk(v, side, limit) for v in venues)):
         if left <= 0:
             break
-        v = venues[index]
+        v = by_index[index]
         q = min(size, left)
         room = v.room(side, px)
         if room is not None:
@@ -171,9 +181,8 @@ def plan(side: Side, quantity: Decimal, limit: Decimal | None,
     for v in venues:
         if v.taken <= 0:
             continue
-        avg = v.cost / v.taken
         q = _on_lot(v.taken, v.quote.instrument)
-        if _fits(q, v.quote.instrument, avg):
+        if _fits(q, v.quote.instrument, v.child_px or v.cost / v.taken):
             shares[v.index] = (q, "best price after fees on its book")
     left = quantity - sum((q for q, _ in shares.values()), ZERO)
     # 3. the rest to the home venue, else the next that can take it
@@ -184,7 +193,7 @@ def plan(side: Side, quantity: Decimal, limit: Decimal | None,
             break
         inst = v.quote.instrument
         have = shares.get(v.index, (ZERO, ""))[0]
-        ref = limit if limit is not None else v.ref_price(side)
+        ref = v.child_px if v.child_px is not None else v.ref_price(side)
         extra = left
         room = v.room(side, ref) if ref is not None else None
         if room is not None:
@@ -201,10 +210,8 @@ def plan(side: Side, quantity: Decimal, limit: Decimal | None,
         if v.index not in shares:
             continue
         q, why = shares[v.index]
-        inst = v.quote.instrument
         expected = v.cost / v.taken if v.taken > 0 else None
-        out.append(Share(v.quote.venue, q, child_price(limit, side, inst.tick_size), expected,
-                         why))
+        out.append(Share(v.quote.venue, q, v.child_px, expected, why))
     return Plan(tuple(out), left, home)
 
 

@@ -78,6 +78,7 @@ ORDER_COLUMNS = (
     "updated_ns",
     "last_event_id",
     "snapshot",
+    "list_id",
 )
 FILL_COLUMNS = (
     "venue",
@@ -303,6 +304,11 @@ class OrderRepository:
         return await self.writer.query(
             lambda conn: _find_order_by_past_cl(conn, session_id, cl_ord_id))
 
+    async def find_list(self, session_id: str, list_id: str) -> list[Snapshot]:
+        """The snapshots of the orders the session sent in the NewOrderList ``list_id``, by
+        OrderID (the order they were made in)."""
+        return await self.writer.query(lambda conn: _find_list(conn, session_id, list_id))
+
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
         """The session's events that have an ExecID no sent message carried (no ``reports``
         row), by event_id: what the client was not told. Scans the session's events."""
@@ -441,6 +447,7 @@ def _order_row(o: OrderSnapshot) -> tuple[Any, ...]:
         o.updated_ns,
         o.last_event_id,
         _json(o.to_json()),
+        o.list_id,
     )
 
 
@@ -538,6 +545,15 @@ def _find_order_by_past_cl(conn: Connection, session_id: str, cl_ord_id: str) ->
     snapshot = conn.execute(select(orders.c.snapshot).where(orders.c.order_id == order_id)
                             ).scalar_one_or_none()
     return None if snapshot is None else _order(snapshot)
+
+
+def _find_list(conn: Connection, session_id: str, list_id: str) -> list[Snapshot]:
+    query = select(orders.c.snapshot).where(orders.c.list_id == list_id,
+                                            orders.c.session_id == session_id)
+    found = [_order(snapshot) for (snapshot,) in conn.execute(query)]
+    # OrderIDs are decimal numbers taken in order: by number, not by text
+    found.sort(key=lambda d: (len(d["order_id"]), d["order_id"]))
+    return found
 
 
 def _unreported_events(conn: Connection, session_id: str) -> list[OrderEvent]:

@@ -99,6 +99,9 @@ class OrderSnapshot(Protocol):
     @property
     def last_event_id(self) -> int: ...
 
+    @property
+    def list_id(self) -> str | None: ...
+
     def to_json(self) -> dict[str, Any]: ...
 
 

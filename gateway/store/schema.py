@@ -31,7 +31,8 @@ strings):
 * ``order_events`` -- append-only event log, by the caller's monotonic ``event_id``; replaying it
   rebuilds every order. ``exec_id`` is the ExecID (17) the client is (to be) told it by; unique.
 * ``orders`` -- the latest snapshot of each order (JSON of ``order_to_json``) plus the columns
-  it is looked up by.
+  it is looked up by (``list_id``: the ListID (66) of the NewOrderList it came in, NULL for an
+  order that came alone).
 * ``fills`` -- one row per venue trade, keyed by (venue, trade id): a replayed trade is ignored.
 * ``reports`` -- every ExecID sent to a client, with the MsgSeqNum (34) that carried it; written in
   the transaction that stores the sent message.
@@ -230,9 +231,11 @@ orders = Table(
     Column("updated_ns", BigInteger, nullable=False),
     Column("last_event_id", BigInteger, nullable=False),
     Column("snapshot", Text, nullable=False),
+    Column("list_id", String(ID_LENGTH), nullable=True),
     PrimaryKeyConstraint("order_id"),
     Index(None, "is_open"),
     Index(None, "session_id", "cl_ord_id"),
+    Index(None, "list_id", "session_id"),
 )
 
 fills = Table(

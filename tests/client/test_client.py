@@ -361,6 +361,24 @@ def test_balances_positions_and_the_book(env: Env) -> None:
     assert r.code == 1 and "market data refused" in r.err
 
 
+def test_vwap_and_pov_orders(env: Env) -> None:
+    """--vwap: TargetStrategy 1 until ExpireTime (one bucket of 10 s by default: one child);
+    --pov: TargetStrategy 2 with ParticipationRate (849), here until --expire-in (the embedded
+    configuration's market has no synthetic trades: nothing to take part in)."""
+    r = env.client("buy", "BTC/USDT", "0.002", "--vwap", "1", "-v")
+    assert r.code == 0, r.err + r.out
+    order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
+    assert order and "|847=1|" in order.group(0) and "|126=" in order.group(0), r.out
+    assert re.search(r"ExecType=F OrdStatus=2 .*CumQty=0\.002", r.out), r.out
+    r = env.client("buy", "BTC/USDT", "0.002", "--pov", "0.1", "--expire-in", "1", "-v")
+    assert r.code == 0, r.err + r.out
+    order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
+    assert order and "|847=2|" in order.group(0) and "|849=0.1|" in order.group(0), r.out
+    assert re.search(r"ExecType=C OrdStatus=C .*CumQty=0", r.out), r.out
+    r = env.client("buy", "BTC/USDT", "0.002", "--expire-in", "1")
+    assert r.code == 2 and "--expire-in is for --pov" in r.err
+
+
 def test_a_twap_order(env: Env) -> None:
     """--twap: TargetStrategy 1000 until ExpireTime, worked by the gateway's TWAP; the client
     waits through the window for the fills."""
@@ -378,3 +396,29 @@ def test_a_routed_order(env: Env) -> None:
     order = re.search(r"^  8=FIX\.4\.4\|.*\|35=D\|.*$", r.out, re.M)
     assert order and "|100=SOR|" in order.group(0), r.out
     assert re.search(r"ExecType=F OrdStatus=2 .*CumQty=0\.002", r.out), r.out
+
+
+def test_an_order_list_its_status_and_its_cancel(env: Env) -> None:
+    r = env.client("list", "buy,BTC/USDT,0.01,90000", "buy,BTC/USDT,0.02,90001",
+                   "buy,DOGE/USDT,1,1", "sell,ETH/USDT,0.1", "--list-id", "L1", "--tif", "gtc")
+    assert r.code == 0, r.err + r.out
+    assert re.search(r"^> NewOrderList .*ListID=L1 BidType=3 TotNoOrders=4 NoOrders=4 ", r.out,
+                     re.M), r.out
+    assert re.search(r"ExecType=0 OrdStatus=0 .*Symbol=ETH/USDT .*ListID=L1", r.out), r.out
+    assert "< ListStatus" in r.out
+    lines = r.out[r.out.index("list L1: Executing"):].splitlines()
+    assert re.match(r"  CLIENT1-\d+-\d+: New CumQty=0 LeavesQty=0\.01 ", lines[1]), lines
+    assert "Rejected" in lines[3] and "DOGE/USDT" in lines[3]
+    assert re.match(r"  CLIENT1-\d+-\d+: (New|PartiallyFilled|Filled) ", lines[4]), lines
+
+    r = env.client("list-status", "L1")
+    assert r.code == 0, r.err + r.out
+    assert "list L1: Executing" in r.out
+
+    r = env.client("list-cancel", "L1", "--wait", "5")
+    assert r.code == 0, r.err + r.out
+    assert "list L1: AllDone" in r.out
+    assert r.out.count(": Canceled CumQty=0 LeavesQty=0") == 2
+
+    r = env.client("list-status", "nope")
+    assert r.code == 1 and "unknown ListID nope" in r.err

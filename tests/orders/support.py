@@ -40,12 +40,14 @@ ETH = "ETH/USDT"
 PERP = "BTC/USDT:USDT"
 D = Decimal
 STRICT = ValidationSettings.strict()
-VALIDATED = ("8", "9", "r", "W", "X", "Y", "y", "BA", "BG", "AO", "AP")
+VALIDATED = ("8", "9", "r", "W", "X", "Y", "y", "BA", "BG", "AO", "AP", "N")
 NOW = "20260101-00:00:00"
 
 
 Num = Value | Decimal
 """A quantity or price: a Decimal, or the text of one."""
+LIST_ORDER_TAGS = (11, 67, 1, 18, 111, 100, 55, 48, 22, 54, 60, 38, 40, 44, 99, 59, 126, 847)
+"""The fields of one order of a NewOrderList the tests send, in ListOrdGrp's order."""
 
 
 def _v(x: Num) -> Value:
@@ -108,6 +110,28 @@ class OrderClient(FixClient):
         if stop is not None:
             body.append((99, _v(stop)))
         await self.send("D", sorted(body, key=lambda f: f[0]))
+
+    async def order_list(
+        self,
+        list_id: str,
+        orders: Iterable[Mapping[int, Value]],
+        *,
+        bid_type: str = "3",
+        tot: int | None = None,
+        extra: Iterable[tuple[int, Value]] = (),
+    ) -> None:
+        """NewOrderList (E): each order a map of its fields (ListSeqNo 67 its place from 1
+        unless given; Side buy, limit, 0.1 BTC/USDT unless given), written in the dictionary's
+        order of ListOrdGrp."""
+        entries = [{67: str(n), 54: "1", 40: "2", 38: "0.1", 55: BTC, **o}
+                   for n, o in enumerate(orders, 1)]
+        body: list[tuple[int, Value]] = [(66, list_id), (394, bid_type), *extra,
+                                         (68, str(len(entries) if tot is None else tot)),
+                                         (73, str(len(entries)))]
+        for e in entries:
+            body += [(t, _v(e[t])) for t in LIST_ORDER_TAGS if t in e]
+            assert set(e) <= set(LIST_ORDER_TAGS), set(e) - set(LIST_ORDER_TAGS)
+        await self.send("E", body)
 
     async def cancel(self, cl: str, orig: str, *, symbol: str = BTC, side: str = "1",
                      qty: Num = "0.1") -> None:
@@ -392,3 +416,20 @@ def consistent(m: FixMessage) -> None:
 def fmt(v: Decimal) -> str:
     """A Decimal as the gateway writes it (no exponent, no trailing zeros)."""
     return format(v.normalize(), "f")
+
+
+def list_lines(m: FixMessage) -> list[dict[int, str]]:
+    """The NoOrders (73) entries of a ListStatus (N), each as a map of its fields."""
+    lines: list[dict[int, str]] = []
+    in_group = False
+    for tag, value in m.fields:
+        if tag == 73:
+            in_group = True
+        elif in_group and tag in (10,):
+            break
+        elif in_group:
+            if tag == 11:
+                lines.append({})
+            lines[-1][tag] = value.decode()
+    assert len(lines) == int(m[73]), str(m)
+    return lines

@@ -29,7 +29,7 @@ from emulators.core import EmulatorServer
 from gateway.app import build_gateway
 from gateway.store.store import SessionStore
 
-from .support import BTC, OrderClient, Run, fields, running, session, until
+from .support import BTC, OrderClient, Run, fields, list_lines, running, session, until
 from .support import config as support_config
 
 KINDS = ("binance", "okx", "bybit")
@@ -248,6 +248,59 @@ def test_an_order_whose_answer_timed_out_is_found_not_duplicated(
             await c.order("o1", qty="0.01", price=best_bid(emu) - 500, tif=GTC)
             await c.er(t11="o1", t150="0", t39="0", timeout=15)
             assert len(open_at(emu)) == 1
+            await c.quiet(0.5)
+
+    asyncio.run(main())
+
+
+PLACE_REQUESTS = {
+    "okx": (("POST", "/api/v5/trade/batch-orders"), ("POST", "/api/v5/trade/order")),
+    "bybit": (("POST", "/v5/order/create-batch"), ("POST", "/v5/order/create")),
+    "binance": (None, ("POST", "/api/v3/order")),
+}
+"""Each venue's batch-place request (None: it has none) and its single-order one."""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_order_list_goes_by_the_batch_endpoint(tmp_path: Path, creds_env: str,
+                                                  kind: str) -> None:
+    """A NewOrderList reaches OKX and Bybit in one batch-place request (one outcome per
+    order: a refusal inside the batch rejects that order alone), Binance spot (no batch
+    endpoint) one order at a time; a batch whose answer timed out is resolved by query, each
+    order found once at the venue."""
+
+    async def main() -> None:
+        batch, single = PLACE_REQUESTS[kind]
+        async with trading(tmp_path, kind) as (emu, run, c):
+            bid = best_bid(emu)
+            await c.order_list("L1", [
+                {11: "b1", 38: "0.01", 44: bid - 500, 59: GTC},
+                {11: "b2", 38: "1000", 44: bid - 500, 59: GTC},  # far more than the account has
+                {11: "b3", 38: "0.01", 44: bid - 501, 59: GTC},
+            ])
+            ers = [await c.er(t66="L1", timeout=10) for _ in range(3)]
+            by_cl = {m[11]: m for m in ers}
+            assert (by_cl["b1"][39], by_cl["b2"][39], by_cl["b3"][39]) == ("0", "8", "0")
+            assert by_cl["b2"][103] == "3"  # exceeds limit: insufficient balance
+            status = await c.expect("N", t66="L1", t429="1", t431="3", t68="3")
+            assert [(ln[11], ln[39]) for ln in list_lines(status)] == [
+                ("b1", "0"), ("b2", "8"), ("b3", "0")]
+            if batch is not None:
+                assert (emu.core.requests.count(batch), emu.core.requests.count(single)) == (1, 0)
+            else:
+                assert emu.core.requests.count(single) == 3
+            assert len(open_at(emu)) == 2
+
+            emu.core.faults.timeout_next = 1  # executed at the venue, the answer never comes
+            await c.order_list("L2", [{11: f"t{n}", 38: "0.01", 44: bid - 600 - n, 59: GTC}
+                                      for n in range(3)])
+            ers = [await c.er(t66="L2", t39="0", timeout=15) for _ in range(3)]
+            assert sorted(m[11] for m in ers) == ["t0", "t1", "t2"]
+            status = await c.expect("N", t66="L2", t429="1", t431="3", timeout=15)
+            assert [ln[39] for ln in list_lines(status)] == ["0", "0", "0"]
+            assert len(open_at(emu)) == 5  # found by query, never placed twice
+            if batch is not None:
+                assert emu.core.requests.count(batch) == 2
             await c.quiet(0.5)
 
     asyncio.run(main())

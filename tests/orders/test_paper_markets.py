@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from server.harness import run
 
 from connectors.paper.market import read_recorded
@@ -81,15 +82,24 @@ def test_a_configured_market_sets_the_book(tmp_path: Path) -> None:
     ({"symbol": "DOGE/USDT"}, "'DOGE/USDT' is not simulated (one of BTC/USDT"),
     ({"symbol": "BTC/USDT", "recorded": "absent.csv"}, "recorded market"),
     ({"symbol": "BTC/USDT", "level_size": "0.0000001"}, "level_size rounds to zero lots"),
+    ({"symbol": "BTC/USDT", "trade_rate": "-1"}, "trade_rate"),
 ])
 def test_a_bad_market_is_a_configuration_error(
     tmp_path: Path, market: dict[str, str], why: str
 ) -> None:
     if "recorded" in market:
         market = {**market, "recorded": str(tmp_path / market["recorded"])}
-    v = VenueConfig.model_validate({"name": "paper", "market": [market]})
-    with pytest.raises(ConfigError, match=re.escape(why)):
-        build_connector(v)
+    with pytest.raises((ConfigError, ValidationError), match=re.escape(why)):
+        build_connector(VenueConfig.model_validate({"name": "paper", "market": [market]}))
+
+
+def test_a_configured_trade_flow_reaches_the_market() -> None:
+    v = VenueConfig.model_validate({"name": "paper", "market": [
+        {"symbol": "BTC/USDT", "trade_rate": "1.5", "trade_size": "0.02"}]})
+    markets = {m.instrument.symbol: m for m in paper_markets(v)}
+    assert markets["BTC/USDT"].trade_rate == Decimal("1.5")
+    assert markets["BTC/USDT"].trade_size == Decimal("0.02")
+    assert markets["ETH/USDT"].trade_rate == 0  # off unless configured
 
 
 def test_orders_trade_against_a_configured_market(tmp_path: Path) -> None:

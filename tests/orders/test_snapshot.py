@@ -24,7 +24,7 @@ def _every_field_set() -> Order:
         text="why", updated_ns=1_700_000_000_000_000_002, last_event_id=7, exec_count=3,
         trade_ids={"T2", "T1"}, strategy="1001", parent_id="41",
         effective_time_ns=1_700_000_000_000_000_003, strategy_parameters={"Slices": "5"},
-        strategy_step=2, max_floor=Decimal("0.10"),
+        strategy_step=2, max_floor=Decimal("0.10"), list_id="L1", ord_rej_reason="99",
     )
 
 

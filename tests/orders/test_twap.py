@@ -23,7 +23,9 @@ from connectors.base import Instrument
 from connectors.paper.market import BTC_USDT
 from gateway.fix.custom import TWAP
 from gateway.orders.model import Order
-from gateway.orders.twap import JITTER, Plan, Twap, minimum_quantity, plan, slice_quantity
+from gateway.orders.scheduled import JITTER, Plan
+from gateway.orders.slicing import minimum_quantity, slice_quantity
+from gateway.orders.twap import Twap, plan
 from gateway.store.store import SessionStore
 
 from .support import (

@@ -15,7 +15,9 @@ from server.harness import run
 
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.model import Order
-from gateway.orders.twap import BadTwap, last_pieces, plan
+from gateway.orders.scheduled import BadParameters
+from gateway.orders.slicing import pieces
+from gateway.orders.twap import plan
 from gateway.store.store import SessionStore
 
 from .support import D, restart, running, session, until, venue_survives
@@ -35,7 +37,7 @@ def _parent(**kw: Any) -> Order:
 
 def test_a_slices_value_of_non_ascii_digits_is_refused() -> None:
     o = _parent(strategy_parameters={"Slices": "\u00b2"})
-    with pytest.raises(BadTwap):
+    with pytest.raises(BadParameters):
         plan(o)
 
 
@@ -177,7 +179,7 @@ def test_the_last_slice_sends_all_that_is_left_within_the_venues_maximum() -> No
     from connectors.base import Instrument
     inst = Instrument("X/USDT", "X-USDT", "X", "USDT", lot_size=D("1"), min_qty=D("1"),
                       max_qty=D("4"))
-    assert last_pieces(D("10"), inst, None) == [D(4), D(4), D(2)]
+    assert pieces(D("10"), inst, None) == [D(4), D(4), D(2)]
 
 
 def test_old_snapshot_loads() -> None:
@@ -201,4 +203,46 @@ def test_kill_switch_cancels_the_twap_and_its_children(tmp_path: Path) -> None:
             await asyncio.sleep(max(0, (end - time.time_ns()) / _NS) + 0.3)
             assert await r.open_at_venue() == []
             assert r.orders.book.empty()
+    run(body())
+
+
+def test_a_twap_that_cannot_be_resumed_cancels_its_children_then_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart its parameters no longer fit (here the bound on Slices is lower): its
+    resting child is cancelled, and once it is, the parent is Canceled saying why (not left
+    open without a schedule)."""
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        begin = "FIXT.1.1"
+        sessions = [session("C2", begin)]
+        try:
+            async with running(tmp_path, sessions, store=store, strategies=FAST) as r:
+                c = await r.client("C2", begin)
+                slices = [(957, "1"), (958, "Slices"), (959, "1"), (960, "4")]
+                await _twap(c, "t1", qty="0.004", price="90000", seconds=20, extra=slices)
+                new = await c.er(t11="t1", t39="0")
+                await until(lambda: bool(r.orders.book.children(r.orders.orders[new[37]])))
+                await until(lambda: all(ch.status.value == "0" for ch in
+                                        r.orders.book.children(r.orders.orders[new[37]])))
+                await c.logout()
+                venue_survives(r)
+                first = r
+            import gateway.orders.twap as twap_module
+            monkeypatch.setattr(twap_module, "MAX_SLICES", 3)
+            gw = restart(first, store, sessions, strategies=FAST)
+            await gw.start()
+            try:
+                orders = gw.orders
+                assert orders is not None
+                await until(lambda: new[37] not in orders.orders, 5)
+                assert await first.venue().open_orders() == []
+            finally:
+                await gw.stop()
+            snapshot = await store.load_order(new[37])
+            assert snapshot is not None
+            assert snapshot["status"] == "4" and "TWAP not resumed" in snapshot["text"]
+        finally:
+            await store.close()
     run(body())

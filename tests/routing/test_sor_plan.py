@@ -51,11 +51,12 @@ def test_a_sell_goes_to_the_best_bid_after_fees() -> None:
 
 
 def test_the_balance_at_a_venue_caps_its_share() -> None:
-    # b can pay for 200 USDT: 200 / (100.05 x 1.0001) = 1.9988..: 1.998 on the lot grid
+    # b has 200 USDT; a child there is a limit buy at 101, which locks 101 x 1.0001 a unit
+    # (not the 100.05 it may fill at): 200 / 101.0101 = 1.98..: 1.980 on the lot grid
     p = plan(Side.BUY, D("3"), D("101"), [quote("a", [("100.10", "5")]),
                                           quote("b", [("100.05", "5")], fee="0.0001",
                                                 available="200")])
-    assert shares(p) == {"a": D("1.002"), "b": D("1.998")}
+    assert shares(p) == {"a": D("1.020"), "b": D("1.980")}
     assert p.unrouted == 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from gateway.orders.model import OrderEvent
 from gateway.store import migrate
@@ -27,7 +27,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0007"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0008"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -190,3 +190,54 @@ def test_upgrade_from_0003_adds_the_kill_switches_table_empty_and_downgrade_drop
             assert conn.execute(select(func.count()).select_from(kill_switches)).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_upgrade_from_0006_adds_the_list_id_column_empty_and_downgrade_drops_it(
+    store_url: str,
+) -> None:
+    """Orders stored by an older fixgw (r0006) came alone: no ListID after the upgrade, and
+    lists stored afterwards are found by theirs; the downgrade to 0006 drops the column."""
+    migrate.upgrade(store_url, "0006")
+    engine = make_engine(store_url)
+    try:
+        assert "list_id" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO orders (order_id, session_id, cl_ord_id, venue, symbol, status, "
+                "is_open, updated_ns, last_event_id, snapshot) VALUES ('1', 'S', 'c1', 'paper', "
+                "'BTC/USDT', '0', :open, 1, 1, '{\"order_id\": \"1\"}')"), {"open": True})
+    finally:
+        engine.dispose()
+
+    async def body() -> None:
+        from decimal import Decimal
+
+        from connectors.base import OrderType, Side, TimeInForce
+        from gateway.orders.model import Order
+
+        def order(order_id: str, list_id: str | None) -> Order:
+            return Order(cl_ord_id=f"c{order_id}", account=None, side=Side.BUY,
+                         type=OrderType.LIMIT, quantity=Decimal(1), price=Decimal(1),
+                         stop_price=None, time_in_force=TimeInForce.GTC, expire_time_ns=None,
+                         post_only=False, reduce_only=False, order_id=order_id,
+                         session_id="S", venue="paper", symbol="BTC/USDT", created_ns=1,
+                         list_id=list_id)
+
+        async with SessionStore(store_url) as store:
+            assert await store.find_list("S", "L1") == []
+            await store.append_order_events([], [order("10", "L1"), order("9", "L1"),
+                                                 order("11", None), order("12", "L2")])
+            assert [d["order_id"] for d in await store.find_list("S", "L1")] == ["9", "10"]
+            assert await store.find_list("T", "L1") == []
+
+    asyncio.run(body())
+    assert migrate.current_revision(store_url) == migrate.head_revision()
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            command.downgrade(migrate.alembic_config(connection), "0006")
+            connection.commit()
+        assert "list_id" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+    finally:
+        engine.dispose()
+    migrate.upgrade(store_url)

@@ -276,6 +276,7 @@ def test_built_rows_line_up_with_their_columns() -> None:
             "updated_ns": NS + 5,
             "last_event_id": 7,
             "snapshot": orders_module._json(order_to_json(o)),
+            "list_id": None,
         }
     ]
     assert [dict(zip(FILL_COLUMNS, row, strict=True)) for row in append.fills] == [

@@ -55,6 +55,19 @@ async def test_default_instruments_near_real_prices() -> None:
 
 
 @async_test
+async def test_place_batch_without_a_batch_endpoint_places_one_by_one() -> None:
+    """Connector.place_batch's default: one outcome per order, in order, never raised."""
+    venue = connector()
+    assert not venue.capabilities.batch_place
+    out = await venue.place_batch([limit("b1", BUY, "1", "99"), limit("b1", BUY, "1", "98"),
+                                   limit("b2", BUY, "1", "97")])
+    assert isinstance(out[0], OrderAccepted) and isinstance(out[2], OrderAccepted)
+    assert isinstance(out[1], VenueRejected)
+    assert out[1].reason is RejectReason.DUPLICATE_ORDER
+    assert await venue.place_batch([]) == []
+
+
+@async_test
 async def test_cancel_and_its_rejects() -> None:
     venue = connector()
     await venue.place(limit("a", BUY, "1", "99"))

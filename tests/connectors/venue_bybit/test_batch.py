@@ -70,7 +70,7 @@ def test_fifteen_are_chunked_then_cancelled_in_batches() -> None:
     run(go())
 
 
-def test_linear_batch_and_one_category_per_call() -> None:
+def test_linear_batch_and_one_request_per_category() -> None:
     async def go() -> None:
         async with pair() as p:
             c = p.connector
@@ -78,10 +78,35 @@ def test_linear_batch_and_one_category_per_call() -> None:
                                        bid("p2", "0.02", symbol=PERP)])
             assert all(isinstance(o, OrderAccepted) for o in out)
             assert await c.cancel_batch(PERP, ["p1", "p2"]) == 2
-            with pytest.raises(VenueRejected) as exc:
-                await c.place_batch([bid("m1"), bid("m2", symbol=PERP)])
-            assert exc.value.reason is RejectReason.UNSUPPORTED
+            # spot and linear orders of one call go in one request per category, answered
+            # in the caller's order
+            sent = p.core.requests.count(("POST", "/v5/order/create-batch"))
+            out = await c.place_batch([bid("m1"), bid("m2", symbol=PERP), bid("m3")])
+            assert [o.client_order_id for o in out if isinstance(o, OrderAccepted)] == [
+                "m1", "m2", "m3"]
+            assert p.core.requests.count(("POST", "/v5/order/create-batch")) == sent + 2
             assert await c.place_batch([]) == []
+    run(go())
+
+
+def test_batch_sizes_follow_the_category() -> None:
+    # batch-place: "20 orders (linear), 10 orders (spot) can be placed per request"; the
+    # create-batch window takes 10 linear orders a second, so the connector sends 10 at most
+    from emulators.bybit import BybitError
+
+    async def go() -> None:
+        async with pair() as p:
+            c = p.connector
+            out = await c.place_batch([bid(f"l{n:02}", "0.001", str(96000 - n), PERP)
+                                       for n in range(10)])
+            assert [type(o) for o in out] == [OrderAccepted] * 10
+            assert p.core.requests.count(("POST", "/v5/order/create-batch")) == 1
+            body = {"category": "linear", "request": [{}] * 20}
+            assert len(p.emulator._batch_items(body, True)[1]) == 20
+            with pytest.raises(BybitError, match="at most 20"):
+                p.emulator._batch_items({**body, "request": [{}] * 21}, True)
+            with pytest.raises(BybitError, match="at most 10"):
+                p.emulator._batch_items({**body, "category": "spot"}, True)
     run(go())
 
 
@@ -90,8 +115,8 @@ def test_timed_out_batch_is_ambiguous_and_the_orders_are_there() -> None:
         async with pair() as p:
             c = p.connector
             p.core.faults.timeout_next = 1
-            with pytest.raises(VenueAmbiguous):
-                await c.place_batch([bid("t1"), bid("t2"), bid("t3")])
+            out = await c.place_batch([bid("t1"), bid("t2"), bid("t3")])
+            assert [type(o) for o in out] == [VenueAmbiguous] * 3  # each, not a reject
             for coid in ("t1", "t2", "t3"):
                 state = await c.query_order(BTC, coid)
                 assert state is not None and state.status is VenueStatus.NEW
@@ -153,8 +178,8 @@ def test_a_per_order_server_error_is_resolved_by_query_not_rejected() -> None:
             out = await p.connector.place_batch([bid("fine"), bid("late")])
             assert [type(o) for o in out] == [OrderAccepted, OrderAccepted]
             assert out[1].venue_order_id
-            with pytest.raises(VenueAmbiguous) as exc:
-                await p.connector.place_batch([bid("fine2"), bid("lost")])
-            assert "lost" in str(exc.value)
+            out = await p.connector.place_batch([bid("fine2"), bid("lost")])
+            assert isinstance(out[0], OrderAccepted)
+            assert isinstance(out[1], VenueAmbiguous) and "lost" in str(out[1])
             assert "lost" in p.connector.tracked
     run(go())

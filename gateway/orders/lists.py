@@ -1,0 +1,437 @@
+"""Order lists: NewOrderList (E), ListStatusRequest (M) and ListCancelRequest (K), answered
+with ListStatus (N) (FIX 4.4 and FIX 5.0SP2, "Program / List Trading").
+
+Each order of a NewOrderList (its NoOrders, 73, entry) is checked exactly as a NewOrderSingle
+is (:meth:`NewOrders.admit`: the same parse, routing, instrument rules and risk) and is an order
+of its own: its OrderID (37), its ExecutionReports (with the list's ListID, 66). One that fails
+its checks is rejected alone; the others go on. Every order of the list is stored before any
+venue hears of any of them (Invariant 1, for the list as a whole); then those for a venue with
+a batch endpoint go to it in batches (:meth:`VenueSide.place_batch`), the others one by one.
+
+Once every order has its first outcome (acknowledged, or rejected by the gateway or the venue),
+the client gets one ListStatus (ListStatusType 429 = 1 Ack) with each order's state. It is stored
+with an event of the order whose outcome completed the list, so it is sent exactly once, and a
+restart that finds a list still waiting for outcomes sends it once they come (the ListID is
+stored with each order). A ListStatusRequest is answered with the list's state as it is now
+(429 = 2 Response); a ListCancelRequest cancels every open order of the list (each told by its
+ExecutionReport), is answered at once (431 = 4 Cancelling) and again once all of the list's
+orders are done (429 = 5 All Done).
+
+What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
+ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
+BidType (394) other than 3 (no bidding process), a list in several messages (TotNoOrders 68
+other than the number of NoOrders entries, or LastFragment 893 = N), ListExecInstType (433)
+other than 1 (immediate), a ContingencyType (1385), ListSeqNo (67) given twice, and more than
+:data:`MAX_ORDERS` orders. A ListStatusRequest or ListCancelRequest for a ListID the session
+never used is refused with BusinessMessageReject (380 = 1 Unknown ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from connectors.base import Connector
+from gateway.fix.fixtime import TimestampFormatter
+from gateway.fix.message import FieldMap, Message
+from gateway.fix.session import Session
+from gateway.fix.tags import BR_UNKNOWN_ID
+
+from . import fixmap
+from .book import OrderBook
+from .cancels import Cancellations
+from .executor import Executor
+from .fixmap import (
+    LIST_ACK,
+    LIST_ALL_DONE,
+    LIST_CANCELLING,
+    LIST_DONE,
+    LIST_EXECUTING,
+    LIST_REJECT,
+    LIST_RESPONSE,
+    ListOrder,
+)
+from .lifecycle import OrdStatus
+from .model import Order, OrderEvent, order_from_json
+from .new import NewOrders
+from .ports import OrderStorePort
+from .recorder import Recorder, SessionState
+from .tasks import Tasks
+from .venue import VenueSide
+
+log = logging.getLogger("fixgw.orders")
+
+MAX_ORDERS = 1000
+"""Orders in one NewOrderList at most."""
+SP2 = "FIX.5.0SP2"
+"""The application version whose ListStatus has OrderID (37) in OrdListStatGrp and
+ListRejectReason (1386)."""
+LIST_REJ_OTHER = b"99"
+LIST_REJ_UNSUPPORTED = b"11"
+LIST_REJ_DUPLICATE = b"6"
+"""ListRejectReason (1386) values (FIX 5.0SP2)."""
+
+
+class ListRefusal(Exception):  # noqa: N818 - an answer to the client, not our failure
+    """A NewOrderList refused as a whole: ListRejectReason (1386) and ListStatusText (444)."""
+
+    def __init__(self, reason: bytes, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
+@dataclass(slots=True, eq=False)
+class OrderList:
+    """A list as the gateway follows it: its orders in ListSeqNo order (an order that could not
+    even be described is the status line its Rejected report gave)."""
+
+    session_id: str
+    list_id: str
+    orders: list[Order | ListOrder] = field(default_factory=list)
+    building: bool = True
+    """Its orders are being admitted: nothing is reported before all are."""
+    acknowledged: bool = False
+    """The ListStatus that answers the NewOrderList was recorded."""
+    cancelling: bool = False
+    """A ListCancelRequest is being carried out: a ListStatus (All Done) once every order is."""
+
+    def lines(self) -> list[ListOrder]:
+        return [ListOrder.of(o) if isinstance(o, Order) else o for o in self.orders]
+
+    def outcomes_known(self) -> bool:
+        """Every order has its first outcome (none still waits for its venue or strategy)."""
+        return all(not (isinstance(o, Order) and o.status is OrdStatus.PENDING_NEW)
+                   for o in self.orders)
+
+    def done(self) -> bool:
+        return all(not o.status.is_open for o in self.orders)
+
+    def described(self) -> list[Order]:
+        return [o for o in self.orders if isinstance(o, Order)]
+
+    def order_status(self) -> tuple[bytes, str | None]:
+        """ListOrderStatus (431) and ListStatusText (444) of the list as it is now."""
+        if self.orders and all(o.status is OrdStatus.REJECTED for o in self.orders):
+            return LIST_REJECT, "every order of the list was rejected"
+        if self.cancelling:
+            return LIST_CANCELLING, None
+        if self.done():
+            return LIST_DONE, None
+        return LIST_EXECUTING, None
+
+
+@dataclass(frozen=True, slots=True)
+class ListReport:
+    """A ListStatus recorded with an event of one of the list's orders (the Report of
+    :meth:`Recorder.record`): built from the list as it is when the event is applied."""
+
+    exec_id: str
+    """Not sent (a ListStatus has no ExecID): the key of the record that it was sent."""
+    lst: OrderList
+    status_type: bytes
+    sp2: bool
+
+    def message(
+        self, o: Order, transact_ns: int, ts: TimestampFormatter
+    ) -> tuple[bytes, list[tuple[int, bytes]]]:
+        status, text = self.lst.order_status()
+        return b"N", fixmap.list_status(
+            list_id=self.lst.list_id, status_type=self.status_type, order_status=status,
+            orders=self.lst.lines(), transact_ns=transact_ns, ts=ts, text=text, sp2=self.sp2)
+
+
+class Lists:
+    def __init__(
+        self,
+        book: OrderBook,
+        recorder: Recorder,
+        sessions: dict[str, SessionState],
+        new_orders: NewOrders,
+        venue: VenueSide,
+        executor: Callable[[Order], Executor],
+        cancels: Cancellations,
+        connectors: dict[str, Connector],
+        store: OrderStorePort,
+        tasks: Tasks,
+    ) -> None:
+        self.book = book
+        self.recorder = recorder
+        self.sessions = sessions
+        self.new_orders = new_orders
+        self.venue = venue
+        self.executor = executor
+        self.cancels = cancels
+        self.connectors = connectors
+        self.store = store
+        self.tasks = tasks
+        self.live: dict[tuple[str, str], OrderList] = {}
+        """The lists that will report again: waiting for their orders' first outcomes, or
+        being cancelled."""
+        self._claimed: set[tuple[str, str]] = set()
+        """ListIDs of NewOrderLists being received (between the store read and admission)."""
+
+    # ---------------------------------------------------------------------------------------
+    # NewOrderList (E)
+
+    async def on_new_order_list(
+        self, session: Session, msg: Message, now: float, maybe_seen: bool = False
+    ) -> bool:
+        """NewOrderList (E); whether it was answered (False: the client left meanwhile, and
+        is asked for it again). ``maybe_seen``: PossDupFlag or PossResend -- a list already
+        received is answered with its status, not placed again."""
+        sid = str(session.sid)
+        list_id = msg.get_str(66) or ""
+        key = (sid, list_id)
+        if key in self._claimed or self._live_in_book(sid, list_id):
+            if maybe_seen:
+                return await self.on_status_request(session, msg)
+            return self._refuse(session, msg, ListRefusal(
+                LIST_REJ_DUPLICATE, f"ListID (66) {list_id} is in use by a live list"))
+        self._claimed.add(key)
+        try:
+            stored = await self.store.find_list(sid, list_id)
+            if not session.is_logged_on:
+                return False
+            if stored:
+                if maybe_seen:
+                    return await self.on_status_request(session, msg)
+                return self._refuse(session, msg, ListRefusal(
+                    LIST_REJ_DUPLICATE, f"ListID (66) {list_id} was used already"))
+            try:
+                entries = _checked(msg)
+            except ListRefusal as refusal:
+                return self._refuse(session, msg, refusal)
+            self._admit(session, list_id, entries, now)
+            return True
+        finally:
+            self._claimed.discard(key)
+
+    def _admit(self, session: Session, list_id: str, entries: list[FieldMap],
+               now: float) -> None:
+        """Check and record every order of the list, in ListSeqNo order; then report it if
+        every outcome is known already, and place those that passed."""
+        sid = str(session.sid)
+        lst = OrderList(sid, list_id)
+        self.live[(sid, list_id)] = lst
+        admitted: list[tuple[Order, asyncio.Future[None]]] = []
+        for entry in entries:
+            try:
+                a = self.new_orders.admit(session, entry, now, list_id=list_id)
+            except Exception:  # one order the gateway fails on does not stop the others
+                log.exception("%s: list %s: order %s failed", sid, list_id, entry.get(11))
+                lst.orders.append(ListOrder(entry.get_str(11) or "NONE", None,
+                                            OrdStatus.REJECTED, ord_rej_reason=b"99",
+                                            text="application error"))
+                continue
+            if a.order is not None:
+                lst.orders.append(a.order)
+                if a.persisted is not None:
+                    admitted.append((a.order, a.persisted))
+            elif a.refused is not None:
+                lst.orders.append(a.refused)
+        lst.building = False
+        self._progress(lst, None)
+        if admitted:
+            self.tasks.spawn(self._place(admitted))
+
+    async def _place(self, admitted: Sequence[tuple[Order, asyncio.Future[None]]]) -> None:
+        """Write-ahead for the list as a whole: once every order's intent is stored (or its
+        store failed: that order is rejected, never placed), the venues hear of them -- by a
+        venue's batch endpoint where it has one, else one by one."""
+        await asyncio.wait([f for _, f in admitted])
+        batches: dict[str, list[tuple[Order, Awaitable[None]]]] = {}
+        for o, persisted in admitted:
+            executor = self.executor(o)
+            if executor is self.venue and self.connectors[o.venue].capabilities.batch_place:
+                batches.setdefault(o.venue, []).append((o, persisted))
+            else:
+                self.tasks.spawn(executor.place(o, persisted))
+        for venue, orders in batches.items():
+            if len(orders) == 1:
+                self.tasks.spawn(self.venue.place(*orders[0]))
+            else:
+                self.tasks.spawn(self.venue.place_batch(venue, orders))
+
+    def _live_in_book(self, sid: str, list_id: str) -> bool:
+        return (sid, list_id) in self.live or any(
+            o.list_id == list_id for o in self.book.client_orders(sid))
+
+    def _refuse(self, session: Session, msg: Message, refusal: ListRefusal) -> bool:
+        """ListStatus Reject of a list refused as a whole (nothing stored, nothing placed)."""
+        lines = [ListOrder(e.get_str(11) or "NONE", None, OrdStatus.REJECTED)
+                 for e in msg.group(73)]
+        body = fixmap.list_status(
+            list_id=msg.get_str(66) or "", status_type=LIST_ACK, order_status=LIST_REJECT,
+            orders=lines, transact_ns=time.time_ns(), ts=self.recorder.ts, text=refusal.text,
+            sp2=session.appl_version == SP2, reject_reason=refusal.reason)
+        return self.recorder.send_now(session, b"N", body)
+
+    # ---------------------------------------------------------------------------------------
+    # what happens to the lists' orders (the recorder's ``list_event``)
+
+    def on_event(self, o: Order, ev: OrderEvent) -> None:
+        """An event of ``o``, an order of a list, was recorded (and its report queued)."""
+        if ev.kind == "list_status" or o.list_id is None:
+            return
+        lst = self.live.get((o.session_id, o.list_id))
+        if lst is not None and not lst.building:
+            self._progress(lst, o)
+
+    def _progress(self, lst: OrderList, o: Order | None) -> None:
+        """Report what the list has come to: its orders' first outcomes all known (the answer
+        to the NewOrderList), every order done after a ListCancelRequest. Recorded with ``o``'s
+        event (else with one of the list's orders)."""
+        if not lst.acknowledged and lst.outcomes_known():
+            lst.acknowledged = True
+            self._report(lst, o, LIST_ACK)
+        if lst.cancelling and lst.done():
+            lst.cancelling = False
+            self._report(lst, o, LIST_ALL_DONE)
+        if lst.acknowledged and not lst.cancelling:
+            # nothing more to report unprompted: forgotten here (found in the book and the
+            # store when asked)
+            self.live.pop((lst.session_id, lst.list_id), None)
+
+    def _report(self, lst: OrderList, o: Order | None, status_type: bytes) -> None:
+        st = self.sessions.get(lst.session_id)
+        session = st.session if st is not None else None
+        sp2 = session is not None and session.appl_version == SP2
+        described = lst.described()
+        carrier = o if o is not None else (described[-1] if described else None)
+        if carrier is None:
+            # no order of the list could even be described: nothing stored to go with
+            if session is not None:
+                status, text = lst.order_status()
+                self.recorder.send_now(session, b"N", fixmap.list_status(
+                    list_id=lst.list_id, status_type=status_type, order_status=status,
+                    orders=lst.lines(), transact_ns=time.time_ns(), ts=self.recorder.ts,
+                    text=text, sp2=sp2))
+            return
+        report = ListReport(self.recorder.exec_id(carrier), lst, status_type, sp2)
+        self.recorder.record(carrier, "list_status", {"list_id": lst.list_id,
+                                                      "type": status_type.decode()}, report)
+
+    # ---------------------------------------------------------------------------------------
+    # ListStatusRequest (M), ListCancelRequest (K)
+
+    async def on_status_request(self, session: Session, msg: Message) -> bool:
+        """ListStatusRequest (M) (or a NewOrderList received again): the list as it is now."""
+        sid = str(session.sid)
+        list_id = msg.get_str(66) or ""
+        lst = await self.find(sid, list_id)
+        if lst is None:
+            return self._unknown(session, msg, list_id)
+        status, text = lst.order_status()
+        body = fixmap.list_status(
+            list_id=list_id, status_type=LIST_RESPONSE, order_status=status,
+            orders=lst.lines(), transact_ns=time.time_ns(), ts=self.recorder.ts, text=text,
+            sp2=session.appl_version == SP2)
+        return self.recorder.send_now(session, b"N", body)
+
+    async def on_cancel_request(self, session: Session, msg: Message) -> bool:
+        """ListCancelRequest (K): every open order of the list is cancelled (each told by its
+        ExecutionReport, Text "list cancel"); answered now (Cancelling) and once all are done
+        (All Done)."""
+        sid = str(session.sid)
+        list_id = msg.get_str(66) or ""
+        lst = await self.find(sid, list_id)
+        if lst is None:
+            return self._unknown(session, msg, list_id)
+        targets = [o for o in lst.described() if o.is_open and self.book.holds(o)]
+        if targets:
+            lst.cancelling = True
+            self.live[(sid, list_id)] = lst
+        status, text = lst.order_status()
+        answered = self.recorder.send_now(session, b"N", fixmap.list_status(
+            list_id=list_id, status_type=LIST_RESPONSE, order_status=status,
+            orders=lst.lines(), transact_ns=time.time_ns(), ts=self.recorder.ts, text=text,
+            sp2=session.appl_version == SP2))
+        if targets:
+            self.cancels.cancel(targets, reason="list cancel")
+        return answered
+
+    def _unknown(self, session: Session, msg: Message, list_id: str) -> bool:
+        if not session.is_logged_on:
+            return False
+        session.business_reject(msg, BR_UNKNOWN_ID, time.time(), tag=66,
+                                text=f"unknown ListID {list_id}", ref_id=list_id.encode())
+        return True
+
+    async def find(self, sid: str, list_id: str) -> OrderList | None:
+        """The list ``list_id`` of session ``sid``: followed here, else made of the store's
+        orders (the book's own for those still open); None when the session never sent it."""
+        lst = self.live.get((sid, list_id))
+        if lst is not None:
+            return lst
+        stored = await self.store.find_list(sid, list_id)
+        if not stored:
+            return None
+        lst = OrderList(sid, list_id, building=False, acknowledged=True)
+        for snapshot in stored:
+            o = self.book.orders.get(snapshot["order_id"])
+            lst.orders.append(o if o is not None else order_from_json(snapshot))
+        return self.live.get((sid, list_id), lst)  # (one being followed since: that one)
+
+    # ---------------------------------------------------------------------------------------
+    # restart, takeover
+
+    def forget(self, sid: str) -> None:
+        """Another node serves session ``sid`` now: its lists are followed there."""
+        for key in [k for k in self.live if k[0] == sid]:
+            del self.live[key]
+
+    async def restore(self, loaded: Sequence[Order]) -> None:
+        """Follow again the lists of ``loaded`` (open orders taken from the store) whose answer
+        was not sent: one of their orders still waits for its first outcome."""
+        waiting = sorted({(o.session_id, o.list_id) for o in loaded
+                          if o.list_id is not None and o.status is OrdStatus.PENDING_NEW})
+        for sid, list_id in waiting:
+            assert list_id is not None
+            lst = await self.find(sid, list_id)
+            if lst is not None:
+                lst.acknowledged = False
+                self.live[(sid, list_id)] = lst
+                log.info("%s: list %s waits for the first outcomes of its orders", sid,
+                         list_id)
+
+
+def _checked(msg: Message) -> list[FieldMap]:
+    """The list's orders in ListSeqNo (67) order, once the list as a whole is one the gateway
+    takes (module docstring); ListRefusal otherwise."""
+    entries = msg.group(73)
+    bid_type = msg.get(394)
+    if bid_type != b"3":
+        raise ListRefusal(LIST_REJ_UNSUPPORTED, f"BidType (394) {_s(bid_type)} is not supported: "
+                          "3 (no bidding process) is")
+    total = msg.get_int(68)
+    if total != len(entries) or msg.get(893) == b"N":
+        raise ListRefusal(LIST_REJ_UNSUPPORTED, f"TotNoOrders (68) {total} with {len(entries)} "
+                          "orders: a list must come in one message (fragments are not "
+                          "supported)")
+    if not entries:
+        raise ListRefusal(LIST_REJ_OTHER, "the list has no orders")
+    if len(entries) > MAX_ORDERS:
+        raise ListRefusal(LIST_REJ_OTHER, f"at most {MAX_ORDERS} orders per list")
+    if msg.get(433) not in (None, b"1"):
+        raise ListRefusal(LIST_REJ_UNSUPPORTED, f"ListExecInstType (433) {_s(msg.get(433))} is "
+                          "not supported: the orders are worked at once (1)")
+    if 1385 in msg:
+        raise ListRefusal(LIST_REJ_UNSUPPORTED, "ContingencyType (1385) is not supported: the "
+                          "orders of a list are independent")
+    seqs: list[int] = []
+    for entry in entries:
+        seq = entry.get_int(67)
+        if seq is None:
+            raise ListRefusal(LIST_REJ_OTHER, "ListSeqNo (67) is required on every order")
+        seqs.append(seq)
+    if len(set(seqs)) != len(seqs):
+        raise ListRefusal(LIST_REJ_OTHER, "ListSeqNo (67) given twice")
+    return [e for _, e in sorted(zip(seqs, entries, strict=True), key=lambda p: p[0])]
+
+
+def _s(v: bytes | None) -> str:
+    return "(none)" if v is None else v.decode("utf-8", "replace")

@@ -1,0 +1,334 @@
+"""Order lists end to end over loopback TCP (paper venue): NewOrderList (E) -> each order's
+ExecutionReports (with ListID 66) and one ListStatus (N) once every order has its first
+outcome; ListStatusRequest (M); ListCancelRequest (K); lists refused as a whole; every order
+stored before any venue hears of one; a list that survives a restart. Every ListStatus and
+ExecutionReport is validated strictly against the FIX 4.4 / 5.0SP2 dictionaries (support)."""
+
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server.fixclient import FixMessage
+from server.harness import run
+
+from connectors.base import OrderRequest, VenueEvent
+from gateway.store.store import SessionStore
+
+from .support import (
+    NOW,
+    OrderClient,
+    assert_replay_matches,
+    check_strict,
+    list_lines,
+    restart,
+    running,
+    session,
+    sid,
+    until,
+    venue_survives,
+)
+
+BEGINS = ["FIX.4.4", "FIXT.1.1"]
+
+
+def _sender(begin: str) -> str:
+    return "C1" if begin == "FIX.4.4" else "C50"
+
+
+async def until_list_status(c: OrderClient, timeout: float = 5.0
+                            ) -> tuple[list[FixMessage], FixMessage]:
+    """The ExecutionReports read before the next ListStatus, and that ListStatus."""
+    ers: list[FixMessage] = []
+    while True:
+        m = await c.recv(timeout)
+        if m.msg_type == "8":
+            ers.append(m)
+        elif m.msg_type == "N":
+            return ers, m
+        else:
+            assert m.msg_type == "0", str(m)
+
+
+def _far_below(r: Any) -> Decimal:
+    bid = r.venue().exchange.book("BTC/USDT").best_bid()
+    assert bid is not None
+    return Decimal(bid - 100)
+
+
+@pytest.mark.parametrize("begin", BEGINS)
+def test_a_list_each_order_checked_alone_then_one_list_status(tmp_path: Path,
+                                                              begin: str) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session(_sender(begin), begin)]) as r:
+            c = await r.client(_sender(begin), begin)
+            px = _far_below(r)
+            ask = r.venue().exchange.book("BTC/USDT").best_ask()
+            # sent out of ListSeqNo order: worked, and reported, in ListSeqNo order
+            await c.order_list("L1", [
+                {11: "a4", 67: "4", 44: px, 59: "1"},
+                {11: "a1", 67: "1", 44: px, 59: "1"},
+                {11: "a2", 67: "2", 40: "P"},  # OrdType not supported: not even described
+                {11: "a3", 67: "3", 38: "0.000001", 44: px},  # below the lot size
+                {11: "a5", 67: "5", 44: str(ask), 18: "6"},  # post-only that would take
+                {11: "a6", 67: "6", 55: "DOGE/USDT", 44: "1"},  # no such symbol
+            ])
+            ers, status = await until_list_status(c)
+            by_cl = {m[11]: m for m in ers}
+            assert sorted(by_cl) == ["a1", "a2", "a3", "a4", "a5", "a6"] and len(ers) == 6
+            assert all(m[66] == "L1" for m in ers)
+            assert (by_cl["a1"][39], by_cl["a4"][39]) == ("0", "0")
+            assert [by_cl[cl][103] for cl in ("a2", "a3", "a5", "a6")] == ["11", "13", "99", "1"]
+            assert len({m[37] for m in ers}) == 6  # each an order of its own
+
+            f = status.as_dict()
+            assert (f[66], f[429], f[431], f[68], f[82], f[83]) == ("L1", "1", "3", "6", "1",
+                                                                    "1")
+            lines = list_lines(status)
+            assert [ln[11] for ln in lines] == ["a1", "a2", "a3", "a4", "a5", "a6"]
+            assert [ln[39] for ln in lines] == ["0", "8", "8", "0", "8", "8"]
+            assert [ln.get(103) for ln in lines] == [None, "11", "13", None, "99", "1"]
+            assert lines[0][151] == "0.1" and lines[0][14] == "0" and lines[0][84] == "0"
+            assert "OrdType" in lines[1][58] and "post-only" in lines[4][58]
+            if begin == "FIXT.1.1":  # FIX 5.0SP2: OrderID in OrdListStatGrp
+                assert [ln[37] for ln in lines] == [by_cl[ln[11]][37] for ln in lines]
+            else:
+                assert all(37 not in ln for ln in lines)
+            assert sorted(await r.open_at_venue()) == sorted(
+                o.venue_client_order_id for o in r.orders.book if o.list_id == "L1")
+            assert len(await r.open_at_venue()) == 2
+            await c.quiet()
+    run(body())
+
+
+def test_every_order_is_stored_before_the_venue_hears_of_one(tmp_path: Path) -> None:
+    """The commit of the last order's intent is held back: no venue call happens until it is
+    through, and each call finds every order of the list in the store."""
+
+    async def body() -> None:
+        async with running(tmp_path) as r:
+            c = await r.client()
+            px = _far_below(r)
+            conn = r.venue()
+            real_place, real_append = conn.place, r.store.append_now
+            released = asyncio.Event()
+            stored_then: list[tuple[bool, int]] = []
+
+            async def place(request: OrderRequest) -> Any:
+                stored_then.append((released.is_set(),
+                                    len(await r.store.find_list(sid(), "W"))))
+                return await real_place(request)
+
+            def append_now(append: Any) -> asyncio.Future[None]:
+                if not any(row[2] == "w3" for row in append.orders):
+                    return real_append(append)
+                held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+                async def later() -> None:
+                    await released.wait()
+                    await real_append(append)
+                    held.set_result(None)
+
+                r.orders.tasks.spawn(later())
+                return held
+
+            mp = pytest.MonkeyPatch()
+            mp.setattr(conn, "place", place)
+            mp.setattr(r.store, "append_now", append_now)
+            try:
+                await c.order_list("W", [{11: f"w{n}", 44: px - n, 59: "1"} for n in range(4)])
+                await until(lambda: sum(o.list_id == "W" for o in r.orders.book) == 4)
+                await until_stored(r, "W", 3)
+                assert stored_then == []
+                released.set()
+                ers, status = await until_list_status(c)
+            finally:
+                mp.undo()
+            assert stored_then == [(True, 4)] * 4
+            assert sorted(m[11] for m in ers) == ["w0", "w1", "w2", "w3"]
+            assert [ln[39] for ln in list_lines(status)] == ["0"] * 4
+    run(body())
+
+
+async def until_stored(r: Any, list_id: str, n: int, within: float = 5.0) -> None:
+    """Until the store has ``n`` orders of the list (each read waits for the writer)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while len(await r.store.find_list(sid(), list_id)) < n:
+        assert asyncio.get_running_loop().time() < deadline, "not stored in time"
+
+
+@pytest.mark.parametrize("begin", BEGINS)
+def test_status_request_and_list_cancel(tmp_path: Path, begin: str) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session(_sender(begin), begin)]) as r:
+            c = await r.client(_sender(begin), begin)
+            px = _far_below(r)
+            await c.order_list("L2", [{11: "b1", 44: px, 59: "1"},
+                                      {11: "b2", 44: px - 1, 59: "1"},
+                                      {11: "b3", 40: "1", 38: "0.05"}])
+            ers, ack = await until_list_status(c)
+            assert {m[11] for m in ers} >= {"b1", "b2", "b3"}
+            fills = []
+            while not any(m[11] == "b3" and m[39] == "2" for m in ers + fills):
+                fills.append(await c.er(t11="b3"))
+            assert all(m[66] == "L2" for m in ers + fills)  # the fill too
+
+            await c.send("M", [(66, "L2")])
+            now = await c.expect("N", t66="L2", t429="2", t431="3", t68="3")
+            lines = list_lines(now)
+            assert [(ln[11], ln[39]) for ln in lines] == [("b1", "0"), ("b2", "0"), ("b3", "2")]
+            assert lines[2][14] == "0.05" and Decimal(lines[2][6]) > 0
+            assert lines[2][151] == "0"
+
+            await c.send("K", [(66, "L2"), (60, NOW)])
+            await c.expect("N", t66="L2", t429="2", t431="4")
+            canceled = {(await c.er(t39="4", t150="4"))[11] for _ in range(2)}
+            assert canceled == {"b1", "b2"}
+            done = await c.expect("N", t66="L2", t429="5", t431="6")
+            lines = list_lines(done)
+            assert [ln[39] for ln in lines] == ["4", "4", "2"]
+            assert [ln[84] for ln in lines] == ["0.1", "0.1", "0"]
+            assert "list cancel" in lines[0][58]
+            assert await r.open_at_venue() == []
+
+            # a ListID the session never sent: BusinessMessageReject, Unknown ID
+            await c.send("M", [(66, "nope")])
+            j = await c.expect("j", t380="1")
+            assert "nope" in j[58]
+            check_strict(j, begin)
+            await c.send("K", [(66, "nope"), (60, NOW)])
+            await c.expect("j", t380="1")
+            await c.quiet()
+    run(body())
+
+
+@pytest.mark.parametrize("begin", BEGINS)
+def test_lists_refused_as_a_whole(tmp_path: Path, begin: str) -> None:
+    async def body() -> None:
+        async with running(tmp_path, [session(_sender(begin), begin)]) as r:
+            c = await r.client(_sender(begin), begin)
+            px = _far_below(r)
+            one = [{11: "z1", 44: px, 59: "1"}, {11: "z2", 44: px, 59: "1"}]
+            await c.order_list("ok", one)
+            await until_list_status(c)
+            cases: list[tuple[str, dict[str, Any], str]] = [
+                ("ok", {}, "ListID (66) ok"),  # a ListID in use
+                ("L3", {"bid_type": "1"}, "BidType"),
+                ("L4", {"tot": 3}, "TotNoOrders"),
+                ("L5", {"extra": [(433, "2")]}, "ListExecInstType"),
+            ]
+            for list_id, kw, text in cases:
+                await c.order_list(list_id, [{11: f"{list_id}-1", 44: px, 59: "1"}], **kw)
+                m = await c.expect("N", t66=list_id, t429="1", t431="7")
+                assert text in m[444], m[444]
+                assert [(ln[11], ln[39]) for ln in list_lines(m)] == [(f"{list_id}-1", "8")]
+                if begin == "FIXT.1.1":
+                    assert m[1386] in ("6", "11")
+            await c.order_list("L6", [{11: "s1", 67: "1", 44: px}, {11: "s2", 67: "1", 44: px}])
+            m = await c.expect("N", t66="L6", t431="7")
+            assert "ListSeqNo" in m[444]
+            await c.quiet()  # no ExecutionReport: nothing was received as an order
+            assert len(await r.open_at_venue()) == 2
+            # a list whose every order is refused: each rejected, the list too
+            await c.order_list("L7", [{11: "r1", 40: "P"}, {11: "r2", 38: "0.000001", 44: px}])
+            ers, m = await until_list_status(c)
+            assert [e[39] for e in ers] == ["8", "8"]
+            assert (m[431], m[429]) == ("7", "1")
+            # its ListID may not be used again, though nothing of it is live (the store has
+            # its described order, r2)
+            await c.order_list("L7", [{11: "r3", 44: px, 59: "1"}])
+            m = await c.expect("N", t66="L7", t431="7")
+            assert "was used already" in m[444]
+    run(body())
+
+
+def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
+                                                          store_url: str) -> None:
+    """The gateway stops after the venue took an order of the list but before it heard so:
+    the started gateway finds the list again (its ListID is stored with each order), learns
+    the outcome by reconciliation, and sends the list's ListStatus then (kept for the client's
+    next Logon); the list can be asked about and cancelled as any."""
+
+    async def body() -> None:
+        store = SessionStore(store_url)  # SQLite, then PostgreSQL
+        await store.start()
+        sessions = [session()]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            side = r.orders.venue
+            placed, on_event = side.placed, r.orders.on_venue_event
+
+            def lost(o: Any) -> bool:
+                return bool(o is not None and o.cl_ord_id == "c3")
+
+            async def placed_lost(o: Any, conn: Any, outcome: Any) -> None:
+                if not lost(o):
+                    await placed(o, conn, outcome)
+
+            def event_lost(venue: str, ev: VenueEvent) -> None:
+                if not lost(r.orders.book.at_venue(venue, ev.client_order_id)):
+                    on_event(venue, ev)
+
+            side.placed = placed_lost  # type: ignore[method-assign]
+            r.orders.on_venue_event = event_lost  # type: ignore[method-assign]
+            await c.order_list("L8", [{11: f"c{n}", 44: px, 59: "1"} for n in (1, 2, 3)])
+            got = {(await c.er(t39="0", t66="L8"))[11] for _ in range(2)}
+            assert got == {"c1", "c2"}
+            await c.quiet()  # c3 has no outcome yet: no ListStatus
+            assert len(await r.open_at_venue()) == 3
+            venue_survives(r)
+            first = r
+        gw = restart(first, store, sessions)
+        host, port = await gw.start()
+        try:
+            assert gw.orders is not None
+            await asyncio.wait_for(gw.orders.idle(), 5)
+            first.host, first.port, first.gw = host, port, gw
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            ers, status = await until_list_status(c2)
+            assert [(m[11], m[39], m[66]) for m in ers] == [("c3", "0", "L8")]
+            assert (status[429], status[431]) == ("1", "3")
+            assert [ln[39] for ln in list_lines(status)] == ["0", "0", "0"]
+            await c2.send("M", [(66, "L8")])
+            await c2.expect("N", t429="2", t431="3", t68="3")
+            await c2.send("K", [(66, "L8"), (60, NOW)])
+            await c2.expect("N", t429="2", t431="4")
+            assert {(await c2.er(t39="4"))[11] for _ in range(3)} == {"c1", "c2", "c3"}
+            await c2.expect("N", t429="5", t431="6")
+            assert await first.open_at_venue() == []
+            await c2.close()
+            await asyncio.wait_for(gw.orders.idle(), 5)
+        finally:
+            await gw.stop()
+        await assert_replay_matches(store)
+        await store.close()
+
+    run(body())
+
+
+def test_a_possible_resend_of_a_list_is_answered_with_its_status(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("P1", [{11: "p1", 44: px, 59: "1"}])
+            await until_list_status(c)
+            await c.order_list("P1", [{11: "p1", 44: px, 59: "1"}])  # (a fresh send: refused)
+            await c.expect("N", t66="P1", t431="7")
+            # the same list again, PossResend: its status, nothing placed twice
+            body_ = c.build("E", [(66, "P1"), (394, "3"), (68, "1"), (73, "1"), (11, "p1"),
+                                  (67, "1"), (55, "BTC/USDT"), (54, "1"), (38, "0.1"),
+                                  (40, "2"), (44, str(px)), (59, "1")],
+                            header=[(97, "Y")])
+            await c.send_raw(body_)
+            m = await c.expect("N", t66="P1", t429="2", t431="3")
+            assert [ln[11] for ln in list_lines(m)] == ["p1"]
+            assert len(await r.open_at_venue()) == 1
+            await c.quiet()
+    run(body())
