@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -184,7 +185,8 @@ class RestClient:
 
     def _error(self, what: str) -> None:
         self.errors += 1
-        self.last_error = what
+        # (a signed request's query carries its signature: never kept, never shown)
+        self.last_error = re.sub(r"\?\S*", "?...", what)
 
     async def _failed(self, what: str, mutating: bool, failures: int) -> int:
         """A timeout, a lost connection or a 5xx: the request may have been executed, so one

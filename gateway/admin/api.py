@@ -518,6 +518,7 @@ class AdminServer:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             return _error(400, "reason is required: say why (it is logged)")
+        body["reason"] = " ".join(reason.split())[:200]  # one line, as long as a FIX Text
         missing = sorted(k for k in required if k not in body)
         if missing:
             return _error(400, f"missing: {', '.join(missing)}")

@@ -133,3 +133,24 @@ def test_connection_refused_is_unavailable() -> None:
             await client.close()
 
     asyncio.run(main())
+
+
+def test_failures_are_counted_and_the_last_one_kept_without_its_query() -> None:
+    """What the health shows of a venue's REST API: requests, errors, whether it answers,
+    the last failure (a signed request's query, its signature in it, never kept)."""
+    async def body(client: RestClient, state: dict[str, int]) -> None:
+        assert client.last_answer is None and client.last_error is None
+        with pytest.raises(VenueAmbiguous):
+            await client.send(lambda: Prepared("POST", "/flaky", query="signature=s3cr3t"),
+                              mutating=True)
+        assert client.errors == 1 and client.last_error == "HTTP 503"
+        with pytest.raises(VenueAmbiguous):
+            await client.send(lambda: Prepared("POST", "/hang", query="signature=s3cr3t"),
+                              mutating=True)
+        assert client.errors == 2 and "s3cr3t" not in (client.last_error or "")
+        await client.send(lambda: Prepared("GET", "/flaky"))
+        assert client.last_answer is not None and client.last_error is None
+        client._error("ClientError url='http://x/api?signature=s3cr3t&x=1' y")  # noqa: SLF001
+        assert client.last_error == "ClientError url='http://x/api?... y"
+
+    run(body)
