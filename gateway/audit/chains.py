@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
@@ -248,8 +249,9 @@ class OrderBook:
         self.by_oid: dict[bytes, Chain] = {}
         self.exec_ids: dict[bytes, Chain] = {}
         self.by_seq: dict[tuple[bytes | None, int], Request] = {}
-        self.closed: dict[Chain, None] = {}
-        """Closed chains still findable, oldest first."""
+        self.closed: OrderedDict[Chain, None] = OrderedDict()
+        """Closed chains still findable, oldest first (an OrderedDict: its first entry is
+        found at once however many were taken from its front)."""
         self.now = 0.0
         self.orders = 0
         self.fills = 0
@@ -384,18 +386,18 @@ class OrderBook:
 
     def report(self, v: Fields, seq: int | None, stamp: bytes, raw: bytes, line: int,
                origin: Origin) -> None:
-        """An ExecutionReport (8): find its chain, then check it (the module docstring)."""
+        """An ExecutionReport (8): find its chain, then check it (the module docstring).
+
+        Most of a log's messages come through here: the common case is written out inline,
+        and the decimal work is done only when the text of a figure changed."""
         possdup = v[POSS_DUP] == b"Y"
         cl, oid = v[CL_ORD_ID], v[ORDER_ID]
-        chain = None
-        if oid is not None:
-            chain = self.by_oid.get(oid)
-        if chain is None and cl is not None:
-            chain = self.by_cl.get(cl)
+        chain = self.by_oid.get(oid) if oid is not None else None
         if chain is None:
-            orig = v[ORIG_CL_ORD_ID]
-            if orig is not None:
-                chain = self.by_cl.get(orig)
+            if cl is not None:
+                chain = self.by_cl.get(cl)
+            if chain is None and v[ORIG_CL_ORD_ID] is not None:
+                chain = self.by_cl.get(v[ORIG_CL_ORD_ID])  # type: ignore[arg-type]
         exec_type = v[EXEC_TYPE]
         trans = v[EXEC_TRANS_TYPE]
         exec_id = v[EXEC_ID]
@@ -405,20 +407,8 @@ class OrderBook:
         if chain is None:
             if possdup:
                 return  # a resend of a report whose order is no longer kept
-            chain = self._chain(stamp)
-            chain.adopted = adopted = True
-            if cl is not None:
-                chain.cl_ord_ids.append(cl)
-                self.by_cl[cl] = chain
-            chain.qty, chain.price = v[ORDER_QTY], v[PRICE]
-            chain.side, chain.symbol = v[SIDE], v[SYMBOL]
-            self._index(chain, v)
-            self._keep(chain, stamp, raw, line, origin)
-            if exec_type != b"I" and v[MASS_STATUS_REQ_ID] is None:
-                self._find(chain, Kind.ORPHAN,
-                           f"ExecutionReport for ClOrdID {_s(cl)} OrderID {_s(oid)}: the log "
-                           "has no NewOrderSingle, cancel or replace for this order", stamp,
-                           line, origin, seq, raw)
+            chain = self._adopt(v, cl, exec_type, seq, stamp, raw, line, origin)
+            adopted = True
         else:
             if exec_id is not None and exec_type != b"I":
                 prev = self.exec_ids.get(exec_id)
@@ -430,22 +420,22 @@ class OrderBook:
                                    f"#{prev.number}) and this report has no PossDupFlag",
                                    stamp, line, origin, seq, raw)
                     return
-            self._index(chain, v)
-            self._keep(chain, stamp, raw, line, origin)
+            if oid is not None and oid != chain.order_id:
+                self._index(chain, v)
+            chain.last_stamp = stamp
+            if chain.messages is not None:
+                chain.messages.append([stamp, raw, f"{origin.name}:{line}", None])
         if exec_id is not None and exec_type != b"I":
             self.exec_ids[exec_id] = chain
             chain.exec_ids.append(exec_id)
         chain.reports += 1
         if v[TEXT] is not None:
             chain.last_text = v[TEXT]
-        if v[ORDER_QTY] is not None:
-            chain.qty = v[ORDER_QTY]
-        if chain.symbol is None:
-            chain.symbol, chain.side = v[SYMBOL], v[SIDE]
-
-        # the requests this report answers
+        qty_text = v[ORDER_QTY]
+        if qty_text is not None:
+            chain.qty = qty_text
         status = v[ORD_STATUS]
-        if chain.pending:
+        if chain.pending:  # the requests this report answers
             for req in list(chain.pending):
                 if (req.kind == b"D" or req.cl_ord_id == cl
                         or (req.kind == b"F" and (status == b"4" or exec_type == b"4"))
@@ -455,7 +445,8 @@ class OrderBook:
         # fills
         filled = False
         if exec_type == TRADE or (exec_type in FIX42_TRADES and trans in (None, b"0")):
-            lq, lpx = dec(v[LAST_QTY]), dec(v[LAST_PX])
+            lq = _DEC.get(v[LAST_QTY]) or dec(v[LAST_QTY])  # type: ignore[arg-type]
+            lpx = _DEC.get(v[LAST_PX]) or dec(v[LAST_PX])  # type: ignore[arg-type]
             if lq is None or lpx is None or lq <= 0:
                 self._find(chain, Kind.GARBLED, f"a fill (ExecType {exec_type_name(exec_type)})"
                            f" with LastQty {_s(v[LAST_QTY])} and LastPx {_s(v[LAST_PX])}",
@@ -469,60 +460,34 @@ class OrderBook:
                 self.fills += 1
                 filled = True
         elif exec_type == b"H" or exec_type == b"G":
-            ref = v[EXEC_REF_ID]
-            old = chain.fills.pop(ref, None) if ref is not None else None
-            if old is not None:
-                chain.cum -= old[0]
-                chain.notional -= old[0] * old[1]
-            if exec_type == b"G":
-                lq, lpx = dec(v[LAST_QTY]), dec(v[LAST_PX])
-                if lq is not None and lpx is not None and exec_id is not None:
-                    chain.fills[exec_id] = (lq, lpx)
-                    chain.cum += lq
-                    chain.notional += lq * lpx
+            self._correction(chain, v, exec_type, exec_id)
             filled = True
 
         # the status
         before = chain.status
-        if exec_type not in UNCHECKED_EXEC_TYPES and status is not None:
-            fits = STATUS_FOR_EXEC_TYPE.get(exec_type)  # type: ignore[arg-type]
-            if fits is not None and status not in fits:
-                self._find(chain, Kind.ILLEGAL_TRANSITION,
-                           f"ExecType {exec_type_name(exec_type)} with OrdStatus "
-                           f"{status_name(status)}", stamp, line, origin, seq, raw)
-            elif before is not None and not adopted:
-                allowed = NEXT_STATUS.get(before)
-                if allowed is not None and status not in allowed and not (
-                        possdup and status == before):
+        if status is not None:
+            if exec_type not in UNCHECKED_EXEC_TYPES:
+                fits = STATUS_FOR_EXEC_TYPE.get(exec_type)  # type: ignore[arg-type]
+                if fits is not None and status not in fits:
                     self._find(chain, Kind.ILLEGAL_TRANSITION,
-                               f"OrdStatus {status_name(before)} -> {status_name(status)} "
-                               f"(ExecType {exec_type_name(exec_type)})", stamp, line, origin,
-                               seq, raw)
-            chain.status = status
-        elif before is None and status is not None:
-            chain.status = status
+                               f"ExecType {exec_type_name(exec_type)} with OrdStatus "
+                               f"{status_name(status)}", stamp, line, origin, seq, raw)
+                elif before is not None and not adopted:
+                    allowed = NEXT_STATUS.get(before)
+                    if allowed is not None and status not in allowed and not (
+                            possdup and status == before):
+                        self._find(chain, Kind.ILLEGAL_TRANSITION,
+                                   f"OrdStatus {status_name(before)} -> {status_name(status)} "
+                                   f"(ExecType {exec_type_name(exec_type)})", stamp, line,
+                                   origin, seq, raw)
+                chain.status = status
+            elif before is None:
+                chain.status = status
 
         # quantities
         cum_text = v[CUM_QTY]
         if cum_text is not None and cum_text != chain.cum_text:
-            cum = dec(cum_text)
-            if cum is None:
-                self._find(chain, Kind.GARBLED, f"CumQty {_s(cum_text)} is not a number",
-                           stamp, line, origin, seq, raw)
-            else:
-                if cum != chain.cum and not adopted:
-                    self._find(chain, Kind.CUM_QTY,
-                               f"CumQty {_s(cum_text)}, but the fills ({len(chain.fills)} "
-                               f"ExecIDs) add up to {chain.cum}", stamp, line, origin, seq, raw)
-                if cum != chain.cum:  # the counterparty's figure is the baseline from here
-                    avg = dec(v[AVG_PX])
-                    chain.notional = cum * avg if avg is not None else chain.notional
-                    chain.cum = cum
-                qty = dec(chain.qty)
-                if filled and qty is not None and cum > qty:
-                    self._find(chain, Kind.OVERFILL, f"CumQty {_s(cum_text)} exceeds OrderQty "
-                               f"{_s(chain.qty)}", stamp, line, origin, seq, raw)
-            chain.cum_text = cum_text
+            self._cum(chain, v, cum_text, filled, adopted, stamp, line, origin, seq, raw)
         leaves = v[LEAVES_QTY]
         if leaves is not None and status is not None and exec_type != b"I":
             key = (chain.qty, cum_text, leaves, status)
@@ -534,17 +499,7 @@ class OrderBook:
         if avg_text is not None and (filled or avg_text != chain.avg_text):
             chain.avg_text = avg_text
             if chain.cum > 0:
-                avg = dec(avg_text)
-                if avg is None:
-                    self._find(chain, Kind.GARBLED, f"AvgPx {_s(avg_text)} is not a number",
-                               stamp, line, origin, seq, raw)
-                elif abs(avg * chain.cum - chain.notional) > _tolerance(avg_text) * chain.cum:
-                    if not adopted:
-                        vwap = chain.notional / chain.cum
-                        self._find(chain, Kind.AVG_PX,
-                                   f"AvgPx {_s(avg_text)}, but the fills' volume-weighted "
-                                   f"price is {vwap:.10g}", stamp, line, origin, seq, raw)
-                    chain.notional = avg * chain.cum
+                self._avg(chain, avg_text, adopted, stamp, line, origin, seq, raw)
 
         # ClOrdIDs
         if cl is not None:
@@ -556,18 +511,94 @@ class OrderBook:
             elif cl not in self.by_cl:
                 chain.cl_ord_ids.append(cl)
                 self.by_cl[cl] = chain
-        if exec_type == b"5" and cl is not None:  # the replace is confirmed
-            retired = set()
-            for c in chain.cl_ord_ids:
-                if c == cl:
-                    break
-                retired.add(c)
-            chain.superseded = retired | (chain.superseded or set())
-            if cl in chain.cl_ord_ids:  # the chain now reads up to the new ClOrdID
-                chain.cl_ord_ids.remove(cl)
-                chain.cl_ord_ids.append(cl)
-            chain.price = v[PRICE] if v[PRICE] is not None else chain.price
-        self._maybe_close(chain)
+            if exec_type == b"5":
+                self._replaced(chain, cl, v)
+        if status in TERMINAL and not chain.pending and chain.closed_at is None:
+            self._maybe_close(chain)
+
+    def _adopt(self, v: Fields, cl: bytes | None, exec_type: bytes | None, seq: int | None,
+               stamp: bytes, raw: bytes, line: int, origin: Origin) -> Chain:
+        """A chain for a report of an order the log has not shown (an orphan, or the answer
+        to a status request)."""
+        chain = self._chain(stamp)
+        chain.adopted = True
+        if cl is not None:
+            chain.cl_ord_ids.append(cl)
+            self.by_cl[cl] = chain
+        chain.qty, chain.price = v[ORDER_QTY], v[PRICE]
+        chain.side, chain.symbol = v[SIDE], v[SYMBOL]
+        self._index(chain, v)
+        self._keep(chain, stamp, raw, line, origin)
+        if exec_type != b"I" and v[MASS_STATUS_REQ_ID] is None:
+            self._find(chain, Kind.ORPHAN,
+                       f"ExecutionReport for ClOrdID {_s(cl)} OrderID {_s(v[ORDER_ID])}: the "
+                       "log has no NewOrderSingle, cancel or replace for this order", stamp,
+                       line, origin, seq, raw)
+        return chain
+
+    def _correction(self, chain: Chain, v: Fields, exec_type: bytes,
+                    exec_id: bytes | None) -> None:
+        """A trade cancel (H) or correction (G): the fill it names leaves the sum."""
+        ref = v[EXEC_REF_ID]
+        old = chain.fills.pop(ref, None) if ref is not None else None
+        if old is not None:
+            chain.cum -= old[0]
+            chain.notional -= old[0] * old[1]
+        if exec_type == b"G":
+            lq, lpx = dec(v[LAST_QTY]), dec(v[LAST_PX])
+            if lq is not None and lpx is not None and exec_id is not None:
+                chain.fills[exec_id] = (lq, lpx)
+                chain.cum += lq
+                chain.notional += lq * lpx
+
+    def _cum(self, chain: Chain, v: Fields, cum_text: bytes, filled: bool, adopted: bool,
+             stamp: bytes, line: int, origin: Origin, seq: int | None, raw: bytes) -> None:
+        cum = dec(cum_text)
+        if cum is None:
+            self._find(chain, Kind.GARBLED, f"CumQty {_s(cum_text)} is not a number",
+                       stamp, line, origin, seq, raw)
+        else:
+            if cum != chain.cum:
+                if not adopted:
+                    self._find(chain, Kind.CUM_QTY,
+                               f"CumQty {_s(cum_text)}, but the fills ({len(chain.fills)} "
+                               f"ExecIDs) add up to {chain.cum}", stamp, line, origin, seq, raw)
+                # the counterparty's figure is the baseline from here on
+                avg = dec(v[AVG_PX])
+                chain.notional = cum * avg if avg is not None else chain.notional
+                chain.cum = cum
+            qty = dec(chain.qty)
+            if filled and qty is not None and cum > qty:
+                self._find(chain, Kind.OVERFILL, f"CumQty {_s(cum_text)} exceeds OrderQty "
+                           f"{_s(chain.qty)}", stamp, line, origin, seq, raw)
+        chain.cum_text = cum_text
+
+    def _avg(self, chain: Chain, avg_text: bytes, adopted: bool, stamp: bytes, line: int,
+             origin: Origin, seq: int | None, raw: bytes) -> None:
+        avg = dec(avg_text)
+        if avg is None:
+            self._find(chain, Kind.GARBLED, f"AvgPx {_s(avg_text)} is not a number",
+                       stamp, line, origin, seq, raw)
+        elif abs(avg * chain.cum - chain.notional) > _tolerance(avg_text) * chain.cum:
+            if not adopted:
+                vwap = chain.notional / chain.cum
+                self._find(chain, Kind.AVG_PX,
+                           f"AvgPx {_s(avg_text)}, but the fills' volume-weighted "
+                           f"price is {vwap:.10g}", stamp, line, origin, seq, raw)
+            chain.notional = avg * chain.cum
+
+    def _replaced(self, chain: Chain, cl: bytes, v: Fields) -> None:
+        """A confirmed replace: the ClOrdIDs before ``cl`` are retired."""
+        retired = set()
+        for c in chain.cl_ord_ids:
+            if c == cl:
+                break
+            retired.add(c)
+        chain.superseded = retired | (chain.superseded or set())
+        if cl in chain.cl_ord_ids:  # the chain now reads up to the new ClOrdID
+            chain.cl_ord_ids.remove(cl)
+            chain.cl_ord_ids.append(cl)
+        chain.price = v[PRICE] if v[PRICE] is not None else chain.price
 
     def _check_leaves(self, chain: Chain, status: bytes, leaves_text: bytes,
                       cum_text: bytes | None, stamp: bytes, line: int, origin: Origin,
@@ -669,7 +700,7 @@ class OrderBook:
             if not force and len(closed) <= MAX_CLOSED and (
                     chain.closed_at is None or chain.closed_at > horizon):
                 break
-            del closed[chain]
+            closed.popitem(last=False)
             self._forget(chain)
             self.on_closed(chain)
 

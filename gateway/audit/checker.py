@@ -140,10 +140,14 @@ class Auditor:
     # --- the hot loop -------------------------------------------------------------------------
 
     def feed(self, records: Iterable[Record | None]) -> None:
-        """Audit ``records`` (None entries, from a followed file, only advance time)."""
+        """Audit ``records`` (None entries, from a followed file, only advance time).
+
+        The loop every message goes through: the expected case (the next MsgSeqNum, a message
+        of a known session) is written out here rather than in calls."""
         fields = self.scanner.fields
         until = self.until
         n = self.messages
+        seconds = self.clock.seconds
         for record in records:
             if record is None:
                 self._tick(self.last_stamp)
@@ -158,63 +162,55 @@ class Auditor:
                 self.findings.add(Finding(Kind.GARBLED, origin.name, "not a FIX message: "
                                           f"{raw[:60]!r}", stamp, f"{origin.name}:{line}"))
                 continue
-            session = origin.sessions.get((v[SENDER], v[TARGET]))  # type: ignore[arg-type]
-            if session is None:
-                session = self._session(v, origin)
-            if session is _SKIP:
+            sender = v[SENDER]
+            s = origin.sessions.get((sender, v[TARGET]))  # type: ignore[arg-type]
+            if s is None:
+                s = self._session(v, origin, stamp)
+            if s is _SKIP:
                 self.skipped += 1
                 continue
-            self._message(session, v, stamp, raw, line, origin)  # type: ignore[arg-type]
+            assert isinstance(s, Session)
+            s.messages += 1
+            s.last_stamp = stamp
+            if sender != s.local:
+                s.incoming += 1
+            try:
+                seq: int | None = int(v[SEQ])  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                seq = None
+                self._finding(s, Kind.GARBLED, f"MsgSeqNum (34) is {_s(v[SEQ])}", stamp, line,
+                              origin, None, raw)
+            if seq is not None:
+                expected = s.expected
+                if expected.get(sender) == seq:
+                    expected[sender] = seq + 1
+                else:
+                    self._sequence(s, v, seq, expected.get(sender), stamp, line, origin, raw)
+            mt = v[MSG_TYPE]
+            if mt == b"8":
+                s.book.report(v, seq, stamp, raw, line, origin)
+            elif mt == b"D":
+                s.book.now = seconds(stamp) or s.book.now
+                s.book.new_order(v, seq, stamp, raw, line, origin)
+            elif mt == b"F" or mt == b"G":
+                s.book.now = seconds(stamp) or s.book.now
+                s.book.cancel(mt, v, seq, stamp, raw, line, origin)  # type: ignore[arg-type]
+            elif mt == b"9":
+                s.book.cancel_reject(v, seq, stamp, raw, line, origin)
+            elif mt == b"j" or mt == b"3":
+                ref_text = v[REF_SEQ_NUM]
+                try:
+                    ref = int(ref_text) if ref_text is not None else None
+                except ValueError:
+                    ref = None
+                s.book.rejected(v, ref, v[BUSINESS_REJECT_REF_ID] if mt == b"j" else None,
+                                stamp, raw, line, origin)
+            elif mt == b"A" or mt == b"5":
+                self._logon_logout(s, v, stamp, line, origin)
             if not n & (TICK - 1) or n == 1:
                 self.messages = n
                 self._tick(stamp)
         self.messages = n
-
-    def _message(self, s: Session, v: Fields, stamp: bytes, raw: bytes, line: int,
-                 origin: Origin) -> None:
-        s.messages += 1
-        s.last_stamp = stamp
-        if not s.first_stamp:
-            s.first_stamp = stamp
-        sender = v[SENDER]
-        if sender != s.local:
-            s.incoming += 1
-        mt = v[MSG_TYPE]
-        seq_text = v[SEQ]
-        try:
-            seq: int | None = int(seq_text)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            seq = None
-            self._finding(s, Kind.GARBLED, f"MsgSeqNum (34) is {_s(seq_text)}", stamp, line,
-                          origin, None, raw)
-        book = s.book
-        # sequence numbers (the expected case first)
-        if seq is not None:
-            exp = s.expected.get(sender)
-            if exp == seq:
-                s.expected[sender] = seq + 1
-            else:
-                self._sequence(s, v, seq, exp, stamp, line, origin, raw)
-        if mt == b"8":
-            book.report(v, seq, stamp, raw, line, origin)
-        elif mt == b"D":
-            book.now = self.clock.seconds(stamp) or book.now
-            book.new_order(v, seq, stamp, raw, line, origin)
-        elif mt == b"F" or mt == b"G":
-            book.now = self.clock.seconds(stamp) or book.now
-            book.cancel(mt, v, seq, stamp, raw, line, origin)
-        elif mt == b"9":
-            book.cancel_reject(v, seq, stamp, raw, line, origin)
-        elif mt == b"j" or mt == b"3":
-            try:
-                ref_text = v[REF_SEQ_NUM]
-                ref = int(ref_text) if ref_text is not None else None
-            except ValueError:
-                ref = None
-            book.rejected(v, ref, v[BUSINESS_REJECT_REF_ID] if mt == b"j" else None, stamp, raw,
-                          line, origin)
-        elif mt == b"A" or mt == b"5":
-            self._logon_logout(s, v, stamp, line, origin)
 
     def _tick(self, stamp: bytes) -> None:
         now = self.clock.seconds(stamp) if stamp else None
@@ -234,7 +230,7 @@ class Auditor:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    def _session(self, v: Fields, origin: Origin) -> Session | object:
+    def _session(self, v: Fields, origin: Origin, stamp: bytes) -> Session | object:
         sender, target = v[SENDER] or b"?", v[TARGET] or b"?"
         begin = _s(v[BEGIN])
         local: bytes | None = None
@@ -269,6 +265,7 @@ class Auditor:
                 if self.now is not None:
                     book.now = self.now
                 session = Session(key, begin, local, remote, book)
+                session.first_stamp = stamp
                 self.sessions[key] = session
         origin.sessions[(v[SENDER], v[TARGET])] = session  # type: ignore[index]
         return session

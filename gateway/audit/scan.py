@@ -85,17 +85,22 @@ class Scanner:
 
     def __init__(self) -> None:
         self._layouts: dict[int, list[_Layout]] = {}
+        self._last: dict[int, _Layout] = {}
+        """Field count -> the layout that matched last (tried first)."""
         self._learned = 0
 
     def fields(self, raw: bytes) -> Fields | None:
         """The wanted fields of ``raw``; None when it is no FIX message (no ``35=`` field)."""
-        layouts = self._layouts.get(raw.count(SOH))
-        if layouts is not None:
-            for i, layout in enumerate(layouts):
+        count = raw.count(SOH)
+        last = self._last.get(count)
+        if last is not None:
+            m = last.match(raw)
+            if m is not None:
+                return last.pick(m.groups() + _NONE)
+            for layout in self._layouts[count]:
                 m = layout.match(raw)
                 if m is not None:
-                    if i:  # keep the most recent layout first
-                        layouts[i], layouts[i - 1] = layouts[i - 1], layouts[i]
+                    self._last[count] = layout
                     return layout.pick(m.groups() + _NONE)
         return self._slow(raw)
 
@@ -118,7 +123,9 @@ class Scanner:
                 and not any(tag in STANDARD_DATA_FIELDS for tag, _ in pairs)):
             layouts = self._layouts.setdefault(len(pairs), [])
             if len(layouts) < MAX_PER_COUNT:
-                layouts.append(_Layout([tag for tag, _ in pairs]))
+                layout = _Layout([tag for tag, _ in pairs])
+                layouts.append(layout)
+                self._last[len(pairs)] = layout
                 self._learned += 1
         return tuple(values)
 
