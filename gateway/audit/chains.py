@@ -198,7 +198,9 @@ class Chain:
 
     @property
     def is_done(self) -> bool:
-        return self.status in TERMINAL
+        """Done: a final status, or nothing came of it (a request for an order the other side
+        did not know, a NewOrderSingle refused by a Reject)."""
+        return self.status in TERMINAL or (self.status is None and not self.has_new)
 
     def label(self) -> str:
         ids = " -> ".join(c.decode("utf-8", "replace") for c in self.cl_ord_ids) or "?"

@@ -194,7 +194,7 @@ class Auditor:
                 s.book.new_order(v, seq, stamp, raw, line, origin)
             elif mt == b"F" or mt == b"G":
                 s.book.now = seconds(stamp) or s.book.now
-                s.book.cancel(mt, v, seq, stamp, raw, line, origin)  # type: ignore[arg-type]
+                s.book.cancel(mt, v, seq, stamp, raw, line, origin)
             elif mt == b"9":
                 s.book.cancel_reject(v, seq, stamp, raw, line, origin)
             elif mt == b"j" or mt == b"3":

@@ -172,6 +172,7 @@ class HtmlReport:
         """Put the document together at :attr:`path`."""
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         total = findings.total
+        with_findings = len({f.order for f in findings.kept if f.order is not None})
         verdict = (f'<span class="bad">{total:,} findings</span>' if total
                    else '<span class="clean">no findings</span>')
         with open(self.path, "w", encoding="utf-8") as out:
@@ -185,7 +186,7 @@ class HtmlReport:
                     ("messages", f"{auditor.messages:,}"),
                     ("sessions", f"{len(auditor.sessions)}"),
                     ("orders", f"{outputs.orders:,} ({outputs.open_orders:,} open at the "
-                               f"end, {outputs.with_findings:,} with findings)"),
+                               f"end, {with_findings:,} with findings)"),
                     ("fills", f"{outputs.fills:,}"),
                     ("read in", f"{elapsed:.1f} s")]
             for name, value in rows:

@@ -99,7 +99,8 @@ def summary_text(auditor: Auditor, outputs: Outputs, findings: Findings, inputs:
     if not total:
         lines.append("findings: none")
         return "\n".join(lines)
-    lines.append(f"findings: {total:,} ({outputs.with_findings:,} orders with findings)")
+    orders = len({(f.session, f.order) for f in findings.kept if f.order is not None})
+    lines.append(f"findings: {total:,} ({orders:,} orders with findings)")
     width = max(len(k.value) for k in findings.counts)
     for kind in Kind:
         n = findings.counts.get(kind)

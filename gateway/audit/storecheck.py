@@ -132,7 +132,8 @@ class StoreComparer:
     def _compare(self, chain: Chain, row: dict[str, Any] | None) -> None:
         who = f"order #{chain.number} ({chain.label()})"
         if row is None:
-            if chain.order_id is None or chain.order_id == b"NONE" or chain.adopted:
+            if (chain.order_id is None or chain.order_id == b"NONE" or chain.adopted
+                    or chain.status == b"8"):
                 return  # refused before it became an order, or known only from reports
             self._finding(chain, Kind.NOT_IN_STORE, f"{who}: the store has no such order")
             return
