@@ -75,6 +75,11 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _short(where: str) -> str:
+    """``file:line`` with the file's folder left out (the full path is in the JSON)."""
+    return where.rsplit("/", 1)[-1]
+
+
 def _t(v: bytes | None) -> str:
     return "none" if v is None else v.decode("utf-8", "replace")
 
@@ -147,7 +152,7 @@ class HtmlReport:
                 f"<time>{_e(format_stamp(stamp))}</time><b>{head}</b> "
                 f"<span class=\"keys\">{_e(' · '.join(keys))}</span> "
                 f'<span class="where">{_e(sender)} &rarr; {_e(target)}, MsgSeqNum {_e(seq)}, '
-                f"{_e(where)}</span>")
+                f"{_e(_short(str(where)))}</span>")
             for note in notes or []:  # type: ignore[attr-defined]
                 assert isinstance(note, Finding)
                 placed.add(id(note))
@@ -230,7 +235,7 @@ class HtmlReport:
             for e in findings.events:
                 out.write(f'<li class="event-{_e(e.kind)}"><span class="event">{_e(e.kind)}'
                           f"</span> <time>{_e(format_stamp(e.stamp))}</time> {_e(e.session)}: "
-                          f'{_e(e.text)} <span class="where">{_e(e.where)}</span></li>')
+                          f'{_e(e.text)} <span class="where">{_e(_short(e.where))}</span></li>')
             out.write("</ul>")
         out.write("</section>\n")
 
@@ -257,7 +262,7 @@ class HtmlReport:
             out.write(f'<li class="finding" data-kind="{f.kind.value}"><span class="kind">'
                       f"{f.kind.value}</span> <time>{_e(format_stamp(f.stamp))}</time> "
                       f"{_e(f.session)}{link}: {_e(f.text)} "
-                      f'<span class="where">{_e(f.where)}</span>{raw}</li>')
+                      f'<span class="where">{_e(_short(f.where))}</span>{raw}</li>')
         out.write("</ul>")
         if len(findings.kept) < findings.total:
             out.write(f"<p>The first {len(findings.kept):,} of {findings.total:,} are "
