@@ -333,6 +333,26 @@ def _audit(args: argparse.Namespace) -> int:
             store.close()
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """``fixgw replay``: gateway.audit.replay."""
+    from gateway.audit.replay import EXIT_USAGE, ReplayOptions, replay
+    from gateway.audit.sources import parse_time
+
+    host, sep, port = args.to.rpartition(":")
+    if not sep or not port.isdigit() or args.speed < 0:
+        print("fixgw replay: --to HOST:PORT, and --speed >= 0", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        since = parse_time(args.since) if args.since else b""
+        until = parse_time(args.until) if args.until else b""
+    except ValueError as exc:
+        print(f"fixgw replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    opts = ReplayOptions(list(args.paths), args.session, host.strip("[]") or "127.0.0.1",
+                         int(port), args.speed, args.wait, since, until, args.password_env)
+    return asyncio.run(replay(opts, sys.stdout, sys.stderr))
+
+
 def _session_scope(cfg: Config, name: str) -> str:
     """A session id as given, or the id of the configured session whose TargetCompID it is."""
     for s in cfg.session:
@@ -436,6 +456,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="keep reading the files as they grow; findings are printed as they "
                     "are found (stop with Ctrl-C)")
 
+    rp = sub.add_parser(
+        "replay", help="send a client's messages from a log again to a gateway and compare "
+        "the answers with the log's (exit 0: the same, 1: differences, 2: bad usage)")
+    rp.add_argument("paths", nargs="+", metavar="LOG")
+    rp.add_argument("--session", required=True,
+                    help="the session: an id, OURS->THEIRS, or the client's CompID")
+    rp.add_argument("--to", required=True, metavar="HOST:PORT",
+                    help="the gateway to log on to (one on the simulated venue)")
+    rp.add_argument("--speed", type=float, default=1.0,
+                    help="N times the original pace (0: as fast as possible)")
+    rp.add_argument("--wait", type=float, default=5.0,
+                    help="seconds without an answer before the replay ends")
+    rp.add_argument("--since", "--from", dest="since", metavar="TIME")
+    rp.add_argument("--until", dest="until", metavar="TIME")
+    rp.add_argument("--password-env", metavar="VAR",
+                    help="the Logon Password (554) is read from this environment variable")
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -471,6 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _routing(args)
     if args.command == "audit":
         return _audit(args)
+    if args.command == "replay":
+        return _replay(args)
     if args.command == "hash-password":
         import bcrypt
 
