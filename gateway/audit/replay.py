@@ -19,7 +19,6 @@ Messages are held in memory (a replay is of an incident: cut the log with ``--si
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from dataclasses import dataclass
@@ -89,12 +88,16 @@ def load(opts: ReplayOptions) -> _Loaded:
             if (opts.since and stamp < opts.since) or (opts.until and stamp > opts.until):
                 continue
             v = scanner.fields(raw)
-            if v is None or v[SENDER] is None or v[TARGET] is None:
+            if v is None:
+                continue
+            sender, target = v[SENDER], v[TARGET]
+            if sender is None or target is None:
                 continue
             begin = (v[BEGIN] or b"?").decode()
-            a, b = v[SENDER].decode(), v[TARGET].decode()  # type: ignore[union-attr]
+            a, b = sender.decode(), target.decode()
             if wanted.matches(begin, a, b) or wanted.matches(begin, b, a):
-                pairs.add((begin, *sorted((v[SENDER], v[TARGET]))))  # type: ignore[arg-type]
+                low, high = sorted((sender, target))
+                pairs.add((begin, low, high))
                 records.append(record)
     if not pairs:
         raise ReplayError(f"no message of session {opts.session} in {', '.join(opts.paths)}")
