@@ -30,6 +30,13 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ]; then
+  # the HTML reports (fixgw audit --html) are tested in a real headless browser: Debian's
+  # Chromium (tests/audit/browser.py skips without it, unless REQUIRE_BROWSER=1)
+  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+    || echo "chromium could not be installed: the browser tests will skip" >&2
+fi
 if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev/null 2>&1; then
   # QuickFIX's Python package is a C++ build of several minutes: build the wheel once and keep it
   # in a cache outside the checkout, so later runs (and CI on this machine) only install it.

@@ -173,8 +173,8 @@ async def replay(opts: ReplayOptions, out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
     got: list[Sent] = []
 
-    async def take(timeout: float) -> bool:
-        msg = await ini.receive(max(timeout, 0.0))
+    async def take(within: float) -> bool:
+        msg = await ini.receive(max(within, 0.0))
         if msg is None:
             return False
         got.append(Sent(list(msg.all_fields()), "replay"))
