@@ -110,7 +110,7 @@ def dec(value: bytes | None) -> Decimal | None:
             return None
         if not d.is_finite():
             return None
-        if len(_DEC) > 200_000:
+        if len(_DEC) > 16_384:  # bounded: prices vary, memory must not grow with the log
             _DEC.clear()
         _DEC[value] = d
     return d
