@@ -1,6 +1,7 @@
 """``fixgw`` command line: ``run`` (the gateway), ``conformance-server`` (the acceptance-test
 application), ``venue-sim`` (the simulated venue as its own process), ``client`` (a small FIX
-initiator for trying the gateway out)."""
+initiator for trying the gateway out), ``audit`` and ``replay`` (FIX logs checked, and played
+again to a gateway: gateway/audit/)."""
 
 from __future__ import annotations
 
@@ -324,6 +325,68 @@ def _admin_call(args: argparse.Namespace, path: str,
     return answer
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """``fixgw audit``: gateway.audit.run with the store wired in."""
+    from gateway.audit.run import EXIT_USAGE, AuditOptions, run_audit
+    from gateway.audit.sources import InputError, parse_time
+
+    try:
+        since = parse_time(args.since) if args.since else b""
+        until = parse_time(args.until) if args.until else b""
+    except ValueError as exc:
+        print(f"fixgw audit: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    types = None
+    if args.message_types:
+        types = frozenset(t.strip().encode() for t in args.message_types.split(",") if t.strip())
+    store = None
+    if args.store:
+        from gateway.store.auditview import StoreAuditView
+
+        try:
+            store = StoreAuditView(args.store)
+        except InputError as exc:
+            print(f"fixgw audit: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    opts = AuditOptions(
+        paths=list(args.paths), session=args.session, since=since, until=until,
+        message_types=types, json_path=Path(args.json) if args.json else None,
+        html_path=Path(args.html) if args.html else None, order=args.order,
+        follow=args.follow, store_name=store.name if store is not None else "store")
+    stop = [False]
+    if args.follow:
+        def on_signal(signum: int, frame: object) -> None:
+            stop[0] = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    try:
+        return run_audit(opts, store=store, stopped=lambda: stop[0])
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """``fixgw replay``: gateway.audit.replay."""
+    from gateway.audit.replay import EXIT_USAGE, ReplayOptions, replay
+    from gateway.audit.sources import parse_time
+
+    host, sep, port = args.to.rpartition(":")
+    if not sep or not port.isdigit() or args.speed < 0:
+        print("fixgw replay: --to HOST:PORT, and --speed >= 0", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        since = parse_time(args.since) if args.since else b""
+        until = parse_time(args.until) if args.until else b""
+    except ValueError as exc:
+        print(f"fixgw replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    opts = ReplayOptions(list(args.paths), args.session, host.strip("[]") or "127.0.0.1",
+                         int(port), args.speed, args.wait, since, until, args.password_env)
+    return asyncio.run(replay(opts, sys.stdout, sys.stderr))
+
+
 def _session_scope(cfg: Config, name: str) -> str:
     """A session id as given, or the id of the configured session whose TargetCompID it is."""
     for s in cfg.session:
@@ -411,6 +474,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     ro.add_argument("--json", action="store_true", help="print the admin API's JSON")
     ro.add_argument("--timeout", type=float, default=30.0)
 
+    au = sub.add_parser(
+        "audit", help="check FIX logs: every order chain, sequence numbers, answers (exit 0: "
+        "clean, 1: findings, 2: bad usage or unreadable input)",
+        description="Reads fixgw's and QuickFIX's message logs, captures with SOH or | "
+        "delimiters (gzip'ed or not), or the store's message_log, and checks every order "
+        "chain and session (README, \"Audit\").")
+    au.add_argument("paths", nargs="*", metavar="PATH",
+                    help="log files or directories of them (none: the --store message_log)")
+    au.add_argument("--store", metavar="URL",
+                    help="compare the orders with this store (and read its message_log when "
+                    "no PATH is given)")
+    au.add_argument("--session", help="one session: an id (FIX.4.4:GATEWAY->CLIENT1), "
+                    "OURS->THEIRS, or a CompID")
+    au.add_argument("--since", "--from", dest="since", metavar="TIME",
+                    help="report on messages from this time (UTC; earlier ones are read for "
+                    "the orders' state)")
+    au.add_argument("--until", "--to", dest="until", metavar="TIME",
+                    help="read messages up to this time (UTC)")
+    au.add_argument("--message-types", metavar="TYPES",
+                    help="show only these MsgTypes in timelines and stories, e.g. D,8")
+    au.add_argument("--json", metavar="FILE", help="write the findings and orders as JSON")
+    au.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    au.add_argument("--order", metavar="CLORDID", help="print one order's whole story "
+                    "(any ClOrdID of its chain, or its OrderID)")
+    au.add_argument("--follow", action="store_true",
+                    help="keep reading the files as they grow; findings are printed as they "
+                    "are found (stop with Ctrl-C)")
+
+    rp = sub.add_parser(
+        "replay", help="send a client's messages from a log again to a gateway and compare "
+        "the answers with the log's (exit 0: the same, 1: differences, 2: bad usage)")
+    rp.add_argument("paths", nargs="+", metavar="LOG")
+    rp.add_argument("--session", required=True,
+                    help="the session: an id, OURS->THEIRS, or the client's CompID")
+    rp.add_argument("--to", required=True, metavar="HOST:PORT",
+                    help="the gateway to log on to (one on the simulated venue)")
+    rp.add_argument("--speed", type=float, default=1.0,
+                    help="N times the original pace (0: as fast as possible)")
+    rp.add_argument("--wait", type=float, default=5.0,
+                    help="seconds without an answer before the replay ends")
+    rp.add_argument("--since", "--from", dest="since", metavar="TIME")
+    rp.add_argument("--until", dest="until", metavar="TIME")
+    rp.add_argument("--password-env", metavar="VAR",
+                    help="the Logon Password (554) is read from this environment variable")
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -437,6 +545,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _kill_switch(args)
     if args.command == "routing":
         return _routing(args)
+    if args.command == "audit":
+        return _audit(args)
+    if args.command == "replay":
+        return _replay(args)
     if args.command == "hash-password":
         import bcrypt
 

@@ -42,12 +42,13 @@ if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev
   .venv/bin/python -m pip install -q --no-index --find-links "$cache" quickfix
 fi
 if [ "${want_browser:-0}" = 1 ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
-  # the dashboard's tests drive Debian's headless Chromium (tests/ops/test_dashboard.py)
+  # the dashboard (tests/ops/test_dashboard.py) and the audit's HTML report (tests/audit) are
+  # tested in Debian's headless Chromium (they skip without it, unless REQUIRE_BROWSER=1)
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium and chromium-driver (the dashboard's browser tests)..." >&2
+    echo "installing chromium and chromium-driver (the browser tests)..." >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         chromium chromium-driver >/dev/null; } || echo "chromium could not be installed" >&2
   else
-    echo "no chromium/chromedriver: the dashboard's browser tests will be skipped" >&2
+    echo "no chromium/chromedriver: the browser tests will be skipped" >&2
   fi
 fi

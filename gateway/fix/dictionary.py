@@ -42,6 +42,9 @@ class FieldDef:
     name: str
     type: str
     enums: frozenset[bytes] | None
+    labels: dict[bytes, str] | None = field(default=None, compare=False, repr=False)
+    """Enumerated value -> its description in the dictionary (``b"2"`` -> ``FILLED``), for
+    showing messages to people (``fixgw audit``)."""
 
     @property
     def is_multi(self) -> bool:
@@ -153,7 +156,10 @@ def parse_dictionary(text: str | bytes) -> DataDictionary:
         name = f.get("name") or ""
         ftype = (f.get("type") or "STRING").upper()
         values = [v.get("enum", "").encode() for v in f.findall("value")]
-        fields[num] = FieldDef(num, name, ftype, frozenset(values) if values else None)
+        labels = {v.get("enum", "").encode(): v.get("description", "")
+                  for v in f.findall("value")}
+        fields[num] = FieldDef(num, name, ftype, frozenset(values) if values else None,
+                               labels or None)
         names[name] = num
     components = {c.get("name", ""): c for c in (root.find("components") or [])}
 

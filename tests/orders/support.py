@@ -185,13 +185,14 @@ def config(
     sessions: list[dict[str, Any]] | None = None,
     venues: list[dict[str, Any]] | None = None,
     admin: dict[str, Any] | None = None,
+    log_dir: Path | None = None,
 ) -> Config:
     if sessions is None:
         sessions = [session()]
     if venues is None:
         venues = [venue()]
     return Config.model_validate({
-        "gateway": {"host": "127.0.0.1", "port": 0, "log_dir": None},
+        "gateway": {"host": "127.0.0.1", "port": 0, "log_dir": log_dir},
         "venue": venues, "session": sessions,
         **({"admin": admin} if admin is not None else {}),
     })
@@ -323,13 +324,15 @@ async def running(
     replay_check: bool = True,
     admin: dict[str, Any] | None = None,
     strategies: Mapping[str, StrategyFactory] | None = None,
+    log_dir: Path | None = None,
 ) -> AsyncIterator[Run]:
-    """A started gateway; on exit: stopped, and the event log replayed against the snapshots."""
+    """A started gateway; on exit: stopped, and the event log replayed against the snapshots.
+    ``log_dir``: the gateway writes its FIX file logs there (tests/audit)."""
     own_store = store is None
     if store is None:
         store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
         await store.start()
-    gw = build_gateway(config(sessions, venues, admin), store, strategies=strategies)
+    gw = build_gateway(config(sessions, venues, admin, log_dir), store, strategies=strategies)
     host, port = await gw.start()
     run = Run(gw, store, host, port)
     orders = run.orders

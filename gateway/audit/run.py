@@ -1,0 +1,196 @@
+"""``fixgw audit``: the inputs, the audit and its outputs put together (the command line parses
+the arguments and wires in the store, :mod:`gateway.cli`).
+
+Exit codes: 0 when the audit finds nothing, 1 when it has findings, 2 on bad usage or an
+input that cannot be read (the message names the file and the line).
+"""
+
+from __future__ import annotations
+
+import heapq
+import operator
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from .chains import Chain
+from .checker import Auditor, SessionFilter
+from .findings import Finding, Findings
+from .html import HtmlReport
+from .report import Outputs, print_lines, story_text, summary_text, write_json
+from .sources import FileSource, InputError, Record, StoreSource, expand, format_stamp
+from .storecheck import StoreComparer, StoreView
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+PROGRESS_EVERY = 1 << 16
+"""Messages between two updates of the progress line."""
+
+
+@dataclass
+class AuditOptions:
+    paths: list[str]
+    session: str | None = None
+    since: bytes = b""
+    until: bytes = b""
+    message_types: frozenset[bytes] | None = None
+    json_path: Path | None = None
+    html_path: Path | None = None
+    order: str | None = None
+    follow: bool = False
+    progress: bool | None = None
+    """Show a progress line on stderr; None: when stderr is a terminal."""
+    store_name: str = "store"
+    extra_sinks: list[Callable[[Chain], None]] = field(default_factory=list)
+
+
+def _merged(sources: list[FileSource | StoreSource]) -> Iterable[Record]:
+    """The records of every input in time order (each input's own order kept; ties by input
+    order)."""
+    if len(sources) == 1:
+        return sources[0].records()
+    return heapq.merge(*(s.records() for s in sources), key=operator.itemgetter(0))
+
+
+def _round_robin(sources: list[FileSource], stopped: Callable[[], bool]
+                 ) -> Iterator[Record | None]:
+    """Followed files, a record of each in turn (None: all were idle)."""
+    live = [s.follow(stopped) for s in sources]
+    while live:
+        idle = True
+        for gen in list(live):
+            try:
+                record = next(gen)
+            except StopIteration:
+                live.remove(gen)
+                continue
+            if record is not None:
+                idle = False
+                yield record
+        if idle:
+            yield None
+
+
+def _with_progress(records: Iterable[Record | None], err: TextIO) -> Iterator[Record | None]:
+    start = time.monotonic()
+    n = 0
+    for n, record in enumerate(records, 1):  # noqa: B007 - n is read after the loop
+        if not n % PROGRESS_EVERY:
+            rate = n / max(time.monotonic() - start, 1e-9)
+            stamp = format_stamp(record[0]) if record is not None else ""
+            err.write(f"\r{n:,} messages ({rate:,.0f}/s) {stamp}   ")
+            err.flush()
+        yield record
+    if n >= PROGRESS_EVERY:
+        err.write("\r" + " " * 70 + "\r")
+        err.flush()
+
+
+def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO | None = None,
+              err: TextIO | None = None, stopped: Callable[[], bool] = lambda: False) -> int:
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    started = time.monotonic()
+    try:
+        paths = expand(opts.paths)
+    except InputError as exc:
+        print_lines(err, f"fixgw audit: {exc}")
+        return EXIT_USAGE
+    files = []
+    for p in paths:
+        src = FileSource(p)
+        if src.is_event_log:
+            print_lines(err, f"fixgw audit: {p}: an event log, not messages: left out")
+            continue
+        files.append(src)
+    sources: list[FileSource | StoreSource] = list(files)
+    inputs = [s.name for s in files]
+    if not files:
+        if store is None:
+            print_lines(err, "fixgw audit: nothing to read: name log files or --store URL")
+            return EXIT_USAGE
+        if opts.follow:
+            print_lines(err, "fixgw audit: --follow reads log files, not the store")
+            return EXIT_USAGE
+        sources = [StoreSource(store, opts.store_name)]
+        inputs = [f"{opts.store_name} (message_log)"]
+
+    findings = Findings(since=opts.since)
+    sinks: list[Callable[[Chain], None]] = list(opts.extra_sinks)
+    comparer = None
+    if store is not None:
+        comparer = StoreComparer(store, findings, opts.store_name)
+        sinks.append(comparer.add)
+    stories: list[tuple[Chain, str]] = []
+    auditor_ref: list[Auditor] = []
+    if opts.order is not None:
+        wanted = opts.order.encode()
+
+        def story(chain: Chain) -> None:
+            if wanted in chain.cl_ord_ids or wanted == chain.order_id:
+                s = auditor_ref[0].sessions.get(chain.session)
+                stories.append((chain, story_text(chain, s, opts.message_types)))
+
+        sinks.append(story)
+    outputs = Outputs(json_wanted=opts.json_path is not None, sinks=sinks)
+    auditor = Auditor(findings, outputs.add,
+                      session_filter=SessionFilter(opts.session) if opts.session else None,
+                      until=opts.until,
+                      keep_messages=opts.html_path is not None or opts.order is not None)
+    auditor_ref.append(auditor)
+    html = None
+    if opts.html_path is not None:
+        html = HtmlReport(opts.html_path, auditor.sessions, message_types=opts.message_types)
+        outputs.sinks.insert(0, html.add)
+    if opts.follow:
+        def shout(f: Finding) -> None:
+            order = f" order #{f.order}" if f.order is not None else ""
+            print_lines(out, f"{f.session} {format_stamp(f.stamp)} {f.where} [{f.kind.value}]"
+                        f"{order}: {f.text}")
+
+        findings.listeners.append(shout)
+        records: Iterable[Record | None] = _round_robin(files, stopped)
+    else:
+        records = _merged(sources)
+    show_progress = opts.progress if opts.progress is not None else err.isatty()
+    if show_progress and not opts.follow:
+        records = _with_progress(records, err)
+    try:
+        try:
+            auditor.feed(records)
+        except KeyboardInterrupt:
+            if not opts.follow:
+                raise
+        auditor.finish()
+        if comparer is not None:
+            comparer.finish()
+    except InputError as exc:
+        print_lines(err, f"fixgw audit: {exc}")
+        return EXIT_USAGE
+    elapsed = time.monotonic() - started
+    extra = []
+    if comparer is not None:
+        extra.append(f"compared with {opts.store_name}: {comparer.compared:,} orders")
+    if opts.json_path is not None:
+        write_json(opts.json_path, auditor, outputs, findings, inputs, elapsed,
+                   {"store": opts.store_name, "store_orders_compared": comparer.compared}
+                   if comparer is not None else None)
+    if html is not None:
+        html.write(auditor, outputs, findings, inputs, elapsed, extra)
+    if opts.order is not None:
+        if not stories:
+            print_lines(err, f"fixgw audit: no order with ClOrdID or OrderID {opts.order} in "
+                        f"{', '.join(inputs)}")
+            return EXIT_USAGE
+        for _, text in stories:
+            print_lines(out, text)
+            print_lines(out, "")
+        return EXIT_FINDINGS if any(c.findings for c, _ in stories) else EXIT_CLEAN
+    print_lines(out, summary_text(auditor, outputs, findings, inputs, elapsed))
+    for line in extra:
+        print_lines(out, line)
+    return EXIT_FINDINGS if findings.total else EXIT_CLEAN

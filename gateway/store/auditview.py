@@ -1,0 +1,124 @@
+"""What ``fixgw audit --store URL`` reads from a store: the message log, streamed in the order
+it was written, and order snapshots. Read-only, synchronous, its own engine (the audit runs
+beside a live gateway or on a copy of its database); no migration is run. The audit layer
+reaches it through ``gateway.audit.storecheck.StoreView`` (the command line wires it in)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from gateway.audit.sources import InputError
+from gateway.store.db import is_sqlite, make_engine
+from gateway.store.schema import message_log, orders
+
+_IN_CHUNK = 500
+_YIELD = 5000
+
+
+class StoreReadError(InputError):
+    """The store cannot be read (unreachable, not a fixgw store): an input the audit cannot
+    read."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(_safe(url), None, reason)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+class StoreAuditView:
+    """The audit's view of the store at ``url`` (sqlite:/// or postgresql+psycopg://)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = _safe(url)
+        try:
+            if is_sqlite(url):
+                # plain reads: not the gateway's engine, whose transactions take SQLite's write
+                # lock up front (a live gateway would wait on the audit)
+                database = make_url(url).database
+                if database and database != ":memory:" and not Path(database).exists():
+                    raise StoreReadError(url, "no such database file")
+                self.engine: Engine = create_engine(url)
+            else:
+                self.engine = make_engine(url)
+            with self.engine.connect() as conn:
+                conn.execute(select(message_log.c.id).limit(1)).all()
+        except (SQLAlchemyError, ArgumentError, ValueError) as exc:
+            raise StoreReadError(url, "cannot read the message log: "
+                                 f"{str(exc).splitlines()[0]}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def message_log(
+        self, session_ids: Sequence[str] | None, since: datetime | None, until: datetime | None
+    ) -> Iterator[tuple[str, str, datetime, bytes]]:
+        c = message_log.c
+        query = select(c.session_id, c.direction, c.logged_at, c.data).order_by(c.id)
+        if session_ids:
+            query = query.where(c.session_id.in_(list(session_ids)))
+        if since is not None:
+            query = query.where(c.logged_at >= since)
+        if until is not None:
+            query = query.where(c.logged_at <= until)
+        try:
+            with self.engine.connect() as conn:
+                for row in conn.execution_options(yield_per=_YIELD).execute(query):
+                    yield row[0], row[1], row[2], bytes(row[3])
+        except SQLAlchemyError as exc:
+            raise StoreReadError(self.url, "the message log cannot be read: "
+                                 f"{str(exc).splitlines()[0]}") from None
+
+    def _snapshots(self, query: Any) -> list[dict[str, Any]]:
+        try:
+            with self.engine.connect() as conn:
+                return [json.loads(s) for (s,) in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise StoreReadError(self.url, "the orders cannot be read: "
+                                 f"{str(exc).splitlines()[0]}") from None
+
+    def orders_by_id(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        ids = list(order_ids)
+        for i in range(0, len(ids), _IN_CHUNK):
+            out += self._snapshots(select(orders.c.snapshot).where(
+                orders.c.order_id.in_(ids[i:i + _IN_CHUNK])))
+        return out
+
+    def orders_by_cl_ord_id(self, session_ids: Sequence[str],
+                            cl_ord_ids: Sequence[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        ids = list(cl_ord_ids)
+        for i in range(0, len(ids), _IN_CHUNK):
+            out += self._snapshots(select(orders.c.snapshot).where(
+                orders.c.session_id.in_(list(session_ids)),
+                orders.c.cl_ord_id.in_(ids[i:i + _IN_CHUNK])))
+        return out
+
+    def orders_of_sessions(self, session_ids: Sequence[str], created_from_ns: int,
+                           created_to_ns: int) -> Iterator[dict[str, Any]]:
+        query = select(orders.c.snapshot).where(
+            orders.c.session_id.in_(list(session_ids))).order_by(orders.c.order_id)
+        try:
+            with self.engine.connect() as conn:
+                for (s,) in conn.execution_options(yield_per=_YIELD).execute(query):
+                    snap: dict[str, Any] = json.loads(s)
+                    if created_from_ns <= int(snap.get("created_ns", 0)) <= created_to_ns:
+                        yield snap
+        except SQLAlchemyError as exc:
+            raise StoreReadError(self.url, "the orders cannot be read: "
+                                 f"{str(exc).splitlines()[0]}") from None
