@@ -6,6 +6,10 @@ the next start goes on from the last id used (OrderIDs 1, 2, 3 across restarts, 
 20001). The store gives a range back only while nothing was reserved after it; when another
 node reserved meanwhile, or the process died, the rest of the block is skipped: a gap, never
 a repeat.
+
+Ids taken later are higher on one node; across nodes, a node that takes over orders from
+another goes on from a block reserved then (:meth:`IdBlocks.skip_ahead`), above every id handed
+out before: an order's events keep increasing ids whichever node records them.
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ class IdBlocks:
             self._spare.append(await self._reserve(self.counter, self.block))
         finally:
             self._refilling = None
+
+    async def skip_ahead(self) -> None:
+        """Go on from a block reserved now: every id taken after is above every id any node
+        reserved before (the events of orders taken over from another node must follow theirs:
+        :func:`~gateway.orders.model.apply`). The rest of the blocks in hand is skipped."""
+        if self._refilling is not None:  # a refill asked before would land below the new block
+            try:
+                await self._refilling
+            except Exception:  # noqa: S110 - a refill that failed reserved nothing
+                pass
+        start = await self._reserve(self.counter, self.block)
+        self._next, self._end = start, start + self.block
+        self._spare = [s for s in self._spare if s > start]  # (a refill asked meanwhile)
 
     async def release(self) -> bool:
         """Give back the ids never handed out, the last reserved first; none is handed out

@@ -270,6 +270,9 @@ class OrderManager:
         untold reports from the store, reconciled with the venues; a promise to cancel on
         disconnect is kept (the node's death is a disconnect); the kill switch holds."""
         serving = set(sessions) & set(self._sessions)
+        # their orders' last events may carry ids of a block the other node reserved after
+        # this node's: an event recorded here with a lower id would be dropped as stale
+        await self.recorder.follow_other_nodes()
         self._serving |= serving
         loaded = await self._load_sessions(serving)
         ids = {o.order_id for o in loaded}

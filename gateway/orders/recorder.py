@@ -134,6 +134,11 @@ class Recorder:
         for blocks in self._ids.values():
             await blocks.start()
 
+    async def follow_other_nodes(self) -> None:
+        """Orders taken over from another node: their next events get ids above every id that
+        node may have given them (:meth:`.ids.IdBlocks.skip_ahead`)."""
+        await self._ids["event"].skip_ahead()
+
     async def release_ids(self) -> None:
         """A clean stop: the ids reserved and never used are given back, so the next start
         goes on from the last one used (:mod:`.ids`)."""

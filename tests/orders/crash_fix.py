@@ -89,9 +89,11 @@ class Ledger:
         """Every one of ``cl_ord_ids`` has had an ExecutionReport."""
         return all(self.last_report(cl) is not None for cl in cl_ord_ids)
 
-    def filled(self, cl_ord_id: str, quantity: Decimal) -> bool:
+    def filled(self, cl_ord_id: str, quantity: Decimal, status: str = "2") -> bool:
+        """The last report of ``cl_ord_id`` has OrdStatus ``status`` (Filled) and CumQty
+        ``quantity``."""
         last = self.last_report(cl_ord_id)
-        return last is not None and last.get(39) == "2" and Decimal(last[14]) == quantity
+        return last is not None and last.get(39) == status and Decimal(last[14]) == quantity
 
 
 class Session:

@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -24,11 +25,19 @@ from conftest import fresh_pg_database
 from server.fixclient import FixClient
 from server.harness import run
 
+from connectors.base import Side
 from connectors.paper.remote import RemotePaperConnector
 
 from .crash_fix import Ledger, Session
 from .crash_procs import Proc, gateway, venue_sim, write_gateway_config
-from .test_crash_recovery import fill_everything, make_orders, trade_pieces
+from .test_crash_recovery import (
+    SOL,
+    SOL_BID,
+    Spec,
+    fill_everything,
+    make_orders,
+    trade_pieces,
+)
 from .test_store_outage import _send_blind, _settled, _verify
 
 LEASE = 1.0
@@ -259,6 +268,57 @@ def test_a_session_is_handed_back_to_a_node_by_the_admin_api(tmp_path: Path) -> 
                          "both open orders reported by b")
             assert not ledger.duplicates
             await s.close()
+
+    run(main(), timeout=60)
+
+
+def test_a_session_handed_back_gets_its_orders_fills_at_the_node_of_the_older_ids(
+    tmp_path: Path,
+) -> None:
+    """Event ids order an order's events (a later event of an order has a higher id, whatever
+    node records it). Node a reserved its block of ids first, b the next one; a session handed
+    from a to b and back to a records its events at a again: a fill there is reported, not
+    dropped as older than b's last event of the order."""
+    ports = {"a": _free_port(), "b": _free_port()}
+
+    async def hand_over(node: str, to: str) -> None:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{ports[node]}/sessions/hand-over",
+            json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": to}) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async def main() -> None:
+        admin = {n: f'\n[admin]\nhost = "127.0.0.1"\nport = {p}\n' for n, p in ports.items()}
+        async with venue_sim(tmp_path, 17) as sim, nodes(
+            tmp_path, sim.port, f"sqlite:///{tmp_path / 'fixgw.db'}", ["a", "b"], extra=admin,
+        ) as (a, b):
+            venue = RemotePaperConnector("127.0.0.1", sim.port, name="control",
+                                         keep_events=False)
+            await venue.start()
+            try:
+                ledger = Ledger()
+                s = await Session.open(a.port, ledger)
+                order = Spec("k1", SOL, Side.BUY, Decimal("2"), SOL_BID, True)
+                await s.orders({order.cl_ord_id: order.body()})
+                await hand_over("a", "b")
+                await s.wait_closed()
+                await s.close()
+                s, _ = await _log_on_any([b.port], ledger, 10)
+                await venue.trade_against(SOL, Side.SELL, Decimal("0.5"), SOL_BID)
+                await s.wait(lambda: ledger.filled("k1", Decimal("0.5"), "1"), 10,
+                             "the partial fill reported by b")  # (b's ids: its last event)
+                await hand_over("b", "a")
+                await s.wait_closed()
+                await s.close()
+                s, _ = await _log_on_any([a.port], ledger, 10)
+                await fill_everything(venue)
+                await s.wait(lambda: ledger.filled("k1", Decimal("2")), 10,
+                             f"the fill reported by a\n{a.log_tail(30)}")
+                assert not ledger.duplicates
+                assert all("handed over" in x for x in ledger.anomalies), ledger.anomalies
+                await s.close()
+            finally:
+                await venue.close()
 
     run(main(), timeout=60)
 
