@@ -66,7 +66,9 @@ _IN_CHUNK = 500
 """Trade ids per ``IN (...)`` query (well under every back end's bind parameter limit)."""
 
 # Column order of the rows built by build_append / add_reports and of the SQL that stores them.
-EVENT_COLUMNS = ("event_id", "order_id", "session_id", "kind", "ts_ns", "exec_id", "data")
+EVENT_COLUMNS = (
+    "event_id", "order_id", "session_id", "kind", "ts_ns", "exec_id", "data", "cl_ord_id",
+)
 ORDER_COLUMNS = (
     "order_id",
     "session_id",
@@ -298,9 +300,10 @@ class OrderRepository:
 
     async def find_order_by_past_cl(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
         """The snapshot of the order the session knew by ``cl_ord_id`` at some point of its
-        ClOrdID chain (its NewOrderSingle's, a cancel's or a replace's): the latest such order
-        among the session's last :data:`PAST_CL_SCAN` events. For a request about an order no
-        longer open (a cancel of one already canceled is "too late", not "unknown")."""
+        ClOrdID chain (its NewOrderSingle's, a cancel's or a replace's; the latest such order,
+        ClOrdIDs compared exactly, case included), by the events' indexed ``cl_ord_id``. For a
+        request about an order no longer open (a cancel of one already canceled is "too late",
+        not "unknown")."""
         return await self.writer.query(
             lambda conn: _find_order_by_past_cl(conn, session_id, cl_ord_id))
 
@@ -430,7 +433,21 @@ def _event_row(e: OrderEvent) -> tuple[Any, ...]:
     if e.exec_id is not None:
         _check_length("exec_id", e.exec_id, ID_LENGTH)
     # EVENT_COLUMNS order
-    return (e.event_id, e.order_id, e.session_id, e.kind, e.ts_ns, e.exec_id, _json(e.data))
+    return (e.event_id, e.order_id, e.session_id, e.kind, e.ts_ns, e.exec_id, _json(e.data),
+            _chain_cl_ord_id(e))
+
+
+def _chain_cl_ord_id(e: OrderEvent) -> str | None:
+    """The ClOrdID ``e`` gives its order's chain (a NewOrderSingle's, a cancel's or a
+    replace's), the ``cl_ord_id`` column :meth:`OrderRepository.find_order_by_past_cl` finds
+    the order by; None for the other events."""
+    if e.kind == "created":
+        order = e.data.get("order")
+        return order.get("cl_ord_id") if isinstance(order, dict) else None
+    if e.kind in ("cancel_requested", "replace_requested"):
+        cl: str | None = e.data.get("cl_ord_id")
+        return cl
+    return None
 
 
 def _order_row(o: OrderSnapshot) -> tuple[Any, ...]:
@@ -520,24 +537,11 @@ def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot |
     return None if snapshot is None else _order(snapshot)
 
 
-PAST_CL_SCAN = 100_000
-"""Events of a session searched for a past ClOrdID (bounds the work of a request about an
-order the gateway never had)."""
-
-
 def _find_order_by_past_cl(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
-    key = '"cl_ord_id":' + orjson.dumps(cl_ord_id).decode()
-    pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    recent = (select(order_events.c.order_id, order_events.c.kind, order_events.c.data,
-                     order_events.c.event_id)
-              .where(order_events.c.session_id == session_id)
-              .order_by(order_events.c.event_id.desc())
-              .limit(PAST_CL_SCAN).subquery())
-    order_id = conn.execute(
-        select(recent.c.order_id)
-        .where(recent.c.kind.in_(("created", "cancel_requested", "replace_requested")),
-               recent.c.data.like(pattern, escape="\\"))
-        .order_by(recent.c.event_id.desc())
+    order_id = conn.execute(  # the index on (cl_ord_id, session_id, event_id): a few rows read
+        select(order_events.c.order_id)
+        .where(order_events.c.cl_ord_id == cl_ord_id, order_events.c.session_id == session_id)
+        .order_by(order_events.c.event_id.desc())
         .limit(1)
     ).scalar_one_or_none()
     if order_id is None:

@@ -30,6 +30,9 @@ strings):
 
 * ``order_events`` -- append-only event log, by the caller's monotonic ``event_id``; replaying it
   rebuilds every order. ``exec_id`` is the ExecID (17) the client is (to be) told it by; unique.
+  ``cl_ord_id`` is the ClOrdID (11) the event gave the order's chain (its NewOrderSingle's, a
+  cancel's or a replace's; NULL for the other events), indexed: a request naming a ClOrdID of
+  an order no longer open finds it (too late to cancel, not unknown).
 * ``orders`` -- the latest snapshot of each order (JSON of ``order_to_json``) plus the columns
   it is looked up by (``list_id``: the ListID (66) of the NewOrderList it came in, NULL for an
   order that came alone).
@@ -64,6 +67,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -212,10 +216,14 @@ order_events = Table(
     Column("ts_ns", BigInteger, nullable=False),
     Column("exec_id", String(ID_LENGTH), nullable=True),
     Column("data", Text, nullable=False),
+    Column("cl_ord_id", String(ID_LENGTH), nullable=True),
     PrimaryKeyConstraint("event_id"),
     UniqueConstraint("exec_id"),
     Index(None, "session_id", "event_id"),
     Index(None, "order_id", "event_id"),
+    Index(None, "cl_ord_id", "session_id", "event_id",
+          sqlite_where=text("cl_ord_id IS NOT NULL"),
+          postgresql_where=text("cl_ord_id IS NOT NULL")),
 )
 
 orders = Table(

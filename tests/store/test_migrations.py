@@ -27,7 +27,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0008"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0009"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -238,6 +238,61 @@ def test_upgrade_from_0006_adds_the_list_id_column_empty_and_downgrade_drops_it(
             command.downgrade(migrate.alembic_config(connection), "0006")
             connection.commit()
         assert "list_id" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+    finally:
+        engine.dispose()
+    migrate.upgrade(store_url)
+
+
+def test_upgrade_from_0008_gives_stored_events_their_clordid_and_downgrade_drops_it(
+    store_url: str,
+) -> None:
+    """Events stored by an older fixgw (r0008) get the ClOrdID their JSON names (an order's
+    NewOrderSingle's, a cancel's, a replace's; none for the others), so an order no longer open
+    is found by a ClOrdID its chain had; the downgrade to 0008 drops the column."""
+    migrate.upgrade(store_url, "0008")
+    rows = [
+        (1, "1", "created", '{"order":{"cl_ord_id":"a","order_id":"1","session_id":"S"}}'),
+        (2, "1", "replace_requested", '{"cl_ord_id":"b","orig_cl_ord_id":"a"}'),
+        (3, "1", "accepted", '{"cl_ord_id":"z","venue_order_id":"V1"}'),
+        (4, "1", "cancel_requested", '{"cl_ord_id":"c","orig_cl_ord_id":"b"}'),
+    ]
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            for event_id, order_id, kind, data in rows:
+                conn.execute(text(
+                    "INSERT INTO order_events (event_id, order_id, session_id, kind, ts_ns, data) "
+                    "VALUES (:e, :o, 'S', :k, 1, :d)"), {"e": event_id, "o": order_id, "k": kind,
+                                                         "d": data})
+            conn.execute(text(
+                "INSERT INTO orders (order_id, session_id, cl_ord_id, venue, symbol, status, "
+                "is_open, updated_ns, last_event_id, snapshot) VALUES ('1', 'S', 'c', 'paper', "
+                "'BTC/USDT', '4', :open, 1, 4, '{\"order_id\": \"1\"}')"), {"open": False})
+    finally:
+        engine.dispose()
+    migrate.upgrade(store_url)
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT event_id, cl_ord_id FROM order_events")).all())
+    finally:
+        engine.dispose()
+    assert stored == {1: "a", 2: "b", 3: None, 4: "c"}
+
+    async def body() -> None:
+        async with SessionStore(store_url) as store:
+            for cl in "abc":
+                assert await store.find_order_by_past_cl("S", cl) == {"order_id": "1"}, cl
+            for cl in ("z", "A"):
+                assert await store.find_order_by_past_cl("S", cl) is None, cl
+
+    asyncio.run(body())
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            command.downgrade(migrate.alembic_config(connection), "0008")
+            connection.commit()
+        assert "cl_ord_id" not in {c["name"] for c in inspect(engine).get_columns("order_events")}
     finally:
         engine.dispose()
     migrate.upgrade(store_url)

@@ -195,6 +195,45 @@ def test_open_orders_and_find_order(store_url: str) -> None:
     with_store(store_url, body)
 
 
+def test_find_order_by_past_cl_names_each_clordid_of_the_chain_exactly(store_url: str) -> None:
+    """A ClOrdID an order's chain had (its NewOrderSingle's, a replace's, a cancel's) finds the
+    order; ClOrdIDs are compared as FIX has them, case included, within their session."""
+    def created(event_id: int, o: Order) -> OrderEvent:
+        return event(event_id, o.order_id, "created", session_id=o.session_id,
+                     data={"order": order_to_json(o)})
+
+    def request(event_id: int, order_id: str, kind: str, cl: str, orig: str) -> OrderEvent:
+        return event(event_id, order_id, kind, data={"cl_ord_id": cl, "orig_cl_ord_id": orig})
+
+    async def body(store: SessionStore) -> None:
+        a = order("A", cl_ord_id="abc2", orig_cl_ord_id="abc1", status=OrdStatus.CANCELED,
+                  last_event_id=4)
+        b = order("B", cl_ord_id="other", session_id=SID2)
+        await store.append_order_events([
+            created(1, dataclasses.replace(a, cl_ord_id="abc", orig_cl_ord_id=None)),
+            request(2, "A", "replace_requested", "abc1", "abc"),
+            event(3, "A", "accepted", data={"cl_ord_id": "not-a-chain-id"}),
+            request(4, "A", "cancel_requested", "abc2", "abc1"),
+            created(5, b),
+        ], [a, b])
+        for cl in ("abc", "abc1", "abc2"):
+            found = _as_order(await store.find_order_by_past_cl(SID, cl))
+            assert found is not None and found.order_id == "A", cl
+        for cl in ("ABC", "Abc1", "ab%", "ab_", "not-a-chain-id"):
+            assert await store.find_order_by_past_cl(SID, cl) is None, cl
+        assert await store.find_order_by_past_cl(SID, "other") is None  # (SID2's)
+        found = _as_order(await store.find_order_by_past_cl(SID2, "other"))
+        assert found is not None and found.order_id == "B"
+
+        # a ClOrdID used again after its order ended: the latest order that had it
+        c = order("C", cl_ord_id="abc")
+        await store.append_order_events([created(6, c)], [c])
+        found = _as_order(await store.find_order_by_past_cl(SID, "abc"))
+        assert found is not None and found.order_id == "C"
+
+    with_store(store_url, body)
+
+
 def test_a_snapshot_never_goes_back_to_an_older_event(store_url: str) -> None:
     async def body(store: SessionStore) -> None:
         newer = order("O1", status=OrdStatus.NEW, last_event_id=5)

@@ -262,6 +262,7 @@ def test_built_rows_line_up_with_their_columns() -> None:
             "ts_ns": NS + 3,
             "exec_id": "E3",
             "data": '{"q":"1.0"}',
+            "cl_ord_id": None,
         }
     ]
     assert [dict(zip(ORDER_COLUMNS, row, strict=True)) for row in append.orders] == [
