@@ -232,6 +232,10 @@ def _kill_switch(args: argparse.Namespace) -> int:
     """``fixgw kill-switch``: the admin API's kill switch from the command line."""
     import json
 
+    if not args.status and not args.reason.strip():
+        print("fixgw: --reason is required: say why (it is stored and logged)", file=sys.stderr)
+        return 2
+
     def body(cfg: Config) -> bytes | None:
         if args.status:
             return None
@@ -464,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every session")
     which.add_argument("--status", action="store_true", help="print what is engaged")
     k.add_argument("--release", action="store_true", help="release instead of engaging")
-    k.add_argument("--reason", default="", help="why (stored and logged)")
+    k.add_argument("--reason", default="", help="why (required to engage or release: stored "
+                   "and logged)")
     k.add_argument("--timeout", type=float, default=30.0)
 
     ro = sub.add_parser("routing", help="the smart order router's decisions for an order "

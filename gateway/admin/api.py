@@ -4,8 +4,10 @@ switch, for operators and risk desks (the README's "Operating fixgw" lists every
 
 Configured with ``[admin]`` (host, port, token_env); absent, nothing listens. ``/livez``,
 ``/readyz``, ``/metrics``, ``/openapi.json`` and the dashboard's page answer without the token.
-Every change (a session logged out, disconnected, renumbered, disabled; an order cancelled; a
-venue reconnected; the kill switch) needs a reason and is logged with who asked and why. JSON in
+Every change (a session logged out, disconnected, renumbered, disabled, handed over; an order
+cancelled; a venue reconnected; the kill switch) needs a reason and is logged with who asked
+and why: one line (whitespace runs as one space), no control characters (400: a reason may
+become the client's Text (58), where SOH separates fields), at most 200 characters. JSON in
 and out:
 
 * ``GET /kill-switch`` -> ``{"engaged": {scope: reason}}``: a scope is a session id
@@ -27,7 +29,8 @@ and out:
   own position differed (``adjustments``: venue, symbol, delta), and the net quantities across
   venues per canonical symbol and per base asset (``by_symbol``, ``by_asset``). Amounts are
   Decimal strings.
-* ``POST /sessions/hand-over`` with ``{"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}`` ->
+* ``POST /sessions/hand-over`` with ``{"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b",
+  "reason": "..."}`` ->
   gives a session this node serves to node ``b`` (``null``: to whichever node a Logon reaches
   first), e.g. back to a node that was down: its client gets a Logout saying so and logs on at
   ``b``, which takes it over from the store. 404 when this node does not serve it, 409 when
@@ -45,6 +48,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -102,6 +106,13 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
         elif ch in "]}":
             depth -= 1
     return False
+
+
+REASON_LENGTH = 200
+"""A reason is cut to this many characters (as long as a FIX Text the client is sent)."""
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Control characters (C0, DEL, C1): refused in a reason, which becomes a client's Text (58)
+(SOH separates FIX fields) and part of an audit line."""
 
 
 def _plain(v: Decimal) -> str:
@@ -241,21 +252,19 @@ class AdminServer:
         return body
 
     async def _post_hand_over(self, request: web.Request) -> web.Response:
-        body = await self._json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        session, to = body.get("session"), body.get("to")
+        change = await self._change(request, {"session", "to"}, frozenset({"session"}))
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        session, to = body["session"], body.get("to")
         if not isinstance(session, str) or not session:
             return _error(400, "session must be a session id")
         if to is not None and (not isinstance(to, str) or not to):
             return _error(400, "to must be a node name, or null")
-        unknown = sorted(set(body) - {"session", "to"})
-        if unknown:
-            return _error(400, f"unknown key(s): {', '.join(unknown)}")
         if self.hand_over is None:
             return _error(404, "this gateway shares no store with other nodes")
-        log.warning("admin API: hand-over of %s to %s by %s", session, to or "any node",
-                    request.remote)
+        log.warning("admin API: %s: hand-over of %s to %s (why: %s)", who, session,
+                    to or "any node", body["reason"])
         try:
             await self.hand_over(session, to)
         except KeyError:
@@ -267,25 +276,19 @@ class AdminServer:
         return web.json_response({"session": session, "to": to, "handed_over": True})
 
     async def _post_kill_switch(self, request: web.Request) -> web.Response:
-        body = await self._json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        scope, engaged, reason = body.get("scope"), body.get("engaged"), body.get("reason", "")
+        change = await self._change(request, {"scope", "engaged"}, frozenset({"scope", "engaged"}))
+        if isinstance(change, web.Response):
+            return change
+        body, who = change
+        scope, engaged, reason = body["scope"], body["engaged"], body["reason"]
         if not isinstance(scope, str) or not scope:
             return _error(400, 'scope must be a session id or "*"')
         if not isinstance(engaged, bool):
             return _error(400, "engaged must be true or false")
-        if not isinstance(reason, str):
-            return _error(400, "reason must be a string")
-        unknown = sorted(set(body) - {"scope", "engaged", "reason"})
-        if unknown:
-            return _error(400, f"unknown key(s): {', '.join(unknown)}")
-        who = request.headers.get("X-Operator", "").strip()[:64] or "an operator"
-        log.warning("admin API: %s from %s: kill switch of %s %s (why: %s)", who,
-                    request.remote, scope, "engaged" if engaged else "released",
-                    reason or "no reason given")
+        log.warning("admin API: %s: kill switch of %s %s (why: %s)", who, scope,
+                    "engaged" if engaged else "released", reason)
         try:
-            cancelling = await self._orders.kill_switch(scope, engaged, reason[:200])
+            cancelling = await self._orders.kill_switch(scope, engaged, reason)
         except KeyError:
             return _error(404, f"no session {scope!r} with order routing (or \"*\")")
         except Exception as exc:  # the store: in force now, but not kept across a restart
@@ -518,12 +521,15 @@ class AdminServer:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             return _error(400, "reason is required: say why (it is logged)")
-        body["reason"] = " ".join(reason.split())[:200]  # one line, as long as a FIX Text
+        reason = " ".join(reason.split())  # one line (a newline would forge an audit line)
+        if CONTROL.search(reason):  # SOH would split the client's Text (58) into fields
+            return _error(400, "reason must be text: no control characters")
+        body["reason"] = reason[:REASON_LENGTH]
         missing = sorted(k for k in required if k not in body)
         if missing:
             return _error(400, f"missing: {', '.join(missing)}")
-        who = request.headers.get("X-Operator", "").strip()[:64] or "an operator"
-        return body, f"{who} from {request.remote}"
+        who = CONTROL.sub("?", " ".join(request.headers.get("X-Operator", "").split())[:64])
+        return body, f"{who or 'an operator'} from {request.remote}"
 
     def _session_id(self, request: web.Request) -> str | web.Response:
         """The session named in the path: its id, or a configured TargetCompID."""

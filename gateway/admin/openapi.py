@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 REASON = {"reason": {"type": "string", "description": "why (required; logged with who asked, "
-                                                     "from the X-Operator header)"}}
+                                                     "from the X-Operator header; one line, no "
+                                                     "control characters)"}}
 
 ENDPOINTS: list[tuple[str, str, str, bool, dict[str, Any] | None]] = [
     # method, path, summary, token needed, request body properties (None: no body)
@@ -53,8 +54,7 @@ ENDPOINTS: list[tuple[str, str, str, bool, dict[str, Any] | None]] = [
      True, {}),
     ("get", "/kill-switch", "The engaged kill switches", True, None),
     ("post", "/kill-switch", "Engage or release the kill switch of a session or of all (*)",
-     True, {"scope": {"type": "string"}, "engaged": {"type": "boolean"},
-            "reason": {"type": "string"}}),
+     True, {"scope": {"type": "string"}, "engaged": {"type": "boolean"}}),
     ("get", "/balances", "Balances per venue (?venue= &asset=)", True, None),
     ("get", "/positions", "Positions from the fills (?session= &account= &venue= &symbol=)",
      True, None),

@@ -349,9 +349,26 @@ def encode(
 ) -> bytes:
     """Encode a message: ``fields`` start with MsgType (35) and hold no 8, 9 or 10.
 
-    Writes BeginString, the exact BodyLength and the CheckSum.
+    Writes BeginString, the exact BodyLength and the CheckSum. A value never carries SOH out of
+    its field, whoever wrote it (a Text (58) from a venue's or an operator's words): only a
+    length-prefixed data field's may hold one; in any other, an SOH is written as a space.
     """
-    body = b"".join([b"%d=%s\x01" % f for f in fields])
+    parts = [b"%d=%s\x01" % f for f in fields]
+    body = b"".join(parts)
+    if body.count(SOH) != len(parts):  # (one count in C: the usual message pays no more)
+        body = b"".join(_no_soh_in_text(part) for part in parts)
     head = b"8=" + begin_string + b"\x019=%d\x01" % len(body)
     msg = head + body
     return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)
+
+
+_DATA_TAGS = frozenset(b"%d" % t for t in STANDARD_DATA_FIELDS.values())
+
+
+def _no_soh_in_text(part: bytes) -> bytes:
+    """An encoded field ``tag=value<SOH>`` whose value holds no SOH unless it is a data field's
+    (read by its length)."""
+    tag, _, value = part[:-1].partition(b"=")
+    if SOH not in value or tag in _DATA_TAGS:
+        return part
+    return tag + b"=" + value.replace(SOH, b" ") + SOH

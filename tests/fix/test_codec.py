@@ -245,6 +245,18 @@ def test_encode_pads_the_checksum_to_three_digits() -> None:
     assert min(seen) < 10  # some checksums needed the zero padding
 
 
+def test_encode_never_lets_a_value_carry_soh_out_of_its_field() -> None:
+    """A Text (58) holding SOH (an operator's or a venue's words) stays one field: its SOH is
+    written as a space; a data field's value (RawData 96, read by its length) keeps its own."""
+    data = encode(b"FIX.4.4", [(35, b"8"), *HEADER, (11, b"a"),
+                               (58, b"limit\x0158=spoofed\x0139=2"), (95, b"3"), (96, b"x\x01y")])
+    assert verify_frame(data) is None
+    fields = split_fields(data)
+    assert (58, b"limit 58=spoofed 39=2") in fields
+    assert (96, b"x\x01y") in fields
+    assert [t for t, _ in fields].count(58) == 1 and 39 not in dict(fields)
+
+
 # --------------------------------------------------------------------------------------------
 # typed accessors
 

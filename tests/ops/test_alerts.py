@@ -97,7 +97,8 @@ def test_alerts_reach_the_webhook_once_and_their_end_too(
                 a = await next_alert(got, f"kill-switch:{sid()}")
                 assert a["state"] == "firing" and "engaged: desk limit" in a["text"], a
                 assert a["text"].startswith(":rotating_light: fixgw ")
-                await call(gw, "POST", "/kill-switch", {"scope": sid(), "engaged": False})
+                await call(gw, "POST", "/kill-switch", {"scope": sid(), "engaged": False,
+                                                        "reason": "limit raised"})
                 monitor.check()
                 a = await next_alert(got, f"kill-switch:{sid()}")
                 assert a["state"] == "resolved"

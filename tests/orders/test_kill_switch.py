@@ -84,7 +84,8 @@ def test_an_engaged_session_is_cancelled_and_refused_until_released(tmp_path: Pa
             assert health["venues"]["paper"]["up"] is True
             assert health["status"] == "ok"
             status, answer = await _admin(r.gw, "POST", "/kill-switch",
-                                          {"scope": sid("CLIENT1"), "engaged": False})
+                                          {"scope": sid("CLIENT1"), "engaged": False,
+                                           "reason": "limit raised"})
             assert (status, answer["cancelling"]) == (200, 0)
             await c1.order("e", price="90000", tif="1")
             await c1.er(t11="e", t39="0")
@@ -105,8 +106,8 @@ def test_the_whole_gateway_stays_killed_across_a_restart(tmp_path: Path) -> None
                 c1, c2 = await r.client("CLIENT1"), await r.client("CLIENT2")
                 await resting(c1, "a")
                 await resting(c2, "z")
-                status, answer = await _admin(r.gw, "POST", "/kill-switch",
-                                              {"scope": "*", "engaged": True})
+                status, answer = await _admin(r.gw, "POST", "/kill-switch", {
+                    "scope": "*", "engaged": True, "reason": "desk closed"})
                 assert (status, answer["cancelling"]) == (200, 2)
                 await c1.er(t11="a", t39="4")
                 await c2.er(t11="z", t39="4")
@@ -114,14 +115,15 @@ def test_the_whole_gateway_stays_killed_across_a_restart(tmp_path: Path) -> None
             gw = build_gateway(config(sessions, admin=ADMIN), store)
             host, port = await gw.start()
             try:
-                assert await _admin(gw, "GET", "/kill-switch") == (200, {"engaged": {"*": ""}})
+                assert await _admin(gw, "GET", "/kill-switch") == (
+                    200, {"engaged": {"*": "desk closed"}})
                 c = await OrderClient.connect(host, port, sender="CLIENT1")
                 try:
                     await c.logon(reset=True)
                     await c.order("b", price="90000", tif="1")
                     await c.er(t11="b", t39="8", t103="2")
-                    assert (await _admin(gw, "POST", "/kill-switch",
-                                         {"scope": "*", "engaged": False}))[0] == 200
+                    assert (await _admin(gw, "POST", "/kill-switch", {
+                        "scope": "*", "engaged": False, "reason": "desk open"}))[0] == 200
                     await c.order("c", price="90000", tif="1")
                     await c.er(t11="c", t39="0")
                 finally:
@@ -170,18 +172,19 @@ def test_a_configured_kill_switch_cancels_what_is_open_at_start(tmp_path: Path) 
 def test_the_admin_api_answers_bad_requests_clearly(tmp_path: Path) -> None:
     async def body() -> None:
         async with running(tmp_path, admin=ADMIN) as r:
-            ok = {"scope": "*", "engaged": True}
+            ok = {"scope": "*", "engaged": True, "reason": "x"}
             assert (await _admin(r.gw, "GET", "/kill-switch", token=None))[0] == 401
             assert (await _admin(r.gw, "POST", "/kill-switch", ok, token="wrong"))[0] == 401
             status, answer = await _admin(r.gw, "POST", "/kill-switch", raw=b"{not json")
             assert status == 400 and "JSON" in answer["error"]
-            for bad in ([1], {"scope": "", "engaged": True}, {"scope": "*", "engaged": "yes"},
-                        {"scope": "*", "engaged": True, "reason": 5},
-                        {"scope": "*", "engaged": True, "why": "x"}):
+            for bad in ([1], {**ok, "scope": ""}, {**ok, "engaged": "yes"}, {**ok, "reason": 5},
+                        {**ok, "why": "x"}, {"scope": "*", "engaged": True},  # (no reason)
+                        {**ok, "reason": " \n "}, {**ok, "reason": "a\x0158=b"}):
                 status, answer = await _admin(r.gw, "POST", "/kill-switch", bad)
                 assert status == 400 and answer["error"], bad
             status, answer = await _admin(r.gw, "POST", "/kill-switch",
-                                          {"scope": "FIX.4.4:GATEWAY->NOBODY", "engaged": True})
+                                          {"scope": "FIX.4.4:GATEWAY->NOBODY", "engaged": True,
+                                           "reason": "x"})
             assert status == 404 and "NOBODY" in answer["error"]
             assert await _admin(r.gw, "GET", "/kill-switch") == (200, {"engaged": {}})
     run(body())
@@ -265,11 +268,15 @@ begin_string = "FIX.4.4"
             assert gw.orders.kill_switches() == {sid("CLIENT1"): "test"}
             assert await asyncio.to_thread(cli.main, [*args, "--status"]) == 0
             assert sid("CLIENT1") in capsys.readouterr().out
-            assert await asyncio.to_thread(cli.main, [*args, "--session", "NOBODY"]) == 1
+            assert await asyncio.to_thread(cli.main, [*args, "--session", "NOBODY",
+                                                      "--reason", "x"]) == 1
             assert "404" in capsys.readouterr().err
-            assert await asyncio.to_thread(cli.main, [*args, "--all", "--release"]) == 0
+            assert await asyncio.to_thread(cli.main, [*args, "--all", "--release"]) == 2
+            assert "--reason is required" in capsys.readouterr().err
+            assert await asyncio.to_thread(cli.main, [*args, "--all", "--release",
+                                                      "--reason", "test over"]) == 0
             assert await asyncio.to_thread(cli.main, [*args, "--session", "CLIENT1",
-                                                      "--release"]) == 0
+                                                      "--release", "--reason", "test over"]) == 0
             assert gw.orders.kill_switches() == {}
         finally:
             await gw.stop()
@@ -301,7 +308,7 @@ def test_a_kill_switch_the_store_cannot_keep_is_in_force_and_says_so(
 
             monkeypatch.setattr(r.store, "save_kill_switch", broken)
             status, answer = await _admin(r.gw, "POST", "/kill-switch",
-                                          {"scope": "*", "engaged": True})
+                                          {"scope": "*", "engaged": True, "reason": "desk closed"})
             assert status == 500
             assert "engaged but could not be stored" in answer["error"]
             assert "disk full" in answer["error"]
@@ -321,7 +328,7 @@ def test_what_a_failed_cancel_leaves_open_is_cancelled_again(
             await resting(c, "a")
             failures = unreachable_for_cancels(r, monkeypatch, 1)
             status, answer = await _admin(r.gw, "POST", "/kill-switch",
-                                          {"scope": "*", "engaged": True})
+                                          {"scope": "*", "engaged": True, "reason": "desk closed"})
             assert (status, answer["cancelling"]) == (200, 1)
             m = await c.er(t11="a", t39="4", t150="4", timeout=10)
             assert m[58].startswith("kill switch")
@@ -347,7 +354,7 @@ def test_a_cancel_waiting_behind_the_clients_replace_keeps_its_reason(
             await c.replace("b", "a", qty="0.2", price="90000")
             await c.er(t11="b", t39="E")
             status, _ = await _admin(r.gw, "POST", "/kill-switch",
-                                     {"scope": "*", "engaged": True})
+                                     {"scope": "*", "engaged": True, "reason": "desk closed"})
             assert status == 200
             go.set()
             await c.er(t11="b", t150="5")
@@ -368,9 +375,9 @@ def test_a_stored_kill_switch_of_a_removed_session_can_be_released(tmp_path: Pat
             assert await _admin(gw, "GET", "/kill-switch") == (
                 200, {"engaged": {gone: "before the desk was closed"}})
             assert (await _admin(gw, "POST", "/kill-switch",
-                                 {"scope": gone, "engaged": True}))[0] == 404
+                                 {"scope": gone, "engaged": True, "reason": "x"}))[0] == 404
             assert (await _admin(gw, "POST", "/kill-switch",
-                                 {"scope": gone, "engaged": False}))[0] == 200
+                                 {"scope": gone, "engaged": False, "reason": "x"}))[0] == 200
             assert await _admin(gw, "GET", "/kill-switch") == (200, {"engaged": {}})
         finally:
             await gw.stop()

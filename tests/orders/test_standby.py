@@ -249,11 +249,13 @@ def test_a_session_is_handed_back_to_a_node_by_the_admin_api(tmp_path: Path) -> 
             await s.orders({o.cl_ord_id: o.body() for o in specs})
             async with aiohttp.ClientSession() as http:
                 async with http.post(f"http://127.0.0.1:{admin_port}/sessions/hand-over",
-                                     json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "c"}
+                                     json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "c",
+                                           "reason": "c is back"}
                                      ) as resp:
                     assert resp.status == 409  # no node c runs
                 async with http.post(f"http://127.0.0.1:{admin_port}/sessions/hand-over",
-                                     json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b"}
+                                     json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": "b",
+                                           "reason": "b is back"}
                                      ) as resp:
                     assert resp.status == 200, await resp.text()
             await s.wait_closed()
@@ -284,7 +286,7 @@ def test_a_session_handed_back_gets_its_orders_fills_at_the_node_of_the_older_id
     async def hand_over(node: str, to: str) -> None:
         async with aiohttp.ClientSession() as http, http.post(
             f"http://127.0.0.1:{ports[node]}/sessions/hand-over",
-            json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": to}) as resp:
+            json={"session": "FIX.4.4:GATEWAY->CLIENT1", "to": to, "reason": "test"}) as resp:
             assert resp.status == 200, await resp.text()
 
     async def main() -> None:
