@@ -27,12 +27,13 @@ ALLOWED: dict[str, set[str]] = {
     # fills (the store imports the audit's masker and InputError, not the other way round)
     "gateway.audit": {"gateway.fix", "gateway.initiator"},
     "gateway.store": {"gateway.audit"},
-    "gateway.server": {"gateway.fix", "gateway.store", "gateway.audit"},
+    # (gateway.logs: a leaf; its ``printable`` writes a client's words on one log line)
+    "gateway.server": {"gateway.fix", "gateway.store", "gateway.audit", "gateway.logs"},
     "gateway.initiator": {"gateway.fix"},
     "gateway.risk": {"connectors.base"},
     "gateway.routing": {"connectors.base"},
     "gateway.orders": {"gateway.fix", "gateway.store", "gateway.risk", "gateway.routing",
-                       "connectors.base"},
+                       "connectors.base", "gateway.logs"},
     "gateway.cluster": {"gateway.store"},
     "gateway.marketdata": {"gateway.fix", "connectors.base"},
     "gateway.positions": {"gateway.fix", "gateway.risk", "gateway.store", "connectors.base"},

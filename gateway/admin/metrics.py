@@ -76,7 +76,8 @@ class Metrics:
             ["venue"], buckets=LATENCY_BUCKETS, registry=r)
         self.venue_request = Histogram(
             "fixgw_venue_request_seconds",
-            "A venue call (place, place_batch) until the venue answered",
+            "A venue call (place, place_batch) until it ended, whatever the outcome (accepted, "
+            "refused, failed, timed out)",
             ["venue", "request"], buckets=LATENCY_BUCKETS, registry=r)
         self.report = Histogram(
             "fixgw_report_seconds",
@@ -90,35 +91,46 @@ class Metrics:
         self.closed = PromCounter("fixgw_orders_closed", "Orders ended, by final state",
                                   ["venue", "state"], registry=r)
         self.recent_fills: deque[Fill] = deque(maxlen=50)
-        self.worst: dict[str, float] = {}
-        """Kind of latency -> the worst seen since the alerts last looked (seconds)."""
+        self._series: dict[tuple[str, ...], Any] = {}
+        """(metric, labels...) -> its labelled child: ``labels()`` once per series, not per
+        order (it costs as much as the observation itself)."""
         r.register(_Scraped(self))
 
     # --- hooks --------------------------------------------------------------------------------
 
     def timing(self, kind: str, venue: str, seconds: float) -> None:
         """``kind``: ``order_to_venue``, ``place``, ``place_batch`` or ``report``."""
-        if kind == "order_to_venue":
-            self.order_to_venue.labels(venue).observe(seconds)
-        elif kind == "report":
-            self.report.labels(venue).observe(seconds)
-        else:
-            self.venue_request.labels(venue, kind).observe(seconds)
-        if seconds > self.worst.get(kind, 0.0):
-            self.worst[kind] = seconds
+        series = self._series.get((kind, venue))
+        if series is None:
+            if kind == "order_to_venue":
+                series = self.order_to_venue.labels(venue)
+            elif kind == "report":
+                series = self.report.labels(venue)
+            else:
+                series = self.venue_request.labels(venue, kind)
+            self._series[(kind, venue)] = series
+        series.observe(seconds)
 
     def commit(self, seconds: float) -> None:
         """One store commit (called on the store's writer thread; a histogram is thread-safe)."""
         self.store_commit.observe(seconds)
 
     def fill(self, o: Order, fill: FillRecord) -> None:
-        self.fills.labels(o.venue, o.symbol).inc()
+        key = ("fill", o.venue, o.symbol)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self.fills.labels(o.venue, o.symbol)
+        series.inc()
         self.recent_fills.appendleft(Fill(fill.ts_ns, o.session_id, o.order_id, o.cl_ord_id,
                                           o.venue, o.symbol, o.side.name.lower(),
                                           fill.quantity, fill.price))
 
     def order_closed(self, o: Order) -> None:
-        self.closed.labels(o.venue, o.status.name.lower()).inc()
+        key = ("closed", o.venue, o.status.name)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self.closed.labels(o.venue, o.status.name.lower())
+        series.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from connectors.base import Connector, VenueError, VenueStatus
+from gateway.logs import printable
 
 from .book import OrderBook
 from .lifecycle import OrdStatus
@@ -76,7 +77,7 @@ class Recovery:
                 else:
                     log.warning("%s: order %s (ClOrdID %s) is not found at %s on "
                                 "reconciliation: Canceled", o.session_id, o.order_id,
-                                o.cl_ord_id, venue)
+                                printable(o.cl_ord_id), venue)
                     side.canceled(o, o.venue_client_order_id, "not found at the venue")
                 continue
             await side.apply_state(o, conn, state)

@@ -123,7 +123,8 @@ class VenueSide:
         bulk cancel, which cancels every order of the account, is never used)."""
         self.timing: Callable[[str, str, float], None] | None = None
         """Told (kind, venue, seconds) of ``order_to_venue`` (an order's intent stored to its
-        venue call) and ``place`` (the venue call until its answer): the metrics."""
+        venue call) and ``place`` / ``place_batch`` (the venue call until its answer, whatever
+        it was: accepted, refused, failed or timed out): the metrics and the alerts."""
         self.resolved: Callable[[Order], None] = lambda o: None
         """Called when an order's pending cancel or replace is resolved and the order is open
         (a cancel the gateway decided meanwhile is carried out then)."""
@@ -144,7 +145,7 @@ class VenueSide:
             outcome: OrderAccepted | VenueError = await conn.place(self._request(o))
         except VenueError as exc:
             outcome = exc
-        if timing is not None and isinstance(outcome, OrderAccepted):
+        if timing is not None:  # every outcome: a slow refusal or a timeout most of all
             timing("place", o.venue, time.monotonic() - started)
         await self.placed(o, conn, outcome)
 

@@ -157,7 +157,10 @@ class Acceptor:
         """Invariant 9: None when this node serves the session (claiming it if no live node
         does), else who does; a Logon for another node's session is refused."""
         self.logon_throttle = LogonThrottle()
-        self.traffic = Traffic()
+        known = [*definitions, *(t.make(SessionID(t.begin_string, t.sender_comp_id, "*"))
+                                 for t in templates)]
+        self.traffic = Traffic({mt for d in known for dd in (d.session_dd, *d.app_dds.values())
+                                for mt in dd.messages})
         """What crosses each session, counted (metrics, health) and its refusals logged."""
         self.disabled: dict[str, str] = {}
         """Sessions an operator disabled -> why: their Logons are refused."""
@@ -169,8 +172,6 @@ class Acceptor:
         self._connections: set[Connection] = set()
         self._client_tasks: set[asyncio.Task[object]] = set()
         # before the first message names the session, the most generous configured limits apply
-        known = [*definitions, *(t.make(SessionID(t.begin_string, t.sender_comp_id, "*"))
-                                 for t in templates)]
         self.pre_logon = Limits(
             max_message_size=max((d.limits.max_message_size for d in known), default=1 << 20),
             first_message_timeout=max((d.settings.logon_timeout for d in known), default=10.0),

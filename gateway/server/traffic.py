@@ -9,7 +9,11 @@ OrderCancelReject (9) by CxlRejReason (102), MarketDataRequestReject (Y) by MDRe
 (58). The admin API's metrics and health read the counts; nothing here does I/O.
 
 Only the MsgType of a message is looked at (one ``bytes.find``); a reject, rare, is split into
-its fields. A resent message (PossDupFlag 43=Y) is counted as written, not logged again.
+its fields (an ExecutionReport only when it carries OrdStatus 39=8: one more ``find``). A
+resent message (PossDupFlag 43=Y) is counted as written, not logged again. A MsgType the
+sessions' dictionaries do not define is counted as ``other`` (the client chooses what it
+sends: one count, and one metrics series, each would have no bound). What the client chose
+(ids, Text) is logged with its control characters escaped (:func:`gateway.logs.printable`).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.fix.codec import GarbledMessage, split_fields
+from gateway.logs import printable
 
 log = logging.getLogger("fixgw.session")
 
@@ -53,7 +58,7 @@ class SessionStats:
     """One session's counts since the gateway started."""
 
     messages_in: Counter[str] = field(default_factory=Counter)
-    """MsgType -> frames read."""
+    """MsgType (``other`` for one no dictionary defines) -> frames read."""
     messages_out: Counter[str] = field(default_factory=Counter)
     """MsgType -> messages written (resends included)."""
     rejects: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -73,7 +78,10 @@ class SessionStats:
 
 
 class Traffic:
-    def __init__(self) -> None:
+    def __init__(self, msg_types: Iterable[bytes] = NAMES) -> None:
+        self.labels = {mt: mt.decode() for mt in msg_types}
+        """MsgType -> its label in the counts: those the sessions' dictionaries define (the
+        acceptor's); any other is counted as ``other``."""
         self.sessions: dict[str, SessionStats] = {}
         self.listeners: list[Callable[[str, str, str], None]] = []
         """Told ("logon", session, peer) and ("dropped", session, why): a logged-on session
@@ -86,13 +94,14 @@ class Traffic:
         return st
 
     def inbound(self, sid: str, data: bytes) -> None:
-        self.of(sid).messages_in[msg_type(data).decode(errors="replace")] += 1
+        self.of(sid).messages_in[self.labels.get(msg_type(data), "other")] += 1
 
     def outbound(self, sid: str, chunks: list[bytes]) -> None:
         st = self.of(sid)
+        labels = self.labels
         for data in chunks:
             mt = msg_type(data)
-            st.messages_out[mt.decode(errors="replace")] += 1
+            st.messages_out[labels.get(mt, "other")] += 1
             if mt in REJECTS:
                 self._reject(sid, st, mt, data)
 
@@ -105,7 +114,7 @@ class Traffic:
         self._tell("logon", sid, peer or "?")
 
     def logged_out(self, sid: str, reason: str, text: str | None) -> None:
-        log.info("%s: logged out (%s%s)", sid, reason, f": {text}" if text else "")
+        log.info("%s: logged out (%s%s)", sid, reason, f": {printable(text)}" if text else "")
 
     def disconnected(self, sid: str, peer: str | None, reason: str, dropped: bool = False
                      ) -> None:
@@ -127,6 +136,8 @@ class Traffic:
 
     @staticmethod
     def _reject(sid: str, st: SessionStats, mt: bytes, data: bytes) -> None:
+        if mt == b"8" and b"\x0139=8\x01" not in data:
+            return  # an ExecutionReport that is not a rejection (the order path's usual one)
         if b"\x0143=Y\x01" in data:
             return  # a resend of one already counted
         try:
@@ -134,7 +145,7 @@ class Traffic:
         except GarbledMessage:
             return
         if mt == b"8" and fields.get(39) != b"8":
-            return  # an ExecutionReport that is not a rejection
+            return  # (39=8 was the value of a data field)
         name, reason_tag = REJECTS[mt]
         reason = fields.get(reason_tag, b"").decode(errors="replace") or "none"
         st.rejects[(name, reason)] += 1
@@ -143,6 +154,6 @@ class Traffic:
                                           (45, "RefSeqNum"), (372, "RefMsgType"),
                                           (262, "MDReqID"))
                        if tag in fields and fields[tag] != b"NONE")
-        text = fields.get(58, b"").decode(errors="replace")
+        ids, text = printable(ids), printable(fields.get(58, b"").decode(errors="replace"))
         log.info("%s: %s %s (%d=%s)%s", sid, "ExecutionReport Rejected" if mt == b"8" else name,
                  ids or "-", reason_tag, reason, f": {text}" if text else "")
