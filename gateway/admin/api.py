@@ -58,6 +58,7 @@ from aiohttp import web
 from connectors.base import VenueError
 from gateway.fix.message import fix_decimal
 from gateway.orders.model import order_from_json
+from gateway.store.errors import StoreUnavailable
 
 from . import dashboard, openapi, views
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -108,6 +109,9 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+MAX_SEQ_NUM = 2**63 - 2**32
+"""The largest next MsgSeqNum an operator may set: the store keeps them as signed 64-bit
+integers, and a session must still be able to count on from there."""
 REASON_LENGTH = 200
 """A reason is cut to this many characters (as long as a FIX Text the client is sent)."""
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -589,8 +593,9 @@ class AdminServer:
         if all(v is None for v in numbers.values()):
             return _error(400, "give next_sender_seq and/or next_target_seq")
         for k, v in numbers.items():
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                return _error(400, f"{k} must be a whole number of at least 1")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                                  or not 1 <= v <= MAX_SEQ_NUM):
+                return _error(400, f"{k} must be a whole number from 1 to {MAX_SEQ_NUM}")
         if body.get("confirm") != sid:
             return _error(409, f"confirm: repeat the session id ({sid!r}) in \"confirm\" to set "
                                "its sequence numbers (the client must expect the same)")
@@ -599,6 +604,8 @@ class AdminServer:
         try:
             sender, target = await self._acceptor.set_sequence_numbers(
                 sid, numbers["next_sender_seq"], numbers["next_target_seq"])
+        except StoreUnavailable as exc:  # nothing changed: the session keeps its numbers
+            return _error(503, f"the store cannot take them now (nothing changed): {exc}")
         except RuntimeError as exc:
             return _error(409, str(exc))
         return web.json_response({"session": sid, "next_sender_seq": sender,
@@ -614,7 +621,10 @@ class AdminServer:
         body, who = change
         log.warning("admin API: %s: session %s %s (why: %s)", who, sid,
                     "enabled" if enabled else "disabled", body["reason"])
-        await self._acceptor.set_enabled(sid, enabled, body["reason"])
+        try:
+            await self._acceptor.set_enabled(sid, enabled, body["reason"])
+        except RuntimeError as exc:
+            return _error(409, str(exc))
         return web.json_response({"session": sid, "enabled": enabled})
 
     async def _post_enable(self, request: web.Request) -> web.Response:

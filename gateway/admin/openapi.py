@@ -30,8 +30,8 @@ ENDPOINTS: list[tuple[str, str, str, bool, dict[str, Any] | None]] = [
      {}),
     ("post", "/sessions/{session}/sequence-numbers", "Set the next sequence numbers of a session "
      "that is not connected; confirm must repeat the session id", True,
-     {"next_sender_seq": {"type": "integer", "minimum": 1},
-      "next_target_seq": {"type": "integer", "minimum": 1},
+     {"next_sender_seq": {"type": "integer", "minimum": 1, "maximum": 2**63 - 2**32},
+      "next_target_seq": {"type": "integer", "minimum": 1, "maximum": 2**63 - 2**32},
       "confirm": {"type": "string"}}),
     ("post", "/sessions/{session}/enable", "Accept a session's Logons again", True, {}),
     ("post", "/sessions/{session}/disable", "Refuse a session's Logons (logs it out)", True, {}),

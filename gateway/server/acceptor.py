@@ -310,27 +310,43 @@ class Acceptor:
 
     async def set_sequence_numbers(self, session_id: str, next_sender: int | None,
                                    next_target: int | None) -> tuple[int, int]:
-        """Set the next MsgSeqNum the gateway sends and the one it expects, stored at once;
-        only while the session is not connected (the numbers of a live session move). Returns
-        the numbers now. KeyError: no such session; RuntimeError: it is connected."""
+        """Set the next MsgSeqNum the gateway sends and the one it expects, stored first;
+        only while the session is not connected (the numbers of a live session move) and served
+        by this node. Returns the numbers now. KeyError: no such session; RuntimeError: it is
+        connected, or another node serves it (which one, said)."""
         h = self._handle_of(session_id)
-        if h.connection is not None:
-            raise RuntimeError(f"{session_id} is connected: log it out first")
+        await self._served_here(session_id)
         s = h.session
         sender = s.next_sender if next_sender is None else next_sender
         target = s.next_target if next_target is None else next_target
-        await h.reload(sender, target, h.period_start)
-        await h.save_seq()
+        await h.renumber(sender, target)
         return s.next_sender, s.next_target
+
+    async def _served_here(self, session_id: str) -> None:
+        """Invariant 9: RuntimeError naming who serves ``session_id`` when this node does not
+        (its owner keeps the numbers in memory and would store its own over a change made
+        here). With no owner it is claimed here, as a Logon would."""
+        check = self.owner_check
+        if check is None:
+            return
+        try:
+            elsewhere = await check(session_id)
+        except (StoreUnavailable, NodeFenced) as exc:
+            elsewhere = f"who serves {session_id} cannot be known now ({exc})"
+        if elsewhere is not None:
+            raise RuntimeError(elsewhere)
 
     async def set_enabled(self, session_id: str, enabled: bool, why: str) -> None:
         """A disabled session's Logons are refused (the connection is closed, saying why in
         the log); disabling a logged-on session logs it out. Until enabled again, or the
-        gateway restarts."""
+        gateway restarts. Disabling a session another node serves raises RuntimeError naming
+        it (the refusal would not reach its client); enabling lifts this node's own refusal
+        whoever serves it."""
         h = self._handle_of(session_id)
         if enabled:
             self.disabled.pop(session_id, None)
             return
+        await self._served_here(session_id)
         self.disabled[session_id] = why
         if h.session.is_logged_on:
             await self.logout_session(session_id, f"session disabled: {why}")

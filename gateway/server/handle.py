@@ -218,6 +218,22 @@ class SessionHandle:
             self._unanswered = None
             self.period_start = period_start
 
+    async def renumber(self, next_sender: int, next_target: int) -> None:
+        """An operator's sequence numbers: stored first, then the session's; a store that
+        refuses them leaves the session as it was. RuntimeError while it is connected."""
+        async with self._lock:
+            if self.connection is not None:
+                raise RuntimeError(f"{self.sid_str} is connected: log it out first")
+            target = min(next_target, min(self._holds)) if self._holds else next_target
+            await self.store.commit(Commit(self.sid_str, next_sender=next_sender,
+                                           next_target=target))
+            if self.connection is not None:  # a Logon came meanwhile: its numbers stand
+                raise RuntimeError(f"{self.sid_str} logged on meanwhile: not renumbered")
+            self.session.next_sender, self.session.next_target = next_sender, next_target
+            self._saved = (next_sender, target)
+            self._unanswered = None
+            self._journal_stored()
+
     def restored_unstored(self, stored_sender: int) -> None:
         """The session was loaded with a next MsgSeqNum past the stored one (kept by the
         journal): the next save stores it, then the journal's copy goes."""
