@@ -97,6 +97,8 @@ class RestClient:
         """When the venue last answered (``time.monotonic()``; any status below 500)."""
         self.last_error: str | None = None
         """The last failure (None once the venue answers again)."""
+        self.last_error_at = 0.0
+        """When it happened (``time.monotonic()``)."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -187,6 +189,18 @@ class RestClient:
         self.errors += 1
         # (a signed request's query carries its signature: never kept, never shown)
         self.last_error = re.sub(r"\?\S*", "?...", what)
+        self.last_error_at = time.monotonic()
+
+    def failing(self, now: float | None = None) -> str | None:
+        """The last failure while it says how the venue is: the venue has not answered since
+        and it is recent (within a request's timeout); else None. One 5xx or timeout of a
+        venue nothing is sent to afterwards does not leave it failing for good (a ban is
+        the rate limiter's, for as long as it runs)."""
+        if self.last_error is None:
+            return None
+        if (time.monotonic() if now is None else now) - self.last_error_at > self.timeout_s:
+            return None
+        return self.last_error
 
     async def _failed(self, what: str, mutating: bool, failures: int) -> int:
         """A timeout, a lost connection or a 5xx: the request may have been executed, so one

@@ -55,6 +55,8 @@ class VenueState:
     rest_errors: int = 0
     rest_rate_limited: int = 0
     rest_error: str | None = None
+    """The last failure since the venue last answered (the venue is taken for down only while
+    it is recent: :meth:`connectors.common.http.RestClient.failing`)."""
     banned_for_s: float = 0.0
     rate_limits: dict[str, Window] = field(default_factory=dict)
 
@@ -169,10 +171,11 @@ class VenueWatch:
             st.rest_requests = sum(r.requests for r in rests)
             st.rest_errors = sum(r.errors for r in rests)
             st.rest_rate_limited = sum(r.rate_limited for r in rests)
-            failing = [r.last_error for r in rests if r.last_error is not None]
+            failing = [e for e in (r.failing(now) for r in rests) if e is not None]
             answered = any(r.last_answer is not None for r in rests)
-            st.rest_reachable = (not failing) if (answered or failing) else None
-            st.rest_error = failing[0] if failing else None
+            erred = [r.last_error for r in rests if r.last_error is not None]
+            st.rest_reachable = (not failing) if (answered or erred) else None
+            st.rest_error = erred[0] if erred else None
             if failing and up:
                 up = st.up = False
                 st.detail = f"REST failing: {failing[0]}"
