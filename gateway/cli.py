@@ -164,11 +164,22 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _store_kind(url: str) -> str:
-    """The store's URL without credentials (a log line never carries a password)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    """The store's URL without credentials (a log line never carries a password): no user or
+    password, before the host or in the query (``?user=...&password=...``, libpq's
+    ``sslpassword``, a secret or a token)."""
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:  # not a URL SQLAlchemy reads (the store refuses it anyway)
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2].partition('?')[0]}" if sep else url
+    query = {k: v for k, v in u.query.items()
+             if k.lower() != "user" and not any(w in k.lower() for w in ("pass", "secret",
+                                                                           "token"))}
+    return URL.create(u.drivername, host=u.host, port=u.port, database=u.database,
+                      query=query).render_as_string(hide_password=True)
 
 
 def _tune_gc() -> None:
