@@ -48,6 +48,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -459,9 +460,12 @@ class AdminServer:
         """Server-sent events: a ``snapshot`` of everything the dashboard shows, now and
         every ``interval`` seconds (default 1) until the client goes."""
         try:
-            interval = min(max(float(request.query.get("interval", "1")), 0.2), 60.0)
+            interval = float(request.query.get("interval", "1"))
         except ValueError:
+            interval = math.nan
+        if not math.isfinite(interval):  # (nan passes any clamp: every comparison is false)
             return _error(400, "interval must be a number of seconds")
+        interval = min(max(interval, 0.2), 60.0)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store"})
         await resp.prepare(request)
