@@ -6,7 +6,11 @@ Conditions (:class:`AlertMonitor`): a venue down (and up again), a session dropp
 Logout, a kill switch engaged (and released), a session's rejects over ``reject_rate`` a
 minute, a venue call or a report slower than ``latency`` seconds, a position that differs from
 the venue's (reconciliation), the store down (and back). Each alert has a key: while it fires
-it is said once, again only after ``repeat_after`` seconds; its end is said once. A webhook
+it is said once, again only after ``repeat_after`` seconds; its end is said once. A condition
+that flaps (a venue's stream down and up every few seconds) is said at most once per
+``repeat_after`` too: when it fires again sooner after it was last said, it is held back (an
+INFO line says so) and its end is not said either; if it still fires once ``repeat_after`` has
+passed since it was last said, it is said then (:meth:`Alerts.tick`, every second). A webhook
 that fails is logged (its address never: a Slack webhook's URL is its secret) and the alert is
 not retried.
 """
@@ -43,7 +47,14 @@ class Alerts:
         self.timeout = timeout
         self.clock = clock
         self.firing: dict[str, float] = {}
-        """Alert key -> when it was last said."""
+        """Alert key -> since when it fires (said or held back)."""
+        self.said: dict[str, float] = {}
+        """Alert key -> when it was last said firing (kept after its end: a flap within
+        ``repeat_after`` of it is held back)."""
+        self._told: set[str] = set()
+        """Keys whose firing was said and whose end was not (yet)."""
+        self._held: dict[str, str] = {}
+        """Keys firing again within ``repeat_after`` of their last saying -> the text."""
         self.sent = 0
         self.failed = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -51,24 +62,49 @@ class Alerts:
         self._closed = False
 
     def fire(self, key: str, text: str) -> bool:
-        """Say ``text`` unless alert ``key`` was said less than ``repeat_after`` ago; True
-        when said."""
+        """Say ``text`` unless alert ``key`` was said firing less than ``repeat_after`` ago
+        (held back when its end was said since: a flap); True when said."""
         now = self.clock()
-        last = self.firing.get(key)
+        self.firing.setdefault(key, now)
+        last = self.said.get(key)
         if last is not None and now - last < self.repeat_after:
+            if key not in self._told:
+                if key not in self._held:
+                    log.info("alert %s fires again %.0f s after it was last said: held back "
+                             "until %g s have passed (%s)", key, now - last, self.repeat_after,
+                             text)
+                self._held[key] = text
             return False
-        self.firing[key] = now
-        log.error("ALERT %s: %s", key, text)
-        self._post(key, "firing", text)
+        self._say(key, text, now)
         return True
 
+    def _say(self, key: str, text: str, now: float) -> None:
+        self.said[key] = now
+        self._told.add(key)
+        self._held.pop(key, None)
+        log.error("ALERT %s: %s", key, text)
+        self._post(key, "firing", text)
+
     def resolve(self, key: str, text: str) -> bool:
-        """Alert ``key`` is over: said once (nothing when it was not firing)."""
+        """Alert ``key`` is over: said once (nothing when it was not firing, or when its
+        firing was held back)."""
         if self.firing.pop(key, None) is None:
             return False
+        self._held.pop(key, None)
+        if key not in self._told:
+            return False
+        self._told.discard(key)
         log.warning("RESOLVED %s: %s", key, text)
         self._post(key, "resolved", text)
         return True
+
+    def tick(self) -> None:
+        """Say the firings held back that still fire once ``repeat_after`` has passed since
+        they were last said."""
+        now = self.clock()
+        for key, text in list(self._held.items()):
+            if now - self.said.get(key, now) >= self.repeat_after:
+                self._say(key, text, now)
 
     def _post(self, key: str, state: str, text: str) -> None:
         if not self.webhooks or self._closed:
@@ -195,7 +231,9 @@ class AlertMonitor:
             await asyncio.sleep(self.interval)
 
     def check(self) -> None:
-        """One look at the kill switch, the reject rates and the latencies."""
+        """One look at the kill switch, the reject rates and the latencies (and at the alerts
+        held back)."""
+        self.alerts.tick()
         killed = self.orders.kill_switches()
         for scope, why in killed.items():
             if scope not in self._killed:
