@@ -671,7 +671,9 @@ class AdminServer:
             return _error(400, 'give a filter (session, account, venue, symbol) or "all": true')
         found = views.select_orders((o for o in self._orders.book.client_orders() if o.is_open),
                                     q)
-        if body.get("confirm") != len(found):
+        confirm = body.get("confirm")
+        if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm != len(found):
+            # (a count: true == 1 and 1.0 == 1 in Python)
             return _error(409, f"{len(found)} open orders match: repeat with \"confirm\": "
                                f"{len(found)} to cancel them")
         log.warning("admin API: %s: cancel of %d orders matching %s (why: %s)", who,

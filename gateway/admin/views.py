@@ -4,6 +4,7 @@ venues, the kill switch, the store. Amounts are plain decimal strings, times UTC
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -77,11 +78,14 @@ def store_view(store: Any) -> dict[str, Any]:
 
 def snapshot(acceptor: Acceptor, orders: OrderManager, venues: Mapping[str, VenueState],
              fills: Iterable[Fill], store: Any, limit: int = 200) -> dict[str, Any]:
-    """Everything the dashboard shows, at once."""
+    """Everything the dashboard shows, at once (the last ``limit`` open orders; each session
+    with the count of all its open orders)."""
     open_orders = select_orders((o for o in orders.book.client_orders() if o.is_open), {})
+    counts = Counter(o.session_id for o in open_orders)
     return {
         "time": iso(time.time_ns()),
-        "sessions": acceptor.sessions_state(),
+        "sessions": [{**row, "open_orders": counts[row["session"]]}
+                     for row in acceptor.sessions_state()],
         "orders": [order_view(o) for o in open_orders[-limit:]],
         "open_orders": len(open_orders),
         "fills": [fill_view(f) for f in fills],

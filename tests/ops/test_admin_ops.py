@@ -213,6 +213,10 @@ def test_orders_are_queried_and_cancelled(tmp_path: Path,
             status, answer = await call(gw, "POST", "/orders/cancel", want)
             assert status == 409 and "confirm" in answer["error"] and "1 open" in answer["error"]
             assert (await call(gw, "POST", "/orders/cancel", {"reason": "x"}))[0] == 400
+            for not_a_count in (True, 1.0, "1"):  # (true == 1 and 1.0 == 1 in Python)
+                status, _ = await call(gw, "POST", "/orders/cancel",
+                                       {**want, "confirm": not_a_count})
+                assert status == 409, not_a_count
             status, answer = await call(gw, "POST", "/orders/cancel", {**want, "confirm": 1})
             assert (status, answer["cancelling"]) == (200, 1)
             await c1.er(t11="b", t39="4")

@@ -49,8 +49,6 @@ function render(s) {
   pill($("store"), s.store.up ? "store up" : "store down: " + (s.store.why || ""),
        s.store.up ? "ok" : "bad");
 
-  const open = {};
-  for (const o of s.orders) open[o.session] = (open[o.session] || 0) + 1;
   rows("sessions", s.sessions, (tr, x) => {
     cell(tr, x.session);
     const state = !x.enabled ? "disabled" : x.logged_on ? "logged on" : x.connected ? "connecting" : "logged off";
@@ -65,7 +63,7 @@ function render(s) {
     cell(tr, x.messages_in, "num");
     cell(tr, x.messages_out, "num");
     cell(tr, x.rejects, "num");
-    cell(tr, open[x.session] || 0, "num");
+    cell(tr, x.open_orders, "num");  // (all of them: the list shows the last 200)
   });
 
   rows("venues", venues, (tr, [name, v]) => {
