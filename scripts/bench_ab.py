@@ -9,6 +9,7 @@ the two versions alternating round by round (the machine's load moves; the compa
 
     .venv/bin/python scripts/bench_ab.py --base d1d3b98
     .venv/bin/python scripts/bench_ab.py --base HEAD~3 --rounds 3 --n1 3000 --n100 20000
+    .venv/bin/python scripts/bench_ab.py --base main --admin   # the admin API (metrics) on
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = "import sys; from gateway.cli import main; sys.exit(main())"
 
 
-def start(tmp: Path, name: str, source: Path) -> procs.Server:
+def start(tmp: Path, name: str, source: Path, admin: bool = False) -> procs.Server:
     """``fixgw run`` of ``source``; a version that has no inbound limit to turn off (nor
     accepts ``rate_limit = 0``) gets the configuration without it."""
     cfg = write_config(tmp / f"{name}.toml", store=f"sqlite:///{tmp / (name + '.db')}",
-                       log_dir=tmp / f"{name}-log")
+                       log_dir=tmp / f"{name}-log", admin=admin)
     argv = [sys.executable, "-c", RUN, "run", "--config", str(cfg)]
     env = {"PYTHONPATH": str(source)}
     try:
@@ -52,6 +53,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n1", type=int, default=1500)
     ap.add_argument("--n100", type=int, default=8000)
+    ap.add_argument("--admin", action="store_true",
+                    help="both with the admin API on (its metrics fed as orders go)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-ab-"))
     base = tmp / "base"
@@ -60,7 +63,7 @@ def main() -> int:
     try:
         for rnd in range(args.rounds):
             for name, source in ((f"base {args.base}", base), ("this checkout", ROOT)):
-                s = start(tmp, f"gw{rnd}{len(name)}", source)
+                s = start(tmp, f"gw{rnd}{len(name)}", source, args.admin)
                 try:
                     c = LeanClient(s.host, s.port)
                     c.logon()

@@ -7,15 +7,17 @@ from pathlib import Path
 
 def write_config(
     path: Path, *, store: str, log_dir: Path | None, port: int = 0,
-    cancel_on_disconnect: str = "off", grace: float = 0.0,
+    cancel_on_disconnect: str = "off", grace: float = 0.0, admin: bool = False,
 ) -> Path:
     """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON.
 
     The limits are those of the embedded configuration (gateway/defaults/gateway.toml) except
     max_open_orders (the memory benchmark keeps 20,000 orders open) and the inbound rate limit
     (off: the benchmarks send several thousand orders a second on one session); balances are
-    large enough for 20,000 resting buys."""
+    large enough for 20,000 resting buys. ``admin``: the admin API on a loopback port of the
+    system's choice (its metrics are fed by the order path's hooks)."""
     log = f'log_dir = "{log_dir}"' if log_dir is not None else ""
+    admin_section = '[admin]\nhost = "127.0.0.1"\nport = 0\n' if admin else ""
     path.write_text(f"""
 [gateway]
 host = "127.0.0.1"
@@ -43,5 +45,6 @@ max_order_qty = "100"
 max_notional = "1000000"
 price_band = "0.10"
 max_open_orders = 1000000
-""")
+
+{admin_section}""")
     return path
