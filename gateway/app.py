@@ -50,6 +50,7 @@ from gateway.marketdata.feeds import MarketData
 from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
 from gateway.marketview import FeedView
+from gateway.orders.dropcopy import DropCopyRule, rules_for
 from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
@@ -561,6 +562,21 @@ def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | N
     )
 
 
+def drop_copy_rules(cfg: Config, policies: Mapping[str, SessionPolicy]) -> dict[str, DropCopyRule]:
+    """The drop copy sessions (``drop_copy_of``) and what each receives, among the sessions
+    with order routing (``policies``). Raises ConfigError for a name that is none of them."""
+    ours = cfg.gateway.sender_comp_id
+    trading = [SessionID(s.begin_string, ours, s.target_comp_id) for s in cfg.session
+               if str(SessionID(s.begin_string, ours, s.target_comp_id)) in policies]
+    named = {str(SessionID(s.begin_string, ours, s.target_comp_id)):
+             (s.drop_copy_of, s.drop_copy_accounts)
+             for s in cfg.session if s.drop_copy_of is not None}
+    try:
+        return rules_for(named, trading)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 _LIMITS = tuple(f.name for f in dataclasses.fields(RiskLimits))
 
 
@@ -637,6 +653,8 @@ def build_gateway(
         risk = RiskEngine()
         for s in cfg.session:
             sid = str(SessionID(s.begin_string, ours, s.target_comp_id))
+            if s.drop_copy_of is not None:
+                continue  # sends no orders (drop_copy_rules)
             policy = session_policy(s, names)
             if policy is not None:
                 policies[sid] = policy
@@ -648,7 +666,8 @@ def build_gateway(
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk,
-                              strategies=configured(cfg) if offered is None else offered)
+                              strategies=configured(cfg) if offered is None else offered,
+                              drop_copies=drop_copy_rules(cfg, policies))
         services = _services(store, orders, connectors, policies, risk, taker_fees(cfg))
         app, market_data, positions = services.app, services.market_data, services.positions
         reconciler, balances = services.reconciler, services.balances

@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from connectors.base import Level, PublicTrade, Side
 from gateway.store.records import (
+    CopyRecord,
     FillRecord,
     OrderAppend,
     OrderEvent,
@@ -37,6 +38,10 @@ class OrderStorePort(Protocol):
     async def find_list(self, session_id: str, list_id: str) -> list[Snapshot]: ...
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]: ...
+
+    async def undelivered_copies(
+        self, session_id: str, after_event_id: int, limit: int
+    ) -> list[CopyRecord]: ...
 
     async def reserve(self, counter: str, n: int) -> int: ...
 

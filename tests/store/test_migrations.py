@@ -27,7 +27,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0008"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0009"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
