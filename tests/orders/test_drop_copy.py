@@ -143,14 +143,16 @@ async def undelivered(store: SessionStore) -> int:
     return len(rows)
 
 
-def test_missed_while_logged_off_delivered_at_logon_and_after_a_restart(tmp_path: Path) -> None:
+def test_missed_while_logged_off_delivered_at_logon_and_after_a_restart(
+    tmp_path: Path, store_url: str
+) -> None:
     """Copies made while the drop copy is away (including a cancel-on-disconnect's, while
     the client is away too) come at its next Logon, in order, before the live ones; the same
-    after the gateway restarts."""
+    after the gateway restarts. On SQLite and PostgreSQL."""
     sessions = [session("CLIENT1", cancel_on_disconnect="logout"), drop("DC", ["*"])]
 
     async def main() -> None:
-        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        store = SessionStore(store_url)
         await store.start()
         try:
             async with running(tmp_path, sessions, store=store) as r:
