@@ -50,6 +50,7 @@ from gateway.marketdata.feeds import MarketData
 from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
 from gateway.marketview import FeedView
+from gateway.orders.benchmarks import Benchmarks
 from gateway.orders.dropcopy import DropCopyRule, rules_for
 from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
@@ -95,7 +96,7 @@ class Services:
 
 def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[str, Connector],
               policies: Mapping[str, SessionPolicy], risk: RiskEngine,
-              fees: Mapping[str, Decimal]) -> Services:
+              fees: Mapping[str, Decimal], benchmark_books: bool = False) -> Services:
     """Market data, instruments, balances and positions, and the risk limits that look
     across venues, wired to the order path."""
 
@@ -144,7 +145,9 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
         functools.partial(_count_fill, positions, guard, position_requests))
     market_data = MarketDataRequests(feeds, venues_for)
     balances = BalanceBook(connectors)
-    orders.children.market = FeedView(feeds, balances, fees)
+    view = FeedView(feeds, balances, fees)
+    orders.children.market = view
+    orders.recorder.benchmarks = Benchmarks(view, watch=benchmark_books, tasks=orders.tasks)
     app = SessionApplication(orders, market_data,
                              SecurityListRequests(connectors, venues_for),
                              CollateralInquiries(balances, access_for), position_requests)
@@ -668,7 +671,8 @@ def build_gateway(
         orders = OrderManager(store, connectors, policies, risk,
                               strategies=configured(cfg) if offered is None else offered,
                               drop_copies=drop_copy_rules(cfg, policies))
-        services = _services(store, orders, connectors, policies, risk, taker_fees(cfg))
+        services = _services(store, orders, connectors, policies, risk, taker_fees(cfg),
+                             cfg.gateway.benchmark_books)
         app, market_data, positions = services.app, services.market_data, services.positions
         reconciler, balances = services.reconciler, services.balances
         for name, conn in connectors.items():

@@ -327,6 +327,11 @@ class GatewayConfig(_Strict):
     reconcile_interval: float = Field(default=300.0, ge=1.0)
     """Seconds between two comparisons of the positions computed from the fills with the
     venues' own (also done at start and after every reconnection to a venue)."""
+    benchmark_books: bool = False
+    """Watch the public book of every instrument a client order is placed on (from the first
+    such order on), so that each later order records its arrival mid and the market's trades
+    over its life for ``fixgw report`` (gateway.orders.benchmarks). Off: only books watched
+    for other reasons (market data subscribers, strategies, the router) give benchmarks."""
 
 
 class AdminConfig(_Strict):

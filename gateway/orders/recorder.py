@@ -30,6 +30,7 @@ from gateway.store.errors import StoreUnavailable
 from gateway.store.orders import build_append, copy_row
 from gateway.store.records import FillRecord, OrderAppend
 
+from .benchmarks import Benchmarks
 from .book import OrderBook
 from .dropcopy import Copy, DropCopies
 from .fixmap import Execution, Report
@@ -98,6 +99,8 @@ class Recorder:
         self.store = store
         self.copies = copies
         """The drop copy sessions, told of every ExecutionReport recorded (None: none)."""
+        self.benchmarks: Benchmarks | None = None
+        """What a client order's arrival and end record of the market (``fixgw report``)."""
         self.book = book
         self.sessions = sessions
         self.clock = clock
@@ -178,8 +181,13 @@ class Recorder:
         ``execution`` is given. The future resolves once it is committed."""
         snapshot = order_to_json(o)
         exec_id = execution.exec_id if execution is not None else None
+        data: dict[str, Any] = {"order": snapshot}
+        if self.benchmarks is not None and o.parent_id is None:
+            arrival = self.benchmarks.arrival(o)
+            if arrival is not None:
+                data["arrival"] = arrival
         ev = OrderEvent(self.take_id("event"), o.order_id, o.session_id, "created",
-                        o.created_ns, {"order": snapshot}, exec_id)
+                        o.created_ns, data, exec_id)
         o.last_event_id = ev.event_id
         if exec_id is not None:
             o.exec_count += 1
@@ -204,11 +212,16 @@ class Recorder:
         child = o.parent_id is not None
         exec_id = report.exec_id if report is not None and not child else None
         ev = OrderEvent(self.take_id("event"), o.order_id, o.session_id, kind, ts, data, exec_id)
+        was_open = o.is_open
         try:
             apply(o, ev)
         except StaleEvent as exc:
             log.debug("dropped: %s", exc)
             return None
+        if was_open and not o.is_open and not child and self.benchmarks is not None:
+            tape = self.benchmarks.end(o)
+            if tape is not None:
+                data["tape"] = tape  # (in the event's data: stored with it)
         if log.isEnabledFor(logging.DEBUG):  # one line per lifecycle event
             log.debug("%s: order %s (ClOrdID %s) %s at %s -> %s%s", o.session_id, o.order_id,
                       o.cl_ord_id, kind, o.venue, o.status.name,
