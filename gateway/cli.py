@@ -1,7 +1,8 @@
 """``fixgw`` command line: ``run`` (the gateway), ``conformance-server`` (the acceptance-test
 application), ``venue-sim`` (the simulated venue as its own process), ``client`` (a small FIX
 initiator for trying the gateway out), ``audit`` and ``replay`` (FIX logs checked, and played
-again to a gateway: gateway/audit/)."""
+again to a gateway: gateway/audit/), ``report`` (execution analytics from the order store:
+gateway/analytics/)."""
 
 from __future__ import annotations
 
@@ -367,6 +368,46 @@ def _audit(args: argparse.Namespace) -> int:
             store.close()
 
 
+def _report(args: argparse.Namespace) -> int:
+    """``fixgw report``: gateway.analytics.run with the store wired in."""
+    from gateway.analytics.run import EXIT_USAGE, ReportOptions, parse_when, run_report
+    from gateway.audit.sources import InputError
+    from gateway.config import ConfigError, load_config
+    from gateway.store.reportview import StoreReportView
+
+    try:
+        since = parse_when(args.since) if args.since else 0
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"fixgw report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if until is not None and until <= since:
+        print("fixgw report: --until must be after --since", file=sys.stderr)
+        return EXIT_USAGE
+    url = args.store
+    if url is None:
+        try:
+            url = load_config(args.config).gateway.store
+        except ConfigError as exc:
+            print(f"fixgw report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        source = StoreReportView(url)
+    except InputError as exc:
+        print(f"fixgw report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    opts = ReportOptions(since_ns=since, until_ns=until,
+                         json_path=Path(args.json) if args.json else None,
+                         html_path=Path(args.html) if args.html else None)
+    try:
+        return run_report(opts, source)
+    except InputError as exc:
+        print(f"fixgw report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        source.close()
+
+
 def _replay(args: argparse.Namespace) -> int:
     """``fixgw replay``: gateway.audit.replay."""
     from gateway.audit.replay import EXIT_USAGE, ReplayOptions, replay
@@ -519,6 +560,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--password-env", metavar="VAR",
                     help="the Logon Password (554) is read from this environment variable")
 
+    rr = sub.add_parser(
+        "report", help="execution analytics from the order store: per account, venue and "
+        "symbol, slippage, fill rates, reject reasons, venue latency (exit 0, or 2: bad usage "
+        "or an unreadable store)",
+        description="Reads the order store (orders, their events, fills) and reports what was "
+        "executed (README, \"Audit\").")
+    rr.add_argument("--store", metavar="URL",
+                    help="the store (default: the --config's, else the embedded default's)")
+    rr.add_argument("--config", help="take the store from this configuration")
+    rr.add_argument("--since", "--from", dest="since", metavar="TIME",
+                    help="orders created and fills from this time (UTC; default: the first)")
+    rr.add_argument("--until", "--to", dest="until", metavar="TIME",
+                    help="up to this time, excluded (UTC; default: now)")
+    rr.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    rr.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -549,6 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "hash-password":
         import bcrypt
 
