@@ -155,9 +155,10 @@ async def main(args: argparse.Namespace) -> int:
             await demo.order()
             await demo.cancel_due()
             await asyncio.sleep(demo.rng.expovariate(1 / args.every))
-            left = int(end - time.monotonic())
-            print(f"\r{demo.sent} orders, {demo.reports} reports, {left} s left   ",
-                  end="", file=sys.stderr, flush=True)
+            if sys.stderr.isatty():
+                left = int(end - time.monotonic())
+                print(f"\r{demo.sent} orders, {demo.reports} reports, {left} s left   ",
+                      end="", file=sys.stderr, flush=True)
         await demo.cancel_due(everything=True)
         await asyncio.sleep(2)  # the last reports
         await asyncio.wait_for(gw.orders.idle(), 30)

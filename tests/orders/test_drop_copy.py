@@ -8,6 +8,7 @@ message is validated strictly against the dictionaries the gateway ships (``chec
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .support import (
     running,
     session,
     sid,
+    until,
     venue_survives,
 )
 
@@ -345,3 +347,29 @@ def test_configuration_of_drop_copies(tmp_path: Path) -> None:
         config([session("CLIENT1", drop_copy_accounts=["A"])])
     with pytest.raises(ValueError, match="does not copy a drop copy"):
         config([session("CLIENT1"), drop("DC", ["CLIENT1"]), drop("DC2", ["DC"])])
+
+
+def test_the_bundled_client_listens_as_a_drop_copy(tmp_path: Path) -> None:
+    """``fixgw client --sender DC listen`` logs on, prints the copies owed and live ones, and
+    says how many it got."""
+    from gateway.client import main as client_main
+
+    sessions = [session("CLIENT1"), drop("DC", ["CLIENT1"])]
+
+    async def body() -> None:
+        async with running(tmp_path, sessions) as r:
+            c1 = await r.client("CLIENT1")
+            owed = await trade(c1, "a")  # before the drop copy ever logged on
+            out, err = io.StringIO(), io.StringIO()
+            listening = asyncio.create_task(asyncio.to_thread(
+                client_main, ["--port", str(r.port), "--sender", "DC", "--reset",
+                              "--state", str(tmp_path / "dc.seq"), "--wait", "1.5", "listen"],
+                stdout=out, stderr=err))
+            await until(lambda: "< Logon" in out.getvalue())
+            live = await trade(c1, "b")
+            assert await listening == 0, err.getvalue()
+            text = out.getvalue()
+            for m in owed + live:
+                assert f"ClOrdID={m[11]}" in text
+            assert "4 ExecutionReport(s), 4 of them drop copies (DropCopyFlag 9406=Y)" in text
+    run(body())
