@@ -42,11 +42,11 @@ section{background:#fff;border-radius:8px;padding:16px 20px;margin:0 0 18px;
   box-shadow:0 1px 2px rgba(0,0,0,.06)}
 h2{font-size:16px;margin:0 0 12px}
 .cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{flex:1 1 135px;background:#f9fafb;border:1px solid #e5e7eb;border-radius:8px;
+.card{flex:1 1 120px;min-width:0;background:#f9fafb;border:1px solid #e5e7eb;border-radius:8px;
   padding:10px 14px}
 .card .label{color:#6b7280;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
 .card .value{font-size:20px;font-weight:600;margin-top:2px;white-space:nowrap}
-.card .value.small{font-size:14px;line-height:1.3;white-space:normal}
+.card .value.small{font-size:13px;line-height:1.3;white-space:normal;overflow-wrap:anywhere}
 .card .note{color:#6b7280;font-size:12px}
 .cost{color:#b91c1c}.gain{color:#047857}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px}

@@ -139,7 +139,8 @@ def scatter(chart_id: str, title: str, series: Sequence[Series], x_range: tuple[
                 f'stroke="{AXIS}" stroke-width="1.5"/>')
     for i in range(5):
         xv = x0 + span * i / 4
-        body.append(f'<text x="{x(xv):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle" '
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        body.append(f'<text x="{x(xv):.1f}" y="{H - BOTTOM + 16}" text-anchor="{anchor}" '
                     f'class="tick">{escape(x_label(xv))}</text>')
     for k, s in enumerate(series):
         for j, (xv, yv) in enumerate(zip(s.xs, s.values, strict=True)):
