@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -404,6 +405,9 @@ def _report(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"fixgw report: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # (piped into head: the rest is not wanted)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         source.close()
 
