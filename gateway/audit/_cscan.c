@@ -18,7 +18,10 @@
  *     line number of a line that is no log line before any message (0: none; consumed is then
  *     that line's start).
  *
- * configure(wanted, length_tags): the tags, from scan.py and codec.STANDARD_DATA_FIELDS.
+ * configure(wanted, length_tags, repeated): the tags, from scan.py and
+ *     codec.STANDARD_DATA_FIELDS, and the indexes in wanted of fields whose few values repeat
+ *     (CompIDs, BeginString, Symbol): their bytes objects are shared from a small cache, so
+ *     they are neither made again nor hashed again (dict keys) for every message.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,6 +37,37 @@ static unsigned char is_length[TABLE];
 static long long big_length[64];
 static int n_big_length = 0;
 static int msg_type_index = -1;
+
+#define CACHED 8
+static unsigned char repeated[MAX_WANTED];
+static PyObject *cache[MAX_WANTED][CACHED];
+static unsigned char cache_next[MAX_WANTED];
+
+/* a new reference to bytes s[0:n] for field i: from its cache when it is a repeated field */
+static PyObject *
+value_of(int i, const char *s, Py_ssize_t n)
+{
+    if (!repeated[i] || n > 64)
+        return PyBytes_FromStringAndSize(s, n);
+    PyObject **c = cache[i];
+    for (int k = 0; k < CACHED; k++) {
+        PyObject *o = c[k];
+        if (o == NULL)
+            break;
+        if (PyBytes_GET_SIZE(o) == n && memcmp(PyBytes_AS_STRING(o), s, (size_t)n) == 0) {
+            Py_INCREF(o);
+            return o;
+        }
+    }
+    PyObject *o = PyBytes_FromStringAndSize(s, n);
+    if (o == NULL)
+        return NULL;
+    int k = cache_next[i];
+    cache_next[i] = (unsigned char)((k + 1) % CACHED);
+    Py_XSETREF(c[k], o);
+    Py_INCREF(o);
+    return o;
+}
 
 static int
 tag_index(long long t)
@@ -60,8 +94,8 @@ tag_is_length(long long t)
 static PyObject *
 configure(PyObject *self, PyObject *args)
 {
-    PyObject *w, *l;
-    if (!PyArg_ParseTuple(args, "OO", &w, &l))
+    PyObject *w, *l, *r;
+    if (!PyArg_ParseTuple(args, "OOO", &w, &l, &r))
         return NULL;
     PyObject *wf = PySequence_Fast(w, "wanted: a sequence");
     if (wf == NULL)
@@ -105,6 +139,25 @@ configure(PyObject *self, PyObject *args)
             big_length[n_big_length++] = t;
     }
     Py_DECREF(lf);
+    for (int i = 0; i < MAX_WANTED; i++) {
+        repeated[i] = 0;
+        for (int k = 0; k < CACHED; k++)
+            Py_CLEAR(cache[i][k]);
+        cache_next[i] = 0;
+    }
+    PyObject *rf = PySequence_Fast(r, "repeated: a sequence");
+    if (rf == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(rf); i++) {
+        long k = PyLong_AsLong(PySequence_Fast_GET_ITEM(rf, i));
+        if (k == -1 && PyErr_Occurred()) {
+            Py_DECREF(rf);
+            return NULL;
+        }
+        if (k >= 0 && k < n_wanted)
+            repeated[k] = 1;
+    }
+    Py_DECREF(rf);
     Py_RETURN_NONE;
 }
 
@@ -168,7 +221,7 @@ fields(PyObject *self, PyObject *raw)
             Py_INCREF(v);
         }
         else {
-            v = PyBytes_FromStringAndSize(s + start[i], len[i]);
+            v = value_of(i, s + start[i], len[i]);
             if (v == NULL) {
                 Py_DECREF(out);
                 return NULL;
@@ -320,7 +373,7 @@ error:
 }
 
 static PyMethodDef methods[] = {
-    {"configure", configure, METH_VARARGS, "configure(wanted, length_tags)"},
+    {"configure", configure, METH_VARARGS, "configure(wanted, length_tags, repeated)"},
     {"fields", fields, METH_O, "fields(raw) -> tuple | None"},
     {"filelog_chunk", filelog_chunk, METH_VARARGS,
      "filelog_chunk(buf, final, number, origin) -> (records, consumed, number, bad)"},

@@ -2,7 +2,9 @@
 
 from collections.abc import Sequence
 
-def configure(wanted: Sequence[int], length_tags: Sequence[int]) -> None: ...
+def configure(
+    wanted: Sequence[int], length_tags: Sequence[int], repeated: Sequence[int]
+) -> None: ...
 def fields(raw: bytes) -> tuple[bytes | None, ...] | None: ...
 def filelog_chunk(
     buf: bytes, final: bool, number: int, origin: object

@@ -18,12 +18,11 @@ events: answered, rejected (answered by a Logout: its Text says why), or unanswe
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .chains import ANSWER_TIMEOUT, Chain, Deadline, OrderBook
+from .chains import ANSWER_TIMEOUT, Chain, Deadlines, OrderBook
 from .findings import Event, Finding, Findings, Kind
 from .scan import (
     BEGIN,
@@ -128,7 +127,7 @@ class Auditor:
         self.scanner = Scanner()
         self.clock = Clock()
         self.sessions: dict[str, Session] = {}
-        self.deadlines: list[Deadline] = []
+        self.deadlines = Deadlines()
         self.numbers = itertools.count(1)
         self.messages = 0
         self.skipped = 0
@@ -220,9 +219,7 @@ class Auditor:
         self.now = now
         for s in self.sessions.values():
             s.book.now = now
-        deadlines = self.deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, _, req, book = heapq.heappop(deadlines)
+        for _, _, req, book in self.deadlines.due(now):
             if req.open:
                 book.unanswered(req, f"got no answer within {ANSWER_TIMEOUT:g}s")
         for s in self.sessions.values():

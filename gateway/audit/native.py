@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-COMPILED = ("states", "findings", "scan", "chains", "checker")
+COMPILED = ("states", "findings", "scan", "sources", "chains", "checker")
 """The modules mypyc compiles (the checks and what they call on every message)."""
 GROUP = "gateway.audit._compiled"
 """mypyc's name for their shared library (``gateway/audit/_compiled__mypyc*.so``)."""

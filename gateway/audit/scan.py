@@ -49,6 +49,8 @@ WANTED: tuple[int, ...] = (
  GAP_FILL, NEW_SEQ_NO, RESET_SEQ_NUM, CXL_REJ_RESPONSE_TO, MASS_STATUS_REQ_ID,
  DEFAULT_APPL_VER_ID, APPL_VER_ID, ORD_TYPE) = range(len(WANTED))
 
+REPEATED = (SENDER, TARGET, BEGIN, SYMBOL, DEFAULT_APPL_VER_ID, APPL_VER_ID)
+"""Fields whose few values repeat message after message (``_cscan`` shares their bytes)."""
 
 
 def _load_cscan() -> ModuleType | None:
@@ -58,7 +60,7 @@ def _load_cscan() -> ModuleType | None:
         from . import _cscan
     except ImportError:
         return None
-    _cscan.configure(WANTED, tuple(STANDARD_DATA_FIELDS))
+    _cscan.configure(WANTED, tuple(STANDARD_DATA_FIELDS), REPEATED)
     return _cscan
 
 
