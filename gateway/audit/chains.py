@@ -799,3 +799,14 @@ class OrderBook:
     def retained(self) -> int:
         """Chains in memory now (open and closed-but-findable)."""
         return len(self._all_chains())
+
+    def state_sizes(self) -> dict[str, int]:
+        """Entries of each index (see :meth:`Auditor.state_sizes`)."""
+        chains = self._all_chains()
+        return {"chains": len(chains), "by_cl_ord_id": len(self.by_cl),
+                "by_order_id": len(self.by_oid), "exec_ids": len(self.exec_ids),
+                "requests_by_seq": len(self.by_seq), "closed": len(self.closed),
+                "chain_exec_ids": sum(len(c.exec_ids) for c in chains),
+                "chain_fills": sum(len(c.fills) for c in chains),
+                "chain_pending": sum(len(c.pending) for c in chains),
+                "dec_cache": len(_DEC)}

@@ -409,6 +409,20 @@ class Auditor:
         """Orders in memory now, over all sessions."""
         return sum(s.book.retained for s in self.sessions.values())
 
+    def state_sizes(self) -> dict[str, int]:
+        """How many entries each container of the audit's state holds now, summed over the
+        sessions: what must stay bounded by the open orders (and the closed ones' window),
+        not grow with the log (``tests/audit/test_bounded.py``)."""
+        sizes = {"sessions": len(self.sessions), "deadlines": len(self.deadlines),
+                 "clock": self.clock.size, "findings": len(self.findings.kept),
+                 "events": len(self.findings.events)}
+        for s in self.sessions.values():
+            for name, n in (*s.book.state_sizes().items(),
+                            ("gaps", sum(len(g) for g in s.gaps.values())),
+                            ("expected", len(s.expected)), ("logons", len(s.logon))):
+                sizes[name] = sizes.get(name, 0) + n
+        return sizes
+
 
 def _appl_ver(value: bytes) -> str:
     from gateway.fix.dictionary import APPL_VER_IDS

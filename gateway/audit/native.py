@@ -11,6 +11,7 @@ compare the two; the benchmark measures both).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -85,6 +86,6 @@ def compiled() -> dict[str, bool]:
 
     out = {"_cscan": scan.CSCAN is not None}
     for name in COMPILED:
-        module = sys.modules.get(f"{__package__}.{name}")
-        out[name] = module is not None and not str(module.__file__).endswith(".py")
+        module = importlib.import_module(f"{__package__}.{name}")
+        out[name] = not str(module.__file__).endswith(".py")
     return out

@@ -114,12 +114,20 @@ def parse_time(text: str) -> bytes:
     return stamp_of(when)
 
 
+CLOCK_MINUTES = 1024
+"""Minutes :class:`Clock` remembers at most (a cache: it starts again when full)."""
+
+
 class Clock:
     """Stamps to seconds since the epoch (float), for deadlines; the datetime work is done
     once a minute of log time."""
 
     def __init__(self) -> None:
         self._minutes: dict[bytes, float] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self._minutes)
 
     def seconds(self, stamp: bytes) -> float | None:
         if len(stamp) < 17:
@@ -131,7 +139,7 @@ class Clock:
                                 int(stamp[9:11]), int(stamp[12:14]), tzinfo=UTC).timestamp()
             except ValueError:
                 return None
-            if len(self._minutes) > 100_000:
+            if len(self._minutes) >= CLOCK_MINUTES:
                 self._minutes.clear()
             self._minutes[stamp[:14]] = base
         try:
