@@ -350,10 +350,11 @@ def main() -> None:
                     dst.write(line)
         failed = []
         for variant in variants:
+            code_dir = base_dir if variant == "base" else None
             runs = []
             if not args.no_quarter:
-                runs.append(("quarter", audit(quarter, work, variant, base_dir)))
-            runs.append(("full", audit(path, work, variant, base_dir)))
+                runs.append(("quarter", audit(quarter, work, variant, code_dir)))
+            runs.append(("full", audit(path, work, variant, code_dir)))
             for name, r in runs:
                 label = f"{variant} {args.base}" if variant == "base" else variant
                 print(f"fixgw audit [{label}] ({name}): {r['messages']:,.0f} messages, "
