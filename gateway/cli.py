@@ -329,8 +329,9 @@ def _admin_call(args: argparse.Namespace, path: str,
 
 def _audit(args: argparse.Namespace) -> int:
     """``fixgw audit``: gateway.audit.run with the store wired in."""
+    from gateway.audit.errors import InputError
     from gateway.audit.run import EXIT_USAGE, AuditOptions, run_audit
-    from gateway.audit.sources import InputError, parse_time
+    from gateway.audit.sources import parse_time
 
     try:
         since = parse_time(args.since) if args.since else b""
@@ -372,7 +373,7 @@ def _audit(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     """``fixgw report``: gateway.analytics.run with the store wired in."""
     from gateway.analytics.run import EXIT_USAGE, ReportOptions, parse_when, run_report
-    from gateway.audit.sources import InputError
+    from gateway.audit.errors import InputError
     from gateway.config import ConfigError, load_config
     from gateway.store.reportview import StoreReportView
 

@@ -20,10 +20,11 @@ from typing import TextIO
 
 from .chains import Chain
 from .checker import Auditor, SessionFilter
+from .errors import InputError
 from .findings import Finding, Findings
 from .html import HtmlReport
 from .report import Outputs, print_lines, story_text, summary_text, write_json
-from .sources import FileSource, InputError, Record, StoreSource, expand, format_stamp
+from .sources import FileSource, Record, StoreSource, expand, format_stamp
 from .storecheck import StoreComparer, StoreView
 
 EXIT_CLEAN = 0

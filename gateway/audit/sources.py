@@ -39,23 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from .errors import InputError
 from .filelog import filename_prefix
 from .scan import CSCAN
 
 SOH = b"\x01"
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class InputError(Exception):
-    """An input that cannot be read: missing, not a FIX log, a broken gzip stream. Says which
-    file and, where it knows, which line."""
-
-    def __init__(self, name: str, line: int | None, reason: str) -> None:
-        where = f"{name}:{line}" if line is not None else name
-        super().__init__(f"{where}: {reason}")
-        self.name = name
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(eq=False, slots=True)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from gateway.audit.sources import InputError
+from gateway.audit.errors import InputError
 from gateway.store.db import is_sqlite, make_engine
 from gateway.store.schema import message_log, orders
 
