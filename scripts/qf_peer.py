@@ -35,7 +35,8 @@ Two ways to commit (``--commit``):
 It serves the FIX.4.4 sessions of a fixgw configuration file (``--config``, default the
 embedded gateway/defaults/gateway.toml; other BeginStrings are skipped), on ``--port`` (0: a
 free one). Prints ``listening on 127.0.0.1:PORT``, runs until SIGTERM/SIGINT, then prints one
-line of JSON (orders, commits).
+line of JSON (orders, commits); on SIGUSR1 it prints that line at once, with the name of each
+Python thread by its native id (QuickFIX's own socket thread is not one).
 
     .venv/bin/python scripts/qf_peer.py --workdir /tmp/peer --commit group [--config gw.toml]
 """
@@ -629,6 +630,9 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: print(json.dumps({
+        "orders": app.orders, "commits": store.commits,
+        "threads": {t.native_id: t.name for t in threading.enumerate()}}), flush=True))
     while not stop.is_set():
         time.sleep(0.2)
     acceptor.stop()
