@@ -22,9 +22,13 @@ that rotates from round to round (the machine's load moves; side by side, the ra
                     matcher, each event and its report committed before sending), one
                     transaction per write;
 * ``peer-group`` -- the same with group commit (one writer thread batching what arrives);
-* ``qf-echo``    -- scripts/qf_acceptor.py: QuickFIX's C++ acceptor answering New + Fill from
-                    the message alone (FileStore, FileLog, dictionary; no state, no database):
-                    the limit of a FIX round trip on this machine;
+* ``qf-echo``    -- QuickFIX's C++ engine with a C++ application (scripts/native/qf_echo.cpp,
+                    run by scripts/qf_acceptor.py --native; built by setup.sh --interop)
+                    answering New + Fill from the message alone (FileStore, FileLog,
+                    dictionary; no state, no database): the limit of a FIX round trip on this
+                    machine (left out, with a note, when it is not built);
+* ``qf-echo-py`` -- the same acceptor with its application in Python (scripts/qf_acceptor.py):
+                    what the Python callbacks alone cost;
 * ``fixgw-pg``   -- fixgw on PostgreSQL (a scratch database on --pg-url's server each round,
                     dropped after; skipped when the server is unreachable);
 * ``client``     -- scripts/benchlib/echo_acceptor.py (not by default): no engine at all, the
@@ -81,8 +85,9 @@ BIN = Path(sys.executable).parent
 MARKETABLE = OrderSpec()  # buy 0.001 @ 98000 / sell 0.001 @ 96000 (mid ~97000), DAY
 RESTING = OrderSpec(buy_px=b"92000", sides=b"1", tif=b"1")  # buys 5% under the mid, GTC
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-ENGINES = ("fixgw", "peer-order", "peer-group", "qf-echo", "fixgw-pg", "client")
-DEFAULT_ENGINES = "fixgw,peer-order,peer-group,qf-echo,fixgw-pg"
+ENGINES = ("fixgw", "peer-order", "peer-group", "qf-echo", "qf-echo-py", "fixgw-pg", "client")
+DEFAULT_ENGINES = "fixgw,peer-order,peer-group,qf-echo,qf-echo-py,fixgw-pg"
+NATIVE_ECHO = BIN / "qf_echo"
 PEERS = ("peer-order", "peer-group")
 
 
@@ -132,9 +137,9 @@ def start_peer(tmp: Path, name: str, commit: str, sessions: int = 1) -> procs.Se
                        stderr_path=tmp / f"{name}.stderr")
 
 
-def start_qf(tmp: Path, name: str = "qf-echo") -> procs.Server:
+def start_qf(tmp: Path, name: str = "qf-echo-py", native: bool = False) -> procs.Server:
     return procs.start(name, [sys.executable, str(ROOT / "scripts" / "qf_acceptor.py"),
-                              "--workdir", str(tmp / name)],
+                              "--workdir", str(tmp / name), *(["--native"] if native else [])],
                        stderr_path=tmp / f"{name}.stderr")
 
 
@@ -158,7 +163,9 @@ def starter(engine: str, tmp: Path, pg_url: str | None, sessions: int = 1
     if engine in PEERS:
         return lambda: start_peer(tmp, engine, engine.split("-")[1], sessions)
     if engine == "qf-echo":
-        return lambda: start_qf(tmp)
+        return lambda: start_qf(tmp, engine, native=True)
+    if engine == "qf-echo-py":
+        return lambda: start_qf(tmp, engine)
     return lambda: start_echo(tmp)
 
 
@@ -292,10 +299,11 @@ def ratios(rows: list[Row], rounds: int) -> str:
         vs_echo: list[float] = []
         p50: list[tuple[float, float]] = []
         best_names: list[str] = []
+        echo_name = "qf-echo" if any(r.engine == "qf-echo" for r in rows) else "qf-echo-py"
         for rnd in range(rounds):
             gw = get("fixgw", rnd, window)
             peers = [p for p in (get(e, rnd, window) for e in PEERS) if p is not None]
-            echo = get("qf-echo", rnd, window)
+            echo = get("qf-echo", rnd, window) or get("qf-echo-py", rnd, window)
             if gw is None:
                 continue
             if peers:
@@ -313,7 +321,7 @@ def ratios(rows: list[Row], rounds: int) -> str:
                          f"{' '.join(f'{x:.2f}' for x in vs_peer)}  -> "
                          f"{_rng(vs_peer, '{:.2f}')}x (target >= {target:g}x: {verdict})")
         if vs_echo:
-            lines.append(f"{window:>3} in flight: fixgw / qf-echo orders/s: "
+            lines.append(f"{window:>3} in flight: fixgw / {echo_name} orders/s: "
                          f"{' '.join(f'{x:.2f}' for x in vs_echo)}  -> {_rng(vs_echo, '{:.2f}')}x")
         if window == 1 and p50:
             ok = all(g <= p for g, p in p50)
@@ -605,6 +613,9 @@ def main() -> None:
         args.rounds, args.n1, args.n100, args.warmup = 2, 300, 2000, 200
         args.sessions_orders = min(args.sessions_orders, 100)
     engines = [e for e in args.engines.split(",") if e and not (args.no_pg and e == "fixgw-pg")]
+    if "qf-echo" in engines and not NATIVE_ECHO.exists():
+        print(f"(no {NATIVE_ECHO}: scripts/setup.sh --interop builds it; qf-echo left out)")
+        engines.remove("qf-echo")
     unknown = [e for e in engines + args.sessions_engines.split(",") if e not in ENGINES]
     if unknown:
         ap.error(f"unknown engine(s): {', '.join(unknown)}")
