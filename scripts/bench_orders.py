@@ -431,7 +431,10 @@ SYNCS = ("fsync", "fdatasync")
 def _counters(s: procs.Server) -> dict[str, object]:
     """The counters the server prints on SIGUSR1 (gw_inproc.py, qf_peer.py)."""
     s.proc.send_signal(signal.SIGUSR1)
-    return json.loads(s.readline())  # type: ignore[no-any-return]
+    while True:
+        line = s.readline().strip()
+        if line.startswith(b"{"):  # (not the end of the ``listening on`` line)
+            return json.loads(line)  # type: ignore[no-any-return]
 
 
 def _by_thread(s: procs.Server, before: dict[int, procs.ThreadCounters], names: dict[str, str],
@@ -441,14 +444,16 @@ def _by_thread(s: procs.Server, before: dict[int, procs.ThreadCounters], names: 
     for t in sorted(procs.threads(s.pid), key=lambda t: t.tid):
         b = before.get(t.tid)
         cpu = t.cpu_s - (b.cpu_s if b else 0)
+        kernel = t.sys_s - (b.sys_s if b else 0)
         vol = t.voluntary - (b.voluntary if b else 0)
         inv = t.involuntary - (b.involuntary if b else 0)
         if cpu == 0 and vol + inv == 0:
             continue
-        name = names.get(str(t.tid)) or ("main" if t.tid == s.pid else "native (not Python)")
+        name = names.get(str(t.tid)) or ("main" if t.tid == s.pid else "QuickFIX (C++ thread)")
         if name == "MainThread":
             name = "main (event loop)" if s.name.startswith("fixgw") else "main (idle)"
-        out.append(f"      {name:<24} CPU {cpu * 1e6 / n:6,.0f} us/order   context switches "
+        out.append(f"      {name:<24} CPU {cpu * 1e6 / n:6,.0f} us/order ({kernel * 1e6 / n:4,.0f} "
+                   "in the kernel)   context switches "
                    f"{vol / n:5.2f} voluntary + {inv / n:4.2f} involuntary per order")
     return out
 
@@ -583,13 +588,13 @@ def main() -> None:
     ap.add_argument("--engines", default=DEFAULT_ENGINES,
                     help=f"comma-separated, of {', '.join(ENGINES)} (default {DEFAULT_ENGINES})")
     ap.add_argument("--n1", type=int, default=1000, help="orders with 1 in flight")
-    ap.add_argument("--n100", type=int, default=6000, help="orders with 100 in flight")
+    ap.add_argument("--n100", type=int, default=5000, help="orders with 100 in flight")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--sessions", type=int, default=20,
                     help="sessions at once, each on its own connection (0: none)")
     ap.add_argument("--no-sessions", dest="sessions", action="store_const", const=0)
     ap.add_argument("--sessions-window", type=int, default=10, help="in flight per session")
-    ap.add_argument("--sessions-orders", type=int, default=300, help="orders per session")
+    ap.add_argument("--sessions-orders", type=int, default=250, help="orders per session")
     ap.add_argument("--sessions-engines", default="fixgw,peer-group")
     ap.add_argument("--resting", type=int, default=20000)
     ap.add_argument("--restart-orders", type=int, default=100_000)

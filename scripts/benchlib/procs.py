@@ -85,6 +85,8 @@ class ThreadCounters:
     tid: int
     name: str
     cpu_s: float
+    sys_s: float
+    """Of ``cpu_s``, the time in the kernel (system calls, page faults)."""
     voluntary: int
     involuntary: int
 
@@ -108,6 +110,7 @@ def threads(pid: int) -> list[ThreadCounters]:
         kv = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         out.append(ThreadCounters(int(task.name), name,
                                   (int(fields[11]) + int(fields[12])) / tick,
+                                  int(fields[12]) / tick,
                                   int(kv["voluntary_ctxt_switches"]),
                                   int(kv["nonvoluntary_ctxt_switches"])))
     return out
