@@ -487,7 +487,9 @@ def _strace(s: procs.Server, c: LeanClient, window: int, n: int, prefix: str,
 def profile(tmp: Path, args: argparse.Namespace) -> None:
     """(1) counters without a profiler, fixgw and the peers, at 1 and at 100 in flight: CPU and
     context switches per order per thread, commits per order, system calls per order
-    (strace); (2) py-spy over every thread of fixgw at 1 and at 100; (3) optionally cProfile."""
+    (strace); (2) py-spy over every thread of fixgw at 1 and at 100, sampling the thread that
+    holds the GIL (without ``--gil`` py-spy counts a thread waiting in epoll or on the writer's
+    queue as busy on this machine); (3) optionally cProfile."""
     out_dir = args.profile_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     has_strace = shutil.which("strace") is not None and not args.no_strace
@@ -544,7 +546,7 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
                 with open(out_dir / "py-spy.log", "ab") as spy_log:
                     spy_proc = subprocess.Popen(
                         [spy, "record", "--pid", str(s.pid), "--rate", "250", "--format", "raw",
-                         "--threads", "--output", str(raw), "--nonblocking"],
+                         "--threads", "--gil", "--output", str(raw), "--nonblocking"],
                         stdout=subprocess.DEVNULL, stderr=spy_log)
                     time.sleep(1.0)
                     r = c.run_window(MARKETABLE, n, window, "r", deadline_s=args.deadline)
@@ -556,7 +558,8 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
             summary = summarise(raw, args.top)
             (out_dir / f"summary-{window}.txt").write_text(summary + "\n")
             print(f"  py-spy, fixgw at {window} in flight ({r.rate:,.0f} orders/s, p50 "
-                  f"{r.pct(50):.3f} ms under the profiler; idle time not sampled):")
+                  f"{r.pct(50):.3f} ms under the profiler; samples of the thread holding the "
+                  "GIL: Python's own time, not SQLite's nor the kernel's):")
             print(summary, flush=True)
     # (3) cProfile of the event loop: call counts per order
     if args.cprofile:
