@@ -23,7 +23,7 @@ that rotates from round to round (the machine's load moves; side by side, the ra
                     transaction per write;
 * ``peer-group`` -- the same with group commit (one writer thread batching what arrives);
 * ``qf-echo``    -- QuickFIX's C++ engine with a C++ application (scripts/native/qf_echo.cpp,
-                    run by scripts/qf_acceptor.py --native; built by setup.sh --interop)
+                    run by scripts/qf_acceptor.py --native; built by setup.sh --bench)
                     answering New + Fill from the message alone (FileStore, FileLog,
                     dictionary; no state, no database): the limit of a FIX round trip on this
                     machine (left out, with a note, when it is not built);
@@ -622,7 +622,7 @@ def main() -> None:
         args.sessions_orders = min(args.sessions_orders, 100)
     engines = [e for e in args.engines.split(",") if e and not (args.no_pg and e == "fixgw-pg")]
     if "qf-echo" in engines and not NATIVE_ECHO.exists():
-        print(f"(no {NATIVE_ECHO}: scripts/setup.sh --interop builds it; qf-echo left out)")
+        print(f"(no {NATIVE_ECHO}: scripts/setup.sh --bench builds it; qf-echo left out)")
         engines.remove("qf-echo")
     unknown = [e for e in engines + args.sessions_engines.split(",") if e not in ENGINES]
     if unknown:

@@ -12,7 +12,7 @@ runs until SIGTERM/SIGINT.
 
 With ``--native``, the same settings are served by the C++ application of
 scripts/native/qf_echo.cpp instead (``.venv/bin/qf_echo``, built by ``scripts/setup.sh
---interop`` against Debian's libquickfix-dev): the same replies, no Python at all.
+--bench`` against Debian's libquickfix-dev): the same replies, no Python at all.
 """
 
 from __future__ import annotations

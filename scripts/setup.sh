@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything fixgw needs into a project-local venv (.venv). Idempotent.
-# Usage: scripts/setup.sh [--dev] [--interop]
+# Usage: scripts/setup.sh [--dev] [--interop] [--bench]
+#   --bench: what scripts/bench_orders.py uses beyond --interop: the C++ echo acceptor
+#            (.venv/bin/qf_echo, built against Debian's libquickfix-dev) and py-spy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -18,6 +20,7 @@ for a in "$@"; do
   case "$a" in
     --dev) extras="${extras:+$extras,}dev" ; want_browser=1 ;;
     --interop) extras="${extras:+$extras,}dev" ; want_interop=1 ; want_browser=1 ;;
+    --bench) extras="${extras:+$extras,}dev" ; want_interop=1 ; want_bench=1 ;;
   esac
 done
 stamp=".venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-${extras:-base}"
@@ -41,7 +44,10 @@ if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev
   fi
   .venv/bin/python -m pip install -q --no-index --find-links "$cache" quickfix
 fi
-if [ "${want_interop:-0}" = 1 ] && { [ ! -x .venv/bin/qf_echo ] || [ scripts/native/qf_echo.cpp -nt .venv/bin/qf_echo ]; }; then
+if [ "${want_bench:-0}" = 1 ] && ! [ -x .venv/bin/py-spy ]; then
+  .venv/bin/python -m pip install -q py-spy || echo "py-spy could not be installed" >&2
+fi
+if [ "${want_bench:-0}" = 1 ] && { [ ! -x .venv/bin/qf_echo ] || [ scripts/native/qf_echo.cpp -nt .venv/bin/qf_echo ]; }; then
   # the echo limit of scripts/bench_orders.py: QuickFIX's C++ engine with a C++ application
   # (scripts/native/qf_echo.cpp), built against Debian's libquickfix-dev
   if [ ! -f /usr/include/quickfix/SocketAcceptor.h ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

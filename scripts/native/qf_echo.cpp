@@ -7,7 +7,7 @@
 //
 //   qf_echo SETTINGS_FILE PORT   (prints "listening on 127.0.0.1:PORT", runs until SIGTERM)
 //
-// Built by scripts/setup.sh --interop:
+// Built by scripts/setup.sh --bench:
 //   g++ -O2 -std=c++14 scripts/native/qf_echo.cpp -lquickfix -lpthread -o .venv/bin/qf_echo
 #include <csignal>
 #include <cstdio>
