@@ -484,12 +484,50 @@ def _strace(s: procs.Server, c: LeanClient, window: int, n: int, prefix: str,
             + ", ".join(f"{k} {v / r.count:.1f}" for k, v in top))
 
 
+def _perf(tmp: Path, window: int, n: int, out_dir: Path, args: argparse.Namespace) -> str:
+    """``perf record -e cpu-clock`` over fixgw's threads during ``n`` orders: the share of each
+    (thread, library) -- the interpreter, SQLite, the kernel, ... -- in the samples."""
+    s = _inproc(tmp, f"fixgw-perf{window}")
+    data = out_dir / f"perf-{window}.data"
+    try:
+        c = LeanClient(s.host, s.port)
+        c.logon()
+        c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
+        rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1000", "-p",
+                                str(s.pid), "-o", str(data)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        r = c.run_window(MARKETABLE, n, window, f"p{window}x", deadline_s=args.deadline)
+        rec.send_signal(signal.SIGINT)
+        rec.wait(60)
+        names: dict[str, str] = _counters(s)["threads"]  # type: ignore[assignment]
+        c.logout()
+    finally:
+        s.stop()
+    report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort",
+                             "pid,dso", "-g", "none", "--stdio"],
+                            capture_output=True, text=True, check=False).stdout
+    out = [f"  perf, fixgw at {window} in flight ({r.rate:,.0f} orders/s under perf), share of "
+           "the samples by thread and library:"]
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].endswith("%") and ":" in parts[1]:
+            share = float(parts[0].rstrip("%"))
+            if share < 0.5:
+                continue
+            tid = parts[1].split(":")[0]
+            name = names.get(tid, tid)
+            out.append(f"    {share:5.1f}%  {name:<18} {' '.join(parts[2:])}")
+    return "\n".join(out)
+
+
 def profile(tmp: Path, args: argparse.Namespace) -> None:
     """(1) counters without a profiler, fixgw and the peers, at 1 and at 100 in flight: CPU and
     context switches per order per thread, commits per order, system calls per order
     (strace); (2) py-spy over every thread of fixgw at 1 and at 100, sampling the thread that
     holds the GIL (without ``--gil`` py-spy counts a thread waiting in epoll or on the writer's
-    queue as busy on this machine); (3) optionally cProfile."""
+    queue as busy on this machine); (3) perf's cpu-clock samples by thread and library;
+    (4) optionally cProfile."""
     out_dir = args.profile_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     has_strace = shutil.which("strace") is not None and not args.no_strace
@@ -561,7 +599,11 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
                   f"{r.pct(50):.3f} ms under the profiler; samples of the thread holding the "
                   "GIL: Python's own time, not SQLite's nor the kernel's):")
             print(summary, flush=True)
-    # (3) cProfile of the event loop: call counts per order
+    # (3) perf (cpu-clock samples, no hardware counters needed): each thread's time by library
+    if shutil.which("perf") is not None and not args.no_perf:
+        for window, n in ((1, args.n1), (100, args.n100)):
+            print(_perf(tmp, window, n, out_dir, args), flush=True)
+    # (4) cProfile of the event loop: call counts per order
     if args.cprofile:
         import pstats
 
@@ -611,6 +653,7 @@ def main() -> None:
     ap.add_argument("--strace-orders", type=lambda v: tuple(int(x) for x in v.split(",")),
                     default=(300, 2000), help="orders under strace at 1,100 in flight")
     ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--no-perf", action="store_true")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--cprofile", action="store_true",
                     help="with --only profile: also a cProfile run of the event loop")
