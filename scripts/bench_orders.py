@@ -661,8 +661,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.n1, args.n100, args.warmup = 2, 300, 2000, 200
-        args.sessions_orders = min(args.sessions_orders, 100)
+        args.rounds, args.n1, args.n100, args.warmup = 2, 200, 1500, 150
+        args.sessions_orders = min(args.sessions_orders, 60)
     engines = [e for e in args.engines.split(",") if e and not (args.no_pg and e == "fixgw-pg")]
     if "qf-echo" in engines and not NATIVE_ECHO.exists():
         print(f"(no {NATIVE_ECHO}: scripts/setup.sh --bench builds it; qf-echo left out)")
