@@ -8,8 +8,9 @@ OrderCancelReject (9) by CxlRejReason (102), MarketDataRequestReject (Y) by MDRe
 (281) -- and logs one INFO line per reject with the session, the request's ids and the Text
 (58). The admin API's metrics and health read the counts; nothing here does I/O.
 
-Only the MsgType of a message is looked at (one ``bytes.find``); a reject, rare, is split into
-its fields. A resent message (PossDupFlag 43=Y) is counted as written, not logged again.
+Only the MsgType of a message is looked at (one ``bytes.find``; for an ExecutionReport, one more
+for OrdStatus Rejected); a reject, rare, is split into its fields. A resent message
+(PossDupFlag 43=Y) is counted as written, not logged again.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class Traffic:
         for data in chunks:
             mt = msg_type(data)
             st.messages_out[mt.decode(errors="replace")] += 1
-            if mt in REJECTS:
+            if mt in REJECTS and (mt != b"8" or b"\x0139=8\x01" in data):
+                # (an ExecutionReport is a refusal only when Rejected: the others, two or more
+                # per order, are not split)
                 self._reject(sid, st, mt, data)
 
     def logged_on(self, sid: str, peer: str | None) -> None:
