@@ -50,6 +50,8 @@ from gateway.marketdata.feeds import MarketData
 from gateway.marketdata.instruments import SecurityListRequests
 from gateway.marketdata.requests import MarketDataRequests
 from gateway.marketview import FeedView
+from gateway.orders.benchmarks import Benchmarks
+from gateway.orders.dropcopy import DropCopyRule, rules_for
 from gateway.orders.iceberg import Iceberg
 from gateway.orders.manager import OrderManager, SessionPolicy, StrategyFactory
 from gateway.orders.model import Order
@@ -94,7 +96,7 @@ class Services:
 
 def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[str, Connector],
               policies: Mapping[str, SessionPolicy], risk: RiskEngine,
-              fees: Mapping[str, Decimal]) -> Services:
+              fees: Mapping[str, Decimal], benchmark_books: bool = False) -> Services:
     """Market data, instruments, balances and positions, and the risk limits that look
     across venues, wired to the order path."""
 
@@ -143,7 +145,9 @@ def _services(store: OrderStorePort, orders: OrderManager, connectors: Mapping[s
         functools.partial(_count_fill, positions, guard, position_requests))
     market_data = MarketDataRequests(feeds, venues_for)
     balances = BalanceBook(connectors)
-    orders.children.market = FeedView(feeds, balances, fees)
+    view = FeedView(feeds, balances, fees)
+    orders.children.market = view
+    orders.recorder.benchmarks = Benchmarks(view, watch=benchmark_books, tasks=orders.tasks)
     app = SessionApplication(orders, market_data,
                              SecurityListRequests(connectors, venues_for),
                              CollateralInquiries(balances, access_for), position_requests)
@@ -561,6 +565,21 @@ def session_policy(opts: SessionOptions, venues: list[str]) -> SessionPolicy | N
     )
 
 
+def drop_copy_rules(cfg: Config, policies: Mapping[str, SessionPolicy]) -> dict[str, DropCopyRule]:
+    """The drop copy sessions (``drop_copy_of``) and what each receives, among the sessions
+    with order routing (``policies``). Raises ConfigError for a name that is none of them."""
+    ours = cfg.gateway.sender_comp_id
+    trading = [SessionID(s.begin_string, ours, s.target_comp_id) for s in cfg.session
+               if str(SessionID(s.begin_string, ours, s.target_comp_id)) in policies]
+    named = {str(SessionID(s.begin_string, ours, s.target_comp_id)):
+             (s.drop_copy_of, s.drop_copy_accounts)
+             for s in cfg.session if s.drop_copy_of is not None}
+    try:
+        return rules_for(named, trading)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 _LIMITS = tuple(f.name for f in dataclasses.fields(RiskLimits))
 
 
@@ -637,6 +656,8 @@ def build_gateway(
         risk = RiskEngine()
         for s in cfg.session:
             sid = str(SessionID(s.begin_string, ours, s.target_comp_id))
+            if s.drop_copy_of is not None:
+                continue  # sends no orders (drop_copy_rules)
             policy = session_policy(s, names)
             if policy is not None:
                 policies[sid] = policy
@@ -648,8 +669,10 @@ def build_gateway(
         if not isinstance(store, OrderStorePort):
             raise TypeError(f"{type(store).__name__} cannot keep orders")
         orders = OrderManager(store, connectors, policies, risk,
-                              strategies=configured(cfg) if offered is None else offered)
-        services = _services(store, orders, connectors, policies, risk, taker_fees(cfg))
+                              strategies=configured(cfg) if offered is None else offered,
+                              drop_copies=drop_copy_rules(cfg, policies))
+        services = _services(store, orders, connectors, policies, risk, taker_fees(cfg),
+                             cfg.gateway.benchmark_books)
         app, market_data, positions = services.app, services.market_data, services.positions
         reconciler, balances = services.reconciler, services.balances
         for name, conn in connectors.items():

@@ -1,7 +1,8 @@
 """``fixgw`` command line: ``run`` (the gateway), ``conformance-server`` (the acceptance-test
 application), ``venue-sim`` (the simulated venue as its own process), ``client`` (a small FIX
 initiator for trying the gateway out), ``audit`` and ``replay`` (FIX logs checked, and played
-again to a gateway: gateway/audit/)."""
+again to a gateway: gateway/audit/), ``report`` (execution analytics from the order store:
+gateway/analytics/)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -342,8 +344,9 @@ def _admin_call(args: argparse.Namespace, path: str,
 
 def _audit(args: argparse.Namespace) -> int:
     """``fixgw audit``: gateway.audit.run with the store wired in."""
+    from gateway.audit.errors import InputError
     from gateway.audit.run import EXIT_USAGE, AuditOptions, run_audit
-    from gateway.audit.sources import InputError, parse_time
+    from gateway.audit.sources import parse_time
 
     try:
         since = parse_time(args.since) if args.since else b""
@@ -380,6 +383,49 @@ def _audit(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``fixgw report``: gateway.analytics.run with the store wired in."""
+    from gateway.analytics.run import EXIT_USAGE, ReportOptions, parse_when, run_report
+    from gateway.audit.errors import InputError
+    from gateway.config import ConfigError, load_config
+    from gateway.store.reportview import StoreReportView
+
+    try:
+        since = parse_when(args.since) if args.since else 0
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"fixgw report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if until is not None and until <= since:
+        print("fixgw report: --until must be after --since", file=sys.stderr)
+        return EXIT_USAGE
+    url = args.store
+    if url is None:
+        try:
+            url = load_config(args.config).gateway.store
+        except ConfigError as exc:
+            print(f"fixgw report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        source = StoreReportView(url)
+    except InputError as exc:
+        print(f"fixgw report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    opts = ReportOptions(since_ns=since, until_ns=until,
+                         json_path=Path(args.json) if args.json else None,
+                         html_path=Path(args.html) if args.html else None)
+    try:
+        return run_report(opts, source)
+    except InputError as exc:
+        print(f"fixgw report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # (piped into head: the rest is not wanted)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        source.close()
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -535,6 +581,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--password-env", metavar="VAR",
                     help="the Logon Password (554) is read from this environment variable")
 
+    rr = sub.add_parser(
+        "report", help="execution analytics from the order store: per account, venue and "
+        "symbol, slippage, fill rates, reject reasons, venue latency (exit 0, or 2: bad usage "
+        "or an unreadable store)",
+        description="Reads the order store (orders, their events, fills) and reports what was "
+        "executed (README, \"Audit\").")
+    rr.add_argument("--store", metavar="URL",
+                    help="the store (default: the --config's, else the embedded default's)")
+    rr.add_argument("--config", help="take the store from this configuration")
+    rr.add_argument("--since", "--from", dest="since", metavar="TIME",
+                    help="orders created and fills from this time (UTC; default: the first)")
+    rr.add_argument("--until", "--to", dest="until", metavar="TIME",
+                    help="up to this time, excluded (UTC; default: now)")
+    rr.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    rr.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+
     h = sub.add_parser("hash-password", help="print the bcrypt hash of a Logon password")
     h.add_argument("password", nargs="?", help="read from stdin when omitted")
 
@@ -565,6 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _audit(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "hash-password":
         import bcrypt
 

@@ -538,11 +538,29 @@ async def cmd_list_cancel(session: ClientSession, args: argparse.Namespace) -> O
     return Outcome(1, f"no ListStatus for {args.list_id} within {args.wait:g}s")
 
 
+async def cmd_listen(session: ClientSession, args: argparse.Namespace) -> Outcome:
+    """Send nothing: print what comes (a drop copy session's copies; reports owed at the
+    Logon) until ``--wait`` seconds pass without a message."""
+    reports = copies = 0
+
+    def handle(msg: FixMessage) -> Outcome | None:
+        nonlocal reports, copies
+        if msg.msg_type == "8":
+            reports += 1
+            copies += msg.get(9406) == "Y"
+        return None
+
+    await wait_for(session, args.wait, 0, "listen", handle)
+    return Outcome(0, f"{reports} ExecutionReport(s), {copies} of them drop copies "
+                      f"(DropCopyFlag 9406=Y)")
+
+
 COMMANDS: dict[str, Callable[[ClientSession, argparse.Namespace], Awaitable[Outcome]]] = {
     "buy": cmd_order, "sell": cmd_order, "cancel": cmd_cancel, "replace": cmd_replace,
     "status": cmd_status, "orders": cmd_orders, "cancel-all": cmd_cancel_all,
     "balances": cmd_balances, "positions": cmd_positions, "book": cmd_book,
     "list": cmd_list, "list-status": cmd_list_status, "list-cancel": cmd_list_cancel,
+    "listen": cmd_listen,
 }
 
 
@@ -610,7 +628,8 @@ logs out. Sequence numbers continue from run to run (--reset starts again at 1).
   fixgw client list buy,BTC/USDT,0.01,90000 sell,ETH/USDT,0.1
                                                   NewOrderList: each order SIDE,SYMBOL,QTY[,PRICE]
   fixgw client list-status LISTID                 ListStatusRequest
-  fixgw client list-cancel LISTID                 ListCancelRequest"""
+  fixgw client list-cancel LISTID                 ListCancelRequest
+  fixgw client --sender DROPCOPY listen --wait 60 print what comes (a drop copy's copies)"""
 
 EPILOG = """\
 ExecType (150) / OrdStatus (39): 0 New, 1 PartiallyFilled, 2 Filled, 4 Canceled, 5 Replaced,
@@ -737,6 +756,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("list_id", help="the list's ListID")
     p = add("list-cancel", "ListCancelRequest: cancel every open order of a list")
     p.add_argument("list_id", help="the list's ListID")
+    add("listen", "send nothing and print what comes (a drop copy session's copies of other "
+        "sessions' ExecutionReports) until --wait seconds pass without a message")
     return ap
 
 

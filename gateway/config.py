@@ -143,6 +143,26 @@ class SessionOptions(_Strict):
 
 class SessionConfig(SessionOptions):
     target_comp_id: str = Field(min_length=1)
+    drop_copy_of: list[str] | None = Field(default=None, min_length=1)
+    """A drop copy session (gateway.orders.dropcopy): it receives a copy of every
+    ExecutionReport of these sessions (TargetCompIDs, session ids like
+    ``FIX.4.4:GATEWAY->CLIENT1``, or ``*``: every session with order routing) and may send
+    no application message."""
+    drop_copy_accounts: list[str] | None = Field(default=None, min_length=1)
+    """Only the reports of orders with one of these Accounts (1) (default: every order)."""
+
+    @model_validator(mode="after")
+    def _drop_copy(self) -> SessionConfig:
+        if self.drop_copy_of is None:
+            if self.drop_copy_accounts is not None:
+                raise ValueError("drop_copy_accounts is for a drop copy session (drop_copy_of)")
+            return self
+        routing = [k for k in ("default_venue", "venues", "accounts", "routing")
+                   if k in self.model_fields_set]
+        if routing:
+            raise ValueError(f"a drop copy session (drop_copy_of) sends no orders: "
+                             f"{', '.join(routing)} do not apply to it")
+        return self
 
 
 class TemplateConfig(SessionOptions):
@@ -307,6 +327,11 @@ class GatewayConfig(_Strict):
     reconcile_interval: float = Field(default=300.0, ge=1.0)
     """Seconds between two comparisons of the positions computed from the fills with the
     venues' own (also done at start and after every reconnection to a venue)."""
+    benchmark_books: bool = False
+    """Watch the public book of every instrument a client order is placed on (from the first
+    such order on), so that each later order records its arrival mid and the market's trades
+    over its life for ``fixgw report`` (gateway.orders.benchmarks). Off: only books watched
+    for other reasons (market data subscribers, strategies, the router) give benchmarks."""
 
 
 class AdminConfig(_Strict):
@@ -374,6 +399,20 @@ class Config(_Strict):
             unknown = used - names
             if unknown:
                 raise ValueError(f"unknown venue(s) {', '.join(sorted(unknown))}")
+        return self
+
+    @model_validator(mode="after")
+    def _drop_copies_known(self) -> Config:
+        ours = self.gateway.sender_comp_id
+        trading = [s for s in self.session if s.drop_copy_of is None]
+        names = {"*"} | {s.target_comp_id for s in trading} | {
+            f"{s.begin_string}:{ours}->{s.target_comp_id}" for s in trading}
+        for s in self.session:
+            unknown = [n for n in s.drop_copy_of or () if n not in names]
+            if unknown:
+                raise ValueError(f"session {s.target_comp_id}: drop_copy_of names "
+                                 f"{', '.join(unknown)}: no [[session]] of that TargetCompID or "
+                                 "id that trades (a drop copy does not copy a drop copy)")
         return self
 
     @model_validator(mode="after")

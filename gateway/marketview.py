@@ -11,7 +11,7 @@ from decimal import Decimal
 from connectors.base import Level, PublicTrade, Side, VenueError
 from gateway.marketdata.book import Book
 from gateway.marketdata.feeds import MarketData, NoMarketData
-from gateway.orders.ports import TradesListener
+from gateway.orders.ports import Tape, TradesListener
 from gateway.positions.balance_book import BalanceBook
 
 log = logging.getLogger("fixgw.marketdata")
@@ -80,3 +80,16 @@ class FeedView:
 
     def taker_fee(self, venue: str) -> Decimal:
         return self.fees.get(venue, self.DEFAULT_TAKER_FEE)
+
+    def quote(self, venue: str, symbol: str) -> tuple[Decimal, Decimal] | None:
+        book = self.feeds.book(venue, symbol)
+        if book is None or not book.synced:
+            return None
+        bid, ask = book.best(Side.BUY), book.best(Side.SELL)
+        return None if bid is None or ask is None else (bid, ask)
+
+    def tape(self, venue: str, symbol: str) -> Tape | None:
+        book = self.feeds.book(venue, symbol)
+        if book is None:
+            return None
+        return Tape(book.tape_id, book.traded, book.traded_notional)

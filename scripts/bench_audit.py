@@ -6,12 +6,22 @@ Generates a fixgw message log of ``--messages`` messages (default 1,000,000) of 
 session: a client keeping ~200 orders in flight, each one of six realistic flows (rests then
 cancelled; filled in three parts; replaced then filled; rejected; filled then a cancel too late;
 partly filled then cancelled), ExecutionReports written as the gateway writes them, heartbeats
-both ways. Then runs ``.venv/bin/fixgw audit LOG --json FILE`` as a subprocess, twice: on the
-first quarter of the log and on all of it, and prints messages/s (wall clock, process start
-included) and the peak resident memory of each run. A clean log must give no findings;
-``--faults`` injects one of each kind the tests inject and checks they are found.
+both ways. Then runs ``fixgw audit LOG --json FILE`` as a subprocess on the first quarter of the
+log and on all of it, for each variant, one after the other in the same run:
 
-    .venv/bin/python scripts/bench_audit.py                 # ~40 s on 2 cores
+* ``native`` -- this checkout with its compiled parts (``scripts/build_audit_native.py``);
+* ``pure`` -- this checkout as pure Python (``FIXGW_AUDIT_PURE=1``);
+* ``base`` -- with ``--base REV``: that commit's code (``git archive`` into a temporary
+  directory, run with this venv), to compare before and after on the same machine and load.
+
+Each run prints messages/s (wall clock, process start included) and its peak resident memory
+(the child's own ``VmHWM``, read by the child as it exits: ``getrusage``'s figure for children
+counts the parent's memory copied at fork). The full log's peak must stay within 10 MB of the
+quarter's (memory does not grow with the log), else the script fails; a clean log must give no
+findings; ``--faults`` injects one of each kind the tests inject and checks they are found.
+
+    .venv/bin/python scripts/bench_audit.py                       # ~1 min on 2 cores
+    .venv/bin/python scripts/bench_audit.py --base 95277a2        # before/after, same run
     .venv/bin/python scripts/bench_audit.py --messages 200000 --keep /tmp/audit.log
 """
 
@@ -21,7 +31,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIXGW = REPO / ".venv" / "bin" / "fixgw"
+PYTHON = REPO / ".venv" / "bin" / "python"
 SOH = b"\x01"
 CLIENT, GATEWAY = b"CLIENT1", b"GATEWAY"
 SYMBOLS = [(b"BTC/USDT", 97000.0), (b"ETH/USDT", 3400.0), (b"SOL/USDT", 190.0)]
@@ -247,21 +256,56 @@ def inject_faults(path: Path) -> list[str]:
         b"".join(lines)) else []
 
 
-def audit(path: Path, workdir: Path) -> dict[str, float]:
+RUNNER = """
+import sys
+sys.argv[0] = "fixgw"
+if sys.argv[1]:
+    sys.path.insert(0, sys.argv[1])
+from gateway.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    print(f"peak-rss-kb {peak}", file=sys.stderr)
+sys.exit(code)
+"""
+"""``fixgw audit`` as the console script runs it, plus its own peak RSS at the end."""
+
+MEMORY_SLACK_MB = 10.0
+"""How much more the full log's run may use than the quarter's."""
+
+
+def audit(path: Path, workdir: Path, variant: str, base_dir: Path | None
+          ) -> dict[str, float]:
     out = workdir / "audit.json"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    env = dict(os.environ)
+    env.pop("FIXGW_AUDIT_PURE", None)
+    if variant == "pure":
+        env["FIXGW_AUDIT_PURE"] = "1"
     start = time.perf_counter()
-    proc = subprocess.run([str(FIXGW), "audit", str(path), "--json", str(out)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(PYTHON), "-c", RUNNER, str(base_dir or ""), "audit", str(path),
+                           "--json", str(out)],
+                          capture_output=True, text=True, check=False, env=env)
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode not in (0, 1):
-        sys.exit(f"fixgw audit failed ({proc.returncode}): {proc.stderr}")
+        sys.exit(f"fixgw audit ({variant}) failed ({proc.returncode}): {proc.stderr}")
+    peak = [ln for ln in proc.stderr.splitlines() if ln.startswith("peak-rss-kb ")]
     doc = json.loads(out.read_text())
+    out.unlink()
     return {"messages": doc["messages"], "seconds": elapsed, "rate": doc["messages"] / elapsed,
             "findings": doc["summary"]["findings"], "orders": doc["summary"]["orders"],
-            "by_kind": doc["summary"]["findings_by_kind"], "rss_mb": max(peak, before) / 1024,
+            "by_kind": doc["summary"]["findings_by_kind"],
+            "rss_mb": int(peak[-1].split()[1]) / 1024 if peak else float("nan"),
             "exit": proc.returncode}
+
+
+def compiled_parts() -> str:
+    proc = subprocess.run([str(PYTHON), "-c", "import gateway.audit.checker\n"
+                           "from gateway.audit.native import compiled\n"
+                           "print(sorted(k for k, v in compiled().items() if v))"],
+                          capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or proc.stderr.strip()
 
 
 def main() -> None:
@@ -270,43 +314,70 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the log here (and keep it)")
     ap.add_argument("--faults", action="store_true", help="inject faults; they must be found")
-    ap.add_argument("--no-quarter", action="store_true", help="skip the quarter-log run")
+    ap.add_argument("--no-quarter", action="store_true", help="skip the quarter-log runs")
+    ap.add_argument("--base", metavar="REV", help="also run this commit's audit (before)")
+    ap.add_argument("--variants", default="native,pure",
+                    help="which of native, pure to run (comma-separated; default both)")
     args = ap.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         work = Path(tmp)
+        base_dir = None
+        if args.base:
+            base_dir = work / "base"
+            base_dir.mkdir()
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
+            variants.insert(0, "base")
         path = args.keep or work / "FIX.4.4-GATEWAY-CLIENT1.messages.current.log"
         t0 = time.perf_counter()
         count = generate(path, args.messages)
         size = path.stat().st_size
         print(f"generated {count:,} messages ({size / 1e6:,.0f} MB) in "
               f"{time.perf_counter() - t0:.1f} s: {path}")
+        print(f"compiled parts of this checkout: {compiled_parts()}")
         expected: list[str] = []
         if args.faults:
             expected = inject_faults(path)
             print(f"injected: {', '.join(expected)}")
-        runs = []
+        quarter = work / "FIX.4.4-GATEWAY-CLIENT1.messages.quarter.log"
         if not args.no_quarter:
-            quarter = work / "FIX.4.4-GATEWAY-CLIENT1.messages.quarter.log"
             with open(path, "rb") as src, open(quarter, "wb") as dst:
                 for i, line in enumerate(src):
                     if i >= count // 4:
                         break
                     dst.write(line)
-            runs.append(("quarter", audit(quarter, work)))
-        runs.append(("full", audit(path, work)))
-        for name, r in runs:
-            print(f"fixgw audit ({name}): {r['messages']:,.0f} messages, {r['orders']:,.0f} "
-                  f"orders in {r['seconds']:.2f} s = {r['rate']:,.0f} messages/s end to end; "
-                  f"peak RSS {r['rss_mb']:.0f} MB; findings {r['findings']:.0f} "
-                  f"{r['by_kind'] or ''}")
-        full = runs[-1][1]
-        if args.faults:
-            missing = [k for k in expected if k not in full["by_kind"]]  # type: ignore[operator]
-            if missing:
-                sys.exit(f"not found: {missing}")
-        elif full["findings"] and name != "quarter":
-            sys.exit("a clean log gave findings")
-        print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}")
+        failed = []
+        for variant in variants:
+            code_dir = base_dir if variant == "base" else None
+            runs = []
+            if not args.no_quarter:
+                runs.append(("quarter", audit(quarter, work, variant, code_dir)))
+            runs.append(("full", audit(path, work, variant, code_dir)))
+            for name, r in runs:
+                label = f"{variant} {args.base}" if variant == "base" else variant
+                print(f"fixgw audit [{label}] ({name}): {r['messages']:,.0f} messages, "
+                      f"{r['orders']:,.0f} orders in {r['seconds']:.2f} s = {r['rate']:,.0f} "
+                      f"messages/s end to end; peak RSS {r['rss_mb']:.1f} MB; findings "
+                      f"{r['findings']:.0f} {r['by_kind'] or ''}", flush=True)
+            full = runs[-1][1]
+            if args.faults:
+                missing = [k for k in expected if k not in full["by_kind"]]  # type: ignore[operator]
+                if missing:
+                    failed.append(f"{variant}: not found: {missing}")
+            elif full["findings"]:
+                failed.append(f"{variant}: a clean log gave findings")
+            if len(runs) == 2:
+                grew = full["rss_mb"] - runs[0][1]["rss_mb"]
+                print(f"  memory: {runs[0][1]['rss_mb']:.1f} MB at 25% of the log, "
+                      f"{full['rss_mb']:.1f} MB at 100% ({grew:+.1f} MB)")
+                if variant != "base" and not grew <= MEMORY_SLACK_MB:
+                    failed.append(f"{variant}: memory grows with the log ({grew:+.1f} MB)")
+        print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}, load average "
+              f"{os.getloadavg()[0]:.2f}")
+        if failed:
+            sys.exit("; ".join(failed))
 
 
 if __name__ == "__main__":

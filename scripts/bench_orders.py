@@ -1,47 +1,75 @@
 #!/usr/bin/env python3
-"""Order-path load benchmark: fixgw against QuickFIX, over loopback, each server in its own process.
+"""Order-path load benchmark: fixgw against the gateway a team would build on QuickFIX (the
+peer) and against the limit of a FIX round trip, over loopback, each server in its own process,
+in ONE interleaved run of several rounds.
 
 An initiator (scripts/benchlib/client.py: one blocking socket, hand-built messages, no
-validation) sends limit NewOrderSingles on BTC/USDT that are marketable on the simulated venue
-(buy 0.001 at 98000, sell 0.001 at 96000 alternately: each is acknowledged and filled, the
-balances hold), keeping 1 and then 100 orders unanswered (an order is answered by its Fill ER).
-Reported: orders/s over the run and the latency from sending an order to its FIRST
-ExecutionReport (p50, p99).
+validation) sends limit NewOrderSingles on BTC/USDT that are marketable (buy 0.001 at 98000,
+sell 0.001 at 96000 alternately: each is acknowledged and filled, the balances hold), keeping 1
+and then 100 orders unanswered (an order is answered by its Fill ER). Reported per round: orders/s
+over the run, the latency from sending an order to its FIRST ExecutionReport (p50, p99), the
+server's CPU per order (all its threads) and its context switches per order.
 
-Servers, each a separate process:
+Servers (``--engines``), each a separate process, started afresh for each round, in an order
+that rotates from round to round (the machine's load moves; side by side, the ratios less):
 
-* echo     -- scripts/benchlib/echo_acceptor.py: answers New+Fill with no engine at all; shows
-              the client's own ceiling;
-* fixgw    -- ``fixgw run --config <tmp toml>``: SQLite store in a temp dir, FileLog on,
-              pre-trade checks on (the embedded configuration's limits, max_open_orders raised);
-* QuickFIX -- scripts/qf_acceptor.py: C++ engine + Python application answering New+Fill,
-              FileStore + FileLog on, FIX 4.4 dictionary validation;
-* fixgw on PostgreSQL (a scratch database created on --pg-url's server and dropped after).
+* ``fixgw``      -- ``fixgw run``: SQLite store in a temp dir, file log on, pre-trade checks on
+                    (the embedded configuration's limits, max_open_orders raised:
+                    scripts/benchlib/gwconfig.py);
+* ``peer-order`` -- scripts/qf_peer.py --commit order: QuickFIX (C++ engine, Python application,
+                    FileStore, FileLog, FIX 4.4 dictionary) doing fixgw's durable work per order
+                    (the same checks and limits, the intent in SQLite/WAL before the in-process
+                    matcher, each event and its report committed before sending), one
+                    transaction per write;
+* ``peer-group`` -- the same with group commit (one writer thread batching what arrives);
+* ``qf-echo``    -- QuickFIX's C++ engine with a C++ application (scripts/native/qf_echo.cpp,
+                    run by scripts/qf_acceptor.py --native; built by setup.sh --bench)
+                    answering New + Fill from the message alone (FileStore, FileLog,
+                    dictionary; no state, no database): the limit of a FIX round trip on this
+                    machine (left out, with a note, when it is not built);
+* ``qf-echo-py`` -- the same acceptor with its application in Python (scripts/qf_acceptor.py):
+                    what the Python callbacks alone cost;
+* ``fixgw-pg``   -- fixgw on PostgreSQL (a scratch database on --pg-url's server each round,
+                    dropped after; skipped when the server is unreachable);
+* ``client``     -- scripts/benchlib/echo_acceptor.py (not by default): no engine at all, the
+                    client's own ceiling.
 
-Then: memory per open order (VmRSS of a fresh gateway before/after --resting resting buys at
-92000, GTC) and restart time with --restart-orders orders in the store (pushed through the
-gateway, then the process is restarted; time from spawn to its ``listening on`` line).
+Then, each round, ``--sessions`` sessions at once (CLIENT1..CLIENT20, one connection each,
+``--sessions-window`` in flight each, the clients spread over two processes) against fixgw and
+the peer (``--sessions-engines``): the aggregate orders/s.
 
-    .venv/bin/python scripts/bench_orders.py                      # everything (~5 min)
-    .venv/bin/python scripts/bench_orders.py --only load --no-pg   # the comparison table only
+At the end: every figure as a range over the rounds, and the ratios of each round: fixgw / the
+peer's better variant (orders/s), fixgw / qf-echo, fixgw's p50 at 1 in flight against the
+peer's, the 20 sessions.
+
+    .venv/bin/python scripts/bench_orders.py                 # 5 rounds (~4 min)
+    .venv/bin/python scripts/bench_orders.py --quick         # 2 short rounds (< 1 min): smoke
+    .venv/bin/python scripts/bench_orders.py --rounds 3 --engines fixgw,peer-group --no-sessions
+    .venv/bin/python scripts/bench_orders.py --only memory --only restart
     .venv/bin/python scripts/bench_orders.py --only profile --profile-dir /tmp/prof [--cprofile]
-        # fixgw/SQLite at 100 in flight: CPU per thread and store use per order (no profiler),
-        # then py-spy over every thread (.venv/bin/pip install py-spy), then cProfile
+        # fixgw (and the peer) at 1 and at 100 in flight: CPU and context switches per order
+        # per thread, the store's commits per order, system calls per order (strace -c), then
+        # py-spy over every thread of fixgw (.venv/bin/pip install py-spy); see
+        # docs/performance.md
 
-Targets (the issue): fixgw (SQLite, checks on) >= 2x QuickFIX's orders/s; fixgw's p50 with 1 in
-flight no worse than QuickFIX's.
+Targets (issue 15; SQLite, pre-trade checks on, same run): fixgw >= 2x the peer's better
+variant in orders/s at 1 and at 100 in flight, with a p50 at 1 in flight no higher than the
+peer's (floor: parity at 1 in flight, 1.5x at 100).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,41 +78,69 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import procs  # noqa: E402
 from benchlib.client import LeanClient, OrderSpec, RunResult  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
+from benchlib.multi import MultiResult, run_sessions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MARKETABLE = OrderSpec()  # buy 0.001 @ 98000 / sell 0.001 @ 96000 (mid ~97000), DAY
 RESTING = OrderSpec(buy_px=b"92000", sides=b"1", tif=b"1")  # buys 5% under the mid, GTC
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ENGINES = ("fixgw", "peer-order", "peer-group", "qf-echo", "qf-echo-py", "fixgw-pg", "client")
+DEFAULT_ENGINES = "fixgw,peer-order,peer-group,qf-echo,qf-echo-py,fixgw-pg"
+NATIVE_ECHO = BIN / "qf_echo"
+PEERS = ("peer-order", "peer-group")
 
 
 @dataclass
 class Row:
     engine: str
-    result: RunResult
+    round: int
+    result: RunResult | MultiResult
     cpu_s: float
     """CPU time the server process used during the run (all its threads)."""
+    ctx: int
+    """Context switches of the server's threads during the run."""
+
+    @property
+    def window(self) -> int:
+        return self.result.window
 
     @property
     def cpu_us_per_order(self) -> float:
         return self.cpu_s * 1e6 / self.result.count
 
     @property
+    def ctx_per_order(self) -> float:
+        return self.ctx / self.result.count
+
+    @property
     def cores(self) -> float:
         return self.cpu_s / self.result.elapsed
 
 
-def start_fixgw(tmp: Path, name: str, store: str, log: bool = True) -> procs.Server:
-    cfg = write_config(tmp / f"{name}.toml", store=store,
+# ---- the servers ---------------------------------------------------------------------------------
+
+def start_fixgw(tmp: Path, name: str, store: str, log: bool = True,
+                sessions: int = 1) -> procs.Server:
+    cfg = write_config(tmp / f"{name}.toml", store=store, sessions=sessions,
                        log_dir=(tmp / f"{name}-log") if log else None)
     return procs.start(name, [str(BIN / "fixgw"), "run", "--config", str(cfg)],
                        stderr_path=tmp / f"{name}.stderr", cwd=tmp)
 
 
-def start_qf(tmp: Path) -> procs.Server:
-    return procs.start("quickfix", [sys.executable, str(ROOT / "scripts" / "qf_acceptor.py"),
-                                    "--workdir", str(tmp / "qf")],
-                       stderr_path=tmp / "qf.stderr")
+def start_peer(tmp: Path, name: str, commit: str, sessions: int = 1) -> procs.Server:
+    """scripts/qf_peer.py serving the sessions (and limits) of the benchmarks' fixgw config."""
+    cfg = write_config(tmp / f"{name}.toml", store="sqlite://", log_dir=None, sessions=sessions)
+    return procs.start(name, [sys.executable, str(ROOT / "scripts" / "qf_peer.py"),
+                              "--workdir", str(tmp / name), "--config", str(cfg),
+                              "--commit", commit],
+                       stderr_path=tmp / f"{name}.stderr")
+
+
+def start_qf(tmp: Path, name: str = "qf-echo-py", native: bool = False) -> procs.Server:
+    return procs.start(name, [sys.executable, str(ROOT / "scripts" / "qf_acceptor.py"),
+                              "--workdir", str(tmp / name), *(["--native"] if native else [])],
+                       stderr_path=tmp / f"{name}.stderr")
 
 
 def start_echo(tmp: Path) -> procs.Server:
@@ -93,7 +149,38 @@ def start_echo(tmp: Path) -> procs.Server:
                        stderr_path=tmp / "echo.stderr")
 
 
-def load(server: procs.Server, engine: str, args: argparse.Namespace) -> list[Row]:
+def starter(engine: str, tmp: Path, pg_url: str | None, sessions: int = 1
+            ) -> Callable[[], procs.Server] | None:
+    """How to start ``engine`` in ``tmp`` (None: fixgw-pg without a PostgreSQL URL)."""
+    if engine == "fixgw":
+        return lambda: start_fixgw(tmp, "fixgw", f"sqlite:///{tmp / 'fixgw.db'}",
+                                   sessions=sessions)
+    if engine == "fixgw-pg":
+        if pg_url is None:
+            return None
+        url = pg_url
+        return lambda: start_fixgw(tmp, "fixgw-pg", url, sessions=sessions)
+    if engine in PEERS:
+        return lambda: start_peer(tmp, engine, engine.split("-")[1], sessions)
+    if engine == "qf-echo":
+        return lambda: start_qf(tmp, engine, native=True)
+    if engine == "qf-echo-py":
+        return lambda: start_qf(tmp, engine)
+    return lambda: start_echo(tmp)
+
+
+# ---- the load ------------------------------------------------------------------------------------
+
+def _line(row: Row) -> str:
+    r = row.result
+    sessions = f" x{r.sessions} sessions" if isinstance(r, MultiResult) else ""
+    return (f"  {row.engine:<11} {r.window:>3} in flight{sessions}: {r.rate:>7,.0f} orders/s  "
+            f"p50 {r.pct(50):7.3f} ms  p99 {r.pct(99):7.3f} ms  "
+            f"CPU {row.cpu_us_per_order:5,.0f} us/order ({row.cores:.2f} cores)  "
+            f"{row.ctx_per_order:5.1f} cs/order  ({r.count} orders, {r.rejected} rejected)")
+
+
+def load(server: procs.Server, engine: str, rnd: int, args: argparse.Namespace) -> list[Row]:
     """Warm-up, then the 1-in-flight and the 100-in-flight runs on one connection."""
     c = LeanClient(server.host, server.port)
     c.logon()
@@ -101,45 +188,162 @@ def load(server: procs.Server, engine: str, args: argparse.Namespace) -> list[Ro
     try:
         c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
         for window, n in ((1, args.n1), (100, args.n100)):
-            cpu0 = server.cpu_s()
+            cpu0, cs0 = server.cpu_s(), server.ctx_switches()
             r = c.run_window(MARKETABLE, n, window, f"r{window}x", deadline_s=args.deadline)
-            row = Row(engine, r, server.cpu_s() - cpu0)
+            row = Row(engine, rnd, r, server.cpu_s() - cpu0, server.ctx_switches() - cs0)
             rows.append(row)
-            print(f"  {engine:<18} {window:>3} in flight: {r.rate:>8,.0f} orders/s  "
-                  f"p50 {r.pct(50):.3f} ms  p99 {r.pct(99):.3f} ms  "
-                  f"server CPU {row.cpu_us_per_order:,.0f} us/order ({row.cores:.2f} cores)  "
-                  f"({r.count} orders, {r.rejected} rejected)", flush=True)
+            print(_line(row), flush=True)
     finally:
         c.logout()
     return rows
 
 
+def many(server: procs.Server, engine: str, rnd: int, args: argparse.Namespace) -> Row:
+    cpu0, cs0 = server.cpu_s(), server.ctx_switches()
+    r = run_sessions(server.host, server.port, sessions=args.sessions,
+                     count=args.sessions_orders, window=args.sessions_window,
+                     deadline_s=args.deadline)
+    # (the CPU includes the sessions' logons and warm-up: a small share of the run)
+    total = r.count + args.sessions * min(200, args.sessions_orders)
+    row = Row(engine, rnd, r, (server.cpu_s() - cpu0) * r.count / total,
+              round((server.ctx_switches() - cs0) * r.count / total))
+    print(_line(row), flush=True)
+    return row
+
+
+def one_round(rnd: int, tmp: Path, engines: list[str], args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    k = rnd % len(engines)
+    order = engines[k:] + engines[:k]
+    for engine in order:
+        d = tmp / f"r{rnd}-{engine}"
+        d.mkdir()
+        if engine == "fixgw-pg":
+            from benchlib.pg import scratch_database
+
+            with scratch_database(args.pg_url) as url:
+                start = starter(engine, d, url)
+                if start is None:
+                    continue
+                rows += _serve(start, lambda s, e=engine: load(s, e, rnd, args))
+        else:
+            start = starter(engine, d, None)
+            assert start is not None
+            rows += _serve(start, lambda s, e=engine: load(s, e, rnd, args))
+    if args.sessions:
+        for engine in args.sessions_engines.split(","):
+            d = tmp / f"r{rnd}-{engine}-many"
+            d.mkdir()
+            start = starter(engine, d, None, args.sessions)
+            assert start is not None
+            rows += _serve(start, lambda s, e=engine: [many(s, e, rnd, args)])
+    return rows
+
+
+def _serve(start: Callable[[], procs.Server],
+           run: Callable[[procs.Server], list[Row]]) -> list[Row]:
+    s = start()
+    try:
+        return run(s)
+    finally:
+        s.stop()
+
+
+# ---- the summary ---------------------------------------------------------------------------------
+
+def _rng(values: list[float], fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    if len(values) == 1 or fmt.format(lo) == fmt.format(hi):
+        return fmt.format(lo)
+    return f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
 def table(rows: list[Row]) -> str:
-    out = [f"{'engine':<22} {'in-flight':>9} {'orders':>7} {'orders/s':>9} {'p50 ms':>8} "
-           f"{'p99 ms':>8} {'server CPU us/order':>20}"]
-    for row in rows:
-        r = row.result
-        out.append(f"{row.engine:<22} {r.window:>9} {r.count:>7} {r.rate:>9,.0f} "
-                   f"{r.pct(50):>8.3f} {r.pct(99):>8.3f} {row.cpu_us_per_order:>20,.0f}")
+    """Each engine and load: the range over the rounds (the median of orders/s in brackets)."""
+    keys: list[tuple[str, int, bool]] = []
+    for r in rows:
+        k = (r.engine, r.window, isinstance(r.result, MultiResult))
+        if k not in keys:
+            keys.append(k)
+    out = [f"{'engine':<11} {'load':<16} {'orders/s':>22} {'p50 ms':>13} {'p99 ms':>13} "
+           f"{'CPU us/order':>12} {'cs/order':>9}"]
+    for engine, window, multi in keys:
+        sel = [r for r in rows if (r.engine, r.window, isinstance(r.result, MultiResult))
+               == (engine, window, multi)]
+        load_ = (f"{sel[0].result.sessions}x{window} in flight" if multi  # type: ignore[union-attr]
+                 else f"{window} in flight")
+        rates = [r.result.rate for r in sel]
+        out.append(
+            f"{engine:<11} {load_:<16} "
+            f"{_rng(rates, '{:,.0f}') + f' ({statistics.median(rates):,.0f})':>22} "
+            f"{_rng([r.result.pct(50) for r in sel], '{:.2f}'):>13} "
+            f"{_rng([r.result.pct(99) for r in sel], '{:.2f}'):>13} "
+            f"{_rng([r.cpu_us_per_order for r in sel], '{:,.0f}'):>12} "
+            f"{_rng([r.ctx_per_order for r in sel], '{:.1f}'):>9}")
     return "\n".join(out)
 
 
-def verdict(rows: list[Row]) -> str:
-    by = {(r.engine, r.result.window): r.result for r in rows}
+def ratios(rows: list[Row], rounds: int) -> str:
+    """Per round: fixgw / the peer's better variant, fixgw / qf-echo; then the ranges and the
+    targets."""
+    def get(engine: str, rnd: int, window: int, multi: bool = False) -> Row | None:
+        for r in rows:
+            if (r.engine, r.round, r.window, isinstance(r.result, MultiResult)) == (
+                    engine, rnd, window, multi):
+                return r
+        return None
+
     lines = []
-    for w in (1, 100):
-        gw, qf = by.get(("fixgw/sqlite", w)), by.get(("quickfix", w))
-        if gw and qf:
-            ratio = gw.rate / qf.rate
-            lines.append(f"{w:>3} in flight: fixgw/QuickFIX orders/s = {ratio:.2f}x "
-                         f"(target >= 2x: {'MET' if ratio >= 2 else 'NOT MET'})")
-    gw, qf = by.get(("fixgw/sqlite", 1)), by.get(("quickfix", 1))
-    if gw and qf:
-        ok = gw.pct(50) <= qf.pct(50)
-        lines.append(f"p50 at 1 in flight: fixgw {gw.pct(50):.3f} ms vs QuickFIX "
-                     f"{qf.pct(50):.3f} ms (target no worse: {'MET' if ok else 'NOT MET'})")
+    for window, target, floor in ((1, 2.0, 1.0), (100, 2.0, 1.5)):
+        vs_peer: list[float] = []
+        vs_echo: list[float] = []
+        p50: list[tuple[float, float]] = []
+        best_names: list[str] = []
+        echo_name = "qf-echo" if any(r.engine == "qf-echo" for r in rows) else "qf-echo-py"
+        for rnd in range(rounds):
+            gw = get("fixgw", rnd, window)
+            peers = [p for p in (get(e, rnd, window) for e in PEERS) if p is not None]
+            echo = get("qf-echo", rnd, window) or get("qf-echo-py", rnd, window)
+            if gw is None:
+                continue
+            if peers:
+                best = max(peers, key=lambda p: p.result.rate)
+                best_names.append(best.engine)
+                vs_peer.append(gw.result.rate / best.result.rate)
+                p50.append((gw.result.pct(50), min(p.result.pct(50) for p in peers)))
+            if echo is not None:
+                vs_echo.append(gw.result.rate / echo.result.rate)
+        if vs_peer:
+            verdict = ("MET" if min(vs_peer) >= target else
+                       f"NOT MET; floor {floor:g}x {'met' if min(vs_peer) >= floor else 'not met'}")
+            lines.append(f"{window:>3} in flight: fixgw / peer's better variant "
+                         f"({', '.join(sorted(set(best_names)))}) orders/s: "
+                         f"{' '.join(f'{x:.2f}' for x in vs_peer)}  -> "
+                         f"{_rng(vs_peer, '{:.2f}')}x (target >= {target:g}x: {verdict})")
+        if vs_echo:
+            lines.append(f"{window:>3} in flight: fixgw / {echo_name} orders/s: "
+                         f"{' '.join(f'{x:.2f}' for x in vs_echo)}  -> {_rng(vs_echo, '{:.2f}')}x")
+        if window == 1 and p50:
+            ok = all(g <= p for g, p in p50)
+            lines.append("  1 in flight: p50 fixgw vs the peer's lower: " + "  ".join(
+                f"{g:.3f}/{p:.3f}" for g, p in p50)
+                + f" ms (target no higher: {'MET' if ok else 'NOT MET'})")
+    many_ratio = []
+    for rnd in range(rounds):
+        gw = next((r for r in rows if r.engine == "fixgw" and r.round == rnd
+                   and isinstance(r.result, MultiResult)), None)
+        peer = [r for r in rows if r.engine in PEERS and r.round == rnd
+                and isinstance(r.result, MultiResult)]
+        if gw is not None and peer:
+            many_ratio.append(gw.result.rate / max(p.result.rate for p in peer))
+    if many_ratio:
+        lines.append(f"sessions at once: fixgw / peer aggregate orders/s: "
+                     f"{' '.join(f'{x:.2f}' for x in many_ratio)}  -> "
+                     f"{_rng(many_ratio, '{:.2f}')}x")
     return "\n".join(lines)
 
+
+# ---- memory and restart --------------------------------------------------------------------------
 
 def memory(tmp: Path, args: argparse.Namespace) -> None:
     s = start_fixgw(tmp, "fixgw-mem", f"sqlite:///{tmp / 'mem.db'}")
@@ -218,66 +422,188 @@ def _inproc(tmp: Path, name: str, extra: list[str] = ()) -> procs.Server:  # typ
                        stderr_path=tmp / f"{name}.stderr", cwd=tmp)
 
 
-def profile(tmp: Path, args: argparse.Namespace) -> None:
-    """(1) counters without a profiler, (2) py-spy over every thread, (3) optionally cProfile."""
-    import json
+# ---- the profile ---------------------------------------------------------------------------------
 
-    out_dir = args.profile_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # (1) where the CPU goes by thread, and how the store is used, per order
-    s = _inproc(tmp, "fixgw-count")
+WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg")
+SYNCS = ("fsync", "fdatasync")
+
+
+def _counters(s: procs.Server) -> dict[str, object]:
+    """The counters the server prints on SIGUSR1 (gw_inproc.py, qf_peer.py)."""
+    s.proc.send_signal(signal.SIGUSR1)
+    while True:
+        line = s.readline().strip()
+        if line.startswith(b"{"):  # (not the end of the ``listening on`` line)
+            return json.loads(line)  # type: ignore[no-any-return]
+
+
+def _by_thread(s: procs.Server, before: dict[int, procs.ThreadCounters], names: dict[str, str],
+               n: int) -> list[str]:
+    """CPU and context switches per order of each thread since ``before``."""
+    out = []
+    for t in sorted(procs.threads(s.pid), key=lambda t: t.tid):
+        b = before.get(t.tid)
+        cpu = t.cpu_s - (b.cpu_s if b else 0)
+        kernel = t.sys_s - (b.sys_s if b else 0)
+        vol = t.voluntary - (b.voluntary if b else 0)
+        inv = t.involuntary - (b.involuntary if b else 0)
+        if cpu == 0 and vol + inv == 0:
+            continue
+        name = names.get(str(t.tid)) or ("main" if t.tid == s.pid else "QuickFIX (C++ thread)")
+        if name == "MainThread":
+            name = "main (event loop)" if s.name.startswith("fixgw") else "main (idle)"
+        out.append(f"      {name:<24} CPU {cpu * 1e6 / n:6,.0f} us/order ({kernel * 1e6 / n:4,.0f} "
+                   "in the kernel)   context switches "
+                   f"{vol / n:5.2f} voluntary + {inv / n:4.2f} involuntary per order")
+    return out
+
+
+def _strace(s: procs.Server, c: LeanClient, window: int, n: int, prefix: str,
+            out_dir: Path, args: argparse.Namespace) -> str:
+    """System calls per order over ``n`` orders (strace -c -f attached to every thread; it
+    slows the server, so the batching at 100 in flight is not the same as without it)."""
+    out = out_dir / f"strace-{s.name}-{window}.txt"
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(s.pid), "-o", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached to every thread
+    r = c.run_window(MARKETABLE, n, window, prefix, deadline_s=args.deadline)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    calls: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][:1].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = int(parts[3])
+    total = sum(calls.values())
+    writes = {k: v for k, v in calls.items() if k in WRITES}
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:8]
+    return (f"    under strace ({r.count} orders, {r.rate:,.0f} orders/s): "
+            f"{total / r.count:.1f} system calls per order; writes "
+            + ", ".join(f"{k} {v / r.count:.1f}" for k, v in sorted(writes.items()))
+            + f"; syncs {sum(calls.get(k, 0) for k in SYNCS) / r.count:.2f}; most called: "
+            + ", ".join(f"{k} {v / r.count:.1f}" for k, v in top))
+
+
+def _perf(tmp: Path, window: int, n: int, out_dir: Path, args: argparse.Namespace) -> str:
+    """``perf record -e cpu-clock`` over fixgw's threads during ``n`` orders: the share of each
+    (thread, library) -- the interpreter, SQLite, the kernel, ... -- in the samples."""
+    s = _inproc(tmp, f"fixgw-perf{window}")
+    data = out_dir / f"perf-{window}.data"
     try:
         c = LeanClient(s.host, s.port)
         c.logon()
         c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
-        s.proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.2)
-        cpu0 = s.cpu_s()
-        r = c.run_window(MARKETABLE, args.n100, 100, "r", deadline_s=args.deadline)
-        cpu = s.cpu_s() - cpu0
+        rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1000", "-p",
+                                str(s.pid), "-o", str(data)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        r = c.run_window(MARKETABLE, n, window, f"p{window}x", deadline_s=args.deadline)
+        rec.send_signal(signal.SIGINT)
+        rec.wait(60)
+        names: dict[str, str] = _counters(s)["threads"]  # type: ignore[assignment]
         c.logout()
     finally:
         s.stop()
-    stats = json.loads(s.tail.decode().strip().splitlines()[-1])
-    n = r.count
-    loop_cpu = stats["loop_cpu_s"]
-    print(f"  no profiler: {r.rate:,.0f} orders/s; process CPU {cpu * 1e6 / n:,.0f} us/order "
-          f"({cpu / r.elapsed:.2f} cores), of which event loop {loop_cpu * 1e6 / n:,.0f} us, "
-          f"other threads (store writer, file log) {(cpu - loop_cpu) * 1e6 / n:,.0f} us")
-    print(f"  store: {stats['commits'] / n:.2f} commits/order, {stats['requests'] / n:.2f} "
-          f"requests/order (writes + reads + log lines), mean batch "
-          f"{stats['requests'] / max(stats['commits'], 1):.1f}, largest "
-          f"{stats['largest_batch']}", flush=True)
-    # (2) py-spy: every thread, sampled
-    spy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
-    if spy is None:
-        print("  py-spy is not installed (.venv/bin/pip install py-spy): no sampled profile")
-    else:
-        s = start_fixgw(tmp, "fixgw-prof", f"sqlite:///{tmp / 'prof.db'}")
-        raw = out_dir / "fixgw-100-inflight.txt"
+    report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort",
+                             "pid,dso", "-g", "none", "--stdio"],
+                            capture_output=True, text=True, check=False).stdout
+    out = [f"  perf, fixgw at {window} in flight ({r.rate:,.0f} orders/s under perf), share of "
+           "the samples by thread and library:"]
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].endswith("%") and ":" in parts[1]:
+            share = float(parts[0].rstrip("%"))
+            if share < 0.5:
+                continue
+            tid = parts[1].split(":")[0]
+            name = names.get(tid, tid)
+            out.append(f"    {share:5.1f}%  {name:<18} {' '.join(parts[2:])}")
+    return "\n".join(out)
+
+
+def profile(tmp: Path, args: argparse.Namespace) -> None:
+    """(1) counters without a profiler, fixgw and the peers, at 1 and at 100 in flight: CPU and
+    context switches per order per thread, commits per order, system calls per order
+    (strace); (2) py-spy over every thread of fixgw at 1 and at 100, sampling the thread that
+    holds the GIL (without ``--gil`` py-spy counts a thread waiting in epoll or on the writer's
+    queue as busy on this machine); (3) perf's cpu-clock samples by thread and library;
+    (4) optionally cProfile."""
+    out_dir = args.profile_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    has_strace = shutil.which("strace") is not None and not args.no_strace
+    for engine in args.profile_engines.split(","):
+        print(f"  {engine}:", flush=True)
+        if engine == "fixgw":
+            s = _inproc(tmp, "fixgw-count")
+        else:
+            s = start_peer(tmp, f"{engine}-count", engine.split("-")[1])
         try:
             c = LeanClient(s.host, s.port)
             c.logon()
             c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
-            with open(out_dir / "py-spy.log", "wb") as spy_log:
-                spy_proc = subprocess.Popen(
-                    [spy, "record", "--pid", str(s.pid), "--rate", "200", "--format", "raw",
-                     "--threads", "--output", str(raw), "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=spy_log)
-                time.sleep(1.0)
-                r = c.run_window(MARKETABLE, args.n100, 100, "r", deadline_s=args.deadline)
-                spy_proc.send_signal(signal.SIGINT)
-                spy_proc.wait(60)
-            print(f"  under py-spy: {r.rate:,.0f} orders/s, p50 {r.pct(50):.3f} ms", flush=True)
+            for window, n in ((1, args.n1), (100, args.n100)):
+                c0 = _counters(s)
+                t0 = {t.tid: t for t in procs.threads(s.pid)}
+                cpu0 = s.cpu_s()
+                r = c.run_window(MARKETABLE, n, window, f"r{window}x", deadline_s=args.deadline)
+                cpu = s.cpu_s() - cpu0
+                c1 = _counters(s)
+                names: dict[str, str] = c1["threads"]  # type: ignore[assignment]
+                commits = int(c1["commits"]) - int(c0["commits"])  # type: ignore[call-overload]
+                store = f"{commits / r.count:.2f} commits/order"
+                if "requests" in c1:
+                    requests = int(c1["requests"]) - int(c0["requests"])  # type: ignore[call-overload]
+                    store += (f", {requests / r.count:.1f} store requests/order (writes, reads, "
+                              f"log lines; {requests / max(commits, 1):.1f} per commit)")
+                print(f"    {window:>3} in flight: {r.rate:,.0f} orders/s, p50 "
+                      f"{r.pct(50):.3f} ms; process CPU {cpu * 1e6 / r.count:,.0f} us/order "
+                      f"({cpu / r.elapsed:.2f} cores); {store}", flush=True)
+                print("\n".join(_by_thread(s, t0, names, r.count)), flush=True)
+                if has_strace:
+                    print(_strace(s, c, window, args.strace_orders[window == 100], f"s{window}x",
+                                  out_dir, args), flush=True)
             c.logout()
         finally:
             s.stop()
+    if not has_strace:
+        print("  (no strace: no system call counts)")
+    # (2) py-spy: every thread of fixgw, sampled, at 1 and at 100 in flight
+    spy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
+    if spy is None:
+        print("  py-spy is not installed (.venv/bin/pip install py-spy): no sampled profile")
+    else:
         from benchlib.collapsed import summarise
 
-        summary = summarise(raw, args.top)
-        (out_dir / "summary.txt").write_text(summary + "\n")
-        print(summary)
-    # (3) cProfile of the event loop: call counts per order
+        for window, n in ((1, args.n1), (100, args.n100)):
+            s = start_fixgw(tmp, f"fixgw-prof{window}", f"sqlite:///{tmp / f'prof{window}.db'}")
+            raw = out_dir / f"fixgw-{window}-inflight.txt"
+            try:
+                c = LeanClient(s.host, s.port)
+                c.logon()
+                c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
+                with open(out_dir / "py-spy.log", "ab") as spy_log:
+                    spy_proc = subprocess.Popen(
+                        [spy, "record", "--pid", str(s.pid), "--rate", "250", "--format", "raw",
+                         "--threads", "--gil", "--output", str(raw), "--nonblocking"],
+                        stdout=subprocess.DEVNULL, stderr=spy_log)
+                    time.sleep(1.0)
+                    r = c.run_window(MARKETABLE, n, window, "r", deadline_s=args.deadline)
+                    spy_proc.send_signal(signal.SIGINT)
+                    spy_proc.wait(60)
+                c.logout()
+            finally:
+                s.stop()
+            summary = summarise(raw, args.top)
+            (out_dir / f"summary-{window}.txt").write_text(summary + "\n")
+            print(f"  py-spy, fixgw at {window} in flight ({r.rate:,.0f} orders/s, p50 "
+                  f"{r.pct(50):.3f} ms under the profiler; samples of the thread holding the "
+                  "GIL: Python's own time, not SQLite's nor the kernel's):")
+            print(summary, flush=True)
+    # (3) perf (cpu-clock samples, no hardware counters needed): each thread's time by library
+    if shutil.which("perf") is not None and not args.no_perf:
+        for window, n in ((1, args.n1), (100, args.n100)):
+            print(_perf(tmp, window, n, out_dir, args), flush=True)
+    # (4) cProfile of the event loop: call counts per order
     if args.cprofile:
         import pstats
 
@@ -287,8 +613,7 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
             c = LeanClient(s.host, s.port)
             c.logon()
             c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
-            s.proc.send_signal(signal.SIGUSR1)
-            time.sleep(0.2)
+            _counters(s)
             r = c.run_window(MARKETABLE, args.n100, 100, "r", deadline_s=args.deadline)
             c.logout()
         finally:
@@ -298,57 +623,75 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
         pstats.Stats(str(pfile)).sort_stats("tottime").print_stats(args.top)
 
 
+# ---- main ----------------------------------------------------------------------------------------
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n1", type=int, default=3000, help="orders with 1 in flight")
-    ap.add_argument("--n100", type=int, default=20000, help="orders with 100 in flight")
-    ap.add_argument("--warmup", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true",
+                    help="2 rounds of few orders (a smoke test, under a minute)")
+    ap.add_argument("--engines", default=DEFAULT_ENGINES,
+                    help=f"comma-separated, of {', '.join(ENGINES)} (default {DEFAULT_ENGINES})")
+    ap.add_argument("--n1", type=int, default=1000, help="orders with 1 in flight")
+    ap.add_argument("--n100", type=int, default=5000, help="orders with 100 in flight")
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--sessions", type=int, default=20,
+                    help="sessions at once, each on its own connection (0: none)")
+    ap.add_argument("--no-sessions", dest="sessions", action="store_const", const=0)
+    ap.add_argument("--sessions-window", type=int, default=10, help="in flight per session")
+    ap.add_argument("--sessions-orders", type=int, default=250, help="orders per session")
+    ap.add_argument("--sessions-engines", default="fixgw,peer-group")
     ap.add_argument("--resting", type=int, default=20000)
     ap.add_argument("--restart-orders", type=int, default=100_000)
     ap.add_argument("--restarts", type=int, default=3)
     ap.add_argument("--pg-url", default=DEFAULT_PG)
-    ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-pg", action="store_true", help="leave fixgw-pg out")
     ap.add_argument("--only", choices=["load", "memory", "restart", "profile"], action="append",
-                    help="run only these parts (repeatable); default: all but profile")
+                    help="run only these parts (repeatable); default: load")
     ap.add_argument("--profile-dir", type=Path, default=Path("bench-profile"))
+    ap.add_argument("--profile-engines", default="fixgw,peer-order,peer-group")
+    ap.add_argument("--strace-orders", type=lambda v: tuple(int(x) for x in v.split(",")),
+                    default=(300, 2000), help="orders under strace at 1,100 in flight")
+    ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--no-perf", action="store_true")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--cprofile", action="store_true",
                     help="with --only profile: also a cProfile run of the event loop")
     ap.add_argument("--deadline", type=float, default=900.0, help="seconds per run, at most")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    parts = set(args.only or ["load", "memory", "restart"])
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; client, server and the "
-          "server's store thread share them", flush=True)
+    if args.quick:
+        args.rounds, args.n1, args.n100, args.warmup = 2, 200, 1500, 150
+        args.sessions_orders = min(args.sessions_orders, 60)
+    engines = [e for e in args.engines.split(",") if e and not (args.no_pg and e == "fixgw-pg")]
+    if "qf-echo" in engines and not NATIVE_ECHO.exists():
+        print(f"(no {NATIVE_ECHO}: scripts/setup.sh --bench builds it; qf-echo left out)")
+        engines.remove("qf-echo")
+    unknown = [e for e in engines + args.sessions_engines.split(",") if e not in ENGINES]
+    if unknown:
+        ap.error(f"unknown engine(s): {', '.join(unknown)}")
+    parts = set(args.only or ["load"])
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f}; client, servers and their threads share them", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
+    t_start = time.perf_counter()
     try:
         if "load" in parts:
             rows: list[Row] = []
-            print("load (warm-up of", args.warmup, "orders before each engine):", flush=True)
-            for engine, starter in (
-                ("echo (client ceiling)", lambda: start_echo(tmp)),
-                ("fixgw/sqlite", lambda: start_fixgw(tmp, "fixgw-sqlite",
-                                                      f"sqlite:///{tmp / 'gw.db'}")),
-                ("quickfix", lambda: start_qf(tmp)),
-            ):
-                s = starter()
-                try:
-                    rows += load(s, engine, args)
-                finally:
-                    s.stop()
-            if not args.no_pg:
-                from benchlib.pg import scratch_database
-
-                with scratch_database(args.pg_url) as url:
-                    if url is not None:
-                        s = start_fixgw(tmp, "fixgw-pg", url)
-                        try:
-                            rows += load(s, "fixgw/postgresql", args)
-                        finally:
-                            s.stop()
+            print(f"load: {args.rounds} rounds of {', '.join(engines)} (warm-up of "
+                  f"{args.warmup} orders, then {args.n1} orders at 1 in flight and {args.n100} "
+                  f"at 100)" + (f"; then {args.sessions} sessions x {args.sessions_window} in "
+                                f"flight x {args.sessions_orders} orders against "
+                                f"{args.sessions_engines}" if args.sessions else ""), flush=True)
+            for rnd in range(args.rounds):
+                print(f"round {rnd + 1} (load average {os.getloadavg()[0]:.2f}):", flush=True)
+                rows += one_round(rnd, tmp, engines, args)
             print()
+            print(f"over {args.rounds} rounds (min-max, median orders/s in brackets):")
             print(table(rows))
-            print(verdict(rows))
+            print()
+            print(ratios(rows, args.rounds))
+            print(f"({time.perf_counter() - t_start:.0f} s)", flush=True)
             print(flush=True)
         if "memory" in parts:
             print("memory per open order:", flush=True)
@@ -358,7 +701,7 @@ def main() -> None:
                   f"{interpreter_floor():.2f} s):", flush=True)
             restart(tmp, args)
         if "profile" in parts:
-            print("profile of fixgw/sqlite at 100 in flight:", flush=True)
+            print("profile (counters without a profiler, then py-spy):", flush=True)
             profile(tmp, args)
     finally:
         if args.keep:

@@ -9,13 +9,19 @@ FIX.4.4 session GATEWAY <-> CLIENT1. Prints ``listening on 127.0.0.1:PORT`` once
 runs until SIGTERM/SIGINT.
 
     .venv/bin/python scripts/qf_acceptor.py --port 9877 --workdir /tmp/qf
+
+With ``--native``, the same settings are served by the C++ application of
+scripts/native/qf_echo.cpp instead (``.venv/bin/qf_echo``, built by ``scripts/setup.sh
+--bench`` against Debian's libquickfix-dev): the same replies, no Python at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -50,6 +56,9 @@ def settings(port: int, workdir: Path) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
+NATIVE = Path(sys.executable).parent / "qf_echo"
 
 
 class OrderApp(fix.Application):  # type: ignore[misc]
@@ -107,6 +116,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="0: pick a free port")
     ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--native", action="store_true",
+                    help=f"serve with the C++ application ({NATIVE})")
     args = ap.parse_args()
     port = args.port
     if port == 0:
@@ -116,6 +127,8 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     cfg = args.workdir / "acceptor.cfg"
     cfg.write_text(settings(port, args.workdir))
+    if args.native:
+        os.execv(NATIVE, [str(NATIVE), str(cfg), str(port)])
     st = fix.SessionSettings(str(cfg))
     app = OrderApp()
     acceptor = fix.SocketAcceptor(app, fix.FileStoreFactory(st), st, fix.FileLogFactory(st))

@@ -41,6 +41,9 @@ ALLOWED: dict[str, set[str]] = {
                       "gateway.store", "connectors.base", "connectors.common"},
     "gateway.config": {"gateway.fix"},
     "gateway.logs": set(),
+    # execution analytics: the order store's records and the positions' arithmetic (it reads
+    # the store only through a protocol the command line fills)
+    "gateway.analytics": {"gateway.store", "gateway.positions", "connectors.base"},
     # the market as the order path sees it, made of the feeds and the balance book
     "gateway.marketview": {"gateway.orders", "gateway.marketdata", "gateway.positions",
                            "connectors.base"},

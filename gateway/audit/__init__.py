@@ -1,0 +1,5 @@
+"""``fixgw audit`` and ``fixgw replay`` (see the README's Audit section)."""
+
+from . import native
+
+native.install()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
@@ -229,6 +229,51 @@ class Chain:
 Deadline = tuple[float, int, Request, "OrderBook"]
 
 
+class Deadlines:
+    """The requests waiting for an answer, by deadline (then by the order they came in): a
+    queue for deadlines that come in order -- log time goes forward, so nearly all do -- and a
+    heap for the others; :meth:`due` takes from the front of either (cheaper than one heap of
+    every request)."""
+
+    __slots__ = ("_queue", "_heap", "_n")
+
+    def __init__(self) -> None:
+        self._queue: deque[Deadline] = deque()
+        self._heap: list[Deadline] = []
+        self._n = 0
+
+    def push(self, at: float, req: Request, book: OrderBook) -> None:
+        self._n += 1
+        entry = (at, self._n, req, book)
+        queue = self._queue
+        if not queue or queue[-1][0] <= at:
+            queue.append(entry)
+        else:
+            heapq.heappush(self._heap, entry)
+
+    def due(self, now: float) -> list[Deadline]:
+        """The entries whose deadline is ``now`` or before, taken out, earliest first."""
+        out: list[Deadline] = []
+        queue, heap = self._queue, self._heap
+        while True:
+            if queue and queue[0][0] <= now:
+                if heap and heap[0][0] <= now and heap[0][:2] < queue[0][:2]:
+                    out.append(heapq.heappop(heap))
+                else:
+                    out.append(queue.popleft())
+            elif heap and heap[0][0] <= now:
+                out.append(heapq.heappop(heap))
+            else:
+                return out
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._heap.clear()
+
+    def __len__(self) -> int:
+        return len(self._queue) + len(self._heap)
+
+
 class OrderBook:
     """The order chains of one session and the checks on them (the module docstring).
 
@@ -238,7 +283,7 @@ class OrderBook:
     :meth:`expire` and :meth:`evict` now and then and :meth:`finish` at the end.
     """
 
-    def __init__(self, session: str, findings: Findings, deadlines: list[Deadline],
+    def __init__(self, session: str, findings: Findings, deadlines: Deadlines,
                  numbers: itertools.count[int], on_closed: Callable[[Chain], None],
                  keep_messages: bool = False) -> None:
         self.session = session
@@ -298,7 +343,7 @@ class OrderBook:
         chain.pending.append(req)
         if seq is not None:
             self.by_seq[(v[SENDER], seq)] = req
-        heapq.heappush(self.deadlines, (self.now + ANSWER_TIMEOUT, id(req), req, self))
+        self.deadlines.push(self.now + ANSWER_TIMEOUT, req, self)
         if chain.closed_at is not None:  # a late request on a closed order: keep it open
             self.closed.pop(chain, None)
             chain.closed_at = None
@@ -605,6 +650,12 @@ class OrderBook:
     def _check_leaves(self, chain: Chain, status: bytes, leaves_text: bytes,
                       cum_text: bytes | None, stamp: bytes, line: int, origin: Origin,
                       seq: int | None, raw: bytes) -> None:
+        if status in TERMINAL:
+            if leaves_text == b"0":
+                return  # the common case, without decimals
+        elif cum_text == b"0" and leaves_text == chain.qty and status in LIVE_STATUSES:
+            if dec(leaves_text) is not None:
+                return  # OrderQty - 0
         leaves = dec(leaves_text)
         if leaves is None:
             self._find(chain, Kind.GARBLED, f"LeavesQty {_s(leaves_text)} is not a number",
@@ -719,8 +770,9 @@ class OrderBook:
             if oid is not None and by_oid.get(oid) is chain:
                 del by_oid[oid]
         for eid in chain.exec_ids:
-            if exec_ids.get(eid) is chain:
-                del exec_ids[eid]
+            other = exec_ids.pop(eid, None)
+            if other is not chain and other is not None:
+                exec_ids[eid] = other  # a duplicate's: the first order keeps it
         chain.fills.clear()
 
     def finish(self, why: str) -> None:
@@ -747,3 +799,14 @@ class OrderBook:
     def retained(self) -> int:
         """Chains in memory now (open and closed-but-findable)."""
         return len(self._all_chains())
+
+    def state_sizes(self) -> dict[str, int]:
+        """Entries of each index (see :meth:`Auditor.state_sizes`)."""
+        chains = self._all_chains()
+        return {"chains": len(chains), "by_cl_ord_id": len(self.by_cl),
+                "by_order_id": len(self.by_oid), "exec_ids": len(self.exec_ids),
+                "requests_by_seq": len(self.by_seq), "closed": len(self.closed),
+                "chain_exec_ids": sum(len(c.exec_ids) for c in chains),
+                "chain_fills": sum(len(c.fills) for c in chains),
+                "chain_pending": sum(len(c.pending) for c in chains),
+                "dec_cache": len(_DEC)}

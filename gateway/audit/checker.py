@@ -18,12 +18,11 @@ events: answered, rejected (answered by a Logout: its Text says why), or unanswe
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .chains import ANSWER_TIMEOUT, Chain, Deadline, OrderBook
+from .chains import ANSWER_TIMEOUT, Chain, Deadlines, OrderBook
 from .findings import Event, Finding, Findings, Kind
 from .scan import (
     BEGIN,
@@ -128,7 +127,7 @@ class Auditor:
         self.scanner = Scanner()
         self.clock = Clock()
         self.sessions: dict[str, Session] = {}
-        self.deadlines: list[Deadline] = []
+        self.deadlines = Deadlines()
         self.numbers = itertools.count(1)
         self.messages = 0
         self.skipped = 0
@@ -220,9 +219,7 @@ class Auditor:
         self.now = now
         for s in self.sessions.values():
             s.book.now = now
-        deadlines = self.deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, _, req, book = heapq.heappop(deadlines)
+        for _, _, req, book in self.deadlines.due(now):
             if req.open:
                 book.unanswered(req, f"got no answer within {ANSWER_TIMEOUT:g}s")
         for s in self.sessions.values():
@@ -411,6 +408,20 @@ class Auditor:
     def retained(self) -> int:
         """Orders in memory now, over all sessions."""
         return sum(s.book.retained for s in self.sessions.values())
+
+    def state_sizes(self) -> dict[str, int]:
+        """How many entries each container of the audit's state holds now, summed over the
+        sessions: what must stay bounded by the open orders (and the closed ones' window),
+        not grow with the log (``tests/audit/test_bounded.py``)."""
+        sizes = {"sessions": len(self.sessions), "deadlines": len(self.deadlines),
+                 "clock": self.clock.size, "findings": len(self.findings.kept),
+                 "events": len(self.findings.events)}
+        for s in self.sessions.values():
+            for name, n in (*s.book.state_sizes().items(),
+                            ("gaps", sum(len(g) for g in s.gaps.values())),
+                            ("expected", len(s.expected)), ("logons", len(s.logon))):
+                sizes[name] = sizes.get(name, 0) + n
+        return sizes
 
 
 def _appl_ver(value: bytes) -> str:

@@ -31,6 +31,7 @@ from gateway.initiator import Initiator, InitiatorClosed
 
 from .checker import ADMIN_TYPES, REQUEST_TYPES, SessionFilter
 from .compare import Comparison, Sent
+from .errors import InputError
 from .scan import (
     BEGIN,
     DEFAULT_APPL_VER_ID,
@@ -41,7 +42,7 @@ from .scan import (
     Scanner,
     all_fields,
 )
-from .sources import Clock, FileSource, InputError, Record, expand
+from .sources import Clock, FileSource, Record, expand
 
 EXIT_CLEAN, EXIT_DIFFERENCES, EXIT_USAGE = 0, 1, 2
 NOT_RESENT = STANDARD_HEADER | STANDARD_TRAILER | {43, 97, 122}

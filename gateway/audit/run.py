@@ -7,6 +7,8 @@ input that cannot be read (the message names the file and the line).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import operator
 import sys
@@ -18,10 +20,11 @@ from typing import TextIO
 
 from .chains import Chain
 from .checker import Auditor, SessionFilter
+from .errors import InputError
 from .findings import Finding, Findings
 from .html import HtmlReport
 from .report import Outputs, print_lines, story_text, summary_text, write_json
-from .sources import FileSource, InputError, Record, StoreSource, expand, format_stamp
+from .sources import FileSource, Record, StoreSource, expand, format_stamp
 from .storecheck import StoreComparer, StoreView
 
 EXIT_CLEAN = 0
@@ -29,6 +32,24 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 PROGRESS_EVERY = 1 << 16
 """Messages between two updates of the progress line."""
+GC_THRESHOLD = 50_000
+"""The young generation's threshold while the audit reads (CPython's default is 700)."""
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Every message makes a few short-lived tuples, none of them in a reference cycle: with
+    the default threshold the cyclic collector runs every few hundred messages and walks every
+    object alive (10-15% of the audit's time, ``perf``). What was alive before is set aside
+    (:func:`gc.freeze`) and the young threshold raised, until the audit is done."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 @dataclass
@@ -160,12 +181,13 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
     if show_progress and not opts.follow:
         records = _with_progress(records, err)
     try:
-        try:
-            auditor.feed(records)
-        except KeyboardInterrupt:
-            if not opts.follow:
-                raise
-        auditor.finish()
+        with _fewer_collections():
+            try:
+                auditor.feed(records)
+            except KeyboardInterrupt:
+                if not opts.follow:
+                    raise
+            auditor.finish()
         if comparer is not None:
             comparer.finish()
     except InputError as exc:

@@ -4,7 +4,10 @@ range is fixgw's), written into the dictionaries it ships (``scripts/gen_specs.p
 QuickFIX client loading them validates what it receives. FIX 5.0's MinPriceIncrement (969) is
 added to the FIX 4.4 dictionary where a FIX 4.4 client is told an instrument's tick size.
 Values of our own are added to standard enumerations the same way (:data:`VALUES`): the FIX
-standard leaves TargetStrategy (847) values of 1000 and above to the parties.
+standard leaves TargetStrategy (847) values of 1000 and above to the parties. DropCopyFlag
+(9406) is outside our range on purpose: it is the tag the drop copies of crypto venues
+(Coinbase's, Binance's) already mark their copies with, so a client written for those reads
+ours.
 The README lists them ("Custom tags")."""
 
 from __future__ import annotations
@@ -40,11 +43,17 @@ FIELDS: tuple[CustomField, ...] = (
                 "of a CollateralReport: what open orders hold in Currency (15)",
                 (("FIX44.xml", "CollateralReport", ""), ("FIX50.xml", "CollateralReport", ""),
                  ("FIX50SP2.xml", "CollateralReport", ""))),
+    CustomField(9406, "DropCopyFlag", "BOOLEAN",
+                "Y on an ExecutionReport sent to a drop copy session: a copy of a report of "
+                "another session (gateway.orders.dropcopy)",
+                (("FIX44.xml", "ExecutionReport", ""), ("FIX50.xml", "ExecutionReport", ""),
+                 ("FIX50SP2.xml", "ExecutionReport", ""))),
 )
 
 MIN_NOTIONAL = 20001
 AVAILABLE_BALANCE = 20010
 LOCKED_BALANCE = 20011
+DROP_COPY_FLAG = 9406
 
 
 @dataclass(frozen=True, slots=True)

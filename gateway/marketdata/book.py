@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from connectors.base import BookSnapshot, BookUpdate, Level, PublicTrade, Side
 
 ZERO = Decimal(0)
+_TAPES = itertools.count(1)
+
+
+def new_tape_id() -> str:
+    """An id for a run of public trades seen without a break, unique across restarts."""
+    return f"{time.time_ns():x}.{next(_TAPES)}"
 
 
 @dataclass(slots=True)
@@ -22,6 +30,18 @@ class Book:
     """A snapshot was applied (before it, the book is not known)."""
     snapshots: int = 0
     """Snapshots applied: the first, then one per resynchronisation of the feed."""
+    traded: Decimal = ZERO
+    """The size of the public trades seen since the feed started (or last broke off)."""
+    traded_notional: Decimal = ZERO
+    """Their size x price (the market's VWAP between two moments is the change of this over
+    the change of ``traded``, within one ``tape_id``)."""
+    tape_id: str = field(default_factory=new_tape_id)
+    """Changes whenever trades may have been missed (the feed broke off)."""
+
+    def trade(self, t: PublicTrade) -> None:
+        self.last_trade = t
+        self.traded += t.size
+        self.traded_notional += t.size * t.price
 
     def apply(self, ev: BookSnapshot | BookUpdate) -> None:
         if isinstance(ev, BookSnapshot):

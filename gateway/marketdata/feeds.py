@@ -12,7 +12,7 @@ from typing import Protocol
 
 from connectors.base import Connector, PublicTrade
 
-from .book import Book
+from .book import Book, new_tape_id
 
 log = logging.getLogger("fixgw.marketdata")
 
@@ -110,7 +110,7 @@ class MarketData:
             try:
                 async for ev in conn.market_data(book.symbol):
                     if isinstance(ev, PublicTrade):
-                        book.last_trade = ev
+                        book.trade(ev)
                         trades: Sequence[PublicTrade] = (ev,)
                     else:
                         book.apply(ev)
@@ -126,7 +126,9 @@ class MarketData:
                               conn.name, book.symbol, feed.failures)
             else:
                 log.info("%s: the %s feed ended", conn.name, book.symbol)
-            # until the next snapshot the book is not known: a new request waits for it
+            # until the next snapshot the book is not known: a new request waits for it; the
+            # trades of the gap are not known either
             book.synced = False
+            book.tape_id = new_tape_id()
             feed.ready.clear()
             await asyncio.sleep(self.retry_s)

@@ -27,7 +27,9 @@ It is made of parts, each depending only on those before it:
   cancel, kill switch);
 * the request handlers :class:`~.new.NewOrders` (D), :class:`~.replace.CancelReplaceRequests`
   (F, G), :class:`~.mass.MassRequests` (H, AF, q), :class:`~.lists.Lists` (E, M, K), and
-  :class:`~.recovery.Recovery`.
+  :class:`~.recovery.Recovery`;
+* :class:`~.dropcopy.DropCopies` -- the drop copy sessions, sent a copy of every
+  ExecutionReport the recorder records for the sessions they copy.
 
 This module puts them together, and runs the venues and the sessions' lifecycle.
 """
@@ -52,6 +54,7 @@ from gateway.routing.router import RoutingError, SymbolMap
 from .book import OrderBook
 from .cancels import Cancellations
 from .children import Children, Orphaned, StrategyExecutor
+from .dropcopy import DropCopies, DropCopyRule
 from .executor import Executor, Strategy
 from .lists import Lists
 from .mass import MassRequests
@@ -89,6 +92,7 @@ class OrderManager:
         ambiguous_patience: float = 5.0,
         venue_start_timeout: float = 30.0,
         venue_retry_cap: float = 60.0,
+        drop_copies: Mapping[str, DropCopyRule] | None = None,
     ) -> None:
         self.store = store
         self.connectors = connectors
@@ -107,8 +111,11 @@ class OrderManager:
         """Told of every client order that ends (the metrics)."""
         self.tasks = Tasks()
         self.book = OrderBook()
+        self.copies = DropCopies(drop_copies or {}, store, clock)
+        """The drop copy sessions (``drop_copy_of``)."""
         self.recorder = Recorder(store, self.book, self._sessions, self.tasks, clock=clock,
-                                 timestamp_precision=timestamp_precision, closed=self._closed)
+                                 timestamp_precision=timestamp_precision, closed=self._closed,
+                                 copies=self.copies)
         self.venue = VenueSide(self.book, self.recorder, connectors, self.tasks, self.patience)
         self.children = children = Children(self.book, self.recorder, self.venue, connectors,
                                             self.risk, self.tasks, self.symbols)
@@ -212,6 +219,7 @@ class OrderManager:
     def bind(self, flush: Callable[[SessionID], Coroutine[Any, Any, None]]) -> None:
         """How to make a session write what was queued on it (the acceptor's flush)."""
         self.recorder.bind(flush)
+        self.copies.bind(flush)
 
     async def _start_venue(self, name: str, conn: Connector) -> bool:
         """Connect one venue and load its instruments; False (and why in :attr:`down`) when it
@@ -330,6 +338,7 @@ class OrderManager:
 
     async def close(self) -> None:
         self.tasks.stop_timers()  # (a strategy's next slice is not sent by a gateway gone)
+        await self.copies.close()
         for t in self._consumers:
             t.cancel()
         for sid in self._sessions:
@@ -371,6 +380,7 @@ class OrderManager:
         sid = str(session.sid)
         st = self._sessions.get(sid)
         if st is None:
+            self.copies.on_logon(session)
             return
         st.session = session
         self.cancels.disarm(sid)
@@ -395,6 +405,7 @@ class OrderManager:
         sid = str(session.sid)
         st = self._sessions.get(sid)
         if st is None:
+            self.copies.on_logout(session)
             return
         st.session = None
         mode = st.cod_override or st.policy.cancel_on_disconnect
@@ -412,6 +423,9 @@ class OrderManager:
         """Handle one application message; what is answered after a store read is returned
         (the session stores the message as received once it is done)."""
         if str(session.sid) not in self._sessions:
+            if self.copies.serves(str(session.sid)):
+                self.copies.on_message(session, message, now)
+                return None
             session.business_reject(message, 4, now, text="No order routing for this session")
             return None
         mt = message.msg_type

@@ -275,7 +275,7 @@ class NewOrders:
         if list_id is not None:
             body.append((66, list_id.encode()))
         body += [(103, reason), (150, EXEC_REJECTED), (151, b"0")]
-        self.recorder.send_now(session, b"8", body)
+        self.recorder.rejected_unstored(session, body, f"{order_id}.1", msg.get_str(1))
         return Admission(refused=fixmap.ListOrder(msg.get_str(11) or "NONE", order_id,
                                                   OrdStatus.REJECTED, ord_rej_reason=reason,
                                                   text=text))

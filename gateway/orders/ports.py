@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from connectors.base import Level, PublicTrade, Side
 from gateway.store.records import (
+    CopyRecord,
     FillRecord,
     OrderAppend,
     OrderEvent,
@@ -38,6 +40,10 @@ class OrderStorePort(Protocol):
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]: ...
 
+    async def undelivered_copies(
+        self, session_id: str, after_event_id: int, limit: int
+    ) -> list[CopyRecord]: ...
+
     async def reserve(self, counter: str, n: int) -> int: ...
 
     async def release(self, counter: str, first: int, end: int) -> bool: ...
@@ -57,6 +63,18 @@ class OrderStorePort(Protocol):
     ) -> asyncio.Future[None]: ...
 
     async def load_kill_switches(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tape:
+    """The public trades of an instrument seen so far: their total ``size`` and ``notional``
+    (size x price) since the run ``tape_id`` began. Between two tapes of one ``tape_id`` the
+    market's VWAP is the notional traded over the size traded; a new ``tape_id`` means trades
+    may have been missed in between."""
+
+    tape_id: str
+    size: Decimal
+    notional: Decimal
 
 
 TradesListener = Callable[[str, Sequence[PublicTrade]], None]
@@ -87,6 +105,14 @@ class MarketView(Protocol):
     def taker_fee(self, venue: str) -> Decimal:
         """The fee rate ``venue`` charges for taking liquidity (a fraction: 0.001 is 10 bp)."""
 
+    def quote(self, venue: str, symbol: str) -> tuple[Decimal, Decimal] | None:
+        """``venue``'s best bid and best ask of ``symbol`` while its book is watched, in sync
+        and has both sides; None otherwise."""
+
+    def tape(self, venue: str, symbol: str) -> Tape | None:
+        """The public trades of ``symbol`` at ``venue`` counted while its book is watched;
+        None when it is not."""
+
 
 class NoMarket:
     """The market as seen without feeds: nothing known (the router falls back on last
@@ -107,3 +133,9 @@ class NoMarket:
 
     def taker_fee(self, venue: str) -> Decimal:
         return Decimal(0)
+
+    def quote(self, venue: str, symbol: str) -> tuple[Decimal, Decimal] | None:
+        return None
+
+    def tape(self, venue: str, symbol: str) -> Tape | None:
+        return None

@@ -6,6 +6,9 @@ told as soon as the event is applied (its own events are stored after the child'
 
 While the store cannot take events (an outage, Invariant 8) they are kept here, in order, and
 stored once it is back; their reports wait for the client's next Logon.
+
+The drop copies of a client order's ExecutionReports (:mod:`.dropcopy`) are made here too, as
+each event is recorded, and stored in its commit.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors.base import TimeInForce
@@ -24,10 +27,12 @@ from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.session import Session, SessionID
 from gateway.routing.router import SessionRouting
 from gateway.store.errors import StoreUnavailable
-from gateway.store.orders import build_append
+from gateway.store.orders import build_append, copy_row
 from gateway.store.records import FillRecord, OrderAppend
 
+from .benchmarks import Benchmarks
 from .book import OrderBook
+from .dropcopy import Copy, DropCopies
 from .fixmap import Execution, Report
 from .ids import IdBlocks
 from .model import Order, OrderEvent, StaleEvent, apply, order_from_json, order_to_json
@@ -89,8 +94,13 @@ class Recorder:
         clock: Callable[[], float],
         timestamp_precision: int,
         closed: Callable[[Order], None],
+        copies: DropCopies | None = None,
     ) -> None:
         self.store = store
+        self.copies = copies
+        """The drop copy sessions, told of every ExecutionReport recorded (None: none)."""
+        self.benchmarks: Benchmarks | None = None
+        """What a client order's arrival and end record of the market (``fixgw report``)."""
         self.book = book
         self.sessions = sessions
         self.clock = clock
@@ -176,8 +186,13 @@ class Recorder:
         ``execution`` is given. The future resolves once it is committed."""
         snapshot = order_to_json(o)
         exec_id = execution.exec_id if execution is not None else None
+        data: dict[str, Any] = {"order": snapshot}
+        if self.benchmarks is not None and o.parent_id is None:
+            arrival = self.benchmarks.arrival(o)
+            if arrival is not None:
+                data["arrival"] = arrival
         ev = OrderEvent(self.take_id("event"), o.order_id, o.session_id, "created",
-                        o.created_ns, {"order": snapshot}, exec_id)
+                        o.created_ns, data, exec_id)
         o.last_event_id = ev.event_id
         if exec_id is not None:
             o.exec_count += 1
@@ -202,11 +217,16 @@ class Recorder:
         child = o.parent_id is not None
         exec_id = report.exec_id if report is not None and not child else None
         ev = OrderEvent(self.take_id("event"), o.order_id, o.session_id, kind, ts, data, exec_id)
+        was_open = o.is_open
         try:
             apply(o, ev)
         except StaleEvent as exc:
             log.debug("dropped: %s", exc)
             return None
+        if was_open and not o.is_open and not child and self.benchmarks is not None:
+            tape = self.benchmarks.end(o)
+            if tape is not None:
+                data["tape"] = tape  # (in the event's data: stored with it)
         if log.isEnabledFor(logging.DEBUG):  # one line per lifecycle event
             log.debug("%s: order %s (ClOrdID %s) %s at %s -> %s%s", o.session_id, o.order_id,
                       o.cl_ord_id, kind, o.venue, o.status.name,
@@ -275,9 +295,14 @@ class Recorder:
         log stays in the order of events)."""
         st = self.sessions.get(ev.session_id)
         session = st.session if st is not None else None
-        append = build_append((ev,), (o,), (fill,) if fill is not None else ())
+        copies = self._copies(ev, o, told)
+        append = build_append((ev,), (o,), (fill,) if fill is not None else (),
+                              [c.record for c in copies])
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
+        if copies:
+            assert self.copies is not None
+            self.copies.track(copies, future)
         if self._carry:  # a child's event goes with its parent's first
             append = merge_appends([*self._carry, append])
             self._carry = []
@@ -298,9 +323,19 @@ class Recorder:
             if session is not None and session.is_logged_on:
                 self._request_replay()
             # the report is kept in the event's data: its row is made again
-            append = OrderAppend(append.events[:-1] + build_append((ev,), ()).events,
-                                 append.orders, append.fills)
+            append = replace(append,
+                             events=append.events[:-1] + build_append((ev,), ()).events)
         return self._store_built(append, future)
+
+    def _copies(
+        self, ev: OrderEvent, o: Order, told: tuple[bytes, list[tuple[int, bytes]]] | None
+    ) -> Sequence[Copy]:
+        """The drop copies of the ExecutionReport ``told`` of ``ev``."""
+        if (told is None or self.copies is None or ev.exec_id is None or told[0] != b"8"
+                or not self.copies.copies_of(ev.session_id)):
+            return ()
+        return self.copies.make(ev.session_id, o.account, ev.event_id, ev.exec_id, told[1],
+                                ev.ts_ns)
 
     def _store_built(
         self, append: OrderAppend, future: asyncio.Future[None] | None = None
@@ -339,8 +374,7 @@ class Recorder:
             self._keep_report(st, ev, msg_type, body)
         p = stored.payload
         # the event's row again (it now keeps the report); a child's carried before it
-        self._defer(OrderAppend(p.events[:-1] + build_append((ev,), ()).events, p.orders,
-                                p.fills))
+        self._defer(replace(p, events=p.events[:-1] + build_append((ev,), ()).events))
         stored.fail(exc)
 
     def _stored_alone(
@@ -380,6 +414,25 @@ class Recorder:
         if not session.send_if_logged_on(msg_type, body, self.clock()):
             return False
         self._request_flush(session.sid)
+        return True
+
+    def rejected_unstored(
+        self, session: Session, body: list[tuple[int, bytes]], exec_id: str,
+        account: str | None,
+    ) -> bool:
+        """An ExecutionReport Rejected of an order that could not even be described (nothing
+        stored of it): sent as :meth:`send_now`, and copied to the drop copies (their copies
+        stored alone, ordered among the events by an event id of their own)."""
+        if not self.send_now(session, b"8", body):
+            return False
+        sid = str(session.sid)
+        if self.copies is not None and self.copies.copies_of(sid):
+            copies = self.copies.make(sid, account, self.take_id("event"), exec_id, body,
+                                      time.time_ns())
+            if copies:
+                stored = self._store_built(
+                    OrderAppend((), (), (), tuple(copy_row(c.record) for c in copies)))
+                self.copies.track(copies, stored)
         return True
 
     def _request_flush(self, sid: SessionID) -> None:
@@ -533,6 +586,8 @@ def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
         tuple(r for a in appends for r in a.events),
         tuple(r for a in appends for r in a.orders),
         tuple(r for a in appends for r in a.fills),
+        tuple(r for a in appends for r in a.copies),
+        tuple(r for a in appends for r in a.delivered),
     )
 
 

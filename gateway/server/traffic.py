@@ -8,12 +8,12 @@ OrderCancelReject (9) by CxlRejReason (102), MarketDataRequestReject (Y) by MDRe
 (281) -- and logs one INFO line per reject with the session, the request's ids and the Text
 (58). The admin API's metrics and health read the counts; nothing here does I/O.
 
-Only the MsgType of a message is looked at (one ``bytes.find``); a reject, rare, is split into
-its fields (an ExecutionReport only when it carries OrdStatus 39=8: one more ``find``). A
-resent message (PossDupFlag 43=Y) is counted as written, not logged again. A MsgType the
-sessions' dictionaries do not define is counted as ``other`` (the client chooses what it
-sends: one count, and one metrics series, each would have no bound). What the client chose
-(ids, Text) is logged with its control characters escaped (:func:`gateway.logs.printable`).
+Only the MsgType of a message is looked at (one ``bytes.find``; for an ExecutionReport, one more
+for OrdStatus Rejected); a reject, rare, is split into its fields. A resent message
+(PossDupFlag 43=Y) is counted as written, not logged again. A MsgType the sessions'
+dictionaries do not define is counted as ``other`` (the client chooses what it sends: one
+count, and one metrics series, each would have no bound). What the client chose (ids, Text) is
+logged with its control characters escaped (:func:`gateway.logs.printable`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ class Traffic:
         for data in chunks:
             mt = msg_type(data)
             st.messages_out[labels.get(mt, "other")] += 1
-            if mt in REJECTS:
+            if mt in REJECTS and (mt != b"8" or b"\x0139=8\x01" in data):
+                # (an ExecutionReport is a refusal only when Rejected: the others, two or more
+                # per order, are not split)
                 self._reject(sid, st, mt, data)
 
     def logged_on(self, sid: str, peer: str | None) -> None:
@@ -136,8 +138,6 @@ class Traffic:
 
     @staticmethod
     def _reject(sid: str, st: SessionStats, mt: bytes, data: bytes) -> None:
-        if mt == b"8" and b"\x0139=8\x01" not in data:
-            return  # an ExecutionReport that is not a rejection (the order path's usual one)
         if b"\x0143=Y\x01" in data:
             return  # a resend of one already counted
         try:
@@ -145,7 +145,7 @@ class Traffic:
         except GarbledMessage:
             return
         if mt == b"8" and fields.get(39) != b"8":
-            return  # (39=8 was the value of a data field)
+            return  # an ExecutionReport that is not a rejection
         name, reason_tag = REJECTS[mt]
         reason = fields.get(reason_tag, b"").decode(errors="replace") or "none"
         st.rejects[(name, reason)] += 1

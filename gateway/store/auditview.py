@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from gateway.audit.sources import InputError
+from gateway.audit.errors import InputError
 from gateway.store.db import is_sqlite, make_engine
 from gateway.store.schema import message_log, orders
 
@@ -28,10 +28,10 @@ class StoreReadError(InputError):
     read."""
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(_safe(url), None, reason)
+        super().__init__(safe_url(url), None, reason)
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -44,7 +44,7 @@ class StoreAuditView:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.name = _safe(url)
+        self.name = safe_url(url)
         try:
             if is_sqlite(url):
                 # plain reads: not the gateway's engine, whose transactions take SQLite's write

@@ -1,4 +1,5 @@
-"""The order repository: event log, order snapshots, fills, reported ExecIDs, id counters.
+"""The order repository: event log, order snapshots, fills, reported ExecIDs, drop copies, id
+counters.
 
 It shares the store's database, writer thread and group commit (:mod:`gateway.store.writer`)
 with the session repository, so an ExecutionReport's sent message, its ``reports`` row and the
@@ -39,6 +40,7 @@ from sqlalchemy.sql.dml import Insert
 
 from gateway.store.db import insert_sql, placeholder
 from gateway.store.records import (
+    CopyRecord,
     FillRecord,
     OrderAppend,
     OrderEvent,
@@ -52,6 +54,7 @@ from gateway.store.schema import (
     REASON_LENGTH,
     SESSION_ID_LENGTH,
     counters,
+    drop_copies,
     fills,
     order_events,
     orders,
@@ -94,6 +97,9 @@ FILL_COLUMNS = (
     "ts_ns",
 )
 REPORT_COLUMNS = ("exec_id", "session_id", "seq")
+COPY_COLUMNS = ("session_id", "exec_id", "event_id", "source", "ts_ns", "data")
+DELIVERED_COLUMNS = ("seq", "session_id", "exec_id")
+"""A copy delivered: the MsgSeqNum that carried it, the drop copy session, the ExecID."""
 _ORDER_ID = ORDER_COLUMNS.index("order_id")
 _LAST_EVENT_ID = ORDER_COLUMNS.index("last_event_id")
 _VENUE = FILL_COLUMNS.index("venue")
@@ -134,6 +140,14 @@ class OrderStatements:
             conflict=["exec_id"],
             update=["session_id", "seq"],
         )
+        # a copy stored again (a retried request, events kept through an outage) keeps the row
+        # it has, delivered or not
+        self.insert_copy = insert_sql(
+            drop_copies.name, COPY_COLUMNS, mark, conflict=["session_id", "exec_id"])
+        self.deliver_copy = (
+            f"UPDATE {drop_copies.name} SET seq = {mark} "  # noqa: S608 - mark is ? or %s
+            f"WHERE session_id = {mark} AND exec_id = {mark}"
+        )
         ins_counter = insert(counters)
         self.add_to_counter: Insert = ins_counter.on_conflict_do_update(
             index_elements=[counters.c.name],
@@ -153,9 +167,12 @@ class PendingOrderWrites:
     orders: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     fills: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     reports: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    copies: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    delivered: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.orders or self.fills or self.reports)
+        return bool(self.events or self.orders or self.fills or self.reports or self.copies
+                    or self.delivered)
 
     def add(self, append: OrderAppend) -> None:
         self.events.extend(append.events)
@@ -166,6 +183,9 @@ class PendingOrderWrites:
                 self.orders[row[_ORDER_ID]] = row
         for row in append.fills:
             self.fills.setdefault((row[_VENUE], row[_TRADE_ID]), row)
+        for row in append.copies:
+            self.copies.setdefault((row[0], row[1]), row)
+        self.delivered.extend(append.delivered)
 
     def add_reports(self, rows: Iterable[tuple[str, str, int]]) -> None:
         """Add ``(exec_id, session_id, seq)`` rows (:data:`REPORT_COLUMNS`)."""
@@ -185,6 +205,10 @@ class PendingOrderWrites:
             run(st.insert_fill, list(self.fills.values()))
         if self.reports:
             run(st.upsert_report, list(self.reports.values()))
+        if self.copies:
+            run(st.insert_copy, list(self.copies.values()))
+        if self.delivered:  # (after the copies: a copy is delivered once it is stored)
+            run(st.deliver_copy, self.delivered)
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -317,6 +341,16 @@ class OrderRepository:
         row), by event_id: what the client was not told. Scans the session's events."""
         return await self.writer.query(lambda conn: _unreported_events(conn, session_id))
 
+    async def undelivered_copies(
+        self, session_id: str, after_event_id: int, limit: int
+    ) -> list[CopyRecord]:
+        """At most ``limit`` copies for the drop copy session ``session_id`` that no message
+        delivered yet, with ``event_id > after_event_id``, by event_id (the order of events)."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, not {limit}")
+        return await self.writer.query(
+            lambda conn: _undelivered_copies(conn, session_id, after_event_id, limit))
+
     async def replay_events(self, after_event_id: int, limit: int) -> list[OrderEvent]:
         """At most ``limit`` events with ``event_id > after_event_id``, by event_id."""
         if after_event_id < 0:
@@ -394,7 +428,7 @@ class OrderRepository:
 
 def build_append(
     events: Sequence[OrderEvent], orders: Sequence[OrderSnapshot],
-    fills: Sequence[FillRecord] = (),
+    fills: Sequence[FillRecord] = (), copies: Sequence[CopyRecord] = (),
 ) -> OrderAppend:
     """Serialise now (on the caller's thread: the snapshot is the order as it is now) what an
     :meth:`OrderRepository.append_order_events` or a session's commit stores."""
@@ -402,7 +436,24 @@ def build_append(
         tuple(_event_row(e) for e in events),
         tuple(_order_row(o) for o in orders),
         tuple(_fill_row(f) for f in fills),
+        tuple(copy_row(c) for c in copies),
     )
+
+
+def copy_row(c: CopyRecord) -> tuple[Any, ...]:
+    """The row of a drop copy (``COPY_COLUMNS`` order; the body as JSON text pairs)."""
+    _check_length("session_id", c.session_id, SESSION_ID_LENGTH)
+    _check_length("exec_id", c.exec_id, ID_LENGTH)
+    _check_length("source", c.source, SESSION_ID_LENGTH)
+    body = [[t, v.decode()] for t, v in c.body]
+    return (c.session_id, c.exec_id, c.event_id, c.source, c.ts_ns, _json(body))
+
+
+def delivered_row(session_id: str, exec_id: str, seq: int) -> tuple[Any, ...]:
+    """The row that records a copy delivered by MsgSeqNum ``seq`` (``DELIVERED_COLUMNS``)."""
+    if seq < 1:
+        raise ValueError(f"seq must be >= 1, not {seq}")
+    return (seq, session_id, exec_id)
 
 
 def _json_default(value: Any) -> Any:
@@ -572,6 +623,21 @@ def _unreported_events(conn: Connection, session_id: str) -> list[OrderEvent]:
         .order_by(order_events.c.event_id)
     )
     return [_event(row) for row in conn.execute(query)]
+
+
+def _undelivered_copies(
+    conn: Connection, session_id: str, after_event_id: int, limit: int
+) -> list[CopyRecord]:
+    t = drop_copies
+    query = (
+        select(t.c.session_id, t.c.exec_id, t.c.event_id, t.c.source, t.c.ts_ns, t.c.data)
+        .where(t.c.session_id == session_id, t.c.seq.is_(None), t.c.event_id > after_event_id)
+        .order_by(t.c.event_id)
+        .limit(limit)
+    )
+    return [CopyRecord(r[0], r[1], int(r[2]), r[3], int(r[4]),
+                       tuple((int(tag), v.encode()) for tag, v in json.loads(r[5])))
+            for r in conn.execute(query)]
 
 
 def _replay_events(conn: Connection, after_event_id: int, limit: int) -> list[OrderEvent]:

@@ -113,11 +113,30 @@ Snapshot: TypeAlias = dict[str, Any]
 class OrderAppend:
     """Order events, snapshots and fills serialised as rows, ready to insert
     (:func:`gateway.store.orders.build_append`): tuples in the order of ``EVENT_COLUMNS``,
-    ``ORDER_COLUMNS`` and ``FILL_COLUMNS``."""
+    ``ORDER_COLUMNS`` and ``FILL_COLUMNS``; the drop copies of the events' reports
+    (``COPY_COLUMNS``), and the copies a drop copy session's messages deliver
+    (``DELIVERED_COLUMNS``: MsgSeqNum, drop copy session, ExecID)."""
 
     events: tuple[tuple[Any, ...], ...]
     orders: tuple[tuple[Any, ...], ...]
     fills: tuple[tuple[Any, ...], ...]
+    copies: tuple[tuple[Any, ...], ...] = ()
+    delivered: tuple[tuple[Any, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRecord:
+    """A copy of an ExecutionReport for a drop copy session (``session_id``), as stored:
+    the report's ``body`` as the session ``source`` was (to be) sent it, without the drop copy's
+    own fields; ``seq`` the MsgSeqNum that delivered it (None: not yet)."""
+
+    session_id: str
+    exec_id: str
+    event_id: int
+    source: str
+    ts_ns: int
+    body: tuple[tuple[int, bytes], ...]
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

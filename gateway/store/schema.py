@@ -39,6 +39,11 @@ strings):
 * ``fills`` -- one row per venue trade, keyed by (venue, trade id): a replayed trade is ignored.
 * ``reports`` -- every ExecID sent to a client, with the MsgSeqNum (34) that carried it; written in
   the transaction that stores the sent message.
+* ``drop_copies`` -- one row per copy of an ExecutionReport a drop copy session is to receive
+  (``session_id``: the drop copy session; ``source``: the session the report was for; ``data``:
+  the report's body as JSON), inserted in the commit of the order event it copies; ``seq`` is the
+  MsgSeqNum (34) that carried it to the drop copy session, set in the commit of that message
+  (NULL: not delivered yet, sent at the drop copy's next Logon). Ordered by ``event_id``.
 * ``counters`` -- named counters from which OrderIDs and event ids are reserved in blocks.
 * ``position_adjustments`` -- where a venue's own position (derivatives) differed from the one
   computed from the fills: both quantities, the difference and why, by venue, symbol and time;
@@ -269,6 +274,20 @@ reports = Table(
     Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
     Column("seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("exec_id"),
+)
+
+drop_copies = Table(
+    "drop_copies",
+    metadata,
+    Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
+    Column("exec_id", String(ID_LENGTH), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("source", String(SESSION_ID_LENGTH), nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("seq", BigInteger, nullable=True),
+    PrimaryKeyConstraint("session_id", "exec_id"),
+    Index(None, "session_id", "seq", "event_id"),
 )
 
 counters = Table(

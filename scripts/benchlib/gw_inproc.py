@@ -1,10 +1,12 @@
 """``fixgw run`` with instruments, for the profile part of scripts/bench_orders.py.
 
-Same start-up as ``gateway.cli._run`` (config -> store -> build_gateway -> start, prints the
-``listening on`` line), and on SIGTERM/SIGINT, before stopping, prints one line of JSON: the
-store's writer counters (commits, requests, largest batch) and the event loop's CPU time.
-With ``--cprofile FILE`` the event-loop thread runs under cProfile (the store's writer thread is
-not profiled) and the stats are dumped to FILE.
+Same start-up as ``gateway.cli._run`` (config -> store -> build_gateway -> start, the garbage
+collector tuned, prints the ``listening on`` line). On each SIGUSR1 it prints one line of JSON:
+the store's writer counters so far (commits, requests, largest batch), the event loop's CPU
+time so far and the name of each Python thread by its native id (``threads``). On SIGTERM/SIGINT,
+before stopping, it prints the counters since the first SIGUSR1 (the start of the measured
+window). With ``--cprofile FILE`` the event-loop thread runs under cProfile from the first
+SIGUSR1 (the store's writer thread is not profiled) and the stats are dumped to FILE.
 
     python scripts/benchlib/gw_inproc.py --config gw.toml [--cprofile out.pstats]
                                          [--switch-interval 0.0005]
@@ -20,11 +22,13 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 
 
 async def _run(args: argparse.Namespace) -> None:
     from gateway.app import build_gateway
+    from gateway.cli import _tune_gc
     from gateway.config import load_config
     from gateway.store.store import SessionStore
 
@@ -33,6 +37,7 @@ async def _run(args: argparse.Namespace) -> None:
     await store.start()
     gw = build_gateway(cfg, store)
     host, port = await gw.start()
+    _tune_gc()
     print(f"listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,12 +49,23 @@ async def _run(args: argparse.Namespace) -> None:
     base = (store.stats, time.thread_time())
 
     async def marker() -> None:
-        # SIGUSR1 starts the measured window (stats and cProfile), SIGUSR2 would be overkill
+        # the first SIGUSR1 starts the measured window (stats and cProfile); each prints
         nonlocal base
-        await mark.wait()
-        base = (store.stats, time.thread_time())
-        if prof is not None:
-            prof.enable()
+        first = True
+        while True:
+            await mark.wait()
+            mark.clear()
+            s = store.stats
+            print(json.dumps({"commits": s.batches, "requests": s.requests,
+                              "largest_batch": s.largest_batch,
+                              "loop_cpu_s": time.thread_time(),
+                              "threads": {t.native_id: t.name for t in threading.enumerate()}}),
+                  flush=True)
+            if first:
+                first = False
+                base = (s, time.thread_time())
+                if prof is not None:
+                    prof.enable()
 
     task = asyncio.create_task(marker())
     await stop.wait()

@@ -7,9 +7,11 @@ from pathlib import Path
 
 def write_config(
     path: Path, *, store: str, log_dir: Path | None, port: int = 0,
-    cancel_on_disconnect: str = "off", grace: float = 0.0, admin: bool = False,
+    cancel_on_disconnect: str = "off", grace: float = 0.0, sessions: int = 1,
+    admin: bool = False,
 ) -> Path:
-    """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON.
+    """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON (with
+    ``sessions`` > 1: CLIENT1 ... CLIENT<n>, each with the same limits).
 
     The limits are those of the embedded configuration (gateway/defaults/gateway.toml) except
     max_open_orders (the memory benchmark keeps 20,000 orders open) and the inbound rate limit
@@ -17,7 +19,9 @@ def write_config(
     large enough for 20,000 resting buys. ``admin``: the admin API on a loopback port of the
     system's choice (its metrics are fed by the order path's hooks)."""
     log = f'log_dir = "{log_dir}"' if log_dir is not None else ""
-    admin_section = '[admin]\nhost = "127.0.0.1"\nport = 0\n' if admin else ""
+    blocks = "".join(_session(f"CLIENT{i}", cancel_on_disconnect, grace)
+                     for i in range(1, sessions + 1))
+    admin_section = '\n[admin]\nhost = "127.0.0.1"\nport = 0\n' if admin else ""
     path.write_text(f"""
 [gateway]
 host = "127.0.0.1"
@@ -32,8 +36,14 @@ kind = "paper"
 seed = 1
 balances = {{ BTC = "1000", ETH = "100", SOL = "1000", USDT = "100000000" }}
 
+{blocks}{admin_section}""")
+    return path
+
+
+def _session(target: str, cancel_on_disconnect: str, grace: float) -> str:
+    return f"""
 [[session]]
-target_comp_id = "CLIENT1"
+target_comp_id = "{target}"
 begin_string = "FIX.4.4"
 default_venue = "paper"
 cancel_on_disconnect = "{cancel_on_disconnect}"
@@ -45,6 +55,4 @@ max_order_qty = "100"
 max_notional = "1000000"
 price_band = "0.10"
 max_open_orders = 1000000
-
-{admin_section}""")
-    return path
+"""

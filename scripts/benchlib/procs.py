@@ -24,6 +24,7 @@ class Server:
     """From just before the process was spawned to its ``listening on`` line."""
     tail: bytes = b""
     """What the process wrote on stdout after its ``listening on`` line (read by ``stop``)."""
+    _pending: bytes = b""
 
     @property
     def pid(self) -> int:
@@ -36,6 +37,30 @@ class Server:
         """CPU time (user + system, all threads) the process has used so far."""
         return cpu_seconds(self.pid)
 
+    def readline(self, timeout: float = 10.0) -> bytes:
+        """The next line the process writes on stdout (for counters it prints on a signal)."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        end = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{self.name}: no line on stdout within {timeout}s")
+            with selectors.DefaultSelector() as sel:
+                sel.register(fd, selectors.EVENT_READ)
+                if not sel.select(left):
+                    continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(f"{self.name} closed its stdout")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line
+
+    def ctx_switches(self) -> int:
+        """Context switches (voluntary + involuntary) of all its threads so far."""
+        return sum(t.ctx for t in threads(self.pid))
+
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -45,7 +70,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
         if self.proc.stdout is not None:
-            self.tail = self.proc.stdout.read()
+            self.tail = self._pending + self.proc.stdout.read()
             self.proc.stdout.close()
         return self.proc.returncode
 
@@ -53,6 +78,42 @@ class Server:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ThreadCounters:
+    tid: int
+    name: str
+    cpu_s: float
+    sys_s: float
+    """Of ``cpu_s``, the time in the kernel (system calls, page faults)."""
+    voluntary: int
+    involuntary: int
+
+    @property
+    def ctx(self) -> int:
+        return self.voluntary + self.involuntary
+
+
+def threads(pid: int) -> list[ThreadCounters]:
+    """CPU time and context switches of each thread of ``pid`` (a thread that ended between
+    the listing and the reading is left out)."""
+    out = []
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (task / "status").read_text()
+            name = (task / "comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        kv = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out.append(ThreadCounters(int(task.name), name,
+                                  (int(fields[11]) + int(fields[12])) / tick,
+                                  int(fields[12]) / tick,
+                                  int(kv["voluntary_ctxt_switches"]),
+                                  int(kv["nonvoluntary_ctxt_switches"])))
+    return out
 
 
 def status_kb(pid: int, key: str) -> int:

@@ -10,11 +10,13 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orders.support import OrderClient, Run, running, session
 from server.harness import run as run_async
 
 from gateway.cli import main
+from gateway.store.store import SessionStore
 
 SOH = b"\x01"
 FIX44_LOG = "FIX.4.4-GATEWAY-CLIENT1.messages.current.log"
@@ -63,29 +65,43 @@ async def trade(r: Run, c: OrderClient, p: str) -> None:
     await c.er(t11=f"{p}R1", t39="0")
 
 
-def make_flow(tmp: Path) -> Flow:
+def make_flow(tmp: Path, store_url: str | None = None) -> Flow:
     """The gateway's logs and store after :func:`trade` on a FIX 4.4 and a FIXT 1.1 session,
-    then a Logon the gateway refuses (MsgSeqNum too low) on the FIX 4.4 one."""
+    then a Logon the gateway refuses (MsgSeqNum too low) on the FIX 4.4 one. ``store_url``:
+    that store (PostgreSQL) instead of SQLite in ``tmp``."""
     log_dir = tmp / "log"
 
     async def body() -> None:
         sessions = [session("CLIENT1", "FIX.4.4"), session("CLIENT50", "FIXT.1.1")]
-        async with running(tmp, sessions, log_dir=log_dir) as r:
-            c = await r.client("CLIENT1", "FIX.4.4")
-            await trade(r, c, "")
-            c50 = await r.client("CLIENT50", "FIXT.1.1")
-            await trade(r, c50, "T")
-            await c.logout()
-            await c50.logout()
-            # a Logon the gateway refuses (MsgSeqNum too low): part of the trail
-            refused = await OrderClient.connect(r.host, r.port, sender="CLIENT1",
-                                                begin="FIX.4.4", next_seq=1)
-            answer = await refused.logon()
-            assert answer.msg_type == "5", str(answer)
-            await refused.close()
+        store = None
+        if store_url is not None:
+            store = SessionStore(store_url)
+            await store.start()
+        try:
+            await _trade_all(tmp, sessions, log_dir, store)
+        finally:
+            if store is not None:
+                await store.close()
 
     run_async(body(), 60)
-    return Flow(log_dir, f"sqlite:///{tmp / 'fixgw.db'}")
+    return Flow(log_dir, store_url or f"sqlite:///{tmp / 'fixgw.db'}")
+
+
+async def _trade_all(tmp: Path, sessions: list[dict[str, Any]], log_dir: Path,
+                     store: SessionStore | None) -> None:
+    async with running(tmp, sessions, store=store, log_dir=log_dir) as r:
+        c = await r.client("CLIENT1", "FIX.4.4")
+        await trade(r, c, "")
+        c50 = await r.client("CLIENT50", "FIXT.1.1")
+        await trade(r, c50, "T")
+        await c.logout()
+        await c50.logout()
+        # a Logon the gateway refuses (MsgSeqNum too low): part of the trail
+        refused = await OrderClient.connect(r.host, r.port, sender="CLIENT1",
+                                            begin="FIX.4.4", next_seq=1)
+        answer = await refused.logon()
+        assert answer.msg_type == "5", str(answer)
+        await refused.close()
 
 
 def audit(*args: str | Path) -> tuple[int, str, str]:

@@ -186,13 +186,14 @@ def config(
     venues: list[dict[str, Any]] | None = None,
     admin: dict[str, Any] | None = None,
     log_dir: Path | None = None,
+    gateway: dict[str, Any] | None = None,
 ) -> Config:
     if sessions is None:
         sessions = [session()]
     if venues is None:
         venues = [venue()]
     return Config.model_validate({
-        "gateway": {"host": "127.0.0.1", "port": 0, "log_dir": log_dir},
+        "gateway": {"host": "127.0.0.1", "port": 0, "log_dir": log_dir, **(gateway or {})},
         "venue": venues, "session": sessions,
         **({"admin": admin} if admin is not None else {}),
     })
@@ -325,14 +326,17 @@ async def running(
     admin: dict[str, Any] | None = None,
     strategies: Mapping[str, StrategyFactory] | None = None,
     log_dir: Path | None = None,
+    gateway: dict[str, Any] | None = None,
 ) -> AsyncIterator[Run]:
     """A started gateway; on exit: stopped, and the event log replayed against the snapshots.
-    ``log_dir``: the gateway writes its FIX file logs there (tests/audit)."""
+    ``log_dir``: the gateway writes its FIX file logs there (tests/audit); ``gateway``: more
+    ``[gateway]`` settings."""
     own_store = store is None
     if store is None:
         store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
         await store.start()
-    gw = build_gateway(config(sessions, venues, admin, log_dir), store, strategies=strategies)
+    gw = build_gateway(config(sessions, venues, admin, log_dir, gateway), store,
+                       strategies=strategies)
     host, port = await gw.start()
     run = Run(gw, store, host, port)
     orders = run.orders

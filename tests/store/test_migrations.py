@@ -27,7 +27,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0009"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0010"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -243,13 +243,13 @@ def test_upgrade_from_0006_adds_the_list_id_column_empty_and_downgrade_drops_it(
     migrate.upgrade(store_url)
 
 
-def test_upgrade_from_0008_gives_stored_events_their_clordid_and_downgrade_drops_it(
+def test_upgrade_from_0009_gives_stored_events_their_clordid_and_downgrade_drops_it(
     store_url: str,
 ) -> None:
-    """Events stored by an older fixgw (r0008) get the ClOrdID their JSON names (an order's
+    """Events stored by an older fixgw (r0009) get the ClOrdID their JSON names (an order's
     NewOrderSingle's, a cancel's, a replace's; none for the others), so an order no longer open
-    is found by a ClOrdID its chain had; the downgrade to 0008 drops the column."""
-    migrate.upgrade(store_url, "0008")
+    is found by a ClOrdID its chain had; the downgrade to 0009 drops the column."""
+    migrate.upgrade(store_url, "0009")
     rows = [
         (1, "1", "created", '{"order":{"cl_ord_id":"a","order_id":"1","session_id":"S"}}'),
         (2, "1", "replace_requested", '{"cl_ord_id":"b","orig_cl_ord_id":"a"}'),
@@ -290,7 +290,7 @@ def test_upgrade_from_0008_gives_stored_events_their_clordid_and_downgrade_drops
     engine = make_engine(store_url)
     try:
         with engine.connect() as connection:
-            command.downgrade(migrate.alembic_config(connection), "0008")
+            command.downgrade(migrate.alembic_config(connection), "0009")
             connection.commit()
         assert "cl_ord_id" not in {c["name"] for c in inspect(engine).get_columns("order_events")}
     finally:

@@ -15,7 +15,8 @@ from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent, Pending, order_from_json, order_to_json
 from gateway.store import sessions as sessions_module
-from gateway.store.records import FillRecord
+from gateway.store.orders import build_append, delivered_row
+from gateway.store.records import CopyRecord, FillRecord, OrderAppend
 from gateway.store.store import SessionStore
 
 T = TypeVar("T")
@@ -394,6 +395,43 @@ def test_unreported_events(store_url: str) -> None:
     async def after_restart(store: SessionStore) -> None:
         assert await store.unreported_events(SID) == []
         assert [e.event_id for e in await store.unreported_events(SID2)] == [4]
+
+    with_store(store_url, after_restart)
+
+
+DC = "FIX.4.4:GW->DROP"
+DC2 = "FIX.4.4:GW->DROP2"
+
+
+def test_drop_copies_stored_with_their_event_and_delivered_by_a_message(store_url: str) -> None:
+    """A copy is stored with the event it copies (once, however often it is stored again),
+    read back in event order until the drop copy session's message that carries it records
+    its MsgSeqNum, after a restart too."""
+    def copy(n: int, session_id: str = DC) -> CopyRecord:
+        return CopyRecord(session_id, f"E{n}", n, SID, NS + n,
+                          ((6, b"0"), (17, f"E{n}".encode()), (58, "caf\u00e9".encode())))
+
+    async def body(store: SessionStore) -> None:
+        for n in (3, 1, 2):  # stored out of order: read back by event id
+            await store.append_built(build_append([event(n, exec_id=f"E{n}")], [],
+                                                  copies=[copy(n), copy(n, DC2)]))
+        await store.append_built(build_append([], [], copies=[copy(1)]))  # again: kept once
+        got = await store.undelivered_copies(DC, 0, 10)
+        assert [c.exec_id for c in got] == ["E1", "E2", "E3"]
+        assert got[0] == copy(1)
+        assert [c.exec_id for c in await store.undelivered_copies(DC, 1, 1)] == ["E2"]
+        await store.save(DC, sent=[(7, b"8=..E2")], next_sender=8,
+                         appends=[OrderAppend((), (), (), delivered=(delivered_row(DC, "E2", 7),))])
+        assert [c.exec_id for c in await store.undelivered_copies(DC, 0, 10)] == ["E1", "E3"]
+        assert len(await store.undelivered_copies(DC2, 0, 10)) == 3  # another drop copy's own
+        # stored again after its delivery (events kept through an outage): still delivered
+        await store.append_built(build_append([], [], copies=[copy(2)]))
+        assert [c.exec_id for c in await store.undelivered_copies(DC, 0, 10)] == ["E1", "E3"]
+
+    with_store(store_url, body)
+
+    async def after_restart(store: SessionStore) -> None:
+        assert [c.exec_id for c in await store.undelivered_copies(DC, 0, 10)] == ["E1", "E3"]
 
     with_store(store_url, after_restart)
 

@@ -4,9 +4,9 @@ longer open finds the order by an index (it was a LIKE over the session's last e
 store's only writer) and compares ClOrdIDs exactly (SQLite's LIKE ignores case). Existing
 events get theirs from their JSON.
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2027-01-20
+Revision ID: 0010
+Revises: 0009
+Create Date: 2027-01-21
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
