@@ -197,9 +197,10 @@ class Recorder:
         if exec_id is not None:
             o.exec_count += 1
         told = None if execution is None else execution.message(o, ev.ts_ns, self.ts)
-        log.debug("%s: order %s (ClOrdID %s) created at %s -> %s: %s %s %s @ %s",
-                  o.session_id, o.order_id, o.cl_ord_id, o.venue, o.status.name,
-                  o.side.name.lower(), o.quantity, o.symbol, o.price or "market")
+        if log.isEnabledFor(logging.DEBUG):  # (its arguments cost: not made for nothing)
+            log.debug("%s: order %s (ClOrdID %s) created at %s -> %s: %s %s %s @ %s",
+                      o.session_id, o.order_id, o.cl_ord_id, o.venue, o.status.name,
+                      o.side.name.lower(), o.quantity, o.symbol, o.price or "market")
         return self._store_and_tell(ev, o, None, told)
 
     def record(
