@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import ColumnElement, Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -39,27 +39,33 @@ def safe_url(url: str) -> str:
         return url
 
 
+def read_engine(url: str, probe: ColumnElement[Any], what: str) -> Engine:
+    """An engine that reads the store at ``url``, ``probe`` (a column of the table the reader
+    needs) read once to show it can; StoreReadError saying it cannot read ``what``. On SQLite
+    plain reads, not the gateway's engine (whose transactions take SQLite's write lock up
+    front: a live gateway would wait on the reader)."""
+    try:
+        if is_sqlite(url):
+            database = make_url(url).database
+            if database and database != ":memory:" and not Path(database).exists():
+                raise StoreReadError(url, "no such database file")
+            engine: Engine = create_engine(url)
+        else:
+            engine = make_engine(url)
+        with engine.connect() as conn:
+            conn.execute(select(probe).limit(1)).all()
+    except (SQLAlchemyError, ArgumentError, ValueError) as exc:
+        raise StoreReadError(url, f"cannot read {what}: {str(exc).splitlines()[0]}") from None
+    return engine
+
+
 class StoreAuditView:
     """The audit's view of the store at ``url`` (sqlite:/// or postgresql+psycopg://)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.name = safe_url(url)
-        try:
-            if is_sqlite(url):
-                # plain reads: not the gateway's engine, whose transactions take SQLite's write
-                # lock up front (a live gateway would wait on the audit)
-                database = make_url(url).database
-                if database and database != ":memory:" and not Path(database).exists():
-                    raise StoreReadError(url, "no such database file")
-                self.engine: Engine = create_engine(url)
-            else:
-                self.engine = make_engine(url)
-            with self.engine.connect() as conn:
-                conn.execute(select(message_log.c.id).limit(1)).all()
-        except (SQLAlchemyError, ArgumentError, ValueError) as exc:
-            raise StoreReadError(url, "cannot read the message log: "
-                                 f"{str(exc).splitlines()[0]}") from None
+        self.engine = read_engine(url, message_log.c.id, "the message log")
 
     def close(self) -> None:
         self.engine.dispose()

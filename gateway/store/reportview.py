@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.store.auditview import StoreReadError, safe_url
-from gateway.store.db import is_sqlite, make_engine
+from gateway.store.auditview import StoreReadError, read_engine, safe_url
 from gateway.store.records import FillRecord, OrderEvent, Snapshot
 from gateway.store.schema import fills, order_events, orders
 
@@ -32,21 +29,7 @@ class StoreReportView:
     def __init__(self, url: str) -> None:
         self.url = url
         self.name = safe_url(url)
-        try:
-            if is_sqlite(url):
-                # plain reads, not the gateway's engine (whose transactions take SQLite's write
-                # lock up front: a live gateway would wait on the report)
-                database = make_url(url).database
-                if database and database != ":memory:" and not Path(database).exists():
-                    raise StoreReadError(url, "no such database file")
-                self.engine: Engine = create_engine(url)
-            else:
-                self.engine = make_engine(url)
-            with self.engine.connect() as conn:
-                conn.execute(select(orders.c.order_id).limit(1)).all()
-        except (SQLAlchemyError, ArgumentError, ValueError) as exc:
-            raise StoreReadError(url, "cannot read the orders: "
-                                 f"{str(exc).splitlines()[0]}") from None
+        self.engine = read_engine(url, orders.c.order_id, "the orders")
 
     def close(self) -> None:
         self.engine.dispose()
