@@ -117,7 +117,10 @@ class Recorder:
                      for c in ("order", "event")}
         self._flush: Callable[[SessionID], Coroutine[Any, Any, None]] | None = None
         self._flush_due: set[SessionID] = set()
-        self._flush_scheduled = False
+        """Sessions whose flush task is spawned and has not started yet (it takes every send
+        queued until it starts)."""
+        self._flush_unbound: set[SessionID] = set()
+        """Sessions asked to flush before :meth:`bind` (flushed at the first request after)."""
         self._batching: list[tuple[OrderAppend, asyncio.Future[None]]] | None = None
         self._deferred: list[tuple[OrderAppend, asyncio.Future[None] | None]] = []
         """Order events the store could not take (it was down), in order, each with the future
@@ -299,8 +302,11 @@ class Recorder:
         copies = self._copies(ev, o, told)
         append = build_append((ev,), (o,), (fill,) if fill is not None else (),
                               [c.record for c in copies])
+        if told is None and not self._carry and self._batching is None:
+            # an event no report goes with (an order's intent): the caller waits on the
+            # store's own future, one turn of the event loop sooner than on a future of ours
+            return self._store_built(append)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
         if copies:
             assert self.copies is not None
             self.copies.track(copies, future)
@@ -341,14 +347,19 @@ class Recorder:
     def _store_built(
         self, append: OrderAppend, future: asyncio.Future[None] | None = None
     ) -> asyncio.Future[None]:
-        """Store rows no report goes with (behind those kept while the store was down)."""
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            future.add_done_callback(_retrieve)
+        """Store rows no report goes with (behind those kept while the store was down). Without
+        ``future``, the store's own future is returned: it resolves in the turn of the event loop
+        the commit is told in, and rows it fails for are kept (:meth:`_kept_if_failed`, called
+        before any waiter of it wakes)."""
         if self._deferred:
+            if future is None:
+                future = asyncio.get_running_loop().create_future()
             self._defer(append, future)
             return future
         alone = self.store.append_now(append)
+        if future is None:
+            alone.add_done_callback(functools.partial(self._kept_if_failed, append))
+            return alone
         alone.add_done_callback(functools.partial(self._stored_alone, append, future))
         return future
 
@@ -390,7 +401,14 @@ class Recorder:
         # kept for when the store is back (a request the store refused for itself is tried
         # again then, and dropped, logged, if it still is); the waiter learns it failed now
         self._defer(append)
-        future.set_exception(exc)
+        _fail(future, exc)
+
+    def _kept_if_failed(self, append: OrderAppend, done: asyncio.Future[None]) -> None:
+        """The store's future of rows stored alone is done: rows it failed for are kept for
+        when the store is back (as :meth:`_stored_alone`; a future its waiter cancelled is
+        let be: the commit may have happened)."""
+        if not done.cancelled() and done.exception() is not None:
+            self._defer(append)
 
     async def _append_many(self, batch: list[tuple[OrderAppend, asyncio.Future[None]]]) -> None:
         merged = merge_appends([a for a, _ in batch])
@@ -437,17 +455,27 @@ class Recorder:
         return True
 
     def _request_flush(self, sid: SessionID) -> None:
+        """Make the session write what is queued on it: its flush task is spawned at once and
+        runs in the next turn of the event loop, so whatever else is queued on the session in
+        this turn (the fill that came with the venue's acknowledgement) goes in the same commit
+        and write. While that task has not started, a new request adds nothing."""
+        if sid in self._flush_due:
+            return
+        if self._flush is None:
+            self._flush_unbound.add(sid)
+            return
+        if self._flush_unbound:
+            early, self._flush_unbound = self._flush_unbound, set()
+            for s in early - {sid}:
+                self._flush_due.add(s)
+                self._tasks.spawn(self._flush_one(s))
         self._flush_due.add(sid)
-        if not self._flush_scheduled and self._flush is not None:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._do_flush)
+        self._tasks.spawn(self._flush_one(sid))
 
-    def _do_flush(self) -> None:
-        self._flush_scheduled = False
-        due, self._flush_due = self._flush_due, set()
+    async def _flush_one(self, sid: SessionID) -> None:
+        self._flush_due.discard(sid)  # sends queued from now on need a flush of their own
         assert self._flush is not None
-        for sid in due:
-            self._tasks.spawn(self._flush(sid))
+        await self._flush(sid)
 
     def replay(self, st: SessionState, session: Session, now: float) -> None:
         """Send the reports the client was not told, in order. One the session cannot store
@@ -561,7 +589,7 @@ class Recorder:
                 log.error("an order event the store refuses is dropped: %s (%s)", exc,
                           append.events[:1])
                 if f is not None and not f.done():
-                    f.set_exception(exc)
+                    _fail(f, exc)
                 continue
             if f is not None and not f.done():
                 f.set_result(None)
@@ -575,10 +603,12 @@ class Recorder:
             self.sessions[sid].unreported = await self.untold(sid)
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
-    """Mark a failure as seen (its waiter, if any, handles it; none need be)."""
-    if not future.cancelled():
-        future.exception()
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    """Fail ``future`` with ``exc``, marked as seen (its waiter, if any, handles it; none need
+    be): the futures of order events never log "exception was never retrieved". (Marked here
+    rather than by a done callback on every future: that is a callback per event.)"""
+    future.set_exception(exc)
+    future.exception()
 
 
 def merge_appends(appends: list[OrderAppend]) -> OrderAppend:
@@ -635,4 +665,4 @@ class _Stored:
 
     def fail(self, exc: BaseException) -> None:
         if not self._future.done():
-            self._future.set_exception(exc)
+            _fail(self._future, exc)
