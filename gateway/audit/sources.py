@@ -37,10 +37,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .filelog import filename_prefix
 from .scan import CSCAN
+
+if TYPE_CHECKING:
+    from ._cscan import Batch
 
 SOH = b"\x01"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -232,6 +235,21 @@ class FileSource:
             if kind == "filelog":
                 if CSCAN is not None:
                     yield from _filelog_chunks(handle, lines, self.origin)
+                else:
+                    yield from _filelog_fast(handle, lines, self.origin)
+            elif kind == "capture":
+                yield from _capture_records(lines, self.origin)
+
+    def items(self) -> Iterator[Record | Batch]:
+        """:meth:`records`, with a file log's messages in batches (``_cscan.Batch``, one a
+        chunk read) where ``_cscan`` is built: what the compiled audit reads
+        (:meth:`Auditor.feed_batches <gateway.audit.checker.Auditor.feed_batches>`)."""
+        with _open(self.path) as handle:
+            lines = _Lines(handle, self.name)
+            kind = _sniff(lines, self.name)
+            if kind == "filelog":
+                if CSCAN is not None:
+                    yield from _filelog_batches(handle, lines, self.origin)
                 else:
                     yield from _filelog_fast(handle, lines, self.origin)
             elif kind == "capture":
@@ -446,10 +464,17 @@ CHUNK = 1 << 22
 
 def _filelog_chunks(handle: BinaryIO, lines: _Lines, origin: Origin,
                     chunk: int = CHUNK) -> Iterator[Record]:
-    """:func:`_filelog_fast` in C (``_cscan.filelog_chunk``): the file read ``chunk`` bytes at
-    a time, each chunk's lines made records in one call."""
+    """:func:`_filelog_fast` in C: the records of :func:`_filelog_batches`."""
+    for batch in _filelog_batches(handle, lines, origin, chunk):
+        yield from batch.records()
+
+
+def _filelog_batches(handle: BinaryIO, lines: _Lines, origin: Origin,
+                     chunk: int = CHUNK) -> Iterator[Batch]:
+    """The file read ``chunk`` bytes at a time, each chunk's lines split into one batch of
+    messages in C (``_cscan.filelog_batch``)."""
     assert CSCAN is not None
-    split = CSCAN.filelog_chunk
+    split = CSCAN.filelog_batch
     name = origin.name
     number = lines.number
     buf = lines.peek() or b""
@@ -463,8 +488,9 @@ def _filelog_chunks(handle: BinaryIO, lines: _Lines, origin: Origin,
         eof = not more and error is None
         if more:
             buf += more
-        records, consumed, number, bad = split(buf, eof, number, origin)
-        yield from records
+        batch, consumed, number, bad = split(buf, eof, number, origin)
+        if len(batch):
+            yield batch
         if bad:
             line = buf[consumed:buf.find(b"\n", consumed) + 1 or len(buf)]
             raise InputError(name, bad, f"not a FIX log line: {line[:60]!r}")
