@@ -67,6 +67,9 @@ class AuditOptions:
     """Show a progress line on stderr; None: when stderr is a terminal."""
     store_name: str = "store"
     extra_sinks: list[Callable[[Chain], None]] = field(default_factory=list)
+    fast: bool = True
+    """Let the compiled fast path check what it can, where it is built (the tests compare
+    the audit with it and without it)."""
 
 
 def _merged(sources: list[FileSource | StoreSource]) -> Iterable[Record]:
@@ -170,7 +173,7 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
                       session_filter=SessionFilter(opts.session) if opts.session else None,
                       until=opts.until,
                       keep_messages=opts.html_path is not None or opts.order is not None,
-                      on_summary=None if sinks else outputs.add_summary)
+                      on_summary=None if sinks else outputs.add_summary, fast=opts.fast)
     auditor_ref.append(auditor)
     html = None
     if opts.html_path is not None:
