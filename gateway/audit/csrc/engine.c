@@ -586,6 +586,7 @@ engine_run(Engine *e, PyObject *args)
         }
         if (until && after(e, m.stamp, m.stamplen)) {
             Py_XDECREF(rec);
+            Py_CLEAR(e->batch);  /* the rest is not read */
             kind = K_STOPPED;
             break;
         }
