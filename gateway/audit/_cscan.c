@@ -10,8 +10,9 @@
  *     codec.split_fields accepts), no length-prefixed DATA field. None for anything else
  *     (the caller then runs the Python scanner, which knows the hard cases).
  *
- * filelog_batch(buf, final, number, origin) -> (batch, consumed, number, bad)
- *     `<timestamp> : <message>` lines of buf, as sources._filelog_fast reads them: a line whose
+ * filelog_batch(buf, n, final, number, origin) -> (batch, consumed, number, bad)
+ *     `<timestamp> : <message>` lines of buf[:n] (a bytearray the reader fills again once the
+ *     batch is read: a batch holds until then), as sources._filelog_fast reads them: a line whose
  *     " : " starts at 17..37 and that has '-' at 8 and ':' at 11 starts a message; any other
  *     line continues the message before it (blank lines before the first message are
  *     skipped). batch: a Batch of the messages complete in buf (its records() are the
@@ -298,8 +299,12 @@ batch_len(Batch *b)
 PyObject *
 batch_record(Batch *b, Py_ssize_t i)
 {
-    const char *s = PyBytes_AS_STRING(b->buf);
+    const char *s = PyByteArray_AS_STRING(b->buf);
     Py_ssize_t *p = b->pos + 4 * i;
+    if (p[2] + p[3] > PyByteArray_GET_SIZE(b->buf)) {
+        PyErr_SetString(PyExc_RuntimeError, "a batch read after the next one");
+        return NULL;
+    }
     PyObject *stamp = PyBytes_FromStringAndSize(s + p[0], p[1]);
     PyObject *raw = PyBytes_FromStringAndSize(s + p[2], p[3]);
     PyObject *line = PyLong_FromLongLong(b->line[i]);
@@ -347,7 +352,11 @@ batch_last_stamp(Batch *b, PyObject *unused)
     if (b->count == 0)
         return PyBytes_FromStringAndSize("", 0);
     Py_ssize_t *p = b->pos + 4 * (b->count - 1);
-    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(b->buf) + p[0], p[1]);
+    if (p[0] + p[1] > PyByteArray_GET_SIZE(b->buf)) {
+        PyErr_SetString(PyExc_RuntimeError, "a batch read after the next one");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(b->buf) + p[0], p[1]);
 }
 
 static PyMethodDef batch_methods[] = {
@@ -415,13 +424,17 @@ static PyObject *
 filelog_batch(PyObject *self, PyObject *args)
 {
     PyObject *buf;
+    Py_ssize_t n;
     int final;
     long long number;
     PyObject *origin;
-    if (!PyArg_ParseTuple(args, "SpLO", &buf, &final, &number, &origin))
+    if (!PyArg_ParseTuple(args, "YnpLO", &buf, &n, &final, &number, &origin))
         return NULL;
-    const char *s = PyBytes_AS_STRING(buf);
-    Py_ssize_t n = PyBytes_GET_SIZE(buf);
+    if (n < 0 || n > PyByteArray_GET_SIZE(buf)) {
+        PyErr_SetString(PyExc_ValueError, "filelog_batch: n is not within buf");
+        return NULL;
+    }
+    const char *s = PyByteArray_AS_STRING(buf);
     Batch *records = PyObject_New(Batch, &BatchType);
     if (records == NULL)
         return NULL;
@@ -492,7 +505,7 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "configure(wanted, length_tags, repeated)"},
     {"fields", fields, METH_O, "fields(raw) -> tuple | None"},
     {"filelog_batch", filelog_batch, METH_VARARGS,
-     "filelog_batch(buf, final, number, origin) -> (batch, consumed, number, bad)"},
+     "filelog_batch(buf, n, final, number, origin) -> (batch, consumed, number, bad)"},
     {NULL, NULL, 0, NULL},
 };
 

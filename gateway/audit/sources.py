@@ -471,34 +471,46 @@ def _filelog_chunks(handle: BinaryIO, lines: _Lines, origin: Origin,
 
 def _filelog_batches(handle: BinaryIO, lines: _Lines, origin: Origin,
                      chunk: int = CHUNK) -> Iterator[Batch]:
-    """The file read ``chunk`` bytes at a time, each chunk's lines split into one batch of
-    messages in C (``_cscan.filelog_batch``)."""
+    """The file read ``chunk`` bytes at a time into one buffer, each chunk's lines split into
+    one batch of messages in C (``_cscan.filelog_batch``).
+
+    The buffer is used again for the next chunk (the unfinished message moved to its start):
+    a batch holds until the next one is read (what reads it is done with it by then), and the
+    read costs no fresh memory per chunk (fresh pages cost a third of the audit's system
+    time)."""
     assert CSCAN is not None
     split = CSCAN.filelog_batch
     name = origin.name
     number = lines.number
-    buf = lines.peek() or b""
-    eof = False
+    first = lines.peek() or b""
+    buf = bytearray(max(2 * chunk, len(first) + chunk))
+    buf[:len(first)] = first
+    filled = len(first)
     while True:
+        if len(buf) - filled < chunk:  # a message longer than the buffer: it grows
+            buf.extend(bytes(filled + chunk - len(buf)))
         error: Exception | None = None
         try:
-            more = handle.read(chunk)
+            with memoryview(buf) as view:
+                got = handle.readinto(view[filled:filled + chunk])  # type: ignore[attr-defined]
         except (OSError, EOFError, zlib.error) as exc:
-            error, more = exc, b""
-        eof = not more and error is None
-        if more:
-            buf += more
-        batch, consumed, number, bad = split(buf, eof, number, origin)
+            error, got = exc, 0
+        eof = not got and error is None
+        filled += got or 0
+        batch, consumed, number, bad = split(buf, filled, eof, number, origin)
         if len(batch):
             yield batch
         if bad:
-            line = buf[consumed:buf.find(b"\n", consumed) + 1 or len(buf)]
+            end = buf.find(b"\n", consumed, filled)
+            line = bytes(buf[consumed:end + 1 if end >= 0 else filled])
             raise InputError(name, bad, f"not a FIX log line: {line[:60]!r}")
         if error is not None:
             raise InputError(name, number + 1, f"unreadable: {error}") from None
         if eof:
             return
-        buf = buf[consumed:]
+        rest = filled - consumed
+        buf[:rest] = buf[consumed:filled]
+        filled = rest
 
 
 def _join(text: bytes, extra: list[bytes] | None) -> bytes:

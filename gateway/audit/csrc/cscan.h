@@ -36,7 +36,7 @@ int scan_clean(const char *s, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *len);
 
 typedef struct {
     PyObject_HEAD
-    PyObject *buf;       /* bytes */
+    PyObject *buf;       /* the reader's bytearray (valid until it reads the next chunk) */
     PyObject *origin;
     Py_ssize_t count, cap;
     Py_ssize_t *pos;     /* 4 a message: stamp start, stamp length, raw start, raw length */

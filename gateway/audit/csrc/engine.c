@@ -540,8 +540,12 @@ engine_run(Engine *e, PyObject *args)
                 Py_CLEAR(e->batch);
                 continue;
             }
-            const char *s = PyBytes_AS_STRING(bt->buf);
+            const char *s = PyByteArray_AS_STRING(bt->buf);
             Py_ssize_t *p = bt->pos + 4 * e->batch_i;
+            if (p[2] + p[3] > PyByteArray_GET_SIZE(bt->buf)) {
+                PyErr_SetString(PyExc_RuntimeError, "a batch read after the next one");
+                goto error;
+            }
             m.stamp = s + p[0];
             m.stamplen = p[1];
             m.raw = s + p[2];
