@@ -12,7 +12,8 @@ log and on all of it, for each variant, one after the other in the same run:
 * ``native`` -- this checkout with its compiled parts (``scripts/build_audit_native.py``);
 * ``pure`` -- this checkout as pure Python (``FIXGW_AUDIT_PURE=1``);
 * ``base`` -- with ``--base REV``: that commit's code (``git archive`` into a temporary
-  directory, run with this venv), to compare before and after on the same machine and load.
+  directory, its compiled parts built there by its own ``scripts/build_audit_native.py`` where
+  it has one, run with this venv), to compare before and after on the same machine and load.
 
 Each run prints messages/s (wall clock, process start included) and its peak resident memory
 (the child's own ``VmHWM``, read by the child as it exits: ``getrusage``'s figure for children
@@ -300,12 +301,27 @@ def audit(path: Path, workdir: Path, variant: str, base_dir: Path | None
             "exit": proc.returncode}
 
 
-def compiled_parts() -> str:
-    proc = subprocess.run([str(PYTHON), "-c", "import gateway.audit.checker\n"
-                           "from gateway.audit.native import compiled\n"
-                           "print(sorted(k for k, v in compiled().items() if v))"],
-                          capture_output=True, text=True, check=False)
+def compiled_parts(code_dir: Path | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "FIXGW_AUDIT_PURE"}
+    proc = subprocess.run([str(PYTHON), "-c", "import sys\n"
+                           "if sys.argv[1]: sys.path.insert(0, sys.argv[1])\n"
+                           "import gateway.audit.checker\n"
+                           "try:\n"
+                           "    from gateway.audit.native import compiled\n"
+                           "except ImportError:\n"
+                           "    print('none (before the compiled audit)'); sys.exit()\n"
+                           "print(sorted(k for k, v in compiled().items() if v))",
+                           str(code_dir or "")], capture_output=True, text=True, check=False,
+                          env=env, cwd=code_dir or REPO)
     return proc.stdout.strip() or proc.stderr.strip()
+
+
+def build_base(base_dir: Path) -> None:
+    """The base's own compiled parts, built in its directory where it has them (git archive
+    holds only sources): the base runs as that commit runs after scripts/setup.sh."""
+    script = base_dir / "scripts" / "build_audit_native.py"
+    if script.exists():
+        subprocess.run([str(PYTHON), str(script)], cwd=base_dir, check=False)
 
 
 def main() -> None:
@@ -329,6 +345,8 @@ def main() -> None:
             archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base],
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
+            build_base(base_dir)
+            print(f"compiled parts of {args.base}: {compiled_parts(base_dir)}")
             variants.insert(0, "base")
         path = args.keep or work / "FIX.4.4-GATEWAY-CLIENT1.messages.current.log"
         t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the compiled parts of ``fixgw audit`` in place (run by ``scripts/setup.sh``):
 
-* ``gateway/audit/_cscan.c`` -- the file-log reader and field scanner, hand-written C;
+* ``gateway/audit/_cscan.c`` and ``gateway/audit/csrc/`` -- the file-log reader, the field
+  scanner and the fast path of the checks, hand-written C;
 * the audit's checks (:data:`gateway.audit.native.COMPILED`) compiled from their own Python
   source by mypyc (which comes with mypy), into one extension per module plus a shared
   library ``gateway/audit/_compiled__mypyc*.so``.
@@ -31,7 +32,7 @@ AUDIT = REPO / "gateway" / "audit"
 sys.path.insert(0, str(REPO))
 os.environ["FIXGW_AUDIT_PURE"] = "1"  # this process needs none of it (and may replace it)
 
-from gateway.audit.native import COMPILED, GROUP, STAMP, sources_hash  # noqa: E402
+from gateway.audit.native import C_SOURCES, COMPILED, GROUP, STAMP, sources_hash  # noqa: E402
 
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 def built() -> list[Path]:
@@ -63,8 +64,9 @@ def _setup(tmp: Path, ext_modules: str) -> None:
 
 
 def build_c(tmp: Path) -> None:
-    _setup(tmp, "[Extension('gateway.audit._cscan', ['gateway/audit/_cscan.c'],"
-                " extra_compile_args=['-O2'])]")
+    sources = [str(p.relative_to(REPO)) for p in C_SOURCES if p.suffix == ".c"]
+    _setup(tmp, f"[Extension('gateway.audit._cscan', {sources!r},"
+                " extra_compile_args=['-O2', '-std=gnu11'])]")
 
 
 def build_mypyc(tmp: Path) -> None:

@@ -1,6 +1,8 @@
-/* The audit's read-and-scan loop in C: file-log lines into records, and the wanted fields of a
- * message (gateway/audit/native.py loads it; gateway/audit/scan.py and sources.py hold the
- * pure-Python versions these must equal, and tests/audit/test_native.py holds them to it).
+/* The audit's compiled fast path (gateway/audit/native.py loads it): this file is the module,
+ * the file-log reader and the field scanner; csrc/ holds the checks (csrc/cscan.h says which
+ * file does what). gateway/audit/scan.py, sources.py, checker.py and chains.py hold the
+ * pure-Python versions these must equal; tests/audit/test_native.py and test_fastpath.py hold
+ * them to it.
  *
  * fields(raw) -> tuple | None
  *     The fields of scan.WANTED (first occurrence of each tag, as bytes; None where absent)
@@ -8,11 +10,13 @@
  *     codec.split_fields accepts), no length-prefixed DATA field. None for anything else
  *     (the caller then runs the Python scanner, which knows the hard cases).
  *
- * filelog_chunk(buf, final, number, origin) -> (records, consumed, number, bad)
- *     `<timestamp> : <message>` lines of buf, as sources._filelog_fast reads them: a line whose
+ * filelog_batch(buf, n, final, number, origin) -> (batch, consumed, number, bad)
+ *     `<timestamp> : <message>` lines of buf[:n] (a bytearray the reader fills again once the
+ *     batch is read: a batch holds until then), as sources._filelog_fast reads them: a line whose
  *     " : " starts at 17..37 and that has '-' at 8 and ':' at 11 starts a message; any other
  *     line continues the message before it (blank lines before the first message are
- *     skipped). records: (stamp, raw, line, origin) tuples of the messages complete in buf;
+ *     skipped). batch: a Batch of the messages complete in buf (its records() are the
+ *     (stamp, raw, line, origin) tuples; the Engine reads it without making them);
  *     consumed: where the unfinished rest starts (a message that may continue, or a line
  *     without its newline), unless final; number: the line number before consumed; bad: the
  *     line number of a line that is no log line before any message (0: none; consumed is then
@@ -23,14 +27,11 @@
  *     (CompIDs, BeginString, Symbol): their bytes objects are shared from a small cache, so
  *     they are neither made again nor hashed again (dict keys) for every message.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <string.h>
+#include "csrc/cscan.h"
 
-#define MAX_WANTED 64
 #define TABLE 16384
 
-static int n_wanted = 0;
+int n_wanted = 0;
 static long long wanted[MAX_WANTED];
 static signed char index_of[TABLE];  /* tag -> index in wanted, -1 */
 static unsigned char is_length[TABLE];
@@ -67,6 +68,15 @@ value_of(int i, const char *s, Py_ssize_t n)
     Py_XSETREF(c[k], o);
     Py_INCREF(o);
     return o;
+}
+
+int
+wanted_index(long long t)
+{
+    for (int i = 0; i < n_wanted; i++)
+        if (wanted[i] == t)
+            return i;
+    return -1;
 }
 
 static int
@@ -158,25 +168,18 @@ configure(PyObject *self, PyObject *args)
             repeated[k] = 1;
     }
     Py_DECREF(rf);
+    if (engine_fields() < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *
-fields(PyObject *self, PyObject *raw)
+/* the scan of fields(): 1 and the first occurrence of each wanted field (start -1: absent)
+ * for a clean message that has a MsgType; 0 for anything else */
+int
+scan_clean(const char *s, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *len)
 {
-    if (!PyBytes_Check(raw)) {
-        PyErr_SetString(PyExc_TypeError, "fields() takes bytes");
-        return NULL;
-    }
-    if (n_wanted == 0 || msg_type_index < 0) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() first");
-        return NULL;
-    }
-    const char *s = PyBytes_AS_STRING(raw);
-    Py_ssize_t n = PyBytes_GET_SIZE(raw);
     if (n == 0 || s[n - 1] != '\x01')
-        Py_RETURN_NONE;
-    Py_ssize_t start[MAX_WANTED], len[MAX_WANTED];
+        return 0;
     for (int i = 0; i < n_wanted; i++)
         start[i] = -1;
     Py_ssize_t p = 0;
@@ -194,14 +197,14 @@ fields(PyObject *self, PyObject *raw)
             q++;
         }
         if (q == d0 || q - p > 16 || q >= n || s[q] != '=')
-            Py_RETURN_NONE;
+            return 0;
         if (neg)
             t = -t;
         q++;
         const char *e = memchr(s + q, '\x01', (size_t)(n - q));  /* found: s[n-1] is SOH */
         Py_ssize_t end = e - s;
         if (tag_is_length(t))
-            Py_RETURN_NONE;
+            return 0;
         int i = tag_index(t);
         if (i >= 0 && start[i] < 0) {
             start[i] = q;
@@ -209,7 +212,23 @@ fields(PyObject *self, PyObject *raw)
         }
         p = end + 1;
     }
-    if (start[msg_type_index] < 0)
+    return start[msg_type_index] >= 0;
+}
+
+static PyObject *
+fields(PyObject *self, PyObject *raw)
+{
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "fields() takes bytes");
+        return NULL;
+    }
+    if (n_wanted == 0 || msg_type_index < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    const char *s = PyBytes_AS_STRING(raw);
+    Py_ssize_t start[MAX_WANTED], len[MAX_WANTED];
+    if (!scan_clean(s, PyBytes_GET_SIZE(raw), start, len))
         Py_RETURN_NONE;
     PyObject *out = PyTuple_New(n_wanted);
     if (out == NULL)
@@ -258,9 +277,114 @@ is_blank(const char *a, Py_ssize_t n)
     return 1;
 }
 
+/* --- Batch: the messages of one chunk of a file log --------------------------------------- */
+
+static void
+batch_dealloc(Batch *b)
+{
+    Py_XDECREF(b->buf);
+    Py_XDECREF(b->origin);
+    PyMem_Free(b->pos);
+    PyMem_Free(b->line);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static Py_ssize_t
+batch_len(Batch *b)
+{
+    return b->count;
+}
+
+/* the record (stamp, raw, line, origin) of message i */
+PyObject *
+batch_record(Batch *b, Py_ssize_t i)
+{
+    const char *s = PyByteArray_AS_STRING(b->buf);
+    Py_ssize_t *p = b->pos + 4 * i;
+    if (p[2] + p[3] > PyByteArray_GET_SIZE(b->buf)) {
+        PyErr_SetString(PyExc_RuntimeError, "a batch read after the next one");
+        return NULL;
+    }
+    PyObject *stamp = PyBytes_FromStringAndSize(s + p[0], p[1]);
+    PyObject *raw = PyBytes_FromStringAndSize(s + p[2], p[3]);
+    PyObject *line = PyLong_FromLongLong(b->line[i]);
+    if (stamp == NULL || raw == NULL || line == NULL) {
+        Py_XDECREF(stamp);
+        Py_XDECREF(raw);
+        Py_XDECREF(line);
+        return NULL;
+    }
+    PyObject *rec = PyTuple_New(4);
+    if (rec == NULL) {
+        Py_DECREF(stamp);
+        Py_DECREF(raw);
+        Py_DECREF(line);
+        return NULL;
+    }
+    Py_INCREF(b->origin);
+    PyTuple_SET_ITEM(rec, 0, stamp);
+    PyTuple_SET_ITEM(rec, 1, raw);
+    PyTuple_SET_ITEM(rec, 2, line);
+    PyTuple_SET_ITEM(rec, 3, b->origin);
+    return rec;
+}
+
+static PyObject *
+batch_records(Batch *b, PyObject *unused)
+{
+    PyObject *out = PyList_New(b->count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < b->count; i++) {
+        PyObject *r = batch_record(b, i);
+        if (r == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, r);
+    }
+    return out;
+}
+
+static PyObject *
+batch_last_stamp(Batch *b, PyObject *unused)
+{
+    if (b->count == 0)
+        return PyBytes_FromStringAndSize("", 0);
+    Py_ssize_t *p = b->pos + 4 * (b->count - 1);
+    if (p[0] + p[1] > PyByteArray_GET_SIZE(b->buf)) {
+        PyErr_SetString(PyExc_RuntimeError, "a batch read after the next one");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(b->buf) + p[0], p[1]);
+}
+
+static PyMethodDef batch_methods[] = {
+    {"records", (PyCFunction)batch_records, METH_NOARGS,
+     "records() -> the (stamp, raw, line, origin) tuples of its messages"},
+    {"last_stamp", (PyCFunction)batch_last_stamp, METH_NOARGS,
+     "last_stamp() -> the stamp of its last message (b\"\" when it has none)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods batch_as_sequence = {
+    .sq_length = (lenfunc)batch_len,
+};
+
+PyTypeObject BatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway.audit._cscan.Batch",
+    .tp_doc = "The messages of one chunk of a file log (filelog_batch).",
+    .tp_basicsize = sizeof(Batch),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)batch_dealloc,
+    .tp_methods = batch_methods,
+    .tp_as_sequence = &batch_as_sequence,
+};
+
 static int
-emit(PyObject *records, const char *s, Py_ssize_t line_start, Py_ssize_t sep, Py_ssize_t end,
-     long long number, PyObject *origin)
+emit(Batch *b, const char *s, Py_ssize_t line_start, Py_ssize_t sep, Py_ssize_t end,
+     long long number)
 {
     /* the message runs from sep + 3 to end (continuation lines included); one line end off */
     Py_ssize_t a = sep + 3;
@@ -271,49 +395,56 @@ emit(PyObject *records, const char *s, Py_ssize_t line_start, Py_ssize_t sep, Py
     }
     if (end < a)
         end = a;
-    PyObject *stamp = PyBytes_FromStringAndSize(s + line_start, sep - line_start);
-    PyObject *raw = PyBytes_FromStringAndSize(s + a, end - a);
-    PyObject *line = PyLong_FromLongLong(number);
-    if (stamp == NULL || raw == NULL || line == NULL) {
-        Py_XDECREF(stamp);
-        Py_XDECREF(raw);
-        Py_XDECREF(line);
-        return -1;
+    if (b->count == b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap * 2 : 1024;
+        Py_ssize_t *pos = PyMem_Realloc(b->pos, (size_t)cap * 4 * sizeof(Py_ssize_t));
+        if (pos == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->pos = pos;
+        long long *line = PyMem_Realloc(b->line, (size_t)cap * sizeof(long long));
+        if (line == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->line = line;
+        b->cap = cap;
     }
-    Py_INCREF(origin);
-    PyObject *rec = PyTuple_New(4);
-    if (rec == NULL) {
-        Py_DECREF(stamp);
-        Py_DECREF(raw);
-        Py_DECREF(line);
-        Py_DECREF(origin);
-        return -1;
-    }
-    PyTuple_SET_ITEM(rec, 0, stamp);
-    PyTuple_SET_ITEM(rec, 1, raw);
-    PyTuple_SET_ITEM(rec, 2, line);
-    PyTuple_SET_ITEM(rec, 3, origin);
-    int rc = PyList_Append(records, rec);
-    Py_DECREF(rec);
-    return rc;
+    Py_ssize_t *p = b->pos + 4 * b->count;
+    p[0] = line_start;
+    p[1] = sep - line_start;
+    p[2] = a;
+    p[3] = end - a;
+    b->line[b->count++] = number;
+    return 0;
 }
 
 static PyObject *
-filelog_chunk(PyObject *self, PyObject *args)
+filelog_batch(PyObject *self, PyObject *args)
 {
-    Py_buffer view;
+    PyObject *buf;
+    Py_ssize_t n;
     int final;
     long long number;
     PyObject *origin;
-    if (!PyArg_ParseTuple(args, "y*pLO", &view, &final, &number, &origin))
+    if (!PyArg_ParseTuple(args, "YnpLO", &buf, &n, &final, &number, &origin))
         return NULL;
-    const char *s = view.buf;
-    Py_ssize_t n = view.len;
-    PyObject *records = PyList_New(0);
-    if (records == NULL) {
-        PyBuffer_Release(&view);
+    if (n < 0 || n > PyByteArray_GET_SIZE(buf)) {
+        PyErr_SetString(PyExc_ValueError, "filelog_batch: n is not within buf");
         return NULL;
     }
+    const char *s = PyByteArray_AS_STRING(buf);
+    Batch *records = PyObject_New(Batch, &BatchType);
+    if (records == NULL)
+        return NULL;
+    Py_INCREF(buf);
+    records->buf = buf;
+    Py_INCREF(origin);
+    records->origin = origin;
+    records->count = records->cap = 0;
+    records->pos = NULL;
+    records->line = NULL;
     Py_ssize_t p = 0;
     Py_ssize_t msg_line = -1, msg_sep = 0;  /* the message being read: its line's start */
     long long msg_number = 0, before_msg = number;
@@ -331,7 +462,7 @@ filelog_chunk(PyObject *self, PyObject *args)
             next = nl - s + 1;
         Py_ssize_t sep = stamp_end(s + p, next - p);
         if (sep >= 0) {
-            if (msg_line >= 0 && emit(records, s, msg_line, msg_sep, p, msg_number, origin) < 0)
+            if (msg_line >= 0 && emit(records, s, msg_line, msg_sep, p, msg_number) < 0)
                 goto error;
             msg_line = p;
             msg_sep = p + sep;
@@ -352,7 +483,7 @@ filelog_chunk(PyObject *self, PyObject *args)
     }
     if (msg_line >= 0) {
         if (final) {
-            if (emit(records, s, msg_line, msg_sep, p, msg_number, origin) < 0)
+            if (emit(records, s, msg_line, msg_sep, p, msg_number) < 0)
                 goto error;
             consumed = p;
         }
@@ -364,10 +495,8 @@ filelog_chunk(PyObject *self, PyObject *args)
     else
         consumed = p;
 done:
-    PyBuffer_Release(&view);
     return Py_BuildValue("(NnLL)", records, consumed, number, bad);
 error:
-    PyBuffer_Release(&view);
     Py_DECREF(records);
     return NULL;
 }
@@ -375,8 +504,8 @@ error:
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "configure(wanted, length_tags, repeated)"},
     {"fields", fields, METH_O, "fields(raw) -> tuple | None"},
-    {"filelog_chunk", filelog_chunk, METH_VARARGS,
-     "filelog_chunk(buf, final, number, origin) -> (records, consumed, number, bad)"},
+    {"filelog_batch", filelog_batch, METH_VARARGS,
+     "filelog_batch(buf, n, final, number, origin) -> (batch, consumed, number, bad)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -389,5 +518,17 @@ PyMODINIT_FUNC
 PyInit__cscan(void)
 {
     memset(index_of, -1, sizeof index_of);
-    return PyModule_Create(&module);
+    if (PyType_Ready(&BatchType) < 0 || PyType_Ready(&EngineType) < 0
+            || PyType_Ready(&BookType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Batch", (PyObject *)&BatchType) < 0
+            || PyModule_AddObjectRef(m, "Engine", (PyObject *)&EngineType) < 0
+            || PyModule_AddObjectRef(m, "Book", (PyObject *)&BookType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

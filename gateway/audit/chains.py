@@ -24,19 +24,27 @@ counterparty's figure as its new baseline, so one fault is reported once, not on
 after it.
 
 Memory holds the open orders and, for a while, the closed ones: a chain closed (done, and no
-request of it waiting for an answer) stays findable for :data:`CLOSED_WINDOW` seconds of log time
-and among the last :data:`MAX_CLOSED` closed chains, for late reports, resends and cancels that
-come too late; then it is handed to ``on_closed`` and forgotten. The model is the audit's and
-the drop copy's and the execution reports' to share: nothing in it knows about output.
+request of it waiting for an answer) stays findable for :data:`~.waiting.CLOSED_WINDOW` seconds
+of log time and among the last :data:`~.waiting.MAX_CLOSED` closed chains, for late reports,
+resends and cancels that come too late; then it is handed to ``on_closed`` and forgotten.
+
+Where the audit runs compiled, most orders never become a :class:`Chain`: the fast path in C
+(``_cscan.Book``, :attr:`OrderBook.fast`) keeps every order whose messages it can check without
+a finding, and hands an order to this module (:meth:`OrderBook.restore`) the moment a message
+about it needs more -- a finding, a rare case, an answer overdue -- or when it is let go and a
+sink wants the Chain. The checks are this module's; the C must equal them (tests/audit/
+test_native.py and test_fastpath.py compare the two on the same inputs).
+
+The model is the audit's and the drop copy's and the execution reports' to share: nothing in it
+knows about output.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from .findings import Finding, Findings, Kind
 from .scan import (
@@ -76,13 +84,10 @@ from .states import (
     exec_type_name,
     status_name,
 )
+from .waiting import ClosedChains, ClosedQueue, Deadlines, FastBook
 
 ANSWER_TIMEOUT = 30.0
 """Seconds of log time a request may wait for its first answer."""
-CLOSED_WINDOW = 60.0
-"""Seconds of log time a closed chain stays findable."""
-MAX_CLOSED = 10_000
-"""Closed chains kept findable at most, per session."""
 
 ZERO = Decimal(0)
 _DEC: dict[bytes, Decimal] = {}
@@ -226,54 +231,6 @@ class Chain:
         }
 
 
-Deadline = tuple[float, int, Request, "OrderBook"]
-
-
-class Deadlines:
-    """The requests waiting for an answer, by deadline (then by the order they came in): a
-    queue for deadlines that come in order -- log time goes forward, so nearly all do -- and a
-    heap for the others; :meth:`due` takes from the front of either (cheaper than one heap of
-    every request)."""
-
-    __slots__ = ("_queue", "_heap", "_n")
-
-    def __init__(self) -> None:
-        self._queue: deque[Deadline] = deque()
-        self._heap: list[Deadline] = []
-        self._n = 0
-
-    def push(self, at: float, req: Request, book: OrderBook) -> None:
-        self._n += 1
-        entry = (at, self._n, req, book)
-        queue = self._queue
-        if not queue or queue[-1][0] <= at:
-            queue.append(entry)
-        else:
-            heapq.heappush(self._heap, entry)
-
-    def due(self, now: float) -> list[Deadline]:
-        """The entries whose deadline is ``now`` or before, taken out, earliest first."""
-        out: list[Deadline] = []
-        queue, heap = self._queue, self._heap
-        while True:
-            if queue and queue[0][0] <= now:
-                if heap and heap[0][0] <= now and heap[0][:2] < queue[0][:2]:
-                    out.append(heapq.heappop(heap))
-                else:
-                    out.append(queue.popleft())
-            elif heap and heap[0][0] <= now:
-                out.append(heapq.heappop(heap))
-            else:
-                return out
-
-    def clear(self) -> None:
-        self._queue.clear()
-        self._heap.clear()
-
-    def __len__(self) -> int:
-        return len(self._queue) + len(self._heap)
-
-
 class OrderBook:
     """The order chains of one session and the checks on them (the module docstring).
 
@@ -296,14 +253,63 @@ class OrderBook:
         self.by_oid: dict[bytes, Chain] = {}
         self.exec_ids: dict[bytes, Chain] = {}
         self.by_seq: dict[tuple[bytes | None, int], Request] = {}
-        self.closed: OrderedDict[Chain, None] = OrderedDict()
-        """Closed chains still findable, oldest first (an OrderedDict: its first entry is
-        found at once however many were taken from its front)."""
+        self.closed: ClosedQueue = ClosedChains()
+        """Closed chains still findable, oldest first."""
+        self.fast: FastBook | None = None
+        """The compiled fast path's orders of this session (:meth:`attach`), or None."""
         self.now = 0.0
         self.orders = 0
         self.fills = 0
         self.open_chains = 0
         self.closed_chains = 0
+
+    def attach(self, fast: FastBook) -> None:
+        """Let the compiled fast path keep this session's orders while it can: it holds the
+        closed queue too (its orders and this book's chains in one order)."""
+        self.fast = fast
+        self.closed = fast
+
+    def restore(self, state: tuple[Any, ...], register: bool) -> Chain:
+        """An order the fast path kept, as a :class:`Chain` (``_cscan`` builds ``state``:
+        the Chain's fields in the order below, its requests, and the keys that find it).
+        ``register``: the book takes the order over -- its keys go into the indexes and its
+        requests into the deadlines, with the numbers they had; else the Chain is only
+        handed on (an order let go)."""
+        (number, cl_ord_ids, order_id, secondary_id, symbol, side, qty, price, status,
+         cum, notional, cum_text, avg_text, leaves_key, fills, exec_ids, pending, superseded,
+         first_stamp, last_stamp, closed_at, n_fills, has_new, reports, last_text,
+         cl_keys, oid_keys) = state
+        chain = Chain(number, self.session, first_stamp, False)
+        chain.cl_ord_ids = cl_ord_ids
+        chain.order_id, chain.secondary_id = order_id, secondary_id
+        chain.symbol, chain.side, chain.qty, chain.price = symbol, side, qty, price
+        chain.status = status
+        chain.cum, chain.notional = Decimal(cum), Decimal(notional)
+        chain.cum_text, chain.avg_text, chain.leaves_key = cum_text, avg_text, leaves_key
+        for exec_id, last_qty, last_px in fills:
+            lq, lpx = dec(last_qty), dec(last_px)
+            assert lq is not None and lpx is not None
+            chain.fills[exec_id] = (lq, lpx)
+        chain.exec_ids = exec_ids
+        chain.superseded = set(superseded) if superseded is not None else None
+        chain.last_stamp, chain.closed_at = last_stamp, closed_at
+        chain.n_fills, chain.has_new, chain.reports = n_fills, has_new, reports
+        chain.last_text = last_text
+        for kind, cl, seq, sender, stamp, origin, line, at, n, keyed in pending:
+            req = Request(kind, cl, seq, sender, stamp, f"{origin.name}:{line}", chain)
+            chain.pending.append(req)
+            if register:
+                if keyed:
+                    self.by_seq[(sender, seq)] = req
+                self.deadlines.push(at, req, self, n)
+        if register:
+            for cl in cl_keys:
+                self.by_cl[cl] = chain
+            for oid in oid_keys:
+                self.by_oid[oid] = chain
+            for eid in exec_ids:
+                self.exec_ids[eid] = chain
+        return chain
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -345,7 +351,7 @@ class OrderBook:
             self.by_seq[(v[SENDER], seq)] = req
         self.deadlines.push(self.now + ANSWER_TIMEOUT, req, self)
         if chain.closed_at is not None:  # a late request on a closed order: keep it open
-            self.closed.pop(chain, None)
+            self.closed.discard(chain)
             chain.closed_at = None
 
     def _answer(self, req: Request) -> None:
@@ -358,7 +364,7 @@ class OrderBook:
         if chain.closed_at is None and not chain.pending and (
                 chain.status in TERMINAL or (chain.status is None and not chain.has_new)):
             chain.closed_at = self.now
-            self.closed[chain] = None
+            self.closed.add(chain)
             self.open_chains -= 1
             self.closed_chains += 1
 
@@ -744,18 +750,13 @@ class OrderBook:
 
     def evict(self, force: bool = False) -> None:
         """Hand on and forget the closed chains past their window (all of them: ``force``)."""
-        closed = self.closed
-        if not closed:
-            return
-        horizon = self.now - CLOSED_WINDOW
-        while closed:
-            chain = next(iter(closed))
-            if not force and len(closed) <= MAX_CLOSED and (
-                    chain.closed_at is None or chain.closed_at > horizon):
-                break
-            closed.popitem(last=False)
-            self._forget(chain)
-            self.on_closed(chain)
+        if len(self.closed):
+            self.closed.evict(self.now, force, self.release)
+
+    def release(self, chain: Chain) -> None:
+        """Forget ``chain`` and hand it on (it leaves the closed queue)."""
+        self._forget(chain)
+        self.on_closed(chain)
 
     def _forget(self, chain: Chain) -> None:
         by_cl, by_oid, exec_ids = self.by_cl, self.by_oid, self.exec_ids
@@ -778,10 +779,15 @@ class OrderBook:
     def finish(self, why: str) -> None:
         """The end of the input: every request still waiting is unanswered, every chain is
         handed on (open ones as they are)."""
+        fast = self.fast
+        if fast is not None:  # what is still waiting becomes a finding: Python's to make
+            fast.promote_pending()
         for chain in list(self._all_chains()):
             for req in list(chain.pending):
                 self.unanswered(req, why)
         self.evict(force=True)
+        if fast is not None:  # the open orders, to be handed on in order with the book's
+            fast.promote_all()
         for chain in self._all_chains():
             self._forget(chain)
             self.on_closed(chain)
@@ -797,8 +803,9 @@ class OrderBook:
 
     @property
     def retained(self) -> int:
-        """Chains in memory now (open and closed-but-findable)."""
-        return len(self._all_chains())
+        """Chains in memory now (open and closed-but-findable), the fast path's orders too."""
+        fast = self.fast.sizes()["orders"] if self.fast is not None else 0
+        return len(self._all_chains()) + fast
 
     def state_sizes(self) -> dict[str, int]:
         """Entries of each index (see :meth:`Auditor.state_sizes`)."""
@@ -809,4 +816,6 @@ class OrderBook:
                 "chain_exec_ids": sum(len(c.exec_ids) for c in chains),
                 "chain_fills": sum(len(c.fills) for c in chains),
                 "chain_pending": sum(len(c.pending) for c in chains),
-                "dec_cache": len(_DEC)}
+                "dec_cache": len(_DEC),
+                **({f"fast_{k}": n for k, n in self.fast.sizes().items()}
+                   if self.fast is not None else {})}

@@ -21,12 +21,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .chains import ANSWER_TIMEOUT, Chain, Deadlines, OrderBook
+import orjson
+
+from .chains import ANSWER_TIMEOUT, LIVE_STATUSES, Chain, OrderBook
 from .findings import Event, Finding, Findings, Kind
 from .scan import (
     BEGIN,
     BUSINESS_REJECT_REF_ID,
+    CSCAN,
     DEFAULT_APPL_VER_ID,
     GAP_FILL,
     MSG_TYPE,
@@ -42,6 +46,18 @@ from .scan import (
     Scanner,
 )
 from .sources import Clock, Origin, Record
+from .states import (
+    FIX42_TRADES,
+    NEXT_STATUS,
+    STATUS_FOR_EXEC_TYPE,
+    TERMINAL,
+    TRADE,
+    UNCHECKED_EXEC_TYPES,
+)
+from .waiting import CLOSED_WINDOW, MAX_CLOSED, Deadlines
+
+if TYPE_CHECKING:
+    from ._cscan import Batch
 
 REQUEST_TYPES = frozenset({b"D", b"F", b"G", b"H", b"AF", b"q", b"V", b"x", b"AN", b"BB", b"E",
                            b"c", b"R", b"AE"})
@@ -54,6 +70,22 @@ TICK = 256
 """Messages between two looks at the clock (deadlines, closed chains)."""
 MAX_GAPS = 1000
 """Open sequence gaps kept per sender; past this the oldest is reported at once."""
+ORDER_TYPES = frozenset({b"8", b"D", b"F", b"G", b"9", b"j", b"3"})
+"""Messages the order books read (the fast path hands over their orders first)."""
+
+# what the compiled fast path's run() says it stopped for (_cscan.c)
+_END, _TICK, _DECLINED, _IDLE, _STOPPED = range(5)
+
+Summary = Callable[[bytes, int, int, int], None]
+"""Receives the orders the fast path lets go that no sink needs as Chains: their JSON lines
+(each :meth:`Chain.summary` as ``orjson`` writes it, newline-ended), how many orders, fills and
+open orders they hold (:meth:`gateway.audit.report.Outputs.add_summary`)."""
+
+
+def engine_tables() -> tuple[object, ...]:
+    """The rules the compiled fast path applies, from the tables that declare them."""
+    return (TERMINAL, LIVE_STATUSES, NEXT_STATUS, STATUS_FOR_EXEC_TYPE, UNCHECKED_EXEC_TYPES,
+            FIX42_TRADES, TRADE, ANSWER_TIMEOUT, CLOSED_WINDOW, MAX_CLOSED, TICK)
 
 
 def _s(value: bytes | None) -> str:
@@ -118,7 +150,8 @@ class Auditor:
 
     def __init__(self, findings: Findings, on_chain: Callable[[Chain], None], *,
                  session_filter: SessionFilter | None = None, until: bytes = b"",
-                 keep_messages: bool = False) -> None:
+                 keep_messages: bool = False, on_summary: Summary | None = None,
+                 fast: bool = True) -> None:
         self.findings = findings
         self.on_chain = on_chain
         self.session_filter = session_filter
@@ -135,81 +168,127 @@ class Auditor:
         self.last_stamp = b""
         self.stopped = False
         """True once a message past ``until`` was met (the rest is not read)."""
+        self.engine = None
+        """The compiled fast path (``_cscan.Engine``) where it is built, asked for (``fast``)
+        and can serve: not when every message is kept for the HTML or ``--order``."""
+        if fast and CSCAN is not None and not keep_messages:
+            self.engine = CSCAN.Engine(self.numbers, self.deadlines.counter, _SKIP, on_summary,
+                                       until, engine_tables())
 
     # --- the hot loop -------------------------------------------------------------------------
 
     def feed(self, records: Iterable[Record | None]) -> None:
-        """Audit ``records`` (None entries, from a followed file, only advance time).
-
-        The loop every message goes through: the expected case (the next MsgSeqNum, a message
-        of a known session) is written out here rather than in calls."""
-        fields = self.scanner.fields
+        """Audit ``records`` (None entries, from a followed file, only advance time)."""
+        if self.engine is not None:
+            self._feed_engine(records)
+            return
         until = self.until
         n = self.messages
-        seconds = self.clock.seconds
         for record in records:
             if record is None:
                 self._tick(self.last_stamp)
                 continue
-            stamp, raw, line, origin = record
-            if until and stamp > until:
+            if until and record[0] > until:
                 self.stopped = True
                 break
-            n += 1
-            v = fields(raw)
-            if v is None:
-                self.findings.add(Finding(Kind.GARBLED, origin.name, "not a FIX message: "
-                                          f"{raw[:60]!r}", stamp, f"{origin.name}:{line}"))
-                continue
-            sender = v[SENDER]
-            s = origin.sessions.get((sender, v[TARGET]))  # type: ignore[arg-type]
-            if s is None:
-                s = self._session(v, origin, stamp)
-            if s is _SKIP:
-                self.skipped += 1
-                continue
-            assert isinstance(s, Session)
-            s.messages += 1
-            s.last_stamp = stamp
-            if sender != s.local:
-                s.incoming += 1
-            try:
-                seq: int | None = int(v[SEQ])  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                seq = None
-                self._finding(s, Kind.GARBLED, f"MsgSeqNum (34) is {_s(v[SEQ])}", stamp, line,
-                              origin, None, raw)
-            if seq is not None:
-                expected = s.expected
-                if expected.get(sender) == seq:
-                    expected[sender] = seq + 1
-                else:
-                    self._sequence(s, v, seq, expected.get(sender), stamp, line, origin, raw)
-            mt = v[MSG_TYPE]
-            if mt == b"8":
-                s.book.report(v, seq, stamp, raw, line, origin)
-            elif mt == b"D":
-                s.book.now = seconds(stamp) or s.book.now
-                s.book.new_order(v, seq, stamp, raw, line, origin)
-            elif mt == b"F" or mt == b"G":
-                s.book.now = seconds(stamp) or s.book.now
-                s.book.cancel(mt, v, seq, stamp, raw, line, origin)
-            elif mt == b"9":
-                s.book.cancel_reject(v, seq, stamp, raw, line, origin)
-            elif mt == b"j" or mt == b"3":
-                ref_text = v[REF_SEQ_NUM]
-                try:
-                    ref = int(ref_text) if ref_text is not None else None
-                except ValueError:
-                    ref = None
-                s.book.rejected(v, ref, v[BUSINESS_REJECT_REF_ID] if mt == b"j" else None,
-                                stamp, raw, line, origin)
-            elif mt == b"A" or mt == b"5":
-                self._logon_logout(s, v, stamp, line, origin)
-            if not n & (TICK - 1) or n == 1:
-                self.messages = n
-                self._tick(stamp)
+            n = self._message(record, n)
         self.messages = n
+
+    def feed_batches(self, items: Iterable[Record | Batch]) -> None:
+        """:meth:`feed` for an input read in batches (:meth:`FileSource.items
+        <gateway.audit.sources.FileSource.items>`): the fast path reads a file log's batches
+        without making a record of each message. Only with :attr:`engine`."""
+        assert self.engine is not None
+        self._feed_engine(items)
+
+    def _feed_engine(self, items: Iterable[Record | None] | Iterable[Record | Batch]) -> None:
+        """The compiled fast path reads the messages and checks those it can; it stops for
+        the clock (every :data:`TICK` messages), for a message it hands over (read here, by
+        :meth:`_message`, its orders handed over first), an idle followed file, or ``until``."""
+        engine = self.engine
+        assert engine is not None
+        it = iter(items)
+        n = self.messages
+        try:
+            while True:
+                kind, n, item = engine.run(it, n)
+                if kind == _TICK:
+                    self.messages = n
+                    self._tick(item)
+                elif kind == _DECLINED:
+                    n = self._message(item, n)
+                elif kind == _IDLE:
+                    self._tick(self.last_stamp)
+                else:
+                    self.stopped = kind == _STOPPED
+                    break
+        finally:
+            self.messages = n
+            self.skipped += engine.take_skipped()
+
+    def _message(self, record: Record, n: int) -> int:
+        """One message, the :data:`TICK` clock after it; the count ``n`` after it."""
+        stamp, raw, line, origin = record
+        n += 1
+        v = self.scanner.fields(raw)
+        if v is None:
+            self.findings.add(Finding(Kind.GARBLED, origin.name, "not a FIX message: "
+                                      f"{raw[:60]!r}", stamp, f"{origin.name}:{line}"))
+            return n
+        sender = v[SENDER]
+        s = origin.sessions.get((sender, v[TARGET]))  # type: ignore[arg-type]
+        if s is None:
+            s = self._session(v, origin, stamp)
+        if s is _SKIP:
+            self.skipped += 1
+            return n
+        assert isinstance(s, Session)
+        s.messages += 1
+        s.last_stamp = stamp
+        if sender != s.local:
+            s.incoming += 1
+        try:
+            seq: int | None = int(v[SEQ])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seq = None
+            self._finding(s, Kind.GARBLED, f"MsgSeqNum (34) is {_s(v[SEQ])}", stamp, line,
+                          origin, None, raw)
+        if seq is not None:
+            expected = s.expected
+            if expected.get(sender) == seq:
+                expected[sender] = seq + 1
+            else:
+                self._sequence(s, v, seq, expected.get(sender), stamp, line, origin, raw)
+        mt = v[MSG_TYPE]
+        book = s.book
+        ref: int | None = None
+        if mt == b"j" or mt == b"3":
+            ref_text = v[REF_SEQ_NUM]
+            try:
+                ref = int(ref_text) if ref_text is not None else None
+            except ValueError:
+                ref = None
+        if book.fast is not None and mt in ORDER_TYPES:
+            book.fast.claim(v, seq, ref)
+        if mt == b"8":
+            book.report(v, seq, stamp, raw, line, origin)
+        elif mt == b"D":
+            book.now = self.clock.seconds(stamp) or book.now
+            book.new_order(v, seq, stamp, raw, line, origin)
+        elif mt == b"F" or mt == b"G":
+            book.now = self.clock.seconds(stamp) or book.now
+            book.cancel(mt, v, seq, stamp, raw, line, origin)
+        elif mt == b"9":
+            book.cancel_reject(v, seq, stamp, raw, line, origin)
+        elif mt == b"j" or mt == b"3":
+            book.rejected(v, ref, v[BUSINESS_REJECT_REF_ID] if mt == b"j" else None,
+                          stamp, raw, line, origin)
+        elif mt == b"A" or mt == b"5":
+            self._logon_logout(s, v, stamp, line, origin)
+        if not n & (TICK - 1) or n == 1:
+            self.messages = n
+            self._tick(stamp)
+        return n
 
     def _tick(self, stamp: bytes) -> None:
         now = self.clock.seconds(stamp) if stamp else None
@@ -219,6 +298,8 @@ class Auditor:
         self.now = now
         for s in self.sessions.values():
             s.book.now = now
+        if self.engine is not None:  # its requests now due: the books' to report
+            self.engine.promote_due(now)
         for _, _, req, book in self.deadlines.due(now):
             if req.open:
                 book.unanswered(req, f"got no answer within {ANSWER_TIMEOUT:g}s")
@@ -264,6 +345,8 @@ class Auditor:
                 session = Session(key, begin, local, remote, book)
                 session.first_stamp = stamp
                 self.sessions[key] = session
+                if self.engine is not None:
+                    book.attach(self.engine.book(book, session, orjson.dumps(key)))
         origin.sessions[(v[SENDER], v[TARGET])] = session  # type: ignore[index]
         return session
 
@@ -403,6 +486,8 @@ class Auditor:
             s.gaps.clear()
             s.book.finish(why)
         self.deadlines.clear()
+        if self.engine is not None:
+            self.engine.clear()
 
     @property
     def retained(self) -> int:

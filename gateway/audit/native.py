@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-COMPILED = ("states", "findings", "scan", "sources", "chains", "checker")
+COMPILED = ("states", "findings", "scan", "sources", "waiting", "chains", "checker")
 """The modules mypyc compiles (the checks and what they call on every message)."""
 GROUP = "gateway.audit._compiled"
 """mypyc's name for their shared library (``gateway/audit/_compiled__mypyc*.so``)."""
@@ -31,11 +31,17 @@ STAMP = _HERE / ".native-build"
 """Written by the build: the hash of the sources it compiled (:func:`sources_hash`)."""
 
 
+C_SOURCES = (_HERE / "_cscan.c", *sorted((_HERE / "csrc").glob("*.[ch]")))
+"""The C of ``_cscan``: the module, and the fast path in ``csrc/`` (``csrc/cscan.h``)."""
+
+
 def sources_hash() -> str:
-    """The hash of what the build compiles: ``_cscan.c`` and the modules of :data:`COMPILED`."""
+    """The hash of what the build compiles: the C of :data:`C_SOURCES` and the modules of
+    :data:`COMPILED`."""
     h = hashlib.sha256(sys.version.encode())
-    for name in ("_cscan.c", *(f"{m}.py" for m in COMPILED)):
-        h.update((_HERE / name).read_bytes())
+    for path in (*C_SOURCES, *(_HERE / f"{m}.py" for m in COMPILED)):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 

@@ -57,6 +57,16 @@ class Outputs:
         for sink in self.sinks:
             sink(chain)
 
+    def add_summary(self, lines: bytes, orders: int, fills: int, open_orders: int) -> None:
+        """Orders the compiled fast path let go, summed up by it: their JSON lines
+        (:meth:`Chain.summary`, one a line) and counts; only when no sink wants Chains
+        (:data:`gateway.audit.checker.Summary`)."""
+        self.orders += orders
+        self.fills += fills
+        self.open_orders += open_orders
+        if self._json is not None:
+            self._json.write(lines)
+
     def json_orders(self) -> Iterable[bytes]:
         """The spooled orders, one JSON object each (once)."""
         if self._json is None:

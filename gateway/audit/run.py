@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from .chains import Chain
 from .checker import Auditor, SessionFilter
@@ -32,6 +32,7 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 PROGRESS_EVERY = 1 << 16
 """Messages between two updates of the progress line."""
+T = TypeVar("T")
 GC_THRESHOLD = 50_000
 """The young generation's threshold while the audit reads (CPython's default is 700)."""
 
@@ -67,6 +68,9 @@ class AuditOptions:
     """Show a progress line on stderr; None: when stderr is a terminal."""
     store_name: str = "store"
     extra_sinks: list[Callable[[Chain], None]] = field(default_factory=list)
+    fast: bool = True
+    """Let the compiled fast path check what it can, where it is built (the tests compare
+    the audit with it and without it)."""
 
 
 def _merged(sources: list[FileSource | StoreSource]) -> Iterable[Record]:
@@ -96,14 +100,22 @@ def _round_robin(sources: list[FileSource], stopped: Callable[[], bool]
             yield None
 
 
-def _with_progress(records: Iterable[Record | None], err: TextIO) -> Iterator[Record | None]:
+def _with_progress(records: Iterable[T], err: TextIO) -> Iterator[T]:
+    """``records`` (records, None from a followed file, or batches of messages), with a
+    progress line on ``err`` every :data:`PROGRESS_EVERY` messages or so."""
     start = time.monotonic()
-    n = 0
-    for n, record in enumerate(records, 1):  # noqa: B007 - n is read after the loop
-        if not n % PROGRESS_EVERY:
+    n = shown = 0
+    for record in records:
+        if isinstance(record, tuple):
+            n += 1
+            stamp = record[0]
+        elif record is not None:  # a batch
+            n += len(record)  # type: ignore[arg-type]
+            stamp = record.last_stamp()  # type: ignore[attr-defined]
+        if n - shown >= PROGRESS_EVERY:
+            shown = n - n % PROGRESS_EVERY
             rate = n / max(time.monotonic() - start, 1e-9)
-            stamp = format_stamp(record[0]) if record is not None else ""
-            err.write(f"\r{n:,} messages ({rate:,.0f}/s) {stamp}   ")
+            err.write(f"\r{n:,} messages ({rate:,.0f}/s) {format_stamp(stamp)}   ")
             err.flush()
         yield record
     if n >= PROGRESS_EVERY:
@@ -161,7 +173,8 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
     auditor = Auditor(findings, outputs.add,
                       session_filter=SessionFilter(opts.session) if opts.session else None,
                       until=opts.until,
-                      keep_messages=opts.html_path is not None or opts.order is not None)
+                      keep_messages=opts.html_path is not None or opts.order is not None,
+                      on_summary=None if sinks else outputs.add_summary, fast=opts.fast)
     auditor_ref.append(auditor)
     html = None
     if opts.html_path is not None:
@@ -178,12 +191,20 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
     else:
         records = _merged(sources)
     show_progress = opts.progress if opts.progress is not None else err.isatty()
+    batched = (auditor.engine is not None and not opts.follow and len(sources) == 1
+               and isinstance(sources[0], FileSource))
     if show_progress and not opts.follow:
         records = _with_progress(records, err)
     try:
         with _fewer_collections():
             try:
-                auditor.feed(records)
+                if batched:  # one file: the compiled audit reads its batches
+                    assert isinstance(sources[0], FileSource)
+                    items = sources[0].items()
+                    auditor.feed_batches(_with_progress(items, err) if show_progress
+                                         else items)
+                else:
+                    auditor.feed(records)
             except KeyboardInterrupt:
                 if not opts.follow:
                     raise
