@@ -68,14 +68,25 @@ def test_a_cancel_of_an_unknown_clordid_does_not_stall_every_sessions_commits(
         engine.dispose()
         async with SessionStore(url) as store:
             await store.find_order_by_past_cl(SID, "warm-up")
-            t0 = time.perf_counter()
-            scan = asyncio.ensure_future(store.find_order_by_past_cl(SID, "never-had-it"))
-            await asyncio.sleep(0)
-            # another session's report, committed behind the cancel's lookup
-            await store.commit(Commit("FIX.4.4:GW->OTHER", next_sender=2, next_target=2))
-            waited = time.perf_counter() - t0
-            assert await scan is None
-        assert waited < 0.02, f"another session's commit waited {waited * 1000:.0f} ms"
+            alone, behind = [], []
+            for n in range(3):  # (the best of three each: the machine's noise is not the store's)
+                t0 = time.perf_counter()
+                await store.commit(Commit("FIX.4.4:GW->OTHER", next_sender=2 + 2 * n,
+                                          next_target=2))
+                alone.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                scan = asyncio.ensure_future(store.find_order_by_past_cl(SID, "never-had-it"))
+                await asyncio.sleep(0)
+                # another session's report, committed behind the cancel's lookup
+                await store.commit(Commit("FIX.4.4:GW->OTHER", next_sender=3 + 2 * n,
+                                          next_target=2))
+                behind.append(time.perf_counter() - t0)
+                assert await scan is None
+        # a scan of the day's events made it wait 95-150 ms; an indexed lookup, a few ms at most
+        extra = min(behind) - min(alone)
+        assert extra < 0.03, (f"another session's commit waited {extra * 1000:.0f} ms more "
+                              f"behind the lookup ({min(behind) * 1000:.0f} vs "
+                              f"{min(alone) * 1000:.0f} ms)")
 
     asyncio.run(body())
 
