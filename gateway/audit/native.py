@@ -88,9 +88,8 @@ def install() -> None:
 def compiled() -> dict[str, bool]:
     """What runs compiled in this process: ``_cscan`` and each module of :data:`COMPILED`
     (loaded from an extension module)."""
-    from . import scan
-
-    out = {"_cscan": scan.CSCAN is not None}
+    out = {"_cscan": importlib.util.find_spec(f"{__package__}._cscan") is not None
+           and not PURE}
     for name in COMPILED:
         module = importlib.import_module(f"{__package__}.{name}")
         out[name] = not str(module.__file__).endswith(".py")

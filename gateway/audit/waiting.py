@@ -13,10 +13,13 @@ import heapq
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .chains import Chain, OrderBook, Request
+# (what chains.py keeps here, named by role: this module does not import chains, which imports
+# it)
+Chain = Any
+Request = Any
+OrderBook = Any
 
 CLOSED_WINDOW = 60.0
 """Seconds of log time a closed chain stays findable."""
