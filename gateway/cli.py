@@ -31,22 +31,24 @@ GC_THRESHOLD_0 = 50_000
 """Allocations between young collections once started (CPython's default: 700)."""
 
 
-def open_store(url: str) -> SessionStorePort:
+def open_store(url: str, inline_commits: bool = True) -> SessionStorePort:
     if url == "memory:":
         from gateway.store.memory import MemoryStore
 
         return MemoryStore()
     from gateway.store.store import SessionStore
 
-    return SessionStore(url)
+    return SessionStore(url, inline_commits=inline_commits)
 
 
 @contextlib.asynccontextmanager
-async def _started_store(url: str) -> AsyncIterator[SessionStorePort]:
+async def _started_store(
+    url: str, inline_commits: bool = True
+) -> AsyncIterator[SessionStorePort]:
     """The store at ``url`` (a sqlite file's folder created), started, and closed on exit."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    store = open_store(url)
+    store = open_store(url, inline_commits)
     start = getattr(store, "start", None)
     if start is not None:
         await start()
@@ -118,7 +120,8 @@ async def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"fixgw: {exc}", file=sys.stderr)
         return 2
-    async with _started_store(cfg.gateway.store) as store:
+    async with _started_store(cfg.gateway.store,
+                              cfg.gateway.store_commits == "inline") as store:
         try:
             gw = build_gateway(cfg, store)
         except (CredentialsError, ConfigError) as exc:

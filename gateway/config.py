@@ -313,6 +313,11 @@ class GatewayConfig(_Strict):
     sender_comp_id: str = Field(default="GATEWAY", min_length=1)
     store: str = "sqlite:///data/fixgw.db"
     log_dir: Path | None = Path("data/log")
+    store_commits: Literal["inline", "thread"] = "inline"
+    """A SQLite file store: ``inline`` commits a turn's writes on the event loop's thread when
+    the writer thread has nothing queued (no hand-off between threads per order, as QuickFIX's
+    FileStore writes on its session's thread); ``thread``: always by the writer thread. A
+    PostgreSQL store always commits on the writer thread (gateway.store.writer)."""
     tls: TLSConfig | None = None
     node: str | None = Field(default=None, min_length=1, max_length=64,
                              pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -551,6 +551,9 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
                 names: dict[str, str] = c1["threads"]  # type: ignore[assignment]
                 commits = int(c1["commits"]) - int(c0["commits"])  # type: ignore[call-overload]
                 store = f"{commits / r.count:.2f} commits/order"
+                if "inline_commits" in c1:
+                    inline = int(c1["inline_commits"]) - int(c0["inline_commits"])  # type: ignore[call-overload]
+                    store += f" ({inline / max(commits, 1):.0%} inline)"
                 if "requests" in c1:
                     requests = int(c1["requests"]) - int(c0["requests"])  # type: ignore[call-overload]
                     store += (f", {requests / r.count:.1f} store requests/order (writes, reads, "

@@ -31,7 +31,8 @@ from gateway.store.writer import AvailabilityListener, StoreStats, Writer
 class SessionStore(SessionRepository, OrderRepository, NodeRegistry):
     """The writer of ``url`` with every repository on it. ``clock`` returns the current UTC
     time (creation times); ``checkpoint_interval``: seconds between WAL checkpoints of a
-    SQLite file."""
+    SQLite file; ``inline_commits``: whether a SQLite file's writer may commit on the event
+    loop's thread when it has nothing else to do (:mod:`gateway.store.writer`)."""
 
     def __init__(
         self,
@@ -39,8 +40,10 @@ class SessionStore(SessionRepository, OrderRepository, NodeRegistry):
         *,
         clock: Callable[[], datetime] | None = None,
         checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
+        inline_commits: bool = True,
     ) -> None:
-        writer = Writer(url, clock=clock, checkpoint_interval=checkpoint_interval)
+        writer = Writer(url, clock=clock, checkpoint_interval=checkpoint_interval,
+                        inline=inline_commits)
         SessionRepository.__init__(self, writer)
         OrderRepository.__init__(self, writer)
         NodeRegistry.__init__(self, writer)

@@ -2,8 +2,9 @@
 
 Invariant 7 (docs/architecture.md): the event loop never blocks on the database. Every
 database operation runs in ONE dedicated writer thread that owns a synchronous SQLAlchemy
-engine. Callers queue a :class:`Request` and await a future the writer resolves with
-``loop.call_soon_threadsafe``. The writer knows no table: the repositories
+engine (or, on a SQLite file, inline on the loop's thread when that thread is idle and the
+database not locked: see "Inline commits" below). Callers queue a :class:`Request` and await
+a future the writer resolves with ``loop.call_soon_threadsafe``. The writer knows no table: the repositories
 (:mod:`gateway.store.sessions`, :mod:`gateway.store.orders`, :mod:`gateway.store.nodes`) make
 the requests, and each request applies itself to the transaction (:class:`Tx`).
 
@@ -28,6 +29,23 @@ kept meanwhile (up to :data:`BACKLOG` and :data:`BACKLOG_BYTES`) and written onc
 back. The writer probes it with a real write (``store_probe``), backing off from
 :data:`PROBE_FIRST_S` to :data:`PROBE_CAP_S`, logs each change of state once and tells the
 listeners (:meth:`Writer.add_availability_listener`).
+
+Inline commits (a SQLite file only; ``[gateway] store_commits = "inline"``, the default): when
+the writer thread has nothing queued or in progress, the requests the event loop makes in one
+turn are gathered and committed at the end of that turn on the loop's own thread, with the same
+code and the same connection (a lock keeps the two threads' transactions apart). That saves the
+two hand-offs between threads per commit that dominated an order's latency at low load
+(docs/performance.md), as QuickFIX's FileStore writes on its session's thread. The loop never
+waits for it: the transaction runs with a busy timeout of 0, so a database locked by another
+connection (a RESTART checkpoint, another process) fails it at once; any failure rolls it back
+and hands the same requests, in order, to the writer thread, which retries them as any batch
+(outages included). While the writer thread has work, requests are queued to it as before, so
+under load the loop keeps only its own work and commits stay grouped. A WAL commit with
+``synchronous=NORMAL`` writes to the page cache and does not sync. A database server
+(PostgreSQL) is always reached from the writer thread: a round trip on the network never runs
+on the loop. In this mode a request nobody waits for (a message log line, most often the
+outbound lines of reports just sent) is held until the next commit, or for :data:`HOLD_S` at
+most, rather than committed alone: one commit fewer per order at low load.
 
 On a SQLite file the writer's commits never run a WAL checkpoint themselves (which syncs the
 files to disk and held up one commit in a few dozen by milliseconds): a thread of its own does,
@@ -61,7 +79,13 @@ from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor, DBAPIModu
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gateway.store.checkpoint import CHECKPOINT_INTERVAL_S, Checkpointer, configure_writer
-from gateway.store.db import insert_sql, is_file_sqlite, make_engine, placeholder
+from gateway.store.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    insert_sql,
+    is_file_sqlite,
+    make_engine,
+    placeholder,
+)
 from gateway.store.errors import NodeFenced, StoreClosedError, StoreUnavailable
 from gateway.store.migrate import upgrade
 from gateway.store.schema import store_probe
@@ -79,6 +103,10 @@ BACKLOG = 100_000
 BACKLOG_BYTES = 64 << 20
 """Requests nobody waits for (message log entries) kept while the store is down, at most this
 many and this many bytes (the oldest are dropped beyond, counted and reported)."""
+
+HOLD_S = 0.05
+"""With inline commits, a request nobody waits for (a message log line) waits at most this long
+for a commit to join, rather than being committed alone."""
 
 AvailabilityListener: TypeAlias = Callable[[bool, str], None]
 """Called on its event loop with (available, why) when the store goes down or comes back."""
@@ -226,8 +254,27 @@ class Writer:
         *,
         clock: Callable[[], datetime] | None = None,
         checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
+        inline: bool | None = None,
     ) -> None:
         self.engine: Engine = make_engine(url)  # does not connect
+        self._inline = is_file_sqlite(url) if inline is None else inline and is_file_sqlite(url)
+        """Inline commits (module docstring): a SQLite file only, never a database server."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        """The event loop that started the writer, and its thread: the one that commits inline."""
+        self._gathering: list[Request] | None = None
+        """This turn's requests, to be committed inline at its end (the loop's thread only)."""
+        self._held: list[Request] = []
+        """Requests nobody waits for, held for the next commit (at most :data:`HOLD_S`)."""
+        self._held_timer: asyncio.TimerHandle | None = None
+        self._pending = 0
+        """Requests queued to the writer thread and not yet served (under ``_lock``)."""
+        self._busy = threading.Lock()
+        """Held while a transaction runs, on the writer's thread or inline."""
+        self._timeout_ms = SQLITE_BUSY_TIMEOUT_MS
+        """The busy timeout the connection has now (0 while committing inline)."""
+        self.inline_commits = 0
+        """Transactions committed on the event loop's thread (tests, the benchmarks)."""
         self._clock = clock or _utcnow
         self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -279,6 +326,7 @@ class Writer:
                 raise StoreClosedError(f"store cannot start: it is {self._state}")
             self._state = "starting"
         loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = loop, threading.get_ident()
         started: asyncio.Future[None] = loop.create_future()
         self._started = started
         self._thread = threading.Thread(
@@ -307,6 +355,11 @@ class Writer:
                 return
             if self._state == "running":
                 loop = asyncio.get_running_loop()
+                gathered = self._held + (self._gathering or [])
+                self._held, self._gathering = [], None
+                self._cancel_held_timer()
+                if gathered:  # before the stop: they were asked first
+                    self._enqueue(gathered)
                 self._stopped = loop.create_future()
                 self._queue.put(_Stop(Waiter(loop, self._stopped)))
                 self._state = "closing"
@@ -364,7 +417,97 @@ class Writer:
         with self._lock:
             if self._state != "running":
                 raise StoreClosedError(f"session store is {self._state}")
+            if threading.get_ident() != self._loop_thread or not self._inline:
+                self._pending += 1
+                self._queue.put(request)
+                return
+            gathering = self._gathering
+            if gathering is not None:
+                gathering.append(request)  # this turn's batch, committed at its end
+                return
+            held = self._held
+            if request.waiter is None and self._down is None:
+                # nobody waits for it: it joins the next commit (module docstring)
+                held.append(request)
+                if self._held_timer is None:
+                    assert self._loop is not None
+                    self._held_timer = self._loop.call_later(HOLD_S, self._release_held)
+                return
+            self._held = []
+            if held:
+                self._cancel_held_timer()
+            if self._pending == 0 and self._down is None:
+                # the writer has nothing to do: this turn's requests are committed on the
+                # loop's thread once the turn is over (module docstring, "Inline commits")
+                held.append(request)
+                self._gathering = held
+                assert self._loop is not None
+                self._loop.call_soon(self._commit_inline)
+                return
+            held.append(request)
+            self._enqueue(held)
+
+    def _cancel_held_timer(self) -> None:
+        timer, self._held_timer = self._held_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _release_held(self) -> None:
+        """No commit came along for :data:`HOLD_S`: the requests held are committed alone."""
+        self._held_timer = None
+        with self._lock:
+            held, self._held = self._held, []
+            if not held or self._state != "running":
+                return
+            if self._gathering is not None:  # (cannot be: a gathering takes what is held)
+                self._gathering[:0] = held
+                return
+            self._gathering = held
+        self._commit_inline()
+
+    def _enqueue(self, batch: list[Request]) -> None:
+        """To the writer thread, in order (the caller holds ``_lock``)."""
+        self._pending += len(batch)
+        for request in batch:
             self._queue.put(request)
+
+    def _commit_inline(self) -> None:
+        """Commit this turn's requests on the loop's thread if the writer thread still has
+        nothing to do and the database is not locked by another connection; else (or if the
+        transaction fails in any way) hand them to the writer thread, which retries them as
+        any batch and knows outages."""
+        batch, self._gathering = self._gathering, None
+        if not batch:
+            return
+        with self._lock:
+            if (self._pending or self._down is not None or self._state != "running"
+                    or not self._busy.acquire(blocking=False)):
+                self._enqueue(batch)
+                return
+        try:
+            outcomes = self._transaction(batch, timeout_ms=0)
+        except Exception as exc:
+            logger.debug("inline commit of %d requests failed (%s); handing them to the "
+                         "writer thread", len(batch), exc)
+            outcomes = None
+        finally:
+            self._busy.release()
+        if outcomes is None:
+            with self._lock:
+                if self._state in ("running", "closing"):
+                    self._enqueue(batch)
+                    return
+            resolve([(r.waiter, None, StoreClosedError("store closed")) for r in batch
+                      if r.waiter is not None])
+            return
+        self.inline_commits += 1
+        self._requests += len(batch)
+        self._largest_batch = max(self._largest_batch, len(batch))
+        loop = self._loop
+        mine = [o for o in outcomes if o[0].loop is loop]
+        if len(mine) < len(outcomes):
+            resolve([o for o in outcomes if o[0].loop is not loop])
+        _set_all(mine)
 
     def call(self, request: Request) -> asyncio.Future[Any]:
         """Queue ``request`` at once (it joins the writer's next batch with whatever else is
@@ -415,7 +558,9 @@ class Writer:
                     except queue.Empty:
                         item = None
                     if time.monotonic() >= next_probe and self.fenced_node is None:
-                        if self._probe(probe):
+                        with self._busy:
+                            back = self._probe(probe)
+                        if back:
                             probe_delay = PROBE_FIRST_S
                         else:
                             next_probe = time.monotonic() + probe_delay
@@ -434,12 +579,15 @@ class Writer:
                     except queue.Empty:
                         break
                 if batch:
-                    if self._down is None:
-                        self._process(batch)
-                        if self._down is not None:
-                            next_probe = time.monotonic() + probe_delay
-                    else:
-                        self._fail_fast(batch)
+                    with self._busy:
+                        if self._down is None:
+                            self._process(batch)
+                            if self._down is not None:
+                                next_probe = time.monotonic() + probe_delay
+                        else:
+                            self._fail_fast(batch)
+                    with self._lock:
+                        self._pending -= len(batch)
                     batch = []
         except BaseException as exc:  # a bug: fail everyone rather than hang them
             logger.exception("session store writer thread died")
@@ -602,10 +750,18 @@ class Writer:
 
     # --- transactions -------------------------------------------------------------------------
 
-    def _transaction(self, batch: list[Request]) -> list[Outcome]:
-        """Apply ``batch`` in one transaction and commit it (raises if it was rolled back)."""
+    def _transaction(
+        self, batch: list[Request], timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    ) -> list[Outcome]:
+        """Apply ``batch`` in one transaction and commit it (raises if it was rolled back).
+        ``timeout_ms``: how long a SQLite file waits for another connection's lock (0 inline:
+        the loop never waits)."""
         started = time.monotonic()
         conn = self._connect()
+        if self._checkpointer is not None and self._timeout_ms != timeout_ms:
+            assert self._cursor is not None
+            self._cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+            self._timeout_ms = timeout_ms
         if any(request.reads for request in batch):
             with conn.begin():  # reads go through SQLAlchemy: its transaction
                 outcomes, tx = self._apply(conn, batch)
@@ -675,6 +831,7 @@ class Writer:
             if self._checkpointer is not None:
                 configure_writer(dbapi)
             self._cursor = dbapi.cursor()
+            self._timeout_ms = SQLITE_BUSY_TIMEOUT_MS  # (gateway.store.db sets it)
             self._labelled = False
         except BaseException:
             conn.close()
