@@ -4,9 +4,10 @@ Invariant 7 (docs/architecture.md): the event loop never blocks on the database.
 database operation runs in ONE dedicated writer thread that owns a synchronous SQLAlchemy
 engine (or, on a SQLite file, inline on the loop's thread when that thread is idle and the
 database not locked: see "Inline commits" below). Callers queue a :class:`Request` and await
-a future the writer resolves with ``loop.call_soon_threadsafe``. The writer knows no table: the repositories
-(:mod:`gateway.store.sessions`, :mod:`gateway.store.orders`, :mod:`gateway.store.nodes`) make
-the requests, and each request applies itself to the transaction (:class:`Tx`).
+a future the writer resolves with ``loop.call_soon_threadsafe``. The writer knows no table:
+the repositories (:mod:`gateway.store.sessions`, :mod:`gateway.store.orders`,
+:mod:`gateway.store.nodes`) make the requests, and each request applies itself to the
+transaction (:class:`Tx`).
 
 Group commit: the writer takes everything queued (all sessions, all kinds of request) and applies
 it in ONE transaction, then resolves the futures of the whole batch. Under load many commits
