@@ -10,6 +10,7 @@ the two versions alternating round by round (the machine's load moves; the compa
     .venv/bin/python scripts/bench_ab.py --base d1d3b98
     .venv/bin/python scripts/bench_ab.py --base HEAD~3 --rounds 3 --n1 3000 --n100 20000
     .venv/bin/python scripts/bench_ab.py --base main --admin   # the admin API (metrics) on
+    .venv/bin/python scripts/bench_ab.py --base HEAD --env FIXGW_X=1   # an environment each
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = "import sys; from gateway.cli import main; sys.exit(main())"
 
 
-def start(tmp: Path, name: str, source: Path, admin: bool = False) -> procs.Server:
+def start(tmp: Path, name: str, source: Path, admin: bool = False,
+          extra_env: dict[str, str] | None = None) -> procs.Server:
     """``fixgw run`` of ``source``; a version that has no inbound limit to turn off (nor
     accepts ``rate_limit = 0``) gets the configuration without it."""
     cfg = write_config(tmp / f"{name}.toml", store=f"sqlite:///{tmp / (name + '.db')}",
                        log_dir=tmp / f"{name}-log", admin=admin)
     argv = [sys.executable, "-c", RUN, "run", "--config", str(cfg)]
-    env = {"PYTHONPATH": str(source)}
+    env = {"PYTHONPATH": str(source), **(extra_env or {})}
     try:
         return procs.start(name, argv, stderr_path=tmp / f"{name}.stderr", cwd=tmp, env=env)
     except RuntimeError:
@@ -55,15 +57,22 @@ def main() -> int:
     ap.add_argument("--n100", type=int, default=8000)
     ap.add_argument("--admin", action="store_true",
                     help="both with the admin API on (its metrics fed as orders go)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable of this checkout's gateway (repeatable)")
+    ap.add_argument("--base-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable of the base's gateway (repeatable)")
     args = ap.parse_args()
+    envs = {"base": dict(e.split("=", 1) for e in args.base_env),
+            "this": dict(e.split("=", 1) for e in args.env)}
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-ab-"))
     base = tmp / "base"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base),
                     args.base], check=True, capture_output=True)
     try:
         for rnd in range(args.rounds):
-            for name, source in ((f"base {args.base}", base), ("this checkout", ROOT)):
-                s = start(tmp, f"gw{rnd}{len(name)}", source, args.admin)
+            for name, source, env in ((f"base {args.base}", base, envs["base"]),
+                                      ("this checkout", ROOT, envs["this"])):
+                s = start(tmp, f"gw{rnd}{len(name)}", source, args.admin, env)
                 try:
                     c = LeanClient(s.host, s.port)
                     c.logon()
