@@ -112,7 +112,8 @@ class Metrics:
         series.observe(seconds)
 
     def commit(self, seconds: float) -> None:
-        """One store commit (called on the store's writer thread; a histogram is thread-safe)."""
+        """One store commit (called on the thread that committed it: the store's writer
+        thread, or the event loop's for an inline commit; a histogram is thread-safe)."""
         self.store_commit.observe(seconds)
 
     def fill(self, o: Order, fill: FillRecord) -> None:

@@ -12,8 +12,9 @@ Two back ends are supported:
   (https://www.sqlite.org/pragma.html#pragma_synchronous).
 * ``postgresql+psycopg://user@host:port/db`` -- the production store (psycopg 3).
 
-Engines are synchronous: the store uses them from one dedicated writer thread only
-(see :mod:`gateway.store.sessions`), never from the event loop.
+Engines are synchronous: the store uses them from one dedicated writer thread only, never from
+the event loop -- except a SQLite file's commits, run inline on the loop's thread while the
+writer thread is idle, never waiting for a lock (see :mod:`gateway.store.writer`).
 
 The writer's hot path (the merged writes of a group commit) bypasses SQLAlchemy's statement
 machinery: :func:`insert_sql` renders an ``INSERT ... ON CONFLICT`` once per engine in the DBAPI's

@@ -105,7 +105,7 @@ class SessionStatements:
 
 class _Known:
     """The sessions whose row is committed (rows are never deleted), so a commit need not
-    create them. Writer thread only."""
+    create them. Used in transactions only (one at a time: the writer's, or an inline one)."""
 
     __slots__ = ("ids",)
 

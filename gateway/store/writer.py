@@ -115,7 +115,7 @@ AvailabilityListener: TypeAlias = Callable[[bool, str], None]
 
 @dataclass(frozen=True)
 class StoreStats:
-    """Counters of the writer thread (for tests and metrics)."""
+    """Counters of the writer's transactions, on its thread and inline (tests, metrics)."""
 
     batches: int
     """Transactions committed by the writer (one per group commit)."""
@@ -229,7 +229,8 @@ class Tx:
         return self._writer.now()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` (in the writer thread) once this transaction has committed."""
+        """Call ``fn`` (on the thread that committed: the writer's, or the loop's inline) once
+        this transaction has committed."""
         self._after.append(fn)
 
     def committed(self) -> None:
@@ -261,8 +262,7 @@ class Writer:
         self._inline = is_file_sqlite(url) if inline is None else inline and is_file_sqlite(url)
         """Inline commits (module docstring): a SQLite file only, never a database server."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        """The event loop that started the writer, and its thread: the one that commits inline."""
+        """The event loop that started the writer: the one that commits inline."""
         self._gathering: list[Request] | None = None
         """This turn's requests, to be committed inline at its end (the loop's thread only)."""
         self._held: list[Request] = []
@@ -327,7 +327,7 @@ class Writer:
                 raise StoreClosedError(f"store cannot start: it is {self._state}")
             self._state = "starting"
         loop = asyncio.get_running_loop()
-        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._loop = loop
         started: asyncio.Future[None] = loop.create_future()
         self._started = started
         self._thread = threading.Thread(
@@ -356,11 +356,8 @@ class Writer:
                 return
             if self._state == "running":
                 loop = asyncio.get_running_loop()
-                gathered = self._held + (self._gathering or [])
-                self._held, self._gathering = [], None
                 self._cancel_held_timer()
-                if gathered:  # before the stop: they were asked first
-                    self._enqueue(gathered)
+                self._enqueue(self._take_gathered())  # before the stop: asked first
                 self._stopped = loop.create_future()
                 self._queue.put(_Stop(Waiter(loop, self._stopped)))
                 self._state = "closing"
@@ -418,9 +415,10 @@ class Writer:
         with self._lock:
             if self._state != "running":
                 raise StoreClosedError(f"session store is {self._state}")
-            if threading.get_ident() != self._loop_thread or not self._inline:
-                self._pending += 1
-                self._queue.put(request)
+            if not self._inline or asyncio._get_running_loop() is not self._loop:
+                # another thread or event loop: behind what this loop gathered or holds
+                self._enqueue(self._take_gathered())
+                self._enqueue([request])
                 return
             gathering = self._gathering
             if gathering is not None:
@@ -437,16 +435,22 @@ class Writer:
             self._held = []
             if held:
                 self._cancel_held_timer()
-            if self._pending == 0 and self._down is None:
+            held.append(request)
+            if self._pending == 0 and self._down is None and not request.reads:
                 # the writer has nothing to do: this turn's requests are committed on the
                 # loop's thread once the turn is over (module docstring, "Inline commits")
-                held.append(request)
                 self._gathering = held
                 assert self._loop is not None
                 self._loop.call_soon(self._commit_inline)
                 return
-            held.append(request)
             self._enqueue(held)
+
+    def _take_gathered(self) -> list[Request]:
+        """What the loop holds and gathered, in order, taken from it (under ``_lock``; the
+        held lines' timer, if any, finds nothing when it fires)."""
+        taken = self._held + (self._gathering or [])
+        self._held, self._gathering = [], None
+        return taken
 
     def _cancel_held_timer(self) -> None:
         timer, self._held_timer = self._held_timer, None
@@ -457,13 +461,14 @@ class Writer:
         """No commit came along for :data:`HOLD_S`: the requests held are committed alone."""
         self._held_timer = None
         with self._lock:
-            held, self._held = self._held, []
-            if not held or self._state != "running":
+            if not self._held:
                 return
-            if self._gathering is not None:  # (cannot be: a gathering takes what is held)
-                self._gathering[:0] = held
+            if self._state != "running":  # (close() takes them first: the writer died)
+                held, self._held = self._held, []
+                _fail([], held, StoreClosedError(f"session store is {self._state}"))
                 return
-            self._gathering = held
+            if self._gathering is None:  # (a gathering takes what is held)
+                self._gathering, self._held = self._held, []
         self._commit_inline()
 
     def _enqueue(self, batch: list[Request]) -> None:
@@ -474,36 +479,42 @@ class Writer:
 
     def _commit_inline(self) -> None:
         """Commit this turn's requests on the loop's thread if the writer thread still has
-        nothing to do and the database is not locked by another connection; else (or if the
+        nothing to do, none of them reads (a read may be long: a session's events at its
+        Logon) and the database is not locked by another connection; else (or if the
         transaction fails in any way) hand them to the writer thread, which retries them as
         any batch and knows outages."""
-        batch, self._gathering = self._gathering, None
-        if not batch:
-            return
         with self._lock:
+            batch, self._gathering = self._gathering, None
+            if not batch:
+                return
             if (self._pending or self._down is not None or self._state != "running"
+                    or any(r.reads for r in batch)
                     or not self._busy.acquire(blocking=False)):
-                self._enqueue(batch)
+                if self._state == "running":
+                    self._enqueue(batch)
+                else:  # (close() takes the gathering first: the writer died)
+                    _fail([], batch, StoreClosedError(f"session store is {self._state}"))
                 return
         try:
-            outcomes = self._transaction(batch, timeout_ms=0)
-        except Exception as exc:
-            logger.debug("inline commit of %d requests failed (%s); handing them to the "
-                         "writer thread", len(batch), exc)
-            outcomes = None
+            try:
+                outcomes = self._transaction(batch, timeout_ms=0)
+            except Exception as exc:
+                logger.debug("inline commit of %d requests failed (%s); handing them to the "
+                             "writer thread", len(batch), exc)
+                outcomes = None
+            else:
+                self.inline_commits += 1
+                self._requests += len(batch)
+                self._largest_batch = max(self._largest_batch, len(batch))
         finally:
             self._busy.release()
         if outcomes is None:
             with self._lock:
-                if self._state in ("running", "closing"):
+                if self._state == "running":
                     self._enqueue(batch)
                     return
-            resolve([(r.waiter, None, StoreClosedError("store closed")) for r in batch
-                      if r.waiter is not None])
+            _fail([], batch, StoreClosedError(f"session store is {self._state}"))
             return
-        self.inline_commits += 1
-        self._requests += len(batch)
-        self._largest_batch = max(self._largest_batch, len(batch))
         loop = self._loop
         mine = [o for o in outcomes if o[0].loop is loop]
         if len(mine) < len(outcomes):
@@ -582,13 +593,14 @@ class Writer:
                 if batch:
                     with self._busy:
                         if self._down is None:
-                            self._process(batch)
+                            outcomes = self._process(batch, resolve_now=False)
                             if self._down is not None:
                                 next_probe = time.monotonic() + probe_delay
                         else:
-                            self._fail_fast(batch)
-                    with self._lock:
-                        self._pending -= len(batch)
+                            outcomes = self._fail_fast(batch, resolve_now=False)
+                    with self._lock:  # (before the callers hear: their next request may
+                        self._pending -= len(batch)  # then be committed inline)
+                    resolve(outcomes)
                     batch = []
         except BaseException as exc:  # a bug: fail everyone rather than hang them
             logger.exception("session store writer thread died")
@@ -621,14 +633,16 @@ class Writer:
                 outcomes.append((item.waiter, None, exc))
         resolve(outcomes)
 
-    def _process(self, batch: list[Request]) -> None:
+    def _process(self, batch: list[Request], resolve_now: bool = True) -> list[Outcome]:
         try:
             outcomes = self._transaction(batch)
         except Exception as exc:
             outcomes = self._retry(batch, exc)
         self._requests += len(batch)
         self._largest_batch = max(self._largest_batch, len(batch))
-        resolve(outcomes)
+        if resolve_now:
+            resolve(outcomes)
+        return outcomes
 
     def _retry(self, batch: list[Request], exc: Exception) -> list[Outcome]:
         if self._conn is not None and self._conn.invalidated:
@@ -784,10 +798,13 @@ class Writer:
                 self._rollback()
                 raise
         self._batches += 1
-        tx.committed()
-        observe = self.on_commit
-        if observe is not None:
-            observe(time.monotonic() - started)
+        try:  # committed: nothing after this may fail the batch (it would be applied again)
+            tx.committed()
+            observe = self.on_commit
+            if observe is not None:
+                observe(time.monotonic() - started)
+        except Exception:
+            logger.exception("after the commit of %d requests", len(batch))
         return outcomes
 
     def _apply(self, conn: Connection, batch: list[Request]) -> tuple[list[Outcome], Tx]:
@@ -946,6 +963,16 @@ def _begin(dialect_name: str) -> str | None:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _fail(outcomes: list[Outcome], batch: list[Request], exc: BaseException) -> None:
+    """Fail ``batch``: its waiters with ``exc`` (after ``outcomes``), its lines lost."""
+    for request in batch:
+        if request.waiter is None:
+            request.lost(exc)  # type: ignore[attr-defined]
+        else:
+            outcomes.append((request.waiter, None, exc))
+    resolve(outcomes)
 
 
 def resolve(outcomes: list[Outcome]) -> None:
