@@ -100,6 +100,8 @@ REPORT_COLUMNS = ("exec_id", "session_id", "seq")
 COPY_COLUMNS = ("session_id", "exec_id", "event_id", "source", "ts_ns", "data")
 DELIVERED_COLUMNS = ("seq", "session_id", "exec_id")
 """A copy delivered: the MsgSeqNum that carried it, the drop copy session, the ExecID."""
+_FIXED_ORDER_COLUMNS = frozenset({"order_id", "session_id", "venue", "symbol", "list_id"})
+"""An order's columns that its first row sets for good."""
 _ORDER_ID = ORDER_COLUMNS.index("order_id")
 _LAST_EVENT_ID = ORDER_COLUMNS.index("last_event_id")
 _VENUE = FILL_COLUMNS.index("venue")
@@ -124,7 +126,8 @@ class OrderStatements:
             ORDER_COLUMNS,
             mark,
             conflict=["order_id"],
-            update=[c for c in ORDER_COLUMNS if c != "order_id"],
+            # (what never changes is not set again: an index of it would be rewritten)
+            update=[c for c in ORDER_COLUMNS if c not in _FIXED_ORDER_COLUMNS],
             where="orders.last_event_id <= excluded.last_event_id",
         )
         self.insert_fill = insert_sql(

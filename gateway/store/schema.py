@@ -130,6 +130,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+"""An event id: given by the caller, and on SQLite the table's rowid (INTEGER PRIMARY KEY), so
+the events' primary key is no b-tree of its own."""
 
 sessions = Table(
     "sessions",
@@ -152,6 +155,7 @@ messages = Table(
     Column("seq", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
     PrimaryKeyConstraint("session_id", "seq"),
+    sqlite_with_rowid=False,
 )
 
 message_log = Table(
@@ -214,7 +218,7 @@ gateway_nodes = Table(
 order_events = Table(
     "order_events",
     metadata,
-    Column("event_id", BigInteger, nullable=False, autoincrement=False),
+    Column("event_id", EventId, nullable=False, autoincrement=False),
     Column("order_id", String(NAME_LENGTH), nullable=False),
     Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
     Column("kind", String(NAME_LENGTH), nullable=False),
@@ -248,7 +252,8 @@ orders = Table(
     PrimaryKeyConstraint("order_id"),
     Index(None, "is_open"),
     Index(None, "session_id", "cl_ord_id"),
-    Index(None, "list_id", "session_id"),
+    Index(None, "list_id", "session_id", sqlite_where=text("list_id IS NOT NULL"),
+          postgresql_where=text("list_id IS NOT NULL")),
 )
 
 fills = Table(
@@ -265,6 +270,7 @@ fills = Table(
     Column("ts_ns", BigInteger, nullable=False),
     PrimaryKeyConstraint("venue", "trade_id"),
     Index(None, "order_id"),
+    sqlite_with_rowid=False,
 )
 
 reports = Table(
@@ -274,6 +280,7 @@ reports = Table(
     Column("session_id", String(SESSION_ID_LENGTH), nullable=False),
     Column("seq", BigInteger, nullable=False),
     PrimaryKeyConstraint("exec_id"),
+    sqlite_with_rowid=False,
 )
 
 drop_copies = Table(

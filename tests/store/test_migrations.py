@@ -7,6 +7,7 @@ import fnmatch
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -27,7 +28,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0010"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0011"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -296,3 +297,81 @@ def test_upgrade_from_0009_gives_stored_events_their_clordid_and_downgrade_drops
     finally:
         engine.dispose()
     migrate.upgrade(store_url)
+
+
+def _sqlite_shapes(engine: Any) -> dict[str, str]:
+    with engine.connect() as conn:
+        return {name: sql for name, sql in conn.execute(text(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
+            "AND sql IS NOT NULL")).all()}
+
+
+def test_upgrade_from_0010_keeps_every_row_in_fewer_b_trees_and_downgrade_restores_them(
+    store_url: str,
+) -> None:
+    """0011: on SQLite the events' id becomes the table's rowid and messages, reports and fills
+    tables WITHOUT ROWID, rows and indexes kept; on both back ends the list index covers the
+    orders of lists only. The downgrade gives the tables of 0010 back, rows kept."""
+    migrate.upgrade(store_url, "0010")
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO order_events (event_id, order_id, session_id, kind, ts_ns, exec_id, "
+                "data, cl_ord_id) VALUES (7, '1', 'S', 'created', 1, NULL, '{}', 'a'), "
+                "(9, '1', 'S', 'filled', 2, '1.T1', '{}', NULL)"))
+            conn.execute(text("INSERT INTO messages (session_id, seq, data) VALUES "
+                              "('S', 1, :d), ('S', 2, :d)"), {"d": b"8=FIX.4.4\x01"})
+            conn.execute(text("INSERT INTO reports (exec_id, session_id, seq) VALUES "
+                              "('1.T1', 'S', 2)"))
+            conn.execute(text(
+                "INSERT INTO fills (venue, trade_id, order_id, quantity, price, ts_ns) VALUES "
+                "('paper', 'T1', '1', '0.5', '100', 2)"))
+    finally:
+        engine.dispose()
+    tables = {"order_events": "SELECT event_id, exec_id, cl_ord_id FROM order_events",
+              "messages": "SELECT session_id, seq, data FROM messages",
+              "reports": "SELECT exec_id, session_id, seq FROM reports",
+              "fills": "SELECT venue, trade_id, order_id, quantity, price FROM fills"}
+
+    def rows() -> dict[str, list[Any]]:
+        engine = make_engine(store_url)
+        try:
+            with engine.connect() as conn:
+                return {t: sorted(tuple(r) for r in conn.execute(text(q)).all())
+                        for t, q in tables.items()}
+        finally:
+            engine.dispose()
+
+    before = rows()
+    migrate.upgrade(store_url)
+    assert rows() == before
+    engine = make_engine(store_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            shapes = _sqlite_shapes(engine)
+            assert "event_id INTEGER NOT NULL" in shapes["order_events"]
+            for t in ("messages", "reports", "fills"):
+                assert shapes[t].rstrip().endswith("WITHOUT ROWID"), t
+            assert {"ix_order_events_session_id", "ix_order_events_order_id",
+                    "ix_order_events_cl_ord_id", "ix_fills_order_id"} <= set(shapes)
+            assert "WHERE list_id IS NOT NULL" in shapes["ix_orders_list_id"]
+        else:
+            with engine.connect() as conn:
+                where = conn.execute(text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_orders_list_id'")
+                ).scalar_one()
+            assert "WHERE (list_id IS NOT NULL)" in where
+        with engine.connect() as connection:
+            command.downgrade(migrate.alembic_config(connection), "0010")
+            connection.commit()
+        if engine.dialect.name == "sqlite":
+            shapes = _sqlite_shapes(engine)
+            assert "event_id BIGINT NOT NULL" in shapes["order_events"]
+            assert "WITHOUT ROWID" not in shapes["messages"]
+            assert "WHERE" not in shapes["ix_orders_list_id"]
+    finally:
+        engine.dispose()
+    assert rows() == before
+    migrate.upgrade(store_url)
+    assert rows() == before

@@ -144,7 +144,9 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
         ),
         "upsert_order": ins_order.on_conflict_do_update(
             index_elements=[orders.c.order_id],
-            set_={c.name: ins_order.excluded[c.name] for c in orders.c if c.name != "order_id"},
+            # (what never changes after an order's first row is not set again)
+            set_={c.name: ins_order.excluded[c.name] for c in orders.c
+                  if c.name not in ("order_id", "session_id", "venue", "symbol", "list_id")},
             where=orders.c.last_event_id <= ins_order.excluded.last_event_id,
         ),
         "insert_fill": insert(fills).on_conflict_do_nothing(
