@@ -168,8 +168,9 @@ def _count_fill(positions: Positions, guard: LossGuard, requests: PositionReques
                        fill.quantity, fill.price, fill.fee, fill.fee_currency, fill.ts_ns)
     if p is not None:
         guard.after_fill(o.session_id, o.account)
-        # after the fill's own ExecutionReport, which is being queued now
-        asyncio.get_running_loop().call_soon(requests.changed, p)
+        if requests.watched(p.session_id):
+            # after the fill's own ExecutionReport, which is being queued now
+            asyncio.get_running_loop().call_soon(requests.changed, p)
 
 
 class SessionApplication:

@@ -60,6 +60,11 @@ class PositionRequests:
         self._subs: dict[str, dict[bytes, tuple[Session, _Filter]]] = {}
         """Session id -> PosReqID -> (the session, what the subscription covers)."""
 
+    def watched(self, session_id: str) -> bool:
+        """Whether a client of ``session_id`` subscribed to positions (a fill need not say it
+        changed one otherwise)."""
+        return bool(self._subs.get(session_id))
+
     def changed(self, p: Position) -> None:
         """A fill changed ``p``: its subscribers are sent its report again."""
         for req_id, (session, wanted) in list(self._subs.get(p.session_id, {}).items()):
