@@ -3,7 +3,7 @@
 :class:`gateway.native.NativeBuild`:
 
 * ``orders`` -- what every order goes through (:data:`gateway.native.ORDER_PATH`: the FIX
-  codec, message and validation, the orders' model, lifecycle and FIX mapping), compiled from
+  codec, dictionaries and validation, the orders' model, lifecycle and FIX mapping), compiled from
   their own Python source by mypyc (which comes with mypy) into one extension per module plus
   a shared library ``gateway/_compiled__mypyc*.so``;
 * ``audit`` -- ``fixgw audit``'s (:mod:`gateway.audit.native`): ``gateway/audit/_cscan.c`` and

@@ -1,7 +1,7 @@
-"""The compiled order path (the FIX codec, message and validation, the orders' model, lifecycle
-and FIX mapping compiled by mypyc: gateway/native.py) must do what its pure-Python source does:
-the same small order flow (tests/orders/native_flow.py) run both ways gives the same messages
-and the same orders.
+"""The compiled order path (the FIX codec, dictionaries and validation, the orders' model,
+lifecycle and FIX mapping compiled by mypyc: gateway/native.py) must do what its pure-Python
+source does: the same small order flow (tests/orders/native_flow.py) run both ways gives the
+same messages and the same orders.
 
 Skipped where the compiled modules are not built (``scripts/build_native.py``, run by
 ``scripts/setup.sh``), unless ``REQUIRE_NATIVE=1``."""
