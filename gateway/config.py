@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.fix.validation import ValidationSettings
+from gateway.fix.validation_settings import ValidationSettings
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 BEGIN_STRINGS = ("FIX.4.4", "FIXT.1.1")
@@ -97,7 +97,7 @@ class SessionOptions(_Strict):
     rate_burst: int = Field(default=2000, gt=0)
     rate_action: Literal["reject", "logout"] = "reject"
     validation: ValidationSettings = ValidationSettings()
-    """[session.validation]: gateway.fix.validation.ValidationSettings, key for key."""
+    """[session.validation]: gateway.fix.validation_settings.ValidationSettings, key for key."""
     schedule: ScheduleConfig = ScheduleConfig()
     # the order path
     default_venue: str | None = None

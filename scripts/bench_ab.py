@@ -5,7 +5,9 @@ The earlier version is checked out from git (``--base``, a revision) into a temp
 worktree and run with this checkout's virtual environment (its packages first on PYTHONPATH);
 both serve the benchmarks' configuration (SQLite, file log, checks on; see
 scripts/benchlib/gwconfig.py) and take the same marketable orders at 1 and at 100 in flight,
-the two versions alternating round by round (the machine's load moves; the comparison less).
+the two versions alternating round by round (the machine's load moves; the comparison less),
+each going first in every other round (which goes first is part of the noise: it favours
+neither side then).
 
     .venv/bin/python scripts/bench_ab.py --base d1d3b98
     .venv/bin/python scripts/bench_ab.py --base HEAD~3 --rounds 3 --n1 3000 --n100 20000
@@ -70,8 +72,9 @@ def main() -> int:
                     args.base], check=True, capture_output=True)
     try:
         for rnd in range(args.rounds):
-            for name, source, env in ((f"base {args.base}", base, envs["base"]),
-                                      ("this checkout", ROOT, envs["this"])):
+            sides = [(f"base {args.base}", base, envs["base"]),
+                     ("this checkout", ROOT, envs["this"])]
+            for name, source, env in sides[::-1] if rnd % 2 else sides:  # each first in turn
                 s = start(tmp, f"gw{rnd}{len(name)}", source, args.admin, env)
                 try:
                     c = LeanClient(s.host, s.port)

@@ -33,11 +33,12 @@ if [ ! -f "$stamp" ]; then
   fi
   touch "$stamp"
 fi
-# fixgw audit's compiled parts, built from source here: gateway/audit/_cscan.c and the audit's
-# checks compiled by mypyc (it comes with mypy). Without a compiler it says so and the audit
-# runs as pure Python, the same results more slowly.
+# fixgw's compiled parts, built from source here (scripts/build_native.py): the order path's
+# modules (FIX codec, dictionaries, validation; the orders' model and FIX mapping) and the audit's
+# checks compiled by mypyc (it comes with mypy), and the audit's C (gateway/audit/_cscan.c).
+# Without a compiler it says so and fixgw runs as pure Python, the same results more slowly.
 .venv/bin/python -c "import mypyc" >/dev/null 2>&1 || .venv/bin/python -m pip install -q "mypy>=1.10"
-.venv/bin/python scripts/build_audit_native.py
+.venv/bin/python scripts/build_native.py
 if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev/null 2>&1; then
   # QuickFIX's Python package is a C++ build of several minutes: build the wheel once and keep it
   # in a cache outside the checkout, so later runs (and CI on this machine) only install it.

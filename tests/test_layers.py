@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     # the audit names fields and messages from the dictionaries and logs on as a client for
     # replay (gateway.initiator); it reaches the store only through a protocol the command line
     # fills (the store imports the audit's masker and InputError, not the other way round)
-    "gateway.audit": {"gateway.fix", "gateway.initiator"},
+    "gateway.audit": {"gateway.fix", "gateway.initiator", "gateway.native"},
     "gateway.store": {"gateway.audit"},
     # (gateway.logs: a leaf; its ``printable`` writes a client's words on one log line)
     "gateway.server": {"gateway.fix", "gateway.store", "gateway.audit", "gateway.logs"},
@@ -41,6 +41,10 @@ ALLOWED: dict[str, set[str]] = {
                       "gateway.store", "connectors.base", "connectors.common"},
     "gateway.config": {"gateway.fix"},
     "gateway.logs": set(),
+    # which modules run compiled (gateway.native: a leaf); the package's own __init__ installs
+    # the switch back to Python before any of them is imported
+    "gateway.native": set(),
+    "gateway": {"gateway.native"},
     # execution analytics: the order store's records and the positions' arithmetic (it reads
     # the store only through a protocol the command line fills)
     "gateway.analytics": {"gateway.store", "gateway.positions", "connectors.base"},

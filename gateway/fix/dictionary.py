@@ -16,10 +16,14 @@ import xml.etree.ElementTree as ET  # noqa: S405 - dictionaries are local config
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
-SPEC_DIR = Path(__file__).resolve().parent / "specs"
-"""The standard dictionaries, shipped in the package (produced by scripts/gen_specs.py)."""
+SPEC_DIR = resources.files("gateway.fix") / "specs"
+"""The standard dictionaries, shipped in the package (produced by scripts/gen_specs.py). Found
+by the package's name: compiled by mypyc (gateway/native.py), this module's ``__file__`` is
+not its path while it is imported (mypyc joins the whole module path to the directory of the
+group's library: ``gateway/gateway/fix/...``)."""
 
 INT_TYPES = frozenset(
     {"INT", "LENGTH", "NUMINGROUP", "SEQNUM", "TAGNUM", "DAYOFMONTH"}
@@ -244,7 +248,7 @@ def standard(version: str) -> DataDictionary:
         name = files[version]
     except KeyError:
         raise DictionaryError(f"no standard dictionary for {version}") from None
-    return load_dictionary(SPEC_DIR / name)
+    return parse_dictionary((SPEC_DIR / name).read_bytes())
 
 
 # ApplVerID (1128/1137) values (FIX 5.0SP2 Vol. 1, ApplVerID code set).

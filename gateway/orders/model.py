@@ -78,7 +78,11 @@ class OrderTerms:
 
     def terms(self) -> dict[str, Any]:
         """These fields by name (to make an order of a request)."""
-        return {f.name: getattr(self, f.name) for f in fields(OrderTerms)}
+        return {name: getattr(self, name) for name in _TERMS}
+
+
+_TERMS = tuple(f.name for f in fields(OrderTerms))
+"""The names of the fields of :class:`OrderTerms` (once: ``fields()`` builds them each call)."""
 
 
 @dataclass(slots=True)

@@ -195,10 +195,10 @@ def test_the_whole_audit_is_the_same_compiled_and_pure(tmp_path: Path) -> None:
 def test_a_stale_build_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A module edited since the build (its hash no longer the build's): the build is stale,
     and a stale build is not used (native.PURE), so the audit runs the edited source."""
-    assert native._stale() is False
+    assert native.BUILD.stale() is False
     stamp = tmp_path / ".native-build"
     stamp.write_text("the hash of other sources")
-    monkeypatch.setattr(native, "STAMP", stamp)
-    assert native._stale() is True
+    monkeypatch.setattr(native.BUILD, "stamp", stamp)
+    assert native.BUILD.stale() is True
     stamp.write_text(native.sources_hash())
-    assert native._stale() is False
+    assert native.BUILD.stale() is False

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Builds fixgw's compiled parts in place (run by ``scripts/setup.sh``), each a
+:class:`gateway.native.NativeBuild`:
+
+* ``orders`` -- what every order goes through (:data:`gateway.native.ORDER_PATH`: the FIX
+  codec, dictionaries and validation, the orders' model, lifecycle and FIX mapping), compiled from
+  their own Python source by mypyc (which comes with mypy) into one extension per module plus
+  a shared library ``gateway/_compiled__mypyc*.so``;
+* ``audit`` -- ``fixgw audit``'s (:mod:`gateway.audit.native`): ``gateway/audit/_cscan.c`` and
+  ``gateway/audit/csrc/`` (the file-log reader, the field scanner and the fast path of the
+  checks, hand-written C), and the checks compiled by mypyc (``gateway/audit/_compiled__mypyc``).
+
+The pure-Python modules stay the source and the fallback: without a C compiler, mypy or
+Python's headers this prints why and exits 0, and fixgw runs as Python (``FIXGW_PURE=1`` and
+``FIXGW_AUDIT_PURE=1`` force that where the build exists; ``tests/orders/test_native.py`` and
+``tests/audit/test_native.py`` compare the two). Each build is stamped with the hash of its
+sources: one whose sources changed since is built again here, and is not used until then.
+
+    .venv/bin/python scripts/build_native.py                # build both (idempotent)
+    .venv/bin/python scripts/build_native.py --only audit   # one of them
+    .venv/bin/python scripts/build_native.py --clean        # remove what it built
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ["FIXGW_PURE"] = "1"  # this process needs none of it (and may replace it)
+os.environ["FIXGW_AUDIT_PURE"] = "1"
+
+from gateway.audit.native import BUILD as AUDIT  # noqa: E402
+from gateway.native import ORDER_PATH, NativeBuild  # noqa: E402
+
+BUILDS = {"orders": ORDER_PATH, "audit": AUDIT}
+
+
+def _script(build: NativeBuild) -> Path:
+    """Beside the stamp: the stamp and the hash of this script (its flags) of the last build."""
+    return build.stamp.with_suffix(".script")
+
+
+def clean(build: NativeBuild) -> None:
+    for p in build.built():
+        p.unlink()
+    build.stamp.unlink(missing_ok=True)
+    _script(build).unlink(missing_ok=True)
+
+
+def _setup(tmp: Path, name: str, ext_modules: str) -> None:
+    """``setup.py build_ext --inplace`` for ``ext_modules`` (Python source) in a process of
+    its own, its output kept unless it fails."""
+    code = (
+        "from setuptools import Extension, setup\n"
+        "from mypyc.build import mypycify\n"
+        f"setup(name={name!r}, script_args=['build_ext', '--inplace',"
+        f" '--build-temp', {str(tmp / 'temp')!r}, '--build-lib', {str(tmp / 'lib')!r}],\n"
+        f"      ext_modules={ext_modules})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(tail)
+
+
+def build_c(build: NativeBuild, tmp: Path) -> None:
+    sources = [str(p.relative_to(REPO)) for p in build.c_sources if p.suffix == ".c"]
+    _setup(tmp, f"fixgw-{build.c_module}", f"[Extension({build.c_module!r}, {sources!r},"
+           " extra_compile_args=['-O2', '-std=gnu11'])]")
+
+
+def build_mypyc(build: NativeBuild, tmp: Path) -> None:
+    paths = [str(build.source(m).relative_to(REPO)) for m in build.modules]
+    _setup(tmp, f"fixgw-{build.group}", f"mypycify({paths!r}, opt_level='3',"
+           f" group_name={build.group!r}, target_dir={str(tmp / 'mypyc')!r})")
+
+
+def skip(build: NativeBuild, why: str) -> int:
+    print(f"build_native: {why}: {build.label} runs as pure Python", file=sys.stderr)
+    return 0
+
+
+def why_not() -> str | None:
+    """Why nothing can be compiled here (None: it can)."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        return f"no C compiler ({cc})"
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        return "no Python headers (Python.h)"
+    try:
+        import mypyc  # noqa: F401
+    except ImportError:
+        return "mypy (mypyc) is not installed"
+    return None
+
+
+def make(build: NativeBuild, force: bool) -> int:
+    """Build ``build`` unless it is up to date (its sources and this script unchanged)."""
+    sources = build.sources_hash()  # (before the build: a source edited meanwhile is stale)
+    digest = sources + "\n" + hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
+    done = _script(build)
+    if not force and done.exists() and done.read_text() == digest and build.built():
+        return 0
+    clean(build)
+    why = why_not()
+    if why is not None:
+        return skip(build, why)
+    with tempfile.TemporaryDirectory(prefix="fixgw-native-") as tmp:
+        try:
+            if build.c_module:
+                build_c(build, Path(tmp))
+            build_mypyc(build, Path(tmp))
+        except (SystemExit, Exception) as exc:  # noqa: BLE001 - any failure: pure Python
+            clean(build)
+            return skip(build, f"the build failed ({exc})")
+    build.stamp.write_text(sources)
+    done.write_text(digest)
+    print(f"build_native: {build.label}: built "
+          f"{', '.join(sorted(p.name for p in build.built()))}",
+          file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=sorted(BUILDS), action="append",
+                    help="build (or clean) only this one (repeatable; default: all)")
+    ap.add_argument("--clean", action="store_true", help="remove the compiled modules")
+    ap.add_argument("--force", action="store_true", help="build even if up to date")
+    args = ap.parse_args(argv)
+    for name in args.only or BUILDS:
+        if args.clean:
+            clean(BUILDS[name])
+        else:
+            make(BUILDS[name], args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
