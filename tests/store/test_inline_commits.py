@@ -36,9 +36,7 @@ def test_an_idle_writer_commits_a_turns_requests_on_the_loops_thread_in_one_tran
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        store = SessionStore(url_of(tmp_path))
-        await store.start()
-        try:
+        async with SessionStore(url_of(tmp_path)) as store:
             await store.load(SID)
             writer = store.writer
             before = (writer.inline_commits, store.stats.batches)
@@ -52,8 +50,6 @@ def test_an_idle_writer_commits_a_turns_requests_on_the_loops_thread_in_one_tran
             assert writer.inline_commits == before[0] + 1
             assert store.stats.batches == before[1] + 1
             assert threads == [threading.get_ident()]
-        finally:
-            await store.close()
 
     asyncio.run(main())
     assert next_sender(tmp_path / "fixgw.db") == 2
@@ -141,15 +137,11 @@ def test_a_close_in_the_same_turn_still_commits_what_was_gathered(tmp_path: Path
 @pytest.mark.parametrize("inline", [False, True])
 def test_thread_mode_never_commits_on_the_loop(tmp_path: Path, inline: bool) -> None:
     async def main() -> int:
-        store = SessionStore(url_of(tmp_path), inline_commits=inline)
-        await store.start()
-        try:
+        async with SessionStore(url_of(tmp_path), inline_commits=inline) as store:
             await store.load(SID)
             for n in range(2, 6):
                 await store.save(SID, next_sender=n)
             return store.writer.inline_commits
-        finally:
-            await store.close()
 
     commits = asyncio.run(main())
     assert (commits > 0) is inline
@@ -158,14 +150,10 @@ def test_thread_mode_never_commits_on_the_loop(tmp_path: Path, inline: bool) -> 
 
 def test_a_database_server_is_never_reached_from_the_loop(pg_url: str) -> None:
     async def main() -> int:
-        store = SessionStore(pg_url)
-        await store.start()
-        try:
+        async with SessionStore(pg_url) as store:
             await store.load(SID)
             await store.save(SID, next_sender=2)
             return store.writer.inline_commits
-        finally:
-            await store.close()
 
     assert asyncio.run(main()) == 0
 
@@ -174,9 +162,7 @@ def test_a_log_line_joins_the_next_commit_or_is_committed_alone_soon_after(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        store = SessionStore(url_of(tmp_path))
-        await store.start()
-        try:
+        async with SessionStore(url_of(tmp_path)) as store:
             await store.load(SID)
             stats = store.stats
             store.log(SID, "out", fix(1), T0)
@@ -192,7 +178,5 @@ def test_a_log_line_joins_the_next_commit_or_is_committed_alone_soon_after(
                 assert time.monotonic() < deadline, "the held line was never committed"
                 await asyncio.sleep(0.01)
             assert [r[3] for r in read_log(url_of(tmp_path))] == [fix(1), fix(2)]
-        finally:
-            await store.close()
 
     asyncio.run(main())
