@@ -122,6 +122,8 @@ class StoreStats:
     requests: int
     """Requests served, log appends included."""
     largest_batch: int
+    inline: int = 0
+    """Of ``batches``, those committed on the event loop's thread (inline commits)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -369,7 +371,8 @@ class Writer:
 
     @property
     def stats(self) -> StoreStats:
-        return StoreStats(self._batches, self._requests, self._largest_batch)
+        return StoreStats(self._batches, self._requests, self._largest_batch,
+                          self.inline_commits)
 
     @property
     def checkpointer(self) -> Checkpointer | None:
@@ -464,11 +467,9 @@ class Writer:
             if not self._held:
                 return
             if self._state != "running":  # (close() takes them first: the writer died)
-                held, self._held = self._held, []
-                _fail([], held, StoreClosedError(f"session store is {self._state}"))
+                self._fail(self._take_gathered())
                 return
-            if self._gathering is None:  # (a gathering takes what is held)
-                self._gathering, self._held = self._held, []
+            self._gathering = self._take_gathered()
         self._commit_inline()
 
     def _enqueue(self, batch: list[Request]) -> None:
@@ -493,7 +494,7 @@ class Writer:
                 if self._state == "running":
                     self._enqueue(batch)
                 else:  # (close() takes the gathering first: the writer died)
-                    _fail([], batch, StoreClosedError(f"session store is {self._state}"))
+                    self._fail(batch)
                 return
         try:
             try:
@@ -513,13 +514,14 @@ class Writer:
                 if self._state == "running":
                     self._enqueue(batch)
                     return
-            _fail([], batch, StoreClosedError(f"session store is {self._state}"))
+            self._fail(batch)
             return
-        loop = self._loop
-        mine = [o for o in outcomes if o[0].loop is loop]
-        if len(mine) < len(outcomes):
-            resolve([o for o in outcomes if o[0].loop is not loop])
-        _set_all(mine)
+        _set_all(outcomes)  # (all this loop's: another loop's requests are queued)
+
+    def _fail(self, batch: list[Request]) -> None:
+        """The writer thread is gone: ``batch`` fails (its lines are lost)."""
+        error = StoreClosedError(f"session store is {self._state}")
+        resolve([o for request in batch for o in self._failed(request, error)])
 
     def call(self, request: Request) -> asyncio.Future[Any]:
         """Queue ``request`` at once (it joins the writer's next batch with whatever else is
@@ -963,16 +965,6 @@ def _begin(dialect_name: str) -> str | None:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def _fail(outcomes: list[Outcome], batch: list[Request], exc: BaseException) -> None:
-    """Fail ``batch``: its waiters with ``exc`` (after ``outcomes``), its lines lost."""
-    for request in batch:
-        if request.waiter is None:
-            request.lost(exc)  # type: ignore[attr-defined]
-        else:
-            outcomes.append((request.waiter, None, exc))
-    resolve(outcomes)
 
 
 def resolve(outcomes: list[Outcome]) -> None:

@@ -47,11 +47,10 @@ async def _run(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGUSR1, mark.set)
     prof = cProfile.Profile() if args.cprofile else None
     base = (store.stats, time.thread_time())
-    inline0 = 0
 
     async def marker() -> None:
         # the first SIGUSR1 starts the measured window (stats and cProfile); each prints
-        nonlocal base, inline0
+        nonlocal base
         first = True
         while True:
             await mark.wait()
@@ -59,15 +58,13 @@ async def _run(args: argparse.Namespace) -> None:
             s = store.stats
             print(json.dumps({"commits": s.batches, "requests": s.requests,
                               "largest_batch": s.largest_batch,
-                              "inline_commits": getattr(getattr(store, "writer", None),
-                                                        "inline_commits", 0),
+                              "inline_commits": s.inline,
                               "loop_cpu_s": time.thread_time(),
                               "threads": {t.native_id: t.name for t in threading.enumerate()}}),
                   flush=True)
             if first:
                 first = False
                 base = (s, time.thread_time())
-                inline0 = getattr(getattr(store, "writer", None), "inline_commits", 0)
                 if prof is not None:
                     prof.enable()
 
@@ -79,9 +76,8 @@ async def _run(args: argparse.Namespace) -> None:
     task.cancel()
     s0, t0 = base
     s1 = store.stats
-    inline = getattr(getattr(store, "writer", None), "inline_commits", 0)
     print(json.dumps({"commits": s1.batches - s0.batches, "requests": s1.requests - s0.requests,
-                      "inline_commits": inline - inline0,
+                      "inline_commits": s1.inline - s0.inline,
                       "largest_batch": s1.largest_batch,
                       "loop_cpu_s": time.thread_time() - t0}), flush=True)
     await gw.stop()

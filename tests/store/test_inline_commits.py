@@ -6,9 +6,11 @@ waits for another connection's lock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,16 @@ def next_sender(path: Path) -> int:
         row = db.execute("SELECT next_sender FROM sessions WHERE session_id = ?",
                          (SID,)).fetchone()
     return int(row[0])
+
+
+@contextlib.asynccontextmanager
+async def another_connection(path: Path) -> AsyncIterator[sqlite3.Connection]:
+    """A second connection to the store's file (one that takes its write lock)."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        yield other
+    finally:
+        other.close()
 
 
 def test_an_idle_writer_commits_a_turns_requests_on_the_loops_thread_in_one_transaction(
@@ -65,10 +77,7 @@ def test_a_locked_database_does_not_hold_the_loop_and_the_writer_thread_commits_
     path = tmp_path / "fixgw.db"
 
     async def main() -> None:
-        store = SessionStore(url_of(tmp_path))
-        await store.start()
-        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
+        async with SessionStore(url_of(tmp_path)) as store, another_connection(path) as other:
             await store.load(SID)
             writer = store.writer
             inline = writer.inline_commits
@@ -88,9 +97,6 @@ def test_a_locked_database_does_not_hold_the_loop_and_the_writer_thread_commits_
             assert writer.inline_commits == inline  # both by the writer thread
             await store.save(SID, next_sender=9)  # idle again: inline
             assert writer.inline_commits == inline + 1
-        finally:
-            other.close()
-            await store.close()
         assert next_sender(path) == 9
 
     asyncio.run(main())
@@ -101,10 +107,7 @@ def test_requests_queued_to_a_busy_writer_thread_keep_their_order(tmp_path: Path
     path = tmp_path / "fixgw.db"
 
     async def main() -> None:
-        store = SessionStore(url_of(tmp_path))
-        await store.start()
-        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
+        async with SessionStore(url_of(tmp_path)) as store, another_connection(path) as other:
             await store.load(SID)
             other.execute("BEGIN IMMEDIATE")
             saves = []
@@ -114,9 +117,6 @@ def test_requests_queued_to_a_busy_writer_thread_keep_their_order(tmp_path: Path
                 await asyncio.sleep(0)
             other.execute("COMMIT")
             await asyncio.gather(*saves)
-        finally:
-            other.close()
-            await store.close()
         assert next_sender(path) == 11
 
     asyncio.run(main())

@@ -12,7 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 
 from gateway.orders.model import OrderEvent
 from gateway.store import migrate
@@ -153,6 +153,19 @@ def test_upgrade_from_0002_adds_the_cod_override_column_empty(store_url: str) ->
     assert migrate.current_revision(store_url) == migrate.head_revision()
 
 
+def _downgrade(engine: Engine, revision: str) -> None:
+    with engine.connect() as connection:
+        command.downgrade(migrate.alembic_config(connection), revision)
+        connection.commit()
+
+
+def _sqlite_shapes(engine: Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return {name: sql for name, sql in conn.execute(text(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
+            "AND sql IS NOT NULL")).all()}
+
+
 def test_upgrade_from_0003_adds_the_kill_switches_table_empty_and_downgrade_drops_it(
     store_url: str,
 ) -> None:
@@ -176,9 +189,7 @@ def test_upgrade_from_0003_adds_the_kill_switches_table_empty_and_downgrade_drop
 
     engine = make_engine(store_url)
     try:
-        with engine.connect() as connection:
-            command.downgrade(migrate.alembic_config(connection), "0003")
-            connection.commit()
+        _downgrade(engine, "0003")
         tables = inspect(engine).get_table_names()
         assert "kill_switches" not in tables and "gateway_nodes" not in tables
     finally:
@@ -235,9 +246,7 @@ def test_upgrade_from_0006_adds_the_list_id_column_empty_and_downgrade_drops_it(
     assert migrate.current_revision(store_url) == migrate.head_revision()
     engine = make_engine(store_url)
     try:
-        with engine.connect() as connection:
-            command.downgrade(migrate.alembic_config(connection), "0006")
-            connection.commit()
+        _downgrade(engine, "0006")
         assert "list_id" not in {c["name"] for c in inspect(engine).get_columns("orders")}
     finally:
         engine.dispose()
@@ -290,20 +299,11 @@ def test_upgrade_from_0009_gives_stored_events_their_clordid_and_downgrade_drops
     asyncio.run(body())
     engine = make_engine(store_url)
     try:
-        with engine.connect() as connection:
-            command.downgrade(migrate.alembic_config(connection), "0009")
-            connection.commit()
+        _downgrade(engine, "0009")
         assert "cl_ord_id" not in {c["name"] for c in inspect(engine).get_columns("order_events")}
     finally:
         engine.dispose()
     migrate.upgrade(store_url)
-
-
-def _sqlite_shapes(engine: Any) -> dict[str, str]:
-    with engine.connect() as conn:
-        return {name: sql for name, sql in conn.execute(text(
-            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
-            "AND sql IS NOT NULL")).all()}
 
 
 def test_upgrade_from_0010_keeps_every_row_in_fewer_b_trees_and_downgrade_restores_them(
@@ -362,9 +362,7 @@ def test_upgrade_from_0010_keeps_every_row_in_fewer_b_trees_and_downgrade_restor
                     "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_orders_list_id'")
                 ).scalar_one()
             assert "WHERE (list_id IS NOT NULL)" in where
-        with engine.connect() as connection:
-            command.downgrade(migrate.alembic_config(connection), "0010")
-            connection.commit()
+        _downgrade(engine, "0010")
         if engine.dialect.name == "sqlite":
             shapes = _sqlite_shapes(engine)
             assert "event_id BIGINT NOT NULL" in shapes["order_events"]
