@@ -49,9 +49,10 @@ class NativeBuild:
         self.c_sources = tuple(c_sources)
         """The C of ``c_module``, headers included (they are part of what the stamp hashes)."""
         self.depends = tuple(depends)
-        """Packages (directories under :data:`ROOT`) whose every module the stamp hashes too:
-        mypyc compiles against the types of what the modules import (a dataclass of another
-        module, checked at run time), so an edit there makes the build stale as well."""
+        """Packages (directories under :data:`ROOT`) whose every module the stamp hashes: the
+        compiled modules, and what they import -- mypyc compiles against the types of those (a
+        dataclass of another module, checked at run time), so an edit there makes the build
+        stale as well."""
         self.stamp = _path(group).parent / ".native-build"
         """Written by the build: the hash of the sources it compiled (:meth:`sources_hash`)."""
         self._pure: bool | None = None
@@ -60,17 +61,14 @@ class NativeBuild:
         return _path(module).with_suffix(".py")
 
     def sources_hash(self) -> str:
-        """The hash of what the build compiles against, for this Python: :attr:`c_sources`, the
-        modules' sources and every module of :attr:`depends` (about 7 ms for the ~190 of
-        ``gateway`` and ``connectors``; only where a build is present)."""
+        """The hash of what the build compiles against, for this Python: :attr:`c_sources` and
+        every module of :attr:`depends` (the compiled ones among them)."""
         h = hashlib.sha256(sys.version.encode())
-        own = [*self.c_sources, *(self.source(m) for m in self.modules)]
-        mine = set(own)
-        others = sorted(p for d in self.depends for p in (ROOT / d).rglob("*.py")
-                        if p not in mine)
-        for path in (*own, *others):
+        for path in self.c_sources:
             h.update(path.relative_to(ROOT).as_posix().encode())
             h.update(path.read_bytes())
+        for package in self.depends:
+            h.update(_tree_hash(ROOT / package).encode())
         return h.hexdigest()
 
     def built(self) -> list[Path]:
@@ -135,6 +133,27 @@ class _PureFinder(importlib.abc.MetaPathFinder):
         if fullname not in self.build.modules:
             return None
         return importlib.util.spec_from_file_location(fullname, self.build.source(fullname))
+
+
+_TREES: dict[Path, tuple[tuple[tuple[str, int, int], ...], str]] = {}
+"""A package's modules as last hashed (name, size, mtime of each) and their hash: the two
+builds of a process hash ``gateway`` and ``connectors`` once (about 7 ms), not once each."""
+
+
+def _tree_hash(package: Path) -> str:
+    """The hash of every module of ``package`` (names relative to :data:`ROOT`)."""
+    paths = sorted(package.rglob("*.py"))
+    seen = tuple((p.relative_to(ROOT).as_posix(), (st := p.stat()).st_size, st.st_mtime_ns)
+                 for p in paths)
+    known = _TREES.get(package)
+    if known is not None and known[0] == seen:
+        return known[1]
+    h = hashlib.sha256()
+    for (name, _size, _mtime), path in zip(seen, paths, strict=True):
+        h.update(name.encode())
+        h.update(path.read_bytes())
+    _TREES[package] = (seen, h.hexdigest())
+    return _TREES[package][1]
 
 
 def _path(dotted: str) -> Path:
