@@ -709,6 +709,7 @@ def build_gateway(
     journal_dir = log_dir if log_dir is not None else _store_dir(cfg.gateway.store)
     acceptor = Acceptor(
         defs, store, app or UnavailableApplication(), templates=templates, file_log=file_log,
+        message_log=cfg.gateway.message_log_to,
         journal=SeqJournal(journal_dir) if journal_dir is not None else None,
     )
     admin = None

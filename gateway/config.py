@@ -313,6 +313,11 @@ class GatewayConfig(_Strict):
     sender_comp_id: str = Field(default="GATEWAY", min_length=1)
     store: str = "sqlite:///data/fixgw.db"
     log_dir: Path | None = Path("data/log")
+    message_log: Literal["file", "store", "both"] | None = None
+    """Where every FIX message read or written is logged for audit: ``file`` (the
+    QuickFIX-format logs in ``log_dir``, written by a thread of their own), ``store`` (the
+    store's ``message_log`` table, in the order path's commits) or ``both``. Default: ``file``
+    with a ``log_dir``, else ``store``."""
     store_commits: Literal["inline", "thread"] = "inline"
     """A SQLite file store: ``inline`` commits a turn's writes on the event loop's thread when
     the writer thread has nothing queued (no hand-off between threads per order, as QuickFIX's
@@ -337,6 +342,19 @@ class GatewayConfig(_Strict):
     such order on), so that each later order records its arrival mid and the market's trades
     over its life for ``fixgw report`` (gateway.orders.benchmarks). Off: only books watched
     for other reasons (market data subscribers, strategies, the router) give benchmarks."""
+
+    @model_validator(mode="after")
+    def _message_log_has_files(self) -> GatewayConfig:
+        if self.message_log in ("file", "both") and self.log_dir is None:
+            raise ValueError(f'message_log = "{self.message_log}" needs a log_dir')
+        return self
+
+    @property
+    def message_log_to(self) -> tuple[bool, bool]:
+        """Whether every message is logged to (the store's ``message_log`` table, the files
+        in ``log_dir``)."""
+        where = self.message_log or ("store" if self.log_dir is None else "file")
+        return where != "file", where != "store"
 
 
 class AdminConfig(_Strict):

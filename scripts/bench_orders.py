@@ -615,13 +615,16 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
         try:
             c = LeanClient(s.host, s.port)
             c.logon()
-            c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
+            window = args.cprofile_window
+            c.run_window(MARKETABLE, args.warmup, window, "w", deadline_s=args.deadline)
             _counters(s)
-            r = c.run_window(MARKETABLE, args.n100, 100, "r", deadline_s=args.deadline)
+            r = c.run_window(MARKETABLE, args.n1 if window == 1 else args.n100, window, "r",
+                             deadline_s=args.deadline)
             c.logout()
         finally:
             s.stop()
-        print(f"  under cProfile: {r.rate:,.0f} orders/s; event loop, by own time "
+        print(f"  under cProfile, {window} in flight: {r.rate:,.0f} orders/s; event loop, "
+              "by own time "
               f"({r.count} orders; see {pfile}):")
         pstats.Stats(str(pfile)).sort_stats("tottime").print_stats(args.top)
 
@@ -658,6 +661,8 @@ def main() -> None:
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--no-perf", action="store_true")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--cprofile-window", type=int, choices=(1, 100), default=100,
+                    help="orders in flight under cProfile")
     ap.add_argument("--cprofile", action="store_true",
                     help="with --only profile: also a cProfile run of the event loop")
     ap.add_argument("--deadline", type=float, default=900.0, help="seconds per run, at most")

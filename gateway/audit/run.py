@@ -149,6 +149,14 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
         if opts.follow:
             print_lines(err, "fixgw audit: --follow reads log files, not the store")
             return EXIT_USAGE
+        rows = store.message_log(None, None, None)
+        empty = next(rows, None) is None
+        del rows  # (a generator: its connection is returned with it)
+        if empty:
+            print_lines(err, f"fixgw audit: {opts.store_name} keeps no message log: a gateway "
+                        "with a log_dir logs the messages to files only (the default of "
+                        "[gateway] message_log); name its log directory")
+            return EXIT_USAGE
         sources = [StoreSource(store, opts.store_name)]
         inputs = [f"{opts.store_name} (message_log)"]
 

@@ -138,6 +138,7 @@ class Acceptor:
         *,
         templates: Sequence[Template] = (),
         file_log: FileLogFactory | None = None,
+        message_log: tuple[bool, bool] = (True, True),
         clock: Callable[[], float] = time.time,
         journal: SeqJournal | None = None,
     ) -> None:
@@ -148,6 +149,8 @@ class Acceptor:
         self.store = store
         self.app = app
         self._file_log = file_log
+        self._message_log = message_log
+        """Whether each message is logged to (the store, the file log)."""
         self.clock = clock
         self.journal = journal
         self.logout_while_down: Callable[[], bool] = lambda: True
@@ -417,6 +420,7 @@ class Acceptor:
                     d, session, self.store, self.app, file_log,
                     d.schedule.period_start(rec.creation_time.timestamp()),
                 )
+                h.log_to_store, h.log_to_file = self._message_log
                 h.journal = self.journal
                 h.traffic = self.traffic
                 h.may_write_unstored = lambda: self.logout_while_down()
@@ -749,9 +753,7 @@ class Connection:
         assert h is not None
         now = self.acceptor.clock()
         when = utc(now)
-        h.store.log(h.sid_str, "in", data, when)
-        if h.file_log is not None:
-            h.file_log.incoming(data, when)
+        h.log_message("in", data, when)
         self.acceptor.traffic.inbound(h.sid_str, data)
         session = h.session
         if self._take_token(now):

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from gateway.fix.dictionary import DataDictionary
 from gateway.fix.schedule import Schedule
@@ -133,6 +133,10 @@ class SessionHandle:
         self.store = store
         self.app = app
         self.file_log = file_log
+        self.log_to_store = True
+        self.log_to_file = True
+        """Where every message read or written is logged (``[gateway] message_log``): the
+        store's message log, the file log (when there is one; its events go there anyway)."""
         self.period_start = period_start
         self.connection: Transport | None = None
         self.sid_str = str(definition.sid)
@@ -414,9 +418,7 @@ class SessionHandle:
                     now = conn.now()
                     if self.traffic is not None:
                         self.traffic.outbound(self.sid_str, [a.data])
-                    self.store.log(self.sid_str, "out", a.data, utc(now))
-                    if self.file_log is not None:
-                        self.file_log.outgoing(a.data, utc(now))
+                    self.log_message("out", a.data, utc(now))
                     conn.write_now(a.data)
                     continue
                 self._take_back([a], StoreUnavailable(self.store_down or "store unavailable"))
@@ -466,6 +468,17 @@ class SessionHandle:
                 await self.save_seq()
             self._journal_stored()
 
+    def log_message(self, direction: Literal["in", "out"], data: bytes, when: datetime) -> None:
+        """A message read or written, to the message log(s)."""
+        if self.log_to_store:
+            self.store.log(self.sid_str, direction, data, when)
+        file_log = self.file_log
+        if file_log is not None and self.log_to_file:
+            if direction == "in":
+                file_log.incoming(data, when)
+            else:
+                file_log.outgoing(data, when)
+
     async def _write(self, chunks: list[bytes]) -> None:
         conn = self.connection
         if conn is None or conn.closed or not chunks:
@@ -475,9 +488,7 @@ class SessionHandle:
         if self.traffic is not None:
             self.traffic.outbound(self.sid_str, chunks)
         for c in chunks:
-            self.store.log(self.sid_str, "out", c, when)
-            if self.file_log is not None:
-                self.file_log.outgoing(c, when)
+            self.log_message("out", c, when)
         await conn.write_all(chunks, self.definition.limits)
 
     async def _serve_resend(self, a: Resend) -> None:

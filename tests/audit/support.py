@@ -89,7 +89,8 @@ def make_flow(tmp: Path, store_url: str | None = None) -> Flow:
 
 async def _trade_all(tmp: Path, sessions: list[dict[str, Any]], log_dir: Path,
                      store: SessionStore | None) -> None:
-    async with running(tmp, sessions, store=store, log_dir=log_dir) as r:
+    async with running(tmp, sessions, store=store, log_dir=log_dir,
+                       gateway={"message_log": "both"}) as r:
         c = await r.client("CLIENT1", "FIX.4.4")
         await trade(r, c, "")
         c50 = await r.client("CLIENT50", "FIXT.1.1")
