@@ -2,8 +2,8 @@
 counters.
 
 It shares the store's database, writer thread and group commit (:mod:`gateway.store.writer`)
-with the session repository, so an ExecutionReport's sent message, its ``reports`` row and the
-order event it tells of commit in one transaction (a session's
+with the session repository, so an ExecutionReport's sent message and the order event it tells
+of (its ``report_seq``: the message's MsgSeqNum) commit in one transaction (a session's
 :class:`~gateway.store.records.Commit`), and many callers' appends share a commit. This module
 holds the API (:class:`OrderRepository`), the statements, and the writes merged across the
 requests of a batch (:class:`PendingOrderWrites`).
@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Dialect, func, select, update
+from sqlalchemy import Connection, Dialect, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -71,6 +71,7 @@ _IN_CHUNK = 500
 # Column order of the rows built by build_append / add_reports and of the SQL that stores them.
 EVENT_COLUMNS = (
     "event_id", "order_id", "session_id", "kind", "ts_ns", "exec_id", "data", "cl_ord_id",
+    "report_seq",
 )
 ORDER_COLUMNS = (
     "order_id",
@@ -97,11 +98,14 @@ FILL_COLUMNS = (
     "ts_ns",
 )
 REPORT_COLUMNS = ("exec_id", "session_id", "seq")
+"""A report sent: its ExecID, the session, the MsgSeqNum that carried it (the ``report_seq`` of
+its event when that is in the batch, else a ``reports`` row)."""
 COPY_COLUMNS = ("session_id", "exec_id", "event_id", "source", "ts_ns", "data")
 DELIVERED_COLUMNS = ("seq", "session_id", "exec_id")
 """A copy delivered: the MsgSeqNum that carried it, the drop copy session, the ExecID."""
 _FIXED_ORDER_COLUMNS = frozenset({"order_id", "session_id", "venue", "symbol", "list_id"})
 """An order's columns that its first row sets for good."""
+_EXEC_ID = EVENT_COLUMNS.index("exec_id")
 _ORDER_ID = ORDER_COLUMNS.index("order_id")
 _LAST_EVENT_ID = ORDER_COLUMNS.index("last_event_id")
 _VENUE = FILL_COLUMNS.index("venue")
@@ -163,7 +167,11 @@ class PendingOrderWrites:
     """Order-side writes merged across consecutive requests of a batch, flushed as one
     ``executemany`` per table. Of two snapshots of an order the later one is kept (unless its
     ``last_event_id`` is older), of two fills with one key the first (as the database keeps the
-    stored one), of two reports of one ExecID the last. Rows are tuples (``*_COLUMNS`` order)."""
+    stored one), of two reports of one ExecID the last. Rows are tuples (``*_COLUMNS`` order).
+    A report's MsgSeqNum goes into its event's row when the event is in the batch (the usual
+    case: a report commits with its event), else into a ``reports`` row: the event may be
+    stored already (a report told at a Logon) or not yet (it waits in memory for the store),
+    and is reported either way."""
 
     rank: ClassVar[int] = 1
     events: list[tuple[Any, ...]] = field(default_factory=list)
@@ -195,19 +203,33 @@ class PendingOrderWrites:
         for row in rows:
             self.reports[row[0]] = row
 
+    def _report_seqs(self) -> list[tuple[str, str, int]]:
+        """Each report's MsgSeqNum into the row of its event where that is in the batch; the
+        other reports' rows."""
+        others = dict(self.reports)
+        events = self.events
+        for i, row in enumerate(events):
+            exec_id = row[_EXEC_ID]
+            if exec_id is not None:
+                report = others.pop(exec_id, None)
+                if report is not None:
+                    events[i] = (*row[:-1], report[2])
+        return list(others.values())
+
     def flush(self, tx: Tx) -> None:
         """Write everything with the writer's ``executemany`` on its DBAPI cursor (which
         raises DBAPI errors as SQLAlchemy's)."""
         st = tx.statements(OrderStatements)
         run = tx.execute
+        others = self._report_seqs() if self.reports else ()
         if self.events:
             run(st.insert_event, self.events)
+        if others:
+            run(st.upsert_report, others)
         if self.orders:
             run(st.upsert_order, list(self.orders.values()))
         if self.fills:
             run(st.insert_fill, list(self.fills.values()))
-        if self.reports:
-            run(st.upsert_report, list(self.reports.values()))
         if self.copies:
             run(st.insert_copy, list(self.copies.values()))
         if self.delivered:  # (after the copies: a copy is delivered once it is stored)
@@ -340,8 +362,9 @@ class OrderRepository:
         return await self.writer.query(lambda conn: _find_list(conn, session_id, list_id))
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
-        """The session's events that have an ExecID no sent message carried (no ``reports``
-        row), by event_id: what the client was not told. Scans the session's events."""
+        """The session's events that have an ExecID no sent message carried (no
+        ``report_seq``, no ``reports`` row), by event_id: what the client was not told. Reads
+        only the events not reported with their own commit (a partial index holds them)."""
         return await self.writer.query(lambda conn: _unreported_events(conn, session_id))
 
     async def undelivered_copies(
@@ -486,9 +509,9 @@ def _event_row(e: OrderEvent) -> tuple[Any, ...]:
     _check_length("kind", e.kind, NAME_LENGTH)
     if e.exec_id is not None:
         _check_length("exec_id", e.exec_id, ID_LENGTH)
-    # EVENT_COLUMNS order
+    # EVENT_COLUMNS order (report_seq: set when the batch has the report, _report_seqs)
     return (e.event_id, e.order_id, e.session_id, e.kind, e.ts_ns, e.exec_id, _json(e.data),
-            _chain_cl_ord_id(e))
+            _chain_cl_ord_id(e), None)
 
 
 def _chain_cl_ord_id(e: OrderEvent) -> str | None:
@@ -615,15 +638,12 @@ def _find_list(conn: Connection, session_id: str, list_id: str) -> list[Snapshot
 
 
 def _unreported_events(conn: Connection, session_id: str) -> list[OrderEvent]:
-    query = (
+    c = order_events.c
+    query = (  # (the terms of ix_order_events_unreported's WHERE: that index is read)
         select(*_EVENT_COLUMNS)
-        .select_from(order_events.outerjoin(reports, reports.c.exec_id == order_events.c.exec_id))
-        .where(
-            order_events.c.session_id == session_id,
-            order_events.c.exec_id.is_not(None),
-            reports.c.exec_id.is_(None),
-        )
-        .order_by(order_events.c.event_id)
+        .where(c.session_id == session_id, c.exec_id.is_not(None), c.report_seq.is_(None),
+               ~exists().where(reports.c.exec_id == c.exec_id))
+        .order_by(c.event_id)
     )
     return [_event(row) for row in conn.execute(query)]
 

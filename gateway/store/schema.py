@@ -32,13 +32,19 @@ strings):
   rebuilds every order. ``exec_id`` is the ExecID (17) the client is (to be) told it by; unique.
   ``cl_ord_id`` is the ClOrdID (11) the event gave the order's chain (its NewOrderSingle's, a
   cancel's or a replace's; NULL for the other events), indexed: a request naming a ClOrdID of
-  an order no longer open finds it (too late to cancel, not unknown).
+  an order no longer open finds it (too late to cancel, not unknown). ``report_seq`` is the
+  MsgSeqNum (34) that carried the event's ExecutionReport, set when the report commits with
+  its event (the usual case); NULL otherwise (only such events are in the
+  ``ix_order_events_unreported`` index: a session's are found at its Logon without reading
+  its other events).
 * ``orders`` -- the latest snapshot of each order (JSON of ``order_to_json``) plus the columns
   it is looked up by (``list_id``: the ListID (66) of the NewOrderList it came in, NULL for an
   order that came alone).
 * ``fills`` -- one row per venue trade, keyed by (venue, trade id): a replayed trade is ignored.
-* ``reports`` -- every ExecID sent to a client, with the MsgSeqNum (34) that carried it; written in
-  the transaction that stores the sent message.
+* ``reports`` -- an ExecID sent to a client in a transaction without its event (a report told
+  at a Logon, one sent while its event waits in memory for the store), with the MsgSeqNum
+  (34) that carried it. An event with an ExecID is reported when its ``report_seq`` is set or
+  its ExecID is here.
 * ``drop_copies`` -- one row per copy of an ExecutionReport a drop copy session is to receive
   (``session_id``: the drop copy session; ``source``: the session the report was for; ``data``:
   the report's body as JSON), inserted in the commit of the order event it copies; ``seq`` is the
@@ -215,6 +221,11 @@ gateway_nodes = Table(
 )
 
 
+UNREPORTED = "exec_id IS NOT NULL AND report_seq IS NULL"
+"""An event with an ExecutionReport not sent with it (the partial index
+``ix_order_events_unreported`` holds only these: a session's are read at its Logon, less those
+whose ExecID is in ``reports``)."""
+
 order_events = Table(
     "order_events",
     metadata,
@@ -226,9 +237,11 @@ order_events = Table(
     Column("exec_id", String(ID_LENGTH), nullable=True),
     Column("data", Text, nullable=False),
     Column("cl_ord_id", String(ID_LENGTH), nullable=True),
+    Column("report_seq", BigInteger, nullable=True),
     PrimaryKeyConstraint("event_id"),
     UniqueConstraint("exec_id"),
-    Index(None, "session_id", "event_id"),
+    Index("ix_order_events_unreported", "session_id", "event_id",
+          sqlite_where=text(UNREPORTED), postgresql_where=text(UNREPORTED)),
     Index(None, "order_id", "event_id"),
     Index(None, "cl_ord_id", "session_id", "event_id",
           sqlite_where=text("cl_ord_id IS NOT NULL"),

@@ -28,7 +28,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0011"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0012"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -344,7 +344,7 @@ def test_upgrade_from_0010_keeps_every_row_in_fewer_b_trees_and_downgrade_restor
             engine.dispose()
 
     before = rows()
-    migrate.upgrade(store_url)
+    migrate.upgrade(store_url, "0011")
     assert rows() == before
     engine = make_engine(store_url)
     try:
@@ -371,5 +371,65 @@ def test_upgrade_from_0010_keeps_every_row_in_fewer_b_trees_and_downgrade_restor
     finally:
         engine.dispose()
     assert rows() == before
-    migrate.upgrade(store_url)
+    migrate.upgrade(store_url, "0011")
     assert rows() == before
+
+
+def test_upgrade_from_0011_moves_the_reports_onto_their_events_and_downgrade_restores_them(
+    store_url: str,
+) -> None:
+    """0012: a ``reports`` row of a stored event becomes the event's ``report_seq`` (one of an
+    event not stored stays a row); the index of every event by session gives way to a partial
+    index of the events not reported with their commit; the same events are unreported
+    before and after. The downgrade gives the rows and the index back."""
+    migrate.upgrade(store_url, "0011")
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO order_events (event_id, order_id, session_id, kind, ts_ns, exec_id, "
+                "data, cl_ord_id) VALUES (7, '1', 'S', 'created', 1, NULL, '{}', 'a'), "
+                "(8, '1', 'S', 'accepted', 2, '1.1', '{}', NULL), "
+                "(9, '1', 'S', 'fill', 3, '1.T1', '{}', NULL), "
+                "(10, '2', 'S', 'accepted', 4, '2.1', '{}', NULL), "
+                "(11, '3', 'R', 'accepted', 5, '3.1', '{}', NULL)"))
+            conn.execute(text("INSERT INTO reports (exec_id, session_id, seq) VALUES "
+                              "('1.1', 'S', 4), ('1.T1', 'S', 5), ('3.1', 'R', 2), "
+                              "('4.1', 'S', 6)"))
+    finally:
+        engine.dispose()
+
+    def unreported() -> dict[str, list[int]]:
+        async def read() -> dict[str, list[int]]:
+            async with SessionStore(store_url) as store:
+                return {sid: [e.event_id for e in await store.unreported_events(sid)]
+                        for sid in ("S", "R")}
+        return asyncio.run(read())
+
+    reports = [("1.1", "S", 4), ("1.T1", "S", 5), ("3.1", "R", 2), ("4.1", "S", 6)]
+    migrate.upgrade(store_url)
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            assert sorted(tuple(r) for r in conn.execute(text(
+                "SELECT exec_id, session_id, report_seq FROM order_events "
+                "WHERE report_seq IS NOT NULL")).all()) == reports[:3]
+            assert [tuple(r) for r in conn.execute(text(
+                "SELECT exec_id, session_id, seq FROM reports")).all()] == reports[3:]
+            indexes = {i["name"] for i in inspect(conn).get_indexes("order_events")}
+        assert "ix_order_events_unreported" in indexes
+        assert "ix_order_events_session_id" not in indexes
+        assert unreported() == {"S": [10], "R": []}
+        _downgrade(engine, "0011")
+        with engine.connect() as conn:
+            assert sorted(tuple(r) for r in conn.execute(text(
+                "SELECT exec_id, session_id, seq FROM reports")).all()) == reports
+            columns = {c["name"] for c in inspect(conn).get_columns("order_events")}
+            indexes = {i["name"] for i in inspect(conn).get_indexes("order_events")}
+        assert "report_seq" not in columns
+        assert "ix_order_events_session_id" in indexes
+        assert "ix_order_events_unreported" not in indexes
+    finally:
+        engine.dispose()
+    migrate.upgrade(store_url)
+    assert unreported() == {"S": [10], "R": []}

@@ -9,13 +9,15 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent, Pending, order_from_json, order_to_json
 from gateway.store import sessions as sessions_module
-from gateway.store.orders import build_append, delivered_row
+from gateway.store.orders import _unreported_events, build_append, delivered_row
 from gateway.store.records import CopyRecord, FillRecord, OrderAppend
 from gateway.store.store import SessionStore
 
@@ -397,6 +399,48 @@ def test_unreported_events(store_url: str) -> None:
         assert [e.event_id for e in await store.unreported_events(SID2)] == [4]
 
     with_store(store_url, after_restart)
+
+
+def test_a_report_committed_with_its_event_is_kept_in_the_events_row(store_url: str) -> None:
+    """The usual case (a session's commit: the reports it sends and their events): the event's
+    row is inserted with the MsgSeqNum, and the unreported events are read from a partial
+    index that holds only those (SQLite's plan says so). A report committed without its event
+    (told at a Logon; or sent while its event waits in memory for the store, stored after
+    it) is kept in ``reports``: either way the event is reported."""
+    async def body(store: SessionStore) -> list[tuple[Any, ...]]:
+        append = build_append([event(1, "O1", exec_id="E1"), event(2, "O1", exec_id="E2"),
+                               event(3, "O1")], [])
+        await store.save(SID, sent=[(1, b"8=..E1")], next_sender=2, reports=[("E1", 1)],
+                         appends=[append])
+        assert [e.event_id for e in await store.unreported_events(SID)] == [2]
+        # an event stored again (a batch retried after a lost answer) keeps what it had
+        await store.append_order_events([event(1, "O1", exec_id="E1")], [])
+        # a report sent later (at the next Logon), in a commit without its event
+        await store.save(SID, sent=[(2, b"8=..E2")], next_sender=3, reports=[("E2", 2)])
+        assert await store.unreported_events(SID) == []
+        # a report committed before its event is (the event was kept in memory meanwhile)
+        await store.save(SID, sent=[(3, b"8=..E4")], next_sender=4, reports=[("E4", 3)])
+        await store.append_order_events([event(4, "O1", exec_id="E4")], [])
+        assert await store.unreported_events(SID) == []
+
+        def read(conn: Any) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in conn.exec_driver_sql(
+                "SELECT event_id, report_seq FROM order_events ORDER BY event_id").all()]
+        return await store.writer.query(read)
+
+    assert with_store(store_url, body) == [(1, 1), (2, None), (3, None), (4, None)]
+    if store_url.startswith("sqlite"):
+        engine = create_engine(store_url)
+        seen: list[tuple[str, Any]] = []
+        sa_event.listen(engine, "before_cursor_execute",
+                        lambda _c, _cur, sql, params, _ctx, _many: seen.append((sql, params)))
+        with engine.connect() as conn:
+            _unreported_events(conn, SID)
+            (sql, params), = seen
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + sql, params).all())
+        engine.dispose()
+        assert "ix_order_events_unreported" in plan, plan
 
 
 DC = "FIX.4.4:GW->DROP"

@@ -265,6 +265,7 @@ def test_built_rows_line_up_with_their_columns() -> None:
             "exec_id": "E3",
             "data": '{"q":"1.0"}',
             "cl_ord_id": None,
+            "report_seq": None,
         }
     ]
     assert [dict(zip(ORDER_COLUMNS, row, strict=True)) for row in append.orders] == [
