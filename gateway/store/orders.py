@@ -19,7 +19,8 @@ Arguments are serialised on the caller's side when the call starts running (at o
 is the one it had then.
 
 Retrying a write is harmless (the writer retries a failed group commit request by request):
-an ``event_id`` already stored is skipped, an order snapshot never goes back to an older
+an ``event_id`` already stored is skipped (but takes the ``report_seq`` of a report in the
+batch when it has none), an order snapshot never goes back to an older
 ``last_event_id``, a (venue, trade id) already stored is skipped, a report is an upsert. A
 second event with an ExecID already stored is an error (``IntegrityError``) for its caller alone.
 """
@@ -122,8 +123,12 @@ class OrderStatements:
     def __init__(self, dialect: Dialect) -> None:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         mark = placeholder(dialect.name)
+        # an event stored already keeps its row, but takes the MsgSeqNum of a report committed
+        # with this copy of it when it has none (else that report would be recorded nowhere)
         self.insert_event = insert_sql(
-            order_events.name, EVENT_COLUMNS, mark, conflict=["event_id"]
+            order_events.name, EVENT_COLUMNS, mark, conflict=["event_id"],
+            update=["report_seq"],
+            where="order_events.report_seq IS NULL AND excluded.report_seq IS NOT NULL",
         )
         self.upsert_order = insert_sql(
             orders.name,

@@ -109,6 +109,7 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
     """The SQLAlchemy Core statements the writer used to execute (before the fast path)."""
     insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     ins_order = insert(orders)
+    ins_event = insert(order_events)
     ins_report = insert(reports)
     ins_message = insert(messages)
     session_columns = ("session_id", "next_sender", "next_target", "creation_time")
@@ -139,8 +140,10 @@ def _core_statements(dialect_name: str) -> dict[str, Insert]:
         "insert_log": insert(message_log).values(
             {c: None for c in ("session_id", "direction", "logged_at", "data")}
         ),
-        "insert_event": insert(order_events).on_conflict_do_nothing(
-            index_elements=[order_events.c.event_id]
+        "insert_event": ins_event.on_conflict_do_update(
+            index_elements=[order_events.c.event_id],
+            set_={"report_seq": ins_event.excluded.report_seq},
+            where=text("order_events.report_seq IS NULL AND excluded.report_seq IS NOT NULL"),
         ),
         "upsert_order": ins_order.on_conflict_do_update(
             index_elements=[orders.c.order_id],
