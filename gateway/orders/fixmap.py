@@ -393,8 +393,9 @@ class CancelRefused:
 
 
 class Report(Protocol):
-    """What tells the client of an order event: its ExecID (the key of the ``reports`` row
-    that records it was sent) and the message, built from the order as the event left it."""
+    """What tells the client of an order event: its ExecID (by which the store records that it
+    was sent: the event's ``report_seq``, or a ``reports`` row) and the message, built from the
+    order as the event left it."""
 
     @property
     def exec_id(self) -> str: ...

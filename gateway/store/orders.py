@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Dialect, exists, func, select, update
+from sqlalchemy import Connection, Dialect, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -372,6 +372,13 @@ class OrderRepository:
         only the events not reported with their own commit (a partial index holds them)."""
         return await self.writer.query(lambda conn: _unreported_events(conn, session_id))
 
+    async def fold_reports(self) -> int:
+        """Move each ``reports`` row of a stored event onto the event (its ``report_seq``) and
+        drop the row: the partial index of the events not reported with their commit then
+        holds none that was reported since (at a Logon, or while the event waited in memory
+        for the store). Made when the store starts; returns how many rows were moved."""
+        return await self.writer.query(_fold_reports)
+
     async def undelivered_copies(
         self, session_id: str, after_event_id: int, limit: int
     ) -> list[CopyRecord]:
@@ -640,6 +647,18 @@ def _find_list(conn: Connection, session_id: str, list_id: str) -> list[Snapshot
     # OrderIDs are decimal numbers taken in order: by number, not by text
     found.sort(key=lambda d: (len(d["order_id"]), d["order_id"]))
     return found
+
+
+def _fold_reports(conn: Connection) -> int:
+    e, r = order_events.c, reports.c
+    moved = conn.execute(
+        update(order_events)
+        .where(e.exec_id.in_(select(r.exec_id)), e.report_seq.is_(None))
+        .values(report_seq=select(r.seq).where(r.exec_id == e.exec_id).scalar_subquery())
+    ).rowcount
+    conn.execute(delete(reports).where(r.exec_id.in_(
+        select(e.exec_id).where(e.exec_id.is_not(None), e.report_seq.is_not(None)))))
+    return int(moved)
 
 
 def _unreported_events(conn: Connection, session_id: str) -> list[OrderEvent]:

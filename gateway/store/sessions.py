@@ -348,8 +348,8 @@ class SessionRepository:
         """Store ``unit`` in one transaction (:class:`~gateway.store.records.Commit`).
 
         Returns only once committed (write-ahead: write to the socket afterwards). If the
-        awaiting task is cancelled the commit may still happen. Re-reporting an ExecID records
-        the newer MsgSeqNum."""
+        awaiting task is cancelled the commit may still happen. An ExecID reported again stays
+        reported (the MsgSeqNum kept may be the first one: nothing reads it)."""
         session_id = unit.session_id
         _check_session_id(session_id)
         rows = tuple((session_id, _positive("seq", seq), bytes(raw)) for seq, raw in unit.sent)

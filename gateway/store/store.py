@@ -18,6 +18,7 @@ The repositories share nothing but the writer: each can be used alone on one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -26,6 +27,8 @@ from gateway.store.nodes import NodeRegistry
 from gateway.store.orders import OrderRepository
 from gateway.store.sessions import SessionRepository
 from gateway.store.writer import AvailabilityListener, StoreStats, Writer
+
+logger = logging.getLogger(__name__)
 
 
 class SessionStore(SessionRepository, OrderRepository, NodeRegistry):
@@ -49,8 +52,19 @@ class SessionStore(SessionRepository, OrderRepository, NodeRegistry):
         NodeRegistry.__init__(self, writer)
 
     async def start(self) -> None:
-        """Run the migrations and start the writer thread (both off the event loop)."""
+        """Run the migrations and start the writer thread (both off the event loop), then fold
+        the reports told without their event onto their events (:meth:`fold_reports`; its
+        failure is logged: the store works without it)."""
         await self.writer.start()
+        try:
+            folded = await self.fold_reports()
+        except Exception as exc:  # (housekeeping: a Logon reads the reports rows too)
+            logger.warning("the reports told without their event were not folded onto their "
+                           "events: %s", exc)
+        else:
+            if folded:
+                logger.info("%d reports told without their event folded onto their events",
+                            folded)
 
     async def close(self) -> None:
         """Commit everything queued, then stop the writer thread. Idempotent."""

@@ -42,14 +42,23 @@ def test_a_replay_in_one_batch_with_the_drain_of_its_stored_event_is_not_lost(
     async def body(store: SessionStore) -> list[int]:
         e1 = event(1, "O1", exec_id="E1", data={"er": [[150, "0"]]})
         await store.append_order_events([e1], [])  # committed (its answer, say, lost)
-        gate = threading.Event()
+        started, gate = threading.Event(), threading.Event()
+
+        def hold(_conn: Any) -> bool:
+            started.set()
+            return gate.wait(10)
+
         # hold the writer thread so that the next two requests are taken as one batch
-        held = asyncio.ensure_future(store.writer.query(lambda _conn: gate.wait(10)))
-        await asyncio.sleep(0.05)
+        held = asyncio.ensure_future(store.writer.query(hold))
+        assert await asyncio.to_thread(started.wait, 10)
         drain = store.append_now(build_append([e1], []))
         replay = asyncio.ensure_future(
             store.save(SID, sent=[(1, b"8=..E1")], next_sender=2, reports=[("E1", 1)]))
-        await asyncio.sleep(0.05)
+        for _ in range(1000):  # until both requests wait behind the held one
+            if store.writer._queue.qsize() >= 2:
+                break
+            await asyncio.sleep(0)
+        assert store.writer._queue.qsize() >= 2
         gate.set()
         await held
         await drain
@@ -59,22 +68,35 @@ def test_a_replay_in_one_batch_with_the_drain_of_its_stored_event_is_not_lost(
     assert with_store(store_url, body) == [], "a report sent and committed is unreported"
 
 
+def _in_index(conn: Any) -> int:
+    return int(conn.exec_driver_sql(
+        "SELECT count(*) FROM order_events WHERE exec_id IS NOT NULL AND report_seq IS NULL"
+    ).scalar_one())
+
+
 def test_a_report_told_at_logon_leaves_the_partial_index(store_url: str) -> None:
-    """docs/architecture.md: "a partial index of those a session was not told is read at its
-    Logon". An event whose report was told at a Logon (a ``reports`` row) keeps report_seq
-    NULL: it stays in ix_order_events_unreported for good, and every later Logon of the
-    session reads it again (and probes ``reports`` for it)."""
+    """An event whose report was told at a Logon (a ``reports`` row) keeps report_seq NULL
+    until the store starts again: then its report is folded onto it
+    (``SessionStore.fold_reports``), and the partial index of the untold no longer holds it
+    (every later Logon would read it again, and probe ``reports`` for it)."""
     async def body(store: SessionStore) -> Any:
         await store.append_order_events(
             [event(i, "O1", exec_id=f"E{i}") for i in range(1, 51)], [])
         await store.save(SID, sent=[(i, b"8=..") for i in range(1, 51)], next_sender=51,
                          reports=[(f"E{i}", i) for i in range(1, 51)])
         assert await store.unreported_events(SID) == []
+        return await store.writer.query(_in_index)
 
-        def in_index(conn: Any) -> int:
-            return int(conn.exec_driver_sql(
-                "SELECT count(*) FROM order_events "
-                "WHERE exec_id IS NOT NULL AND report_seq IS NULL").scalar_one())
-        return await store.writer.query(in_index)
+    assert with_store(store_url, body) == 50
 
-    assert with_store(store_url, body) == 0, "events told stay in the index of the untold"
+    async def after_restart(store: SessionStore) -> Any:
+        assert await store.unreported_events(SID) == []
+
+        def reports(conn: Any) -> list[Any]:
+            return [tuple(r) for r in conn.exec_driver_sql(
+                "SELECT exec_id, report_seq FROM order_events ORDER BY event_id").all()]
+        return await store.writer.query(_in_index), await store.writer.query(reports)
+
+    in_index, rows = with_store(store_url, after_restart)
+    assert in_index == 0, "events told stay in the index of the untold"
+    assert rows == [(f"E{i}", i) for i in range(1, 51)]
