@@ -123,6 +123,19 @@ def _with_progress(records: Iterable[T], err: TextIO) -> Iterator[T]:
         err.flush()
 
 
+def _message_log_empty(store: StoreView) -> bool:
+    """Whether the store's message_log has no row at all (read unfiltered, as StoreSource
+    reads it: --session, --since and --until are the auditor's). The reader is closed at
+    once, its connection given back (not left to the garbage collector)."""
+    rows = store.message_log(None, None, None)
+    try:
+        return next(rows, None) is None
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
 def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO | None = None,
               err: TextIO | None = None, stopped: Callable[[], bool] = lambda: False) -> int:
     out = out if out is not None else sys.stdout
@@ -149,9 +162,11 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
         if opts.follow:
             print_lines(err, "fixgw audit: --follow reads log files, not the store")
             return EXIT_USAGE
-        rows = store.message_log(None, None, None)
-        empty = next(rows, None) is None
-        del rows  # (a generator: its connection is returned with it)
+        try:
+            empty = _message_log_empty(store)
+        except InputError as exc:
+            print_lines(err, f"fixgw audit: {exc}")
+            return EXIT_USAGE
         if empty:
             print_lines(err, f"fixgw audit: {opts.store_name} keeps no message log: a gateway "
                         "with a log_dir logs the messages to files only (the default of "
