@@ -179,7 +179,10 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
     sinks: list[Callable[[Chain], None]] = list(opts.extra_sinks)
     comparer = None
     if store is not None:
-        comparer = StoreComparer(store, findings, opts.store_name)
+        # the store's own message log is its whole record: read to its end, an order of the
+        # store after its last message (a gateway that stopped logging there) is a finding
+        comparer = StoreComparer(store, findings, opts.store_name,
+                                 open_end=not files and not opts.until)
         sinks.append(comparer.add)
     stories: list[tuple[Chain, str]] = []
     auditor_ref: list[Auditor] = []
@@ -236,6 +239,12 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
             comparer.finish()
     except InputError as exc:
         print_lines(err, f"fixgw audit: {exc}")
+        return EXIT_USAGE
+    if (auditor.messages == 0 and auditor.skipped == 0 and not opts.follow
+            and not opts.since and not opts.until):
+        # an audit of nothing is not clean (a gateway with message_log = "store" leaves its
+        # messages files empty: its messages are in its store)
+        print_lines(err, f"fixgw audit: no FIX message in {', '.join(inputs)}")
         return EXIT_USAGE
     elapsed = time.monotonic() - started
     extra = []

@@ -72,8 +72,12 @@ def _t(value: bytes | None) -> str | None:
 class StoreComparer:
     """A sink of :class:`~gateway.audit.report.Outputs`: compares each order with the store."""
 
-    def __init__(self, store: OrderRows, findings: Findings, name: str) -> None:
+    def __init__(self, store: OrderRows, findings: Findings, name: str, *,
+                 open_end: bool = False) -> None:
         self.store = store
+        self.open_end = open_end
+        """The log is the whole record (the store's own message log, read to its end): an
+        order of the store created after its last message is not in it either."""
         self.findings = findings
         self.name = name
         self._batch: list[Chain] = []
@@ -174,7 +178,7 @@ class StoreComparer:
 
     def finish(self) -> None:
         """The store's orders that the log never mentions (audited sessions, created while
-        the log ran)."""
+        the log ran, or after it with ``open_end``)."""
         self.flush()
         clock = Clock()
         start, end = clock.seconds(self.first), clock.seconds(self.last)
@@ -182,7 +186,8 @@ class StoreComparer:
             return
         sids = sorted({sid for s in self.sessions for sid in session_ids(s)})
         names = {sid: s for s in self.sessions for sid in session_ids(s)}
-        for row in self.store.orders_of_sessions(sids, int(start * 1e9), int(end * 1e9)):
+        end_ns = 2**63 - 1 if self.open_end else int(end * 1e9)
+        for row in self.store.orders_of_sessions(sids, int(start * 1e9), end_ns):
             if row.get("parent_id") or row["order_id"] in self.seen:
                 continue
             created = datetime.fromtimestamp(int(row.get("created_ns", 0)) / 1e9, UTC)

@@ -129,33 +129,30 @@ async def _one_order(tmp_path: Path, gateway: dict[str, Any], cl: str) -> None:
         await c.logout()
 
 
-@pytest.mark.xfail(strict=True, reason="review of e30c487: a store message log that stopped "
-                   "(the gateway upgraded, or message_log changed to 'file') is audited clean")
 def test_a_store_message_log_that_stopped_is_not_audited_clean(tmp_path: Path) -> None:
     """An upgrade: the store's message_log was kept (before e30c487 always; here "both"), then
     the gateway runs with the new default ("file"). ``fixgw audit --store URL`` is not refused
-    (the table is not empty), audits the first order only, compares it alone with the store
-    and says "findings: none": the second order, in the store, is in no audit."""
+    (the table is not empty) and audits the first order; the second order, in the store but
+    after the message log's end, is a finding (the store's own log is its whole record)."""
     run(_one_order(tmp_path, {"message_log": "both"}, "O1"))
     run(_one_order(tmp_path, {}, "O2"))
     with sqlite3.connect(tmp_path / "fixgw.db") as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (2,)
     code, out, err = audit("--store", f"sqlite:///{tmp_path / 'fixgw.db'}")
-    assert "1 orders" in out  # (what it does now: the second order is not seen)
-    assert code != 0, out + err
+    assert "1 orders" in out
+    assert code == 1, out + err
+    assert "[not-in-log]" in out and "(ClOrdID O2" in out
 
 
-@pytest.mark.xfail(strict=True, reason="review of e30c487: with message_log = 'store' the "
-                   "messages files of log_dir exist, empty, and audit clean")
 def test_a_log_dir_without_messages_is_not_audited_clean(tmp_path: Path) -> None:
     """The mirror of the store's refusal: message_log = "store" with a log_dir leaves an
     empty ``*.messages.current.log`` per session; ``fixgw audit data/log/`` (the README's
-    first example), with or without ``--store``, reads 0 messages and exits 0."""
+    first example), with or without ``--store``, is refused: an audit of no message."""
     run(_one_order(tmp_path, {"message_log": "store"}, "O1"))
     assert (tmp_path / "log" / LOG).stat().st_size == 0
     code, out, err = audit(tmp_path / "log", "--store", f"sqlite:///{tmp_path / 'fixgw.db'}")
-    assert "0 messages" in out  # (what it does now)
-    assert code != 0, out + err
+    assert code == 2, out + err
+    assert "no FIX message in" in err
 
 
 @pytest.mark.postgres
