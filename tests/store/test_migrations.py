@@ -159,6 +159,24 @@ def _downgrade(engine: Engine, revision: str) -> None:
         connection.commit()
 
 
+_EVENTS = ("INSERT INTO order_events (event_id, order_id, session_id, kind, ts_ns, exec_id, "
+           "data, cl_ord_id) VALUES ")
+
+
+def _seed(store_url: str, revision: str, *statements: str | tuple[str, dict[str, Any]]) -> None:
+    """The store at ``revision``, with ``statements`` (SQL, or SQL and its parameters) run in
+    one transaction."""
+    migrate.upgrade(store_url, revision)
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                sql, params = statement if isinstance(statement, tuple) else (statement, {})
+                conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
 def _sqlite_shapes(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {name: sql for name, sql in conn.execute(text(
@@ -312,23 +330,14 @@ def test_upgrade_from_0010_keeps_every_row_in_fewer_b_trees_and_downgrade_restor
     """0011: on SQLite the events' id becomes the table's rowid and messages, reports and fills
     tables WITHOUT ROWID, rows and indexes kept; on both back ends the list index covers the
     orders of lists only. The downgrade gives the tables of 0010 back, rows kept."""
-    migrate.upgrade(store_url, "0010")
-    engine = make_engine(store_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO order_events (event_id, order_id, session_id, kind, ts_ns, exec_id, "
-                "data, cl_ord_id) VALUES (7, '1', 'S', 'created', 1, NULL, '{}', 'a'), "
-                "(9, '1', 'S', 'filled', 2, '1.T1', '{}', NULL)"))
-            conn.execute(text("INSERT INTO messages (session_id, seq, data) VALUES "
-                              "('S', 1, :d), ('S', 2, :d)"), {"d": b"8=FIX.4.4\x01"})
-            conn.execute(text("INSERT INTO reports (exec_id, session_id, seq) VALUES "
-                              "('1.T1', 'S', 2)"))
-            conn.execute(text(
-                "INSERT INTO fills (venue, trade_id, order_id, quantity, price, ts_ns) VALUES "
-                "('paper', 'T1', '1', '0.5', '100', 2)"))
-    finally:
-        engine.dispose()
+    _seed(store_url, "0010",
+          _EVENTS + "(7, '1', 'S', 'created', 1, NULL, '{}', 'a'), "
+          "(9, '1', 'S', 'filled', 2, '1.T1', '{}', NULL)",
+          ("INSERT INTO messages (session_id, seq, data) VALUES ('S', 1, :d), ('S', 2, :d)",
+           {"d": b"8=FIX.4.4\x01"}),
+          "INSERT INTO reports (exec_id, session_id, seq) VALUES ('1.T1', 'S', 2)",
+          "INSERT INTO fills (venue, trade_id, order_id, quantity, price, ts_ns) VALUES "
+          "('paper', 'T1', '1', '0.5', '100', 2)")
     tables = {"order_events": "SELECT event_id, exec_id, cl_ord_id FROM order_events",
               "messages": "SELECT session_id, seq, data FROM messages",
               "reports": "SELECT exec_id, session_id, seq FROM reports",
@@ -382,20 +391,21 @@ def test_upgrade_from_0011_moves_the_reports_onto_their_events_and_downgrade_res
     event not stored stays a row); the index of every event by session gives way to a partial
     index of the events not reported with their commit; the same events are unreported
     before and after. The downgrade gives the rows and the index back."""
-    migrate.upgrade(store_url, "0011")
+    _seed(store_url, "0011",
+          _EVENTS + "(7, '1', 'S', 'created', 1, NULL, '{}', 'a'), "
+          "(8, '1', 'S', 'accepted', 2, '1.1', '{}', NULL), "
+          "(9, '1', 'S', 'fill', 3, '1.T1', '{}', NULL), "
+          "(10, '2', 'S', 'accepted', 4, '2.1', '{}', NULL), "
+          "(11, '3', 'R', 'accepted', 5, '3.1', '{}', NULL)",
+          "INSERT INTO reports (exec_id, session_id, seq) VALUES "
+          "('1.1', 'S', 4), ('1.T1', 'S', 5), ('3.1', 'R', 2), ('4.1', 'S', 6)")
     engine = make_engine(store_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO order_events (event_id, order_id, session_id, kind, ts_ns, exec_id, "
-                "data, cl_ord_id) VALUES (7, '1', 'S', 'created', 1, NULL, '{}', 'a'), "
-                "(8, '1', 'S', 'accepted', 2, '1.1', '{}', NULL), "
-                "(9, '1', 'S', 'fill', 3, '1.T1', '{}', NULL), "
-                "(10, '2', 'S', 'accepted', 4, '2.1', '{}', NULL), "
-                "(11, '3', 'R', 'accepted', 5, '3.1', '{}', NULL)"))
-            conn.execute(text("INSERT INTO reports (exec_id, session_id, seq) VALUES "
-                              "('1.1', 'S', 4), ('1.T1', 'S', 5), ('3.1', 'R', 2), "
-                              "('4.1', 'S', 6)"))
+    try:  # unreported at 0011: an ExecID and no reports row
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(
+                "SELECT session_id, event_id FROM order_events WHERE exec_id IS NOT NULL AND "
+                "exec_id NOT IN (SELECT exec_id FROM reports) ORDER BY event_id")).all()] == [
+                ("S", 10)]
     finally:
         engine.dispose()
 
