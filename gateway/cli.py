@@ -546,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "delimiters (gzip'ed or not), or the store's message_log, and checks every order "
         "chain and session (README, \"Audit\").")
     au.add_argument("paths", nargs="*", metavar="PATH",
-                    help="log files or directories of them (none: the --store message_log)")
+                    help="log files or directories of them (none: the --store message_log, "
+                    "kept with [gateway] message_log = store or both)")
     au.add_argument("--store", metavar="URL",
                     help="compare the orders with this store (and read its message_log when "
                     "no PATH is given)")

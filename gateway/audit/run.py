@@ -168,7 +168,7 @@ def run_audit(opts: AuditOptions, *, store: StoreView | None = None, out: TextIO
             print_lines(err, f"fixgw audit: {exc}")
             return EXIT_USAGE
         if empty:
-            print_lines(err, f"fixgw audit: {opts.store_name} keeps no message log: a gateway "
+            print_lines(err, f"fixgw audit: {opts.store_name} has no message log rows: a gateway "
                         "with a log_dir logs the messages to files only (the default of "
                         "[gateway] message_log); name its log directory")
             return EXIT_USAGE

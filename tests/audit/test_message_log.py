@@ -55,7 +55,7 @@ def test_with_a_log_dir_the_files_alone_log_the_messages(tmp_path: Path) -> None
     assert "compared with" in out
     code, out, err = audit("--store", store)
     assert code == 2
-    assert "keeps no message log" in err and "name its log directory" in err
+    assert "has no message log rows" in err and "name its log directory" in err
 
 
 @pytest.mark.parametrize("where", ["both", "store"])

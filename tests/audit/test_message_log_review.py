@@ -181,7 +181,7 @@ def test_the_empty_check_on_postgresql(pg_url: str, tmp_path: Path, where: str) 
         code = run_audit(AuditOptions(paths=[]), store=view, out=io.StringIO(), err=err)
         assert code == (EXIT_USAGE if where == "file" else 0), err.getvalue()
         if where == "file":
-            assert "keeps no message log" in err.getvalue()
+            assert "has no message log rows" in err.getvalue()
         assert view.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
         name = dsn.rsplit("/", 1)[1]

@@ -180,3 +180,44 @@ def test_a_log_line_joins_the_next_commit_or_is_committed_alone_soon_after(
             assert [r[3] for r in read_log(url_of(tmp_path))] == [fix(1), fix(2)]
 
     asyncio.run(main())
+
+
+def test_a_sessions_commit_with_nothing_else_ready_is_made_in_its_callers_step(
+    tmp_path: Path,
+) -> None:
+    """A session's commit (``at_once``) that starts a turn's gathering while nothing else is
+    ready to run is committed in the caller's own step (its task is the current one when the
+    commit is made), so the caller goes on without waiting two turns; with something else
+    ready in the turn, the commit is made at the turn's end, with what that adds."""
+    async def main() -> None:
+        async with SessionStore(url_of(tmp_path)) as store:
+            await store.load(SID)
+            writer = store.writer
+            committed_in: list[asyncio.Task[object] | None] = []
+            writer.on_commit = lambda _s: committed_in.append(asyncio.current_task())
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
+
+            async def alone() -> None:
+                await store.save(SID, sent=((1, fix(1)),), next_sender=2)
+                done.set_result(None)
+
+            task = asyncio.ensure_future(alone())
+            await done  # (this task waits on a future: nothing else is ready meanwhile)
+            assert committed_in == [task]
+
+            committed_in.clear()
+            batches = store.stats.batches
+            other = loop.create_future()
+            loop.call_soon(lambda: other.set_result(None))  # something else ready this turn
+
+            async def not_alone() -> None:
+                await store.save(SID, sent=((2, fix(2)),), next_sender=3)
+
+            second = asyncio.ensure_future(not_alone())
+            await asyncio.gather(second, other)
+            assert committed_in == [None]  # at the end of the turn, by the loop
+            assert store.stats.batches == batches + 1
+
+    asyncio.run(main())
+    assert next_sender(tmp_path / "fixgw.db") == 3
