@@ -183,8 +183,6 @@ class _Commit:
     """``reports`` rows: (exec_id, session_id, seq)."""
     orders: tuple[OrderAppend, ...]
     reads: ClassVar[bool] = False
-    at_once: ClassVar[bool] = True
-    """Committed at once when nothing else is ready (gateway.store.writer, "Inline commits")."""
 
     def apply(self, tx: Tx) -> None:
         w = tx.writes(SessionWrites, self.known)

@@ -46,12 +46,7 @@ under load the loop keeps only its own work and commits stay grouped. A WAL comm
 (PostgreSQL) is always reached from the writer thread: a round trip on the network never runs
 on the loop. In this mode a request nobody waits for (a message log line, most often the
 outbound lines of reports just sent) is held until the next commit, or for :data:`HOLD_S` at
-most, rather than committed alone: one commit fewer per order at low load. A request marked
-``at_once`` (a session's commit: its sender writes the messages when it is done) that starts a
-turn's gathering while nothing else is ready to run on the loop is committed at once, in the
-caller's step: the batch could not have grown before the end of the turn (nothing else runs in
-it), and the caller goes on without the two turns of a commit at the end of the turn and of
-its wakeup after it.
+most, rather than committed alone: one commit fewer per order at low load.
 
 On a SQLite file the writer's commits never run a WAL checkpoint themselves (which syncs the
 files to disk and held up one commit in a few dozen by milliseconds): a thread of its own does,
@@ -420,12 +415,6 @@ class Writer:
         return Waiter(loop, loop.create_future())
 
     def submit(self, request: Request) -> None:
-        if self._submit(request):
-            self._commit_inline()
-
-    def _submit(self, request: Request) -> bool:
-        """:meth:`submit` under the lock; True when the gathering it started is to be committed
-        at once (``at_once``, below)."""
         with self._lock:
             if self._state != "running":
                 raise StoreClosedError(f"session store is {self._state}")
@@ -433,11 +422,11 @@ class Writer:
                 # another thread or event loop: behind what this loop gathered or holds
                 self._enqueue(self._take_gathered())
                 self._enqueue([request])
-                return False
+                return
             gathering = self._gathering
             if gathering is not None:
                 gathering.append(request)  # this turn's batch, committed at its end
-                return False
+                return
             held = self._held
             if request.waiter is None and self._down is None:
                 # nobody waits for it: it joins the next commit (module docstring)
@@ -445,7 +434,7 @@ class Writer:
                 if self._held_timer is None:
                     assert self._loop is not None
                     self._held_timer = self._loop.call_later(HOLD_S, self._release_held)
-                return False
+                return
             self._held = []
             if held:
                 self._cancel_held_timer()
@@ -455,15 +444,9 @@ class Writer:
                 # loop's thread once the turn is over (module docstring, "Inline commits")
                 self._gathering = held
                 assert self._loop is not None
-                if getattr(request, "at_once", False) and not getattr(self._loop, "_ready", 1):
-                    # a session's commit, and nothing else is ready to run in this turn: the
-                    # batch could not grow before the end of the turn -- committed now, its
-                    # waiter goes on in this step instead of two turns later ("Inline commits")
-                    return True
                 self._loop.call_soon(self._commit_inline)
-                return False
+                return
             self._enqueue(held)
-            return False
 
     def _take_gathered(self) -> list[Request]:
         """What the loop holds and gathered, in order, taken from it (under ``_lock``; the
