@@ -8,17 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 log = logging.getLogger("fixgw.orders")
-
-T = TypeVar("T")
-
-
-def _seen(task: asyncio.Task[Any]) -> None:
-    """Mark a failed task's exception retrieved (it was logged when raised)."""
-    if not task.cancelled():
-        task.exception()
 
 
 class Tasks:
@@ -58,24 +50,16 @@ class Tasks:
             handle.cancel()
         self._timers.clear()
 
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.get_running_loop().create_task(self._run(coro))
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
         self._running.add(task)
+        task.add_done_callback(self._done)
         return task
 
-    async def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """``coro``, then out of the running set. (Not by a done callback: that is a callback
-        of its own after the task ends, most often a turn of the event loop of its own.)"""
-        task = asyncio.current_task()
-        try:
-            return await coro
-        except Exception:
-            log.exception("order task failed")
-            if task is not None:  # raised to whoever awaits the task; logged here
-                task.add_done_callback(_seen)
-            raise
-        finally:
-            self._running.discard(task)
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("order task failed", exc_info=task.exception())
 
     def __bool__(self) -> bool:
         return bool(self._running)
