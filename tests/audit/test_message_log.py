@@ -38,9 +38,7 @@ async def _one_order(tmp_path: Path, message_log: str | None) -> tuple[list[str]
     with sqlite3.connect(tmp_path / "fixgw.db") as conn:
         rows = [bytes(d).split(b"\x0135=")[1].split(b"\x01")[0].decode()
                 for (d,) in conn.execute("SELECT data FROM message_log ORDER BY id")]
-    messages = log_dir / LOG
-    text = messages.read_text() if messages.exists() else ""
-    return rows, text, (log_dir / EVENTS).read_text()
+    return rows, (log_dir / LOG).read_text(), (log_dir / EVENTS).read_text()
 
 
 def test_with_a_log_dir_the_files_alone_log_the_messages(tmp_path: Path) -> None:

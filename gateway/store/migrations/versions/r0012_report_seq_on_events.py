@@ -37,8 +37,8 @@ def upgrade() -> None:
         "WHERE reports.exec_id = order_events.exec_id) "
         "WHERE exec_id IN (SELECT exec_id FROM reports)"
     )
-    op.execute("DELETE FROM reports WHERE exec_id IN "
-               "(SELECT exec_id FROM order_events WHERE report_seq IS NOT NULL)")
+    op.execute("DELETE FROM reports WHERE EXISTS (SELECT 1 FROM order_events WHERE "
+               "order_events.exec_id = reports.exec_id AND order_events.report_seq IS NOT NULL)")
     op.drop_index("ix_order_events_session_id", table_name="order_events")
     op.create_index("ix_order_events_unreported", "order_events", ["session_id", "event_id"],
                     sqlite_where=_UNREPORTED, postgresql_where=_UNREPORTED)
