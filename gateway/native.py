@@ -165,7 +165,7 @@ ORDER_PATH = NativeBuild(
     "fixgw's order path",
     ("gateway.fix.codec", "gateway.fix.dictionary", "gateway.fix.fixtime", "gateway.fix.message",
      "gateway.fix.validation", "gateway.orders.lifecycle", "gateway.orders.model",
-     "gateway.orders.fixmap"),
+     "gateway.orders.fixmap", "gateway.store.rows"),
     "gateway._compiled", "FIXGW_PURE")
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
 validation, and the orders' lifecycle table, model and FIX mapping. ``FIXGW_PURE=1`` runs

@@ -13,6 +13,7 @@ neither side then).
     .venv/bin/python scripts/bench_ab.py --base HEAD~3 --rounds 3 --n1 3000 --n100 20000
     .venv/bin/python scripts/bench_ab.py --base main --admin   # the admin API (metrics) on
     .venv/bin/python scripts/bench_ab.py --base HEAD --env FIXGW_X=1   # an environment each
+    .venv/bin/python scripts/bench_ab.py --base HEAD~1 --base-native   # compiled, both sides
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def main() -> int:
                     help="an environment variable of this checkout's gateway (repeatable)")
     ap.add_argument("--base-env", action="append", default=[], metavar="NAME=VALUE",
                     help="an environment variable of the base's gateway (repeatable)")
+    ap.add_argument("--base-native", action="store_true",
+                    help="build the base's compiled modules first (scripts/build_native.py in "
+                         "its worktree), to compare compiled with compiled")
     args = ap.parse_args()
     envs = {"base": dict(e.split("=", 1) for e in args.base_env),
             "this": dict(e.split("=", 1) for e in args.env)}
@@ -71,6 +75,9 @@ def main() -> int:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base),
                     args.base], check=True, capture_output=True)
     try:
+        if args.base_native:
+            subprocess.run([sys.executable, str(base / "scripts" / "build_native.py")],
+                           cwd=base, check=True, capture_output=True)
         for rnd in range(args.rounds):
             sides = [(f"base {args.base}", base, envs["base"]),
                      ("this checkout", ROOT, envs["this"])]

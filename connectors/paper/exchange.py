@@ -125,6 +125,10 @@ class PaperOrder:
         )
 
 
+def _asset_of(b: Balance) -> str:
+    return b.asset
+
+
 @dataclass(slots=True)
 class _Asset:
     free: Decimal
@@ -255,6 +259,16 @@ class PaperExchange:
 
     def balances(self) -> list[Balance]:
         return [Balance(a, v.free, v.locked) for a, v in sorted(self._assets.items())]
+
+    def balances_changed(self, told: dict[str, Balance]) -> list[Balance]:
+        """The balances that differ from ``told`` (by asset; one not there differs), in asset
+        order: :meth:`balances` compared, without making every one (called after each change
+        the venue publishes)."""
+        out = [Balance(a, v.free, v.locked) for a, v in self._assets.items()
+               if (b := told.get(a)) is None or b.free != v.free or b.locked != v.locked]
+        if len(out) > 1:
+            out.sort(key=_asset_of)
+        return out
 
     def positions(self) -> list[Position]:
         return [

@@ -189,7 +189,7 @@ class PaperConnector(Connector):
     def _publish_balances(self, told: dict[str, Balance]) -> None:
         """The assets a change moved (a fill, an order placed, amended or cancelled: what it
         locks or releases), as the venue's account stream would push them."""
-        changed = [b for b in self.exchange.balances() if told.get(b.asset) != b]
+        changed = self.exchange.balances_changed(told)
         if not changed:
             return
         now = self._clock()

@@ -221,7 +221,11 @@ class FileLog:
         messages: list[bytes] = []
         events: list[bytes] = []
         for kind, when, payload in pending:
-            stamp = when.strftime("%Y%m%d-%H:%M:%S.%f").encode()
+            # (QuickFIX's "%Y%m%d-%H:%M:%S.%f", by bytes formatting: a third of strftime's cost,
+            # on a thread that holds the GIL the event loop needs)
+            stamp = b"%04d%02d%02d-%02d:%02d:%02d.%06d" % (
+                when.year, when.month, when.day, when.hour, when.minute, when.second,
+                when.microsecond)
             if kind == "event":
                 assert isinstance(payload, str)
                 text = payload.replace("\r", "\\r").replace("\n", "\\n").encode()

@@ -301,7 +301,7 @@ class Recorder:
         session = st.session if st is not None else None
         copies = self._copies(ev, o, told)
         append = build_append((ev,), (o,), (fill,) if fill is not None else (),
-                              [c.record for c in copies])
+                              [c.record for c in copies] if copies else ())
         if told is None and not self._carry and self._batching is None:
             # an event no report goes with (an order's intent): the caller waits on the
             # store's own future, one turn of the event loop sooner than on a future of ours

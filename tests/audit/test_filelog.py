@@ -75,6 +75,16 @@ def test_writes_quickfix_file_names_and_lines(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("when", [datetime(2024, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+                                  datetime(2025, 12, 31, 23, 59, 59, 0, tzinfo=UTC),
+                                  datetime(999, 1, 1, 0, 0, 0, 999999, tzinfo=UTC)])
+def test_line_times_are_quickfixs_format_padded(tmp_path: Path, when: datetime) -> None:
+    with FileLog(tmp_path, "FIX.4.4-A-B") as log:
+        log.incoming(b"8=FIX.4.4\x01", when)
+    stamp = f"{when.year:04d}{when.strftime('%m%d-%H:%M:%S.%f')}".encode()
+    assert log.messages_path.read_bytes() == stamp + b" : 8=FIX.4.4\x01\n"
+
+
 def test_appends_to_existing_files(tmp_path: Path) -> None:
     with FileLog(tmp_path, "FIX.4.4:ISLD->TW44") as log:
         log.incoming(b"8=FIX.4.4\x01first\x01", T0)

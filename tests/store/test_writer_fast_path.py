@@ -25,7 +25,6 @@ from sqlalchemy.sql.dml import Insert
 
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.model import Order, OrderEvent, order_to_json
-from gateway.store import orders as orders_module
 from gateway.store.db import insert_sql, make_engine, placeholder
 from gateway.store.orders import (
     EVENT_COLUMNS,
@@ -36,6 +35,7 @@ from gateway.store.orders import (
     build_append,
 )
 from gateway.store.records import FillRecord
+from gateway.store.rows import json_text
 from gateway.store.schema import (
     fills,
     kill_switches,
@@ -282,7 +282,7 @@ def test_built_rows_line_up_with_their_columns() -> None:
             "is_open": True,
             "updated_ns": NS + 5,
             "last_event_id": 7,
-            "snapshot": orders_module._json(order_to_json(o)),
+            "snapshot": json_text(order_to_json(o)),
             "list_id": None,
         }
     ]
