@@ -164,7 +164,8 @@ def _path(dotted: str) -> Path:
 ORDER_PATH = NativeBuild(
     "fixgw's order path",
     ("gateway.fix.codec", "gateway.fix.dictionary", "gateway.fix.fixtime", "gateway.fix.message",
-     "gateway.fix.validation", "gateway.orders.lifecycle", "gateway.orders.model",
+     "gateway.fix.validation", "gateway.fix.session", "gateway.fix.states", "gateway.fix.rejects",
+     "gateway.fix.resend", "gateway.fix.tags", "gateway.orders.lifecycle", "gateway.orders.model",
      "gateway.orders.fixmap", "gateway.store.rows"),
     "gateway._compiled", "FIXGW_PURE")
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their

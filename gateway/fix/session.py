@@ -21,6 +21,7 @@ from typing import Protocol
 
 from .codec import FrameParser, Garbled, GarbledMessage, StreamError, encode
 from .dictionary import APPL_VER_BY_NAME, APPL_VER_IDS, DataDictionary
+from .errors import SessionNotReady as SessionNotReady
 from .fixtime import NS, TimestampFormatter, parse_utc_timestamp
 from .message import Message
 from .rejects import business_reject_body, reject_body, reverse_route, version_key
@@ -203,10 +204,6 @@ class Note:
 
 
 Event = LoggedOn | AppMessage | LoggedOut | AuthenticationRequired | RejectReceived | Note
-
-
-class SessionNotReady(RuntimeError):
-    """Our own misuse: an application message sent on a session that is not logged on."""
 
 
 class _FieldMissing(Exception):  # noqa: N818
@@ -500,10 +497,10 @@ class Session:
                 self._reject(msg, REQUIRED_TAG_MISSING, now, tag=exc.tag)
                 if msg_type == LOGON:
                     self._close("Required field missing from logon")
-        except SessionReject as exc:
-            self._reject(msg, exc.reason, now, tag=exc.tag, text=exc.text)
+        except SessionReject as rej:  # (a name of its own: mypyc types a name once)
+            self._reject(msg, rej.reason, now, tag=rej.tag, text=rej.text)
             if msg_type == LOGON:
-                self._close(f"Logon rejected: {exc.text}")
+                self._close(f"Logon rejected: {rej.text}")
         except _WrongVersion:
             if msg_type == LOGOUT:
                 self._on_logout(msg, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from .errors import StepError as StepError
 from .tags import LOGON, LOGOUT, REJECT, SEQUENCE_RESET
 
 
@@ -124,10 +125,6 @@ LOGGED_ON_STATES = frozenset({State.LOGGED_ON, State.LOGOUT_SENT})
 """The states in which the counterparty's Logon was received (and answered)."""
 LOGOUT_SENT_STATES = frozenset({State.LOGOUT_SENT, State.REFUSED})
 """The states in which we sent a Logout."""
-
-
-class StepError(RuntimeError):
-    """The session took a step its state does not allow (a bug of ours, not the peer's)."""
 
 
 def step(state: State, what: Step) -> State:

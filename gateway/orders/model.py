@@ -175,33 +175,36 @@ def _s(v: Decimal | None) -> str | None:
 
 def order_to_json(o: Order) -> dict[str, Any]:
     """The order as JSON-ready data (Decimals as exact strings). Hot path: one dict display,
-    no deep copies (a test keeps its keys equal to the fields of :class:`Order`)."""
+    no deep copies (a test keeps its keys equal to the fields of :class:`Order`). Its keys, and
+    those of the dicts in it, come in sorted order: the store writes it as JSON without sorting
+    (:func:`gateway.store.rows.snapshot_text`, the same text as sorted; a test checks it)."""
     p = o.pending
     price, stop_price = o.price, o.stop_price
+    params = o.strategy_parameters
     return {
-        "order_id": o.order_id, "session_id": o.session_id, "cl_ord_id": o.cl_ord_id,
-        "account": o.account, "venue": o.venue, "symbol": o.symbol,
-        "expire_time_ns": o.expire_time_ns, "post_only": o.post_only,
-        "reduce_only": o.reduce_only, "created_ns": o.created_ns,
-        "venue_order_id": o.venue_order_id, "venue_client_order_id": o.venue_client_order_id,
-        "venue_version": o.venue_version, "orig_cl_ord_id": o.orig_cl_ord_id, "text": o.text,
-        "updated_ns": o.updated_ns, "last_event_id": o.last_event_id,
-        "exec_count": o.exec_count, "strategy": o.strategy, "parent_id": o.parent_id,
-        "effective_time_ns": o.effective_time_ns,
-        "strategy_parameters": dict(o.strategy_parameters), "strategy_step": o.strategy_step,
-        "max_floor": None if o.max_floor is None else str(o.max_floor),
-        "list_id": o.list_id, "ord_rej_reason": o.ord_rej_reason,
-        "quantity": str(o.quantity), "price": None if price is None else str(price),
-        "stop_price": None if stop_price is None else str(stop_price),
-        "cum_qty": str(o.cum_qty), "avg_px": str(o.avg_px),
-        "side": _VALUE[o.side], "type": _VALUE[o.type],
-        "time_in_force": _VALUE[o.time_in_force], "status": _VALUE[o.status],
-        "trade_ids": sorted(o.trade_ids),
+        "account": o.account, "avg_px": str(o.avg_px), "cl_ord_id": o.cl_ord_id,
+        "created_ns": o.created_ns, "cum_qty": str(o.cum_qty),
+        "effective_time_ns": o.effective_time_ns, "exec_count": o.exec_count,
+        "expire_time_ns": o.expire_time_ns, "last_event_id": o.last_event_id,
+        "list_id": o.list_id, "max_floor": None if o.max_floor is None else str(o.max_floor),
+        "ord_rej_reason": o.ord_rej_reason, "order_id": o.order_id,
+        "orig_cl_ord_id": o.orig_cl_ord_id, "parent_id": o.parent_id,
         "pending": None if p is None else {
-            "kind": p.kind, "cl_ord_id": p.cl_ord_id, "orig_cl_ord_id": p.orig_cl_ord_id,
-            "quantity": _s(p.quantity), "price": _s(p.price), "stop_price": _s(p.stop_price),
-            "why": p.why, "expire_time_ns": p.expire_time_ns,
+            "cl_ord_id": p.cl_ord_id, "expire_time_ns": p.expire_time_ns, "kind": p.kind,
+            "orig_cl_ord_id": p.orig_cl_ord_id, "price": _s(p.price),
+            "quantity": _s(p.quantity), "stop_price": _s(p.stop_price), "why": p.why,
         },
+        "post_only": o.post_only, "price": None if price is None else str(price),
+        "quantity": str(o.quantity), "reduce_only": o.reduce_only,
+        "session_id": o.session_id, "side": _VALUE[o.side], "status": _VALUE[o.status],
+        "stop_price": None if stop_price is None else str(stop_price),
+        "strategy": o.strategy,
+        "strategy_parameters": dict(sorted(params.items())) if params else {},
+        "strategy_step": o.strategy_step, "symbol": o.symbol, "text": o.text,
+        "time_in_force": _VALUE[o.time_in_force], "trade_ids": sorted(o.trade_ids),
+        "type": _VALUE[o.type], "updated_ns": o.updated_ns, "venue": o.venue,
+        "venue_client_order_id": o.venue_client_order_id, "venue_order_id": o.venue_order_id,
+        "venue_version": o.venue_version,
     }
 
 

@@ -102,7 +102,10 @@ class OrderSnapshot(Protocol):
     @property
     def list_id(self) -> str | None: ...
 
-    def to_json(self) -> dict[str, Any]: ...
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as JSON-ready data, its keys (and those of the dicts in it) in
+        sorted order: the store writes it as is (:func:`gateway.store.rows.snapshot_text`)."""
+        ...
 
 
 Snapshot: TypeAlias = dict[str, Any]

@@ -64,6 +64,13 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def snapshot_text(o: OrderSnapshot) -> str:
+    """An order's snapshot as JSON text: :func:`json_text` without sorting the keys, which
+    :meth:`~gateway.store.records.OrderSnapshot.to_json` gives in sorted order already (the
+    order's: :func:`gateway.orders.model.order_to_json`; half the cost of the sorting dump)."""
+    return orjson.dumps(o.to_json(), default=_json_default).decode()
+
+
 def check_length(name: str, value: str, limit: int) -> None:
     if not value or len(value) > limit:
         raise ValueError(f"{name} must be 1..{limit} characters: {value!r}")
@@ -115,7 +122,7 @@ def _order_row(o: OrderSnapshot) -> tuple[Any, ...]:
         bool(o.is_open),
         o.updated_ns,
         o.last_event_id,
-        json_text(o.to_json()),
+        snapshot_text(o),
         o.list_id,
     )
 

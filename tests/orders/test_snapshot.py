@@ -8,6 +8,7 @@ from decimal import Decimal
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, Pending, order_from_json, order_to_json, stored_fields
+from gateway.store.rows import json_text, snapshot_text
 
 
 def _every_field_set() -> Order:
@@ -40,3 +41,19 @@ def test_the_snapshot_has_every_field_and_rebuilds_the_order_exactly() -> None:
     for f in dataclasses.fields(Order):  # no field is left at its default by the fixture
         if f.default is not dataclasses.MISSING and f.name in snapshot:
             assert getattr(o, f.name) != f.default, f.name
+
+
+def test_the_snapshot_comes_in_sorted_order_and_is_stored_as_the_sorted_text() -> None:
+    """The store writes the snapshot without sorting its keys (``snapshot_text``): the text
+    must be that of a sorted dump, nested dicts included, else stored text would drift."""
+    bare = dataclasses.replace(_every_field_set(), pending=None, strategy_parameters={},
+                               trade_ids=set())
+    params = dataclasses.replace(_every_field_set(),
+                                 strategy_parameters={"z": "1", "Slices": "5", "a": "2"})
+    for o in (_every_field_set(), bare, params):
+        snapshot = order_to_json(o)
+        assert list(snapshot) == sorted(snapshot)
+        for nested in ("pending", "strategy_parameters"):
+            inner = snapshot[nested]
+            assert inner is None or list(inner) == sorted(inner), nested
+        assert snapshot_text(o) == json_text(snapshot)
