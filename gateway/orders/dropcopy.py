@@ -44,8 +44,8 @@ from gateway.fix.custom import DROP_COPY_FLAG
 from gateway.fix.message import Message
 from gateway.fix.session import Session, SessionID
 from gateway.fix.tags import BR_NOT_AUTHORIZED
-from gateway.store.orders import delivered_row
 from gateway.store.records import CopyRecord, OrderAppend
+from gateway.store.rows import delivered_row
 
 log = logging.getLogger("fixgw.dropcopy")
 

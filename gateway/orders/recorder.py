@@ -27,8 +27,8 @@ from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.session import Session, SessionID
 from gateway.routing.router import SessionRouting
 from gateway.store.errors import StoreUnavailable
-from gateway.store.orders import build_append, copy_row
 from gateway.store.records import FillRecord, OrderAppend
+from gateway.store.rows import build_append, copy_row
 
 from .benchmarks import Benchmarks
 from .book import OrderBook

@@ -48,12 +48,7 @@ from gateway.store.records import (
     PositionAdjustment,
     Snapshot,
 )
-from gateway.store.rows import (  # noqa: F401 - build_append, delivered_row: re-exported
-    build_append,
-    check_length,
-    copy_row,
-    delivered_row,
-)
+from gateway.store.rows import build_append, check_length
 from gateway.store.schema import (
     ID_LENGTH,
     NAME_LENGTH,

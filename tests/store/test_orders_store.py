@@ -17,8 +17,9 @@ from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent, Pending, order_from_json, order_to_json
 from gateway.store import sessions as sessions_module
-from gateway.store.orders import _unreported_events, build_append, delivered_row
+from gateway.store.orders import _unreported_events
 from gateway.store.records import CopyRecord, FillRecord, OrderAppend
+from gateway.store.rows import build_append, delivered_row
 from gateway.store.store import SessionStore
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import asyncio
 import threading
 from typing import Any
 
-from gateway.store.orders import build_append
+from gateway.store.rows import build_append
 from gateway.store.store import SessionStore
 
 from .test_orders_store import SID, event, with_store

@@ -32,10 +32,9 @@ from gateway.store.orders import (
     ORDER_COLUMNS,
     REPORT_COLUMNS,
     OrderStatements,
-    build_append,
 )
 from gateway.store.records import FillRecord
-from gateway.store.rows import json_text
+from gateway.store.rows import build_append, json_text
 from gateway.store.schema import (
     fills,
     kill_switches,
