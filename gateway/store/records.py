@@ -115,7 +115,7 @@ Snapshot: TypeAlias = dict[str, Any]
 @dataclass(frozen=True, slots=True)
 class OrderAppend:
     """Order events, snapshots and fills serialised as rows, ready to insert
-    (:func:`gateway.store.orders.build_append`): tuples in the order of ``EVENT_COLUMNS``,
+    (:func:`gateway.store.rows.build_append`): tuples in the order of ``EVENT_COLUMNS``,
     ``ORDER_COLUMNS`` and ``FILL_COLUMNS``; the drop copies of the events' reports
     (``COPY_COLUMNS``), and the copies a drop copy session's messages deliver
     (``DELIVERED_COLUMNS``: MsgSeqNum, drop copy session, ExecID)."""

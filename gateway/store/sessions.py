@@ -377,7 +377,7 @@ class SessionRepository:
     ) -> None:
         """:meth:`commit` of the unit these make (sent messages ``(MsgSeqNum, raw bytes)``,
         the new sequence numbers, ``(ExecID, MsgSeqNum)`` of the reports among ``sent``, order
-        rows from :func:`~gateway.store.orders.build_append`)."""
+        rows from :func:`~gateway.store.rows.build_append`)."""
         await self.commit(Commit(session_id, tuple(sent), next_sender, next_target,
                                  tuple(reports), tuple(appends)))
 
