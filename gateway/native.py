@@ -166,7 +166,7 @@ ORDER_PATH = NativeBuild(
     ("gateway.fix.codec", "gateway.fix.dictionary", "gateway.fix.fixtime", "gateway.fix.message",
      "gateway.fix.validation", "gateway.fix.session", "gateway.fix.states", "gateway.fix.rejects",
      "gateway.fix.resend", "gateway.fix.tags", "gateway.orders.lifecycle", "gateway.orders.model",
-     "gateway.orders.fixmap", "gateway.store.rows"),
+     "gateway.orders.fixmap", "gateway.orders.recorder", "gateway.store.rows"),
     "gateway._compiled", "FIXGW_PURE")
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
 validation, and the orders' lifecycle table, model and FIX mapping. ``FIXGW_PURE=1`` runs

@@ -137,16 +137,18 @@ def test_no_timer_is_armed_after_close(tmp_path: Path) -> None:
                 return await orig(*a, **k)
             conn.place = spy  # type: ignore[method-assign]
             # the store is slow: the parent's intent is persisted while the gateway stops
-            real_created = orders.recorder.created
+            # (the store's writes slowed, not the recorder: it is compiled, its methods fixed)
+            store = orders.recorder.store
+            real_append = store.append_now
 
-            def slow_created(o: Any, *a: Any) -> Any:
-                fut = real_created(o, *a)
+            def slow_append(append: Any) -> Any:
+                fut = real_append(append)
 
                 async def later() -> None:
                     await fut
                     await asyncio.sleep(0.3)
                 return asyncio.ensure_future(later())
-            orders.recorder.created = slow_created  # type: ignore[method-assign]
+            store.append_now = slow_append  # type: ignore[method-assign]
             await _twap(c, "t1", qty="0.002", price="90000", seconds=1.0)
             await until(lambda: any(True for _ in orders.book))
             await orders.close()
