@@ -267,7 +267,8 @@ class Recorder:
             # rows the strategy did not take with an event of its own (it recorded nothing,
             # or it failed) are stored alone: a child's event is never lost
             left, self._carry = self._carry, outer
-            took, self._carried = self._carried, outer_future
+            took = self._carried_now()  # (what the strategy's own event set, if any)
+            self._carried = outer_future
             if left:
                 took = self._store_built(left[0])
         return took
@@ -279,9 +280,21 @@ class Recorder:
         try:
             yield
         finally:
-            batch, self._batching = self._batching, None
+            batch = self._batching_now()
+            self._batching = None
         if batch:
             self._tasks.spawn(self._append_many(batch))
+
+    # (Reads of an attribute that a call may have set since this function set it: mypy narrows
+    # ``self._carried = None`` to None for the rest of the function, and mypyc, compiling from
+    # those types, would check that the value read after the call is None -- a TypeError when
+    # the call set it. A method's result has the attribute's declared type.)
+
+    def _carried_now(self) -> asyncio.Future[None] | None:
+        return self._carried
+
+    def _batching_now(self) -> list[tuple[OrderAppend, asyncio.Future[None]]] | None:
+        return self._batching
 
     def _store_and_tell(
         self,
