@@ -17,36 +17,8 @@ import pytest
 from server.harness import run
 
 from connectors.base import Side
-from gateway.orders.children import Children
-from gateway.orders.model import Order, OrderEvent
 from orders.support import BTC, running, session
-
-SPLIT = "3"
-
-
-class SplitInTwo:
-    """Two children of half the parent's quantity (as tests/orders/test_parent_child.py)."""
-
-    def __init__(self, children: Children) -> None:
-        self.children = children
-
-    def start(self, o: Order) -> None:
-        half = o.quantity / 2
-        self.children.open(o, half)
-        self.children.open(o, o.quantity - half)
-        self.children.acknowledge(o)
-
-    def cancel(self, o: Order) -> None:
-        self.children.cancel_all(o, "parent canceled")
-
-    def replace(self, o: Order) -> None:
-        raise NotImplementedError
-
-    def resume(self, o: Order) -> None:
-        return None
-
-    def child_event(self, parent: Order, child: Order, ev: OrderEvent) -> None:
-        self.children.settle(parent, child, ev, f"venue orders {ev.kind}")
+from orders.test_parent_child import SPLIT, SplitInTwo
 
 
 def test_a_partly_filled_child_is_counted_and_nothing_fails(
