@@ -169,5 +169,6 @@ ORDER_PATH = NativeBuild(
      "gateway.orders.fixmap", "gateway.orders.recorder", "gateway.store.rows"),
     "gateway._compiled", "FIXGW_PURE")
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
-validation, and the orders' lifecycle table, model and FIX mapping. ``FIXGW_PURE=1`` runs
-them as Python."""
+validation, the FIX session's state machine, the orders' lifecycle table, model and FIX
+mapping, the order recorder and the store's row builders. ``FIXGW_PURE=1`` runs them as
+Python."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import tempfile
@@ -33,20 +34,18 @@ from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
 FRAME_HEADER = 24
+NO_CHECKPOINT_S = 1e9
 
 
 def frames_per_order(orders: int, drops: list[str]) -> tuple[float, float]:
     """(WAL frames per order, orders/s) of ``orders`` marketable orders at 1 in flight, with
     the indexes ``drops`` dropped after the store's migrations ran."""
-    from gateway.store import checkpoint
-
-    checkpoint.Checkpointer.start = lambda self: None  # type: ignore[method-assign]
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-frames-"))
     db = tmp / "gw.db"
     cfg = write_config(tmp / "gw.toml", store=f"sqlite:///{db}", log_dir=tmp / "log")
     ready = threading.Event()
-    where: list[object] = []
-    stop: list[asyncio.Event] = []
+    address: list[tuple[str, int]] = []
+    stop = asyncio.Event()
 
     async def serve() -> None:
         from gateway.app import build_gateway
@@ -54,19 +53,17 @@ def frames_per_order(orders: int, drops: list[str]) -> tuple[float, float]:
         from gateway.store.store import SessionStore
 
         c = load_config(cfg)
-        store = SessionStore(c.gateway.store)
+        # no checkpoint while measuring: the WAL only grows (the checkpointer waits this long)
+        store = SessionStore(c.gateway.store, checkpoint_interval=NO_CHECKPOINT_S)
         await store.start()
-        if drops:
-            scratch = sqlite3.connect(db)
+        with contextlib.closing(sqlite3.connect(db)) as scratch:
             for name in drops:
                 scratch.execute(f"DROP INDEX {name}")
             scratch.commit()
-            scratch.close()
         gw = build_gateway(c, store)
-        where.extend(await gw.start())
-        stop.append(asyncio.Event())
+        address.append(await gw.start())
         ready.set()
-        await stop[0].wait()
+        await stop.wait()
         await gw.stop()
         await store.close()
 
@@ -75,16 +72,17 @@ def frames_per_order(orders: int, drops: list[str]) -> tuple[float, float]:
     thread.start()
     if not ready.wait(60):
         raise RuntimeError("the gateway did not start")
-    client = LeanClient(str(where[0]), int(str(where[1])))
+    client = LeanClient(*address[0])
     client.logon()
     client.run_window(OrderSpec(), 300, 1, "w")
     wal = Path(f"{db}-wal")
-    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    with contextlib.closing(sqlite3.connect(db)) as reader:
+        page = int(reader.execute("PRAGMA page_size").fetchone()[0])
     before = wal.stat().st_size
     result = client.run_window(OrderSpec(), orders, 1, "r")
     grown = wal.stat().st_size - before
     client.logout()
-    loop.call_soon_threadsafe(stop[0].set)
+    loop.call_soon_threadsafe(stop.set)
     thread.join(30)
     return grown / (page + FRAME_HEADER) / orders, result.rate
 

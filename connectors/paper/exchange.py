@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from operator import attrgetter
 
 from connectors.base import (
     AmendRequest,
@@ -123,10 +124,6 @@ class PaperOrder:
             price=self.price,
             updated_ns=self.updated_ns,
         )
-
-
-def _asset_of(b: Balance) -> str:
-    return b.asset
 
 
 @dataclass(slots=True)
@@ -267,7 +264,7 @@ class PaperExchange:
         out = [Balance(a, v.free, v.locked) for a, v in self._assets.items()
                if (b := told.get(a)) is None or b.free != v.free or b.locked != v.locked]
         if len(out) > 1:
-            out.sort(key=_asset_of)
+            out.sort(key=attrgetter("asset"))
         return out
 
     def positions(self) -> list[Position]:

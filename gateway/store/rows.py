@@ -96,8 +96,9 @@ def _event_row(e: OrderEvent) -> tuple[Any, ...]:
 
 def _chain_cl_ord_id(e: OrderEvent) -> str | None:
     """The ClOrdID ``e`` gives its order's chain (a NewOrderSingle's, a cancel's or a
-    replace's), the ``cl_ord_id`` column :meth:`OrderRepository.find_order_by_past_cl` finds
-    the order by; None for the other events."""
+    replace's), the ``cl_ord_id`` column
+    :meth:`gateway.store.orders.OrderRepository.find_order_by_past_cl` finds the order by;
+    None for the other events."""
     if e.kind == "created":
         order = e.data.get("order")
         return order.get("cl_ord_id") if isinstance(order, dict) else None
