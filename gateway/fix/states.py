@@ -13,7 +13,16 @@ from .errors import StepError as StepError
 from .tags import LOGON, LOGOUT, REJECT, SEQUENCE_RESET
 
 
-class Role(Enum):
+class _IdentityEnum(Enum):
+    """Hashed by identity (members are singletons, equal only to themselves): CPython 3.11's
+    ``Enum.__hash__`` is a Python function, called at each dict or set lookup of a member --
+    six an order in the session's send and receive (``connectors.base.IdentityEnum``, which
+    this package does not import)."""
+
+    __hash__ = object.__hash__
+
+
+class Role(_IdentityEnum):
     """Which side of the connection the session is (h11's ``our_role``): the acceptor waits
     for the counterparty's Logon and answers it; the initiator sends the Logon and waits for
     the answer. Everything after the Logon is the same for both."""
@@ -22,7 +31,7 @@ class Role(Enum):
     INITIATOR = "initiator"
 
 
-class State(Enum):
+class State(_IdentityEnum):
     DISCONNECTED = "disconnected"  # no transport
     AWAITING_LOGON = "awaiting_logon"  # transport up, nothing valid received yet
     LOGON_SENT = "logon_sent"  # (initiator) our Logon is sent, its answer awaited
@@ -65,7 +74,7 @@ TRANSITIONS: dict[State, dict[bytes, State]] = {
 }
 
 
-class Step(Enum):
+class Step(_IdentityEnum):
     """What moves the session from one state to another, besides the messages it receives."""
 
     CONNECTED = "connected"  # a transport is up
