@@ -10,8 +10,16 @@ time, and divides the growth of the ``-wal`` file by the orders: frames per orde
 see what an index costs; the gateway's queries may need it), and ``--commit-bench`` times a
 commit of one row into each of 1, 5, 10 and 15 tables, to price a frame on this machine.
 
+``--journal-bench`` prices the journal commit that docs/performance.md weighs: the statements
+the gateway ran for the measured orders (captured from SQLite's driver) are run again on two
+copies of the store taken before them, as the gateway ran them (each order's two
+transactions) and as a journal would (each transaction one row of its statements, serialised,
+into a table of its own; the tables written from it later, 50 orders a transaction). Only
+SQLite's time and the driver's: not the gateway's Python around them.
+
     .venv/bin/python scripts/wal_frames.py [--orders 1500]
         [--drop ix_orders_session_id --drop ix_order_events_order_id ...] [--commit-bench]
+        [--journal-bench]
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import pickle
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -36,10 +46,50 @@ from benchlib.gwconfig import write_config  # noqa: E402
 FRAME_HEADER = 24
 NO_CHECKPOINT_S = 1e9
 
+Statement = tuple[str, str, object]
+"""What the driver was asked: ("execute" | "executemany" | "commit", SQL, parameters)."""
 
-def frames_per_order(orders: int, drops: list[str]) -> tuple[float, float]:
+
+class _Capture:
+    """Every statement of the store's connections while :attr:`on` (a connection factory for
+    :func:`sqlite3.connect`; the store's engine connects through ``sqlite3.dbapi2``)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.statements: list[Statement] = []
+        capture = self
+
+        class Cursor(sqlite3.Cursor):
+            def execute(self, sql: str, params: object = (), /) -> sqlite3.Cursor:
+                if capture.on:
+                    capture.statements.append(("execute", sql, params))
+                return super().execute(sql, params)  # type: ignore[arg-type]
+
+            def executemany(self, sql: str, rows: object, /) -> sqlite3.Cursor:
+                rows = list(rows)  # type: ignore[call-overload]
+                if capture.on:
+                    capture.statements.append(("executemany", sql, rows))
+                return super().executemany(sql, rows)  # type: ignore[arg-type]
+
+        class Connection(sqlite3.Connection):
+            def cursor(self, factory: type[sqlite3.Cursor] = Cursor) -> sqlite3.Cursor:  # type: ignore[override]
+                return super().cursor(factory)
+
+            def commit(self) -> None:
+                if capture.on:
+                    capture.statements.append(("commit", "COMMIT", ()))
+                super().commit()
+
+        self.factory = Connection
+
+
+def frames_per_order(orders: int, drops: list[str],
+                     capture: _Capture | None = None, before: Path | None = None,
+                     ) -> tuple[float, float]:
     """(WAL frames per order, orders/s) of ``orders`` marketable orders at 1 in flight, with
-    the indexes ``drops`` dropped after the store's migrations ran."""
+    the indexes ``drops`` dropped after the store's migrations ran. With ``capture``, the
+    statements of the measured orders are kept there, and ``before`` receives a copy of the
+    store as it was before them."""
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-frames-"))
     db = tmp / "gw.db"
     cfg = write_config(tmp / "gw.toml", store=f"sqlite:///{db}", log_dir=tmp / "log")
@@ -55,7 +105,16 @@ def frames_per_order(orders: int, drops: list[str]) -> tuple[float, float]:
         c = load_config(cfg)
         # no checkpoint while measuring: the WAL only grows (the checkpointer waits this long)
         store = SessionStore(c.gateway.store, checkpoint_interval=NO_CHECKPOINT_S)
-        await store.start()
+        if capture is not None:
+            connect = sqlite3.dbapi2.connect
+            sqlite3.dbapi2.connect = (  # type: ignore[assignment]
+                lambda *a, **k: connect(*a, **{**k, "factory": capture.factory}))
+            try:
+                await store.start()
+            finally:
+                sqlite3.dbapi2.connect = connect
+        else:
+            await store.start()
         with contextlib.closing(sqlite3.connect(db)) as scratch:
             for name in drops:
                 scratch.execute(f"DROP INDEX {name}")
@@ -78,9 +137,17 @@ def frames_per_order(orders: int, drops: list[str]) -> tuple[float, float]:
     wal = Path(f"{db}-wal")
     with contextlib.closing(sqlite3.connect(db)) as reader:
         page = int(reader.execute("PRAGMA page_size").fetchone()[0])
-    before = wal.stat().st_size
+    if before is not None:
+        with contextlib.closing(sqlite3.connect(db)) as live, \
+                contextlib.closing(sqlite3.connect(before)) as copy:
+            live.backup(copy)
+    if capture is not None:
+        capture.on = True
+    size = wal.stat().st_size
     result = client.run_window(OrderSpec(), orders, 1, "r")
-    grown = wal.stat().st_size - before
+    if capture is not None:
+        capture.on = False
+    grown = wal.stat().st_size - size
     client.logout()
     loop.call_soon_threadsafe(stop.set)
     thread.join(30)
@@ -119,6 +186,83 @@ def commit_bench(commits: int = 3000) -> list[str]:
     return out
 
 
+def _transactions(statements: list[Statement]) -> list[list[Statement]]:
+    """The statements cut after each commit (each begins with ``BEGIN IMMEDIATE``)."""
+    out: list[list[Statement]] = []
+    current: list[Statement] = []
+    for st in statements:
+        current.append(st)
+        if st[0] == "commit":
+            out.append(current)
+            current = []
+    return [t for t in out if t[0][1].startswith("BEGIN")]
+
+
+def _run(cur: sqlite3.Cursor, statements: list[Statement]) -> None:
+    for kind, sql, params in statements:
+        if kind == "commit":
+            cur.execute("COMMIT")
+        elif kind == "executemany":
+            cur.executemany(sql, params)  # type: ignore[arg-type]
+        else:
+            cur.execute(sql, params)  # type: ignore[arg-type]
+
+
+def journal_bench(statements: list[Statement], before: Path, orders: int,
+                  rounds: int = 5, batch: int = 50) -> list[str]:
+    """The captured transactions run again on copies of ``before``: as the gateway ran them,
+    and as journal rows (one a transaction) plus the journal's apply, ``batch`` orders a
+    transaction. Rounds alternate the two; microseconds per order."""
+    txs = _transactions(statements)
+    per_round = max(1, len(txs) // rounds)
+    results: dict[str, list[float]] = {"as now": [], "journal": [], "apply": []}
+    copies = []
+    for name in ("now", "journal"):
+        path = before.with_name(f"{name}.db")
+        with contextlib.closing(sqlite3.connect(before)) as src, \
+                contextlib.closing(sqlite3.connect(path)) as dst:
+            src.backup(dst)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        copies.append(conn)
+    now, journal = copies
+    journal.execute("CREATE TABLE journal (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    orders_per_tx = orders / len(txs)
+    for r in range(rounds):
+        chunk = txs[r * per_round:(r + 1) * per_round]
+        cur = now.cursor()
+        t0 = time.perf_counter()
+        for tx in chunk:
+            _run(cur, tx)
+        results["as now"].append((time.perf_counter() - t0) / (len(chunk) * orders_per_tx))
+        blobs = [pickle.dumps(tx[2:-1]) for tx in chunk]  # (serialised before the clock)
+        jcur = journal.cursor()
+        t0 = time.perf_counter()
+        for tx, blob in zip(chunk, blobs, strict=True):
+            jcur.execute("BEGIN IMMEDIATE")
+            jcur.execute(tx[1][1], tx[1][2])  # the fence's read, as each commit does
+            jcur.execute("INSERT INTO journal (data) VALUES (?)", (blob,))
+            jcur.execute("COMMIT")
+        results["journal"].append((time.perf_counter() - t0) / (len(chunk) * orders_per_tx))
+        step = max(1, round(batch / orders_per_tx))
+        t0 = time.perf_counter()
+        for i in range(0, len(chunk), step):
+            jcur.execute("BEGIN IMMEDIATE")
+            for tx in chunk[i:i + step]:
+                _run(jcur, tx[1:-1])
+            jcur.execute("DELETE FROM journal")
+            jcur.execute("COMMIT")
+        results["apply"].append((time.perf_counter() - t0) / (len(chunk) * orders_per_tx))
+    for conn in copies:
+        conn.close()
+    labels = {"as now": f"as the gateway runs them ({len(txs) / orders:.2f} transactions an order)",
+              "journal": "as journal rows (one row a transaction)",
+              "apply": f"the journal's apply ({batch} orders a transaction)"}
+    return [f"  {labels[k]}: {statistics.median(v) * 1e6:6.1f} us an order (rounds: "
+            + ", ".join(f"{x * 1e6:.0f}" for x in v) + ")" for k, v in results.items()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--orders", type=int, default=1500)
@@ -126,6 +270,8 @@ def main() -> None:
                     help="drop this index too, cumulatively (an experiment; repeatable)")
     ap.add_argument("--commit-bench", action="store_true",
                     help="also time commits of one row into 1, 5, 10 and 15 tables")
+    ap.add_argument("--journal-bench", action="store_true",
+                    help="also run the measured orders' statements again as journal rows")
     args = ap.parse_args()
     print(f"orders at 1 in flight: {args.orders}, WAL frames per order:", flush=True)
     for n in range(len(args.drop) + 1):
@@ -133,6 +279,13 @@ def main() -> None:
         frames, rate = frames_per_order(args.orders, drops)
         label = "the schema as it is" if not drops else "without " + ", ".join(drops)
         print(f"  {frames:6.2f} frames/order ({rate:,.0f} orders/s)  {label}", flush=True)
+    if args.journal_bench:
+        capture = _Capture()
+        before = Path(tempfile.mkdtemp(prefix="fixgw-journal-")) / "before.db"
+        frames_per_order(args.orders, [], capture, before)
+        print(f"the statements of {args.orders} orders at 1 in flight, run again by SQLite "
+              "alone:")
+        print("\n".join(journal_bench(capture.statements, before, args.orders)))
     if args.commit_bench:
         print("a commit of one row into each of K tables (WAL, synchronous=NORMAL):")
         print("\n".join(commit_bench()))
