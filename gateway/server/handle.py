@@ -231,12 +231,20 @@ class SessionHandle:
             target = min(next_target, min(self._holds)) if self._holds else next_target
             await self.store.commit(Commit(self.sid_str, next_sender=next_sender,
                                            next_target=target))
-            if self.connection is not None:  # a Logon came meanwhile: its numbers stand
+            if self._connection_now() is not None:  # a Logon came meanwhile: its numbers stand
                 raise RuntimeError(f"{self.sid_str} logged on meanwhile: not renumbered")
             self.session.next_sender, self.session.next_target = next_sender, next_target
             self._saved = (next_sender, target)
             self._unanswered = None
             self._journal_stored()
+
+    def _connection_now(self) -> Transport | None:
+        """The connection, read after an ``await`` that may have brought one. (mypy narrows
+        ``self.connection`` to None after a check that raised otherwise, for the rest of the
+        function, and mypyc, compiling from those types, would check that the value read after
+        the ``await`` is None -- a TypeError when a Logon came meanwhile. A method's result has
+        the attribute's declared type.)"""
+        return self.connection
 
     def restored_unstored(self, stored_sender: int) -> None:
         """The session was loaded with a next MsgSeqNum past the stored one (kept by the

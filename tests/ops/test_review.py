@@ -9,7 +9,9 @@ once), and the event stream refuses what it cannot honour."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -200,9 +202,18 @@ def test_an_execution_report_that_is_no_reject_is_not_parsed(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the MsgType of an outbound message is looked at; a reject is split into its
     fields, and an ExecutionReport only when it carries OrdStatus Rejected (39=8): not the
-    reports of every order (the hot path)."""
-    from gateway.server import traffic as traffic_module
+    reports of every order (the hot path).
 
+    Counted on the module as Python, loaded from the source the order path compiles: compiled,
+    its call of split_fields is bound when it is built, and no patch reaches it."""
+    from gateway.native import ORDER_PATH
+
+    spec = importlib.util.spec_from_file_location(
+        "gateway.server.traffic_as_python", ORDER_PATH.source("gateway.server.traffic"))
+    assert spec is not None and spec.loader is not None
+    traffic_module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, traffic_module)  # (its dataclasses look it up)
+    spec.loader.exec_module(traffic_module)
     calls = []
     real = traffic_module.split_fields
     monkeypatch.setattr(traffic_module, "split_fields",
