@@ -8,7 +8,8 @@ FIX client on the same loop logs on, places ``--orders`` resting buys (BTC/USDT 
 GTC; 100 in flight), waits until the venue holds them all, then closes its socket without a
 Logout. Timed from that close:
 
-* ``on_logout``     -- the gateway notices the drop (OrderManager.on_logout is called);
+* ``on_logout``     -- the gateway notices the drop (the sessions' application is told, which
+                       tells OrderManager.on_logout);
 * ``venue``         -- the last venue cancel returns (PaperConnector.cancel_all / cancel, wrapped
                        on the instance; the venue's open orders are checked to be 0 then);
 * ``gateway done``  -- every order is closed in ``gw.orders`` and its events are committed
@@ -133,7 +134,10 @@ async def one_round(
     def stamp(name: str) -> None:
         marks[name] = time.perf_counter()
 
-    orig_logout = orders.on_logout
+    # the order path is told of the drop by the sessions' application (which tells it last):
+    # the order manager's own methods cannot be replaced where it is compiled
+    app = gw.acceptor.app
+    orig_logout = app.on_logout
     orig_cancel_all, orig_cancel = conn.cancel_all, conn.cancel
 
     def on_logout(session, now):  # type: ignore[no-untyped-def]
@@ -154,7 +158,7 @@ async def one_round(
         finally:
             stamp("venue")
 
-    orders.on_logout = on_logout
+    app.on_logout = on_logout
     conn.cancel_all, conn.cancel = cancel_all, cancel
     try:
         if prof is not None:
@@ -174,7 +178,7 @@ async def one_round(
     finally:
         if prof is not None:
             prof.disable()
-        del orders.on_logout
+        del app.on_logout
         del conn.cancel_all, conn.cancel
     left = len(conn.exchange.open_orders(SYMBOL))
     if left:

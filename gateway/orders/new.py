@@ -165,12 +165,12 @@ class NewOrders:
                 inst = self.symbols.instrument(venue, req.symbol, req.security_id,
                                                req.security_id_source)
                 insts = [Listing(venue, inst)]
-        except Refusal as exc:
-            return self._reject_new(session, msg, order_id, exc.reason, str(exc), list_id)
-        except RoutingError as exc:
-            reason = (fixmap.ORD_REJ_UNKNOWN_SYMBOL if isinstance(exc, UnknownSymbol)
+        except Refusal as refused:  # (each clause a name: mypyc types a name once)
+            return self._reject_new(session, msg, order_id, refused.reason, str(refused), list_id)
+        except RoutingError as unrouted:
+            reason = (fixmap.ORD_REJ_UNKNOWN_SYMBOL if isinstance(unrouted, UnknownSymbol)
                       else fixmap.ORD_REJ_BROKER)
-            return self._reject_new(session, msg, order_id, reason, str(exc), list_id)
+            return self._reject_new(session, msg, order_id, reason, str(unrouted), list_id)
         o = Order(order_id=order_id, session_id=sid, venue=venue, symbol=inst.symbol,
                   created_ns=time.time_ns(), strategy=strategy, max_floor=req.max_floor,
                   effective_time_ns=req.effective_time_ns,

@@ -355,30 +355,31 @@ class VenueSide:
             try:
                 await self.gate()
                 await conn.cancel(o.symbol, o.venue_client_order_id)
-            except VenueRejected as exc:
-                self.refuse_pending(o, exc.text, fixmap.VENUE_REASON_TO_CXL_REJ.get(
-                    exc.reason, fixmap.CXL_REJ_OTHER))
-            except VenueAmbiguous as exc:
+            except VenueRejected as refused:  # (each clause a name: mypyc types a name once)
+                self.refuse_pending(o, refused.text, fixmap.VENUE_REASON_TO_CXL_REJ.get(
+                    refused.reason, fixmap.CXL_REJ_OTHER))
+            except VenueAmbiguous as unclear:
                 # Invariant 3: asked until the venue answers or events resolve it meanwhile
                 state = await self._ask_about(conn, o)
                 if state is not None:
                     await self.apply_state(o, conn, state)
                     if state.status.is_open and o.status is OrdStatus.PENDING_CANCEL:
                         # the venue still has it open: the cancel did not happen
-                        self.refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
+                        self.refuse_pending(o, f"{o.venue}: cancel not confirmed ({unclear})",
                                             fixmap.CXL_REJ_OTHER)
-            except VenueUnavailable as exc:
+            except VenueUnavailable as unavailable:
                 if self._promised_cancel(o):
                     # cancel-on-disconnect, a mass cancel, the kill switch: a promise, kept by
                     # asking again, backing off, until the venue takes it (Invariant 5)
                     log.warning("%s: %s cannot take the cancel (%s); again in %.1f s",
-                                o.order_id, o.venue, exc, delay)
+                                o.order_id, o.venue, unavailable, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.patience.retry_cap)
                     if self._promised_cancel(o):
                         continue
                     return
-                self.refuse_pending(o, f"venue unavailable: {exc}", fixmap.CXL_REJ_OTHER)
+                self.refuse_pending(o, f"venue unavailable: {unavailable}",
+                                    fixmap.CXL_REJ_OTHER)
             return
 
     def _promised_cancel(self, o: Order) -> bool:
@@ -453,9 +454,9 @@ class VenueSide:
         if persisted is not None:
             try:
                 await persisted  # write-ahead: the replace is stored before the venue hears of it
-            except Exception as exc:
+            except Exception as failed:  # (a name of its own: mypyc types a name once)
                 # not sent to the venue; refused (told once the store is back)
-                self.refuse_pending(o, f"replace not sent: {not_stored(exc, 'the request')}",
+                self.refuse_pending(o, f"replace not sent: {not_stored(failed, 'the request')}",
                                     fixmap.CXL_REJ_OTHER)
                 return
         conn = self.connectors[o.venue]
@@ -470,23 +471,25 @@ class VenueSide:
         try:
             await self.gate()
             await conn.cancel(o.symbol, o.venue_client_order_id)
-        except VenueRejected as exc:
+        except VenueRejected as refused:
             p.cancel_sent_for = None
-            self.refuse_pending(o, f"{o.venue}: {exc.text}", fixmap.VENUE_REASON_TO_CXL_REJ.get(
-                exc.reason, fixmap.CXL_REJ_OTHER))
-        except (VenueAmbiguous, VenueUnavailable) as exc:
+            self.refuse_pending(o, f"{o.venue}: {refused.text}",
+                                fixmap.VENUE_REASON_TO_CXL_REJ.get(refused.reason,
+                                                                   fixmap.CXL_REJ_OTHER))
+        except (VenueAmbiguous, VenueUnavailable) as unclear:
             state = await self._ask_about(conn, o)
+            # (the cancel's event may have come meanwhile: cancel_sent_for read as it is now)
             if state is not None and not state.status.is_open:
                 # canceled: place the next one, unless the cancel event did so already
-                if state.status is VenueStatus.CANCELED and p.cancel_sent_for is not None:
+                if state.status is VenueStatus.CANCELED and cancel_sent_for(p) is not None:
                     p.cancel_sent_for = None
                     p.placing = True
                     await self.catch_up_fills(o, conn, state.client_order_id)
                     await self._place_replacement(o)
                 return
-            if p.cancel_sent_for is not None:
+            if cancel_sent_for(p) is not None:
                 p.cancel_sent_for = None
-                self.refuse_pending(o, f"{o.venue}: cancel not confirmed ({exc})",
+                self.refuse_pending(o, f"{o.venue}: cancel not confirmed ({unclear})",
                                     fixmap.CXL_REJ_OTHER)
 
     async def _amend(self, conn: Connector, o: Order, p: Pending) -> None:
@@ -498,12 +501,13 @@ class VenueSide:
             await conn.amend(AmendRequest(o.venue_client_order_id, o.symbol,
                                           quantity=p.quantity, price=p.price,
                                           new_client_order_id=new_coid))
-        except VenueRejected as exc:
-            self.refuse_pending(o, f"{o.venue}: {exc.text}", fixmap.VENUE_REASON_TO_CXL_REJ
-                                .get(exc.reason, fixmap.CXL_REJ_OTHER))
-        except VenueUnavailable as exc:
-            self.refuse_pending(o, f"{o.venue}: unavailable ({exc})", fixmap.CXL_REJ_OTHER)
-        except VenueAmbiguous as exc:
+        except VenueRejected as refused:  # (each clause a name: mypyc types a name once)
+            self.refuse_pending(o, f"{o.venue}: {refused.text}", fixmap.VENUE_REASON_TO_CXL_REJ
+                                .get(refused.reason, fixmap.CXL_REJ_OTHER))
+        except VenueUnavailable as unavailable:
+            self.refuse_pending(o, f"{o.venue}: unavailable ({unavailable})",
+                                fixmap.CXL_REJ_OTHER)
+        except VenueAmbiguous as unclear:
             # Invariant 3: asked until the venue answers (a restart asks again)
             state = await self._ask_while_pending(conn, o, p, new_coid)
             if o.pending is not p:
@@ -515,7 +519,7 @@ class VenueSide:
             elif state is not None and state.status.is_open and shows_amend(state, p):
                 self.amended(o, state.venue_order_id)
             else:
-                self.refuse_pending(o, f"{o.venue}: amend not confirmed ({exc})",
+                self.refuse_pending(o, f"{o.venue}: amend not confirmed ({unclear})",
                                     fixmap.CXL_REJ_OTHER)
 
     async def _place_replacement(self, o: Order) -> None:
@@ -545,11 +549,11 @@ class VenueSide:
             await self.gate()
             venue_order_id = (await conn.place(venue_request(
                 o, coid, qty, p.price, p.stop_price))).venue_order_id
-        except VenueAmbiguous as exc:
+        except VenueAmbiguous as unclear:  # (a name of its own: mypyc types a name once)
             # Invariant 3: ask the venue whether the new order exists
             state = await self._find_at_venue(conn, o.symbol, coid)
             if state is None or state.status is VenueStatus.REJECTED:
-                failure = f"the venue never received it (checked by query after: {exc})"
+                failure = f"the venue never received it (checked by query after: {unclear})"
             else:
                 venue_order_id = state.venue_order_id
         except VenueError as exc:
@@ -668,6 +672,13 @@ class VenueSide:
                     return state
             await asyncio.sleep(self.patience.retry)
             waited += self.patience.retry
+
+
+def cancel_sent_for(p: Pending) -> str | None:
+    """``p.cancel_sent_for`` as it is now. Read so after a call that may change it: mypy takes
+    it for what the caller set before the call, and mypyc checks the value read against that
+    (TypeError when an event set it to None meanwhile)."""
+    return p.cancel_sent_for
 
 
 def shows_amend(state: OrderState, p: Pending) -> bool:

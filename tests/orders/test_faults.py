@@ -3,6 +3,8 @@ duplicated, dropped and reordered events that still give exactly one ExecutionRe
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -240,4 +242,50 @@ def test_cancel_then_new_with_duplicated_and_reordered_events(tmp_path: Path, se
             await c.er(t11="c", t39="6")
             await c.er(t11="c", t39="4")
             assert await r.open_at_venue() == []
+    run(body())
+
+
+def test_an_unanswered_cancel_of_a_replace_whose_event_comes_while_asking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancel-then-new: the venue carries out the cancel of the old order but its answer is
+    lost; its event comes while the gateway asks about it (and places the new order). What
+    the question finds out is read against the order as it is then: the venue order the
+    cancel was sent for is no longer awaited (``cancel_sent_for`` is None). Compiled, that
+    read once raised TypeError (mypy took it for what the replace had set before asking)."""
+    caplog.set_level(logging.ERROR, logger="fixgw.orders")
+
+    async def body() -> None:
+        async with running(tmp_path, venues=[venue(amend=False)]) as r:
+            _speed_up(r)
+            conn = r.venue()
+            c = await r.client()
+            bid = conn.exchange.book(BTC).best_bid()
+            assert bid is not None
+            await c.order("a", price=bid - 20, qty="0.2", tif="1")
+            await c.er(t11="a", t39="0")
+            old = (await r.open_at_venue())[0]
+            query = PaperConnector.query_order
+            asked: list[str] = []
+
+            async def slow(symbol: str, client_order_id: str, *,
+                           venue_order_id: str | None = None) -> OrderState | None:
+                asked.append(client_order_id)
+                if client_order_id == old:  # the cancel's event comes meanwhile
+                    await asyncio.sleep(0.2)
+                return await query(conn, symbol, client_order_id, venue_order_id=venue_order_id)
+
+            monkeypatch.setattr(conn, "query_order", slow)
+            conn.update_faults(timeout_next=1, timeout_mode="accepted")
+            await c.replace("b", "a", qty="0.3", price=bid - 21)
+            await c.er(t11="b", t39="E")
+            await c.er(t11="b", t41="a", t150="5", t39="0", t38="0.3")
+            await r.orders.idle()
+            assert old in asked  # the gateway asked about the old order
+            (state,) = await conn.open_orders()  # one replacement, nothing refused
+            assert state.quantity == D("0.3") and state.price == bid - 21
+            await c.quiet(0.2)
+        failed = [rec.getMessage()[:80] for rec in caplog.records
+                  if rec.levelno >= logging.ERROR and rec.name == "fixgw.orders"]
+        assert failed == [], failed
     run(body())

@@ -17,7 +17,7 @@ import pytest
 from server.fixclient import FixMessage
 from server.harness import run
 
-from connectors.base import OrderRequest, VenueEvent
+from connectors.base import OrderAccepted, OrderRequest
 from gateway.store.store import SessionStore
 
 from .support import (
@@ -261,22 +261,24 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
             c = await r.client()
             px = _far_below(r)
-            side = r.orders.venue
-            placed, on_event = side.placed, r.orders.on_venue_event
+            conn = r.venue()
+            place = conn.place
 
-            def lost(o: Any) -> bool:
-                return bool(o is not None and o.cl_ord_id == "c3")
+            async def answer_lost(request: OrderRequest) -> OrderAccepted:
+                o = r.orders.book.at_venue(conn.name, request.client_order_id)
+                if o is None or o.cl_ord_id != "c3":
+                    return await place(request)
+                # the venue takes c3, but the gateway hears of it neither by the event (the
+                # venue's stream drops it) nor by the answer: the call ends as the gateway's
+                # stop would end it, its task cancelled
+                conn.update_faults(drop_event_rate=1.0)
+                try:
+                    await place(request)
+                finally:
+                    conn.update_faults(drop_event_rate=0.0)
+                raise asyncio.CancelledError
 
-            async def placed_lost(o: Any, conn: Any, outcome: Any) -> None:
-                if not lost(o):
-                    await placed(o, conn, outcome)
-
-            def event_lost(venue: str, ev: VenueEvent) -> None:
-                if not lost(r.orders.book.at_venue(venue, ev.client_order_id)):
-                    on_event(venue, ev)
-
-            side.placed = placed_lost  # type: ignore[method-assign]
-            r.orders.on_venue_event = event_lost  # type: ignore[method-assign]
+            conn.place = answer_lost  # type: ignore[method-assign]
             await c.order_list("L8", [{11: f"c{n}", 44: px, 59: "1"} for n in (1, 2, 3)])
             got = {(await c.er(t39="0", t66="L8"))[11] for _ in range(2)}
             assert got == {"c1", "c2"}
@@ -284,6 +286,7 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
             assert len(await r.open_at_venue()) == 3
             venue_survives(r)
             first = r
+        del conn.place  # (the venue places as it does again)
         gw = restart(first, store, sessions)
         host, port = await gw.start()
         try:

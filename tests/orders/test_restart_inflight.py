@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from server.harness import run
@@ -26,15 +25,18 @@ def test_a_pending_cancel_is_sent_again_after_a_restart(tmp_path: Path) -> None:
             await c.order("rest", price="90000", tif="1")
             await c.er(t11="rest", t39="0")
 
-            async def never_sent(o: Any) -> None:  # the process dies before the venue call
-                return None
+            conn = r.venue()
 
-            r.orders.venue.cancel = never_sent  # type: ignore[method-assign]
+            async def never_sent(symbol: str, client_order_id: str) -> None:
+                return None  # the process dies before the venue hears of the cancel
+
+            conn.cancel = never_sent  # type: ignore[method-assign]
             await c.cancel("rest-x", "rest")
             await c.er(t11="rest-x", t39="6")
             assert len(await r.open_at_venue()) == 1
             venue_survives(r)
             first = r
+        del conn.cancel  # (the venue the restarted gateway finds takes cancels)
         gw = restart(first, store, sessions)
         host, port = await gw.start()
         try:
