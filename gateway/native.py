@@ -168,12 +168,14 @@ ORDER_PATH = NativeBuild(
      "gateway.fix.resend", "gateway.fix.tags", "gateway.orders.lifecycle", "gateway.orders.model",
      "gateway.orders.fixmap", "gateway.orders.recorder", "gateway.orders.book",
      "gateway.orders.new", "gateway.orders.venue", "gateway.orders.manager",
-     "gateway.store.rows", "gateway.risk.checks", "gateway.positions.book",
-     "gateway.positions.balance_book", "gateway.server.traffic", "gateway.server.handle"),
+     "gateway.store.rows", "gateway.store.writer", "gateway.store.writes",
+     "gateway.risk.checks", "gateway.positions.book", "gateway.positions.balance_book",
+     "gateway.server.traffic", "gateway.server.handle"),
     "gateway._compiled", "FIXGW_PURE")
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
 validation, the FIX session's state machine, the orders' lifecycle table, model and FIX
 mapping, the order book, the NewOrderSingle handler, the venue side, the order manager, the
-order recorder and the store's row builders, the pre-trade risk checks, the positions and the
-balance book, and the server's session handle and traffic counts. ``FIXGW_PURE=1`` runs them
-as Python."""
+order recorder, the store's row builders, its writer and the writes every order makes
+(statements, write sets, requests, the fence check), the pre-trade risk checks, the positions
+and the balance book, and the server's session handle and traffic counts. ``FIXGW_PURE=1``
+runs them as Python."""

@@ -37,7 +37,8 @@ from sqlalchemy.sql import Select
 from gateway.store.db import placeholder
 from gateway.store.errors import NodeFenced
 from gateway.store.schema import gateway_nodes, sessions
-from gateway.store.writer import Tx, Writer
+from gateway.store.writer import Writer
+from gateway.store.writes import Fence
 
 T = TypeVar("T")
 
@@ -495,19 +496,10 @@ class NodeRegistry:
         token = await self.writer.query(register(me))
         self._me = Me(me.node, token, me.address, me.host, me.process, me.lease_ms)
         self.writer.label(connection_name(node))
-        self.writer.fence = self._check_fence
+        # Invariant 9: nothing commits once another process has taken this node's place
+        self.writer.fence = Fence(node, token, self._fence_sql,
+                                  (lock_key(node), node) if self._pg else (node,))
         return token
-
-    def _check_fence(self, tx: Tx) -> None:
-        """Invariant 9: nothing commits once another process has taken this node's place (on
-        PostgreSQL this also takes the node's shared lock, which a takeover waits for)."""
-        me = self._me
-        if me is None:
-            return
-        tx.execute(self._fence_sql, [(lock_key(me.node), me.node) if self._pg else (me.node,)])
-        row = self.writer.fetchone()
-        if row is None or int(row[0]) != me.token:
-            raise NodeFenced(me.node)
 
     @property
     def node(self) -> Me | None:

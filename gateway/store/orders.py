@@ -5,8 +5,9 @@ It shares the store's database, writer thread and group commit (:mod:`gateway.st
 with the session repository, so an ExecutionReport's sent message and the order event it tells
 of (its ``report_seq``: the message's MsgSeqNum) commit in one transaction (a session's
 :class:`~gateway.store.records.Commit`), and many callers' appends share a commit. This module
-holds the API (:class:`OrderRepository`), the statements, and the writes merged across the
-requests of a batch (:class:`PendingOrderWrites`).
+holds the API (:class:`OrderRepository`) and the reads; the statements, the writes merged
+across the requests of a batch (:class:`~gateway.store.writes.PendingOrderWrites`) and the
+request of an append are in :mod:`gateway.store.writes`, compiled with the order path.
 
 Writes take the writer's fast path: rows are built as tuples in the column order of the SQL
 (``EVENT_COLUMNS``, ...) on the caller's side, and flushed with the DBAPI cursor's
@@ -29,16 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import Connection, Dialect, delete, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy import Connection, delete, exists, func, select, update
 
-from gateway.store.db import insert_sql, placeholder
 from gateway.store.records import (
     CopyRecord,
     FillRecord,
@@ -62,195 +60,15 @@ from gateway.store.schema import (
     reports,
 )
 from gateway.store.writer import Tx, Waiter, Writer
+from gateway.store.writes import OrderStatements, OrderWrite
 
 T = TypeVar("T")
 
 _IN_CHUNK = 500
 """Trade ids per ``IN (...)`` query (well under every back end's bind parameter limit)."""
 
-# Column order of the rows built by build_append / add_reports and of the SQL that stores them.
-EVENT_COLUMNS = (
-    "event_id", "order_id", "session_id", "kind", "ts_ns", "exec_id", "data", "cl_ord_id",
-    "report_seq",
-)
-ORDER_COLUMNS = (
-    "order_id",
-    "session_id",
-    "cl_ord_id",
-    "venue",
-    "symbol",
-    "status",
-    "is_open",
-    "updated_ns",
-    "last_event_id",
-    "snapshot",
-    "list_id",
-)
-FILL_COLUMNS = (
-    "venue",
-    "trade_id",
-    "order_id",
-    "quantity",
-    "price",
-    "fee",
-    "fee_currency",
-    "liquidity",
-    "ts_ns",
-)
-REPORT_COLUMNS = ("exec_id", "session_id", "seq")
-"""A report sent: its ExecID, the session, the MsgSeqNum that carried it (the ``report_seq`` of
-its event when that is in the batch, else a ``reports`` row)."""
-COPY_COLUMNS = ("session_id", "exec_id", "event_id", "source", "ts_ns", "data")
-DELIVERED_COLUMNS = ("seq", "session_id", "exec_id")
-"""A copy delivered: the MsgSeqNum that carried it, the drop copy session, the ExecID."""
-_FIXED_ORDER_COLUMNS = frozenset({"order_id", "session_id", "venue", "symbol", "list_id"})
-"""An order's columns that its first row sets for good."""
-_EXEC_ID = EVENT_COLUMNS.index("exec_id")
-_ORDER_ID = ORDER_COLUMNS.index("order_id")
-_LAST_EVENT_ID = ORDER_COLUMNS.index("last_event_id")
-_VENUE = FILL_COLUMNS.index("venue")
-_TRADE_ID = FILL_COLUMNS.index("trade_id")
 
-
-class OrderStatements:
-    """Dialect-specific statements, built once per engine.
-
-    The writes (``insert_event`` ... ``upsert_report``) are SQL text for the DBAPI cursor, with
-    parameters in the order of the ``*_COLUMNS`` tuples; ``add_to_counter`` is a SQLAlchemy
-    statement (reads and read-modify-writes go through SQLAlchemy)."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        mark = placeholder(dialect.name)
-        # an event stored already keeps its row, but takes the MsgSeqNum of a report committed
-        # with this copy of it when it has none (else that report would be recorded nowhere)
-        self.insert_event = insert_sql(
-            order_events.name, EVENT_COLUMNS, mark, conflict=["event_id"],
-            update=["report_seq"],
-            where="order_events.report_seq IS NULL AND excluded.report_seq IS NOT NULL",
-        )
-        self.upsert_order = insert_sql(
-            orders.name,
-            ORDER_COLUMNS,
-            mark,
-            conflict=["order_id"],
-            # (what never changes is not set again: an index of it would be rewritten)
-            update=[c for c in ORDER_COLUMNS if c not in _FIXED_ORDER_COLUMNS],
-            where="orders.last_event_id <= excluded.last_event_id",
-        )
-        self.insert_fill = insert_sql(
-            fills.name, FILL_COLUMNS, mark, conflict=["venue", "trade_id"]
-        )
-        self.insert_adjustment = insert_sql(
-            position_adjustments.name, ADJUSTMENT_COLUMNS, mark,
-            conflict=["venue", "symbol", "ts_ns"])
-        self.upsert_report = insert_sql(
-            reports.name,
-            REPORT_COLUMNS,
-            mark,
-            conflict=["exec_id"],
-            update=["session_id", "seq"],
-        )
-        # a copy stored again (a retried request, events kept through an outage) keeps the row
-        # it has, delivered or not
-        self.insert_copy = insert_sql(
-            drop_copies.name, COPY_COLUMNS, mark, conflict=["session_id", "exec_id"])
-        self.deliver_copy = (
-            f"UPDATE {drop_copies.name} SET seq = {mark} "  # noqa: S608 - mark is ? or %s
-            f"WHERE session_id = {mark} AND exec_id = {mark}"
-        )
-        ins_counter = insert(counters)
-        self.add_to_counter: Insert = ins_counter.on_conflict_do_update(
-            index_elements=[counters.c.name],
-            set_={"value": counters.c.value + ins_counter.excluded.value},
-        ).returning(counters.c.value)
-
-
-@dataclass(slots=True)
-class PendingOrderWrites:
-    """Order-side writes merged across consecutive requests of a batch, flushed as one
-    ``executemany`` per table. Of two snapshots of an order the later one is kept (unless its
-    ``last_event_id`` is older), of two fills with one key the first (as the database keeps the
-    stored one), of two reports of one ExecID the last. Rows are tuples (``*_COLUMNS`` order).
-    A report's MsgSeqNum goes into its event's row when the event is in the batch (the usual
-    case: a report commits with its event), else into a ``reports`` row: the event may be
-    stored already (a report told at a Logon) or not yet (it waits in memory for the store),
-    and is reported either way."""
-
-    rank: ClassVar[int] = 1
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    orders: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    fills: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    reports: dict[str, tuple[str, str, int]] = field(default_factory=dict)
-    copies: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    delivered: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.orders or self.fills or self.reports or self.copies
-                    or self.delivered)
-
-    def add(self, append: OrderAppend) -> None:
-        self.events.extend(append.events)
-        for row in append.orders:
-            # one row per order: PostgreSQL refuses to upsert a row twice in one statement
-            known = self.orders.get(row[_ORDER_ID])
-            if known is None or known[_LAST_EVENT_ID] <= row[_LAST_EVENT_ID]:
-                self.orders[row[_ORDER_ID]] = row
-        for row in append.fills:
-            self.fills.setdefault((row[_VENUE], row[_TRADE_ID]), row)
-        for row in append.copies:
-            self.copies.setdefault((row[0], row[1]), row)
-        self.delivered.extend(append.delivered)
-
-    def add_reports(self, rows: Iterable[tuple[str, str, int]]) -> None:
-        """Add ``(exec_id, session_id, seq)`` rows (:data:`REPORT_COLUMNS`)."""
-        for row in rows:
-            self.reports[row[0]] = row
-
-    def _report_seqs(self) -> list[tuple[str, str, int]]:
-        """Each report's MsgSeqNum into the row of its event where that is in the batch; the
-        other reports' rows."""
-        others = dict(self.reports)
-        events = self.events
-        for i, row in enumerate(events):
-            exec_id = row[_EXEC_ID]
-            if exec_id is not None:
-                report = others.pop(exec_id, None)
-                if report is not None:
-                    events[i] = (*row[:-1], report[2])
-        return list(others.values())
-
-    def flush(self, tx: Tx) -> None:
-        """Write everything with the writer's ``executemany`` on its DBAPI cursor (which
-        raises DBAPI errors as SQLAlchemy's)."""
-        st = tx.statements(OrderStatements)
-        run = tx.execute
-        others = self._report_seqs() if self.reports else ()
-        if self.events:
-            run(st.insert_event, self.events)
-        if others:
-            run(st.upsert_report, others)
-        if self.orders:
-            run(st.upsert_order, list(self.orders.values()))
-        if self.fills:
-            run(st.insert_fill, list(self.fills.values()))
-        if self.copies:
-            run(st.insert_copy, list(self.copies.values()))
-        if self.delivered:  # (after the copies: a copy is delivered once it is stored)
-            run(st.deliver_copy, self.delivered)
-
-
-# --- requests -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _OrderWrite:
-    waiter: Waiter
-    append: OrderAppend
-    reads: ClassVar[bool] = False
-
-    def apply(self, tx: Tx) -> None:
-        tx.writes(PendingOrderWrites).add(self.append)
+# --- requests (an order append on its own: gateway.store.writes.OrderWrite) ---------------------
 
 
 @dataclass(slots=True, eq=False)
@@ -283,10 +101,6 @@ class _Release:
             .where(counters.c.name == self.counter, counters.c.value == self.end - 1)
             .values(value=self.first - 1))
         return bool(done.rowcount)
-
-
-ADJUSTMENT_COLUMNS = ("venue", "symbol", "ts_ns", "computed", "venue_quantity", "delta",
-                      "reason")
 
 
 @dataclass(slots=True, eq=False)
@@ -336,7 +150,7 @@ class OrderRepository:
         """Queue ``append`` at once (so it joins the writer's next batch with whatever else is
         queued in this turn of the event loop); the future resolves after its commit."""
         w = self.writer
-        future: asyncio.Future[None] = w.call(_OrderWrite(w.waiter(), append))
+        future: asyncio.Future[None] = w.call(OrderWrite(w.waiter(), append))
         return future
 
     async def load_open_orders(self) -> list[Snapshot]:

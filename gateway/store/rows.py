@@ -1,6 +1,6 @@
 """The rows an order's events, snapshot, fills and drop copies are stored as, made on the
 caller's thread (the event loop: three times an order), in the order of the ``*_COLUMNS``
-tuples of :mod:`gateway.store.orders`.
+tuples of :mod:`gateway.store.writes`.
 
 Compiled by mypyc with the order path (:data:`gateway.native.ORDER_PATH`): pure functions of
 the records, no I/O, nothing a test replaces.

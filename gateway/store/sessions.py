@@ -8,229 +8,47 @@ and writes the messages only once it has committed (Invariant 1). Many sessions'
 one transaction (the writer's group commit, :mod:`gateway.store.writer`). Re-saving a (session,
 seq) overwrites it (PossDupFlag resends, SequenceReset-GapFill); a session never loaded is
 created.
+
+The statements, the batch's session writes and the requests every order makes (a commit, a
+message log line) are in :mod:`gateway.store.writes`, compiled with the order path; this module
+checks the arguments and makes the requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import ClassVar
 
-from sqlalchemy import Connection, Dialect, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy import Connection, delete, select
 
-from gateway.audit.filelog import mask_secrets
-from gateway.store.db import insert_sql, placeholder
-from gateway.store.orders import PendingOrderWrites
 from gateway.store.records import Commit, OrderAppend, SessionRecord
-from gateway.store.schema import ID_LENGTH, message_log, messages, sessions
-from gateway.store.switches import check_kill_switch, load_kill_switches, upsert_kill_switch_sql
+from gateway.store.schema import ID_LENGTH, messages, sessions
+from gateway.store.switches import check_kill_switch, load_kill_switches
 from gateway.store.writer import Tx, Waiter, Writer, aware
-
-logger = logging.getLogger(__name__)
-
-Direction: TypeAlias = Literal["in", "out"]
+from gateway.store.writes import (
+    Direction,
+    KnownSessions,
+    LogLine,
+    SessionCommit,
+    SessionStatements,
+    SessionWrites,
+)
 
 COD_MODES = frozenset(("off", "disconnect", "logout", "both"))
 """The cancel-on-disconnect modes an override may be
 (:meth:`SessionRepository.save_cod_override`)."""
 
 
-class SessionStatements:
-    """Dialect-specific statements, built once per engine.
-
-    The reads (and ``create_session`` / ``reset_session`` of load and reset) are SQLAlchemy
-    statements; the batch writes (``create_sessions``, ``update_seqs``, ``upsert_message``,
-    ``insert_log``, ``upsert_cod_override``, ``upsert_kill_switch``) are SQL text for the DBAPI
-    cursor with positional parameters: the same SQL SQLAlchemy renders for those statements.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        dialect_name = dialect.name
-        insert: Callable[..., Any]
-        if dialect_name == "postgresql":
-            insert = postgresql.insert
-        elif dialect_name == "sqlite":
-            insert = sqlite.insert
-        else:  # pragma: no cover - make_engine refuses other back ends
-            raise ValueError(f"unsupported dialect {dialect_name}")
-        mark = placeholder(dialect_name)
-
-        ins_session = insert(sessions)
-        self.create_session: Insert = ins_session.on_conflict_do_nothing(
-            index_elements=[sessions.c.session_id]
-        )
-        self.reset_session: Insert = ins_session.on_conflict_do_update(
-            index_elements=[sessions.c.session_id],
-            set_={
-                "next_sender": ins_session.excluded.next_sender,
-                "next_target": ins_session.excluded.next_target,
-                "creation_time": ins_session.excluded.creation_time,
-            },
-        )
-        # --- the batch writes: SQL text, rows are tuples in the order of the column lists
-        self.create_sessions = insert_sql(
-            sessions.name,
-            ("session_id", "next_sender", "next_target", "creation_time"),
-            mark,
-            conflict=["session_id"],
-        )
-        self.update_seqs = (  # rows: (next_sender, next_target, session_id), None = keep
-            f"UPDATE sessions SET next_sender = coalesce({mark}, next_sender), "  # noqa: S608 - mark is ? or %s
-            f"next_target = coalesce({mark}, next_target) WHERE session_id = {mark}"
-        )
-        self.upsert_message = insert_sql(
-            messages.name,
-            ("session_id", "seq", "data"),
-            mark,
-            conflict=["session_id", "seq"],
-            update=["data"],
-        )
-        self.insert_log = insert_sql(
-            message_log.name, ("session_id", "direction", "logged_at", "data"), mark
-        )
-        self.upsert_cod_override = insert_sql(  # a session never loaded is created (1, 1, now)
-            sessions.name,
-            ("session_id", "next_sender", "next_target", "creation_time", "cod_override"),
-            mark,
-            conflict=["session_id"],
-            update=["cod_override"],
-        )
-        self.upsert_kill_switch = upsert_kill_switch_sql(mark)
-
-
-class _Known:
-    """The sessions whose row is committed (rows are never deleted), so a commit need not
-    create them. Used in transactions only (one at a time: the writer's, or an inline one)."""
-
-    __slots__ = ("ids",)
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    def learn(self, tx: Tx, session_ids: Any) -> None:
-        """``session_ids`` have their row once ``tx`` commits."""
-        new = set(session_ids)
-        tx.after_commit(lambda: self.ids.update(new))
-
-
-@dataclass(slots=True)
-class SessionWrites:
-    """The session-side writes of a batch, merged (rows in the order of the statements' SQL):
-    the last sent message of a (session, seq), the latest sequence numbers of a session, every
-    log entry, the last override of a session, the last switch of a scope."""
-
-    known: _Known
-    rank: ClassVar[int] = 0
-    sent: dict[tuple[str, int], tuple[str, int, bytes]] = field(default_factory=dict)
-    seqs: dict[str, list[int | None]] = field(default_factory=dict)
-    logs: list[tuple[str, str, Any, bytes]] = field(default_factory=list)
-    cod_overrides: dict[str, tuple[str, int, int, Any, str | None]] = field(default_factory=dict)
-    kill_switches: dict[str, tuple[str, bool, str, Any]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.sent or self.seqs or self.logs or self.cod_overrides
-                    or self.kill_switches)
-
-    def flush(self, tx: Tx) -> None:
-        st = tx.statements(SessionStatements)
-        run = tx.execute
-        if self.seqs:
-            # a commit of a session never loaded creates it (skipped for sessions known to
-            # exist)
-            unknown = [sid for sid in self.seqs if sid not in self.known.ids]
-            if unknown:
-                now = tx.bind_time(tx.now())
-                run(st.create_sessions, [(sid, 1, 1, now) for sid in unknown])
-                self.known.learn(tx, unknown)
-            changes = [
-                (ns, nt, sid)
-                for sid, (ns, nt) in self.seqs.items()
-                if ns is not None or nt is not None
-            ]
-            if changes:
-                updated = run(st.update_seqs, changes)
-                if updated != len(changes):  # a session row vanished under us: never ack that
-                    raise RuntimeError(f"updated {updated} of {len(changes)} session rows")
-        if self.sent:
-            run(st.upsert_message, list(self.sent.values()))
-        if self.logs:
-            run(st.insert_log, self.logs)
-        if self.cod_overrides:
-            run(st.upsert_cod_override, list(self.cod_overrides.values()))
-            self.known.learn(tx, self.cod_overrides)
-        if self.kill_switches:
-            run(st.upsert_kill_switch, list(self.kill_switches.values()))
-
-
-# --- requests -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _Commit:
-    waiter: Waiter
-    known: _Known
-    session_id: str
-    sent: tuple[tuple[str, int, bytes], ...]
-    """``messages`` rows: (session_id, seq, data)."""
-    next_sender: int | None
-    next_target: int | None
-    reports: tuple[tuple[str, str, int], ...]
-    """``reports`` rows: (exec_id, session_id, seq)."""
-    orders: tuple[OrderAppend, ...]
-    reads: ClassVar[bool] = False
-
-    def apply(self, tx: Tx) -> None:
-        w = tx.writes(SessionWrites, self.known)
-        sent = w.sent
-        for row in self.sent:
-            sent[(row[0], row[1])] = row
-        seqs = w.seqs.get(self.session_id)
-        if seqs is None:
-            seqs = w.seqs[self.session_id] = [None, None]
-        if self.next_sender is not None:
-            seqs[0] = self.next_sender
-        if self.next_target is not None:
-            seqs[1] = self.next_target
-        if self.reports or self.orders:
-            orders = tx.writes(PendingOrderWrites)
-            if self.reports:
-                orders.add_reports(self.reports)
-            for append in self.orders:
-                orders.add(append)
-
-
-@dataclass(slots=True, eq=False)
-class _Log:
-    session_id: str
-    direction: Direction
-    data: bytes
-    when: datetime
-    known: _Known
-    waiter: None = None
-    reads: ClassVar[bool] = False
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def apply(self, tx: Tx) -> None:
-        tx.writes(SessionWrites, self.known).logs.append(
-            (self.session_id, self.direction, tx.bind_time(self.when), mask_secrets(self.data))
-        )
-
-    def lost(self, exc: BaseException) -> None:
-        logger.error("message log entry for %s dropped: %s", self.session_id, exc, exc_info=exc)
+# --- requests (those every order makes: gateway.store.writes) -----------------------------------
 
 
 @dataclass(slots=True, eq=False)
 class _SetCodOverride:
     waiter: Waiter
-    known: _Known
+    known: KnownSessions
     session_id: str
     mode: str | None
     now: datetime
@@ -246,7 +64,7 @@ class _SetCodOverride:
 @dataclass(slots=True, eq=False)
 class _SetKillSwitch:
     waiter: Waiter
-    known: _Known
+    known: KnownSessions
     scope: str
     engaged: bool
     reason: str
@@ -262,7 +80,7 @@ class _SetKillSwitch:
 @dataclass(slots=True, eq=False)
 class _Load:
     waiter: Waiter
-    known: _Known
+    known: KnownSessions
     session_id: str
     now: datetime
     reads: ClassVar[bool] = True
@@ -309,7 +127,7 @@ class _GetSent:
 @dataclass(slots=True, eq=False)
 class _Reset:
     waiter: Waiter
-    known: _Known
+    known: KnownSessions
     session_id: str
     now: datetime
     reads: ClassVar[bool] = True
@@ -334,7 +152,7 @@ class SessionRepository:
 
     def __init__(self, writer: Writer) -> None:
         self.writer = writer
-        self._known = _Known()
+        self._known = KnownSessions()
 
     async def load(self, session_id: str) -> SessionRecord:
         """The session's state; creates it as (1, 1, now) when absent."""
@@ -362,7 +180,7 @@ class SessionRepository:
             for exec_id, seq in unit.reports
         )
         w = self.writer
-        await w.call(_Commit(w.waiter(), self._known, session_id, rows, unit.next_sender,
+        await w.call(SessionCommit(w.waiter(), self._known, session_id, rows, unit.next_sender,
                              unit.next_target, report_rows, unit.orders))
 
     async def save(
@@ -392,7 +210,7 @@ class SessionRepository:
         if direction != "in" and direction != "out":
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         checked: Direction = "in" if direction == "in" else "out"
-        self.writer.submit(_Log(session_id, checked, bytes(data), aware(when), self._known))
+        self.writer.submit(LogLine(session_id, checked, bytes(data), aware(when), self._known))
 
     async def get_sent(
         self, session_id: str, begin: int, end: int, limit: int = 1000

@@ -59,6 +59,11 @@ batch of writes only is also begun and committed on the DBAPI connection; a batc
 runs in a SQLAlchemy transaction (the reads use SQLAlchemy Core), its writes on the same DBAPI
 connection. DBAPI errors are re-raised as SQLAlchemy's (``sqlalchemy.exc.IntegrityError``,
 ...), as if the statements had run through SQLAlchemy.
+
+Compiled by mypyc with the order path (:data:`gateway.native.ORDER_PATH`), with the statements,
+write sets and requests every order makes (:mod:`gateway.store.writes`): its classes are native
+(no attribute they do not declare, no method replaced on an instance; a test's store double
+wraps the writer's cursor, :attr:`Writer.wrap_cursor`).
 """
 
 from __future__ import annotations
@@ -108,6 +113,9 @@ many and this many bytes (the oldest are dropped beyond, counted and reported)."
 HOLD_S = 0.05
 """With inline commits, a request nobody waits for (a message log line) waits at most this long
 for a commit to join, rather than being committed alone."""
+
+State: TypeAlias = Literal["new", "starting", "running", "closing", "closed"]
+"""A writer's life: started once, closed once."""
 
 AvailabilityListener: TypeAlias = Callable[[bool, str], None]
 """Called on its event loop with (available, why) when the store goes down or comes back."""
@@ -223,6 +231,10 @@ class Tx:
         """Run ``sql`` once per row of ``rows`` on the writer's DBAPI cursor; the rowcount."""
         return self._writer.execute(sql, rows)
 
+    def fetchone(self) -> Any:
+        """The next row of the last statement :meth:`execute` ran (a fence check's token)."""
+        return self._writer.fetchone()
+
     def bind_time(self, when: datetime) -> Any:
         """An aware datetime as the UTCDateTime columns bind it (a test checks they agree)."""
         return bind_time(self.dialect.name, when)
@@ -261,8 +273,11 @@ class Writer:
         inline: bool | None = None,
     ) -> None:
         self.engine: Engine = make_engine(url)  # does not connect
-        self._inline = is_file_sqlite(url) if inline is None else inline and is_file_sqlite(url)
-        """Inline commits (module docstring): a SQLite file only, never a database server."""
+        self._commits_inline = (is_file_sqlite(url) if inline is None
+                                else inline and is_file_sqlite(url))
+        """Inline commits (module docstring): a SQLite file only, never a database server.
+        (Not ``_inline``, nor the thread ``_thread``: mypyc names their C fields ``__inline``
+        and ``__thread``, which are gcc's keywords.)"""
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop that started the writer: the one that commits inline."""
         self._gathering: list[Request] | None = None
@@ -281,8 +296,8 @@ class Writer:
         self._clock = clock or _utcnow
         self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
-        self._thread: threading.Thread | None = None
+        self._state: State = "new"
+        self._writer_thread: threading.Thread | None = None
         self._started: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._batches = 0
@@ -319,6 +334,9 @@ class Writer:
         """Why nothing may be written any more (another process took this node's place)."""
         self._label: str | None = None
         self._labelled = False
+        self.wrap_cursor: Callable[[DBAPICursor], DBAPICursor] | None = None
+        """Tests: wraps the DBAPI cursor of each new connection of the writer (a store double
+        whose statements fail); None in the gateway."""
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -332,10 +350,10 @@ class Writer:
         self._loop = loop
         started: asyncio.Future[None] = loop.create_future()
         self._started = started
-        self._thread = threading.Thread(
+        self._writer_thread = threading.Thread(
             target=self._run, args=(Waiter(loop, started),), name="fixgw-store", daemon=True
         )
-        self._thread.start()
+        self._writer_thread.start()
         try:
             await started
         except BaseException:
@@ -366,8 +384,8 @@ class Writer:
             stopped = self._stopped
         if stopped is not None:
             await asyncio.shield(stopped)
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+        if self._writer_thread is not None:
+            await asyncio.to_thread(self._writer_thread.join)
 
     @property
     def stats(self) -> StoreStats:
@@ -418,7 +436,7 @@ class Writer:
         with self._lock:
             if self._state != "running":
                 raise StoreClosedError(f"session store is {self._state}")
-            if not self._inline or asyncio._get_running_loop() is not self._loop:
+            if not self._commits_inline or asyncio._get_running_loop() is not self._loop:
                 # another thread or event loop: behind what this loop gathered or holds
                 self._enqueue(self._take_gathered())
                 self._enqueue([request])
@@ -447,6 +465,10 @@ class Writer:
                 self._loop.call_soon(self._commit_inline)
                 return
             self._enqueue(held)
+
+    def _state_now(self) -> State:
+        """The state as declared (a read mypy does not narrow: see :meth:`_commit_inline`)."""
+        return self._state
 
     def _take_gathered(self) -> list[Request]:
         """What the loop holds and gathered, in order, taken from it (under ``_lock``; the
@@ -511,7 +533,9 @@ class Writer:
             self._busy.release()
         if outcomes is None:
             with self._lock:
-                if self._state == "running":
+                # (read through a method: mypy takes self._state for "running" here, narrowed
+                # by the test above across the transaction, and the _fail below for unreachable)
+                if self._state_now() == "running":
                     self._enqueue(batch)
                     return
             self._fail(batch)
@@ -596,7 +620,9 @@ class Writer:
                     with self._busy:
                         if self._down is None:
                             outcomes = self._process(batch, resolve_now=False)
-                            if self._down is not None:
+                            # (not self._down: mypy takes it for None still, after the call
+                            # that may set it, and compiled, reading a str there is a TypeError)
+                            if self.unavailable_reason is not None:
                                 next_probe = time.monotonic() + probe_delay
                         else:
                             outcomes = self._fail_fast(batch, resolve_now=False)
@@ -738,8 +764,8 @@ class Writer:
                     cursor.execute(begin)
                 self.execute(sql, [(1, time.time_ns() // 1_000_000)])
                 dbapi.commit()
-            except self._dbapi_error as exc:
-                raise self._wrap(exc, sql, None) from exc
+            except self._dbapi_error as db_exc:  # (a name of its own: another type than exc)
+                raise self._wrap(db_exc, sql, None) from db_exc
         except Exception as exc:
             self._rollback()
             logger.debug("store probe failed: %s", exc)
@@ -850,7 +876,9 @@ class Writer:
             assert dbapi is not None
             if self._checkpointer is not None:
                 configure_writer(dbapi)
-            self._cursor = dbapi.cursor()
+            cursor = dbapi.cursor()
+            wrap = self.wrap_cursor
+            self._cursor = cursor if wrap is None else wrap(cursor)
             self._timeout_ms = SQLITE_BUSY_TIMEOUT_MS  # (gateway.store.db sets it)
             self._labelled = False
         except BaseException:

@@ -20,7 +20,11 @@ from .support import BTC, NOW, OrderClient, Run, running, session, sid
 
 class FailingStore(SessionStore):
     """A SQLite store whose writes fail while ``failing`` is set (those whose SQL contains
-    ``only``, when given), as a full disk or a read-only database would make them."""
+    ``only``, when given), as a full disk or a read-only database would make them: the
+    statements the writer runs with parameters on its cursor (``Writer.execute``: the batch
+    writes, the fence check, the outage probe) raise ``error(message)``, which the writer
+    raises as SQLAlchemy's. (The writer is compiled: its ``execute`` cannot be replaced on the
+    instance, its cursor is wrapped instead.)"""
 
     failing = False
     only: str | None = None
@@ -29,15 +33,34 @@ class FailingStore(SessionStore):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        writer = self.writer
-        execute = writer.execute
+        self.writer.wrap_cursor = lambda cursor: _FailingCursor(self, cursor)
 
-        def failing(sql: str, rows: Sequence[Any]) -> int:
-            if self.failing and (self.only is None or self.only in sql):
-                raise writer._wrap(self.error(self.message), sql, rows)
-            return execute(sql, rows)
 
-        writer.execute = failing  # type: ignore[method-assign]
+class _FailingCursor:
+    """The writer's DBAPI cursor, failing as its store says. BEGIN, COMMIT and PRAGMAs (run
+    without parameters, not by ``Writer.execute``) never fail."""
+
+    def __init__(self, store: FailingStore, cursor: Any) -> None:
+        self._store = store
+        self._cursor = cursor
+
+    def _check(self, sql: str) -> None:
+        store = self._store
+        if store.failing and (store.only is None or store.only in sql):
+            raise store.error(store.message)
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        if params is None:
+            return self._cursor.execute(sql)
+        self._check(sql)
+        return self._cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Any]) -> Any:
+        self._check(sql)
+        return self._cursor.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:  # rowcount, fetchone, close, ...
+        return getattr(self._cursor, name)
 
 
 async def _back(r: Run, store: FailingStore) -> None:

@@ -26,13 +26,6 @@ from sqlalchemy.sql.dml import Insert
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.model import Order, OrderEvent, order_to_json
 from gateway.store.db import insert_sql, make_engine, placeholder
-from gateway.store.orders import (
-    EVENT_COLUMNS,
-    FILL_COLUMNS,
-    ORDER_COLUMNS,
-    REPORT_COLUMNS,
-    OrderStatements,
-)
 from gateway.store.records import FillRecord
 from gateway.store.rows import build_append, json_text
 from gateway.store.schema import (
@@ -45,10 +38,17 @@ from gateway.store.schema import (
     reports,
     sessions,
 )
-from gateway.store.sessions import SessionStatements
 from gateway.store.store import SessionStore
 from gateway.store.switches import KILL_SWITCH_COLUMNS
 from gateway.store.writer import bind_time
+from gateway.store.writes import (
+    EVENT_COLUMNS,
+    FILL_COLUMNS,
+    ORDER_COLUMNS,
+    REPORT_COLUMNS,
+    OrderStatements,
+    SessionStatements,
+)
 
 T = TypeVar("T")
 SID = "FIX.4.4:GW->CLIENT1"
