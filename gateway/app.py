@@ -30,7 +30,7 @@ from connectors.paper.remote import RemotePaperConnector
 from connectors.paper.venue import PaperConnector
 from connectors.registry import exchange_connector
 from gateway.audit.filelog import FileLog
-from gateway.cluster import NodeStore, Ownership
+from gateway.cluster import Ownership
 from gateway.config import (
     WEEKDAYS,
     Config,
@@ -71,6 +71,7 @@ from gateway.routing.router import SessionRouting
 from gateway.server.acceptor import Acceptor, Limits, SessionDef, Template
 from gateway.server.journal import SeqJournal
 from gateway.server.ports import Application, SessionStorePort
+from gateway.store.nodes import NodeStore
 from gateway.store.records import FillRecord
 
 if TYPE_CHECKING:

@@ -29,39 +29,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, runtime_checkable
 
 from gateway.store.errors import StoreUnavailable
-from gateway.store.nodes import Claim, Me, NodeFenced, NodeRecord
+from gateway.store.nodes import Claim, NodeFenced, NodeStore
 
 log = logging.getLogger("fixgw.cluster")
 
 Adopt = Callable[[dict[str, str]], Awaitable[None]]
 """Take on sessions (id -> the node they came from, "" when none served them)."""
-
-
-@runtime_checkable
-class NodeStore(Protocol):
-    async def register_node(self, node: str, *, address: str, lease_s: float) -> int: ...
-
-    async def set_node_address(self, address: str) -> None: ...
-
-    async def renew_node(self) -> None: ...
-
-    async def claim_sessions(self, session_ids: Sequence[str]) -> Claim: ...
-
-    async def take_over_gone(self) -> dict[str, str]: ...
-
-    async def live_nodes(self) -> list[NodeRecord]: ...
-
-    async def leave_node(self) -> None: ...
-
-    async def hand_over_session(self, session_id: str, to: str | None) -> None: ...
-
-    async def sessions_owned(self) -> set[str]: ...
-
-    @property
-    def node(self) -> Me | None: ...
 
 
 class Ownership:
@@ -153,9 +128,10 @@ class Ownership:
             except NodeFenced as exc:
                 self._fence(str(exc))
                 return
-            except Exception as exc:
+            except Exception as failed:  # (a name of its own: mypyc types a name once)
                 if self._steady_since is not None:
-                    log.warning("node %s: the lease could not be renewed (%s)", self.node, exc)
+                    log.warning("node %s: the lease could not be renewed (%s)", self.node,
+                                failed)
                 self._steady_since = None
                 if self.clock() >= self._lease_until:
                     self._lease_ok.clear()

@@ -170,12 +170,17 @@ ORDER_PATH = NativeBuild(
      "gateway.orders.new", "gateway.orders.venue", "gateway.orders.manager",
      "gateway.store.rows", "gateway.store.writer", "gateway.store.writes",
      "gateway.risk.checks", "gateway.positions.book", "gateway.positions.balance_book",
-     "gateway.server.traffic", "gateway.server.handle"),
+     "gateway.server.traffic", "gateway.server.handle", "gateway.orders.ids",
+     "gateway.orders.filters", "gateway.orders.tasks", "gateway.marketview",
+     "gateway.positions.exposure", "gateway.routing.router", "gateway.marketdata.feeds",
+     "gateway.cluster"),
     "gateway._compiled", "FIXGW_PURE")
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
 validation, the FIX session's state machine, the orders' lifecycle table, model and FIX
 mapping, the order book, the NewOrderSingle handler, the venue side, the order manager, the
 order recorder, the store's row builders, its writer and the writes every order makes
-(statements, write sets, requests, the fence check), the pre-trade risk checks, the positions
-and the balance book, and the server's session handle and traffic counts. ``FIXGW_PURE=1``
-runs them as Python."""
+(statements, write sets, requests, the fence check), the order ids, the instrument filters,
+the order path's tasks, the pre-trade risk checks, the positions, the balance book and the
+exposure across venues, the routing (venue, account and symbol resolution), the market data
+feeds and the market view over them, the node's lease and ownership (``gateway.cluster``),
+and the server's session handle and traffic counts. ``FIXGW_PURE=1`` runs them as Python."""

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from sqlalchemy import Connection, or_, select, text, update
 from sqlalchemy.sql import Select
@@ -42,7 +42,7 @@ from gateway.store.writes import Fence
 
 T = TypeVar("T")
 
-__all__ = ["Claim", "Me", "NodeBusy", "NodeFenced", "NodeRecord", "NodeRegistry"]
+__all__ = ["Claim", "Me", "NodeBusy", "NodeFenced", "NodeRecord", "NodeRegistry", "NodeStore"]
 
 TAKEOVER_LOCK_TIMEOUT = "3s"
 """How long a takeover waits for the old node's commit in flight (PostgreSQL)."""
@@ -468,6 +468,34 @@ def sessions_owned(me: Me) -> Query[set[str]]:
         return {str(sid) for (sid,) in conn.execute(
             select(sessions.c.session_id).where(sessions.c.owner == me.node))}
     return query
+
+
+@runtime_checkable
+class NodeStore(Protocol):
+    """The store as :class:`gateway.cluster.Ownership` uses it (:class:`NodeRegistry`'s
+    requests, as the session store makes them). Here, not in ``gateway/cluster.py``: that
+    module is compiled by mypyc, and ``runtime_checkable`` refuses a compiled protocol."""
+
+    async def register_node(self, node: str, *, address: str, lease_s: float) -> int: ...
+
+    async def set_node_address(self, address: str) -> None: ...
+
+    async def renew_node(self) -> None: ...
+
+    async def claim_sessions(self, session_ids: Sequence[str]) -> Claim: ...
+
+    async def take_over_gone(self) -> dict[str, str]: ...
+
+    async def live_nodes(self) -> list[NodeRecord]: ...
+
+    async def leave_node(self) -> None: ...
+
+    async def hand_over_session(self, session_id: str, to: str | None) -> None: ...
+
+    async def sessions_owned(self) -> set[str]: ...
+
+    @property
+    def node(self) -> Me | None: ...
 
 
 # --- the API ------------------------------------------------------------------------------------
