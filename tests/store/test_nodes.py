@@ -14,7 +14,7 @@ import pytest
 
 from gateway.cluster import Ownership
 from gateway.store.errors import StoreUnavailable
-from gateway.store.nodes import NodeBusy, NodeFenced, process_id
+from gateway.store.nodes import Claim, NodeBusy, NodeFenced, process_id
 from gateway.store.store import SessionStore
 
 S1, S2, S3 = "FIX.4.4:GW->A", "FIX.4.4:GW->B", "FIX.4.4:GW->C"
@@ -151,5 +151,52 @@ def test_an_outage_longer_than_the_lease_takes_no_live_node_over(tmp_path: Path)
             assert a.owned == {S1} and a.lease_runs() and b.lease_runs()
             await a.stop()
             await b.stop()
+
+    asyncio.run(body())
+
+
+class _FlakyNodes:
+    """A node store whose renewals fail (the store unreachable) ``failures`` times, then
+    succeed; the rest of what :class:`Ownership` asks is answered at once."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.renewals = 0
+        self.renewed = asyncio.Event()
+
+    async def register_node(self, node: str, *, address: str, lease_s: float) -> int:
+        return 1
+
+    async def renew_node(self) -> None:
+        self.renewals += 1
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("the store is unreachable")
+        self.renewed.set()
+
+    async def claim_sessions(self, session_ids: object) -> Claim:
+        return Claim()
+
+    async def live_nodes(self) -> list[object]:
+        return []
+
+    async def leave_node(self) -> None:
+        return None
+
+
+def test_a_renewal_that_fails_with_the_store_unreachable_is_tried_again() -> None:
+    """Not fenced, only unreachable: the renewer goes on (compiled, a name shared by the two
+    except clauses once made the second raise TypeError out of the renewer task)."""
+    async def body() -> None:
+        nodes = _FlakyNodes(failures=2)
+        own = Ownership(nodes, "n1", lease_s=0.05)  # type: ignore[arg-type]
+        await own.start("h:1", [])
+        try:
+            await asyncio.wait_for(nodes.renewed.wait(), 5)
+            assert nodes.renewals == 3
+            assert own.fenced is None
+            assert own._renewer is not None and not own._renewer.done()
+        finally:
+            await own.stop()
 
     asyncio.run(body())
