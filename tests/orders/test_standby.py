@@ -143,7 +143,11 @@ def test_the_standby_keeps_the_dead_owners_cancel_on_disconnect_promise(tmp_path
                                          and ledger.last_report(o.cl_ord_id).get(39) == "4"
                                          for o in specs), 10, "Canceled reports")
                 texts = {ledger.last_report(o.cl_ord_id).get(58) for o in specs}
-                assert texts == {"cancel on disconnect"}, texts
+                # the gateway's reason, and the venue's after it where the venue gave one: the
+                # standby cancels one by one while it counts the dead owner as alive, in bulk
+                # once it knows better ("cancel_all"), which of the two is a matter of timing
+                assert all(t == "cancel on disconnect" or (t or "").startswith(
+                    "cancel on disconnect: ") for t in texts), texts
                 assert not ledger.duplicates and not ledger.anomalies
                 await s.close()
             finally:
