@@ -3,7 +3,6 @@ duplicated, dropped and reordered events that still give exactly one ExecutionRe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from pathlib import Path
@@ -14,7 +13,7 @@ from server.harness import run
 from connectors.base import OrderState, VenueUnavailable
 from connectors.paper.venue import PaperConnector
 
-from .support import BTC, D, OrderClient, Run, by_order, consistent, running, venue
+from .support import BTC, D, OrderClient, Run, by_order, consistent, running, sid, until, venue
 
 
 def _speed_up(r: Run) -> None:
@@ -265,14 +264,20 @@ def test_an_unanswered_cancel_of_a_replace_whose_event_comes_while_asking(
             await c.order("a", price=bid - 20, qty="0.2", tif="1")
             await c.er(t11="a", t39="0")
             old = (await r.open_at_venue())[0]
+            order = r.orders.book.by_cl(sid(), "a")
+            assert order is not None
             query = PaperConnector.query_order
             asked: list[str] = []
 
             async def slow(symbol: str, client_order_id: str, *,
                            venue_order_id: str | None = None) -> OrderState | None:
                 asked.append(client_order_id)
-                if client_order_id == old:  # the cancel's event comes meanwhile
-                    await asyncio.sleep(0.2)
+                if client_order_id == old:
+                    # the answer waits until the cancel's event has been taken: the replace
+                    # no longer awaits the old venue order when the answer is read
+                    pending = order.pending
+                    assert pending is not None and pending.cancel_sent_for == old
+                    await until(lambda: pending.cancel_sent_for is None)
                 return await query(conn, symbol, client_order_id, venue_order_id=venue_order_id)
 
             monkeypatch.setattr(conn, "query_order", slow)
