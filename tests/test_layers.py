@@ -15,6 +15,9 @@ ALLOWED: dict[str, set[str]] = {
     "gateway.fix": set(),
     "connectors.base": set(),
     "connectors.common": {"connectors.base"},
+    # which modules run compiled and the switch back to Python (connectors.native: a leaf, so
+    # that the venue side can declare a build of its own without importing the gateway)
+    "connectors.native": set(),
     "connectors.paper": {"connectors.base", "connectors.common"},
     "connectors.binance": {"connectors.base", "connectors.common"},
     "connectors.okx": {"connectors.base", "connectors.common"},
@@ -41,9 +44,10 @@ ALLOWED: dict[str, set[str]] = {
                       "gateway.store", "connectors.base", "connectors.common"},
     "gateway.config": {"gateway.fix"},
     "gateway.logs": set(),
-    # which modules run compiled (gateway.native: a leaf); the package's own __init__ installs
-    # the switch back to Python before any of them is imported
-    "gateway.native": set(),
+    # which modules run compiled (gateway.native: the order path's build, of
+    # connectors.native's kind); the package's own __init__ installs the switch back to Python
+    # before any of them is imported
+    "gateway.native": {"connectors.native"},
     "gateway": {"gateway.native"},
     # execution analytics: the order store's records and the positions' arithmetic (it reads
     # the store only through a protocol the command line fills)

@@ -1,9 +1,10 @@
-"""The order path's build stamp (gateway/native.py) must change when anything the compiled
-modules were compiled against changes, not only their own sources: mypyc bakes the types of
-what they import (e.g. ``OrderEvent.data: dict`` of the non-compiled gateway/store/records.py)
-into the compiled code, which then checks them at run time. An edit of such a module alone left
-the build "fresh": the compiled model.py refused (TypeError) an event the edited Python accepts.
-Runs without a build (only the stamp's hash is compared)."""
+"""The order path's build stamp (gateway/native.py; the machinery is connectors/native.py's) must
+change when anything the compiled modules were compiled against changes, not only their own
+sources: mypyc bakes the types of what they import (e.g. ``OrderEvent.data: dict`` of the
+non-compiled gateway/store/records.py) into the compiled code, which then checks them at run
+time. An edit of such a module alone left the build "fresh": the compiled model.py refused
+(TypeError) an event the edited Python accepts. Runs without a build (only the stamp's hash is
+compared)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import gateway.native as native
+import connectors.native as native
 from gateway.native import ORDER_PATH
 
 

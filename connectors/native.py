@@ -1,0 +1,166 @@
+"""Modules compiled from their own Python source by mypyc, and the switch back to Python.
+
+``scripts/build_native.py`` (run by ``scripts/setup.sh``) compiles the modules a
+:class:`NativeBuild` names, in place: an extension module beside each ``.py`` (which the normal
+import prefers to it) and one shared library for the group. Where the build is absent the
+modules are the Python they are compiled from, with the same results, more slowly. Where it is
+present but was made from other sources (a module edited since: the hash of the sources it was
+made from, kept in :attr:`NativeBuild.stamp`, differs) it is stale, and a stale build is not
+used: running it would run old code. Its environment variable (:attr:`NativeBuild.env`, ``=1``)
+makes a present build unused too; the tests compare the two, the benchmarks measure both.
+
+A build is installed by the package of its modules, in its ``__init__``, before any of them is
+imported: only then does the switch see every import of them, whichever package a process
+imports first. Here, a leaf that imports nothing of fixgw, so that the venue side (which must
+not import ``gateway``) can declare and install a build of its own. Two builds so far:
+:data:`gateway.native.ORDER_PATH` (installed by the ``gateway`` package) and the audit's
+(:mod:`gateway.audit.native`, with C of its own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The directory holding the ``gateway`` and ``connectors`` packages (the checkout, or
+site-packages)."""
+
+
+class NativeBuild:
+    """A group of modules mypyc compiles into one shared library (``<group>__mypyc*.so``), and
+    optionally one extension module of hand-written C (``c_module`` from ``c_sources``)."""
+
+    def __init__(self, label: str, modules: Sequence[str], group: str, env: str, *,
+                 c_module: str | None = None, c_sources: Sequence[Path] = (),
+                 depends: Sequence[str] = ("gateway", "connectors")) -> None:
+        self.label = label
+        """Who says so when the build is stale (``fixgw audit``)."""
+        self.modules = tuple(modules)
+        """The modules mypyc compiles, by their dotted names."""
+        self.group = group
+        """mypyc's name for their shared library."""
+        self.env = env
+        """The environment variable that makes a present build unused (``=1``)."""
+        self.c_module = c_module
+        self.c_sources = tuple(c_sources)
+        """The C of ``c_module``, headers included (they are part of what the stamp hashes)."""
+        self.depends = tuple(depends)
+        """Packages (directories under :data:`ROOT`) whose every module the stamp hashes: the
+        compiled modules, and what they import -- mypyc compiles against the types of those (a
+        dataclass of another module, checked at run time), so an edit there makes the build
+        stale as well."""
+        self.stamp = _path(group).parent / ".native-build"
+        """Written by the build: the hash of the sources it compiled (:meth:`sources_hash`)."""
+        self._pure: bool | None = None
+
+    def source(self, module: str) -> Path:
+        return _path(module).with_suffix(".py")
+
+    def sources_hash(self) -> str:
+        """The hash of what the build compiles against, for this Python: :attr:`c_sources` and
+        every module of :attr:`depends` (the compiled ones among them)."""
+        h = hashlib.sha256(sys.version.encode())
+        for path in self.c_sources:
+            h.update(path.relative_to(ROOT).as_posix().encode())
+            h.update(path.read_bytes())
+        for package in self.depends:
+            h.update(_tree_hash(ROOT / package).encode())
+        return h.hexdigest()
+
+    def built(self) -> list[Path]:
+        """The extension modules of the build that this Python would load (none: no build)."""
+        names = [*self.modules, f"{self.group}__mypyc",
+                 *([self.c_module] if self.c_module else [])]
+        return [p for name in names for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                if (p := _path(name).with_name(_path(name).name + suffix)).exists()]
+
+    def stale(self) -> bool:
+        """A build is there but was made from other sources: running it would run old code."""
+        if not self.built():
+            return False
+        try:
+            return self.stamp.read_text() != self.sources_hash()
+        except OSError:
+            return True
+
+    @property
+    def asked_pure(self) -> bool:
+        return os.environ.get(self.env, "") not in ("", "0")
+
+    @property
+    def pure(self) -> bool:
+        """True: the compiled modules are not used even where built (:attr:`env` set, or a
+        stale build, which is said on stderr). Decided once, at the first question."""
+        if self._pure is None:
+            stale = not self.asked_pure and self.stale()
+            if stale:
+                print(f"{self.label}: the compiled modules are older than their source: running "
+                      "them as Python (scripts/build_native.py builds them again)",
+                      file=sys.stderr)
+            self._pure = self.asked_pure or stale
+        return self._pure
+
+    def install(self) -> None:
+        """With :attr:`pure`, make the compiled modules import as Python (called before any of
+        them is imported: by their package's ``__init__``)."""
+        if self.pure and not any(isinstance(f, _PureFinder) and f.build is self
+                                 for f in sys.meta_path):
+            sys.meta_path.insert(0, _PureFinder(self))
+
+    def compiled(self) -> dict[str, bool]:
+        """Each module of the build, by its dotted name: True where it runs compiled in this
+        process (loaded from an extension module)."""
+        out = {}
+        for name in self.modules:
+            module = importlib.import_module(name)
+            out[name] = not str(module.__file__).endswith(".py")
+        return out
+
+
+class _PureFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of a build as their ``.py`` source, not the extension modules built
+    beside it (which the normal import prefers)."""
+
+    def __init__(self, build: NativeBuild) -> None:
+        self.build = build
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.build.modules:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.build.source(fullname))
+
+
+_TREES: dict[Path, tuple[tuple[tuple[str, int, int], ...], str]] = {}
+"""A package's modules as last hashed (name, size, mtime of each) and their hash: the builds of
+a process hash ``gateway`` and ``connectors`` once each (about 7 ms), not once a build."""
+
+
+def _tree_hash(package: Path) -> str:
+    """The hash of every module of ``package`` (names relative to :data:`ROOT`)."""
+    paths = sorted(package.rglob("*.py"))
+    seen = tuple((p.relative_to(ROOT).as_posix(), (st := p.stat()).st_size, st.st_mtime_ns)
+                 for p in paths)
+    known = _TREES.get(package)
+    if known is not None and known[0] == seen:
+        return known[1]
+    h = hashlib.sha256()
+    for (name, _size, _mtime), path in zip(seen, paths, strict=True):
+        h.update(name.encode())
+        h.update(path.read_bytes())
+    _TREES[package] = (seen, h.hexdigest())
+    return _TREES[package][1]
+
+
+def _path(dotted: str) -> Path:
+    """Where the module (or the extension) of a dotted name lives, without its suffix."""
+    return ROOT.joinpath(*dotted.split("."))
