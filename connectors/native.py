@@ -12,9 +12,10 @@ makes a present build unused too; the tests compare the two, the benchmarks meas
 A build is installed by the package of its modules, in its ``__init__``, before any of them is
 imported: only then does the switch see every import of them, whichever package a process
 imports first. Here, a leaf that imports nothing of fixgw, so that the venue side (which must
-not import ``gateway``) can declare and install a build of its own. Two builds so far:
-:data:`gateway.native.ORDER_PATH` (installed by the ``gateway`` package) and the audit's
-(:mod:`gateway.audit.native`, with C of its own).
+not import ``gateway``) can declare and install a build of its own. Three builds:
+:data:`gateway.native.ORDER_PATH` (installed by the ``gateway`` package), the audit's
+(:mod:`gateway.audit.native`, with C of its own) and the paper venue's
+(:mod:`connectors.paper.native`, installed by ``connectors.paper``).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ unused is :class:`connectors.native.NativeBuild`'s (a leaf of the venue side, so
 venue can declare a build of its own without importing ``gateway``); its names are exported here
 as before. ``scripts/build_native.py`` (run by ``scripts/setup.sh``) builds every build.
 
-Two builds: :data:`ORDER_PATH` (installed by the ``gateway`` package itself, before any of its
-modules is imported) and the audit's (:mod:`gateway.audit.native`, with C of its own).
+Three builds: :data:`ORDER_PATH` (installed by the ``gateway`` package itself, before any of its
+modules is imported), the audit's (:mod:`gateway.audit.native`, with C of its own) and the paper
+venue's (:mod:`connectors.paper.native`, installed by ``connectors.paper``, under the same
+``FIXGW_PURE``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Builds fixgw's compiled parts in place (run by ``scripts/setup.sh``), each a
-:class:`gateway.native.NativeBuild`:
+:class:`connectors.native.NativeBuild`:
 
 * ``orders`` -- what every order goes through (:data:`gateway.native.ORDER_PATH`: the FIX
   codec, dictionaries and validation, the orders' model, lifecycle and FIX mapping), compiled from
@@ -8,15 +8,18 @@
   a shared library ``gateway/_compiled__mypyc*.so``;
 * ``audit`` -- ``fixgw audit``'s (:mod:`gateway.audit.native`): ``gateway/audit/_cscan.c`` and
   ``gateway/audit/csrc/`` (the file-log reader, the field scanner and the fast path of the
-  checks, hand-written C), and the checks compiled by mypyc (``gateway/audit/_compiled__mypyc``).
+  checks, hand-written C), and the checks compiled by mypyc (``gateway/audit/_compiled__mypyc``);
+* ``paper`` -- the simulated venue (:mod:`connectors.paper.native`: its order book, market
+  maker, exchange and connector), compiled by mypyc (``connectors/paper/_compiled__mypyc``).
 
 The pure-Python modules stay the source and the fallback: without a C compiler, mypy or
-Python's headers this prints why and exits 0, and fixgw runs as Python (``FIXGW_PURE=1`` and
-``FIXGW_AUDIT_PURE=1`` force that where the build exists; ``tests/orders/test_native.py`` and
-``tests/audit/test_native.py`` compare the two). Each build is stamped with the hash of its
-sources: one whose sources changed since is built again here, and is not used until then.
+Python's headers this prints why and exits 0, and fixgw runs as Python (``FIXGW_PURE=1``, for
+the order path and the paper venue, and ``FIXGW_AUDIT_PURE=1`` force that where the build
+exists; ``tests/orders/test_native.py`` and ``tests/audit/test_native.py`` compare the two).
+Each build is stamped with the hash of its sources: one whose sources changed since is built
+again here, and is not used until then.
 
-    .venv/bin/python scripts/build_native.py                # build both (idempotent)
+    .venv/bin/python scripts/build_native.py                # build all three (idempotent)
     .venv/bin/python scripts/build_native.py --only audit   # one of them
     .venv/bin/python scripts/build_native.py --clean        # remove what it built
 """
@@ -38,10 +41,11 @@ sys.path.insert(0, str(REPO))
 os.environ["FIXGW_PURE"] = "1"  # this process needs none of it (and may replace it)
 os.environ["FIXGW_AUDIT_PURE"] = "1"
 
+from connectors.paper.native import BUILD as PAPER  # noqa: E402
 from gateway.audit.native import BUILD as AUDIT  # noqa: E402
 from gateway.native import ORDER_PATH, NativeBuild  # noqa: E402
 
-BUILDS = {"orders": ORDER_PATH, "audit": AUDIT}
+BUILDS = {"orders": ORDER_PATH, "audit": AUDIT, "paper": PAPER}
 
 
 def _script(build: NativeBuild) -> Path:

@@ -34,8 +34,9 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # fixgw's compiled parts, built from source here (scripts/build_native.py): the order path's
-# modules (FIX codec, dictionaries, validation; the orders' model and FIX mapping) and the audit's
-# checks compiled by mypyc (it comes with mypy), and the audit's C (gateway/audit/_cscan.c).
+# modules (FIX codec, dictionaries, validation; the orders' model and FIX mapping), the paper
+# venue's (its book, market maker, exchange and connector) and the audit's checks compiled by
+# mypyc (it comes with mypy), and the audit's C (gateway/audit/_cscan.c).
 # Without a compiler it says so and fixgw runs as pure Python, the same results more slowly.
 .venv/bin/python -c "import mypyc" >/dev/null 2>&1 || .venv/bin/python -m pip install -q "mypy>=1.10"
 .venv/bin/python scripts/build_native.py

@@ -16,9 +16,9 @@ ALLOWED: dict[str, set[str]] = {
     "connectors.base": set(),
     "connectors.common": {"connectors.base"},
     # which modules run compiled and the switch back to Python (connectors.native: a leaf, so
-    # that the venue side can declare a build of its own without importing the gateway)
+    # that the venue side can declare and install a build of its own without importing the gateway)
     "connectors.native": set(),
-    "connectors.paper": {"connectors.base", "connectors.common"},
+    "connectors.paper": {"connectors.base", "connectors.common", "connectors.native"},
     "connectors.binance": {"connectors.base", "connectors.common"},
     "connectors.okx": {"connectors.base", "connectors.common"},
     "connectors.bybit": {"connectors.base", "connectors.common"},

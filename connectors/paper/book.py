@@ -15,7 +15,6 @@ import heapq
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -26,17 +25,27 @@ O = TypeVar("O")  # noqa: E741 - the owner type of book entries
 ZERO = Decimal(0)
 
 
-@dataclass(slots=True, eq=False)
 class BookOrder(Generic[O]):
-    """One resting (or incoming) order as the book sees it."""
+    """One resting (or incoming) order as the book sees it.
 
-    side: Side
-    price: Decimal
-    remaining: Decimal
-    owner: O | None = None
-    reduce_only: bool = False
-    live: bool = False
-    """True while the order rests in the book."""
+    A plain class, not a dataclass: mypyc (:mod:`connectors.paper.native`) compiles no generic
+    dataclass (the class fails at import)."""
+
+    __slots__ = ("side", "price", "remaining", "owner", "reduce_only", "live")
+
+    def __init__(self, side: Side, price: Decimal, remaining: Decimal, owner: O | None = None,
+                 reduce_only: bool = False) -> None:
+        self.side = side
+        self.price = price
+        self.remaining = remaining
+        self.owner = owner
+        self.reduce_only = reduce_only
+        self.live = False
+        """True while the order rests in the book."""
+
+    def __repr__(self) -> str:
+        return (f"BookOrder({self.side.name} {self.remaining}@{self.price}, owner={self.owner!r}, "
+                f"reduce_only={self.reduce_only}, live={self.live})")
 
 
 FillCallback = Callable[[BookOrder[O], BookOrder[O], Decimal, Decimal], None]
@@ -46,13 +55,17 @@ CapCallback = Callable[[BookOrder[O]], Decimal]
 """For a reduce-only order: how much of it may fill right now (0: none)."""
 
 
-@dataclass(slots=True)
 class MatchResult(Generic[O]):
-    filled: Decimal = ZERO
-    dropped: list[BookOrder[O]] = field(default_factory=list)
-    """Resting reduce-only orders removed because they could no longer reduce anything."""
-    capped: bool = False
-    """The taker is reduce-only and stopped because its position was closed."""
+    """What :meth:`OrderBook.match` did (a plain class, as :class:`BookOrder`)."""
+
+    __slots__ = ("filled", "dropped", "capped")
+
+    def __init__(self) -> None:
+        self.filled = ZERO
+        self.dropped: list[BookOrder[O]] = []
+        """Resting reduce-only orders removed because they could no longer reduce anything."""
+        self.capped = False
+        """The taker is reduce-only and stopped because its position was closed."""
 
 
 class OrderBook(Generic[O]):

@@ -17,18 +17,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from connectors.base import (
     AmendRequest,
     Balance,
     BalanceUpdate,
-    BookSnapshot,
-    BookUpdate,
     Capabilities,
     Connector,
     Health,
     Instrument,
     InstrumentKind,
-    Level,
     MarketEvent,
     OrderAccepted,
     OrderFilled,
@@ -47,14 +46,20 @@ from connectors.base import (
     VenueUnavailable,
 )
 from connectors.common.balances import LatestBalances
+from connectors.paper import streams
 from connectors.paper.config import Faults, PaperConfig
 from connectors.paper.exchange import CLIENT_ORDER_ID_RULES, PaperExchange
 
 T = TypeVar("T")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class PaperConnector(Connector):
-    """An in-process simulated venue: the gateway's embedded default."""
+    """An in-process simulated venue: the gateway's embedded default.
+
+    Compiled by mypyc (:mod:`connectors.paper.native`), and subclassed in Python all the same
+    (the paper server's :class:`~connectors.paper.server.VenueSimulator`, tests): a compiled
+    class refuses interpreted subclasses unless it says so."""
 
     def __init__(self, config: PaperConfig | None = None) -> None:
         self.config = config = config or PaperConfig()
@@ -197,13 +202,16 @@ class PaperConnector(Connector):
             told[b.asset] = b
         self._balances.put(BalanceUpdate(b.asset, b.free, b.locked, now) for b in changed)
 
-    async def balance_events(self) -> AsyncIterator[BalanceUpdate]:
+    def balance_events(self) -> AsyncIterator[BalanceUpdate]:
         """Every asset whose free or locked amount a change moved, after that change (the
-        faults on order events do not apply); ends after ``close``."""
+        faults on order events do not apply); ends after ``close``. What it starts from is
+        taken at the first read (an async generator of :mod:`.streams`: mypyc compiles none)."""
+        return streams.lazily(self._balance_updates)
+
+    def _balance_updates(self) -> AsyncIterator[BalanceUpdate]:
         if self._balances_told is None:
             self._balances_told = {b.asset: b for b in self.exchange.balances()}
-        async for u in self._balances.updates():
-            yield u
+        return self._balances.updates()
 
     def _release_held(self) -> None:
         held, self._held = self._held, []
@@ -216,13 +224,9 @@ class PaperConnector(Connector):
         if self._held:
             self._release_held()
 
-    async def events(self) -> AsyncIterator[VenueEvent]:
+    def events(self) -> AsyncIterator[VenueEvent]:
         """Events in the order the venue produced them (faults aside); ends after ``close``."""
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            yield item
+        return streams.until_none(self._queue)
 
     def drain_nowait(self) -> list[VenueEvent]:
         """Take every event already on the stream without waiting (tests, benchmark)."""
@@ -342,30 +346,21 @@ class PaperConnector(Connector):
         except KeyError:
             return None
 
-    async def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
+    def market_data(self, symbol: str) -> AsyncIterator[MarketEvent]:
         """The simulated venue's public feed: its book aggregated by price (the best
         :data:`MD_DEPTH` levels a side), as a snapshot, then the levels that changed after each
         change of the exchange (several changes between two reads come as one update); a trade
         for each trade at the book, ours and the synthetic market's (``MarketConfig.trade_rate``),
-        the taker's side as the aggressor. Unknown symbol: KeyError."""
+        the taker's side as the aggressor. Unknown symbol: KeyError (at the first read). An
+        async generator of :mod:`.streams` (mypyc compiles none)."""
+        return streams.market_data(self, symbol)
+
+    def _watch(self, symbol: str) -> _Watcher:
+        """A new reader of the public feed of ``symbol``, woken by :meth:`_publish`."""
         self.exchange.book(symbol)  # KeyError when the venue does not list it
         watcher = _Watcher(symbol)
         self._watchers.append(watcher)
-        try:
-            bids, asks = self._levels(symbol)
-            yield BookSnapshot(symbol, tuple(bids.items()), tuple(asks.items()), self._clock())
-            while not self._closed:
-                await watcher.changed.wait()
-                watcher.changed.clear()
-                for trade in watcher.take_trades():
-                    yield trade
-                new_bids, new_asks = self._levels(symbol)
-                bid_changes, ask_changes = _diff(bids, new_bids), _diff(asks, new_asks)
-                bids, asks = new_bids, new_asks
-                if bid_changes or ask_changes:
-                    yield BookUpdate(symbol, bid_changes, ask_changes, self._clock())
-        finally:
-            self._watchers.remove(watcher)
+        return watcher
 
     def _levels(self, symbol: str) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
         book = self.exchange.book(symbol)
@@ -400,10 +395,3 @@ class _Watcher:
     def take_trades(self) -> list[PublicTrade]:
         out, self._trades = self._trades, []
         return out
-
-
-def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> tuple[Level, ...]:
-    """The levels of ``new`` that differ from ``old``, and those gone (size 0)."""
-    out = [(p, q) for p, q in new.items() if old.get(p) != q]
-    out += [(p, Decimal(0)) for p in old if p not in new]
-    return tuple(out)

@@ -1,7 +1,8 @@
 """The compiled order path (the FIX codec, dictionaries and validation, the orders' model,
-lifecycle and FIX mapping compiled by mypyc: gateway/native.py) must do what its pure-Python
-source does: the same small order flow (tests/orders/native_flow.py) run both ways gives the
-same messages and the same orders.
+lifecycle and FIX mapping compiled by mypyc: gateway/native.py) and the compiled paper venue
+(its book, market maker, exchange and connector: connectors/paper/native.py) must do what their
+pure-Python source does: the same small order flow (tests/orders/native_flow.py) run both ways
+gives the same messages and the same orders.
 
 Skipped where the compiled modules are not built (``scripts/build_native.py``, run by
 ``scripts/setup.sh``), unless ``REQUIRE_NATIVE=1``."""
@@ -10,18 +11,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from connectors.native import ROOT, NativeBuild
+from connectors.paper.native import BUILD as PAPER
 from gateway.native import ORDER_PATH
 
 FLOW = Path(__file__).with_name("native_flow.py")
+BUILDS = (ORDER_PATH, PAPER)
 
-if not ORDER_PATH.built() or ORDER_PATH.stale():
-    _WHY = "the order path's compiled modules are not built, or stale (scripts/build_native.py)"
+if not all(b.built() and not b.stale() for b in BUILDS):
+    _WHY = ("the order path's or the paper venue's compiled modules are not built, or stale "
+            "(scripts/build_native.py)")
     if os.environ.get("REQUIRE_NATIVE") == "1":
         pytest.fail(f"{_WHY} (REQUIRE_NATIVE=1)", pytrace=False)
     pytest.skip(_WHY, allow_module_level=True)
@@ -29,8 +36,9 @@ if not ORDER_PATH.built() or ORDER_PATH.stale():
 
 def test_native_is_in_use() -> None:
     if ORDER_PATH.asked_pure:
-        pytest.skip("FIXGW_PURE=1: this process runs the order path as Python")
-    assert all(ORDER_PATH.compiled().values()), ORDER_PATH.compiled()
+        pytest.skip("FIXGW_PURE=1: this process runs the order path and the paper venue as Python")
+    for build in BUILDS:
+        assert all(build.compiled().values()), build.compiled()
 
 
 def _flow(tmp: Path, pure: bool) -> dict[str, object]:
@@ -43,7 +51,9 @@ def _flow(tmp: Path, pure: bool) -> dict[str, object]:
                           text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    assert set(doc.pop("compiled").values()) == {not pure}
+    compiled = doc.pop("compiled")
+    assert set(compiled) == {*ORDER_PATH.modules, *PAPER.modules}
+    assert set(compiled.values()) == {not pure}, compiled
     return doc
 
 
@@ -56,13 +66,66 @@ def test_an_order_flow_is_the_same_compiled_and_pure(tmp_path: Path) -> None:
     assert len(pure["orders"]) == 8  # type: ignore[arg-type]
 
 
-def test_a_stale_build_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("build", BUILDS, ids=lambda b: b.group)
+def test_a_stale_build_is_not_used(build: NativeBuild, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A module edited since the build (its hash no longer the build's): the build is stale,
-    and a stale build is not used (``ORDER_PATH.pure``), so fixgw runs the edited source."""
-    assert ORDER_PATH.stale() is False
+    and a stale build is not used (``NativeBuild.pure``), so fixgw runs the edited source."""
+    assert build.stale() is False
     stamp = tmp_path / ".native-build"
     stamp.write_text("the hash of other sources")
-    monkeypatch.setattr(ORDER_PATH, "stamp", stamp)
-    assert ORDER_PATH.stale() is True
-    stamp.write_text(ORDER_PATH.sources_hash())
-    assert ORDER_PATH.stale() is False
+    monkeypatch.setattr(build, "stamp", stamp)
+    assert build.stale() is True
+    stamp.write_text(build.sources_hash())
+    assert build.stale() is False
+
+
+VENUE_FIRST = """
+import json, sys
+import connectors.paper.venue
+from connectors.paper.native import BUILD
+print(json.dumps({"gateway": sorted(m for m in sys.modules if m.split(".")[0] == "gateway"),
+                  "root": connectors.paper.__file__, "compiled": BUILD.compiled()}))
+"""
+"""A process that imports the paper venue and not the gateway (the emulators, ``fixgw
+venue-sim``'s server, a test): which of its modules run compiled."""
+
+
+def _venue_first(root: Path, pure: bool) -> tuple[dict[str, Any], str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FIXGW_PURE", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(root)
+    if pure:
+        env["FIXGW_PURE"] = "1"
+    proc = subprocess.run([sys.executable, "-c", VENUE_FIRST], cwd=root, env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["gateway"] == [], doc["gateway"]  # the venue side imports no gateway
+    assert Path(str(doc["root"])).is_relative_to(root), doc["root"]
+    assert set(doc["compiled"]) == set(PAPER.modules)
+    return doc, proc.stderr
+
+
+def test_the_venue_imported_before_the_gateway_runs_compiled_or_as_python_as_asked() -> None:
+    """The switch back to Python is the paper package's own (``connectors/paper/__init__.py``
+    installs it), not the gateway's: a process importing the venue alone runs it compiled
+    where the build is fresh and as Python with ``FIXGW_PURE=1``."""
+    doc, _ = _venue_first(ROOT, pure=False)
+    assert set(doc["compiled"].values()) == {True}, doc
+    doc, _ = _venue_first(ROOT, pure=True)
+    assert set(doc["compiled"].values()) == {False}, doc
+
+
+def test_the_venue_imported_before_the_gateway_does_not_run_a_stale_build(
+        tmp_path: Path) -> None:
+    """The same with the paper venue's build stale (a copy of ``connectors``, its build
+    included, whose stamp is another source's): its modules run as Python, and it says so."""
+    shutil.copytree(ROOT / "connectors", tmp_path / "connectors",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    doc, _ = _venue_first(tmp_path, pure=False)  # the copy, fresh: compiled
+    assert set(doc["compiled"].values()) == {True}, doc
+    stamp = tmp_path / PAPER.stamp.relative_to(ROOT)
+    stamp.write_text("the hash of other sources")
+    doc, stderr = _venue_first(tmp_path, pure=False)
+    assert set(doc["compiled"].values()) == {False}, doc
+    assert "the paper venue: the compiled modules are older than their source" in stderr, stderr
