@@ -3,8 +3,9 @@ and the switch back to Python.
 
 What a build is, where it lives, when it is stale and how ``FIXGW_PURE=1`` makes a present one
 unused is :class:`connectors.native.NativeBuild`'s (a leaf of the venue side, so that the paper
-venue can declare a build of its own without importing ``gateway``); its names are exported here
-as before. ``scripts/build_native.py`` (run by ``scripts/setup.sh``) builds every build.
+venue can declare a build of its own without importing ``gateway``); the class is exported here
+as before (the root of the sources is not: patching it here would change nothing).
+``scripts/build_native.py`` (run by ``scripts/setup.sh``) builds every build.
 
 Three builds: :data:`ORDER_PATH` (installed by the ``gateway`` package itself, before any of its
 modules is imported), the audit's (:mod:`gateway.audit.native`, with C of its own) and the paper
@@ -14,9 +15,9 @@ venue's (:mod:`connectors.paper.native`, installed by ``connectors.paper``, unde
 
 from __future__ import annotations
 
-from connectors.native import ROOT, NativeBuild
+from connectors.native import NativeBuild
 
-__all__ = ["ORDER_PATH", "ROOT", "NativeBuild"]
+__all__ = ["ORDER_PATH", "NativeBuild"]
 
 
 ORDER_PATH = NativeBuild(

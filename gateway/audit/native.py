@@ -3,7 +3,7 @@
 ``scripts/build_native.py`` (run by ``scripts/setup.sh``) builds two things in place:
 ``_cscan`` (hand-written C: the file-log reader and the field scanner, :mod:`.sources` and
 :mod:`.scan` hold the Python they must equal) and the modules of :data:`COMPILED` compiled from
-their own source by mypyc (:class:`gateway.native.NativeBuild`). Where the build is absent, or
+their own source by mypyc (:class:`connectors.native.NativeBuild`). Where the build is absent, or
 stale, the audit is the Python of this package; ``FIXGW_AUDIT_PURE=1`` in the environment makes
 it so where the build is present (the tests compare the two; the benchmark measures both).
 """
