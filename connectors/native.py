@@ -44,7 +44,8 @@ class NativeBuild:
                  c_module: str | None = None, c_sources: Sequence[Path] = (),
                  depends: Sequence[str] = ("gateway", "connectors")) -> None:
         self.label = label
-        """Who says so when the build is stale (``fixgw audit``)."""
+        """Who says so on stderr when the build is stale (``fixgw's order path``, ``the paper
+        venue``, ``fixgw audit``)."""
         self.modules = tuple(modules)
         """The modules mypyc compiles, by their dotted names."""
         self.group = group

@@ -50,8 +50,9 @@ def _flow(tmp: Path, pure: bool) -> dict[str, object]:
     proc = subprocess.run([sys.executable, str(FLOW), str(out)], env=env, capture_output=True,
                           text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(out.read_text())
+    doc: dict[str, object] = json.loads(out.read_text())
     compiled = doc.pop("compiled")
+    assert isinstance(compiled, dict)
     assert set(compiled) == {*ORDER_PATH.modules, *PAPER.modules}
     assert set(compiled.values()) == {not pure}, compiled
     return doc
