@@ -272,9 +272,9 @@ def test_an_unanswered_cancel_of_a_replace_whose_event_comes_while_asking(
             async def slow(symbol: str, client_order_id: str, *,
                            venue_order_id: str | None = None) -> OrderState | None:
                 asked.append(client_order_id)
-                if client_order_id == old:
-                    # the answer waits until the cancel's event has been taken: the replace
-                    # no longer awaits the old venue order when the answer is read
+                if client_order_id == old and asked.count(old) == 1:
+                    # the first answer waits until the cancel's event has been taken: the
+                    # replace no longer awaits the old venue order when the answer is read
                     pending = order.pending
                     assert pending is not None and pending.cancel_sent_for == old
                     await until(lambda: pending.cancel_sent_for is None)
