@@ -588,14 +588,16 @@ class Writer:
         next_probe = 0.0
         try:
             while stop is None:
-                if self._down is None:
+                if self._down is None or self.fenced_node is not None:
+                    # up, or fenced: a fenced store never comes back, there is nothing to
+                    # probe, and the requests that come are failed at once (_fail_fast)
                     item: Request | _Stop | None = self._queue.get()
                 else:
                     try:
                         item = self._queue.get(timeout=max(next_probe - time.monotonic(), 0))
                     except queue.Empty:
                         item = None
-                    if time.monotonic() >= next_probe and self.fenced_node is None:
+                    if time.monotonic() >= next_probe:
                         with self._busy:
                             back = self._probe(probe)
                         if back:

@@ -200,3 +200,43 @@ def test_a_renewal_that_fails_with_the_store_unreachable_is_tried_again() -> Non
             await own.stop()
 
     asyncio.run(body())
+
+
+def _thread_cpu_s(native_id: int) -> float:
+    """The CPU time a thread of this process has used so far (user + system), in seconds."""
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_fenced_nodes_writer_waits_for_work_instead_of_spinning(store_url: str) -> None:
+    """Once fenced, a store has nothing to probe (it never comes back): its writer thread waits
+    for the next request, as when the store is up. It once polled its queue without a timeout
+    in a loop, taking a core and the interpreter's lock from the event loop until closed."""
+
+    async def body() -> None:
+        async with SessionStore(store_url) as a, SessionStore(store_url) as b:
+            await a.register_node("a", address="10.0.0.1:9876", lease_s=0.3, host="elsewhere")
+            await b.register_node("b", address="10.0.0.2:9876", lease_s=30)
+            assert (await a.claim_sessions([S1])).ours == {S1}
+            taken: dict[str, str] = {}
+            for _ in range(200):
+                taken = await b.take_over_gone()
+                if taken:
+                    break
+                await asyncio.sleep(0.02)  # the lease runs out in wall-clock time
+            assert taken == {S1: "a"}
+            with pytest.raises(NodeFenced):
+                await a.save(S1, sent=[(1, b"stale")], next_sender=2)
+            thread = a.writer._writer_thread
+            assert thread is not None and thread.native_id is not None and thread.is_alive()
+            before = _thread_cpu_s(thread.native_id)
+            # past the writer's first probe delay (when a down store is probed again): the
+            # loop waits here, so a spinning writer would have the core to itself
+            await asyncio.sleep(0.5)
+            used = _thread_cpu_s(thread.native_id) - before
+            assert used < 0.1, f"the fenced writer used {used:.2f} s of CPU in 0.5 s idle"
+            with pytest.raises(NodeFenced):  # and it still answers
+                await a.save(S1, sent=[(1, b"stale")], next_sender=2)
+
+    asyncio.run(body())
