@@ -14,14 +14,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
-from connectors.base import BookSnapshot, BookUpdate, Level, MarketEvent
-
-if TYPE_CHECKING:
-    from connectors.paper.venue import PaperConnector
+from connectors.base import BookSnapshot, BookUpdate, Level, MarketEvent, PublicTrade
 
 T = TypeVar("T")
+
+Levels = tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]
+"""The best levels of a book by price, bids then asks."""
+
+
+class Watcher(Protocol):
+    """One reader of the public feed of one instrument, as the venue registers it."""
+
+    changed: asyncio.Event
+    """Set by the venue after every change."""
+
+    def take_trades(self) -> list[PublicTrade]: ...
 
 
 async def until_none(queue: asyncio.Queue[T | None]) -> AsyncIterator[T]:
@@ -39,26 +48,30 @@ async def lazily(start: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
         yield item
 
 
-async def market_data(venue: PaperConnector, symbol: str) -> AsyncIterator[MarketEvent]:
+async def market_data(
+    symbol: str, watch: Callable[[str], Watcher], levels: Callable[[str], Levels],
+    clock: Callable[[], int], closed: Callable[[], bool], unwatch: Callable[[Watcher], None],
+) -> AsyncIterator[MarketEvent]:
     """:meth:`PaperConnector.market_data`: a snapshot, then the trades and the levels that
-    changed after each change of the exchange; the watcher it registers is removed however the
-    stream ends."""
-    watcher = venue._watch(symbol)  # KeyError when the venue does not list it
+    changed after each change of the exchange, until the venue is ``closed()``; the watcher
+    ``watch(symbol)`` registers at the first read is given to ``unwatch`` however the stream
+    ends. (The venue's parts are passed in: this module imports nothing of the venue.)"""
+    watcher = watch(symbol)  # KeyError when the venue does not list it
     try:
-        bids, asks = venue._levels(symbol)
-        yield BookSnapshot(symbol, tuple(bids.items()), tuple(asks.items()), venue._clock())
-        while not venue._closed:
+        bids, asks = levels(symbol)
+        yield BookSnapshot(symbol, tuple(bids.items()), tuple(asks.items()), clock())
+        while not closed():
             await watcher.changed.wait()
             watcher.changed.clear()
             for trade in watcher.take_trades():
                 yield trade
-            new_bids, new_asks = venue._levels(symbol)
+            new_bids, new_asks = levels(symbol)
             bid_changes, ask_changes = _diff(bids, new_bids), _diff(asks, new_asks)
             bids, asks = new_bids, new_asks
             if bid_changes or ask_changes:
-                yield BookUpdate(symbol, bid_changes, ask_changes, venue._clock())
+                yield BookUpdate(symbol, bid_changes, ask_changes, clock())
     finally:
-        venue._watchers.remove(watcher)
+        unwatch(watcher)
 
 
 def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> tuple[Level, ...]:

@@ -353,7 +353,14 @@ class PaperConnector(Connector):
         for each trade at the book, ours and the synthetic market's (``MarketConfig.trade_rate``),
         the taker's side as the aggressor. Unknown symbol: KeyError (at the first read). An
         async generator of :mod:`.streams` (mypyc compiles none)."""
-        return streams.market_data(self, symbol)
+        return streams.market_data(symbol, self._watch, self._levels, self._clock,
+                                   self._is_closed, self._unwatch)
+
+    def _is_closed(self) -> bool:
+        return self._closed
+
+    def _unwatch(self, watcher: streams.Watcher) -> None:
+        self._watchers.remove(watcher)  # type: ignore[arg-type]
 
     def _watch(self, symbol: str) -> _Watcher:
         """A new reader of the public feed of ``symbol``, woken by :meth:`_publish`."""
