@@ -66,12 +66,7 @@ def test_sessions_have_one_owner_and_a_gone_node_is_taken_over_and_fenced(
             assert got.others[S1].address == "10.0.0.1:9876"
             assert (await b.session_owner(S1)).node == "a"  # type: ignore[union-attr]
             # a stops renewing (paused, cut off): once its lease has run out, b takes it over
-            taken: dict[str, str] = {}
-            for _ in range(200):
-                taken = await b.take_over_gone()
-                if taken:
-                    break
-                await asyncio.sleep(0.02)  # the lease runs out in wall-clock time
+            taken = await _taken_over_by(b)
             assert taken == {S1: "a", S2: "a"}
             assert (await b.session_owner(S2)).node == "b"  # type: ignore[union-attr]
             # a comes back: nothing it commits goes through, now or later
@@ -202,6 +197,17 @@ def test_a_renewal_that_fails_with_the_store_unreachable_is_tried_again() -> Non
     asyncio.run(body())
 
 
+async def _taken_over_by(store: SessionStore) -> dict[str, str]:
+    """What ``store`` takes over once a node's lease has run out (wall-clock time; 4 s at most)."""
+    taken: dict[str, str] = {}
+    for _ in range(200):
+        taken = await store.take_over_gone()
+        if taken:
+            break
+        await asyncio.sleep(0.02)
+    return taken
+
+
 def _thread_cpu_s(native_id: int) -> float:
     """The CPU time a thread of this process has used so far (user + system), in seconds."""
     with open(f"/proc/self/task/{native_id}/stat") as f:
@@ -219,12 +225,7 @@ def test_a_fenced_nodes_writer_waits_for_work_instead_of_spinning(store_url: str
             await a.register_node("a", address="10.0.0.1:9876", lease_s=0.3, host="elsewhere")
             await b.register_node("b", address="10.0.0.2:9876", lease_s=30)
             assert (await a.claim_sessions([S1])).ours == {S1}
-            taken: dict[str, str] = {}
-            for _ in range(200):
-                taken = await b.take_over_gone()
-                if taken:
-                    break
-                await asyncio.sleep(0.02)  # the lease runs out in wall-clock time
+            taken = await _taken_over_by(b)
             assert taken == {S1: "a"}
             with pytest.raises(NodeFenced):
                 await a.save(S1, sent=[(1, b"stale")], next_sender=2)
