@@ -20,6 +20,7 @@ not import ``gateway``) can declare and install a build of its own. Three builds
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.abc
@@ -29,7 +30,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 """The directory holding the ``gateway`` and ``connectors`` packages (the checkout, or
@@ -166,3 +167,32 @@ def _tree_hash(package: Path) -> str:
 def _path(dotted: str) -> Path:
     """Where the module (or the extension) of a dotted name lives, without its suffix."""
     return ROOT.joinpath(*dotted.split("."))
+
+
+def dataclass_init_when_interpreted(*classes: type) -> None:
+    """Put back the ``__init__`` :mod:`dataclasses` makes, when these frozen dataclasses run as
+    Python.
+
+    mypyc compiles a dataclass's own methods but leaves the ones :mod:`dataclasses` generates
+    interpreted, and a frozen one's ``__init__`` sets each field through
+    ``object.__setattr__``: about 0.8 us for six fields, 1.9 for sixteen, against 0.05 for an
+    ``__init__`` written in the class and compiled, which sets them as the native attributes they
+    are (the frozen ``__setattr__`` guards what Python code does, not the compiled class's own
+    stores). So the hot path's frozen dataclasses write their ``__init__``; as Python those
+    stores meet the frozen ``__setattr__`` and fail, and this gives each class, run as Python,
+    the ``__init__`` a dataclass with its fields would have (defaults, factories and
+    ``__post_init__`` included). A compiled class is left alone.
+    """
+    for cls in classes:
+        if not isinstance(cls.__dict__.get("__init__"), FunctionType):
+            continue  # compiled: the class's own __init__ is native
+        specs = []
+        for f in dataclasses.fields(cls):
+            spec = dataclasses.field(default=f.default, default_factory=f.default_factory,
+                                     init=f.init, kw_only=f.kw_only)
+            specs.append((f.name, f.type, spec))
+        namespace = {}
+        if hasattr(cls, "__post_init__"):
+            namespace["__post_init__"] = cls.__post_init__
+        twin = dataclasses.make_dataclass(cls.__name__, specs, frozen=True, namespace=namespace)
+        cls.__init__ = twin.__init__  # type: ignore[misc]

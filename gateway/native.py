@@ -15,9 +15,9 @@ venue's (:mod:`connectors.paper.native`, installed by ``connectors.paper``, unde
 
 from __future__ import annotations
 
-from connectors.native import NativeBuild
+from connectors.native import NativeBuild, dataclass_init_when_interpreted
 
-__all__ = ["ORDER_PATH", "NativeBuild"]
+__all__ = ["ORDER_PATH", "NativeBuild", "dataclass_init_when_interpreted"]
 
 
 ORDER_PATH = NativeBuild(
@@ -27,7 +27,7 @@ ORDER_PATH = NativeBuild(
      "gateway.fix.resend", "gateway.fix.tags", "gateway.orders.lifecycle", "gateway.orders.model",
      "gateway.orders.fixmap", "gateway.orders.recorder", "gateway.orders.book",
      "gateway.orders.new", "gateway.orders.venue", "gateway.orders.manager",
-     "gateway.store.rows", "gateway.store.writer", "gateway.store.writes",
+     "gateway.store.records", "gateway.store.rows", "gateway.store.writer", "gateway.store.writes",
      "gateway.risk.checks", "gateway.positions.book", "gateway.positions.balance_book",
      "gateway.server.traffic", "gateway.server.handle", "gateway.orders.ids",
      "gateway.orders.filters", "gateway.orders.tasks", "gateway.marketview",

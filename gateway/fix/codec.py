@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.native import dataclass_init_when_interpreted
+
 SOH = b"\x01"
 _CHECKSUM_MARK = b"\x0110="
 _BEGIN_MARK = b"8=FIX"
@@ -104,6 +106,13 @@ class Frame:
     """One delimited message as it came off the wire."""
 
     data: bytes
+
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, data: bytes) -> None:
+        self.data = data  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(Frame)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.native import dataclass_init_when_interpreted
+
 from .codec import FrameParser, Garbled, GarbledMessage, StreamError, encode
 from .dictionary import APPL_VER_BY_NAME, APPL_VER_IDS, DataDictionary
 from .errors import SessionNotReady as SessionNotReady
@@ -136,14 +138,27 @@ class Send:
     seq: int
     persist: bool = True
     write: bool = True
+    """False for a message produced just before the transport went away: it is stored (and
+    resent on request) but never written to a later connection."""
     ref: str | None = None
     """The application's reference for what this message reports (an ExecID): stored with the
     message in one commit, so "the client was told" is never lost nor recorded twice."""
     attachment: Attachment | None = None
     """Application state to store in the same commit as the message (e.g. the order event the
     report tells of); told when that commit is done."""
-    """False for a message produced just before the transport went away: it is stored (and
-    resent on request) but never written to a later connection."""
+
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, data: bytes, seq: int, persist: bool = True, write: bool = True,
+                 ref: str | None = None, attachment: Attachment | None = None) -> None:
+        self.data = data  # type: ignore[misc]
+        self.seq = seq  # type: ignore[misc]
+        self.persist = persist  # type: ignore[misc]
+        self.write = write  # type: ignore[misc]
+        self.ref = ref  # type: ignore[misc]
+        self.attachment = attachment  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(Send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +190,13 @@ class LoggedOn:
 @dataclass(frozen=True, slots=True)
 class AppMessage:
     message: Message
+
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, message: Message) -> None:
+        self.message = message  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(AppMessage)
 
 
 @dataclass(frozen=True, slots=True)

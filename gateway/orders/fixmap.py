@@ -18,6 +18,7 @@ from typing import Protocol
 from connectors.base import Liquidity, OrderType, RejectReason, Side, TimeInForce
 from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.message import FieldMap, FieldValueError, Message
+from gateway.native import dataclass_init_when_interpreted
 
 from .lifecycle import OrdStatus
 from .model import Order, OrderTerms
@@ -364,10 +365,41 @@ class Execution:
     last_mkt: str | None = None
     """LastMkt (30): the venue of a fill of a parent order (made at one of its children)."""
 
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(
+        self, exec_id: str, exec_type: bytes, last_qty: Decimal | None = None,
+        last_px: Decimal | None = None, liquidity: Liquidity | None = None,
+        commission: Decimal | None = None, commission_currency: str | None = None,
+        text: str | None = None, ord_rej_reason: bytes | None = None,
+        status: OrdStatus | None = None, cl_ord_id: str | None = None,
+        orig_cl_ord_id: str | None = None, mass_status_req_id: str | None = None,
+        tot_num_reports: int | None = None, last_rpt_requested: bool | None = None,
+        last_mkt: str | None = None,
+    ) -> None:
+        self.exec_id = exec_id  # type: ignore[misc]
+        self.exec_type = exec_type  # type: ignore[misc]
+        self.last_qty = last_qty  # type: ignore[misc]
+        self.last_px = last_px  # type: ignore[misc]
+        self.liquidity = liquidity  # type: ignore[misc]
+        self.commission = commission  # type: ignore[misc]
+        self.commission_currency = commission_currency  # type: ignore[misc]
+        self.text = text  # type: ignore[misc]
+        self.ord_rej_reason = ord_rej_reason  # type: ignore[misc]
+        self.status = status  # type: ignore[misc]
+        self.cl_ord_id = cl_ord_id  # type: ignore[misc]
+        self.orig_cl_ord_id = orig_cl_ord_id  # type: ignore[misc]
+        self.mass_status_req_id = mass_status_req_id  # type: ignore[misc]
+        self.tot_num_reports = tot_num_reports  # type: ignore[misc]
+        self.last_rpt_requested = last_rpt_requested  # type: ignore[misc]
+        self.last_mkt = last_mkt  # type: ignore[misc]
+
     def message(
         self, o: Order, transact_ns: int, ts: TimestampFormatter
     ) -> tuple[bytes, list[tuple[int, bytes]]]:
         return b"8", execution_report(o, self, transact_ns, ts)
+
+
+dataclass_init_when_interpreted(Execution)
 
 
 @dataclass(frozen=True, slots=True)

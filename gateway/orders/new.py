@@ -14,6 +14,7 @@ from connectors.base import Connector, Instrument, OrderType, TimeInForce, venue
 from gateway.fix.custom import ICEBERG, SOR
 from gateway.fix.message import FieldMap, FieldValueError, Message
 from gateway.fix.session import Session
+from gateway.native import dataclass_init_when_interpreted
 from gateway.risk.checks import RiskEngine
 from gateway.routing.router import (
     RoutingError,
@@ -47,6 +48,14 @@ class Listing:
     venue: str
     instrument: Instrument
 
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, venue: str, instrument: Instrument) -> None:
+        self.venue = venue  # type: ignore[misc]
+        self.instrument = instrument  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(Listing)
+
 
 INTERNAL = frozenset({ICEBERG, SOR})
 """Strategies the gateway chooses itself (an iceberg: by MaxFloor, 111), never a client's
@@ -63,6 +72,17 @@ class Admission:
     order: Order | None = None
     persisted: asyncio.Future[None] | None = None
     refused: ListOrder | None = None
+
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, order: Order | None = None,
+                 persisted: asyncio.Future[None] | None = None,
+                 refused: ListOrder | None = None) -> None:
+        self.order = order  # type: ignore[misc]
+        self.persisted = persisted  # type: ignore[misc]
+        self.refused = refused  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(Admission)
 
 
 class NewOrders:

@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Literal
 
 from connectors.base import Balance, BalanceUpdate, Connector, VenueError
+from gateway.native import dataclass_init_when_interpreted
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,21 @@ class Held:
     seq: int
     """The book's sequence number at arrival (REST answers and stream updates interleave)."""
 
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, free: Decimal, locked: Decimal, source: Source, ts_ns: int,
+                 seq: int) -> None:
+        self.free = free  # type: ignore[misc]
+        self.locked = locked  # type: ignore[misc]
+        self.source = source  # type: ignore[misc]
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.seq = seq  # type: ignore[misc]
+
     @property
     def total(self) -> Decimal:
         return self.free + self.locked
+
+
+dataclass_init_when_interpreted(Held)
 
 
 class BalanceBook:

@@ -9,6 +9,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, TypeAlias
 
+from gateway.native import dataclass_init_when_interpreted
+
 
 @dataclass(frozen=True)
 class SessionRecord:
@@ -35,6 +37,20 @@ class OrderEvent:
     data: dict[str, Any]
     exec_id: str | None = None
 
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, event_id: int, order_id: str, session_id: str, kind: str, ts_ns: int,
+                 data: dict[str, Any], exec_id: str | None = None) -> None:
+        self.event_id = event_id  # type: ignore[misc]
+        self.order_id = order_id  # type: ignore[misc]
+        self.session_id = session_id  # type: ignore[misc]
+        self.kind = kind  # type: ignore[misc]
+        self.ts_ns = ts_ns  # type: ignore[misc]
+        self.data = data  # type: ignore[misc]
+        self.exec_id = exec_id  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(OrderEvent)
+
 
 @dataclass(frozen=True, slots=True)
 class FillRecord:
@@ -50,6 +66,23 @@ class FillRecord:
     liquidity: str | None
     """"maker" / "taker" (:class:`connectors.base.Liquidity` values), None when unknown."""
     ts_ns: int
+
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, venue: str, trade_id: str, order_id: str, quantity: Decimal, price: Decimal,
+                 fee: Decimal | None, fee_currency: str | None, liquidity: str | None,
+                 ts_ns: int) -> None:
+        self.venue = venue  # type: ignore[misc]
+        self.trade_id = trade_id  # type: ignore[misc]
+        self.order_id = order_id  # type: ignore[misc]
+        self.quantity = quantity  # type: ignore[misc]
+        self.price = price  # type: ignore[misc]
+        self.fee = fee  # type: ignore[misc]
+        self.fee_currency = fee_currency  # type: ignore[misc]
+        self.liquidity = liquidity  # type: ignore[misc]
+        self.ts_ns = ts_ns  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(FillRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +159,19 @@ class OrderAppend:
     copies: tuple[tuple[Any, ...], ...] = ()
     delivered: tuple[tuple[Any, ...], ...] = ()
 
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, events: tuple[tuple[Any, ...], ...], orders: tuple[tuple[Any, ...], ...],
+                 fills: tuple[tuple[Any, ...], ...], copies: tuple[tuple[Any, ...], ...] = (),
+                 delivered: tuple[tuple[Any, ...], ...] = ()) -> None:
+        self.events = events  # type: ignore[misc]
+        self.orders = orders  # type: ignore[misc]
+        self.fills = fills  # type: ignore[misc]
+        self.copies = copies  # type: ignore[misc]
+        self.delivered = delivered  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(OrderAppend)
+
 
 @dataclass(frozen=True, slots=True)
 class CopyRecord:
@@ -156,3 +202,18 @@ class Commit:
     next_target: int | None = None
     reports: tuple[tuple[str, int], ...] = ()
     orders: tuple[OrderAppend, ...] = ()
+
+    # (written, to be compiled: gateway.native.dataclass_init_when_interpreted)
+    def __init__(self, session_id: str, sent: tuple[tuple[int, bytes], ...] = (),
+                 next_sender: int | None = None, next_target: int | None = None,
+                 reports: tuple[tuple[str, int], ...] = (),
+                 orders: tuple[OrderAppend, ...] = ()) -> None:
+        self.session_id = session_id  # type: ignore[misc]
+        self.sent = sent  # type: ignore[misc]
+        self.next_sender = next_sender  # type: ignore[misc]
+        self.next_target = next_target  # type: ignore[misc]
+        self.reports = reports  # type: ignore[misc]
+        self.orders = orders  # type: ignore[misc]
+
+
+dataclass_init_when_interpreted(Commit)

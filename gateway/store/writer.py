@@ -139,6 +139,11 @@ class Waiter:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
+    # (written, to be compiled: dataclasses' own __init__ would run interpreted)
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.future = future
+
 
 class Request(Protocol):
     """What the writer runs. ``waiter`` is None for a request nobody waits for: it is kept

@@ -9,12 +9,16 @@ Skipped where the compiled modules are not built (``scripts/build_native.py``, r
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import pytest
@@ -130,3 +134,51 @@ def test_the_venue_imported_before_the_gateway_does_not_run_a_stale_build(
     doc, stderr = _venue_first(tmp_path, pure=False)
     assert set(doc["compiled"].values()) == {False}, doc
     assert "the paper venue: the compiled modules are older than their source" in stderr, stderr
+
+
+
+def _written_inits() -> list[tuple[type, ast.FunctionDef]]:
+    """The compiled dataclasses of the order path that write their own ``__init__``
+    (gateway.native.dataclass_init_when_interpreted: compiled, it is not a Python function),
+    each with that ``__init__`` as its source declares it."""
+    found = []
+    for name in ORDER_PATH.modules:
+        module = importlib.import_module(name)
+        tree = ast.parse(ORDER_PATH.source(name).read_text())
+        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        for value in vars(module).values():
+            if (isinstance(value, type) and value.__module__ == name
+                    and dataclasses.is_dataclass(value)
+                    and not isinstance(value.__dict__.get("__init__"), FunctionType)):
+                init = next(n for n in classes[value.__name__].body
+                            if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+                found.append((value, init))
+    return found
+
+
+def test_a_written_init_sets_every_field_as_the_generated_one_would() -> None:
+    """Each written ``__init__`` takes the dataclass's fields, in their order, and sets each,
+    with the dataclass's defaults (one left out, misordered or defaulted otherwise would pass
+    as Python, where the generated ``__init__`` is used, and fail compiled)."""
+    if ORDER_PATH.asked_pure:
+        pytest.skip("FIXGW_PURE=1: the generated __init__ is in use")
+    written = _written_inits()
+    names = {cls.__name__ for cls, _ in written}
+    assert {"Execution", "Send", "OrderEvent", "Commit", "FillRecord", "Held"} <= names, names
+    for cls, init in written:
+        fields = [f for f in dataclasses.fields(cls) if f.init]
+        args = init.args.args[1:]
+        assert [a.arg for a in args] == [f.name for f in fields], cls
+        defaults = dict(zip([a.arg for a in args[len(args) - len(init.args.defaults):]],
+                            init.args.defaults, strict=True))
+        for f in fields:
+            if f.name in defaults:
+                assert ast.literal_eval(defaults[f.name]) == f.default, (cls, f.name)
+            else:
+                assert f.default is dataclasses.MISSING, (cls, f.name)
+                assert f.default_factory is dataclasses.MISSING, (cls, f.name)
+        sets = {(t.targets[0].attr, t.value.id) for t in init.body  # self.<field> = <param>
+                if isinstance(t, ast.Assign) and isinstance(t.targets[0], ast.Attribute)
+                and isinstance(t.value, ast.Name)}
+        assert sets == {(f.name, f.name) for f in fields}, cls
+        assert len(init.body) == len(fields), cls
