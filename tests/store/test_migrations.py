@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
+import sqlite3
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from sqlalchemy import Engine, func, inspect, select, text
 
 from gateway.orders.model import OrderEvent
 from gateway.store import migrate
-from gateway.store.db import make_engine
+from gateway.store.db import SQLITE_PAGE_SIZE, make_engine
 from gateway.store.records import SessionRecord
 from gateway.store.schema import kill_switches, messages, metadata, sessions
 from gateway.store.store import SessionStore
@@ -62,6 +64,27 @@ def test_sqlite_connections_use_wal(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert pragmas == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 5000}
+
+
+def test_a_new_sqlite_store_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """New stores are made with 2 KiB pages (gateway.store.db.SQLITE_PAGE_SIZE: fewer bytes a
+    commit); a store made before, with SQLite's default 4 KiB, is opened as it is and works."""
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old)) as made_before:
+        made_before.execute("PRAGMA page_size = 4096")
+        made_before.execute("PRAGMA journal_mode = WAL")
+        made_before.execute("CREATE TABLE t (x)")
+    for name, want in (("new.db", SQLITE_PAGE_SIZE), ("old.db", 4096)):
+        url = f"sqlite:///{tmp_path / name}"
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA page_size").scalar() == want, name
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal", name
+                assert conn.exec_driver_sql("SELECT count(*) FROM orders").scalar() == 0, name
+        finally:
+            engine.dispose()
 
 
 def test_migration_files_are_shipped_as_package_data() -> None:
