@@ -77,7 +77,11 @@ class VenueStatus(IdentityEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (VenueStatus.PENDING, VenueStatus.NEW, VenueStatus.PARTIALLY_FILLED)
+        return self in _OPEN_STATUSES
+
+
+_OPEN_STATUSES = frozenset((VenueStatus.PENDING, VenueStatus.NEW, VenueStatus.PARTIALLY_FILLED))
+"""(a module constant: an Enum class's members read through its metaclass are slow)"""
 
 
 class InstrumentKind(IdentityEnum):

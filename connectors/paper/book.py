@@ -16,9 +16,13 @@ from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from connectors.base import Side
+
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_BUY: Final = Side.BUY
 
 O = TypeVar("O")  # noqa: E741 - the owner type of book entries
 
@@ -89,11 +93,11 @@ class OrderBook(Generic[O]):
 
     def best(self, side: Side) -> Decimal | None:
         """Best price on ``side`` of the book (BUY: best bid)."""
-        return self.best_bid() if side is Side.BUY else self.best_ask()
+        return self.best_bid() if side is _BUY else self.best_ask()
 
     def levels(self, side: Side) -> list[tuple[Decimal, Decimal]]:
         """``(price, total quantity)`` per level, best first."""
-        if side is Side.BUY:
+        if side is _BUY:
             return [
                 (p, sum((o.remaining for o in self._bids[p]), ZERO))
                 for p in reversed(self._bid_prices)
@@ -102,7 +106,7 @@ class OrderBook(Generic[O]):
 
     def queue(self, side: Side, price: Decimal) -> list[BookOrder[O]]:
         """The orders resting at one level, in priority order."""
-        book = self._bids if side is Side.BUY else self._asks
+        book = self._bids if side is _BUY else self._asks
         return list(book.get(price, ()))
 
     def orders(self) -> Iterator[BookOrder[O]]:
@@ -113,7 +117,7 @@ class OrderBook(Generic[O]):
 
     def crosses(self, side: Side, limit: Decimal | None) -> bool:
         """Would an order on ``side`` with this limit (None: market) take liquidity now?"""
-        if side is Side.BUY:
+        if side is _BUY:
             ask = self.best_ask()
             return ask is not None and (limit is None or ask <= limit)
         bid = self.best_bid()
@@ -122,7 +126,7 @@ class OrderBook(Generic[O]):
     def fillable(self, side: Side, quantity: Decimal, limit: Decimal | None) -> bool:
         """Is there at least ``quantity`` on the other side within ``limit`` (FOK)?"""
         need = quantity
-        if side is Side.BUY:
+        if side is _BUY:
             for p in self._ask_prices:
                 if limit is not None and p > limit:
                     return False
@@ -144,7 +148,7 @@ class OrderBook(Generic[O]):
 
     def rest(self, order: BookOrder[O]) -> None:
         """Append ``order`` to the back of its price level."""
-        if order.side is Side.BUY:
+        if order.side is _BUY:
             book, prices = self._bids, self._bid_prices
         else:
             book, prices = self._asks, self._ask_prices
@@ -159,7 +163,7 @@ class OrderBook(Generic[O]):
         """Take ``order`` out of the book; False when it was not resting."""
         if not order.live:
             return False
-        if order.side is Side.BUY:
+        if order.side is _BUY:
             book, prices = self._bids, self._bid_prices
         else:
             book, prices = self._asks, self._ask_prices
@@ -172,7 +176,7 @@ class OrderBook(Generic[O]):
         return True
 
     def is_last_in_level(self, order: BookOrder[O]) -> bool:
-        book = self._bids if order.side is Side.BUY else self._asks
+        book = self._bids if order.side is _BUY else self._asks
         level = book.get(order.price)
         return bool(level) and level is not None and level[-1] is order
 
@@ -187,11 +191,11 @@ class OrderBook(Generic[O]):
         level, at the resting order's price, until it is filled or ``limit`` stops it.
         ``taker`` is not rested; that is the caller's decision."""
         result: MatchResult[O] = MatchResult()
-        if taker.side is Side.BUY:
+        if taker.side is _BUY:
             book, prices, index = self._asks, self._ask_prices, 0
         else:
             book, prices, index = self._bids, self._bid_prices, -1
-        buying = taker.side is Side.BUY
+        buying = taker.side is _BUY
         while taker.remaining > 0 and prices:
             price = prices[index]
             if limit is not None and (price > limit if buying else price < limit):
@@ -246,7 +250,7 @@ class StopBook(Generic[O]):
 
     def add(self, side: Side, stop_price: Decimal, owner: O) -> None:
         self._seq += 1
-        if side is Side.BUY:
+        if side is _BUY:
             heapq.heappush(self._buys, (stop_price, self._seq, owner))
         else:
             heapq.heappush(self._sells, (-stop_price, self._seq, owner))

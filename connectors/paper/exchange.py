@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from operator import attrgetter
+from typing import Final
 
 from connectors.base import (
     AmendRequest,
@@ -65,6 +66,39 @@ from connectors.paper.book import BookOrder, OrderBook, StopBook
 from connectors.paper.config import PaperConfig
 from connectors.paper.market import SyntheticMarket, round_up_to_tick
 
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_PERPETUAL: Final = InstrumentKind.PERPETUAL
+_MAKER: Final = Liquidity.MAKER
+_TAKER: Final = Liquidity.TAKER
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
+_STOP: Final = OrderType.STOP
+_STOP_LIMIT: Final = OrderType.STOP_LIMIT
+_DUPLICATE_ORDER: Final = RejectReason.DUPLICATE_ORDER
+_INSUFFICIENT_BALANCE: Final = RejectReason.INSUFFICIENT_BALANCE
+_LOT_FILTER: Final = RejectReason.LOT_FILTER
+_MIN_NOTIONAL: Final = RejectReason.MIN_NOTIONAL
+_OTHER: Final = RejectReason.OTHER
+_POST_ONLY_WOULD_TAKE: Final = RejectReason.POST_ONLY_WOULD_TAKE
+_PRICE_FILTER: Final = RejectReason.PRICE_FILTER
+_TOO_LATE: Final = RejectReason.TOO_LATE
+_UNKNOWN_ORDER: Final = RejectReason.UNKNOWN_ORDER
+_UNKNOWN_SYMBOL: Final = RejectReason.UNKNOWN_SYMBOL
+_UNSUPPORTED: Final = RejectReason.UNSUPPORTED
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_DAY: Final = TimeInForce.DAY
+_FOK: Final = TimeInForce.FOK
+_GTD: Final = TimeInForce.GTD
+_IOC: Final = TimeInForce.IOC
+_CANCELED: Final = VenueStatus.CANCELED
+_EXPIRED: Final = VenueStatus.EXPIRED
+_FILLED: Final = VenueStatus.FILLED
+_NEW: Final = VenueStatus.NEW
+_PARTIALLY_FILLED: Final = VenueStatus.PARTIALLY_FILLED
+_PENDING: Final = VenueStatus.PENDING
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 DAY_NS = 86_400 * 1_000_000_000
@@ -72,7 +106,7 @@ CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]+$")
 PRINTS_KEPT = 100_000
 """Public trades kept until drained (the oldest go beyond: nobody may be reading them)."""
 
-_MARKET_LIKE = (OrderType.MARKET, OrderType.STOP)
+_MARKET_LIKE = (_MARKET, _STOP)
 
 
 @dataclass(slots=True, eq=False)
@@ -166,7 +200,7 @@ def _on_grid(value: Decimal, step: Decimal) -> bool:
 
 
 def _is_pending(order: PaperOrder) -> bool:
-    return order.status is VenueStatus.PENDING
+    return order.status is _PENDING
 
 
 def _reject(reason: RejectReason, text: str) -> VenueRejected:
@@ -209,7 +243,7 @@ class PaperExchange:
         """Perpetual losses and fees the account could not pay (no liquidation engine)."""
         for mc in config.markets:
             inst = mc.instrument
-            perp = inst.kind is InstrumentKind.PERPETUAL
+            perp = inst.kind is _PERPETUAL
             for asset in (inst.base, inst.quote) if not perp else (inst.settle or inst.quote,):
                 self._assets.setdefault(asset, _Asset(ZERO))
             if perp:
@@ -292,61 +326,61 @@ class PaperExchange:
         self._now = now_ns
         mk = self._markets.get(req.symbol)
         if mk is None:
-            raise _reject(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {req.symbol!r}")
+            raise _reject(_UNKNOWN_SYMBOL, f"unknown symbol {req.symbol!r}")
         inst = mk.instrument
         cid = req.client_order_id
         self._check_client_order_id(cid)
         if cid in self._orders:  # first: a retry of an accepted order must learn it exists
-            raise _reject(RejectReason.DUPLICATE_ORDER, f"client order id {cid!r} already used")
+            raise _reject(_DUPLICATE_ORDER, f"client order id {cid!r} already used")
         otype, side, qty = req.type, req.side, req.quantity
         self._check_quantity(inst, qty)
-        if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        if otype in (_LIMIT, _STOP_LIMIT):
             self._check_price(inst, req.price, "price")
-        if otype in (OrderType.STOP, OrderType.STOP_LIMIT):
+        if otype in (_STOP, _STOP_LIMIT):
             self._check_price(inst, req.stop_price, "stop price")
         tif = req.time_in_force
         if req.post_only and (
-            otype is not OrderType.LIMIT or tif in (TimeInForce.IOC, TimeInForce.FOK)
+            otype is not _LIMIT or tif in (_IOC, _FOK)
         ):
-            raise _reject(RejectReason.UNSUPPORTED, "post-only needs a GTC, DAY or GTD limit order")
+            raise _reject(_UNSUPPORTED, "post-only needs a GTC, DAY or GTD limit order")
         if req.reduce_only and not mk.perp:
-            raise _reject(RejectReason.UNSUPPORTED, "reduce-only is for perpetuals")
+            raise _reject(_UNSUPPORTED, "reduce-only is for perpetuals")
         expire_ns: int | None = None
-        if tif is TimeInForce.GTD:
+        if tif is _GTD:
             if req.expire_time_ns is None or req.expire_time_ns <= now_ns:
-                raise _reject(RejectReason.OTHER, "GTD needs an expire time in the future")
+                raise _reject(_OTHER, "GTD needs an expire time in the future")
             expire_ns = req.expire_time_ns
-        elif tif is TimeInForce.DAY:
+        elif tif is _DAY:
             expire_ns = (now_ns // DAY_NS + 1) * DAY_NS  # the next UTC midnight
 
         book = mk.book
-        if otype is OrderType.MARKET:
-            best = book.best_ask() if side is Side.BUY else book.best_bid()
+        if otype is _MARKET:
+            best = book.best_ask() if side is _BUY else book.best_bid()
             if best is None:
-                raise _reject(RejectReason.OTHER, "no liquidity for a market order")
+                raise _reject(_OTHER, "no liquidity for a market order")
             ref, limit = best, self._protection(inst, side, best)
-        elif otype is OrderType.STOP:
+        elif otype is _STOP:
             assert req.stop_price is not None
             ref, limit = req.stop_price, self._protection(inst, side, req.stop_price)
         else:
             assert req.price is not None
             ref = limit = req.price
         if qty * ref < inst.min_notional:
-            raise _reject(RejectReason.MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
+            raise _reject(_MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
         if req.post_only and book.crosses(side, limit):
-            raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+            raise _reject(_POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
         if req.reduce_only and self._reducible(inst.symbol, side) <= 0:
-            raise _reject(RejectReason.OTHER, "reduce-only order would not reduce the position")
+            raise _reject(_OTHER, "reduce-only order would not reduce the position")
 
         asset, per_unit = self._lock_terms(mk, side, req.reduce_only, limit, ref)
         need = qty * per_unit
         free = self._lock(asset, need)
         if free is not None:
-            raise _reject(RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {asset}, {free} free")
+            raise _reject(_INSUFFICIENT_BALANCE, f"needs {need} {asset}, {free} free")
 
         self._order_seq += 1
         seq = self._order_seq
-        stop = otype in (OrderType.STOP, OrderType.STOP_LIMIT)
+        stop = otype in (_STOP, _STOP_LIMIT)
         order = PaperOrder(
             seq=seq,
             venue_order_id=f"P{seq}",
@@ -356,12 +390,12 @@ class PaperExchange:
             type=otype,
             time_in_force=tif,
             quantity=qty,
-            price=req.price if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+            price=req.price if otype in (_LIMIT, _STOP_LIMIT) else None,
             stop_price=req.stop_price if stop else None,
             limit=limit,
             post_only=req.post_only,
             reduce_only=req.reduce_only,
-            status=VenueStatus.PENDING if stop else VenueStatus.NEW,
+            status=_PENDING if stop else _NEW,
             lock_asset=asset,
             lock_per_unit=per_unit,
             locked=need if asset is not None else ZERO,
@@ -387,30 +421,30 @@ class PaperExchange:
 
     def _check_client_order_id(self, cid: str) -> None:
         if len(cid) > self.rules.max_length or not self._cid_re.match(cid):
-            raise _reject(RejectReason.OTHER, f"client order id {cid!r} breaks {self.rules}")
+            raise _reject(_OTHER, f"client order id {cid!r} breaks {self.rules}")
 
     @staticmethod
     def _check_quantity(inst: Instrument, qty: Decimal) -> None:
         if not qty.is_finite() or qty <= 0 or not _on_grid(qty, inst.lot_size):
             raise _reject(
-                RejectReason.LOT_FILTER, f"quantity {qty} is not a multiple of {inst.lot_size}"
+                _LOT_FILTER, f"quantity {qty} is not a multiple of {inst.lot_size}"
             )
         if qty < inst.min_qty or (inst.max_qty is not None and qty > inst.max_qty):
             raise _reject(
-                RejectReason.LOT_FILTER, f"quantity {qty} outside [{inst.min_qty}, {inst.max_qty}]"
+                _LOT_FILTER, f"quantity {qty} outside [{inst.min_qty}, {inst.max_qty}]"
             )
 
     @staticmethod
     def _check_price(inst: Instrument, price: Decimal | None, what: str) -> None:
         if price is None:
-            raise _reject(RejectReason.PRICE_FILTER, f"{what} required")
+            raise _reject(_PRICE_FILTER, f"{what} required")
         if not price.is_finite() or price <= 0 or not _on_grid(price, inst.tick_size):
             raise _reject(
-                RejectReason.PRICE_FILTER, f"{what} {price} is not a multiple of {inst.tick_size}"
+                _PRICE_FILTER, f"{what} {price} is not a multiple of {inst.tick_size}"
             )
 
     def _protection(self, inst: Instrument, side: Side, ref: Decimal) -> Decimal:
-        if side is Side.BUY:
+        if side is _BUY:
             return round_up_to_tick(ref * self._protect_up, inst.tick_size)
         return max(round_up_to_tick(ref * self._protect_down, inst.tick_size), inst.tick_size)
 
@@ -422,9 +456,9 @@ class PaperExchange:
         if mk.perp:
             if reduce_only:
                 return None, ZERO
-            price = limit if side is Side.BUY else ref
+            price = limit if side is _BUY else ref
             return inst.settle or inst.quote, price * (self._margin_rate + self._fee_reserve)
-        if side is Side.BUY:  # the fee comes out of the base asset received
+        if side is _BUY:  # the fee comes out of the base asset received
             return inst.quote, limit
         return inst.base, ONE
 
@@ -443,7 +477,7 @@ class PaperExchange:
     def _reducible(self, symbol: str, side: Side) -> Decimal:
         """How much an order on ``side`` can reduce the position of ``symbol``."""
         pos = self._positions[symbol].quantity
-        if side is Side.SELL:
+        if side is _SELL:
             return pos if pos > 0 else ZERO
         return -pos if pos < 0 else ZERO
 
@@ -461,7 +495,7 @@ class PaperExchange:
         order.entry = entry
         book = mk.book
         tif = order.time_in_force
-        if tif is TimeInForce.FOK and not book.fillable(order.side, entry.remaining, order.limit):
+        if tif is _FOK and not book.fillable(order.side, entry.remaining, order.limit):
             self._cancel(order, "fok: cannot be filled completely")
             return
         if order.reduce_only and self._reducible(order.symbol, order.side) <= 0:
@@ -475,7 +509,7 @@ class PaperExchange:
             self._cancel(order, "reduce-only: no position to reduce")
         elif order.type in _MARKET_LIKE:
             self._cancel(order, "market: no more liquidity within the protection band")
-        elif tif in (TimeInForce.IOC, TimeInForce.FOK):
+        elif tif in (_IOC, _FOK):
             self._cancel(order, "ioc: not filled immediately")
         else:
             book.rest(entry)
@@ -499,9 +533,9 @@ class PaperExchange:
         if mine is None:
             self._taken.append(resting)
         else:
-            self._fill(mine, qty, price, Liquidity.MAKER)
+            self._fill(mine, qty, price, _MAKER)
         if taker.owner is not None:
-            self._fill(taker.owner, qty, price, Liquidity.TAKER)
+            self._fill(taker.owner, qty, price, _TAKER)
         if mine is None and taker.owner is None:
             self._market_trades += 1
             trade_id = f"M{self._market_trades}"
@@ -514,19 +548,19 @@ class PaperExchange:
         mk = self._cur
         inst = mk.instrument
         notional = qty * price
-        rate = self._maker_fee if liquidity is Liquidity.MAKER else self._taker_fee
+        rate = self._maker_fee if liquidity is _MAKER else self._taker_fee
         fee = notional * rate
         order.filled += qty
         order.notional += notional
         done = order.filled == order.quantity
-        order.status = VenueStatus.FILLED if done else VenueStatus.PARTIALLY_FILLED
+        order.status = _FILLED if done else _PARTIALLY_FILLED
         order.updated_ns = self._now
         if mk.perp:
             self._settle_perp(mk, order, qty, price, fee)
             fee_asset = inst.settle or inst.quote
         else:  # the fee is taken from the asset received: base on a buy, quote on a sell
             quote = self._assets[inst.quote]
-            if order.side is Side.BUY:
+            if order.side is _BUY:
                 fee, fee_asset = qty * rate, inst.base
                 release = qty * order.lock_per_unit
                 order.locked -= release
@@ -568,7 +602,7 @@ class PaperExchange:
             order.locked -= release
             acct.locked -= release
             acct.free += release
-        buy = order.side is Side.BUY
+        buy = order.side is _BUY
         closing = ZERO
         if pos.quantity and (pos.quantity > 0) != buy:
             assert pos.entry is not None
@@ -614,9 +648,9 @@ class PaperExchange:
                 self._drop(mk.market.replenish(mk.book, taken, self._on_fill, cap))
             triggered = mk.stops.triggered(mk.last, _is_pending)
             for order in triggered:
-                order.status = VenueStatus.NEW
+                order.status = _NEW
                 order.updated_ns = self._now
-                if order.type is OrderType.STOP and not self._arm_stop_market(mk, order):
+                if order.type is _STOP and not self._arm_stop_market(mk, order):
                     continue
                 self._execute(mk, order)
             if not triggered and not self._taken:
@@ -625,7 +659,7 @@ class PaperExchange:
             self._perp_filled = False
             for order in sorted(mk.reduce_only, key=lambda o: o.seq):
                 if (
-                    order.status is not VenueStatus.PENDING
+                    order.status is not _PENDING
                     and self._reducible(order.symbol, order.side) <= 0
                 ):
                     self._cancel(order, "reduce-only: no position to reduce")
@@ -633,7 +667,7 @@ class PaperExchange:
     def _arm_stop_market(self, mk: _Market, order: PaperOrder) -> bool:
         """A triggered stop becomes a market order: protection band and lock from the best
         price now (not the stop price); False when it cannot (then it is cancelled)."""
-        best = mk.book.best_ask() if order.side is Side.BUY else mk.book.best_bid()
+        best = mk.book.best_ask() if order.side is _BUY else mk.book.best_bid()
         if best is None:
             self._cancel(order, "stop triggered: no liquidity")
             return False
@@ -689,7 +723,7 @@ class PaperExchange:
         self._close(order)
 
     def _cancel(self, order: PaperOrder, reason: str) -> None:
-        self._end(order, VenueStatus.CANCELED)
+        self._end(order, _CANCELED)
         self._events.append(
             OrderCanceled(order.client_order_id, order.venue_order_id, self._now, reason,
                           filled_quantity=order.filled)
@@ -698,10 +732,10 @@ class PaperExchange:
     def _open_order(self, symbol: str, client_order_id: str) -> PaperOrder:
         order = self._orders.get(client_order_id)
         if order is None or order.symbol != symbol:
-            raise _reject(RejectReason.UNKNOWN_ORDER, f"no order {client_order_id!r} on {symbol}")
+            raise _reject(_UNKNOWN_ORDER, f"no order {client_order_id!r} on {symbol}")
         if not order.status.is_open:
             raise _reject(
-                RejectReason.TOO_LATE, f"order {client_order_id!r} is {order.status.value}"
+                _TOO_LATE, f"order {client_order_id!r} is {order.status.value}"
             )
         return order
 
@@ -712,7 +746,7 @@ class PaperExchange:
     def cancel_all(self, symbol: str | None, now_ns: int) -> int:
         self._now = now_ns
         if symbol is not None and symbol not in self._markets:
-            raise _reject(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+            raise _reject(_UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
         doomed = [o for o in self._open.values() if symbol is None or o.symbol == symbol]
         for order in doomed:
             self._cancel(order, "cancel_all")
@@ -732,11 +766,11 @@ class PaperExchange:
         if req.quantity is not None:
             self._check_quantity(inst, qty)
         if qty <= order.filled:
-            raise _reject(RejectReason.OTHER, f"quantity {qty} not above the filled {order.filled}")
+            raise _reject(_OTHER, f"quantity {qty} not above the filled {order.filled}")
         price = order.price
         if req.price is not None:
             if order.type in _MARKET_LIKE:
-                raise _reject(RejectReason.UNSUPPORTED, f"a {order.type.value} order has no price")
+                raise _reject(_UNSUPPORTED, f"a {order.type.value} order has no price")
             self._check_price(inst, req.price, "price")
             price = req.price
         new_cid = req.new_client_order_id
@@ -744,23 +778,23 @@ class PaperExchange:
             self._check_client_order_id(new_cid)
             if new_cid in self._orders:
                 raise _reject(
-                    RejectReason.DUPLICATE_ORDER, f"client order id {new_cid!r} already used"
+                    _DUPLICATE_ORDER, f"client order id {new_cid!r} already used"
                 )
         limit = price if price is not None else order.limit
         ref = price if price is not None else (order.stop_price or order.limit)
         if qty * ref < inst.min_notional:
-            raise _reject(RejectReason.MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
+            raise _reject(_MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
         repriced = price != order.price
-        waiting = order.status is VenueStatus.PENDING
+        waiting = order.status is _PENDING
         if order.post_only and repriced and not waiting and mk.book.crosses(order.side, limit):
-            raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+            raise _reject(_POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
         asset, per_unit = self._lock_terms(mk, order.side, order.reduce_only, limit, ref)
         locked = (qty - order.filled) * per_unit
         delta = locked - order.locked
         free = self._lock(asset, delta)
         if free is not None:
             raise _reject(
-                RejectReason.INSUFFICIENT_BALANCE, f"needs {delta} more {asset}, {free} free"
+                _INSUFFICIENT_BALANCE, f"needs {delta} more {asset}, {free} free"
             )
         loses_place = repriced or qty > order.quantity
         old_cid = order.client_order_id
@@ -796,9 +830,9 @@ class PaperExchange:
         at their price as makers. Returns (quantity traded, of which the account's orders)."""
         mk = self._markets.get(symbol)
         if mk is None:
-            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+            raise VenueRejected(_UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
         if not quantity.is_finite() or quantity <= 0:
-            raise VenueRejected(RejectReason.LOT_FILTER, f"quantity {quantity} must be positive")
+            raise VenueRejected(_LOT_FILTER, f"quantity {quantity} must be positive")
         self._now = now_ns
         return self._take(mk, side, quantity, price)
 
@@ -807,7 +841,7 @@ class PaperExchange:
         """An outside taker (:meth:`trade_against`) at ``mk``, at ``self._now``."""
         book = mk.book
         if price is None:
-            best = book.best_bid() if side is Side.SELL else book.best_ask()
+            best = book.best_bid() if side is _SELL else book.best_ask()
             if best is None:
                 return Decimal(0), Decimal(0)
             price = self._protection(mk.instrument, side, best)
@@ -833,7 +867,7 @@ class PaperExchange:
         while expiries and expiries[0][0] <= now_ns:
             _, _, order = heapq.heappop(expiries)
             if order.status.is_open:
-                self._end(order, VenueStatus.EXPIRED)
+                self._end(order, _EXPIRED)
                 self._events.append(
                     OrderExpired(order.client_order_id, order.venue_order_id, now_ns,
                                  filled_quantity=order.filled)

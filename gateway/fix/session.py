@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from gateway.native import dataclass_init_when_interpreted
 
@@ -45,6 +45,25 @@ from .tags import (
     VALUE_INCORRECT,
 )
 from .validation import SessionReject, ValidationSettings, parse_message, validate
+
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_ACCEPTOR: Final = Role.ACCEPTOR
+_INITIATOR: Final = Role.INITIATOR
+_AUTHENTICATING: Final = State.AUTHENTICATING
+_AWAITING_LOGON: Final = State.AWAITING_LOGON
+_DISCONNECTED: Final = State.DISCONNECTED
+_STATE_LOGGED_ON: Final = State.LOGGED_ON
+_STATE_LOGON_SENT: Final = State.LOGON_SENT
+_STATE_LOGOUT_SENT: Final = State.LOGOUT_SENT
+_CLOSED: Final = Step.CLOSED
+_CONNECTED: Final = Step.CONNECTED
+_STEP_LOGGED_ON: Final = Step.LOGGED_ON
+_LOGON_CHECKED: Final = Step.LOGON_CHECKED
+_LOGON_HELD: Final = Step.LOGON_HELD
+_STEP_LOGON_SENT: Final = Step.LOGON_SENT
+_STEP_LOGOUT_SENT: Final = Step.LOGOUT_SENT
+
 
 # --------------------------------------------------------------------------------------------
 # identities and settings
@@ -279,7 +298,7 @@ class Session:
         """How the last connection ended: "counterparty" (it sent Logout), "local" (we did and
         it answered) or "disconnect" (the transport went away without the handshake)."""
         """The counterparty's Logon of the current connection (its options, e.g. 8013)."""
-        self.state = State.DISCONNECTED
+        self.state = _DISCONNECTED
         """Set by :meth:`_step` alone, through the table of :mod:`gateway.fix.states`."""
         self._reset_connection(0.0)
 
@@ -318,7 +337,7 @@ class Session:
         self.logout_initiator = "disconnect"
         self.logout_text = None
         self._parser = None
-        self._step(Step.CONNECTED)
+        self._step(_CONNECTED)
 
     def logon(
         self, now: float, *, reset: bool = False, body: Iterable[tuple[int, bytes]] = ()
@@ -326,7 +345,7 @@ class Session:
         """Initiator: send our Logon (HeartBtInt from the settings; ResetSeqNumFlag when
         ``reset`` or ``reset_on_logon``; ``body``: more fields, e.g. Username and Password)
         and wait ``logon_timeout`` for the answer."""
-        if self.role is not Role.INITIATOR:
+        if self.role is not _INITIATOR:
             raise SessionNotReady(f"{self.sid} is an acceptor: it answers a Logon")
         reset = reset or self.settings.reset_on_logon
         if reset:
@@ -344,7 +363,7 @@ class Session:
         self._sent_reset = reset
         self._connected_at = now
         self._emit(LOGON, fields, now)
-        self._step(Step.LOGON_SENT)
+        self._step(_STEP_LOGON_SENT)
         self._note("Initiated logon request")
 
     def connection_lost(self, now: float) -> None:
@@ -355,7 +374,7 @@ class Session:
             if not isinstance(a, Resend | Close)
         ]
         was_logged_on = self.received_logon
-        self._step(Step.CLOSED)
+        self._step(_CLOSED)
         self._reset_connection(now)
         if self.settings.reset_on_disconnect:
             self._reset_seq()
@@ -370,7 +389,7 @@ class Session:
 
     @property
     def is_logged_on(self) -> bool:
-        return self.received_logon and self.state in (State.LOGGED_ON, State.LOGOUT_SENT)
+        return self.received_logon and self.state in (_STATE_LOGGED_ON, _STATE_LOGOUT_SENT)
 
     # ---------------------------------------------------------------------------------------
     # outputs
@@ -387,11 +406,11 @@ class Session:
         self._events.append(Note(text))
 
     def _close(self, reason: str) -> None:
-        if self.state is not State.DISCONNECTED:
+        if self.state is not _DISCONNECTED:
             self._note(f"Disconnecting: {reason}")
             self._actions.append(Close(reason))
             was_logged_on = self.received_logon
-            self._step(Step.CLOSED)
+            self._step(_CLOSED)
             if was_logged_on:
                 self._events.append(LoggedOut(reason))
 
@@ -414,21 +433,21 @@ class Session:
 
     def receive_garbled(self, reason: str, now: float) -> None:
         self._note(f"Garbled message ignored: {reason}")
-        if self.state is State.AWAITING_LOGON:
+        if self.state is _AWAITING_LOGON:
             self._close("first message is garbled")
 
     def receive_frame(self, data: bytes, now: float) -> None:
         """One framed message off the wire."""
-        if self.state is State.DISCONNECTED:
+        if self.state is _DISCONNECTED:
             return
-        if self.state is State.AUTHENTICATING:
+        if self.state is _AUTHENTICATING:
             self._held.append(data)
             return
         try:
             msg = self._parse(data)
         except GarbledMessage as exc:
             self._note(f"Invalid message ignored: {exc}")
-            if self.state is State.AWAITING_LOGON:
+            if self.state is _AWAITING_LOGON:
                 self._close(f"first message is not a valid FIX message: {exc}")
             return
         self._next(msg, now, queued=False)
@@ -465,7 +484,7 @@ class Session:
                 raise _WrongVersion
             allowed = next_state(self.state, msg_type)
             if allowed is None:
-                if self.state is State.AWAITING_LOGON:
+                if self.state is _AWAITING_LOGON:
                     self._close("first message is not a Logon")
                 else:
                     self._close(f"MsgType {msg_type!r} not allowed in state {self.state.value}")
@@ -526,7 +545,7 @@ class Session:
         except _WrongVersion:
             if msg_type == LOGOUT:
                 self._on_logout(msg, now)
-            elif self.state is State.AWAITING_LOGON:
+            elif self.state is _AWAITING_LOGON:
                 self._close("Incorrect BeginString")
             else:
                 self._logout(now, "Incorrect BeginString")
@@ -535,7 +554,7 @@ class Session:
             self._next_queued(now)
 
     def _next_queued(self, now: float) -> None:
-        while self.state is not State.DISCONNECTED and self.next_target in self._queue:
+        while self.state is not _DISCONNECTED and self.next_target in self._queue:
             msg = self._queue.pop(self.next_target)
             self._note(f"Processing QUEUED message: {self.next_target}")
             if msg.msg_type in (LOGON, RESEND_REQUEST):
@@ -556,7 +575,7 @@ class Session:
             return not self.received_logon
         if self.received_logon:
             return True
-        if msg_type == LOGOUT and self.state is State.LOGON_SENT:
+        if msg_type == LOGOUT and self.state is _STATE_LOGON_SENT:
             return True
         return msg_type in (SEQUENCE_RESET, REJECT) or self.sent_logout
 
@@ -584,12 +603,12 @@ class Session:
         latency = abs(now * NS - sending_ns)
         if self.settings.check_latency and latency > self.settings.max_latency * NS:
             self._reject(msg, SENDING_TIME_ACCURACY, now)
-            if self.state is not State.DISCONNECTED:
+            if self.state is not _DISCONNECTED:
                 self._logout(now)
             return False
         if h.get(49) != self._target or h.get(56) != self._sender:
             self._reject(msg, COMPID_PROBLEM, now)
-            if self.state is not State.DISCONNECTED:
+            if self.state is not _DISCONNECTED:
                 self._logout(now)
             return False
         seq = int(seq_raw) if seq_raw is not None and seq_raw.isdigit() else 0
@@ -648,14 +667,14 @@ class Session:
     # administrative messages
 
     def _on_logon(self, msg: Message, now: float) -> None:
-        if (self.role is Role.INITIATOR and self.state is State.AWAITING_LOGON
+        if (self.role is _INITIATOR and self.state is _AWAITING_LOGON
                 and msg.get(141) != b"Y"):
             # (a Logon with ResetSeqNumFlag=Y is a request, answered as an acceptor would)
             self._close("Received logon response before sending request")
             return
-        if (self.state is State.AWAITING_LOGON and self.settings.require_authentication
-                and self.role is Role.ACCEPTOR):
-            self._step(Step.LOGON_HELD)
+        if (self.state is _AWAITING_LOGON and self.settings.require_authentication
+                and self.role is _ACCEPTOR):
+            self._step(_LOGON_HELD)
             self._auth_msg = msg
             self._events.append(
                 AuthenticationRequired(msg.get_str(553), msg.get_str(554), msg)
@@ -666,11 +685,11 @@ class Session:
     def logon_authenticated(self, ok: bool, reason: str, now: float) -> None:
         """The driver's answer to :class:`AuthenticationRequired`: complete or refuse the Logon,
         then process the frames that arrived meanwhile."""
-        if self.state is not State.AUTHENTICATING or self._auth_msg is None:
+        if self.state is not _AUTHENTICATING or self._auth_msg is None:
             return
         logon, self._auth_msg = self._auth_msg, None
         held, self._held = self._held, []
-        self._step(Step.LOGON_CHECKED)
+        self._step(_LOGON_CHECKED)
         if not ok:
             self._note(f"Logon rejected: {reason}")
             self._close(f"authentication failed: {reason}")
@@ -682,7 +701,7 @@ class Session:
     def _complete_logon(self, msg: Message, now: float) -> None:
         reset = msg.get(141) == b"Y"
         # an initiator's Logon answered: a reset it asked for was done when it sent the Logon
-        answer = self.role is Role.INITIATOR and self.state is State.LOGON_SENT
+        answer = self.role is _INITIATOR and self.state is _STATE_LOGON_SENT
         if reset:
             self._note("Logon contains ResetSeqNumFlag=Y, resetting sequence numbers to 1")
             if not (answer and self._sent_reset):
@@ -690,10 +709,10 @@ class Session:
         elif self.settings.reset_on_logon and not self.received_logon and not answer:
             self._reset_seq()
         if not self._verify(msg, now, check_too_high=False, check_too_low=True, reset=reset):
-            if self.state is not State.DISCONNECTED and not self.received_logon:
+            if self.state is not _DISCONNECTED and not self.received_logon:
                 self._close("Logon failed verification")
             return
-        self._step(Step.LOGGED_ON)
+        self._step(_STEP_LOGGED_ON)
         self.logon_message = msg
         last_sent = self.next_sender - 1
         if answer and not (reset and not self._sent_reset):
@@ -811,7 +830,7 @@ class Session:
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` must next be called (None: nothing pending)."""
-        if self.state is State.DISCONNECTED:
+        if self.state is _DISCONNECTED:
             return None
         deadlines: list[float] = []
         if not self.received_logon:
@@ -828,7 +847,7 @@ class Session:
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> None:
-        if self.state is State.DISCONNECTED:
+        if self.state is _DISCONNECTED:
             return
         if not self.received_logon:
             if now >= self._connected_at + self.settings.logon_timeout:
@@ -910,11 +929,11 @@ class Session:
         """Say why in a Logout (58) and close at once, without waiting for the answer: the
         driver cannot keep the session (its store is down). A connection that has not logged
         on gets the Logout too (QuickFIX answers a refused Logon so)."""
-        if self.state is State.DISCONNECTED:
+        if self.state is _DISCONNECTED:
             return
         if not self.sent_logout:
             self._emit(LOGOUT, [(58, text.encode())], now)
-            self._step(Step.LOGOUT_SENT)
+            self._step(_STEP_LOGOUT_SENT)
         self._close(text)
 
     def rewind(self, next_sender: int, next_target: int) -> None:
@@ -929,13 +948,13 @@ class Session:
         """Start the Logout handshake (closes after the answer or ``logout_timeout``)."""
         if self.is_logged_on and not self.sent_logout:
             self._logout(now, text)
-        elif self.state is not State.DISCONNECTED and not self.received_logon:
+        elif self.state is not _DISCONNECTED and not self.received_logon:
             self._close(text or "logout")
 
     def _logout(self, now: float, text: str | None = None) -> None:
         body = [(58, text.encode())] if text else []
         self._emit(LOGOUT, body, now)
-        self._step(Step.LOGOUT_SENT)
+        self._step(_STEP_LOGOUT_SENT)
         self._logout_deadline = now + self.settings.logout_timeout
 
     def _reject(

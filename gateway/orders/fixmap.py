@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Final, Protocol
 
 from connectors.base import Liquidity, OrderType, RejectReason, Side, TimeInForce
 from gateway.fix.fixtime import TimestampFormatter
@@ -22,6 +22,38 @@ from gateway.native import dataclass_init_when_interpreted
 
 from .lifecycle import OrdStatus
 from .model import Order, OrderTerms
+
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_MAKER: Final = Liquidity.MAKER
+_CANCELED: Final = OrdStatus.CANCELED
+_EXPIRED: Final = OrdStatus.EXPIRED
+_REJECTED: Final = OrdStatus.REJECTED
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
+_STOP: Final = OrderType.STOP
+_STOP_LIMIT: Final = OrderType.STOP_LIMIT
+_DUPLICATE_ORDER: Final = RejectReason.DUPLICATE_ORDER
+_INSUFFICIENT_BALANCE: Final = RejectReason.INSUFFICIENT_BALANCE
+_LOT_FILTER: Final = RejectReason.LOT_FILTER
+_MIN_NOTIONAL: Final = RejectReason.MIN_NOTIONAL
+_OTHER: Final = RejectReason.OTHER
+_POST_ONLY_WOULD_TAKE: Final = RejectReason.POST_ONLY_WOULD_TAKE
+_PRICE_FILTER: Final = RejectReason.PRICE_FILTER
+_RATE_LIMIT: Final = RejectReason.RATE_LIMIT
+_TOO_LATE: Final = RejectReason.TOO_LATE
+_UNKNOWN_ORDER: Final = RejectReason.UNKNOWN_ORDER
+_UNKNOWN_SYMBOL: Final = RejectReason.UNKNOWN_SYMBOL
+_UNSUPPORTED: Final = RejectReason.UNSUPPORTED
+_VENUE_UNAVAILABLE: Final = RejectReason.VENUE_UNAVAILABLE
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_DAY: Final = TimeInForce.DAY
+_FOK: Final = TimeInForce.FOK
+_GTC: Final = TimeInForce.GTC
+_GTD: Final = TimeInForce.GTD
+_IOC: Final = TimeInForce.IOC
+
 
 # OrdRejReason (103)
 ORD_REJ_BROKER = b"0"
@@ -55,34 +87,34 @@ EXEC_TRADE = b"F"
 EXEC_STATUS = b"I"
 
 VENUE_REASON_TO_ORD_REJ = {
-    RejectReason.INSUFFICIENT_BALANCE: ORD_REJ_EXCEEDS_LIMIT,
-    RejectReason.UNKNOWN_SYMBOL: ORD_REJ_UNKNOWN_SYMBOL,
-    RejectReason.PRICE_FILTER: ORD_REJ_OTHER,
-    RejectReason.LOT_FILTER: ORD_REJ_INCORRECT_QTY,
-    RejectReason.MIN_NOTIONAL: ORD_REJ_INCORRECT_QTY,
-    RejectReason.UNSUPPORTED: ORD_REJ_UNSUPPORTED,
-    RejectReason.POST_ONLY_WOULD_TAKE: ORD_REJ_OTHER,
-    RejectReason.DUPLICATE_ORDER: ORD_REJ_DUPLICATE,
-    RejectReason.RATE_LIMIT: ORD_REJ_BROKER,
-    RejectReason.VENUE_UNAVAILABLE: ORD_REJ_EXCHANGE_CLOSED,
-    RejectReason.TOO_LATE: ORD_REJ_TOO_LATE,
-    RejectReason.UNKNOWN_ORDER: ORD_REJ_OTHER,
-    RejectReason.OTHER: ORD_REJ_OTHER,
+    _INSUFFICIENT_BALANCE: ORD_REJ_EXCEEDS_LIMIT,
+    _UNKNOWN_SYMBOL: ORD_REJ_UNKNOWN_SYMBOL,
+    _PRICE_FILTER: ORD_REJ_OTHER,
+    _LOT_FILTER: ORD_REJ_INCORRECT_QTY,
+    _MIN_NOTIONAL: ORD_REJ_INCORRECT_QTY,
+    _UNSUPPORTED: ORD_REJ_UNSUPPORTED,
+    _POST_ONLY_WOULD_TAKE: ORD_REJ_OTHER,
+    _DUPLICATE_ORDER: ORD_REJ_DUPLICATE,
+    _RATE_LIMIT: ORD_REJ_BROKER,
+    _VENUE_UNAVAILABLE: ORD_REJ_EXCHANGE_CLOSED,
+    _TOO_LATE: ORD_REJ_TOO_LATE,
+    _UNKNOWN_ORDER: ORD_REJ_OTHER,
+    _OTHER: ORD_REJ_OTHER,
 }
 
 VENUE_REASON_TEXT = {
-    RejectReason.INSUFFICIENT_BALANCE: "insufficient balance",
-    RejectReason.UNKNOWN_SYMBOL: "unknown symbol",
-    RejectReason.PRICE_FILTER: "price not allowed (tick size or band)",
-    RejectReason.LOT_FILTER: "quantity not allowed (lot size)",
-    RejectReason.MIN_NOTIONAL: "below the minimum notional",
-    RejectReason.UNSUPPORTED: "not supported",
-    RejectReason.POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
-    RejectReason.DUPLICATE_ORDER: "duplicate order",
-    RejectReason.RATE_LIMIT: "rate limit",
-    RejectReason.VENUE_UNAVAILABLE: "venue unavailable",
-    RejectReason.TOO_LATE: "too late",
-    RejectReason.UNKNOWN_ORDER: "unknown order",
+    _INSUFFICIENT_BALANCE: "insufficient balance",
+    _UNKNOWN_SYMBOL: "unknown symbol",
+    _PRICE_FILTER: "price not allowed (tick size or band)",
+    _LOT_FILTER: "quantity not allowed (lot size)",
+    _MIN_NOTIONAL: "below the minimum notional",
+    _UNSUPPORTED: "not supported",
+    _POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
+    _DUPLICATE_ORDER: "duplicate order",
+    _RATE_LIMIT: "rate limit",
+    _VENUE_UNAVAILABLE: "venue unavailable",
+    _TOO_LATE: "too late",
+    _UNKNOWN_ORDER: "unknown order",
 }
 
 
@@ -95,17 +127,17 @@ def venue_reason_text(venue: str, reason: RejectReason, text: str) -> str:
 
 
 VENUE_REASON_TO_CXL_REJ = {
-    RejectReason.UNKNOWN_ORDER: CXL_REJ_UNKNOWN_ORDER,
-    RejectReason.TOO_LATE: CXL_REJ_TOO_LATE,
+    _UNKNOWN_ORDER: CXL_REJ_UNKNOWN_ORDER,
+    _TOO_LATE: CXL_REJ_TOO_LATE,
 }
 
-_SIDES = {b"1": Side.BUY, b"2": Side.SELL}
-_SIDE_CODE = {Side.BUY: b"1", Side.SELL: b"2"}
-_TYPES = {b"1": OrderType.MARKET, b"2": OrderType.LIMIT, b"3": OrderType.STOP,
-          b"4": OrderType.STOP_LIMIT}
+_SIDES = {b"1": _BUY, b"2": _SELL}
+_SIDE_CODE = {_BUY: b"1", _SELL: b"2"}
+_TYPES = {b"1": _MARKET, b"2": _LIMIT, b"3": _STOP,
+          b"4": _STOP_LIMIT}
 _TYPE_CODE = {v: k for k, v in _TYPES.items()}
-_TIFS = {b"0": TimeInForce.DAY, b"1": TimeInForce.GTC, b"3": TimeInForce.IOC,
-         b"4": TimeInForce.FOK, b"6": TimeInForce.GTD}
+_TIFS = {b"0": _DAY, b"1": _GTC, b"3": _IOC,
+         b"4": _FOK, b"6": _GTD}
 _TIF_CODE = {v: k for k, v in _TIFS.items()}
 _STATUS_CODE = {s: s.value.encode() for s in OrdStatus}
 
@@ -207,18 +239,18 @@ def parse_new_order(msg: FieldMap, default_tif: TimeInForce = TimeInForce.DAY) -
         raise Refusal(ORD_REJ_INCORRECT_QTY, "OrderQty (38) is required")
     price = _positive(msg, 44, "Price")
     stop = _positive(msg, 99, "StopPx")
-    if otype in (OrderType.LIMIT, OrderType.STOP_LIMIT) and price is None:
+    if otype in (_LIMIT, _STOP_LIMIT) and price is None:
         raise Refusal(ORD_REJ_OTHER, "Price (44) is required for a limit order")
-    if otype in (OrderType.STOP, OrderType.STOP_LIMIT) and stop is None:
+    if otype in (_STOP, _STOP_LIMIT) and stop is None:
         raise Refusal(ORD_REJ_OTHER, "StopPx (99) is required for a stop order")
-    if otype is OrderType.MARKET and price is not None:
+    if otype is _MARKET and price is not None:
         raise Refusal(ORD_REJ_OTHER, "Price (44) is not allowed on a market order")
     tif_raw = msg.get(59)
     tif = default_tif if tif_raw is None else _TIFS.get(tif_raw)
     if tif is None:
         raise Refusal(ORD_REJ_UNSUPPORTED, f"TimeInForce (59) {_text(tif_raw)} is not supported")
     expire = msg.get_time_ns(126) if 126 in msg else None
-    if tif is TimeInForce.GTD and expire is None:
+    if tif is _GTD and expire is None:
         raise Refusal(ORD_REJ_OTHER, "ExpireTime (126) is required for GTD")
     strategy = _text(msg.get(847))
     effective = msg.get_time_ns(168) if 168 in msg else None
@@ -264,7 +296,7 @@ def _max_floor(msg: FieldMap, otype: OrderType, qty: Decimal, strategy: str | No
     if strategy is not None:
         raise Refusal(ORD_REJ_UNSUPPORTED, "MaxFloor (111) cannot be given with a "
                       "TargetStrategy (847): an iceberg is worked by the gateway itself")
-    if otype is not OrderType.LIMIT:
+    if otype is not _LIMIT:
         raise Refusal(ORD_REJ_UNSUPPORTED, f"MaxFloor (111) is for a limit order (an iceberg), "
                       f"not OrdType {otype.value}")
     floor = _positive(msg, 111, "MaxFloor")
@@ -325,21 +357,15 @@ def _utc(ts: TimestampFormatter, ns: int) -> bytes:
 def _d(v: Decimal) -> bytes:
     """A Decimal as FIX writes it: plain notation, no exponent, no trailing zeros.
 
-    Hot path (seven per ExecutionReport): the text of recent values is kept. Equal Decimals
-    (1.5, 1.50) hash alike and write alike; zero is not kept, its sign being part of the text.
+    Hot path (seven per ExecutionReport): the Decimal's own text when it is already that (no
+    exponent; no trailing zero after a point), which most amounts are -- a tenth of the cost of
+    formatting it, and a fifth of hashing it (a cache of texts by value cost more than it
+    saved: each report's amounts are new objects, each hashed afresh).
     """
-    text = _D_TEXT.get(v)
-    if text is None:
-        text = format(v.normalize(), "f").encode()
-        if v:
-            if len(_D_TEXT) >= _D_TEXT_MAX:
-                _D_TEXT.clear()
-            _D_TEXT[v] = text
-    return text
-
-
-_D_TEXT: dict[Decimal, bytes] = {}
-_D_TEXT_MAX = 4096
+    text = str(v)
+    if "E" in text or ("." in text and text[-1] == "0"):
+        text = format(v.normalize(), "f")
+    return text.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,7 +520,7 @@ def execution_report(
     if ex.mass_status_req_id is not None:
         f.append((584, ex.mass_status_req_id.encode()))
     if ex.liquidity is not None:
-        f.append((851, b"1" if ex.liquidity is Liquidity.MAKER else b"2"))
+        f.append((851, b"1" if ex.liquidity is _MAKER else b"2"))
     if ex.tot_num_reports is not None:
         f.append((911, b"%d" % ex.tot_num_reports))
     if ex.last_rpt_requested is not None:
@@ -583,8 +609,8 @@ class ListOrder:
 
     @classmethod
     def of(cls, o: Order) -> ListOrder:
-        done = o.status in (OrdStatus.CANCELED, OrdStatus.EXPIRED)
-        rejected = o.status is OrdStatus.REJECTED
+        done = o.status in (_CANCELED, _EXPIRED)
+        rejected = o.status is _REJECTED
         return cls(
             o.cl_ord_id, o.order_id, o.status, o.cum_qty, o.leaves_qty,
             o.quantity - o.cum_qty if done else Decimal(0), o.avg_px,

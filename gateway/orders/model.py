@@ -18,6 +18,23 @@ from gateway.store.records import OrderEvent
 
 from .lifecycle import Ev, OrdStatus, transition
 
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_ACCEPTED: Final = Ev.ACCEPTED
+_CANCELED: Final = Ev.CANCELED
+_CANCEL_REFUSED: Final = Ev.CANCEL_REFUSED
+_CANCEL_REQUESTED: Final = Ev.CANCEL_REQUESTED
+_EXPIRED: Final = Ev.EXPIRED
+_FILL: Final = Ev.FILL
+_FILL_FULL: Final = Ev.FILL_FULL
+_REJECTED: Final = Ev.REJECTED
+_REPLACED: Final = Ev.REPLACED
+_REPLACE_REFUSED: Final = Ev.REPLACE_REFUSED
+_REPLACE_REQUESTED: Final = Ev.REPLACE_REQUESTED
+_FILLED: Final = OrdStatus.FILLED
+_NEW: Final = OrdStatus.NEW
+_PARTIALLY_FILLED: Final = OrdStatus.PARTIALLY_FILLED
+_PENDING_NEW: Final = OrdStatus.PENDING_NEW
 __all__ = ["Order", "OrderEvent", "OrderTerms", "Pending", "apply", "new_order",
            "order_from_json", "order_to_json", "stored_fields"]
 
@@ -138,7 +155,7 @@ class Order(OrderTerms):
 
     @property
     def live_status(self) -> OrdStatus:
-        return OrdStatus.PARTIALLY_FILLED if self.cum_qty > 0 else OrdStatus.NEW
+        return _PARTIALLY_FILLED if self.cum_qty > 0 else _NEW
 
     @property
     def is_open(self) -> bool:
@@ -149,7 +166,7 @@ class Order(OrderTerms):
         """Open, and whoever works it has not acknowledged it: the venue (PendingNew, or
         PendingCancel before the acknowledgement), or for a parent its strategy."""
         if self.strategy is not None:
-            return self.status is OrdStatus.PENDING_NEW
+            return self.status is _PENDING_NEW
         return self.venue_order_id is None and self.is_open
 
     def to_json(self) -> dict[str, Any]:
@@ -282,7 +299,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if new_cum > o.quantity:
             raise StaleEvent(f"{o.order_id}: fill of {qty} exceeds the order quantity")
         full = new_cum == o.quantity
-        target = _target(o, Ev.FILL_FULL if full else Ev.FILL, "fill")
+        target = _target(o, _FILL_FULL if full else _FILL, "fill")
         o.avg_px = (o.avg_px * o.cum_qty + px * qty) / new_cum
         o.cum_qty = new_cum
         o.trade_ids.add(trade_id)
@@ -292,27 +309,27 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if full:
             o.pending = None
     elif k == "accepted":
-        o.status = _target(o, Ev.ACCEPTED, "accepted")
+        o.status = _target(o, _ACCEPTED, "accepted")
         o.venue_order_id = d.get("venue_order_id") or o.venue_order_id
     elif k == "rejected":
-        o.status = _target(o, Ev.REJECTED, "rejected")
+        o.status = _target(o, _REJECTED, "rejected")
         o.pending = None
         o.text = d.get("text")
         o.ord_rej_reason = d.get("ord_rej_reason")
     elif k == "cancel_requested":
-        o.status = _target(o, Ev.CANCEL_REQUESTED, "cancel requested")
+        o.status = _target(o, _CANCEL_REQUESTED, "cancel requested")
         o.pending = Pending("cancel", d["cl_ord_id"], d["orig_cl_ord_id"], why=d.get("why"))
     elif k == "replace_requested":
-        o.status = _target(o, Ev.REPLACE_REQUESTED, "replace requested")
+        o.status = _target(o, _REPLACE_REQUESTED, "replace requested")
         o.pending = Pending("replace", d["cl_ord_id"], d["orig_cl_ord_id"], _dec(d.get("quantity")),
                             _dec(d.get("price")), _dec(d.get("stop_price")),
                             expire_time_ns=d.get("expire_time_ns"))
     elif k in ("cancel_refused", "replace_refused"):
-        ev_kind = Ev.CANCEL_REFUSED if k == "cancel_refused" else Ev.REPLACE_REFUSED
+        ev_kind = _CANCEL_REFUSED if k == "cancel_refused" else _REPLACE_REFUSED
         o.status = _target(o, ev_kind, k)
         o.pending = None
     elif k == "replaced":
-        live = transition(o.status, Ev.REPLACED, o.live_status)
+        live = transition(o.status, _REPLACED, o.live_status)
         if live is None or o.pending is None:
             raise StaleEvent(f"{o.order_id}: replaced in status {o.status.name}")
         p = o.pending
@@ -332,9 +349,9 @@ def apply(o: Order, ev: OrderEvent) -> None:
         if d.get("venue_client_order_id"):
             o.venue_client_order_id = d["venue_client_order_id"]
             o.venue_version = int(d.get("venue_version", o.venue_version))
-        o.status = OrdStatus.FILLED if o.cum_qty >= o.quantity else live
+        o.status = _FILLED if o.cum_qty >= o.quantity else live
     elif k == "canceled":
-        target = _target(o, Ev.CANCELED, "canceled")
+        target = _target(o, _CANCELED, "canceled")
         pend = o.pending
         if pend is not None:
             o.orig_cl_ord_id = pend.orig_cl_ord_id
@@ -343,7 +360,7 @@ def apply(o: Order, ev: OrderEvent) -> None:
         o.status = target
         o.text = d.get("text") or o.text
     elif k == "expired":
-        o.status = _target(o, Ev.EXPIRED, "expired")
+        o.status = _target(o, _EXPIRED, "expired")
         o.pending = None
         o.text = d.get("text") or o.text
     elif k == "step":

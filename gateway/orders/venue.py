@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from connectors.base import (
     AmendRequest,
@@ -58,6 +58,15 @@ from .lifecycle import OrdStatus
 from .model import Order, Pending
 from .recorder import Recorder
 from .tasks import Tasks
+
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_PENDING_CANCEL: Final = OrdStatus.PENDING_CANCEL
+_OTHER: Final = RejectReason.OTHER
+_VENUE_UNAVAILABLE: Final = RejectReason.VENUE_UNAVAILABLE
+_CANCELED: Final = VenueStatus.CANCELED
+_EXPIRED: Final = VenueStatus.EXPIRED
+_REJECTED: Final = VenueStatus.REJECTED
 
 log = logging.getLogger("fixgw.orders")
 
@@ -211,7 +220,7 @@ class VenueSide:
         elif isinstance(outcome, VenueRejected):
             self.rejected(o, outcome.reason, outcome.text)
         elif isinstance(outcome, VenueUnavailable):
-            self.rejected(o, RejectReason.VENUE_UNAVAILABLE, str(outcome) or "venue unavailable")
+            self.rejected(o, _VENUE_UNAVAILABLE, str(outcome) or "venue unavailable")
         else:
             log.warning("%s: place at %s is ambiguous (%s): querying", o.order_id, conn.name,
                         outcome)
@@ -363,7 +372,7 @@ class VenueSide:
                 state = await self._ask_about(conn, o)
                 if state is not None:
                     await self.apply_state(o, conn, state)
-                    if state.status.is_open and o.status is OrdStatus.PENDING_CANCEL:
+                    if state.status.is_open and o.status is _PENDING_CANCEL:
                         # the venue still has it open: the cancel did not happen
                         self.refuse_pending(o, f"{o.venue}: cancel not confirmed ({unclear})",
                                             fixmap.CXL_REJ_OTHER)
@@ -481,7 +490,7 @@ class VenueSide:
             # (the cancel's event may have come meanwhile: cancel_sent_for read as it is now)
             if state is not None and not state.status.is_open:
                 # canceled: place the next one, unless the cancel event did so already
-                if state.status is VenueStatus.CANCELED and cancel_sent_for(p) is not None:
+                if state.status is _CANCELED and cancel_sent_for(p) is not None:
                     p.cancel_sent_for = None
                     p.placing = True
                     await self.catch_up_fills(o, conn, state.client_order_id)
@@ -513,7 +522,7 @@ class VenueSide:
             if o.pending is not p:
                 return  # resolved meanwhile (the amend's event, a fill, a cancel)
             if new_coid is not None and state is not None and (
-                state.status is not VenueStatus.REJECTED
+                state.status is not _REJECTED
             ):
                 self.amended(o, state.venue_order_id, new_coid)  # the new order exists
             elif state is not None and state.status.is_open and shows_amend(state, p):
@@ -552,7 +561,7 @@ class VenueSide:
         except VenueAmbiguous as unclear:  # (a name of its own: mypyc types a name once)
             # Invariant 3: ask the venue whether the new order exists
             state = await self._find_at_venue(conn, o.symbol, coid)
-            if state is None or state.status is VenueStatus.REJECTED:
+            if state is None or state.status is _REJECTED:
                 failure = f"the venue never received it (checked by query after: {unclear})"
             else:
                 venue_order_id = state.venue_order_id
@@ -579,7 +588,7 @@ class VenueSide:
     async def apply_state(self, o: Order, conn: Connector, state: OrderState) -> None:
         """Bring ``o`` in line with the venue's view of it (reconciliation, ambiguity)."""
         if state.venue_order_id and o.unacknowledged and (
-            state.status is not VenueStatus.REJECTED
+            state.status is not _REJECTED
         ):
             self.accepted(o, state.venue_order_id)
         if state.filled_quantity > 0:
@@ -588,11 +597,11 @@ class VenueSide:
         if (p is not None and p.kind == "replace" and state.status.is_open
                 and self.amends(conn, o) and shows_amend(state, p)):
             self.amended(o, state.venue_order_id)  # the amend's event was lost
-        if state.status is VenueStatus.REJECTED and o.unacknowledged:
-            self.rejected(o, RejectReason.OTHER, "rejected by the venue")
-        elif state.status is VenueStatus.CANCELED and o.is_open:
+        if state.status is _REJECTED and o.unacknowledged:
+            self.rejected(o, _OTHER, "rejected by the venue")
+        elif state.status is _CANCELED and o.is_open:
             self.canceled(o, o.venue_client_order_id, "canceled at the venue")
-        elif state.status is VenueStatus.EXPIRED and o.is_open:
+        elif state.status is _EXPIRED and o.is_open:
             self.expired(o)
 
     async def resolve_ambiguous(self, o: Order, conn: Connector) -> None:
@@ -612,7 +621,7 @@ class VenueSide:
                 await self.apply_state(o, conn, state)
                 return
             if found and waited >= self.patience.patience:
-                self.rejected(o, RejectReason.OTHER,
+                self.rejected(o, _OTHER,
                               "the venue never received the order (checked by query)")
                 return
             await asyncio.sleep(self.patience.retry)

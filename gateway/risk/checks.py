@@ -11,9 +11,15 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Final
 
 from connectors.base import OrderType, Side
 
+# Enum members read once (compiled, a member of another module's Enum is read through its
+# metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
+_LIMIT: Final = OrderType.LIMIT
+_STOP_LIMIT: Final = OrderType.STOP_LIMIT
+_BUY: Final = Side.BUY
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
@@ -173,7 +179,7 @@ class RiskEngine:
         if (
             lim.price_band is not None
             and price is not None
-            and order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+            and order_type in (_LIMIT, _STOP_LIMIT)
         ):
             if last_price is None:
                 # fail safe, as for max_notional: a band that cannot be checked refuses
@@ -198,10 +204,10 @@ class RiskEngine:
         e = self.exposure(session_id, account, asset)
         whose = f" of account {account}" if account is not None else ""
         # an order that does not take the position further from flat adds no exposure
-        signed = quantity if side is Side.BUY else -quantity
+        signed = quantity if side is _BUY else -quantity
         reduces = e.net != 0 and abs(e.net + signed) <= abs(e.net)
         if lim.max_position is not None and not reduces:
-            if side is Side.BUY:
+            if side is _BUY:
                 after = e.net + e.open_buys + quantity
                 working = e.open_buys
             else:
