@@ -139,6 +139,39 @@ class PaperOrder:
     notional: Decimal = ZERO
     entry: BookOrder[PaperOrder] | None = None
     former_ids: tuple[str, ...] = ()
+
+    # (written, to be compiled: dataclasses' own __init__ would run interpreted)
+    def __init__(
+        self, seq: int, venue_order_id: str, client_order_id: str, symbol: str, side: Side,
+        type: OrderType, time_in_force: TimeInForce, quantity: Decimal, price: Decimal | None,
+        stop_price: Decimal | None, limit: Decimal, post_only: bool, reduce_only: bool,
+        status: VenueStatus, lock_asset: str | None, lock_per_unit: Decimal, locked: Decimal,
+        expire_ns: int | None, updated_ns: int, filled: Decimal = ZERO, notional: Decimal = ZERO,
+        entry: BookOrder[PaperOrder] | None = None, former_ids: tuple[str, ...] = (),
+    ) -> None:
+        self.seq = seq
+        self.venue_order_id = venue_order_id
+        self.client_order_id = client_order_id
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.time_in_force = time_in_force
+        self.quantity = quantity
+        self.price = price
+        self.stop_price = stop_price
+        self.limit = limit
+        self.post_only = post_only
+        self.reduce_only = reduce_only
+        self.status = status
+        self.lock_asset = lock_asset
+        self.lock_per_unit = lock_per_unit
+        self.locked = locked
+        self.expire_ns = expire_ns
+        self.updated_ns = updated_ns
+        self.filled = filled
+        self.notional = notional
+        self.entry = entry
+        self.former_ids = former_ids
     """Client order ids it had before an amend gave it a new one."""
 
     @property

@@ -171,6 +171,35 @@ class NewOrder(OrderTerms):
     """MaxFloor (111): an iceberg (:mod:`.iceberg`) showing at most this much at a time (None:
     not given, or not less than OrderQty -- the order shows all of it)."""
 
+    # (written, to be compiled: dataclasses' own __init__ would run interpreted)
+    def __init__(
+        self, cl_ord_id: str, account: str | None, side: Side, type: OrderType, quantity: Decimal,
+        price: Decimal | None, stop_price: Decimal | None, time_in_force: TimeInForce,
+        expire_time_ns: int | None, post_only: bool, reduce_only: bool, symbol: str | None,
+        security_id: str | None, security_id_source: str | None, destination: str | None,
+        strategy: str | None = None, effective_time_ns: int | None = None,
+        strategy_parameters: dict[str, str] | None = None, max_floor: Decimal | None = None,
+    ) -> None:
+        self.cl_ord_id = cl_ord_id
+        self.account = account
+        self.side = side
+        self.type = type
+        self.quantity = quantity
+        self.price = price
+        self.stop_price = stop_price
+        self.time_in_force = time_in_force
+        self.expire_time_ns = expire_time_ns
+        self.post_only = post_only
+        self.reduce_only = reduce_only
+        self.symbol = symbol
+        self.security_id = security_id
+        self.security_id_source = security_id_source
+        self.destination = destination
+        self.strategy = strategy
+        self.effective_time_ns = effective_time_ns
+        self.strategy_parameters = {} if strategy_parameters is None else strategy_parameters
+        self.max_floor = max_floor
+
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:

@@ -149,6 +149,62 @@ class Order(OrderTerms):
     """A cancel the gateway decided while the client's cancel or replace was in flight: done
     once that is resolved, with this Text (58)."""
 
+    # (written, to be compiled: dataclasses' own __init__ would run interpreted)
+    def __init__(
+        self, cl_ord_id: str, account: str | None, side: Side, type: OrderType, quantity: Decimal,
+        price: Decimal | None, stop_price: Decimal | None, time_in_force: TimeInForce,
+        expire_time_ns: int | None, post_only: bool, reduce_only: bool, order_id: str,
+        session_id: str, venue: str, symbol: str, created_ns: int,
+        status: OrdStatus = OrdStatus.PENDING_NEW, cum_qty: Decimal = ZERO,
+        avg_px: Decimal = ZERO, venue_order_id: str | None = None,
+        venue_client_order_id: str = "", venue_version: int = 0,
+        orig_cl_ord_id: str | None = None, pending: Pending | None = None,
+        text: str | None = None, updated_ns: int = 0, last_event_id: int = 0, exec_count: int = 0,
+        trade_ids: set[str] | None = None, strategy: str | None = None,
+        parent_id: str | None = None, effective_time_ns: int | None = None,
+        strategy_parameters: dict[str, str] | None = None, strategy_step: int = 0,
+        max_floor: Decimal | None = None, list_id: str | None = None,
+        ord_rej_reason: str | None = None, cancel_next: str | None = None,
+    ) -> None:
+        self.cl_ord_id = cl_ord_id
+        self.account = account
+        self.side = side
+        self.type = type
+        self.quantity = quantity
+        self.price = price
+        self.stop_price = stop_price
+        self.time_in_force = time_in_force
+        self.expire_time_ns = expire_time_ns
+        self.post_only = post_only
+        self.reduce_only = reduce_only
+        self.order_id = order_id
+        self.session_id = session_id
+        self.venue = venue
+        self.symbol = symbol
+        self.created_ns = created_ns
+        self.status = status
+        self.cum_qty = cum_qty
+        self.avg_px = avg_px
+        self.venue_order_id = venue_order_id
+        self.venue_client_order_id = venue_client_order_id
+        self.venue_version = venue_version
+        self.orig_cl_ord_id = orig_cl_ord_id
+        self.pending = pending
+        self.text = text
+        self.updated_ns = updated_ns
+        self.last_event_id = last_event_id
+        self.exec_count = exec_count
+        self.trade_ids = set() if trade_ids is None else trade_ids
+        self.strategy = strategy
+        self.parent_id = parent_id
+        self.effective_time_ns = effective_time_ns
+        self.strategy_parameters = {} if strategy_parameters is None else strategy_parameters
+        self.strategy_step = strategy_step
+        self.max_floor = max_floor
+        self.list_id = list_id
+        self.ord_rej_reason = ord_rej_reason
+        self.cancel_next = cancel_next
+
     @property
     def leaves_qty(self) -> Decimal:
         return self.quantity - self.cum_qty if self.status.is_open else ZERO

@@ -137,48 +137,64 @@ def test_the_venue_imported_before_the_gateway_does_not_run_a_stale_build(
 
 
 
-def _written_inits() -> list[tuple[type, ast.FunctionDef]]:
-    """The compiled dataclasses of the order path that write their own ``__init__``
-    (gateway.native.dataclass_init_when_interpreted: compiled, it is not a Python function),
-    each with that ``__init__`` as its source declares it."""
+def _written_inits() -> list[tuple[type, ast.FunctionDef, dict[str, Any]]]:
+    """The compiled dataclasses of both builds that write their own ``__init__`` (compiled, it
+    is not a Python function), each with that ``__init__`` as its source declares it and its
+    module's names."""
     found = []
-    for name in ORDER_PATH.modules:
-        module = importlib.import_module(name)
-        tree = ast.parse(ORDER_PATH.source(name).read_text())
-        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-        for value in vars(module).values():
-            if (isinstance(value, type) and value.__module__ == name
-                    and dataclasses.is_dataclass(value)
-                    and not isinstance(value.__dict__.get("__init__"), FunctionType)):
-                init = next(n for n in classes[value.__name__].body
-                            if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-                found.append((value, init))
+    for build in BUILDS:
+        for name in build.modules:
+            module = importlib.import_module(name)
+            tree = ast.parse(build.source(name).read_text())
+            classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+            for value in vars(module).values():
+                if (isinstance(value, type) and value.__module__ == name
+                        and dataclasses.is_dataclass(value)
+                        and not isinstance(value.__dict__.get("__init__"), FunctionType)):
+                    init = next(n for n in classes[value.__name__].body
+                                if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+                    found.append((value, init, vars(module)))
     return found
 
 
 def test_a_written_init_sets_every_field_as_the_generated_one_would() -> None:
     """Each written ``__init__`` takes the dataclass's fields, in their order, and sets each,
-    with the dataclass's defaults (one left out, misordered or defaulted otherwise would pass
-    as Python, where the generated ``__init__`` is used, and fail compiled)."""
+    with the dataclass's defaults (a field with a default factory: None, for which the factory
+    makes one). One left out, misordered or defaulted otherwise would pass as Python, where the
+    generated ``__init__`` is used (gateway.native.dataclass_init_when_interpreted), and fail
+    compiled."""
     if ORDER_PATH.asked_pure:
         pytest.skip("FIXGW_PURE=1: the generated __init__ is in use")
     written = _written_inits()
-    names = {cls.__name__ for cls, _ in written}
-    assert {"Execution", "Send", "OrderEvent", "Commit", "FillRecord", "Held"} <= names, names
-    for cls, init in written:
+    names = {cls.__name__ for cls, _, _ in written}
+    assert {"Execution", "Send", "OrderEvent", "Commit", "FillRecord", "Held", "Order",
+            "NewOrder", "PaperOrder"} <= names, names
+    for cls, init, namespace in written:
         fields = [f for f in dataclasses.fields(cls) if f.init]
         args = init.args.args[1:]
         assert [a.arg for a in args] == [f.name for f in fields], cls
         defaults = dict(zip([a.arg for a in args[len(args) - len(init.args.defaults):]],
                             init.args.defaults, strict=True))
+        sets = {}
+        for statement in init.body:  # self.<field> = <param> (or its factory's, when None)
+            assert isinstance(statement, ast.Assign), (cls, ast.unparse(statement))
+            target = statement.targets[0]
+            assert isinstance(target, ast.Attribute), (cls, ast.unparse(statement))
+            sets[target.attr] = statement.value
+        assert set(sets) == {f.name for f in fields}, cls
         for f in fields:
-            if f.name in defaults:
-                assert ast.literal_eval(defaults[f.name]) == f.default, (cls, f.name)
+            value = sets[f.name]
+            if f.default_factory is not dataclasses.MISSING:
+                assert ast.literal_eval(defaults[f.name]) is None, (cls, f.name)
+                assert isinstance(value, ast.IfExp), (cls, f.name)
+                made = eval(ast.unparse(value.body), namespace)  # noqa: S307 - our source
+                assert made == f.default_factory() and type(made) is type(f.default_factory())
+                assert ast.unparse(value.test) == f"{f.name} is None", (cls, f.name)
+                assert ast.unparse(value.orelse) == f.name, (cls, f.name)
+                continue
+            assert isinstance(value, ast.Name) and value.id == f.name, (cls, f.name)
+            if f.default is dataclasses.MISSING:
+                assert f.name not in defaults, (cls, f.name)
             else:
-                assert f.default is dataclasses.MISSING, (cls, f.name)
-                assert f.default_factory is dataclasses.MISSING, (cls, f.name)
-        sets = {(t.targets[0].attr, t.value.id) for t in init.body  # self.<field> = <param>
-                if isinstance(t, ast.Assign) and isinstance(t.targets[0], ast.Attribute)
-                and isinstance(t.value, ast.Name)}
-        assert sets == {(f.name, f.name) for f in fields}, cls
-        assert len(init.body) == len(fields), cls
+                given = eval(ast.unparse(defaults[f.name]), namespace)  # noqa: S307 - our source
+                assert given == f.default, (cls, f.name)
