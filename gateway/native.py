@@ -37,7 +37,7 @@ ORDER_PATH = NativeBuild(
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
 validation, the FIX session's state machine, the orders' lifecycle table, model and FIX
 mapping, the order book, the NewOrderSingle handler, the venue side, the order manager, the
-order recorder, the store's row builders, its writer and the writes every order makes
+order recorder, the store's records, row builders, its writer and the writes every order makes
 (statements, write sets, requests, the fence check), the order ids, the instrument filters,
 the order path's tasks, the pre-trade risk checks, the positions, the balance book and the
 exposure across venues, the routing (venue, account and symbol resolution), the market data

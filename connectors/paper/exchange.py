@@ -139,6 +139,7 @@ class PaperOrder:
     notional: Decimal = ZERO
     entry: BookOrder[PaperOrder] | None = None
     former_ids: tuple[str, ...] = ()
+    """Client order ids it had before an amend gave it a new one."""
 
     # (written, to be compiled: dataclasses' own __init__ would run interpreted)
     def __init__(
@@ -172,7 +173,6 @@ class PaperOrder:
         self.notional = notional
         self.entry = entry
         self.former_ids = former_ids
-    """Client order ids it had before an amend gave it a new one."""
 
     @property
     def remaining(self) -> Decimal:

@@ -35,6 +35,7 @@ _FILLED: Final = OrdStatus.FILLED
 _NEW: Final = OrdStatus.NEW
 _PARTIALLY_FILLED: Final = OrdStatus.PARTIALLY_FILLED
 _PENDING_NEW: Final = OrdStatus.PENDING_NEW
+
 __all__ = ["Order", "OrderEvent", "OrderTerms", "Pending", "apply", "new_order",
            "order_from_json", "order_to_json", "stored_fields"]
 

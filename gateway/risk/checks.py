@@ -21,6 +21,7 @@ _LIMIT: Final = OrderType.LIMIT
 _STOP_LIMIT: Final = OrderType.STOP_LIMIT
 _BUY: Final = Side.BUY
 
+
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
     max_order_qty: Decimal | None = None

@@ -136,7 +136,6 @@ def test_the_venue_imported_before_the_gateway_does_not_run_a_stale_build(
     assert "the paper venue: the compiled modules are older than their source" in stderr, stderr
 
 
-
 def _written_inits() -> list[tuple[type, ast.FunctionDef, dict[str, Any]]]:
     """The compiled dataclasses of both builds that write their own ``__init__`` (compiled, it
     is not a Python function), each with that ``__init__`` as its source declares it and its
