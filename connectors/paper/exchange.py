@@ -75,17 +75,6 @@ _LIMIT: Final = OrderType.LIMIT
 _MARKET: Final = OrderType.MARKET
 _STOP: Final = OrderType.STOP
 _STOP_LIMIT: Final = OrderType.STOP_LIMIT
-_DUPLICATE_ORDER: Final = RejectReason.DUPLICATE_ORDER
-_INSUFFICIENT_BALANCE: Final = RejectReason.INSUFFICIENT_BALANCE
-_LOT_FILTER: Final = RejectReason.LOT_FILTER
-_MIN_NOTIONAL: Final = RejectReason.MIN_NOTIONAL
-_OTHER: Final = RejectReason.OTHER
-_POST_ONLY_WOULD_TAKE: Final = RejectReason.POST_ONLY_WOULD_TAKE
-_PRICE_FILTER: Final = RejectReason.PRICE_FILTER
-_TOO_LATE: Final = RejectReason.TOO_LATE
-_UNKNOWN_ORDER: Final = RejectReason.UNKNOWN_ORDER
-_UNKNOWN_SYMBOL: Final = RejectReason.UNKNOWN_SYMBOL
-_UNSUPPORTED: Final = RejectReason.UNSUPPORTED
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _DAY: Final = TimeInForce.DAY
@@ -106,7 +95,7 @@ CLIENT_ORDER_ID_RULES = ClientOrderIdRules(36, r"^[A-Za-z0-9_-]+$")
 PRINTS_KEPT = 100_000
 """Public trades kept until drained (the oldest go beyond: nobody may be reading them)."""
 
-_MARKET_LIKE = (_MARKET, _STOP)
+_MARKET_LIKE = (OrderType.MARKET, OrderType.STOP)
 
 
 @dataclass(slots=True, eq=False)
@@ -359,12 +348,12 @@ class PaperExchange:
         self._now = now_ns
         mk = self._markets.get(req.symbol)
         if mk is None:
-            raise _reject(_UNKNOWN_SYMBOL, f"unknown symbol {req.symbol!r}")
+            raise _reject(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {req.symbol!r}")
         inst = mk.instrument
         cid = req.client_order_id
         self._check_client_order_id(cid)
         if cid in self._orders:  # first: a retry of an accepted order must learn it exists
-            raise _reject(_DUPLICATE_ORDER, f"client order id {cid!r} already used")
+            raise _reject(RejectReason.DUPLICATE_ORDER, f"client order id {cid!r} already used")
         otype, side, qty = req.type, req.side, req.quantity
         self._check_quantity(inst, qty)
         if otype in (_LIMIT, _STOP_LIMIT):
@@ -375,13 +364,13 @@ class PaperExchange:
         if req.post_only and (
             otype is not _LIMIT or tif in (_IOC, _FOK)
         ):
-            raise _reject(_UNSUPPORTED, "post-only needs a GTC, DAY or GTD limit order")
+            raise _reject(RejectReason.UNSUPPORTED, "post-only needs a GTC, DAY or GTD limit order")
         if req.reduce_only and not mk.perp:
-            raise _reject(_UNSUPPORTED, "reduce-only is for perpetuals")
+            raise _reject(RejectReason.UNSUPPORTED, "reduce-only is for perpetuals")
         expire_ns: int | None = None
         if tif is _GTD:
             if req.expire_time_ns is None or req.expire_time_ns <= now_ns:
-                raise _reject(_OTHER, "GTD needs an expire time in the future")
+                raise _reject(RejectReason.OTHER, "GTD needs an expire time in the future")
             expire_ns = req.expire_time_ns
         elif tif is _DAY:
             expire_ns = (now_ns // DAY_NS + 1) * DAY_NS  # the next UTC midnight
@@ -390,7 +379,7 @@ class PaperExchange:
         if otype is _MARKET:
             best = book.best_ask() if side is _BUY else book.best_bid()
             if best is None:
-                raise _reject(_OTHER, "no liquidity for a market order")
+                raise _reject(RejectReason.OTHER, "no liquidity for a market order")
             ref, limit = best, self._protection(inst, side, best)
         elif otype is _STOP:
             assert req.stop_price is not None
@@ -399,17 +388,17 @@ class PaperExchange:
             assert req.price is not None
             ref = limit = req.price
         if qty * ref < inst.min_notional:
-            raise _reject(_MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
+            raise _reject(RejectReason.MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
         if req.post_only and book.crosses(side, limit):
-            raise _reject(_POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+            raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
         if req.reduce_only and self._reducible(inst.symbol, side) <= 0:
-            raise _reject(_OTHER, "reduce-only order would not reduce the position")
+            raise _reject(RejectReason.OTHER, "reduce-only order would not reduce the position")
 
         asset, per_unit = self._lock_terms(mk, side, req.reduce_only, limit, ref)
         need = qty * per_unit
         free = self._lock(asset, need)
         if free is not None:
-            raise _reject(_INSUFFICIENT_BALANCE, f"needs {need} {asset}, {free} free")
+            raise _reject(RejectReason.INSUFFICIENT_BALANCE, f"needs {need} {asset}, {free} free")
 
         self._order_seq += 1
         seq = self._order_seq
@@ -454,26 +443,26 @@ class PaperExchange:
 
     def _check_client_order_id(self, cid: str) -> None:
         if len(cid) > self.rules.max_length or not self._cid_re.match(cid):
-            raise _reject(_OTHER, f"client order id {cid!r} breaks {self.rules}")
+            raise _reject(RejectReason.OTHER, f"client order id {cid!r} breaks {self.rules}")
 
     @staticmethod
     def _check_quantity(inst: Instrument, qty: Decimal) -> None:
         if not qty.is_finite() or qty <= 0 or not _on_grid(qty, inst.lot_size):
             raise _reject(
-                _LOT_FILTER, f"quantity {qty} is not a multiple of {inst.lot_size}"
+                RejectReason.LOT_FILTER, f"quantity {qty} is not a multiple of {inst.lot_size}"
             )
         if qty < inst.min_qty or (inst.max_qty is not None and qty > inst.max_qty):
             raise _reject(
-                _LOT_FILTER, f"quantity {qty} outside [{inst.min_qty}, {inst.max_qty}]"
+                RejectReason.LOT_FILTER, f"quantity {qty} outside [{inst.min_qty}, {inst.max_qty}]"
             )
 
     @staticmethod
     def _check_price(inst: Instrument, price: Decimal | None, what: str) -> None:
         if price is None:
-            raise _reject(_PRICE_FILTER, f"{what} required")
+            raise _reject(RejectReason.PRICE_FILTER, f"{what} required")
         if not price.is_finite() or price <= 0 or not _on_grid(price, inst.tick_size):
             raise _reject(
-                _PRICE_FILTER, f"{what} {price} is not a multiple of {inst.tick_size}"
+                RejectReason.PRICE_FILTER, f"{what} {price} is not a multiple of {inst.tick_size}"
             )
 
     def _protection(self, inst: Instrument, side: Side, ref: Decimal) -> Decimal:
@@ -765,10 +754,10 @@ class PaperExchange:
     def _open_order(self, symbol: str, client_order_id: str) -> PaperOrder:
         order = self._orders.get(client_order_id)
         if order is None or order.symbol != symbol:
-            raise _reject(_UNKNOWN_ORDER, f"no order {client_order_id!r} on {symbol}")
+            raise _reject(RejectReason.UNKNOWN_ORDER, f"no order {client_order_id!r} on {symbol}")
         if not order.status.is_open:
             raise _reject(
-                _TOO_LATE, f"order {client_order_id!r} is {order.status.value}"
+                RejectReason.TOO_LATE, f"order {client_order_id!r} is {order.status.value}"
             )
         return order
 
@@ -779,7 +768,7 @@ class PaperExchange:
     def cancel_all(self, symbol: str | None, now_ns: int) -> int:
         self._now = now_ns
         if symbol is not None and symbol not in self._markets:
-            raise _reject(_UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+            raise _reject(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
         doomed = [o for o in self._open.values() if symbol is None or o.symbol == symbol]
         for order in doomed:
             self._cancel(order, "cancel_all")
@@ -799,11 +788,11 @@ class PaperExchange:
         if req.quantity is not None:
             self._check_quantity(inst, qty)
         if qty <= order.filled:
-            raise _reject(_OTHER, f"quantity {qty} not above the filled {order.filled}")
+            raise _reject(RejectReason.OTHER, f"quantity {qty} not above the filled {order.filled}")
         price = order.price
         if req.price is not None:
             if order.type in _MARKET_LIKE:
-                raise _reject(_UNSUPPORTED, f"a {order.type.value} order has no price")
+                raise _reject(RejectReason.UNSUPPORTED, f"a {order.type.value} order has no price")
             self._check_price(inst, req.price, "price")
             price = req.price
         new_cid = req.new_client_order_id
@@ -811,23 +800,23 @@ class PaperExchange:
             self._check_client_order_id(new_cid)
             if new_cid in self._orders:
                 raise _reject(
-                    _DUPLICATE_ORDER, f"client order id {new_cid!r} already used"
+                    RejectReason.DUPLICATE_ORDER, f"client order id {new_cid!r} already used"
                 )
         limit = price if price is not None else order.limit
         ref = price if price is not None else (order.stop_price or order.limit)
         if qty * ref < inst.min_notional:
-            raise _reject(_MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
+            raise _reject(RejectReason.MIN_NOTIONAL, f"notional {qty * ref} < {inst.min_notional}")
         repriced = price != order.price
         waiting = order.status is _PENDING
         if order.post_only and repriced and not waiting and mk.book.crosses(order.side, limit):
-            raise _reject(_POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+            raise _reject(RejectReason.POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
         asset, per_unit = self._lock_terms(mk, order.side, order.reduce_only, limit, ref)
         locked = (qty - order.filled) * per_unit
         delta = locked - order.locked
         free = self._lock(asset, delta)
         if free is not None:
             raise _reject(
-                _INSUFFICIENT_BALANCE, f"needs {delta} more {asset}, {free} free"
+                RejectReason.INSUFFICIENT_BALANCE, f"needs {delta} more {asset}, {free} free"
             )
         loses_place = repriced or qty > order.quantity
         old_cid = order.client_order_id
@@ -863,9 +852,9 @@ class PaperExchange:
         at their price as makers. Returns (quantity traded, of which the account's orders)."""
         mk = self._markets.get(symbol)
         if mk is None:
-            raise VenueRejected(_UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+            raise VenueRejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
         if not quantity.is_finite() or quantity <= 0:
-            raise VenueRejected(_LOT_FILTER, f"quantity {quantity} must be positive")
+            raise VenueRejected(RejectReason.LOT_FILTER, f"quantity {quantity} must be positive")
         self._now = now_ns
         return self._take(mk, side, quantity, price)
 

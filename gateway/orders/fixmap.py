@@ -33,26 +33,7 @@ _LIMIT: Final = OrderType.LIMIT
 _MARKET: Final = OrderType.MARKET
 _STOP: Final = OrderType.STOP
 _STOP_LIMIT: Final = OrderType.STOP_LIMIT
-_DUPLICATE_ORDER: Final = RejectReason.DUPLICATE_ORDER
-_INSUFFICIENT_BALANCE: Final = RejectReason.INSUFFICIENT_BALANCE
-_LOT_FILTER: Final = RejectReason.LOT_FILTER
-_MIN_NOTIONAL: Final = RejectReason.MIN_NOTIONAL
-_OTHER: Final = RejectReason.OTHER
-_POST_ONLY_WOULD_TAKE: Final = RejectReason.POST_ONLY_WOULD_TAKE
-_PRICE_FILTER: Final = RejectReason.PRICE_FILTER
-_RATE_LIMIT: Final = RejectReason.RATE_LIMIT
-_TOO_LATE: Final = RejectReason.TOO_LATE
-_UNKNOWN_ORDER: Final = RejectReason.UNKNOWN_ORDER
-_UNKNOWN_SYMBOL: Final = RejectReason.UNKNOWN_SYMBOL
-_UNSUPPORTED: Final = RejectReason.UNSUPPORTED
-_VENUE_UNAVAILABLE: Final = RejectReason.VENUE_UNAVAILABLE
-_BUY: Final = Side.BUY
-_SELL: Final = Side.SELL
-_DAY: Final = TimeInForce.DAY
-_FOK: Final = TimeInForce.FOK
-_GTC: Final = TimeInForce.GTC
 _GTD: Final = TimeInForce.GTD
-_IOC: Final = TimeInForce.IOC
 
 
 # OrdRejReason (103)
@@ -87,34 +68,34 @@ EXEC_TRADE = b"F"
 EXEC_STATUS = b"I"
 
 VENUE_REASON_TO_ORD_REJ = {
-    _INSUFFICIENT_BALANCE: ORD_REJ_EXCEEDS_LIMIT,
-    _UNKNOWN_SYMBOL: ORD_REJ_UNKNOWN_SYMBOL,
-    _PRICE_FILTER: ORD_REJ_OTHER,
-    _LOT_FILTER: ORD_REJ_INCORRECT_QTY,
-    _MIN_NOTIONAL: ORD_REJ_INCORRECT_QTY,
-    _UNSUPPORTED: ORD_REJ_UNSUPPORTED,
-    _POST_ONLY_WOULD_TAKE: ORD_REJ_OTHER,
-    _DUPLICATE_ORDER: ORD_REJ_DUPLICATE,
-    _RATE_LIMIT: ORD_REJ_BROKER,
-    _VENUE_UNAVAILABLE: ORD_REJ_EXCHANGE_CLOSED,
-    _TOO_LATE: ORD_REJ_TOO_LATE,
-    _UNKNOWN_ORDER: ORD_REJ_OTHER,
-    _OTHER: ORD_REJ_OTHER,
+    RejectReason.INSUFFICIENT_BALANCE: ORD_REJ_EXCEEDS_LIMIT,
+    RejectReason.UNKNOWN_SYMBOL: ORD_REJ_UNKNOWN_SYMBOL,
+    RejectReason.PRICE_FILTER: ORD_REJ_OTHER,
+    RejectReason.LOT_FILTER: ORD_REJ_INCORRECT_QTY,
+    RejectReason.MIN_NOTIONAL: ORD_REJ_INCORRECT_QTY,
+    RejectReason.UNSUPPORTED: ORD_REJ_UNSUPPORTED,
+    RejectReason.POST_ONLY_WOULD_TAKE: ORD_REJ_OTHER,
+    RejectReason.DUPLICATE_ORDER: ORD_REJ_DUPLICATE,
+    RejectReason.RATE_LIMIT: ORD_REJ_BROKER,
+    RejectReason.VENUE_UNAVAILABLE: ORD_REJ_EXCHANGE_CLOSED,
+    RejectReason.TOO_LATE: ORD_REJ_TOO_LATE,
+    RejectReason.UNKNOWN_ORDER: ORD_REJ_OTHER,
+    RejectReason.OTHER: ORD_REJ_OTHER,
 }
 
 VENUE_REASON_TEXT = {
-    _INSUFFICIENT_BALANCE: "insufficient balance",
-    _UNKNOWN_SYMBOL: "unknown symbol",
-    _PRICE_FILTER: "price not allowed (tick size or band)",
-    _LOT_FILTER: "quantity not allowed (lot size)",
-    _MIN_NOTIONAL: "below the minimum notional",
-    _UNSUPPORTED: "not supported",
-    _POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
-    _DUPLICATE_ORDER: "duplicate order",
-    _RATE_LIMIT: "rate limit",
-    _VENUE_UNAVAILABLE: "venue unavailable",
-    _TOO_LATE: "too late",
-    _UNKNOWN_ORDER: "unknown order",
+    RejectReason.INSUFFICIENT_BALANCE: "insufficient balance",
+    RejectReason.UNKNOWN_SYMBOL: "unknown symbol",
+    RejectReason.PRICE_FILTER: "price not allowed (tick size or band)",
+    RejectReason.LOT_FILTER: "quantity not allowed (lot size)",
+    RejectReason.MIN_NOTIONAL: "below the minimum notional",
+    RejectReason.UNSUPPORTED: "not supported",
+    RejectReason.POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
+    RejectReason.DUPLICATE_ORDER: "duplicate order",
+    RejectReason.RATE_LIMIT: "rate limit",
+    RejectReason.VENUE_UNAVAILABLE: "venue unavailable",
+    RejectReason.TOO_LATE: "too late",
+    RejectReason.UNKNOWN_ORDER: "unknown order",
 }
 
 
@@ -127,17 +108,17 @@ def venue_reason_text(venue: str, reason: RejectReason, text: str) -> str:
 
 
 VENUE_REASON_TO_CXL_REJ = {
-    _UNKNOWN_ORDER: CXL_REJ_UNKNOWN_ORDER,
-    _TOO_LATE: CXL_REJ_TOO_LATE,
+    RejectReason.UNKNOWN_ORDER: CXL_REJ_UNKNOWN_ORDER,
+    RejectReason.TOO_LATE: CXL_REJ_TOO_LATE,
 }
 
-_SIDES = {b"1": _BUY, b"2": _SELL}
-_SIDE_CODE = {_BUY: b"1", _SELL: b"2"}
-_TYPES = {b"1": _MARKET, b"2": _LIMIT, b"3": _STOP,
-          b"4": _STOP_LIMIT}
+_SIDES = {b"1": Side.BUY, b"2": Side.SELL}
+_SIDE_CODE = {Side.BUY: b"1", Side.SELL: b"2"}
+_TYPES = {b"1": OrderType.MARKET, b"2": OrderType.LIMIT, b"3": OrderType.STOP,
+          b"4": OrderType.STOP_LIMIT}
 _TYPE_CODE = {v: k for k, v in _TYPES.items()}
-_TIFS = {b"0": _DAY, b"1": _GTC, b"3": _IOC,
-         b"4": _FOK, b"6": _GTD}
+_TIFS = {b"0": TimeInForce.DAY, b"1": TimeInForce.GTC, b"3": TimeInForce.IOC,
+         b"4": TimeInForce.FOK, b"6": TimeInForce.GTD}
 _TIF_CODE = {v: k for k, v in _TIFS.items()}
 _STATUS_CODE = {s: s.value.encode() for s in OrdStatus}
 
@@ -180,17 +161,9 @@ class NewOrder(OrderTerms):
         strategy: str | None = None, effective_time_ns: int | None = None,
         strategy_parameters: dict[str, str] | None = None, max_floor: Decimal | None = None,
     ) -> None:
-        self.cl_ord_id = cl_ord_id
-        self.account = account
-        self.side = side
-        self.type = type
-        self.quantity = quantity
-        self.price = price
-        self.stop_price = stop_price
-        self.time_in_force = time_in_force
-        self.expire_time_ns = expire_time_ns
-        self.post_only = post_only
-        self.reduce_only = reduce_only
+        # (not super(): a slots dataclass is a new class, which super()'s cell does not know)
+        OrderTerms.__init__(self, cl_ord_id, account, side, type, quantity, price, stop_price,
+                            time_in_force, expire_time_ns, post_only, reduce_only)
         self.symbol = symbol
         self.security_id = security_id
         self.security_id_source = security_id_source

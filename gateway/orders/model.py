@@ -94,6 +94,25 @@ class OrderTerms:
     post_only: bool
     reduce_only: bool
 
+    # (written, to be compiled: dataclasses' own __init__ would run interpreted; Order and
+    # fixmap.NewOrder begin theirs with it)
+    def __init__(
+        self, cl_ord_id: str, account: str | None, side: Side, type: OrderType, quantity: Decimal,
+        price: Decimal | None, stop_price: Decimal | None, time_in_force: TimeInForce,
+        expire_time_ns: int | None, post_only: bool, reduce_only: bool,
+    ) -> None:
+        self.cl_ord_id = cl_ord_id
+        self.account = account
+        self.side = side
+        self.type = type
+        self.quantity = quantity
+        self.price = price
+        self.stop_price = stop_price
+        self.time_in_force = time_in_force
+        self.expire_time_ns = expire_time_ns
+        self.post_only = post_only
+        self.reduce_only = reduce_only
+
     def terms(self) -> dict[str, Any]:
         """These fields by name (to make an order of a request)."""
         return {name: getattr(self, name) for name in _TERMS}
@@ -167,17 +186,9 @@ class Order(OrderTerms):
         max_floor: Decimal | None = None, list_id: str | None = None,
         ord_rej_reason: str | None = None, cancel_next: str | None = None,
     ) -> None:
-        self.cl_ord_id = cl_ord_id
-        self.account = account
-        self.side = side
-        self.type = type
-        self.quantity = quantity
-        self.price = price
-        self.stop_price = stop_price
-        self.time_in_force = time_in_force
-        self.expire_time_ns = expire_time_ns
-        self.post_only = post_only
-        self.reduce_only = reduce_only
+        # (not super(): a slots dataclass is a new class, which super()'s cell does not know)
+        OrderTerms.__init__(self, cl_ord_id, account, side, type, quantity, price, stop_price,
+                            time_in_force, expire_time_ns, post_only, reduce_only)
         self.order_id = order_id
         self.session_id = session_id
         self.venue = venue

@@ -62,8 +62,6 @@ from .tasks import Tasks
 # Enum members read once (compiled, a member of another module's Enum is read through its
 # metaclass's __getattr__, ten times a constant's cost: docs/performance.md, "Enum members")
 _PENDING_CANCEL: Final = OrdStatus.PENDING_CANCEL
-_OTHER: Final = RejectReason.OTHER
-_VENUE_UNAVAILABLE: Final = RejectReason.VENUE_UNAVAILABLE
 _CANCELED: Final = VenueStatus.CANCELED
 _EXPIRED: Final = VenueStatus.EXPIRED
 _REJECTED: Final = VenueStatus.REJECTED
@@ -220,7 +218,7 @@ class VenueSide:
         elif isinstance(outcome, VenueRejected):
             self.rejected(o, outcome.reason, outcome.text)
         elif isinstance(outcome, VenueUnavailable):
-            self.rejected(o, _VENUE_UNAVAILABLE, str(outcome) or "venue unavailable")
+            self.rejected(o, RejectReason.VENUE_UNAVAILABLE, str(outcome) or "venue unavailable")
         else:
             log.warning("%s: place at %s is ambiguous (%s): querying", o.order_id, conn.name,
                         outcome)
@@ -598,7 +596,7 @@ class VenueSide:
                 and self.amends(conn, o) and shows_amend(state, p)):
             self.amended(o, state.venue_order_id)  # the amend's event was lost
         if state.status is _REJECTED and o.unacknowledged:
-            self.rejected(o, _OTHER, "rejected by the venue")
+            self.rejected(o, RejectReason.OTHER, "rejected by the venue")
         elif state.status is _CANCELED and o.is_open:
             self.canceled(o, o.venue_client_order_id, "canceled at the venue")
         elif state.status is _EXPIRED and o.is_open:
@@ -621,7 +619,7 @@ class VenueSide:
                 await self.apply_state(o, conn, state)
                 return
             if found and waited >= self.patience.patience:
-                self.rejected(o, _OTHER,
+                self.rejected(o, RejectReason.OTHER,
                               "the venue never received the order (checked by query)")
                 return
             await asyncio.sleep(self.patience.retry)

@@ -174,8 +174,18 @@ def test_a_written_init_sets_every_field_as_the_generated_one_would() -> None:
         assert [a.arg for a in args] == [f.name for f in fields], cls
         defaults = dict(zip([a.arg for a in args[len(args) - len(init.args.defaults):]],
                             init.args.defaults, strict=True))
-        sets = {}
+        sets: dict[str, ast.expr] = {}
         for statement in init.body:  # self.<field> = <param> (or its factory's, when None)
+            if isinstance(statement, ast.Expr):  # Base.__init__(self, <its fields' params>)
+                call = statement.value
+                assert isinstance(call, ast.Call) and ast.unparse(call.func).endswith(
+                    ".__init__"), (cls, ast.unparse(statement))
+                base = namespace[ast.unparse(call.func).removesuffix(".__init__")]
+                assert base in cls.__mro__[1:], (cls, base)
+                given = [ast.unparse(a) for a in call.args]
+                assert given == ["self", *(f.name for f in dataclasses.fields(base))], cls
+                sets.update((name, ast.Name(name)) for name in given[1:])
+                continue
             assert isinstance(statement, ast.Assign), (cls, ast.unparse(statement))
             target = statement.targets[0]
             assert isinstance(target, ast.Attribute), (cls, ast.unparse(statement))
