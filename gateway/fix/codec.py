@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zlib import adler32
 
 from gateway.native import dataclass_init_when_interpreted
 
@@ -93,8 +94,22 @@ def parse_tag(raw: bytes) -> int | None:
     return t
 
 
+_ADLER_RUN = 256
+"""Bytes whose sum Adler-32 gives exactly: its low half is 1 + the sum of the bytes modulo
+65521, and 1 + 255 * 256 is below the modulus."""
+
+
 def checksum(data: bytes | bytearray | memoryview) -> int:
-    return sum(data) & 0xFF
+    """CheckSum (10): the sum of the bytes modulo 256. Summed in C, 256 bytes at a time, by
+    zlib's Adler-32 (``sum()`` makes an int of every byte: a fifth of the cost)."""
+    n = len(data)
+    if n <= _ADLER_RUN:
+        return ((adler32(data) & 0xFFFF) - 1) & 0xFF
+    view = memoryview(data)
+    total = 0
+    for start in range(0, n, _ADLER_RUN):
+        total += (adler32(view[start:start + _ADLER_RUN]) & 0xFFFF) - 1
+    return total & 0xFF
 
 
 class GarbledMessage(ValueError):
@@ -378,7 +393,7 @@ def encode(
                         for i in range(0, len(parts), 3))
     head = b"8=" + begin_string + b"\x019=%d\x01" % len(body)
     msg = head + body
-    return msg + b"10=%03d\x01" % (sum(msg) & 0xFF)
+    return msg + b"10=%03d\x01" % checksum(msg)
 
 
 _DATA_TAGS = frozenset(b"%d" % t for t in STANDARD_DATA_FIELDS.values())

@@ -78,6 +78,12 @@ class SessionID:
     target_comp_id: str
     qualifier: str = ""
 
+    def __hash__(self) -> int:
+        # (the hash dataclasses would generate, written out: that one runs interpreted, and
+        # sessions are dict keys the order path looks up several times an order)
+        return hash((self.begin_string, self.sender_comp_id, self.target_comp_id,
+                     self.qualifier))
+
     def __str__(self) -> str:
         q = f":{self.qualifier}" if self.qualifier else ""
         return f"{self.begin_string}:{self.sender_comp_id}->{self.target_comp_id}{q}"

@@ -22,6 +22,7 @@ from typing import Any, Final
 from connectors.base import (
     AmendRequest,
     Connector,
+    Liquidity,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -65,6 +66,8 @@ _PENDING_CANCEL: Final = OrdStatus.PENDING_CANCEL
 _CANCELED: Final = VenueStatus.CANCELED
 _EXPIRED: Final = VenueStatus.EXPIRED
 _REJECTED: Final = VenueStatus.REJECTED
+_LIQUIDITY: Final = {m: m.value for m in Liquidity}
+"""A fill's liquidity as the fills table has it (``.value`` is a Python descriptor call)."""
 
 log = logging.getLogger("fixgw.orders")
 
@@ -274,7 +277,7 @@ class VenueSide:
         fill = FillRecord(
             venue=o.venue, trade_id=ev.trade_id, order_id=o.order_id, quantity=ev.quantity,
             price=ev.price, fee=ev.fee, fee_currency=ev.fee_currency,
-            liquidity=ev.liquidity.value if ev.liquidity else None, ts_ns=ev.ts_ns,
+            liquidity=_LIQUIDITY[ev.liquidity] if ev.liquidity else None, ts_ns=ev.ts_ns,
         )
         data = {"trade_id": ev.trade_id, "quantity": str(ev.quantity), "price": str(ev.price),
                 "venue_order_id": ev.venue_order_id}

@@ -14,8 +14,9 @@ from gateway.store.records import Commit, SessionRecord
 class SessionStorePort(Protocol):
     async def load(self, session_id: str) -> SessionRecord: ...
 
-    async def commit(self, unit: Commit) -> None:
-        """Store ``unit`` in one transaction; returns once committed (Invariant 1)."""
+    def commit(self, unit: Commit) -> Awaitable[None]:
+        """Store ``unit`` in one transaction; the awaitable resolves once committed
+        (Invariant 1)."""
 
     def log(self, session_id: str, direction: str, data: bytes, when: datetime) -> None: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -108,6 +109,17 @@ def _chain_cl_ord_id(e: OrderEvent) -> str | None:
     return None
 
 
+_VALUES: dict[Enum, Any] = {}
+
+
+def _value(member: Enum) -> Any:
+    """``member.value``, kept: an Enum's ``value`` is a Python descriptor call in 3.11."""
+    value = _VALUES.get(member)
+    if value is None:
+        value = _VALUES[member] = member.value
+    return value
+
+
 def _order_row(o: OrderSnapshot) -> tuple[Any, ...]:
     order_id, session_id = o.order_id, o.session_id
     if not (0 < len(order_id) <= NAME_LENGTH and 0 < len(session_id) <= SESSION_ID_LENGTH):
@@ -119,7 +131,7 @@ def _order_row(o: OrderSnapshot) -> tuple[Any, ...]:
         o.cl_ord_id,
         o.venue,
         o.symbol,
-        o.status.value,
+        _value(o.status),
         bool(o.is_open),
         o.updated_ns,
         o.last_event_id,

@@ -17,7 +17,7 @@ checks the arguments and makes the requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -25,16 +25,17 @@ from typing import ClassVar
 from sqlalchemy import Connection, delete, select
 
 from gateway.store.records import Commit, OrderAppend, SessionRecord
-from gateway.store.schema import ID_LENGTH, messages, sessions
+from gateway.store.schema import messages, sessions
 from gateway.store.switches import check_kill_switch, load_kill_switches
 from gateway.store.writer import Tx, Waiter, Writer, aware
 from gateway.store.writes import (
     Direction,
     KnownSessions,
     LogLine,
-    SessionCommit,
     SessionStatements,
     SessionWrites,
+    check_session_id,
+    session_commit,
 )
 
 COD_MODES = frozenset(("off", "disconnect", "logout", "both"))
@@ -156,32 +157,21 @@ class SessionRepository:
 
     async def load(self, session_id: str) -> SessionRecord:
         """The session's state; creates it as (1, 1, now) when absent."""
-        _check_session_id(session_id)
+        check_session_id(session_id)
         w = self.writer
         result: SessionRecord = await w.call(
             _Load(w.waiter(), self._known, session_id, w.now()))
         return result
 
-    async def commit(self, unit: Commit) -> None:
+    def commit(self, unit: Commit) -> Awaitable[None]:
         """Store ``unit`` in one transaction (:class:`~gateway.store.records.Commit`).
 
-        Returns only once committed (write-ahead: write to the socket afterwards). If the
-        awaiting task is cancelled the commit may still happen. An ExecID reported again stays
-        reported (the MsgSeqNum kept may be the first one: nothing reads it)."""
-        session_id = unit.session_id
-        _check_session_id(session_id)
-        rows = tuple((session_id, _positive("seq", seq), bytes(raw)) for seq, raw in unit.sent)
-        if unit.next_sender is not None:
-            _positive("next_sender", unit.next_sender)
-        if unit.next_target is not None:
-            _positive("next_target", unit.next_target)
-        report_rows = tuple(
-            (_exec_id(exec_id), session_id, _positive("seq", seq))
-            for exec_id, seq in unit.reports
-        )
-        w = self.writer
-        await w.call(SessionCommit(w.waiter(), self._known, session_id, rows, unit.next_sender,
-                             unit.next_target, report_rows, unit.orders))
+        The awaitable resolves only once committed (write-ahead: write to the socket
+        afterwards); a bad argument raises at the call. If the awaiting task is cancelled the
+        commit may still happen. An ExecID reported again stays reported (the MsgSeqNum kept
+        may be the first one: nothing reads it). The request is made by compiled code
+        (:func:`~gateway.store.writes.session_commit`): two an order."""
+        return session_commit(self.writer, self._known, unit)
 
     async def save(
         self,
@@ -206,7 +196,7 @@ class SessionRepository:
         :func:`gateway.audit.filelog.mask_secrets`. A log entry whose commit fails is dropped
         and reported through :mod:`logging`.
         """
-        _check_session_id(session_id)
+        check_session_id(session_id)
         if direction != "in" and direction != "out":
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         checked: Direction = "in" if direction == "in" else "out"
@@ -217,7 +207,7 @@ class SessionRepository:
     ) -> list[tuple[int, bytes]]:
         """Sent messages with ``begin <= seq <= end`` (``end`` 0 = infinity), by seq, at most
         ``limit`` of them (answering a ResendRequest 2: BeginSeqNo 7, EndSeqNo 16)."""
-        _check_session_id(session_id)
+        check_session_id(session_id)
         if begin < 0 or end < 0:
             raise ValueError(f"negative sequence range {begin}..{end}")
         if limit < 1:
@@ -232,7 +222,7 @@ class SessionRepository:
 
         The message log is kept (audit).
         """
-        _check_session_id(session_id)
+        check_session_id(session_id)
         w = self.writer
         await w.call(_Reset(w.waiter(), self._known, session_id, w.now()))
 
@@ -243,7 +233,7 @@ class SessionRepository:
         Queued at once, not when a task first runs: whatever the caller saves afterwards (the
         Logon reply) commits in the same transaction or a later one, so a client that got its
         Logon reply has its choice stored. The future resolves after the commit."""
-        _check_session_id(session_id)
+        check_session_id(session_id)
         if mode is not None and mode not in COD_MODES:
             raise ValueError(f"cancel-on-disconnect mode must be one of {sorted(COD_MODES)}, "
                              f"not {mode!r}")
@@ -285,18 +275,3 @@ def _load_cod_overrides(conn: Connection) -> dict[str, str]:
     return {sid: mode for sid, mode in conn.execute(query)}
 
 
-def _check_session_id(session_id: str) -> None:
-    if not session_id or len(session_id) > 255:
-        raise ValueError(f"session id must be 1..255 characters: {session_id!r}")
-
-
-def _exec_id(exec_id: str) -> str:
-    if not exec_id or len(exec_id) > ID_LENGTH:
-        raise ValueError(f"ExecID must be 1..{ID_LENGTH} characters: {exec_id!r}")
-    return str(exec_id)
-
-
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, not {value}")
-    return int(value)

@@ -15,6 +15,7 @@ dataclass takes a ``ClassVar`` (``reads``, ``rank``) for a field and fails to se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -27,8 +28,9 @@ from sqlalchemy.sql.dml import Insert
 from gateway.audit.filelog import mask_secrets
 from gateway.store.db import insert_sql, placeholder
 from gateway.store.errors import NodeFenced
-from gateway.store.records import OrderAppend
+from gateway.store.records import Commit, OrderAppend
 from gateway.store.schema import (
+    ID_LENGTH,
     counters,
     drop_copies,
     fills,
@@ -41,7 +43,7 @@ from gateway.store.schema import (
     sessions,
 )
 from gateway.store.switches import upsert_kill_switch_sql
-from gateway.store.writer import Tx, Waiter
+from gateway.store.writer import Tx, Waiter, Writer
 
 logger = logging.getLogger("gateway.store.sessions")
 """(The message log's losses are told where they were before: the session repository's.)"""
@@ -356,6 +358,40 @@ class PendingOrderWrites:
 
 
 # --- the requests every order makes -------------------------------------------------------------
+
+
+def check_session_id(session_id: str) -> None:
+    if not session_id or len(session_id) > 255:
+        raise ValueError(f"session id must be 1..255 characters: {session_id!r}")
+
+
+def _exec_id(exec_id: str) -> str:
+    if not exec_id or len(exec_id) > ID_LENGTH:
+        raise ValueError(f"ExecID must be 1..{ID_LENGTH} characters: {exec_id!r}")
+    return str(exec_id)
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value}")
+    return int(value)
+
+
+def session_commit(writer: Writer, known: KnownSessions, unit: Commit) -> asyncio.Future[Any]:
+    """Queue ``unit`` (:meth:`gateway.store.sessions.SessionRepository.commit`), its arguments
+    checked; the future resolves once it is committed."""
+    session_id = unit.session_id
+    check_session_id(session_id)
+    rows = tuple((session_id, _positive("seq", seq), bytes(raw)) for seq, raw in unit.sent)
+    if unit.next_sender is not None:
+        _positive("next_sender", unit.next_sender)
+    if unit.next_target is not None:
+        _positive("next_target", unit.next_target)
+    report_rows = tuple(
+        (_exec_id(exec_id), session_id, _positive("seq", seq)) for exec_id, seq in unit.reports
+    )
+    return writer.call(SessionCommit(writer.waiter(), known, session_id, rows, unit.next_sender,
+                                     unit.next_target, report_rows, unit.orders))
 
 
 class SessionCommit:

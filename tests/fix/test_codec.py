@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from gateway.fix.codec import (
     GarbledMessage,
     ParserEvent,
     StreamError,
+    checksum,
     encode,
     split_fields,
     verify_frame,
@@ -243,6 +245,19 @@ def test_encode_pads_the_checksum_to_three_digits() -> None:
         seen.add(int(value))
         assert verify_frame(data) is None
     assert min(seen) < 10  # some checksums needed the zero padding
+
+
+@pytest.mark.parametrize("fill", [0xFF, 0x01, None])
+def test_checksum_is_the_byte_sum_modulo_256_at_every_length(fill: int | None) -> None:
+    """Summed 256 bytes at a time by Adler-32: the worst case (every byte 0xFF) and lengths
+    around the runs' edges, as bytes, bytearray and memoryview, against sum()."""
+    rng = random.Random(7)
+    for n in [*range(0, 300), 511, 512, 513, 767, 768, 769, 4096, 70_001]:
+        data = bytes([fill]) * n if fill is not None else rng.randbytes(n)
+        expected = sum(data) % 256
+        assert checksum(data) == expected, n
+        assert checksum(bytearray(data)) == expected, n
+        assert checksum(memoryview(data)) == expected, n
 
 
 def test_encode_never_lets_a_value_carry_soh_out_of_its_field() -> None:

@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from connectors.base import OrderType, Side, TimeInForce
 from gateway.orders.lifecycle import OrdStatus
 from gateway.orders.model import Order, OrderEvent, Pending, order_from_json, order_to_json
-from gateway.store import sessions as sessions_module
 from gateway.store.orders import _unreported_events
 from gateway.store.records import CopyRecord, FillRecord, OrderAppend
 from gateway.store.rows import build_append, delivered_row
 from gateway.store.store import SessionStore
+
+from .unchecked import unchecked_save
 
 T = TypeVar("T")
 SID = "FIX.4.4:GW->CLIENT1"
@@ -481,19 +482,14 @@ def test_drop_copies_stored_with_their_event_and_delivered_by_a_message(store_ur
     with_store(store_url, after_restart)
 
 
-def test_reports_commit_atomically_with_their_save(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # let next_sender=0 through the argument check so the database's CHECK constraint rejects it
-    monkeypatch.setattr(sessions_module, "_positive", lambda name, value: value)
-
+def test_reports_commit_atomically_with_their_save(store_url: str) -> None:
     async def body(store: SessionStore) -> None:
         await store.append_order_events(
             [event(1, exec_id="E1"), event(2, exec_id="E2"), event(3, exec_id="E3")], []
         )
         results = await asyncio.gather(
             store.save(SID, sent=[(1, b"er-1")], next_sender=2, reports=[("E1", 1)]),
-            store.save(SID, sent=[(2, b"er-2")], next_sender=0, reports=[("E2", 2)]),  # fails
+            unchecked_save(store, SID, [(2, b"er-2")], 0, [("E2", 2)]),  # fails
             store.append_order_events([event(4, exec_id="E4")], []),
             return_exceptions=True,
         )

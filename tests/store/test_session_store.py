@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from gateway.store import sessions as sessions_module
 from gateway.store.db import make_engine
 from gateway.store.errors import StoreClosedError
 from gateway.store.records import SessionRecord
 from gateway.store.schema import kill_switches, message_log, sessions
 from gateway.store.store import SessionStore
+
+from .unchecked import unchecked_save
 
 T = TypeVar("T")
 SID = "FIX.4.4:ISLD->TW44"
@@ -224,17 +225,12 @@ def test_concurrent_saves_share_commits(store_url: str) -> None:
     with_store(store_url, body)
 
 
-def test_a_failing_request_fails_only_its_caller(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # let next_sender=0 through the argument check so the database's CHECK constraint rejects it
-    monkeypatch.setattr(sessions_module, "_positive", lambda name, value: value)
-
+def test_a_failing_request_fails_only_its_caller(store_url: str) -> None:
     async def body(store: SessionStore) -> None:
         store.log(SID, "in", b"logged", T0)
         results = await asyncio.gather(
             store.save(SID, sent=[(1, b"ok")], next_sender=2),
-            store.save("FIX.4.4:BAD->TW44", sent=[(1, b"bad")], next_sender=0),
+            unchecked_save(store, "FIX.4.4:BAD->TW44", [(1, b"bad")], 0),  # fails
             store.save("FIX.4.4:GOOD->TW44", sent=[(1, b"good")], next_sender=2),
             return_exceptions=True,
         )
