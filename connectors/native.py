@@ -43,6 +43,7 @@ class NativeBuild:
 
     def __init__(self, label: str, modules: Sequence[str], group: str, env: str, *,
                  c_module: str | None = None, c_sources: Sequence[Path] = (),
+                 c_libraries: Sequence[str] = (), c_optional: bool = False,
                  depends: Sequence[str] = ("gateway", "connectors")) -> None:
         self.label = label
         """Who says so on stderr when the build is stale (``fixgw's order path``, ``the paper
@@ -56,6 +57,11 @@ class NativeBuild:
         self.c_module = c_module
         self.c_sources = tuple(c_sources)
         """The C of ``c_module``, headers included (they are part of what the stamp hashes)."""
+        self.c_libraries = tuple(c_libraries)
+        """The libraries ``c_module`` links with (``sqlite3``)."""
+        self.c_optional = c_optional
+        """True: a ``c_module`` that fails to build (its library's headers missing) is left out
+        and the mypyc modules built all the same; False: the whole build runs as Python."""
         self.depends = tuple(depends)
         """Packages (directories under :data:`ROOT`) whose every module the stamp hashes: the
         compiled modules, and what they import -- mypyc compiles against the types of those (a

@@ -15,6 +15,8 @@ venue's (:mod:`connectors.paper.native`, installed by ``connectors.paper``, unde
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from connectors.native import NativeBuild, dataclass_init_when_interpreted
 
 __all__ = ["ORDER_PATH", "NativeBuild", "dataclass_init_when_interpreted"]
@@ -33,7 +35,10 @@ ORDER_PATH = NativeBuild(
      "gateway.orders.filters", "gateway.orders.tasks", "gateway.marketview",
      "gateway.positions.exposure", "gateway.routing.router", "gateway.marketdata.feeds",
      "gateway.cluster"),
-    "gateway._compiled", "FIXGW_PURE")
+    "gateway._compiled", "FIXGW_PURE",
+    c_module="gateway.store._walvfs",
+    c_sources=(Path(__file__).resolve().parent / "store" / "_walvfs.c",),
+    c_libraries=("sqlite3",), c_optional=True)
 """What every order goes through, compiled: the FIX codec, dictionaries, messages and their
 validation, the FIX session's state machine, the orders' lifecycle table, model and FIX
 mapping, the order book, the NewOrderSingle handler, the venue side, the order manager, the
@@ -42,4 +47,8 @@ order recorder, the store's records, row builders, its writer and the writes eve
 the order path's tasks, the pre-trade risk checks, the positions, the balance book and the
 exposure across venues, the routing (venue, account and symbol resolution), the market data
 feeds and the market view over them, the node's lease and ownership (``gateway.cluster``),
-and the server's session handle and traffic counts. ``FIXGW_PURE=1`` runs them as Python."""
+and the server's session handle and traffic counts. ``FIXGW_PURE=1`` runs them as Python.
+
+With them, in C: ``gateway.store._walvfs``, the SQLite VFS that writes each commit's
+write-ahead-log frames at once (:func:`gateway.store.db.wal_vfs`; left out where SQLite's
+headers are missing, and unused with ``FIXGW_PURE=1``)."""

@@ -80,7 +80,7 @@ def _setup(tmp: Path, name: str, ext_modules: str) -> None:
 def build_c(build: NativeBuild, tmp: Path) -> None:
     sources = [str(p.relative_to(REPO)) for p in build.c_sources if p.suffix == ".c"]
     _setup(tmp, f"fixgw-{build.c_module}", f"[Extension({build.c_module!r}, {sources!r},"
-           " extra_compile_args=['-O2', '-std=gnu11'])]")
+           f" libraries={list(build.c_libraries)!r}, extra_compile_args=['-O2', '-std=gnu11'])]")
 
 
 def build_mypyc(build: NativeBuild, tmp: Path) -> None:
@@ -122,7 +122,13 @@ def make(build: NativeBuild, force: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="fixgw-native-") as tmp:
         try:
             if build.c_module:
-                build_c(build, Path(tmp))
+                try:
+                    build_c(build, Path(tmp))
+                except (SystemExit, Exception) as exc:  # noqa: BLE001 - said, then optional
+                    if not build.c_optional:
+                        raise
+                    print(f"build_native: {build.c_module} not built ({exc}): {build.label} "
+                          "runs without it", file=sys.stderr)
             build_mypyc(build, Path(tmp))
         except (SystemExit, Exception) as exc:  # noqa: BLE001 - any failure: pure Python
             clean(build)

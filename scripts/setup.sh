@@ -36,9 +36,15 @@ fi
 # fixgw's compiled parts, built from source here (scripts/build_native.py): the order path's
 # modules (FIX codec, dictionaries, validation; the orders' model and FIX mapping), the paper
 # venue's (its book, market maker, exchange and connector) and the audit's checks compiled by
-# mypyc (it comes with mypy), and the audit's C (gateway/audit/_cscan.c).
+# mypyc (it comes with mypy), the audit's C (gateway/audit/_cscan.c) and the store's SQLite VFS
+# (gateway/store/_walvfs.c, against SQLite's headers: Debian's libsqlite3-dev).
 # Without a compiler it says so and fixgw runs as pure Python, the same results more slowly.
 .venv/bin/python -c "import mypyc" >/dev/null 2>&1 || .venv/bin/python -m pip install -q "mypy>=1.10"
+if [ ! -f /usr/include/sqlite3.h ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing libsqlite3-dev (the store's WAL VFS, gateway/store/_walvfs.c)..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      libsqlite3-dev >/dev/null; } || echo "libsqlite3-dev could not be installed" >&2
+fi
 .venv/bin/python scripts/build_native.py
 if [ "${want_interop:-0}" = 1 ] && ! .venv/bin/python -c "import quickfix" >/dev/null 2>&1; then
   # QuickFIX's Python package is a C++ build of several minutes: build the wheel once and keep it

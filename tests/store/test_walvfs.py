@@ -1,0 +1,208 @@
+"""The SQLite VFS that writes each commit's write-ahead-log frames at once
+(``gateway/store/_walvfs.c``): what it writes is what SQLite's own VFS writes, a commit is in
+the file (for other connections, for a killed process) when it returns, and the store opens its
+SQLite files through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.native import ORDER_PATH
+from gateway.store.db import wal_vfs
+from gateway.store.store import SessionStore
+
+VFS = wal_vfs()
+if VFS is None:
+    _WHY = ("the store's WAL VFS is not in use (gateway/store/_walvfs.c not built: "
+            "scripts/build_native.py; or FIXGW_PURE=1)")
+    if os.environ.get("REQUIRE_NATIVE") == "1" and not ORDER_PATH.asked_pure:
+        pytest.fail(f"{_WHY} (REQUIRE_NATIVE=1)", pytrace=False)
+    pytest.skip(_WHY, allow_module_level=True)
+
+from gateway.store import _walvfs  # type: ignore[attr-defined]  # noqa: E402
+
+
+def _open(path: Path, vfs: str | None) -> sqlite3.Connection:
+    conn = (sqlite3.connect(f"file:{path}?vfs={vfs}", uri=True, isolation_level=None)
+            if vfs else sqlite3.connect(path, isolation_level=None))
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _contents(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")]
+    return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}  # noqa: S608
+
+
+def _workload(conn: sqlite3.Connection, other: sqlite3.Connection, seed: int) -> None:
+    """Commits of every size (one spilling to the WAL before its commit, with a page cache of
+    ten pages), rolled back transactions (one after spilling), and checkpoints of every mode
+    run by ``other`` between them (the WAL restarting from its start after a full one)."""
+    rng = random.Random(seed)
+    conn.execute("PRAGMA cache_size = 10")
+    for t in ("a", "b", "c"):
+        conn.execute(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v BLOB)")
+        conn.execute(f"CREATE INDEX ix_{t}_v ON {t} (v)")
+    key = 0
+    for step in range(300):
+        conn.execute("BEGIN IMMEDIATE")
+        rows = rng.choice((1, 2, 5, 40, 400 if step % 50 == 7 else 3))
+        for _ in range(rows):
+            key += 1
+            t = rng.choice("abc")
+            conn.execute(f"INSERT INTO {t} (k, v) VALUES (?, ?)",  # noqa: S608
+                         (f"k{rng.randrange(10**9)}-{key}", rng.randbytes(rng.randrange(900))))
+        if step % 7 == 3:
+            conn.execute("UPDATE a SET v = ? WHERE id % 5 = ?", (rng.randbytes(300), step % 5))
+        if step % 11 == 5:
+            conn.execute("DELETE FROM b WHERE id % 3 = 0")
+        conn.execute("ROLLBACK" if step % 13 == 12 else "COMMIT")
+        if step % 37 == 36:
+            mode = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")[step // 37 % 4]
+            other.execute(f"PRAGMA wal_checkpoint({mode})")
+
+
+def test_what_it_writes_reads_back_as_sqlites_own_vfs_writes_it(tmp_path: Path) -> None:
+    before = _walvfs.counts()
+    written: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+    for name, vfs in (("default", None), ("gathered", VFS)):
+        path = tmp_path / f"{name}.db"
+        conn, other = _open(path, vfs), _open(path, None)
+        _workload(conn, other, seed=11)
+        conn.close()
+        other.close()
+        with sqlite3.connect(path) as fresh:  # (SQLite's own VFS, the WAL recovered from disk)
+            assert fresh.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            written[name] = _contents(fresh)
+    assert written["gathered"] == written["default"]
+    assert sum(len(rows) for rows in written["default"].values()) > 1000
+    made, out = (a - b for a, b in zip(_walvfs.counts(), before, strict=True))
+    assert 0 < out < made  # (fewer: the spills of a ten-page cache read the WAL between writes)
+
+
+def test_a_commit_is_in_the_file_for_another_connection_when_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    conn = _open(path, VFS)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    reader = _open(path, None)
+    for i in range(1, 200):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [("x" * 500,)] * (i % 9 + 1))
+        conn.execute("COMMIT")
+        expected = conn.execute("SELECT count(*), max(id) FROM t").fetchone()
+        assert reader.execute("SELECT count(*), max(id) FROM t").fetchone() == expected
+
+
+def test_a_commit_of_any_size_is_written_whole(tmp_path: Path) -> None:
+    """Commits from a page to some 4 MiB (SQLite's "unix" VFS takes no write of 128 KiB or
+    more: the gathered frames go to it in pieces)."""
+    path = tmp_path / "big.db"
+    conn = _open(path, VFS)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    reader = _open(path, None)
+    rng = random.Random(5)
+    total = 0
+    for rows in (1, 60, 64, 65, 130, 500, 2000, 3):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (v) VALUES (?)",
+                         [(rng.randbytes(1900),) for _ in range(rows)])
+        conn.execute("COMMIT")
+        total += rows
+        assert reader.execute("SELECT count(*) FROM t").fetchone() == (total,)
+    conn.close()
+    with sqlite3.connect(path) as fresh:
+        assert fresh.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert fresh.execute("SELECT count(*) FROM t").fetchone() == (total,)
+
+
+_CHILD = textwrap.dedent("""
+    import sqlite3, sys
+    sys.path.insert(0, sys.argv[2])
+    from gateway.store.db import wal_vfs
+    vfs = wal_vfs()
+    assert vfs is not None
+    conn = sqlite3.connect(f"file:{sys.argv[1]}?vfs={vfs}", uri=True, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    i = 0
+    while True:
+        i += 1
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (id, v) VALUES (?, ?)",
+                         [(i * 10 + j, "y" * 700) for j in range(i % 7 + 1)])
+        conn.execute("COMMIT")
+        print(i, flush=True)
+""")
+
+
+def test_a_commit_survives_the_process_killed_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path), str(Path(__file__).resolve().parents[2])],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    last = 0
+    try:
+        for line in child.stdout:
+            last = int(line)
+            if last >= 300:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert last >= 300
+    with sqlite3.connect(path) as conn:  # (the WAL recovered from what the killed one wrote)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        committed = {r[0] // 10 for r in conn.execute("SELECT id FROM t")}
+    assert set(range(1, last + 1)) <= committed
+
+
+def test_the_store_opens_its_sqlite_file_through_it(tmp_path: Path) -> None:
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'gw.db'}")
+        await store.start()
+        try:
+            before = _walvfs.counts()
+            for seq in range(1, 21):
+                await store.save("FIX.4.4:GW->C", sent=[(seq, b"m" * 300)], next_sender=seq + 1)
+            made, out = (a - b for a, b in zip(_walvfs.counts(), before, strict=True))
+            assert 20 <= out < made  # (each commit: one write, not two a page)
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+    with sqlite3.connect(tmp_path / "gw.db") as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (20,)
+
+
+def test_an_unusual_file_name_is_opened_as_a_uri(tmp_path: Path) -> None:
+    odd = tmp_path / "a dir#&=" / "g w.db"  # (what a URI would read otherwise)
+    odd.parent.mkdir()
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{odd}")
+        await store.start()
+        try:
+            await store.save("FIX.4.4:GW->C", sent=[(1, b"x")], next_sender=2)
+        finally:
+            await store.close()
+
+    asyncio.run(body())
+    assert odd.exists()
+    with sqlite3.connect(odd) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone() == (1,)
+
