@@ -3,23 +3,30 @@
  * SQLite appends a commit to the WAL frame by frame, and each frame as two writes: its 24-byte
  * header, then the page (wal.c, walWriteOneFrame). An order's two commits write some 28 frames:
  * 56 pwrite calls, about 1.5 us each on the machines we measured (docs/performance.md). This VFS
- * passes every call to the default VFS ("unix"), except that a WAL file's writes are gathered
- * while they follow one another in the file and written as one when:
+ * passes every call to the default VFS ("unix"), except that while a connection holds the WAL's
+ * write lock, the frames it appends to its WAL file are gathered, and written as one (in pieces
+ * of WRITE_MAX bytes) when:
  *
  *   - the page of a commit frame has been gathered (a frame header whose "database size after
- *     commit" field is not zero marks it: the last frame of a commit), in that same xWrite, so
- *     a failed write fails the commit as it would have before;
- *   - the next write is not where the last one ended;
- *   - any other call reaches the WAL file (read, sync, truncate, size, lock, file control,
- *     close): so nothing is ever read, synced or truncated around a pending write.
+ *     commit" field is not zero marks it: the last frame a commit appends), in that same
+ *     xWrite, so that a failed write fails the commit as it would have before, and the commit's
+ *     frames are in the file before SQLite makes it visible (it writes the wal-index header
+ *     after the commit frame's xWrite has returned);
+ *   - the next append is not where the last one ended;
+ *   - any other call reaches the WAL file (read, sync, truncate, size, lock, file control).
  *
- * A commit becomes visible to other connections when SQLite writes the wal-index header, after
- * the commit frame's xWrite has returned: by then its frames are in the file. What is gathered
- * and not yet written is only ever frames no connection can see (a large transaction's spilled
- * pages before its commit frame). Nothing is held across calls but those bytes, per file.
+ * Only appends are gathered: a write below the end of the transaction's appends (SQLite writing
+ * a page of this transaction again in place, or rewriting frame headers' checksums:
+ * walRewriteChecksums) and the WAL header at offset 0 are written as SQLite wrote them, at once
+ * and in order, after what is gathered. Nothing is gathered where SQLite pads a commit to a
+ * sector boundary (a database file without powersafe overwrite: wal.c writes the padding after
+ * the commit frame). When the write lock is released, anything still gathered belongs to a
+ * transaction that did not commit (frames a large transaction spilled before rolling back):
+ * it is dropped, never written later over another connection's frames. A write that fails
+ * makes every later write and sync of the transaction fail with it, so it cannot commit.
  *
- * The VFS is registered by name, not as the default: gateway.store.db opens the store's
- * SQLite files with it (?vfs=), and every other connection keeps the default.
+ * The VFS is registered by name, not as the default: gateway.store.db opens the store's SQLite
+ * files with it (?vfs=), and every other connection keeps the default.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -31,45 +38,72 @@
 
 #define VFS_NAME "fixgw-wal"
 #define FRAME_HEADER 24
-#define GATHER_MAX (8 * 1024 * 1024) /* a write gathered past this is written at once */
+#define WAL_HEADER 32
+#define WAL_WRITE_LOCK 0 /* the write lock's slot among the wal-index locks (wal.c) */
+#define GATHER_MAX (8 * 1024 * 1024) /* a transaction's appends past this are written at once */
 #define WRITE_MAX (64 * 1024)
 /* The most one write passes to the default VFS: "unix" takes a write's length modulo 128 KiB
  * (os_unix.c, seekAndWriteFd: it never gets more than a page and its header), and reports a
  * write of a multiple of 128 KiB, reduced to nothing, as a full disk. */
 
-typedef struct WalFile {
+typedef struct WalFile WalFile;
+struct WalFile {
     sqlite3_file base; /* our methods */
     sqlite3_file *real; /* the default VFS's file, in the bytes just after this struct */
     int is_wal;
-    int commit_next; /* the last write was a commit frame's header: its page comes next */
+    WalFile *wal; /* of a database file: its WAL file (opened through this VFS), while open */
+    WalFile *db; /* of a WAL file: its database file, while open */
+    int gathering; /* a WAL file: its connection holds the write lock; appends are gathered */
+    int commit_next; /* the last append was a commit frame's header: its page comes next */
+    int failed; /* a write of this transaction failed (its error code): no more are made */
+    sqlite3_int64 frontier; /* where the transaction's appends end so far */
     unsigned char *buf;
     sqlite3_int64 buf_off; /* where the gathered bytes go in the file */
     int buf_len;
     int buf_cap;
-} WalFile;
+};
 
 static sqlite3_vfs *g_root; /* the default VFS this one wraps */
 static sqlite3_vfs g_vfs;
 static int g_registered;
-static uint64_t g_writes_in; /* WAL writes SQLite made */
-static uint64_t g_writes_out; /* WAL writes made of them */
+static uint64_t g_writes_in; /* WAL appends SQLite made while gathering */
+static uint64_t g_writes_out; /* writes made of them */
 
 static void count(uint64_t *counter) { __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
 
-/* Write what is gathered, WRITE_MAX bytes at a time. */
+static int real_write(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
+    int rc = f->real->pMethods->xWrite(f->real, data, amt, off);
+    if (rc != SQLITE_OK) f->failed = rc;
+    return rc;
+}
+
+/* Write what is gathered, WRITE_MAX bytes at a time (a failure is the transaction's). */
 static int flush(WalFile *f) {
+    if (f->failed) return f->failed;
     int len = f->buf_len;
-    f->buf_len = 0;
     for (int done = 0; done < len; done += WRITE_MAX) {
         int n = len - done < WRITE_MAX ? len - done : WRITE_MAX;
         count(&g_writes_out);
-        int rc = f->real->pMethods->xWrite(f->real, f->buf + done, n, f->buf_off + done);
+        int rc = real_write(f, f->buf + done, n, f->buf_off + done);
         if (rc != SQLITE_OK) return rc;
     }
+    f->buf_len = 0;
     return SQLITE_OK;
 }
 
-static int gather(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
+/* The write lock taken (1) or released (0) by the connection of the database file ``db``. */
+static void write_lock(WalFile *db, int held) {
+    WalFile *w = db->wal;
+    if (w == NULL) return;
+    w->buf_len = 0; /* (released: what is left was not committed; taken: nothing is left) */
+    w->commit_next = 0;
+    w->failed = 0;
+    w->frontier = 0;
+    w->gathering = held && (db->real->pMethods->xDeviceCharacteristics(db->real)
+                            & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+}
+
+static int append(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
     int rc;
     if (f->buf_len > 0 && off != f->buf_off + f->buf_len) {
         rc = flush(f);
@@ -79,7 +113,7 @@ static int gather(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
         rc = flush(f);
         if (rc != SQLITE_OK) return rc;
         count(&g_writes_out);
-        return f->real->pMethods->xWrite(f->real, data, amt, off);
+        return real_write(f, data, amt, off);
     }
     if (f->buf_len + amt > f->buf_cap) {
         int cap = f->buf_cap ? f->buf_cap : 64 * 1024;
@@ -89,7 +123,7 @@ static int gather(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
             rc = flush(f);
             if (rc != SQLITE_OK) return rc;
             count(&g_writes_out);
-            return f->real->pMethods->xWrite(f->real, data, amt, off);
+            return real_write(f, data, amt, off);
         }
         f->buf = grown;
         f->buf_cap = cap;
@@ -100,13 +134,14 @@ static int gather(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
     return SQLITE_OK;
 }
 
-/* --- the file's methods: each passes the call on, a WAL file's pending bytes written first */
+/* --- the file's methods: each passes the call on, a WAL file's gathered bytes written first */
 
 #define REAL(file) (((WalFile *)(file))->real)
 #define FLUSHED(file)                                    \
     do {                                                 \
         WalFile *w_ = (WalFile *)(file);                 \
-        if (w_->buf_len > 0) {                           \
+        w_->commit_next = 0;                             \
+        if (w_->buf_len > 0 || w_->failed) {             \
             int rc_ = flush(w_);                         \
             if (rc_ != SQLITE_OK) return rc_;            \
         }                                                \
@@ -114,12 +149,15 @@ static int gather(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
 
 static int xClose(sqlite3_file *file) {
     WalFile *f = (WalFile *)file;
-    int rc = flush(f);
-    int rc2 = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
+    /* (a WAL file closes with its write lock released, so nothing gathered is left that was
+     * committed: dropped, as the release drops it) */
+    if (f->db != NULL) f->db->wal = NULL;
+    if (f->wal != NULL) f->wal->db = NULL;
+    int rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
     sqlite3_free(f->buf);
     f->buf = NULL;
-    f->buf_cap = 0;
-    return rc != SQLITE_OK ? rc : rc2;
+    f->buf_cap = f->buf_len = 0;
+    return rc;
 }
 
 static int xRead(sqlite3_file *file, void *data, int amt, sqlite3_int64 off) {
@@ -129,16 +167,26 @@ static int xRead(sqlite3_file *file, void *data, int amt, sqlite3_int64 off) {
 
 static int xWrite(sqlite3_file *file, const void *data, int amt, sqlite3_int64 off) {
     WalFile *f = (WalFile *)file;
-    if (!f->is_wal) return f->real->pMethods->xWrite(f->real, data, amt, off);
-    count(&g_writes_in);
+    if (!f->gathering) return f->real->pMethods->xWrite(f->real, data, amt, off);
+    if (f->failed) return f->failed;
     int commit = f->commit_next;
     f->commit_next = 0;
+    if (off < f->frontier || off < WAL_HEADER) {
+        /* written again in place, or the WAL header: at once, after what is gathered */
+        int rc = flush(f);
+        if (rc != SQLITE_OK) return rc;
+        rc = real_write(f, data, amt, off);
+        if (rc == SQLITE_OK && off + amt > f->frontier) f->frontier = off + amt;
+        return rc;
+    }
+    count(&g_writes_in);
     if (amt == FRAME_HEADER) {
         const unsigned char *h = data;
         /* bytes 4..7: the database's size in pages after a commit, 0 in other frames */
         f->commit_next = (h[4] | h[5] | h[6] | h[7]) != 0;
     }
-    int rc = gather(f, data, amt, off);
+    int rc = append(f, data, amt, off);
+    f->frontier = off + amt;
     if (rc != SQLITE_OK || !commit) return rc;
     return flush(f);
 }
@@ -186,13 +234,20 @@ static int xDeviceCharacteristics(sqlite3_file *file) {
     return REAL(file)->pMethods->xDeviceCharacteristics(REAL(file));
 }
 
-/* (shared memory and memory-mapped pages are the database file's: passed on as they are) */
+/* (shared memory and memory-mapped pages are the database file's: passed on as they are; the
+ * write lock's taking and release are followed) */
 static int xShmMap(sqlite3_file *file, int region, int size, int extend, void volatile **out) {
     return REAL(file)->pMethods->xShmMap(REAL(file), region, size, extend, out);
 }
 
 static int xShmLock(sqlite3_file *file, int offset, int n, int flags) {
-    return REAL(file)->pMethods->xShmLock(REAL(file), offset, n, flags);
+    WalFile *f = (WalFile *)file;
+    int rc = f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    if (rc == SQLITE_OK && offset <= WAL_WRITE_LOCK && WAL_WRITE_LOCK < offset + n
+            && (flags & SQLITE_SHM_EXCLUSIVE)) {
+        write_lock(f, (flags & SQLITE_SHM_LOCK) != 0);
+    }
+    return rc;
 }
 
 static void xShmBarrier(sqlite3_file *file) { REAL(file)->pMethods->xShmBarrier(REAL(file)); }
@@ -238,6 +293,16 @@ static int vOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fla
     }
     f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     f->base.pMethods = &g_methods;
+    if (f->is_wal && name != NULL) {
+        /* its database file: when that was opened through this VFS, the two are linked, and
+         * the appends of a transaction are gathered (a WAL file of a database opened otherwise
+         * passes every write on) */
+        sqlite3_file *db = sqlite3_database_file_object(name);
+        if (db != NULL && db->pMethods == &g_methods && ((WalFile *)db)->wal == NULL) {
+            f->db = (WalFile *)db;
+            f->db->wal = f;
+        }
+    }
     return SQLITE_OK;
 }
 

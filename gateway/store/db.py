@@ -26,6 +26,7 @@ parameter style (:func:`placeholder`), and the writer runs it with the DBAPI cur
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -84,9 +85,13 @@ def _register_wal_vfs() -> str | None:
         from gateway.store import _walvfs  # type: ignore[attr-defined]
     except ImportError:
         return None
-    if _walvfs.sqlite_version() != sqlite3.sqlite_version:
-        return None  # (registered in a library the sqlite3 module does not use)
-    name: str = _walvfs.register()
+    try:
+        name: str = _walvfs.register()
+        # (the sqlite3 module may run another copy of SQLite than the one the VFS was
+        # registered in: it must find the VFS by its name)
+        sqlite3.connect(f"file:fixgw-probe?vfs={name}&mode=memory", uri=True).close()
+    except (RuntimeError, sqlite3.Error):
+        return None
     return name
 
 
@@ -139,7 +144,8 @@ def _configure_sqlite(engine: Engine) -> None:
             database = str(cargs[0]) if cargs else ""
             if cparams.get("uri") or database in ("", ":memory:"):
                 return
-            cargs[0] = f"file:{quote(database)}?vfs={vfs}"
+            path = quote(os.fsencode(os.path.abspath(database)))
+            cargs[0] = f"file://{path}?vfs={vfs}"
             cparams["uri"] = True
 
     @event.listens_for(engine, "connect")

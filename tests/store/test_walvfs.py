@@ -98,12 +98,16 @@ def test_a_commit_is_in_the_file_for_another_connection_when_it_returns(tmp_path
     conn = _open(path, VFS)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     reader = _open(path, None)
+    total = 0
     for i in range(1, 200):
+        rows = i % 9 + 1
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO t (v) VALUES (?)", [("x" * 500,)] * (i % 9 + 1))
+        conn.executemany("INSERT INTO t (id, v) VALUES (?, ?)",
+                         [(total + j + 1, f"{total + j + 1}" * 100) for j in range(rows)])
         conn.execute("COMMIT")
-        expected = conn.execute("SELECT count(*), max(id) FROM t").fetchone()
-        assert reader.execute("SELECT count(*), max(id) FROM t").fetchone() == expected
+        total += rows
+        assert reader.execute("SELECT count(*), max(id), sum(length(v)) FROM t").fetchone() == (
+            total, total, sum(len(f"{k}") * 100 for k in range(1, total + 1)))
 
 
 def test_a_commit_of_any_size_is_written_whole(tmp_path: Path) -> None:
@@ -129,7 +133,7 @@ def test_a_commit_of_any_size_is_written_whole(tmp_path: Path) -> None:
 
 
 _CHILD = textwrap.dedent("""
-    import sqlite3, sys
+    import os, sqlite3, sys
     sys.path.insert(0, sys.argv[2])
     from gateway.store.db import wal_vfs
     vfs = wal_vfs()
@@ -138,6 +142,18 @@ _CHILD = textwrap.dedent("""
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    if sys.argv[3] == "spill":
+        # one transaction larger than a five-page cache (pages spill to the WAL before its
+        # commit), which then changes pages it spilled (SQLite writes them again in place and
+        # rewrites the checksums of the frames after them): a crash right after its commit
+        conn.execute("PRAGMA cache_size = 5")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (id, v) VALUES (?, ?)",
+                         [(i, str(i) * 300) for i in range(10, 2000)])
+        conn.execute("UPDATE t SET v = 'again' || v WHERE id IN (10, 500, 900)")
+        conn.execute("COMMIT")
+        print(199, flush=True)
+        os._exit(0)
     i = 0
     while True:
         i += 1
@@ -152,8 +168,8 @@ _CHILD = textwrap.dedent("""
 def test_a_commit_survives_the_process_killed_after_it(tmp_path: Path) -> None:
     path = tmp_path / "killed.db"
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(path), str(Path(__file__).resolve().parents[2])],
-        stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", _CHILD, str(path), str(Path(__file__).resolve().parents[2]),
+         "commits"], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     last = 0
     try:
@@ -169,6 +185,119 @@ def test_a_commit_survives_the_process_killed_after_it(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         committed = {r[0] // 10 for r in conn.execute("SELECT id FROM t")}
     assert set(range(1, last + 1)) <= committed
+
+
+def test_a_commit_that_spilled_and_rewrote_its_frames_survives_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "spilled.db"
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), str(Path(__file__).resolve().parents[2]),
+         "spill"], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["199"]
+    with sqlite3.connect(path) as conn:  # (the WAL recovered from the file as the child left it)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1990,)
+        assert conn.execute("SELECT count(*) FROM t WHERE v LIKE 'again%'").fetchone() == (3,)
+
+
+def test_a_rolled_back_transaction_leaves_nothing_to_write_later(tmp_path: Path) -> None:
+    """What a rolled back transaction spilled is never written over the frames another
+    connection commits after it."""
+    path = tmp_path / "rolled.db"
+    ours = _open(path, VFS)
+    ours.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    ours.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, v BLOB)")
+    ours.execute("INSERT INTO t VALUES (1, zeroblob(100))")
+    other = _open(path, None)
+    ours.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ours.execute("PRAGMA cache_size = 5")
+    ours.execute("BEGIN IMMEDIATE")
+    ours.executemany("INSERT INTO t VALUES (?, ?)", [(i, b"s" * 1500) for i in range(2, 100)])
+    ours.execute("ROLLBACK")
+    other.execute("BEGIN IMMEDIATE")
+    other.executemany("INSERT INTO u VALUES (?, ?)",
+                      [(i, bytes([i % 251]) * 1500) for i in range(1, 200)])
+    other.execute("COMMIT")
+    assert ours.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    ours.execute("INSERT INTO t VALUES (2, zeroblob(10))")
+    ours.close()
+    other.close()
+    with sqlite3.connect(path) as fresh:
+        assert fresh.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert fresh.execute("SELECT count(*) FROM t").fetchone() == (2,)
+        assert all(v == bytes([i % 251]) * 1500 for i, v in fresh.execute("SELECT id, v FROM u"))
+        assert fresh.execute("SELECT count(*) FROM u").fetchone() == (199,)
+
+
+@pytest.mark.parametrize("psow", [0, 1])
+def test_a_synced_commit_is_readable_when_it_returns(tmp_path: Path, psow: int) -> None:
+    """synchronous=FULL: the commit synced (and, without powersafe overwrite, padded to a
+    sector: SQLite writes the padding after the commit frame)."""
+    path = tmp_path / "synced.db"
+    conn = sqlite3.connect(f"file:{path}?vfs={VFS}&psow={psow}", uri=True,
+                           isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    reader = _open(path, None)
+    for i in range(1, 60):
+        conn.execute("INSERT INTO t VALUES (?, ?)", (i, bytes([i]) * 1000))
+        rows = reader.execute("SELECT id, v FROM t").fetchall()
+        assert rows == [(k, bytes([k]) * 1000) for k in range(1, i + 1)]
+
+
+_FULL_DISK_CHILD = textwrap.dedent("""
+    import os, sqlite3, sys
+    sys.path.insert(0, sys.argv[2])
+    from gateway.store.db import wal_vfs
+    path, flag = sys.argv[1], os.environ["FIXGW_TEST_DISK_FULL"]
+    vfs = wal_vfs() if sys.argv[3] == "ours" else None
+    conn = (sqlite3.connect(f"file:{path}?vfs={vfs}", uri=True, isolation_level=None) if vfs
+            else sqlite3.connect(path, isolation_level=None))
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v BLOB)")
+    conn.execute("INSERT INTO t VALUES (1, 'k1', zeroblob(100))")
+    conn.execute("PRAGMA cache_size = 5")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)",
+                     [(i, f"k{i}", bytes([i % 256]) * 1500) for i in range(2, 200)])
+    open(flag, "w").close()  # the disk is full for a while
+    try:
+        conn.execute("INSERT INTO t (k, v) SELECT k || 'y', v FROM t WHERE id IN (150, 190)")
+    except sqlite3.Error:
+        pass
+    os.unlink(flag)
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        pass
+    conn.close()
+""")
+
+
+@pytest.mark.parametrize("vfs", ["sqlite's", "ours"])
+def test_a_transaction_that_met_a_full_disk_is_whole_or_absent(tmp_path: Path, vfs: str) -> None:
+    """The WAL's writes fail (ENOSPC) in the middle of a transaction that spilled: whatever
+    SQLite decides (the statement or the transaction fails), the file is sound and holds the
+    transaction whole or not at all, through either VFS."""
+    shim = tmp_path / "wal_write_fails.so"
+    built = subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim),
+                            str(Path(__file__).with_name("wal_write_fails.c")), "-ldl"],
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    path = tmp_path / "full.db"
+    env = {**os.environ, "LD_PRELOAD": str(shim),
+           "FIXGW_TEST_DISK_FULL": str(tmp_path / "disk-full")}
+    subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(path),
+                    str(Path(__file__).resolve().parents[2]), vfs],
+                   env=env, check=True, timeout=120)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        count = conn.execute("SELECT count(*) FROM t").fetchone()[0]
+        assert count in (1, 199, 201)
+        if count > 1:
+            assert all(v == bytes([i % 256]) * 1500
+                       for i, v in conn.execute("SELECT id, v FROM t WHERE id BETWEEN 2 AND 199"))
 
 
 def test_the_store_opens_its_sqlite_file_through_it(tmp_path: Path) -> None:
@@ -194,7 +323,8 @@ def test_an_unusual_file_name_is_opened_as_a_uri(tmp_path: Path) -> None:
     odd.parent.mkdir()
 
     async def body() -> None:
-        store = SessionStore(f"sqlite:///{odd}")
+        # ("sqlite:////" + an absolute path: "//tmp/...", which a URI would read as a host)
+        store = SessionStore(f"sqlite:////{odd}")
         await store.start()
         try:
             await store.save("FIX.4.4:GW->C", sent=[(1, b"x")], next_sender=2)
