@@ -23,7 +23,9 @@
  * the commit frame). When the write lock is released, anything still gathered belongs to a
  * transaction that did not commit (frames a large transaction spilled before rolling back):
  * it is dropped, never written later over another connection's frames. A write that fails
- * makes every later write and sync of the transaction fail with it, so it cannot commit.
+ * makes every later call of the transaction on its WAL file fail with it, so that it cannot
+ * commit -- but for reads of what was committed before it (SQLite's rollback reads pages
+ * back from there).
  *
  * The VFS is registered by name, not as the default: gateway.store.db opens the store's SQLite
  * files with it (?vfs=), and every other connection keeps the default.
@@ -54,9 +56,13 @@ struct WalFile {
     WalFile *wal; /* of a database file: its WAL file (opened through this VFS), while open */
     WalFile *db; /* of a WAL file: its database file, while open */
     int gathering; /* a WAL file: its connection holds the write lock; appends are gathered */
+    int powersafe; /* of a WAL file: its database file has powersafe overwrite (SQLite pads no
+                      commit): read when the two are linked, as SQLite reads it then */
     int commit_next; /* the last append was a commit frame's header: its page comes next */
     int failed; /* a write of this transaction failed (its error code): no more are made */
     sqlite3_int64 frontier; /* where the transaction's appends end so far */
+    sqlite3_int64 start; /* the lowest offset the transaction wrote: what lies below is
+                            committed, and readable after a failure */
     unsigned char *buf;
     sqlite3_int64 buf_off; /* where the gathered bytes go in the file */
     int buf_len;
@@ -99,8 +105,8 @@ static void write_lock(WalFile *db, int held) {
     w->commit_next = 0;
     w->failed = 0;
     w->frontier = 0;
-    w->gathering = held && (db->real->pMethods->xDeviceCharacteristics(db->real)
-                            & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+    w->start = INT64_MAX;
+    w->gathering = held && w->powersafe;
 }
 
 static int append(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
@@ -161,6 +167,11 @@ static int xClose(sqlite3_file *file) {
 }
 
 static int xRead(sqlite3_file *file, void *data, int amt, sqlite3_int64 off) {
+    WalFile *f = (WalFile *)file;
+    if (f->failed && off + amt <= f->start) {
+        /* (committed before the transaction that failed: SQLite's rollback reads it back) */
+        return f->real->pMethods->xRead(f->real, data, amt, off);
+    }
     FLUSHED(file);
     return REAL(file)->pMethods->xRead(REAL(file), data, amt, off);
 }
@@ -171,6 +182,7 @@ static int xWrite(sqlite3_file *file, const void *data, int amt, sqlite3_int64 o
     if (f->failed) return f->failed;
     int commit = f->commit_next;
     f->commit_next = 0;
+    if (off < f->start) f->start = off;
     if (off < f->frontier || off < WAL_HEADER) {
         /* written again in place, or the WAL header: at once, after what is gathered */
         int rc = flush(f);
@@ -301,6 +313,9 @@ static int vOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fla
         if (db != NULL && db->pMethods == &g_methods && ((WalFile *)db)->wal == NULL) {
             f->db = (WalFile *)db;
             f->db->wal = f;
+            sqlite3_file *real = f->db->real;
+            f->powersafe = (real->pMethods->xDeviceCharacteristics(real)
+                            & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
         }
     }
     return SQLITE_OK;

@@ -133,7 +133,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
+def _null(value: None) -> None:
+    return value
+
+
+def _bind_plainly() -> None:
+    """The ``sqlite3`` module binds an int, float, str or bytearray parameter at once, and asks
+    its adapter registry about every other (None, bool, bytes: some ten an order), failing
+    two attribute lookups for each (the ``__adapt__``/``__conform__`` protocol) before binding it
+    as it is. Registered, these bind the same values (NULL, 0/1, a BLOB) without the lookups
+    (process-wide; nothing else in the process is told otherwise)."""
+    sqlite3.register_adapter(type(None), _null)
+    sqlite3.register_adapter(bool, int)
+    sqlite3.register_adapter(bytes, bytes)
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    _bind_plainly()
     vfs = wal_vfs()
     if vfs is not None:
         @event.listens_for(engine, "do_connect")
