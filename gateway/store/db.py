@@ -141,8 +141,8 @@ def _bind_plainly() -> None:
     """The ``sqlite3`` module binds an int, float, str or bytearray parameter at once, and asks
     its adapter registry about every other (None, bool, bytes: some ten an order), failing
     two attribute lookups for each (the ``__adapt__``/``__conform__`` protocol) before binding it
-    as it is. Registered, these bind the same values (NULL, 0/1, a BLOB) without the lookups
-    (process-wide; nothing else in the process is told otherwise)."""
+    as it is. Registered, these bind the same values (NULL, 0/1, a BLOB) without the lookups.
+    (The registry is the process's: every sqlite3 connection in it binds them so, alike.)"""
     sqlite3.register_adapter(type(None), _null)
     sqlite3.register_adapter(bool, int)
     sqlite3.register_adapter(bytes, bytes)
