@@ -79,7 +79,7 @@ class NativeBuild:
         every module of :attr:`depends` (the compiled ones among them)."""
         h = hashlib.sha256(sys.version.encode())
         for path in self.c_sources:
-            h.update(path.relative_to(ROOT).as_posix().encode())
+            h.update(path.name.encode())  # (their names and bytes, wherever the sources are)
             h.update(path.read_bytes())
         for package in self.depends:
             h.update(_tree_hash(ROOT / package).encode())
