@@ -52,7 +52,6 @@ typedef struct WalFile WalFile;
 struct WalFile {
     sqlite3_file base; /* our methods */
     sqlite3_file *real; /* the default VFS's file, in the bytes just after this struct */
-    int is_wal;
     WalFile *wal; /* of a database file: its WAL file (opened through this VFS), while open */
     WalFile *db; /* of a WAL file: its database file, while open */
     int gathering; /* a WAL file: its connection holds the write lock; appends are gathered */
@@ -303,9 +302,8 @@ static int vOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fla
         f->base.pMethods = NULL;
         return SQLITE_CANTOPEN;
     }
-    f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     f->base.pMethods = &g_methods;
-    if (f->is_wal && name != NULL) {
+    if ((flags & SQLITE_OPEN_WAL) != 0 && name != NULL) {
         /* its database file: when that was opened through this VFS, the two are linked, and
          * the appends of a transaction are gathered (a WAL file of a database opened otherwise
          * passes every write on) */
@@ -428,19 +426,11 @@ static PyObject *py_counts(PyObject *self, PyObject *unused) {
                          (unsigned long long)__atomic_load_n(&g_writes_out, __ATOMIC_RELAXED));
 }
 
-static PyObject *py_sqlite_version(PyObject *self, PyObject *unused) {
-    (void)self;
-    (void)unused;
-    return PyUnicode_FromString(sqlite3_libversion());
-}
-
 static PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS,
      "Register the VFS (once; not as the default) and return its name."},
     {"counts", py_counts, METH_NOARGS,
      "(WAL writes SQLite made, writes made of them) in this process so far."},
-    {"sqlite_version", py_sqlite_version, METH_NOARGS,
-     "The version of the SQLite library this module registers its VFS in."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,7 @@ parameter style (:func:`placeholder`), and the writer runs it with the DBAPI cur
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -62,9 +63,7 @@ and events, a JSON snapshot of up to a kilobyte, fill a 2 KiB page sooner). 1 Ki
 less again but spill those rows into overflow pages (36 an order), and cost as much."""
 
 
-_WAL_VFS: list[str | None] = []
-
-
+@functools.cache
 def wal_vfs() -> str | None:
     """The name of the SQLite VFS that writes each commit's write-ahead-log frames with one
     write (``gateway/store/_walvfs.c``: SQLite writes a frame's header and its page apart, two
@@ -73,12 +72,6 @@ def wal_vfs() -> str | None:
     module runs another SQLite library than the one the VFS was registered in. Every store
     connection to a SQLite file opens it through this VFS; what the file holds, and when a
     commit is in it, are as with SQLite's own."""
-    if not _WAL_VFS:
-        _WAL_VFS.append(_register_wal_vfs())
-    return _WAL_VFS[0]
-
-
-def _register_wal_vfs() -> str | None:
     if ORDER_PATH.pure:
         return None
     try:
@@ -137,6 +130,7 @@ def _null(value: None) -> None:
     return value
 
 
+@functools.cache
 def _bind_plainly() -> None:
     """The ``sqlite3`` module binds an int, float, str or bytearray parameter at once, and asks
     its adapter registry about every other (None, bool, bytes: some ten an order), failing

@@ -29,8 +29,10 @@ from gateway.audit.filelog import mask_secrets
 from gateway.store.db import insert_sql, placeholder
 from gateway.store.errors import NodeFenced
 from gateway.store.records import Commit, OrderAppend
+from gateway.store.rows import check_length
 from gateway.store.schema import (
     ID_LENGTH,
+    SESSION_ID_LENGTH,
     counters,
     drop_copies,
     fills,
@@ -361,13 +363,11 @@ class PendingOrderWrites:
 
 
 def check_session_id(session_id: str) -> None:
-    if not session_id or len(session_id) > 255:
-        raise ValueError(f"session id must be 1..255 characters: {session_id!r}")
+    check_length("session id", session_id, SESSION_ID_LENGTH)
 
 
 def _exec_id(exec_id: str) -> str:
-    if not exec_id or len(exec_id) > ID_LENGTH:
-        raise ValueError(f"ExecID must be 1..{ID_LENGTH} characters: {exec_id!r}")
+    check_length("ExecID", exec_id, ID_LENGTH)
     return str(exec_id)
 
 
