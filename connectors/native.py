@@ -12,10 +12,11 @@ makes a present build unused too; the tests compare the two, the benchmarks meas
 A build is installed by the package of its modules, in its ``__init__``, before any of them is
 imported: only then does the switch see every import of them, whichever package a process
 imports first. Here, a leaf that imports nothing of fixgw, so that the venue side (which must
-not import ``gateway``) can declare and install a build of its own. Three builds:
+not import ``gateway``) can declare and install a build of its own. Four builds:
 :data:`gateway.native.ORDER_PATH` (installed by the ``gateway`` package), the audit's
-(:mod:`gateway.audit.native`, with C of its own) and the paper venue's
-(:mod:`connectors.paper.native`, installed by ``connectors.paper``).
+(:mod:`gateway.audit.native`, with C of its own), the paper venue's
+(:mod:`connectors.paper.native`, installed by ``connectors.paper``) and the connector contract's
+values (:data:`EVENTS`, here, installed by the ``connectors`` package).
 """
 
 from __future__ import annotations
@@ -205,3 +206,12 @@ def dataclass_init_when_interpreted(*classes: type) -> None:
             namespace["__post_init__"] = cls.__post_init__
         twin = dataclasses.make_dataclass(cls.__name__, specs, frozen=True, namespace=namespace)
         cls.__init__ = twin.__init__  # type: ignore[misc]
+
+
+EVENTS = NativeBuild("the connector contract's values", ("connectors.events",),
+                     "connectors._compiled", "FIXGW_PURE", depends=("connectors",))
+"""The enums, order events, requests and balances every venue and the order path exchange
+(:mod:`connectors.events`), compiled by mypyc: a build of their own, installed by the
+``connectors`` package before any of its modules is imported (whichever venue or part of the
+gateway a process imports first); ``FIXGW_PURE=1``, the order path's switch, makes it unused as
+well. The stamp hashes ``connectors`` only (nothing of ``gateway`` is imported there)."""

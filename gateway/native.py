@@ -7,10 +7,11 @@ venue can declare a build of its own without importing ``gateway``); the class i
 as before (the root of the sources is not: patching it here would change nothing).
 ``scripts/build_native.py`` (run by ``scripts/setup.sh``) builds every build.
 
-Three builds: :data:`ORDER_PATH` (installed by the ``gateway`` package itself, before any of its
-modules is imported), the audit's (:mod:`gateway.audit.native`, with C of its own) and the paper
+Four builds: :data:`ORDER_PATH` (installed by the ``gateway`` package itself, before any of its
+modules is imported), the audit's (:mod:`gateway.audit.native`, with C of its own), the paper
 venue's (:mod:`connectors.paper.native`, installed by ``connectors.paper``, under the same
-``FIXGW_PURE``).
+``FIXGW_PURE``) and the connector contract's values (:data:`connectors.native.EVENTS`, installed
+by the ``connectors`` package, under the same ``FIXGW_PURE``).
 """
 
 from __future__ import annotations

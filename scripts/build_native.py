@@ -10,7 +10,10 @@
   ``gateway/audit/csrc/`` (the file-log reader, the field scanner and the fast path of the
   checks, hand-written C), and the checks compiled by mypyc (``gateway/audit/_compiled__mypyc``);
 * ``paper`` -- the simulated venue (:mod:`connectors.paper.native`: its order book, market
-  maker, exchange and connector), compiled by mypyc (``connectors/paper/_compiled__mypyc``).
+  maker, exchange and connector), compiled by mypyc (``connectors/paper/_compiled__mypyc``);
+* ``events`` -- the connector contract's values (:data:`connectors.native.EVENTS`: the enums,
+  order events, requests and balances of ``connectors/events.py``), compiled by mypyc
+  (``connectors/_compiled__mypyc``).
 
 The pure-Python modules stay the source and the fallback: without a C compiler, mypy or
 Python's headers this prints why and exits 0, and fixgw runs as Python (``FIXGW_PURE=1``, for
@@ -19,7 +22,7 @@ exists; ``tests/orders/test_native.py`` and ``tests/audit/test_native.py`` compa
 Each build is stamped with the hash of its sources: one whose sources changed since is built
 again here, and is not used until then.
 
-    .venv/bin/python scripts/build_native.py                # build all three (idempotent)
+    .venv/bin/python scripts/build_native.py                # build all four (idempotent)
     .venv/bin/python scripts/build_native.py --only audit   # one of them
     .venv/bin/python scripts/build_native.py --clean        # remove what it built
 """
@@ -41,11 +44,12 @@ sys.path.insert(0, str(REPO))
 os.environ["FIXGW_PURE"] = "1"  # this process needs none of it (and may replace it)
 os.environ["FIXGW_AUDIT_PURE"] = "1"
 
+from connectors.native import EVENTS  # noqa: E402
 from connectors.paper.native import BUILD as PAPER  # noqa: E402
 from gateway.audit.native import BUILD as AUDIT  # noqa: E402
 from gateway.native import ORDER_PATH, NativeBuild  # noqa: E402
 
-BUILDS = {"orders": ORDER_PATH, "audit": AUDIT, "paper": PAPER}
+BUILDS = {"orders": ORDER_PATH, "audit": AUDIT, "paper": PAPER, "events": EVENTS}
 
 
 def _script(build: NativeBuild) -> Path:

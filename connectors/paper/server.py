@@ -87,17 +87,20 @@ Control ops, for tests and demos:
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import dataclasses
 import functools
 import json
 import logging
+import sys
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from connectors.base import (
@@ -165,7 +168,25 @@ def to_wire(value: Any) -> Any:
 def _schema(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
     """The field types and names of the record ``cls`` (resolved once per class)."""
     names = frozenset(f.name for f in dataclasses.fields(cls))
-    return typing.get_type_hints(cls), names
+    return _declared_hints(cls), names
+
+
+def _declared_hints(cls: type[Any]) -> dict[str, Any]:
+    """The field types of ``cls`` as its source declares them. A class compiled by mypyc (the
+    contract's values, :mod:`connectors.events`) keeps at run time only what mypyc makes of its
+    annotations (``str | None`` becomes ``type``): those are read from the module's source and
+    resolved in the module's namespace."""
+    module = sys.modules[cls.__module__]
+    compiled = Path(str(module.__file__))
+    if compiled.suffix == ".py":
+        return typing.get_type_hints(cls)
+    source = compiled.with_name(cls.__module__.rpartition(".")[2] + ".py")
+    node = next(n for n in ast.parse(source.read_text()).body
+                if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    written = {a.target.id: ast.unparse(a.annotation) for a in node.body
+               if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)}
+    holder = type(cls.__name__, (), {"__annotations__": written, "__module__": cls.__module__})
+    return typing.get_type_hints(holder, globalns=vars(module))
 
 
 def _value(tp: Any, data: Any) -> Any:

@@ -6,7 +6,7 @@ Statuses are FIX OrdStatus (39) values; events are what the gateway learns or de
 
 from __future__ import annotations
 
-from connectors.base import IdentityEnum
+from connectors.events import IdentityEnum  # (its defining module: mypyc subclasses it there)
 
 
 class OrdStatus(IdentityEnum):

@@ -7,10 +7,10 @@ paper venue and once as pure Python (``FIXGW_PURE=1``), to compare the two.
 A FIX 4.4 and a FIXT 1.1 client each send a market order that fills over several levels, a
 limit order they replace and then cancel, a cancel of an unknown order, an order the gateway
 refuses (Side 7), one the session rejects (OrderQty not a number) and a NewOrderList. Written:
-which modules ran compiled (the order path's and the paper venue's), every message each client
-received but the fields that carry the time (SendingTime 52, TransactTime 60, OrigSendingTime
-122, and so BodyLength 9, CheckSum 10), and every order as the replay of the stored events
-rebuilds it (``order_to_json``, times out).
+which modules ran compiled (the order path's, the paper venue's, the connector contract's
+values), every message each client received but the fields that carry the time (SendingTime
+52, TransactTime 60, OrigSendingTime 122, and so BodyLength 9, CheckSum 10), and every order
+as the replay of the stored events rebuilds it (``order_to_json``, times out).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS.parent), str(TESTS)]  # as pytest's rootdir and the tests' packages
 
+from connectors.native import EVENTS  # noqa: E402
 from connectors.paper.native import BUILD as PAPER  # noqa: E402
 from gateway.native import ORDER_PATH  # noqa: E402
 from gateway.orders.model import order_to_json  # noqa: E402
@@ -86,7 +87,7 @@ async def flow(tmp: Path) -> dict[str, Any]:
         d = order_to_json(o)
         del d["created_ns"], d["updated_ns"]
         snapshots[order_id] = d
-    compiled = {**ORDER_PATH.compiled(), **PAPER.compiled()}
+    compiled = {**ORDER_PATH.compiled(), **PAPER.compiled(), **EVENTS.compiled()}
     return {"compiled": compiled, "received": received, "orders": snapshots}
 
 

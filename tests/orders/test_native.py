@@ -1,6 +1,7 @@
 """The compiled order path (the FIX codec, dictionaries and validation, the orders' model,
 lifecycle and FIX mapping compiled by mypyc: gateway/native.py) and the compiled paper venue
-(its book, market maker, exchange and connector: connectors/paper/native.py) must do what their
+(its book, market maker, exchange and connector: connectors/paper/native.py) and the connector
+contract's values (connectors/events.py: connectors.native.EVENTS) must do what their
 pure-Python source does: the same small order flow (tests/orders/native_flow.py) run both ways
 gives the same messages and the same orders.
 
@@ -23,16 +24,16 @@ from typing import Any
 
 import pytest
 
-from connectors.native import ROOT, NativeBuild
+from connectors.native import EVENTS, ROOT, NativeBuild
 from connectors.paper.native import BUILD as PAPER
 from gateway.native import ORDER_PATH
 
 FLOW = Path(__file__).with_name("native_flow.py")
-BUILDS = (ORDER_PATH, PAPER)
+BUILDS = (ORDER_PATH, PAPER, EVENTS)
 
 if not all(b.built() and not b.stale() for b in BUILDS):
-    _WHY = ("the order path's or the paper venue's compiled modules are not built, or stale "
-            "(scripts/build_native.py)")
+    _WHY = ("the order path's, the paper venue's or the connector contract's compiled modules "
+            "are not built, or stale (scripts/build_native.py)")
     if os.environ.get("REQUIRE_NATIVE") == "1":
         pytest.fail(f"{_WHY} (REQUIRE_NATIVE=1)", pytrace=False)
     pytest.skip(_WHY, allow_module_level=True)
@@ -57,7 +58,7 @@ def _flow(tmp: Path, pure: bool) -> dict[str, object]:
     doc: dict[str, object] = json.loads(out.read_text())
     compiled = doc.pop("compiled")
     assert isinstance(compiled, dict)
-    assert set(compiled) == {*ORDER_PATH.modules, *PAPER.modules}
+    assert set(compiled) == {*ORDER_PATH.modules, *PAPER.modules, *EVENTS.modules}
     assert set(compiled.values()) == {not pure}, compiled
     return doc
 
@@ -88,9 +89,11 @@ def test_a_stale_build_is_not_used(build: NativeBuild, tmp_path: Path,
 VENUE_FIRST = """
 import json, sys
 import connectors.paper.venue
+from connectors.native import EVENTS
 from connectors.paper.native import BUILD
 print(json.dumps({"gateway": sorted(m for m in sys.modules if m.split(".")[0] == "gateway"),
-                  "root": connectors.paper.__file__, "compiled": BUILD.compiled()}))
+                  "root": connectors.paper.__file__,
+                  "compiled": {**BUILD.compiled(), **EVENTS.compiled()}}))
 """
 """A process that imports the paper venue and not the gateway (the emulators, ``fixgw
 venue-sim``'s server, a test): which of its modules run compiled."""
@@ -107,13 +110,13 @@ def _venue_first(root: Path, pure: bool) -> tuple[dict[str, Any], str]:
     doc = json.loads(proc.stdout)
     assert doc["gateway"] == [], doc["gateway"]  # the venue side imports no gateway
     assert Path(str(doc["root"])).is_relative_to(root), doc["root"]
-    assert set(doc["compiled"]) == set(PAPER.modules)
+    assert set(doc["compiled"]) == {*PAPER.modules, *EVENTS.modules}
     return doc, proc.stderr
 
 
 def test_the_venue_imported_before_the_gateway_runs_compiled_or_as_python_as_asked() -> None:
     """The switch back to Python is the paper package's own (``connectors/paper/__init__.py``
-    installs it), not the gateway's: a process importing the venue alone runs it compiled
+    installs it) and the ``connectors`` package's (the contract's values), not the gateway's: a process importing the venue alone runs it compiled
     where the build is fresh and as Python with ``FIXGW_PURE=1``."""
     doc, _ = _venue_first(ROOT, pure=False)
     assert set(doc["compiled"].values()) == {True}, doc
@@ -121,19 +124,21 @@ def test_the_venue_imported_before_the_gateway_runs_compiled_or_as_python_as_ask
     assert set(doc["compiled"].values()) == {False}, doc
 
 
+@pytest.mark.parametrize("build", (PAPER, EVENTS), ids=lambda b: b.group)
 def test_the_venue_imported_before_the_gateway_does_not_run_a_stale_build(
-        tmp_path: Path) -> None:
-    """The same with the paper venue's build stale (a copy of ``connectors``, its build
-    included, whose stamp is another source's): its modules run as Python, and it says so."""
+        build: NativeBuild, tmp_path: Path) -> None:
+    """The same with one of the venue side's builds stale (a copy of ``connectors``, its
+    builds included, whose stamp is another source's): that build's modules run as Python, the
+    other's compiled, and it says so."""
     shutil.copytree(ROOT / "connectors", tmp_path / "connectors",
                     ignore=shutil.ignore_patterns("__pycache__"))
     doc, _ = _venue_first(tmp_path, pure=False)  # the copy, fresh: compiled
     assert set(doc["compiled"].values()) == {True}, doc
-    stamp = tmp_path / PAPER.stamp.relative_to(ROOT)
+    stamp = tmp_path / build.stamp.relative_to(ROOT)
     stamp.write_text("the hash of other sources")
     doc, stderr = _venue_first(tmp_path, pure=False)
-    assert set(doc["compiled"].values()) == {False}, doc
-    assert "the paper venue: the compiled modules are older than their source" in stderr, stderr
+    assert {m for m, on in doc["compiled"].items() if not on} == set(build.modules), doc
+    assert f"{build.label}: the compiled modules are older than their source" in stderr, stderr
 
 
 def _written_inits() -> list[tuple[type, ast.FunctionDef, dict[str, Any]]]:

@@ -21,6 +21,7 @@ from gateway.store import migrate
 from gateway.store.db import SQLITE_PAGE_SIZE, make_engine
 from gateway.store.records import SessionRecord
 from gateway.store.schema import kill_switches, messages, metadata, sessions
+from gateway.store.schema import orders as schema_orders
 from gateway.store.store import SessionStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store_url: str) -> None:
     assert migrate.current_revision(store_url) is None
     migrate.upgrade(store_url)
     migrate.upgrade(store_url)
-    assert migrate.current_revision(store_url) == migrate.head_revision() == "0012"
+    assert migrate.current_revision(store_url) == migrate.head_revision() == "0013"
     engine = make_engine(store_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -466,3 +467,66 @@ def test_upgrade_from_0011_moves_the_reports_onto_their_events_and_downgrade_res
         engine.dispose()
     migrate.upgrade(store_url)
     assert unreported() == {"S": [10], "R": []}
+
+
+def test_upgrade_from_0012_keeps_only_the_open_orders_in_their_index_and_downgrade_restores_it(
+    store_url: str,
+) -> None:
+    """0013: ``ix_orders_is_open`` holds the open orders only, and the open orders read at
+    start are the same before and after (on SQLite, read through that index); the downgrade
+    gives back the index of every order."""
+    migrate.upgrade(store_url, "0012")
+    engine = make_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            for i, is_open in enumerate((True, False, True, False, False)):
+                conn.execute(text(
+                    "INSERT INTO orders (order_id, session_id, cl_ord_id, venue, symbol, status, "
+                    "is_open, updated_ns, last_event_id, snapshot) VALUES "
+                    "(:o, 'S', :c, 'paper', 'BTC/USDT', '0', :open, 1, 1, :snap)"),
+                    {"o": f"o{i}", "c": f"c{i}", "open": is_open, "snap": f'"{i}"'})
+
+        def open_orders() -> list[str]:
+            with engine.connect() as conn:
+                return list(conn.execute(select(schema_orders.c.snapshot)
+                                         .where(schema_orders.c.is_open)
+                                         .order_by(schema_orders.c.order_id)).scalars())
+
+        def index_rows() -> int | None:
+            if engine.dialect.name != "sqlite":
+                return None
+            with engine.connect() as conn:
+                return int(conn.execute(text(
+                    "SELECT count(*) FROM orders INDEXED BY ix_orders_is_open "
+                    "WHERE is_open = 1")).scalar_one())
+
+        before = open_orders()
+        assert before == ['"0"', '"2"']
+        migrate.upgrade(store_url)
+        assert open_orders() == before
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                plan = " ".join(str(r[-1]) for r in conn.execute(text(
+                    "EXPLAIN QUERY PLAN SELECT snapshot FROM orders WHERE orders.is_open = 1 "
+                    "ORDER BY order_id")))
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = "
+                                        "'ix_orders_is_open'")).scalar_one()
+            assert "ix_orders_is_open" in plan, plan
+            assert "WHERE is_open = 1" in sql, sql
+            assert index_rows() == 2
+        else:
+            with engine.connect() as conn:
+                definition = conn.execute(text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_orders_is_open'"
+                )).scalar_one()
+            assert "WHERE is_open" in definition, definition
+        _downgrade(engine, "0012")
+        assert open_orders() == before
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = "
+                                        "'ix_orders_is_open'")).scalar_one()
+            assert "WHERE" not in sql, sql
+    finally:
+        engine.dispose()
+    migrate.upgrade(store_url)
