@@ -116,8 +116,9 @@ def _venue_first(root: Path, pure: bool) -> tuple[dict[str, Any], str]:
 
 def test_the_venue_imported_before_the_gateway_runs_compiled_or_as_python_as_asked() -> None:
     """The switch back to Python is the paper package's own (``connectors/paper/__init__.py``
-    installs it) and the ``connectors`` package's (the contract's values), not the gateway's: a process importing the venue alone runs it compiled
-    where the build is fresh and as Python with ``FIXGW_PURE=1``."""
+    installs it) and the ``connectors`` package's (the contract's values), not the gateway's: a
+    process importing the venue alone runs them compiled where the builds are fresh and as
+    Python with ``FIXGW_PURE=1``."""
     doc, _ = _venue_first(ROOT, pure=False)
     assert set(doc["compiled"].values()) == {True}, doc
     doc, _ = _venue_first(ROOT, pure=True)
