@@ -18,7 +18,7 @@ into a table of its own; the tables written from it later, 50 orders a transacti
 SQLite's time and the driver's: not the gateway's Python around them.
 
     .venv/bin/python scripts/wal_frames.py [--orders 1500]
-        [--drop ix_orders_session_id --drop ix_order_events_order_id ...] [--commit-bench]
+        [--drop ix_order_events_order_id --drop ix_fills_order_id ...] [--commit-bench]
         [--journal-bench]
 """
 

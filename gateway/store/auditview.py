@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from gateway.audit.errors import InputError
 from gateway.store.db import is_sqlite, make_engine
-from gateway.store.schema import message_log, orders
+from gateway.store.schema import message_log, order_events, orders
 
 _IN_CHUNK = 500
 _YIELD = 5000
@@ -110,9 +110,14 @@ class StoreAuditView:
         out: list[dict[str, Any]] = []
         ids = list(cl_ord_ids)
         for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i:i + _IN_CHUNK]
+            # (by the events' index of ClOrdIDs: an order's present ClOrdID is one its chain had)
+            chained = select(order_events.c.order_id).where(
+                order_events.c.cl_ord_id.in_(chunk),
+                order_events.c.session_id.in_(list(session_ids)))
             out += self._snapshots(select(orders.c.snapshot).where(
-                orders.c.session_id.in_(list(session_ids)),
-                orders.c.cl_ord_id.in_(ids[i:i + _IN_CHUNK])))
+                orders.c.order_id.in_(chained), orders.c.session_id.in_(list(session_ids)),
+                orders.c.cl_ord_id.in_(chunk)))
         return out
 
     def orders_of_sessions(self, session_ids: Sequence[str], created_from_ns: int,

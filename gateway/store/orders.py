@@ -162,7 +162,9 @@ class OrderRepository:
 
     async def find_order(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
         """The snapshot of the order the session knows by ``cl_ord_id`` now (the latest updated
-        if several)."""
+        if several). Found through the events' index of ClOrdIDs: an order's present ClOrdID is
+        one of those its events gave its chain (its ``created`` event's, a cancel's or a
+        replace's request), which is how the order path stores every order."""
         return await self.writer.query(lambda conn: _find_order(conn, session_id, cl_ord_id))
 
     async def find_order_by_past_cl(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
@@ -317,9 +319,14 @@ def _load_order(conn: Connection, order_id: str) -> Snapshot | None:
 
 
 def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
+    # (the orders whose chain had this ClOrdID, by the events' index of ClOrdIDs -- an order's
+    # present ClOrdID is one of its chain's -- then those whose present one it is)
+    chained = select(order_events.c.order_id).where(
+        order_events.c.cl_ord_id == cl_ord_id, order_events.c.session_id == session_id)
     snapshot = conn.execute(
         select(orders.c.snapshot)
-        .where(orders.c.session_id == session_id, orders.c.cl_ord_id == cl_ord_id)
+        .where(orders.c.order_id.in_(chained), orders.c.session_id == session_id,
+               orders.c.cl_ord_id == cl_ord_id)
         .order_by(orders.c.updated_ns.desc(), orders.c.last_event_id.desc())
         .limit(1)
     ).scalar_one_or_none()

@@ -264,9 +264,9 @@ orders = Table(
     Column("list_id", String(ID_LENGTH), nullable=True),
     PrimaryKeyConstraint("order_id"),
     # the open orders only (migration 0013): read at start, and an order's end is one entry
-    # taken out rather than one moved
+    # taken out rather than one moved. An order is found by its ClOrdID through the events'
+    # index of ClOrdIDs (ix_order_events_cl_ord_id), not by one of its own (0013 dropped it).
     Index(None, "is_open", sqlite_where=text("is_open = 1"), postgresql_where=text("is_open")),
-    Index(None, "session_id", "cl_ord_id"),
     Index(None, "list_id", "session_id", sqlite_where=text("list_id IS NOT NULL"),
           postgresql_where=text("list_id IS NOT NULL")),
 )

@@ -469,12 +469,12 @@ def test_upgrade_from_0011_moves_the_reports_onto_their_events_and_downgrade_res
     assert unreported() == {"S": [10], "R": []}
 
 
-def test_upgrade_from_0012_keeps_only_the_open_orders_in_their_index_and_downgrade_restores_it(
+def test_upgrade_from_0012_shrinks_the_orders_indexes_and_downgrade_restores_them(
     store_url: str,
 ) -> None:
     """0013: ``ix_orders_is_open`` holds the open orders only, and the open orders read at
-    start are the same before and after (on SQLite, read through that index); the downgrade
-    gives back the index of every order."""
+    start are the same before and after (on SQLite, read through that index);
+    ``ix_orders_session_id`` is gone. The downgrade gives both back as they were."""
     migrate.upgrade(store_url, "0012")
     engine = make_engine(store_url)
     try:
@@ -500,10 +500,17 @@ def test_upgrade_from_0012_keeps_only_the_open_orders_in_their_index_and_downgra
                     "SELECT count(*) FROM orders INDEXED BY ix_orders_is_open "
                     "WHERE is_open = 1")).scalar_one())
 
+        def indexes() -> set[str]:
+            with engine.connect() as conn:
+                return {str(i["name"]) for i in inspect(conn).get_indexes("orders")}
+
         before = open_orders()
         assert before == ['"0"', '"2"']
+        assert {"ix_orders_is_open", "ix_orders_session_id"} <= indexes()
         migrate.upgrade(store_url)
         assert open_orders() == before
+        assert "ix_orders_is_open" in indexes()
+        assert "ix_orders_session_id" not in indexes()
         if engine.dialect.name == "sqlite":
             with engine.connect() as conn:
                 plan = " ".join(str(r[-1]) for r in conn.execute(text(
@@ -522,6 +529,7 @@ def test_upgrade_from_0012_keeps_only_the_open_orders_in_their_index_and_downgra
             assert "WHERE is_open" in definition, definition
         _downgrade(engine, "0012")
         assert open_orders() == before
+        assert {"ix_orders_is_open", "ix_orders_session_id"} <= indexes()
         if engine.dialect.name == "sqlite":
             with engine.connect() as conn:
                 sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = "

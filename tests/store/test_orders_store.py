@@ -158,7 +158,17 @@ def test_order_round_trip_is_exact(store_url: str) -> None:
     with_store(store_url, after_restart)
 
 
+def _created(event_id: int, o: Order) -> OrderEvent:
+    """An order's ``created`` event, as the gateway stores it with the order (its ClOrdID in
+    the events' index of ClOrdIDs, by which ``find_order`` finds it)."""
+    return event(event_id, o.order_id, "created", session_id=o.session_id,
+                 data={"order": order_to_json(o)})
+
+
 def test_open_orders_and_find_order(store_url: str) -> None:
+    """Orders stored as the gateway stores them, each with its ``created`` event (a replace's
+    ClOrdID with its ``replace_requested`` event): the open ones are read at start, and an order
+    is found by the ClOrdID it has now."""
     async def body(store: SessionStore) -> None:
         orders = [
             order("A", status=OrdStatus.PENDING_NEW),
@@ -169,7 +179,8 @@ def test_open_orders_and_find_order(store_url: str) -> None:
             order("F", status=OrdStatus.CANCELED),
             order("G", status=OrdStatus.REJECTED, session_id=SID2),
         ]
-        await store.append_order_events([], orders)
+        await store.append_order_events([_created(i + 1, o) for i, o in enumerate(orders)],
+                                        orders)
         assert [d["order_id"] for d in await store.load_open_orders()] == ["A", "B", "C", "D"]
 
         b = dataclasses.replace(orders[1], status=OrdStatus.FILLED, last_event_id=2)
@@ -184,15 +195,17 @@ def test_open_orders_and_find_order(store_url: str) -> None:
         # a ClOrdID reused after its order ended: the latest updated one is found
         old = order("H1", cl_ord_id="REUSED", status=OrdStatus.CANCELED, updated_ns=NS + 1)
         new = order("H2", cl_ord_id="REUSED", updated_ns=NS + 2)
-        await store.append_order_events([], [new, old])
+        await store.append_order_events([_created(11, old), _created(12, new)], [new, old])
         found = _as_order(await store.find_order(SID, "REUSED"))
         assert found is not None and found.order_id == "H2"
 
         # after a replace the order is known by its new ClOrdID
         c = dataclasses.replace(
-            orders[2], cl_ord_id="CL-C2", orig_cl_ord_id="CL-C", last_event_id=9
+            orders[2], cl_ord_id="CL-C2", orig_cl_ord_id="CL-C", last_event_id=13
         )
-        await store.append_order_events([], [c])
+        replace = event(13, "C", "replace_requested",
+                        data={"cl_ord_id": "CL-C2", "orig_cl_ord_id": "CL-C"})
+        await store.append_order_events([replace], [c])
         found = _as_order(await store.find_order(SID, "CL-C2"))
         assert found is not None and found.order_id == "C"
         assert _as_order(await store.find_order(SID, "CL-C")) is None
@@ -203,9 +216,7 @@ def test_open_orders_and_find_order(store_url: str) -> None:
 def test_find_order_by_past_cl_names_each_clordid_of_the_chain_exactly(store_url: str) -> None:
     """A ClOrdID an order's chain had (its NewOrderSingle's, a replace's, a cancel's) finds the
     order; ClOrdIDs are compared as FIX has them, case included, within their session."""
-    def created(event_id: int, o: Order) -> OrderEvent:
-        return event(event_id, o.order_id, "created", session_id=o.session_id,
-                     data={"order": order_to_json(o)})
+    created = _created
 
     def request(event_id: int, order_id: str, kind: str, cl: str, orig: str) -> OrderEvent:
         return event(event_id, order_id, kind, data={"cl_ord_id": cl, "orig_cl_ord_id": orig})
