@@ -13,9 +13,11 @@ there.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from connectors.native import dataclass_init_when_interpreted
 
@@ -78,8 +80,19 @@ class InstrumentKind(IdentityEnum):
     PERPETUAL = "perpetual"
 
 
+class _Value:
+    """The base of the contract's dataclasses: copied, deep-copied and pickled by rebuilding
+    them from their fields (compiled, an instance has no ``__dict__`` to restore and its
+    ``__init__`` takes every field)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
-class Instrument:
+class Instrument(_Value):
     symbol: str
     """Canonical: BASE/QUOTE or BASE/QUOTE:SETTLE."""
     venue_symbol: str
@@ -95,7 +108,7 @@ class Instrument:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRequest:
+class OrderRequest(_Value):
     """A new order as the venue should receive it (already within the instrument rules)."""
 
     client_order_id: str
@@ -133,7 +146,7 @@ class OrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class AmendRequest:
+class AmendRequest(_Value):
     """A native amend: new quantity (total, not remaining) and/or price."""
 
     client_order_id: str
@@ -144,7 +157,7 @@ class AmendRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderState:
+class OrderState(_Value):
     """An order as the venue knows it (answer to queries and reconciliation)."""
 
     client_order_id: str
@@ -163,7 +176,7 @@ class OrderState:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderAccepted:
+class OrderAccepted(_Value):
     client_order_id: str
     venue_order_id: str
     ts_ns: int
@@ -176,7 +189,7 @@ class OrderAccepted:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRejected:
+class OrderRejected(_Value):
     client_order_id: str
     reason: RejectReason
     text: str
@@ -184,7 +197,7 @@ class OrderRejected:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderFilled:
+class OrderFilled(_Value):
     client_order_id: str
     venue_order_id: str
     trade_id: str
@@ -214,7 +227,7 @@ class OrderFilled:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderCanceled:
+class OrderCanceled(_Value):
     client_order_id: str
     venue_order_id: str
     ts_ns: int
@@ -226,7 +239,7 @@ class OrderCanceled:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderExpired:
+class OrderExpired(_Value):
     client_order_id: str
     venue_order_id: str
     ts_ns: int
@@ -234,7 +247,7 @@ class OrderExpired:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderAmended:
+class OrderAmended(_Value):
     client_order_id: str
     venue_order_id: str
     quantity: Decimal
@@ -249,7 +262,7 @@ VenueEvent = (
 
 
 @dataclass(frozen=True, slots=True)
-class BalanceUpdate:
+class BalanceUpdate(_Value):
     """One asset of the venue account as the venue's private stream reports it now: absolute
     figures that replace what was known of that asset (Binance ``outboundAccountPosition``,
     OKX ``account`` channel, Bybit ``wallet`` topic). Not an order event: it travels on
@@ -292,7 +305,7 @@ class RejectReason(IdentityEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Balance:
+class Balance(_Value):
     asset: str
     free: Decimal
     locked: Decimal
@@ -309,7 +322,7 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
-class Position:
+class Position(_Value):
     symbol: str
     quantity: Decimal
     """Signed: positive long, negative short."""
@@ -321,7 +334,7 @@ Level = tuple[Decimal, Decimal]
 
 
 @dataclass(frozen=True, slots=True)
-class BookSnapshot:
+class BookSnapshot(_Value):
     """The whole book of one instrument as the venue's public feed says it is now (down to the
     depth the connector keeps): it replaces whatever was known. Levels best first."""
 
@@ -332,7 +345,7 @@ class BookSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class BookUpdate:
+class BookUpdate(_Value):
     """Levels that changed since the last snapshot or update, in the feed's order: a size of
     zero removes the level (removing a level that is not there is not an error)."""
 
@@ -343,7 +356,7 @@ class BookUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class PublicTrade:
+class PublicTrade(_Value):
     symbol: str
     price: Decimal
     size: Decimal

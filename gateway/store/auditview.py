@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, create_engine, select
+from sqlalchemy import ColumnElement, Engine, create_engine, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -66,6 +66,7 @@ class StoreAuditView:
         self.url = url
         self.name = safe_url(url)
         self.engine = read_engine(url, message_log.c.id, "the message log")
+        self._chains: bool | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -109,16 +110,32 @@ class StoreAuditView:
                             cl_ord_ids: Sequence[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         ids = list(cl_ord_ids)
+        chains = self._has_chains()
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i:i + _IN_CHUNK]
-            # (by the events' index of ClOrdIDs: an order's present ClOrdID is one its chain had)
-            chained = select(order_events.c.order_id).where(
-                order_events.c.cl_ord_id.in_(chunk),
-                order_events.c.session_id.in_(list(session_ids)))
-            out += self._snapshots(select(orders.c.snapshot).where(
-                orders.c.order_id.in_(chained), orders.c.session_id.in_(list(session_ids)),
-                orders.c.cl_ord_id.in_(chunk)))
+            query = select(orders.c.snapshot).where(orders.c.session_id.in_(list(session_ids)),
+                                                    orders.c.cl_ord_id.in_(chunk))
+            if chains:
+                # by the events' index of ClOrdIDs (an order's present ClOrdID is one its
+                # chain had): the orders have no index of their own by ClOrdID from 0013 on
+                query = query.where(orders.c.order_id.in_(select(order_events.c.order_id).where(
+                    order_events.c.cl_ord_id.in_(chunk),
+                    order_events.c.session_id.in_(list(session_ids)))))
+            out += self._snapshots(query)
         return out
+
+    def _has_chains(self) -> bool:
+        """Whether the store's events keep the ClOrdIDs of their orders' chains (migration
+        0010): the audit reads a store as it finds it, an older one included (without that
+        column, the orders' own index by ClOrdID is still there)."""
+        if self._chains is None:
+            try:
+                columns = inspect(self.engine).get_columns("order_events")
+            except SQLAlchemyError as exc:
+                raise StoreReadError(self.url, "the orders cannot be read: "
+                                     f"{str(exc).splitlines()[0]}") from None
+            self._chains = any(c["name"] == "cl_ord_id" for c in columns)
+        return self._chains
 
     def orders_of_sessions(self, session_ids: Sequence[str], created_from_ns: int,
                            created_to_ns: int) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,9 @@
   (the NewOrderSingle's, each cancel's and replace's: the order's present one among them),
   then by its OrderID. It was written twice an order (the order stored, then updated: SQLite
   rewrites an index entry whose column a statement sets, the value unchanged or not), and the
-  client's ClOrdIDs land anywhere in it (about two pages of each commit on SQLite).
+  client's ClOrdIDs land anywhere in it (about two pages of each commit on SQLite). Its other
+  reader, the audit's orders of some sessions (``fixgw audit --store``), now reads the orders
+  table through (a store's every order, not only those sessions'): an offline read, once a run.
 
 Revision ID: 0013
 Revises: 0012
