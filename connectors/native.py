@@ -21,7 +21,9 @@ values (:data:`EVENTS`, here, installed by the ``connectors`` package).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
 import importlib
 import importlib.abc
@@ -206,6 +208,23 @@ def dataclass_init_when_interpreted(*classes: type) -> None:
             namespace["__post_init__"] = cls.__post_init__
         twin = dataclasses.make_dataclass(cls.__name__, specs, frozen=True, namespace=namespace)
         cls.__init__ = twin.__init__  # type: ignore[misc]
+
+
+def written_annotations(cls: type) -> dict[str, str]:
+    """The annotations of ``cls``'s own fields as its module's source writes them (text). A class
+    mypyc compiled keeps at run time only what mypyc makes of them (``str | None`` becomes
+    ``type``); whoever reads field types (the paper venue's wire protocol) reads them here."""
+    return _module_annotations(cls.__module__)[cls.__name__]
+
+
+@functools.cache
+def _module_annotations(module: str) -> dict[str, dict[str, str]]:
+    """Class name -> field -> annotation, of every top-level class of ``module``'s source (read
+    and parsed once)."""
+    tree = ast.parse(_path(module).with_suffix(".py").read_text())
+    return {node.name: {a.target.id: ast.unparse(a.annotation) for a in node.body
+                        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)}
+            for node in tree.body if isinstance(node, ast.ClassDef)}
 
 
 EVENTS = NativeBuild("the connector contract's values", ("connectors.events",),

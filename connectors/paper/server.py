@@ -87,7 +87,6 @@ Control ops, for tests and demos:
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import dataclasses
@@ -100,7 +99,6 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from enum import Enum
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from connectors.base import (
@@ -120,6 +118,7 @@ from connectors.base import (
     VenueRejected,
     VenueUnavailable,
 )
+from connectors.native import written_annotations
 from connectors.paper.config import Faults
 from connectors.paper.venue import PaperConnector
 
@@ -172,20 +171,13 @@ def _schema(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str]]:
 
 
 def _declared_hints(cls: type[Any]) -> dict[str, Any]:
-    """The field types of ``cls`` as its source declares them. A class compiled by mypyc (the
-    contract's values, :mod:`connectors.events`) keeps at run time only what mypyc makes of its
-    annotations (``str | None`` becomes ``type``): those are read from the module's source and
-    resolved in the module's namespace."""
+    """The field types of ``cls`` as its source declares them (a class compiled by mypyc, the
+    contract's values of :mod:`connectors.events`, keeps only ``type`` for ``str | None``)."""
     module = sys.modules[cls.__module__]
-    compiled = Path(str(module.__file__))
-    if compiled.suffix == ".py":
+    if str(module.__file__).endswith(".py"):
         return typing.get_type_hints(cls)
-    source = compiled.with_name(cls.__module__.rpartition(".")[2] + ".py")
-    node = next(n for n in ast.parse(source.read_text()).body
-                if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
-    written = {a.target.id: ast.unparse(a.annotation) for a in node.body
-               if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)}
-    holder = type(cls.__name__, (), {"__annotations__": written, "__module__": cls.__module__})
+    holder = type(cls.__name__, (), {"__annotations__": written_annotations(cls),
+                                     "__module__": cls.__module__})
     return typing.get_type_hints(holder, globalns=vars(module))
 
 

@@ -109,18 +109,17 @@ class StoreAuditView:
     def orders_by_cl_ord_id(self, session_ids: Sequence[str],
                             cl_ord_ids: Sequence[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        ids = list(cl_ord_ids)
+        ids, sessions = list(cl_ord_ids), list(session_ids)
         chains = self._has_chains()
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i:i + _IN_CHUNK]
-            query = select(orders.c.snapshot).where(orders.c.session_id.in_(list(session_ids)),
+            query = select(orders.c.snapshot).where(orders.c.session_id.in_(sessions),
                                                     orders.c.cl_ord_id.in_(chunk))
             if chains:
                 # by the events' index of ClOrdIDs (an order's present ClOrdID is one its
                 # chain had): the orders have no index of their own by ClOrdID from 0013 on
                 query = query.where(orders.c.order_id.in_(select(order_events.c.order_id).where(
-                    order_events.c.cl_ord_id.in_(chunk),
-                    order_events.c.session_id.in_(list(session_ids)))))
+                    order_events.c.cl_ord_id.in_(chunk), order_events.c.session_id.in_(sessions))))
             out += self._snapshots(query)
         return out
 
