@@ -88,6 +88,8 @@ def main() -> None:
                       f"p50 {p50:6.3f} ms  {cpu:5.0f} us CPU/order  {commits:.2f} commits/order",
                       flush=True)
                 points[engine].append((w, cpu))
+    if len(set(windows)) < 2:
+        return  # (a fit needs two windows at least)
     for engine, pts in points.items():
         a, b = fit(pts)
         print(f"{engine:<11} CPU an order ~ {a:.0f} us + {b:.0f} us / orders in flight "

@@ -11,13 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, create_engine, inspect, select
+from sqlalchemy import ColumnElement, Engine, and_, create_engine, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from gateway.audit.errors import InputError
 from gateway.store.db import is_sqlite, make_engine
-from gateway.store.schema import message_log, order_events, orders
+from gateway.store.orders import known_by_cl_ord_id
+from gateway.store.schema import message_log, orders
 
 _IN_CHUNK = 500
 _YIELD = 5000
@@ -113,14 +114,9 @@ class StoreAuditView:
         chains = self._has_chains()
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i:i + _IN_CHUNK]
-            query = select(orders.c.snapshot).where(orders.c.session_id.in_(sessions),
-                                                    orders.c.cl_ord_id.in_(chunk))
-            if chains:
-                # by the events' index of ClOrdIDs (an order's present ClOrdID is one its
-                # chain had): the orders have no index of their own by ClOrdID from 0013 on
-                query = query.where(orders.c.order_id.in_(select(order_events.c.order_id).where(
-                    order_events.c.cl_ord_id.in_(chunk), order_events.c.session_id.in_(sessions))))
-            out += self._snapshots(query)
+            known = (known_by_cl_ord_id(sessions, chunk) if chains else
+                     and_(orders.c.session_id.in_(sessions), orders.c.cl_ord_id.in_(chunk)))
+            out += self._snapshots(select(orders.c.snapshot).where(known))
         return out
 
     def _has_chains(self) -> bool:

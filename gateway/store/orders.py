@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import Connection, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, select, update
 
 from gateway.store.records import (
     CopyRecord,
@@ -162,9 +162,7 @@ class OrderRepository:
 
     async def find_order(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
         """The snapshot of the order the session knows by ``cl_ord_id`` now (the latest updated
-        if several). Found through the events' index of ClOrdIDs: an order's present ClOrdID is
-        one of those its events gave its chain (its ``created`` event's, a cancel's or a
-        replace's request), which is how the order path stores every order."""
+        if several), by :func:`known_by_cl_ord_id`."""
         return await self.writer.query(lambda conn: _find_order(conn, session_id, cl_ord_id))
 
     async def find_order_by_past_cl(self, session_id: str, cl_ord_id: str) -> Snapshot | None:
@@ -318,15 +316,24 @@ def _load_order(conn: Connection, order_id: str) -> Snapshot | None:
     return None if snapshot is None else _order(snapshot)
 
 
-def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
-    # (the orders whose chain had this ClOrdID, by the events' index of ClOrdIDs -- an order's
-    # present ClOrdID is one of its chain's -- then those whose present one it is)
+def known_by_cl_ord_id(session_ids: Sequence[str], cl_ord_ids: Sequence[str]
+                       ) -> ColumnElement[bool]:
+    """The ``orders`` of ``session_ids`` whose present ClOrdID is one of ``cl_ord_ids``, found
+    through the events' index of ClOrdIDs (``ix_order_events_cl_ord_id``: every ClOrdID an
+    order's chain had, its ``created`` event's, each cancel's and replace's -- the present one
+    among them), then by OrderID. The orders have no index of their own by ClOrdID (migration
+    0013); a store older than 0010 has no ClOrdIDs in its events (the audit reads those by the
+    orders' own index, :mod:`gateway.store.auditview`)."""
     chained = select(order_events.c.order_id).where(
-        order_events.c.cl_ord_id == cl_ord_id, order_events.c.session_id == session_id)
+        order_events.c.cl_ord_id.in_(cl_ord_ids), order_events.c.session_id.in_(session_ids))
+    return and_(orders.c.order_id.in_(chained), orders.c.session_id.in_(session_ids),
+                orders.c.cl_ord_id.in_(cl_ord_ids))
+
+
+def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
     snapshot = conn.execute(
         select(orders.c.snapshot)
-        .where(orders.c.order_id.in_(chained), orders.c.session_id == session_id,
-               orders.c.cl_ord_id == cl_ord_id)
+        .where(known_by_cl_ord_id([session_id], [cl_ord_id]))
         .order_by(orders.c.updated_ns.desc(), orders.c.last_event_id.desc())
         .limit(1)
     ).scalar_one_or_none()
