@@ -772,7 +772,7 @@ def _alerts(cfg: Config, acceptor: Acceptor, orders: OrderManager, admin: AdminS
     venues = admin.venues if admin is not None else VenueWatch(orders.connectors, orders.down)
     monitor = AlertMonitor(
         Alerts(c.webhooks, node=cfg.gateway.node or os.uname().nodename, timeout=c.timeout,
-               repeat_after=c.repeat_after),
+               repeat_after=c.repeat_after, retry_for=c.retry_for),
         acceptor, orders, venues, reject_rate=c.reject_rate, latency=c.latency)
     for part in (orders.venue, orders.recorder):
         part.timing = _both(part.timing, monitor.timing)

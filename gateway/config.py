@@ -391,6 +391,10 @@ class AlertsConfig(_Strict):
     repeat_after: float = Field(default=600.0, gt=0)
     """An alert still firing is said again after this many seconds."""
     timeout: float = Field(default=5.0, gt=0)
+    """Seconds a webhook's answer may take."""
+    retry_for: float = Field(default=300.0, ge=0)
+    """Seconds from when an alert is said during which a webhook that cannot be reached or
+    answers 408, 429 or 5xx is asked again (1, 2, 4 ... 30 s apart; 0: never)."""
 
     @field_validator("webhooks")
     @classmethod

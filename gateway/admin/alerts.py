@@ -10,9 +10,16 @@ it is said once, again only after ``repeat_after`` seconds; its end is said once
 that flaps (a venue's stream down and up every few seconds) is said at most once per
 ``repeat_after`` too: when it fires again sooner after it was last said, it is held back (an
 INFO line says so) and its end is not said either; if it still fires once ``repeat_after`` has
-passed since it was last said, it is said then (:meth:`Alerts.tick`, every second). A webhook
-that fails is logged (its address never: a Slack webhook's URL is its secret) and the alert is
-not retried.
+passed since it was last said, it is said then (:meth:`Alerts.tick`, every second).
+
+Each webhook is told its alerts in the order they were said, one at a time (:class:`_Webhook`).
+One that cannot be reached, times out, or answers 408, 429 or 5xx is asked again after 1, 2, 4
+... seconds (at most 30, or the 429's Retry-After) for ``retry_for`` seconds from when the alert
+was said, the alerts said meanwhile waiting behind it; then that alert is given up (a WARNING).
+Any other answer over 299 is given up at once (the URL or the payload is wrong: asking again
+would not mend it). At most ``max_waiting`` alerts wait for a webhook: past that the oldest
+waiting is dropped, said in the log. A failure is logged without the webhook's address (a
+Slack webhook's URL is its secret). On a stop, what waits gets one more try within ``timeout``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from connectors.common.http import retry_after
+
 if TYPE_CHECKING:
     from gateway.orders.manager import OrderManager
     from gateway.server.acceptor import Acceptor
@@ -37,14 +46,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fixgw.alerts")
 
+RETRY_FIRST = 1.0
+"""Seconds before a webhook that failed is asked again (doubled after each failure)."""
+RETRY_MAX = 30.0
+"""At most this many seconds between two tries (a 429's Retry-After is followed up to it)."""
+_TRANSIENT = frozenset({408, 429})
+"""Answers under 500 that say "later", not "never"."""
+
 
 class Alerts:
     def __init__(self, webhooks: Sequence[str], *, node: str = "", repeat_after: float = 600.0,
-                 timeout: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 timeout: float = 5.0, retry_for: float = 300.0, max_waiting: int = 100,
+                 retry_first: float = RETRY_FIRST, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
         self.webhooks = list(webhooks)
         self.node = node
         self.repeat_after = repeat_after
         self.timeout = timeout
+        self.retry_for = retry_for
+        """Seconds from when an alert is said during which a webhook that failed is asked
+        again (0: never)."""
+        self.max_waiting = max_waiting
+        self.retry_first = retry_first
         self.clock = clock
         self.firing: dict[str, float] = {}
         """Alert key -> since when it fires (said or held back)."""
@@ -56,10 +79,18 @@ class Alerts:
         self._held: dict[str, str] = {}
         """Keys firing again within ``repeat_after`` of their last saying -> the text."""
         self.sent = 0
+        """Alerts a webhook took (2xx), one per webhook."""
         self.failed = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        """Alerts given up (refused, or failing for ``retry_for``), one per webhook."""
+        self.retried = 0
+        """Tries after a failure."""
+        self.dropped = 0
+        """Alerts dropped unsent: ``max_waiting`` were waiting for their webhook."""
+        self._hooks = [_Webhook(self, url) for url in self.webhooks]
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
+        self.stopping = asyncio.Event()
+        """Set by :meth:`close`: waits for a retry end at once."""
 
     def fire(self, key: str, text: str) -> bool:
         """Say ``text`` unless alert ``key`` was said firing less than ``repeat_after`` ago
@@ -107,45 +138,124 @@ class Alerts:
                 self._say(key, text, now)
 
     def _post(self, key: str, state: str, text: str) -> None:
-        if not self.webhooks or self._closed:
+        if not self._hooks or self._closed:
             return
         where = f"fixgw {self.node}" if self.node else "fixgw"
         mark = ":rotating_light:" if state == "firing" else ":white_check_mark:"
         payload = {"text": f"{mark} {where}: {text}", "alert": key, "state": state,
                    "node": self.node,
                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        for url in self.webhooks:
-            task = asyncio.get_running_loop().create_task(self._send(url, payload))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        now = self.clock()
+        for hook in self._hooks:
+            hook.add(payload, now)
 
-    async def _send(self, url: str, payload: dict[str, Any]) -> None:
+    def http(self) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        host = urlsplit(url).hostname or "?"
-        try:
-            async with self._http.post(url, json=payload) as resp:
-                if resp.status >= 300:
-                    self.failed += 1
-                    log.warning("alert webhook at %s answered %d", host, resp.status)
-                    return
-            self.sent += 1
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self.failed += 1
-            log.warning("alert webhook at %s failed: %s", host, type(exc).__name__)
+        return self._http
 
     async def flush(self) -> None:
-        """Until every webhook call under way is done (tests, a clean stop)."""
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
+        """Until every webhook has taken or given up what waits for it (tests, a clean stop)."""
+        while busy := [h.task for h in self._hooks if h.task is not None]:
+            await asyncio.wait(busy)
 
     async def close(self) -> None:
+        """No more alerts; what waits for a webhook gets one more try within ``timeout``."""
         self._closed = True
+        self.stopping.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.flush(), self.timeout)
+        for hook in self._hooks:
+            hook.abandon()
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+class _Webhook:
+    """One webhook's alerts, told in order by one task at a time, each retried while its
+    failures say "later" (the module docstring)."""
+
+    def __init__(self, alerts: Alerts, url: str) -> None:
+        self.alerts = alerts
+        self.url = url
+        self.host = urlsplit(url).hostname or "?"
+        """What the log names it by (never the URL: its path is the secret)."""
+        self.waiting: deque[tuple[dict[str, Any], float]] = deque()
+        """(payload, when said), oldest first; the first is the one being told."""
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, payload: dict[str, Any], now: float) -> None:
+        self.waiting.append((payload, now))
+        if len(self.waiting) > self.alerts.max_waiting:
+            # the oldest behind the one being told (the task holds that one)
+            dropped, _ = self.waiting[1]
+            del self.waiting[1]
+            self.alerts.dropped += 1
+            log.warning("alert webhook at %s: %d alerts waiting; %s (%s) dropped unsent",
+                        self.host, self.alerts.max_waiting, dropped["alert"], dropped["state"])
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"alert-webhook-{self.host}")
+
+    def abandon(self) -> None:
+        """The gateway stops: what still waits is lost, said once."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        if self.waiting:
+            log.warning("alert webhook at %s: %d alerts not told (stopping)", self.host,
+                        len(self.waiting))
+            self.waiting.clear()
+
+    async def _run(self) -> None:
+        alerts = self.alerts
+        try:
+            while self.waiting:
+                payload, said = self.waiting[0]
+                delay = alerts.retry_first
+                tries = 1
+                while (failure := await self._send(payload)) is not None:
+                    why, asked = failure
+                    wait = min(max(delay, asked), RETRY_MAX)
+                    stopping = alerts.stopping.is_set()
+                    if stopping or alerts.clock() + wait - said > alerts.retry_for:
+                        alerts.failed += 1
+                        log.warning("alert webhook at %s %s: %s (%s) given up after %d tries%s",
+                                    self.host, why, payload["alert"], payload["state"], tries,
+                                    " (stopping)" if stopping else "")
+                        break
+                    log.log(logging.WARNING if tries == 1 else logging.DEBUG,
+                            "alert webhook at %s %s: %s (%s) asked again in %g s", self.host,
+                            why, payload["alert"], payload["state"], wait)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(alerts.stopping.wait(), wait)
+                    delay = min(delay * 2, RETRY_MAX)
+                    tries += 1
+                    alerts.retried += 1
+                if self.waiting and self.waiting[0][0] is payload:
+                    self.waiting.popleft()
+        finally:
+            if self.task is asyncio.current_task():
+                self.task = None
+
+    async def _send(self, payload: dict[str, Any]) -> tuple[str, float] | None:
+        """Tell the webhook: None when done with it (taken, or refused for good), else why it
+        failed and the seconds its answer asks to wait (0: no say)."""
+        alerts = self.alerts
+        try:
+            async with alerts.http().post(self.url, json=payload) as resp:
+                if resp.status < 300:
+                    alerts.sent += 1
+                    return None
+                if resp.status in _TRANSIENT or resp.status >= 500:
+                    return f"answered {resp.status}", retry_after(resp.headers, 0.0)
+                alerts.failed += 1
+                log.warning("alert webhook at %s answered %d: %s (%s) given up", self.host,
+                            resp.status, payload["alert"], payload["state"])
+                return None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return f"failed: {type(exc).__name__}", 0.0
 
 
 class AlertMonitor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -32,13 +32,16 @@ def _token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
-async def receiver() -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
-    """A webhook on a free loopback port: what it is POSTed, in a queue."""
+async def receiver(answers: Callable[[dict[str, Any]], web.Response] | None = None
+                   ) -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
+    """A webhook on a free loopback port: what it is POSTed, in a queue (every POST, taken or
+    not); ``answers`` gives the answer to each (by default 200)."""
     got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def hook(request: web.Request) -> web.Response:
-        got.put_nowait(await request.json())
-        return web.json_response({"ok": True})
+        payload = await request.json()
+        got.put_nowait(payload)
+        return web.json_response({"ok": True}) if answers is None else answers(payload)
 
     app = web.Application()
     app.router.add_post("/hooks/T0/B0/secret", hook)
@@ -161,7 +164,7 @@ def test_a_failing_webhook_is_logged_without_its_address(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def body() -> None:
         from gateway.admin.alerts import Alerts
-        alerts = Alerts(["http://127.0.0.1:1/hooks/secret-path"], timeout=2)
+        alerts = Alerts(["http://127.0.0.1:1/hooks/secret-path"], timeout=2, retry_for=0)
         assert alerts.fire("k", "something")
         assert not alerts.fire("k", "something")  # deduplicated
         await alerts.flush()
@@ -172,6 +175,105 @@ def test_a_failing_webhook_is_logged_without_its_address(
     run(body())
     said = "\n".join(r.getMessage() for r in caplog.records)
     assert "alert webhook at 127.0.0.1 failed" in said and "secret-path" not in said
+
+
+def _drain(got: asyncio.Queue[dict[str, Any]]) -> list[tuple[str, str]]:
+    out = []
+    while not got.empty():
+        a = got.get_nowait()
+        out.append((a["alert"], a["state"]))
+    return out
+
+
+def test_a_webhook_that_fails_for_a_while_is_asked_again_and_keeps_the_order(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """503, then 429 (Retry-After 0), then taken: the first alert is asked three times, the
+    second waits behind it and is told after it."""
+    script = [web.Response(status=503), web.Response(status=429, headers={"Retry-After": "0"})]
+
+    def answers(payload: dict[str, Any]) -> web.Response:
+        return script.pop(0) if script else web.json_response({"ok": True})
+
+    async def body() -> None:
+        from gateway.admin.alerts import Alerts
+        async with receiver(answers) as (url, got):
+            alerts = Alerts([url], retry_first=0.01)
+            assert alerts.fire("venue:a", "venue a is down")
+            assert alerts.resolve("venue:a", "venue a is up again")
+            await alerts.flush()
+            assert _drain(got) == [("venue:a", "firing")] * 3 + [("venue:a", "resolved")]
+            assert (alerts.sent, alerts.retried, alerts.failed) == (2, 2, 0)
+            await alerts.close()
+    caplog.set_level(logging.DEBUG, logger="fixgw.alerts")
+    run(body())
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+            and r.getMessage().startswith("alert webhook")]
+    # one WARNING for the alert's first failure, the next at DEBUG; the URL's path never
+    assert said == ["alert webhook at 127.0.0.1 answered 503: venue:a (firing) asked again "
+                    "in 0.01 s"], said
+
+
+def test_a_webhook_is_given_up_after_retry_for_or_at_once_when_it_refuses_for_good(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+
+    def unavailable(payload: dict[str, Any]) -> web.Response:
+        now[0] += 10.0  # each try takes 10 s of the alerts' clock
+        return web.Response(status=503 if payload["alert"] == "down" else 404)
+
+    async def body() -> None:
+        from gateway.admin.alerts import Alerts
+        async with receiver(unavailable) as (url, got):
+            alerts = Alerts([url], retry_first=0.01, retry_for=25, clock=lambda: now[0])
+            alerts.fire("down", "x")  # tries at 0, 10, 20 s; a 4th at 30 would pass 25 s
+            alerts.fire("refused", "y")  # 404: the URL is wrong, asking again would not help
+            await alerts.flush()
+            assert _drain(got) == [("down", "firing")] * 3 + [("refused", "firing")]
+            assert (alerts.sent, alerts.retried, alerts.failed) == (0, 2, 2)
+            await alerts.close()
+    caplog.set_level(logging.WARNING, logger="fixgw.alerts")
+    run(body())
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "answered 503: down (firing) given up after 3 tries" in said, said
+    assert "answered 404: refused (firing) given up" in said, said
+
+
+def test_alerts_waiting_for_a_webhook_are_bounded_the_oldest_dropped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        from gateway.admin.alerts import Alerts
+        async with receiver() as (url, got):
+            alerts = Alerts([url], max_waiting=2)
+            for key in ("a", "b", "c", "d"):  # said before the webhook's task first runs
+                alerts.fire(key, key)
+            await alerts.flush()
+            # "a" is being told; "b", then "c" are the oldest waiting behind it
+            assert _drain(got) == [("a", "firing"), ("d", "firing")]
+            assert (alerts.sent, alerts.dropped) == (2, 2)
+            await alerts.close()
+    caplog.set_level(logging.WARNING, logger="fixgw.alerts")
+    run(body())
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == ["alert webhook at 127.0.0.1: 2 alerts waiting; b (firing) dropped unsent",
+                    "alert webhook at 127.0.0.1: 2 alerts waiting; c (firing) dropped unsent"]
+
+
+def test_a_stop_gives_what_waits_one_more_try(caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        from gateway.admin.alerts import Alerts
+        async with receiver(lambda payload: web.Response(status=502)) as (url, got):
+            alerts = Alerts([url], retry_first=600, timeout=5)  # the next try in 10 minutes
+            alerts.fire("k", "x")
+            assert (await asyncio.wait_for(got.get(), 5))["alert"] == "k"
+            started = asyncio.get_running_loop().time()
+            await alerts.close()  # wakes the wait: one more try, then given up
+            assert asyncio.get_running_loop().time() - started < 5
+            assert _drain(got) == [("k", "firing")]
+            assert (alerts.sent, alerts.retried, alerts.failed) == (0, 1, 1)
+    caplog.set_level(logging.WARNING, logger="fixgw.alerts")
+    run(body())
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "k (firing) given up after 2 tries (stopping)" in said, said
 
 
 def test_an_alert_webhook_must_be_an_http_url(tmp_path: Path) -> None:
