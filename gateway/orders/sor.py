@@ -6,7 +6,8 @@ venues that give the best price after fees (:func:`gateway.routing.sor.plan`).
   accounts) that list the symbol, support the order's TimeInForce and are up; a venue whose
   child was rejected (down, rate-limited, refused) is left out for the rest of the order.
 * **What it sees**: each candidate's book (its public feed, watched from the first routed order
-  of the symbol on; the first waits up to :data:`BOOK_WAIT` seconds for the books, then routes
+  of the symbol on, until no routed order of the symbol has been open for :data:`BOOK_KEEP`
+  seconds; the first waits up to :data:`BOOK_WAIT` seconds for the books, then routes
   with what it has: a venue whose book is not known is ranked by its last price), its taker
   fee, and the account's free balance there (when the venue pushes balances).
 * **Children**: a limit order's children are limit orders at its price (on each venue's tick
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +55,10 @@ MAX_ROUNDS = 10
 """Routings of one order at most (its first, then one per failover)."""
 WATCH_RETRY = 30.0
 """Seconds before a venue's book that could not be had is asked for again."""
+BOOK_KEEP = 600.0
+"""Seconds a symbol's books stay watched once no routed order of it is open (a desk that
+routes a symbol again soon finds them known; one routed once no longer holds the venue's
+stream): released within a quarter of this after."""
 DECISION_LEVELS = 10
 """Levels a side of each venue's book kept with a stored decision."""
 RESTING = frozenset({TimeInForce.GTC, TimeInForce.GTD, TimeInForce.DAY})
@@ -61,11 +67,21 @@ RESTING = frozenset({TimeInForce.GTC, TimeInForce.GTD, TimeInForce.DAY})
 class SmartRouter:
     """The smart order router as a strategy (module docstring)."""
 
-    def __init__(self, children: Children, *, book_wait: float = BOOK_WAIT) -> None:
+    def __init__(self, children: Children, *, book_wait: float = BOOK_WAIT,
+                 book_keep: float = BOOK_KEEP,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.children = children
         self.book_wait = book_wait
+        self.book_keep = book_keep
+        self.clock = clock
         self._watched: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self._watch_failed: dict[tuple[str, str], float] = {}
+        self._users: dict[str, list[Order]] = {}
+        """Symbol -> the routed parents that asked for its books and may still be open."""
+        self._idle_since: dict[str, float] = {}
+        """Symbol -> since when none of its users is known open (absent: one is, or was at
+        the last look)."""
+        self._sweep: asyncio.TimerHandle | None = None
         children.split = self.split  # (the strategies' children of routed parents)
         self._rejected: dict[str, dict[str, str]] = {}
         """Parent -> the venues that rejected one of its children, and what they said (kept
@@ -160,6 +176,12 @@ class SmartRouter:
 
     def _watch(self, parent: Order) -> list[asyncio.Task[bool]]:
         """Watch the books of ``parent``'s candidates; the watches not done yet."""
+        users = self._users.setdefault(parent.symbol, [])
+        if not any(u is parent for u in users):
+            users.append(parent)
+        self._idle_since.pop(parent.symbol, None)
+        if self._sweep is None:
+            self._sweep = self.children.tasks.later(self.book_keep / 4, self.release_idle)
         pending = []
         now = time.monotonic()
         for venue in self.children.routes(parent):
@@ -177,6 +199,40 @@ class SmartRouter:
             if not task.done():
                 pending.append(task)
         return pending
+
+    def release_idle(self) -> None:
+        """Stop watching the books of the symbols no routed order of which has been open for
+        :attr:`book_keep` seconds (a look every quarter of it while any is watched)."""
+        self._sweep = None
+        now = self.clock()
+        released = []
+        for symbol, users in list(self._users.items()):
+            users[:] = [u for u in users if u.is_open]
+            if users:
+                self._idle_since.pop(symbol, None)
+                continue
+            since = self._idle_since.setdefault(symbol, now)
+            if now - since >= self.book_keep and self._unwatch(symbol):
+                del self._users[symbol], self._idle_since[symbol]
+                released.append(symbol)
+        if released:
+            log.info("SOR: the books of %s no longer watched (no routed order of them for "
+                     "%g s)", ", ".join(released), self.book_keep)
+        if self._users:
+            self._sweep = self.children.tasks.later(self.book_keep / 4, self.release_idle)
+
+    def _unwatch(self, symbol: str) -> bool:
+        """Release the watches of ``symbol``'s books (False, nothing released, while one is
+        still being set up: the next look)."""
+        keys = [key for key in self._watched if key[1] == symbol]
+        if any(not self._watched[key].done() for key in keys):
+            return False
+        for key in keys:
+            task = self._watched.pop(key)
+            self._watch_failed.pop(key, None)
+            if not task.cancelled() and task.exception() is None and task.result():
+                self.children.market.unwatch(*key)  # (a failed watch released itself)
+        return True
 
     def quotes(self, parent: Order, venues: list[str]) -> list[VenueQuote]:
         """What is known now of each of ``venues`` for ``parent``."""

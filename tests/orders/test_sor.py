@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from server.harness import run
@@ -27,6 +27,7 @@ from gateway import cli
 from gateway.app import build_gateway
 from gateway.config import load_config
 from gateway.fix.custom import ICEBERG, SOR, TWAP
+from gateway.marketview import FeedView
 from gateway.orders.iceberg import Iceberg
 from gateway.orders.model import Order
 from gateway.orders.sor import SmartRouter
@@ -458,4 +459,50 @@ def test_cancel_on_disconnect_and_the_kill_switch_reach_routed_children(
             assert not await r.open_at_venue("a") and not await r.open_at_venue("b")
             await c.order("s3", qty="0.1", price="97000.05", tif="1")
             await c.er(t11="s3", t39="8")
+    run(body())
+
+
+def test_the_books_are_released_once_no_routed_order_of_the_symbol_is_open(
+        tmp_path: Path) -> None:
+    """Watched from the first routed order of the symbol; kept while one is open (a resting
+    GTC) however long; released once none has been open for ``book_keep`` seconds (the
+    router's clock, looked at as its timer would); watched again by the next routed order."""
+    now = [1000.0]
+    made: list[SmartRouter] = []
+
+    def router(children: Any) -> SmartRouter:
+        made.append(SmartRouter(children, book_keep=600, clock=lambda: now[0]))
+        return made[-1]
+
+    async def body() -> None:
+        async with _runs(tmp_path, strategies={SOR: router}) as r:
+            feeds = cast(FeedView, r.orders.children.market).feeds
+
+            def watched() -> set[str]:
+                return {v for v in ("a", "b") if feeds.book(v, BTC) is not None}
+
+            c = await r.client("C1")
+            await c.order("s1", qty="0.1", price="90000", tif="1")  # under the asks: rests
+            await c.er(t11="s1", t39="0")
+            assert watched() == {"a", "b"}
+            for _ in range(3):
+                now[0] += 10_000
+                made[0].release_idle()
+            assert watched() == {"a", "b"}  # an open routed order holds them
+            await c.cancel("s1c", "s1", qty="0.1")
+            await c.er(t11="s1c", t39="6")
+            await c.er(t11="s1c", t39="4", t150="4", t41="s1")
+            made[0].release_idle()  # finds none open: idle from now
+            now[0] += 599
+            made[0].release_idle()
+            assert watched() == {"a", "b"}
+            now[0] += 1
+            made[0].release_idle()
+            assert watched() == set()
+
+            await c.order("s2", qty="0.1", price="97000.05", tif="1")
+            await c.er(t11="s2", t39="0")
+            fill = await c.er(t11="s2", t150="F", t39="2")
+            assert fill[30] == "b"  # routed on b's book, watched again
+            assert watched() == {"a", "b"}
     run(body())
