@@ -65,6 +65,9 @@ class FeedView:
             log.info("%s: no book of %s: %s", venue, symbol, exc)
             self.unwatch(venue, symbol, on_trades)
             return False
+        except BaseException:  # (canceled, or failed otherwise: this watch holds nothing)
+            self.unwatch(venue, symbol, on_trades)
+            raise
         return True
 
     def unwatch(self, venue: str, symbol: str, on_trades: TradesListener | None = None) -> None:

@@ -14,12 +14,15 @@ passed since it was last said, it is said then (:meth:`Alerts.tick`, every secon
 
 Each webhook is told its alerts in the order they were said, one at a time (:class:`_Webhook`).
 One that cannot be reached, times out, or answers 408, 429 or 5xx is asked again after 1, 2, 4
-... seconds (at most 30, or the 429's Retry-After) for ``retry_for`` seconds from when the alert
-was said, the alerts said meanwhile waiting behind it; then that alert is given up (a WARNING).
-Any other answer over 299 is given up at once (the URL or the payload is wrong: asking again
-would not mend it). At most ``max_waiting`` alerts wait for a webhook: past that the oldest
-waiting is dropped, said in the log. A failure is logged without the webhook's address (a
-Slack webhook's URL is its secret). On a stop, what waits gets one more try within ``timeout``.
+... seconds (at most 30; longer when its answer's Retry-After says so, up to 30 too) for
+``retry_for`` seconds from when the alert was said, the alerts said meanwhile waiting behind
+it; then that alert is given up (a WARNING). Any other answer over 299 is given up at once
+(the URL or the payload is wrong: asking again would not mend it), and so is one that fails in
+a way not foreseen (logged by its type). Delivery is at least once: a webhook that took an
+alert but answered too late is asked again. At most ``max_waiting`` alerts wait for a webhook:
+past that the oldest waiting is dropped, said in the log. A failure is logged without the
+webhook's address (a Slack webhook's URL is its secret). On a stop, what waits gets one more
+try, all within ``timeout``; what is still waiting then is lost, said in the log.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Alerts:
         self.retry_for = retry_for
         """Seconds from when an alert is said during which a webhook that failed is asked
         again (0: never)."""
+        if max_waiting < 1:
+            raise ValueError(f"max_waiting must be at least 1, not {max_waiting}")
         self.max_waiting = max_waiting
         self.retry_first = retry_first
         self.clock = clock
@@ -256,6 +261,11 @@ class _Webhook:
                 return None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return f"failed: {type(exc).__name__}", 0.0
+        except Exception as exc:  # (its text may hold the URL: its type only)
+            alerts.failed += 1
+            log.warning("alert webhook at %s failed unexpectedly (%s): %s (%s) given up",
+                        self.host, type(exc).__name__, payload["alert"], payload["state"])
+            return None
 
 
 class AlertMonitor:

@@ -76,8 +76,9 @@ class SmartRouter:
         self.clock = clock
         self._watched: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self._watch_failed: dict[tuple[str, str], float] = {}
-        self._users: dict[str, list[Order]] = {}
-        """Symbol -> the routed parents that asked for its books and may still be open."""
+        self._users: dict[str, dict[str, Order]] = {}
+        """Symbol -> the routed parents (by OrderID) that asked for its books and may still be
+        open (the closed ones dropped at the next look)."""
         self._idle_since: dict[str, float] = {}
         """Symbol -> since when none of its users is known open (absent: one is, or was at
         the last look)."""
@@ -176,9 +177,7 @@ class SmartRouter:
 
     def _watch(self, parent: Order) -> list[asyncio.Task[bool]]:
         """Watch the books of ``parent``'s candidates; the watches not done yet."""
-        users = self._users.setdefault(parent.symbol, [])
-        if not any(u is parent for u in users):
-            users.append(parent)
+        self._users.setdefault(parent.symbol, {})[parent.order_id] = parent
         self._idle_since.pop(parent.symbol, None)
         if self._sweep is None:
             self._sweep = self.children.tasks.later(self.book_keep / 4, self.release_idle)
@@ -196,6 +195,7 @@ class SmartRouter:
                 task = self._watched[key] = asyncio.get_running_loop().create_task(
                     self.children.market.watch(venue, parent.symbol),
                     name=f"sor-watch-{venue}-{parent.symbol}")
+                task.add_done_callback(_failed_watch)
             if not task.done():
                 pending.append(task)
         return pending
@@ -206,8 +206,11 @@ class SmartRouter:
         self._sweep = None
         now = self.clock()
         released = []
+        book = self.children.book
         for symbol, users in list(self._users.items()):
-            users[:] = [u for u in users if u.is_open]
+            for order_id, parent in list(users.items()):
+                if not (parent.is_open and book.holds(parent)):  # (or let go to another node)
+                    del users[order_id]
             if users:
                 self._idle_since.pop(symbol, None)
                 continue
@@ -231,7 +234,7 @@ class SmartRouter:
             task = self._watched.pop(key)
             self._watch_failed.pop(key, None)
             if not task.cancelled() and task.exception() is None and task.result():
-                self.children.market.unwatch(*key)  # (a failed watch released itself)
+                self.children.market.unwatch(*key)  # (a failed one held nothing)
         return True
 
     def quotes(self, parent: Order, venues: list[str]) -> list[VenueQuote]:
@@ -326,6 +329,12 @@ class SmartRouter:
 
     def _working(self, parent: Order) -> bool:
         return parent.is_open and self.children.book.holds(parent) and parent.pending is None
+
+
+def _failed_watch(task: asyncio.Task[bool]) -> None:
+    """Log a watch of a book that failed otherwise than by saying it has none (False)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("SOR: %s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
 
 
 def decision(parent: Order, left: Decimal, limit: Decimal | None, p: Plan,

@@ -187,9 +187,10 @@ def _drain(got: asyncio.Queue[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def test_a_webhook_that_fails_for_a_while_is_asked_again_and_keeps_the_order(
         caplog: pytest.LogCaptureFixture) -> None:
-    """503, then 429 (Retry-After 0), then taken: the first alert is asked three times, the
-    second waits behind it and is told after it."""
-    script = [web.Response(status=503), web.Response(status=429, headers={"Retry-After": "0"})]
+    """503, then 429 (Retry-After 0.05 s, longer than the backoff's 0.02), then taken: the
+    first alert is asked three times, the second waits behind it and is told after it."""
+    script = [web.Response(status=503),
+              web.Response(status=429, headers={"Retry-After": "0.05"})]
 
     def answers(payload: dict[str, Any]) -> web.Response:
         return script.pop(0) if script else web.json_response({"ok": True})
@@ -206,11 +207,14 @@ def test_a_webhook_that_fails_for_a_while_is_asked_again_and_keeps_the_order(
             await alerts.close()
     caplog.set_level(logging.DEBUG, logger="fixgw.alerts")
     run(body())
-    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
-            and r.getMessage().startswith("alert webhook")]
-    # one WARNING for the alert's first failure, the next at DEBUG; the URL's path never
-    assert said == ["alert webhook at 127.0.0.1 answered 503: venue:a (firing) asked again "
-                    "in 0.01 s"], said
+    said = [(r.levelno, r.getMessage()) for r in caplog.records
+            if r.getMessage().startswith("alert webhook")]
+    # the alert's first failure a WARNING, the next at DEBUG; the URL's path never
+    assert said == [
+        (logging.WARNING, "alert webhook at 127.0.0.1 answered 503: venue:a (firing) asked "
+                          "again in 0.01 s"),
+        (logging.DEBUG, "alert webhook at 127.0.0.1 answered 429: venue:a (firing) asked "
+                        "again in 0.05 s")], said
 
 
 def test_a_webhook_is_given_up_after_retry_for_or_at_once_when_it_refuses_for_good(
@@ -224,17 +228,19 @@ def test_a_webhook_is_given_up_after_retry_for_or_at_once_when_it_refuses_for_go
     async def body() -> None:
         from gateway.admin.alerts import Alerts
         async with receiver(unavailable) as (url, got):
-            alerts = Alerts([url], retry_first=0.01, retry_for=25, clock=lambda: now[0])
-            alerts.fire("down", "x")  # tries at 0, 10, 20 s; a 4th at 30 would pass 25 s
+            alerts = Alerts([url], retry_first=0.01, retry_for=20.005, clock=lambda: now[0])
+            # tried at 0 (failed at 10: the next would be at 10.01, within 20.005 s) and at 10
+            # (failed at 20: the next would be at 20.02, past it): given up after 2 tries
+            alerts.fire("down", "x")
             alerts.fire("refused", "y")  # 404: the URL is wrong, asking again would not help
             await alerts.flush()
-            assert _drain(got) == [("down", "firing")] * 3 + [("refused", "firing")]
-            assert (alerts.sent, alerts.retried, alerts.failed) == (0, 2, 2)
+            assert _drain(got) == [("down", "firing")] * 2 + [("refused", "firing")]
+            assert (alerts.sent, alerts.retried, alerts.failed) == (0, 1, 2)
             await alerts.close()
     caplog.set_level(logging.WARNING, logger="fixgw.alerts")
     run(body())
     said = "\n".join(r.getMessage() for r in caplog.records)
-    assert "answered 503: down (firing) given up after 3 tries" in said, said
+    assert "answered 503: down (firing) given up after 2 tries" in said, said
     assert "answered 404: refused (firing) given up" in said, said
 
 
@@ -258,11 +264,42 @@ def test_alerts_waiting_for_a_webhook_are_bounded_the_oldest_dropped(
                     "alert webhook at 127.0.0.1: 2 alerts waiting; c (firing) dropped unsent"]
 
 
+def test_an_unforeseen_failure_gives_the_alert_up_and_the_next_is_told(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def body() -> None:
+        from gateway.admin import alerts as module
+        async with receiver() as (url, got):
+            alerts = module.Alerts([url])
+            post = alerts.http().post
+            calls = [0]
+
+            def flaky(*a: Any, **k: Any) -> Any:
+                calls[0] += 1
+                if calls[0] == 1:
+                    raise RuntimeError(f"broken at {url}")
+                return post(*a, **k)
+
+            monkeypatch.setattr(alerts.http(), "post", flaky)
+            alerts.fire("a", "a")
+            alerts.fire("b", "b")
+            await alerts.flush()
+            assert _drain(got) == [("b", "firing")]
+            assert (alerts.sent, alerts.failed) == (1, 1)
+            await alerts.close()
+        with pytest.raises(ValueError, match="max_waiting"):
+            module.Alerts([url], max_waiting=0)
+    caplog.set_level(logging.WARNING, logger="fixgw.alerts")
+    run(body())
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert "failed unexpectedly (RuntimeError): a (firing) given up" in said, said
+    assert "/hooks/" not in said
+
+
 def test_a_stop_gives_what_waits_one_more_try(caplog: pytest.LogCaptureFixture) -> None:
     async def body() -> None:
         from gateway.admin.alerts import Alerts
         async with receiver(lambda payload: web.Response(status=502)) as (url, got):
-            alerts = Alerts([url], retry_first=600, timeout=5)  # the next try in 10 minutes
+            alerts = Alerts([url], retry_first=600, timeout=5)  # the next try in 30 s
             alerts.fire("k", "x")
             assert (await asyncio.wait_for(got.get(), 5))["alert"] == "k"
             started = asyncio.get_running_loop().time()

@@ -506,3 +506,83 @@ def test_the_books_are_released_once_no_routed_order_of_the_symbol_is_open(
             assert fill[30] == "b"  # routed on b's book, watched again
             assert watched() == {"a", "b"}
     run(body())
+
+
+def test_the_router_looks_for_idle_books_on_its_own_timer(tmp_path: Path) -> None:
+    """The same on the real clock, the router's own timer doing the looking: an IOC routed
+    and filled, its books released once idle for ``book_keep`` (0.2 s); a routed TWAP's
+    parent holds them across its slices (each routed through ``split``) while it works."""
+    made: list[SmartRouter] = []
+
+    def router(children: Any) -> SmartRouter:
+        made.append(SmartRouter(children, book_keep=0.2))
+        return made[-1]
+
+    async def body() -> None:
+        strategies = {SOR: router, TWAP: functools.partial(Twap, slice_seconds=0.5)}
+        async with _runs(tmp_path, strategies=strategies) as r:
+            feeds = cast(FeedView, r.orders.children.market).feeds
+
+            def watched() -> set[str]:
+                return {v for v in ("a", "b") if feeds.book(v, BTC) is not None}
+
+            c = await r.client("C1")
+            await c.order("s1", qty="0.1", price="97000.05", tif="3")  # IOC
+            await c.er(t11="s1", t39="0")
+            await c.er(t11="s1", t150="F", t39="2")
+            assert watched() == {"a", "b"}
+            await until(lambda: not watched(), within=5)
+
+            end = time.time_ns() + 1_500_000_000
+            end -= end % 1_000_000
+            stamp = datetime.fromtimestamp(end / 1e9, UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+            await c.order("t1", qty="0.6", price="97000.05", tif="1",
+                          extra=[(847, TWAP), (126, stamp)])
+            await c.er(t11="t1", t39="0")
+            fill = await c.er(t11="t1", t150="F")  # the first slice: its books watched
+            books = [feeds.book(v, BTC) for v in ("a", "b")]
+            assert None not in books
+            for _ in range(2):  # the next slices 0.5 s apart, each gap longer than book_keep
+                fill = await c.er(t11="t1", t150="F")
+                assert fill[30] == "b"
+                # the same books all along: not released and watched afresh in a gap
+                assert all(feeds.book(v, BTC) is b for v, b in zip("ab", books, strict=True))
+            assert fill[39] == "2"
+            await until(lambda: not watched(), within=5)
+    run(body())
+
+
+def test_a_watch_canceled_midway_holds_no_feed() -> None:
+    """FeedView.watch counts its watcher before it waits for the feed's first book: canceled
+    while it waits (the router's watches are tasks), it gives its count back, and the feed it
+    started is stopped."""
+    from types import SimpleNamespace
+
+    from connectors.base import Capabilities
+    from gateway.marketdata.feeds import MarketData
+    from gateway.positions.balance_book import BalanceBook
+
+    class Venue:  # lists the symbol, and never sends a book
+        name = "v"
+        capabilities = Capabilities(market_data=True)
+
+        async def instruments(self) -> list[Any]:
+            return [SimpleNamespace(symbol=BTC)]
+
+        async def market_data(self, symbol: str) -> Any:
+            await asyncio.Event().wait()
+            yield None
+
+    async def body() -> None:
+        conn: Any = Venue()
+        feeds = MarketData({"v": conn}, first_snapshot_s=30)
+        view = FeedView(feeds, BalanceBook({"v": conn}), {})
+        task = asyncio.get_running_loop().create_task(view.watch("v", BTC))
+        await until(lambda: feeds.book("v", BTC) is not None)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert feeds.book("v", BTC) is None  # the count given back, the feed stopped
+        assert await view.watch("v", "ETH/USDT") is False  # no such book: False, as before
+        await feeds.close()
+    run(body())
