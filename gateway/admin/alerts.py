@@ -52,7 +52,7 @@ log = logging.getLogger("fixgw.alerts")
 RETRY_FIRST = 1.0
 """Seconds before a webhook that failed is asked again (doubled after each failure)."""
 RETRY_MAX = 30.0
-"""At most this many seconds between two tries (a 429's Retry-After is followed up to it)."""
+"""At most this many seconds between two tries (an answer's Retry-After is followed up to it)."""
 _TRANSIENT = frozenset({408, 429})
 """Answers under 500 that say "later", not "never"."""
 
