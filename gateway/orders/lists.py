@@ -14,8 +14,11 @@ with an event of the order whose outcome completed the list, so it is sent exact
 restart that finds a list still waiting for outcomes sends it once they come (the ListID is
 stored with each order). A ListStatusRequest is answered with the list's state as it is now
 (429 = 2 Response); a ListCancelRequest cancels every open order of the list (each told by its
-ExecutionReport), is answered at once (431 = 4 Cancelling) and again once all of the list's
-orders are done (429 = 5 All Done).
+ExecutionReport), is answered at once (431 = 4 Cancelling). A list whose orders were not all
+done when its Ack was sent gets one more ListStatus, unprompted, once they all are (429 = 5 All
+Done, 431 = 6 All Done): filled, canceled (by a ListCancelRequest or otherwise), expired or
+rejected. It too is stored with the event that completed the list, so it is sent once; a
+restart follows again every list with an open order.
 
 What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
 ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
@@ -97,7 +100,7 @@ class OrderList:
     acknowledged: bool = False
     """The ListStatus that answers the NewOrderList was recorded."""
     cancelling: bool = False
-    """A ListCancelRequest is being carried out: a ListStatus (All Done) once every order is."""
+    """A ListCancelRequest is being carried out (the list's status says Cancelling)."""
 
     def lines(self) -> list[ListOrder]:
         return [ListOrder.of(o) if isinstance(o, Order) else o for o in self.orders]
@@ -283,18 +286,24 @@ class Lists:
 
     def _progress(self, lst: OrderList, o: Order | None) -> None:
         """Report what the list has come to: its orders' first outcomes all known (the answer
-        to the NewOrderList), every order done after a ListCancelRequest. Recorded with ``o``'s
-        event (else with one of the list's orders)."""
+        to the NewOrderList), then every order done (All Done; not when the answer already
+        said so, unless a ListCancelRequest asked). Recorded with ``o``'s event (else with one
+        of the list's orders)."""
         if not lst.acknowledged and lst.outcomes_known():
             lst.acknowledged = True
             self._report(lst, o, LIST_ACK)
-        if lst.cancelling and lst.done():
+            if lst.done() and not lst.cancelling:  # (the Ack's 431 says All Done / Reject)
+                self._done_with(lst)
+                return
+        if lst.acknowledged and lst.done():
             lst.cancelling = False
             self._report(lst, o, LIST_ALL_DONE)
-        if lst.acknowledged and not lst.cancelling:
-            # nothing more to report unprompted: forgotten here (found in the book and the
-            # store when asked)
-            self.live.pop((lst.session_id, lst.list_id), None)
+            self._done_with(lst)
+
+    def _done_with(self, lst: OrderList) -> None:
+        """Nothing more to report unprompted: forgotten here (found in the book and the store
+        when asked)."""
+        self.live.pop((lst.session_id, lst.list_id), None)
 
     def _report(self, lst: OrderList, o: Order | None, status_type: bytes) -> None:
         st = self.sessions.get(lst.session_id)
@@ -385,18 +394,21 @@ class Lists:
             del self.live[key]
 
     async def restore(self, loaded: Sequence[Order]) -> None:
-        """Follow again the lists of ``loaded`` (open orders taken from the store) whose answer
-        was not sent: one of their orders still waits for its first outcome."""
-        waiting = sorted({(o.session_id, o.list_id) for o in loaded
-                          if o.list_id is not None and o.status is OrdStatus.PENDING_NEW})
-        for sid, list_id in waiting:
+        """Follow again the lists of ``loaded`` (open orders taken from the store): each still
+        has its All Done to report, and its answer too when one of its orders still waits for
+        its first outcome."""
+        unanswered = {(o.session_id, o.list_id) for o in loaded
+                      if o.list_id is not None and o.status is OrdStatus.PENDING_NEW}
+        for sid, list_id in sorted({(o.session_id, o.list_id) for o in loaded
+                                    if o.list_id is not None}):
             assert list_id is not None
             lst = await self.find(sid, list_id)
             if lst is not None:
-                lst.acknowledged = False
+                lst.acknowledged = (sid, list_id) not in unanswered
                 self.live[(sid, list_id)] = lst
-                log.info("%s: list %s waits for the first outcomes of its orders", sid,
-                         list_id)
+                log.info("%s: list %s followed again (%s)", sid, list_id,
+                         "its orders' first outcomes awaited" if not lst.acknowledged
+                         else "until its orders are done")
 
 
 def _checked(msg: Message) -> list[FieldMap]:

@@ -315,6 +315,57 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
     run(body())
 
 
+def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart(
+        tmp_path: Path) -> None:
+    """A list of two resting orders and a market one: its Ack says Executing. One resting
+    order canceled by the client: nothing more (the other works). The gateway restarts (the
+    venue lives on); the other canceled: the list is All Done, said once, unprompted."""
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session()]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("L9", [{11: "d1", 44: px, 59: "1"}, {11: "d2", 44: px, 59: "1"},
+                                      {11: "d3", 40: "1", 38: "0.05"}])
+            _, ack = await until_list_status(c)
+            assert (ack[429], ack[431]) == ("1", "3")
+            while True:  # (d3's fill, if it came after the Ack)
+                if (await c.er())[11] == "d3":
+                    break
+            await c.cancel("d1c", "d1")
+            await c.er(t11="d1c", t39="6")
+            await c.er(t11="d1c", t39="4", t41="d1")
+            assert [m.msg_type for m in await c.quiet()] == []  # d2 still works
+            venue_survives(r)
+            first = r
+        gw = restart(first, store, sessions)
+        host, port = await gw.start()
+        try:
+            assert gw.orders is not None
+            await asyncio.wait_for(gw.orders.idle(), 5)
+            first.host, first.port, first.gw = host, port, gw
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            await c2.cancel("d2c", "d2")
+            await c2.er(t11="d2c", t39="6")
+            await c2.er(t11="d2c", t39="4", t41="d2")
+            done = await c2.expect("N", t66="L9", t429="5", t431="6", t68="3")
+            check_strict(done, "FIX.4.4")
+            assert [(ln[11], ln[39]) for ln in list_lines(done)] == [  # (their ClOrdIDs now)
+                ("d1c", "4"), ("d2c", "4"), ("d3", "2")]
+            assert await c2.quiet() == []  # once
+            await c2.close()
+            await asyncio.wait_for(gw.orders.idle(), 5)
+        finally:
+            await gw.stop()
+        await assert_replay_matches(store)
+        await store.close()
+
+    run(body())
+
+
 def test_a_possible_resend_of_a_list_is_answered_with_its_status(tmp_path: Path) -> None:
     async def body() -> None:
         async with running(tmp_path) as r:
