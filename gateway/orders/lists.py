@@ -101,6 +101,9 @@ class OrderList:
     """The ListStatus that answers the NewOrderList was recorded."""
     cancelling: bool = False
     """A ListCancelRequest is being carried out (the list's status says Cancelling)."""
+    open_from: int = field(default=0, repr=False)
+    """Orders before this index are done (an order done stays done): :meth:`done` looks on
+    from here, so following a list to its end costs its length once, not once an event."""
 
     def lines(self) -> list[ListOrder]:
         return [ListOrder.of(o) if isinstance(o, Order) else o for o in self.orders]
@@ -111,7 +114,11 @@ class OrderList:
                    for o in self.orders)
 
     def done(self) -> bool:
-        return all(not o.status.is_open for o in self.orders)
+        orders, i = self.orders, self.open_from
+        while i < len(orders) and not orders[i].status.is_open:
+            i += 1
+        self.open_from = i
+        return i == len(orders)
 
     def described(self) -> list[Order]:
         return [o for o in self.orders if isinstance(o, Order)]
@@ -172,8 +179,8 @@ class Lists:
         self.store = store
         self.tasks = tasks
         self.live: dict[tuple[str, str], OrderList] = {}
-        """The lists that will report again: waiting for their orders' first outcomes, or
-        being cancelled."""
+        """The lists that will report again: waiting for their orders' first outcomes, or for
+        all of them to be done."""
         self._claimed: set[tuple[str, str]] = set()
         """ListIDs of NewOrderLists being received (between the store read and admission)."""
 
@@ -396,19 +403,35 @@ class Lists:
     async def restore(self, loaded: Sequence[Order]) -> None:
         """Follow again the lists of ``loaded`` (open orders taken from the store): each still
         has its All Done to report, and its answer too when one of its orders still waits for
-        its first outcome."""
+        its first outcome. On a takeover the venues' events already flow while the store is
+        read: each list is made of ``loaded``'s own orders (which those events change), and
+        once followed it reports what they did meanwhile."""
+        mine = {o.order_id: o for o in loaded}
         unanswered = {(o.session_id, o.list_id) for o in loaded
                       if o.list_id is not None and o.status is OrdStatus.PENDING_NEW}
         for sid, list_id in sorted({(o.session_id, o.list_id) for o in loaded
                                     if o.list_id is not None}):
             assert list_id is not None
-            lst = await self.find(sid, list_id)
-            if lst is not None:
-                lst.acknowledged = (sid, list_id) not in unanswered
-                self.live[(sid, list_id)] = lst
-                log.info("%s: list %s followed again (%s)", sid, list_id,
-                         "its orders' first outcomes awaited" if not lst.acknowledged
-                         else "until its orders are done")
+            if (sid, list_id) in self.live:
+                continue
+            stored = await self.store.find_list(sid, list_id)
+            if not stored or (sid, list_id) in self.live:
+                continue
+            lst = OrderList(sid, list_id, building=False,
+                            acknowledged=(sid, list_id) not in unanswered)
+            for snapshot in stored:
+                o = mine.get(snapshot["order_id"]) or self.book.orders.get(snapshot["order_id"])
+                lst.orders.append(o if o is not None else order_from_json(snapshot))
+            self.live[(sid, list_id)] = lst
+            log.info("%s: list %s followed again (%s)", sid, list_id,
+                     "its orders' first outcomes awaited" if not lst.acknowledged
+                     else "until its orders are done")
+            # (carried by one of loaded's own orders: never a snapshot read back, whose state
+            # recorded again would overwrite what the order has come to)
+            carrier = next((o for o in reversed(lst.described()) if mine.get(o.order_id) is o),
+                           None)
+            if carrier is not None:
+                self._progress(lst, carrier)
 
 
 def _checked(msg: Message) -> list[FieldMap]:

@@ -330,11 +330,10 @@ def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart
             px = _far_below(r)
             await c.order_list("L9", [{11: "d1", 44: px, 59: "1"}, {11: "d2", 44: px, 59: "1"},
                                       {11: "d3", 40: "1", 38: "0.05"}])
-            _, ack = await until_list_status(c)
+            ers, ack = await until_list_status(c)
             assert (ack[429], ack[431]) == ("1", "3")
-            while True:  # (d3's fill, if it came after the Ack)
-                if (await c.er())[11] == "d3":
-                    break
+            while not any(m[11] == "d3" and m[39] == "2" for m in ers):  # (before the Ack, or
+                ers.append(await c.er(t11="d3"))                         # after it)
             await c.cancel("d1c", "d1")
             await c.er(t11="d1c", t39="6")
             await c.er(t11="d1c", t39="4", t41="d1")
@@ -363,6 +362,46 @@ def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart
         await assert_replay_matches(store)
         await store.close()
 
+    run(body())
+
+
+def test_a_list_that_ends_while_a_takeover_reads_it_is_reported_all_done(
+        tmp_path: Path) -> None:
+    """On a takeover the venues' events flow while ``restore`` reads each list from the store:
+    a list whose last orders end meanwhile is All Done once it is followed, once."""
+
+    async def body() -> None:
+        async with running(tmp_path, [session()]) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("RR", [{11: "q1", 44: px, 59: "1"}, {11: "q2", 44: px, 59: "1"}])
+            await until_list_status(c)
+            lists = r.orders.lists
+            loaded = [o for o in r.orders.book if o.list_id == "RR"]
+            lists.live.clear()  # as a node that has just loaded the orders
+            store: Any = lists.store
+            read = store.find_list
+            gate = asyncio.Event()
+
+            async def slow(session_id: str, list_id: str) -> Any:
+                await gate.wait()
+                return await read(session_id, list_id)
+
+            store.find_list = slow
+            try:
+                following = asyncio.get_running_loop().create_task(lists.restore(loaded))
+                await c.cancel("q1c", "q1")
+                await c.cancel("q2c", "q2")
+                ers = [await c.er() for _ in range(4)]  # each Pending Cancel, Canceled
+                assert {m[11] for m in ers if m[39] == "4"} == {"q1c", "q2c"}
+                await r.orders.idle()
+                gate.set()
+                await following
+            finally:
+                del store.find_list
+            done = await c.expect("N", t66="RR", t429="5", t431="6")
+            assert [ln[39] for ln in list_lines(done)] == ["4", "4"]
+            assert await c.quiet() == [] and not lists.live
     run(body())
 
 
