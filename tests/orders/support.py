@@ -284,6 +284,22 @@ def restart(
     return gw
 
 
+@asynccontextmanager
+async def restarted(run_: Run, store: SessionStore,
+                    sessions: list[dict[str, Any]]) -> AsyncIterator[Gateway]:
+    """:func:`restart`, started and done with what its start set going (the orders idle),
+    ``run_`` pointing at it (its clients connect there); stopped after."""
+    gw = restart(run_, store, sessions)
+    host, port = await gw.start()
+    try:
+        assert gw.orders is not None
+        await asyncio.wait_for(gw.orders.idle(), 5)
+        run_.host, run_.port, run_.gw = host, port, gw
+        yield gw
+    finally:
+        await gw.stop()
+
+
 def unreachable_for_cancels(run_: Run, mp: pytest.MonkeyPatch, times: int) -> list[None]:
     """The paper venue's next ``times`` cancels raise VenueUnavailable (nothing happens at the
     venue); returns the failures still to come (empty once all were used)."""

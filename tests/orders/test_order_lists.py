@@ -26,7 +26,7 @@ from .support import (
     assert_replay_matches,
     check_strict,
     list_lines,
-    restart,
+    restarted,
     running,
     session,
     sid,
@@ -287,12 +287,8 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
             venue_survives(r)
             first = r
         del conn.place  # (the venue places as it does again)
-        gw = restart(first, store, sessions)
-        host, port = await gw.start()
-        try:
+        async with restarted(first, store, sessions) as gw:
             assert gw.orders is not None
-            await asyncio.wait_for(gw.orders.idle(), 5)
-            first.host, first.port, first.gw = host, port, gw
             c2 = await first.client(reset=False, next_seq=c.next_seq)
             ers, status = await until_list_status(c2)
             assert [(m[11], m[39], m[66]) for m in ers] == [("c3", "0", "L8")]
@@ -307,8 +303,6 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
             assert await first.open_at_venue() == []
             await c2.close()
             await asyncio.wait_for(gw.orders.idle(), 5)
-        finally:
-            await gw.stop()
         await assert_replay_matches(store)
         await store.close()
 
@@ -340,12 +334,8 @@ def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart
             assert [m.msg_type for m in await c.quiet()] == []  # d2 still works
             venue_survives(r)
             first = r
-        gw = restart(first, store, sessions)
-        host, port = await gw.start()
-        try:
+        async with restarted(first, store, sessions) as gw:
             assert gw.orders is not None
-            await asyncio.wait_for(gw.orders.idle(), 5)
-            first.host, first.port, first.gw = host, port, gw
             c2 = await first.client(reset=False, next_seq=c.next_seq)
             await c2.cancel("d2c", "d2")
             await c2.er(t11="d2c", t39="6")
@@ -357,8 +347,6 @@ def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart
             assert await c2.quiet() == []  # once
             await c2.close()
             await asyncio.wait_for(gw.orders.idle(), 5)
-        finally:
-            await gw.stop()
         await assert_replay_matches(store)
         await store.close()
 
