@@ -313,6 +313,9 @@ class GatewayConfig(_Strict):
     sender_comp_id: str = Field(default="GATEWAY", min_length=1)
     store: str = "sqlite:///data/fixgw.db"
     log_dir: Path | None = Path("data/log")
+    """The QuickFIX-format file logs' directory; ``""``: none (the message log is then the
+    store's; the numbers taken while the store is down are journaled beside a SQLite store's
+    file)."""
     message_log: Literal["file", "store", "both"] | None = None
     """Where every FIX message read or written is logged for audit: ``file`` (the
     QuickFIX-format logs in ``log_dir``, written by a thread of their own), ``store`` (the
@@ -342,6 +345,13 @@ class GatewayConfig(_Strict):
     such order on), so that each later order records its arrival mid and the market's trades
     over its life for ``fixgw report`` (gateway.orders.benchmarks). Off: only books watched
     for other reasons (market data subscribers, strategies, the router) give benchmarks."""
+
+    @field_validator("log_dir", mode="before")
+    @classmethod
+    def _no_log_dir(cls, v: Any) -> Any:
+        """``log_dir = ""``: no file logs (TOML has no null; an empty path would be the
+        working directory)."""
+        return None if v == "" else v
 
     @model_validator(mode="after")
     def _message_log_has_files(self) -> GatewayConfig:

@@ -252,3 +252,15 @@ def test_every_session_setting_comes_from_the_configuration() -> None:
     assert d.limits.first_message_timeout == 3.0
     with pytest.raises(ValueError, match="max_id_length"):
         SessionOptions.model_validate({"validation": {"max_id_length": 1000}})
+
+
+def test_an_empty_log_dir_means_no_file_logs(tmp_path: Path) -> None:
+    """TOML has no null: ``log_dir = ""`` says "no file logs" (not the working directory);
+    the message log is then the store's. Asking for file logs without a directory is refused."""
+    cfg = load_config(_write(tmp_path, '[gateway]\nlog_dir = ""\n'))
+    assert cfg.gateway.log_dir is None
+    assert cfg.gateway.message_log_to == (True, False)  # (the store, not files)
+    assert load_config(_write(tmp_path, '[gateway]\nlog_dir = "logs"\n')).gateway.log_dir == \
+        Path("logs")
+    with pytest.raises(ConfigError, match='message_log = "file" needs a log_dir'):
+        load_config(_write(tmp_path, '[gateway]\nlog_dir = ""\nmessage_log = "file"\n'))
