@@ -207,6 +207,18 @@ MAX_DECIMALS = 12
 fits the 28 digits of Decimal's default context exactly."""
 
 
+def _decimals(v: Decimal) -> int:
+    """The digits ``v`` (finite) has after the decimal point, trailing zeros not counted --
+    exactly: ``normalize()`` rounds to the context's 28 digits first, which can carry
+    999999999999999.99999999999999 up to an integer."""
+    _, digits, exponent = v.as_tuple()
+    assert isinstance(exponent, int)
+    significant = bytes(digits).rstrip(b"\x00")
+    if not significant:
+        return 0
+    return max(0, -(exponent + len(digits) - len(significant)))
+
+
 def _positive(msg: FieldMap, tag: int, name: str) -> Decimal | None:
     try:
         v = msg.get_decimal(tag)
@@ -220,8 +232,7 @@ def _positive(msg: FieldMap, tag: int, name: str) -> Decimal | None:
     if v.adjusted() >= MAX_INTEGER_DIGITS:
         raise Refusal(reason, f"{name} ({tag}) is too large (at most {MAX_INTEGER_DIGITS} "
                               "digits before the decimal point)")
-    exponent = v.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+    if _decimals(v) > MAX_DECIMALS:
         raise Refusal(reason, f"{name} ({tag}) has more than {MAX_DECIMALS} decimals")
     return v
 

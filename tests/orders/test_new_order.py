@@ -123,6 +123,8 @@ UNSUPPORTED: list[tuple[dict[int, str | None], str, str]] = [
     ({44: "9" * 30}, "99", "Price (44) is too large"),
     ({38: "0." + "0" * 20 + "1"}, "13", "more than 12 decimals"),
     ({44: "90000.0000000000000000001"}, "99", "more than 12 decimals"),
+    # 29 digits: rounded to the context's 28 it would be 1E+15, an integer
+    ({38: "999999999999999.99999999999999"}, "13", "more than 12 decimals"),
 ]
 
 
