@@ -134,8 +134,11 @@ class StoreAuditView:
 
     def orders_of_sessions(self, session_ids: Sequence[str], created_from_ns: int,
                            created_to_ns: int) -> Iterator[dict[str, Any]]:
+        # (an order created since ``created_from_ns`` was last updated since then too: the
+        # snapshots of older orders are neither read nor parsed)
         query = select(orders.c.snapshot).where(
-            orders.c.session_id.in_(list(session_ids))).order_by(orders.c.order_id)
+            orders.c.session_id.in_(list(session_ids)),
+            orders.c.updated_ns >= created_from_ns).order_by(orders.c.order_id)
         try:
             with self.engine.connect() as conn:
                 for (s,) in conn.execution_options(yield_per=_YIELD).execute(query):

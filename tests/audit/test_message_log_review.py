@@ -201,3 +201,25 @@ async def _one_order_on(tmp_path: Path, store: Any, gateway: dict[str, Any]) -> 
         await c.er(t11="O1", t39="0")
         await c.er(t11="O1", t39="2")
         await c.logout()
+
+
+def test_the_orders_of_a_window_are_read_without_the_older_ones(tmp_path: Path) -> None:
+    """``fixgw audit --store`` looks for the store's orders created while the log ran: those
+    last updated before the window are not even read (their snapshot here is not JSON: it
+    would fail the audit if it were parsed)."""
+    import time
+
+    from gateway.store.auditview import StoreAuditView
+
+    run(_one_order(tmp_path, {}, "O1"))
+    between = time.time_ns()
+    run(_one_order(tmp_path, {}, "O2"))
+    with sqlite3.connect(tmp_path / "fixgw.db") as conn:
+        (sid,) = conn.execute("SELECT DISTINCT session_id FROM orders").fetchone()
+        conn.execute("UPDATE orders SET snapshot = 'not json' WHERE cl_ord_id = 'O1'")
+    view = StoreAuditView(f"sqlite:///{tmp_path / 'fixgw.db'}")
+    try:
+        got = [o["cl_ord_id"] for o in view.orders_of_sessions([sid], between, 2**63 - 1)]
+        assert got == ["O2"]
+    finally:
+        view.close()
