@@ -11,7 +11,7 @@ import tomllib
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -307,6 +307,14 @@ class VwapConfig(_Strict):
         return self
 
 
+class MessageLogTo(NamedTuple):
+    """Whether every FIX message is logged to the store's ``message_log`` table, and to the
+    files in ``log_dir`` (:attr:`GatewayConfig.message_log_to`)."""
+
+    store: bool
+    files: bool
+
+
 class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9876, ge=0, le=65535)
@@ -360,11 +368,11 @@ class GatewayConfig(_Strict):
         return self
 
     @property
-    def message_log_to(self) -> tuple[bool, bool]:
-        """Whether every message is logged to (the store's ``message_log`` table, the files
-        in ``log_dir``)."""
+    def message_log_to(self) -> MessageLogTo:
+        """Where every message is logged: the store's ``message_log`` table, the files in
+        ``log_dir``, or both."""
         where = self.message_log or ("store" if self.log_dir is None else "file")
-        return where != "file", where != "store"
+        return MessageLogTo(store=where != "file", files=where != "store")
 
 
 class AdminConfig(_Strict):

@@ -14,7 +14,7 @@ from orders.support import running
 from pydantic import ValidationError
 from server.harness import run as run_async
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, MessageLogTo
 
 from .support import audit
 
@@ -67,7 +67,8 @@ def test_the_store_logs_them_on_request(tmp_path: Path, where: str) -> None:
 
 
 def test_files_need_a_log_dir() -> None:
-    assert GatewayConfig(log_dir=None).message_log_to == (True, False)
-    assert GatewayConfig().message_log_to == (False, True)
+    assert GatewayConfig(log_dir=None).message_log_to == MessageLogTo(store=True, files=False)
+    assert GatewayConfig().message_log_to == MessageLogTo(store=False, files=True)
+    assert GatewayConfig(message_log="both").message_log_to == (True, True)
     with pytest.raises(ValidationError, match="needs a log_dir"):
         GatewayConfig(log_dir=None, message_log="file")

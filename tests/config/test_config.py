@@ -259,7 +259,7 @@ def test_an_empty_log_dir_means_no_file_logs(tmp_path: Path) -> None:
     the message log is then the store's. Asking for file logs without a directory is refused."""
     cfg = load_config(_write(tmp_path, '[gateway]\nlog_dir = ""\n'))
     assert cfg.gateway.log_dir is None
-    assert cfg.gateway.message_log_to == (True, False)  # (the store, not files)
+    assert cfg.gateway.message_log_to.store and not cfg.gateway.message_log_to.files
     assert load_config(_write(tmp_path, '[gateway]\nlog_dir = "logs"\n')).gateway.log_dir == \
         Path("logs")
     with pytest.raises(ConfigError, match='message_log = "file" needs a log_dir'):
