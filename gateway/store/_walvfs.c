@@ -44,6 +44,8 @@
 #define WAL_WRITE_LOCK 0 /* the write lock's slot among the wal-index locks (wal.c) */
 #define GATHER_MAX (8 * 1024 * 1024) /* a transaction's appends past this are written at once */
 #define WRITE_MAX (64 * 1024)
+#define KEEP_MAX (256 * 1024) /* a gathering buffer grown past this is freed as its transaction
+                                 ends: a large transaction does not hold its memory for good */
 /* The most one write passes to the default VFS: "unix" takes a write's length modulo 128 KiB
  * (os_unix.c, seekAndWriteFd: it never gets more than a page and its header), and reports a
  * write of a multiple of 128 KiB, reduced to nothing, as a full disk. */
@@ -73,8 +75,16 @@ static sqlite3_vfs g_vfs;
 static int g_registered;
 static uint64_t g_writes_in; /* WAL appends SQLite made while gathering */
 static uint64_t g_writes_out; /* writes made of them */
+static int64_t g_held; /* bytes of gathering buffers allocated, all files */
 
 static void count(uint64_t *counter) { __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
+static void release_buffer(WalFile *f) {
+    sqlite3_free(f->buf);
+    __atomic_fetch_sub(&g_held, (int64_t)f->buf_cap, __ATOMIC_RELAXED);
+    f->buf = NULL;
+    f->buf_cap = f->buf_len = 0;
+}
 
 static int real_write(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
     int rc = f->real->pMethods->xWrite(f->real, data, amt, off);
@@ -101,6 +111,7 @@ static void write_lock(WalFile *db, int held) {
     WalFile *w = db->wal;
     if (w == NULL) return;
     w->buf_len = 0; /* (released: what is left was not committed; taken: nothing is left) */
+    if (!held && w->buf_cap > KEEP_MAX) release_buffer(w);
     w->commit_next = 0;
     w->failed = 0;
     w->frontier = 0;
@@ -130,6 +141,7 @@ static int append(WalFile *f, const void *data, int amt, sqlite3_int64 off) {
             count(&g_writes_out);
             return real_write(f, data, amt, off);
         }
+        __atomic_fetch_add(&g_held, (int64_t)(cap - f->buf_cap), __ATOMIC_RELAXED);
         f->buf = grown;
         f->buf_cap = cap;
     }
@@ -159,9 +171,7 @@ static int xClose(sqlite3_file *file) {
     if (f->db != NULL) f->db->wal = NULL;
     if (f->wal != NULL) f->wal->db = NULL;
     int rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
-    sqlite3_free(f->buf);
-    f->buf = NULL;
-    f->buf_cap = f->buf_len = 0;
+    release_buffer(f);
     return rc;
 }
 
@@ -426,11 +436,19 @@ static PyObject *py_counts(PyObject *self, PyObject *unused) {
                          (unsigned long long)__atomic_load_n(&g_writes_out, __ATOMIC_RELAXED));
 }
 
+static PyObject *py_held(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLongLong((long long)__atomic_load_n(&g_held, __ATOMIC_RELAXED));
+}
+
 static PyMethodDef methods[] = {
     {"register", py_register, METH_NOARGS,
      "Register the VFS (once; not as the default) and return its name."},
     {"counts", py_counts, METH_NOARGS,
      "(WAL writes SQLite made, writes made of them) in this process so far."},
+    {"held", py_held, METH_NOARGS,
+     "Bytes of gathering buffers held now, all connections of this process."},
     {NULL, NULL, 0, NULL},
 };
 

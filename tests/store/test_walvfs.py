@@ -372,3 +372,27 @@ def test_an_unusual_file_name_is_opened_as_a_uri(tmp_path: Path) -> None:
     with sqlite3.connect(odd) as conn:
         assert conn.execute("SELECT count(*) FROM messages").fetchone() == (1,)
 
+
+
+def test_a_large_transactions_buffer_is_freed_as_it_ends(tmp_path: Path) -> None:
+    """A connection keeps its gathering buffer across commits of the usual size (the next
+    reuses it), not one a large transaction grew (megabytes): freed as its write lock goes."""
+    base = _walvfs.held()  # (other connections' of this process)
+    conn = _open(tmp_path / "big.db", VFS)
+    try:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [(b"x" * 3000,)] * 3)
+        conn.execute("COMMIT")
+        kept = _walvfs.held() - base
+        assert 0 < kept <= 256 * 1024
+        conn.execute("PRAGMA cache_size = 10")  # (the transaction spills to the WAL as it goes)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (v) VALUES (?)",
+                         [(random.randbytes(2000),) for _ in range(1500)])  # ~3 MB of frames
+        grown = _walvfs.held() - base
+        conn.execute("COMMIT")
+        assert grown > 256 * 1024 and _walvfs.held() - base == 0
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1503,)
+    finally:
+        conn.close()
