@@ -60,6 +60,18 @@ def read_engine(url: str, probe: ColumnElement[Any], what: str) -> Engine:
     return engine
 
 
+CLOCK_SLACK_NS = 3_600 * 10**9
+"""How far an order's last update may be stamped before its creation: both are the wall clock
+of the node that made them (another node's on a takeover; a clock stepped back)."""
+
+
+def maybe_created_since(since_ns: int) -> ColumnElement[bool]:
+    """The orders that may have been created since ``since_ns``: an order is last updated
+    after it is created (within :data:`CLOCK_SLACK_NS`), so the snapshots of orders last
+    updated before are neither read nor parsed; the snapshot's ``created_ns`` decides."""
+    return orders.c.updated_ns >= since_ns - CLOCK_SLACK_NS
+
+
 class StoreAuditView:
     """The audit's view of the store at ``url`` (sqlite:/// or postgresql+psycopg://)."""
 
@@ -134,11 +146,9 @@ class StoreAuditView:
 
     def orders_of_sessions(self, session_ids: Sequence[str], created_from_ns: int,
                            created_to_ns: int) -> Iterator[dict[str, Any]]:
-        # (an order created since ``created_from_ns`` was last updated since then too: the
-        # snapshots of older orders are neither read nor parsed)
         query = select(orders.c.snapshot).where(
             orders.c.session_id.in_(list(session_ids)),
-            orders.c.updated_ns >= created_from_ns).order_by(orders.c.order_id)
+            maybe_created_since(created_from_ns)).order_by(orders.c.order_id)
         try:
             with self.engine.connect() as conn:
                 for (s,) in conn.execution_options(yield_per=_YIELD).execute(query):

@@ -14,7 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.store.auditview import StoreReadError, read_engine, safe_url
+from gateway.store.auditview import (
+    StoreReadError,
+    maybe_created_since,
+    read_engine,
+    safe_url,
+)
 from gateway.store.records import FillRecord, OrderEvent, Snapshot
 from gateway.store.schema import fills, order_events, orders
 
@@ -44,8 +49,7 @@ class StoreReportView:
 
     def orders(self, since_ns: int, until_ns: int) -> Iterator[Snapshot]:
         """Every order (client and child) created in [since_ns, until_ns), by OrderID."""
-        # (an order created since ``since_ns`` was last updated since then too)
-        query = (select(orders.c.snapshot).where(orders.c.updated_ns >= since_ns)
+        query = (select(orders.c.snapshot).where(maybe_created_since(since_ns))
                  .order_by(orders.c.order_id))
         for (text,) in self._rows(query, "orders"):
             snap: Snapshot = json.loads(text)

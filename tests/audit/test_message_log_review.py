@@ -209,14 +209,16 @@ def test_the_orders_of_a_window_are_read_without_the_older_ones(tmp_path: Path) 
     would fail the audit if it were parsed)."""
     import time
 
-    from gateway.store.auditview import StoreAuditView
+    from gateway.store.auditview import CLOCK_SLACK_NS, StoreAuditView
 
     run(_one_order(tmp_path, {}, "O1"))
     between = time.time_ns()
     run(_one_order(tmp_path, {}, "O2"))
     with sqlite3.connect(tmp_path / "fixgw.db") as conn:
         (sid,) = conn.execute("SELECT DISTINCT session_id FROM orders").fetchone()
-        conn.execute("UPDATE orders SET snapshot = 'not json' WHERE cl_ord_id = 'O1'")
+        # O1 last updated more than the clocks' slack before the window: not read at all
+        conn.execute("UPDATE orders SET snapshot = 'not json', updated_ns = updated_ns - ? "
+                     "WHERE cl_ord_id = 'O1'", (CLOCK_SLACK_NS,))
     view = StoreAuditView(f"sqlite:///{tmp_path / 'fixgw.db'}")
     try:
         got = [o["cl_ord_id"] for o in view.orders_of_sessions([sid], between, 2**63 - 1)]

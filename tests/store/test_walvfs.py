@@ -6,6 +6,7 @@ SQLite files through it."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -377,6 +378,8 @@ def test_an_unusual_file_name_is_opened_as_a_uri(tmp_path: Path) -> None:
 def test_a_large_transactions_buffer_is_freed_as_it_ends(tmp_path: Path) -> None:
     """A connection keeps its gathering buffer across commits of the usual size (the next
     reuses it), not one a large transaction grew (megabytes): freed as its write lock goes."""
+    gc.collect()  # (connections earlier tests left to the collector: none freed meanwhile)
+    gc.disable()
     base = _walvfs.held()  # (other connections' of this process)
     conn = _open(tmp_path / "big.db", VFS)
     try:
@@ -396,3 +399,4 @@ def test_a_large_transactions_buffer_is_freed_as_it_ends(tmp_path: Path) -> None
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (1503,)
     finally:
         conn.close()
+        gc.enable()
