@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from connectors.base import Connector
@@ -42,6 +42,7 @@ from gateway.fix.fixtime import TimestampFormatter
 from gateway.fix.message import FieldMap, Message
 from gateway.fix.session import Session
 from gateway.fix.tags import BR_UNKNOWN_ID
+from gateway.store.records import Snapshot
 
 from . import fixmap
 from .book import OrderBook
@@ -386,11 +387,19 @@ class Lists:
         stored = await self.store.find_list(sid, list_id)
         if not stored:
             return None
-        lst = OrderList(sid, list_id, building=False, acknowledged=True)
-        for snapshot in stored:
-            o = self.book.orders.get(snapshot["order_id"])
-            lst.orders.append(o if o is not None else order_from_json(snapshot))
+        lst = self._made_of(sid, list_id, stored, acknowledged=True)
         return self.live.get((sid, list_id), lst)  # (one being followed since: that one)
+
+    def _made_of(self, sid: str, list_id: str, stored: Sequence[Snapshot], *,
+                 acknowledged: bool, own: Mapping[str, Order] | None = None) -> OrderList:
+        """The list of ``stored`` (its orders' snapshots): each order as ``own`` holds it, else
+        as the book does, else as it was stored."""
+        lst = OrderList(sid, list_id, building=False, acknowledged=acknowledged)
+        for snapshot in stored:
+            order_id = snapshot["order_id"]
+            o = (own or {}).get(order_id) or self.book.orders.get(order_id)
+            lst.orders.append(o if o is not None else order_from_json(snapshot))
+        return lst
 
     # ---------------------------------------------------------------------------------------
     # restart, takeover
@@ -417,11 +426,8 @@ class Lists:
             stored = await self.store.find_list(sid, list_id)
             if not stored or (sid, list_id) in self.live:
                 continue
-            lst = OrderList(sid, list_id, building=False,
-                            acknowledged=(sid, list_id) not in unanswered)
-            for snapshot in stored:
-                o = mine.get(snapshot["order_id"]) or self.book.orders.get(snapshot["order_id"])
-                lst.orders.append(o if o is not None else order_from_json(snapshot))
+            lst = self._made_of(sid, list_id, stored,
+                                acknowledged=(sid, list_id) not in unanswered, own=mine)
             self.live[(sid, list_id)] = lst
             log.info("%s: list %s followed again (%s)", sid, list_id,
                      "its orders' first outcomes awaited" if not lst.acknowledged

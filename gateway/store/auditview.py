@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from gateway.audit.errors import InputError
 from gateway.store.db import is_sqlite, make_engine
-from gateway.store.orders import known_by_cl_ord_id
+from gateway.store.orders import known_by_cl_ord_id, maybe_created_since
 from gateway.store.schema import message_log, orders
 
 _IN_CHUNK = 500
@@ -58,18 +58,6 @@ def read_engine(url: str, probe: ColumnElement[Any], what: str) -> Engine:
     except (SQLAlchemyError, ArgumentError, ValueError) as exc:
         raise StoreReadError(url, f"cannot read {what}: {str(exc).splitlines()[0]}") from None
     return engine
-
-
-CLOCK_SLACK_NS = 3_600 * 10**9
-"""How far an order's last update may be stamped before its creation: both are the wall clock
-of the node that made them (another node's on a takeover; a clock stepped back)."""
-
-
-def maybe_created_since(since_ns: int) -> ColumnElement[bool]:
-    """The orders that may have been created since ``since_ns``: an order is last updated
-    after it is created (within :data:`CLOCK_SLACK_NS`), so the snapshots of orders last
-    updated before are neither read nor parsed; the snapshot's ``created_ns`` decides."""
-    return orders.c.updated_ns >= since_ns - CLOCK_SLACK_NS
 
 
 class StoreAuditView:

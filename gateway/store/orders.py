@@ -330,6 +330,18 @@ def known_by_cl_ord_id(session_ids: Sequence[str], cl_ord_ids: Sequence[str]
                 orders.c.cl_ord_id.in_(cl_ord_ids))
 
 
+CLOCK_SLACK_NS = 3_600 * 10**9
+"""How far an order's last update may be stamped before its creation: both are the wall clock
+of the node that made them (another node's on a takeover; a clock stepped back)."""
+
+
+def maybe_created_since(since_ns: int) -> ColumnElement[bool]:
+    """The orders that may have been created since ``since_ns``: an order is last updated
+    after it is created (within :data:`CLOCK_SLACK_NS`), so the snapshots of orders last
+    updated before are neither read nor parsed; the snapshot's ``created_ns`` decides."""
+    return orders.c.updated_ns >= since_ns - CLOCK_SLACK_NS
+
+
 def _find_order(conn: Connection, session_id: str, cl_ord_id: str) -> Snapshot | None:
     snapshot = conn.execute(
         select(orders.c.snapshot)

@@ -14,12 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.store.auditview import (
-    StoreReadError,
-    maybe_created_since,
-    read_engine,
-    safe_url,
-)
+from gateway.store.auditview import StoreReadError, read_engine, safe_url
+from gateway.store.orders import maybe_created_since
 from gateway.store.records import FillRecord, OrderEvent, Snapshot
 from gateway.store.schema import fills, order_events, orders
 

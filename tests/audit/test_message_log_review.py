@@ -209,7 +209,8 @@ def test_the_orders_of_a_window_are_read_without_the_older_ones(tmp_path: Path) 
     would fail the audit if it were parsed)."""
     import time
 
-    from gateway.store.auditview import CLOCK_SLACK_NS, StoreAuditView
+    from gateway.store.auditview import StoreAuditView
+    from gateway.store.orders import CLOCK_SLACK_NS
 
     run(_one_order(tmp_path, {}, "O1"))
     between = time.time_ns()

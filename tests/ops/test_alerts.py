@@ -302,9 +302,9 @@ def test_a_stop_gives_what_waits_one_more_try(caplog: pytest.LogCaptureFixture) 
             alerts = Alerts([url], retry_first=600, timeout=5)  # the next try in 30 s
             alerts.fire("k", "x")
             assert (await asyncio.wait_for(got.get(), 5))["alert"] == "k"
-            started = asyncio.get_running_loop().time()
-            await alerts.close()  # wakes the wait: one more try, then given up
-            assert asyncio.get_running_loop().time() - started < 5
+            # close() wakes the wait: one more try, then given up (unwoken, the wait would
+            # outlast close()'s timeout and the alert be abandoned untried)
+            await alerts.close()
             assert _drain(got) == [("k", "firing")]
             assert (alerts.sent, alerts.retried, alerts.failed) == (0, 1, 1)
     caplog.set_level(logging.WARNING, logger="fixgw.alerts")
