@@ -13,7 +13,7 @@ valgrind the gateway runs some 30 times slower, so at 100 in flight its batches 
 than natively. The dump of each run is kept: ``callgrind_annotate --inclusive=yes FILE`` shows
 where the instructions go.
 
-    .venv/bin/python scripts/instructions.py [--window 1] [--orders 300] [--warmup 300]
+    .venv/bin/python scripts/instructions.py [--window 1] [--orders 300] [--warmup 300] [--caches]
         [CHECKOUT ...]          (default: this checkout)
 """
 
@@ -35,13 +35,22 @@ from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
 
-def count(checkout: Path, window: int, orders: int, warmup: int) -> tuple[float, Path]:
-    """(thousands of instructions an order, the callgrind dump of the counted orders)."""
+CACHES = ("--I1=32768,8,64", "--D1=49152,12,64", "--LL=2097152,16,64")
+"""This machine's caches as callgrind simulates them: 32 KiB of instructions and 48 KiB of
+data at the first level, and the core's own 2 MiB second level as the last (the third level,
+shared by every core and guest of the host, is left out)."""
+
+
+def count(checkout: Path, window: int, orders: int, warmup: int,
+          caches: bool = False) -> tuple[dict[str, float], Path]:
+    """(each event callgrind counted, in thousands an order -- ``Ir``, the instructions, and
+    with ``caches`` the simulated misses -- and the callgrind dump of the counted orders)."""
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-instructions-"))
     cfg = write_config(tmp / "gw.toml", store=f"sqlite:///{tmp / 'gw.db'}", log_dir=tmp / "log")
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+         *(("--cache-sim=yes", *CACHES) if caches else ()),
          f"--callgrind-out-file={tmp}/callgrind.%p", sys.executable,
          str(checkout / "scripts" / "benchlib" / "gw_inproc.py"), "--config", str(cfg)],
         stdout=subprocess.PIPE, stderr=(tmp / "stderr").open("wb"), cwd=tmp, env=env)
@@ -64,9 +73,10 @@ def count(checkout: Path, window: int, orders: int, warmup: int) -> tuple[float,
         proc.terminate()
         proc.wait(120)
     dump = next(tmp.glob("callgrind.*.1"))  # (the first dump: the counted orders)
-    totals = next(line for line in dump.read_text(errors="replace").splitlines()
-                  if line.startswith("totals:"))
-    return int(totals.split()[1]) / orders / 1e3, dump
+    lines = dump.read_text(errors="replace").splitlines()
+    events = next(line for line in lines if line.startswith("events:")).split()[1:]
+    totals = next(line for line in lines if line.startswith("totals:")).split()[1:]
+    return {name: int(n) / orders / 1e3 for name, n in zip(events, totals)}, dump
 
 
 def main() -> None:
@@ -75,15 +85,23 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1, help="orders in flight")
     ap.add_argument("--orders", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--caches", action="store_true",
+                    help="simulate this machine's first and second level caches and print the "
+                         "misses an order too (I1mr/D1mr/D1mw: first level; ILmr/DLmr/DLmw: "
+                         "second)")
     args = ap.parse_args()
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"instructions.py needs valgrind ({', '.join(missing)} not found)")
     print(f"{args.orders} orders at {args.window} in flight, after {args.warmup}, under callgrind:")
     for checkout in args.checkouts:
-        per_order, dump = count(checkout.resolve(), args.window, args.orders, args.warmup)
-        print(f"  {per_order:8.1f} thousand instructions an order  {checkout}  ({dump})",
+        per_order, dump = count(checkout.resolve(), args.window, args.orders, args.warmup,
+                                args.caches)
+        print(f"  {per_order['Ir']:8.1f} thousand instructions an order  {checkout}  ({dump})",
               flush=True)
+        if args.caches:
+            print("    thousands an order: " + ", ".join(
+                f"{name} {n:.1f}" for name, n in per_order.items() if name != "Ir"), flush=True)
 
 
 if __name__ == "__main__":
