@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
-
 CACHES = ("--I1=32768,8,64", "--D1=49152,12,64", "--LL=2097152,16,64")
 """This machine's caches as callgrind simulates them: 32 KiB of instructions and 48 KiB of
 data at the first level, and the core's own 2 MiB second level as the last (the third level,
@@ -76,7 +75,7 @@ def count(checkout: Path, window: int, orders: int, warmup: int,
     lines = dump.read_text(errors="replace").splitlines()
     events = next(line for line in lines if line.startswith("events:")).split()[1:]
     totals = next(line for line in lines if line.startswith("totals:")).split()[1:]
-    return {name: int(n) / orders / 1e3 for name, n in zip(events, totals)}, dump
+    return {name: int(n) / orders / 1e3 for name, n in zip(events, totals, strict=True)}, dump
 
 
 def main() -> None:
