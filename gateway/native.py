@@ -35,7 +35,7 @@ ORDER_PATH = NativeBuild(
      "gateway.server.traffic", "gateway.server.handle", "gateway.orders.ids",
      "gateway.orders.filters", "gateway.orders.tasks", "gateway.marketview",
      "gateway.positions.exposure", "gateway.routing.router", "gateway.marketdata.feeds",
-     "gateway.cluster", "gateway.server.acceptor"),
+     "gateway.cluster"),
     "gateway._compiled", "FIXGW_PURE",
     c_module="gateway.store._walvfs",
     c_sources=(Path(__file__).resolve().parent / "store" / "_walvfs.c",),

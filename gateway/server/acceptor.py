@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mypy_extensions import mypyc_attr
-
 from gateway.fix.codec import Frame, FrameParser, Garbled, GarbledMessage, StreamError, split_fields
 from gateway.fix.session import AuthenticationRequired, Session, SessionID
 from gateway.store.errors import NodeFenced, StoreUnavailable
@@ -463,12 +461,8 @@ def _iso(ns: int | None) -> str | None:
         "+00:00", "Z")
 
 
-@mypyc_attr(native_class=False)
 class Connection:
-    """Reads one socket, feeds its frames to the session, runs the session's timers.
-
-    (Compiled with the order path, as a plain Python class: its methods are compiled, its
-    instances keep a ``__dict__``, so a test can replace one connection's method.)"""
+    """Reads one socket, feeds its frames to the session, runs the session's timers."""
 
     def __init__(
         self, acceptor: Acceptor, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
