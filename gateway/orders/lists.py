@@ -18,7 +18,8 @@ ExecutionReport), is answered at once (431 = 4 Cancelling). A list whose orders 
 done when its Ack was sent gets one more ListStatus, unprompted, once they all are (429 = 5 All
 Done, 431 = 6 All Done): filled, canceled (by a ListCancelRequest or otherwise), expired or
 rejected. It too is stored with the event that completed the list, so it is sent once; a
-restart follows again every list with an open order.
+restart follows again every list with an open order, and one whose cancel was being carried out
+says Cancelling again (an order's pending cancel, stored, says it came from a ListCancelRequest).
 
 What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
 ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
@@ -67,6 +68,10 @@ from .tasks import Tasks
 from .venue import VenueSide
 
 log = logging.getLogger("fixgw.orders")
+
+LIST_CANCEL = "list cancel"
+"""The Text (58) of the Canceled reports of a ListCancelRequest, and the reason its pending
+cancels are stored with (how a restart knows the list was being cancelled)."""
 
 MAX_ORDERS = 1000
 """Orders in one NewOrderList at most."""
@@ -368,7 +373,7 @@ class Lists:
             orders=lst.lines(), transact_ns=time.time_ns(), ts=self.recorder.ts, text=text,
             sp2=session.appl_version == SP2))
         if targets:
-            self.cancels.cancel(targets, reason="list cancel")
+            self.cancels.cancel(targets, reason=LIST_CANCEL)
         return answered
 
     def _unknown(self, session: Session, msg: Message, list_id: str) -> bool:
@@ -393,12 +398,17 @@ class Lists:
     def _made_of(self, sid: str, list_id: str, stored: Sequence[Snapshot], *,
                  acknowledged: bool, own: Mapping[str, Order] | None = None) -> OrderList:
         """The list of ``stored`` (its orders' snapshots): each order as ``own`` holds it, else
-        as the book does, else as it was stored."""
+        as the book does, else as it was stored. It is being cancelled when an open order of it
+        has a ListCancelRequest's cancel pending (one that waited behind the client's own cancel
+        or replace is not stored: that order is then not cancelled after a restart)."""
         lst = OrderList(sid, list_id, building=False, acknowledged=acknowledged)
         for snapshot in stored:
             order_id = snapshot["order_id"]
             o = (own or {}).get(order_id) or self.book.orders.get(order_id)
             lst.orders.append(o if o is not None else order_from_json(snapshot))
+        lst.cancelling = any(
+            o.status.is_open and o.pending is not None and o.pending.kind == "cancel"
+            and o.pending.why == LIST_CANCEL for o in lst.described())
         return lst
 
     # ---------------------------------------------------------------------------------------

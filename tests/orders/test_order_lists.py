@@ -26,6 +26,7 @@ from .support import (
     assert_replay_matches,
     check_strict,
     list_lines,
+    restart,
     restarted,
     running,
     session,
@@ -347,6 +348,74 @@ def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart
             assert await c2.quiet() == []  # once
             await c2.close()
             await asyncio.wait_for(gw.orders.idle(), 5)
+        await assert_replay_matches(store)
+        await store.close()
+
+    run(body())
+
+
+def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Path) -> None:
+    """A ListCancelRequest whose cancels the venue never got (the gateway stopped while they
+    were being sent): after the restart (the venue lives on) the list says Cancelling (431 = 4)
+    to a ListStatusRequest while the cancels, sent again, are under way, not Executing; once
+    the venue has cancelled both, All Done, once."""
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session()]
+        gate = asyncio.Event()
+        stopping = [True]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("LC", [{11: "k1", 44: px, 59: "1"}, {11: "k2", 44: px, 59: "1"}])
+            ers, ack = await until_list_status(c)
+            assert (ack[429], ack[431]) == ("1", "3")
+            conn = r.venue()
+            cancel = conn.cancel
+
+            async def held(symbol: str, client_order_id: str) -> None:
+                if stopping[0]:
+                    # the call ends as the gateway's stop would end it (its task cancelled)
+                    # before the venue hears of it: the cancel stays pending in the store
+                    raise asyncio.CancelledError
+                await gate.wait()
+                await cancel(symbol, client_order_id)
+
+            async def stopped_all() -> None:  # (the bulk cancel: every open order is the list's)
+                raise asyncio.CancelledError
+
+            conn.cancel = held  # type: ignore[method-assign]
+            conn.cancel_all = stopped_all  # type: ignore[method-assign]
+            await c.send("K", [(66, "LC"), (60, NOW)])
+            await c.expect("N", t66="LC", t429="2", t431="4")
+            await r.orders.idle()
+            assert len(await r.open_at_venue()) == 2
+            venue_survives(r)
+            first = r
+        stopping[0] = False
+        gw = restart(first, store, sessions)  # (not restarted(): its cancels wait on the gate)
+        host, port = await gw.start()
+        try:
+            assert gw.orders is not None
+            first.host, first.port, first.gw = host, port, gw
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            await c2.send("M", [(66, "LC")])
+            now = await c2.expect("N", t66="LC", t429="2")
+            assert now[431] == "4"  # Cancelling (was Executing: the restart forgot the cancel)
+            assert [ln[39] for ln in list_lines(now)] == ["6", "6"]  # each Pending Cancel
+            gate.set()
+            assert {(await c2.er(t39="4"))[11] for _ in range(2)} == {"k1", "k2"}
+            done = await c2.expect("N", t66="LC", t429="5", t431="6")
+            check_strict(done, "FIX.4.4")
+            assert await c2.quiet() == []  # once
+            assert await first.open_at_venue() == []
+            await c2.close()
+            await asyncio.wait_for(gw.orders.idle(), 5)
+        finally:
+            del conn.cancel, conn.cancel_all
+            await gw.stop()
         await assert_replay_matches(store)
         await store.close()
 
