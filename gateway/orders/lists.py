@@ -20,6 +20,9 @@ Done, 431 = 6 All Done): filled, canceled (by a ListCancelRequest or otherwise),
 rejected. It too is stored with the event that completed the list, so it is sent once; a
 restart follows again every list with an open order, and one whose cancel was being carried out
 says Cancelling again (an order's pending cancel, stored, says it came from a ListCancelRequest).
+The lines refused before they could be described (no order, nothing stored of their own) are
+stored with each of the list's ListStatus events, and put back in their places whenever the list
+is made again from the store.
 
 What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
 ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
@@ -37,6 +40,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors.base import Connector
 from gateway.fix.fixtime import TimestampFormatter
@@ -128,6 +132,19 @@ class OrderList:
 
     def described(self) -> list[Order]:
         return [o for o in self.orders if isinstance(o, Order)]
+
+    def refused(self) -> list[list[Any]]:
+        """The lines refused before they could be described, as stored: [index among the
+        lines, ClOrdID, OrdRejReason, Text]."""
+        return [[i, o.cl_ord_id, o.ord_rej_reason.decode() if o.ord_rej_reason else None,
+                 o.text] for i, o in enumerate(self.orders) if isinstance(o, ListOrder)]
+
+    def put_back(self, refused: Sequence[Sequence[Any]]) -> None:
+        """The lines of :meth:`refused`, stored, back in their places among the orders."""
+        for i, cl_ord_id, reason, text in sorted(refused, key=lambda r: int(r[0])):
+            self.orders.insert(int(i), ListOrder(
+                str(cl_ord_id), None, OrdStatus.REJECTED,
+                ord_rej_reason=reason.encode() if reason else None, text=text))
 
     def order_status(self) -> tuple[bytes, str | None]:
         """ListOrderStatus (431) and ListStatusText (444) of the list as it is now."""
@@ -334,8 +351,11 @@ class Lists:
                     text=text, sp2=sp2))
             return
         report = ListReport(self.recorder.exec_id(carrier), lst, status_type, sp2)
-        self.recorder.record(carrier, "list_status", {"list_id": lst.list_id,
-                                                      "type": status_type.decode()}, report)
+        data: dict[str, Any] = {"list_id": lst.list_id, "type": status_type.decode()}
+        refused = lst.refused()
+        if refused:  # (no order stores them: the list's ListStatus does, for every later one)
+            data["refused"] = refused
+        self.recorder.record(carrier, "list_status", data, report)
 
     # ---------------------------------------------------------------------------------------
     # ListStatusRequest (M), ListCancelRequest (K)
@@ -392,13 +412,16 @@ class Lists:
         stored = await self.store.find_list(sid, list_id)
         if not stored:
             return None
-        lst = self._made_of(sid, list_id, stored, acknowledged=True)
+        refused = await self.store.list_refusals(sid, list_id)
+        lst = self._made_of(sid, list_id, stored, refused, acknowledged=True)
         return self.live.get((sid, list_id), lst)  # (one being followed since: that one)
 
-    def _made_of(self, sid: str, list_id: str, stored: Sequence[Snapshot], *,
-                 acknowledged: bool, own: Mapping[str, Order] | None = None) -> OrderList:
-        """The list of ``stored`` (its orders' snapshots): each order as ``own`` holds it, else
-        as the book does, else as it was stored. It is being cancelled when an open order of it
+    def _made_of(self, sid: str, list_id: str, stored: Sequence[Snapshot],
+                 refused: Sequence[Sequence[Any]], *, acknowledged: bool,
+                 own: Mapping[str, Order] | None = None) -> OrderList:
+        """The list of ``stored`` (its orders' snapshots) and of its ``refused`` lines (as its
+        ListStatus stored them): each order as ``own`` holds it, else as the book does, else as
+        it was stored. It is being cancelled when an open order of it
         has a ListCancelRequest's cancel pending (one that waited behind the client's own cancel
         or replace is not stored: that order is then not cancelled after a restart)."""
         lst = OrderList(sid, list_id, building=False, acknowledged=acknowledged)
@@ -406,6 +429,7 @@ class Lists:
             order_id = snapshot["order_id"]
             o = (own or {}).get(order_id) or self.book.orders.get(order_id)
             lst.orders.append(o if o is not None else order_from_json(snapshot))
+        lst.put_back(refused)
         lst.cancelling = any(
             o.status.is_open and o.pending is not None and o.pending.kind == "cancel"
             and o.pending.why == LIST_CANCEL for o in lst.described())
@@ -434,9 +458,10 @@ class Lists:
             if (sid, list_id) in self.live:
                 continue
             stored = await self.store.find_list(sid, list_id)
+            refused = await self.store.list_refusals(sid, list_id) if stored else []
             if not stored or (sid, list_id) in self.live:
                 continue
-            lst = self._made_of(sid, list_id, stored,
+            lst = self._made_of(sid, list_id, stored, refused,
                                 acknowledged=(sid, list_id) not in unanswered, own=mine)
             self.live[(sid, list_id)] = lst
             log.info("%s: list %s followed again (%s)", sid, list_id,

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.base import Level, PublicTrade, Side
 from gateway.store.records import (
@@ -37,6 +37,8 @@ class OrderStorePort(Protocol):
                                     ) -> Snapshot | None: ...
 
     async def find_list(self, session_id: str, list_id: str) -> list[Snapshot]: ...
+
+    async def list_refusals(self, session_id: str, list_id: str) -> list[list[Any]]: ...
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]: ...
 

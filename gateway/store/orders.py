@@ -179,6 +179,12 @@ class OrderRepository:
         OrderID (the order they were made in)."""
         return await self.writer.query(lambda conn: _find_list(conn, session_id, list_id))
 
+    async def list_refusals(self, session_id: str, list_id: str) -> list[list[Any]]:
+        """The lines of the list ``list_id`` that were refused before they could be described
+        (no order, no OrderID), as its ListStatus's events store them (``refused``: [index
+        among the list's lines, ClOrdID, OrdRejReason, Text]); [] when there are none."""
+        return await self.writer.query(lambda conn: _list_refusals(conn, session_id, list_id))
+
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
         """The session's events that have an ExecID no sent message carried (no
         ``report_seq``, no ``reports`` row), by event_id: what the client was not told. Reads
@@ -373,6 +379,16 @@ def _find_list(conn: Connection, session_id: str, list_id: str) -> list[Snapshot
     # OrderIDs are decimal numbers taken in order: by number, not by text
     found.sort(key=lambda d: (len(d["order_id"]), d["order_id"]))
     return found
+
+
+def _list_refusals(conn: Connection, session_id: str, list_id: str) -> list[list[Any]]:
+    e, o = order_events.c, orders.c
+    query = (select(e.data).select_from(orders.join(order_events, e.order_id == o.order_id))
+             .where(o.list_id == list_id, o.session_id == session_id, e.kind == "list_status"))
+    for (data,) in conn.execute(query):  # (every ListStatus of the list stores the same lines)
+        refused: list[list[Any]] = json.loads(data).get("refused", [])
+        return refused
+    return []
 
 
 def _fold_reports(conn: Connection) -> int:

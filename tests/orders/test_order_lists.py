@@ -422,6 +422,56 @@ def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Pa
     run(body())
 
 
+def test_a_line_refused_before_it_was_an_order_stays_in_the_list(tmp_path: Path,
+                                                                  store_url: str) -> None:
+    """An order of a list refused before it could be described (an OrdType not supported: no
+    order is stored for it) is a line of every ListStatus of the list: after a restart (the
+    list followed again), in its All Done, and when asked once the list is done (made again
+    from the store), in its place, with its OrdRejReason and Text."""
+
+    def refused_kept(status: FixMessage, first: str = "r1") -> None:
+        lines = list_lines(status)
+        assert status[68] == "3"
+        assert [ln[11] for ln in lines] == [first, "r2", "r3"]  # (r1's ClOrdID now)
+        assert (lines[1][39], lines[1][103]) == ("8", "11") and "OrdType" in lines[1][58]
+        check_strict(status, "FIX.4.4")
+
+    async def body() -> None:
+        store = SessionStore(store_url)  # SQLite, then PostgreSQL
+        await store.start()
+        sessions = [session()]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("LR", [{11: "r1", 44: px, 59: "1"}, {11: "r2", 40: "P"},
+                                      {11: "r3", 40: "1", 38: "0.05"}])
+            ers, ack = await until_list_status(c)
+            refused_kept(ack)
+            while not any(m[11] == "r3" and m[39] == "2" for m in ers):
+                ers.append(await c.er(t11="r3"))
+            await r.orders.idle()
+            venue_survives(r)
+            first = r
+        async with restarted(first, store, sessions) as gw:
+            assert gw.orders is not None
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            await c2.send("M", [(66, "LR")])
+            refused_kept(await c2.expect("N", t66="LR", t429="2", t431="3"))
+            await c2.cancel("r1c", "r1")
+            await c2.er(t11="r1c", t39="6")
+            await c2.er(t11="r1c", t39="4")
+            refused_kept(await c2.expect("N", t66="LR", t429="5", t431="6"), "r1c")
+            assert not gw.orders.lists.live  # done: made from the store when asked
+            await c2.send("M", [(66, "LR")])
+            refused_kept(await c2.expect("N", t66="LR", t429="2", t431="6"), "r1c")
+            await c2.close()
+            await asyncio.wait_for(gw.orders.idle(), 5)
+        await assert_replay_matches(store)
+        await store.close()
+
+    run(body())
+
+
 def test_a_list_that_ends_while_a_takeover_reads_it_is_reported_all_done(
         tmp_path: Path) -> None:
     """On a takeover the venues' events flow while ``restore`` reads each list from the store:
