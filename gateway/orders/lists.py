@@ -422,8 +422,8 @@ class Lists:
         """The list of ``stored`` (its orders' snapshots) and of its ``refused`` lines (as its
         ListStatus stored them): each order as ``own`` holds it, else as the book does, else as
         it was stored. It is being cancelled when an open order of it
-        has a ListCancelRequest's cancel pending (one that waited behind the client's own cancel
-        or replace is not stored: that order is then not cancelled after a restart)."""
+        has a ListCancelRequest's cancel pending (the cancel of one whose other cancel or replace
+        was in flight waits in memory only: :meth:`restore` makes it wait again)."""
         lst = OrderList(sid, list_id, building=False, acknowledged=acknowledged)
         for snapshot in stored:
             order_id = snapshot["order_id"]
@@ -464,6 +464,15 @@ class Lists:
             lst = self._made_of(sid, list_id, stored, refused,
                                 acknowledged=(sid, list_id) not in unanswered, own=mine)
             self.live[(sid, list_id)] = lst
+            if lst.cancelling:
+                # the list's cancel of an order whose other cancel or replace (the client's)
+                # was in flight waited for it in memory (``cancel_next``, the first reason
+                # standing, as Cancellations.cancel sets it): it waits again
+                for o in lst.described():
+                    p = o.pending
+                    if (mine.get(o.order_id) is o and o.is_open and p is not None
+                            and p.why != LIST_CANCEL and o.cancel_next is None):
+                        o.cancel_next = p.why or LIST_CANCEL
             log.info("%s: list %s followed again (%s)", sid, list_id,
                      "its orders' first outcomes awaited" if not lst.acknowledged
                      else "until its orders are done")

@@ -422,6 +422,75 @@ def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Pa
     run(body())
 
 
+def test_a_list_cancel_waiting_behind_a_replace_is_done_after_a_restart(tmp_path: Path) -> None:
+    """A ListCancelRequest while the client's replace of one of the list's orders is in
+    flight: that order's cancel waits for the replace (in memory). The gateway stops before
+    either reaches the venue; after the restart the replace is sent again, and once it is done
+    the order is cancelled too (Text "list cancel"), then the list is All Done."""
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session()]
+        stopping = [True]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("LW", [{11: "w1", 44: px, 59: "1"}, {11: "w2", 44: px, 59: "1"}])
+            ers, ack = await until_list_status(c)
+            assert (ack[429], ack[431]) == ("1", "3")
+            conn = r.venue()
+            amend, cancel = conn.amend, conn.cancel
+
+            async def held_amend(request: Any) -> None:
+                if stopping[0]:  # ended as the stop would end it, before the venue hears
+                    raise asyncio.CancelledError
+                await amend(request)
+
+            async def held_cancel(symbol: str, client_order_id: str) -> None:
+                if stopping[0]:
+                    raise asyncio.CancelledError
+                await cancel(symbol, client_order_id)
+
+            conn.amend = held_amend  # type: ignore[method-assign]
+            conn.cancel = held_cancel  # type: ignore[method-assign]
+            await c.replace("w1r", "w1", qty="0.1", price=px - 1)
+            await c.er(t11="w1r", t39="E")
+            await c.send("K", [(66, "LW"), (60, NOW)])
+            await c.expect("N", t66="LW", t429="2", t431="4")
+            await r.orders.idle()
+            assert len(await r.open_at_venue()) == 2
+            venue_survives(r)
+            first = r
+        stopping[0] = False
+        try:
+            async with restarted(first, store, sessions) as gw:
+                assert gw.orders is not None
+                c2 = await first.client(reset=False, next_seq=c.next_seq)
+                got: list[FixMessage] = []
+                while True:
+                    m = await c2.recv(5.0)
+                    if m.msg_type == "N":
+                        break
+                    if m.msg_type == "8":
+                        got.append(m)
+                assert (m[429], m[431]) == ("5", "6")
+                assert [ln[39] for ln in list_lines(m)] == ["4", "4"]
+                canceled = [x for x in got if x[39] == "4"]
+                assert sorted(x[11] for x in canceled) == ["w1r", "w2"]  # (their ClOrdIDs now)
+                assert all("list cancel" in x[58] for x in canceled)
+                assert any(x[150] == "5" and x[11] == "w1r" for x in got)  # replaced first
+                assert await c2.quiet() == []
+                assert await first.open_at_venue() == []
+                await c2.close()
+        finally:
+            del conn.amend, conn.cancel
+        await assert_replay_matches(store)
+        await store.close()
+
+    run(body())
+
+
 def test_a_line_refused_before_it_was_an_order_stays_in_the_list(tmp_path: Path,
                                                                   store_url: str) -> None:
     """An order of a list refused before it could be described (an OrdType not supported: no
