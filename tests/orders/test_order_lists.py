@@ -354,6 +354,14 @@ def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart
     run(body())
 
 
+async def resting_list(r: Any, c: OrderClient, list_id: str, *cl_ord_ids: str) -> None:
+    """A list of resting buys far under the market (GTC), acknowledged: Executing."""
+    px = _far_below(r)
+    await c.order_list(list_id, [{11: cl, 44: px, 59: "1"} for cl in cl_ord_ids])
+    _, ack = await until_list_status(c)
+    assert (ack[429], ack[431]) == ("1", "3")
+
+
 def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Path) -> None:
     """A ListCancelRequest whose cancels the venue never got (the gateway stopped while they
     were being sent): after the restart (the venue lives on) the list says Cancelling (431 = 4)
@@ -368,10 +376,7 @@ def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Pa
         stopping = [True]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
             c = await r.client()
-            px = _far_below(r)
-            await c.order_list("LC", [{11: "k1", 44: px, 59: "1"}, {11: "k2", 44: px, 59: "1"}])
-            ers, ack = await until_list_status(c)
-            assert (ack[429], ack[431]) == ("1", "3")
+            await resting_list(r, c, "LC", "k1", "k2")
             conn = r.venue()
             cancel = conn.cancel
 
@@ -435,10 +440,8 @@ def test_a_list_cancel_waiting_behind_a_replace_is_done_after_a_restart(tmp_path
         stopping = [True]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
             c = await r.client()
+            await resting_list(r, c, "LW", "w1", "w2")
             px = _far_below(r)
-            await c.order_list("LW", [{11: "w1", 44: px, 59: "1"}, {11: "w2", 44: px, 59: "1"}])
-            ers, ack = await until_list_status(c)
-            assert (ack[429], ack[431]) == ("1", "3")
             conn = r.venue()
             amend, cancel = conn.amend, conn.cancel
 
