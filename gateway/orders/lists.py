@@ -20,9 +20,10 @@ Done, 431 = 6 All Done): filled, canceled (by a ListCancelRequest or otherwise),
 rejected. It too is stored with the event that completed the list, so it is sent once; a
 restart follows again every list with an open order, and one whose cancel was being carried out
 says Cancelling again (an order's pending cancel, stored, says it came from a ListCancelRequest).
-The lines refused before they could be described (no order, nothing stored of their own) are
-stored with each of the list's ListStatus events, and put back in their places whenever the list
-is made again from the store.
+The lines refused before they could be described (no order stored: each has its OrderID, its
+ExecutionReport Rejected was sent at once) are stored with the list's first order, in an event of
+their own (kind ``list_status``, reported to no one) that commits with the intents, and put back
+in OrderID order whenever the list is made again from the store.
 
 What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
 ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
@@ -134,17 +135,21 @@ class OrderList:
         return [o for o in self.orders if isinstance(o, Order)]
 
     def refused(self) -> list[list[Any]]:
-        """The lines refused before they could be described, as stored: [index among the
-        lines, ClOrdID, OrdRejReason, Text]."""
-        return [[i, o.cl_ord_id, o.ord_rej_reason.decode() if o.ord_rej_reason else None,
-                 o.text] for i, o in enumerate(self.orders) if isinstance(o, ListOrder)]
+        """The lines refused before they could be described, as stored: [OrderID, ClOrdID,
+        OrdRejReason, Text]. (Not a line the gateway failed on, which has no OrderID: its
+        order may be stored, or not.)"""
+        return [[o.order_id, o.cl_ord_id,
+                 o.ord_rej_reason.decode() if o.ord_rej_reason else None, o.text]
+                for o in self.orders if isinstance(o, ListOrder) and o.order_id]
 
     def put_back(self, refused: Sequence[Sequence[Any]]) -> None:
-        """The lines of :meth:`refused`, stored, back in their places among the orders."""
-        for i, cl_ord_id, reason, text in sorted(refused, key=lambda r: int(r[0])):
-            self.orders.insert(int(i), ListOrder(
-                str(cl_ord_id), None, OrdStatus.REJECTED,
+        """The lines of :meth:`refused`, stored, back among the orders: in OrderID order, which
+        is the list's (each line took its OrderID in ListSeqNo order, a refused one too)."""
+        for order_id, cl_ord_id, reason, text in refused:
+            self.orders.append(ListOrder(
+                str(cl_ord_id), str(order_id), OrdStatus.REJECTED,
                 ord_rej_reason=reason.encode() if reason else None, text=text))
+        self.orders.sort(key=lambda o: (len(o.order_id or ""), o.order_id or ""))
 
     def order_status(self) -> tuple[bytes, str | None]:
         """ListOrderStatus (431) and ListStatusText (444) of the list as it is now."""
@@ -267,6 +272,12 @@ class Lists:
             elif a.refused is not None:
                 lst.orders.append(a.refused)
         lst.building = False
+        refused, described = lst.refused(), lst.described()
+        if refused and described:
+            # no order is stored for these: the list's first order keeps them (an event of its
+            # own, reported to no one, committed with the intents), for the list made again
+            self.recorder.record(described[0], "list_status",
+                                 {"list_id": list_id, "refused": refused})
         self._progress(lst, None)
         if admitted:
             self.tasks.spawn(self._place(admitted))
@@ -351,11 +362,8 @@ class Lists:
                     text=text, sp2=sp2))
             return
         report = ListReport(self.recorder.exec_id(carrier), lst, status_type, sp2)
-        data: dict[str, Any] = {"list_id": lst.list_id, "type": status_type.decode()}
-        refused = lst.refused()
-        if refused:  # (no order stores them: the list's ListStatus does, for every later one)
-            data["refused"] = refused
-        self.recorder.record(carrier, "list_status", data, report)
+        self.recorder.record(carrier, "list_status", {"list_id": lst.list_id,
+                                                      "type": status_type.decode()}, report)
 
     # ---------------------------------------------------------------------------------------
     # ListStatusRequest (M), ListCancelRequest (K)

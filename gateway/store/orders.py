@@ -181,8 +181,8 @@ class OrderRepository:
 
     async def list_refusals(self, session_id: str, list_id: str) -> list[list[Any]]:
         """The lines of the list ``list_id`` that were refused before they could be described
-        (no order, no OrderID), as its ListStatus's events store them (``refused``: [index
-        among the list's lines, ClOrdID, OrdRejReason, Text]); [] when there are none."""
+        (no order stored), as an event of its first order stores them (``list_status``, data
+        ``refused``: [OrderID, ClOrdID, OrdRejReason, Text] each); [] when there are none."""
         return await self.writer.query(lambda conn: _list_refusals(conn, session_id, list_id))
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
@@ -385,9 +385,10 @@ def _list_refusals(conn: Connection, session_id: str, list_id: str) -> list[list
     e, o = order_events.c, orders.c
     query = (select(e.data).select_from(orders.join(order_events, e.order_id == o.order_id))
              .where(o.list_id == list_id, o.session_id == session_id, e.kind == "list_status"))
-    for (data,) in conn.execute(query):  # (every ListStatus of the list stores the same lines)
-        refused: list[list[Any]] = json.loads(data).get("refused", [])
-        return refused
+    for (data,) in conn.execute(query):  # (one event of the list has them, if any)
+        refused: list[list[Any]] | None = json.loads(data).get("refused")
+        if refused:
+            return refused
     return []
 
 

@@ -310,6 +310,55 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
     run(body())
 
 
+def test_a_refused_line_of_a_list_answered_after_a_restart_is_in_its_ack(tmp_path: Path) -> None:
+    """The gateway stops while an order of a list waits for its venue's answer, the list having
+    a line refused before it could be described: the Ack sent after the restart has that line
+    too, in its place (it was stored with the intents, not with a ListStatus: none was sent)."""
+
+    async def body() -> None:
+        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
+        await store.start()
+        sessions = [session()]
+        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            conn = r.venue()
+            place = conn.place
+
+            async def answer_lost(request: OrderRequest) -> OrderAccepted:
+                o = r.orders.book.at_venue(conn.name, request.client_order_id)
+                if o is None or o.cl_ord_id != "x3":
+                    return await place(request)
+                conn.update_faults(drop_event_rate=1.0)  # (as in the test above)
+                try:
+                    await place(request)
+                finally:
+                    conn.update_faults(drop_event_rate=0.0)
+                raise asyncio.CancelledError
+
+            conn.place = answer_lost  # type: ignore[method-assign]
+            await c.order_list("LX", [{11: "x1", 44: px, 59: "1"}, {11: "x2", 40: "P"},
+                                      {11: "x3", 44: px, 59: "1"}])
+            assert {(await c.er(t66="LX"))[11] for _ in range(2)} == {"x1", "x2"}
+            await c.quiet()  # x3 has no outcome yet: no ListStatus
+            venue_survives(r)
+            first = r
+        del conn.place
+        async with restarted(first, store, sessions):
+            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            ers, status = await until_list_status(c2)
+            assert [(m[11], m[39]) for m in ers] == [("x3", "0")]
+            assert (status[429], status[431], status[68]) == ("1", "3", "3")
+            lines = list_lines(status)
+            assert [(ln[11], ln[39]) for ln in lines] == [("x1", "0"), ("x2", "8"), ("x3", "0")]
+            assert lines[1][103] == "11"
+            check_strict(status, "FIX.4.4")
+            await c2.close()
+        await store.close()
+
+    run(body())
+
+
 def test_a_list_whose_orders_end_is_reported_all_done_once_even_across_a_restart(
         tmp_path: Path) -> None:
     """A list of two resting orders and a market one: its Ack says Executing. One resting
@@ -494,30 +543,36 @@ def test_a_list_cancel_waiting_behind_a_replace_is_done_after_a_restart(tmp_path
     run(body())
 
 
-def test_a_line_refused_before_it_was_an_order_stays_in_the_list(tmp_path: Path,
-                                                                  store_url: str) -> None:
+@pytest.mark.parametrize("begin", BEGINS)
+def test_a_line_refused_before_it_was_an_order_stays_in_the_list(tmp_path: Path, store_url: str,
+                                                                  begin: str) -> None:
     """An order of a list refused before it could be described (an OrdType not supported: no
     order is stored for it) is a line of every ListStatus of the list: after a restart (the
     list followed again), in its All Done, and when asked once the list is done (made again
-    from the store), in its place, with its OrdRejReason and Text."""
+    from the store), in its place, with its OrdRejReason, Text and (FIX 5.0SP2) OrderID."""
+    sender = _sender(begin)
+    order_ids: dict[str, str] = {}
 
     def refused_kept(status: FixMessage, first: str = "r1") -> None:
         lines = list_lines(status)
         assert status[68] == "3"
         assert [ln[11] for ln in lines] == [first, "r2", "r3"]  # (r1's ClOrdID now)
         assert (lines[1][39], lines[1][103]) == ("8", "11") and "OrdType" in lines[1][58]
-        check_strict(status, "FIX.4.4")
+        if begin == "FIXT.1.1":
+            assert [ln[37] for ln in lines] == [order_ids[c] for c in ("r1", "r2", "r3")]
+        check_strict(status, begin)
 
     async def body() -> None:
         store = SessionStore(store_url)  # SQLite, then PostgreSQL
         await store.start()
-        sessions = [session()]
+        sessions = [session(sender, begin)]
         async with running(tmp_path, sessions, store=store, replay_check=False) as r:
-            c = await r.client()
+            c = await r.client(sender, begin)
             px = _far_below(r)
             await c.order_list("LR", [{11: "r1", 44: px, 59: "1"}, {11: "r2", 40: "P"},
                                       {11: "r3", 40: "1", 38: "0.05"}])
             ers, ack = await until_list_status(c)
+            order_ids.update((m[11], m[37]) for m in ers)
             refused_kept(ack)
             while not any(m[11] == "r3" and m[39] == "2" for m in ers):
                 ers.append(await c.er(t11="r3"))
@@ -526,7 +581,7 @@ def test_a_line_refused_before_it_was_an_order_stays_in_the_list(tmp_path: Path,
             first = r
         async with restarted(first, store, sessions) as gw:
             assert gw.orders is not None
-            c2 = await first.client(reset=False, next_seq=c.next_seq)
+            c2 = await first.client(sender, begin, reset=False, next_seq=c.next_seq)
             await c2.send("M", [(66, "LR")])
             refused_kept(await c2.expect("N", t66="LR", t429="2", t431="3"))
             await c2.cancel("r1c", "r1")
