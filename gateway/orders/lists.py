@@ -21,9 +21,10 @@ rejected. It too is stored with the event that completed the list, so it is sent
 restart follows again every list with an open order, and one whose cancel was being carried out
 says Cancelling again (an order's pending cancel, stored, says it came from a ListCancelRequest).
 The lines refused before they could be described (no order stored: each has its OrderID, its
-ExecutionReport Rejected was sent at once) are stored with the list's first order, in an event of
-their own (kind ``list_status``, reported to no one) that commits with the intents, and put back
-in OrderID order whenever the list is made again from the store.
+ExecutionReport Rejected was sent at once) are stored with an event of the list's first stored
+order (kind ``list_status``: once its intent is committed, before the venues hear of the list;
+or with the Ack when no order was admitted), and put back in OrderID order whenever the list is
+made again from the store.
 
 What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
 ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
@@ -272,21 +273,18 @@ class Lists:
             elif a.refused is not None:
                 lst.orders.append(a.refused)
         lst.building = False
-        refused, described = lst.refused(), lst.described()
-        if refused and described:
-            # no order is stored for these: the list's first order keeps them (an event of its
-            # own, reported to no one, committed with the intents), for the list made again
-            self.recorder.record(described[0], "list_status",
-                                 {"list_id": list_id, "refused": refused})
         self._progress(lst, None)
         if admitted:
-            self.tasks.spawn(self._place(admitted))
+            self.tasks.spawn(self._place(lst, admitted))
 
-    async def _place(self, admitted: Sequence[tuple[Order, asyncio.Future[None]]]) -> None:
+    async def _place(self, lst: OrderList,
+                     admitted: Sequence[tuple[Order, asyncio.Future[None]]]) -> None:
         """Write-ahead for the list as a whole: once every order's intent is stored (or its
         store failed: that order is rejected, never placed), the venues hear of them -- by a
         venue's batch endpoint where it has one, else one by one."""
         await asyncio.wait([f for _, f in admitted])
+        self._keep_refused(lst, [o for o, f in admitted
+                                 if not f.cancelled() and f.exception() is None])
         batches: dict[str, list[tuple[Order, Awaitable[None]]]] = {}
         for o, persisted in admitted:
             executor = self.executor(o)
@@ -299,6 +297,18 @@ class Lists:
                 self.tasks.spawn(self.venue.place(*orders[0]))
             else:
                 self.tasks.spawn(self.venue.place_batch(venue, orders))
+
+    def _keep_refused(self, lst: OrderList, stored: Sequence[Order]) -> None:
+        """No order is stored for the lines refused before they could be described: an event
+        of the first order whose intent is (``list_status``, reported to no one) keeps them
+        for the list made again from the store. Recorded once that intent is committed --
+        never ahead of the order's own events (a report's event waits for the session's
+        commit) -- and before the venues hear of the list (it joins the commit of this turn).
+        A list none of whose orders is stored keeps them in its Ack (:meth:`_report`)."""
+        refused = lst.refused()
+        if refused and stored:
+            self.recorder.record(stored[0], "list_status",
+                                 {"list_id": lst.list_id, "refused": refused})
 
     def _live_in_book(self, sid: str, list_id: str) -> bool:
         return (sid, list_id) in self.live or any(
@@ -362,8 +372,13 @@ class Lists:
                     text=text, sp2=sp2))
             return
         report = ListReport(self.recorder.exec_id(carrier), lst, status_type, sp2)
-        self.recorder.record(carrier, "list_status", {"list_id": lst.list_id,
-                                                      "type": status_type.decode()}, report)
+        data: dict[str, Any] = {"list_id": lst.list_id, "type": status_type.decode()}
+        refused = lst.refused()
+        if refused and status_type == LIST_ACK:
+            # (with its report: after the carrier's own events; the only place they are kept
+            # when no order of the list was admitted, _keep_refused's otherwise)
+            data["refused"] = refused
+        self.recorder.record(carrier, "list_status", data, report)
 
     # ---------------------------------------------------------------------------------------
     # ListStatusRequest (M), ListCancelRequest (K)
@@ -431,7 +446,8 @@ class Lists:
         ListStatus stored them): each order as ``own`` holds it, else as the book does, else as
         it was stored. It is being cancelled when an open order of it
         has a ListCancelRequest's cancel pending (the cancel of one whose other cancel or replace
-        was in flight waits in memory only: :meth:`restore` makes it wait again)."""
+        was in flight waits for it in memory only: after a restart that order is not cancelled,
+        and the list is not All Done until it ends)."""
         lst = OrderList(sid, list_id, building=False, acknowledged=acknowledged)
         for snapshot in stored:
             order_id = snapshot["order_id"]
@@ -472,15 +488,6 @@ class Lists:
             lst = self._made_of(sid, list_id, stored, refused,
                                 acknowledged=(sid, list_id) not in unanswered, own=mine)
             self.live[(sid, list_id)] = lst
-            if lst.cancelling:
-                # the list's cancel of an order whose other cancel or replace (the client's)
-                # was in flight waited for it in memory (``cancel_next``, the first reason
-                # standing, as Cancellations.cancel sets it): it waits again
-                for o in lst.described():
-                    p = o.pending
-                    if (mine.get(o.order_id) is o and o.is_open and p is not None
-                            and p.why != LIST_CANCEL and o.cancel_next is None):
-                        o.cancel_next = p.why or LIST_CANCEL
             log.info("%s: list %s followed again (%s)", sid, list_id,
                      "its orders' first outcomes awaited" if not lst.acknowledged
                      else "until its orders are done")

@@ -18,6 +18,7 @@ from server.fixclient import FixMessage
 from server.harness import run
 
 from connectors.base import OrderAccepted, OrderRequest
+from gateway.orders.model import apply, new_order, order_from_json
 from gateway.store.store import SessionStore
 
 from .support import (
@@ -310,6 +311,76 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
     run(body())
 
 
+@pytest.mark.parametrize("pending_new", [False, True])
+def test_a_list_s_refused_lines_are_never_stored_ahead_of_the_order_that_keeps_them(
+        tmp_path: Path, pending_new: bool) -> None:
+    """The event that keeps a list's refused lines is one of a stored order's; the session's
+    commit (the events that go with reports: a Rejected, a PendingNew) held, as a crash before
+    it would find the store: every order of the list the store has then is exactly what its
+    stored events make of it. The first order is rejected by the pre-trade checks (its
+    Rejected waits for that commit), or with ``report_pending_new`` every intent waits for it."""
+
+    async def body() -> None:
+        async with running(tmp_path, [session(report_pending_new=pending_new)],
+                           replay_check=False) as r:
+            c = await r.client()
+            px = _far_below(r)
+            h = next(iter(r.gw.acceptor._handles.values()))
+            commit = h.store.commit
+            held, release = asyncio.Event(), asyncio.Event()
+
+            async def held_commit(unit: Any) -> Any:
+                if unit.orders:  # (its order rows: the reports and their events)
+                    held.set()
+                    await release.wait()
+                return await commit(unit)
+
+            h.store.commit = held_commit
+            try:
+                first = ({11: "q1", 44: px, 59: "1"} if pending_new
+                         else {11: "q1", 38: "0.000001", 44: px})  # (under the lot size)
+                await c.order_list("LQ", [first, {11: "q2", 40: "P"},
+                                          {11: "q3", 44: px, 59: "1"}])
+                await asyncio.wait_for(held.wait(), 5)
+                for snapshot in await r.store.find_list(sid(), "LQ"):
+                    events = await r.store.order_events(snapshot["order_id"])
+                    o = new_order(events[0])
+                    for ev in events[1:]:
+                        apply(o, ev)
+                    assert o == order_from_json(snapshot), [ev.kind for ev in events]
+            finally:
+                release.set()
+                del h.store.commit
+            _, ack = await until_list_status(c)
+            assert [ln[11] for ln in list_lines(ack)] == ["q1", "q2", "q3"]
+            await r.orders.idle()
+        # (running's exit: the whole event log replayed against the snapshots)
+    run(body())
+
+
+def test_a_list_none_of_whose_orders_was_admitted_keeps_its_refused_lines(
+        tmp_path: Path) -> None:
+    """A list whose one described order the pre-trade checks reject and whose other line is
+    refused before it could be described: its Ack (Reject: every order rejected) keeps that
+    line, so asked about later (the list done, made again from the store) it is still there."""
+
+    async def body() -> None:
+        async with running(tmp_path, [session()]) as r:
+            c = await r.client()
+            px = _far_below(r)
+            await c.order_list("LN", [{11: "n1", 38: "0.000001", 44: px}, {11: "n2", 40: "P"}])
+            _, ack = await until_list_status(c)
+            assert (ack[429], ack[431]) == ("1", "7")
+            await r.orders.idle()
+            assert not r.orders.lists.live
+            await c.send("M", [(66, "LN")])
+            now = await c.expect("N", t66="LN", t429="2", t431="7", t68="2")
+            assert [(ln[11], ln[39], ln[103]) for ln in list_lines(now)] == [
+                ("n1", "8", "13"), ("n2", "8", "11")]  # (13: incorrect quantity)
+            check_strict(now, "FIX.4.4")
+    run(body())
+
+
 def test_a_refused_line_of_a_list_answered_after_a_restart_is_in_its_ack(tmp_path: Path) -> None:
     """The gateway stops while an order of a list waits for its venue's answer, the list having
     a line refused before it could be described: the Ack sent after the restart has that line
@@ -470,73 +541,6 @@ def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Pa
         finally:
             del conn.cancel, conn.cancel_all
             await gw.stop()
-        await assert_replay_matches(store)
-        await store.close()
-
-    run(body())
-
-
-def test_a_list_cancel_waiting_behind_a_replace_is_done_after_a_restart(tmp_path: Path) -> None:
-    """A ListCancelRequest while the client's replace of one of the list's orders is in
-    flight: that order's cancel waits for the replace (in memory). The gateway stops before
-    either reaches the venue; after the restart the replace is sent again, and once it is done
-    the order is cancelled too (Text "list cancel"), then the list is All Done."""
-
-    async def body() -> None:
-        store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
-        await store.start()
-        sessions = [session()]
-        stopping = [True]
-        async with running(tmp_path, sessions, store=store, replay_check=False) as r:
-            c = await r.client()
-            await resting_list(r, c, "LW", "w1", "w2")
-            px = _far_below(r)
-            conn = r.venue()
-            amend, cancel = conn.amend, conn.cancel
-
-            async def held_amend(request: Any) -> None:
-                if stopping[0]:  # ended as the stop would end it, before the venue hears
-                    raise asyncio.CancelledError
-                await amend(request)
-
-            async def held_cancel(symbol: str, client_order_id: str) -> None:
-                if stopping[0]:
-                    raise asyncio.CancelledError
-                await cancel(symbol, client_order_id)
-
-            conn.amend = held_amend  # type: ignore[method-assign]
-            conn.cancel = held_cancel  # type: ignore[method-assign]
-            await c.replace("w1r", "w1", qty="0.1", price=px - 1)
-            await c.er(t11="w1r", t39="E")
-            await c.send("K", [(66, "LW"), (60, NOW)])
-            await c.expect("N", t66="LW", t429="2", t431="4")
-            await r.orders.idle()
-            assert len(await r.open_at_venue()) == 2
-            venue_survives(r)
-            first = r
-        stopping[0] = False
-        try:
-            async with restarted(first, store, sessions) as gw:
-                assert gw.orders is not None
-                c2 = await first.client(reset=False, next_seq=c.next_seq)
-                got: list[FixMessage] = []
-                while True:
-                    m = await c2.recv(5.0)
-                    if m.msg_type == "N":
-                        break
-                    if m.msg_type == "8":
-                        got.append(m)
-                assert (m[429], m[431]) == ("5", "6")
-                assert [ln[39] for ln in list_lines(m)] == ["4", "4"]
-                canceled = [x for x in got if x[39] == "4"]
-                assert sorted(x[11] for x in canceled) == ["w1r", "w2"]  # (their ClOrdIDs now)
-                assert all("list cancel" in x[58] for x in canceled)
-                assert any(x[150] == "5" and x[11] == "w1r" for x in got)  # replaced first
-                assert await c2.quiet() == []
-                assert await first.open_at_venue() == []
-                await c2.close()
-        finally:
-            del conn.amend, conn.cancel
         await assert_replay_matches(store)
         await store.close()
 
