@@ -22,9 +22,8 @@ restart follows again every list with an open order, and one whose cancel was be
 says Cancelling again (an order's pending cancel, stored, says it came from a ListCancelRequest).
 The lines refused before they could be described (no order stored: each has its OrderID, its
 ExecutionReport Rejected was sent at once) are stored with an event of the list's first stored
-order (kind ``list_status``: once its intent is committed, before the venues hear of the list;
-or with the Ack when no order was admitted), and put back in OrderID order whenever the list is
-made again from the store.
+order (kind ``list_status``: once its intent is committed, before the venues hear of the list),
+and with its Ack; put back in OrderID order whenever the list is made again from the store.
 
 What is refused for the list as a whole (ListStatus with ListOrderStatus 431 = 7 Reject and
 ListStatusText 444, nothing placed, nothing stored): a ListID the session already used, a
@@ -275,16 +274,23 @@ class Lists:
         lst.building = False
         self._progress(lst, None)
         if admitted:
-            self.tasks.spawn(self._place(lst, admitted))
+            created = {o.order_id: o.last_event_id for o, _ in admitted}
+            self.tasks.spawn(self._place(lst, admitted, created))
 
-    async def _place(self, lst: OrderList,
-                     admitted: Sequence[tuple[Order, asyncio.Future[None]]]) -> None:
+    async def _place(self, lst: OrderList, admitted: Sequence[tuple[Order, asyncio.Future[None]]],
+                     created: Mapping[str, int]) -> None:
         """Write-ahead for the list as a whole: once every order's intent is stored (or its
         store failed: that order is rejected, never placed), the venues hear of them -- by a
-        venue's batch endpoint where it has one, else one by one."""
+        venue's batch endpoint where it has one, else one by one. (``created``: each order's
+        last event when it was admitted, its ``created``.)"""
         await asyncio.wait([f for _, f in admitted])
-        self._keep_refused(lst, [o for o, f in admitted
-                                 if not f.cancelled() and f.exception() is None])
+        kept = self._keep_refused(lst, [
+            o for o, f in admitted if not f.cancelled() and f.exception() is None
+            and o.last_event_id == created[o.order_id]])
+        if kept is not None:
+            await asyncio.wait([kept])  # (a crash after the venues heard would lose the lines)
+            if not kept.cancelled():
+                kept.exception()  # (retrieved: the recorder keeps the rows of a failed commit)
         batches: dict[str, list[tuple[Order, Awaitable[None]]]] = {}
         for o, persisted in admitted:
             executor = self.executor(o)
@@ -298,17 +304,19 @@ class Lists:
             else:
                 self.tasks.spawn(self.venue.place_batch(venue, orders))
 
-    def _keep_refused(self, lst: OrderList, stored: Sequence[Order]) -> None:
+    def _keep_refused(self, lst: OrderList, stored: Sequence[Order]
+                      ) -> asyncio.Future[None] | None:
         """No order is stored for the lines refused before they could be described: an event
-        of the first order whose intent is (``list_status``, reported to no one) keeps them
-        for the list made again from the store. Recorded once that intent is committed --
-        never ahead of the order's own events (a report's event waits for the session's
-        commit) -- and before the venues hear of the list (it joins the commit of this turn).
-        A list none of whose orders is stored keeps them in its Ack (:meth:`_report`)."""
+        (``list_status``, reported to no one) of the first of ``stored`` -- orders whose intent
+        is committed and that have had no other event since (one with a report waits for the
+        session's commit: this one, stored alone, would go ahead of it) -- keeps them for the
+        list made again from the store; its commit is awaited before the venues hear of the
+        list. The Ack keeps them too (:meth:`_report`): the only copy when no order is such."""
         refused = lst.refused()
-        if refused and stored:
-            self.recorder.record(stored[0], "list_status",
-                                 {"list_id": lst.list_id, "refused": refused})
+        if not refused or not stored:
+            return None
+        return self.recorder.record(stored[0], "list_status",
+                                    {"list_id": lst.list_id, "refused": refused})
 
     def _live_in_book(self, sid: str, list_id: str) -> bool:
         return (sid, list_id) in self.live or any(

@@ -321,8 +321,7 @@ def test_a_list_s_refused_lines_are_never_stored_ahead_of_the_order_that_keeps_t
     Rejected waits for that commit), or with ``report_pending_new`` every intent waits for it."""
 
     async def body() -> None:
-        async with running(tmp_path, [session(report_pending_new=pending_new)],
-                           replay_check=False) as r:
+        async with running(tmp_path, [session(report_pending_new=pending_new)]) as r:
             c = await r.client()
             px = _far_below(r)
             h = next(iter(r.gw.acceptor._handles.values()))
@@ -354,7 +353,59 @@ def test_a_list_s_refused_lines_are_never_stored_ahead_of_the_order_that_keeps_t
             _, ack = await until_list_status(c)
             assert [ln[11] for ln in list_lines(ack)] == ["q1", "q2", "q3"]
             await r.orders.idle()
-        # (running's exit: the whole event log replayed against the snapshots)
+        # (running's exit: the whole event log replayed against the snapshots, checked)
+    run(body())
+
+
+def test_a_list_s_refused_lines_go_with_an_order_that_has_had_no_other_event(
+        tmp_path: Path) -> None:
+    """PendingNew reported: the list's intents commit with the session's reports. The client
+    cancels the list's first order before that commit is done, and the commit of that cancel's
+    report is held: the event that keeps the refused lines goes with another order, so what the
+    store has of every order of the list is still what its stored events make."""
+
+    async def body() -> None:
+        async with running(tmp_path, [session(report_pending_new=True)]) as r:
+            c = await r.client()
+            px = _far_below(r)
+            h = next(iter(r.gw.acceptor._handles.values()))
+            commit = h.store.commit
+            arrived: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+
+            async def held_commit(unit: Any) -> Any:
+                if unit.orders:
+                    gate = asyncio.Event()
+                    arrived.put_nowait(gate)
+                    await gate.wait()
+                return await commit(unit)
+
+            h.store.commit = held_commit
+            gates: list[asyncio.Event] = []
+            try:
+                await c.order_list("LP", [{11: "p1", 44: px, 59: "1"}, {11: "p2", 40: "P"},
+                                          {11: "p3", 44: px, 59: "1"}])
+                gates.append(await asyncio.wait_for(arrived.get(), 5))  # the PendingNew reports
+                await c.cancel("p1c", "p1")
+                p1 = next(o for o in r.orders.book if o.cl_ord_id == "p1")
+                await until(lambda: p1.pending is not None)
+                gates[0].set()
+                gates.append(await asyncio.wait_for(arrived.get(), 5))  # the cancel's report
+                deadline = asyncio.get_running_loop().time() + 5
+                while not await r.store.list_refusals(sid(), "LP"):  # (each read waits for
+                    assert asyncio.get_running_loop().time() < deadline  # the writer)
+                for snapshot in await r.store.find_list(sid(), "LP"):
+                    events = await r.store.order_events(snapshot["order_id"])
+                    o = new_order(events[0])
+                    for ev in events[1:]:
+                        apply(o, ev)
+                    assert o == order_from_json(snapshot), [ev.kind for ev in events]
+            finally:
+                for gate in gates:
+                    gate.set()
+                del h.store.commit
+            _, ack = await until_list_status(c)
+            assert [ln[11] for ln in list_lines(ack)][1:] == ["p2", "p3"]
+            await r.orders.idle()
     run(body())
 
 
