@@ -249,6 +249,27 @@ def test_lists_refused_as_a_whole(tmp_path: Path, begin: str) -> None:
     run(body())
 
 
+def answer_lost(r: Any, cl_ord_id: str) -> None:
+    """The venue takes the order ``cl_ord_id`` when it is placed, but the gateway hears of it
+    neither by the event (the venue's stream drops it) nor by the answer: the call ends as the
+    gateway's stop would end it, its task cancelled. ``del r.venue().place`` undoes it."""
+    conn = r.venue()
+    place = conn.place
+
+    async def lost(request: OrderRequest) -> OrderAccepted:
+        o = r.orders.book.at_venue(conn.name, request.client_order_id)
+        if o is None or o.cl_ord_id != cl_ord_id:
+            return await place(request)
+        conn.update_faults(drop_event_rate=1.0)
+        try:
+            await place(request)
+        finally:
+            conn.update_faults(drop_event_rate=0.0)
+        raise asyncio.CancelledError
+
+    conn.place = lost
+
+
 def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
                                                           store_url: str) -> None:
     """The gateway stops after the venue took an order of the list but before it heard so:
@@ -264,23 +285,7 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
             c = await r.client()
             px = _far_below(r)
             conn = r.venue()
-            place = conn.place
-
-            async def answer_lost(request: OrderRequest) -> OrderAccepted:
-                o = r.orders.book.at_venue(conn.name, request.client_order_id)
-                if o is None or o.cl_ord_id != "c3":
-                    return await place(request)
-                # the venue takes c3, but the gateway hears of it neither by the event (the
-                # venue's stream drops it) nor by the answer: the call ends as the gateway's
-                # stop would end it, its task cancelled
-                conn.update_faults(drop_event_rate=1.0)
-                try:
-                    await place(request)
-                finally:
-                    conn.update_faults(drop_event_rate=0.0)
-                raise asyncio.CancelledError
-
-            conn.place = answer_lost  # type: ignore[method-assign]
+            answer_lost(r, "c3")
             await c.order_list("L8", [{11: f"c{n}", 44: px, 59: "1"} for n in (1, 2, 3)])
             got = {(await c.er(t39="0", t66="L8"))[11] for _ in range(2)}
             assert got == {"c1", "c2"}
@@ -309,6 +314,16 @@ def test_a_list_waiting_for_an_outcome_survives_a_restart(tmp_path: Path,
         await store.close()
 
     run(body())
+
+
+async def stored_as_their_events_make(r: Any, list_id: str) -> None:
+    """Every order of the list the store has is exactly what its stored events make of it."""
+    for snapshot in await r.store.find_list(sid(), list_id):
+        events = await r.store.order_events(snapshot["order_id"])
+        o = new_order(events[0])
+        for ev in events[1:]:
+            apply(o, ev)
+        assert o == order_from_json(snapshot), [ev.kind for ev in events]
 
 
 @pytest.mark.parametrize("pending_new", [False, True])
@@ -341,12 +356,7 @@ def test_a_list_s_refused_lines_are_never_stored_ahead_of_the_order_that_keeps_t
                 await c.order_list("LQ", [first, {11: "q2", 40: "P"},
                                           {11: "q3", 44: px, 59: "1"}])
                 await asyncio.wait_for(held.wait(), 5)
-                for snapshot in await r.store.find_list(sid(), "LQ"):
-                    events = await r.store.order_events(snapshot["order_id"])
-                    o = new_order(events[0])
-                    for ev in events[1:]:
-                        apply(o, ev)
-                    assert o == order_from_json(snapshot), [ev.kind for ev in events]
+                await stored_as_their_events_make(r, "LQ")
             finally:
                 release.set()
                 del h.store.commit
@@ -393,12 +403,7 @@ def test_a_list_s_refused_lines_go_with_an_order_that_has_had_no_other_event(
                 deadline = asyncio.get_running_loop().time() + 5
                 while not await r.store.list_refusals(sid(), "LP"):  # (each read waits for
                     assert asyncio.get_running_loop().time() < deadline  # the writer)
-                for snapshot in await r.store.find_list(sid(), "LP"):
-                    events = await r.store.order_events(snapshot["order_id"])
-                    o = new_order(events[0])
-                    for ev in events[1:]:
-                        apply(o, ev)
-                    assert o == order_from_json(snapshot), [ev.kind for ev in events]
+                await stored_as_their_events_make(r, "LP")
             finally:
                 for gate in gates:
                     gate.set()
@@ -435,7 +440,8 @@ def test_a_list_none_of_whose_orders_was_admitted_keeps_its_refused_lines(
 def test_a_refused_line_of_a_list_answered_after_a_restart_is_in_its_ack(tmp_path: Path) -> None:
     """The gateway stops while an order of a list waits for its venue's answer, the list having
     a line refused before it could be described: the Ack sent after the restart has that line
-    too, in its place (it was stored with the intents, not with a ListStatus: none was sent)."""
+    too, in its place (kept by an event of the list's first stored order, committed before
+    the venues heard of the list: no ListStatus was sent before the stop)."""
 
     async def body() -> None:
         store = SessionStore(f"sqlite:///{tmp_path / 'fixgw.db'}")
@@ -445,20 +451,7 @@ def test_a_refused_line_of_a_list_answered_after_a_restart_is_in_its_ack(tmp_pat
             c = await r.client()
             px = _far_below(r)
             conn = r.venue()
-            place = conn.place
-
-            async def answer_lost(request: OrderRequest) -> OrderAccepted:
-                o = r.orders.book.at_venue(conn.name, request.client_order_id)
-                if o is None or o.cl_ord_id != "x3":
-                    return await place(request)
-                conn.update_faults(drop_event_rate=1.0)  # (as in the test above)
-                try:
-                    await place(request)
-                finally:
-                    conn.update_faults(drop_event_rate=0.0)
-                raise asyncio.CancelledError
-
-            conn.place = answer_lost  # type: ignore[method-assign]
+            answer_lost(r, "x3")
             await c.order_list("LX", [{11: "x1", 44: px, 59: "1"}, {11: "x2", 40: "P"},
                                       {11: "x3", 44: px, 59: "1"}])
             assert {(await c.er(t66="LX"))[11] for _ in range(2)} == {"x1", "x2"}
