@@ -450,12 +450,12 @@ class Lists:
     def _made_of(self, sid: str, list_id: str, stored: Sequence[Snapshot],
                  refused: Sequence[Sequence[Any]], *, acknowledged: bool,
                  own: Mapping[str, Order] | None = None) -> OrderList:
-        """The list of ``stored`` (its orders' snapshots) and of its ``refused`` lines (as its
-        ListStatus stored them): each order as ``own`` holds it, else as the book does, else as
-        it was stored. It is being cancelled when an open order of it
-        has a ListCancelRequest's cancel pending (the cancel of one whose other cancel or replace
-        was in flight waits for it in memory only: after a restart that order is not cancelled,
-        and the list is not All Done until it ends)."""
+        """The list of ``stored`` (its orders' snapshots) and of its ``refused`` lines (as the
+        list's events keep them): each order as ``own`` holds it, else as the book does, else
+        as it was stored. It is being cancelled when an open order of it has a
+        ListCancelRequest's cancel pending (the cancel of one whose other cancel or replace was
+        in flight waits for it in memory only: after a restart that order is not cancelled, and
+        the list is not All Done until it ends)."""
         lst = OrderList(sid, list_id, building=False, acknowledged=acknowledged)
         for snapshot in stored:
             order_id = snapshot["order_id"]

@@ -181,8 +181,9 @@ class OrderRepository:
 
     async def list_refusals(self, session_id: str, list_id: str) -> list[list[Any]]:
         """The lines of the list ``list_id`` that were refused before they could be described
-        (no order stored), as an event of its first order stores them (``list_status``, data
-        ``refused``: [OrderID, ClOrdID, OrdRejReason, Text] each); [] when there are none."""
+        (no order stored), as the list's events keep them (``list_status`` events of its
+        orders, data ``refused``: [OrderID, ClOrdID, OrdRejReason, Text] each); [] when there
+        are none."""
         return await self.writer.query(lambda conn: _list_refusals(conn, session_id, list_id))
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
@@ -385,7 +386,7 @@ def _list_refusals(conn: Connection, session_id: str, list_id: str) -> list[list
     e, o = order_events.c, orders.c
     query = (select(e.data).select_from(orders.join(order_events, e.order_id == o.order_id))
              .where(o.list_id == list_id, o.session_id == session_id, e.kind == "list_status"))
-    for (data,) in conn.execute(query):  # (one event of the list has them, if any)
+    for (data,) in conn.execute(query):  # (those that have them have the same lines)
         refused: list[list[Any]] | None = json.loads(data).get("refused")
         if refused:
             return refused
