@@ -600,6 +600,7 @@ def mass_cancel_report(
 LIST_ACK = b"1"
 LIST_RESPONSE = b"2"
 LIST_ALL_DONE = b"5"
+LIST_ALERT = b"6"
 
 # ListOrderStatus (431)
 LIST_EXECUTING = b"3"

@@ -20,6 +20,8 @@ Done, 431 = 6 All Done): filled, canceled (by a ListCancelRequest or otherwise),
 rejected. It too is stored with the event that completed the list, so it is sent once; a
 restart follows again every list with an open order, and one whose cancel was being carried out
 says Cancelling again (an order's pending cancel, stored, says it came from a ListCancelRequest).
+A ListCancelRequest whose cancels are over with orders still working (a venue refused one) is
+told by a ListStatus Alert (429 = 6, 431 = 3 Executing, ListStatusText naming those orders).
 The lines refused before they could be described (no order stored: each has its OrderID, its
 ExecutionReport Rejected was sent at once) are stored with an event of the list's first stored
 order (kind ``list_status``: once its intent is committed, before the venues hear of the list),
@@ -56,6 +58,7 @@ from .cancels import Cancellations
 from .executor import Executor
 from .fixmap import (
     LIST_ACK,
+    LIST_ALERT,
     LIST_ALL_DONE,
     LIST_CANCELLING,
     LIST_DONE,
@@ -151,6 +154,13 @@ class OrderList:
                 ord_rej_reason=reason.encode() if reason else None, text=text))
         self.orders.sort(key=lambda o: (len(o.order_id or ""), o.order_id or ""))
 
+    def cancels_pending(self) -> bool:
+        """A ListCancelRequest's cancel of an open order of it is under way: sent (its pending
+        cancel's reason is the list cancel's), or waiting for that order's other request."""
+        return any(o.is_open and (o.cancel_next is not None or (
+            o.pending is not None and o.pending.kind == "cancel"
+            and o.pending.why == LIST_CANCEL)) for o in self.described())
+
     def order_status(self) -> tuple[bytes, str | None]:
         """ListOrderStatus (431) and ListStatusText (444) of the list as it is now."""
         if self.orders and all(o.status is OrdStatus.REJECTED for o in self.orders):
@@ -172,11 +182,14 @@ class ListReport:
     lst: OrderList
     status_type: bytes
     sp2: bool
+    text: str | None = None
+    """ListStatusText (444), when not the list's own (an Alert's)."""
 
     def message(
         self, o: Order, transact_ns: int, ts: TimestampFormatter
     ) -> tuple[bytes, list[tuple[int, bytes]]]:
         status, text = self.lst.order_status()
+        text = self.text or text
         return b"N", fixmap.list_status(
             list_id=self.lst.list_id, status_type=self.status_type, order_status=status,
             orders=self.lst.lines(), transact_ns=transact_ns, ts=ts, text=text, sp2=self.sp2)
@@ -341,7 +354,20 @@ class Lists:
             return
         lst = self.live.get((o.session_id, o.list_id))
         if lst is not None and not lst.building:
+            if lst.cancelling and not lst.cancels_pending():
+                self._cancel_over(lst, o)
             self._progress(lst, o)
+
+    def _cancel_over(self, lst: OrderList, o: Order) -> None:
+        """No cancel of the list's ListCancelRequest is under way any more. Every order done:
+        All Done follows (:meth:`_progress`). Else a cancel was refused (by the venue: the
+        cancels the gateway starts have no OrderCancelReject) or the order was out of reach:
+        the client is told by a ListStatus Alert (429 = 6), Executing, with the orders that
+        still work."""
+        lst.cancelling = False
+        if lst.acknowledged and not lst.done():
+            working = ", ".join(x.cl_ord_id for x in lst.described() if x.is_open)
+            self._report(lst, o, LIST_ALERT, f"ListCancelRequest not carried out for {working}")
 
     def _progress(self, lst: OrderList, o: Order | None) -> None:
         """Report what the list has come to: its orders' first outcomes all known (the answer
@@ -364,7 +390,8 @@ class Lists:
         when asked)."""
         self.live.pop((lst.session_id, lst.list_id), None)
 
-    def _report(self, lst: OrderList, o: Order | None, status_type: bytes) -> None:
+    def _report(self, lst: OrderList, o: Order | None, status_type: bytes,
+                text: str | None = None) -> None:
         st = self.sessions.get(lst.session_id)
         session = st.session if st is not None else None
         sp2 = session is not None and session.appl_version == SP2
@@ -373,13 +400,13 @@ class Lists:
         if carrier is None:
             # no order of the list could even be described: nothing stored to go with
             if session is not None:
-                status, text = lst.order_status()
+                status, own = lst.order_status()
                 self.recorder.send_now(session, b"N", fixmap.list_status(
                     list_id=lst.list_id, status_type=status_type, order_status=status,
                     orders=lst.lines(), transact_ns=time.time_ns(), ts=self.recorder.ts,
-                    text=text, sp2=sp2))
+                    text=text or own, sp2=sp2))
             return
-        report = ListReport(self.recorder.exec_id(carrier), lst, status_type, sp2)
+        report = ListReport(self.recorder.exec_id(carrier), lst, status_type, sp2, text)
         data: dict[str, Any] = {"list_id": lst.list_id, "type": status_type.decode()}
         refused = lst.refused()
         if refused and status_type == LIST_ACK:
@@ -462,9 +489,7 @@ class Lists:
             o = (own or {}).get(order_id) or self.book.orders.get(order_id)
             lst.orders.append(o if o is not None else order_from_json(snapshot))
         lst.put_back(refused)
-        lst.cancelling = any(
-            o.status.is_open and o.pending is not None and o.pending.kind == "cancel"
-            and o.pending.why == LIST_CANCEL for o in lst.described())
+        lst.cancelling = lst.cancels_pending()
         return lst
 
     # ---------------------------------------------------------------------------------------

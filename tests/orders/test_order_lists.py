@@ -526,6 +526,61 @@ async def resting_list(r: Any, c: OrderClient, list_id: str, *cl_ord_ids: str) -
     assert (ack[429], ack[431]) == ("1", "3")
 
 
+@pytest.mark.parametrize("begin", BEGINS)
+def test_a_list_cancel_the_venue_refuses_in_part_is_told_by_an_alert(tmp_path: Path,
+                                                                     begin: str) -> None:
+    """A ListCancelRequest: the venue cancels one order and refuses the other's cancel (the
+    gateway's own cancels have no OrderCancelReject). Once no cancel is under way the client is
+    told by a ListStatus Alert (429 = 6), Executing (431 = 3), ListStatusText naming the order
+    that still works; asked, the list is Executing, not Cancelling; once that order is
+    cancelled by the client, All Done."""
+    from connectors.base import RejectReason, VenueError, VenueRejected
+
+    async def body() -> None:
+        async with running(tmp_path, [session(_sender(begin), begin)]) as r:
+            c = await r.client(_sender(begin), begin)
+            await resting_list(r, c, "LA", "a1", "a2")
+            conn = r.venue()
+            cancel = conn.cancel
+            a1 = next(o for o in r.orders.book if o.cl_ord_id == "a1")
+
+            async def refused_for_a1(symbol: str, client_order_id: str) -> None:
+                if client_order_id == a1.venue_client_order_id:
+                    raise VenueRejected(RejectReason.UNSUPPORTED, "not now")
+                await cancel(symbol, client_order_id)
+
+            async def no_bulk() -> None:
+                raise VenueError("no bulk cancel now")
+
+            conn.cancel = refused_for_a1  # type: ignore[method-assign]
+            conn.cancel_all = no_bulk  # type: ignore[method-assign]
+            try:
+                await c.send("K", [(66, "LA"), (60, NOW)])
+                await c.expect("N", t66="LA", t429="2", t431="4")
+                got = []
+                while True:
+                    m = await c.recv(5.0)
+                    if m.msg_type == "N":
+                        break
+                    assert m.msg_type in ("8", "0"), str(m)
+                    got.append(m)
+                assert [(x[11], x[39]) for x in got if x.msg_type == "8"] == [("a2", "4")]
+                assert (m[429], m[431]) == ("6", "3") and m[444].endswith("for a1")
+                assert [ln[39] for ln in list_lines(m)] == ["0", "4"]
+                check_strict(m, begin)
+                await c.send("M", [(66, "LA")])
+                await c.expect("N", t66="LA", t429="2", t431="3")
+            finally:
+                del conn.cancel, conn.cancel_all
+            await c.cancel("a1c", "a1")
+            await c.er(t11="a1c", t39="6")
+            await c.er(t11="a1c", t39="4")
+            done = await c.expect("N", t66="LA", t429="5", t431="6")
+            check_strict(done, begin)
+            assert await c.quiet() == []
+    run(body())
+
+
 def test_a_list_being_cancelled_is_still_cancelling_after_a_restart(tmp_path: Path) -> None:
     """A ListCancelRequest whose cancels the venue never got (the gateway stopped while they
     were being sent): after the restart (the venue lives on) the list says Cancelling (431 = 4)
