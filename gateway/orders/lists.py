@@ -155,11 +155,19 @@ class OrderList:
         self.orders.sort(key=lambda o: (len(o.order_id or ""), o.order_id or ""))
 
     def cancels_pending(self) -> bool:
-        """A ListCancelRequest's cancel of an open order of it is under way: sent (its pending
-        cancel's reason is the list cancel's), or waiting for that order's other request."""
+        """A cancel the gateway started is under way for an open order of the list: the
+        ListCancelRequest's, or one it joined (a mass cancel's, the kill switch's, a
+        cancel-on-disconnect's: a pending cancel with a reason; asked again if the venue
+        refuses it), or one waiting for that order's other request."""
         return any(o.is_open and (o.cancel_next is not None or (
-            o.pending is not None and o.pending.kind == "cancel"
-            and o.pending.why == LIST_CANCEL)) for o in self.described())
+            o.pending is not None and o.pending.kind == "cancel" and o.pending.why is not None))
+            for o in self.described())
+
+    def cancel_stored(self) -> bool:
+        """An open order of the list has the ListCancelRequest's cancel pending, as stored (a
+        list made again from the store is being cancelled)."""
+        return any(o.is_open and o.pending is not None and o.pending.kind == "cancel"
+                   and o.pending.why == LIST_CANCEL for o in self.described())
 
     def order_status(self) -> tuple[bytes, str | None]:
         """ListOrderStatus (431) and ListStatusText (444) of the list as it is now."""
@@ -489,7 +497,7 @@ class Lists:
             o = (own or {}).get(order_id) or self.book.orders.get(order_id)
             lst.orders.append(o if o is not None else order_from_json(snapshot))
         lst.put_back(refused)
-        lst.cancelling = lst.cancels_pending()
+        lst.cancelling = lst.cancel_stored()
         return lst
 
     # ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from server.fixclient import FixMessage
 from server.harness import run
 
-from connectors.base import OrderAccepted, OrderRequest
+from connectors.base import OrderAccepted, OrderRequest, RejectReason, VenueRejected
 from gateway.orders.model import apply, new_order, order_from_json
 from gateway.store.store import SessionStore
 
@@ -534,7 +534,7 @@ def test_a_list_cancel_the_venue_refuses_in_part_is_told_by_an_alert(tmp_path: P
     told by a ListStatus Alert (429 = 6), Executing (431 = 3), ListStatusText naming the order
     that still works; asked, the list is Executing, not Cancelling; once that order is
     cancelled by the client, All Done."""
-    from connectors.base import RejectReason, VenueError, VenueRejected
+    from connectors.base import VenueError
 
     async def body() -> None:
         async with running(tmp_path, [session(_sender(begin), begin)]) as r:
@@ -578,6 +578,51 @@ def test_a_list_cancel_the_venue_refuses_in_part_is_told_by_an_alert(tmp_path: P
             done = await c.expect("N", t66="LA", t429="5", t431="6")
             check_strict(done, begin)
             assert await c.quiet() == []
+    run(body())
+
+
+def test_a_list_cancel_joining_a_mass_cancel_the_venue_refuses_first_is_no_alert(
+        tmp_path: Path) -> None:
+    """K comes while a mass cancel's cancel of the list's order is at the venue: the list's
+    cancel joins it. The venue refuses that first cancel; the gateway asks again (the mass
+    cancel's reason) and the venue cancels: no Alert in between, then All Done."""
+
+    async def body() -> None:
+        async with running(tmp_path, [session()]) as r:
+            c = await r.client()
+            await resting_list(r, c, "LM", "m1")
+            conn = r.venue()
+            cancel = conn.cancel
+            at_venue, answer = asyncio.Event(), asyncio.Event()
+            calls = [0]
+
+            async def refused_first(symbol: str, client_order_id: str) -> None:
+                calls[0] += 1
+                if calls[0] == 1:
+                    at_venue.set()
+                    await answer.wait()
+                    raise VenueRejected(RejectReason.UNSUPPORTED, "not now")
+                await cancel(symbol, client_order_id)
+
+            conn.cancel = refused_first  # type: ignore[method-assign]
+            try:
+                await c.send("q", [(11, "mq"), (530, "7"), (60, NOW)])
+                await c.expect("r", t11="mq", t531="7")
+                await asyncio.wait_for(at_venue.wait(), 5)
+                await c.send("K", [(66, "LM"), (60, NOW)])
+                await c.expect("N", t66="LM", t429="2", t431="4")
+                answer.set()
+                got = []
+                while True:
+                    m = await c.recv(5.0)
+                    got.append(m)
+                    if m.msg_type == "N":
+                        break
+                assert (m[429], m[431]) == ("5", "6"), [str(x) for x in got]
+                assert [(x[11], x[39]) for x in got if x.msg_type == "8"] == [("m1", "4")]
+                assert calls[0] == 2
+            finally:
+                del conn.cancel
     run(body())
 
 
