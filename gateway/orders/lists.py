@@ -305,13 +305,7 @@ class Lists:
         venue's batch endpoint where it has one, else one by one. (``created``: each order's
         last event when it was admitted, its ``created``.)"""
         await asyncio.wait([f for _, f in admitted])
-        kept = self._keep_refused(lst, [
-            o for o, f in admitted if not f.cancelled() and f.exception() is None
-            and o.last_event_id == created[o.order_id]])
-        if kept is not None:
-            await asyncio.wait([kept])  # (a crash after the venues heard would lose the lines)
-            if not kept.cancelled():
-                kept.exception()  # (retrieved: the recorder keeps the rows of a failed commit)
+        await self._keep_refused(lst, admitted, created)
         batches: dict[str, list[tuple[Order, Awaitable[None]]]] = {}
         for o, persisted in admitted:
             executor = self.executor(o)
@@ -325,19 +319,27 @@ class Lists:
             else:
                 self.tasks.spawn(self.venue.place_batch(venue, orders))
 
-    def _keep_refused(self, lst: OrderList, stored: Sequence[Order]
-                      ) -> asyncio.Future[None] | None:
+    async def _keep_refused(self, lst: OrderList,
+                            admitted: Sequence[tuple[Order, asyncio.Future[None]]],
+                            created: Mapping[str, int]) -> None:
         """No order is stored for the lines refused before they could be described: an event
-        (``list_status``, reported to no one) of the first of ``stored`` -- orders whose intent
-        is committed and that have had no other event since (one with a report waits for the
-        session's commit: this one, stored alone, would go ahead of it) -- keeps them for the
-        list made again from the store; its commit is awaited before the venues hear of the
-        list. The Ack keeps them too (:meth:`_report`): the only copy when no order is such."""
+        (``list_status``, reported to no one) of the first admitted order whose intent is
+        committed and that has had no other event since (one with a report waits for the
+        session's commit: this one, stored alone, would go ahead of it) keeps them for the list
+        made again from the store. Its commit is awaited before the venues hear of the list (a
+        crash after they did would lose the lines). The Ack keeps them too (:meth:`_report`):
+        the only copy when no order is such."""
         refused = lst.refused()
-        if not refused or not stored:
-            return None
-        return self.recorder.record(stored[0], "list_status",
+        carrier = next((o for o, f in admitted if not f.cancelled() and f.exception() is None
+                        and o.last_event_id == created[o.order_id]), None) if refused else None
+        if carrier is None:
+            return
+        kept = self.recorder.record(carrier, "list_status",
                                     {"list_id": lst.list_id, "refused": refused})
+        if kept is not None:
+            await asyncio.wait([kept])
+            if not kept.cancelled():
+                kept.exception()  # (retrieved: the recorder keeps the rows of a failed commit)
 
     def _live_in_book(self, sid: str, list_id: str) -> bool:
         return (sid, list_id) in self.live or any(
@@ -475,10 +477,9 @@ class Lists:
         lst = self.live.get((sid, list_id))
         if lst is not None:
             return lst
-        stored = await self.store.find_list(sid, list_id)
+        stored, refused = await self.store.load_list(sid, list_id)
         if not stored:
             return None
-        refused = await self.store.list_refusals(sid, list_id)
         lst = self._made_of(sid, list_id, stored, refused, acknowledged=True)
         return self.live.get((sid, list_id), lst)  # (one being followed since: that one)
 
@@ -522,8 +523,7 @@ class Lists:
             assert list_id is not None
             if (sid, list_id) in self.live:
                 continue
-            stored = await self.store.find_list(sid, list_id)
-            refused = await self.store.list_refusals(sid, list_id) if stored else []
+            stored, refused = await self.store.load_list(sid, list_id)
             if not stored or (sid, list_id) in self.live:
                 continue
             lst = self._made_of(sid, list_id, stored, refused,

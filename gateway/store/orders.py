@@ -179,12 +179,16 @@ class OrderRepository:
         OrderID (the order they were made in)."""
         return await self.writer.query(lambda conn: _find_list(conn, session_id, list_id))
 
-    async def list_refusals(self, session_id: str, list_id: str) -> list[list[Any]]:
-        """The lines of the list ``list_id`` that were refused before they could be described
+    async def load_list(self, session_id: str, list_id: str
+                        ) -> tuple[list[Snapshot], list[list[Any]]]:
+        """:meth:`find_list`, and the lines of the list refused before they could be described
         (no order stored), as the list's events keep them (``list_status`` events of its
-        orders, data ``refused``: [OrderID, ClOrdID, OrdRejReason, Text] each); [] when there
-        are none."""
-        return await self.writer.query(lambda conn: _list_refusals(conn, session_id, list_id))
+        orders, data ``refused``: [OrderID, ClOrdID, OrdRejReason, Text] each; [] when there
+        are none): one read."""
+        def read(conn: Connection) -> tuple[list[Snapshot], list[list[Any]]]:
+            found = _find_list(conn, session_id, list_id)
+            return found, _list_refusals(conn, session_id, list_id) if found else []
+        return await self.writer.query(read)
 
     async def unreported_events(self, session_id: str) -> list[OrderEvent]:
         """The session's events that have an ExecID no sent message carried (no

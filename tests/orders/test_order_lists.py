@@ -401,8 +401,8 @@ def test_a_list_s_refused_lines_go_with_an_order_that_has_had_no_other_event(
                 gates[0].set()
                 gates.append(await asyncio.wait_for(arrived.get(), 5))  # the cancel's report
                 deadline = asyncio.get_running_loop().time() + 5
-                while not await r.store.list_refusals(sid(), "LP"):  # (each read waits for
-                    assert asyncio.get_running_loop().time() < deadline  # the writer)
+                while not (await r.store.load_list(sid(), "LP"))[1]:  # (each read waits
+                    assert asyncio.get_running_loop().time() < deadline  # for the writer)
                 await stored_as_their_events_make(r, "LP")
             finally:
                 for gate in gates:
@@ -762,14 +762,14 @@ def test_a_list_that_ends_while_a_takeover_reads_it_is_reported_all_done(
             loaded = [o for o in r.orders.book if o.list_id == "RR"]
             lists.live.clear()  # as a node that has just loaded the orders
             store: Any = lists.store
-            read = store.find_list
+            read = store.load_list
             gate = asyncio.Event()
 
             async def slow(session_id: str, list_id: str) -> Any:
                 await gate.wait()
                 return await read(session_id, list_id)
 
-            store.find_list = slow
+            store.load_list = slow
             try:
                 following = asyncio.get_running_loop().create_task(lists.restore(loaded))
                 await c.cancel("q1c", "q1")
@@ -780,7 +780,7 @@ def test_a_list_that_ends_while_a_takeover_reads_it_is_reported_all_done(
                 gate.set()
                 await following
             finally:
-                del store.find_list
+                del store.load_list
             done = await c.expect("N", t66="RR", t429="5", t431="6")
             assert [ln[39] for ln in list_lines(done)] == ["4", "4"]
             assert await c.quiet() == [] and not lists.live
