@@ -37,6 +37,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +52,20 @@ from gateway.native import ORDER_PATH, NativeBuild  # noqa: E402
 
 BUILDS = {"orders": ORDER_PATH, "audit": AUDIT, "paper": PAPER, "events": EVENTS}
 
+PGO_BUILDS = (ORDER_PATH, PAPER)
+"""The builds compiled twice, the second time guided by the profile of a training run
+(``--no-pgo``: once, as the others). An order at 1 in flight goes once through every stage, and
+their code, larger than the core's caches together, is fetched again each time: with the
+profile GCC lays the code that runs out together and moves what does not run (mypyc's error
+paths, interleaved with every call) out of the way (docs/performance.md, "Eleventh sitting")."""
+PGO_GENERATE = ("-fprofile-generate", "-fprofile-update=prefer-atomic")
+PGO_USE = ("-fprofile-use", "-fprofile-partial-training", "-fprofile-correction",
+           "-Wno-missing-profile")
+"""(Partial training: a function the training did not run is optimised as without a profile,
+not for size.)"""
+TRAIN_ORDERS = ((1, 1500), (100, 6000))
+"""(orders in flight, orders) of the training run, in that order."""
+
 
 def _script(build: NativeBuild) -> Path:
     """Beside the stamp: the stamp and the hash of this script (its flags) of the last build."""
@@ -64,33 +79,51 @@ def clean(build: NativeBuild) -> None:
     _script(build).unlink(missing_ok=True)
 
 
-def _setup(tmp: Path, name: str, ext_modules: str) -> None:
+def _setup(tmp: Path, name: str, ext_modules: str, flags: Sequence[str] = ()) -> None:
     """``setup.py build_ext --inplace`` for ``ext_modules`` (Python source) in a process of
-    its own, its output kept unless it fails."""
+    its own, its output kept unless it fails; ``flags`` are added to the compiler's and the
+    linker's (after the environment's ``CFLAGS`` and ``LDFLAGS``)."""
     code = (
         "from setuptools import Extension, setup\n"
         "from mypyc.build import mypycify\n"
-        f"setup(name={name!r}, script_args=['build_ext', '--inplace',"
+        f"setup(name={name!r}, script_args=['build_ext', '--inplace', '--force',"
         f" '--build-temp', {str(tmp / 'temp')!r}, '--build-lib', {str(tmp / 'lib')!r}],\n"
         f"      ext_modules={ext_modules})\n"
     )
+    env = dict(os.environ)
+    for var in ("CFLAGS", "LDFLAGS"):
+        env[var] = " ".join([env.get(var, ""), *flags]).strip()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise RuntimeError(tail)
 
 
-def build_c(build: NativeBuild, tmp: Path) -> None:
+def build_c(build: NativeBuild, tmp: Path, flags: Sequence[str] = ()) -> None:
     sources = [str(p.relative_to(REPO)) for p in build.c_sources if p.suffix == ".c"]
     _setup(tmp, f"fixgw-{build.c_module}", f"[Extension({build.c_module!r}, {sources!r},"
-           f" libraries={list(build.c_libraries)!r}, extra_compile_args=['-O2', '-std=gnu11'])]")
+           f" libraries={list(build.c_libraries)!r}, extra_compile_args=['-O2', '-std=gnu11'])]",
+           flags)
 
 
-def build_mypyc(build: NativeBuild, tmp: Path) -> None:
+def build_mypyc(build: NativeBuild, tmp: Path, flags: Sequence[str] = ()) -> None:
     paths = [str(build.source(m).relative_to(REPO)) for m in build.modules]
     _setup(tmp, f"fixgw-{build.group}", f"mypycify({paths!r}, opt_level='3',"
-           f" group_name={build.group!r}, target_dir={str(tmp / 'mypyc')!r})")
+           f" group_name={build.group!r}, target_dir={str(tmp / 'mypyc')!r})", flags)
+
+
+def compile_all(build: NativeBuild, tmp: Path, flags: Sequence[str] = ()) -> None:
+    """Its C module (optional where the build says so) and its mypyc modules, in place."""
+    if build.c_module:
+        try:
+            build_c(build, tmp, flags)
+        except (SystemExit, Exception) as exc:  # noqa: BLE001 - said, then optional
+            if not build.c_optional:
+                raise
+            print(f"build_native: {build.c_module} not built ({exc}): {build.label} "
+                  "runs without it", file=sys.stderr)
+    build_mypyc(build, tmp, flags)
 
 
 def skip(build: NativeBuild, why: str) -> int:
@@ -112,8 +145,10 @@ def why_not() -> str | None:
     return None
 
 
-def make(build: NativeBuild, force: bool) -> int:
-    """Build ``build`` unless it is up to date (its sources and this script unchanged)."""
+def make(build: NativeBuild, force: bool, pgo: bool = True) -> int:
+    """Build ``build`` unless it is up to date (its sources and this script unchanged); those
+    of :data:`PGO_BUILDS` guided by a profile (:func:`profiled`) where ``pgo`` and the
+    compiler is GCC."""
     sources = build.sources_hash()  # (before the build: a source edited meanwhile is stale)
     digest = sources + "\n" + hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
     done = _script(build)
@@ -123,26 +158,90 @@ def make(build: NativeBuild, force: bool) -> int:
     why = why_not()
     if why is not None:
         return skip(build, why)
+    trained = ""
     with tempfile.TemporaryDirectory(prefix="fixgw-native-") as tmp:
         try:
-            if build.c_module:
-                try:
-                    build_c(build, Path(tmp))
-                except (SystemExit, Exception) as exc:  # noqa: BLE001 - said, then optional
-                    if not build.c_optional:
-                        raise
-                    print(f"build_native: {build.c_module} not built ({exc}): {build.label} "
-                          "runs without it", file=sys.stderr)
-            build_mypyc(build, Path(tmp))
+            if pgo and build in PGO_BUILDS and gcc():
+                trained = profiled(build, Path(tmp), sources)
+            else:
+                compile_all(build, Path(tmp))
         except (SystemExit, Exception) as exc:  # noqa: BLE001 - any failure: pure Python
             clean(build)
             return skip(build, f"the build failed ({exc})")
     build.stamp.write_text(sources)
     done.write_text(digest)
-    print(f"build_native: {build.label}: built "
+    print(f"build_native: {build.label}: built{trained} "
           f"{', '.join(sorted(p.name for p in build.built()))}",
           file=sys.stderr)
     return 0
+
+
+def gcc() -> bool:
+    """Whether the compiler that builds extensions is GCC (its profile-guided flags)."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    try:
+        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, check=False,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "Free Software Foundation" in out or out.lower().startswith("gcc")
+
+
+def profiled(build: NativeBuild, tmp: Path, sources: str) -> str:
+    """Build ``build`` guided by a profile of itself: compiled with GCC's counters, run under
+    the training workload (:func:`train`: the gateway serving marketable orders), compiled again
+    from the same sources in the same place with the counts. Returns what to say of it; a
+    training that fails leaves the build made as usual, without a profile."""
+    compile_all(build, tmp, PGO_GENERATE)
+    build.stamp.write_text(sources)  # (the counting build is fresh: the training runs it)
+    try:
+        train()
+    except Exception as exc:  # noqa: BLE001 - said, then built without a profile
+        print(f"build_native: {build.label}: the training run failed ({exc}): built without "
+              "a profile", file=sys.stderr)
+        compile_all(build, tmp)
+        return ""
+    compile_all(build, tmp, PGO_USE)  # (in place of the counting build: build_ext --force)
+    return " (profile-guided)"
+
+
+def train() -> None:
+    """The training workload: the gateway (``scripts/benchlib/gw_inproc.py``, the benchmarks'
+    configuration: SQLite, the paper venue, pre-trade checks on, in a temporary directory)
+    serves :data:`TRAIN_ORDERS` marketable orders one at a time and then 100 at a time from the
+    benchmarks' client over loopback, then stops (its counts are written as it exits)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from benchlib.client import LeanClient, OrderSpec
+    from benchlib.gwconfig import write_config
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FIXGW_PURE", "FIXGW_AUDIT_PURE")}
+    with tempfile.TemporaryDirectory(prefix="fixgw-train-") as work:
+        cfg = write_config(Path(work) / "gw.toml", store=f"sqlite:///{Path(work) / 'gw.db'}",
+                           log_dir=Path(work) / "log")
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "benchlib" / "gw_inproc.py"),
+             "--config", str(cfg)],
+            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"the gateway did not start ({line.strip() or 'no output'})")
+            host, port = line.split()[-1].rsplit(":", 1)
+            client = LeanClient(host, int(port))
+            client.logon()
+            for window, count in TRAIN_ORDERS:
+                client.run_window(OrderSpec(), count, window, f"t{window}-", deadline_s=120.0)
+            client.logout()
+        finally:
+            proc.terminate()
+            try:
+                code = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+        if code != 0:
+            raise RuntimeError(f"the gateway exited with {code}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="build (or clean) only this one (repeatable; default: all)")
     ap.add_argument("--clean", action="store_true", help="remove the compiled modules")
     ap.add_argument("--force", action="store_true", help="build even if up to date")
+    ap.add_argument("--no-pgo", dest="pgo", action="store_false",
+                    help="compile the order path and the paper venue once, without a profile")
     args = ap.parse_args(argv)
     for name in args.only or BUILDS:
         if args.clean:
             clean(BUILDS[name])
         else:
-            make(BUILDS[name], args.force)
+            make(BUILDS[name], args.force, args.pgo)
     return 0
 
 

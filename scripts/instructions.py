@@ -34,10 +34,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
-CACHES = ("--I1=32768,8,64", "--D1=49152,12,64", "--LL=2097152,16,64")
-"""This machine's caches as callgrind simulates them: 32 KiB of instructions and 48 KiB of
-data at the first level, and the core's own 2 MiB second level as the last (the third level,
-shared by every core and guest of the host, is left out)."""
+CACHES = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,8,64")
+"""This machine's caches as callgrind simulates them (``lscpu``: each figure there is the sum
+of two instances, one a core): 32 KiB of instructions and 32 KiB of data at the first level,
+and the core's own 1 MiB second level as the last (the third level, shared by every core and
+guest of the host, is left out)."""
 
 
 def count(checkout: Path, window: int, orders: int, warmup: int,
