@@ -40,6 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 site-packages)."""
 
 
+TRAINING = "training "
+"""The beginning of the stamp of a build compiled with GCC's counters, the first of a
+profile-guided build (``scripts/build_native.py``), which only its training run uses."""
+
+
 class NativeBuild:
     """A group of modules mypyc compiles into one shared library (``<group>__mypyc*.so``), and
     optionally one extension module of hand-written C (``c_module`` from ``c_sources``)."""
@@ -96,13 +101,20 @@ class NativeBuild:
                 if (p := _path(name).with_name(_path(name).name + suffix)).exists()]
 
     def stale(self) -> bool:
-        """A build is there but was made from other sources: running it would run old code."""
+        """A build is there but was made from other sources: running it would run old code. Or
+        it is the counting build of a profile-guided build (its stamp begins with
+        :data:`TRAINING`): not what the finished build runs, used only by the training run
+        (``FIXGW_NATIVE_TRAINING=1``), stale for every other process -- also if the build was
+        stopped before it was done."""
         if not self.built():
             return False
         try:
-            return self.stamp.read_text() != self.sources_hash()
+            stamp = self.stamp.read_text()
         except OSError:
             return True
+        if stamp.startswith(TRAINING) and os.environ.get("FIXGW_NATIVE_TRAINING") == "1":
+            stamp = stamp[len(TRAINING):]
+        return stamp != self.sources_hash()
 
     @property
     def asked_pure(self) -> bool:

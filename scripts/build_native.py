@@ -30,8 +30,10 @@ again here, and is not used until then.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -45,12 +47,12 @@ sys.path.insert(0, str(REPO))
 os.environ["FIXGW_PURE"] = "1"  # this process needs none of it (and may replace it)
 os.environ["FIXGW_AUDIT_PURE"] = "1"
 
-from connectors.native import EVENTS  # noqa: E402
+from connectors.native import EVENTS, TRAINING  # noqa: E402
 from connectors.paper.native import BUILD as PAPER  # noqa: E402
 from gateway.audit.native import BUILD as AUDIT  # noqa: E402
 from gateway.native import ORDER_PATH, NativeBuild  # noqa: E402
 
-BUILDS = {"orders": ORDER_PATH, "audit": AUDIT, "paper": PAPER, "events": EVENTS}
+BUILDS = {"events": EVENTS, "audit": AUDIT, "paper": PAPER, "orders": ORDER_PATH}
 
 PGO_BUILDS = (ORDER_PATH, PAPER)
 """The builds compiled twice, the second time guided by the profile of a training run
@@ -65,6 +67,8 @@ PGO_USE = ("-fprofile-use", "-fprofile-partial-training", "-fprofile-correction"
 not for size.)"""
 TRAIN_ORDERS = ((1, 1500), (100, 6000))
 """(orders in flight, orders) of the training run, in that order."""
+TRAIN_START_S = 120.0
+"""How long the training's gateway may take to say it listens."""
 
 
 def _script(build: NativeBuild) -> Path:
@@ -91,8 +95,12 @@ def _setup(tmp: Path, name: str, ext_modules: str, flags: Sequence[str] = ()) ->
         f"      ext_modules={ext_modules})\n"
     )
     env = dict(os.environ)
-    for var in ("CFLAGS", "LDFLAGS"):
-        env[var] = " ".join([env.get(var, ""), *flags]).strip()
+    if flags:
+        # (setuptools takes CFLAGS from the environment *in place of* Python's own -- -DNDEBUG,
+        # -fwrapv, ... -- and adds LDFLAGS to its link flags: both start from what they were)
+        cflags = env.get("CFLAGS", sysconfig.get_config_var("CFLAGS") or "")
+        env["CFLAGS"] = " ".join([cflags, *flags]).strip()
+        env["LDFLAGS"] = " ".join([env.get("LDFLAGS", ""), *flags]).strip()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, check=False, env=env)
     if proc.returncode != 0:
@@ -114,7 +122,10 @@ def build_mypyc(build: NativeBuild, tmp: Path, flags: Sequence[str] = ()) -> Non
 
 
 def compile_all(build: NativeBuild, tmp: Path, flags: Sequence[str] = ()) -> None:
-    """Its C module (optional where the build says so) and its mypyc modules, in place."""
+    """Its C module (optional where the build says so) and its mypyc modules, in place (what
+    an earlier pass put there removed first: an optional C module that fails leaves none)."""
+    for built in build.built():
+        built.unlink()
     if build.c_module:
         try:
             build_c(build, tmp, flags)
@@ -151,58 +162,83 @@ def make(build: NativeBuild, force: bool, pgo: bool = True) -> int:
     compiler is GCC."""
     sources = build.sources_hash()  # (before the build: a source edited meanwhile is stale)
     digest = sources + "\n" + hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
+    profile = pgo and build in PGO_BUILDS and gcc()
     done = _script(build)
-    if not force and done.exists() and done.read_text() == digest and build.built():
+    # (the digest ends with how it was built: a build without the profile asked for -- its
+    # training failed, or --no-pgo then -- is made again)
+    if (not force and done.exists() and done.read_text() == f"{digest}\n{profile}"
+            and build.built()):
         return 0
     clean(build)
     why = why_not()
     if why is not None:
         return skip(build, why)
-    trained = ""
+    guided = False
     with tempfile.TemporaryDirectory(prefix="fixgw-native-") as tmp:
         try:
-            if pgo and build in PGO_BUILDS and gcc():
-                trained = profiled(build, Path(tmp), sources)
+            if profile:
+                guided = profiled(build, Path(tmp), sources)
             else:
                 compile_all(build, Path(tmp))
         except (SystemExit, Exception) as exc:  # noqa: BLE001 - any failure: pure Python
             clean(build)
             return skip(build, f"the build failed ({exc})")
+        except BaseException:  # (interrupted: nothing half made is left)
+            clean(build)
+            raise
     build.stamp.write_text(sources)
-    done.write_text(digest)
-    print(f"build_native: {build.label}: built{trained} "
+    done.write_text(f"{digest}\n{guided}")
+    print(f"build_native: {build.label}: built{' (profile-guided)' if guided else ''} "
           f"{', '.join(sorted(p.name for p in build.built()))}",
           file=sys.stderr)
     return 0
 
 
+@functools.cache
 def gcc() -> bool:
-    """Whether the compiler that builds extensions is GCC (its profile-guided flags)."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    """Whether the compiler that builds extensions (``CC``, as setuptools takes it) is GCC 10
+    or later (the profile-guided flags: ``-fprofile-partial-training`` is GCC 10's)."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
     try:
         out = subprocess.run([*cc, "--version"], capture_output=True, text=True, check=False,
                              timeout=30).stdout
+        version = subprocess.run([*cc, "-dumpversion"], capture_output=True, text=True,
+                                 check=False, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return False
-    return "Free Software Foundation" in out or out.lower().startswith("gcc")
+    if "Free Software Foundation" not in out and not out.lower().startswith("gcc"):
+        return False
+    major = version.split(".")[0]
+    return major.isdigit() and int(major) >= 10
 
 
-def profiled(build: NativeBuild, tmp: Path, sources: str) -> str:
+def profiled(build: NativeBuild, tmp: Path, sources: str) -> bool:
     """Build ``build`` guided by a profile of itself: compiled with GCC's counters, run under
     the training workload (:func:`train`: the gateway serving marketable orders), compiled again
-    from the same sources in the same place with the counts. Returns what to say of it; a
-    training that fails leaves the build made as usual, without a profile."""
+    from the same sources in the same place (the counts are found by the objects' paths) with
+    the counts. Returns whether it was; a training that fails, or a second compile that fails,
+    leaves the build made as usual, without a profile, and says why. The counting build is
+    stamped :data:`connectors.native.TRAINING`: stale for every process but the training run's,
+    also if this one is stopped before it is done."""
     compile_all(build, tmp, PGO_GENERATE)
-    build.stamp.write_text(sources)  # (the counting build is fresh: the training runs it)
+    build.stamp.write_text(TRAINING + sources)
     try:
         train()
+        if not any(tmp.rglob("*.gcda")):
+            raise RuntimeError("it left no counts (did it run this checkout's build?)")
     except Exception as exc:  # noqa: BLE001 - said, then built without a profile
         print(f"build_native: {build.label}: the training run failed ({exc}): built without "
               "a profile", file=sys.stderr)
         compile_all(build, tmp)
-        return ""
-    compile_all(build, tmp, PGO_USE)  # (in place of the counting build: build_ext --force)
-    return " (profile-guided)"
+        return False
+    try:
+        compile_all(build, tmp, PGO_USE)  # (in place of the counting build: build_ext --force)
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - said, then built without a profile
+        print(f"build_native: {build.label}: the build with the profile failed ({exc}): built "
+              "without one", file=sys.stderr)
+        compile_all(build, tmp)
+        return False
+    return True
 
 
 def train() -> None:
@@ -215,23 +251,33 @@ def train() -> None:
     from benchlib.gwconfig import write_config
 
     env = {k: v for k, v in os.environ.items() if k not in ("FIXGW_PURE", "FIXGW_AUDIT_PURE")}
+    env["FIXGW_NATIVE_TRAINING"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="fixgw-train-") as work:
         cfg = write_config(Path(work) / "gw.toml", store=f"sqlite:///{Path(work) / 'gw.db'}",
                            log_dir=Path(work) / "log")
-        proc = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "benchlib" / "gw_inproc.py"),
-             "--config", str(cfg)],
-            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        errors = Path(work) / "stderr"
+        with errors.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "scripts" / "benchlib" / "gw_inproc.py"),
+                 "--config", str(cfg)],
+                cwd=work, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
         try:
             assert proc.stdout is not None
-            line = proc.stdout.readline()
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ)
+                line = proc.stdout.readline() if sel.select(TRAIN_START_S) else ""
             if not line.startswith("listening on "):
-                raise RuntimeError(f"the gateway did not start ({line.strip() or 'no output'})")
+                raise RuntimeError(f"the gateway did not start ({line.strip() or 'no output'}; "
+                                   f"{_tail(errors)})")
             host, port = line.split()[-1].rsplit(":", 1)
             client = LeanClient(host, int(port))
             client.logon()
             for window, count in TRAIN_ORDERS:
-                client.run_window(OrderSpec(), count, window, f"t{window}-", deadline_s=120.0)
+                done = client.run_window(OrderSpec(), count, window, f"t{window}-",
+                                         deadline_s=120.0)
+                if done.rejected:
+                    raise RuntimeError(f"{done.rejected} of its orders were rejected")
             client.logout()
         finally:
             proc.terminate()
@@ -239,9 +285,15 @@ def train() -> None:
                 code = proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
                 raise
         if code != 0:
-            raise RuntimeError(f"the gateway exited with {code}")
+            raise RuntimeError(f"the gateway exited with {code} ({_tail(errors)})")
+
+
+def _tail(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines()
+    return " / ".join(lines[-3:]) if lines else "nothing on stderr"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pgo", dest="pgo", action="store_false",
                     help="compile the order path and the paper venue once, without a profile")
     args = ap.parse_args(argv)
-    for name in args.only or BUILDS:
+    for name in args.only or BUILDS:  # (the profiled ones last: they train with the others)
         if args.clean:
             clean(BUILDS[name])
         else:
