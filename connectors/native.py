@@ -103,17 +103,18 @@ class NativeBuild:
     def stale(self) -> bool:
         """A build is there but was made from other sources: running it would run old code. Or
         it is the counting build of a profile-guided build (its stamp begins with
-        :data:`TRAINING`): not what the finished build runs, used only by the training run
-        (``FIXGW_NATIVE_TRAINING=1``), stale for every other process -- also if the build was
-        stopped before it was done."""
+        :data:`TRAINING` and the group's name): not what the finished build runs, used only by
+        its own training run (``FIXGW_NATIVE_TRAINING=<group>``), stale for every other process
+        -- also if the build was stopped before it was done."""
         if not self.built():
             return False
         try:
             stamp = self.stamp.read_text()
         except OSError:
             return True
-        if stamp.startswith(TRAINING) and os.environ.get("FIXGW_NATIVE_TRAINING") == "1":
-            stamp = stamp[len(TRAINING):]
+        mine = f"{TRAINING}{self.group} "
+        if stamp.startswith(mine) and os.environ.get("FIXGW_NATIVE_TRAINING") == self.group:
+            stamp = stamp[len(mine):]
         return stamp != self.sources_hash()
 
     @property

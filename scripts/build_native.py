@@ -144,7 +144,7 @@ def skip(build: NativeBuild, why: str) -> int:
 
 def why_not() -> str | None:
     """Why nothing can be compiled here (None: it can)."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(cc) is None:
         return f"no C compiler ({cc})"
     if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
@@ -169,10 +169,15 @@ def make(build: NativeBuild, force: bool, pgo: bool = True) -> int:
     if (not force and done.exists() and done.read_text() == f"{digest}\n{profile}"
             and build.built()):
         return 0
-    clean(build)
     why = why_not()
     if why is not None:
+        if build.built() and build.stamp.exists() and build.stamp.read_text() == sources:
+            print(f"build_native: {why}: {build.label} keeps the build it has (made from "
+                  "these sources)", file=sys.stderr)
+            return 0
+        clean(build)
         return skip(build, why)
+    clean(build)
     guided = False
     with tempfile.TemporaryDirectory(prefix="fixgw-native-") as tmp:
         try:
@@ -221,9 +226,9 @@ def profiled(build: NativeBuild, tmp: Path, sources: str) -> bool:
     stamped :data:`connectors.native.TRAINING`: stale for every process but the training run's,
     also if this one is stopped before it is done."""
     compile_all(build, tmp, PGO_GENERATE)
-    build.stamp.write_text(TRAINING + sources)
+    build.stamp.write_text(f"{TRAINING}{build.group} {sources}")
     try:
-        train()
+        train(build)
         if not any(tmp.rglob("*.gcda")):
             raise RuntimeError("it left no counts (did it run this checkout's build?)")
     except Exception as exc:  # noqa: BLE001 - said, then built without a profile
@@ -241,17 +246,18 @@ def profiled(build: NativeBuild, tmp: Path, sources: str) -> bool:
     return True
 
 
-def train() -> None:
+def train(build: NativeBuild) -> None:
     """The training workload: the gateway (``scripts/benchlib/gw_inproc.py``, the benchmarks'
     configuration: SQLite, the paper venue, pre-trade checks on, in a temporary directory)
     serves :data:`TRAIN_ORDERS` marketable orders one at a time and then 100 at a time from the
-    benchmarks' client over loopback, then stops (its counts are written as it exits)."""
+    benchmarks' client over loopback, then stops (its counts are written as it exits); the
+    counting build of ``build`` is fresh for it."""
     sys.path.insert(0, str(REPO / "scripts"))
     from benchlib.client import LeanClient, OrderSpec
     from benchlib.gwconfig import write_config
 
     env = {k: v for k, v in os.environ.items() if k not in ("FIXGW_PURE", "FIXGW_AUDIT_PURE")}
-    env["FIXGW_NATIVE_TRAINING"] = "1"
+    env["FIXGW_NATIVE_TRAINING"] = build.group  # (its counting build is fresh; no other one)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="fixgw-train-") as work:
         cfg = write_config(Path(work) / "gw.toml", store=f"sqlite:///{Path(work) / 'gw.db'}",
@@ -287,6 +293,9 @@ def train() -> None:
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                if proc.stdout is not None:
+                    proc.stdout.close()
         if code != 0:
             raise RuntimeError(f"the gateway exited with {code} ({_tail(errors)})")
 
@@ -304,9 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clean", action="store_true", help="remove the compiled modules")
     ap.add_argument("--force", action="store_true", help="build even if up to date")
     ap.add_argument("--no-pgo", dest="pgo", action="store_false",
-                    help="compile the order path and the paper venue once, without a profile")
+                    default=os.environ.get("FIXGW_NO_PGO", "") in ("", "0"),
+                    help="compile the order path and the paper venue once, without a profile "
+                         "(FIXGW_NO_PGO=1 too: scripts/setup.sh's builds)")
     args = ap.parse_args(argv)
-    for name in args.only or BUILDS:  # (the profiled ones last: they train with the others)
+    for name in args.only or BUILDS:  # (the profiled ones last: they train with the others
+        # built -- but for each other, the order path trained with the paper venue built)
         if args.clean:
             clean(BUILDS[name])
         else:

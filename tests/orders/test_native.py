@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from connectors.native import EVENTS, ROOT, NativeBuild
+from connectors.native import EVENTS, ROOT, TRAINING, NativeBuild
 from connectors.paper.native import BUILD as PAPER
 from gateway.native import ORDER_PATH
 
@@ -84,6 +84,25 @@ def test_a_stale_build_is_not_used(build: NativeBuild, tmp_path: Path,
     assert build.stale() is True
     stamp.write_text(build.sources_hash())
     assert build.stale() is False
+
+
+@pytest.mark.parametrize("build", BUILDS, ids=lambda b: b.group)
+def test_a_counting_build_is_used_by_its_own_training_only(
+        build: NativeBuild, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first compile of a profile-guided build (GCC's counters, scripts/build_native.py) is
+    stamped as such: stale for every process but its own training run's, also if the build
+    stopped before it was done (its counts would be written at every exit)."""
+    stamp = tmp_path / ".native-build"
+    stamp.write_text(f"{TRAINING}{build.group} {build.sources_hash()}")
+    monkeypatch.setattr(build, "stamp", stamp)
+    monkeypatch.delenv("FIXGW_NATIVE_TRAINING", raising=False)
+    assert build.stale() is True
+    monkeypatch.setenv("FIXGW_NATIVE_TRAINING", "another.group")
+    assert build.stale() is True
+    monkeypatch.setenv("FIXGW_NATIVE_TRAINING", build.group)
+    assert build.stale() is False
+    stamp.write_text(f"{TRAINING}{build.group} the hash of other sources")
+    assert build.stale() is True
 
 
 VENUE_FIRST = """
