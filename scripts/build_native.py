@@ -60,11 +60,15 @@ PGO_BUILDS = (ORDER_PATH, PAPER)
 their code, larger than the core's caches together, is fetched again each time: with the
 profile GCC lays the code that runs out together and moves what does not run (mypyc's error
 paths, interleaved with every call) out of the way (docs/performance.md, "Eleventh sitting")."""
-PGO_GENERATE = ("-fprofile-generate", "-fprofile-update=prefer-atomic")
+BOUND = ("-fno-semantic-interposition",)
+"""Calls between the functions of one build bound at compile time, not through its procedure
+linkage table (and so open to inlining): nothing replaces them from another library."""
+PGO_GENERATE = ("-fprofile-generate", "-fprofile-update=prefer-atomic", *BOUND)
 PGO_USE = ("-fprofile-use", "-fprofile-partial-training", "-fprofile-correction",
-           "-Wno-missing-profile")
+           "-Wno-missing-profile", *BOUND)
 """(Partial training: a function the training did not run is optimised as without a profile,
-not for size.)"""
+not for size. The same code generation flags in both passes: the counts are matched to the
+code the first made.)"""
 TRAIN_ORDERS = ((1, 1500), (100, 6000))
 """(orders in flight, orders) of the training run, in that order."""
 TRAIN_START_S = 120.0
