@@ -146,9 +146,15 @@ def skip(build: NativeBuild, why: str) -> int:
     return 0
 
 
+def _cc() -> list[str]:
+    """The compiler's command as setuptools takes it: ``CC``, else Python's own."""
+    return ((os.environ.get("CC") or "").split()
+            or (sysconfig.get_config_var("CC") or "cc").split() or ["cc"])
+
+
 def why_not() -> str | None:
     """Why nothing can be compiled here (None: it can)."""
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    cc = _cc()[0]
     if shutil.which(cc) is None:
         return f"no C compiler ({cc})"
     if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
@@ -207,7 +213,7 @@ def make(build: NativeBuild, force: bool, pgo: bool = True) -> int:
 def gcc() -> bool:
     """Whether the compiler that builds extensions (``CC``, as setuptools takes it) is GCC 10
     or later (the profile-guided flags: ``-fprofile-partial-training`` is GCC 10's)."""
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    cc = _cc()
     try:
         out = subprocess.run([*cc, "--version"], capture_output=True, text=True, check=False,
                              timeout=30).stdout
