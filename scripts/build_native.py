@@ -181,7 +181,7 @@ def make(build: NativeBuild, force: bool, pgo: bool = True) -> int:
         return 0
     why = why_not()
     if why is not None:
-        if build.built() and build.stamp.exists() and build.stamp.read_text() == sources:
+        if build.built() and not build.stale():
             print(f"build_native: {why}: {build.label} keeps the build it has (made from "
                   "these sources)", file=sys.stderr)
             return 0
@@ -237,20 +237,16 @@ def profiled(build: NativeBuild, tmp: Path, sources: str) -> bool:
     also if this one is stopped before it is done."""
     compile_all(build, tmp, PGO_GENERATE)
     build.stamp.write_text(f"{TRAINING}{build.group} {sources}")
+    step = "the training run"
     try:
         train(build)
         if not any(tmp.rglob("*.gcda")):
             raise RuntimeError("it left no counts (did it run this checkout's build?)")
-    except Exception as exc:  # noqa: BLE001 - said, then built without a profile
-        print(f"build_native: {build.label}: the training run failed ({exc}): built without "
-              "a profile", file=sys.stderr)
-        compile_all(build, tmp)
-        return False
-    try:
+        step = "the build with the profile"
         compile_all(build, tmp, PGO_USE)  # (in place of the counting build: build_ext --force)
     except (SystemExit, Exception) as exc:  # noqa: BLE001 - said, then built without a profile
-        print(f"build_native: {build.label}: the build with the profile failed ({exc}): built "
-              "without one", file=sys.stderr)
+        print(f"build_native: {build.label}: {step} failed ({exc}): built without a profile",
+              file=sys.stderr)
         compile_all(build, tmp)
         return False
     return True
@@ -262,7 +258,8 @@ def train(build: NativeBuild) -> None:
     serves :data:`TRAIN_ORDERS` marketable orders one at a time and then 100 at a time from the
     benchmarks' client over loopback, then stops (its counts are written as it exits); the
     counting build of ``build`` is fresh for it."""
-    sys.path.insert(0, str(REPO / "scripts"))
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
     from benchlib.client import LeanClient, OrderSpec
     from benchlib.gwconfig import write_config
 
