@@ -10,8 +10,13 @@ and then 100 orders unanswered (an order is answered by its Fill ER). Reported p
 over the run, the latency from sending an order to its FIRST ExecutionReport (p50, p99), the
 server's CPU per order (all its threads) and its context switches per order.
 
-Servers (``--engines``), each a separate process, started afresh for each round, in an order
-that rotates from round to round (the machine's load moves; side by side, the ratios less):
+Servers (``--engines``), each a separate process, all started afresh for each round (in an
+order that rotates from round to round) and warmed up, then measured in turns: at 1 in flight
+the round's orders are sent in ``--slices`` slices (10 by default), each server running one
+slice while the others are paused (SIGSTOP), the servers' order rotating from slice to slice,
+so that all are measured over the same minutes of the machine -- its speed moves by a fifth
+from one second to the next, and a server measured alone in a slow moment would carry it
+alone -- then at 100 in flight one after another:
 
 * ``fixgw``      -- ``fixgw run``: SQLite store in a temp dir, file log on, pre-trade checks on
                     (the embedded configuration's limits, max_open_orders raised:
@@ -60,6 +65,7 @@ peer's (floor: parity at 1 in flight, 1.5x at 100).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -180,21 +186,45 @@ def _line(row: Row) -> str:
             f"{row.ctx_per_order:5.1f} cs/order  ({r.count} orders, {r.rejected} rejected)")
 
 
-def load(server: procs.Server, engine: str, rnd: int, args: argparse.Namespace) -> list[Row]:
-    """Warm-up, then the 1-in-flight and the 100-in-flight runs on one connection."""
-    c = LeanClient(server.host, server.port)
-    c.logon()
-    rows = []
+def _measured(server: procs.Server, engine: str, rnd: int, c: LeanClient, count: int,
+              window: int, prefix: str, args: argparse.Namespace) -> Row:
+    """``count`` orders at ``window`` in flight on ``c``, ``server`` resumed meanwhile (it is
+    paused again after)."""
+    server.resume()
     try:
-        c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
-        for window, n in ((1, args.n1), (100, args.n100)):
-            cpu0, cs0 = server.cpu_s(), server.ctx_switches()
-            r = c.run_window(MARKETABLE, n, window, f"r{window}x", deadline_s=args.deadline)
-            row = Row(engine, rnd, r, server.cpu_s() - cpu0, server.ctx_switches() - cs0)
-            rows.append(row)
-            print(_line(row), flush=True)
+        cpu0, cs0 = server.cpu_s(), server.ctx_switches()
+        r = c.run_window(MARKETABLE, count, window, prefix, deadline_s=args.deadline)
+        return Row(engine, rnd, r, server.cpu_s() - cpu0, server.ctx_switches() - cs0)
     finally:
-        c.logout()
+        server.pause()
+
+
+def load(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int,
+         args: argparse.Namespace) -> list[Row]:
+    """The 1-in-flight runs, in ``args.slices`` slices: the servers take turns (their order
+    rotating from slice to slice), each paused while the others run, so that every server is
+    measured over the same minutes of the machine -- whose speed moves by a fifth from one
+    second to the next -- and one slow moment weighs on all of them alike; each server's
+    figures are those of its slices together. Then the 100-in-flight runs, one server after
+    another."""
+    slices = max(1, min(args.slices, args.n1))
+    parts: dict[str, list[Row]] = {engine: [] for engine, _, _ in servers}
+    for i in range(slices):
+        count = args.n1 // slices + (1 if i < args.n1 % slices else 0)
+        k = i % len(servers)
+        for engine, server, c in servers[k:] + servers[:k]:
+            parts[engine].append(_measured(server, engine, rnd, c, count, 1, f"r1x{i}-", args))
+    rows = []
+    for engine, _, _ in servers:
+        sl = parts[engine]
+        row = Row(engine, rnd, RunResult.merged([r.result for r in sl]),  # type: ignore[misc]
+                  sum(r.cpu_s for r in sl), sum(r.ctx for r in sl))
+        rows.append(row)
+        print(_line(row), flush=True)
+    for engine, server, c in servers:
+        row = _measured(server, engine, rnd, c, args.n100, 100, "r100x", args)
+        rows.append(row)
+        print(_line(row), flush=True)
     return rows
 
 
@@ -212,24 +242,34 @@ def many(server: procs.Server, engine: str, rnd: int, args: argparse.Namespace) 
 
 
 def one_round(rnd: int, tmp: Path, engines: list[str], args: argparse.Namespace) -> list[Row]:
+    """Every engine started afresh (in an order that rotates from round to round), warmed up
+    and paused; then :func:`load`; then the sessions at once, one engine after another."""
     rows: list[Row] = []
     k = rnd % len(engines)
     order = engines[k:] + engines[:k]
-    for engine in order:
-        d = tmp / f"r{rnd}-{engine}"
-        d.mkdir()
-        if engine == "fixgw-pg":
-            from benchlib.pg import scratch_database
+    with contextlib.ExitStack() as stack:
+        servers: list[tuple[str, procs.Server, LeanClient]] = []
+        for engine in order:
+            d = tmp / f"r{rnd}-{engine}"
+            d.mkdir()
+            url = None
+            if engine == "fixgw-pg":
+                from benchlib.pg import scratch_database
 
-            with scratch_database(args.pg_url) as url:
-                start = starter(engine, d, url)
-                if start is None:
-                    continue
-                rows += _serve(start, lambda s, e=engine: load(s, e, rnd, args))
-        else:
-            start = starter(engine, d, None)
-            assert start is not None
-            rows += _serve(start, lambda s, e=engine: load(s, e, rnd, args))
+                url = stack.enter_context(scratch_database(args.pg_url))
+            start = starter(engine, d, url)
+            if start is None:
+                continue
+            server = start()
+            stack.callback(server.stop)
+            c = LeanClient(server.host, server.port)
+            c.logon()
+            stack.callback(c.logout)
+            stack.callback(server.resume)  # (first at the end: the logout needs it running)
+            c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
+            server.pause()
+            servers.append((engine, server, c))
+        rows += load(servers, rnd, args)
     if args.sessions:
         for engine in args.sessions_engines.split(","):
             d = tmp / f"r{rnd}-{engine}-many"
@@ -638,7 +678,9 @@ def main() -> None:
                     help="2 rounds of few orders (a smoke test, under a minute)")
     ap.add_argument("--engines", default=DEFAULT_ENGINES,
                     help=f"comma-separated, of {', '.join(ENGINES)} (default {DEFAULT_ENGINES})")
-    ap.add_argument("--n1", type=int, default=1000, help="orders with 1 in flight")
+    ap.add_argument("--n1", type=int, default=3000, help="orders with 1 in flight")
+    ap.add_argument("--slices", type=int, default=10,
+                    help="slices the 1-in-flight orders are sent in, the servers taking turns")
     ap.add_argument("--n100", type=int, default=5000, help="orders with 100 in flight")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--sessions", type=int, default=20,

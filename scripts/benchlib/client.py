@@ -64,6 +64,17 @@ class RunResult:
         v = sorted(self.latencies_ms)
         return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
+    @classmethod
+    def merged(cls, parts: list[RunResult]) -> RunResult:
+        """One result of runs made one after another on one connection (the slices of a
+        run): their orders over the sum of their times, their latencies together."""
+        if not parts or len({r.window for r in parts}) != 1:
+            raise ValueError("merged: runs of one window, at least one")
+        return cls(sum(r.count for r in parts), parts[0].window,
+                   sum(r.elapsed for r in parts),
+                   [x for r in parts for x in r.latencies_ms],
+                   sum(r.rejected for r in parts), sum(r.reports for r in parts))
+
 
 class LeanClient:
     def __init__(

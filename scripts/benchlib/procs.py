@@ -61,9 +61,18 @@ class Server:
         """Context switches (voluntary + involuntary) of all its threads so far."""
         return sum(t.ctx for t in threads(self.pid))
 
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP) while other servers are measured: nothing of it runs,
+        its timers included, until :meth:`resume`."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)  # (a paused process handles it once resumed)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
