@@ -47,7 +47,7 @@ At the end: every figure as a range over the rounds, and the ratios of each roun
 peer's better variant (orders/s), fixgw / qf-echo, fixgw's p50 at 1 in flight against the
 peer's, the 20 sessions.
 
-    .venv/bin/python scripts/bench_orders.py                 # 5 rounds (~4 min)
+    .venv/bin/python scripts/bench_orders.py                 # 5 rounds (~6 min)
     .venv/bin/python scripts/bench_orders.py --quick         # 2 short rounds (< 1 min): smoke
     .venv/bin/python scripts/bench_orders.py --rounds 3 --engines fixgw,peer-group --no-sessions
     .venv/bin/python scripts/bench_orders.py --only memory --only restart
@@ -78,6 +78,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -95,6 +96,7 @@ ENGINES = ("fixgw", "peer-order", "peer-group", "qf-echo", "qf-echo-py", "fixgw-
 DEFAULT_ENGINES = "fixgw,peer-order,peer-group,qf-echo,qf-echo-py,fixgw-pg"
 NATIVE_ECHO = BIN / "qf_echo"
 PEERS = ("peer-order", "peer-group")
+T = TypeVar("T")
 
 
 @dataclass
@@ -186,12 +188,24 @@ def _line(row: Row) -> str:
             f"{row.ctx_per_order:5.1f} cs/order  ({r.count} orders, {r.rejected} rejected)")
 
 
+PRIMER = 10
+"""Orders a server answers, untimed, each time it is resumed, before its measured orders: what
+fell due while it was paused -- fixgw's checkpoint, its node's lease renewal and watch, its
+session timers, QuickFIX's own timers -- runs then, all at once, and would otherwise land on
+the first order of every slice (some 10 ms for fixgw, half a millisecond for the peer; a
+continuous run spreads that work over its orders)."""
+HEARTBEAT_S = 600
+"""The load's sessions' HeartBtInt: a server paused through the other servers' runs must not
+take its client for gone (2.4 heartbeats of silence end a session) when it is resumed."""
+
+
 def _measured(server: procs.Server, engine: str, rnd: int, c: LeanClient, count: int,
               window: int, prefix: str, args: argparse.Namespace) -> Row:
     """``count`` orders at ``window`` in flight on ``c``, ``server`` resumed meanwhile (it is
-    paused again after)."""
+    paused again after); first :data:`PRIMER` untimed orders."""
     server.resume()
     try:
+        c.run_window(MARKETABLE, PRIMER, 1, prefix + "p", deadline_s=args.deadline)
         cpu0, cs0 = server.cpu_s(), server.ctx_switches()
         r = c.run_window(MARKETABLE, count, window, prefix, deadline_s=args.deadline)
         return Row(engine, rnd, r, server.cpu_s() - cpu0, server.ctx_switches() - cs0)
@@ -199,20 +213,31 @@ def _measured(server: procs.Server, engine: str, rnd: int, c: LeanClient, count:
         server.pause()
 
 
+def turns(servers: list[T], i: int) -> list[T]:
+    """The order in which ``servers`` run their ``i``-th slice: rotated by one a slice, and
+    reversed every other slice, so that no server always follows the same one (whose
+    leftovers -- PostgreSQL's background writes after fixgw-pg, a warm library after a
+    server that shares it -- would always land on it)."""
+    k = i % len(servers)
+    order = servers[k:] + servers[:k]
+    return order[::-1] if i % 2 else order
+
+
 def load(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int,
          args: argparse.Namespace) -> list[Row]:
-    """The 1-in-flight runs, in ``args.slices`` slices: the servers take turns (their order
-    rotating from slice to slice), each paused while the others run, so that every server is
-    measured over the same minutes of the machine -- whose speed moves by a fifth from one
-    second to the next -- and one slow moment weighs on all of them alike; each server's
-    figures are those of its slices together. Then the 100-in-flight runs, one server after
-    another."""
+    """The 1-in-flight runs, in ``args.slices`` slices (at most one an order): the servers take
+    turns (:func:`turns`), each paused while the others run, so that every server is measured
+    over the same minutes of the machine -- whose speed moves by a fifth from one second to the
+    next -- rather than in a second of its own; a slow moment shorter than a turn still falls
+    on one slice, but no longer on one server's whole figure. Each server's figures are those
+    of its slices together. Then the 100-in-flight runs, one server after another."""
+    if not servers:
+        return []
     slices = max(1, min(args.slices, args.n1))
     parts: dict[str, list[Row]] = {engine: [] for engine, _, _ in servers}
     for i in range(slices):
         count = args.n1 // slices + (1 if i < args.n1 % slices else 0)
-        k = i % len(servers)
-        for engine, server, c in servers[k:] + servers[:k]:
+        for engine, server, c in turns(servers, i):
             parts[engine].append(_measured(server, engine, rnd, c, count, 1, f"r1x{i}-", args))
     rows = []
     for engine, _, _ in servers:
@@ -263,7 +288,7 @@ def one_round(rnd: int, tmp: Path, engines: list[str], args: argparse.Namespace)
             server = start()
             stack.callback(server.stop)
             c = LeanClient(server.host, server.port)
-            c.logon()
+            c.logon(HEARTBEAT_S)
             stack.callback(c.logout)
             stack.callback(server.resume)  # (first at the end: the logout needs it running)
             c.run_window(MARKETABLE, args.warmup, 100, "w", deadline_s=args.deadline)
@@ -680,7 +705,8 @@ def main() -> None:
                     help=f"comma-separated, of {', '.join(ENGINES)} (default {DEFAULT_ENGINES})")
     ap.add_argument("--n1", type=int, default=3000, help="orders with 1 in flight")
     ap.add_argument("--slices", type=int, default=10,
-                    help="slices the 1-in-flight orders are sent in, the servers taking turns")
+                    help="slices the 1-in-flight orders are sent in, the servers taking turns "
+                         "(at most one an order; 100 in flight is not sliced)")
     ap.add_argument("--n100", type=int, default=5000, help="orders with 100 in flight")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--sessions", type=int, default=20,
@@ -729,10 +755,12 @@ def main() -> None:
         if "load" in parts:
             rows: list[Row] = []
             print(f"load: {args.rounds} rounds of {', '.join(engines)} (warm-up of "
-                  f"{args.warmup} orders, then {args.n1} orders at 1 in flight and {args.n100} "
-                  f"at 100)" + (f"; then {args.sessions} sessions x {args.sessions_window} in "
-                                f"flight x {args.sessions_orders} orders against "
-                                f"{args.sessions_engines}" if args.sessions else ""), flush=True)
+                  f"{args.warmup} orders, then {args.n1} orders at 1 in flight in "
+                  f"{max(1, min(args.slices, args.n1))} slices, the servers taking turns, and "
+                  f"{args.n100} at 100)"
+                  + (f"; then {args.sessions} sessions x {args.sessions_window} in flight x "
+                     f"{args.sessions_orders} orders against {args.sessions_engines}"
+                     if args.sessions else ""), flush=True)
             for rnd in range(args.rounds):
                 print(f"round {rnd + 1} (load average {os.getloadavg()[0]:.2f}):", flush=True)
                 rows += one_round(rnd, tmp, engines, args)

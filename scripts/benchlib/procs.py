@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import selectors
@@ -62,8 +63,9 @@ class Server:
         return sum(t.ctx for t in threads(self.pid))
 
     def pause(self) -> None:
-        """Stop the process (SIGSTOP) while other servers are measured: nothing of it runs,
-        its timers included, until :meth:`resume`."""
+        """Stop the process (SIGSTOP) while other servers are measured: nothing of it runs
+        until :meth:`resume` -- its clocks go on, and what its timers scheduled meanwhile runs
+        at once when it is resumed."""
         self.proc.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
@@ -132,13 +134,24 @@ def status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """(In the child, before its program runs.) SIGKILL when the thread that started it ends:
+    a server a benchmark left paused (:meth:`Server.pause`) would otherwise stay stopped for
+    good when the benchmark is killed. Every caller starts servers from its main thread."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def start(name: str, argv: list[str], *, stderr_path: Path, timeout: float = 120.0,
           cwd: Path | None = None, env: dict[str, str] | None = None) -> Server:
     """Spawn ``argv`` and wait (at most ``timeout`` s) for its ``listening on`` line."""
     err = open(stderr_path, "ab")  # noqa: SIM115 - handed to the child
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=cwd,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent)
     err.close()
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_orders  # noqa: E402
 from benchlib.client import RunResult  # noqa: E402
 
 
@@ -20,6 +25,75 @@ def test_slices_together_are_their_orders_over_their_times() -> None:
     assert merged.rate == 150.0  # not the mean of the slices' rates (200 and 100)
     assert (merged.rejected, merged.reports) == (1, 300)
     assert merged.pct(50) == 1.0 and merged.pct(99) == 3.0
+    with pytest.raises(ValueError):
+        RunResult.merged([])
+    with pytest.raises(ValueError):
+        RunResult.merged([RunResult(1, 1, 0.1, [1.0]), RunResult(1, 100, 0.1, [1.0])])
+
+
+class _Server:
+    """A server that only says what is done to it: running or paused, and the CPU it used
+    (one second an order, counted only while it runs)."""
+
+    def __init__(self, name: str, log: list[tuple[str, ...]]) -> None:
+        self.name, self.log, self.running, self.cpu = name, log, False, 0.0
+
+    def resume(self) -> None:
+        self.log.append(("resume", self.name))
+        self.running = True
+
+    def pause(self) -> None:
+        self.log.append(("pause", self.name))
+        self.running = False
+
+    def cpu_s(self) -> float:
+        return self.cpu
+
+    def ctx_switches(self) -> int:
+        return int(self.cpu)
+
+
+class _Client:
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+
+    def run_window(self, spec: Any, count: int, window: int, prefix: str,
+                   deadline_s: float = 0.0) -> RunResult:
+        assert self.server.running, f"{self.server.name} ran paused"
+        self.server.log.append(("run", self.server.name, prefix, str(count), str(window)))
+        self.server.cpu += count
+        return RunResult(count, window, count / 100, [1.0] * count)
+
+
+def test_servers_take_turns_each_resumed_for_its_own_slice_only(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    log: list[tuple[str, ...]] = []
+    servers = [_Server(n, log) for n in ("a", "b", "c")]
+    args = argparse.Namespace(slices=4, n1=10, n100=50, deadline=1.0)
+    rows = bench_orders.load([(s.name, s, _Client(s)) for s in servers],  # type: ignore[misc]
+                             0, args)
+    runs = [e for e in log if e[0] == "run"]
+    timed = [e for e in runs if not e[2].endswith("p")]
+    # every run of a server is between its resume and its pause, and nothing else runs then
+    for k, event in enumerate(log):
+        if event[0] == "resume":
+            assert log[k + 1][:2] == ("run", event[1]) and log[k + 1][2].endswith("p")
+            assert log[k + 2][:2] == ("run", event[1]) and log[k + 3] == ("pause", event[1])
+    # before each timed run, PRIMER untimed orders of its own
+    assert all(r[3] == str(bench_orders.PRIMER) for r in runs if r[2].endswith("p"))
+    # the slices: 3 + 3 + 2 + 2 orders each, turns rotating and reversed every other slice
+    assert [(r[1], r[2], r[3]) for r in timed[:12]] == [
+        ("a", "r1x0-", "3"), ("b", "r1x0-", "3"), ("c", "r1x0-", "3"),
+        ("a", "r1x1-", "3"), ("c", "r1x1-", "3"), ("b", "r1x1-", "3"),
+        ("c", "r1x2-", "2"), ("a", "r1x2-", "2"), ("b", "r1x2-", "2"),
+        ("c", "r1x3-", "2"), ("b", "r1x3-", "2"), ("a", "r1x3-", "2")]
+    assert [(r[1], r[4]) for r in timed[12:]] == [("a", "100"), ("b", "100"), ("c", "100")]
+    # a server's figure at 1 in flight: its slices together, their CPU without the primers'
+    ones = [r for r in rows if r.window == 1]
+    assert [(r.engine, r.result.count, r.result.elapsed, r.cpu_s) for r in ones] == [
+        (n, 10, 0.1, 10.0) for n in ("a", "b", "c")]
+    assert len(capsys.readouterr().out.splitlines()) == 6
+    assert bench_orders.load([], 0, args) == []
 
 
 def test_every_server_of_a_round_is_measured_in_turns(tmp_path: Path) -> None:
@@ -31,5 +105,6 @@ def test_every_server_of_a_round_is_measured_in_turns(tmp_path: Path) -> None:
     rows = re.findall(r"^  (\S+)\s+(\d+) in flight:.*\((\d+) orders, (\d+) rejected\)$", out,
                       re.MULTILINE)
     # each server's slices (16 + 15 + 15 + 15 orders) make one figure, then 100 in flight
-    assert sorted(rows) == sorted([("fixgw", "1", "61", "0"), ("client", "1", "61", "0"),
-                                   ("fixgw", "100", "300", "0"), ("client", "100", "300", "0")]), out
+    expected = [("fixgw", "1", "61", "0"), ("client", "1", "61", "0"),
+                ("fixgw", "100", "300", "0"), ("client", "100", "300", "0")]
+    assert sorted(rows) == sorted(expected), out
