@@ -223,34 +223,44 @@ def turns(servers: list[T], i: int) -> list[T]:
     return order[::-1] if i % 2 else order
 
 
-def load(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int,
-         args: argparse.Namespace) -> list[Row]:
-    """The 1-in-flight runs, in ``args.slices`` slices (at most one an order): the servers take
-    turns (:func:`turns`), each paused while the others run, so that every server is measured
-    over the same minutes of the machine -- whose speed moves by a fifth from one second to the
-    next -- rather than in a second of its own; a slow moment shorter than a turn still falls
-    on one slice, but no longer on one server's whole figure. Each server's figures are those
-    of its slices together. Then the 100-in-flight runs, one server after another."""
-    if not servers:
-        return []
-    slices = max(1, min(args.slices, args.n1))
+def _sliced(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int, window: int,
+            total: int, slices: int, args: argparse.Namespace) -> list[Row]:
+    """``total`` orders a server at ``window`` in flight, in ``slices`` slices (at most one an
+    order): the servers take turns (:func:`turns`), each paused while the others run; each
+    server's figures are those of its slices together -- at 100 in flight the rate of their
+    steady parts (:meth:`RunResult.merged`)."""
+    # (at 100 in flight a slice longer than two windows: it has a steady part)
+    slices = max(1, min(slices, total if window == 1 else total // (2 * window + 1)))
     parts: dict[str, list[Row]] = {engine: [] for engine, _, _ in servers}
     for i in range(slices):
-        count = args.n1 // slices + (1 if i < args.n1 % slices else 0)
+        count = total // slices + (1 if i < total % slices else 0)
         for engine, server, c in turns(servers, i):
-            parts[engine].append(_measured(server, engine, rnd, c, count, 1, f"r1x{i}-", args))
+            parts[engine].append(
+                _measured(server, engine, rnd, c, count, window, f"r{window}x{i}-", args))
     rows = []
     for engine, _, _ in servers:
         sl = parts[engine]
-        row = Row(engine, rnd, RunResult.merged([r.result for r in sl]),  # type: ignore[misc]
-                  sum(r.cpu_s for r in sl), sum(r.ctx for r in sl))
-        rows.append(row)
-        print(_line(row), flush=True)
-    for engine, server, c in servers:
-        row = _measured(server, engine, rnd, c, args.n100, 100, "r100x", args)
+        results = [r.result for r in sl]
+        result = RunResult.merged(results,  # type: ignore[arg-type]
+                                  steady=window > 1 and all(r.steady_count for r in results))
+        row = Row(engine, rnd, result, sum(r.cpu_s for r in sl), sum(r.ctx for r in sl))
         rows.append(row)
         print(_line(row), flush=True)
     return rows
+
+
+def load(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int,
+         args: argparse.Namespace) -> list[Row]:
+    """The 1-in-flight runs in ``args.slices`` slices, then the 100-in-flight runs in
+    ``args.slices100``: the servers take turns, each paused while the others run, so that
+    every server is measured over the same minutes of the machine -- whose speed moves by a
+    fifth from one second to the next -- rather than in seconds of its own; a slow moment
+    shorter than a turn still falls on one slice, but no longer on one server's whole
+    figure."""
+    if not servers:
+        return []
+    return (_sliced(servers, rnd, 1, args.n1, args.slices, args)
+            + _sliced(servers, rnd, 100, args.n100, args.slices100, args))
 
 
 def many(server: procs.Server, engine: str, rnd: int, args: argparse.Namespace) -> Row:
@@ -706,7 +716,10 @@ def main() -> None:
     ap.add_argument("--n1", type=int, default=3000, help="orders with 1 in flight")
     ap.add_argument("--slices", type=int, default=10,
                     help="slices the 1-in-flight orders are sent in, the servers taking turns "
-                         "(at most one an order; 100 in flight is not sliced)")
+                         "(at most one an order)")
+    ap.add_argument("--slices100", type=int, default=5,
+                    help="slices the 100-in-flight orders are sent in (their rate: the steady "
+                         "part of each, the window full)")
     ap.add_argument("--n100", type=int, default=5000, help="orders with 100 in flight")
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--sessions", type=int, default=20,
@@ -756,8 +769,8 @@ def main() -> None:
             rows: list[Row] = []
             print(f"load: {args.rounds} rounds of {', '.join(engines)} (warm-up of "
                   f"{args.warmup} orders, then {args.n1} orders at 1 in flight in "
-                  f"{max(1, min(args.slices, args.n1))} slices, the servers taking turns, and "
-                  f"{args.n100} at 100)"
+                  f"{max(1, min(args.slices, args.n1))} slices and {args.n100} at 100 in "
+                  f"{max(1, min(args.slices100, args.n100))}, the servers taking turns)"
                   + (f"; then {args.sessions} sessions x {args.sessions_window} in flight x "
                      f"{args.sessions_orders} orders against {args.sessions_engines}"
                      if args.sessions else ""), flush=True)

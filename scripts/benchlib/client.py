@@ -55,6 +55,11 @@ class RunResult:
     latencies_ms: list[float] = field(repr=False)
     rejected: int = 0
     reports: int = 0
+    steady_count: int = 0
+    """Orders answered while the window was full: after the first ``window`` answers and up
+    to the last ``window`` (0 when the run is shorter than two windows)."""
+    steady_s: float = 0.0
+    """The time they took."""
 
     @property
     def rate(self) -> float:
@@ -65,15 +70,26 @@ class RunResult:
         return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
     @classmethod
-    def merged(cls, parts: list[RunResult]) -> RunResult:
+    def merged(cls, parts: list[RunResult], steady: bool = False) -> RunResult:
         """One result of runs made one after another on one connection (the slices of a
-        run): their orders over the sum of their times, their latencies together."""
+        run): their orders over the sum of their times, their latencies together. With
+        ``steady``, the rate is that of their steady parts (:attr:`steady_count` over
+        :attr:`steady_s`; ``elapsed`` is what all the orders would take at it): a slice fills
+        its window at its start and drains it at its end, which at 100 in flight is a tenth
+        of a slice of 1,000."""
         if not parts or len({r.window for r in parts}) != 1:
             raise ValueError("merged: runs of one window, at least one")
-        return cls(sum(r.count for r in parts), parts[0].window,
-                   sum(r.elapsed for r in parts),
-                   [x for r in parts for x in r.latencies_ms],
-                   sum(r.rejected for r in parts), sum(r.reports for r in parts))
+        count = sum(r.count for r in parts)
+        elapsed = sum(r.elapsed for r in parts)
+        steady_count = sum(r.steady_count for r in parts)
+        steady_s = sum(r.steady_s for r in parts)
+        if steady:
+            if not steady_count or steady_s <= 0:
+                raise ValueError("merged: no steady part (runs shorter than two windows)")
+            elapsed = count * steady_s / steady_count
+        return cls(count, parts[0].window, elapsed, [x for r in parts for x in r.latencies_ms],
+                   sum(r.rejected for r in parts), sum(r.reports for r in parts),
+                   steady_count, steady_s)
 
 
 class LeanClient:
@@ -162,6 +178,10 @@ class LeanClient:
         first_only = answer == "first"
         perf = time.perf_counter_ns
         hard_end = time.monotonic() + deadline_s
+        # the steady part: from the window-th answer to the one a window before the last (the
+        # window filling at the start and draining at the end left out)
+        steady_from, steady_to = (window, count - window) if count > 2 * window else (0, 0)
+        steady_t0 = steady_t1 = 0
         t0 = perf()
         while answered < count:
             if inflight < window and sent < count:
@@ -203,10 +223,15 @@ class LeanClient:
                     done[k] = True
                     answered += 1
                     inflight -= 1
+                    if answered == steady_from:
+                        steady_t0 = now
+                    if answered == steady_to:
+                        steady_t1 = now
                     if status == b"8":
                         rejected += 1
                         if rejected <= 3:
                             print("  rejected:", (_val(m, T58) or b"").decode(errors="replace"))
         elapsed = (perf() - t0) / 1e9
         lat = [x for x in first_ms if x is not None]
-        return RunResult(count, window, elapsed, lat, rejected, reports)
+        steady = (steady_to - steady_from, (steady_t1 - steady_t0) / 1e9) if steady_to else (0, 0.0)
+        return RunResult(count, window, elapsed, lat, rejected, reports, *steady)

@@ -25,6 +25,10 @@ def test_slices_together_are_their_orders_over_their_times() -> None:
     assert merged.rate == 150.0  # not the mean of the slices' rates (200 and 100)
     assert (merged.rejected, merged.reports) == (1, 300)
     assert merged.pct(50) == 1.0 and merged.pct(99) == 3.0
+    steady = RunResult.merged([RunResult(1000, 100, 2.0, [1.0], steady_count=800, steady_s=1.0),
+                               RunResult(1000, 100, 4.0, [1.0], steady_count=800, steady_s=3.0)],
+                              steady=True)
+    assert steady.rate == 400.0  # 1,600 steady orders in 4 s, not 2,000 in 6
     with pytest.raises(ValueError):
         RunResult.merged([])
     with pytest.raises(ValueError):
@@ -62,14 +66,18 @@ class _Client:
         assert self.server.running, f"{self.server.name} ran paused"
         self.server.log.append(("run", self.server.name, prefix, str(count), str(window)))
         self.server.cpu += count
-        return RunResult(count, window, count / 100, [1.0] * count)
+        # 100 orders a second; at 100 in flight the window's filling and draining twice as slow
+        steady = max(count - 2 * window, 0) if window > 1 else 0
+        elapsed = count / 100 if window == 1 else steady / 100 + (count - steady) / 50
+        return RunResult(count, window, elapsed, [1.0] * count, steady_count=steady,
+                         steady_s=steady / 100)
 
 
 def test_servers_take_turns_each_resumed_for_its_own_slice_only(
         capsys: pytest.CaptureFixture[str]) -> None:
     log: list[tuple[str, ...]] = []
     servers = [_Server(n, log) for n in ("a", "b", "c")]
-    args = argparse.Namespace(slices=4, n1=10, n100=50, deadline=1.0)
+    args = argparse.Namespace(slices=4, n1=10, slices100=2, n100=1000, deadline=1.0)
     rows = bench_orders.load([(s.name, s, _Client(s)) for s in servers],  # type: ignore[misc]
                              0, args)
     runs = [e for e in log if e[0] == "run"]
@@ -87,11 +95,19 @@ def test_servers_take_turns_each_resumed_for_its_own_slice_only(
         ("a", "r1x1-", "3"), ("c", "r1x1-", "3"), ("b", "r1x1-", "3"),
         ("c", "r1x2-", "2"), ("a", "r1x2-", "2"), ("b", "r1x2-", "2"),
         ("c", "r1x3-", "2"), ("b", "r1x3-", "2"), ("a", "r1x3-", "2")]
-    assert [(r[1], r[4]) for r in timed[12:]] == [("a", "100"), ("b", "100"), ("c", "100")]
-    # a server's figure at 1 in flight: its slices together, their CPU without the primers'
-    ones = [r for r in rows if r.window == 1]
-    assert [(r.engine, r.result.count, r.result.elapsed, r.cpu_s) for r in ones] == [
-        (n, 10, 0.1, 10.0) for n in ("a", "b", "c")]
+    # then 100 in flight in slices (500 orders each: two windows and a steady part), in turns
+    assert [(r[1], r[2], r[3], r[4]) for r in timed[12:]] == [
+        ("a", "r100x0-", "500", "100"), ("b", "r100x0-", "500", "100"),
+        ("c", "r100x0-", "500", "100"), ("a", "r100x1-", "500", "100"),
+        ("c", "r100x1-", "500", "100"), ("b", "r100x1-", "500", "100")]
+    # a server's figure at 1 in flight: its slices together, their CPU without the primers';
+    # at 100 in flight the rate of the slices' steady parts (100 a second, not the 71 of the
+    # whole slices with their filling and draining)
+    by = {(r.engine, r.window): r for r in rows}
+    assert [(by[n, 1].result.count, by[n, 1].result.elapsed, by[n, 1].cpu_s)
+            for n in ("a", "b", "c")] == [(10, 0.1, 10.0)] * 3
+    assert [(by[n, 100].result.count, round(by[n, 100].result.rate, 6), by[n, 100].cpu_s)
+            for n in ("a", "b", "c")] == [(1000, 100.0, 1000.0)] * 3
     assert len(capsys.readouterr().out.splitlines()) == 6
     assert bench_orders.load([], 0, args) == []
 
