@@ -68,6 +68,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -205,7 +206,8 @@ def _measured(server: procs.Server, engine: str, rnd: int, c: LeanClient, count:
     paused again after); first :data:`PRIMER` untimed orders."""
     server.resume()
     try:
-        c.run_window(MARKETABLE, PRIMER, 1, prefix + "p", deadline_s=args.deadline)
+        # (a prefix no other run's extends, nor extends another's)
+        c.run_window(MARKETABLE, PRIMER, 1, "p" + prefix[1:], deadline_s=args.deadline)
         cpu0, cs0 = server.cpu_s(), server.ctx_switches()
         r = c.run_window(MARKETABLE, count, window, prefix, deadline_s=args.deadline)
         return Row(engine, rnd, r, server.cpu_s() - cpu0, server.ctx_switches() - cs0)
@@ -213,14 +215,21 @@ def _measured(server: procs.Server, engine: str, rnd: int, c: LeanClient, count:
         server.pause()
 
 
-def turns(servers: list[T], i: int) -> list[T]:
-    """The order in which ``servers`` run their ``i``-th slice: rotated by one a slice, and
-    reversed every other slice, so that no server always follows the same one (whose
-    leftovers -- PostgreSQL's background writes after fixgw-pg, a warm library after a
-    server that shares it -- would always land on it)."""
-    k = i % len(servers)
-    order = servers[k:] + servers[:k]
-    return order[::-1] if i % 2 else order
+def turns(servers: list[T], rnd: int, i: int) -> list[T]:
+    """The order in which ``servers`` run their ``i``-th slice of round ``rnd``: shuffled, the
+    same for the same round and slice in every run, so that no server follows the same one
+    slice after slice (whose leftovers -- PostgreSQL's background writes after fixgw-pg, a warm
+    library after a server that shares it -- would always land on it)."""
+    order = list(servers)
+    random.Random(f"{rnd}:{i}").shuffle(order)
+    return order
+
+
+def slice_count(total: int, window: int, slices: int) -> int:
+    """How many slices ``total`` orders at ``window`` in flight go in: ``slices``, at most one
+    an order, and at 100 in flight at most one in five windows (each slice then has a steady
+    part of three windows or more)."""
+    return max(1, min(slices, total if window == 1 else total // (5 * window)))
 
 
 def _sliced(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int, window: int,
@@ -229,20 +238,19 @@ def _sliced(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int, windo
     order): the servers take turns (:func:`turns`), each paused while the others run; each
     server's figures are those of its slices together -- at 100 in flight the rate of their
     steady parts (:meth:`RunResult.merged`)."""
-    # (at 100 in flight a slice longer than two windows: it has a steady part)
-    slices = max(1, min(slices, total if window == 1 else total // (2 * window + 1)))
+    slices = slice_count(total, window, slices)
     parts: dict[str, list[Row]] = {engine: [] for engine, _, _ in servers}
     for i in range(slices):
         count = total // slices + (1 if i < total % slices else 0)
-        for engine, server, c in turns(servers, i):
+        for engine, server, c in turns(servers, rnd, i):
             parts[engine].append(
                 _measured(server, engine, rnd, c, count, window, f"r{window}x{i}-", args))
     rows = []
     for engine, _, _ in servers:
         sl = parts[engine]
         results = [r.result for r in sl]
-        result = RunResult.merged(results,  # type: ignore[arg-type]
-                                  steady=window > 1 and all(r.steady_count for r in results))
+        steady = window > 1 and all(r.steady_count and r.steady_s > 0 for r in results)
+        result = RunResult.merged(results, steady=steady)  # type: ignore[arg-type]
         row = Row(engine, rnd, result, sum(r.cpu_s for r in sl), sum(r.ctx for r in sl))
         rows.append(row)
         print(_line(row), flush=True)
@@ -769,8 +777,8 @@ def main() -> None:
             rows: list[Row] = []
             print(f"load: {args.rounds} rounds of {', '.join(engines)} (warm-up of "
                   f"{args.warmup} orders, then {args.n1} orders at 1 in flight in "
-                  f"{max(1, min(args.slices, args.n1))} slices and {args.n100} at 100 in "
-                  f"{max(1, min(args.slices100, args.n100))}, the servers taking turns)"
+                  f"{slice_count(args.n1, 1, args.slices)} slices and {args.n100} at 100 in "
+                  f"{slice_count(args.n100, 100, args.slices100)}, the servers taking turns)"
                   + (f"; then {args.sessions} sessions x {args.sessions_window} in flight x "
                      f"{args.sessions_orders} orders against {args.sessions_engines}"
                      if args.sessions else ""), flush=True)

@@ -56,10 +56,11 @@ class RunResult:
     rejected: int = 0
     reports: int = 0
     steady_count: int = 0
-    """Orders answered while the window was full: after the first ``window`` answers and up
-    to the last ``window`` (0 when the run is shorter than two windows)."""
+    """Orders answered while the window was full: those read after the read that brought the
+    ``window``-th answer, up to the read that brought the one ``window`` before the last (0
+    when the run is too short to have them)."""
     steady_s: float = 0.0
-    """The time they took."""
+    """The time between those two reads."""
 
     @property
     def rate(self) -> float:
@@ -90,6 +91,35 @@ class RunResult:
         return cls(count, parts[0].window, elapsed, [x for r in parts for x in r.latencies_ms],
                    sum(r.rejected for r in parts), sum(r.reports for r in parts),
                    steady_count, steady_s)
+
+
+class Steady:
+    """The steady part of a run of ``count`` orders at ``window`` in flight: from the read
+    that brings the ``window``-th answer to the one that brings the answer ``window`` before
+    the last (the window filling at the start and draining at the end left out), and the
+    answers read in between -- counted read by read, so that a server answering in batches is
+    counted as one answering one by one (the answers that come with the first read are before
+    the part, those with the last one in it)."""
+
+    def __init__(self, count: int, window: int) -> None:
+        self.start, self.end = (window, count - window) if count > 2 * window else (0, 0)
+        self.t0 = self.t1 = 0
+        self.a0 = self.a1 = -1
+
+    def read(self, answered: int, now_ns: int) -> None:
+        """A read, after which ``answered`` orders are answered in all."""
+        if not self.end:
+            return
+        if self.a0 < 0 and answered >= self.start:
+            self.t0, self.a0 = now_ns, answered
+        elif self.a0 >= 0 and self.a1 < 0 and answered >= self.end:
+            self.t1, self.a1 = now_ns, answered
+
+    def part(self) -> tuple[int, float]:
+        """(answers, seconds) of the steady part; (0, 0.0) when there is none."""
+        if self.a1 > self.a0 and self.t1 > self.t0:
+            return self.a1 - self.a0, (self.t1 - self.t0) / 1e9
+        return 0, 0.0
 
 
 class LeanClient:
@@ -178,10 +208,7 @@ class LeanClient:
         first_only = answer == "first"
         perf = time.perf_counter_ns
         hard_end = time.monotonic() + deadline_s
-        # the steady part: from the window-th answer to the one a window before the last (the
-        # window filling at the start and draining at the end left out)
-        steady_from, steady_to = (window, count - window) if count > 2 * window else (0, 0)
-        steady_t0 = steady_t1 = 0
+        steady = Steady(count, window)
         t0 = perf()
         while answered < count:
             if inflight < window and sent < count:
@@ -223,15 +250,11 @@ class LeanClient:
                     done[k] = True
                     answered += 1
                     inflight -= 1
-                    if answered == steady_from:
-                        steady_t0 = now
-                    if answered == steady_to:
-                        steady_t1 = now
                     if status == b"8":
                         rejected += 1
                         if rejected <= 3:
                             print("  rejected:", (_val(m, T58) or b"").decode(errors="replace"))
+            steady.read(answered, now)
         elapsed = (perf() - t0) / 1e9
         lat = [x for x in first_ms if x is not None]
-        steady = (steady_to - steady_from, (steady_t1 - steady_t0) / 1e9) if steady_to else (0, 0.0)
-        return RunResult(count, window, elapsed, lat, rejected, reports, *steady)
+        return RunResult(count, window, elapsed, lat, rejected, reports, *steady.part())

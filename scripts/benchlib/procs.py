@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import selectors
@@ -134,15 +135,18 @@ def status_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # (looked up here, not after the fork)
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """(In the child, before its program runs.) SIGKILL when the thread that started it ends:
     a server a benchmark left paused (:meth:`Server.pause`) would otherwise stay stopped for
-    good when the benchmark is killed. Every caller starts servers from its main thread."""
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    good when the benchmark is killed. Every caller starts servers from its main thread. A
+    parent gone before this ran is not waited for."""
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def start(name: str, argv: list[str], *, stderr_path: Path, timeout: float = 120.0,
@@ -151,7 +155,8 @@ def start(name: str, argv: list[str], *, stderr_path: Path, timeout: float = 120
     err = open(stderr_path, "ab")  # noqa: SIM115 - handed to the child
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=cwd,
-                            env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent)
+                            env={**os.environ, **(env or {})},
+                            preexec_fn=functools.partial(_die_with_parent, os.getpid()))
     err.close()
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()

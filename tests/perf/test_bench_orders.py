@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_orders  # noqa: E402
-from benchlib.client import RunResult  # noqa: E402
+from benchlib.client import RunResult, Steady  # noqa: E402
 
 
 def test_slices_together_are_their_orders_over_their_times() -> None:
@@ -81,25 +81,24 @@ def test_servers_take_turns_each_resumed_for_its_own_slice_only(
     rows = bench_orders.load([(s.name, s, _Client(s)) for s in servers],  # type: ignore[misc]
                              0, args)
     runs = [e for e in log if e[0] == "run"]
-    timed = [e for e in runs if not e[2].endswith("p")]
+    timed = [e for e in runs if not e[2].startswith("p")]
     # every run of a server is between its resume and its pause, and nothing else runs then
     for k, event in enumerate(log):
         if event[0] == "resume":
-            assert log[k + 1][:2] == ("run", event[1]) and log[k + 1][2].endswith("p")
+            assert log[k + 1][:2] == ("run", event[1]) and log[k + 1][2].startswith("p")
             assert log[k + 2][:2] == ("run", event[1]) and log[k + 3] == ("pause", event[1])
     # before each timed run, PRIMER untimed orders of its own
-    assert all(r[3] == str(bench_orders.PRIMER) for r in runs if r[2].endswith("p"))
-    # the slices: 3 + 3 + 2 + 2 orders each, turns rotating and reversed every other slice
-    assert [(r[1], r[2], r[3]) for r in timed[:12]] == [
-        ("a", "r1x0-", "3"), ("b", "r1x0-", "3"), ("c", "r1x0-", "3"),
-        ("a", "r1x1-", "3"), ("c", "r1x1-", "3"), ("b", "r1x1-", "3"),
-        ("c", "r1x2-", "2"), ("a", "r1x2-", "2"), ("b", "r1x2-", "2"),
-        ("c", "r1x3-", "2"), ("b", "r1x3-", "2"), ("a", "r1x3-", "2")]
-    # then 100 in flight in slices (500 orders each: two windows and a steady part), in turns
-    assert [(r[1], r[2], r[3], r[4]) for r in timed[12:]] == [
-        ("a", "r100x0-", "500", "100"), ("b", "r100x0-", "500", "100"),
-        ("c", "r100x0-", "500", "100"), ("a", "r100x1-", "500", "100"),
-        ("c", "r100x1-", "500", "100"), ("b", "r100x1-", "500", "100")]
+    assert all(r[3] == str(bench_orders.PRIMER) for r in runs if r[2].startswith("p"))
+    # the slices: 3 + 3 + 2 + 2 orders each, then 100 in flight in two slices of 500, every
+    # server once a slice, in the turns of bench_orders.turns
+    expected = [(s.name, f"r1x{i}-", str(n))
+                for i, n in enumerate((3, 3, 2, 2)) for s in bench_orders.turns(servers, 0, i)]
+    expected += [(s.name, f"r100x{i}-", "500")
+                 for i in range(2) for s in bench_orders.turns(servers, 0, i)]
+    assert [(r[1], r[2], r[3]) for r in timed] == expected
+    assert all(r[4] == ("1" if r[2].startswith("r1x") else "100") for r in timed)
+    # the primers' ClOrdIDs extend no other run's prefix
+    assert all(r[2].startswith("p") for r in runs if r not in timed)
     # a server's figure at 1 in flight: its slices together, their CPU without the primers';
     # at 100 in flight the rate of the slices' steady parts (100 a second, not the 71 of the
     # whole slices with their filling and draining)
@@ -124,3 +123,33 @@ def test_every_server_of_a_round_is_measured_in_turns(tmp_path: Path) -> None:
     expected = [("fixgw", "1", "61", "0"), ("client", "1", "61", "0"),
                 ("fixgw", "100", "300", "0"), ("client", "100", "300", "0")]
     assert sorted(rows) == sorted(expected), out
+
+
+def test_no_server_follows_the_same_one_slice_after_slice() -> None:
+    servers = ["fixgw", "peer-order", "peer-group", "qf-echo", "qf-echo-py", "fixgw-pg"]
+    before: dict[str, set[str]] = {s: set() for s in servers}
+    for rnd in range(5):
+        for i in range(10):
+            order = bench_orders.turns(servers, rnd, i)
+            assert sorted(order) == sorted(servers)
+            assert order == bench_orders.turns(servers, rnd, i)  # the same in every run
+            for a, b in zip(order, order[1:], strict=False):
+                before[b].add(a)
+    assert all(len(b) >= 4 for b in before.values()), before
+
+
+def test_the_steady_part_counts_answers_read_by_read() -> None:
+    # a server answering 100 at a time and one answering one by one, both 1,000 a second:
+    # 1,250 orders at 100 in flight, the same steady rate
+    batched, single = Steady(1250, 100), Steady(1250, 100)
+    for n in range(1, 1251):
+        single.read(n, n * 1_000_000)
+        if n % 100 == 0 or n == 1250:
+            batched.read(n, n * 1_000_000)
+    for steady in (batched, single):
+        answers, seconds = steady.part()
+        assert answers / seconds == pytest.approx(1000.0)
+    # (the first read at or past answer 100, up to the first at or past answer 1,150)
+    assert batched.part() == (1100, pytest.approx(1.1))
+    assert single.part() == (1050, pytest.approx(1.05))
+    assert Steady(200, 100).part() == (0, 0.0)  # no steady part: two windows
