@@ -47,7 +47,7 @@ At the end: every figure as a range over the rounds, and the ratios of each roun
 peer's better variant (orders/s), fixgw / qf-echo, fixgw's p50 at 1 in flight against the
 peer's, the 20 sessions.
 
-    .venv/bin/python scripts/bench_orders.py                 # 5 rounds (~6 min)
+    .venv/bin/python scripts/bench_orders.py                 # 5 rounds (~7 min)
     .venv/bin/python scripts/bench_orders.py --quick         # 2 short rounds (< 1 min): smoke
     .venv/bin/python scripts/bench_orders.py --rounds 3 --engines fixgw,peer-group --no-sessions
     .venv/bin/python scripts/bench_orders.py --only memory --only restart
