@@ -293,7 +293,9 @@ def test_a_pov_resumes_after_a_restart_from_the_volume_it_stored(tmp_path: Path)
                 orders = gw.orders
                 assert orders is not None
                 parent = orders.orders[new[37]]
-                assert parent.strategy_step == before.strategy_step
+                # from the stored volume, not from nothing (the market trades on: by the time
+                # the started gateway is asked, it may have counted a trade or two more)
+                assert before.strategy_step <= parent.strategy_step < 2 * before.strategy_step
                 c = await OrderClient.connect(host, port, sender="C1", begin="FIX.4.4",
                                               next_seq=first.clients[0].next_seq)
                 assert isinstance(c, OrderClient)
