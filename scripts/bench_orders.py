@@ -11,12 +11,12 @@ over the run, the latency from sending an order to its FIRST ExecutionReport (p5
 server's CPU per order (all its threads) and its context switches per order.
 
 Servers (``--engines``), each a separate process, all started afresh for each round (in an
-order that rotates from round to round) and warmed up, then measured in turns: at 1 in flight
-the round's orders are sent in ``--slices`` slices (10 by default), each server running one
-slice while the others are paused (SIGSTOP), the servers' order rotating from slice to slice,
-so that all are measured over the same minutes of the machine -- its speed moves by a fifth
+order that rotates from round to round) and warmed up, then measured in turns: the orders at 1
+in flight go in ``--slices`` slices (10), those at 100 in ``--slices100`` (5), each server
+running one slice while the others are paused (SIGSTOP), in a shuffled order from slice to
+slice, so that all are measured over the same minutes of the machine -- its speed moves widely
 from one second to the next, and a server measured alone in a slow moment would carry it
-alone -- then at 100 in flight one after another:
+alone (at 100 in flight the rate of each slice's steady part, the window full):
 
 * ``fixgw``      -- ``fixgw run``: SQLite store in a temp dir, file log on, pre-trade checks on
                     (the embedded configuration's limits, max_open_orders raised:
@@ -249,7 +249,7 @@ def _sliced(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int, windo
     for engine, _, _ in servers:
         sl = parts[engine]
         results = [r.result for r in sl]
-        steady = window > 1 and all(r.steady_count and r.steady_s > 0 for r in results)
+        steady = window > 1 and all(r.steady_count for r in results)  # (then steady_s > 0)
         result = RunResult.merged(results, steady=steady)  # type: ignore[arg-type]
         row = Row(engine, rnd, result, sum(r.cpu_s for r in sl), sum(r.ctx for r in sl))
         rows.append(row)
@@ -261,8 +261,8 @@ def load(servers: list[tuple[str, procs.Server, LeanClient]], rnd: int,
          args: argparse.Namespace) -> list[Row]:
     """The 1-in-flight runs in ``args.slices`` slices, then the 100-in-flight runs in
     ``args.slices100``: the servers take turns, each paused while the others run, so that
-    every server is measured over the same minutes of the machine -- whose speed moves by a
-    fifth from one second to the next -- rather than in seconds of its own; a slow moment
+    every server is measured over the same minutes of the machine -- whose speed moves widely
+    from one second to the next -- rather than in seconds of its own; a slow moment
     shorter than a turn still falls on one slice, but no longer on one server's whole
     figure."""
     if not servers:
