@@ -115,8 +115,15 @@ class Session:
         client = await FixClient.connect("127.0.0.1", port, next_seq=ledger.next_out)
         s = cls(client, ledger)
         s._reader = asyncio.create_task(s._read_loop())
-        await s.send("A", [(98, 0), (108, 30)])
-        await s.wait(lambda: s.logged_on, timeout, "Logon answered")
+        try:
+            await s.send("A", [(98, 0), (108, 30)])
+            await s.wait(lambda: s.logged_on, timeout, "Logon answered")
+        except BaseException:
+            # give the attempt up as an initiator does, by disconnecting: left open, a Logon
+            # the gateway answers late would log this connection on, and every later attempt
+            # would be refused as the session's second connection
+            await s.close()
+            raise
         return s
 
     async def close(self) -> None:

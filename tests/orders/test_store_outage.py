@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -82,6 +82,15 @@ async def _until_closed(s: Session, venue: RemotePaperConnector, rng: random.Ran
         await trade_pieces(venue, rng, 2)
 
 
+@contextlib.asynccontextmanager
+async def _telling(gw: Proc) -> AsyncIterator[None]:
+    """A failed assertion of the scenario carries the end of the gateway's log."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- the gateway's log ---\n{gw.log_tail(60)}") from None
+
+
 async def _scenario(
     tmp: Path, seed: int, store: str, break_store: Callable[[], Awaitable[None]],
     mend_store: Callable[[], Awaitable[None]], log_dir: Path | None = None,
@@ -97,7 +106,7 @@ async def _scenario(
         await venue.start()
         config = write_gateway_config(tmp, sim.port, store=store, log_dir=log_dir)
         try:
-            async with gateway(config, tmp / "gateway.stderr") as gw:
+            async with gateway(config, tmp / "gateway.stderr") as gw, _telling(gw):
                 s = await _log_on(gw.port, ledger, refusals, 10)
                 await s.orders({o.cl_ord_id: o.body() for o in before}, 15)
                 # ---- the store fails while orders come in and the venue fills ours ----
@@ -139,7 +148,7 @@ async def _scenario(
                       f"store, {len(ledger.fills())} fills reported ({made_down} made by the "
                       f"venue before the store came back), {len(refusals)} Logons refused, "
                       f"{len(ledger.ers)} ERs, {ledger.possdup_ignored} PossDup copies")
-                assert not problems, "\n".join([*problems[:40], gw.log_tail(60)])
+                assert not problems, "\n".join(problems[:40])
                 await s.close()
         finally:
             await venue.close()
@@ -229,5 +238,3 @@ def test_sqlite_disk_full_mid_flow_loses_and_duplicates_nothing(tmp_path: Path) 
         run(_scenario(tmp_path, 43, f"sqlite:///{disk / 'fixgw.db'}", fill, free,
                       log_dir=disk / "log"), timeout=120)
 
-
-_unused: tuple[object, ...] = (Proc,)
