@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import procs  # noqa: E402
+from benchlib import native, procs  # noqa: E402
 from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
@@ -68,6 +68,11 @@ def main() -> int:
                     help="build the base's compiled modules first (scripts/build_native.py in "
                          "its worktree), to compare compiled with compiled")
     args = ap.parse_args()
+    builds, stale = native.how_fixgw_runs()
+    print(builds.replace("fixgw:", "this checkout's fixgw:", 1), flush=True)
+    if stale and not any(e.startswith("FIXGW_PURE=") for e in args.env):
+        print(native.refusal(stale), file=sys.stderr)
+        return 2
     envs = {"base": dict(e.split("=", 1) for e in args.base_env),
             "this": dict(e.split("=", 1) for e in args.env)}
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-ab-"))

@@ -83,7 +83,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import procs  # noqa: E402
+from benchlib import native, procs  # noqa: E402
 from benchlib.client import LeanClient, OrderSpec, RunResult  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 from benchlib.multi import MultiResult, run_sessions  # noqa: E402
@@ -770,6 +770,13 @@ def main() -> None:
     parts = set(args.only or ["load"])
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f}; client, servers and their threads share them", flush=True)
+    if parts - {"load"} or any(e.startswith("fixgw")
+                               for e in engines + args.sessions_engines.split(",")):
+        builds, stale = native.how_fixgw_runs()
+        print(builds, flush=True)
+        if stale:
+            print(native.refusal(stale), file=sys.stderr)
+            raise SystemExit(2)
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
     t_start = time.perf_counter()
     try:

@@ -1,0 +1,71 @@
+"""The benchmarks refuse to measure a fixgw whose compiled build is older than its source (it
+would run as Python under fixgw's name) and say how each build runs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_orders  # noqa: E402
+from benchlib import native  # noqa: E402
+
+
+@dataclass
+class StandIn:
+    label: str
+    asked_pure: bool = False
+    modules: list[object] = field(default_factory=lambda: [object()])
+    is_stale: bool = False
+
+    def built(self) -> list[object]:
+        return self.modules
+
+    def stale(self) -> bool:
+        return self.is_stale
+
+
+def test_each_build_is_named_with_how_it_runs_and_only_stale_ones_are_refused() -> None:
+    line, stale = native.how_fixgw_runs([
+        StandIn("fresh"), StandIn("old", is_stale=True), StandIn("none", modules=[]),
+        StandIn("asked", asked_pure=True, is_stale=True)])
+    assert stale == ["old"]
+    assert line == ("fixgw: fresh: compiled; old: STALE (would run as Python); "
+                    "none: as Python (not built); asked: as Python (asked)")
+
+
+def test_this_checkouts_builds_are_the_three_on_the_order_path() -> None:
+    labels = [b.label for b in native.fixgw_builds()]
+    assert labels == ["fixgw's order path", "the paper venue",
+                      "the connector contract's values"]
+
+
+def test_bench_orders_stops_before_starting_anything_when_a_build_is_stale(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(native, "fixgw_builds", lambda: (StandIn("the order path",
+                                                                 is_stale=True),))
+    started: list[str] = []
+    monkeypatch.setattr(bench_orders, "one_round", lambda *a: started.append("round") or [])
+    monkeypatch.setattr(sys, "argv", ["bench_orders.py", "--quick", "--engines", "fixgw"])
+    with pytest.raises(SystemExit) as exit_:
+        bench_orders.main()
+    assert exit_.value.code == 2 and not started
+    assert "the order path: the compiled modules are older" in capsys.readouterr().err
+
+
+def test_bench_orders_of_peers_alone_does_not_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "fixgw_builds", lambda: (StandIn("x", is_stale=True),))
+    rounds: list[int] = []
+    monkeypatch.setattr(bench_orders, "one_round",
+                        lambda rnd, *a: rounds.append(rnd) or [])
+    monkeypatch.setattr(bench_orders, "table", lambda rows: "")
+    monkeypatch.setattr(bench_orders, "ratios", lambda rows, n: "")
+    monkeypatch.setattr(sys, "argv", ["bench_orders.py", "--quick", "--engines", "peer-group",
+                                      "--sessions-engines", "peer-group"])
+    bench_orders.main()
+    assert rounds == [0, 1]
