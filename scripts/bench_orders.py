@@ -341,6 +341,13 @@ def _rng(values: list[float], fmt: str) -> str:
     return f"{fmt.format(lo)}-{fmt.format(hi)}"
 
 
+def _ratio_format(values: list[float], bounds: tuple[float, ...]) -> str:
+    """Two decimals, or three where two would print a ratio under a bound as the bound itself
+    (0.9985 as 1.00 beside "floor 1x not met")."""
+    hidden = any(float(f"{x:.2f}") >= b > x for x in values for b in bounds)
+    return "{:.3f}" if hidden else "{:.2f}"
+
+
 def table(rows: list[Row]) -> str:
     """Each engine and load: the range over the rounds (the median of orders/s in brackets)."""
     keys: list[tuple[str, int, bool]] = []
@@ -399,10 +406,11 @@ def ratios(rows: list[Row], rounds: int) -> str:
         if vs_peer:
             verdict = ("MET" if min(vs_peer) >= target else
                        f"NOT MET; floor {floor:g}x {'met' if min(vs_peer) >= floor else 'not met'}")
+            fmt = _ratio_format(vs_peer, (floor, target))
             lines.append(f"{window:>3} in flight: fixgw / peer's better variant "
                          f"({', '.join(sorted(set(best_names)))}) orders/s: "
-                         f"{' '.join(f'{x:.2f}' for x in vs_peer)}  -> "
-                         f"{_rng(vs_peer, '{:.2f}')}x (target >= {target:g}x: {verdict})")
+                         f"{' '.join(fmt.format(x) for x in vs_peer)}  -> "
+                         f"{_rng(vs_peer, fmt)}x (target >= {target:g}x: {verdict})")
         if vs_echo:
             lines.append(f"{window:>3} in flight: fixgw / {echo_name} orders/s: "
                          f"{' '.join(f'{x:.2f}' for x in vs_echo)}  -> {_rng(vs_echo, '{:.2f}')}x")

@@ -153,3 +153,9 @@ def test_the_steady_part_counts_answers_read_by_read() -> None:
     assert batched.part() == (1100, pytest.approx(1.1))
     assert single.part() == (1050, pytest.approx(1.05))
     assert Steady(200, 100).part() == (0, 0.0)  # no steady part: two windows
+
+
+def test_a_ratio_just_under_a_bound_is_not_printed_as_the_bound() -> None:
+    assert bench_orders._ratio_format([1.04, 0.9985], (1.0, 2.0)) == "{:.3f}"
+    assert bench_orders._ratio_format([1.04, 1.001], (1.0, 2.0)) == "{:.2f}"
+    assert bench_orders._ratio_format([1.996, 2.2], (1.5, 2.0)) == "{:.3f}"
