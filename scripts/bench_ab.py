@@ -68,13 +68,13 @@ def main() -> int:
                     help="build the base's compiled modules first (scripts/build_native.py in "
                          "its worktree), to compare compiled with compiled")
     args = ap.parse_args()
-    builds, stale = native.how_fixgw_runs()
-    print(builds.replace("fixgw:", "this checkout's fixgw:", 1), flush=True)
-    if stale and not any(e.startswith("FIXGW_PURE=") for e in args.env):
-        print(native.refusal(stale), file=sys.stderr)
-        return 2
     envs = {"base": dict(e.split("=", 1) for e in args.base_env),
             "this": dict(e.split("=", 1) for e in args.env)}
+    line, stale = native.ask(ROOT, envs["this"])
+    print(line.replace("fixgw:", "this checkout's fixgw:", 1), flush=True)
+    if stale:
+        print(native.refusal(stale), file=sys.stderr)
+        return 2
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-ab-"))
     base = tmp / "base"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base),
@@ -83,6 +83,12 @@ def main() -> int:
         if args.base_native:
             subprocess.run([sys.executable, str(base / "scripts" / "build_native.py")],
                            cwd=base, check=True, capture_output=True)
+        line, stale = native.ask(base, envs["base"])
+        print(line.replace("fixgw:", f"base {args.base}'s fixgw:", 1)
+              + ("" if args.base_native else " (--base-native builds it)"), flush=True)
+        if stale:
+            print(native.refusal(stale), file=sys.stderr)
+            return 2
         for rnd in range(args.rounds):
             sides = [(f"base {args.base}", base, envs["base"]),
                      ("this checkout", ROOT, envs["this"])]

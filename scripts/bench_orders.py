@@ -778,10 +778,10 @@ def main() -> None:
     parts = set(args.only or ["load"])
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f}; client, servers and their threads share them", flush=True)
-    if parts - {"load"} or any(e.startswith("fixgw")
-                               for e in engines + args.sessions_engines.split(",")):
-        builds, stale = native.how_fixgw_runs()
-        print(builds, flush=True)
+    sessions_engines = args.sessions_engines.split(",") if args.sessions else []
+    if parts - {"load"} or any(e.startswith("fixgw") for e in engines + sessions_engines):
+        line, stale = native.ask(ROOT)
+        print(line, flush=True)
         if stale:
             print(native.refusal(stale), file=sys.stderr)
             raise SystemExit(2)

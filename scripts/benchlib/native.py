@@ -3,14 +3,25 @@
 A compiled build older than its source is not used: the gateway runs those modules as Python and
 says so on its own stderr (:class:`connectors.native.NativeBuild`), which a benchmark does not
 show: its figures would be labelled fixgw and be the slower interpreted order path's. A
-benchmark asks :func:`how_fixgw_runs` first, prints its line and refuses to measure a stale
-build.
+benchmark asks :func:`ask` first, prints its line and refuses to measure a stale build.
+
+The question is put to a child process with the gateway's own source first on its path and the
+gateway's environment (``FIXGW_PURE=1`` asks for Python), as the gateway would see them --
+another checkout's too (``scripts/bench_ab.py``'s base) -- and without importing the gateway
+into the benchmark itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
+
+SCRIPTS = Path(__file__).resolve().parents[1]
 
 
 class Build(Protocol):
@@ -19,7 +30,7 @@ class Build(Protocol):
     @property
     def asked_pure(self) -> bool: ...
 
-    def built(self) -> list[object]: ...
+    def built(self) -> Sequence[object]: ...
 
     def stale(self) -> bool: ...
 
@@ -50,6 +61,28 @@ def how_fixgw_runs(builds: Iterable[Build] | None = None) -> tuple[str, list[str
         else:
             parts.append(f"{b.label}: compiled")
     return "fixgw: " + "; ".join(parts), stale
+
+
+_CHILD = (
+    "import json, sys\n"
+    f"sys.path.append({str(SCRIPTS)!r})\n"
+    "from benchlib.native import how_fixgw_runs\n"
+    "print(json.dumps(how_fixgw_runs()))\n"
+)
+
+
+def ask(source: Path, env: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """:func:`how_fixgw_runs` for the fixgw of ``source`` (a checkout) run with ``env`` added
+    to this environment; a line saying so where that checkout's builds cannot be asked (one
+    older than this question), and no stale build then."""
+    done = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True,
+                          cwd=source, check=False,
+                          env={**os.environ, **(env or {}), "PYTHONPATH": str(source)})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"fixgw: how its builds run is not known ({last})", []
+    line, stale = json.loads(done.stdout)
+    return str(line), [str(s) for s in stale]
 
 
 def refusal(stale: list[str]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -84,11 +85,13 @@ async def _until_closed(s: Session, venue: RemotePaperConnector, rng: random.Ran
 
 @contextlib.asynccontextmanager
 async def _telling(gw: Proc) -> AsyncIterator[None]:
-    """A failed assertion of the scenario carries the end of the gateway's log."""
+    """A scenario that fails in any way (a timeout included) prints the end of the gateway's
+    log (on stderr: pytest shows it with the failure)."""
     try:
         yield
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- the gateway's log ---\n{gw.log_tail(60)}") from None
+    except BaseException:
+        print(f"--- the end of the gateway's log ---\n{gw.log_tail(60)}", file=sys.stderr)
+        raise
 
 
 async def _scenario(

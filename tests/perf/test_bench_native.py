@@ -45,27 +45,50 @@ def test_this_checkouts_builds_are_the_three_on_the_order_path() -> None:
                       "the connector contract's values"]
 
 
+def test_this_checkout_asked_in_a_child_as_the_gateway_sees_it() -> None:
+    line, stale = native.ask(ROOT)
+    assert line.startswith("fixgw: fixgw's order path: ") and "STALE" not in line
+    assert stale == []
+    line, stale = native.ask(ROOT, {"FIXGW_PURE": "1"})  # the gateway's environment applies
+    assert line.count("as Python (asked)") == 3 and stale == []
+
+
+def _stale(source: Path, env: object = None) -> tuple[str, list[str]]:
+    return "fixgw: the order path: STALE", ["the order path"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--engines", "fixgw", "--no-sessions"],
+    ["--engines", "peer-group", "--sessions-engines", "fixgw"],
+    ["--engines", "peer-group", "--no-sessions", "--only", "memory"],
+    ["--engines", "fixgw-pg", "--no-sessions"],
+])
 def test_bench_orders_stops_before_starting_anything_when_a_build_is_stale(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(native, "fixgw_builds", lambda: (StandIn("the order path",
-                                                                 is_stale=True),))
+        argv: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(native, "ask", _stale)
     started: list[str] = []
     monkeypatch.setattr(bench_orders, "one_round", lambda *a: started.append("round") or [])
-    monkeypatch.setattr(sys, "argv", ["bench_orders.py", "--quick", "--engines", "fixgw"])
+    monkeypatch.setattr(bench_orders, "memory", lambda *a: started.append("memory"))
+    monkeypatch.setattr(sys, "argv", ["bench_orders.py", "--quick", *argv])
     with pytest.raises(SystemExit) as exit_:
         bench_orders.main()
     assert exit_.value.code == 2 and not started
     assert "the order path: the compiled modules are older" in capsys.readouterr().err
 
 
-def test_bench_orders_of_peers_alone_does_not_ask(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native, "fixgw_builds", lambda: (StandIn("x", is_stale=True),))
+@pytest.mark.parametrize("argv", [
+    ["--engines", "peer-group", "--sessions-engines", "peer-group"],
+    ["--engines", "peer-group", "--no-sessions"],  # (the default sessions engines: fixgw's)
+])
+def test_bench_orders_of_peers_alone_does_not_ask(argv: list[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "ask", _stale)
     rounds: list[int] = []
     monkeypatch.setattr(bench_orders, "one_round",
                         lambda rnd, *a: rounds.append(rnd) or [])
     monkeypatch.setattr(bench_orders, "table", lambda rows: "")
     monkeypatch.setattr(bench_orders, "ratios", lambda rows, n: "")
-    monkeypatch.setattr(sys, "argv", ["bench_orders.py", "--quick", "--engines", "peer-group",
-                                      "--sessions-engines", "peer-group"])
+    monkeypatch.setattr(sys, "argv", ["bench_orders.py", "--quick", *argv])
     bench_orders.main()
     assert rounds == [0, 1]
