@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from benchlib import native
+
 from connectors.base import PublicTrade
 from connectors.paper.venue import PaperConnector
 from gateway.app import build_gateway
@@ -251,7 +253,9 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--size", default="0.01", help="their mean size, BTC")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", nargs="*", choices=("TWAP", "VWAP", "POV", "iceberg"))
-    return ap.parse_args()
+    args = ap.parse_args()
+    native.refuse_stale()
+    return args
 
 
 if __name__ == "__main__":

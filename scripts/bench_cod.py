@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib import native  # noqa: E402
 from benchlib.fixwire import Clock, frame, split, tag  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
@@ -249,6 +250,7 @@ def main() -> None:
                     help="cProfile the last round from the close to 'gateway done'")
     ap.add_argument("--top", type=int, default=20)
     args = ap.parse_args()
+    native.refuse_stale()
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(run(args))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import procs  # noqa: E402
+from benchlib import native, procs  # noqa: E402
 from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -91,6 +91,7 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    native.refuse_stale()
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-flood-"))
     try:
         cases = (("default rate limit on FLOOD", ""), ("no rate limit", "rate_limit = 0"))

@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import native  # noqa: E402
+
 from connectors.base import BookUpdate, OrderRequest, OrderType, Side  # noqa: E402
 from gateway.marketdata.book import Book  # noqa: E402
 
@@ -227,6 +229,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=500)
     ap.add_argument("--sync-updates", type=int, default=100_000)
     args = ap.parse_args()
+    native.refuse_stale()
     logging.basicConfig(level=logging.WARNING)
     rate = bench_apply(args.updates)
     print(f"Book.apply, one-level updates: {rate:,.0f} updates/s ({args.updates:,})")

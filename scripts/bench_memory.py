@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import procs  # noqa: E402
+from benchlib import native, procs  # noqa: E402
 from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -68,6 +68,7 @@ def main() -> int:
     ap.add_argument("--step", type=int, default=20_000)
     ap.add_argument("--window", type=int, default=100, help="orders in flight")
     args = ap.parse_args()
+    native.refuse_stale()
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-mem-"))
     venue = gw = None
     try:

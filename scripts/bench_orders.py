@@ -780,11 +780,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}; client, servers and their threads share them", flush=True)
     sessions_engines = args.sessions_engines.split(",") if args.sessions else []
     if parts - {"load"} or any(e.startswith("fixgw") for e in engines + sessions_engines):
-        line, stale = native.ask(ROOT)
-        print(line, flush=True)
-        if stale:
-            print(native.refusal(stale), file=sys.stderr)
-            raise SystemExit(2)
+        native.refuse_stale(say=True)
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-bench-"))
     t_start = time.perf_counter()
     try:

@@ -33,6 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchlib import native  # noqa: E402
+
 from gateway.app import build_gateway  # noqa: E402
 from gateway.config import Config  # noqa: E402
 from gateway.fix.custom import SOR  # noqa: E402
@@ -167,6 +169,7 @@ async def main() -> None:
     ap.add_argument("--qty", type=Decimal, default=Decimal(3))
     ap.add_argument("--orders", type=int, default=2000)
     args = ap.parse_args()
+    native.refuse_stale()
     logging.basicConfig(level=logging.ERROR)
     await slippage(args.qty)
     await decisions(args.orders)

@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+from benchlib import native
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
@@ -268,6 +269,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--no-pg", action="store_true")
     args = parser.parse_args()
+    native.refuse_stale()
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"

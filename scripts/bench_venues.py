@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchlib import native  # noqa: E402
 from benchlib.fixwire import Clock, field, frame, split, tag  # noqa: E402
 
 from connectors.base import Side  # noqa: E402
@@ -167,6 +168,7 @@ def main() -> None:
     ap.add_argument("--fills", type=int, default=2000)
     ap.add_argument("--venue", choices=KINDS, action="append")
     args = ap.parse_args()
+    native.refuse_stale()
     logging.basicConfig(level=logging.WARNING)
     os.environ["BENCH_API_KEY"], os.environ["BENCH_API_SECRET"] = CREDS.api_key, CREDS.secret
     os.environ["BENCH_API_PASSPHRASE"] = CREDS.passphrase or ""

@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from benchlib import native  # noqa: E402
 from benchlib.client import LeanClient, OrderSpec  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
@@ -90,6 +91,7 @@ def main() -> None:
                          "misses an order too (I1mr/D1mr/D1mw: first level; ILmr/DLmr/DLmw: "
                          "second)")
     args = ap.parse_args()
+    native.refuse_stale()
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"instructions.py needs valgrind ({', '.join(missing)} not found)")

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from benchlib import native  # noqa: E402
 from benchlib.gwconfig import write_config  # noqa: E402
 
 _ADDRESS = re.compile(r" object at 0x[0-9a-f]+|<|>")
@@ -202,6 +203,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1, help="orders in flight")
     ap.add_argument("--warmup", type=int, default=1000)
     args = ap.parse_args()
+    native.refuse_stale()
     tally = Tally()
     instrument(tally)
     for line in asyncio.run(measure(args, tally)):

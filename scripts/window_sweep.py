@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_orders import MARKETABLE, _counters, _inproc, start_peer  # noqa: E402
-from benchlib import procs  # noqa: E402
+from benchlib import native, procs  # noqa: E402
 from benchlib.client import LeanClient  # noqa: E402
 
 
@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--engines", default="fixgw,peer-group")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    native.refuse_stale()
     windows = [int(w) for w in args.windows.split(",")]
     engines = args.engines.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-sweep-"))

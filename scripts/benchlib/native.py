@@ -89,3 +89,14 @@ def refusal(stale: list[str]) -> str:
     return (f"{', '.join(stale)}: the compiled modules are older than their source, and fixgw "
             "would run them as Python -- .venv/bin/python scripts/build_native.py builds them "
             "again (FIXGW_PURE=1 measures fixgw as Python knowingly)")
+
+
+def refuse_stale(env: Mapping[str, str] | None = None, say: bool = False) -> None:
+    """Exit with 2 where a build of this checkout's fixgw is stale (:func:`ask`); with ``say``,
+    print how they run first."""
+    line, stale = ask(SCRIPTS.parent, env)
+    if say:
+        print(line, flush=True)
+    if stale:
+        print(refusal(stale), file=sys.stderr)
+        raise SystemExit(2)
