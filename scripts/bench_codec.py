@@ -35,6 +35,8 @@ import simplefix  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchlib import native  # noqa: E402
+
 from gateway.fix.codec import Frame, FrameParser, encode, split_fields  # noqa: E402
 from gateway.fix.dictionary import standard  # noqa: E402
 from gateway.fix.validation import parse_message  # noqa: E402
@@ -224,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=10_000, help="messages per run (default 10000)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs, best kept (default 5)")
     args = ap.parse_args(argv)
+    native.refuse_stale()
     print(f"python {sys.version.split()[0]}, simplefix {version('simplefix')}, "
           f"N={args.n} messages, best of {args.runs} runs")
     rows = run(args.n, args.runs)

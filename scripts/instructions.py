@@ -91,7 +91,8 @@ def main() -> None:
                          "misses an order too (I1mr/D1mr/D1mw: first level; ILmr/DLmr/DLmw: "
                          "second)")
     args = ap.parse_args()
-    native.refuse_stale()
+    for checkout in args.checkouts:
+        native.refuse_stale(source=checkout.resolve())
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"instructions.py needs valgrind ({', '.join(missing)} not found)")

@@ -13,6 +13,7 @@ into the benchmark itself.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -35,14 +36,15 @@ class Build(Protocol):
     def stale(self) -> bool: ...
 
 
-def fixgw_builds() -> tuple[Build, ...]:
-    """The builds a ``fixgw run`` of the paper venue loads: the order path, the paper venue and
-    the connector contract's values (the audit's is not on the order path)."""
-    from connectors.native import EVENTS
-    from connectors.paper.native import BUILD as PAPER
-    from gateway.native import ORDER_PATH
+BUILDS = (("gateway.native", "ORDER_PATH"), ("connectors.paper.native", "BUILD"),
+          ("connectors.native", "EVENTS"))
+"""The builds a ``fixgw run`` of the paper venue loads, by module and name: the order path, the
+paper venue and the connector contract's values (the audit's is not on the order path)."""
 
-    return (ORDER_PATH, PAPER, EVENTS)
+
+def fixgw_builds() -> tuple[Build, ...]:
+    """:data:`BUILDS`, imported."""
+    return tuple(getattr(importlib.import_module(m), name) for m, name in BUILDS)
 
 
 def how_fixgw_runs(builds: Iterable[Build] | None = None) -> tuple[str, list[str]]:
@@ -63,25 +65,45 @@ def how_fixgw_runs(builds: Iterable[Build] | None = None) -> tuple[str, list[str
     return "fixgw: " + "; ".join(parts), stale
 
 
-_CHILD = (
-    "import json, sys\n"
-    f"sys.path.append({str(SCRIPTS)!r})\n"
-    "from benchlib.native import how_fixgw_runs\n"
-    "print(json.dumps(how_fixgw_runs()))\n"
-)
+_CHILD = f"""
+import importlib, json, sys
+from pathlib import Path
+sys.path.append({str(SCRIPTS)!r})
+from benchlib.native import BUILDS, how_fixgw_runs
+source = Path(sys.argv[1]).resolve()
+builds, absent = [], []
+for module, name in BUILDS:
+    try:
+        m = importlib.import_module(module)
+        # (an editable install fills in a module the checkout lacks from its own tree)
+        if not Path(m.__file__).resolve().is_relative_to(source):
+            raise ImportError(module)
+        builds.append(getattr(m, name))
+    except (ImportError, AttributeError):
+        absent.append(module + ": no such build in this revision (runs as Python)")
+line, stale = how_fixgw_runs(builds)
+print(json.dumps(["; ".join([line] * bool(builds) + absent), stale]))
+"""
 
 
-def ask(source: Path, env: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+def ask(source: Path, env: Mapping[str, str] | None = None,
+        timeout: float = 120.0) -> tuple[str, list[str]]:
     """:func:`how_fixgw_runs` for the fixgw of ``source`` (a checkout) run with ``env`` added
-    to this environment; a line saying so where that checkout's builds cannot be asked (one
-    older than this question), and no stale build then."""
-    done = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True,
-                          cwd=source, check=False,
-                          env={**os.environ, **(env or {}), "PYTHONPATH": str(source)})
+    to this environment: a child process with ``source`` first on its path, each build its own
+    (one the revision does not have is said to run as Python). A line beginning ``fixgw: how
+    its builds run is not known`` where the child fails, and no stale build then."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(source)], capture_output=True,
+                              text=True, cwd=source, check=False, timeout=timeout,
+                              env={**os.environ, **(env or {}), "PYTHONPATH": str(source)})
+    except subprocess.TimeoutExpired:
+        return f"fixgw: how its builds run is not known (no answer in {timeout:g} s)", []
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return f"fixgw: how its builds run is not known ({last})", []
     line, stale = json.loads(done.stdout)
+    if not line.startswith("fixgw: "):
+        line = "fixgw: " + line
     return str(line), [str(s) for s in stale]
 
 
@@ -91,11 +113,13 @@ def refusal(stale: list[str]) -> str:
             "again (FIXGW_PURE=1 measures fixgw as Python knowingly)")
 
 
-def refuse_stale(env: Mapping[str, str] | None = None, say: bool = False) -> None:
-    """Exit with 2 where a build of this checkout's fixgw is stale (:func:`ask`); with ``say``,
-    print how they run first."""
-    line, stale = ask(SCRIPTS.parent, env)
-    if say:
+def refuse_stale(env: Mapping[str, str] | None = None, say: bool = False,
+                 source: Path | None = None) -> None:
+    """Exit with 2 where a build of ``source``'s fixgw (this checkout's by default) is stale
+    (:func:`ask`); with ``say``, print how they run first -- and also without it where that
+    cannot be known (the question itself failed: worth a word)."""
+    line, stale = ask(SCRIPTS.parent if source is None else source, env)
+    if say or line.startswith("fixgw: how its builds run is not known"):
         print(line, flush=True)
     if stale:
         print(refusal(stale), file=sys.stderr)

@@ -46,11 +46,42 @@ def test_this_checkouts_builds_are_the_three_on_the_order_path() -> None:
 
 
 def test_this_checkout_asked_in_a_child_as_the_gateway_sees_it() -> None:
-    line, stale = native.ask(ROOT)
-    assert line.startswith("fixgw: fixgw's order path: ") and "STALE" not in line
-    assert stale == []
+    assert native.ask(ROOT) == native.how_fixgw_runs()  # this process imported the gateway
     line, stale = native.ask(ROOT, {"FIXGW_PURE": "1"})  # the gateway's environment applies
     assert line.count("as Python (asked)") == 3 and stale == []
+
+
+def test_a_checkout_without_the_builds_is_said_to_run_them_as_python(tmp_path: Path) -> None:
+    # (an editable install of this checkout fills in a package the other one lacks: not its)
+    line, stale = native.ask(tmp_path)
+    assert line == "fixgw: " + "; ".join(f"{m}: no such build in this revision (runs as Python)"
+                                         for m, _ in native.BUILDS)
+    assert stale == []
+
+
+def test_the_child_finds_a_stale_build_of_another_checkout(tmp_path: Path) -> None:
+    """A checkout whose order path was built, then edited: its gateway.native is its own."""
+    for package in ("gateway", "connectors", "connectors/paper"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    stand_in = (
+        "class B:\n"
+        "    def __init__(self, label, stale):\n"
+        "        self.label, self.asked_pure, self._stale = label, False, stale\n"
+        "    def built(self):\n"
+        "        return ['x.so']\n"
+        "    def stale(self):\n"
+        "        return self._stale\n")
+    (tmp_path / "gateway" / "native.py").write_text(
+        stand_in + "ORDER_PATH = B('the order path', True)\n")
+    (tmp_path / "connectors" / "paper" / "native.py").write_text(
+        stand_in + "BUILD = B('the venue', False)\n")
+    (tmp_path / "connectors" / "native.py").write_text(
+        stand_in + "EVENTS = B('the values', False)\n")
+    line, stale = native.ask(tmp_path)
+    assert stale == ["the order path"]
+    assert line == ("fixgw: the order path: STALE (would run as Python); the venue: compiled; "
+                    "the values: compiled")
 
 
 def _stale(source: Path, env: object = None) -> tuple[str, list[str]]:

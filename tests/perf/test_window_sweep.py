@@ -23,10 +23,12 @@ def test_the_fit_finds_what_an_order_and_a_round_trip_cost() -> None:
 
 
 def test_fixgw_is_swept() -> None:
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "window_sweep.py"), "--engines", "fixgw",
          "--windows", "1,4", "--orders", "60", "--rounds", "1"],
-        capture_output=True, text=True, check=True, timeout=300).stdout
+        capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]  # (a stale build is refused: why)
+    out = done.stdout
     lines = out.splitlines()
     assert [line.split()[3] for line in lines[:2]] == ["1", "4"], out
     for line in lines[:2]:
