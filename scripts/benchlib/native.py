@@ -2,8 +2,9 @@
 
 A compiled build older than its source is not used: the gateway runs those modules as Python and
 says so on its own stderr (:class:`connectors.native.NativeBuild`), which a benchmark does not
-show: its figures would be labelled fixgw and be the slower interpreted order path's. A
-benchmark asks :func:`ask` first, prints its line and refuses to measure a stale build.
+show: its figures would be labelled fixgw and be the slower interpreted order path's. Every
+benchmark that runs fixgw asks first (:func:`refuse_stale`; ``bench_orders.py`` and
+``bench_ab.py`` print the answer) and refuses to measure a stale build.
 
 The question is put to a child process with the gateway's own source first on its path and the
 gateway's environment (``FIXGW_PURE=1`` asks for Python), as the gateway would see them --
