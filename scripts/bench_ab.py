@@ -70,11 +70,7 @@ def main() -> int:
     args = ap.parse_args()
     envs = {"base": dict(e.split("=", 1) for e in args.base_env),
             "this": dict(e.split("=", 1) for e in args.env)}
-    line, stale = native.ask(ROOT, envs["this"])
-    print(line.replace("fixgw:", "this checkout's fixgw:", 1), flush=True)
-    if stale:
-        print(native.refusal(stale), file=sys.stderr)
-        return 2
+    native.refuse_stale(envs["this"], say=True, name="this checkout's fixgw")
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-ab-"))
     base = tmp / "base"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(base),
@@ -83,12 +79,10 @@ def main() -> int:
         if args.base_native:
             subprocess.run([sys.executable, str(base / "scripts" / "build_native.py")],
                            cwd=base, check=True, capture_output=True)
-        line, stale = native.ask(base, envs["base"])
-        print(line.replace("fixgw:", f"base {args.base}'s fixgw:", 1)
-              + ("" if args.base_native else " (--base-native builds it)"), flush=True)
-        if stale:
-            print(native.refusal(stale), file=sys.stderr)
-            return 2
+        native.refuse_stale(envs["base"], say=True, source=base,
+                            name=f"base {args.base}'s fixgw")  # (SystemExit: finally runs)
+        if not args.base_native:
+            print("(--base-native builds the base's compiled modules)", flush=True)
         for rnd in range(args.rounds):
             sides = [(f"base {args.base}", base, envs["base"]),
                      ("this checkout", ROOT, envs["this"])]

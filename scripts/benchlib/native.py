@@ -83,8 +83,12 @@ for module, name in BUILDS:
     except (ImportError, AttributeError):
         absent.append(module + ": no such build in this revision (runs as Python)")
 line, stale = how_fixgw_runs(builds)
-print(json.dumps(["; ".join([line] * bool(builds) + absent), stale]))
+parts = [line.removeprefix("fixgw: ")] * bool(builds) + absent
+print(json.dumps(["fixgw: " + "; ".join(parts), stale]))
 """
+
+UNKNOWN = "fixgw: how its builds run is not known"
+"""How :func:`ask`'s line begins where the child could not answer."""
 
 
 def ask(source: Path, env: Mapping[str, str] | None = None,
@@ -92,19 +96,18 @@ def ask(source: Path, env: Mapping[str, str] | None = None,
     """:func:`how_fixgw_runs` for the fixgw of ``source`` (a checkout) run with ``env`` added
     to this environment: a child process with ``source`` first on its path, each build its own
     (one the revision does not have is said to run as Python). A line beginning ``fixgw: how
-    its builds run is not known`` where the child fails, and no stale build then."""
+    its builds run is not known`` (:data:`UNKNOWN`) where the child fails, and no stale build
+    then."""
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD, str(source)], capture_output=True,
                               text=True, cwd=source, check=False, timeout=timeout,
                               env={**os.environ, **(env or {}), "PYTHONPATH": str(source)})
     except subprocess.TimeoutExpired:
-        return f"fixgw: how its builds run is not known (no answer in {timeout:g} s)", []
+        return f"{UNKNOWN} (no answer in {timeout:g} s)", []
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"fixgw: how its builds run is not known ({last})", []
+        return f"{UNKNOWN} ({last})", []
     line, stale = json.loads(done.stdout)
-    if not line.startswith("fixgw: "):
-        line = "fixgw: " + line
     return str(line), [str(s) for s in stale]
 
 
@@ -115,13 +118,14 @@ def refusal(stale: list[str]) -> str:
 
 
 def refuse_stale(env: Mapping[str, str] | None = None, say: bool = False,
-                 source: Path | None = None) -> None:
+                 source: Path | None = None, name: str = "fixgw") -> None:
     """Exit with 2 where a build of ``source``'s fixgw (this checkout's by default) is stale
-    (:func:`ask`); with ``say``, print how they run first -- and also without it where that
-    cannot be known (the question itself failed: worth a word)."""
+    (:func:`ask`); with ``say``, print how they run first, the line beginning with ``name`` --
+    and also without it where that cannot be known (the question itself failed: worth a
+    word)."""
     line, stale = ask(SCRIPTS.parent if source is None else source, env)
-    if say or line.startswith("fixgw: how its builds run is not known"):
-        print(line, flush=True)
+    if say or line.startswith(UNKNOWN):
+        print(name + line.removeprefix("fixgw"), flush=True)
     if stale:
         print(refusal(stale), file=sys.stderr)
         raise SystemExit(2)
