@@ -108,18 +108,29 @@ async def _conformance(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(args: argparse.Namespace) -> int:
-    from connectors.base import VenueError
-    from connectors.common.credentials import CredentialsError
-    from gateway.app import build_gateway
+def _run_gateway(args: argparse.Namespace) -> int:
+    """``fixgw run``: the configuration read, then the gateway on an event loop whose
+    selector polls before it sleeps (``[gateway] busy_poll_us``, gateway.server.busypoll)."""
     from gateway.config import ConfigError, load_config
-    from gateway.store.nodes import NodeBusy, NodeFenced
+    from gateway.server.busypoll import event_loop_factory
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         print(f"fixgw: {exc}", file=sys.stderr)
         return 2
+    with asyncio.Runner(loop_factory=event_loop_factory(cfg.gateway.busy_poll_us)) as runner:
+        return runner.run(_run(cfg))
+
+
+async def _run(cfg: Config) -> int:
+    from connectors.base import VenueError
+    from connectors.common.credentials import CredentialsError
+    from gateway.app import build_gateway
+    from gateway.config import ConfigError
+    from gateway.server.busypoll import polls_up_to
+    from gateway.store.nodes import NodeBusy, NodeFenced
+
     async with _started_store(cfg.gateway.store,
                               cfg.gateway.store_commits == "inline") as store:
         try:
@@ -151,10 +162,12 @@ async def _run(args: argparse.Namespace) -> int:
             admin_host, admin_port = gw.admin_address
             admin = f"http://{admin_host}:{admin_port}"
             print(f"admin API on {admin}", flush=True)
+        polls = polls_up_to(asyncio.get_running_loop())
         log.info("fixgw %s started: FIX on %s:%d, sessions %s, venues %s, store %s, admin API "
-                 "%s", _version(), host, port, names or "none",
+                 "%s, busy polling %s", _version(), host, port, names or "none",
                  ", ".join(v.name for v in cfg.venue) or "none",
-                 _store_kind(cfg.gateway.store), admin or "off")
+                 _store_kind(cfg.gateway.store), admin or "off",
+                 f"up to {polls:.0f} us" if polls else "off")
         fenced = asyncio.ensure_future(gw.fenced.wait())
         await asyncio.wait([asyncio.ensure_future(stop.wait()), fenced],
                            return_when=asyncio.FIRST_COMPLETED)
@@ -616,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.log_dir).mkdir(parents=True, exist_ok=True)
         return asyncio.run(_conformance(args))
     if args.command == "run":
-        return asyncio.run(_run(args))
+        return _run_gateway(args)
     if args.command == "venue-check":
         return asyncio.run(_venue_check(args))
     if args.command == "venue-sim":

@@ -1,7 +1,8 @@
 """``fixgw run`` with instruments, for the profile part of scripts/bench_orders.py.
 
 Same start-up as ``gateway.cli._run`` (config -> store -> build_gateway -> start, the garbage
-collector tuned, prints the ``listening on`` line). On each SIGUSR1 it prints one line of JSON:
+collector tuned, prints the ``listening on`` line; the same event loop, polling before it
+sleeps as ``[gateway] busy_poll_us`` says). On each SIGUSR1 it prints one line of JSON:
 the store's writer counters so far (commits, requests, largest batch), the event loop's CPU
 time so far and the name of each Python thread by its native id (``threads``). On SIGTERM/SIGINT,
 before stopping, it prints the counters since the first SIGUSR1 (the start of the measured
@@ -24,15 +25,17 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 
-async def _run(args: argparse.Namespace) -> None:
+async def _run(cfg: Config, args: argparse.Namespace) -> None:
     from gateway.app import build_gateway
     from gateway.cli import _tune_gc
-    from gateway.config import load_config
     from gateway.store.store import SessionStore
 
-    cfg = load_config(args.config)
     store = SessionStore(cfg.gateway.store)
     await store.start()
     gw = build_gateway(cfg, store)
@@ -95,8 +98,13 @@ def main() -> None:
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args))
+    from gateway.config import load_config
+    from gateway.server.busypoll import event_loop_factory
+
+    cfg = load_config(args.config)
+    with contextlib.suppress(KeyboardInterrupt), \
+            asyncio.Runner(loop_factory=event_loop_factory(cfg.gateway.busy_poll_us)) as runner:
+        runner.run(_run(cfg, args))
 
 
 if __name__ == "__main__":

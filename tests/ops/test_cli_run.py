@@ -28,8 +28,10 @@ default_venue = "paper"
 """
 
 
-def test_run_verbose_json_logs_start_and_sigterm(tmp_path: Path) -> None:
-    (tmp_path / "gw.toml").write_text(CONFIG)
+def _run_and_stop(tmp_path: Path, config: str) -> tuple[list[str], str, str]:
+    """``fixgw run -v --log-format json`` started, stopped by SIGTERM: its first two lines,
+    the rest of stdout and stderr."""
+    (tmp_path / "gw.toml").write_text(config)
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "-v", "--log-format",
                              "json", "--config", "gw.toml"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -45,6 +47,11 @@ def test_run_verbose_json_logs_start_and_sigterm(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
+    return out, rest, err
+
+
+def test_run_verbose_json_logs_start_and_sigterm(tmp_path: Path) -> None:
+    out, rest, err = _run_and_stop(tmp_path, CONFIG)
     records = [json.loads(line) for line in err.splitlines()]  # every line is one object
     assert all(r["ts"].endswith("Z") and {"level", "logger", "message"} <= r.keys()
                for r in records)
@@ -52,10 +59,22 @@ def test_run_verbose_json_logs_start_and_sigterm(tmp_path: Path) -> None:
     assert any(r["level"] == "DEBUG" for r in records)  # -v after the command counts
     started = [m for m in messages if m.startswith("fixgw ") and " started: FIX on " in m]
     assert len(started) == 1 and "sessions FIX.4.4:CLIENT1, venues paper" in started[0]
+    assert started[0].endswith(", busy polling up to 200 us"), started  # the default
     assert "SIGTERM received: stopping" in messages
     assert messages[-1] == "stopped", messages[-3:]
     said = "".join(out) + rest + err
     assert said.count("admin API on") == 1, said
+
+
+@pytest.mark.parametrize(("setting", "said"), [("busy_poll_us = 50", "up to 50 us"),
+                                                ("busy_poll_us = 0", "off")])
+def test_run_polls_as_configured(tmp_path: Path, setting: str, said: str) -> None:
+    """The event loop ``fixgw run`` runs on is the one its configuration asks for (the start
+    line reads the running loop's selector)."""
+    _, _, err = _run_and_stop(tmp_path, CONFIG.replace("[gateway]\n", f"[gateway]\n{setting}\n"))
+    started = [json.loads(line)["message"] for line in err.splitlines()
+               if " started: FIX on " in line]
+    assert len(started) == 1 and started[0].endswith(f", busy polling {said}"), started
 
 
 def test_version_and_logging_options_before_the_command(
