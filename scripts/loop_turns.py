@@ -3,11 +3,12 @@
 
 Runs the gateway in this process (the benchmarks' configuration: SQLite, file log, pre-trade
 checks on; on asyncio's own event loop, without ``fixgw run``'s busy polling, so that the
-selector's time is the waits and not the polls) and a client in another (``benchlib.client``: marketable orders, ``--window`` in
-flight), and over the measured orders counts, on the event loop's thread: the turns of the
-loop (``_run_once``), the callbacks it ran by kind (a task's step is named by its coroutine) and
-the thread's CPU time inside each kind, the time in the selector, and the loop thread's
-voluntary and involuntary context switches. Everything per order.
+selector's time is the waits and not the polls) and a client in another (``benchlib.client``:
+marketable orders, ``--window`` in flight), and over the measured orders counts, on the event
+loop's thread: the turns of the loop (``_run_once``), the callbacks it ran by kind (a task's
+step is named by its coroutine) and the thread's CPU time inside each kind, the time in the
+selector, and the loop thread's voluntary and involuntary context switches. Everything per
+order.
 
     .venv/bin/python scripts/loop_turns.py [--orders 2000] [--window 1] [--warmup 1000]
 
