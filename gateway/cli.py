@@ -108,6 +108,24 @@ async def _conformance(args: argparse.Namespace) -> int:
     return 0
 
 
+BUSY_POLL_US = 200
+"""The longest busy-polling window of a gateway whose store commits on the event loop's thread
+(``[gateway] busy_poll_us`` unset)."""
+
+
+def busy_poll_us(cfg: Config) -> int:
+    """``[gateway] busy_poll_us``, or its default: :data:`BUSY_POLL_US` where the order path
+    hands no commit to another thread (a SQLite file committing inline, the memory store),
+    else 0 (gateway.server.busypoll)."""
+    from gateway.store.db import is_file_sqlite
+
+    g = cfg.gateway
+    if g.busy_poll_us is not None:
+        return g.busy_poll_us
+    inline = g.store == "memory:" or (g.store_commits == "inline" and is_file_sqlite(g.store))
+    return BUSY_POLL_US if inline else 0
+
+
 def _run_gateway(args: argparse.Namespace) -> int:
     """``fixgw run``: the configuration read, then the gateway on an event loop whose
     selector polls before it sleeps (``[gateway] busy_poll_us``, gateway.server.busypoll)."""
@@ -119,7 +137,7 @@ def _run_gateway(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"fixgw: {exc}", file=sys.stderr)
         return 2
-    with asyncio.Runner(loop_factory=event_loop_factory(cfg.gateway.busy_poll_us)) as runner:
+    with asyncio.Runner(loop_factory=event_loop_factory(busy_poll_us(cfg))) as runner:
         return runner.run(_run(cfg))
 
 

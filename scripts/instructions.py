@@ -47,7 +47,11 @@ def count(checkout: Path, window: int, orders: int, warmup: int,
     """(each event callgrind counted, in thousands an order -- ``Ir``, the instructions, and
     with ``caches`` the simulated misses -- and the callgrind dump of the counted orders)."""
     tmp = Path(tempfile.mkdtemp(prefix="fixgw-instructions-"))
-    cfg = write_config(tmp / "gw.toml", store=f"sqlite:///{tmp / 'gw.db'}", log_dir=tmp / "log")
+    # no busy polling (its instructions would count the waits, not the order path), where the
+    # checkout has it
+    polls = (checkout / "gateway" / "server" / "busypoll.py").exists()
+    cfg = write_config(tmp / "gw.toml", store=f"sqlite:///{tmp / 'gw.db'}", log_dir=tmp / "log",
+                       busy_poll_us=0 if polls else None)
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no",

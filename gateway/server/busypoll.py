@@ -11,16 +11,21 @@ to a *window* before it blocks; the first message within the window is read at o
 The window adapts, as the halt polling of Linux's KVM does: a wait that ended within the
 longest window allowed (``busy_poll_us``) but after the present window grows the window
 (doubled; from none, to a quarter of the longest), one longer than that -- the gateway
-idle, messages seconds apart, a timer's expiry -- halves it, down to none. So the CPU a
-window costs is spent only while events keep coming sooner than the longest window: at 1 in
-flight, a window; idle or at a low rate of messages, nothing; under load the loop never
-waits. Spinning holds the interpreter's lock only between two polls (each poll releases it),
-and never longer than the window, so the gateway's other threads (the writer, the file log's
-flusher) wait for the lock at most that long.
+idle, messages seconds apart, a timer's expiry -- halves it, down to none. Idle or at a low
+rate of messages it polls nothing; at 1 in flight, a window an order; **while messages keep
+coming less than the longest window apart (5,000 a second and more at 200 us) the loop's
+thread never sleeps: up to a whole core** (a CPU quota spent polling throttles the process).
 
-``[gateway] busy_poll_us`` (default 200; 0: never poll) sets the longest window for ``fixgw
-run``; :func:`event_loop_factory` makes the event loop. Measured with
-``scripts/bench_orders.py`` (docs/performance.md, "Fourteenth sitting").
+The poll holds the interpreter's lock between two polls and gives it up at each one, but
+CPython hands the lock to a waiting thread only after its switch interval (5 ms), and a
+release and retake restarts that wait: a thread that needs the lock while the loop polls
+waits out the window. Hence the default: polling with a SQLite store whose commits run on the
+loop's own thread (``store_commits = "inline"``: no hand-off to another thread on an order's
+path), none where every commit is handed to the writer thread (PostgreSQL, ``"thread"``).
+
+``[gateway] busy_poll_us`` sets the longest window for ``fixgw run`` (0: never poll);
+:func:`event_loop_factory` makes the event loop. Measured with ``scripts/bench_orders.py``
+(docs/performance.md, "Fourteenth sitting").
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from collections.abc import Callable
 _Ready = list[tuple[selectors.SelectorKey, int]]
 
 
-class BusyPollSelector(selectors.EpollSelector):
-    """An epoll selector that polls for up to an adaptive window before it blocks."""
+class BusyPollSelector(selectors.DefaultSelector):
+    """The platform's selector (epoll on Linux), polling for up to an adaptive window before
+    it blocks."""
 
     def __init__(self, max_us: float, clock: Callable[[], float] = time.perf_counter) -> None:
-        super().__init__()
         if max_us < 0:
             raise ValueError(f"busy_poll_us must not be negative: {max_us}")
+        super().__init__()
         self.max_ns = round(max_us * 1000)
         """The longest window, in nanoseconds (0: never poll, block at once)."""
         self.window_ns = 0
@@ -72,16 +78,17 @@ class BusyPollSelector(selectors.EpollSelector):
         return ready
 
     def _poll(self, timeout: float | None) -> _Ready:
-        """One ``epoll_wait``: at once (``timeout`` 0), for ``timeout`` seconds, or until an
-        event (None)."""
+        """One wait of the platform's selector (``epoll_wait``): at once (``timeout`` 0), for
+        ``timeout`` seconds, or until an event (None)."""
         return super().select(timeout)
 
 
-def event_loop_factory(busy_poll_us: float) -> Callable[[], asyncio.AbstractEventLoop]:
+def event_loop_factory(busy_poll_us: float) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """How ``fixgw run`` makes its event loop: asyncio's own, on a :class:`BusyPollSelector`
-    whose longest window is ``busy_poll_us`` (0: asyncio's default loop, unchanged)."""
+    whose longest window is ``busy_poll_us`` (0: None, asyncio's default, as ``asyncio.run``
+    makes it)."""
     if busy_poll_us <= 0:
-        return asyncio.new_event_loop
+        return None
 
     def make() -> asyncio.AbstractEventLoop:
         return asyncio.SelectorEventLoop(BusyPollSelector(busy_poll_us))

@@ -98,12 +98,13 @@ def main() -> None:
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from gateway.cli import busy_poll_us
     from gateway.config import load_config
     from gateway.server.busypoll import event_loop_factory
 
     cfg = load_config(args.config)
     with contextlib.suppress(KeyboardInterrupt), \
-            asyncio.Runner(loop_factory=event_loop_factory(cfg.gateway.busy_poll_us)) as runner:
+            asyncio.Runner(loop_factory=event_loop_factory(busy_poll_us(cfg))) as runner:
         runner.run(_run(cfg, args))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 def write_config(
     path: Path, *, store: str, log_dir: Path | None, port: int = 0,
     cancel_on_disconnect: str = "off", grace: float = 0.0, sessions: int = 1,
-    admin: bool = False,
+    admin: bool = False, busy_poll_us: int | None = None,
 ) -> Path:
     """One FIX.4.4 session GATEWAY <-> CLIENT1 on the paper venue, pre-trade checks ON (with
     ``sessions`` > 1: CLIENT1 ... CLIENT<n>, each with the same limits).
@@ -17,8 +17,11 @@ def write_config(
     max_open_orders (the memory benchmark keeps 20,000 orders open) and the inbound rate limit
     (off: the benchmarks send several thousand orders a second on one session); balances are
     large enough for 20,000 resting buys. ``admin``: the admin API on a loopback port of the
-    system's choice (its metrics are fed by the order path's hooks)."""
+    system's choice (its metrics are fed by the order path's hooks). ``busy_poll_us``: the
+    event loop's busy polling (default: the gateway's own, for this store)."""
     log = f'log_dir = "{log_dir}"' if log_dir is not None else ""
+    if busy_poll_us is not None:
+        log += f"\nbusy_poll_us = {busy_poll_us}"
     blocks = "".join(_session(f"CLIENT{i}", cancel_on_disconnect, grace)
                      for i in range(1, sessions + 1))
     admin_section = '\n[admin]\nhost = "127.0.0.1"\nport = 0\n' if admin else ""

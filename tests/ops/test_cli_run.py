@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import busy_poll_us, main
+from gateway.config import load_config
 
 CONFIG = """
 [gateway]
@@ -75,6 +76,21 @@ def test_run_polls_as_configured(tmp_path: Path, setting: str, said: str) -> Non
     started = [json.loads(line)["message"] for line in err.splitlines()
                if " started: FIX on " in line]
     assert len(started) == 1 and started[0].endswith(f", busy polling {said}"), started
+
+
+@pytest.mark.parametrize(("gateway", "polls"), [
+    ('store = "sqlite:///data/fixgw.db"', 200),  # commits inline: nothing handed to a thread
+    ('store = "memory:"', 200),
+    ('store = "sqlite:///data/fixgw.db"\nstore_commits = "thread"', 0),
+    ('store = "postgresql+psycopg://u@127.0.0.1/db"', 0),  # always the writer thread
+    ('store = "sqlite://"', 0),  # SQLite in memory: the writer thread
+    ('store = "postgresql+psycopg://u@127.0.0.1/db"\nbusy_poll_us = 100', 100),
+    ('store = "sqlite:///data/fixgw.db"\nbusy_poll_us = 0', 0),
+])
+def test_busy_polling_by_default_only_where_no_commit_is_handed_to_a_thread(
+        tmp_path: Path, gateway: str, polls: int) -> None:
+    (tmp_path / "gw.toml").write_text(CONFIG.replace('store = "sqlite:///data/fixgw.db"', gateway))
+    assert busy_poll_us(load_config(tmp_path / "gw.toml")) == polls
 
 
 def test_version_and_logging_options_before_the_command(

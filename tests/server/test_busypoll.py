@@ -99,13 +99,25 @@ def test_a_wait_longer_than_the_longest_window_does_not_grow_it() -> None:
 
 def test_a_timer_due_within_the_window_ends_the_polling_at_its_time() -> None:
     s = Scripted(200)
-    s.window_ns = 200_000
+    s.window_ns = 50_000
     assert s.wait_for(1_000_000, timeout=10 * US) == []  # the timer is due first
     assert 10 <= s.polls <= 12 and s.now == pytest.approx(10 * US, abs=2.5 * US)
     assert s.blocked == []  # (what is left of the timeout, nothing, polled)
-    assert s.window_ns == 200_000  # a timer says nothing of the messages
+    assert s.window_ns == 50_000  # a timer says nothing of the messages
+    assert s.wait_for(1_000_000, timeout=100 * US) == []  # nor one due after the window
+    assert s.blocked == [pytest.approx(50 * US, abs=2.5 * US)]
+    assert s.window_ns == 50_000
     s.arrival = None
-    assert s.select(1.0) == [] and s.window_ns == 100_000  # idle for a second
+    assert s.select(1.0) == [] and s.window_ns == 25_000  # idle for a second
+
+
+def test_a_wait_counts_its_polling_too() -> None:
+    """A message 300 us after the wait began, past a window of 200 polled: longer than the
+    longest window, though the blocking part was shorter."""
+    s = Scripted(200)
+    s.window_ns = 200_000
+    assert s.wait_for(300) == READY
+    assert len(s.blocked) == 1 and s.window_ns == 100_000
 
 
 def test_no_longest_window_and_a_zero_timeout_pass_straight_through() -> None:
@@ -121,8 +133,11 @@ def test_no_longest_window_and_a_zero_timeout_pass_straight_through() -> None:
 
 
 def test_the_loop_factory_and_what_a_loop_says_it_polls() -> None:
-    plain = event_loop_factory(0)()
-    polling = event_loop_factory(200)()
+    assert event_loop_factory(0) is None  # asyncio's own default, as asyncio.run makes it
+    plain = asyncio.new_event_loop()
+    factory = event_loop_factory(200)
+    assert factory is not None
+    polling = factory()
     try:
         assert polls_up_to(plain) == 0.0
         assert polls_up_to(polling) == pytest.approx(200)
