@@ -130,9 +130,9 @@ class Row:
 # ---- the servers ---------------------------------------------------------------------------------
 
 def start_fixgw(tmp: Path, name: str, store: str, log: bool = True,
-                sessions: int = 1) -> procs.Server:
+                sessions: int = 1, busy_poll_us: int | None = None) -> procs.Server:
     cfg = write_config(tmp / f"{name}.toml", store=store, sessions=sessions,
-                       log_dir=(tmp / f"{name}-log") if log else None)
+                       log_dir=(tmp / f"{name}-log") if log else None, busy_poll_us=busy_poll_us)
     return procs.start(name, [str(BIN / "fixgw"), "run", "--config", str(cfg)],
                        stderr_path=tmp / f"{name}.stderr", cwd=tmp)
 
@@ -506,8 +506,10 @@ def interpreter_floor() -> float:
 
 
 def _inproc(tmp: Path, name: str, extra: list[str] = ()) -> procs.Server:  # type: ignore[assignment]
+    """fixgw instrumented (benchlib/gw_inproc.py), without busy polling: what the profiles and
+    window_sweep's fit count is the order path's work and its waits, not the polls."""
     cfg = write_config(tmp / f"{name}.toml", store=f"sqlite:///{tmp / (name + '.db')}",
-                       log_dir=tmp / f"{name}-log")
+                       log_dir=tmp / f"{name}-log", busy_poll_us=0)
     return procs.start(name, [sys.executable, str(ROOT / "scripts" / "benchlib" / "gw_inproc.py"),
                               "--config", str(cfg), *extra],
                        stderr_path=tmp / f"{name}.stderr", cwd=tmp)
@@ -669,7 +671,8 @@ def profile(tmp: Path, args: argparse.Namespace) -> None:
         from benchlib.collapsed import summarise
 
         for window, n in ((1, args.n1), (100, args.n100)):
-            s = start_fixgw(tmp, f"fixgw-prof{window}", f"sqlite:///{tmp / f'prof{window}.db'}")
+            s = start_fixgw(tmp, f"fixgw-prof{window}", f"sqlite:///{tmp / f'prof{window}.db'}",
+                            busy_poll_us=0)  # (py-spy: the order path's samples, not the polls)
             raw = out_dir / f"fixgw-{window}-inflight.txt"
             try:
                 c = LeanClient(s.host, s.port)

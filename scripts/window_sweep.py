@@ -14,8 +14,8 @@ least-squares ``a`` and ``b`` of each: at 1 in flight a server pays ``a + b``, a
         [--engines fixgw,peer-group] [--rounds 2]
 
 Each engine runs in its own process (fixgw: ``benchlib/gw_inproc.py``, the benchmarks'
-configuration; the peer: ``scripts/qf_peer.py``), one client session, marketable orders
-(``benchlib.client``); the engines alternate round by round.
+configuration without busy polling; the peer: ``scripts/qf_peer.py``), one client session,
+marketable orders (``benchlib.client``); the engines alternate round by round.
 """
 
 from __future__ import annotations

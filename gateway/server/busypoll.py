@@ -12,9 +12,10 @@ The window adapts, as the halt polling of Linux's KVM does: a wait that ended wi
 longest window allowed (``busy_poll_us``) but after the present window grows the window
 (doubled; from none, to a quarter of the longest), one longer than that -- the gateway
 idle, messages seconds apart, a timer's expiry -- halves it, down to none. Idle or at a low
-rate of messages it polls nothing; at 1 in flight, a window an order; **while messages keep
-coming less than the longest window apart (5,000 a second and more at 200 us) the loop's
-thread never sleeps: up to a whole core** (a CPU quota spent polling throttles the process).
+rate of events it polls nothing; at 1 in flight, a window an order; **while anything keeps
+arriving on the loop's sockets (a session's messages, a venue's feed, the admin API) less than
+the longest window apart (5,000 a second and more at 200 us) the loop's thread never sleeps:
+up to a whole core** (a CPU quota spent polling throttles the process).
 
 The poll holds the interpreter's lock between two polls and gives it up at each one, but
 CPython hands the lock to a waiting thread only after its switch interval (5 ms), and a

@@ -87,6 +87,8 @@ BAD = {
         '[[venue]]\nname = "p"\n[[venue.market]]\nsymbol = "BTC/USDT"\nvolatility = "-1"\n',
         ["venue.0.market.0.volatility"],
     ),
+    "busy-poll-too-long": ('[gateway]\nbusy_poll_us = 1001\n', ["gateway.busy_poll_us", "1000"]),
+    "busy-poll-negative": ('[gateway]\nbusy_poll_us = -1\n', ["gateway.busy_poll_us", "0"]),
     "half-a-schedule": (
         '[[session]]\ntarget_comp_id = "C1"\n[session.schedule]\nstart_day = "mon"\n',
         ["session.0.schedule", "start_day and end_day go together"],

@@ -68,10 +68,11 @@ def test_run_verbose_json_logs_start_and_sigterm(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("setting", "said"), [("busy_poll_us = 50", "up to 50 us"),
-                                                ("busy_poll_us = 0", "off")])
+                                                ("busy_poll_us = 0", "off"),
+                                                ('store_commits = "thread"', "off")])
 def test_run_polls_as_configured(tmp_path: Path, setting: str, said: str) -> None:
-    """The event loop ``fixgw run`` runs on is the one its configuration asks for (the start
-    line reads the running loop's selector)."""
+    """The event loop ``fixgw run`` runs on is the one its configuration asks for, or its
+    default for the store (the start line reads the running loop's selector)."""
     _, _, err = _run_and_stop(tmp_path, CONFIG.replace("[gateway]\n", f"[gateway]\n{setting}\n"))
     started = [json.loads(line)["message"] for line in err.splitlines()
                if " started: FIX on " in line]
