@@ -117,12 +117,12 @@ def busy_poll_us(cfg: Config) -> int:
     """``[gateway] busy_poll_us``, or its default: :data:`BUSY_POLL_US` where the order path
     hands no commit to another thread (a SQLite file committing inline, the memory store),
     else 0 (gateway.server.busypoll)."""
-    from gateway.store.db import is_file_sqlite
+    from gateway.store.writer import commits_inline
 
     g = cfg.gateway
     if g.busy_poll_us is not None:
         return g.busy_poll_us
-    inline = g.store == "memory:" or (g.store_commits == "inline" and is_file_sqlite(g.store))
+    inline = g.store == "memory:" or commits_inline(g.store, g.store_commits == "inline")
     return BUSY_POLL_US if inline else 0
 
 

@@ -335,13 +335,13 @@ class GatewayConfig(_Strict):
     FileStore writes on its session's thread); ``thread``: always by the writer thread. A
     PostgreSQL store always commits on the writer thread (gateway.store.writer)."""
     busy_poll_us: int | None = Field(default=None, ge=0, le=1000)
-    """Microseconds the event loop's thread may poll its sockets before it sleeps, while
-    messages keep coming sooner than that (the window adapts: gateway.server.busypoll); 0:
-    never. Lowers the round trip of a client with one order in flight; while anything comes
-    in on the loop's sockets (sessions, venue feeds, the admin API) less than this apart the
-    thread never sleeps (up to a core). Default: 200 with a SQLite file committing inline or
-    the memory store, 0 where commits are handed to the writer thread (PostgreSQL, SQLite in
-    memory, ``store_commits = "thread"``: a polling loop delays that thread's hand-offs)."""
+    """Microseconds the event loop's thread may poll its sockets before it sleeps (the window
+    adapts: gateway.server.busypoll); 0: never. Lowers the round trip of a client with one
+    order in flight; while anything arrives on the loop's sockets (sessions, venue feeds, the
+    admin API) less than this apart the thread never sleeps (up to a core). Default: 200 with
+    a SQLite file committing inline or the memory store, 0 where commits are handed to the
+    writer thread (PostgreSQL, SQLite in memory, ``store_commits = "thread"``: a polling loop
+    delays that thread's hand-offs)."""
     tls: TLSConfig | None = None
     node: str | None = Field(default=None, min_length=1, max_length=64,
                              pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -20,9 +20,10 @@ up to a whole core** (a CPU quota spent polling throttles the process).
 The poll holds the interpreter's lock between two polls and gives it up at each one, but
 CPython hands the lock to a waiting thread only after its switch interval (5 ms), and a
 release and retake restarts that wait: a thread that needs the lock while the loop polls
-waits out the window. Hence the default: polling with a SQLite store whose commits run on the
-loop's own thread (``store_commits = "inline"``: no hand-off to another thread on an order's
-path), none where every commit is handed to the writer thread (PostgreSQL, ``"thread"``).
+waits out the window. Hence the default (``gateway.cli.busy_poll_us``): polling where the
+store's commits run on the loop's own thread (a SQLite file with ``store_commits = "inline"``,
+the memory store: no hand-off to another thread on an order's path), none where every commit
+is handed to the writer thread (PostgreSQL, ``"thread"``).
 
 ``[gateway] busy_poll_us`` sets the longest window for ``fixgw run`` (0: never poll);
 :func:`event_loop_factory` makes the event loop. Measured with ``scripts/bench_orders.py``

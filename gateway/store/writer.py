@@ -278,11 +278,9 @@ class Writer:
         inline: bool | None = None,
     ) -> None:
         self.engine: Engine = make_engine(url)  # does not connect
-        self._commits_inline = (is_file_sqlite(url) if inline is None
-                                else inline and is_file_sqlite(url))
-        """Inline commits (module docstring): a SQLite file only, never a database server.
-        (Not ``_inline``, nor the thread ``_thread``: mypyc names their C fields ``__inline``
-        and ``__thread``, which are gcc's keywords.)"""
+        self._commits_inline = commits_inline(url, inline)
+        """Inline commits (module docstring). (Not ``_inline``, nor the thread ``_thread``:
+        mypyc names their C fields ``__inline`` and ``__thread``, which are gcc's keywords.)"""
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop that started the writer: the one that commits inline."""
         self._gathering: list[Request] | None = None
@@ -967,6 +965,13 @@ transaction (a standby after a failover)."""
 _SQLITE_OUTAGE = frozenset({5, 6, 8, 10, 11, 13, 14, 26})
 """SQLite primary result codes of the same: BUSY, LOCKED (past the busy timeout), READONLY,
 IOERR, CORRUPT, FULL, CANTOPEN, NOTADB."""
+
+
+def commits_inline(url: str, inline: bool | None = None) -> bool:
+    """Whether the store at ``url`` commits on the event loop's thread (module docstring): a
+    SQLite file only, never a database server, and only where ``inline`` (None: the default)
+    is not False."""
+    return is_file_sqlite(url) and inline is not False
 
 
 def is_outage(exc: BaseException) -> bool:
